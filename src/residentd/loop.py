@@ -43,7 +43,7 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
     if resolve(kind) == "uvloop":
         import uvloop
 
-        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 

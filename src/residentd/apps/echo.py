@@ -1,0 +1,28 @@
+"""The echo daemon: every line comes back as it was sent.
+
+``residentd run echo --listen 127.0.0.1:7007``. A line over ``max_line`` bytes (64 KiB by
+default) gets ``ERR line-too-long limit=65536`` and the connection is closed. It is the smallest
+complete residentd app and the one bench/echo.py measures against raw servers.
+"""
+
+from __future__ import annotations
+
+from residentd.app import App, Session
+from residentd.codecs.lines import DEFAULT_MAX_LINE, LineCodec
+
+app = App("echo", "line echo over TCP or Unix sockets")
+app.option("max_line", DEFAULT_MAX_LINE, "longest line accepted, in bytes", minimum=1)
+
+
+class Echo(Session):
+    __slots__ = ()
+
+    def on_message(self, line: bytes) -> None:
+        self.send(line)
+
+
+def line_codec() -> LineCodec:
+    return LineCodec(max_line=app.options["max_line"])
+
+
+app.service("echo", Echo, codec=line_codec, listen=["127.0.0.1:7007"])

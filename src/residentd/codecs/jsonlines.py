@@ -1,0 +1,97 @@
+"""JSON lines: one JSON object per line, decoded with msgspec.
+
+Framing is the line codec's (LF or CRLF, ``max_line``). Each line is decoded with a msgspec
+decoder, into plain dicts by default or into a given type (a ``msgspec.Struct`` or a tagged
+union of them) for typed, validated messages. A line that is not valid JSON, is not an object,
+or does not match the type raises a *recoverable* ``ProtocolError`` (``invalid-json``,
+``not-an-object``, ``invalid-message``): the lines after it stay queued and come out of the next
+``feed`` call, so the connection can answer the error and go on. An over-long line is fatal, as
+in the line codec. Empty lines are skipped.
+
+The error form is ``{"type": "error", "code": ..., "detail": ...}`` on a line.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from residentd.codecs.lines import DEFAULT_MAX_LINE, LineCodec
+from residentd.errors import ProtocolError
+
+
+class JsonLinesCodec:
+    __slots__ = ("_decoder", "_encoder", "_lines", "_pending", "_typed")
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE, type: Any = None) -> None:
+        self._lines = LineCodec(max_line)
+        self._typed = type is not None
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            type if type is not None else Any
+        )
+        self._encoder = msgspec.json.Encoder()
+        self._pending: deque[bytes] = deque()
+
+    @property
+    def max_line(self) -> int:
+        return self._lines.max_line
+
+    @property
+    def buffered(self) -> int:
+        return self._lines.buffered + sum(map(len, self._pending))
+
+    def feed(self, data: bytes) -> list[Any]:
+        pending = self._pending
+        try:
+            lines = self._lines.feed(data) if data else []
+        except ProtocolError as error:
+            pending.extend(error.messages)
+            error.messages = self._decode_pending()
+            raise
+        if pending:
+            pending.extend(lines)
+            return self._decode_pending()
+        decode = self._decoder.decode
+        try:
+            # The fast path: every line decodes.
+            messages = [decode(line) for line in lines if line]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pending.extend(lines)
+            return self._decode_pending()
+        if not self._typed:
+            for message in messages:
+                if type(message) is not dict:
+                    pending.extend(lines)
+                    return self._decode_pending()
+        return messages
+
+    def _decode_pending(self) -> list[Any]:
+        """Decode queued lines one by one, stopping with an error at the first bad one."""
+        pending = self._pending
+        messages: list[Any] = []
+        while pending:
+            line = pending.popleft()
+            if not line:
+                continue
+            try:
+                message = self._decoder.decode(line)
+            except msgspec.ValidationError as exc:
+                raise ProtocolError(
+                    "invalid-message", str(exc), messages, recoverable=True
+                ) from None
+            except msgspec.DecodeError as exc:
+                raise ProtocolError("invalid-json", str(exc), messages, recoverable=True) from None
+            if not self._typed and type(message) is not dict:
+                raise ProtocolError(
+                    "not-an-object", "each line must be a JSON object", messages, recoverable=True
+                )
+            messages.append(message)
+        return messages
+
+    def encode(self, message: Any) -> bytes:
+        return self._encoder.encode(message) + b"\n"
+
+    def error_reply(self, error: ProtocolError) -> bytes:
+        return self.encode({"type": "error", "code": error.code, "detail": error.detail})

@@ -1,0 +1,364 @@
+"""Configuration: one table of settings, filled from defaults, a TOML file, the environment and
+flags, in that order (flags win), and validated before anything starts.
+
+Every setting is declared once, with its type, default, help text and whether a reload may
+change it live. The same declaration makes the command-line flag (``max_connections`` is
+``--max-connections``), the environment variable (``RESIDENTD_MAX_CONNECTIONS``) and the TOML key
+(``max_connections = 100``). An app adds its own options the same way (``App.option``), and each
+service after the first gets a ``<service>_listen`` setting of its own.
+
+A bad key or value raises ``ConfigError`` with a message that names the key, the value, where it
+came from and what is allowed; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from residentd.app import App
+from residentd.errors import ConfigError
+from residentd.limits import Limits
+from residentd.loop import LOOP_KINDS
+
+ENV_PREFIX = "RESIDENTD_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "logfmt", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    kind: type
+    default: Any
+    help: str
+    reloadable: bool = False
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    app_option: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def coerce(self, value: Any, source: str) -> Any:
+        """Turn a value from ``source`` into this setting's type, or raise ConfigError."""
+        try:
+            result = _coerce(self.kind, value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{self.name} = {value!r} (from {source}) is not allowed: expected "
+                f"{_describe(self.kind)}"
+            ) from None
+        if self.choices is not None and result not in self.choices:
+            allowed = ", ".join(str(choice) for choice in self.choices)
+            raise ConfigError(
+                f"{self.name} = {value!r} (from {source}) is not allowed: expected one of {allowed}"
+            )
+        if self.minimum is not None and result is not None and result < self.minimum:
+            raise ConfigError(
+                f"{self.name} = {value!r} (from {source}) is not allowed: "
+                f"expected at least {self.minimum:g}"
+            )
+        return result
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool | float):
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if kind is list:
+        if isinstance(value, str):
+            return [part for part in value.split(",") if part]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return list(value)
+        raise ValueError(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return value
+    raise TypeError(kind)
+
+
+def _describe(kind: type) -> str:
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        list: "a list of strings",
+        str: "a string",
+    }[kind]
+
+
+def core_settings() -> list[Setting]:
+    """The settings every app has."""
+    settings = [
+        Setting(
+            "loop",
+            str,
+            "auto",
+            "event loop: auto (uvloop if installed), uvloop, asyncio",
+            choices=LOOP_KINDS,
+        ),
+        Setting(
+            "shutdown_timeout",
+            float,
+            10.0,
+            "seconds a graceful stop waits for connections to close",
+            True,
+            minimum=0,
+        ),
+        Setting("log_level", str, "INFO", "log level", True, LOG_LEVELS),
+        Setting("log_format", str, "text", "log format", True, LOG_FORMATS),
+        Setting("log_file", str, None, "log to this file instead of stderr", True),
+        Setting("pidfile", str, None, "write the pid here, locked while running"),
+        Setting("daemon", bool, False, "detach and run in the background"),
+        Setting("user", str, None, "drop privileges to this user after binding"),
+        Setting("group", str, None, "drop privileges to this group after binding"),
+        Setting(
+            "admin",
+            str,
+            None,
+            "admin endpoint: unix:/PATH (default: next to the pidfile) or HOST:PORT",
+        ),
+        Setting(
+            "admin_token",
+            str,
+            None,
+            "token the admin endpoint requires; needed to listen beyond loopback",
+            True,
+        ),
+    ]
+    defaults = Limits()
+    for field in fields(Limits):
+        kind = int if isinstance(getattr(defaults, field.name), int) else float
+        settings.append(
+            Setting(
+                field.name,
+                kind,
+                getattr(defaults, field.name),
+                field.metadata["help"] + " (0: no limit)",
+                reloadable=field.name != "backlog",
+                minimum=0,
+            )
+        )
+    return settings
+
+
+def app_settings(app: App) -> list[Setting]:
+    """The listen addresses of the app's services and the app's own options."""
+    settings = []
+    for index, service in enumerate(app.services):
+        name = "listen" if index == 0 else f"{service.name}_listen"
+        settings.append(
+            Setting(
+                name,
+                list,
+                list(service.listen),
+                f"{service.name} listen address(es): HOST:PORT, [V6]:PORT or unix:/PATH",
+            )
+        )
+    for option in app.declared_options.values():
+        kind = type(option.default) if option.default is not None else str
+        settings.append(
+            Setting(
+                option.name,
+                kind,
+                option.default,
+                option.help,
+                option.reloadable,
+                option.choices,
+                option.minimum,
+                app_option=True,
+            )
+        )
+    return settings
+
+
+class Schema:
+    """All the settings of one app, by name."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.settings: dict[str, Setting] = {}
+        for setting in core_settings() + app_settings(app):
+            if setting.name in self.settings:
+                raise ValueError(f"app option {setting.name!r} clashes with a core setting")
+            self.settings[setting.name] = setting
+
+    def add_flags(self, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("settings (also in --config and RESIDENTD_* env)")
+        for setting in self.settings.values():
+            if setting.kind is bool:
+                group.add_argument(
+                    setting.flag,
+                    dest=setting.name,
+                    default=None,
+                    action=argparse.BooleanOptionalAction,
+                    help=setting.help,
+                )
+            elif setting.kind is list:
+                group.add_argument(
+                    setting.flag,
+                    dest=setting.name,
+                    default=None,
+                    action="append",
+                    metavar="ADDR",
+                    help=setting.help,
+                )
+            else:
+                group.add_argument(
+                    setting.flag,
+                    dest=setting.name,
+                    default=None,
+                    metavar=setting.name.upper(),
+                    help=setting.help,
+                )
+
+    def resolve(
+        self,
+        config_file: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        flags: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Merge defaults < file < environment < flags and validate the result."""
+        values = {name: setting.default for name, setting in self.settings.items()}
+        sources = dict.fromkeys(values, "default")
+        if config_file is not None:
+            for key, value in load_toml(config_file).items():
+                setting = self._setting(key, f"{config_file}")
+                values[key] = setting.coerce(value, config_file)
+                sources[key] = config_file
+        environ = os.environ if environ is None else environ
+        for name, setting in self.settings.items():
+            if setting.env in environ:
+                values[name] = setting.coerce(environ[setting.env], setting.env)
+                sources[name] = setting.env
+        for name, value in (flags or {}).items():
+            if value is not None and name in self.settings:
+                values[name] = self.settings[name].coerce(value, self.settings[name].flag)
+                sources[name] = self.settings[name].flag
+        config = Config(self, values, sources, config_file)
+        config.limits()  # cross-field checks of the limits
+        return config
+
+    def _setting(self, key: str, source: str) -> Setting:
+        if key not in self.settings:
+            allowed = ", ".join(sorted(self.settings))
+            raise ConfigError(f"unknown key {key!r} in {source}; allowed keys: {allowed}")
+        return self.settings[key]
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            raise ConfigError(
+                f"{path}: [{key}] tables are not used; write settings as top-level keys"
+            )
+        flat[key] = value
+    return flat
+
+
+class Config:
+    """Validated values of every setting, with where each came from."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        values: dict[str, Any],
+        sources: dict[str, str],
+        config_file: str | None,
+    ) -> None:
+        self.schema = schema
+        self.values = values
+        self.sources = sources
+        self.config_file = config_file
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def limits(self) -> Limits:
+        kwargs = {field.name: self.values[field.name] for field in fields(Limits)}
+        try:
+            return Limits(**kwargs)
+        except ValueError as exc:
+            raise ConfigError(f"limits are not consistent: {exc}") from None
+
+    def app_options(self) -> dict[str, Any]:
+        return {
+            name: self.values[name]
+            for name, setting in self.schema.settings.items()
+            if setting.app_option
+        }
+
+    def listen(self) -> dict[str, list[str]]:
+        result = {}
+        for index, service in enumerate(self.schema.app.services):
+            result[service.name] = self.values["listen" if index == 0 else f"{service.name}_listen"]
+        return result
+
+    def changes(self, new: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What differs in ``new``: (reloadable changes, changes that need a restart)."""
+        live: dict[str, Any] = {}
+        restart: dict[str, Any] = {}
+        for name, setting in self.schema.settings.items():
+            if self.values[name] != new.values[name]:
+                (live if setting.reloadable else restart)[name] = new.values[name]
+        return live, restart
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def to_toml(self) -> str:
+        """The effective configuration as TOML, with each value's source as a comment."""
+        lines = []
+        for name, value in self.values.items():
+            source = self.sources[name]
+            if value is None:
+                lines.append(f"# {name} is not set")
+                continue
+            lines.append(f"{name} = {_toml_value(value)}  # {source}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return repr(value)

@@ -1,0 +1,1 @@
+"""Networking: listeners, connections, deadlines, timers and the server that owns them."""

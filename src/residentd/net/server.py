@@ -1,0 +1,279 @@
+"""The running side of an App: listeners, the connection registry, limits, stats and shutdown.
+
+``Server.start`` binds every service's addresses; each accepted socket becomes a ``Connection``
+that asks ``admit`` whether it may stay (global and per-IP connection limits, stopping) and
+calls ``release`` when it is gone, which folds its counters into the totals. The server owns the
+deadline wheel for idle and first-message timeouts, the app's timers and periodic jobs, and the
+current ``Limits`` (replaced whole by a reload, read by connections on each use).
+
+``stop`` is the graceful path: stop accepting, run the app's stop hooks, give each session its
+``on_shutdown`` goodbye, close every connection with its output flushed, and abort whatever is
+still open when the timeout runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from residentd.app import App, Session
+from residentd.codecs.base import Codec
+from residentd.errors import ProtocolError
+from residentd.limits import Limits
+from residentd.loop import loop_name
+from residentd.net.connection import Connection
+from residentd.net.deadlines import DeadlineWheel
+from residentd.net.listener import Address, bind, bound_addresses, parse_address
+from residentd.net.stats import Stats
+from residentd.net.timers import TimerGroup
+
+log = logging.getLogger("residentd.server")
+
+
+class ServiceRuntime:
+    """A service as the server runs it: its factories and its bound listeners."""
+
+    __slots__ = ("async_handler", "codec_factory", "listeners", "name", "session_factory")
+
+    def __init__(
+        self,
+        name: str,
+        session_factory: Callable[[Connection], Session],
+        codec_factory: Callable[[], Codec],
+        async_handler: bool,
+    ) -> None:
+        self.name = name
+        self.session_factory = session_factory
+        self.codec_factory = codec_factory
+        self.async_handler = async_handler
+        self.listeners: list[asyncio.Server] = []
+
+
+class Server:
+    def __init__(
+        self,
+        app: App,
+        limits: Limits | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.app = app
+        self.limits = limits or Limits()
+        self.loop = loop or asyncio.get_running_loop()
+        self.stats = Stats()
+        self.connections: dict[int, Connection] = {}
+        self.services: list[ServiceRuntime] = []
+        self.timers = TimerGroup(self.loop)
+        self.started_at = time.time()
+        self.stopping = False
+        self._per_ip: dict[str, int] = {}
+        self._next_id = 0
+        self._wheel = DeadlineWheel(self.loop)
+        self._closed = asyncio.Event()
+        self._unix_paths: list[str] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, listen: dict[str, list[str]] | None = None) -> None:
+        """Bind every service (``listen`` overrides addresses by service name) and run the
+        app's start hooks. On a bind failure, whatever was bound is closed and the error raised.
+        """
+        listen = listen or {}
+        self.app.server = self
+        try:
+            for service in self.app.services:
+                runtime = ServiceRuntime(
+                    service.name, service.session, service.codec, service.async_handler
+                )
+                self.services.append(runtime)
+                for text in listen.get(service.name, service.listen):
+                    address = parse_address(text)
+                    listener = await bind(
+                        self.loop, address, self._factory(runtime), self.limits.backlog
+                    )
+                    runtime.listeners.append(listener)
+                    if address.kind == "unix":
+                        self._unix_paths.append(address.path)
+        except BaseException:
+            self._close_listeners()
+            raise
+        for job in self.app.jobs:
+            self.timers.call_every(job.interval, job.callback)
+        for hook in self.app.start_hooks:
+            await _maybe_await(hook())
+        log.info(
+            "%s listening on %s (loop %s)",
+            self.app.name,
+            ", ".join(str(a) for a in self.addresses()),
+            loop_name(self.loop),
+            extra={"app": self.app.name},
+        )
+
+    def _factory(self, runtime: ServiceRuntime) -> Callable[[], Connection]:
+        def make() -> Connection:
+            return Connection(self, runtime)
+
+        return make
+
+    def addresses(self, service: str | None = None) -> list[Address]:
+        """The bound addresses, of one service or of all."""
+        return [
+            address
+            for runtime in self.services
+            if service is None or runtime.name == service
+            for listener in runtime.listeners
+            for address in bound_addresses(listener)
+        ]
+
+    def _close_listeners(self) -> None:
+        for runtime in self.services:
+            for listener in runtime.listeners:
+                listener.close()
+            runtime.listeners.clear()
+        for path in self._unix_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._unix_paths.clear()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully: no new connections, stop hooks, goodbyes, flush, close."""
+        if self.stopping:
+            await self._closed.wait()
+            return
+        self.stopping = True
+        self._close_listeners()
+        deadline = self.loop.time() + timeout
+        for hook in self.app.stop_hooks:
+            try:
+                await asyncio.wait_for(_maybe_await(hook()), max(deadline - self.loop.time(), 0))
+            except Exception:
+                log.exception("stop hook %r failed", hook, extra={"app": self.app.name})
+        for conn in list(self.connections.values()):
+            session = conn.session
+            if session is not None and not conn.closing:
+                try:
+                    session.on_shutdown()
+                except Exception:
+                    log.exception("on_shutdown raised", extra=conn.log_context())
+        for conn in list(self.connections.values()):
+            if conn._worker is None:
+                conn.close("server-shutdown")
+        while self.connections and self.loop.time() < deadline:
+            for conn in list(self.connections.values()):
+                if conn._worker is None and not conn.closing:
+                    conn.close("server-shutdown")
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections.values()):
+            conn.abort("shutdown-timeout")
+        # Let the transports report connection_lost for aborted connections.
+        for _ in range(3):
+            if not self.connections:
+                break
+            await asyncio.sleep(0)
+        self.timers.cancel_all()
+        self._wheel.close()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def admit(self, conn: Connection, transport: asyncio.Transport) -> str | None:
+        """Register a new connection; return a refusal reason if a limit says no."""
+        self._next_id += 1
+        conn.id = self._next_id
+        peer = transport.get_extra_info("peername")
+        ip = sys.intern(peer[0]) if isinstance(peer, tuple) else "unix"
+        conn.ip = ip
+        limits = self.limits
+        reason = None
+        if self.stopping:
+            reason = "server-shutdown"
+        elif limits.max_connections and len(self.connections) >= limits.max_connections:
+            reason = "max-connections"
+        elif (
+            limits.max_connections_per_ip
+            and self._per_ip.get(ip, 0) >= limits.max_connections_per_ip
+            and ip != "unix"
+        ):
+            reason = "max-connections-per-ip"
+        if reason is not None:
+            self.stats.refused[reason] += 1
+            log.warning("refused %s: %s", ip, reason, extra={"app": self.app.name})
+            return reason
+        self.stats.accepted += 1
+        self.connections[conn.id] = conn
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        return None
+
+    def release(self, conn: Connection) -> None:
+        self._wheel.discard(conn)
+        stats = self.stats
+        if self.connections.pop(conn.id, None) is None:
+            stats.bytes_in += conn.bytes_in
+            return  # refused at the door: only its bytes count
+        count = self._per_ip[conn.ip] - 1
+        if count:
+            self._per_ip[conn.ip] = count
+        else:
+            del self._per_ip[conn.ip]
+        stats.closed[conn.close_reason or "closed"] += 1
+        stats.messages_in += conn.messages_in
+        stats.messages_out += conn.messages_out
+        stats.bytes_in += conn.bytes_in
+        stats.bytes_out += conn.bytes_out
+
+    def watch_deadline(self, conn: Connection) -> None:
+        deadline = conn.check_deadline(self.loop.time())
+        if deadline is not None:
+            self._wheel.schedule(conn, deadline)
+
+    def forget_deadline(self, conn: Connection) -> None:
+        self._wheel.discard(conn)
+
+    def broadcast(self, data: bytes, connections: Any = None) -> int:
+        """Send already-encoded bytes to many connections; returns how many got them."""
+        targets = self.connections.values() if connections is None else connections
+        sent = 0
+        for conn in targets:
+            if not conn.closing:
+                conn.send_bytes(data)
+                sent += 1
+        return sent
+
+    # -- logging -------------------------------------------------------------------------------
+
+    def log_handler_error(self, conn: Connection, where: str) -> None:
+        log.exception("%s raised; closing the connection", where, extra=conn.log_context())
+
+    def log_protocol_error(self, conn: Connection, error: ProtocolError) -> None:
+        log.warning("closing: %s", error, extra=conn.log_context())
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters as plain data: totals including the live connections."""
+        data = self.stats.as_dict()
+        for conn in self.connections.values():
+            data["messages_in"] += conn.messages_in
+            data["messages_out"] += conn.messages_out
+            data["bytes_in"] += conn.bytes_in
+            data["bytes_out"] += conn.bytes_out
+        data["connections_open"] = len(self.connections)
+        data["connections_total"] = self.stats.accepted
+        data["uptime"] = round(time.time() - self.started_at, 3)
+        data["app"] = self.app.name
+        data["loop"] = loop_name(self.loop)
+        return data
+
+
+async def _maybe_await(result: Any) -> None:
+    if inspect.isawaitable(result):
+        await result
