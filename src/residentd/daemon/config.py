@@ -21,9 +21,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from residentd.app import App
+from residentd.daemon.admin import check_admin_address
 from residentd.errors import ConfigError
 from residentd.limits import Limits
 from residentd.loop import LOOP_KINDS
+from residentd.net.listener import parse_address
 
 ENV_PREFIX = "RESIDENTD_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -262,7 +264,7 @@ class Schema:
                 values[name] = self.settings[name].coerce(value, self.settings[name].flag)
                 sources[name] = self.settings[name].flag
         config = Config(self, values, sources, config_file)
-        config.limits()  # cross-field checks of the limits
+        config.validate()
         return config
 
     def _setting(self, key: str, source: str) -> Setting:
@@ -309,6 +311,15 @@ class Config:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def validate(self) -> None:
+        """Checks across settings: consistent limits, parseable addresses."""
+        self.limits()
+        for addresses in self.listen().values():
+            for address in addresses:
+                parse_address(address)
+        if self.values["admin"] not in (None, "off"):
+            check_admin_address(self.values["admin"], self.values["admin_token"])
 
     def limits(self) -> Limits:
         kwargs = {field.name: self.values[field.name] for field in fields(Limits)}

@@ -151,23 +151,14 @@ class Server:
         deadline = self.loop.time() + timeout
         for hook in self.app.stop_hooks:
             try:
-                await asyncio.wait_for(_maybe_await(hook()), max(deadline - self.loop.time(), 0))
+                await asyncio.wait_for(_maybe_await(hook()), max(deadline - self.loop.time(), 0.01))
             except Exception:
                 log.exception("stop hook %r failed", hook, extra={"app": self.app.name})
-        for conn in list(self.connections.values()):
-            session = conn.session
-            if session is not None and not conn.closing:
-                try:
-                    session.on_shutdown()
-                except Exception:
-                    log.exception("on_shutdown raised", extra=conn.log_context())
-        for conn in list(self.connections.values()):
-            if conn._worker is None:
-                conn.close("server-shutdown")
+        # A connection still handling a message finishes it first; then it hears goodbye.
         while self.connections and self.loop.time() < deadline:
             for conn in list(self.connections.values()):
                 if conn._worker is None and not conn.closing:
-                    conn.close("server-shutdown")
+                    self._say_goodbye(conn)
             await asyncio.sleep(0.01)
         for conn in list(self.connections.values()):
             conn.abort("shutdown-timeout")
@@ -179,6 +170,15 @@ class Server:
         self.timers.cancel_all()
         self._wheel.close()
         self._closed.set()
+
+    def _say_goodbye(self, conn: Connection) -> None:
+        session = conn.session
+        if session is not None:
+            try:
+                session.on_shutdown()
+            except Exception:
+                log.exception("on_shutdown raised", extra=conn.log_context())
+        conn.close("server-shutdown")
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -1,0 +1,137 @@
+"""The ``residentd`` command.
+
+    residentd run APP [--config FILE] [settings...]   run a daemon (built-in name or module:app)
+    residentd config APP [--config FILE] [settings...] print its effective configuration
+    residentd status  (--pidfile F | --admin A) [--json]
+    residentd reload  (--pidfile F | --admin A)
+    residentd stop    (--pidfile F | --admin A) [--timeout S]
+    residentd loglevel LEVEL (--pidfile F | --admin A)
+
+Settings come from defaults, the TOML file, ``RESIDENTD_*`` variables and flags, flags winning.
+A bad setting stops the start with exit code 2 and a message naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from residentd import __version__
+from residentd.apps import BUILTIN
+from residentd.daemon.admin import default_admin_path
+from residentd.daemon.config import Schema
+from residentd.daemon.control import (
+    ControlError,
+    admin_json,
+    format_status,
+    send_signal,
+    stop,
+)
+from residentd.daemon.loader import load_app
+from residentd.errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in ("run", "config"):
+            return _run_or_config(argv[0], argv[1:])
+        return _control(argv)
+    except ConfigError as exc:
+        print(f"residentd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ControlError as exc:
+        print(f"residentd: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_or_config(command: str, argv: list[str]) -> int:
+    if not argv or argv[0].startswith("-"):
+        names = ", ".join(sorted(BUILTIN))
+        print(
+            f"usage: residentd {command} APP [options]  (built-in apps: {names})", file=sys.stderr
+        )
+        return EXIT_CONFIG if argv[:1] not in (["-h"], ["--help"]) else 0
+    app = load_app(argv[0])
+    schema = Schema(app)
+    parser = argparse.ArgumentParser(
+        prog=f"residentd {command} {argv[0]}",
+        description=app.description or None,
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    schema.add_flags(parser)
+    args = parser.parse_args(argv[1:])
+    flags = {name: value for name, value in vars(args).items() if name != "config"}
+    config_file = os.path.abspath(args.config) if args.config else None
+    config = schema.resolve(config_file, os.environ, flags)
+    if command == "config":
+        sys.stdout.write(config.to_toml())
+        return 0
+    for name in ("pidfile", "log_file"):
+        if config[name]:
+            config.values[name] = os.path.abspath(config[name])
+    from residentd.daemon.runner import run_daemon
+
+    return run_daemon(app, schema, config, dict(os.environ), flags)
+
+
+def _control(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="residentd", description="resident network daemons")
+    parser.add_argument("--version", action="version", version=f"residentd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run a daemon: residentd run APP --help")
+    commands.add_parser("config", help="print a daemon's effective configuration")
+    for name, text in (
+        ("status", "show a running daemon's counters"),
+        ("reload", "reload a running daemon's config (SIGHUP)"),
+        ("stop", "stop a running daemon gracefully and wait for it"),
+        ("loglevel", "change a running daemon's log level"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        if name == "loglevel":
+            sub.add_argument("level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+        where = sub.add_mutually_exclusive_group(required=True)
+        where.add_argument("--pidfile", help="the daemon's pidfile")
+        where.add_argument("--admin", help="the daemon's admin address (unix:/PATH or HOST:PORT)")
+        sub.add_argument(
+            "--token",
+            default=os.environ.get("RESIDENTD_ADMIN_TOKEN"),
+            help="admin token (default: $RESIDENTD_ADMIN_TOKEN)",
+        )
+        if name == "status":
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        if name == "stop":
+            sub.add_argument(
+                "--timeout", type=float, default=30.0, help="seconds to wait for the exit"
+            )
+    args = parser.parse_args(argv)
+    admin = args.admin or default_admin_path("", args.pidfile)
+    if args.command == "status":
+        status = admin_json(admin, "GET", "/status", args.token)
+        print(json.dumps(status, indent=2) if args.json else format_status(status))
+    elif args.command == "reload":
+        if args.pidfile:
+            pid = send_signal(args.pidfile, signal.SIGHUP)
+            print(f"sent SIGHUP to pid {pid}")
+        else:
+            print(json.dumps(admin_json(admin, "POST", "/reload", args.token)))
+    elif args.command == "stop":
+        if args.pidfile:
+            print(stop(args.pidfile, args.timeout))
+        else:
+            admin_json(admin, "POST", "/stop", args.token)
+            print("stop requested")
+    elif args.command == "loglevel":
+        admin_json(admin, "POST", f"/loglevel?level={args.level}", args.token)
+        print(f"log level set to {args.level}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Acting on a running daemon: ``residentd stop|reload|status|loglevel``.
+
+The daemon is found by its pidfile (signals go to the pid; the admin socket is the pidfile's
+path plus ``.sock``) or by ``--admin ADDRESS``. ``stop`` sends SIGTERM (or POST /stop) and waits
+until the process is gone, reporting how long it took; ``status`` prints the admin endpoint's
+counters as a table, or as JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import psutil
+
+from residentd.errors import ResidentdError
+from residentd.net.listener import parse_address
+
+
+class ControlError(ResidentdError):
+    """The daemon could not be reached or did not do what was asked."""
+
+
+def admin_request(
+    address: str, method: str, path: str, token: str | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    """One HTTP request to the admin endpoint; returns (status, body)."""
+    parsed = parse_address(address)
+    try:
+        if parsed.kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(parsed.path)
+        else:
+            sock = socket.create_connection((parsed.host, parsed.port), timeout=timeout)
+    except OSError as exc:
+        raise ControlError(f"cannot reach the admin endpoint at {address}: {exc}") from None
+    headers = f"{method} {path} HTTP/1.1\r\nHost: residentd\r\nConnection: close\r\n"
+    if token:
+        headers += f"Authorization: Bearer {token}\r\n"
+    with sock:
+        sock.sendall((headers + "Content-Length: 0\r\n\r\n").encode())
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        raise ControlError(f"the admin endpoint at {address} gave no HTTP answer") from None
+    return status, body
+
+
+def admin_json(address: str, method: str, path: str, token: str | None = None) -> Any:
+    status, body = admin_request(address, method, path, token)
+    if status != 200:
+        raise ControlError(f"{method} {path}: {status} {body.decode(errors='replace').strip()}")
+    return json.loads(body)
+
+
+def read_pidfile(path: str) -> int:
+    try:
+        with open(path) as file:
+            return int(file.read().strip())
+    except FileNotFoundError:
+        raise ControlError(f"no pidfile at {path}: is the daemon running?") from None
+    except ValueError:
+        raise ControlError(f"pidfile {path} does not hold a pid") from None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def send_signal(pidfile: str, signum: int) -> int:
+    pid = read_pidfile(pidfile)
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        raise ControlError(f"pid {pid} from {pidfile} is not running (stale pidfile)") from None
+    return pid
+
+
+def wait_gone(pid: int, timeout: float) -> float:
+    """Wait for ``pid`` to exit; returns the seconds it took."""
+    start = time.monotonic()
+    while alive(pid):
+        if time.monotonic() - start > timeout:
+            raise ControlError(f"pid {pid} is still running after {timeout:g}s")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def stop(pidfile: str, timeout: float) -> str:
+    pid = send_signal(pidfile, signal.SIGTERM)
+    took = wait_gone(pid, timeout)
+    return f"stopped pid {pid} in {took:.2f}s"
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """A plain two-column table of the status counters."""
+    rows: list[tuple[str, str]] = [
+        ("app", f"{status['app']} (pid {status.get('pid', '?')}, loop {status['loop']})"),
+        ("listening", ", ".join(status.get("listening", []))),
+        ("uptime", f"{status['uptime']:.1f}s"),
+        ("connections open", str(status["connections_open"])),
+        ("connections total", str(status["connections_total"])),
+        ("messages in/out", f"{status['messages_in']} / {status['messages_out']}"),
+        ("bytes in/out", f"{status['bytes_in']} / {status['bytes_out']}"),
+    ]
+    for label, key in (("refused", "refused"), ("closed", "closed"), ("errors", "errors")):
+        counts = status[key]
+        rows.append((label, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"))
+    lag = status.get("loop_lag", {})
+    rows.append(("loop lag", f"max {lag.get('max_ms', 0)} ms, p99 {lag.get('p99_ms', 0)} ms"))
+    rows.append(("rss", f"{status.get('rss_bytes', 0) / 1048576:.1f} MiB"))
+    rows.append(("open fds", str(status.get("open_fds", "?"))))
+    rows.append(("log level", str(status.get("log_level", "?"))))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
