@@ -1,0 +1,1 @@
+"""The daemon layer: process lifecycle, logging, pidfile, detaching, systemd and privileges."""
