@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 
 from residentd.daemon.control import admin_request
@@ -206,4 +208,18 @@ def test_no_log_line_lost_at_sigterm(tmp_path: Path, log_format: str) -> None:
     if log_format == "json":
         for line in lines:
             msgspec.json.decode(line)
-    time.sleep(0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_user_and_group_dropped_after_binding(tmp_path: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="residentd-"))
+    shared.chmod(0o777)  # the unprivileged daemon removes its pidfile at exit
+    with Daemon(shared, "echo", "--user", "nobody", "--group", "nogroup") as daemon:
+        process = psutil.Process(daemon.pid)
+        assert process.uids().effective == process.uids().real != 0
+        assert process.username() == "nobody"
+        assert talk(daemon.port, [b"unprivileged"]) == [b"unprivileged"]
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    assert not Path(daemon.pidfile).exists()
+    shutil.rmtree(shared)

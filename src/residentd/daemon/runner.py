@@ -77,7 +77,10 @@ def run_daemon(
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         if pidfile is not None:
-            pidfile.release()
+            try:
+                pidfile.release()
+            except OSError as exc:  # e.g. its folder is not writable after --user
+                log.warning("cannot remove pidfile %s: %s", pidfile.path, exc.strerror)
         logs.close()
     if daemon.failure is not None:
         return _report_failure(daemon.failure, config, channel)
