@@ -1,0 +1,1 @@
+"""Tests of residentd.libevent and of the socket daemon example built on it."""
