@@ -188,7 +188,8 @@ class App:
         return hook
 
     def every(self, interval: float) -> Callable[[H], H]:
-        """Decorator: run the function every ``interval`` seconds while the app runs."""
+        """Decorator: run the function every ``interval`` seconds while the app runs. It may be
+        ``async def``: then a run that is still going when the next is due skips that one."""
 
         def register(callback: H) -> H:
             self.jobs.append(PeriodicJob(interval, callback))

@@ -6,7 +6,8 @@ union of them) for typed, validated messages. A line that is not valid JSON, is 
 or does not match the type raises a *recoverable* ``ProtocolError`` (``invalid-json``,
 ``not-an-object``, ``invalid-message``): the lines after it stay queued and come out of the next
 ``feed`` call, so the connection can answer the error and go on. An over-long line is fatal, as
-in the line codec. Empty lines are skipped.
+in the line codec; the lines before it still come out first (a bad one with its own error), so
+the errors a peer gets do not depend on how its bytes were split. Empty lines are skipped.
 
 The error form is ``{"type": "error", "code": ..., "detail": ...}`` on a line.
 """
@@ -21,9 +22,13 @@ import msgspec
 from residentd.codecs.lines import DEFAULT_MAX_LINE, LineCodec
 from residentd.errors import ProtocolError
 
+# What msgspec raises on bad input: malformed JSON (ValidationError is a DecodeError too), text
+# that is not UTF-8, and nesting deeper than its recursion limit.
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
 
 class JsonLinesCodec:
-    __slots__ = ("_decoder", "_encoder", "_lines", "_pending", "_typed")
+    __slots__ = ("_decoder", "_encoder", "_fatal", "_lines", "_pending", "_typed")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE, type: Any = None) -> None:
         self._lines = LineCodec(max_line)
@@ -33,6 +38,8 @@ class JsonLinesCodec:
         )
         self._encoder = msgspec.json.Encoder()
         self._pending: deque[bytes] = deque()
+        # A fatal error of the line codec, raised once the lines before it are out.
+        self._fatal: ProtocolError | None = None
 
     @property
     def max_line(self) -> int:
@@ -48,16 +55,17 @@ class JsonLinesCodec:
             lines = self._lines.feed(data) if data else []
         except ProtocolError as error:
             pending.extend(error.messages)
-            error.messages = self._decode_pending()
-            raise
-        if pending:
+            error.messages = []
+            self._fatal = error
+            return self._decode_pending()
+        if pending or self._fatal is not None:
             pending.extend(lines)
             return self._decode_pending()
         decode = self._decoder.decode
         try:
             # The fast path: every line decodes.
             messages = [decode(line) for line in lines if line]
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _DECODE_ERRORS:
             pending.extend(lines)
             return self._decode_pending()
         if not self._typed:
@@ -68,7 +76,8 @@ class JsonLinesCodec:
         return messages
 
     def _decode_pending(self) -> list[Any]:
-        """Decode queued lines one by one, stopping with an error at the first bad one."""
+        """Decode queued lines one by one, stopping with an error at the first bad one; once
+        all are out, raise the pending fatal error if there is one."""
         pending = self._pending
         messages: list[Any] = []
         while pending:
@@ -81,13 +90,18 @@ class JsonLinesCodec:
                 raise ProtocolError(
                     "invalid-message", str(exc), messages, recoverable=True
                 ) from None
-            except msgspec.DecodeError as exc:
+            except _DECODE_ERRORS as exc:
                 raise ProtocolError("invalid-json", str(exc), messages, recoverable=True) from None
             if not self._typed and type(message) is not dict:
                 raise ProtocolError(
                     "not-an-object", "each line must be a JSON object", messages, recoverable=True
                 )
             messages.append(message)
+        fatal = self._fatal
+        if fatal is not None:
+            self._fatal = None
+            fatal.messages = messages
+            raise fatal
         return messages
 
     def encode(self, message: Any) -> bytes:

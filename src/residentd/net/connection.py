@@ -117,13 +117,17 @@ class Connection(asyncio.Protocol):
             return
         limits = self.server.limits
         transport.set_write_buffer_limits(limits.write_high_water, limits.write_low_water)
-        self.session = self.service.session_factory(self)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("connection opened", extra=self.log_context())
         try:
+            # The session's constructor is the author's code too: a bug in it closes only this
+            # connection, which is registered by now and must not stay open without a session.
+            self.session = self.service.session_factory(self)
             self.session.on_connect()
         except Exception:
-            self._handler_failed("on_connect")
+            self._handler_failed(
+                "on_connect" if self.session is not None else "session constructor"
+            )
             return
         self.server.watch_deadline(self)
 
@@ -156,8 +160,6 @@ class Connection(asyncio.Protocol):
             self.close_reason = "connection-reset" if exc is not None else "closed-by-peer"
         self._closing = True
         self._out.clear()
-        if self._timers is not None:
-            self._timers.cancel_all()
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
@@ -168,6 +170,9 @@ class Connection(asyncio.Protocol):
                 session.on_close(self.close_reason)
             except Exception:
                 log.exception("on_close raised", extra=self.log_context())
+        # After on_close, so that timers it starts are released too.
+        if self._timers is not None:
+            self._timers.close()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("connection closed: %s", self.close_reason, extra=self.log_context())
         self.server.release(self)
@@ -417,6 +422,8 @@ class Connection(asyncio.Protocol):
         """This connection's timers, cancelled when it closes."""
         if self._timers is None:
             self._timers = TimerGroup(self._loop)
+            if self.transport is None and self.close_reason is not None:
+                self._timers.close()  # asked for after the close: nothing may run
         return self._timers
 
     # -- introspection -------------------------------------------------------------------------

@@ -42,9 +42,11 @@ def parse_address(text: str) -> Address:
         return Address("unix", path=path)
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
+        host_ok = bool(host)
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        host_ok = ":" not in host  # an IPv6 host needs its brackets
+    if not (sep and host_ok and port.isascii() and port.isdigit() and int(port) <= 65535):
         raise ConfigError(f"listen address {text!r} is not valid; expected {allowed}")
     return Address("tcp", host=host or "0.0.0.0", port=int(port))
 

@@ -77,6 +77,8 @@ class Server:
         self._wheel = DeadlineWheel(self.loop)
         self._closed = asyncio.Event()
         self._unix_paths: list[str] = []
+        # The running task of each async periodic job, by the job's index in app.jobs.
+        self._jobs: dict[int, asyncio.Task[None]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -103,8 +105,8 @@ class Server:
         except BaseException:
             self._close_listeners()
             raise
-        for job in self.app.jobs:
-            self.timers.call_every(job.interval, job.callback)
+        for index, job in enumerate(self.app.jobs):
+            self.timers.call_every(job.interval, self._run_job, index, job.callback)
         for hook in self.app.start_hooks:
             await _maybe_await(hook())
         log.info(
@@ -114,6 +116,27 @@ class Server:
             loop_name(self.loop),
             extra={"app": self.app.name},
         )
+
+    def _run_job(self, index: int, callback: Callable[[], Any]) -> None:
+        """One run of a periodic job. An async job runs as a task the server owns; its next run
+        is skipped while the last one is still going."""
+        if index in self._jobs:
+            return
+        result = callback()
+        if inspect.isawaitable(result):
+            task = self.loop.create_task(_maybe_await(result))
+            self._jobs[index] = task
+            task.add_done_callback(lambda task: self._job_done(index, task))
+
+    def _job_done(self, index: int, task: asyncio.Task[None]) -> None:
+        self._jobs.pop(index, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "periodic job %r raised",
+                self.app.jobs[index].callback,
+                exc_info=task.exception(),
+                extra={"app": self.app.name},
+            )
 
     def _factory(self, runtime: ServiceRuntime) -> Callable[[], Connection]:
         def make() -> Connection:
@@ -168,6 +191,11 @@ class Server:
                 break
             await asyncio.sleep(0)
         self.timers.cancel_all()
+        jobs = list(self._jobs.values())
+        for task in jobs:
+            task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        self._jobs.clear()
         self._wheel.close()
         self._closed.set()
 

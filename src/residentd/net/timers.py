@@ -5,8 +5,9 @@ start time (``start + n * interval``), not from when the last run happened, so i
 if the loop fell behind by whole intervals, the missed runs are skipped, not bunched up.
 
 A ``TimerGroup`` is the set of live timers of one owner (an app or a connection). Cancelling the
-group cancels every timer in it, which is how a closing connection releases its timers. A
-one-shot timer leaves its group when it fires.
+group cancels every timer in it; closing it does that and also cancels any timer started in it
+later, which is how a closed connection releases its timers, even those its session starts in
+``on_close`` or after. A one-shot timer leaves its group when it fires.
 
 Callbacks run on the loop; an exception in one is logged and, for a periodic timer, does not
 stop later runs.
@@ -24,7 +25,17 @@ log = logging.getLogger("residentd.timers")
 
 
 class Timer:
-    __slots__ = ("_args", "_callback", "_group", "_handle", "_loop", "_runs", "interval", "start")
+    __slots__ = (
+        "_args",
+        "_callback",
+        "_group",
+        "_handle",
+        "_loop",
+        "_runs",
+        "_slot",
+        "interval",
+        "start",
+    )
 
     def __init__(
         self,
@@ -45,6 +56,7 @@ class Timer:
         self.interval = interval
         self.start = loop.time() + max(delay, 0.0)
         self._runs = 0
+        self._slot = 0  # index of the next run on the grid start + n * interval
         self._handle: asyncio.TimerHandle | None = loop.call_at(self.start, self._fire)
 
     @property
@@ -78,11 +90,12 @@ class Timer:
                 self._group = None
         else:
             now = self._loop.time()
-            due = self.start + self._runs * self.interval
+            self._slot += 1
+            due = self.start + self._slot * self.interval
             if due <= now:
                 # Skip the runs the loop missed instead of running them back to back.
                 missed = math.floor((now - due) / self.interval) + 1
-                self._runs += missed
+                self._slot += missed
                 due += missed * self.interval
             self._handle = self._loop.call_at(due, self._fire)
         try:
@@ -94,20 +107,19 @@ class Timer:
 class TimerGroup:
     """The timers of one owner, all cancelled together by ``cancel_all``."""
 
-    __slots__ = ("_loop", "_timers")
+    __slots__ = ("_closed", "_loop", "_timers")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._timers: set[Timer] = set()
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._timers)
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback(*args)`` once, ``delay`` seconds from now."""
-        timer = Timer(self._loop, delay, callback, args, group=self)
-        self._timers.add(timer)
-        return timer
+        return self._add(Timer(self._loop, delay, callback, args, group=self))
 
     def call_every(
         self, interval: float, callback: Callable[..., Any], *args: Any, delay: float | None = None
@@ -115,10 +127,20 @@ class TimerGroup:
         """Run ``callback(*args)`` every ``interval`` seconds, first after ``delay`` (default:
         one interval), at a fixed rate."""
         first = interval if delay is None else delay
-        timer = Timer(self._loop, first, callback, args, interval=interval, group=self)
-        self._timers.add(timer)
+        return self._add(Timer(self._loop, first, callback, args, interval=interval, group=self))
+
+    def _add(self, timer: Timer) -> Timer:
+        if self._closed:
+            timer.cancel()  # the owner is gone: the timer never runs
+        else:
+            self._timers.add(timer)
         return timer
 
     def cancel_all(self) -> None:
         for timer in list(self._timers):
             timer.cancel()
+
+    def close(self) -> None:
+        """Cancel every timer, and every timer started in this group from now on."""
+        self._closed = True
+        self.cancel_all()
