@@ -6,6 +6,7 @@
     residentd reload  (--pidfile F | --admin A)
     residentd stop    (--pidfile F | --admin A) [--timeout S]
     residentd loglevel LEVEL (--pidfile F | --admin A)
+    residentd APP ...                                   a built-in app's own commands
 
 Settings come from defaults, the TOML file, ``RESIDENTD_*`` variables and flags, flags winning.
 A bad setting stops the start with exit code 2 and a message naming the key and what is allowed.
@@ -14,6 +15,7 @@ A bad setting stops the start with exit code 2 and a message naming the key and 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -42,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in ("run", "config"):
             return _run_or_config(argv[0], argv[1:])
+        if argv and argv[0] in BUILTIN:
+            return _app_command(argv[0], argv[1:])
         return _control(argv)
     except ConfigError as exc:
         print(f"residentd: {exc}", file=sys.stderr)
@@ -79,6 +83,19 @@ def _run_or_config(command: str, argv: list[str]) -> int:
     from residentd.daemon.runner import run_daemon
 
     return run_daemon(app, schema, config, dict(os.environ), flags)
+
+
+def _app_command(name: str, argv: list[str]) -> int:
+    """``residentd APP ...``: a built-in app's own commands, from its module's ``command``."""
+    module = importlib.import_module(BUILTIN[name].partition(":")[0])
+    command = getattr(module, "command", None)
+    if command is None:
+        print(
+            f"residentd: {name} has no commands of its own; see residentd run {name} --help",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return int(command(argv))
 
 
 def _control(argv: list[str]) -> int:

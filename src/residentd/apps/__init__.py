@@ -5,4 +5,5 @@
 
 BUILTIN = {
     "echo": "residentd.apps.echo:app",
+    "chat": "residentd.apps.chat:app",
 }

@@ -1,0 +1,87 @@
+"""The chat daemon: its two services, its options and the hooks that build and run the hub.
+
+``residentd run chat`` serves the chat protocol on TCP (``listen``, default 127.0.0.1:7700) and
+the web port (``http_listen``, default 127.0.0.1:7780: the page, the dashboard and ``/ws``).
+The hub is built when the app starts, from the options then in force, and rebuilt settings are
+swapped into it on reload. A periodic job runs the hub's liveness checks and takes the
+dashboard's sample once a second.
+
+``build_app()`` makes a fresh app with a hub of its own, so tests can run several at once;
+``app`` is the one ``residentd run chat`` loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from residentd.app import App
+from residentd.apps.chat.hub import Hub
+from residentd.apps.chat.metrics import Sampler
+from residentd.apps.chat.settings import ChatSettings, declare_options
+from residentd.apps.chat.tcp import ChatLineCodec, TcpSession
+from residentd.apps.chat.ws import WebSocketSession, websocket_codec
+from residentd.codecs.websocket import WebSocketCodec
+from residentd.errors import ConfigError
+
+TCP_LISTEN = "127.0.0.1:7700"
+HTTP_LISTEN = "127.0.0.1:7780"
+
+
+class ChatApp(App):
+    """An App with the chat's world attached while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "chat", "users online: presence, rooms and messages over TCP and WebSocket"
+        )
+        self.hub: Hub | None = None
+        self.sampler: Sampler | None = None
+
+    def settings(self) -> ChatSettings:
+        return ChatSettings.from_options(self.options)
+
+
+def build_app() -> ChatApp:
+    app = ChatApp()
+    declare_options(app)
+
+    def line_codec() -> ChatLineCodec:
+        return ChatLineCodec(app.options["max_message"])
+
+    def web_codec() -> WebSocketCodec:
+        return websocket_codec(app.settings())
+
+    app.service("chat", TcpSession, codec=line_codec, listen=[TCP_LISTEN])
+    app.service("http", WebSocketSession, codec=web_codec, listen=[HTTP_LISTEN])
+
+    @app.on_start
+    def start() -> None:
+        settings = app.settings()
+        if not settings.guests and not settings.secret:
+            raise ConfigError("guests = false needs a secret, or nobody can sign in")
+        app.hub = Hub(settings)
+        app.sampler = Sampler(app.hub, asyncio.get_running_loop())
+        app.sampler.start()
+
+    @app.on_stop
+    def stop() -> None:
+        if app.sampler is not None:
+            app.sampler.stop()
+
+    @app.on_reload
+    def reload(changed: dict[str, Any]) -> None:
+        if app.hub is not None:
+            app.hub.reconfigure(app.settings())
+
+    @app.every(1.0)
+    def tick() -> None:
+        if app.hub is not None:
+            app.hub.tick(asyncio.get_running_loop().time())
+        if app.sampler is not None:
+            app.sampler.sample()
+
+    return app
+
+
+app = build_app()

@@ -1,0 +1,91 @@
+"""Users and presence: who is known, who is online, and when the others were last seen.
+
+A ``User`` is one name, whatever number of connections (devices) it holds. It is *online* while
+it holds at least one signed-in connection, so presence counts a user once: the first
+connection brings it online and the last one to close takes it offline, stamping ``last_seen``.
+A user stays known while offline, with its rooms and state, until the server holds more than
+``max_users`` users; then the one offline the longest is forgotten to make room.
+
+Per-user structures are small, since an idle server may hold tens of thousands of users: slots,
+tuples for the (short) lists of connections and rooms, so that the empty ones cost nothing, and
+the state document and rate bucket made only when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from residentd.apps.chat.ratelimit import TokenBucket
+    from residentd.apps.chat.rooms import Room
+    from residentd.apps.chat.session import ChatSession
+    from residentd.apps.chat.state import UserState
+
+
+class User:
+    __slots__ = ("bucket", "guest", "last_seen", "name", "rooms", "sessions", "state")
+
+    def __init__(self, name: str, guest: bool) -> None:
+        self.name = name
+        self.guest = guest
+        self.sessions: tuple[ChatSession, ...] = ()
+        self.rooms: tuple[Room, ...] = ()
+        self.last_seen = 0  # Unix time in ms of going offline; 0 while online or never seen
+        self.state: UserState | None = None
+        self.bucket: TokenBucket | None = None
+
+    @property
+    def online(self) -> bool:
+        return bool(self.sessions)
+
+    def __repr__(self) -> str:
+        return f"<User {self.name} sessions={len(self.sessions)} rooms={len(self.rooms)}>"
+
+
+class Presence:
+    """Every known user by name, the online ones in the order they came online, the offline
+    ones in the order they left (the first is the one to forget first)."""
+
+    __slots__ = ("_offline", "online", "users")
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.online: dict[str, User] = {}
+        self._offline: dict[str, User] = {}
+
+    def get(self, name: str) -> User | None:
+        return self.users.get(name)
+
+    def add(self, name: str, guest: bool) -> User:
+        user = self.users[name] = User(name, guest)
+        self._offline[name] = user
+        return user
+
+    def oldest_offline(self) -> User | None:
+        """The user to forget first, if any user is offline."""
+        return next(iter(self._offline.values()), None)
+
+    def forget(self, user: User) -> None:
+        assert not user.sessions, "an online user cannot be forgotten"
+        del self.users[user.name]
+        self._offline.pop(user.name, None)
+
+    def attach(self, user: User, session: ChatSession) -> bool:
+        """Add a connection to ``user``; True if that brought the user online."""
+        user.sessions += (session,)
+        if len(user.sessions) > 1:
+            return False
+        self._offline.pop(user.name, None)
+        self.online[user.name] = user
+        user.last_seen = 0
+        return True
+
+    def detach(self, user: User, session: ChatSession, now_ms: int) -> bool:
+        """Remove a connection from ``user``; True if that took the user offline."""
+        user.sessions = tuple(other for other in user.sessions if other is not session)
+        if user.sessions:
+            return False
+        del self.online[user.name]
+        self._offline[user.name] = user
+        user.last_seen = now_ms
+        return True

@@ -1,0 +1,481 @@
+"""The chat protocol, version 1: every message a client or the server may send, as typed structs.
+
+A message is one JSON object. Its ``op`` field names it and selects the struct it decodes into
+(a msgspec tagged union), so a request is validated while it is parsed: an unknown ``op``, a
+missing or wrong-typed field or an over-long value becomes a ``BadRequest`` with an error code,
+never a half-read dict. ``BadRequest`` is a recoverable ``ProtocolError``: the connection answers
+with an ``error`` message and reads on, and closes only after ``max_bad_messages`` of them. The
+``id`` of a bad request is still echoed: the line is decoded a second time, loosely, to find it.
+
+Three kinds of message go to the client:
+
+* replies: ``op`` is the request's (``join`` answers ``join``; ``pong`` answers ``ping``) and
+  ``id`` echoes the request's ``id`` when it had one;
+* errors: ``{"op": "error", "id": ..., "code": ..., "detail": ...}``, codes in ``ERRORS``;
+* pushes: events with ``op`` names of their own (``message``, ``joined``, ``presence``, ...) and
+  no ``id``.
+
+docs/chat-protocol.md describes each message; this module is its source of truth.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from residentd.errors import ProtocolError
+
+VERSION = 1
+
+# -- field types ---------------------------------------------------------------------------------
+
+Id = int | Annotated[str, msgspec.Meta(max_length=64)] | None
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[\w.-]+$")]
+Topic = Annotated[str, msgspec.Meta(max_length=200)]
+# The hard ceiling of a text; the ``max_text`` option sets the limit in force, below it.
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65_536)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Token = Annotated[str, msgspec.Meta(max_length=256)]
+WhoLimit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+HistoryLimit = Annotated[int, msgspec.Meta(ge=1, le=200)]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Request(msgspec.Struct, tag_field="op", kw_only=True):
+    """A message from the client. Every request may carry an ``id``, echoed in its reply."""
+
+    id: Id = None
+
+
+class Hello(Request, tag="hello"):
+    """Sign in: the first request of a connection. ``token`` may be left out in guest mode."""
+
+    v: int
+    user: Name
+    token: Token | None = None
+
+
+class Ping(Request, tag="ping"):
+    """Are you there? Answered with ``pong``."""
+
+
+class Pong(Request, tag="pong"):
+    """The answer to the server's ``ping``; it gets no reply."""
+
+
+class Who(Request, tag="who"):
+    """Who is online on the server, or the members of ``room`` (online ones first)."""
+
+    room: Name | None = None
+    limit: WhoLimit = 100
+
+
+class Seen(Request, tag="seen"):
+    """Is ``user`` online, and if not, when were they last seen?"""
+
+    user: Name
+
+
+class Rooms(Request, tag="rooms"):
+    """The rooms this user may see: public ones and private ones they belong or are invited to."""
+
+
+class Create(Request, tag="create"):
+    """Create a room and join it."""
+
+    room: Name
+    private: bool = False
+    topic: Topic = ""
+
+
+class Join(Request, tag="join"):
+    room: Name
+
+
+class Leave(Request, tag="leave"):
+    room: Name
+
+
+class Invite(Request, tag="invite"):
+    """Let ``user`` join the private ``room`` (only its members may invite)."""
+
+    room: Name
+    user: Name
+
+
+class SetTopic(Request, tag="topic"):
+    room: Name
+    topic: Topic
+
+
+class Post(Request, tag="post"):
+    """Send ``text`` to everyone in ``room``, the sender's own connections included."""
+
+    room: Name
+    text: Text
+
+
+class Direct(Request, tag="dm"):
+    """Send ``text`` to every connection of ``to`` (and to the sender's other connections)."""
+
+    to: Name
+    text: Text
+
+
+class History(Request, tag="history"):
+    """The room's messages before sequence number ``before`` (default: the newest), oldest
+    first, at most ``limit`` of them."""
+
+    room: Name
+    before: Seq | None = None
+    limit: HistoryLimit = 50
+
+
+class StateSet(Request, tag="state.set"):
+    """Set ``key`` of this user's state document to any JSON ``value``."""
+
+    key: Key
+    value: msgspec.Raw
+
+
+class StateGet(Request, tag="state.get"):
+    """One key of the state document, or the whole document when ``key`` is left out."""
+
+    key: Key | None = None
+
+
+class StateIncr(Request, tag="state.incr"):
+    """Add ``by`` to the integer at ``key`` (a missing key counts as 0)."""
+
+    key: Key
+    by: int = 1
+
+
+class StateDel(Request, tag="state.del"):
+    key: Key
+
+
+AnyRequest = (
+    Hello
+    | Ping
+    | Pong
+    | Who
+    | Seen
+    | Rooms
+    | Create
+    | Join
+    | Leave
+    | Invite
+    | SetTopic
+    | Post
+    | Direct
+    | History
+    | StateSet
+    | StateGet
+    | StateIncr
+    | StateDel
+)
+
+
+# -- replies -------------------------------------------------------------------------------------
+
+
+class Reply(msgspec.Struct, tag_field="op", kw_only=True, omit_defaults=True):
+    """An answer to one request; ``id`` is the request's, left out when it had none."""
+
+    id: Id = None
+
+
+class HelloReply(Reply, tag="hello"):
+    v: int
+    user: str
+    guest: bool
+    conn: int
+    time: int
+    online: int
+    rooms: list[str]
+    ping_interval: float
+
+
+class PongReply(Reply, tag="pong"):
+    pass
+
+
+class UserInfo(msgspec.Struct, omit_defaults=True):
+    user: str
+    online: bool
+    last_seen: int | None = None
+
+
+class WhoReply(Reply, tag="who"):
+    online: int
+    users: list[UserInfo]
+    room: str | None = None
+
+
+class SeenReply(Reply, tag="seen"):
+    user: str
+    online: bool
+    last_seen: int | None = None
+
+
+class RoomInfo(msgspec.Struct):
+    room: str
+    topic: str
+    private: bool
+    members: int
+    online: int
+
+
+class RoomsReply(Reply, tag="rooms"):
+    rooms: list[RoomInfo]
+
+
+class CreateReply(Reply, tag="create"):
+    room: RoomInfo
+
+
+class JoinReply(Reply, tag="join"):
+    room: RoomInfo
+    last: int
+
+
+class LeaveReply(Reply, tag="leave"):
+    room: str
+
+
+class InviteReply(Reply, tag="invite"):
+    room: str
+    user: str
+
+
+class TopicReply(Reply, tag="topic"):
+    room: str
+    topic: str
+
+
+class PostReply(Reply, tag="post"):
+    room: str
+    seq: int
+    ts: int
+
+
+class DirectReply(Reply, tag="dm"):
+    to: str
+    msg: int
+    ts: int
+
+
+class HistoryReply(Reply, tag="history"):
+    room: str
+    messages: list[msgspec.Raw]
+    more: bool
+
+
+class StateSetReply(Reply, tag="state.set"):
+    key: str
+    size: int
+
+
+class StateGetReply(Reply, tag="state.get"):
+    value: msgspec.Raw | None
+    key: str | None = None
+
+
+class StateIncrReply(Reply, tag="state.incr"):
+    key: str
+    value: int
+
+
+class StateDelReply(Reply, tag="state.del"):
+    key: str
+    deleted: bool
+
+
+class Error(Reply, tag="error"):
+    code: str
+    detail: str = ""
+    retry_after: float | None = None
+
+
+# -- pushes --------------------------------------------------------------------------------------
+
+
+class Push(msgspec.Struct, tag_field="op", kw_only=True, omit_defaults=True):
+    """An event the server sends on its own; it never has an ``id``."""
+
+
+class Message(Push, tag="message"):
+    room: str
+    seq: int
+    ts: int
+    user: str
+    text: str
+
+
+class DirectMessage(Push, tag="direct"):
+    msg: int
+    ts: int
+    to: str
+    text: str
+    sender: str = msgspec.field(name="from")
+
+
+class Joined(Push, tag="joined"):
+    room: str
+    user: str
+
+
+class Left(Push, tag="left"):
+    room: str
+    user: str
+
+
+class Presence(Push, tag="presence"):
+    room: str
+    user: str
+    online: bool
+    last_seen: int | None = None
+
+
+class TopicChanged(Push, tag="topic-changed"):
+    room: str
+    topic: str
+    by: str
+
+
+class Invited(Push, tag="invited"):
+    room: str
+    by: str
+
+
+class ServerPing(Push, tag="ping"):
+    pass
+
+
+class Bye(Push, tag="bye"):
+    reason: str
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+ERRORS: dict[str, str] = {
+    # A request that does not decode; recoverable, counted toward max_bad_messages.
+    "invalid-json": "the message is not valid JSON (or not UTF-8)",
+    "not-an-object": "the message is JSON but not an object",
+    "unknown-op": "no request has this op",
+    "missing-field": "a required field is missing",
+    "wrong-type": "a field has the wrong JSON type",
+    "too-long": "a value is longer than allowed",
+    "invalid-value": "a value is out of range or does not match its pattern",
+    "unsupported-frame": "a WebSocket binary frame; messages go in text frames",
+    # A request that decodes but cannot be done; the connection stays open.
+    "not-signed-in": "only hello and ping are allowed before hello",
+    "already-signed-in": "hello was already accepted on this connection",
+    "unsupported-version": "the server does not speak this protocol version",
+    "bad-token": "the token is missing, malformed, expired or not for this user",
+    "name-taken": "a guest cannot take the name of a signed-in or token-holding user",
+    "no-such-room": "the room does not exist",
+    "room-exists": "a room of that name exists already",
+    "not-a-member": "only members may do this in the room",
+    "not-invited": "the room is private and this user was not invited",
+    "too-many-rooms": "the user is a member of max_rooms_per_user rooms already",
+    "rooms-full": "the server holds max_rooms rooms already",
+    "no-such-user": "the server does not know this user",
+    "user-offline": "a direct message needs its recipient online",
+    "rate-limited": "more requests than the per-user rate allows; see retry_after",
+    "state-full": "the state document would pass state_max_keys or state_max_bytes",
+    "not-a-number": "state.incr on a value that is not an integer",
+    # Sent before the server closes the connection.
+    "too-many-connections": "the user has max_connections_per_user connections already",
+    "server-full": "the server knows max_users users and none can be forgotten",
+    "hello-timeout": "no accepted hello within hello_timeout seconds",
+    "dead-peer": "no answer to ping within ping_timeout seconds",
+}
+
+
+class ChatError(Exception):
+    """A request that cannot be done; the session answers it with an ``error`` reply."""
+
+    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
+        assert code in ERRORS, code
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class BadRequest(ProtocolError):
+    """A message that does not decode into a request; recoverable, carries the request id."""
+
+    def __init__(self, code: str, detail: str, request_id: Id = None) -> None:
+        super().__init__(code, detail, recoverable=True)
+        self.request_id = request_id
+
+
+# -- decoding and encoding -----------------------------------------------------------------------
+
+_decoder: msgspec.json.Decoder[AnyRequest] = msgspec.json.Decoder(AnyRequest)
+_encoder = msgspec.json.Encoder()
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+class _Envelope(msgspec.Struct):
+    """What is read of a request that failed to decode: only its ``id``."""
+
+    id: Any = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def decode_request(data: bytes | memoryview) -> AnyRequest:
+    """Decode one message into its request struct, or raise ``BadRequest``."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        detail = str(exc)
+        raise BadRequest(_classify(detail), detail, _request_id(data)) from None
+    except _DECODE_ERRORS as exc:
+        raise BadRequest("invalid-json", str(exc)) from None
+
+
+def _classify(detail: str) -> str:
+    """The error code of a msgspec validation message."""
+    if detail.startswith("Invalid value") and detail.endswith("at `$.op`"):
+        return "unknown-op"
+    if "missing required field" in detail:
+        return "missing-field"
+    if "of length <=" in detail:
+        return "too-long"
+    if detail.startswith("Expected `object`"):
+        return "not-an-object"
+    if ", got `" in detail or detail.startswith("Expected `str` - at `$.op`"):
+        return "wrong-type"
+    return "invalid-value"
+
+
+def _request_id(data: bytes | memoryview) -> Id:
+    try:
+        found = _envelope_decoder.decode(data).id
+    except (msgspec.ValidationError, *_DECODE_ERRORS):
+        return None
+    if type(found) is int or (type(found) is str and len(found) <= 64):
+        return found
+    return None
+
+
+def encode(message: Reply | Push) -> bytes:
+    """A message as JSON bytes, without a line end or a frame around it."""
+    return _encoder.encode(message)
+
+
+def error_payload(code: str, detail: str = "", request_id: Id = None) -> bytes:
+    return _encoder.encode(Error(id=request_id, code=code, detail=detail))
+
+
+def protocol_error_payload(error: ProtocolError) -> bytes:
+    """A codec or core ``ProtocolError`` as a chat ``error`` message."""
+    request_id = error.request_id if isinstance(error, BadRequest) else None
+    return error_payload(error.code, error.detail, request_id)

@@ -1,0 +1,67 @@
+"""Rooms: who belongs, who may join, and which connections a message to the room goes to.
+
+Membership belongs to the user, not to a connection: a user who joins a room is in it on every
+device, and stays a member while offline, until it leaves. A *public* room lets anyone join and
+read its history; a *private* one only its members and the users they invited (an invitation
+is used up by joining).
+
+For fan-out a room keeps its ``sinks``: the open connections of its online members, in two sets
+(dicts used as ordered sets), one per wire format, so that a message is framed once per format
+and then written to each connection with no lookups: ``sinks[TCP]`` takes JSON lines,
+``sinks[WS]`` WebSocket text frames. The hub keeps them in step with connections opening and
+closing and with users joining and leaving.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from residentd.apps.chat.history import RoomHistory
+from residentd.apps.chat.protocol import RoomInfo
+
+if TYPE_CHECKING:
+    from residentd.apps.chat.presence import User
+    from residentd.net.connection import Connection
+
+TCP = 0
+WS = 1
+
+
+class Room:
+    __slots__ = ("history", "invited", "members", "name", "online", "private", "sinks", "topic")
+
+    def __init__(self, name: str, private: bool, topic: str, history_size: int) -> None:
+        self.name = name
+        self.private = private
+        self.topic = topic
+        self.members: dict[User, None] = {}
+        self.online = 0  # members online now
+        self.invited: set[str] = set()
+        self.history = RoomHistory(history_size)
+        self.sinks: tuple[dict[Connection, None], dict[Connection, None]] = ({}, {})
+
+    def info(self) -> RoomInfo:
+        return RoomInfo(self.name, self.topic, self.private, len(self.members), self.online)
+
+    def admits(self, user: User) -> bool:
+        """May ``user`` join this room, see its members and read its history?"""
+        return not self.private or user in self.members or user.name in self.invited
+
+    def add_member(self, user: User) -> None:
+        self.members[user] = None
+        self.invited.discard(user.name)
+        if user.sessions:
+            self.online += 1
+            for session in user.sessions:
+                self.sinks[session.wire][session.conn] = None
+
+    def remove_member(self, user: User) -> None:
+        del self.members[user]
+        if user.sessions:
+            self.online -= 1
+            for session in user.sessions:
+                self.sinks[session.wire].pop(session.conn, None)
+
+    def __repr__(self) -> str:
+        kind = "private" if self.private else "public"
+        return f"<Room {self.name} {kind} members={len(self.members)} online={self.online}>"

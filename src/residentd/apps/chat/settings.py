@@ -1,0 +1,78 @@
+"""The chat daemon's options: declared once here, read as one frozen ``ChatSettings``.
+
+Each field of ``ChatSettings`` becomes an app option (``--max-text``, ``max_text = ...`` in the
+TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default and help text. The hub holds one
+``ChatSettings`` and reads it on every use; a reload builds a new one from the new option values
+and swaps it in whole, so the new limits apply at once to every user. ``max_message`` and
+``origins`` are read when a connection opens, so they apply to new connections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from residentd.app import App
+
+
+def _option(default: Any, help: str, minimum: float | None = 0, reloadable: bool = True) -> Any:
+    metadata = {"help": help, "minimum": minimum, "reloadable": reloadable}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    secret: str | None = _option(
+        None, "HMAC secret that signs sign-in tokens (`residentd chat token USER`)", None
+    )
+    guests: bool = _option(True, "let users sign in with a name and no token", None)
+    max_message: int = _option(
+        16_384, "longest message in bytes: a TCP line or a WebSocket message", 64
+    )
+    max_text: int = _option(2_000, "longest post or direct message, in characters", 1)
+    history_size: int = _option(100, "messages kept per room for `history`")
+    max_rooms: int = _option(10_000, "rooms the server holds at most", 1)
+    max_rooms_per_user: int = _option(50, "rooms one user may be a member of", 1)
+    max_users: int = _option(
+        100_000, "users kept in memory; the longest-offline ones are forgotten past it", 1
+    )
+    max_connections_per_user: int = _option(8, "connections (devices) one user may hold", 1)
+    rate_limit: float = _option(20.0, "requests a second per user, on average (0: no limit)")
+    rate_burst: float = _option(40.0, "requests one user may send at once", 1)
+    ping_interval: float = _option(
+        30.0, "seconds of silence before the server pings a connection (0: never)"
+    )
+    ping_timeout: float = _option(
+        30.0, "seconds a pinged connection has to answer before it is closed as dead", 1
+    )
+    hello_timeout: float = _option(10.0, "seconds a new connection has to sign in", 1)
+    presence_push_limit: int = _option(
+        1_000, "rooms with more members get no joined/left/presence pushes"
+    )
+    state_max_keys: int = _option(100, "keys in one user's state document")
+    state_max_bytes: int = _option(16_384, "bytes of keys and values in one state document")
+    rooms: list[str] = _option(["lobby"], "public rooms created at start", None, False)  # noqa: RUF009
+    origins: list[str] = _option(  # noqa: RUF009
+        [], "page origins allowed to open /ws besides the server's own ('*': any)", None
+    )
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> ChatSettings:
+        names = {item.name for item in fields(cls)}
+        return cls(**{name: value for name, value in options.items() if name in names})
+
+
+def declare_options(app: App) -> None:
+    """Declare every ``ChatSettings`` field as an option of ``app``."""
+    for item in fields(ChatSettings):
+        factory = item.default_factory
+        default = factory() if callable(factory) else item.default
+        app.option(
+            item.name,
+            default,
+            item.metadata["help"],
+            reloadable=item.metadata["reloadable"],
+            minimum=item.metadata["minimum"],
+        )

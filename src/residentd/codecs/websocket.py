@@ -1,0 +1,338 @@
+"""WebSocket as a residentd codec: websockets' sans-I/O ``ServerProtocol`` on our connection.
+
+websockets parses the HTTP request, checks the upgrade and the ``Origin`` header, enforces the
+maximum message size, reassembles nothing and never touches a socket: bytes go in with
+``receive_data``, events (the request, frames) and bytes to send come out. This module turns
+that into the codec interface, so a WebSocket service is a ``Session`` like any other:
+
+* ``feed(data)`` returns, in order, the HTTP ``Request`` (once), then one decoded message per
+  complete text message (fragments are joined here), and last an ``Outgoing`` when the protocol
+  has bytes of its own to send: a pong, the echo of a close frame. ``Outgoing.close`` says the
+  peer closed and the connection should close once the bytes are out.
+* The session answers the ``Request`` with ``accept(request)`` (the 101 response, or 403 for an
+  origin that is not allowed, or 400 for a bad handshake) or ``respond(...)`` (a plain HTTP
+  response, after which the connection closes); both return the bytes to send.
+* ``encode(message)`` is one text frame; ``text_frame(payload)`` frames bytes that are already
+  encoded, so a fan-out frames a message once for every WebSocket peer (no compression
+  extension is negotiated, which is what makes one frame good for every connection).
+
+What goes in a text frame is the business of a ``MessageFormat`` (``decode``, ``encode`` and the
+error payload), so the same app protocol can run over lines on TCP and frames here. A message
+that does not decode is a recoverable ``ProtocolError``, answered with an error frame; broken
+framing, a message over ``max_message`` or a malformed request are fatal: the reply is the
+protocol's own (a close frame with 1002 or 1009, or an HTTP error) and the connection closes.
+
+Origins: ``origins=None`` lets any page connect. Otherwise a browser's ``Origin`` must be one
+of ``origins`` or, with ``same_origin``, the origin of the request's own ``Host``; a request
+without ``Origin`` is not from a browser page and is let in (cross-site WebSocket hijacking
+needs a browser).
+
+The protocol's ``Outgoing`` events exist because the connection has no way yet to ask a codec
+for bytes it wants to send on its own; a ``data_to_send()`` hook in the core would replace them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from websockets.datastructures import Headers, MultipleValuesError
+from websockets.exceptions import (
+    HeaderLineTooLong,
+    PayloadTooBig,
+    RequestLineTooLong,
+    TooManyHeaders,
+)
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import CONNECTING, OPEN, SEND_EOF
+from websockets.server import ServerProtocol
+
+from residentd.errors import ProtocolError
+
+__all__ = [
+    "MessageFormat",
+    "Outgoing",
+    "Request",
+    "TextFormat",
+    "WebSocketCodec",
+    "text_frame",
+]
+
+DEFAULT_MAX_MESSAGE = 64 * 1024
+
+# websockets logs every open and close at INFO; a daemon with thousands of peers does not want
+# that in its log. Its warnings and errors still come through.
+_protocol_log = logging.getLogger("residentd.websocket.protocol")
+_protocol_log.setLevel(logging.WARNING)
+
+# HTTP answers to limits that strike before the handshake is done.
+_HTTP_STATUS = {
+    "handshake-timeout": 408,
+    "idle-timeout": 408,
+    "input-buffer-full": 413,
+    "internal-error": 500,
+    "max-connections": 503,
+    "max-connections-per-ip": 503,
+    "server-shutdown": 503,
+}
+
+# Close codes for fatal errors once the WebSocket is open (1008 is "policy violation").
+_CLOSE_CODE = {
+    "internal-error": CloseCode.INTERNAL_ERROR,
+    "server-shutdown": CloseCode.GOING_AWAY,
+    "input-buffer-full": CloseCode.MESSAGE_TOO_BIG,
+}
+
+
+class MessageFormat(Protocol):
+    """What is in a text frame: how to decode it, encode one, and put an error in one."""
+
+    def decode(self, payload: bytes) -> Any:
+        """The message in ``payload``; a bad one raises a recoverable ``ProtocolError``."""
+        ...
+
+    def encode(self, message: Any) -> bytes: ...
+
+    def error(self, error: ProtocolError) -> bytes: ...
+
+
+class TextFormat:
+    """Plain text: messages are ``str``; errors read ``ERR <code> <detail>``."""
+
+    def decode(self, payload: bytes) -> str:
+        try:
+            return payload.decode()
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid-utf8", "text frame", recoverable=True) from None
+
+    def encode(self, message: Any) -> bytes:
+        return message.encode() if isinstance(message, str) else bytes(message)
+
+    def error(self, error: ProtocolError) -> bytes:
+        return f"ERR {error.code} {error.detail}".rstrip().encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Bytes the WebSocket protocol sends on its own; ``close``: then close the connection."""
+
+    data: bytes
+    close: bool = False
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` (UTF-8 already) as one unmasked text frame, as a server sends it."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+class WebSocketCodec:
+    __slots__ = (
+        "_format",
+        "_fragments",
+        "_pending",
+        "_protocol",
+        "_reply",
+        "_text",
+        "allow_binary",
+        "origins",
+        "same_origin",
+    )
+
+    def __init__(
+        self,
+        format: MessageFormat | None = None,
+        *,
+        origins: Sequence[str] | None = (),
+        same_origin: bool = True,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        allow_binary: bool = False,
+    ) -> None:
+        if max_message < 1:
+            raise ValueError("max_message must be at least 1")
+        self._format: MessageFormat = format if format is not None else TextFormat()
+        self._protocol = ServerProtocol(max_size=max_message, logger=_protocol_log)
+        self.origins = origins
+        self.same_origin = same_origin
+        self.allow_binary = allow_binary
+        self._fragments: bytearray | None = None
+        self._text = True
+        self._pending: list[Any] | None = None  # events left after a recoverable error
+        self._reply: bytes | None = None  # the protocol's own answer to a fatal error
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """True once the handshake is accepted, until a close frame is sent or received."""
+        return self._protocol.state is OPEN
+
+    @property
+    def buffered(self) -> int:
+        pending = len(self._fragments) if self._fragments is not None else 0
+        return len(self._protocol.reader.buffer) + pending
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Any]:
+        protocol = self._protocol
+        if not data:
+            pending, self._pending = self._pending or [], None
+            return self._messages(pending)
+        protocol.receive_data(data)
+        items: list[Any] = protocol.events_received()
+        writes = protocol.data_to_send()
+        if self._pending:
+            items[:0], self._pending = self._pending, None
+        failure = self._failure()
+        if failure is not None:
+            self._reply = b"".join(writes)
+            try:
+                failure.messages = self._messages(items)
+            except ProtocolError:
+                failure.messages = []
+            self._pending = None
+            raise failure
+        if writes:
+            items.append(Outgoing(b"".join(writes), SEND_EOF in writes))
+        return self._messages(items)
+
+    def _failure(self) -> ProtocolError | None:
+        """The fatal error the last input caused, if any."""
+        protocol = self._protocol
+        error = protocol.parser_exc
+        if error is not None:
+            if isinstance(error, PayloadTooBig):
+                return ProtocolError("message-too-large", str(error))
+            return ProtocolError("bad-frame", str(error))
+        if protocol.state is CONNECTING and protocol.handshake_exc is not None:
+            error = protocol.handshake_exc
+            if isinstance(error, RequestLineTooLong | HeaderLineTooLong | TooManyHeaders):
+                return ProtocolError("head-too-large", str(error))
+            cause = error.__cause__
+            return ProtocolError("bad-request", f"{error}: {cause}" if cause else str(error))
+        return None
+
+    def _messages(self, items: list[Any]) -> list[Any]:
+        messages: list[Any] = []
+        for index, item in enumerate(items):
+            if type(item) is not Frame:
+                messages.append(item)  # the Request, or an Outgoing
+                continue
+            try:
+                message = self._frame(item)
+            except ProtocolError as error:
+                rest = items[index + 1 :]
+                self._pending = rest or None
+                error.messages = messages
+                raise
+            if message is not _NOTHING:
+                messages.append(message)
+        return messages
+
+    def _frame(self, frame: Frame) -> Any:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                return self._decode(bytes(frame.data), opcode is Opcode.TEXT)
+            self._fragments = bytearray(frame.data)
+            self._text = opcode is Opcode.TEXT
+        elif opcode is Opcode.CONT and self._fragments is not None:
+            self._fragments += frame.data
+            if frame.fin:
+                data, self._fragments = bytes(self._fragments), None
+                return self._decode(data, self._text)
+        # Control frames: websockets has queued the pong or the close echo already.
+        return _NOTHING
+
+    def _decode(self, payload: bytes, text: bool) -> Any:
+        if not text and not self.allow_binary:
+            raise ProtocolError(
+                "unsupported-frame", "binary frames are not accepted", recoverable=True
+            )
+        return self._format.decode(payload)
+
+    # -- answering the HTTP request ------------------------------------------------------------
+
+    def accept(self, request: Request) -> bytes:
+        """Check the handshake (origin included) and return the response: 101, or an HTTP
+        error after which the connection must close (``open`` stays false)."""
+        protocol = self._protocol
+        if self.origins is not None:
+            allowed: list[Any] = [None, *self.origins]
+            if self.same_origin:
+                try:
+                    host = request.headers.get("Host")
+                except MultipleValuesError:
+                    host = None
+                if host:
+                    allowed += [f"http://{host}", f"https://{host}"]
+            protocol.origins = allowed
+        protocol.send_response(protocol.accept(request))
+        return b"".join(protocol.data_to_send())
+
+    def respond(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
+        *,
+        head: bool = False,
+    ) -> bytes:
+        """A plain HTTP response to the request; the connection closes after it."""
+        fields = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", content_type),
+            ]
+        )
+        for name, value in (headers or {}).items():
+            fields[name] = value
+        phrase = http.HTTPStatus(status).phrase
+        self._protocol.send_response(Response(status, phrase, fields, b"" if head else body))
+        return b"".join(self._protocol.data_to_send())
+
+    # -- output --------------------------------------------------------------------------------
+
+    def encode(self, message: Any) -> bytes:
+        """One text frame; nothing once the WebSocket is not open."""
+        if self._protocol.state is not OPEN:
+            return b""
+        return text_frame(self._format.encode(message))
+
+    def error_reply(self, error: ProtocolError) -> bytes | None:
+        protocol = self._protocol
+        if self._reply is not None:
+            reply, self._reply = self._reply, None
+            return reply
+        if protocol.state is CONNECTING and not protocol.eof_sent:
+            status = _HTTP_STATUS.get(error.code, 400)
+            text = f"{error.code} {error.detail}".rstrip() + "\n"
+            protocol.send_response(protocol.reject(status, text))
+            return b"".join(protocol.data_to_send())
+        if protocol.state is not OPEN:
+            return None
+        data = text_frame(self._format.error(error))
+        if not error.recoverable:
+            code = _CLOSE_CODE.get(error.code, CloseCode.POLICY_VIOLATION)
+            protocol.send_close(code, error.code[:120])
+            data += b"".join(protocol.data_to_send())
+        return data
+
+    def close_frame(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+        """The bytes of a close frame (and the protocol moves to CLOSING); empty if not open."""
+        protocol = self._protocol
+        if protocol.state is not OPEN:
+            return b""
+        protocol.send_close(code, reason[:120])
+        return b"".join(protocol.data_to_send())
+
+
+_NOTHING: Any = object()
