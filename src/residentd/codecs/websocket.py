@@ -132,6 +132,7 @@ def text_frame(payload: bytes) -> bytes:
 
 class WebSocketCodec:
     __slots__ = (
+        "_fatal",
         "_format",
         "_fragments",
         "_pending",
@@ -163,6 +164,7 @@ class WebSocketCodec:
         self._text = True
         self._pending: list[Any] | None = None  # events left after a recoverable error
         self._reply: bytes | None = None  # the protocol's own answer to a fatal error
+        self._fatal: ProtocolError | None = None
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -180,26 +182,25 @@ class WebSocketCodec:
 
     def feed(self, data: bytes) -> list[Any]:
         protocol = self._protocol
-        if not data:
-            pending, self._pending = self._pending or [], None
-            return self._messages(pending)
-        protocol.receive_data(data)
-        items: list[Any] = protocol.events_received()
-        writes = protocol.data_to_send()
-        if self._pending:
-            items[:0], self._pending = self._pending, None
-        failure = self._failure()
-        if failure is not None:
-            self._reply = b"".join(writes)
-            try:
-                failure.messages = self._messages(items)
-            except ProtocolError:
-                failure.messages = []
-            self._pending = None
-            raise failure
-        if writes:
-            items.append(Outgoing(b"".join(writes), SEND_EOF in writes))
-        return self._messages(items)
+        items: list[Any] = self._pending or []
+        self._pending = None
+        if data:
+            protocol.receive_data(data)
+            items += protocol.events_received()
+            writes = protocol.data_to_send()
+            failure = self._failure()
+            if failure is not None:
+                self._reply = b"".join(writes)
+                self._fatal = failure
+            elif writes:
+                items.append(Outgoing(b"".join(writes), SEND_EOF in writes))
+        messages = self._messages(items)
+        # A fatal error comes out once what came before it is out, bad messages included.
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            fatal.messages = messages
+            raise fatal
+        return messages
 
     def _failure(self) -> ProtocolError | None:
         """The fatal error the last input caused, if any."""

@@ -260,17 +260,17 @@ class Hub:
         if not interval:
             return
         silent_since = now - interval
-        dead_since = silent_since - settings.ping_timeout
+        timeout = settings.ping_timeout
         for user in list(self.presence.online.values()):
             for session in user.sessions:
                 last = session.conn.last_active
                 if last > silent_since:
                     continue
-                if last <= dead_since:
-                    session.fail("dead-peer", f"no answer in {settings.ping_timeout:g}s")
-                elif session.pinged <= last:
+                if session.pinged <= last:  # not pinged since it last said something
                     session.pinged = now
                     session.conn.send_bytes(PING_WIRE[session.wire])
+                elif now - session.pinged >= timeout:
+                    session.fail("dead-peer", f"no answer to ping in {timeout:g}s")
 
     # -- rooms ---------------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@
 buffering) with decoding added: each line goes through the protocol's shared msgspec decoder,
 so a connection holds no decoder of its own, only its partial line. A line that does not decode
 raises a recoverable ``BadRequest``; the lines after it wait in ``_pending`` for the next
-``feed``, so the answers keep the order of the requests. An over-long line is fatal: the lines
-before it are still handled, then the connection gets ``line-too-long`` and is closed.
+``feed``, so the answers keep the order of the requests. An over-long line is fatal, but only
+once the lines before it are out, each bad one with its own error: what a peer hears does not
+depend on how its bytes were split. Then it gets ``line-too-long`` and is closed.
 
 Replies and errors are encoded as ``{"op": ...}`` JSON plus ``\\n``; pushes arrive pre-encoded
 from the hub.
@@ -13,7 +14,6 @@ from the hub.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from residentd.apps.chat import protocol as p
@@ -25,11 +25,13 @@ from residentd.errors import ProtocolError
 
 
 class ChatLineCodec(LineCodec):
-    __slots__ = ("_pending",)
+    __slots__ = ("_fatal", "_pending")
 
     def __init__(self, max_line: int) -> None:
         super().__init__(max_line)
         self._pending: list[bytes] | None = None
+        # A fatal error of the line framing, raised once the lines before it are out.
+        self._fatal: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -40,14 +42,16 @@ class ChatLineCodec(LineCodec):
         try:
             lines = LineCodec.feed(self, data) if data else []
         except ProtocolError as error:
-            # Fatal: what came before the long line is still answered, bad lines skipped.
-            lines = (self._pending or []) + error.messages
-            self._pending = None
-            error.messages = _decode_leniently(lines)
-            raise
+            lines, error.messages = error.messages, []
+            self._fatal = error
         if self._pending:
             lines[:0], self._pending = self._pending, None
-        return self._decode(lines)
+        messages = self._decode(lines)
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            fatal.messages = messages
+            raise fatal
+        return messages
 
     def _decode(self, lines: list[bytes]) -> list[Any]:
         decode = p.decode_request
@@ -68,15 +72,6 @@ class ChatLineCodec(LineCodec):
 
     def error_reply(self, error: ProtocolError) -> bytes:
         return p.protocol_error_payload(error) + b"\n"
-
-
-def _decode_leniently(lines: list[bytes]) -> list[Any]:
-    messages = []
-    for line in lines:
-        if line:
-            with contextlib.suppress(BadRequest):
-                messages.append(p.decode_request(line))
-    return messages
 
 
 class TcpSession(ChatSession):
