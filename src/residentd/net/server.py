@@ -78,7 +78,7 @@ class Server:
         self._closed = asyncio.Event()
         self._unix_paths: list[str] = []
         # The running task of each async periodic job, by the job's index in app.jobs.
-        self._jobs: dict[int, asyncio.Task[None]] = {}
+        self._jobs: dict[int, asyncio.Future[Any]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -124,11 +124,13 @@ class Server:
             return
         result = callback()
         if inspect.isawaitable(result):
-            task = self.loop.create_task(_maybe_await(result))
+            # The awaitable itself becomes the task, so a cancel before its first step still
+            # closes it.
+            task = asyncio.ensure_future(result, loop=self.loop)
             self._jobs[index] = task
             task.add_done_callback(lambda task: self._job_done(index, task))
 
-    def _job_done(self, index: int, task: asyncio.Task[None]) -> None:
+    def _job_done(self, index: int, task: asyncio.Future[Any]) -> None:
         self._jobs.pop(index, None)
         if not task.cancelled() and task.exception() is not None:
             log.error(
