@@ -7,7 +7,7 @@ WebSocket session upgrades it first.
 
     GET /            the chat page: sign in, who is online, rooms, messages
     GET /dashboard   users online, messages/s, memory per user, loop lag, every second
-    GET /static/F    the pages' scripts and style sheet
+    GET /static/F    the pages' scripts, style sheet and icon
     GET /stats       the dashboard's samples as JSON
 
 Answers carry a Content-Security-Policy that allows only this origin's own scripts, styles and
@@ -26,6 +26,7 @@ TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
 HEADERS = {
     "Cache-Control": "no-store",

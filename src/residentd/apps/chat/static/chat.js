@@ -91,11 +91,13 @@ const pushes = {
   },
   direct: (m) => showDirect(m),
   joined: (m) => {
+    refreshRooms();
     if (m.room !== chat.room) return;
     setMember(m.user, { online: true });
     showEvent(`${m.user} joined`);
   },
   left: (m) => {
+    refreshRooms();
     if (m.room !== chat.room) return;
     chat.members.delete(m.user);
     drawMembers();
@@ -104,6 +106,7 @@ const pushes = {
   presence: (m) => {
     if (m.room === chat.room) setMember(m.user, { online: m.online, last_seen: m.last_seen });
     refreshOnline();
+    refreshRooms();
   },
   "topic-changed": (m) => {
     if (m.room === chat.room) $("room-topic").textContent = m.topic;

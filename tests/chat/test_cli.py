@@ -1,0 +1,74 @@
+"""``residentd chat token`` and ``residentd run chat`` as real processes: tokens made by the CLI
+let users in to a daemon that takes no guests, and a stop says goodbye to every peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from residentd.apps.chat.tokens import check_token
+
+from .daemon import ChatDaemon
+
+
+def residentd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RESIDENTD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "residentd", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean, **(env or {})},
+    )
+
+
+def test_token_command(tmp_path: Path) -> None:
+    made = residentd("chat", "token", "ann", "--secret", "s1")
+    assert made.returncode == 0, made.stderr
+    assert check_token("s1", "ann", made.stdout.strip()) is None
+    config = tmp_path / "chat.toml"
+    config.write_text('secret = "from-file"\nguests = false\n')
+    from_file = residentd("chat", "token", "bob", "--config", str(config), "--ttl", "60")
+    assert check_token("from-file", "bob", from_file.stdout.strip()) is None
+    from_env = residentd("chat", "token", "cid", env={"RESIDENTD_SECRET": "from-env"})
+    assert check_token("from-env", "cid", from_env.stdout.strip()) is None
+    missing = residentd("chat", "token", "ann")
+    assert missing.returncode == 2 and "no secret" in missing.stderr
+    bad_name = residentd("chat", "token", "not a name", "--secret", "s")
+    assert bad_name.returncode == 2 and "not a user name" in bad_name.stderr
+    assert residentd("echo", "token", "x").returncode == 2  # echo has no commands
+
+
+def lines(sock: socket.socket, count: int) -> list[dict[str, object]]:
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_daemon_takes_cli_tokens_and_says_goodbye() -> None:
+    with ChatDaemon("--secret", "s2", "--no-guests") as daemon:
+        token = residentd("chat", "token", "ann", "--secret", "s2").stdout.strip()
+        with socket.create_connection(("127.0.0.1", daemon.tcp_port), timeout=10) as sock:
+            sock.sendall(b'{"op":"hello","v":1,"user":"ann","id":1}\n')
+            assert lines(sock, 1)[0]["code"] == "bad-token"
+            hello = {"op": "hello", "v": 1, "user": "ann", "token": token, "id": 2}
+            sock.sendall(json.dumps(hello).encode() + b"\n")
+            assert lines(sock, 1)[0]["op"] == "hello"
+            assert daemon.stop() == 0
+            assert lines(sock, 1) == [{"op": "bye", "reason": "server-shutdown"}]
+            assert sock.recv(1) == b""
+
+
+def test_daemon_without_a_way_in_refuses_to_start() -> None:
+    started = residentd("run", "chat", "--no-guests", "--listen", "127.0.0.1:0",
+                        "--http-listen", "127.0.0.1:0", "--admin", "off")  # fmt: skip
+    assert started.returncode != 0
+    assert "guests = false needs a secret" in started.stderr
