@@ -256,10 +256,10 @@ class Connection(asyncio.Protocol):
                 self._dispatch(error.messages)
             if self._closing:
                 return
-            self.server.stats.errors[error.code] += 1
             if not error.recoverable:
                 self.fail(error)
                 return
+            self.server.stats.errors[error.code] += 1
             self.bad_messages += 1
             limit = self.server.limits.max_bad_messages
             if limit and self.bad_messages > limit:
@@ -278,7 +278,6 @@ class Connection(asyncio.Protocol):
             return
 
     def _handler_failed(self, where: str) -> None:
-        self.server.stats.errors["internal-error"] += 1
         self.server.log_handler_error(self, where)
         self.fail(ProtocolError("internal-error", "the server failed to handle a message"))
 
@@ -378,9 +377,11 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def fail(self, error: ProtocolError) -> None:
-        """Tell the peer about ``error`` in the codec's error form, if it has one, and close."""
+        """Tell the peer about ``error`` in the codec's error form, if it has one, and close.
+        Every such error is counted by its code."""
         if self._closing:
             return
+        self.server.stats.errors[error.code] += 1
         self.server.log_protocol_error(self, error)
         reply = self.codec.error_reply(error)
         if reply is not None:
