@@ -230,8 +230,9 @@ def serve_raw(listen: str) -> None:
             for line in lines:
                 if b'"post"' in line:
                     sequence += 1
-                    message = {"op": "message", "room": ROOM, "seq": sequence,
-                               "ts": int(time.time() * 1000), "user": "m0", "text": TEXT}  # fmt: skip
+                    ts = int(time.time() * 1000)
+                    message = {"op": "message", "room": ROOM, "seq": sequence, "ts": ts,
+                               "user": "m0", "text": TEXT}  # fmt: skip
                     payload = json.dumps(message, separators=(",", ":")).encode() + b"\n"
                     for transport in transports:
                         transport.write(payload)
