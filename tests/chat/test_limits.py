@@ -85,6 +85,8 @@ def test_connections_per_user(run: Run, transport: str) -> None:
             await third.send("hello", v=1, user="ann", token=token)
             received = await third.closed()
             assert [m["code"] for m in received] == ["too-many-connections"]
+            if isinstance(third, WsPeer):
+                assert third.close_code == 1008  # policy violation, after the error message
             assert (await devices[0].request("who"))["online"] == 1
 
     run(main())

@@ -87,6 +87,13 @@ class WebSocketSession(ChatSession):
         else:
             self.close("handshake-refused")
 
+    def close(self, reason: str = "closed") -> None:
+        """Close, with a close frame first when the WebSocket is open (1008: the app's rule)."""
+        frame = self.codec.close_frame(1008, reason)
+        if frame:
+            self.conn.send_bytes(frame)
+        super().close(reason)
+
     def on_shutdown(self) -> None:
         if self.codec.open:
             ChatSession.on_shutdown(self)
