@@ -5,6 +5,7 @@ hostile case checks that another user is still served meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -203,5 +204,54 @@ def test_room_limits(run: Run) -> None:
             bob = await chat.signed_in("tcp", "bob")
             assert (await bob.request("create", room="d"))["op"] == "create"
             assert (await bob.request("create", room="e"))["code"] == "rooms-full"
+
+    run(main())
+
+
+def test_a_member_that_stops_reading_is_cut_off(run: Run) -> None:
+    limits = Limits(max_output_buffer=256 * 1024, write_high_water=64 * 1024,
+                    write_low_water=16 * 1024)  # fmt: skip
+
+    async def main() -> None:
+        async with chat_server(limits=limits, rate_limit=0.0, max_text=4000) as chat:
+            stalled = socket.socket()
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_connect(stalled, (chat.tcp.host, chat.tcp.port))
+            await loop.sock_sendall(stalled, b'{"op":"hello","v":1,"user":"slow"}\n'
+                                             b'{"op":"join","room":"lobby"}\n')  # fmt: skip
+            poster = await chat.signed_in("tcp", "ann")
+            await poster.request("join", room="lobby")
+            await asyncio.sleep(0.1)
+            text = "x" * 4000
+            for _ in range(200):  # never more than ~40 MB, stops at the cut-off
+                for _ in range(50):
+                    await poster.send("post", room="lobby", text=text)
+                reply = await poster.request("who", room="lobby")
+                poster.pushes.clear()
+                if reply["online"] == 1:
+                    break
+            else:
+                raise AssertionError("the stalled member was never cut off")
+            assert chat.server.stats.closed["output-buffer-full"] == 1
+            await still_served(poster)
+            stalled.close()
+
+    run(main())
+
+
+def test_reload_applies_new_limits_to_everyone(run: Run) -> None:
+    async def main() -> None:
+        async with chat_server() as chat:
+            peer = await chat.signed_in("tcp", "ann")
+            await peer.request("join", room="lobby")
+            assert (await peer.request("post", room="lobby", text="123456"))["op"] == "post"
+            # What the runner does on SIGHUP: new option values, then the reload hooks.
+            chat.app.options.update(max_text=5, rate_limit=1.0, rate_burst=1.0)
+            for hook in chat.app.reload_hooks:
+                hook({"max_text": 5, "rate_limit": 1.0, "rate_burst": 1.0})
+            assert (await peer.request("post", room="lobby", text="123456"))["code"] == "too-long"
+            assert (await peer.request("who"))["code"] == "rate-limited"
 
     run(main())
