@@ -49,6 +49,12 @@ def test_tokens_and_guest_names(run: Run, transport: str) -> None:
                 taken = await impostor.request("hello", v=1, user=name)
                 assert taken["code"] == "name-taken", taken
             assert len(holders) == 2  # kept open until here
+            # The owner of a name a guest is using comes with a token: the guest must go.
+            squatter = await chat.signed_in(transport, "cid")
+            owner = await chat.signed_in(transport, "cid", token=make_token("sekrit", "cid"))
+            assert [m["code"] for m in await squatter.closed()] == ["name-taken"]
+            assert (await owner.request("seen", user="cid"))["online"] is True
+            assert (await owner.request("state.get"))["op"] == "state.get"
 
     run(main())
 

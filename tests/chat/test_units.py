@@ -246,3 +246,15 @@ def test_websocket_codec_before_the_handshake() -> None:
         WebSocketCodec(FORMAT).feed(b"HELLO\r\n\r\n")
     assert bad.value.code == "bad-request"
     assert text_frame(b"{}") == b"\x81\x02{}"
+
+
+def test_websocket_codec_plain_text_by_default() -> None:
+    codec = WebSocketCodec()
+    [request] = codec.feed(handshake())
+    codec.accept(request)
+    assert codec.feed(client_frame(Opcode.TEXT, "héllo".encode())) == ["héllo"]
+    assert codec.encode("hi") == text_frame(b"hi")
+    with pytest.raises(ProtocolError) as bad:
+        codec.feed(client_frame(Opcode.TEXT, b"\xff"))
+    assert bad.value.code == "invalid-utf8" and bad.value.recoverable
+    assert codec.error_reply(bad.value) == text_frame(b"ERR invalid-utf8 text frame")

@@ -171,7 +171,11 @@ class Hub:
                 raise ChatError("name-taken", f"a guest named {name!r} is online")
         if user is None:
             user = self._new_user(name, guest)
-        elif not guest:
+        elif not guest and user.guest:
+            # The name's owner came with a token: guests who used it are shown the door.
+            for impostor in user.sessions:
+                self.disconnected(impostor)
+                impostor.fail("name-taken", f"{name!r} signed in with a token")
             user.guest = False
         if len(user.sessions) >= settings.max_connections_per_user:
             limit = settings.max_connections_per_user
