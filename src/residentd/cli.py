@@ -6,6 +6,7 @@
     residentd reload  (--pidfile F | --admin A)
     residentd stop    (--pidfile F | --admin A) [--timeout S]
     residentd loglevel LEVEL (--pidfile F | --admin A)
+    residentd bots [--scenario S] [--users N] ...    load a loopback server with bots
     residentd APP ...                                   a built-in app's own commands
 
 Settings come from defaults, the TOML file, ``RESIDENTD_*`` variables and flags, flags winning.
@@ -42,6 +43,10 @@ EXIT_CONFIG = 2
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "bots":
+            from residentd.bots.cli import main as bots_main
+
+            return bots_main(argv[1:])
         if argv and argv[0] in ("run", "config"):
             return _run_or_config(argv[0], argv[1:])
         if argv and argv[0] in BUILTIN:
