@@ -118,7 +118,7 @@ class LoadRunner:
         self.emit = emit
         # Wall-clock start shared by all generators, so their seconds line up.
         self.start_wall = time.time() if start is None else start
-        self.done = 0  # tasks run
+        self.started = 0  # tasks begun, against the --requests budget
         self.stopping = False
         self.stopped_ns = 0  # perf_counter_ns when the run began to stop
         self._cancelling = False  # past the drain: cancellations are no longer wake-ups
@@ -179,14 +179,20 @@ class LoadRunner:
             self._next_second = second + 1
             self.emit(self.recorder.interval(second))
 
-    def _count_task(self) -> None:
-        self.done += 1
-        if self.plan.requests and self.done >= self.plan.requests:
-            self._limit_reached()
-
-    def _limit_reached(self) -> None:
-        if self._stop_event is not None:
+    def _may_start(self) -> bool:
+        """Take one task from the ``--requests`` budget; ``False`` (and the run stops) when it
+        is spent, so the run makes exactly that many."""
+        limit = self.plan.requests
+        if not limit:
+            return True
+        if self.started >= limit:
+            if self._stop_event is not None:
+                self._stop_event.set()
+            return False
+        self.started += 1
+        if self.started >= limit and self._stop_event is not None:
             self._stop_event.set()
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         bot = asyncio.get_running_loop().create_task(coro)
@@ -235,21 +241,19 @@ class LoadRunner:
     async def _closed(self, bot: Scenario) -> None:
         think = self.plan.think
         thinks = think.kind != "constant" or think.a > 0
-        limit = self.plan.requests
         while not self.stopping:
             task = bot.pick()
             if task is None:
                 await self._think(self.plan.duration)
                 continue
+            if not self._may_start():
+                return
             try:
                 await task()
             except Exception as exc:
                 if not bot.alive:
                     raise
                 self._uncounted(exc)
-            self.done += 1
-            if limit and self.done >= limit:
-                self._limit_reached()
             if thinks and not self.stopping:
                 await self._think(think.sample(bot.random))
             if not bot.alive:
@@ -274,6 +278,9 @@ class LoadRunner:
                         break
                 elif -wait > late_ns:
                     self.recorder.late += 1
+                if not self._may_start():
+                    due = deadline_ns  # the budget is spent: nothing more was due
+                    break
                 bot.intended = due
                 due += interval_ns
                 try:
@@ -283,7 +290,6 @@ class LoadRunner:
                     if not bot.alive:
                         raise
                     self._uncounted(exc)
-                self._count_task()
         finally:
             # What the schedule wanted sent before the end but never was.
             end = min(deadline_ns, self.stopped_ns or time.perf_counter_ns()) - late_ns
@@ -344,14 +350,13 @@ class LoadRunner:
             self.recorder.users += 1
             for n in range(self.plan.iterations):
                 task = bot.pick()
-                if task is None or self.stopping:
+                if task is None or self.stopping or not self._may_start():
                     break
                 if n:
                     pause = self.plan.think.sample(bot.random)
                     if pause > 0:
                         await self._think(pause)
                 await task()
-                self._count_task()
             if bot.alive:
                 await bot.on_stop()
             self.recorder.record("session", time.perf_counter_ns() - intended)

@@ -267,7 +267,11 @@ def _import(name: str) -> Any:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[module_name]
+            raise ValueError(f"scenario file {name} failed to load: {exc!r}") from None
         return module
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -275,3 +279,5 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         raise ValueError(f"cannot import scenario module {name!r}: {exc}") from None
+    except Exception as exc:
+        raise ValueError(f"scenario module {name!r} failed to load: {exc!r}") from None

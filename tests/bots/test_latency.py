@@ -1,0 +1,122 @@
+"""Latency as measured: a known server delay shows in the percentiles, a stall shows in the
+open model's p99, timeouts and source addresses behave."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from residentd.bots.load import Plan, Think
+from residentd.bots.scenarios.echo import Echo
+
+from .helpers import LineServer, closed, run_load
+
+
+def test_injected_delay_shows_in_percentiles(run: Any) -> None:
+    async def main() -> Any:
+        server = await LineServer(delay=0.050).start()
+        try:
+            return await run_load(Echo, server.port, closed(users=8, duration=1.5))
+        finally:
+            await server.stop()
+
+    stats, _ = run(main())
+    echo = stats.steps["echo"].summary(1.5)
+    assert echo["errors"] == 0
+    # 8 bots, 50 ms per request: about 160 requests a second.
+    assert 80 <= echo["count"] <= 400
+    for key in ("p50_ms", "p90_ms", "p99_ms"):
+        assert 50.0 <= echo[key] < 250.0, (key, echo)
+    assert stats.steps["connect"].count == 8
+    assert stats.peak_users == 8
+
+
+def test_think_time_paces_a_closed_model(run: Any) -> None:
+    async def main() -> Any:
+        server = await LineServer().start()
+        try:
+            return await run_load(Echo, server.port, closed(4, 1.5, think="0.25"))
+        finally:
+            await server.stop()
+
+    stats, _ = run(main())
+    # Four bots, one request per 0.25 s each: about 24 in 1.5 s, never thousands.
+    assert 8 <= stats.steps["echo"].count <= 40
+
+
+def test_open_model_reports_a_stall_in_p99(run: Any) -> None:
+    """200 requests/s for 3 s; the server answers nothing for one second in the middle. Timed
+    from the intended send times, a fifth or more of all requests saw up to a second of delay:
+    p99 shows the stall, where a closed-loop measurement would show one slow request per bot."""
+
+    async def main() -> Any:
+        import asyncio
+
+        server = await LineServer().start()
+        loop = asyncio.get_running_loop()
+
+        def stall() -> None:
+            server.stall_until = loop.time() + 1.0
+
+        loop.call_later(1.0, stall)
+        plan = Plan("open", 4, 1000.0, Think.parse("0"), 3.0, rate=200.0)
+        try:
+            return await run_load(Echo, server.port, plan)
+        finally:
+            await server.stop()
+
+    stats, _ = run(main())
+    echo = stats.steps["echo"].summary(3.0)
+    assert echo["errors"] == 0
+    assert echo["p99_ms"] >= 700.0, echo
+    assert echo["max_ms"] >= 900.0, echo
+    assert echo["p50_ms"] < 300.0, echo
+    assert stats.late > 50  # requests that wanted to go out during the stall went late
+    assert 400 <= echo["count"] <= 700
+
+
+def test_open_model_counts_dropped_requests_of_a_silent_server(run: Any) -> None:
+    async def main() -> Any:
+        server = await LineServer().start()
+        server.replies = False
+        plan = Plan("open", 2, 1000.0, Think.parse("0"), 1.5, rate=100.0, drain=0.2)
+        try:
+            return await run_load(Echo, server.port, plan, timeout=0.5)
+        finally:
+            await server.stop()
+
+    stats, _ = run(main())
+    echo = stats.steps["echo"]
+    assert echo.ok == 0
+    assert echo.errors.get("timeout", 0) >= 2
+    # 150 requests were due; each bot could send one every half second at best.
+    assert stats.dropped >= 100
+
+
+def test_connections_leave_from_several_source_addresses(run: Any) -> None:
+    async def main() -> Any:
+        server = await LineServer().start()
+        try:
+            await run_load(
+                Echo, server.port, closed(6, 0.6), sources=["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+            )
+        finally:
+            await server.stop()
+        return server.peers
+
+    assert run(main()) == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+
+
+def test_requests_bound_stops_the_run_early(run: Any) -> None:
+    import time
+
+    async def main() -> Any:
+        server = await LineServer().start()
+        try:
+            return await run_load(Echo, server.port, closed(4, 30.0, requests=200))
+        finally:
+            await server.stop()
+
+    started = time.monotonic()
+    stats, _ = run(main())
+    assert 200 <= stats.steps["echo"].count <= 204
+    assert time.monotonic() - started < 20.0
