@@ -36,6 +36,7 @@ from harness import (
     server_command,
     source_address,
 )
+from idle_memory import settled_rss
 
 PER_SOURCE = 2000
 BATCH = 250
@@ -103,20 +104,6 @@ def open_echo(port: int, count: int) -> list[socket.socket]:
         for sock in fresh:
             read_lines(sock, 1)
     return sockets
-
-
-def settled_rss(server: ServerProcess, timeout: float = 15.0) -> int:
-    """The RSS once two reads half a second apart differ by less than 16 KiB."""
-    time.sleep(0.5)
-    previous = server.rss()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        current = server.rss()
-        if abs(current - previous) < 16 * 1024:
-            return current
-        previous = current
-    return previous
 
 
 def measure(server: ServerProcess, users: int, kind: str, join: bool) -> dict[str, float]:
