@@ -15,12 +15,19 @@ needs_chat = pytest.mark.skipif("chat" not in BUILTIN, reason="the chat app is n
 needs_kv = pytest.mark.skipif("kv" not in BUILTIN, reason="the kv app is not built yet")
 
 
+def start_chat(tmp: Path) -> tuple[Daemon, int, int]:
+    """``residentd run chat`` on free TCP and HTTP ports."""
+    tcp, http = free_port(), free_port()
+    daemon = Daemon(
+        tmp, "chat", "--listen", f"127.0.0.1:{tcp}", "--http-listen", f"127.0.0.1:{http}"
+    )
+    return daemon, tcp, http
+
+
 @needs_chat
 @pytest.mark.parametrize("transport", ["json", "websocket"])
 def test_chat_scenario_end_to_end(tmp_path: Path, transport: str) -> None:
-    tcp, http = free_port(), free_port()
-    daemon = Daemon(tmp_path, "chat", "--listen", f"127.0.0.1:{tcp}",
-                    "--http-listen", f"127.0.0.1:{http}")  # fmt: skip
+    daemon, tcp, http = start_chat(tmp_path)
     port = tcp if transport == "json" else http
     try:
         daemon.wait_port(port)
@@ -47,9 +54,7 @@ def test_chat_scenario_end_to_end(tmp_path: Path, transport: str) -> None:
 
 @needs_chat
 def test_chat_idle_users_stay_online(tmp_path: Path) -> None:
-    tcp, http = free_port(), free_port()
-    daemon = Daemon(tmp_path, "chat", "--listen", f"127.0.0.1:{tcp}",
-                    "--http-listen", f"127.0.0.1:{http}")  # fmt: skip
+    daemon, tcp, _ = start_chat(tmp_path)
     try:
         daemon.wait_port(tcp)
         done = bots("--scenario", "chat-idle", "--target", str(tcp), "--users", "200",

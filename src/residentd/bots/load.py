@@ -241,12 +241,14 @@ class LoadRunner:
     async def _closed(self, bot: Scenario) -> None:
         think = self.plan.think
         thinks = think.kind != "constant" or think.a > 0
+        budget = self.plan.requests > 0
+        only = bot.pick() if len(bot._tasks) == 1 else None  # the hot path: one task
         while not self.stopping:
-            task = bot.pick()
+            task = only or bot.pick()
             if task is None:
                 await self._think(self.plan.duration)
                 continue
-            if not self._may_start():
+            if budget and not self._may_start():
                 return
             try:
                 await task()

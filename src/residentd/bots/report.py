@@ -135,9 +135,10 @@ def _bytes(value: float | None) -> str:
 
 def steps_table(results: dict[str, Any]) -> Table:
     table = Table(title=f"{results['scenario']} against {results['target']}", title_justify="left")
-    for column in ("step", "count", "errors", "rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
-                   "max ms"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "step" else "right")
+    width = max((len(step["name"]) for step in results["steps"]), default=4)
+    table.add_column("step", no_wrap=True, min_width=max(8, width))
+    for column in ("count", "errors", "rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"):
+        table.add_column(column, justify="right")
     summary = results["summary"]
     rows = [*results["steps"], {"name": "requests", "count": summary["requests"],
                                 "errors": summary["request_errors"], **summary}]  # fmt: skip

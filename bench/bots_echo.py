@@ -1,0 +1,85 @@
+"""How fast one bots generator process drives the echo daemon (non-pipelined request/replies).
+
+    python bench/bots_echo.py [--users 64] [--duration 10] [--rounds 3]
+
+``residentd run echo`` runs pinned to CPU 0 and ``residentd bots --scenario echo --processes
+1`` pinned to CPU 1 (``taskset``), on loopback; each round prints the requests per second, p50
+and p99 the bots measured, and the generator's CPU per request; the median is printed last.
+The goal (issue 6) is at least 40,000 request/replies a second from one generator process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"the echo daemon did not listen on {port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    port = free_port()
+    rates = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = subprocess.Popen(
+            ["taskset", "-c", "0", PYTHON, "-m", "residentd", "run", "echo",
+             "--listen", f"127.0.0.1:{port}", "--pidfile", str(Path(tmp) / "echo.pid"),
+             "--max-connections-per-ip", "0", "--log-level", "WARNING"],
+        )  # fmt: skip
+        try:
+            wait_port(port)
+            for round_ in range(1, args.rounds + 1):
+                out = Path(tmp) / f"round{round_}.json"
+                command = [
+                    "taskset", "-c", "1", PYTHON, "-m", "residentd", "bots", "--no-live",
+                    "--scenario", "echo", "--target", f"127.0.0.1:{port}",
+                    "--users", str(args.users), "--duration", str(args.duration),
+                    "--processes", "1", "--json", str(out),
+                ]  # fmt: skip
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise SystemExit(done.stdout + done.stderr)
+                summary = json.loads(out.read_text())["summary"]
+                rates.append(summary["rps"])
+                print(
+                    f"round {round_}: {summary['rps']:,.0f} requests/s, "
+                    f"p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms"
+                )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=20)
+    print(f"median: {statistics.median(rates):,.0f} requests/s from one generator process "
+          f"({args.users} bots, echo daemon on CPU 0, generator on CPU 1)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
