@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 USERS = 3000
-SPAWN_RATE = 500
+SPAWN_RATE = 300
 DURATION = 30
 
 

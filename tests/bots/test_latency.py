@@ -120,3 +120,57 @@ def test_requests_bound_stops_the_run_early(run: Any) -> None:
     stats, _ = run(main())
     assert 200 <= stats.steps["echo"].count <= 204
     assert time.monotonic() - started < 20.0
+
+
+def test_session_model_times_whole_sessions_and_drops_over_the_cap(run: Any) -> None:
+    """40 sessions a second, 3 tasks each, against 100 ms replies: a session takes about
+    0.4 s (connect, three echoes), so about 16 run at once; with a cap of 8 the rest are
+    dropped, and every session is timed from its intended arrival."""
+
+    async def main() -> Any:
+        server = await LineServer(delay=0.100).start()
+        plan = Plan("sessions", 8, 0.0, Think.parse("0"), 2.0, rate=40.0, iterations=3)
+        try:
+            return await run_load(Echo, server.port, plan)
+        finally:
+            await server.stop()
+
+    stats, _ = run(main())
+    session = stats.steps["session"].summary(2.0)
+    assert session["errors"] == 0
+    assert session["p50_ms"] >= 300.0, session
+    assert stats.steps["echo"].count >= 3 * session["count"]
+    assert stats.dropped >= 10
+    assert session["count"] + stats.dropped >= 60  # 80 arrivals were due, a few at the end
+    assert stats.peak_users <= 8
+
+
+class Closer(LineServer):
+    """Closes every connection after its third line."""
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        for _ in range(3):
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(line)
+        writer.close()
+
+
+def test_bots_reconnect_when_the_server_closes_and_count_it(run: Any) -> None:
+    async def main() -> Any:
+        server = await Closer().start()
+        try:
+            return await run_load(Echo, server.port, closed(3, 2.5, think="0.05"))
+        finally:
+            await server.stop()
+
+    stats, _ = run(main())
+    # Each bot: three echoes, a failed fourth, a second's pause, then a new connection.
+    assert stats.steps["connect"].ok >= 6
+    assert stats.steps["echo"].ok >= 18
+    # A close seen while waiting for a reply fails that echo; one seen while thinking is
+    # counted under "connection".
+    closes = [stats.steps[name].errors.get("closed-by-peer", 0) for name in ("echo", "connection")
+              if name in stats.steps]  # fmt: skip
+    assert sum(closes) >= 3

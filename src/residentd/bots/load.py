@@ -351,13 +351,15 @@ class LoadRunner:
             online = True
             self.recorder.users += 1
             for n in range(self.plan.iterations):
-                task = bot.pick()
-                if task is None or self.stopping or not self._may_start():
-                    break
                 if n:
                     pause = self.plan.think.sample(bot.random)
                     if pause > 0:
                         await self._think(pause)
+                task = bot.pick()
+                if task is None:
+                    break
+                if self.stopping or not self._may_start():
+                    return  # cut short by the end of the run: not a whole session
                 await task()
             if bot.alive:
                 await bot.on_stop()
