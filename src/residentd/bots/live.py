@@ -2,9 +2,10 @@
 
 ``LiveView`` is a context manager; the controller calls ``update`` once a second with the
 merged statistics and the last server sample. It shows users online, requests per second,
-p50 and p99 of the last complete second, errors so far, the open model's late and dropped
-counts, and the server's RSS and fds. When the output is not a terminal (a pipe, CI) it draws
-nothing, so logs stay clean; the final table is printed either way.
+p50 and p99 of the last complete second, errors so far, the busiest generator's CPU, the open
+model's late and dropped counts, and the server's RSS and fds. When the output is not a
+terminal (a pipe, CI) it draws nothing, so logs stay clean; the final table is printed either
+way.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class LiveView:
             "p50": f"{point.latency.get('p50_ms', 0):.2f} ms" if point else "-",
             "p99": f"{point.latency.get('p99_ms', 0):.2f} ms" if point else "-",
             "errors": f"{errors:,}",
+            "bots CPU": f"{point.generator_cpu_percent:.0f}%" if point else "-",
         }
         if stats.late or stats.dropped:
             cells["late/dropped"] = f"{stats.late:,}/{stats.dropped:,}"

@@ -37,6 +37,7 @@ from residentd.bots.transports import Watchdog
 
 Model = Literal["closed", "open", "sessions"]
 LATE_AFTER = 0.010
+LAG_PROBE = 0.05  # seconds between two looks at the generator's own loop lag
 RECONNECT_DELAY = 1.0
 
 
@@ -140,6 +141,7 @@ class LoadRunner:
             await asyncio.sleep(delay)
         self.deadline = time.monotonic() + self.plan.duration
         reporter = loop.create_task(self._report())
+        lag_probe = loop.create_task(self._measure_lag())
         spawner = loop.create_task(
             self._arrivals() if self.plan.model == "sessions" else self._ramp()
         )
@@ -147,6 +149,7 @@ class LoadRunner:
             await asyncio.wait_for(self._stop_event.wait(), self.plan.duration)
         await self._stop(spawner)
         watchdog.stop()
+        lag_probe.cancel()
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
@@ -178,6 +181,18 @@ class LoadRunner:
             await asyncio.sleep(max(0.0, self.start_wall + second - time.time()))
             self._next_second = second + 1
             self.emit(self.recorder.interval(second))
+
+    async def _measure_lag(self) -> None:
+        """How late this generator's loop runs a timer: when it is busy, every latency it
+        measures includes its own delay, and the report says so."""
+        loop = asyncio.get_running_loop()
+        recorder = self.recorder
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_PROBE)
+            lag = loop.time() - start - LAG_PROBE
+            if lag > recorder.lag:
+                recorder.lag = lag
 
     def _may_start(self) -> bool:
         """Take one task from the ``--requests`` budget; ``False`` (and the run stops) when it

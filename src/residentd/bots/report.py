@@ -31,13 +31,15 @@ from residentd import __version__
 from residentd.bots.server import ServerSample, memory_per_user, trend
 from residentd.bots.stats import RunStats, StepTotals
 
+# A generator whose own loop lags more than this is too busy to time requests well.
+SATURATED_LAG_MS = 50.0
 # Steps that are not requests: a connection being opened, a whole session.
 NOT_REQUESTS = ("connect", "session")
 STEP_COLUMNS = ("name", "count", "ok", "errors", "rps", "mean_ms", "p50_ms", "p90_ms",
                 "p99_ms", "p999_ms", "max_ms")  # fmt: skip
 TIMELINE_COLUMNS = ("t", "rps", "errors", "users", "late", "dropped", "p50_ms", "p90_ms",
-                    "p99_ms", "max_ms", "server_rss_bytes", "server_fds",
-                    "server_cpu_percent")  # fmt: skip
+                    "p99_ms", "max_ms", "generator_lag_ms", "generator_cpu_percent",
+                    "server_rss_bytes", "server_fds", "server_cpu_percent")  # fmt: skip
 
 
 def build_results(
@@ -107,6 +109,10 @@ def build_results(
             "late": stats.late,
             "dropped": stats.dropped,
             "pushes": stats.pushes,
+            "generator_lag_max_ms": max((p["generator_lag_ms"] for p in timeline), default=0.0),
+            "generator_cpu_max_percent": max(
+                (p["generator_cpu_percent"] for p in timeline), default=0.0
+            ),
         },
         "steps": steps,
         "errors": dict(sorted(errors.items(), key=lambda item: -item[1])),
@@ -171,6 +177,13 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     if load["model"] != "closed":
         line += f"; late {summary['late']:,}, dropped {summary['dropped']:,}"
     console.print(line)
+    if summary["generator_lag_max_ms"] > SATURATED_LAG_MS:
+        console.print(
+            f"[yellow]warning[/yellow]: a generator's loop lagged up to "
+            f"{summary['generator_lag_max_ms']:,.0f} ms (CPU up to "
+            f"{summary['generator_cpu_max_percent']:.0f}%): latencies include that delay; "
+            "more --processes would spread the bots"
+        )
     if results["errors"]:
         shown = ", ".join(f"{k} x{n:,}" for k, n in list(results["errors"].items())[:6])
         console.print(f"[red]errors[/red]: {shown}")

@@ -19,6 +19,7 @@ second over all steps, users online), finished once every generator has reported
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +86,14 @@ class Interval:
     late: int = 0
     dropped: int = 0
     pushes: int = 0
+    lag_ms: float = 0.0  # the generator's own worst event-loop lag in the second
+    cpu_percent: float = 0.0  # the generator process's CPU in the second (100: one core)
 
 
 class Recorder:
     """Where the bots of one generator record their step latencies and errors."""
 
-    __slots__ = ("_steps", "dropped", "late", "pushes", "users", "worker")
+    __slots__ = ("_cpu", "_steps", "_wall", "dropped", "lag", "late", "pushes", "users", "worker")
 
     def __init__(self, worker: int = 0) -> None:
         self.worker = worker
@@ -99,6 +102,9 @@ class Recorder:
         self.late = 0  # open model: sends that left later than intended
         self.dropped = 0  # open model: sends or sessions that never happened
         self.pushes = 0  # messages the server sent that no request waited for
+        self.lag = 0.0  # worst lag of this generator's loop since the last interval, seconds
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
 
     def _step(self, name: str) -> _StepCounts:
         step = self._steps.get(name)
@@ -134,10 +140,15 @@ class Recorder:
                 encoded = histogram.encode().decode("ascii")
             steps[name] = StepInterval(ok, counts.errors, encoded)
         self._steps = {}
+        cpu, wall = time.process_time(), time.monotonic()
+        busy = 100.0 * (cpu - self._cpu) / max(wall - self._wall, 1e-3)
         interval = Interval(
-            self.worker, second, steps, self.users, self.late, self.dropped, self.pushes
-        )
+            self.worker, second, steps, self.users, self.late, self.dropped, self.pushes,
+            round(self.lag * 1000, 3), round(busy, 1),
+        )  # fmt: skip
         self.late = self.dropped = self.pushes = 0
+        self.lag = 0.0
+        self._cpu, self._wall = cpu, wall
         return interval
 
 
@@ -188,6 +199,8 @@ class Point:
     late: int = 0
     dropped: int = 0
     latency: dict[str, float] = field(default_factory=dict)
+    generator_lag_ms: float = 0.0  # the worst over the generators
+    generator_cpu_percent: float = 0.0  # the busiest generator
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +211,8 @@ class Point:
             "late": self.late,
             "dropped": self.dropped,
             **{k: self.latency.get(k, 0.0) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
+            "generator_lag_ms": self.generator_lag_ms,
+            "generator_cpu_percent": self.generator_cpu_percent,
         }
 
 
@@ -245,6 +260,8 @@ class RunStats:
         point.users += interval.users
         point.late += interval.late
         point.dropped += interval.dropped
+        point.generator_lag_ms = max(point.generator_lag_ms, interval.lag_ms)
+        point.generator_cpu_percent = max(point.generator_cpu_percent, interval.cpu_percent)
         self.late += interval.late
         self.dropped += interval.dropped
         self.pushes += interval.pushes
