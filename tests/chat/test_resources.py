@@ -1,0 +1,51 @@
+"""Every chat connection is released: after many sign-in, join, post and disconnect cycles over
+both transports, the hub holds no connection, no room keeps a sink, no session object lives on,
+and the process has the file descriptors it started with."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from core.helpers import open_fds, wait_until
+from residentd.apps.chat.session import ChatSession
+
+from .helpers import chat_server
+
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+def live_sessions() -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, ChatSession))
+
+
+def test_connections_are_released(run: Run) -> None:
+    async def main() -> None:
+        async with chat_server() as chat:
+            hub = chat.app.hub
+            assert hub is not None
+            fds = open_fds()
+            for cycle in range(20):
+                peers = []
+                for index, transport in enumerate(("tcp", "ws", "tcp")):
+                    peer = await chat.signed_in(transport, f"u{cycle}-{index}")
+                    await peer.request("join", room="lobby")
+                    await peer.request("post", room="lobby", text="hi")
+                    peers.append(peer)
+                unsigned = await chat.peer("ws")  # connects and leaves without a hello
+                for peer in [*peers, unsigned]:
+                    await peer.close()
+            await wait_until(lambda: not chat.server.connections, what="every connection gone")
+            await asyncio.sleep(0.05)
+            assert hub.connections == [0, 0] and not hub.pending
+            assert not hub.presence.online
+            lobby = hub.rooms["lobby"]
+            assert lobby.online == 0 and lobby.sinks == ({}, {})
+            assert len(lobby.members) == 60  # membership outlives the connections, by design
+            assert live_sessions() == 0
+            assert open_fds() <= fds
+
+    run(main())
