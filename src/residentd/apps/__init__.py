@@ -5,5 +5,6 @@
 
 BUILTIN = {
     "echo": "residentd.apps.echo:app",
+    "kv": "residentd.apps.kv:app",
     "chat": "residentd.apps.chat:app",
 }

@@ -1,0 +1,50 @@
+"""Helpers the command handlers share: typed lookups and argument parsing.
+
+Each either returns what the handler asked for or raises ``ReplyError`` with Redis's error
+reply (WRONGTYPE, "value is not an integer or out of range", ...), which the session sends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from residentd.apps.kv import errors
+from residentd.apps.kv.errors import ReplyError
+from residentd.codecs.resp import parse_int
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.session import KvSession
+
+T = TypeVar("T")
+
+
+def read(s: KvSession, key: bytes, kind: type[T]) -> T | None:
+    """The value at ``key`` for a read if it is a ``kind``, ``None`` if there is none."""
+    value: Any = s.db.get(key)
+    if value is None or value.__class__ is kind:
+        return value
+    raise ReplyError(errors.WRONGTYPE)
+
+
+def write(s: KvSession, key: bytes, kind: type[T]) -> T | None:
+    """Like ``read``, for a command about to change the value (no hit/miss counted)."""
+    value: Any = s.db.get_write(key)
+    if value is None or value.__class__ is kind:
+        return value
+    raise ReplyError(errors.WRONGTYPE)
+
+
+def create(s: KvSession, key: bytes, kind: type[T]) -> T:
+    """The ``kind`` at ``key``, created empty if there is none."""
+    value = write(s, key, kind)
+    if value is None:
+        value = s.db.data[key] = kind()
+    return value
+
+
+def int_arg(text: bytes) -> int:
+    """A 64-bit integer argument, by Redis's rules."""
+    value = parse_int(text)
+    if value is None:
+        raise ReplyError(errors.NOT_AN_INTEGER)
+    return value

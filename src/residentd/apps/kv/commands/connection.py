@@ -1,0 +1,177 @@
+"""Connection commands: PING, ECHO, QUIT, SELECT and CLIENT ID/SETNAME/GETNAME.
+
+kv has one database, so SELECT accepts 0 only and answers any other index as a Redis
+configured with ``databases 1`` would. PING inside RESP2's subscribed mode answers with the
+``["pong", message]`` array Redis uses there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from residentd.apps.kv import errors
+from residentd.apps.kv.commands.common import int_arg
+from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
+from residentd.apps.kv.errors import Quit
+from residentd.apps.kv.info import REDIS_VERSION
+from residentd.codecs.resp import (
+    EMPTY_ARRAY,
+    NIL,
+    OK,
+    PONG,
+    array,
+    bulk,
+    integer,
+    parse_int,
+)
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.session import KvSession
+
+_SUBSCRIBED_PONG = b"*2\r\n$4\r\npong\r\n"
+
+
+@command(
+    "ping",
+    -1,
+    "fast sentinel",
+    "connection",
+    "Returns the server's liveliness response.",
+    keys=(0, 0, 0),
+    subscribed_ok=True,
+)
+def ping(s: KvSession, argv: list[bytes]) -> bytes:
+    if len(argv) > 2:
+        return errors.wrong_arity("ping")
+    if s.subscribed:
+        return _SUBSCRIBED_PONG + bulk(argv[1] if len(argv) == 2 else b"")
+    return bulk(argv[1]) if len(argv) == 2 else PONG
+
+
+@command("echo", 2, "fast", "connection", "Returns the given string.", keys=(0, 0, 0))
+def echo(s: KvSession, argv: list[bytes]) -> bytes:
+    return bulk(argv[1])
+
+
+@command(
+    "quit",
+    -1,
+    "allow_busy noscript loading stale fast no_auth",
+    "connection",
+    "Closes the connection.",
+    keys=(0, 0, 0),
+    subscribed_ok=True,
+    queued=False,
+)
+def quit_(s: KvSession, argv: list[bytes]) -> bytes:
+    raise Quit
+
+
+@command(
+    "select",
+    2,
+    "loading stale fast",
+    "connection",
+    "Changes the selected database.",
+    keys=(0, 0, 0),
+)
+def select(s: KvSession, argv: list[bytes]) -> bytes:
+    index = int_arg(argv[1])
+    if not -(2**31) <= index < 2**31:
+        return errors.NOT_AN_INT32
+    return OK if index == 0 else errors.DB_INDEX_OUT_OF_RANGE
+
+
+@command(
+    "hello",
+    -1,
+    "noscript loading stale fast no_auth sentinel allow_busy",
+    "connection",
+    "Handshakes with the Redis server.",
+    since="6.0.0",
+    keys=(0, 0, 0),
+)
+def hello(s: KvSession, argv: list[bytes]) -> bytes:
+    """HELLO [protover [AUTH username password] [SETNAME name]]. kv speaks RESP2 only, so
+    version 3 is refused the way Redis refuses a version it does not know."""
+    if len(argv) >= 2:
+        version = parse_int(argv[1])
+        if version is None:
+            return errors.PROTOCOL_VERSION
+        if version != 2:
+            return errors.NOPROTO
+    name = s.name
+    i = 2
+    while i < len(argv):
+        option = argv[i].upper()
+        if option == b"AUTH" and i + 2 < len(argv):
+            if argv[i + 1] != b"default":
+                return errors.WRONGPASS
+            i += 3
+        elif option == b"SETNAME" and i + 1 < len(argv):
+            name = argv[i + 1]
+            if not _valid_name(name):
+                return errors.CLIENT_NAME
+            i += 2
+        else:
+            return errors.hello_syntax(argv[i])
+    s.name = name or None
+    return array(
+        [
+            bulk(b"server"),
+            bulk(b"redis"),
+            bulk(b"version"),
+            bulk(REDIS_VERSION.encode()),
+            bulk(b"proto"),
+            integer(2),
+            bulk(b"id"),
+            integer(s.conn.id),
+            bulk(b"mode"),
+            bulk(b"standalone"),
+            bulk(b"role"),
+            bulk(b"master"),
+            bulk(b"modules"),
+            EMPTY_ARRAY,
+        ]
+    )
+
+
+def _valid_name(name: bytes) -> bool:
+    return all(0x21 <= byte <= 0x7E for byte in name)
+
+
+container("client", "sentinel", "connection", "A container for client connection commands.")
+
+_CLIENT_HELP = [
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "HELP",
+    "    Print this help.",
+]
+
+
+@subcommand("client", "id", 2, "loading stale", "Returns the unique client ID of the connection.")
+def client_id(s: KvSession, argv: list[bytes]) -> bytes:
+    return integer(s.conn.id)
+
+
+@subcommand("client", "getname", 2, "loading stale", "Returns the name of the connection.")
+def client_getname(s: KvSession, argv: list[bytes]) -> bytes:
+    return NIL if s.name is None else bulk(s.name)
+
+
+@subcommand("client", "setname", 3, "loading stale", "Sets the connection name.")
+def client_setname(s: KvSession, argv: list[bytes]) -> bytes:
+    name = argv[2]
+    if not _valid_name(name):
+        return errors.CLIENT_NAME
+    s.name = name or None
+    return OK
+
+
+help_subcommand("client", _CLIENT_HELP)

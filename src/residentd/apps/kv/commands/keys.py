@@ -1,0 +1,264 @@
+"""Commands on keys of any type: DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE, KEYS,
+SCAN and RENAME, as Redis's ``db.c`` and ``expire.c`` have them.
+
+Times to live are absolute Unix times in milliseconds in the keyspace's ``expires`` dict. TTL
+rounds to the nearest second, and an EXPIRE into the past deletes the key at once, both as in
+Redis. KEYS and SCAN match with Redis's glob rules (patterns.py); SCAN's cursors are
+snapshots of the key list (scan.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from residentd.apps.kv import errors
+from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.patterns import compile_glob
+from residentd.apps.kv.store import TYPE_NAMES, now_ms
+from residentd.codecs.resp import (
+    INT64_MAX,
+    INT64_MIN,
+    OK,
+    ONE,
+    ZERO,
+    bulk,
+    bulk_array,
+    integer,
+    parse_int,
+)
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.session import KvSession
+
+
+@command("del", -2, "write", "keyspace", "Deletes one or more keys.", keys=(1, -1, 1))
+def del_(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    deleted = 0
+    for key in argv[1:]:
+        if db.exists(key) and db.delete(key):
+            deleted += 1
+    return integer(deleted)
+
+
+@command(
+    "exists",
+    -2,
+    "readonly fast",
+    "keyspace",
+    "Determines whether one or more keys exist.",
+    keys=(1, -1, 1),
+)
+def exists(s: KvSession, argv: list[bytes]) -> bytes:
+    exists = s.db.exists
+    return integer(sum(1 for key in argv[1:] if exists(key)))
+
+
+# EXPIRE's conditions (Redis 7).
+_NX, _XX, _GT, _LT = 1, 2, 4, 8
+_EXPIRE_OPTIONS = {b"NX": _NX, b"XX": _XX, b"GT": _GT, b"LT": _LT}
+
+
+def _expire(s: KvSession, argv: list[bytes], name: str, unit: int) -> bytes:
+    """Redis's ``expireGenericCommand``: ``unit`` is 1000 for seconds, 1 for milliseconds."""
+    flags = 0
+    for option in argv[3:]:
+        bit = _EXPIRE_OPTIONS.get(option.upper())
+        if bit is None:
+            return errors.unsupported_option(option)
+        flags |= bit
+    if flags & _NX and flags & (_XX | _GT | _LT):
+        return errors.EXPIRE_OPTIONS
+    if flags & _GT and flags & _LT:
+        return errors.EXPIRE_GT_LT
+    when = parse_int(argv[2])
+    if when is None:
+        return errors.NOT_AN_INTEGER
+    if unit == 1000 and not INT64_MIN // 1000 <= when <= INT64_MAX // 1000:
+        return errors.invalid_expire(name)
+    when *= unit
+    now = now_ms()
+    if when > INT64_MAX - now:
+        return errors.invalid_expire(name)
+    when += now
+    db = s.db
+    key = argv[1]
+    if db.get_write(key) is None:
+        return ZERO
+    if flags:
+        current = db.expire_time(key)
+        if flags & _NX and current is not None:
+            return ZERO
+        if flags & _XX and current is None:
+            return ZERO
+        if flags & _GT and (current is None or when <= current):
+            return ZERO
+        if flags & _LT and current is not None and when >= current:
+            return ZERO
+    db.set_expire(key, when)
+    return ONE
+
+
+@command(
+    "expire",
+    -3,
+    "write fast",
+    "keyspace",
+    "Sets the expiration time of a key in seconds.",
+)
+def expire(s: KvSession, argv: list[bytes]) -> bytes:
+    return _expire(s, argv, "expire", 1000)
+
+
+@command(
+    "pexpire",
+    -3,
+    "write fast",
+    "keyspace",
+    "Sets the expiration time of a key in milliseconds.",
+    since="2.6.0",
+)
+def pexpire(s: KvSession, argv: list[bytes]) -> bytes:
+    return _expire(s, argv, "pexpire", 1)
+
+
+def _ttl(s: KvSession, key: bytes, in_ms: bool) -> bytes:
+    db = s.db
+    if db.get(key) is None:
+        return integer(-2)
+    when = db.expire_time(key)
+    if when is None:
+        return integer(-1)
+    left = max(when - now_ms(), 0)
+    return integer(left if in_ms else (left + 500) // 1000)
+
+
+@command("ttl", 2, "readonly fast", "keyspace", "Returns the expiration time in seconds of a key.")
+def ttl(s: KvSession, argv: list[bytes]) -> bytes:
+    return _ttl(s, argv[1], in_ms=False)
+
+
+@command(
+    "pttl",
+    2,
+    "readonly fast",
+    "keyspace",
+    "Returns the expiration time in milliseconds of a key.",
+    since="2.6.0",
+)
+def pttl(s: KvSession, argv: list[bytes]) -> bytes:
+    return _ttl(s, argv[1], in_ms=True)
+
+
+@command(
+    "persist", 2, "write fast", "keyspace", "Removes the expiration time of a key.", since="2.2.0"
+)
+def persist(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    if db.get_write(argv[1]) is None:
+        return ZERO
+    return ONE if db.persist(argv[1]) else ZERO
+
+
+@command("type", 2, "readonly fast", "keyspace", "Determines the type of value stored at a key.")
+def type_(s: KvSession, argv: list[bytes]) -> bytes:
+    value = s.db.get(argv[1])
+    name = b"none" if value is None else TYPE_NAMES[value.__class__]
+    return b"+" + name + b"\r\n"
+
+
+@command(
+    "keys",
+    2,
+    "readonly",
+    "keyspace",
+    "Returns all key names that match a pattern.",
+    keys=(0, 0, 0),
+)
+def keys(s: KvSession, argv: list[bytes]) -> bytes:
+    live = s.db.keys()
+    if argv[1] == b"*":
+        return bulk_array(live)
+    match = compile_glob(argv[1])
+    return bulk_array([key for key in live if match(key)])
+
+
+def parse_cursor(text: bytes) -> int | None:
+    """A SCAN cursor as C's ``strtoul`` reads it for Redis: an optional sign, then digits,
+    nothing else, no leading space, within 64 bits (a minus sign wraps around)."""
+    if not text:
+        return 0
+    sign = text[:1]
+    digits = text[1:] if sign in (b"+", b"-") else text
+    if not digits.isdigit():
+        return None
+    value = int(digits)
+    if value >= 1 << 64:
+        return None
+    return (-value) % (1 << 64) if sign == b"-" else value
+
+
+@command(
+    "scan",
+    -2,
+    "readonly",
+    "keyspace",
+    "Iterates over the key names in the database.",
+    since="2.8.0",
+    keys=(0, 0, 0),
+)
+def scan(s: KvSession, argv: list[bytes]) -> bytes:
+    cursor = parse_cursor(argv[1])
+    if cursor is None:
+        return errors.INVALID_CURSOR
+    count = 10
+    pattern: bytes | None = None
+    type_name: bytes | None = None
+    i = 2
+    while i < len(argv):
+        option = argv[i].upper()
+        if i + 1 >= len(argv) or option not in (b"COUNT", b"MATCH", b"TYPE"):
+            return errors.SYNTAX
+        value = argv[i + 1]
+        if option == b"COUNT":
+            parsed = parse_int(value)
+            if parsed is None:
+                return errors.NOT_AN_INTEGER
+            if parsed < 1:
+                return errors.SYNTAX
+            count = parsed
+        elif option == b"MATCH":
+            pattern = None if value == b"*" else value
+        else:
+            type_name = value.lower()
+        i += 2
+    db = s.db
+    match = compile_glob(pattern) if pattern is not None else None
+    keep = None
+    if match is not None or type_name is not None:
+
+        def keep(key: bytes) -> bool:
+            if match is not None and not match(key):
+                return False
+            return type_name is None or TYPE_NAMES[db.data[key].__class__] == type_name
+
+    cursor, found = s.state.cursors.scan(db, cursor, count, keep)
+    return b"*2\r\n" + bulk(b"%d" % cursor) + bulk_array(found)
+
+
+@command(
+    "rename",
+    3,
+    "write",
+    "keyspace",
+    "Renames a key and overwrites the destination.",
+    keys=(1, 2, 1),
+)
+def rename(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    source, target = argv[1], argv[2]
+    if db.get_write(source) is None:
+        return errors.NO_SUCH_KEY
+    if source != target:
+        db.rename(source, target)
+    return OK

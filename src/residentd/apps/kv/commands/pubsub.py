@@ -1,0 +1,108 @@
+"""Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE and PUBLISH, as in
+Redis's ``pubsub.c``, with RESP2's subscribed mode.
+
+Each (un)subscription is confirmed by its own reply, ``[kind, name, count]``, where count is
+how many channels and patterns the client is subscribed to after it. Unsubscribing from
+everything when subscribed to nothing still answers once, with a nil name. While a RESP2
+client holds any subscription, the session lets through only these commands, PING and QUIT
+(session.py); messages reach it through ``KvSession.deliver``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from residentd.apps.kv.commands.registry import command
+from residentd.codecs.resp import NIL, bulk, integer
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.session import KvSession
+
+_SUBSCRIBE = b"*3\r\n$9\r\nsubscribe\r\n"
+_UNSUBSCRIBE = b"*3\r\n$11\r\nunsubscribe\r\n"
+_PSUBSCRIBE = b"*3\r\n$10\r\npsubscribe\r\n"
+_PUNSUBSCRIBE = b"*3\r\n$12\r\npunsubscribe\r\n"
+
+
+def _confirm(
+    s: KvSession, header: bytes, names: list[bytes], change: Callable[[bytes], None]
+) -> bytes:
+    """Apply ``change`` to each name and confirm each with ``[kind, name, count]``; with no
+    names (UNSUBSCRIBE from nothing), one confirmation with a nil name."""
+    if not names:
+        return header + NIL + integer(s.subscription_count)
+    replies = []
+    for name in names:
+        change(name)
+        replies.append(header + bulk(name) + integer(s.subscription_count))
+    return b"".join(replies)
+
+
+@command(
+    "subscribe",
+    -2,
+    "pubsub noscript loading stale",
+    "pubsub",
+    "Listens for messages published to channels.",
+    since="2.0.0",
+    keys=(0, 0, 0),
+    subscribed_ok=True,
+)
+def subscribe(s: KvSession, argv: list[bytes]) -> bytes:
+    return _confirm(s, _SUBSCRIBE, argv[1:], s.subscribe)
+
+
+@command(
+    "unsubscribe",
+    -1,
+    "pubsub noscript loading stale",
+    "pubsub",
+    "Stops listening to messages posted to channels.",
+    since="2.0.0",
+    keys=(0, 0, 0),
+    subscribed_ok=True,
+)
+def unsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
+    return _confirm(s, _UNSUBSCRIBE, argv[1:] or list(s.channels or ()), s.unsubscribe)
+
+
+@command(
+    "psubscribe",
+    -2,
+    "pubsub noscript loading stale",
+    "pubsub",
+    "Listens for messages published to channels that match one or more patterns.",
+    since="2.0.0",
+    keys=(0, 0, 0),
+    subscribed_ok=True,
+)
+def psubscribe(s: KvSession, argv: list[bytes]) -> bytes:
+    return _confirm(s, _PSUBSCRIBE, argv[1:], s.psubscribe)
+
+
+@command(
+    "punsubscribe",
+    -1,
+    "pubsub noscript loading stale",
+    "pubsub",
+    "Stops listening to messages published to channels that match one or more patterns.",
+    since="2.0.0",
+    keys=(0, 0, 0),
+    subscribed_ok=True,
+)
+def punsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
+    return _confirm(s, _PUNSUBSCRIBE, argv[1:] or list(s.patterns or ()), s.punsubscribe)
+
+
+@command(
+    "publish",
+    3,
+    "pubsub loading stale fast",
+    "pubsub",
+    "Posts a message to a channel.",
+    since="2.0.0",
+    keys=(0, 0, 0),
+)
+def publish(s: KvSession, argv: list[bytes]) -> bytes:
+    return integer(s.state.hub.publish(argv[1], argv[2]))

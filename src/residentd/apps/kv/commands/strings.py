@@ -1,0 +1,297 @@
+"""String commands: GET, SET and its options, GETSET, MGET, MSET, SETNX, APPEND, STRLEN and the
+INCR family, as Redis's ``t_string.c`` has them.
+
+A string value is ``bytes``. Counters are stored as their decimal text too, the way clients
+see them, and parsed by Redis's rules on each INCR (no spaces, no ``+``, no leading zeros,
+64-bit range). GET and plain SET are the hottest paths of any Redis workload and are written
+out in full here rather than through the keyspace's helpers: a dict lookup, an expiry check
+only when some key has a time to live, and a reply from pre-encoded pieces.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from residentd.apps.kv import errors
+from residentd.apps.kv.commands.common import int_arg
+from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.errors import ReplyError
+from residentd.apps.kv.store import now_ms
+from residentd.codecs.resp import (
+    CRLF,
+    INT64_MAX,
+    INT64_MIN,
+    NIL,
+    OK,
+    ONE,
+    ZERO,
+    bulk,
+    bulk_array,
+    integer,
+    parse_int,
+)
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.session import KvSession
+
+_BULK_HEADERS = [b"$%d\r\n" % n for n in range(1024)]
+
+
+@command("get", 2, "readonly fast", "string", "Returns the string value of a key.")
+def get(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    key = argv[1]
+    value = db.data.get(key)
+    if value is None or (db.expires and db.expire_if_due(key)):
+        db.misses += 1
+        return NIL
+    db.hits += 1
+    if value.__class__ is not bytes:
+        return errors.WRONGTYPE
+    size = len(value)
+    if size < 1024:
+        return _BULK_HEADERS[size] + value + CRLF
+    return bulk(value)
+
+
+@command(
+    "set",
+    -3,
+    "write denyoom",
+    "string",
+    "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+)
+def set_(s: KvSession, argv: list[bytes]) -> bytes:
+    if len(argv) == 3:
+        db = s.db
+        key = argv[1]
+        db.data[key] = argv[2]
+        if db.expires:
+            db.expires.pop(key, None)
+        return OK
+    return _set_with_options(s, argv)
+
+
+# SET's option flags, as in Redis's parseExtendedStringArgumentsOrReply.
+_NX, _XX, _GET, _KEEPTTL, _EX, _PX, _EXAT, _PXAT = (1 << bit for bit in range(8))
+_TIME_OPTIONS = {b"EX": _EX, b"PX": _PX, b"EXAT": _EXAT, b"PXAT": _PXAT}
+_ANY_TIME = _EX | _PX | _EXAT | _PXAT
+
+
+def _set_with_options(s: KvSession, argv: list[bytes]) -> bytes:
+    flags = 0
+    expire: bytes | None = None
+    i = 3
+    while i < len(argv):
+        option = argv[i].upper()
+        has_next = i + 1 < len(argv)
+        if option == b"NX" and not flags & _XX:
+            flags |= _NX
+        elif option == b"XX" and not flags & _NX:
+            flags |= _XX
+        elif option == b"GET":
+            flags |= _GET
+        elif option == b"KEEPTTL" and not flags & _ANY_TIME:
+            flags |= _KEEPTTL
+        elif (
+            option in _TIME_OPTIONS
+            and not flags & (_KEEPTTL | (_ANY_TIME & ~_TIME_OPTIONS[option]))
+            and has_next
+        ):
+            flags |= _TIME_OPTIONS[option]
+            i += 1
+            expire = argv[i]
+        else:
+            return errors.SYNTAX
+        i += 1
+    when = None if expire is None else _absolute_expire(expire, flags)
+    db = s.db
+    key = argv[1]
+    reply = OK
+    if flags & _GET:
+        old = db.get(key)
+        if old is not None and old.__class__ is not bytes:
+            return errors.WRONGTYPE
+        reply = NIL if old is None else bulk(old)
+    found = db.get_write(key) is not None
+    if (flags & _NX and found) or (flags & _XX and not found):
+        return reply if flags & _GET else NIL
+    db.set(key, argv[2], keep_ttl=bool(flags & _KEEPTTL))
+    if when is not None:
+        db.set_expire(key, when)
+    return reply
+
+
+def _absolute_expire(text: bytes, flags: int) -> int:
+    """The absolute expiry time in ms that SET's EX/PX/EXAT/PXAT argument asks for."""
+    value = int_arg(text)
+    seconds = flags & (_EX | _EXAT)
+    if value <= 0 or (seconds and value > INT64_MAX // 1000):
+        raise ReplyError(errors.invalid_expire("set"))
+    when = value * 1000 if seconds else value
+    if flags & (_EX | _PX):
+        when += now_ms()
+    if when > INT64_MAX:
+        raise ReplyError(errors.invalid_expire("set"))
+    return when
+
+
+@command(
+    "getset",
+    3,
+    "write denyoom fast",
+    "string",
+    "Returns the previous string value of a key after setting it to a new value.",
+)
+def getset(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    old = db.get(argv[1])
+    if old is not None and old.__class__ is not bytes:
+        return errors.WRONGTYPE
+    db.set(argv[1], argv[2])
+    return NIL if old is None else bulk(old)
+
+
+@command(
+    "mget",
+    -2,
+    "readonly fast",
+    "string",
+    "Atomically returns the string values of one or more keys.",
+    keys=(1, -1, 1),
+)
+def mget(s: KvSession, argv: list[bytes]) -> bytes:
+    get = s.db.get
+    values = []
+    for key in argv[1:]:
+        value = get(key)
+        values.append(value if value.__class__ is bytes else None)
+    return bulk_array(values)
+
+
+@command(
+    "mset",
+    -3,
+    "write denyoom",
+    "string",
+    "Atomically creates or modifies the string values of one or more keys.",
+    since="1.0.1",
+    keys=(1, -1, 2),
+)
+def mset(s: KvSession, argv: list[bytes]) -> bytes:
+    if len(argv) % 2 == 0:
+        return errors.wrong_arity("mset")
+    db = s.db
+    data = db.data
+    for i in range(1, len(argv), 2):
+        data[argv[i]] = argv[i + 1]
+    if db.expires:
+        for i in range(1, len(argv), 2):
+            db.expires.pop(argv[i], None)
+    return OK
+
+
+@command(
+    "setnx",
+    3,
+    "write denyoom fast",
+    "string",
+    "Set the string value of a key only when the key doesn't exist.",
+)
+def setnx(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    if db.get_write(argv[1]) is not None:
+        return ZERO
+    db.set(argv[1], argv[2])
+    return ONE
+
+
+@command(
+    "append",
+    3,
+    "write denyoom fast",
+    "string",
+    "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+    since="2.0.0",
+)
+def append(s: KvSession, argv: list[bytes]) -> bytes:
+    db = s.db
+    key = argv[1]
+    old = db.get_write(key)
+    if old is None:
+        db.data[key] = argv[2]
+        return integer(len(argv[2]))
+    if old.__class__ is not bytes:
+        return errors.WRONGTYPE
+    if len(old) + len(argv[2]) > s.state.max_bulk_len:
+        return errors.STRING_TOO_LONG
+    value = old + argv[2]
+    db.data[key] = value
+    return integer(len(value))
+
+
+@command(
+    "strlen", 2, "readonly fast", "string", "Returns the length of a string value.", since="2.2.0"
+)
+def strlen(s: KvSession, argv: list[bytes]) -> bytes:
+    value = s.db.get(argv[1])
+    if value is None:
+        return ZERO
+    if value.__class__ is not bytes:
+        return errors.WRONGTYPE
+    return integer(len(value))
+
+
+def _increment(s: KvSession, key: bytes, by: int) -> bytes:
+    """Redis's ``incrDecrCommand``: add ``by`` to the integer stored at ``key``."""
+    db = s.db
+    old = db.get_write(key)
+    if old is None:
+        current = 0
+    elif old.__class__ is not bytes:
+        return errors.WRONGTYPE
+    else:
+        parsed = parse_int(old)
+        if parsed is None:
+            return errors.NOT_AN_INTEGER
+        current = parsed
+    value = current + by
+    if value > INT64_MAX or value < INT64_MIN:
+        return errors.OVERFLOW
+    db.data[key] = b"%d" % value
+    return integer(value)
+
+
+@command("incr", 2, "write denyoom fast", "string", "Increments the integer value of a key by one.")
+def incr(s: KvSession, argv: list[bytes]) -> bytes:
+    return _increment(s, argv[1], 1)
+
+
+@command("decr", 2, "write denyoom fast", "string", "Decrements the integer value of a key by one.")
+def decr(s: KvSession, argv: list[bytes]) -> bytes:
+    return _increment(s, argv[1], -1)
+
+
+@command(
+    "incrby",
+    3,
+    "write denyoom fast",
+    "string",
+    "Increments the integer value of a key by a number.",
+)
+def incrby(s: KvSession, argv: list[bytes]) -> bytes:
+    return _increment(s, argv[1], int_arg(argv[2]))
+
+
+@command(
+    "decrby",
+    3,
+    "write denyoom fast",
+    "string",
+    "Decrements a number from the integer value of a key.",
+)
+def decrby(s: KvSession, argv: list[bytes]) -> bytes:
+    by = int_arg(argv[2])
+    if by == INT64_MIN:
+        return errors.DECREMENT_OVERFLOW
+    return _increment(s, argv[1], -by)

@@ -1,0 +1,145 @@
+"""INFO's text: the server, clients, memory, cpu, stats and keyspace sections.
+
+Field names are Redis's, so tools that read INFO (redis-cli, exporters, redis-benchmark's
+checks) find what they look for; the values come from residentd's own counters (the
+server's snapshot folds in the live connections) and from the process through psutil.
+Memory is the process's resident set: CPython does not keep an allocator total the way
+jemalloc does, so ``used_memory`` and ``used_memory_rss`` are the same number.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import psutil
+
+from residentd import __version__
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.session import KvSession
+
+REDIS_VERSION = "7.0.0"  # the Redis whose commands and replies kv follows
+
+Section = Callable[["KvSession"], list[tuple[str, object]]]
+
+
+def _server(s: KvSession) -> list[tuple[str, object]]:
+    server = s.conn.server
+    uptime = int(time.time() - s.state.started)
+    ports = [address.port for address in server.addresses() if address.kind == "tcp"]
+    return [
+        ("redis_version", REDIS_VERSION),
+        ("redis_mode", "standalone"),
+        ("residentd_version", __version__),
+        ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
+        ("multiplexing_api", server.snapshot()["loop"]),
+        ("python_version", platform.python_version()),
+        ("process_id", os.getpid()),
+        ("tcp_port", ports[0] if ports else 0),
+        ("uptime_in_seconds", uptime),
+        ("uptime_in_days", uptime // 86400),
+        ("hz", 10),
+        ("executable", sys.executable),
+    ]
+
+
+def _clients(s: KvSession) -> list[tuple[str, object]]:
+    server = s.conn.server
+    return [
+        ("connected_clients", len(server.connections)),
+        ("maxclients", server.limits.max_connections),
+        ("client_recent_max_input_buffer", server.limits.max_input_buffer),
+        ("blocked_clients", 0),
+        ("pubsub_clients", len(s.state.subscribers)),
+    ]
+
+
+def _memory(s: KvSession) -> list[tuple[str, object]]:
+    rss = psutil.Process().memory_info().rss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return [
+        ("used_memory", rss),
+        ("used_memory_human", _human(rss)),
+        ("used_memory_rss", rss),
+        ("used_memory_rss_human", _human(rss)),
+        ("used_memory_peak", peak),
+        ("used_memory_peak_human", _human(peak)),
+        ("maxmemory", 0),
+        ("maxmemory_policy", "noeviction"),
+        ("mem_allocator", "pymalloc"),
+    ]
+
+
+def _cpu(s: KvSession) -> list[tuple[str, object]]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return [("used_cpu_sys", f"{usage.ru_stime:.6f}"), ("used_cpu_user", f"{usage.ru_utime:.6f}")]
+
+
+def _stats(s: KvSession) -> list[tuple[str, object]]:
+    snapshot = s.conn.server.snapshot()
+    db = s.db
+    hub = s.state.hub
+    return [
+        ("total_connections_received", snapshot["accepted"]),
+        ("total_commands_processed", s.state.commands),
+        ("total_net_input_bytes", snapshot["bytes_in"]),
+        ("total_net_output_bytes", snapshot["bytes_out"]),
+        ("rejected_connections", sum(snapshot["refused"].values())),
+        ("expired_keys", db.expired_keys),
+        ("evicted_keys", 0),
+        ("keyspace_hits", db.hits),
+        ("keyspace_misses", db.misses),
+        ("pubsub_channels", len(hub.channels)),
+        ("pubsub_patterns", len(hub.patterns)),
+    ]
+
+
+def _keyspace(s: KvSession) -> list[tuple[str, object]]:
+    db = s.db
+    if not db.data:
+        return []
+    return [("db0", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl=0")]
+
+
+SECTIONS: dict[str, Section] = {
+    "server": _server,
+    "clients": _clients,
+    "memory": _memory,
+    "cpu": _cpu,
+    "stats": _stats,
+    "keyspace": _keyspace,
+}
+
+
+def info_text(s: KvSession, names: list[str]) -> bytes:
+    """INFO's reply body for the asked sections (all of them for none, ``all``, ``default``
+    or ``everything``); unknown section names are skipped, as Redis skips them."""
+    wanted = [name.lower() for name in names]
+    if not wanted or {"all", "default", "everything"} & set(wanted):
+        wanted = list(SECTIONS)
+    parts = []
+    for name in SECTIONS:
+        if name in wanted:
+            lines = [f"# {name.capitalize()}"]
+            lines += [f"{key}:{value}" for key, value in SECTIONS[name](s)]
+            parts.append("\r\n".join(lines) + "\r\n")
+    return "\r\n".join(parts).encode()
+
+
+def _human(size: int) -> str:
+    """Redis's ``bytesToHuman``: ``512B``, ``1.50K``, ``12.25M``, ``3.00G``."""
+    if size < 1024:
+        return f"{size}B"
+    value = size / 1024
+    for unit in ("K", "M"):
+        if value < 1024:
+            return f"{value:.2f}{unit}"
+        value /= 1024
+    return f"{value:.2f}G"

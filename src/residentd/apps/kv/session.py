@@ -1,0 +1,241 @@
+"""One Redis client: command dispatch, and the state a connection carries (name, MULTI queue,
+subscriptions, pub/sub output limits).
+
+The codec (``RespPipelineCodec``) hands ``on_message`` a pipeline: every command one read
+completed. For each command the session does what Redis's ``processCommand`` does, in the
+same order: find it (one dict lookup for the usual all-lower or all-upper spelling, a second
+after ``lower()`` otherwise), check its arity, refuse what RESP2's subscribed mode does not
+allow, queue it inside MULTI, else run it. Replies are bytes already in RESP form; those of a
+pipeline are joined and sent as one piece, so a pipeline of sixteen GETs costs one send and
+one ``transport.write``, not sixteen. QUIT stops the pipeline where it stands, as in Redis.
+
+A plain client takes the straight path. A client that is subscribed or inside MULTI has
+``special`` set and goes through ``_special``, so the common path pays one attribute test
+for those modes.
+
+Pub/sub output: a subscriber that does not read sees its output grow with every message. Once
+the transport has paused writing (output above the core's ``write_high_water``), each
+delivery schedules a check, once per loop iteration, of the output against Redis's
+``client-output-buffer-limit pubsub`` (kv options ``pubsub_output_hard_limit``,
+``pubsub_output_soft_limit`` and ``pubsub_output_soft_seconds``): over the hard limit, or over
+the soft one for longer than the soft seconds, the client is dropped with reason
+``output-buffer-full``, as Redis drops it, without a reply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from residentd.app import Session
+from residentd.apps.kv import errors
+from residentd.apps.kv.commands import DISPATCH
+from residentd.apps.kv.commands.registry import Command, Handler
+from residentd.apps.kv.errors import Quit, ReplyError
+from residentd.codecs.resp import OK, QUEUED, array_header
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.state import KvState
+    from residentd.net.connection import Connection
+
+
+class KvSession(Session):
+    __slots__ = (
+        "_output_check_pending",
+        "_output_paused",
+        "_send",
+        "_soft_since",
+        "channels",
+        "db",
+        "multi",
+        "multi_failed",
+        "name",
+        "patterns",
+        "special",
+        "state",
+    )
+
+    state: KvState
+
+    def __init__(self, conn: Connection, state: KvState) -> None:
+        super().__init__(conn)
+        self.state = state
+        self.db = state.db
+        self.name: bytes | None = None
+        self.channels: dict[bytes, None] | None = None
+        self.patterns: dict[bytes, None] | None = None
+        self.multi: list[tuple[Handler, list[bytes]]] | None = None
+        self.multi_failed = False
+        self.special = False
+        self._send = conn.send_bytes
+        self._output_paused = False
+        self._output_check_pending = False
+        self._soft_since: float | None = None
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def on_message(self, pipeline: list[list[bytes]]) -> None:
+        """Run every command of a pipeline (what one read completed) and send all the replies
+        in one piece."""
+        self.state.commands += len(pipeline)
+        replies: list[bytes] = []
+        append = replies.append
+        table = DISPATCH
+        try:
+            for argv in pipeline:
+                entry = table.get(argv[0]) or table.get(argv[0].lower())
+                if entry is None:
+                    append(self._reject(errors.unknown_command(argv)))
+                    continue
+                handler, arity, command = entry
+                count = len(argv)
+                if count != arity and (arity > 0 or count < -arity):
+                    append(self._reject(errors.wrong_arity(command.name)))
+                elif self.special:
+                    append(self._special(handler, command, argv))
+                else:
+                    try:
+                        append(handler(self, argv))
+                    except ReplyError as exc:
+                        append(exc.reply)
+        except Quit:
+            append(OK)
+            self._send(b"".join(replies))
+            self.close("quit")
+            return
+        self._send(replies[0] if len(replies) == 1 else b"".join(replies))
+
+    def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        if self.subscribed and not command.subscribed_ok:
+            return self._reject(errors.not_in_subscribed_context(command.name))
+        if self.multi is not None and command.queued:
+            self.multi.append((handler, argv))
+            return QUEUED
+        return self.run(handler, argv)
+
+    def _reject(self, reply: bytes) -> bytes:
+        """An error before the command ran; inside MULTI it also dooms the transaction."""
+        if self.multi is not None:
+            self.multi_failed = True
+        return reply
+
+    def run(self, handler: Handler, argv: list[bytes]) -> bytes:
+        try:
+            return handler(self, argv)
+        except ReplyError as exc:
+            return exc.reply
+
+    def _update_mode(self) -> None:
+        self.special = self.multi is not None or self.subscribed
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        self.multi = []
+        self.multi_failed = False
+        self._update_mode()
+
+    def execute(self) -> bytes:
+        """Run the queued commands and return EXEC's reply (EXECABORT if one was refused)."""
+        queued, failed = self.multi or [], self.multi_failed
+        self.discard()
+        if failed:
+            return errors.EXECABORT
+        replies = [self.run(handler, argv) for handler, argv in queued]
+        return array_header(len(replies)) + b"".join(replies)
+
+    def discard(self) -> None:
+        self.multi = None
+        self.multi_failed = False
+        self._update_mode()
+
+    # -- pub/sub ---------------------------------------------------------------------------------
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.channels) or bool(self.patterns)
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self.channels or ()) + len(self.patterns or ())
+
+    def subscribe(self, channel: bytes) -> None:
+        if self.channels is None:
+            self.channels = {}
+        if channel not in self.channels:
+            self.channels[channel] = None
+            self.state.hub.subscribe(self, channel)
+        self._subscriptions_changed()
+
+    def unsubscribe(self, channel: bytes) -> None:
+        if self.channels and channel in self.channels:
+            del self.channels[channel]
+            self.state.hub.unsubscribe(self, channel)
+        self._subscriptions_changed()
+
+    def psubscribe(self, pattern: bytes) -> None:
+        if self.patterns is None:
+            self.patterns = {}
+        if pattern not in self.patterns:
+            self.patterns[pattern] = None
+            self.state.hub.psubscribe(self, pattern)
+        self._subscriptions_changed()
+
+    def punsubscribe(self, pattern: bytes) -> None:
+        if self.patterns and pattern in self.patterns:
+            del self.patterns[pattern]
+            self.state.hub.punsubscribe(self, pattern)
+        self._subscriptions_changed()
+
+    def _subscriptions_changed(self) -> None:
+        if self.subscribed:
+            self.state.subscribers[self] = None
+        else:
+            self.state.subscribers.pop(self, None)
+        self._update_mode()
+
+    def deliver(self, payload: bytes) -> None:
+        """Queue a published message for this subscriber, minding its output limits."""
+        self.conn.send_bytes(payload)
+        if self._output_paused and not self._output_check_pending:
+            self._output_check_pending = True
+            self.conn.server.loop.call_soon(self._check_output)
+
+    def _check_output(self) -> None:
+        self._output_check_pending = False
+        conn = self.conn
+        if conn.closing:
+            return
+        options = self.state.options
+        size = conn.write_buffer_size
+        hard = options["pubsub_output_hard_limit"]
+        soft = options["pubsub_output_soft_limit"]
+        if hard and size > hard:
+            conn.abort("output-buffer-full")
+            return
+        if not soft or size <= soft:
+            self._soft_since = None
+            return
+        now = conn.server.loop.time()
+        if self._soft_since is None:
+            self._soft_since = now
+        elif now - self._soft_since > options["pubsub_output_soft_seconds"]:
+            conn.abort("output-buffer-full")
+
+    def on_pause_writing(self) -> None:
+        self._output_paused = True
+
+    def on_resume_writing(self) -> None:
+        self._output_paused = False
+        self._soft_since = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def on_close(self, reason: str) -> None:
+        hub = self.state.hub
+        for channel in self.channels or ():
+            hub.unsubscribe(self, channel)
+        for pattern in self.patterns or ():
+            hub.punsubscribe(self, pattern)
+        self.channels = self.patterns = None
+        self.state.subscribers.pop(self, None)
+        self.multi = None

@@ -1,0 +1,177 @@
+"""The keyspace: keys to typed values, with expiry, as one Redis database holds them.
+
+Values are plain Python objects, and the type of a key is the class of its value: ``bytes``
+(string), ``dict`` (hash, field to value), ``deque`` (list) and ``set`` (set). A hash, list
+or set that becomes empty is deleted with its key, as Redis does. Command handlers read and
+write ``data`` directly on their hot paths and use the methods here for the rest.
+
+Expiry times live in a second dict, ``expires`` (key to absolute Unix time in milliseconds),
+and are enforced the two ways Redis enforces them:
+
+* lazily: a key past its time is deleted when a command looks it up (``get``, ``get_write``
+  and the checks in the fast handlers), so no command ever sees it;
+* actively: ``expire_cycle``, run ten times a second by the app, samples keys that have a
+  time (20 at a time) and deletes the expired ones, repeating while more than 10% of a sample
+  was expired and its time budget (25 ms, Redis's 25% of a 100 ms tick) lasts. Keys nobody
+  reads are reclaimed this way.
+
+Redis 6 and later sample by walking the expires table with a cursor rather than at random,
+so every key with a time is visited in turn. This does the same with the dict's own order: a
+sampled key that has not expired yet moves to the end, so the next cycle starts where this
+one stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+EXPIRE_SAMPLE = 20  # ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
+ACCEPTABLE_STALE = 0.10  # ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE
+CYCLE_BUDGET = 0.025  # seconds per cycle: 25% of a 100 ms tick
+
+TYPE_NAMES: dict[type, bytes] = {bytes: b"string", dict: b"hash", deque: b"list", set: b"set"}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Keyspace:
+    __slots__ = ("data", "expired_keys", "expires", "hits", "misses")
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self.hits = 0  # keyspace_hits: read lookups that found a key
+        self.misses = 0  # keyspace_misses
+        self.expired_keys = 0  # deleted because their time passed, lazily or actively
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> Any:
+        """The value of ``key`` for a read, or ``None``; counts a hit or a miss."""
+        value = self.data.get(key)
+        if value is not None and self.expires and self.expire_if_due(key):
+            value = None
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def get_write(self, key: bytes) -> Any:
+        """The value of ``key`` for a command about to change it, or ``None``."""
+        value = self.data.get(key)
+        if value is not None and self.expires and self.expire_if_due(key):
+            return None
+        return value
+
+    def exists(self, key: bytes) -> bool:
+        return key in self.data and not (self.expires and self.expire_if_due(key))
+
+    def expire_if_due(self, key: bytes) -> bool:
+        """Delete ``key`` if its time has passed; returns whether it did."""
+        when = self.expires.get(key)
+        if when is None or when > now_ms():
+            return False
+        del self.expires[key]
+        del self.data[key]
+        self.expired_keys += 1
+        return True
+
+    def type_name(self, key: bytes) -> bytes:
+        value = self.get_write(key)
+        return b"none" if value is None else TYPE_NAMES[value.__class__]
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """Store ``value`` under ``key``, dropping its time to live unless ``keep_ttl``."""
+        self.data[key] = value
+        if not keep_ttl and self.expires:
+            self.expires.pop(key, None)
+
+    def delete(self, key: bytes) -> bool:
+        if self.data.pop(key, None) is None:
+            return False
+        if self.expires:
+            self.expires.pop(key, None)
+        return True
+
+    def delete_if_empty(self, key: bytes, value: Any) -> None:
+        """Drop a hash, list or set key once its last element is gone."""
+        if not value:
+            del self.data[key]
+            if self.expires:
+                self.expires.pop(key, None)
+
+    def rename(self, source: bytes, target: bytes) -> None:
+        """Move ``source`` (which exists) to ``target``, with its time to live."""
+        value = self.data.pop(source)
+        when = self.expires.pop(source, None)
+        self.data[target] = value
+        if when is None:
+            self.expires.pop(target, None)
+        else:
+            self.expires[target] = when
+
+    def flush(self) -> None:
+        self.data = {}
+        self.expires = {}
+
+    # -- times to live -------------------------------------------------------------------------
+
+    def set_expire(self, key: bytes, when: int) -> None:
+        """Give ``key`` (which exists) an absolute expiry time in ms; one in the past deletes
+        it at once, as Redis's ``expireGenericCommand`` does."""
+        if when <= now_ms():
+            del self.data[key]
+            self.expires.pop(key, None)
+        else:
+            self.expires[key] = when
+
+    def expire_time(self, key: bytes) -> int | None:
+        return self.expires.get(key) if self.expires else None
+
+    def persist(self, key: bytes) -> bool:
+        return self.expires.pop(key, None) is not None
+
+    def expire_cycle(self, budget: float = CYCLE_BUDGET) -> int:
+        """Delete expired keys by sampling, within ``budget`` seconds; returns how many."""
+        expires = self.expires
+        data = self.data
+        deadline = time.perf_counter() + budget
+        removed = 0
+        while expires:
+            now = now_ms()
+            sample = list(islice(expires.items(), EXPIRE_SAMPLE))
+            stale = 0
+            for key, when in sample:
+                del expires[key]
+                if when <= now:
+                    del data[key]
+                    stale += 1
+                else:
+                    expires[key] = when  # to the end: the next sample starts after it
+            removed += stale
+            if stale <= len(sample) * ACCEPTABLE_STALE or time.perf_counter() > deadline:
+                break
+        self.expired_keys += removed
+        return removed
+
+    # -- iteration -----------------------------------------------------------------------------
+
+    def keys(self) -> Iterator[bytes]:
+        """Live keys, skipping (not deleting) those past their time."""
+        if not self.expires:
+            return iter(list(self.data))
+        now = now_ms()
+        expires = self.expires
+        return (key for key in list(self.data) if expires.get(key, now + 1) > now)
