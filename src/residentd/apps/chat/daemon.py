@@ -35,11 +35,23 @@ class ChatApp(App):
         super().__init__(
             "chat", "users online: presence, rooms and messages over TCP and WebSocket"
         )
-        self.hub: Hub | None = None
+        self._hub: Hub | None = None
         self.sampler: Sampler | None = None
 
     def settings(self) -> ChatSettings:
         return ChatSettings.from_options(self.options)
+
+    @property
+    def hub(self) -> Hub:
+        """The world, made from the options in force when first needed: by the start hook, or
+        by a connection accepted while the listeners are still being bound."""
+        if self._hub is None:
+            self._hub = Hub(self.settings())
+        return self._hub
+
+    def forget_hub(self) -> None:
+        """After a stop: the next start builds a new world (sessions keep the old one)."""
+        self._hub = None
 
 
 def build_app() -> ChatApp:
@@ -60,7 +72,6 @@ def build_app() -> ChatApp:
         settings = app.settings()
         if not settings.guests and not settings.secret:
             raise ConfigError("guests = false needs a secret, or nobody can sign in")
-        app.hub = Hub(settings)
         app.sampler = Sampler(app.hub, asyncio.get_running_loop())
         app.sampler.start()
 
@@ -68,17 +79,17 @@ def build_app() -> ChatApp:
     def stop() -> None:
         if app.sampler is not None:
             app.sampler.stop()
+            app.sampler = None
+        app.forget_hub()
 
     @app.on_reload
     def reload(changed: dict[str, Any]) -> None:
-        if app.hub is not None:
-            app.hub.reconfigure(app.settings())
+        app.hub.reconfigure(app.settings())
 
     @app.every(1.0)
     def tick() -> None:
-        if app.hub is not None:
+        if app.sampler is not None:  # started
             app.hub.tick(asyncio.get_running_loop().time())
-        if app.sampler is not None:
             app.sampler.sample()
 
     return app

@@ -35,9 +35,7 @@ class ChatSession(Session):
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        hub = cast("ChatApp", conn.server.app).hub
-        assert hub is not None, "the chat app is not started"
-        self.hub: Hub = hub
+        self.hub: Hub = cast("ChatApp", conn.server.app).hub
         self.user: User | None = None
         self.pinged = 0.0
 
