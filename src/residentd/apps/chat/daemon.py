@@ -2,9 +2,10 @@
 
 ``residentd run chat`` serves the chat protocol on TCP (``listen``, default 127.0.0.1:7700) and
 the web port (``http_listen``, default 127.0.0.1:7780: the page, the dashboard and ``/ws``).
-The hub is built when the app starts, from the options then in force, and rebuilt settings are
-swapped into it on reload. A periodic job runs the hub's liveness checks and takes the
-dashboard's sample once a second.
+The hub is built from the options in force when it is first needed (at start, or by a
+connection accepted while the listeners are still being bound); a reload swaps new settings
+into it, and a stop lets the next start build a new one. Once started, a periodic job runs the
+hub's liveness checks and takes the dashboard's sample every second.
 
 ``build_app()`` makes a fresh app with a hub of its own, so tests can run several at once;
 ``app`` is the one ``residentd run chat`` loads.
