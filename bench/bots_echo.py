@@ -4,7 +4,8 @@
 
 ``residentd run echo`` runs pinned to CPU 0 and ``residentd bots --scenario echo --processes
 1`` pinned to CPU 1 (``taskset``), on loopback; each round prints the requests per second, p50
-and p99 the bots measured, and the generator's CPU per request; the median is printed last.
+and p99 the bots measured, and the CPU of the generator and of the daemon (100%: its core is
+saturated); the median is printed last.
 The goal (issue 6) is at least 40,000 request/replies a second from one generator process.
 """
 
@@ -63,16 +64,21 @@ def main() -> None:
                     "taskset", "-c", "1", PYTHON, "-m", "residentd", "bots", "--no-live",
                     "--scenario", "echo", "--target", f"127.0.0.1:{port}",
                     "--users", str(args.users), "--duration", str(args.duration),
-                    "--processes", "1", "--json", str(out),
+                    "--processes", "1", "--server-pid", str(server.pid), "--json", str(out),
                 ]  # fmt: skip
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
                     raise SystemExit(done.stdout + done.stderr)
-                summary = json.loads(out.read_text())["summary"]
+                results = json.loads(out.read_text())
+                summary = results["summary"]
+                cpu = [row["generator_cpu_percent"] for row in results["timeline"][1:-1]]
+                server_cpu = [row["server_cpu_percent"] or 0.0 for row in results["timeline"][1:-1]]
                 rates.append(summary["rps"])
                 print(
                     f"round {round_}: {summary['rps']:,.0f} requests/s, "
-                    f"p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms"
+                    f"p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms, "
+                    f"CPU: generator {statistics.mean(cpu or [0.0]):.0f}%, "
+                    f"server {statistics.mean(server_cpu or [0.0]):.0f}%"
                 )
         finally:
             server.send_signal(signal.SIGTERM)

@@ -122,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-u",
         "--users",
         type=int,
-        default=10,
-        help="bots (closed, open); most sessions at once (sessions) [10]",
+        help="bots (closed, open) [10]; most sessions at once (sessions) [10000]",
     )
     load.add_argument(
         "-r", "--spawn-rate", type=float, default=1000.0, help="bots started per second [1000]"
@@ -200,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 def make_plan(args: argparse.Namespace, scenario: type[Scenario]) -> Plan:
     if args.rate and args.session_rate:
         raise UsageError("give --rate or --session-rate, not both")
+    if args.users is None:
+        args.users = 10_000 if args.session_rate else 10
     for name in ("users", "duration"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name} must be above 0")

@@ -124,6 +124,7 @@ class LoadRunner:
         self.stopped_ns = 0  # perf_counter_ns when the run began to stop
         self._cancelling = False  # past the drain: cancellations are no longer wake-ups
         self._next_second = 1
+        self.deadline = 0.0  # monotonic time the load ends (set when it begins)
         self.thinking: set[asyncio.Task[None]] = set()
         self.bots: set[asyncio.Task[None]] = set()
         self.rng = random.Random(None if context.seed is None else context.seed - 1)
