@@ -121,31 +121,53 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "-u",
         "--users",
+        metavar="N",
         type=int,
         help="bots (closed, open) [10]; most sessions at once (sessions) [10000]",
     )
     load.add_argument(
-        "-r", "--spawn-rate", type=float, default=1000.0, help="bots started per second [1000]"
+        "-r",
+        "--spawn-rate",
+        metavar="R",
+        type=float,
+        default=1000.0,
+        help="bots started per second [1000]",
     )
     load.add_argument(
-        "--think", help="think time: SECONDS, uniform:MIN:MAX, exp:MEAN (default: the scenario's)"
+        "--think",
+        metavar="T",
+        help="think time: SECONDS, uniform:MIN:MAX, exp:MEAN (default: the scenario's)",
     )
     load.add_argument(
         "--rate",
+        metavar="R",
         type=float,
         default=0.0,
         help="open model: tasks per second over all bots, from intended times",
     )
     load.add_argument(
-        "--session-rate", type=float, default=0.0, help="open model: new sessions per second"
+        "--session-rate",
+        metavar="R",
+        type=float,
+        default=0.0,
+        help="open model: new sessions per second",
     )
-    load.add_argument("--iterations", type=int, default=1, help="tasks per session [1]")
+    load.add_argument(
+        "--iterations", metavar="K", type=int, default=1, help="tasks per session [1]"
+    )
     bounds = parser.add_argument_group("bounds (the run always stops by itself)")
-    bounds.add_argument("-d", "--duration", type=float, default=10.0, help="seconds [10]")
-    bounds.add_argument("-n", "--requests", type=int, default=0, help="stop after N tasks")
-    bounds.add_argument("--timeout", type=float, default=10.0, help="reply timeout, s [10]")
+    bounds.add_argument(
+        "-d", "--duration", metavar="S", type=float, default=10.0, help="seconds [10]"
+    )
+    bounds.add_argument(
+        "-n", "--requests", metavar="N", type=int, default=0, help="stop after N tasks"
+    )
+    bounds.add_argument(
+        "--timeout", metavar="S", type=float, default=10.0, help="reply timeout, s [10]"
+    )
     bounds.add_argument(
         "--drain",
+        metavar="S",
         type=float,
         default=2.0,
         help="seconds tasks in flight get to finish at the end [2]",
@@ -154,21 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "-p",
         "--processes",
+        metavar="P",
         type=int,
         default=os.cpu_count() or 1,
         help="generator processes [the cores]",
     )
     scale.add_argument(
         "--source-addresses",
+        metavar="N",
         type=int,
         default=0,
         help=f"loopback source addresses from 127.0.0.2 [one per {workers.PER_SOURCE} users]",
     )
     scale.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
-    scale.add_argument("--seed", type=int, help="random seed, for repeatable bots")
+    scale.add_argument("--seed", metavar="N", type=int, help="random seed, for repeatable bots")
     server = parser.add_argument_group("server side")
     where = server.add_mutually_exclusive_group()
-    where.add_argument("--server-pid", type=int, help="sample this process every second")
+    where.add_argument(
+        "--server-pid", metavar="PID", type=int, help="sample this process every second"
+    )
     where.add_argument(
         "--server-admin",
         metavar="ADDRESS",
@@ -176,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--admin-token",
+        metavar="TOKEN",
         default=os.environ.get("RESIDENTD_ADMIN_TOKEN"),
         help="admin token (default: $RESIDENTD_ADMIN_TOKEN)",
     )
@@ -189,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-live", action="store_true", help="no live view")
     out.add_argument(
         "--max-error-rate",
+        metavar="F",
         type=float,
         default=0.0,
         help="errors per request and connect allowed before exit status 1 [0]",
