@@ -259,6 +259,7 @@ class LoadRunner:
         thinks = think.kind != "constant" or think.a > 0
         budget = self.plan.requests > 0
         only = bot.pick() if len(bot._tasks) == 1 else None  # the hot path: one task
+        conn = bot.conn
         while not self.stopping:
             task = only or bot.pick()
             if task is None:
@@ -274,8 +275,8 @@ class LoadRunner:
                 self._uncounted(exc)
             if thinks and not self.stopping:
                 await self._think(think.sample(bot.random))
-            if not bot.alive:
-                raise bot.conn.closed or ConnectionError("connection lost")
+            if conn.closed is not None:
+                raise conn.closed
 
     async def _scheduled(self, bot: Scenario) -> None:
         """The open model: this bot's tasks at fixed intervals, timed from when they were due."""
