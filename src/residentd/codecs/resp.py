@@ -258,6 +258,7 @@ class RespCodec:
         "_bulk_len",
         "_reader",
         "_remaining",
+        "buffered",
         "max_bulk_len",
     )
 
@@ -271,10 +272,9 @@ class RespCodec:
         self._argv_size = 0
         self._remaining = 0  # arguments still to read for it
         self._bulk_len = -1  # length of the argument being read, once its header is in
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer) + self._argv_size
+        # Bytes of the partial command held (the connection checks it after each feed): a
+        # plain attribute, kept by the exact parser, as the fast path never holds any.
+        self.buffered = 0
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         if (
@@ -282,8 +282,10 @@ class RespCodec:
             or self._buffer
             or self._argv is not None
             or len(data) > self.max_bulk_len  # could hold a bulk over the limit
-            or _large_arrays(data)
         ):
+            return self._feed_exact(data)
+        stars = data.count(b"*")
+        if _large_arrays(data, stars):
             return self._feed_exact(data)
         # The fast path. hiredis reads the chunk and then a sentinel reply: getting the
         # sentinel back, with nothing left over, proves the chunk ended on a command
@@ -294,7 +296,7 @@ class RespCodec:
         out = _read_replies(reader)
         if out and out[-1] == _SENTINEL_REPLY and not reader.has_data():
             out.pop()
-            if _canonical(data, len(data), out):
+            if _canonical(data, len(data), out, stars):
                 return out if all(out) else [argv for argv in out if argv]  # "*0": nothing
             return self._feed_exact(data)
         self._reader = hiredis.Reader()
@@ -320,7 +322,7 @@ class RespCodec:
         if out is None:
             return self._feed_exact(data)
         end = _wire_size(out)
-        if end < 0 or not _canonical(data, end, out):
+        if end < 0 or not _canonical(data, end, out, data.count(b"*", 0, end)):
             return self._feed_exact(data)
         out = [argv for argv in out if argv]
         try:
@@ -352,6 +354,7 @@ class RespCodec:
             return  # still partial
         rest = bytes(self._buffer)
         self._buffer.clear()
+        self.buffered = 0
         if rest:
             out += RespCodec.feed(self, rest)
 
@@ -433,6 +436,7 @@ class RespCodec:
         finally:
             if pos:
                 del buf[:pos]
+            self.buffered = len(buf) + self._argv_size
 
     def _reset(self) -> None:
         self._buffer.clear()
@@ -441,6 +445,7 @@ class RespCodec:
         self._remaining = 0
         self._bulk_len = -1
         self._reader = hiredis.Reader()
+        self.buffered = 0
 
 
 class RespPipelineCodec(RespCodec):
@@ -478,28 +483,32 @@ def _read_replies(reader: Any) -> list[Any] | None:
     return out
 
 
-def _large_arrays(data: bytes) -> bool:
-    if _LARGE_ARRAY.search(data) is not None:
+def _large_arrays(data: bytes, stars: int) -> bool:
+    """Whether ``data`` may hold an array count of five digits or more (``stars`` is how
+    many ``*`` it has: with one, it can only be the count at the start)."""
+    if data[1:6].isdigit() or (stars > 1 and _LARGE_ARRAY.search(data) is not None):
         return True
     return (b">" in data or b"~" in data) and _LARGE_RESP3.search(data) is not None
 
 
-def _canonical(data: bytes, end: int, commands: list[Any]) -> bool:
+def _canonical(data: bytes, end: int, commands: list[Any], stars: int) -> bool:
     """Whether ``data[:end]`` reads as the canonical encoding of ``commands``, as far as a
-    few C-level passes can tell: each command a list of bytes, one ``*`` per command and one
-    ``$`` per argument. hiredis has checked the framing and the numbers. An argument sent as
-    anything but a bulk string is either not bytes in the result (integers, nil, arrays,
-    maps) or lacks its ``$`` (simple and verbatim strings); a command sent as a RESP3 set or
-    push lacks its ``*``. A ``$`` or ``*`` inside an argument fails the check too, and the
-    chunk goes to the exact parser: slower, never wrong. The counts can only be fooled by
-    such bytes placed to make up for a missing header; the result is then still commands of
-    bytes, read differently from Redis."""
+    few C-level passes can tell: each command a list of bytes, one ``*`` per command
+    (``stars`` is the count in ``data[:end]``) and one ``$`` per argument. hiredis has
+    checked the framing and the numbers. An argument sent as anything but a bulk string is
+    either not bytes in the result (integers, nil, arrays, maps) or lacks its ``$`` (simple
+    and verbatim strings); a command sent as a RESP3 set or push lacks its ``*``. A ``$`` or
+    ``*`` inside an argument fails the check too, and the chunk goes to the exact parser:
+    slower, never wrong. Only such bytes placed to make up for a missing header fool the
+    counts; the result is then still commands of bytes, read differently from Redis."""
+    if stars != len(commands):
+        return False
     try:
         arguments = sum(map(list.__len__, commands))  # TypeError for anything but lists
         list(map(_JOIN, commands))  # TypeError for anything but bytes in them
     except TypeError:
         return False
-    return data.count(b"$", 0, end) == arguments and data.count(b"*", 0, end) == len(commands)
+    return data.count(b"$", 0, end) == arguments
 
 
 def _wire_size(commands: list[Any]) -> int:

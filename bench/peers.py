@@ -1,0 +1,394 @@
+"""kv beside its peers: the same redis-benchmark workloads against residentd's kv, redis-server
+itself and minimal Redis servers written on other Python and JavaScript stacks.
+
+    python bench/peers.py                       # 3 rounds, 200,000 requests per test
+    python bench/peers.py --rounds 5 --requests 500000 --servers kv,redis-server
+    python bench/peers.py --memory-keys 1000000 # and memory per million small keys
+
+The servers:
+
+* ``kv``: ``python -m residentd run kv`` (uvloop);
+* ``redis-server``: Redis itself, persistence off (``--save '' --appendonly no``);
+* ``raw-uvloop``, ``asyncio-streams``, ``twisted``, ``gevent``: bench/kv_peers/, one file
+  per framework around the same hiredis parsing and command code (common.py);
+* ``node-net``: bench/kv_peers/node_server.js, Node.js ``net`` with a hand-written parser.
+
+A peer whose runtime is missing (twisted or gevent not installed: ``pip install -e
+'.[bench]'``; no ``node``; no ``redis-server``) is skipped with a note. redis-benchmark
+(Debian's redis-tools) is required.
+
+Method: every server runs pinned to CPU 0, redis-benchmark to CPU 1 (taskset). Each round
+runs every test (SET, GET, INCR, LPUSH, MSET by default; 50 clients; keys from a space of
+100,000) at each pipeline depth (1 and 16) against every server, the server order rotating
+from round to round, so that a slow moment of the machine does not land on one server
+only. The table gives the median requests per second over the rounds, the ratio to
+redis-server's median for the same test, and each server's resident memory after start and
+after the run, and a second table the server's CPU time per request (psutil), which a busy
+machine disturbs less than throughput. ``--memory-keys N`` then loads N small keys
+(``key:<i>`` = 8 bytes) into a fresh kv and a fresh redis-server and reports the memory
+each key costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / "kv_peers"
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+TESTS = "set,get,incr,lpush,mset"
+NAMES = {"set": "SET", "get": "GET", "incr": "INCR", "lpush": "LPUSH", "mset": "MSET (10 keys)"}
+
+
+@dataclass
+class Peer:
+    name: str
+    command: list[str]
+    missing: str | None = None  # why it cannot run here
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    rss_start: int = 0
+    rss_end: int = 0
+    rps: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    cpu: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # µs per request
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def peers() -> list[Peer]:
+    def python_peer(name: str, script: str, module: str | None = None) -> Peer:
+        missing = None
+        if module and importlib.util.find_spec(module) is None:
+            missing = f"{module} is not installed (pip install -e '.[bench]')"
+        return Peer(name, [PYTHON, str(PEERS / script)], missing)
+
+    redis_server = shutil.which("redis-server")
+    node = shutil.which("node")
+    return [
+        Peer(
+            "kv",
+            [
+                PYTHON,
+                "-m",
+                "residentd",
+                "run",
+                "kv",
+                "--admin",
+                "off",
+                "--log-level",
+                "WARNING",
+                "--max-connections-per-ip",
+                "0",
+                "--idle-timeout",
+                "0",
+                "--handshake-timeout",
+                "0",
+            ],
+        ),
+        Peer(
+            "redis-server",
+            [
+                redis_server or "redis-server",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                HOST,
+                "--dir",
+                "/tmp",
+            ],
+            None
+            if redis_server
+            else "redis-server is not installed (apt-get install redis-server)",
+        ),
+        python_peer("raw-uvloop", "raw_uvloop.py"),
+        python_peer("asyncio-streams", "asyncio_streams.py"),
+        python_peer("twisted", "twisted_server.py", "twisted"),
+        python_peer("gevent", "gevent_server.py", "gevent"),
+        Peer(
+            "node-net",
+            [node or "node", str(PEERS / "node_server.js")],
+            None if node else "node is not installed",
+        ),
+    ]
+
+
+def port_args(peer: Peer) -> list[str]:
+    if peer.name == "kv":
+        return ["--listen", f"{HOST}:{peer.port}"]
+    return ["--port", str(peer.port)]
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start(peer: Peer) -> None:
+    peer.port = free_port()
+    pin = ["taskset", "-c", SERVER_CPU] if shutil.which("taskset") else []
+    peer.process = subprocess.Popen(
+        [*pin, *peer.command, *port_args(peer)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not answers(peer.port):
+        if peer.process.poll() is not None or time.monotonic() > deadline:
+            stop(peer)
+            raise RuntimeError(f"{peer.name} did not start: {' '.join(peer.command)}")
+        time.sleep(0.05)
+    peer.rss_start = rss(peer)
+
+
+def rss(peer: Peer) -> int:
+    assert peer.process is not None
+    return int(psutil.Process(peer.process.pid).memory_info().rss)
+
+
+def cpu_seconds(peer: Peer) -> float:
+    """CPU time the server process has used (taskset execs the server in place)."""
+    assert peer.process is not None
+    times = psutil.Process(peer.process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def stop(peer: Peer) -> None:
+    if peer.process is None:
+        return
+    if peer.process.poll() is None:
+        peer.process.send_signal(signal.SIGTERM)
+        try:
+            peer.process.wait(15)
+        except subprocess.TimeoutExpired:
+            peer.process.kill()
+            peer.process.wait()
+    peer.process = None
+
+
+def benchmark(port: int, test: str, requests: int, clients: int, pipeline: int) -> float:
+    """Requests per second that redis-benchmark reports for one test."""
+    pin = ["taskset", "-c", CLIENT_CPU] if shutil.which("taskset") else []
+    command = [
+        *pin, "redis-benchmark", "-h", HOST, "-p", str(port), "-t", test,
+        "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "-r", "100000",
+        "-q", "--csv",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    for line in done.stdout.splitlines()[1:]:
+        cells = [cell.strip('"') for cell in line.split(",")]
+        if cells[0] == NAMES[test]:
+            return float(cells[1])
+    raise RuntimeError(f"redis-benchmark gave no {test} figure: {done.stdout}{done.stderr}")
+
+
+def run_rounds(
+    running: list[Peer], tests: list[str], pipelines: list[int], args: argparse.Namespace
+) -> None:
+    for round_ in range(args.rounds):
+        order = running[round_ % len(running) :] + running[: round_ % len(running)]
+        for pipeline in pipelines:
+            for test in tests:
+                for peer in order:
+                    used = cpu_seconds(peer)
+                    figure = benchmark(peer.port, test, args.requests, args.clients, pipeline)
+                    used = cpu_seconds(peer) - used
+                    peer.rps.setdefault((test, pipeline), []).append(figure)
+                    peer.cpu.setdefault((test, pipeline), []).append(used / args.requests * 1e6)
+        print(f"round {round_ + 1}/{args.rounds} done (load {os.getloadavg()[0]:.2f})")
+
+
+def median(peer: Peer, test: str, pipeline: int) -> float:
+    return statistics.median(peer.rps[(test, pipeline)])
+
+
+def report(running: list[Peer], tests: list[str], pipelines: list[int]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    redis = next((peer for peer in running if peer.name == "redis-server"), None)
+    table = Table(title="requests per second, median of the rounds (ratio to redis-server)")
+    table.add_column("server")
+    table.add_column("-P")
+    for test in tests:
+        table.add_column(NAMES[test], justify="right")
+    table.add_column("RSS start / end", justify="right")
+    for peer in running:
+        for pipeline in pipelines:
+            cells = []
+            for test in tests:
+                value = median(peer, test, pipeline)
+                text = f"{value / 1000:,.1f}k"
+                if redis is not None:
+                    text += f" ({value / median(redis, test, pipeline):.2f}x)"
+                cells.append(text)
+            memory = f"{peer.rss_start / 2**20:.1f} / {peer.rss_end / 2**20:.1f} MiB"
+            table.add_row(peer.name, str(pipeline), *cells, memory)
+    console = Console(width=200)
+    console.print(table)
+    cpu = Table(title="server CPU time per request, µs, median of the rounds")
+    cpu.add_column("server")
+    cpu.add_column("-P")
+    for test in tests:
+        cpu.add_column(NAMES[test], justify="right")
+    for peer in running:
+        for pipeline in pipelines:
+            values = [statistics.median(peer.cpu[(test, pipeline)]) for test in tests]
+            cpu.add_row(peer.name, str(pipeline), *(f"{value:.2f}" for value in values))
+    console.print(cpu)
+    kv = next((peer for peer in running if peer.name == "kv"), None)
+    if kv is None:
+        return
+    for peer in running:
+        if peer.name in ("kv", "redis-server"):
+            continue
+        ratios = [
+            median(kv, test, pipeline) / median(peer, test, pipeline)
+            for test in tests
+            for pipeline in pipelines
+            if pipeline > 1
+        ]
+        if ratios:
+            print(f"kv / {peer.name} at pipeline > 1: {min(ratios):.2f}x to {max(ratios):.2f}x")
+
+
+def resp(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def load_keys(port: int, count: int) -> None:
+    """SET ``key:<i>`` to an 8-byte value for i < count, pipelined 1,000 at a time."""
+    with socket.create_connection((HOST, port)) as sock:
+        for start_ in range(0, count, 1000):
+            batch = range(start_, min(start_ + 1000, count))
+            sock.sendall(b"".join(resp(b"SET", b"key:%d" % i, b"%08d" % i) for i in batch))
+            expected = 5 * len(batch)  # "+OK\r\n" each
+            received = 0
+            while received < expected:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("server closed the connection")
+                received += len(chunk)
+
+
+def memory_per_key(candidates: list[Peer], count: int) -> dict[str, float]:
+    results = {}
+    for peer in candidates:
+        if peer.name not in ("kv", "redis-server") or peer.missing:
+            continue
+        start(peer)
+        try:
+            time.sleep(0.5)
+            before = rss(peer)
+            load_keys(peer.port, count)
+            time.sleep(0.5)
+            results[peer.name] = (rss(peer) - before) / count
+        finally:
+            stop(peer)
+    return results
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+@contextlib.contextmanager
+def started(selected: list[Peer]) -> Iterator[list[Peer]]:
+    running = []
+    try:
+        for peer in selected:
+            start(peer)
+            running.append(peer)
+        yield running
+    finally:
+        for peer in running:
+            if peer.process is not None:
+                peer.rss_end = rss(peer)
+            stop(peer)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="kv beside its peers, with redis-benchmark")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200_000, help="per test and round")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--pipelines", default="1,16")
+    parser.add_argument("--tests", default=TESTS)
+    parser.add_argument("--servers", default=",".join(peer.name for peer in peers()))
+    parser.add_argument("--memory-keys", type=int, default=0, help="keys for the memory test")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    if shutil.which("redis-benchmark") is None:
+        print("redis-benchmark is needed (Debian: apt-get install redis-tools)", file=sys.stderr)
+        return 2
+    wanted = args.servers.split(",")
+    selected = [peer for peer in peers() if peer.name in wanted]
+    for peer in selected:
+        if peer.missing:
+            print(f"skipping {peer.name}: {peer.missing}")
+    selected = [peer for peer in selected if not peer.missing]
+    tests = args.tests.split(",")
+    pipelines = [int(p) for p in args.pipelines.split(",")]
+    print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")
+    with started(selected) as running:
+        run_rounds(running, tests, pipelines, args)
+    report(selected, tests, pipelines)
+    memory = memory_per_key(selected, args.memory_keys) if args.memory_keys else {}
+    for name, size in memory.items():
+        print(f"memory per key, {args.memory_keys:,} small keys: {name} {size:.0f} bytes")
+    if args.json:
+        figures = {
+            "machine": machine(),
+            "args": vars(args),
+            "rps": {
+                peer.name: {f"{t}/P{p}": values for (t, p), values in peer.rps.items()}
+                for peer in selected
+            },
+            "cpu_us_per_request": {
+                peer.name: {f"{t}/P{p}": values for (t, p), values in peer.cpu.items()}
+                for peer in selected
+            },
+            "rss": {peer.name: [peer.rss_start, peer.rss_end] for peer in selected},
+            "memory_per_key": memory,
+        }
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
