@@ -422,3 +422,28 @@ def test_pipelined_inline_and_multibulk_match_redis(kv_process: object, redis_po
             client.send(data)
             got[server] = client.replies(8)
     assert got["kv"] == got["redis"]
+
+
+KEYS = [
+    "", "a", "b", "ab", "abc", "a*c", "a?c", "a[c", "a]c", "a\\c", "x-y", "hello", "hallo",
+    "hxllo", "hllo", "heeeello", "\x00key", "key:1", "key:22", "KEY:1", "-", "^", "z",
+]  # fmt: skip
+PATTERNS = [
+    "*", "**", "a*", "*c", "a?c", "h[ae]llo", "h[^e]llo", "h[a-b]llo", "h[b-a]llo", "h*llo",
+    "a\\*c", "a\\?c", "a[*]c", "a[\\]]c", "a[", "a[c", "[", "[]", "[^]", "key:[0-9]",
+    "key:[0-9]*", "*[-]*", "[\\^]", "?", "", "\\", "a\\", "x[a-]y", "h[^a-e]llo", "*:*",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_glob_patterns_match_as_in_redis(pattern: str, kv_process: object, redis_port: int) -> None:
+    port = kv_process.port  # type: ignore[attr-defined]
+    found = {}
+    for server, where in (("redis", redis_port), ("kv", port)):
+        with Raw(where) as client:
+            client.call("FLUSHALL")
+            client.send(b"".join(resp("SET", key, "v") for key in KEYS))
+            client.replies(len(KEYS))
+            reply = client.call("KEYS", pattern)
+            found[server] = sorted(reply.split(b"\r\n")[2::2])
+    assert found["kv"] == found["redis"]
