@@ -9,7 +9,8 @@ protocol. The modules, one concern each:
     tokens     HMAC sign-in tokens            ratelimit  the per-user token bucket
     presence   users, online and last seen    rooms      membership and fan-out sinks
     history    a room's last messages         state      the per-user key-value document
-    hub        the world, request handlers, fan-out, liveness
+    hub        the world: sign-in, connections, fan-out, liveness
+    handlers   what each request does, and its reply
     session    a connection's requests and replies, whatever the transport
     tcp / ws   JSON lines on TCP; WebSocket (and the web pages) on the HTTP port
     http       the page, the dashboard, /stats     metrics   the dashboard's samples

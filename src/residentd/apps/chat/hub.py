@@ -1,7 +1,8 @@
 """The hub: the chat's whole world in memory (users, connections, rooms) and what changes it.
 
 Sessions hand every decoded request to ``Hub.handle``, which checks the sign-in and the user's
-rate, runs the handler for the request's type and returns the reply, or raises ``ChatError``.
+rate, runs the handler for the request's type (``handlers.py``) and returns the reply, or
+raises ``ChatError``; signing in (``hello``) is done here, since it attaches a connection.
 All of it runs on the event loop, one request at a time, so the world needs no locks and every
 member of a room sees that room's messages in the same order.
 
@@ -22,17 +23,16 @@ silent ``ping_timeout`` seconds later as dead peers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.chat import protocol as p
+from residentd.apps.chat.handlers import HANDLERS
 from residentd.apps.chat.presence import Presence, User
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.ratelimit import TokenBucket
 from residentd.apps.chat.rooms import TCP, WS, Room
 from residentd.apps.chat.settings import ChatSettings
-from residentd.apps.chat.state import UserState
 from residentd.apps.chat.tokens import check_token
 from residentd.codecs.websocket import text_frame
 
@@ -40,15 +40,8 @@ if TYPE_CHECKING:
     from residentd.apps.chat.session import ChatSession
     from residentd.net.connection import Connection
 
-# A room list, a member list and an online list are cut at this many entries.
-MAX_LISTED = 1000
-
 _PING = p.encode(p.ServerPing())
 PING_WIRE = (_PING + b"\n", text_frame(_PING))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(slots=True)
@@ -60,18 +53,6 @@ class HubStats:
     directs: int = 0
     deliveries: int = 0
     rate_limited: int = 0
-
-
-Handler = Callable[["Hub", "ChatSession", Any], p.Reply | None]
-_handlers: dict[type, Handler] = {}
-
-
-def _handles(kind: type) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        _handlers[kind] = handler
-        return handler
-
-    return register
 
 
 class Hub:
@@ -107,7 +88,7 @@ class Hub:
         self.connections[session.wire] -= 1
         for room in user.rooms:
             room.sinks[session.wire].pop(session.conn, None)
-        if self.presence.detach(user, session, now_ms()):
+        if self.presence.detach(user, session, p.now_ms()):
             for room in user.rooms:
                 room.online -= 1
                 if self._pushes(room):
@@ -133,7 +114,7 @@ class Hub:
             raise ChatError("not-signed-in", "send hello first")
         if kind is not p.Pong and kind is not p.Ping and self.settings.rate_limit:
             self._charge(user)
-        return _handlers[kind](self, session, request)
+        return HANDLERS[kind](self, session, request)
 
     def _charge(self, user: User) -> None:
         settings = self.settings
@@ -186,7 +167,7 @@ class Hub:
             user=user.name,
             guest=user.guest,
             conn=session.conn.id,
-            time=now_ms(),
+            time=p.now_ms(),
             online=len(self.presence.online),
             rooms=[room.name for room in user.rooms],
             ping_interval=settings.ping_interval,
@@ -314,209 +295,4 @@ class Hub:
         user.rooms = tuple(other for other in user.rooms if other is not room)
 
 
-def _user(session: ChatSession) -> User:
-    user = session.user
-    assert user is not None
-    return user
-
-
-@_handles(p.Ping)
-def _ping(hub: Hub, session: ChatSession, request: p.Ping) -> p.Reply:
-    return p.PongReply()
-
-
-@_handles(p.Pong)
-def _pong(hub: Hub, session: ChatSession, request: p.Pong) -> None:
-    return None
-
-
-@_handles(p.Hello)
-def _hello_again(hub: Hub, session: ChatSession, request: p.Hello) -> None:
-    raise ChatError("already-signed-in", f"as {_user(session).name}")
-
-
-@_handles(p.Who)
-def _who(hub: Hub, session: ChatSession, request: p.Who) -> p.Reply:
-    limit = request.limit
-    if request.room is None:
-        online = hub.presence.online
-        users: list[p.UserInfo] = []
-        for name in online:
-            if len(users) >= limit:
-                break
-            users.append(p.UserInfo(name, True))
-        return p.WhoReply(online=len(online), users=users)
-    room = hub.visible_room(_user(session), request.room)
-    here = [user for user in room.members if user.sessions]
-    away = [user for user in room.members if not user.sessions]
-    listed = [p.UserInfo(user.name, True) for user in here[:limit]]
-    for user in away[: limit - len(listed)]:
-        listed.append(p.UserInfo(user.name, False, user.last_seen or None))
-    return p.WhoReply(room=room.name, online=room.online, users=listed)
-
-
-@_handles(p.Seen)
-def _seen(hub: Hub, session: ChatSession, request: p.Seen) -> p.Reply:
-    user = hub.presence.get(request.user)
-    if user is None:
-        raise ChatError("no-such-user", request.user)
-    return p.SeenReply(user=user.name, online=user.online, last_seen=user.last_seen or None)
-
-
-@_handles(p.Rooms)
-def _rooms(hub: Hub, session: ChatSession, request: p.Rooms) -> p.Reply:
-    user = _user(session)
-    listed = []
-    for room in hub.rooms.values():
-        if room.admits(user):
-            listed.append(room.info())
-            if len(listed) >= MAX_LISTED:
-                break
-    return p.RoomsReply(rooms=listed)
-
-
-@_handles(p.Create)
-def _create(hub: Hub, session: ChatSession, request: p.Create) -> p.Reply:
-    user = _user(session)
-    if request.room in hub.rooms:
-        raise ChatError("room-exists", request.room)
-    if len(hub.rooms) >= hub.settings.max_rooms:
-        raise ChatError("rooms-full", f"max_rooms={hub.settings.max_rooms}")
-    hub.check_quota(user)
-    room = Room(request.room, request.private, request.topic, hub.settings.history_size)
-    hub.rooms[room.name] = room
-    hub.join_room(user, room)
-    return p.CreateReply(room=room.info())
-
-
-@_handles(p.Join)
-def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
-    user = _user(session)
-    room = hub.room(request.room)
-    if user not in room.members:
-        if not room.admits(user):
-            raise ChatError("not-invited", f"{room.name} is private")
-        hub.check_quota(user)
-        hub.join_room(user, room)
-    return p.JoinReply(room=room.info(), last=room.history.last)
-
-
-@_handles(p.Leave)
-def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
-    user = _user(session)
-    room = hub.member_room(user, request.room)
-    hub.leave_room(user, room)
-    return p.LeaveReply(room=room.name)
-
-
-@_handles(p.Invite)
-def _invite(hub: Hub, session: ChatSession, request: p.Invite) -> p.Reply:
-    user = _user(session)
-    room = hub.member_room(user, request.room)
-    guest = hub.presence.get(request.user)
-    if guest is None:
-        raise ChatError("no-such-user", request.user)
-    if guest not in room.members and guest.name not in room.invited:
-        room.invited.add(guest.name)
-        hub.send_to(guest, p.encode(p.Invited(room=room.name, by=user.name)))
-    return p.InviteReply(room=room.name, user=guest.name)
-
-
-@_handles(p.SetTopic)
-def _topic(hub: Hub, session: ChatSession, request: p.SetTopic) -> p.Reply:
-    user = _user(session)
-    room = hub.member_room(user, request.room)
-    room.topic = request.topic
-    push = p.TopicChanged(room=room.name, topic=room.topic, by=user.name)
-    hub.fanout(room.sinks, p.encode(push))
-    return p.TopicReply(room=room.name, topic=room.topic)
-
-
-@_handles(p.Post)
-def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
-    user = _user(session)
-    room = hub.rooms.get(request.room)
-    if room is None or user not in room.members:
-        raise ChatError("not-a-member" if room else "no-such-room", request.room)
-    limit = hub.settings.max_text
-    if len(request.text) > limit:
-        raise ChatError("too-long", f"max_text={limit}")
-    history = room.history
-    seq = history.next_seq()
-    ts = now_ms()
-    message = p.Message(room=room.name, seq=seq, ts=ts, user=user.name, text=request.text)
-    payload = p.encode(message)
-    history.append(payload)
-    hub.fanout(room.sinks, payload)
-    hub.stats.posts += 1
-    return p.PostReply(room=room.name, seq=seq, ts=ts)
-
-
-@_handles(p.Direct)
-def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
-    user = _user(session)
-    target = hub.presence.get(request.to)
-    if target is None:
-        raise ChatError("no-such-user", request.to)
-    if not target.sessions:
-        raise ChatError("user-offline", request.to)
-    limit = hub.settings.max_text
-    if len(request.text) > limit:
-        raise ChatError("too-long", f"max_text={limit}")
-    hub.direct_ids += 1
-    ts = now_ms()
-    message = p.DirectMessage(
-        msg=hub.direct_ids, ts=ts, sender=user.name, to=target.name, text=request.text
-    )
-    payload = p.encode(message)
-    hub.send_to(target, payload)
-    if target is not user:
-        hub.send_to(user, payload)
-    hub.stats.directs += 1
-    return p.DirectReply(to=target.name, msg=hub.direct_ids, ts=ts)
-
-
-@_handles(p.History)
-def _history(hub: Hub, session: ChatSession, request: p.History) -> p.Reply:
-    room = hub.visible_room(_user(session), request.room)
-    messages, more = room.history.page(request.before, request.limit)
-    return p.HistoryReply(room=room.name, messages=messages, more=more)
-
-
-def _state(user: User) -> UserState:
-    if user.state is None:
-        user.state = UserState()
-    return user.state
-
-
-@_handles(p.StateSet)
-def _state_set(hub: Hub, session: ChatSession, request: p.StateSet) -> p.Reply:
-    settings = hub.settings
-    state = _state(_user(session))
-    size = state.set(request.key, request.value, settings.state_max_keys, settings.state_max_bytes)
-    return p.StateSetReply(key=request.key, size=size)
-
-
-@_handles(p.StateGet)
-def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
-    state = _state(_user(session))
-    if request.key is None:
-        return p.StateGetReply(value=state.document())
-    return p.StateGetReply(key=request.key, value=state.get(request.key))
-
-
-@_handles(p.StateIncr)
-def _state_incr(hub: Hub, session: ChatSession, request: p.StateIncr) -> p.Reply:
-    settings = hub.settings
-    state = _state(_user(session))
-    value = state.incr(request.key, request.by, settings.state_max_keys, settings.state_max_bytes)
-    return p.StateIncrReply(key=request.key, value=value)
-
-
-@_handles(p.StateDel)
-def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
-    state = _state(_user(session))
-    return p.StateDelReply(key=request.key, deleted=state.delete(request.key))
-
-
-__all__ = ["MAX_LISTED", "TCP", "WS", "Hub", "HubStats", "now_ms"]
+__all__ = ["TCP", "WS", "Hub", "HubStats"]

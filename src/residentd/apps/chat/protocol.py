@@ -20,6 +20,7 @@ docs/chat-protocol.md describes each message; this module is its source of truth
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import msgspec
@@ -415,6 +416,12 @@ class BadRequest(ProtocolError):
 
 
 # -- decoding and encoding -----------------------------------------------------------------------
+
+
+def now_ms() -> int:
+    """A server timestamp: Unix time in milliseconds, as every ``ts`` and ``time`` field."""
+    return int(time.time() * 1000)
+
 
 _decoder: msgspec.json.Decoder[AnyRequest] = msgspec.json.Decoder(AnyRequest)
 _encoder = msgspec.json.Encoder()
