@@ -61,7 +61,7 @@ def test_tokens_and_guest_names(run: Run, transport: str) -> None:
 
 def test_rate_limit_per_user(run: Run, transport: str) -> None:
     async def main() -> None:
-        async with chat_server(rate_limit=5.0, rate_burst=5.0, secret="k") as chat:
+        async with chat_server(rate_limit=2.0, rate_burst=5.0, secret="k") as chat:
             token = make_token("k", "ann")
             flood = await chat.signed_in(transport, "ann", token=token)
             second = await chat.signed_in("tcp", "ann", token=token)  # same user, same bucket
@@ -74,7 +74,7 @@ def test_rate_limit_per_user(run: Run, transport: str) -> None:
             assert [reply["op"] for reply in replies] == ["post", "post", "post", "post"]
             limited = await second.request("post", room="lobby", text="one more")
             assert limited["code"] == "rate-limited"
-            assert 0 < limited["retry_after"] <= 0.2
+            assert 0 < limited["retry_after"] <= 0.5
             assert (await flood.request("ping"))["op"] == "pong"  # pings are free
             await still_served(other)
             await asyncio.sleep(limited["retry_after"] + 0.05)
