@@ -25,7 +25,7 @@ def test_injected_delay_shows_in_percentiles(run: Any) -> None:
     # 8 bots, 50 ms per request: about 160 requests a second.
     assert 80 <= echo["count"] <= 400
     for key in ("p50_ms", "p90_ms", "p99_ms"):
-        assert 50.0 <= echo[key] < 250.0, (key, echo)
+        assert 50.0 <= echo[key] < 500.0, (key, echo)
     assert stats.steps["connect"].count == 8
     assert stats.peak_users == 8
 
@@ -166,9 +166,9 @@ def test_bots_reconnect_when_the_server_closes_and_count_it(run: Any) -> None:
             await server.stop()
 
     stats, _ = run(main())
-    # Each bot: three echoes, a failed fourth, a second's pause, then a new connection.
-    assert stats.steps["connect"].ok >= 6
-    assert stats.steps["echo"].ok >= 18
+    # Each bot: three echoes, the close, a second's pause, then a new connection.
+    assert stats.steps["connect"].ok >= 5
+    assert stats.steps["echo"].ok >= 12
     # A close seen while waiting for a reply fails that echo; one seen while thinking is
     # counted under "connection".
     closes = [stats.steps[name].errors.get("closed-by-peer", 0) for name in ("echo", "connection")
