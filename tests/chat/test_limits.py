@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from core.helpers import wait_until
 from residentd.apps.chat.tokens import make_token
 from residentd.limits import Limits
 
@@ -187,7 +188,7 @@ def test_max_users_forgets_the_longest_offline(run: Run) -> None:
             await first.request("state.set", key="k", value=1)
             await first.close()
             keeper = await chat.signed_in("tcp", "bob")
-            await asyncio.sleep(0.05)
+            await wait_until(lambda: not chat.app.hub.presence.online.get("ann"), what="ann gone")
             cid = await chat.signed_in("tcp", "cid")  # ann is forgotten to make room
             assert (await keeper.request("seen", user="ann"))["code"] == "no-such-user"
             full = await chat.peer("tcp")
@@ -229,7 +230,8 @@ def test_a_member_that_stops_reading_is_cut_off(run: Run) -> None:
                                              b'{"op":"join","room":"lobby"}\n')  # fmt: skip
             poster = await chat.signed_in("tcp", "ann")
             await poster.request("join", room="lobby")
-            await asyncio.sleep(0.1)
+            lobby = chat.app.hub.rooms["lobby"]
+            await wait_until(lambda: len(lobby.members) == 2, what="the stalled member joined")
             text = "x" * 4000
             for _ in range(200):  # never more than ~40 MB, stops at the cut-off
                 for _ in range(50):

@@ -4,11 +4,11 @@ messages, per-user state and bad requests."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from core.helpers import wait_until
 from residentd.apps.chat.tokens import make_token
 
 from .helpers import chat_server
@@ -186,7 +186,7 @@ def test_direct_messages_reach_every_connection_of_both_users(run: Run, transpor
                     "from": "bob",
                 }  # fmt: skip
             await bob.close()
-            await asyncio.sleep(0.05)
+            await wait_until(lambda: not chat.app.hub.presence.online.get("bob"), what="bob gone")
             assert (await ann.request("dm", to="bob", text="?"))["code"] == "user-offline"
             assert (await ann.request("dm", to="zed", text="?"))["code"] == "no-such-user"
 
