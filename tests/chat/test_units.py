@@ -258,3 +258,20 @@ def test_websocket_codec_plain_text_by_default() -> None:
         codec.feed(client_frame(Opcode.TEXT, b"\xff"))
     assert bad.value.code == "invalid-utf8" and bad.value.recoverable
     assert codec.error_reply(bad.value) == text_frame(b"ERR invalid-utf8 text frame")
+
+
+@settings(max_examples=50)
+@given(st.lists(st.binary(max_size=300), max_size=30))
+def test_websocket_codec_garbage_stays_bounded(chunks: list[bytes]) -> None:
+    codes = {
+        "bad-frame", "message-too-large", "invalid-json", "not-an-object", "unknown-op",
+        "missing-field", "wrong-type", "too-long", "invalid-value", "unsupported-frame",
+    }  # fmt: skip
+    feed_garbage(opened_codec(), chunks, codes, bound=1024 + 14 + 300)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_websocket_codec_garbage_before_the_handshake(chunks: list[bytes]) -> None:
+    codes = {"bad-request", "head-too-large"}
+    feed_garbage(WebSocketCodec(FORMAT), chunks, codes, bound=300 * 20)
