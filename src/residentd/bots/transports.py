@@ -18,7 +18,7 @@ source address has its own ephemeral port range towards the target.
 A reply that does not come within the timeout fails the wait with ``TimeoutError``. The timeout
 costs nothing per request (no timer, no clock read): a ``Watchdog`` looks at every connection a
 few times a second and notes when it first saw its current wait, so a wait is failed between
-one timeout and one timeout plus a quarter second after it began.
+one timeout and one timeout plus half a second after it began.
 """
 
 from __future__ import annotations
