@@ -12,17 +12,20 @@ Two parsers share the work:
 * The exact parser is a Python port of Redis's ``processMultibulkBuffer`` and
   ``processInlineBuffer``: it keeps a partial command across feeds and fails exactly where and
   how Redis fails, with Redis's error texts (``Protocol error: invalid bulk length``, ...). It
-  sees inline commands, garbage, and the first command of a feed that completes a partial one.
-* The fast path hands a chunk that starts with ``*`` to hiredis's C ``Reader``. hiredis
-  accepts more than Redis does (simple strings, integers and nested arrays as arguments), so
-  its result is only kept when the chunk is exactly the canonical encoding of the commands it
-  produced: every command a list, every argument bytes, and the byte count of
-  ``*N\\r\\n`` + ``$L\\r\\n...\\r\\n`` over them equal to the chunk (or to the part before a
-  trailing partial command, which then goes to the exact parser). Anything else is parsed
-  again, from the start of the chunk, by the exact parser. The check is a few C-level passes
-  per chunk, so the fast path stays close to hiredis's own speed. The one input it lets
-  through that Redis refuses is a request that mixes RESP3 verbatim strings and simple strings
-  whose length differences cancel out exactly; it runs as the command its bytes spell.
+  reads inline commands, garbage, and the feed that completes a partial command (only up to
+  the end of that command: the rest goes back to the fast path).
+* The fast path hands a chunk that starts with ``*`` to hiredis's C ``Reader``, followed by a
+  sentinel reply: getting the sentinel back proves the chunk ended on a command boundary.
+  hiredis accepts more than Redis does (simple strings, integers, nested arrays and RESP3
+  types where Redis wants a bulk string), so its result stands only if every command is a
+  list of bytes and the chunk has one ``*`` per command and one ``$`` per argument; anything
+  else is read again, from the start of the chunk, by the exact parser. A chunk that ends
+  inside a command keeps hiredis's commands up to there (their canonical size says where)
+  and gives the rest to the exact parser. These checks are a few C-level passes per chunk.
+  Chunks that hold an array count of five digits or more skip hiredis, which allocates a
+  whole array when it reads the count. What the fast path reads differently from Redis is
+  limited to requests crafted to make up for a missing header with ``$`` or ``*`` bytes inside
+  arguments; they run as the commands of bytes hiredis reads.
 
 Limits, all Redis's: a bulk longer than ``max_bulk_len`` (``proto-max-bulk-len``, 512 MiB) is
 refused as soon as its header is read; a multibulk count above 2**31 - 1 is refused; an inline

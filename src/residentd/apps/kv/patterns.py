@@ -5,10 +5,10 @@ one of a set, ``[^abc]`` none of them, ``[a-z]`` a range (written either way rou
 ``\\`` quoting the next byte, inside brackets too. A bracket that is never closed ends at the
 end of the pattern. Matching works on bytes, case-sensitively.
 
-Two corners follow Redis rather than regex habits: a ``[`` right before the end of the
-pattern is a set that matches nothing extra, and an empty string matches only the empty
-pattern (callers treat a lone ``*`` as "everything" before they get here, as Redis does).
-Compiled patterns are cached, since clients repeat them.
+Two corners follow Redis rather than regex habits: ``[]`` matches nothing and ``[^]`` any byte,
+and an empty string matches only the empty pattern (a lone ``*`` matches everything, the empty
+key included, as KEYS and SCAN treat it in Redis). tests/kv/test_conformance.py compares
+these rules with redis-server's KEYS. Compiled patterns are cached, since clients repeat them.
 """
 
 from __future__ import annotations

@@ -86,10 +86,6 @@ class Keyspace:
         self.expired_keys += 1
         return True
 
-    def type_name(self, key: bytes) -> bytes:
-        value = self.get_write(key)
-        return b"none" if value is None else TYPE_NAMES[value.__class__]
-
     # -- changes -------------------------------------------------------------------------------
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
