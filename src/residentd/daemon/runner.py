@@ -140,6 +140,8 @@ class Daemon:
 
     async def main(self) -> int:
         self.app.options.update(self.config.app_options())
+        # Handlers first: a stop signal that comes while we bind still means a graceful stop.
+        self._install_signals()
         try:
             await self.server.start(self.config.listen())
             await self._start_admin()
@@ -152,7 +154,6 @@ class Daemon:
                 await self.admin.stop(1.0)
             self.failure = reason
             return 1
-        self._install_signals()
         self.lag.start()
         interval = self.notifier.watchdog_interval()
         if interval:
