@@ -277,16 +277,26 @@ def check_health(server: ServerProcess, workload: Workload, window: Window) -> N
         raise RuntimeError(f"{server.name} {problem} ({workload.label}):\n{server.stderr_text()}")
 
 
-def summarize(results: list[Measurement], workloads: list[Workload]) -> list[dict[str, object]]:
-    """Per workload: each server's medians and residentd's ratios to the others."""
+def summarize(
+    results: list[Measurement], workloads: list[Workload], max_other: float
+) -> list[dict[str, object]]:
+    """Per workload: each server's medians and residentd's ratios to the others.
+
+    The medians are over the undisturbed windows (other processes at most ``max_other`` of a
+    core) when there are any, else over all of them.
+    """
     rows: list[dict[str, object]] = []
     for workload in workloads:
         row: dict[str, object] = {"workload": workload.label, **asdict(workload)}
         for name in SERVERS:
-            runs = [r for r in results if r.server == name and _matches(r, workload)]
+            every = [r for r in results if r.server == name and _matches(r, workload)]
+            clean = [r for r in every if r.other_cpu <= max_other]
+            runs = clean or every
             if not runs:
                 continue
             row[name] = {
+                "windows": len(runs),
+                "undisturbed": len(clean),
                 "lines_per_s": statistics.median(r.lines_per_s for r in runs),
                 "lines_per_cpu_s": statistics.median(r.lines_per_cpu_s for r in runs),
                 "server_cpu": statistics.median(r.server_cpu for r in runs),
@@ -294,13 +304,35 @@ def summarize(results: list[Measurement], workloads: list[Workload]) -> list[dic
                 "other_cpu": statistics.median(r.other_cpu for r in runs),
             }
         for peer in SERVERS[1:]:
-            if "residentd" in row and peer in row:
-                ours, theirs = row["residentd"], row[peer]
-                assert isinstance(ours, dict) and isinstance(theirs, dict)
-                row[f"ratio_vs_{peer}"] = ours["lines_per_s"] / theirs["lines_per_s"]
-                row[f"cpu_ratio_vs_{peer}"] = ours["lines_per_cpu_s"] / theirs["lines_per_cpu_s"]
+            pairs = paired_windows(results, workload, peer, max_other)
+            if pairs:
+                row[f"ratio_vs_{peer}"] = statistics.median(
+                    a.lines_per_s / b.lines_per_s for a, b in pairs
+                )
+                row[f"cpu_ratio_vs_{peer}"] = statistics.median(
+                    a.lines_per_cpu_s / b.lines_per_cpu_s for a, b in pairs
+                )
+                row[f"pairs_vs_{peer}"] = len(pairs)
         rows.append(row)
     return rows
+
+
+def paired_windows(
+    results: list[Measurement], workload: Workload, peer: str, max_other: float
+) -> list[tuple[Measurement, Measurement]]:
+    """residentd's window and the peer's from the same round: seconds apart, so they share the
+    machine's conditions. Pairs where both are undisturbed if there are any, else all pairs."""
+    by_round: dict[int, dict[str, Measurement]] = {}
+    for result in results:
+        if _matches(result, workload):
+            by_round.setdefault(result.round, {})[result.server] = result
+    pairs = [
+        (servers["residentd"], servers[peer])
+        for servers in by_round.values()
+        if "residentd" in servers and peer in servers
+    ]
+    clean = [(a, b) for a, b in pairs if max(a.other_cpu, b.other_cpu) <= max_other]
+    return clean or pairs
 
 
 def _matches(result: Measurement, workload: Workload) -> bool:
@@ -311,7 +343,7 @@ def print_table(rows: list[dict[str, object]]) -> None:
     print("\nMedians (cpu columns: share of one core during the window)")
     header = (
         f"{'workload':<26} {'server':<16} {'lines/s':>10} {'server':>7} {'client':>7}"
-        f" {'other':>6} {'lines/server-cpu-s':>19}  note"
+        f" {'other':>6} {'lines/server-cpu-s':>19} {'windows':>8}  note"
     )
     print(header)
     print("-" * len(header))
@@ -323,35 +355,40 @@ def print_table(rows: list[dict[str, object]]) -> None:
                     f"{row['workload']!s:<26} {name:<16} {figures['lines_per_s']:>10,.0f}"
                     f" {figures['server_cpu']:>7.0%} {figures['client_cpu']:>7.0%}"
                     f" {figures['other_cpu']:>6.0%} {figures['lines_per_cpu_s']:>19,.0f}"
-                    f"  {_note(figures)}"
+                    f" {figures['windows']:>8}  {_note(figures)}"
                 )
     print(
+        "windows: how many windows the medians are over (the undisturbed ones if any)\n"
         "note: u = server under 90% CPU (the load generator or wake-ups set the pace, so compare"
-        " efficiency);\n      d = other processes used over 10% of a core (disturbed)"
+        " efficiency);\n      d = no window was undisturbed (other processes took more than"
+        " --max-other of a core)"
     )
-    print("\nresidentd ratios: throughput (thr) and lines per server CPU second (eff)")
+    print(
+        "\nresidentd ratios, median over rounds of residentd's window / the peer's window in the"
+        "\nsame round: throughput (thr) and lines per server CPU second (eff); n = rounds used"
+    )
     header = f"{'workload':<26} {'vs raw-uvloop (target 0.9)':>30}"
-    header += f" {'vs asyncio-streams (target 1.5)':>34}"
+    header += f" {'vs asyncio-streams (target 1.5)':>36}"
     print(header)
     print("-" * len(header))
     for row in rows:
         cells = [
             f"{_ratio_cell(row, 'raw-uvloop'):>30}",
-            f"{_ratio_cell(row, 'asyncio-streams'):>34}",
+            f"{_ratio_cell(row, 'asyncio-streams'):>36}",
         ]
         print(f"{row['workload']!s:<26} {' '.join(cells)}")
 
 
 def _note(figures: dict[str, float]) -> str:
     unsaturated = "u" if figures["server_cpu"] < 0.9 else ""
-    return unsaturated + ("d" if figures["other_cpu"] > 0.1 else "")
+    return unsaturated + ("d" if not figures["undisturbed"] else "")
 
 
 def _ratio_cell(row: dict[str, object], peer: str) -> str:
     ratio, cpu_ratio = row.get(f"ratio_vs_{peer}"), row.get(f"cpu_ratio_vs_{peer}")
     if not isinstance(ratio, float) or not isinstance(cpu_ratio, float):
         return "-"
-    return f"{ratio:.2f}x thr  {cpu_ratio:.2f}x eff"
+    return f"{ratio:.2f}x thr  {cpu_ratio:.2f}x eff  n={row[f'pairs_vs_{peer}']}"
 
 
 def machine() -> dict[str, object]:
@@ -418,6 +455,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    began = time.monotonic()
     workloads = [
         Workload(int(c), int(d))
         for c in args.connections.split(",")
@@ -438,8 +476,9 @@ def main() -> None:
             for name in args.servers
         }
         results = uvloop.run(run_rounds(servers, workloads, args))
-    rows = summarize(results, workloads)
+    rows = summarize(results, workloads, args.max_other)
     print_table(rows)
+    print(f"\ntook {time.monotonic() - began:.0f}s")
     if args.json:
         report = {
             "machine": machine(),

@@ -252,6 +252,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    began = time.monotonic()
     limit = raise_nofile_limit()
     if args.connections + 100 > limit:
         sys.exit(f"{args.connections} connections need more than the {limit} open files allowed")
@@ -288,6 +289,7 @@ def main() -> None:
     print_sizes("raw-uvloop per-connection Python objects (sys.getsizeof)", sizes["raw-uvloop"])
     print("  (traced heap: built in this process with a stand-in transport; the uvloop transport")
     print("   and libuv handle that both servers hold per connection are not in these figures)")
+    print(f"\ntook {time.monotonic() - began:.0f}s")
     if args.json:
         report = {
             "connections": args.connections,
