@@ -71,6 +71,10 @@ _JOIN = b"".join
 # five digits or more anywhere go to the exact parser, which grows a command as it arrives.
 _LARGE_ARRAY = re.compile(rb"\*[0-9]{5}")
 _LARGE_RESP3 = re.compile(rb"[>~][0-9]{5}")  # pushes and sets, which hiredis reads too
+# hiredis keeps its buffer, as large as the largest chunk it was fed, until its next feed: a
+# connection that sent one large request and went idle would hold it. After a chunk above
+# this size the reader is replaced, which frees it (a new reader costs about a microsecond).
+_READER_KEEP = 4096
 _SENTINEL = b"+\x00\r\n"  # a simple-string reply no request contains
 _SENTINEL_REPLY = b"\x00"
 
@@ -300,6 +304,8 @@ class RespCodec:
         if out and out[-1] == _SENTINEL_REPLY and not reader.has_data():
             out.pop()
             if _canonical(data, len(data), out, stars):
+                if len(data) > _READER_KEEP:
+                    self._reader = hiredis.Reader()  # let go of the reader's big buffer
                 return out if all(out) else [argv for argv in out if argv]  # "*0": nothing
             return self._feed_exact(data)
         self._reader = hiredis.Reader()
