@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.commands.registry import Handler, command
 from residentd.codecs.resp import NIL, bulk, integer
 
 if TYPE_CHECKING:
@@ -23,6 +23,20 @@ _SUBSCRIBE = b"*3\r\n$9\r\nsubscribe\r\n"
 _UNSUBSCRIBE = b"*3\r\n$11\r\nunsubscribe\r\n"
 _PSUBSCRIBE = b"*3\r\n$10\r\npsubscribe\r\n"
 _PUNSUBSCRIBE = b"*3\r\n$12\r\npunsubscribe\r\n"
+
+
+def _subscription(name: str, arity: int, summary: str) -> Callable[[Handler], Handler]:
+    """Register a (un)subscribe command: no keys, allowed in subscribed mode."""
+    return command(
+        name,
+        arity,
+        "pubsub noscript loading stale",
+        "pubsub",
+        summary,
+        since="2.0.0",
+        keys=(0, 0, 0),
+        subscribed_ok=True,
+    )
 
 
 def _confirm(
@@ -39,57 +53,27 @@ def _confirm(
     return b"".join(replies)
 
 
-@command(
-    "subscribe",
-    -2,
-    "pubsub noscript loading stale",
-    "pubsub",
-    "Listens for messages published to channels.",
-    since="2.0.0",
-    keys=(0, 0, 0),
-    subscribed_ok=True,
-)
+@_subscription("subscribe", -2, "Listens for messages published to channels.")
 def subscribe(s: KvSession, argv: list[bytes]) -> bytes:
     return _confirm(s, _SUBSCRIBE, argv[1:], s.subscribe)
 
 
-@command(
-    "unsubscribe",
-    -1,
-    "pubsub noscript loading stale",
-    "pubsub",
-    "Stops listening to messages posted to channels.",
-    since="2.0.0",
-    keys=(0, 0, 0),
-    subscribed_ok=True,
-)
+@_subscription("unsubscribe", -1, "Stops listening to messages posted to channels.")
 def unsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
     return _confirm(s, _UNSUBSCRIBE, argv[1:] or list(s.channels or ()), s.unsubscribe)
 
 
-@command(
-    "psubscribe",
-    -2,
-    "pubsub noscript loading stale",
-    "pubsub",
-    "Listens for messages published to channels that match one or more patterns.",
-    since="2.0.0",
-    keys=(0, 0, 0),
-    subscribed_ok=True,
+@_subscription(
+    "psubscribe", -2, "Listens for messages published to channels that match one or more patterns."
 )
 def psubscribe(s: KvSession, argv: list[bytes]) -> bytes:
     return _confirm(s, _PSUBSCRIBE, argv[1:], s.psubscribe)
 
 
-@command(
+@_subscription(
     "punsubscribe",
     -1,
-    "pubsub noscript loading stale",
-    "pubsub",
     "Stops listening to messages published to channels that match one or more patterns.",
-    since="2.0.0",
-    keys=(0, 0, 0),
-    subscribed_ok=True,
 )
 def punsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
     return _confirm(s, _PUNSUBSCRIBE, argv[1:] or list(s.patterns or ()), s.punsubscribe)

@@ -8,26 +8,25 @@ atomicity needs. redis-py's default pipeline wraps its commands this way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.commands.registry import Handler, command
 from residentd.codecs.resp import OK
 
 if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
 
 
-@command(
-    "multi",
-    1,
-    "noscript loading stale fast allow_busy",
-    "transactions",
-    "Starts a transaction.",
-    since="1.2.0",
-    keys=(0, 0, 0),
-    queued=False,
-)
+def _control(name: str, flags: str, summary: str, since: str) -> Callable[[Handler], Handler]:
+    """Register a transaction command: no keys, run at once even inside MULTI."""
+    return command(
+        name, 1, flags, "transactions", summary, since=since, keys=(0, 0, 0), queued=False
+    )
+
+
+@_control("multi", "noscript loading stale fast allow_busy", "Starts a transaction.", "1.2.0")
 def multi(s: KvSession, argv: list[bytes]) -> bytes:
     if s.multi is not None:
         return errors.NESTED_MULTI
@@ -35,15 +34,11 @@ def multi(s: KvSession, argv: list[bytes]) -> bytes:
     return OK
 
 
-@command(
+@_control(
     "exec",
-    1,
     "noscript loading stale skip_slowlog",
-    "transactions",
     "Executes all commands in a transaction.",
-    since="1.2.0",
-    keys=(0, 0, 0),
-    queued=False,
+    "1.2.0",
 )
 def exec_(s: KvSession, argv: list[bytes]) -> bytes:
     if s.multi is None:
@@ -51,16 +46,7 @@ def exec_(s: KvSession, argv: list[bytes]) -> bytes:
     return s.execute()
 
 
-@command(
-    "discard",
-    1,
-    "noscript loading stale fast allow_busy",
-    "transactions",
-    "Discards a transaction.",
-    since="2.0.0",
-    keys=(0, 0, 0),
-    queued=False,
-)
+@_control("discard", "noscript loading stale fast allow_busy", "Discards a transaction.", "2.0.0")
 def discard(s: KvSession, argv: list[bytes]) -> bytes:
     if s.multi is None:
         return errors.DISCARD_WITHOUT_MULTI
