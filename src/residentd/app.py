@@ -53,6 +53,13 @@ class Session:
     def on_message(self, message: Any) -> Any:
         """One decoded message arrived (may be ``async def``)."""
 
+    def on_messages(self, messages: list[Any]) -> None:
+        """Optional batch handler: when a session class defines it, it is called once per chunk
+        read, with every message decoded from that chunk, instead of ``on_message`` per message
+        (cheaper for pipelined peers). Not used with an ``async def`` ``on_message``."""
+        for message in messages:
+            self.on_message(message)
+
     def on_close(self, reason: str) -> None:
         """The connection closed; ``reason`` is a short code such as ``closed-by-peer``."""
 
@@ -69,6 +76,9 @@ class Session:
 
     def send(self, message: Any) -> None:
         self.conn.send(message)
+
+    def send_many(self, messages: list[Any]) -> None:
+        self.conn.send_many(messages)
 
     def close(self, reason: str = "closed") -> None:
         self.conn.close(reason)
@@ -110,6 +120,12 @@ class Service:
     def async_handler(self) -> bool:
         handler = getattr(self.session, "on_message", None)
         return inspect.iscoroutinefunction(handler)
+
+    @property
+    def batch_handler(self) -> bool:
+        """Whether the session class defines its own ``on_messages``."""
+        handler = getattr(self.session, "on_messages", None)
+        return handler is not None and handler is not Session.on_messages
 
 
 @dataclass(slots=True)

@@ -216,7 +216,9 @@ def test_user_and_group_dropped_after_binding(tmp_path: Path) -> None:
     shared.chmod(0o777)  # the unprivileged daemon removes its pidfile at exit
     with Daemon(shared, "echo", "--user", "nobody", "--group", "nogroup") as daemon:
         process = psutil.Process(daemon.pid)
-        assert process.uids().effective == process.uids().real != 0
+        # Privileges drop right after the listeners are bound, just after they answer.
+        wait_until(lambda: process.uids().real != 0, what="privileges dropped")
+        assert process.uids().effective == process.uids().real
         assert process.username() == "nobody"
         assert talk(daemon.port, [b"unprivileged"]) == [b"unprivileged"]
         daemon.signal(signal.SIGTERM)

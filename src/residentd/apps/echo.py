@@ -20,6 +20,10 @@ class Echo(Session):
     def on_message(self, line: bytes) -> None:
         self.send(line)
 
+    def on_messages(self, lines: list[bytes]) -> None:
+        # Every line of a chunk goes back in one buffer: pipelined peers cost one call.
+        self.conn.send_many(lines)
+
 
 def line_codec() -> LineCodec:
     return LineCodec(max_line=app.options["max_line"])

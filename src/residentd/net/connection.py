@@ -1,8 +1,9 @@
 """One client connection: an asyncio Protocol that feeds a codec and drives a session.
 
 Reading: each chunk the transport delivers goes to the codec, and the messages that come out go
-to the session's ``on_message`` one by one, in order. Sync handlers run right there, with no Task
-or Future per message. For an ``async def`` handler, messages wait in a per-connection backlog
+to the session's ``on_message`` one by one, in order, or all at once to ``on_messages`` when the
+session defines that batch handler. Sync handlers run right there, with no Task or Future per
+message. For an ``async def`` handler, messages wait in a per-connection backlog
 drained by one task, one message at a time and in arrival order; reading pauses while the
 backlog is long.
 
@@ -143,7 +144,8 @@ class Connection(asyncio.Protocol):
             return
         if messages:
             self._dispatch(messages)
-        if self.codec.buffered > self.server.limits.max_input_buffer and not self._closing:
+        held = self.codec.buffered
+        if held and held > self.server.limits.max_input_buffer and not self._closing:
             limit = self.server.limits.max_input_buffer
             self.fail(ProtocolError("input-buffer-full", f"limit={limit}"))
 
@@ -204,16 +206,20 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None:
             return
-        if self.service.async_handler:
+        service = self.service
+        if service.async_handler:
             self._enqueue(messages)
             return
-        handle = session.on_message
         self._dispatching = True
         try:
-            for message in messages:
-                handle(message)
-                if self._closing:
-                    break
+            if service.batch_handler:
+                session.on_messages(messages)
+            else:
+                handle = session.on_message
+                for message in messages:
+                    handle(message)
+                    if self._closing:
+                        break
         except Exception:
             self._dispatching = False
             self._handler_failed("on_message")
@@ -289,6 +295,21 @@ class Connection(asyncio.Protocol):
             return
         self._out.append(self.codec.encode(message))
         self.messages_out += 1
+        if not self._dispatching and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def send_many(self, messages: list[Any]) -> None:
+        """Queue several messages at once (one encode call when the codec has ``encode_many``)."""
+        if self._closing or not messages:
+            return
+        codec = self.codec
+        encode_many = getattr(codec, "encode_many", None)
+        if encode_many is not None:
+            self._out.append(encode_many(messages))
+        else:
+            self._out.extend(map(codec.encode, messages))
+        self.messages_out += len(messages)
         if not self._dispatching and not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)

@@ -40,7 +40,14 @@ log = logging.getLogger("residentd.server")
 class ServiceRuntime:
     """A service as the server runs it: its factories and its bound listeners."""
 
-    __slots__ = ("async_handler", "codec_factory", "listeners", "name", "session_factory")
+    __slots__ = (
+        "async_handler",
+        "batch_handler",
+        "codec_factory",
+        "listeners",
+        "name",
+        "session_factory",
+    )
 
     def __init__(
         self,
@@ -48,11 +55,13 @@ class ServiceRuntime:
         session_factory: Callable[[Connection], Session],
         codec_factory: Callable[[], Codec],
         async_handler: bool,
+        batch_handler: bool = False,
     ) -> None:
         self.name = name
         self.session_factory = session_factory
         self.codec_factory = codec_factory
         self.async_handler = async_handler
+        self.batch_handler = batch_handler and not async_handler
         self.listeners: list[asyncio.Server] = []
 
 
@@ -91,7 +100,11 @@ class Server:
         try:
             for service in self.app.services:
                 runtime = ServiceRuntime(
-                    service.name, service.session, service.codec, service.async_handler
+                    service.name,
+                    service.session,
+                    service.codec,
+                    service.async_handler,
+                    service.batch_handler,
                 )
                 self.services.append(runtime)
                 for text in listen.get(service.name, service.listen):

@@ -33,11 +33,6 @@ class ChatLineCodec(LineCodec):
         # A fatal error of the line framing, raised once the lines before it are out.
         self._fatal: ProtocolError | None = None
 
-    @property
-    def buffered(self) -> int:
-        pending = sum(map(len, self._pending)) if self._pending else 0
-        return len(self._buffer) + pending
-
     def feed(self, data: bytes) -> list[Any]:
         try:
             lines = LineCodec.feed(self, data) if data else []
