@@ -28,8 +28,11 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/echo.py
 	$(PY) bench/idle_memory.py
+	$(PY) bench/log_lag.py
+	$(PY) bench/peers.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
