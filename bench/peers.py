@@ -50,6 +50,8 @@ from pathlib import Path
 
 import psutil
 
+from harness import free_port
+
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "kv_peers"
 PYTHON = sys.executable
@@ -71,12 +73,6 @@ class Peer:
     rss_end: int = 0
     rps: dict[tuple[str, int], list[float]] = field(default_factory=dict)
     cpu: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # µs per request
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def peers() -> list[Peer]:

@@ -15,8 +15,7 @@ import socket
 import time
 from typing import Any
 
-import psutil
-
+from residentd.daemon.pidfile import pid_alive, read_pid
 from residentd.errors import ResidentdError
 from residentd.net.listener import parse_address
 
@@ -67,21 +66,12 @@ def admin_json(address: str, method: str, path: str, token: str | None = None) -
 
 
 def read_pidfile(path: str) -> int:
-    try:
-        with open(path) as file:
-            return int(file.read().strip())
-    except FileNotFoundError:
-        raise ControlError(f"no pidfile at {path}: is the daemon running?") from None
-    except ValueError:
-        raise ControlError(f"pidfile {path} does not hold a pid") from None
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    pid = read_pid(path)
+    if pid is not None:
+        return pid
+    if not os.path.exists(path):
+        raise ControlError(f"no pidfile at {path}: is the daemon running?")
+    raise ControlError(f"pidfile {path} does not hold a pid")
 
 
 def send_signal(pidfile: str, signum: int) -> int:
@@ -96,7 +86,7 @@ def send_signal(pidfile: str, signum: int) -> int:
 def wait_gone(pid: int, timeout: float) -> float:
     """Wait for ``pid`` to exit; returns the seconds it took."""
     start = time.monotonic()
-    while alive(pid):
+    while pid_alive(pid):
         if time.monotonic() - start > timeout:
             raise ControlError(f"pid {pid} is still running after {timeout:g}s")
         time.sleep(0.02)

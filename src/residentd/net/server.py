@@ -281,16 +281,6 @@ class Server:
     def forget_deadline(self, conn: Connection) -> None:
         self._wheel.discard(conn)
 
-    def broadcast(self, data: bytes, connections: Any = None) -> int:
-        """Send already-encoded bytes to many connections; returns how many got them."""
-        targets = self.connections.values() if connections is None else connections
-        sent = 0
-        for conn in targets:
-            if not conn.closing:
-                conn.send_bytes(data)
-                sent += 1
-        return sent
-
     # -- logging -------------------------------------------------------------------------------
 
     def log_handler_error(self, conn: Connection, where: str) -> None:
