@@ -42,6 +42,11 @@ _PAUSED_BY_OUTPUT = 1
 _PAUSED_BY_BACKLOG = 2
 _PAUSED_BY_SESSION = 4
 
+# How a connection hands decoded messages to its session (see ``_dispatch``).
+_EACH = 0  # on_message, once per message
+_BATCH = 1  # on_messages, once per chunk
+_QUEUED = 2  # async on_message, through the backlog task
+
 # Backlog lengths (messages) for async handlers at which reading pauses and resumes.
 BACKLOG_HIGH = 64
 BACKLOG_LOW = 16
@@ -55,6 +60,7 @@ class Connection(asyncio.Protocol):
         "_dispatching",
         "_flush_scheduled",
         "_loop",
+        "_mode",
         "_out",
         "_paused",
         "_timers",
@@ -94,7 +100,10 @@ class Connection(asyncio.Protocol):
         self.messages_out = 0
         self.bad_messages = 0
         self.close_reason: str | None = None
-        self._out: list[bytes] = []
+        # Encoded output waiting for the end of the chunk or of the loop iteration; the list is
+        # made on the first send, so a connection that never answers does not pay for it.
+        self._out: list[bytes] | None = None
+        self._mode = _EACH
         self._flush_scheduled = False
         self._dispatching = False
         self._closing = False
@@ -124,6 +133,11 @@ class Connection(asyncio.Protocol):
             # The session's constructor is the author's code too: a bug in it closes only this
             # connection, which is registered by now and must not stay open without a session.
             self.session = self.service.session_factory(self)
+            service = self.service
+            if service.async_handler:
+                self._mode = _QUEUED
+            elif service.batch_handler:
+                self._mode = _BATCH
             self.session.on_connect()
         except Exception:
             self._handler_failed(
@@ -161,7 +175,7 @@ class Connection(asyncio.Protocol):
         if self.close_reason is None:
             self.close_reason = "connection-reset" if exc is not None else "closed-by-peer"
         self._closing = True
-        self._out.clear()
+        self._out = None
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
@@ -202,17 +216,19 @@ class Connection(asyncio.Protocol):
     # -- dispatch ------------------------------------------------------------------------------
 
     def _dispatch(self, messages: list[Any]) -> None:
+        # The hot path: one call into the session per chunk (or per message), then everything it
+        # sent goes out in one write.
         self.messages_in += len(messages)
         session = self.session
         if session is None:
             return
-        service = self.service
-        if service.async_handler:
+        mode = self._mode
+        if mode == _QUEUED:
             self._enqueue(messages)
             return
         self._dispatching = True
         try:
-            if service.batch_handler:
+            if mode == _BATCH:
                 session.on_messages(messages)
             else:
                 handle = session.on_message
@@ -225,8 +241,15 @@ class Connection(asyncio.Protocol):
             self._handler_failed("on_message")
             return
         self._dispatching = False
-        if self._out:
-            self._flush()
+        out = self._out
+        if out and not self._closing:
+            # Not closing, so the transport is open (close() and abort() set _closing first).
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self.bytes_out += len(data)
+            self.transport.write(data)  # type: ignore[union-attr]
+            if self._writing_paused:
+                self._check_output_cap()
 
     def _enqueue(self, messages: list[Any]) -> None:
         backlog = self._backlog
@@ -293,11 +316,8 @@ class Connection(asyncio.Protocol):
         """Queue one message for the peer; dropped silently once the connection is closing."""
         if self._closing:
             return
-        self._out.append(self.codec.encode(message))
+        self._queue(self.codec.encode(message))
         self.messages_out += 1
-        if not self._dispatching and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
 
     def send_many(self, messages: list[Any]) -> None:
         """Queue several messages at once (one encode call when the codec has ``encode_many``)."""
@@ -306,23 +326,36 @@ class Connection(asyncio.Protocol):
         codec = self.codec
         encode_many = getattr(codec, "encode_many", None)
         if encode_many is not None:
-            self._out.append(encode_many(messages))
+            data = encode_many(messages)
         else:
-            self._out.extend(map(codec.encode, messages))
+            data = b"".join(map(codec.encode, messages))
         self.messages_out += len(messages)
+        # _queue, inlined: this is the hot path of every batch handler.
+        out = self._out
+        if out is None:
+            out = self._out = []
+        out.append(data)
         if not self._dispatching and not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self.server.flushes.add(self)
 
     def send_bytes(self, data: bytes) -> None:
         """Queue bytes already in the wire format (an encoded message shared by many peers)."""
         if self._closing:
             return
-        self._out.append(data)
+        self._queue(data)
         self.messages_out += 1
+
+    def _queue(self, data: bytes) -> None:
+        out = self._out
+        if out is None:
+            out = self._out = []
+        out.append(data)
+        # Inside a chunk's dispatch the write happens when the handler returns; otherwise once
+        # at the end of this loop iteration, however many messages are sent before it.
         if not self._dispatching and not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self.server.flushes.add(self)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -340,14 +373,18 @@ class Connection(asyncio.Protocol):
         self.bytes_out += len(data)
         transport.write(data)
         if self._writing_paused:
-            limit = self.server.limits.max_output_buffer
-            if limit and transport.get_write_buffer_size() > limit:
-                self.abort("output-buffer-full")
+            self._check_output_cap()
+
+    def _check_output_cap(self) -> None:
+        limit = self.server.limits.max_output_buffer
+        transport = self.transport
+        if limit and transport is not None and transport.get_write_buffer_size() > limit:
+            self.abort("output-buffer-full")
 
     @property
     def write_buffer_size(self) -> int:
         """Bytes queued for the peer and not yet written to the socket."""
-        pending = sum(map(len, self._out))
+        pending = sum(map(len, self._out)) if self._out else 0
         if self.transport is None:
             return pending
         return pending + self.transport.get_write_buffer_size()
@@ -392,7 +429,7 @@ class Connection(asyncio.Protocol):
         if self.close_reason is None or not self._closing:
             self.close_reason = reason
         self._closing = True
-        self._out.clear()
+        self._out = None
         self.server.forget_deadline(self)
         if self.transport is not None:
             self.transport.abort()
@@ -406,7 +443,7 @@ class Connection(asyncio.Protocol):
         self.server.log_protocol_error(self, error)
         reply = self.codec.error_reply(error)
         if reply is not None:
-            self._out.append(reply)
+            self._queue(reply)
         self.close(error.code)
 
     def _refuse(self, reason: str) -> None:

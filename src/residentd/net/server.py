@@ -30,6 +30,7 @@ from residentd.limits import Limits
 from residentd.loop import loop_name
 from residentd.net.connection import Connection
 from residentd.net.deadlines import DeadlineWheel
+from residentd.net.flushing import FlushQueue
 from residentd.net.listener import Address, bind, bound_addresses, parse_address
 from residentd.net.stats import Stats
 from residentd.net.timers import TimerGroup
@@ -84,6 +85,7 @@ class Server:
         self._per_ip: dict[str, int] = {}
         self._next_id = 0
         self._wheel = DeadlineWheel(self.loop)
+        self.flushes = FlushQueue(self.loop)
         self._closed = asyncio.Event()
         self._unix_paths: list[str] = []
         # The running task of each async periodic job, by the job's index in app.jobs.
