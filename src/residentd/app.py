@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from residentd.codecs.base import Codec
+from residentd.limits import Limits
 
 if TYPE_CHECKING:
     from residentd.net.connection import Connection
@@ -159,6 +160,7 @@ class App:
         self.stop_hooks: list[Hook] = []
         self.reload_hooks: list[Callable[[dict[str, Any]], Any]] = []
         self.jobs: list[PeriodicJob] = []
+        self.limit_defaults: dict[str, Any] = {}
         self.server: Server | None = None
 
     def service(
@@ -187,6 +189,17 @@ class App:
         """Declare an app option; its current value is ``app.options[name]``."""
         self.declared_options[name] = Option(name, default, help, reloadable, choices, minimum)
         self.options[name] = default
+
+    def default_limits(self, **values: Any) -> None:
+        """Defaults of core limits that suit this app's protocol better than the core's (a
+        Redis-like store never times out an idle client, for one). Config, environment and
+        flags still override them."""
+        known = {field.name for field in fields(Limits)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"not core limits: {', '.join(unknown)}")
+        Limits(**{**self.limit_defaults, **values})  # consistent, or ValueError now
+        self.limit_defaults.update(values)
 
     def on_start(self, hook: H) -> H:
         """Run ``hook()`` (may be async) once the listeners are bound."""

@@ -115,8 +115,8 @@ def _describe(kind: type) -> str:
     }[kind]
 
 
-def core_settings() -> list[Setting]:
-    """The settings every app has."""
+def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setting]:
+    """The settings every app has; ``limit_defaults`` are an app's own limit defaults."""
     settings = [
         Setting(
             "loop",
@@ -154,9 +154,9 @@ def core_settings() -> list[Setting]:
             True,
         ),
     ]
-    defaults = Limits()
+    core, defaults = Limits(), Limits(**(limit_defaults or {}))
     for field in fields(Limits):
-        kind = int if isinstance(getattr(defaults, field.name), int) else float
+        kind = int if isinstance(getattr(core, field.name), int) else float
         settings.append(
             Setting(
                 field.name,
@@ -206,7 +206,7 @@ class Schema:
     def __init__(self, app: App) -> None:
         self.app = app
         self.settings: dict[str, Setting] = {}
-        for setting in core_settings() + app_settings(app):
+        for setting in core_settings(app.limit_defaults) + app_settings(app):
             if setting.name in self.settings:
                 raise ValueError(f"app option {setting.name!r} clashes with a core setting")
             self.settings[setting.name] = setting

@@ -74,7 +74,7 @@ class Server:
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.app = app
-        self.limits = limits or Limits()
+        self.limits = limits or Limits(**app.limit_defaults)
         self.loop = loop or asyncio.get_running_loop()
         self.stats = Stats()
         self.connections: dict[int, Connection] = {}
