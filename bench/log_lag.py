@@ -10,8 +10,10 @@ pinned to the other CPU):
 
 Each run starts a fresh daemon, so its loop-lag window (the admin endpoint's ``loop_lag``,
 sampled every 100 ms over the last minute) covers the run alone. The table gives, per server,
-the medians over rounds of lag p99 and max, the lines the daemon wrote per second (counted in
-the file) and the echo replies per second the client saw.
+the medians over rounds of lag p99 and max, the daemon's CPU use (all threads, on its one
+pinned core), the lines it wrote per second (counted in the file), and the echo replies per
+second the client saw; ``lost`` sums, over all rounds, the lines sent but missing from the file
+after the daemon was stopped with SIGTERM.
 
     python bench/log_lag.py                      # 3 rounds of 15 s each, about 2 minutes
     python bench/log_lag.py --rate 50000 --seconds 20 --rounds 5
@@ -49,8 +51,8 @@ class PacedClient(asyncio.Protocol):
         self.received += data.count(b"\n")
 
 
-async def drive(port: int, rate: int, connections: int, seconds: float) -> float:
-    """Send ``rate`` lines/s for ``seconds``; return the replies per second received."""
+async def drive(port: int, rate: int, connections: int, seconds: float) -> tuple[int, int]:
+    """Send ``rate`` lines/s for ``seconds``; return the lines sent and the replies received."""
     loop = asyncio.get_running_loop()
     clients = []
     for _ in range(connections):
@@ -78,7 +80,7 @@ async def drive(port: int, rate: int, connections: int, seconds: float) -> float
     for client in clients:
         assert client.transport is not None
         client.transport.close()
-    return received / seconds
+    return index, received
 
 
 def run_once(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
@@ -91,17 +93,22 @@ def run_once(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]
     else:
         argv = [PYTHON, "-m", "residentd", "run", APP, *common, "--log-level", "INFO",
                 "--log-file", str(log_file)]  # fmt: skip
-    with ServerProcess(kind, argv):
-        replies = uvloop.run(drive(port, args.rate, args.connections, args.seconds))
+    with ServerProcess(kind, argv) as server:
+        cpu_before = server.cpu_seconds()
+        sent, replies = uvloop.run(drive(port, args.rate, args.connections, args.seconds))
+        cpu = server.cpu_seconds() - cpu_before
         status = admin_json(admin, "GET", "/status")
         time.sleep(0.5)
-    lines = log_file.read_text().count("echo 40 bytes") if log_file.exists() else 0
+    # ServerProcess stops the daemon with SIGTERM: every line it was sent must be in the file.
+    lines = log_file.read_text().count("echo 40 bytes") if log_file.exists() else sent
     lag = status["loop_lag"]
     return {
         "lag_p99_ms": lag["p99_ms"],
         "lag_max_ms": lag["max_ms"],
+        "cpu_pct": 100 * cpu / (args.seconds + 0.5),
         "lines_per_s": lines / args.seconds,
-        "replies_per_s": replies,
+        "lines_lost": sent - lines,
+        "replies_per_s": replies / args.seconds,
     }
 
 
@@ -129,13 +136,16 @@ def main() -> None:
         f"{args.seconds:g} s a run, medians of {args.rounds} rounds"
     )
     print(
-        f"{'server':10} {'lag p99 ms':>11} {'lag max ms':>11} {'log lines/s':>12} {'replies/s':>10}"
+        f"{'server':10} {'lag p99 ms':>11} {'lag max ms':>11} {'cpu %':>6} {'log lines/s':>12} "
+        f"{'lost':>5} {'replies/s':>10}"
     )
     for kind, runs in results.items():
         med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        lost = sum(run["lines_lost"] for run in runs)
         print(
             f"{kind:10} {med['lag_p99_ms']:>11.1f} {med['lag_max_ms']:>11.1f} "
-            f"{med['lines_per_s']:>12,.0f} {med['replies_per_s']:>10,.0f}"
+            f"{med['cpu_pct']:>6.0f} {med['lines_per_s']:>12,.0f} {lost:>5,.0f} "
+            f"{med['replies_per_s']:>10,.0f}"
         )
     sys.stdout.flush()
 

@@ -18,6 +18,7 @@ from types import TracebackType
 
 import pytest
 
+from residentd.daemon.logrecord import LeanRecord
 from residentd.daemon.logs import (
     JsonFormatter,
     LogfmtFormatter,
@@ -492,3 +493,29 @@ def test_stderr_is_the_default_output() -> None:
         r'msg="line 0"\n',
         run_script().stderr,
     )
+
+
+def test_mutable_arguments_are_merged_when_logged(
+    start: Callable[..., LogRuntime], tmp_path: Path
+) -> None:
+    path = tmp_path / "mutable.log"
+    runtime = start(LogSettings(format="json", file=str(path)))
+    items = ["a"]
+    logging.getLogger("residentd.mutable").info("items %s, count %d", items, 1)
+    items.append("b")  # the writer may render the line only now
+    runtime.close()
+    assert messages(path) == ["items ['a'], count 1"]
+
+
+def test_lean_records_have_every_stdlib_field() -> None:
+    args = ("echo", 3)
+    stdlib = logging.LogRecord("a.b", logging.INFO, "/x/y/mod.py", 7, "%s %d", args, None, "f")
+    lean = LeanRecord("a.b", logging.INFO, "/x/y/mod.py", 7, "%s %d", args, None, "f")
+    assert lean.__dict__.keys() == stdlib.__dict__.keys()
+    same = ("name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module")
+    assert all(getattr(lean, key) == getattr(stdlib, key) for key in same)
+    assert lean.getMessage() == "echo 3"
+    mapping = LeanRecord("a", logging.INFO, "", 0, "%(n)s", ({"n": 1},), None)
+    assert mapping.getMessage() == "1"
+    formatter = logging.Formatter("%(filename)s:%(lineno)d %(funcName)s %(thread)s %(message)s")
+    assert formatter.format(lean) == "mod.py:7 f None echo 3"

@@ -1,12 +1,15 @@
 """Logging for resident daemons: leveled, structured, and never blocking the event loop.
 
 Everything goes through the stdlib :mod:`logging` module, so the logs of third-party libraries
-land in the same place. :func:`setup_logging` puts one :class:`~logging.handlers.QueueHandler` on
-the root logger: a log call merges the message with its arguments and appends the record to a
-queue, and that is all the calling thread does. One writer thread takes records off the queue in
-batches, renders them as ``text``, ``logfmt`` or ``json`` and writes them to stderr or a file, so
-a slow disk never stalls the loop. The queue is bounded: should the writer fall that far behind,
-new records are dropped and counted, and the count is logged once the writer catches up.
+land in the same place. :func:`setup_logging` puts one queue handler on the root logger: a log
+call appends the record to a deque, without a lock or any formatting, and that is all the
+calling thread does. One writer thread wakes at most every few milliseconds, takes what has
+gathered, merges messages with their arguments, renders them as ``text``, ``logfmt`` or
+``json`` and writes them to stderr or a file in slices of a few dozen lines, so a slow disk
+never stalls the loop and the loop never waits long for the GIL. The queue is bounded: should
+the writer fall that far behind, new records are dropped and counted, and the count is logged
+once the writer catches up. (The daemon also makes records cheaper to build: see
+:mod:`residentd.daemon.logrecord`.)
 
 Context travels as record attributes: ``app``, ``conn`` and ``peer`` (set with ``extra=`` or a
 :class:`~logging.LoggerAdapter`) and the keys of a dict attribute ``ctx`` become fields of the
@@ -25,12 +28,12 @@ import atexit
 import contextlib
 import functools
 import logging
-import logging.handlers
 import queue
 import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import IO, Any, Final
@@ -82,8 +85,10 @@ class LogSettings:
 
 # -- formatters ---------------------------------------------------------------------------------
 
-_PLAIN_VALUE = re.compile(r'[^\s"=\\\x00-\x1f\x7f]+')
+_plain_value = re.compile(r'[^\s"=\\\x00-\x1f\x7f]+').fullmatch
 _json_encode = msgspec.json.Encoder(enc_hook=str).encode
+_MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
+_PADDED_LEVELS: Final = {name: f"{name:<5}" for name in LEVELS}
 
 
 def _quote(value: object) -> str:
@@ -91,21 +96,56 @@ def _quote(value: object) -> str:
     if type(value) is int:
         return str(value)
     text = value if isinstance(value, str) else str(value)
-    if _PLAIN_VALUE.fullmatch(text):
+    if _plain_value(text):
         return text
     return _json_encode(text).decode()
+
+
+def _pairs(fields: list[tuple[str, Any]]) -> str:
+    """``key=value`` pairs, each after a space, for the text and logfmt formats."""
+    text = ""
+    for key, value in fields:
+        text += f" {key}={_quote(value)}"
+    return text
+
+
+def _ctx_fields(ctx: dict[Any, Any]) -> list[tuple[str, Any]]:
+    """The items of a ``ctx`` dict; a key that clashes with a core field is renamed
+    ``ctx.<key>`` so it cannot overwrite ``msg`` and the like."""
+    fields = []
+    for key, value in ctx.items():
+        name = str(key)
+        fields.append((f"ctx.{name}" if name in _CORE_FIELDS else name, value))
+    return fields
+
+
+def _context_pairs(record: logging.LogRecord) -> str:
+    """The context fields of a record as :func:`_pairs` renders them (the fast path of
+    ``_pairs(RecordFormatter.context(record))``)."""
+    get = record.__dict__.get
+    text = ""
+    for name in CONTEXT_ATTRS:
+        value = get(name)
+        if value is not None:
+            text += f" {name}={_quote(value)}"
+    ctx = get("ctx")
+    if ctx and isinstance(ctx, dict):
+        text += _pairs(_ctx_fields(ctx))
+    return text
 
 
 class RecordFormatter(logging.Formatter):
     """What the three formats share: UTC timestamps, context fields, exception text.
 
     A subclass implements :meth:`render`, given the record and its message already merged with
-    its arguments (the queue handler merges them in the thread that logged).
+    its arguments (the log writer merges them once, before it renders). The helpers are written
+    for speed, as the writer thread runs them for every line.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._second: tuple[int, str] = (-1, "")
+        self._second = -1
+        self._prefix = ""
 
     def format(self, record: logging.LogRecord) -> str:
         return self.render(record, record.getMessage())
@@ -116,30 +156,31 @@ class RecordFormatter(logging.Formatter):
     def timestamp(self, record: logging.LogRecord) -> str:
         """``2026-11-28T05:01:02.123Z``: UTC, milliseconds. The date part is cached per second."""
         second = int(record.created)
-        cached, prefix = self._second
-        if second != cached:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = (second, prefix)
-        return f"{prefix}.{int(record.msecs):03d}Z"
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return self._prefix + _MILLIS[int(record.msecs)]
 
     @staticmethod
     def context(record: logging.LogRecord) -> list[tuple[str, Any]]:
-        """The context fields of a record; a ``ctx`` key that clashes with a core field is
-        renamed ``ctx.<key>`` so it cannot overwrite ``msg`` and the like."""
-        attrs = record.__dict__
-        fields = [(name, attrs[name]) for name in CONTEXT_ATTRS if attrs.get(name) is not None]
-        ctx = attrs.get("ctx")
-        if isinstance(ctx, dict):
-            for key, value in ctx.items():
-                key = str(key)
-                fields.append((f"ctx.{key}" if key in _CORE_FIELDS else key, value))
+        """The context fields of a record: ``app``, ``conn``, ``peer``, then the items of
+        ``ctx`` (see :func:`_ctx_fields`)."""
+        get = record.__dict__.get
+        fields = []
+        for name in CONTEXT_ATTRS:
+            value = get(name)
+            if value is not None:
+                fields.append((name, value))
+        ctx = get("ctx")
+        if ctx and isinstance(ctx, dict):
+            fields += _ctx_fields(ctx)
         return fields
 
     def trailers(self, record: logging.LogRecord) -> list[tuple[str, str]]:
         """The traceback (``exc``) and stack (``stack``) texts of a record, when it has them."""
+        found = []
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
-        found = []
         if record.exc_text:
             found.append(("exc", record.exc_text))
         if record.stack_info:
@@ -155,28 +196,27 @@ class TextFormatter(RecordFormatter):
     """
 
     def render(self, record: logging.LogRecord, message: str) -> str:
-        line = f"{self.timestamp(record)} {record.levelname:<5} {record.name}: {message}"
-        fields = self.context(record)
-        if fields:
-            line += " " + " ".join(f"{key}={_quote(value)}" for key, value in fields)
-        for _, text in self.trailers(record):
-            line += "\n" + text
-        return line.replace("\n", "\n    ")
+        level = record.levelname
+        line = (
+            f"{self.timestamp(record)} {_PADDED_LEVELS.get(level) or level} "
+            f"{record.name}: {message}{_context_pairs(record)}"
+        )
+        if record.exc_info or record.exc_text or record.stack_info:
+            line += "".join("\n" + text for _, text in self.trailers(record))
+        return line.replace("\n", "\n    ") if "\n" in line else line
 
 
 class LogfmtFormatter(RecordFormatter):
     """One line of ``key=value`` pairs: ``ts=... level=info logger=... msg="..." conn=12``."""
 
     def render(self, record: logging.LogRecord, message: str) -> str:
-        parts = [
-            f"ts={self.timestamp(record)}",
-            f"level={record.levelname.lower()}",
-            f"logger={_quote(record.name)}",
-            f"msg={_quote(message)}",
-        ]
-        parts.extend(f"{key}={_quote(value)}" for key, value in self.context(record))
-        parts.extend(f"{key}={_quote(text)}" for key, text in self.trailers(record))
-        return " ".join(parts)
+        line = (
+            f"ts={self.timestamp(record)} level={record.levelname.lower()} "
+            f"logger={_quote(record.name)} msg={_quote(message)}{_context_pairs(record)}"
+        )
+        if record.exc_info or record.exc_text or record.stack_info:
+            line += _pairs(self.trailers(record))
+        return line
 
 
 class JsonFormatter(RecordFormatter):
@@ -193,7 +233,8 @@ class JsonFormatter(RecordFormatter):
             "msg": message,
         }
         doc.update(self.context(record))
-        doc.update(self.trailers(record))
+        if record.exc_info or record.exc_text or record.stack_info:
+            doc.update(self.trailers(record))
         return _json_encode(doc).decode()
 
 
@@ -334,39 +375,76 @@ class RateLimitFilter(logging.Filter):
 # -- the queue and its writer -------------------------------------------------------------------
 
 _STOP: Final = object()
-_CHUNK: Final = 64  # records per write; each write lets the loop's thread take the GIL back
+_GATHER: Final = 0.005  # s the writer lets records gather after a batch: ~200 wake-ups/s at most
+_SLICE: Final = 64  # records per write: the writer holds the GIL for one slice (~0.2 ms) at most
+_FROZEN: Final = frozenset({int, str, float, bool, bytes, type(None)})
 _plain_formatter = logging.Formatter()
 
 
-class _QueueHandler(logging.handlers.QueueHandler):
-    """Puts ``(record, message)`` on a bounded queue; what does not fit is counted in
-    ``dropped``.
+class _QueueHandler(logging.Handler):
+    """Appends ``(record, message)`` to a deque for the writer thread; what does not fit in
+    ``maxsize`` is counted in ``dropped``.
 
-    The message is merged with its arguments here, in the thread that logged, because the
-    arguments may be mutable objects that thread goes on changing; a traceback is rendered here
-    too, while its frames are current. The record itself is not changed beyond the usual
-    ``exc_text`` cache, so other handlers of the same record see it as it came.
+    This is all a log call costs the thread that makes it: no lock (a deque append is atomic),
+    no formatting, and a wake-up for the writer only when it has gone to sleep. The message is
+    merged with its arguments later, by the writer, when they are immutable scalars (the
+    common case); other arguments may be objects the caller goes on changing, so their message
+    is merged here, and a traceback is rendered here too, while its frames are current. The
+    record is not changed beyond the usual ``exc_text`` cache, so other handlers of the same
+    record see it as it came.
     """
 
-    def __init__(self, records: queue.SimpleQueue[object], maxsize: int) -> None:
-        super().__init__(records)
-        self.records = records
+    def __init__(self, rate_limit: RateLimitFilter, maxsize: int) -> None:
+        super().__init__()
+        self.pending: deque[object] = deque()
+        self.wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self.asleep = False  # set by the writer before it waits on ``wake``
+        self.rate_limit = rate_limit
         self.maxsize = maxsize
         self.dropped = 0
         self._drop_lock = threading.Lock()
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def createLock(self) -> None:
+        self.lock = None
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        limit = self.rate_limit
+        if record.levelno >= limit.level and not limit.filter(record):
+            return False
+        if self.filters and not self.filter(record):
+            return False
         try:
-            message = record.getMessage()
+            args = record.args
+            message = None
+            if type(record.msg) is not str or type(args) is not tuple:
+                message = record.getMessage()
+            else:
+                for arg in args:
+                    if type(arg) not in _FROZEN:
+                        message = record.getMessage()
+                        break
             if record.exc_info and not record.exc_text:
                 record.exc_text = _plain_formatter.formatException(record.exc_info)
-            if self.records.qsize() >= self.maxsize:
-                with self._drop_lock:
-                    self.dropped += 1
-                return
-            self.records.put((record, message))
+            self.put((record, message))
         except Exception:
             self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def put(self, item: object) -> None:
+        """Queue a record, or a switch or stop marker for the writer, and wake it if it sleeps.
+        A record that finds the queue full is dropped and counted."""
+        pending = self.pending
+        if len(pending) >= self.maxsize and type(item) is tuple:
+            with self._drop_lock:
+                self.dropped += 1
+            return
+        pending.append(item)
+        if self.asleep:
+            self.asleep = False
+            self.wake.put(None)
 
 
 def _open(file: str | None) -> tuple[IO[str], bool]:
@@ -395,10 +473,8 @@ class LogRuntime:
         self._settings = settings
         self._stream, self._owns_stream = _open(settings.file)
         self._formatter = make_formatter(settings.format)
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._handler = _QueueHandler(self._queue, queue_size)
         self.rate_limit = RateLimitFilter(burst, period)
-        self._handler.addFilter(self.rate_limit)
+        self._handler = _QueueHandler(self.rate_limit, queue_size)
         self._reported_drops = 0
         self._failed_stream: IO[str] | None = None
         self.write_errors = 0
@@ -436,7 +512,7 @@ class LogRuntime:
                 formatter = make_formatter(settings.format)
             logging.getLogger().setLevel(settings.level)
             if stream is not None or formatter is not None:
-                self._queue.put(functools.partial(self._switch, stream, formatter))
+                self._handler.put(functools.partial(self._switch, stream, formatter))
             self._settings = settings
 
     def set_level(self, level: str) -> None:
@@ -452,7 +528,7 @@ class LogRuntime:
             if self._closed or self._settings.file is None:
                 return
             stream = _open(self._settings.file)
-            self._queue.put(functools.partial(self._switch, stream, None))
+            self._handler.put(functools.partial(self._switch, stream, None))
 
     def close(self) -> None:
         """Write every queued record, stop the writer and close the file. Idempotent; also run
@@ -465,48 +541,49 @@ class LogRuntime:
         self.rate_limit.flush()
         logging.getLogger().removeHandler(self._handler)
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._handler.put(_STOP)
             self._thread.join()
         # Whatever another thread queued after the stop marker, and any switch still pending.
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            self._handle([item])
+        pending = self._handler.pending
+        while pending:
+            self._handle([pending.popleft()])
         self._report_drops()
         self._close_stream()
 
     # The rest runs on the writer thread (or, in close(), after it has stopped).
 
     def _run(self) -> None:
-        get, get_nowait = self._queue.get, self._queue.get_nowait
+        handler = self._handler
+        pending, popleft, wake = handler.pending, handler.pending.popleft, handler.wake
         period = self.rate_limit.period
         next_sweep = time.monotonic() + period
         while True:
-            try:
-                chunk = [get(timeout=max(0.0, next_sweep - time.monotonic()))]
-            except queue.Empty:
-                chunk = []
-            while chunk and len(chunk) < _CHUNK:
-                try:
-                    chunk.append(get_nowait())
-                except queue.Empty:
-                    break
-            if not self._handle(chunk):
-                return
+            if not pending:
+                handler.asleep = True
+                if not pending:  # checked again: a record may have come before ``asleep``
+                    with contextlib.suppress(queue.Empty):
+                        wake.get(timeout=max(0.0, next_sweep - time.monotonic()))
+                handler.asleep = False
+            while pending:
+                # One slice at a time: its write releases the GIL, so a loop that wants it
+                # back waits for one slice at most, not for the whole backlog.
+                chunk = [popleft() for _ in range(min(len(pending), _SLICE))]
+                if not self._handle(chunk):
+                    return
             self._report_drops()
             if time.monotonic() >= next_sweep:
                 # Report the counts of floods that have ended, though no warning follows them.
                 self.rate_limit.sweep()
                 next_sweep = time.monotonic() + period
+            time.sleep(_GATHER)
 
     def _handle(self, items: list[object]) -> bool:
         """Write records and run switches in queue order; False once the stop marker comes."""
         lines: list[str] = []
+        render = self._render
         for item in items:
-            if isinstance(item, tuple):
-                lines.append(self._render(*item))
+            if type(item) is tuple:
+                lines.append(render(*item))
                 continue
             self._write(lines)
             lines = []
@@ -517,11 +594,15 @@ class LogRuntime:
         self._write(lines)
         return True
 
-    def _render(self, record: logging.LogRecord, message: str) -> str:
+    def _render(self, record: logging.LogRecord, message: str | None) -> str:
+        """The line for a record; ``message`` is None when its merge was left to the writer."""
         try:
+            if message is None:
+                message = record.getMessage()
             return self._formatter.render(record, message)
         except Exception as exc:
-            return f"<cannot format a record from {record.name}: {exc!r}: {message!r}>"
+            shown = record.msg if message is None else message
+            return f"<cannot format a record from {record.name}: {exc!r}: {shown!r}>"
 
     def _write(self, lines: list[str]) -> None:
         if not lines:

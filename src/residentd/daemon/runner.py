@@ -32,6 +32,7 @@ from residentd.daemon import process
 from residentd.daemon.admin import build_admin_app, check_admin_address, default_admin_path
 from residentd.daemon.config import LOG_LEVELS, Config, Schema
 from residentd.daemon.daemonize import ReadyChannel, daemonize
+from residentd.daemon.logrecord import use_lean_records
 from residentd.daemon.logs import LogRuntime, LogSettings, setup_logging
 from residentd.daemon.looplag import LoopLagMonitor
 from residentd.daemon.pidfile import PidFile, PidFileError
@@ -58,7 +59,7 @@ def run_daemon(
     channel: ReadyChannel | None = None
     if config["daemon"]:
         channel = daemonize(stdio_to=config["log_file"])
-    _lean_log_records()
+    use_lean_records()
     logs = setup_logging(log_settings(config))
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else None
     try:
@@ -86,16 +87,6 @@ def run_daemon(
     if daemon.failure is not None:
         return _report_failure(daemon.failure, config, channel)
     return status
-
-
-def _lean_log_records() -> None:
-    """Skip the record fields our formats never show, as the logging HOWTO's "Optimization"
-    section advises: the caller's frame, thread and process. A log call on the loop gets
-    cheaper; the fields stay None for any other handler."""
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
 
 
 def _report_failure(reason: str, config: Config, channel: ReadyChannel | None) -> int:
