@@ -9,7 +9,7 @@ pinned to the other CPU):
   file, so the daemon writes ``--rate`` lines a second through its queue and writer thread.
 
 Each run starts a fresh daemon, so its loop-lag window (the admin endpoint's ``loop_lag``,
-sampled every 100 ms over the last minute) covers the run alone. The table gives, per server,
+sampled every 20 ms over the last minute) covers the run alone. The table gives, per server,
 the medians over rounds of lag p99 and max, the daemon's CPU use (all threads, on its one
 pinned core), the lines it wrote per second (counted in the file), and the echo replies per
 second the client saw; ``lost`` sums, over all rounds, the lines sent but missing from the file

@@ -3,6 +3,8 @@
 A probe is scheduled every ``interval`` seconds; the gap between when it should have run and
 when it did is the lag every other callback suffered at that moment. The last minute of samples
 is kept in a fixed ring, so ``max`` and ``p99`` cover the last minute at a fixed memory cost.
+Probes come every 20 ms, 3,000 a minute: enough that the p99 is a percentile and not just the
+largest sample (with 100 samples it would be), at a cost of 50 tiny callbacks a second.
 A blocked loop (synchronous I/O in a handler, a CPU-heavy job) shows up here first.
 """
 
@@ -16,7 +18,7 @@ class LoopLagMonitor:
     __slots__ = ("_due", "_handle", "_loop", "interval", "samples")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, interval: float = 0.1, window: float = 60.0
+        self, loop: asyncio.AbstractEventLoop, interval: float = 0.02, window: float = 60.0
     ) -> None:
         self._loop = loop
         self.interval = interval
