@@ -28,6 +28,7 @@ import atexit
 import contextlib
 import functools
 import logging
+import os
 import queue
 import re
 import sys
@@ -568,8 +569,15 @@ class LogRuntime:
                 # One slice at a time: its write releases the GIL, so a loop that wants it
                 # back waits for one slice at most, not for the whole backlog.
                 chunk = [popleft() for _ in range(min(len(pending), _SLICE))]
-                if not self._handle(chunk):
-                    return
+                try:
+                    if not self._handle(chunk):
+                        return
+                except Exception as exc:  # a bug here must not silence the log for good
+                    _last_words(f"residentd: the log writer lost {len(chunk)} lines: {exc!r}")
+                # Give the CPU away, not just the GIL: on a daemon pinned to one core, the loop
+                # thread woken by the release would otherwise wait for this thread's time slice
+                # to end, and then for the GIL's switch interval.
+                os.sched_yield()
             self._report_drops()
             if time.monotonic() >= next_sweep:
                 # Report the counts of floods that have ended, though no warning follows them.
