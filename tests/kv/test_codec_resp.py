@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from residentd.codecs.resp import (
     INLINE_MAX_SIZE,
     RespCodec,
-    RespPipelineCodec,
     bulk_array,
     encode_value,
     parse_int,
@@ -65,14 +64,14 @@ def test_an_argument_larger_than_any_read_buffer_is_reassembled(chunk: int) -> N
     assert codec.buffered == 0
 
 
-def test_pipeline_codec_yields_one_message_per_feed() -> None:
-    codec = RespPipelineCodec()
-    assert codec.feed(resp("GET", "a") + resp("GET", "b")[:5]) == [[[b"GET", b"a"]]]
-    assert codec.feed(resp("GET", "b")[5:]) == [[[b"GET", b"b"]]]
-    assert codec.feed(resp("GET", "c")[:3]) == []
+def test_a_feed_yields_every_command_it_completes() -> None:
+    codec = RespCodec()
+    assert codec.feed(resp("GET", "a") + resp("GET", "b")[:5]) == [[b"GET", b"a"]]
+    assert codec.feed(resp("GET", "b")[5:] + resp("GET", "c")) == [[b"GET", b"b"], [b"GET", b"c"]]
+    assert codec.feed(resp("GET", "d")[:3]) == []
     with pytest.raises(ProtocolError) as caught:
-        RespPipelineCodec().feed(resp("PING") + b"*1\r\n+x\r\n")
-    assert caught.value.messages == [[[b"PING"]]]
+        RespCodec().feed(resp("PING") + resp("PING") + b"*1\r\n+x\r\n")
+    assert caught.value.messages == [[b"PING"], [b"PING"]]
 
 
 # -- Redis's protocol errors -----------------------------------------------------------------

@@ -10,6 +10,8 @@ import pytest
 import redis
 from redis.exceptions import ExecAbortError, ResponseError
 
+from residentd.apps.kv import create_app
+
 from .helpers import KvThread, Raw, resp
 
 
@@ -74,3 +76,8 @@ def test_quit_ends_the_pipeline(kv: KvThread) -> None:
         client.send(resp("SET", "q", "1") + resp("QUIT") + resp("SET", "q", "2"))
         assert client.read_until_closed() == b"+OK\r\n+OK\r\n"
     assert redis.Redis(port=kv.port, protocol=2).get("q") == b"1"
+
+
+def test_every_command_of_a_read_goes_to_the_session_at_once() -> None:
+    # The core calls a batch handler once per read: one list of replies, one write.
+    assert create_app().services[0].batch_handler

@@ -14,11 +14,13 @@ Two parsers share the work:
   how Redis fails, with Redis's error texts (``Protocol error: invalid bulk length``, ...). It
   reads inline commands, garbage, and the feed that completes a partial command (only up to
   the end of that command: the rest goes back to the fast path).
-* The fast path hands a chunk that starts with ``*`` to hiredis's C ``Reader``, followed by a
-  sentinel reply: getting the sentinel back proves the chunk ended on a command boundary.
-  hiredis accepts more than Redis does (simple strings, integers, nested arrays and RESP3
-  types where Redis wants a bulk string), so its result stands only if every command is a
-  list of bytes and the chunk has one ``*`` per command and one ``$`` per argument; anything
+* The fast path hands a chunk that starts with ``*`` to hiredis's C ``Reader``, behind an
+  array header counting the chunk's ``*`` bytes (so one ``gets`` returns every command) and
+  followed by a sentinel reply: getting the sentinel back proves the chunk ended on a command
+  boundary with one ``*`` per command. hiredis accepts more than Redis does (simple strings,
+  integers, nested arrays and RESP3 types where Redis wants a bulk string), so its result
+  stands only if every command is a non-empty list of bytes and, when the chunk holds a byte
+  that starts another string or list type, one ``$`` per argument (``_canonical``); anything
   else is read again, from the start of the chunk, by the exact parser. A chunk that ends
   inside a command keeps hiredis's commands up to there (their canonical size says where)
   and gives the rest to the exact parser. These checks are a few C-level passes per chunk.
@@ -292,24 +294,34 @@ class RespCodec:
         ):
             return self._feed_exact(data)
         stars = data.count(b"*")
-        if _large_arrays(data, stars):
+        if (data[1:6].isdigit() if stars == 1 else _LARGE_ARRAY.search(data) is not None) or (
+            (62 in data or 126 in data) and _LARGE_RESP3.search(data) is not None
+        ):
             return self._feed_exact(data)
-        # The fast path. hiredis reads the chunk and then a sentinel reply: getting the
-        # sentinel back, with nothing left over, proves the chunk ended on a command
-        # boundary (hiredis does not tell whether it holds half a command).
         reader = self._reader
+        if stars > 1:
+            # One array around the whole chunk: hiredis hands back every command in one call.
+            reader.feed(_ARRAY_HEADERS[stars] if stars < _SMALL else b"*%d\r\n" % stars)
         reader.feed(data)
         reader.feed(_SENTINEL)
-        out = _read_replies(reader)
-        if out and out[-1] == _SENTINEL_REPLY and not reader.has_data():
-            out.pop()
-            if _canonical(data, len(data), out, stars):
-                if len(data) > _READER_KEEP:
-                    self._reader = hiredis.Reader()  # let go of the reader's big buffer
-                return out if all(out) else [argv for argv in out if argv]  # "*0": nothing
+        try:
+            out = reader.gets()
+            last = reader.gets()
+        except Exception:  # hiredis.ProtocolError, or TypeError for RESP3 maps keyed by arrays
+            self._reader = hiredis.Reader()
             return self._feed_exact(data)
-        self._reader = hiredis.Reader()
-        return self._feed_partial(data)
+        if last != _SENTINEL_REPLY or reader.has_data():
+            self._reader = hiredis.Reader()
+            return self._feed_partial(data)
+        if stars == 1:
+            out = [out]
+        # A false element is an empty command ("*0", which Redis skips) or an empty string
+        # where a command should be: the exact parser sorts them out.
+        if not (all(out) and _canonical(data, len(data), out)):
+            return self._feed_exact(data)
+        if len(data) > _READER_KEEP:
+            self._reader = hiredis.Reader()  # let go of the reader's big buffer
+        return out
 
     def encode(self, message: Any) -> bytes:
         return message if isinstance(message, bytes) else encode_value(message)
@@ -331,7 +343,7 @@ class RespCodec:
         if out is None:
             return self._feed_exact(data)
         end = _wire_size(out)
-        if end < 0 or not _canonical(data, end, out, data.count(b"*", 0, end)):
+        if end < 0 or not _canonical(data, end, out):
             return self._feed_exact(data)
         out = [argv for argv in out if argv]
         try:
@@ -457,24 +469,6 @@ class RespCodec:
         self.buffered = 0
 
 
-class RespPipelineCodec(RespCodec):
-    """A ``RespCodec`` whose messages are pipelines: each feed yields at most one message,
-    the list of all the commands it completed. A server then runs a whole pipeline in one
-    ``on_message`` call and answers it with one write, instead of paying the per-message
-    dispatch and send for each command; kv uses it."""
-
-    __slots__ = ()
-
-    def feed(self, data: bytes) -> list[list[list[bytes]]]:  # type: ignore[override]
-        try:
-            commands = RespCodec.feed(self, data)
-        except ProtocolError as exc:
-            if exc.messages:
-                exc.messages = [exc.messages]
-            raise
-        return [commands] if commands else []
-
-
 def _error(code: str, detail: str) -> ProtocolError:
     return ProtocolError(code, detail)
 
@@ -492,32 +486,38 @@ def _read_replies(reader: Any) -> list[Any] | None:
     return out
 
 
-def _large_arrays(data: bytes, stars: int) -> bool:
-    """Whether ``data`` may hold an array count of five digits or more (``stars`` is how
-    many ``*`` it has: with one, it can only be the count at the start)."""
-    if data[1:6].isdigit() or (stars > 1 and _LARGE_ARRAY.search(data) is not None):
-        return True
-    return (b">" in data or b"~" in data) and _LARGE_RESP3.search(data) is not None
-
-
-def _canonical(data: bytes, end: int, commands: list[Any], stars: int) -> bool:
-    """Whether ``data[:end]`` reads as the canonical encoding of ``commands``, as far as a
-    few C-level passes can tell: each command a list of bytes, one ``*`` per command
-    (``stars`` is the count in ``data[:end]``) and one ``$`` per argument. hiredis has
-    checked the framing and the numbers. An argument sent as anything but a bulk string is
-    either not bytes in the result (integers, nil, arrays, maps) or lacks its ``$`` (simple
-    and verbatim strings); a command sent as a RESP3 set or push lacks its ``*``. A ``$`` or
-    ``*`` inside an argument fails the check too, and the chunk goes to the exact parser:
-    slower, never wrong. Only such bytes placed to make up for a missing header fool the
-    counts; the result is then still commands of bytes, read differently from Redis."""
-    if stars != len(commands):
-        return False
+def _canonical(data: bytes, end: int, commands: list[Any]) -> bool:
+    """Whether ``data[:end]``, which hiredis read as ``commands`` (none of them empty), is
+    their canonical encoding: a ``*`` array of ``$`` bulk strings each. hiredis has checked
+    the framing and the numbers; what it accepts beyond that is other reply types. Those
+    that give neither bytes nor a list (integers, nil, ...), nested arrays, and strings where
+    a command should be fail the joins. The rest need a header byte of their own: ``+``
+    simple, ``=`` verbatim and ``(`` big-number strings give bytes, ``~`` sets, ``|``
+    attributes and ``>`` pushes give lists, ``%`` maps give dicts. Only a chunk that holds
+    one of those seven bytes anywhere needs counting: one ``*`` per command and one ``$``
+    per argument. A ``$`` or ``*`` inside an argument fails the count too, and the chunk
+    goes to the exact parser: slower, never wrong. Only such bytes placed to make up for a
+    missing header fool the counts; the result is then still commands of bytes, read
+    differently from Redis."""
     try:
+        if len(commands) == 1:
+            _JOIN(commands[0])  # TypeError for anything but bytes in it
+        else:
+            list(map(_JOIN, commands))
+        if not (
+            43 in data
+            or 61 in data
+            or 40 in data
+            or 126 in data
+            or 124 in data
+            or 62 in data
+            or 37 in data
+        ):
+            return True
         arguments = sum(map(list.__len__, commands))  # TypeError for anything but lists
-        list(map(_JOIN, commands))  # TypeError for anything but bytes in them
     except TypeError:
         return False
-    return data.count(b"$", 0, end) == arguments
+    return data.count(b"*", 0, end) == len(commands) and data.count(b"$", 0, end) == arguments
 
 
 def _wire_size(commands: list[Any]) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from residentd.app import App
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.state import KvState
-from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, RespPipelineCodec
+from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, RespCodec
 from residentd.net.connection import Connection
 
 MiB = 1024 * 1024
@@ -76,13 +76,19 @@ def create_app() -> KvApp:
     )
     state = app.state
 
-    def codec() -> RespPipelineCodec:
-        return RespPipelineCodec(max_bulk_len=app.options["proto_max_bulk_len"])
+    def codec() -> RespCodec:
+        return RespCodec(max_bulk_len=app.options["proto_max_bulk_len"])
 
-    def session(conn: Connection) -> KvSession:
-        return KvSession(conn, state)
+    class AppSession(KvSession):
+        """A client of this app: a class, so that the core finds its batch ``on_messages``
+        and hands it every command of a read at once."""
 
-    app.service("kv", session, codec=codec, listen=["127.0.0.1:6380"])
+        __slots__ = ()
+
+        def __init__(self, conn: Connection) -> None:
+            super().__init__(conn, state)
+
+    app.service("kv", AppSession, codec=codec, listen=["127.0.0.1:6380"])
 
     @app.every(1 / HZ)
     def cron() -> None:

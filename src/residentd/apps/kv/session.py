@@ -1,13 +1,13 @@
 """One Redis client: command dispatch, and the state a connection carries (name, MULTI queue,
 subscriptions, pub/sub output limits).
 
-The codec (``RespPipelineCodec``) hands ``on_message`` a pipeline: every command one read
-completed. For each command the session does what Redis's ``processCommand`` does, in the
-same order: find it (one dict lookup for the usual all-lower or all-upper spelling, a second
-after ``lower()`` otherwise), check its arity, refuse what RESP2's subscribed mode does not
-allow, queue it inside MULTI, else run it. Replies are bytes already in RESP form; those of a
-pipeline are joined and sent as one piece, so a pipeline of sixteen GETs costs one send and
-one ``transport.write``, not sixteen. QUIT stops the pipeline where it stands, as in Redis.
+The core hands ``on_messages`` every command one read completed: a pipeline. For each
+command the session does what Redis's ``processCommand`` does, in the same order: find it
+(one dict lookup for the usual all-lower or all-upper spelling, a second after ``lower()``
+otherwise), check its arity, refuse what RESP2's subscribed mode does not allow, queue it
+inside MULTI, else run it. Replies are bytes already in RESP form; those of a pipeline are
+joined and sent as one piece, so a pipeline of sixteen GETs costs one send and one
+``transport.write``, not sixteen. QUIT stops the pipeline where it stands, as in Redis.
 
 A plain client takes the straight path. A client that is subscribed or inside MULTI has
 ``special`` set and goes through ``_special``, so the common path pays one attribute test
@@ -73,15 +73,15 @@ class KvSession(Session):
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def on_message(self, pipeline: list[list[bytes]]) -> None:
-        """Run every command of a pipeline (what one read completed) and send all the replies
-        in one piece."""
-        self.state.commands += len(pipeline)
+    def on_messages(self, commands: list[list[bytes]]) -> None:
+        """Run every command one read completed (a pipeline) and send all the replies in one
+        piece."""
+        self.state.commands += len(commands)
         replies: list[bytes] = []
         append = replies.append
         table = DISPATCH
         try:
-            for argv in pipeline:
+            for argv in commands:
                 entry = table.get(argv[0]) or table.get(argv[0].lower())
                 if entry is None:
                     append(self._reject(errors.unknown_command(argv)))
