@@ -35,10 +35,14 @@ def write(s: KvSession, key: bytes, kind: type[T]) -> T | None:
 
 
 def create(s: KvSession, key: bytes, kind: type[T]) -> T:
-    """The ``kind`` at ``key``, created empty if there is none."""
-    value = write(s, key, kind)
-    if value is None:
-        value = s.db.data[key] = kind()
+    """The ``kind`` at ``key``, created empty if there is none (the hot path of LPUSH, SADD
+    and HSET, so ``write`` is spelled out here)."""
+    db = s.db
+    value: Any = db.data.get(key)
+    if value is None or (db.expires and db.expire_if_due(key)):
+        value = db.data[key] = kind()
+    elif value.__class__ is not kind:
+        raise ReplyError(errors.WRONGTYPE)
     return value
 
 

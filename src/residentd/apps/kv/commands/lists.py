@@ -20,15 +20,6 @@ if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
 
 
-def _push(s: KvSession, argv: list[bytes], left: bool) -> bytes:
-    items = create(s, argv[1], deque)
-    if left:
-        items.extendleft(argv[2:])
-    else:
-        items.extend(argv[2:])
-    return integer(len(items))
-
-
 @command(
     "lpush",
     -3,
@@ -37,7 +28,9 @@ def _push(s: KvSession, argv: list[bytes], left: bool) -> bytes:
     "Prepends one or more elements to a list.",
 )
 def lpush(s: KvSession, argv: list[bytes]) -> bytes:
-    return _push(s, argv, left=True)
+    items = create(s, argv[1], deque)
+    items.extendleft(argv[2:])
+    return integer(len(items))
 
 
 @command(
@@ -48,7 +41,9 @@ def lpush(s: KvSession, argv: list[bytes]) -> bytes:
     "Appends one or more elements to a list.",
 )
 def rpush(s: KvSession, argv: list[bytes]) -> bytes:
-    return _push(s, argv, left=False)
+    items = create(s, argv[1], deque)
+    items.extend(argv[2:])
+    return integer(len(items))
 
 
 def _pop(s: KvSession, argv: list[bytes], name: str, left: bool) -> bytes:

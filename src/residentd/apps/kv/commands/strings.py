@@ -245,8 +245,8 @@ def strlen(s: KvSession, argv: list[bytes]) -> bytes:
 def _increment(s: KvSession, key: bytes, by: int) -> bytes:
     """Redis's ``incrDecrCommand``: add ``by`` to the integer stored at ``key``."""
     db = s.db
-    old = db.get_write(key)
-    if old is None:
+    old = db.data.get(key)
+    if old is None or (db.expires and db.expire_if_due(key)):
         current = 0
     elif old.__class__ is not bytes:
         return errors.WRONGTYPE
