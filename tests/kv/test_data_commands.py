@@ -37,9 +37,14 @@ def test_counters(r: redis.Redis) -> None:
     assert r.decr("n") == 10
     assert r.decrby("n", 15) == -5
     assert r.get("n") == b"-5"
-    r.set("s", "abc")
-    with pytest.raises(ResponseError, match="value is not an integer or out of range"):
-        r.incr("s")
+    for text in ("abc", "01", "00", "+1", " 1", "1 ", "\u0661", "9" * 20):
+        r.set("s", text)
+        with pytest.raises(ResponseError, match="value is not an integer or out of range"):
+            r.incr("s")
+    r.set("big", "123456789012345678")  # 18 digits, and 19 below
+    assert r.incr("big") == 123456789012345679
+    r.set("big", "1234567890123456789")
+    assert r.incr("big") == 1234567890123456790
     r.set("max", 2**63 - 1)
     with pytest.raises(ResponseError, match="increment or decrement would overflow"):
         r.incr("max")

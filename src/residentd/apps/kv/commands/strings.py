@@ -250,6 +250,8 @@ def _increment(s: KvSession, key: bytes, by: int) -> bytes:
         current = 0
     elif old.__class__ is not bytes:
         return errors.WRONGTYPE
+    elif old.isdigit() and len(old) < 19 and (old[0] != 48 or len(old) == 1):
+        current = int(old)  # the usual counter: digits, no leading zero, within int64
     else:
         parsed = parse_int(old)
         if parsed is None:
