@@ -43,6 +43,10 @@ from residentd.errors import ConfigError
 from residentd.loop import new_event_loop
 from residentd.net.server import Server
 
+# Allocations between young collections, then young collections per middle one, and middle
+# ones per full one (the stdlib's are 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
+
 log = logging.getLogger("residentd.daemon")
 
 
@@ -149,8 +153,13 @@ class Daemon:
             return 1
         # Everything made so far (modules, the app, its start hooks' data) lives as long as the
         # process: moved out of the collector's generations, it is never scanned again, and
-        # the full collections that long-lived runtime objects trigger stay short.
+        # the full collections that long-lived runtime objects trigger stay short. Then the
+        # collector runs less often (GC_THRESHOLDS): with the default 700, a busy daemon runs
+        # a young collection every few hundred microseconds and promotes objects that were
+        # about to die (queued log records, replies in flight), and the older collections
+        # that follow were the loop's longest stalls (bench/log_lag.py).
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.lag.start()
         interval = self.notifier.watchdog_interval()
         if interval:
