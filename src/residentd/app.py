@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from residentd.codecs.base import Codec
 from residentd.limits import Limits
@@ -42,6 +42,10 @@ class Session:
     """One connected peer. Subclass it and override the ``on_*`` methods you need."""
 
     __slots__ = ("conn",)
+
+    #: Write the replies to a chunk at the end of the loop iteration, with every other
+    #: connection's, instead of as soon as the chunk is handled (see net/connection.py).
+    defer_writes: ClassVar[bool] = False
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn

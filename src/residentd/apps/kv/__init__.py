@@ -45,6 +45,10 @@ class KvApp(App):
 def create_app() -> KvApp:
     """A kv App with its own, empty keyspace."""
     app = KvApp()
+    # Redis never times out a client (timeout 0), waits for no first command and has no
+    # per-address cap; pools and idle redis-cli sessions rely on that. The buffer caps stay
+    # the core's, lower than Redis's (docs/protocol.md).
+    app.default_limits(idle_timeout=0, handshake_timeout=0, max_connections_per_ip=0)
     app.option(
         "proto_max_bulk_len",
         DEFAULT_MAX_BULK_LEN,

