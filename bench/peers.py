@@ -1,7 +1,7 @@
 """kv beside its peers: the same redis-benchmark workloads against residentd's kv, redis-server
 itself and minimal Redis servers written on other Python and JavaScript stacks.
 
-    python bench/peers.py                       # 3 rounds, 200,000 requests per test
+    python bench/peers.py                       # 3 rounds, 200,000 round trips per test
     python bench/peers.py --rounds 5 --requests 500000 --servers kv,redis-server
     python bench/peers.py --memory-keys 1000000 # and memory per million small keys
 
@@ -19,13 +19,14 @@ A peer whose runtime is missing (twisted or gevent not installed: ``pip install 
 
 Method: every server runs pinned to CPU 0, redis-benchmark to CPU 1 (taskset). Each round
 runs every test (SET, GET, INCR, LPUSH, MSET by default; 50 clients; keys from a space of
-100,000) at each pipeline depth (1 and 16) against every server, the server order rotating
-from round to round, so that a slow moment of the machine does not land on one server
-only. The table gives the median requests per second over the rounds, the ratio to
-redis-server's median for the same test, and each server's resident memory after start and
-after the run, and a second table the server's CPU time per request (psutil), which a busy
-machine disturbs less than throughput. ``--memory-keys N`` then loads N small keys
-(``key:<i>`` = 8 bytes) into a fresh kv and a fresh redis-server and reports the memory
+100,000) at each pipeline depth (1 and 16; ``--requests`` at depth 1, that many times the
+depth when pipelined, so every run makes as many round trips) against every server, the
+server order rotating from round to round, so that a slow moment of the machine does not
+land on one server only. The table gives the median requests per second over the rounds, the
+ratio to redis-server's median for the same test, and each server's resident memory after
+start and after the run, and a second table the server's CPU time per request (psutil),
+which a busy machine disturbs less than throughput. ``--memory-keys N`` then loads N small
+keys (``key:<i>`` = 8 bytes) into a fresh kv and a fresh redis-server and reports the memory
 each key costs.
 """
 
@@ -214,12 +215,15 @@ def run_rounds(
         order = running[round_ % len(running) :] + running[: round_ % len(running)]
         for pipeline in pipelines:
             for test in tests:
+                # As many round trips per client at every depth: a pipelined run is then
+                # seconds long too, not a fraction of one dominated by connecting.
+                requests = args.requests * pipeline
                 for peer in order:
                     used = cpu_seconds(peer)
-                    figure = benchmark(peer.port, test, args.requests, args.clients, pipeline)
+                    figure = benchmark(peer.port, test, requests, args.clients, pipeline)
                     used = cpu_seconds(peer) - used
                     peer.rps.setdefault((test, pipeline), []).append(figure)
-                    peer.cpu.setdefault((test, pipeline), []).append(used / args.requests * 1e6)
+                    peer.cpu.setdefault((test, pipeline), []).append(used / requests * 1e6)
         print(f"round {round_ + 1}/{args.rounds} done (load {os.getloadavg()[0]:.2f})")
 
 
@@ -341,7 +345,12 @@ def started(selected: list[Peer]) -> Iterator[list[Peer]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description="kv beside its peers, with redis-benchmark")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=200_000, help="per test and round")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=200_000,
+        help="per test and round at pipeline 1; times the depth when pipelined",
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--pipelines", default="1,16")
     parser.add_argument("--tests", default=TESTS)
