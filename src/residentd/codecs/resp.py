@@ -83,11 +83,12 @@ _SENTINEL_REPLY = b"\x00"
 # Digits of each length below 100,000: one table lookup per argument in the fast path's check.
 _DIGITS = bytes(len(str(n)) for n in range(100_000))
 
-# Pre-encoded headers and integers for small values: most replies are small.
-_SMALL = 1024
-_BULK_HEADERS = [b"$%d\r\n" % n for n in range(_SMALL)]
-_ARRAY_HEADERS = [b"*%d\r\n" % n for n in range(_SMALL)]
-_INTEGERS = [b":%d\r\n" % n for n in range(_SMALL)]
+# Pre-encoded headers and integers for small values: most replies are small. BULK_HEADERS is
+# public for handlers that build a bulk reply inline on their hot path (kv's GET).
+SMALL = 1024
+BULK_HEADERS = [b"$%d\r\n" % n for n in range(SMALL)]
+_ARRAY_HEADERS = [b"*%d\r\n" % n for n in range(SMALL)]
+_INTEGERS = [b":%d\r\n" % n for n in range(SMALL)]
 
 # Codes of the errors this codec raises, with Redis's text as their detail.
 PROTOCOL_CODES = frozenset(
@@ -121,20 +122,20 @@ _CLOSE_REPLIES: dict[str, bytes | None] = {
 def bulk(value: bytes) -> bytes:
     """A bulk string reply: ``$<len>\\r\\n<value>\\r\\n``."""
     size = len(value)
-    if size < _SMALL:
-        return _BULK_HEADERS[size] + value + CRLF
+    if size < SMALL:
+        return BULK_HEADERS[size] + value + CRLF
     return b"$%d\r\n%b\r\n" % (size, value)
 
 
 def integer(value: int) -> bytes:
     """An integer reply: ``:<value>\\r\\n``."""
-    if 0 <= value < _SMALL:
+    if 0 <= value < SMALL:
         return _INTEGERS[value]
     return b":%d\r\n" % value
 
 
 def array_header(count: int) -> bytes:
-    return _ARRAY_HEADERS[count] if count < _SMALL else b"*%d\r\n" % count
+    return _ARRAY_HEADERS[count] if count < SMALL else b"*%d\r\n" % count
 
 
 def bulk_array(values: Iterable[bytes | None]) -> bytes:
@@ -301,7 +302,7 @@ class RespCodec:
         reader = self._reader
         if stars > 1:
             # One array around the whole chunk: hiredis hands back every command in one call.
-            reader.feed(_ARRAY_HEADERS[stars] if stars < _SMALL else b"*%d\r\n" % stars)
+            reader.feed(_ARRAY_HEADERS[stars] if stars < SMALL else b"*%d\r\n" % stars)
         reader.feed(data)
         reader.feed(_SENTINEL)
         try:

@@ -120,21 +120,6 @@ def _ctx_fields(ctx: dict[Any, Any]) -> list[tuple[str, Any]]:
     return fields
 
 
-def _context_pairs(record: logging.LogRecord) -> str:
-    """The context fields of a record as :func:`_pairs` renders them (the fast path of
-    ``_pairs(RecordFormatter.context(record))``)."""
-    get = record.__dict__.get
-    text = ""
-    for name in CONTEXT_ATTRS:
-        value = get(name)
-        if value is not None:
-            text += f" {name}={_quote(value)}"
-    ctx = get("ctx")
-    if ctx and isinstance(ctx, dict):
-        text += _pairs(_ctx_fields(ctx))
-    return text
-
-
 class RecordFormatter(logging.Formatter):
     """What the three formats share: UTC timestamps, context fields, exception text.
 
@@ -200,7 +185,7 @@ class TextFormatter(RecordFormatter):
         level = record.levelname
         line = (
             f"{self.timestamp(record)} {_PADDED_LEVELS.get(level) or level} "
-            f"{record.name}: {message}{_context_pairs(record)}"
+            f"{record.name}: {message}{_pairs(self.context(record))}"
         )
         if record.exc_info or record.exc_text or record.stack_info:
             line += "".join("\n" + text for _, text in self.trailers(record))
@@ -213,7 +198,7 @@ class LogfmtFormatter(RecordFormatter):
     def render(self, record: logging.LogRecord, message: str) -> str:
         line = (
             f"ts={self.timestamp(record)} level={record.levelname.lower()} "
-            f"logger={_quote(record.name)} msg={_quote(message)}{_context_pairs(record)}"
+            f"logger={_quote(record.name)} msg={_quote(message)}{_pairs(self.context(record))}"
         )
         if record.exc_info or record.exc_text or record.stack_info:
             line += _pairs(self.trailers(record))

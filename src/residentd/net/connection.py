@@ -250,9 +250,7 @@ class Connection(asyncio.Protocol):
         out = self._out
         if out and not self._closing:
             if self._defer_writes:
-                if not self._flush_scheduled:
-                    self._flush_scheduled = True
-                    self.server.flushes.add(self)
+                self._schedule_flush()
                 return
             # Not closing, so the transport is open (close() and abort() set _closing first).
             data = out[0] if len(out) == 1 else b"".join(out)
@@ -341,14 +339,7 @@ class Connection(asyncio.Protocol):
         else:
             data = b"".join(map(codec.encode, messages))
         self.messages_out += len(messages)
-        # _queue, inlined: this is the hot path of every batch handler.
-        out = self._out
-        if out is None:
-            out = self._out = []
-        out.append(data)
-        if not self._dispatching and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.server.flushes.add(self)
+        self._queue(data)
 
     def send_bytes(self, data: bytes) -> None:
         """Queue bytes already in the wire format (an encoded message shared by many peers)."""
@@ -364,7 +355,11 @@ class Connection(asyncio.Protocol):
         out.append(data)
         # Inside a chunk's dispatch the write happens when the handler returns; otherwise once
         # at the end of this loop iteration, however many messages are sent before it.
-        if not self._dispatching and not self._flush_scheduled:
+        if not self._dispatching:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             self.server.flushes.add(self)
 

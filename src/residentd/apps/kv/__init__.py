@@ -98,7 +98,8 @@ def create_app() -> KvApp:
     def cron() -> None:
         state.db.expire_cycle()
         # Redis never times out a pub/sub client for idleness: it listens, it need not talk.
-        if state.subscribers and app.server is not None:
+        # (Only an idle timeout set by config makes this matter; kv's default has none.)
+        if state.subscribers and app.server is not None and app.server.limits.idle_timeout:
             now = app.server.loop.time()
             for subscriber in state.subscribers:
                 subscriber.conn.last_active = now

@@ -18,12 +18,14 @@ from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import ReplyError
 from residentd.apps.kv.store import now_ms
 from residentd.codecs.resp import (
+    BULK_HEADERS,
     CRLF,
     INT64_MAX,
     INT64_MIN,
     NIL,
     OK,
     ONE,
+    SMALL,
     ZERO,
     bulk,
     bulk_array,
@@ -33,8 +35,6 @@ from residentd.codecs.resp import (
 
 if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
-
-_BULK_HEADERS = [b"$%d\r\n" % n for n in range(1024)]
 
 
 @command("get", 2, "readonly fast", "string", "Returns the string value of a key.")
@@ -49,8 +49,8 @@ def get(s: KvSession, argv: list[bytes]) -> bytes:
     if value.__class__ is not bytes:
         return errors.WRONGTYPE
     size = len(value)
-    if size < 1024:
-        return _BULK_HEADERS[size] + value + CRLF
+    if size < SMALL:
+        return BULK_HEADERS[size] + value + CRLF  # bulk(value), inlined
     return bulk(value)
 
 
