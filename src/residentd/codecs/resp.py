@@ -14,20 +14,25 @@ Two parsers share the work:
   how Redis fails, with Redis's error texts (``Protocol error: invalid bulk length``, ...). It
   reads inline commands, garbage, and the feed that completes a partial command (only up to
   the end of that command: the rest goes back to the fast path).
-* The fast path hands a chunk that starts with ``*`` to hiredis's C ``Reader``, behind an
-  array header counting the chunk's ``*`` bytes (so one ``gets`` returns every command) and
-  followed by a sentinel reply: getting the sentinel back proves the chunk ended on a command
-  boundary with one ``*`` per command. hiredis accepts more than Redis does (simple strings,
-  integers, nested arrays and RESP3 types where Redis wants a bulk string), so its result
-  stands only if every command is a non-empty list of bytes and, when the chunk holds a byte
-  that starts another string or list type, one ``$`` per argument (``_canonical``); anything
-  else is read again, from the start of the chunk, by the exact parser. A chunk that ends
-  inside a command keeps hiredis's commands up to there (their canonical size says where)
-  and gives the rest to the exact parser. These checks are a few C-level passes per chunk.
-  Chunks that hold an array count of five digits or more skip hiredis, which allocates a
-  whole array when it reads the count. What the fast path reads differently from Redis is
-  limited to requests crafted to make up for a missing header with ``$`` or ``*`` bytes inside
-  arguments; they run as the commands of bytes hiredis reads.
+* The fast path reads a chunk that starts with ``*``. With the C extension built (the usual
+  case) it is ``_resp_reader.read_commands``: it reads the plainly written multibulk commands
+  at the start of the chunk, exactly as Redis would, and stops at anything else; the exact
+  parser reads on from there. Without the extension it is hiredis's C ``Reader``, which
+  accepts more than Redis does, so the codec checks its result:
+
+  - the chunk goes to hiredis behind an array header counting the chunk's ``*`` bytes (so one
+    ``gets`` returns every command) and followed by a sentinel reply: getting the sentinel
+    back proves the chunk ended on a command boundary with one ``*`` per command;
+  - hiredis's result stands only if every command is a non-empty list of bytes and, when the
+    chunk holds a byte that starts another string or list type, one ``$`` per argument
+    (``_canonical``); anything else is read again, from the start of the chunk, by the exact
+    parser. A chunk that ends inside a command keeps hiredis's commands up to there (their
+    canonical size says where) and gives the rest to the exact parser;
+  - chunks that hold an array count of five digits or more skip hiredis, which allocates a
+    whole array when it reads the count;
+  - what this path reads differently from Redis is limited to requests crafted to make up for
+    a missing header with ``$`` or ``*`` bytes inside arguments; they run as the commands of
+    bytes hiredis reads.
 
 Limits, all Redis's: a bulk longer than ``max_bulk_len`` (``proto-max-bulk-len``, 512 MiB) is
 refused as soon as its header is read; a multibulk count above 2**31 - 1 is refused; an inline
@@ -47,6 +52,11 @@ from typing import Any
 import hiredis
 
 from residentd.errors import ProtocolError
+
+try:
+    from residentd.codecs._resp_reader import read_commands
+except ImportError:  # built without a C compiler: hiredis's reader is the fast path
+    read_commands = None  # type: ignore[assignment]
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len
 INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
@@ -294,6 +304,11 @@ class RespCodec:
             or len(data) > self.max_bulk_len  # could hold a bulk over the limit
         ):
             return self._feed_exact(data)
+        if read_commands is not None:
+            out, end = read_commands(data, self.max_bulk_len)
+            if end == len(data):
+                return out
+            return self._feed_rest(out, data[end:] if end else data)
         stars = data.count(b"*")
         if (data[1:6].isdigit() if stars == 1 else _LARGE_ARRAY.search(data) is not None) or (
             (62 in data or 126 in data) and _LARGE_RESP3.search(data) is not None
@@ -346,9 +361,12 @@ class RespCodec:
         end = _wire_size(out)
         if end < 0 or not _canonical(data, end, out):
             return self._feed_exact(data)
-        out = [argv for argv in out if argv]
+        return self._feed_rest([argv for argv in out if argv], data[end:])
+
+    def _feed_rest(self, out: list[list[bytes]], rest: bytes) -> list[list[bytes]]:
+        """The fast path read ``out`` off a chunk: the exact parser reads the ``rest``."""
         try:
-            out += self._feed_exact(data[end:])
+            out += self._feed_exact(rest)
         except ProtocolError as exc:
             exc.messages[:0] = out
             raise

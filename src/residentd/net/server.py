@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from residentd.app import App, Session
+from residentd.app import App, Service, Session
 from residentd.codecs.base import Codec
 from residentd.errors import ProtocolError
 from residentd.limits import Limits
@@ -65,6 +65,17 @@ class ServiceRuntime:
         self.batch_handler = batch_handler and not async_handler
         self.listeners: list[asyncio.Server] = []
 
+    @classmethod
+    def of(cls, service: Service) -> ServiceRuntime:
+        """The runtime of an app's service, not yet listening."""
+        return cls(
+            service.name,
+            service.session,
+            service.codec,
+            service.async_handler,
+            service.batch_handler,
+        )
+
 
 class Server:
     def __init__(
@@ -101,13 +112,7 @@ class Server:
         self.app.server = self
         try:
             for service in self.app.services:
-                runtime = ServiceRuntime(
-                    service.name,
-                    service.session,
-                    service.codec,
-                    service.async_handler,
-                    service.batch_handler,
-                )
+                runtime = ServiceRuntime.of(service)
                 self.services.append(runtime)
                 for text in listen.get(service.name, service.listen):
                     address = parse_address(text)

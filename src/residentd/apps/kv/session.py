@@ -33,6 +33,11 @@ from residentd.apps.kv.commands.registry import Command, Handler
 from residentd.apps.kv.errors import Quit, ReplyError
 from residentd.codecs.resp import OK, QUEUED, array_header
 
+try:
+    from residentd.apps.kv._fastpath import execute as execute_fast
+except ImportError:  # built without a C compiler: every command runs in Python
+    execute_fast = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from residentd.apps.kv.state import KvState
     from residentd.net.connection import Connection
@@ -85,15 +90,26 @@ class KvSession(Session):
         replies: list[bytes] = []
         append = replies.append
         table = DISPATCH
+        fast = execute_fast
+        count = len(commands)
+        index = 0
         try:
-            for argv in commands:
+            while index < count:
+                if fast is not None and not self.special:
+                    # The C fast path runs what it can, and stops at the first command it
+                    # leaves to Python.
+                    index = fast(commands, index, self.db, replies)
+                    if index == count:
+                        break
+                argv = commands[index]
+                index += 1
                 entry = table.get(argv[0]) or table.get(argv[0].lower())
                 if entry is None:
                     append(self._reject(errors.unknown_command(argv)))
                     continue
                 handler, arity, command = entry
-                count = len(argv)
-                if count != arity and (arity > 0 or count < -arity):
+                size = len(argv)
+                if size != arity and (arity > 0 or size < -arity):
                     append(self._reject(errors.wrong_arity(command.name)))
                 elif self.special:
                     append(self._special(handler, command, argv))

@@ -1,0 +1,502 @@
+/* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
+ * LPUSH, RPUSH and PING, run straight on the keyspace's dicts.
+ *
+ * execute(commands, start, db, replies) runs commands[start:] in order, appending each reply
+ * (RESP bytes) to ``replies``, and returns the index of the first command it left alone. It
+ * leaves alone everything that is not the plain case: another command, a wrong argument count,
+ * options (SET ... EX), a key with a time to live, a value of another type, a number that is
+ * not a plain 64-bit integer, an overflow. The session runs that command in Python, where the
+ * errors, expiry and every other command live, then hands the rest back here. So this file
+ * holds no error text and no expiry logic: for what it does run, it does exactly what the
+ * Python handlers in commands/strings.py and commands/lists.py do, keyspace hit and miss
+ * counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the two
+ * agree, reply for reply and value for value.
+ *
+ * The session calls it only for a plain client: not inside MULTI, not subscribed.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
+static PyObject *deque_type;
+
+enum command { UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING };
+
+/* Whether the bytes ``name`` spell ``upper`` in any mix of cases (``upper`` is upper case). */
+static int
+same_name(const char *name, const char *upper, Py_ssize_t size)
+{
+    for (Py_ssize_t i = 0; i < size; i++) {
+        char c = name[i];
+        if (c >= 'a' && c <= 'z')
+            c -= 'a' - 'A';
+        if (c != upper[i])
+            return 0;
+    }
+    return 1;
+}
+
+static enum command
+identify(PyObject *name)
+{
+    static const struct {
+        const char *upper;
+        Py_ssize_t size;
+        enum command command;
+    } names[] = {
+        {"GET", 3, GET},     {"SET", 3, SET},       {"MGET", 4, MGET},     {"MSET", 4, MSET},
+        {"INCR", 4, INCR},   {"DECR", 4, DECR},     {"INCRBY", 6, INCRBY}, {"DECRBY", 6, DECRBY},
+        {"LPUSH", 5, LPUSH}, {"RPUSH", 5, RPUSH},   {"PING", 4, PING},
+    };
+    if (!PyBytes_CheckExact(name))
+        return UNKNOWN;
+    Py_ssize_t size = PyBytes_GET_SIZE(name);
+    const char *text = PyBytes_AS_STRING(name);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].size == size && same_name(text, names[i].upper, size))
+            return names[i].command;
+    return UNKNOWN;
+}
+
+/* A signed 64-bit integer written as Redis's string2ll accepts it, restricted to at most 18
+ * digits (so it cannot overflow here): returns 1 and sets *value, or 0 (Python decides). */
+static int
+plain_integer(PyObject *text, long long *value)
+{
+    if (!PyBytes_CheckExact(text))
+        return 0;
+    const char *p = PyBytes_AS_STRING(text);
+    Py_ssize_t size = PyBytes_GET_SIZE(text);
+    int negative = size > 0 && p[0] == '-';
+    p += negative;
+    size -= negative;
+    if (size < 1 || size > 18 || (p[0] == '0' && (size > 1 || negative)))
+        return 0;
+    long long result = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        result = result * 10 + (p[i] - '0');
+    }
+    *value = negative ? -result : result;
+    return 1;
+}
+
+/* The replies of one call, written into one buffer: the session gets them as one bytes. It
+ * starts in place and moves to the heap when a large reply outgrows it. */
+typedef struct {
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+    char initial[8192];
+} Output;
+
+static char *
+reserve(Output *out, Py_ssize_t size)
+{
+    if (out->size + size > out->capacity) {
+        Py_ssize_t capacity = (out->size + size) * 2;
+        char *data = PyMem_Malloc(capacity);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        memcpy(data, out->data, out->size);
+        if (out->data != out->initial)
+            PyMem_Free(out->data);
+        out->data = data;
+        out->capacity = capacity;
+    }
+    return out->data + out->size;
+}
+
+#define INTEGER_TEXT 24 /* room for any long long in decimal */
+
+/* ``value`` in decimal, written at the end of ``text``; returns where it starts. */
+static char *
+format_integer(char text[INTEGER_TEXT], long long value)
+{
+    char *start = text + INTEGER_TEXT;
+    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--start = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (value < 0)
+        *--start = '-';
+    return start;
+}
+
+/* ``<mark><value>\r\n`` (":12\r\n", "$5\r\n", "*3\r\n"), or -1 with MemoryError. */
+static int
+write_number(Output *out, char mark, long long value)
+{
+    char text[INTEGER_TEXT];
+    char *start = format_integer(text, value);
+    Py_ssize_t length = text + INTEGER_TEXT - start;
+    char *p = reserve(out, length + 3);
+    if (p == NULL)
+        return -1;
+    p[0] = mark;
+    memcpy(p + 1, start, length);
+    p[length + 1] = '\r';
+    p[length + 2] = '\n';
+    out->size += length + 3;
+    return 0;
+}
+
+static int
+write_raw(Output *out, const char *text, Py_ssize_t size)
+{
+    char *p = reserve(out, size);
+    if (p == NULL)
+        return -1;
+    memcpy(p, text, size);
+    out->size += size;
+    return 0;
+}
+
+#define WRITE_LITERAL(out, text) write_raw((out), (text), sizeof(text) - 1)
+
+static int
+write_bulk(Output *out, PyObject *value)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(value);
+    if (write_number(out, '$', size) < 0 || reserve(out, size + 2) == NULL)
+        return -1;
+    char *p = out->data + out->size;
+    memcpy(p, PyBytes_AS_STRING(value), size);
+    p[size] = '\r';
+    p[size + 1] = '\n';
+    out->size += size + 2;
+    return 0;
+}
+
+/* Whether ``key`` has a time to live: 1, 0, or -1 on error. */
+static int
+has_expiry(PyObject *expires, PyObject *key)
+{
+    return PyDict_GET_SIZE(expires) ? PyDict_Contains(expires, key) : 0;
+}
+
+/* Drop ``key``'s time to live, as Keyspace.set does. */
+static int
+drop_expiry(PyObject *expires, PyObject *key)
+{
+    if (PyDict_GET_SIZE(expires) == 0)
+        return 0;
+    PyObject *found = PyDict_GetItemWithError(expires, key);
+    if (found == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyDict_DelItem(expires, key);
+}
+
+/* The keyspace's dicts, and the hits and misses counted during one call. */
+typedef struct {
+    PyObject *data;
+    PyObject *expires;
+    Py_ssize_t hits;
+    Py_ssize_t misses;
+} Keyspace;
+
+/* Each run_* returns 1 when it ran the command and wrote its reply, 0 when Python must run
+ * it (nothing was changed or written), -1 on an error (an exception is set). */
+
+static int
+run_get(Keyspace *db, PyObject *argv, Output *out)
+{
+    if (PyList_GET_SIZE(argv) != 2)
+        return 0;
+    PyObject *key = PyList_GET_ITEM(argv, 1);
+    PyObject *value = PyDict_GetItemWithError(db->data, key);
+    if (value == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        db->misses++;
+        return WRITE_LITERAL(out, "$-1\r\n") < 0 ? -1 : 1;
+    }
+    int expiring = has_expiry(db->expires, key);
+    if (expiring != 0 || !PyBytes_CheckExact(value))
+        return expiring < 0 ? -1 : 0;
+    db->hits++;
+    return write_bulk(out, value) < 0 ? -1 : 1;
+}
+
+static int
+run_mget(Keyspace *db, PyObject *argv, Output *out)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    if (argc < 2)
+        return 0;
+    /* First make sure no key needs Python (one with a time to live), then answer. */
+    for (Py_ssize_t i = 1; i < argc; i++) {
+        PyObject *key = PyList_GET_ITEM(argv, i);
+        PyObject *value = PyDict_GetItemWithError(db->data, key);
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue;
+        }
+        int expiring = has_expiry(db->expires, key);
+        if (expiring != 0)
+            return expiring < 0 ? -1 : 0;
+    }
+    if (write_number(out, '*', argc - 1) < 0)
+        return -1;
+    for (Py_ssize_t i = 1; i < argc; i++) {
+        PyObject *value = PyDict_GetItemWithError(db->data, PyList_GET_ITEM(argv, i));
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            db->misses++;
+        }
+        else
+            db->hits++;
+        int failed = value != NULL && PyBytes_CheckExact(value)
+                         ? write_bulk(out, value)
+                         : WRITE_LITERAL(out, "$-1\r\n");
+        if (failed)
+            return -1;
+    }
+    return 1;
+}
+
+static int
+run_set(Keyspace *db, PyObject *argv, enum command command, Output *out)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    if (command == MSET ? argc < 3 || argc % 2 == 0 : argc != 3)
+        return 0;
+    for (Py_ssize_t i = 1; i < argc; i += 2) {
+        PyObject *key = PyList_GET_ITEM(argv, i);
+        if (PyDict_SetItem(db->data, key, PyList_GET_ITEM(argv, i + 1)) < 0)
+            return -1;
+    }
+    for (Py_ssize_t i = 1; i < argc; i += 2)
+        if (drop_expiry(db->expires, PyList_GET_ITEM(argv, i)) < 0)
+            return -1;
+    return WRITE_LITERAL(out, "+OK\r\n") < 0 ? -1 : 1;
+}
+
+static int
+run_increment(Keyspace *db, PyObject *argv, enum command command, Output *out)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    long long by = command == INCR ? 1 : -1;
+    if (argc != ((command == INCR || command == DECR) ? 2 : 3))
+        return 0;
+    if (argc == 3) {
+        if (!plain_integer(PyList_GET_ITEM(argv, 2), &by))
+            return 0;
+        if (command == DECRBY)
+            by = -by;
+    }
+    PyObject *key = PyList_GET_ITEM(argv, 1);
+    long long current = 0;
+    PyObject *old = PyDict_GetItemWithError(db->data, key);
+    if (old == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+    }
+    else {
+        int expiring = has_expiry(db->expires, key);
+        if (expiring != 0)
+            return expiring < 0 ? -1 : 0;
+        if (!plain_integer(old, &current))
+            return 0;
+    }
+    long long value;
+    if (__builtin_add_overflow(current, by, &value))
+        return 0;
+    char text[INTEGER_TEXT];
+    char *start = format_integer(text, value);
+    PyObject *stored = PyBytes_FromStringAndSize(start, text + INTEGER_TEXT - start);
+    if (stored == NULL)
+        return -1;
+    int failed = PyDict_SetItem(db->data, key, stored);
+    Py_DECREF(stored);
+    if (failed)
+        return -1;
+    return write_number(out, ':', value) < 0 ? -1 : 1;
+}
+
+static int
+run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    if (argc < 3)
+        return 0;
+    PyObject *key = PyList_GET_ITEM(argv, 1);
+    PyObject *items = PyDict_GetItemWithError(db->data, key);
+    if (items == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        items = PyObject_CallNoArgs(deque_type);
+        if (items == NULL)
+            return -1;
+        int failed = PyDict_SetItem(db->data, key, items);
+        Py_DECREF(items); /* the dict holds it */
+        if (failed)
+            return -1;
+    }
+    else {
+        int expiring = has_expiry(db->expires, key);
+        if (expiring != 0 || Py_TYPE(items) != (PyTypeObject *)deque_type)
+            return expiring < 0 ? -1 : 0;
+    }
+    PyObject *method = command == LPUSH ? str_appendleft : str_append;
+    for (Py_ssize_t i = 2; i < argc; i++) {
+        PyObject *done = PyObject_CallMethodOneArg(items, method, PyList_GET_ITEM(argv, i));
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+    }
+    Py_ssize_t length = PyObject_Size(items);
+    if (length < 0)
+        return -1;
+    return write_number(out, ':', length) < 0 ? -1 : 1;
+}
+
+static int
+run_one(Keyspace *db, PyObject *argv, Output *out)
+{
+    if (!PyList_CheckExact(argv) || PyList_GET_SIZE(argv) == 0)
+        return 0;
+    enum command command = identify(PyList_GET_ITEM(argv, 0));
+    switch (command) {
+    case GET:
+        return run_get(db, argv, out);
+    case MGET:
+        return run_mget(db, argv, out);
+    case SET:
+    case MSET:
+        return run_set(db, argv, command, out);
+    case INCR:
+    case DECR:
+    case INCRBY:
+    case DECRBY:
+        return run_increment(db, argv, command, out);
+    case LPUSH:
+    case RPUSH:
+        return run_push(db, argv, command, out);
+    case PING:
+        if (PyList_GET_SIZE(argv) != 1)
+            return 0;
+        return WRITE_LITERAL(out, "+PONG\r\n") < 0 ? -1 : 1;
+    default:
+        return 0;
+    }
+}
+
+/* db.<name> += count */
+static int
+add_to_counter(PyObject *db, PyObject *name, Py_ssize_t count)
+{
+    if (count == 0)
+        return 0;
+    PyObject *old = PyObject_GetAttr(db, name);
+    if (old == NULL)
+        return -1;
+    PyObject *increment = PyLong_FromSsize_t(count);
+    PyObject *sum = increment == NULL ? NULL : PyNumber_Add(old, increment);
+    Py_DECREF(old);
+    Py_XDECREF(increment);
+    if (sum == NULL)
+        return -1;
+    int failed = PyObject_SetAttr(db, name, sum);
+    Py_DECREF(sum);
+    return failed;
+}
+
+static PyObject *
+execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "execute(commands: list, start, db, replies: list)");
+        return NULL;
+    }
+    PyObject *commands = args[0], *db_object = args[2], *replies = args[3];
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (index < 0) {
+        PyErr_SetString(PyExc_ValueError, "start must not be negative");
+        return NULL;
+    }
+    Keyspace db = {NULL, NULL, 0, 0};
+    Output out;
+    out.data = out.initial;
+    out.size = 0;
+    out.capacity = sizeof(out.initial);
+    int failed = 1;
+    db.data = PyObject_GetAttr(db_object, str_data);
+    db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
+    if (db.expires == NULL)
+        goto done;
+    if (!PyDict_CheckExact(db.data) || !PyDict_CheckExact(db.expires)) {
+        PyErr_SetString(PyExc_TypeError, "db.data and db.expires must be dicts");
+        goto done;
+    }
+    for (; index < PyList_GET_SIZE(commands); index++) {
+        int ran = run_one(&db, PyList_GET_ITEM(commands, index), &out);
+        if (ran < 0)
+            goto done;
+        if (ran == 0)
+            break;
+    }
+    if (out.size) {
+        PyObject *replies_bytes = PyBytes_FromStringAndSize(out.data, out.size);
+        if (replies_bytes == NULL)
+            goto done;
+        int appended = PyList_Append(replies, replies_bytes);
+        Py_DECREF(replies_bytes);
+        if (appended < 0)
+            goto done;
+    }
+    failed = 0;
+done:
+    if (out.data != out.initial)
+        PyMem_Free(out.data);
+    Py_XDECREF(db.data);
+    Py_XDECREF(db.expires);
+    if (failed || add_to_counter(db_object, str_hits, db.hits) < 0 ||
+        add_to_counter(db_object, str_misses, db.misses) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(index);
+}
+
+static PyMethodDef methods[] = {
+    {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL,
+     "execute(commands, start, db, replies) -> int: run commands[start:] while they are the "
+     "plain case of a hot command, append their replies, return where it stopped."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastpath", "kv's hot commands in C.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__fastpath(void)
+{
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL)
+        return NULL;
+    deque_type = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL)
+        return NULL;
+    str_data = PyUnicode_InternFromString("data");
+    str_expires = PyUnicode_InternFromString("expires");
+    str_hits = PyUnicode_InternFromString("hits");
+    str_misses = PyUnicode_InternFromString("misses");
+    str_append = PyUnicode_InternFromString("append");
+    str_appendleft = PyUnicode_InternFromString("appendleft");
+    if (!str_data || !str_expires || !str_hits || !str_misses || !str_append ||
+        !str_appendleft)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,5 @@
+# Types of the C module _fastpath.c.
+
+from typing import Any
+
+def execute(commands: list[list[bytes]], start: int, db: Any, replies: list[bytes], /) -> int: ...

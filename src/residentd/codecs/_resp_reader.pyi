@@ -1,0 +1,3 @@
+# Types of the C module _resp_reader.c.
+
+def read_commands(data: bytes, max_bulk_len: int, /) -> tuple[list[list[bytes]], int]: ...

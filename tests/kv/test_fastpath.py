@@ -1,0 +1,697 @@
+"""kv's two C extensions against the Python code they stand in for.
+
+``residentd.apps.kv._fastpath.execute`` runs the plain case of GET, SET, MGET, MSET, the INCR
+family, LPUSH, RPUSH and PING straight on the keyspace; ``KvSession.on_messages`` calls it
+through ``residentd.apps.kv.session.execute_fast`` and runs in Python whatever it leaves. The
+differential test drives random pipelines (every arity, mixed-case names, colliding keys,
+values at and past the 64-bit limits, type and time-to-live changes, MULTI/EXEC, pub/sub,
+unknown commands) through real kv sessions on real ``Connection`` objects with a recording
+transport, once with the C function and once with ``execute_fast = None``, whole and cut into
+several reads, and proves the four runs give the same reply bytes, the same keyspace (values,
+types, key order, keys with a time to live) and the same hit and miss counts.
+
+The direct tests pin ``execute``'s contract: where it stops (a command it does not handle, a
+key with a time to live, a value of another type), that it appends nothing when it ran
+nothing, rejects a negative start, and writes a reply larger than its in-place buffer exactly.
+The ``read_commands`` tests pin the C request reader's contract: it reads whole plain
+multibulk commands, stops at the first thing that is not one, and does not allocate for a
+huge announced count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import tracemalloc
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from residentd.apps.kv import KvApp, create_app
+from residentd.apps.kv import session as session_module
+from residentd.apps.kv.store import Keyspace, now_ms
+from residentd.codecs import resp as resp_module
+from residentd.net.connection import Connection
+from residentd.net.server import Server, ServiceRuntime
+
+from .helpers import reply_end, resp
+
+Argv = list[bytes]
+Execute = Callable[[list[Argv], int, Any, list[bytes]], int]
+
+C_EXECUTE: Execute | None = session_module.execute_fast
+C_READ_COMMANDS = resp_module.read_commands
+
+needs_fastpath = pytest.mark.skipif(
+    C_EXECUTE is None,
+    reason="residentd.apps.kv._fastpath is not built (pip install -e . with a C compiler)",
+)
+needs_reader = pytest.mark.skipif(
+    C_READ_COMMANDS is None,
+    reason="residentd.codecs._resp_reader is not built (pip install -e . with a C compiler)",
+)
+
+
+def fast_execute() -> Execute:
+    assert C_EXECUTE is not None
+    return C_EXECUTE
+
+
+# -- a kv session on a real Connection, without a socket ------------------------------------------
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that keeps every byte the connection writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+class KvClient:
+    """One client of a fresh kv App: a ``Server`` (never bound), a ``Connection`` made by it as
+    the listener would, and the app's session, with the C fast path on or off."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, execute: Execute | None) -> None:
+        self.loop = loop
+        self.execute = execute
+        self.app: KvApp = create_app()
+        self.server = Server(self.app, None, loop)
+        runtime = ServiceRuntime.of(self.app.services[0])
+        self.transport = RecordingTransport()
+        self.conn = Connection(self.server, runtime)
+        self.conn.connection_made(self.transport)
+        assert self.conn.session is not None
+
+    def read(self, commands: list[Argv]) -> None:
+        """One read from the socket holding ``commands``: the codec parses them all and the
+        session gets them in one ``on_messages`` call; then one loop iteration writes the
+        replies (kv defers its writes to the end of the iteration)."""
+        before = self.conn.messages_in
+        saved = session_module.execute_fast
+        session_module.execute_fast = self.execute  # type: ignore[assignment]
+        try:
+            self.conn.data_received(b"".join(resp(*argv) for argv in commands))
+        finally:
+            session_module.execute_fast = saved
+        assert self.conn.messages_in - before == len(commands)
+        assert self.conn.codec.buffered == 0
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+
+    def replies(self) -> list[bytes]:
+        data = bytes(self.transport.written)
+        out: list[bytes] = []
+        position = 0
+        while position < len(data):
+            end = reply_end(data, position)
+            assert end is not None, data[position:]
+            out.append(data[position:end])
+            position = end
+        return out
+
+    def keyspace(self) -> dict[str, Any]:
+        db = self.app.state.db
+        return {
+            "data": [(key, plain(value)) for key, value in db.data.items()],
+            "expires": sorted(db.expires),
+            "hits": db.hits,
+            "misses": db.misses,
+            "expired_keys": db.expired_keys,
+            "commands": self.app.state.commands,
+        }
+
+
+def plain(value: Any) -> tuple[str, Any]:
+    """A value with its type, comparable: a deque as a list."""
+    return (type(value).__name__, list(value) if isinstance(value, deque) else value)
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+def run_pipeline(
+    loop: asyncio.AbstractEventLoop, execute: Execute | None, chunks: list[list[Argv]]
+) -> tuple[list[bytes], dict[str, Any]]:
+    client = KvClient(loop, execute)
+    for chunk in chunks:
+        client.read(chunk)
+    replies = client.replies()
+    assert len(replies) == sum(map(len, chunks)), replies  # one reply per command
+    return replies, client.keyspace()
+
+
+# -- random pipelines ----------------------------------------------------------------------------
+
+KEYS = [b"a", b"b", b"c", b""]
+NUMBERS = [
+    b"0",
+    b"1",
+    b"-1",
+    b"42",
+    b"-0",
+    b"007",
+    b"00",
+    b"+1",
+    b" 1",
+    b"1 ",
+    b"1.5",
+    b"",
+    b"abc",
+    b"\xff",
+    b"999999999999999999",  # 18 digits: C's limit
+    b"-999999999999999999",
+    b"1000000000000000000",  # 19 digits: Python's
+    b"-1000000000000000000",
+    b"9223372036854775806",
+    b"9223372036854775807",
+    b"-9223372036854775807",
+    b"-9223372036854775808",
+    b"9223372036854775808",
+    b"-9223372036854775809",
+    b"12345678901234567890",
+]
+
+keys = st.sampled_from(KEYS)
+numbers = st.one_of(
+    st.sampled_from(NUMBERS),
+    st.integers(-1000, 1000).map(lambda n: b"%d" % n),
+    st.integers(-(10**6), 10**6).map(lambda n: b"%d" % n),
+    st.integers(-(2**63), 2**63 - 1).map(lambda n: b"%d" % n),
+)
+values = st.one_of(numbers, st.binary(max_size=6))
+small_counts = st.sampled_from([1] * 8 + [0, 2])  # mostly the right arity, sometimes not
+
+SET_OPTIONS: list[Argv] = [
+    [b"EX", b"100"],
+    [b"px", b"100000"],
+    [b"NX"],
+    [b"xx"],
+    [b"GET"],
+    [b"KEEPTTL"],
+    [b"EX", b"0"],
+    [b"EX", b"abc"],
+    [b"EX", b"100", b"NX"],
+    [b"KEEPTTL", b"GET"],
+    [b"BOGUS"],
+]
+
+
+@st.composite
+def spelled(draw: st.DrawFn, name: str) -> bytes:
+    """``name`` in upper, lower or mixed case."""
+    how = draw(st.sampled_from(["upper", "lower", "mixed"]))
+    if how != "mixed":
+        return getattr(name, how)().encode()
+    flips = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    letters = (c.upper() if up else c.lower() for c, up in zip(name, flips, strict=True))
+    return "".join(letters).encode()
+
+
+@st.composite
+def hot_command(draw: st.DrawFn) -> Argv:
+    name = draw(
+        st.sampled_from(
+            [
+                *("get", "set", "mget", "mset", "incr", "decr", "incrby", "decrby"),
+                *("lpush", "rpush", "ping"),
+            ]
+        )
+    )
+    argv = [draw(spelled(name))]
+    if name in ("get", "incr", "decr"):
+        argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
+    elif name in ("incrby", "decrby"):
+        argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
+        argv += draw(st.lists(numbers, min_size=(m := draw(small_counts)), max_size=m))
+    elif name == "set":
+        shape = draw(st.sampled_from(["plain"] * 4 + ["options", "short"]))
+        if shape == "short":
+            argv += draw(st.lists(keys, max_size=1))
+        else:
+            argv += [draw(keys), draw(values)]
+            if shape == "options":
+                argv += draw(st.sampled_from(SET_OPTIONS))
+    elif name == "mget":
+        argv += draw(st.lists(keys, max_size=5))
+    elif name == "mset":
+        for _ in range(draw(st.integers(0, 3))):
+            argv += [draw(keys), draw(values)]
+        argv += draw(st.sampled_from([[], [], [], [b"a"]]))  # an odd count now and then
+    elif name in ("lpush", "rpush"):
+        argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
+        argv += draw(
+            st.lists(values, min_size=(m := draw(st.sampled_from([1, 1, 2, 3, 0]))), max_size=m)
+        )
+    elif name == "ping":
+        argv += draw(st.lists(values, max_size=draw(st.sampled_from([0, 0, 0, 1, 2]))))
+    return argv
+
+
+# Each other command with its weight: times to live and type changes come often, so that the
+# hot commands meet keys that have them.
+OTHER_WEIGHTS = {
+    "expire": 3,
+    "pexpire": 2,
+    "set-px": 1,
+    "persist": 1,
+    "hset": 2,
+    "sadd": 2,
+    "lpop": 1,
+    "append": 1,
+    "getset": 1,
+    "del": 2,
+    "flushdb": 1,
+    "multi": 1,
+    "exec": 1,
+    "discard": 1,
+    "subscribe": 1,
+    "unsubscribe": 1,
+    "lrange": 1,
+    "type": 1,
+    "keys": 1,
+    "unknown": 1,
+}
+
+
+@st.composite
+def other_command(draw: st.DrawFn) -> Argv:
+    """Commands that change types and times to live, transactions, pub/sub and the unknown."""
+    kind = draw(st.sampled_from([k for k, weight in OTHER_WEIGHTS.items() for _ in range(weight)]))
+    key = draw(keys)
+    argv: Argv
+    if kind == "expire":
+        argv = [b"EXPIRE", key, draw(st.sampled_from([b"100", b"1000", b"0", b"-1", b"x"]))]
+    elif kind == "pexpire":
+        argv = [b"PEXPIRE", key, draw(st.sampled_from([b"100000", b"0", b"-5"]))]
+    elif kind == "set-px":
+        argv = [b"SET", key, draw(values), b"PX", b"100000"]
+    elif kind == "hset":
+        argv = [b"HSET", key, b"f", draw(values)]
+    elif kind in ("sadd", "append", "getset"):
+        argv = [kind.encode(), key, draw(values)]
+    elif kind == "del":
+        argv = [b"DEL", key, *draw(st.lists(keys, max_size=1))]
+    elif kind in ("persist", "lpop", "type"):
+        argv = [kind.encode(), key]
+    elif kind in ("flushdb", "multi", "exec", "discard", "unsubscribe"):
+        argv = [kind.encode()]
+    elif kind == "subscribe":
+        argv = [b"SUBSCRIBE", b"ch"]
+    elif kind == "lrange":
+        argv = [b"LRANGE", key, b"0", b"-1"]
+    elif kind == "keys":
+        argv = [b"KEYS", b"*"]
+    else:
+        argv = [b"NOSUCHCOMMAND", key]
+    argv[0] = draw(spelled(argv[0].decode()))
+    return argv
+
+
+@st.composite
+def command(draw: st.DrawFn) -> Argv:
+    """A hot command three times in four, else another one."""
+    hot = draw(st.sampled_from([True, True, True, False]))
+    return draw(hot_command() if hot else other_command())
+
+
+pipelines = st.lists(command(), min_size=10, max_size=40)
+cuts = st.lists(st.integers(0, 40), max_size=4)
+
+
+def cut(pipeline: list[Argv], at: list[int]) -> list[list[Argv]]:
+    points = sorted({point % (len(pipeline) + 1) for point in at} | {0, len(pipeline)})
+    return [pipeline[a:b] for a, b in itertools.pairwise(points) if a < b]
+
+
+@needs_fastpath
+@settings(max_examples=300, deadline=None)
+@given(pipeline=pipelines, at=cuts)
+@example(  # INCR and INCRBY up to and past INT64_MAX, DECRBY of INT64_MIN
+    pipeline=[
+        [b"SET", b"a", b"9223372036854775805"],
+        [b"INCR", b"a"],
+        [b"incrby", b"a", b"1"],
+        [b"INCR", b"a"],
+        [b"SET", b"b", b"-999999999999999999"],
+        [b"DECRBY", b"b", b"999999999999999999"],
+        [b"DECRBY", b"b", b"-9223372036854775808"],
+        [b"INCRBY", b"b", b"-9223372036854775808"],
+        [b"GET", b"a"],
+        [b"GET", b"b"],
+    ],
+    at=[],
+)
+@example(  # a time to live, a type change, a transaction and a subscription between hot commands
+    pipeline=[
+        [b"SET", b"a", b"1", b"EX", b"100"],
+        [b"GET", b"a"],
+        [b"INCR", b"a"],
+        [b"MGET", b"a", b"b"],
+        [b"PERSIST", b"a"],
+        [b"get", b"a"],
+        [b"HSET", b"b", b"f", b"v"],
+        [b"GeT", b"b"],
+        [b"MGET", b"a", b"b", b"c"],
+        [b"LPUSH", b"b", b"x"],
+        [b"MULTI"],
+        [b"SET", b"c", b"1"],
+        [b"LPUSH", b"c", b"x"],
+        [b"EXEC"],
+        [b"SUBSCRIBE", b"ch"],
+        [b"PING"],
+        [b"GET", b"c"],
+        [b"UNSUBSCRIBE"],
+        [b"PING"],
+        [b"RPUSH", b"c", b"y", b"z"],
+        [b"LRANGE", b"c", b"0", b"-1"],
+    ],
+    at=[3, 11, 16],
+)
+@example(  # SET and MSET drop a time to live; GET then runs in C again
+    pipeline=[
+        [b"SET", b"a", b"1"],
+        [b"SET", b"b", b"2"],
+        [b"EXPIRE", b"a", b"100"],
+        [b"PEXPIRE", b"b", b"100000"],
+        [b"SET", b"a", b"3"],
+        [b"MSET", b"c", b"4", b"b", b"5"],
+        [b"GET", b"a"],
+        [b"MGET", b"a", b"b", b"c"],
+        [b"SET", b"c", b"6", b"PX", b"100000"],
+        [b"SET", b"c", b"7", b"KEEPTTL"],
+        [b"INCR", b"c"],
+    ],
+    at=[5],
+)
+def test_c_fast_path_and_python_handlers_agree(
+    loop: asyncio.AbstractEventLoop, pipeline: list[Argv], at: list[int]
+) -> None:
+    expected = run_pipeline(loop, None, [pipeline])
+    for chunks in ([pipeline], cut(pipeline, at)):
+        assert run_pipeline(loop, None, chunks) == expected, chunks
+        assert run_pipeline(loop, fast_execute(), chunks) == expected, chunks
+
+
+@needs_fastpath
+def test_the_fast_path_is_used(loop: asyncio.AbstractEventLoop) -> None:
+    """The differential test compares something: with ``execute_fast`` set, the session runs
+    the hot commands in C (one call for a run of them), and not with it unset."""
+    calls: list[int] = []
+    execute = fast_execute()
+
+    def counting(commands: list[Argv], start: int, db: Any, replies: list[bytes]) -> int:
+        calls.append(start)
+        return execute(commands, start, db, replies)
+
+    pipeline = [[b"SET", b"a", b"1"], [b"INCR", b"a"], [b"HSET", b"h", b"f", b"v"], [b"GET", b"a"]]
+    replies, _ = run_pipeline(loop, counting, [pipeline])
+    assert replies == [b"+OK\r\n", b":2\r\n", b":1\r\n", b"$1\r\n2\r\n"]
+    assert calls == [0, 3]
+
+
+# -- execute, directly -----------------------------------------------------------------------------
+
+
+def keyspace(**data: Any) -> Keyspace:
+    db = Keyspace()
+    db.data.update({key.encode(): value for key, value in data.items()})
+    return db
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"HSET", b"h", b"f", b"v"],
+        [b"GET"],
+        [b"GET", b"a", b"b"],
+        [b"SET", b"a", b"1", b"EX", b"100"],
+        [b"SET", b"a", b"1", b"NX"],
+        [b"MSET", b"a", b"1", b"b"],
+        [b"MGET"],
+        [b"INCRBY", b"a", b"007"],
+        [b"INCRBY", b"a", b"-0"],
+        [b"INCRBY", b"a", b"1000000000000000000"],
+        [b"LPUSH", b"a"],
+        [b"PING", b"hi"],
+        [b"GETS", b"a"],
+        [b"NOSUCHCOMMAND"],
+    ],
+)
+def test_execute_leaves_what_it_does_not_handle(argv: Argv) -> None:
+    db = keyspace(a=b"1")
+    replies: list[bytes] = []
+    commands = [[b"PING"], argv, [b"PING"]]
+    assert fast_execute()(commands, 1, db, replies) == 1
+    assert replies == []
+    assert db.data == {b"a": b"1"}
+    assert (db.hits, db.misses) == (0, 0)
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"GET", b"t"],
+        [b"MGET", b"a", b"t"],
+        [b"INCR", b"t"],
+        [b"DECRBY", b"t", b"2"],
+        [b"LPUSH", b"t", b"x"],
+    ],
+)
+def test_execute_stops_at_a_key_with_a_time_to_live(argv: Argv) -> None:
+    db = keyspace(a=b"1", t=b"5")
+    db.expires[b"t"] = now_ms() + 100_000
+    replies: list[bytes] = []
+    commands = [[b"SET", b"b", b"2"], [b"get", b"a"], argv, [b"GET", b"b"]]
+    assert fast_execute()(commands, 0, db, replies) == 2
+    assert replies == [b"+OK\r\n$1\r\n1\r\n"]
+    assert db.data == {b"a": b"1", b"t": b"5", b"b": b"2"}
+    assert (db.hits, db.misses) == (1, 0)
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv",
+    [[b"SET", b"t", b"9"], [b"MSET", b"a", b"8", b"t", b"9"], [b"mset", b"t", b"9", b"t", b"9"]],
+)
+def test_set_and_mset_drop_a_time_to_live(argv: Argv) -> None:
+    db = keyspace(a=b"1", t=b"5", u=b"6")
+    db.expires.update({b"t": now_ms() + 100_000, b"u": now_ms() + 100_000})
+    replies: list[bytes] = []
+    assert fast_execute()([argv, [b"GET", b"t"]], 0, db, replies) == 2
+    assert replies == [b"+OK\r\n$1\r\n9\r\n"]
+    assert db.expires.keys() == {b"u"}
+    assert db.data[b"t"] == b"9"
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"GET", b"h"],
+        [b"INCR", b"h"],
+        [b"INCRBY", b"l", b"1"],
+        [b"INCR", b"s"],  # a string that is not an integer: Python's error
+        [b"LPUSH", b"s", b"x"],
+        [b"RPUSH", b"h", b"x"],
+    ],
+)
+def test_execute_leaves_a_value_of_another_type_to_python(argv: Argv) -> None:
+    db = keyspace(h={b"f": b"v"}, l=deque([b"x"]), s=b"text")
+    replies: list[bytes] = []
+    assert fast_execute()([argv], 0, db, replies) == 0
+    assert replies == []
+    assert (db.hits, db.misses) == (0, 0)
+    assert db.data == {b"h": {b"f": b"v"}, b"l": deque([b"x"]), b"s": b"text"}
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "stored",
+    [b"007", b"-0", b"00", b"", b"+1", b" 1", b"1.5", b"-", b"1000000000000000000", b"\xff"],
+)
+def test_execute_leaves_a_counter_that_is_not_a_plain_integer(stored: bytes) -> None:
+    db = keyspace(n=stored)
+    replies: list[bytes] = []
+    for argv in (
+        [b"INCR", b"n"],
+        [b"DECR", b"n"],
+        [b"INCRBY", b"n", b"1"],
+        [b"DECRBY", b"n", b"1"],
+    ):
+        assert fast_execute()([argv], 0, db, replies) == 0
+    assert replies == []
+    assert db.data == {b"n": stored}
+
+
+@needs_fastpath
+def test_execute_counts_up_to_eighteen_digits_and_past_them() -> None:
+    db = keyspace(a=b"999999999999999999", b=b"-999999999999999999")
+    replies: list[bytes] = []
+    commands = [
+        [b"INCR", b"a"],
+        [b"DECRBY", b"b", b"999999999999999999"],
+        [b"INCRBY", b"new", b"-999999999999999999"],
+        [b"INCR", b"a"],  # now 19 digits: Python's
+    ]
+    assert fast_execute()(commands, 0, db, replies) == 3
+    assert replies == [b":1000000000000000000\r\n:-1999999999999999998\r\n:-999999999999999999\r\n"]
+    assert db.data == {
+        b"a": b"1000000000000000000",
+        b"b": b"-1999999999999999998",
+        b"new": b"-999999999999999999",
+    }
+
+
+@needs_fastpath
+def test_mget_of_a_key_of_another_type_is_nil_and_a_hit_as_in_python() -> None:
+    db = keyspace(h={b"f": b"v"}, s=b"text")
+    replies: list[bytes] = []
+    assert fast_execute()([[b"MGET", b"h", b"s", b"none"]], 0, db, replies) == 1
+    assert replies == [b"*3\r\n$-1\r\n$4\r\ntext\r\n$-1\r\n"]
+    assert (db.hits, db.misses) == (2, 1)
+
+
+@needs_fastpath
+def test_execute_appends_one_piece_and_nothing_when_it_ran_nothing() -> None:
+    db = keyspace()
+    replies: list[bytes] = [b"earlier"]
+    commands = [[b"PING"], [b"SET", b"a", b"1"], [b"INCR", b"a"], [b"RPUSH", b"l", b"x", b"y"]]
+    assert fast_execute()(commands, 0, db, replies) == 4
+    assert replies == [b"earlier", b"+PONG\r\n+OK\r\n:2\r\n:2\r\n"]
+    assert db.data == {b"a": b"2", b"l": deque([b"x", b"y"])}
+    assert fast_execute()(commands, 4, db, replies) == 4  # nothing left
+    assert fast_execute()([[b"ECHO", b"x"]], 0, db, replies) == 0  # nothing it handles
+    assert fast_execute()([], 0, db, replies) == 0
+    assert replies == [b"earlier", b"+PONG\r\n+OK\r\n:2\r\n:2\r\n"]
+
+
+@needs_fastpath
+def test_execute_rejects_a_negative_start() -> None:
+    replies: list[bytes] = []
+    with pytest.raises(ValueError, match="negative"):
+        fast_execute()([[b"PING"]], -1, keyspace(), replies)
+    assert replies == []
+
+
+@needs_fastpath
+def test_a_reply_larger_than_the_in_place_buffer_is_exact() -> None:
+    values = [bytes([65 + i % 26]) * 1024 for i in range(200)]
+    db = keyspace(**{f"k{i}": value for i, value in enumerate(values)})
+    argv = [b"MGET"] + [b"k%d" % i for i in range(200)] + [b"missing"]
+    replies: list[bytes] = []
+    commands = [[b"PING"], argv, [b"GET", b"k199"]]
+    assert fast_execute()(commands, 0, db, replies) == 3
+    expected = (
+        b"+PONG\r\n*201\r\n"
+        + b"".join(b"$1024\r\n" + value + b"\r\n" for value in values)
+        + b"$-1\r\n$1024\r\n"
+        + values[199]
+        + b"\r\n"
+    )
+    assert replies == [expected]
+    assert (db.hits, db.misses) == (201, 1)
+
+
+# -- read_commands, directly -----------------------------------------------------------------------
+
+MAX_BULK = 512 * 1024 * 1024
+
+
+def read_commands(data: bytes, max_bulk_len: int = MAX_BULK) -> tuple[list[Argv], int]:
+    assert C_READ_COMMANDS is not None
+    return C_READ_COMMANDS(data, max_bulk_len)
+
+
+@needs_reader
+def test_a_chunk_of_complete_commands_is_read_to_its_end() -> None:
+    pipeline = [[b"SET", b"key", b"v" * 300], [b"GET", b"key"], [b"MGET", b"", b"a\r\nb"]]
+    data = b"".join(resp(*argv) for argv in pipeline)
+    assert read_commands(data) == (pipeline, len(data))
+
+
+@needs_reader
+def test_a_partial_tail_stops_at_the_last_complete_command() -> None:
+    head = resp("SET", "a", "1") + resp("GET", "a")
+    tail = resp("SET", "b", "22")
+    for size in range(len(tail)):
+        assert read_commands(head + tail[:size]) == (
+            [[b"SET", b"a", b"1"], [b"GET", b"a"]],
+            len(head),
+        )
+
+
+@needs_reader
+def test_a_huge_count_returns_at_once_without_allocating() -> None:
+    data = b"*2147483647\r\n$1\r\na\r\n"
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        assert read_commands(data) == ([], 0)
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 0.1
+    assert peak < 64 * 1024
+
+
+@needs_reader
+def test_an_empty_command_is_skipped() -> None:
+    data = b"*0\r\n" + resp("PING") + b"*0\r\n"
+    assert read_commands(data) == ([[b"PING"]], len(data))
+
+
+@needs_reader
+@pytest.mark.parametrize(
+    "rest",
+    [
+        b"*-1\r\n",
+        b"*01\r\n$4\r\nPING\r\n",
+        b"*+1\r\n$4\r\nPING\r\n",
+        b"*2147483648\r\n$4\r\nPING\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*1\r\n$01\r\na\r\n",
+        b"*1\r\n$+1\r\na\r\n",
+        b"*1\r\n:1\r\n",  # not a bulk string
+        b"*1\r\n$11\r\nover-limit!\r\n",  # one byte over max_bulk_len
+        b"PING\r\n",  # inline
+    ],
+)
+def test_reading_stops_at_what_is_not_a_plain_complete_command(rest: bytes) -> None:
+    head = resp("SET", "a", "1234567890")  # a bulk of exactly max_bulk_len is read
+    after = resp("PING")
+    assert read_commands(head + rest + after, 10) == ([[b"SET", b"a", b"1234567890"]], len(head))
