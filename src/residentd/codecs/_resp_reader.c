@@ -63,6 +63,34 @@ scan_command(const char *p, const char *end, long long max_bulk_len, const char 
     return count;
 }
 
+/* Command names repeat in almost every chunk: a small direct-mapped cache of the names seen
+ * last hands out the same bytes object again instead of a new one (bytes are immutable, so
+ * sharing them is safe). */
+#define NAME_CACHE_SIZE 64
+#define NAME_MAX_SIZE 16
+static PyObject *name_cache[NAME_CACHE_SIZE];
+
+static PyObject *
+command_name(const char *p, Py_ssize_t size)
+{
+    if (size == 0 || size > NAME_MAX_SIZE)
+        return PyBytes_FromStringAndSize(p, size);
+    size_t slot = ((size_t)size * 31 + (unsigned char)p[0] * 7 + (unsigned char)p[size - 1]) %
+                  NAME_CACHE_SIZE;
+    PyObject *cached = name_cache[slot];
+    if (cached != NULL && PyBytes_GET_SIZE(cached) == size &&
+        memcmp(PyBytes_AS_STRING(cached), p, size) == 0) {
+        Py_INCREF(cached);
+        return cached;
+    }
+    PyObject *name = PyBytes_FromStringAndSize(p, size);
+    if (name != NULL) {
+        Py_INCREF(name);
+        Py_XSETREF(name_cache[slot], name);
+    }
+    return name;
+}
+
 static PyObject *
 build_command(const char *p, Py_ssize_t count)
 {
@@ -78,7 +106,7 @@ build_command(const char *p, Py_ssize_t count)
         while (*p != '\r')
             size = size * 10 + (*p++ - '0');
         p += 2;
-        PyObject *arg = PyBytes_FromStringAndSize(p, size);
+        PyObject *arg = i == 0 ? command_name(p, size) : PyBytes_FromStringAndSize(p, size);
         if (arg == NULL) {
             Py_DECREF(argv);
             return NULL;

@@ -88,19 +88,20 @@ class KvSession(Session):
         piece."""
         self.state.commands += len(commands)
         replies: list[bytes] = []
-        append = replies.append
-        table = DISPATCH
-        fast = execute_fast
         count = len(commands)
         index = 0
+        fast = execute_fast
+        if fast is not None and not self.special:
+            # The C fast path runs what it can and stops at the first command it leaves to
+            # Python; usually that is none, and its replies are one piece already.
+            index = fast(commands, 0, self.db, replies)
+            if index == count:
+                self._send(replies[0])
+                return
+        append = replies.append
+        table = DISPATCH
         try:
             while index < count:
-                if fast is not None and not self.special:
-                    # The C fast path runs what it can, and stops at the first command it
-                    # leaves to Python.
-                    index = fast(commands, index, self.db, replies)
-                    if index == count:
-                        break
                 argv = commands[index]
                 index += 1
                 entry = table.get(argv[0]) or table.get(argv[0].lower())
@@ -118,6 +119,8 @@ class KvSession(Session):
                         append(handler(self, argv))
                     except ReplyError as exc:
                         append(exc.reply)
+                    if fast is not None and index < count and not self.special:
+                        index = fast(commands, index, self.db, replies)
         except Quit:
             append(OK)
             self._send(b"".join(replies))
