@@ -7,9 +7,10 @@ lists the commands and what differs from Redis).
 
 How it is put together:
 
-- codecs/resp.py parses requests (hiredis's C reader on the fast path, an exact port of
-  Redis's parser for the rest) and passes pre-encoded replies through;
-- session.py is one client: dispatch, MULTI, subscriptions, pub/sub output limits;
+- codecs/resp.py parses requests (a C reader on the fast path, hiredis's where it is not
+  built, an exact port of Redis's parser for the rest) and passes pre-encoded replies through;
+- session.py is one client: dispatch, MULTI, subscriptions, pub/sub output limits; it hands
+  each pipeline to _fastpath.c first, which runs the plain case of the hot commands in C;
 - commands/ holds the handlers, one module per group, and the command table;
 - store.py is the keyspace with lazy and active expiry; pubsub.py, scan.py and patterns.py
   are pub/sub delivery, SCAN cursors and glob patterns; info.py writes INFO;
