@@ -1,8 +1,9 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
  * LPUSH, RPUSH and PING, run straight on the keyspace's dicts.
  *
- * execute(commands, start, db, replies) runs commands[start:] in order, appending each reply
- * (RESP bytes) to ``replies``, and returns the index of the first command it left alone. It
+ * execute(commands, start, db, replies) runs commands[start:] in order, writes their replies
+ * (RESP) into one buffer appended to ``replies`` as one bytes object (nothing when it ran
+ * nothing), and returns the index of the first command it left alone. It
  * leaves alone everything that is not the plain case: another command, a wrong argument count,
  * options (SET ... EX), a key with a time to live, a value of another type, a number that is
  * not a plain 64-bit integer, an overflow. The session runs that command in Python, where the

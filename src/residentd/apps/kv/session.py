@@ -9,9 +9,12 @@ inside MULTI, else run it. Replies are bytes already in RESP form; those of a pi
 joined and sent as one piece, so a pipeline of sixteen GETs costs one send and one
 ``transport.write``, not sixteen. QUIT stops the pipeline where it stands, as in Redis.
 
-A plain client takes the straight path. A client that is subscribed or inside MULTI has
-``special`` set and goes through ``_special``, so the common path pays one attribute test
-for those modes.
+A plain client's pipeline goes first to the C fast path (``_fastpath.c``, when built), which
+runs the plain case of the hot commands (GET, SET, INCR, the pushes, MGET, MSET, ...) and
+stops at the first command it leaves to Python; the loop below runs that one and hands the
+rest back. A client that is subscribed or inside MULTI has ``special`` set, skips the fast
+path and goes through ``_special``, so the common path pays one attribute test for those
+modes.
 
 Pub/sub output: a subscriber that does not read sees its output grow with every message. Once
 the transport has paused writing (output above the core's ``write_high_water``), each
