@@ -11,6 +11,9 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
+from residentd.apps.kv.session import execute_fast
+from residentd.codecs import resp
+
 from .helpers import KvThread, Raw
 
 
@@ -39,6 +42,9 @@ def test_info_sections(r: redis.Redis, kv: KvThread) -> None:
     r.get("missing")
     info = r.info()
     assert info["redis_mode"] == "standalone"
+    # redis-py reads a comma-separated value as a list.
+    built = resp.read_commands is not None and execute_fast is not None
+    assert info["residentd_c_speedups"] == (["resp_reader", "fastpath"] if built else "none")
     assert info["tcp_port"] == kv.port
     assert info["connected_clients"] >= 1
     assert info["used_memory"] > 1_000_000

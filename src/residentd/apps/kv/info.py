@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import psutil
 
 from residentd import __version__
+from residentd.apps.kv import session as kv_session
+from residentd.codecs import resp
 
 if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
@@ -41,6 +43,7 @@ def _server(s: KvSession) -> list[tuple[str, object]]:
         ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
         ("multiplexing_api", server.snapshot()["loop"]),
         ("python_version", platform.python_version()),
+        ("residentd_c_speedups", _speedups()),
         ("process_id", os.getpid()),
         ("tcp_port", ports[0] if ports else 0),
         ("uptime_in_seconds", uptime),
@@ -48,6 +51,20 @@ def _server(s: KvSession) -> list[tuple[str, object]]:
         ("hz", 10),
         ("executable", sys.executable),
     ]
+
+
+def _speedups() -> str:
+    """Which C speedups this process runs: ``resp_reader,fastpath`` when both were built at
+    install, ``none`` without a compiler (docs/operations.md)."""
+    built = [
+        name
+        for name, function in (
+            ("resp_reader", resp.read_commands),
+            ("fastpath", kv_session.execute_fast),
+        )
+        if function is not None
+    ]
+    return ",".join(built) or "none"
 
 
 def _clients(s: KvSession) -> list[tuple[str, object]]:
