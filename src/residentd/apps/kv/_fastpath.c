@@ -174,13 +174,6 @@ write_bulk(Output *out, PyObject *value)
     return 0;
 }
 
-/* Whether ``key`` has a time to live: 1, 0, or -1 on error. */
-static int
-has_expiry(PyObject *expires, PyObject *key)
-{
-    return PyDict_GET_SIZE(expires) ? PyDict_Contains(expires, key) : 0;
-}
-
 /* Drop ``key``'s time to live, as Keyspace.set does. */
 static int
 drop_expiry(PyObject *expires, PyObject *key)
@@ -201,25 +194,37 @@ typedef struct {
     Py_ssize_t misses;
 } Keyspace;
 
+/* The value at ``key`` as the fast path may use it: sets *value (borrowed, NULL when there is
+ * none) and returns 1; returns 0 when Python must decide (the key has a time to live, which
+ * only the Python keyspace enforces), -1 on an error. */
+static int
+lookup(Keyspace *db, PyObject *key, PyObject **value)
+{
+    *value = PyDict_GetItemWithError(db->data, key);
+    if (*value == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    int expiring = PyDict_GET_SIZE(db->expires) ? PyDict_Contains(db->expires, key) : 0;
+    return expiring == 0 ? 1 : (expiring < 0 ? -1 : 0);
+}
+
 /* Each run_* returns 1 when it ran the command and wrote its reply, 0 when Python must run
  * it (nothing was changed or written), -1 on an error (an exception is set). */
 
 static int
 run_get(Keyspace *db, PyObject *argv, Output *out)
 {
+    PyObject *value;
     if (PyList_GET_SIZE(argv) != 2)
         return 0;
-    PyObject *key = PyList_GET_ITEM(argv, 1);
-    PyObject *value = PyDict_GetItemWithError(db->data, key);
+    int usable = lookup(db, PyList_GET_ITEM(argv, 1), &value);
+    if (usable <= 0)
+        return usable;
     if (value == NULL) {
-        if (PyErr_Occurred())
-            return -1;
         db->misses++;
         return WRITE_LITERAL(out, "$-1\r\n") < 0 ? -1 : 1;
     }
-    int expiring = has_expiry(db->expires, key);
-    if (expiring != 0 || !PyBytes_CheckExact(value))
-        return expiring < 0 ? -1 : 0;
+    if (!PyBytes_CheckExact(value))
+        return 0; /* WRONGTYPE, in Python's words */
     db->hits++;
     return write_bulk(out, value) < 0 ? -1 : 1;
 }
@@ -230,28 +235,22 @@ run_mget(Keyspace *db, PyObject *argv, Output *out)
     Py_ssize_t argc = PyList_GET_SIZE(argv);
     if (argc < 2)
         return 0;
-    /* First make sure no key needs Python (one with a time to live), then answer. */
-    for (Py_ssize_t i = 1; i < argc; i++) {
-        PyObject *key = PyList_GET_ITEM(argv, i);
-        PyObject *value = PyDict_GetItemWithError(db->data, key);
-        if (value == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            continue;
-        }
-        int expiring = has_expiry(db->expires, key);
-        if (expiring != 0)
-            return expiring < 0 ? -1 : 0;
-    }
+    /* Answer key by key; a key Python must see takes back what this command wrote and
+     * counted. */
+    Py_ssize_t start = out->size, hits = db->hits, misses = db->misses;
     if (write_number(out, '*', argc - 1) < 0)
         return -1;
     for (Py_ssize_t i = 1; i < argc; i++) {
-        PyObject *value = PyDict_GetItemWithError(db->data, PyList_GET_ITEM(argv, i));
-        if (value == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            db->misses++;
+        PyObject *value;
+        int usable = lookup(db, PyList_GET_ITEM(argv, i), &value);
+        if (usable <= 0) {
+            out->size = start;
+            db->hits = hits;
+            db->misses = misses;
+            return usable;
         }
+        if (value == NULL)
+            db->misses++;
         else
             db->hits++;
         int failed = value != NULL && PyBytes_CheckExact(value)
@@ -294,19 +293,13 @@ run_increment(Keyspace *db, PyObject *argv, enum command command, Output *out)
             by = -by;
     }
     PyObject *key = PyList_GET_ITEM(argv, 1);
+    PyObject *old;
     long long current = 0;
-    PyObject *old = PyDict_GetItemWithError(db->data, key);
-    if (old == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-    }
-    else {
-        int expiring = has_expiry(db->expires, key);
-        if (expiring != 0)
-            return expiring < 0 ? -1 : 0;
-        if (!plain_integer(old, &current))
-            return 0;
-    }
+    int usable = lookup(db, key, &old);
+    if (usable <= 0)
+        return usable;
+    if (old != NULL && !plain_integer(old, &current))
+        return 0;
     long long value;
     if (__builtin_add_overflow(current, by, &value))
         return 0;
@@ -329,10 +322,11 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
     if (argc < 3)
         return 0;
     PyObject *key = PyList_GET_ITEM(argv, 1);
-    PyObject *items = PyDict_GetItemWithError(db->data, key);
+    PyObject *items;
+    int usable = lookup(db, key, &items);
+    if (usable <= 0)
+        return usable;
     if (items == NULL) {
-        if (PyErr_Occurred())
-            return -1;
         items = PyObject_CallNoArgs(deque_type);
         if (items == NULL)
             return -1;
@@ -341,11 +335,8 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
         if (failed)
             return -1;
     }
-    else {
-        int expiring = has_expiry(db->expires, key);
-        if (expiring != 0 || Py_TYPE(items) != (PyTypeObject *)deque_type)
-            return expiring < 0 ? -1 : 0;
-    }
+    else if (Py_TYPE(items) != (PyTypeObject *)deque_type)
+        return 0; /* WRONGTYPE, in Python's words */
     PyObject *method = command == LPUSH ? str_appendleft : str_append;
     for (Py_ssize_t i = 2; i < argc; i++) {
         PyObject *done = PyObject_CallMethodOneArg(items, method, PyList_GET_ITEM(argv, i));
