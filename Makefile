@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint typecheck unit bench clean
 
 # setup.py builds the C speedups (src/residentd/**/*.c): a change to one rebuilds them.
-$(STAMP): pyproject.toml setup.py $(wildcard src/residentd/*/*.c src/residentd/*/*/*.c)
+$(STAMP): pyproject.toml setup.py $(wildcard src/residentd/*.h src/residentd/*/*.c src/residentd/*/*/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -25,8 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The suite runs twice: with the C speedups, and with RESIDENTD_PURE_PYTHON=1 (their Python
+# versions, which is what an install without a compiler runs).
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
+	RESIDENTD_PURE_PYTHON=1 $(VENV)/bin/pytest -q
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -3,17 +3,18 @@ hiredis), only slower. Everything else about the package is in pyproject.toml.""
 
 from setuptools import Extension, setup
 
+
+def speedup(module: str) -> Extension:
+    """The optional extension ``module``, built from the C file of the same path under src/."""
+    source = "src/" + module.replace(".", "/") + ".c"
+    return Extension(module, [source], depends=["src/residentd/_speedups.h"], optional=True)
+
+
 setup(
     ext_modules=[
-        Extension(
-            "residentd.codecs._resp_reader",
-            ["src/residentd/codecs/_resp_reader.c"],
-            optional=True,
-        ),
-        Extension(
-            "residentd.apps.kv._fastpath",
-            ["src/residentd/apps/kv/_fastpath.c"],
-            optional=True,
-        ),
+        speedup("residentd.codecs._lines"),
+        speedup("residentd.codecs._resp_reader"),
+        speedup("residentd.net._connection_core"),
+        speedup("residentd.apps.kv._fastpath"),
     ]
 )

@@ -1,17 +1,39 @@
-"""LineCodec: same lines however the bytes are split, bounded on garbage, typed limit errors."""
+"""LineCodec: same lines however the bytes are split, bounded on garbage, typed limit errors.
+
+Every test runs against both versions of the codec, the C one (``_lines.c``, when built) and
+the Python reference, and a differential test feeds both the same random bytes.
+"""
 
 from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from residentd.codecs.lines import LineCodec
+from residentd.codecs import lines as lines_module
 from residentd.errors import ProtocolError
 
 from .helpers import Err, cuts, feed_events, feed_garbage, split_at
 
 MAX = 32
+C_CODEC = lines_module.LineCodec if lines_module.LineCodec is not lines_module.PyLineCodec else None
+LineCodec: Any = lines_module.LineCodec
+
+
+@pytest.fixture(autouse=True, scope="module", params=["c", "python"])
+def version(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the module's tests with the C codec, then with the Python one."""
+    global LineCodec
+    if request.param == "c" and C_CODEC is None:
+        pytest.skip("the C line codec is not built (no compiler at install)")
+    LineCodec = C_CODEC if request.param == "c" else lines_module.PyLineCodec
+    yield request.param
+    LineCodec = lines_module.LineCodec
+
 
 # A line body and whether it goes out with CRLF. A body sent with a bare LF may not end in CR
 # (the codec drops one trailing CR); with CRLF it may.
@@ -104,3 +126,66 @@ def test_encode_and_error_form() -> None:
 
 def test_err_helper_marks_fatal_errors() -> None:
     assert feed_events(LineCodec(4), [b"ab\nabcdef\nlost\n"]) == [b"ab", Err("line-too-long")]
+
+
+def outcome(codec: Any, chunk: bytes) -> tuple[Any, ...]:
+    """What one feed did: the lines, or the error with the lines before it; and what is held."""
+    try:
+        result: tuple[Any, ...] = ("lines", codec.feed(chunk))
+    except ProtocolError as error:
+        result = ("error", error.code, error.detail, error.messages, error.recoverable)
+    return (*result, codec.buffered)
+
+
+near_the_limit = st.lists(
+    st.tuples(st.integers(min_value=-3, max_value=2), st.sampled_from([b"\n", b"\r\n", b"\r", b""]))
+)
+garbage = st.binary(max_size=90).map(lambda b: b.replace(b"a", b"\n").replace(b"b", b"\r"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=40),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.lists(garbage),
+    near_the_limit,
+    cuts,
+)
+def test_c_and_python_versions_agree(
+    max_line: int,
+    newline: bytes,
+    chunks: list[bytes],
+    lines_near_limit: list[tuple[int, bytes]],
+    at: list[int],
+) -> None:
+    if C_CODEC is None:
+        pytest.skip("the C line codec is not built (no compiler at install)")
+    # Random bytes rich in LF and CR, then lines a few bytes either side of the limit.
+    stream = b"".join(b"x" * max(0, max_line + delta) + end for delta, end in lines_near_limit)
+    chunks = chunks + split_at(stream, at)
+    c_codec, py_codec = C_CODEC(max_line, newline), lines_module.PyLineCodec(max_line, newline)
+    for chunk in chunks:
+        assert outcome(c_codec, chunk) == outcome(py_codec, chunk)
+    for messages in ([], [b"x"], chunks, ["é", b"y"], [bytearray(b"z"), b"w"]):
+        assert c_codec.encode_many(messages) == py_codec.encode_many(messages)
+    for message in (b"", "é", bytearray(b"q")):
+        assert c_codec.encode(message) == py_codec.encode(message)
+        assert type(c_codec.encode(message)) is type(py_codec.encode(message))
+    for error in (ProtocolError("x"), ProtocolError("line-too-long", f"limit={max_line}")):
+        assert c_codec.error_reply(error) == py_codec.error_reply(error)
+
+
+def test_a_long_lines_buffer_is_given_back() -> None:
+    # After a 1 MiB line the codec keeps only what is left of the stream, not the line's buffer.
+    codec = LineCodec(max_line=2 << 20)
+    tracemalloc.start()
+    try:
+        codec.feed(b"y" * (1 << 20))
+        assert codec.buffered == 1 << 20
+        assert codec.feed(b"\nrest") == [b"y" * (1 << 20)]
+        assert codec.buffered == 4
+        assert tracemalloc.get_traced_memory()[0] < 4096
+    finally:
+        tracemalloc.stop()
+    assert codec.feed(b"\n") == [b"rest"]
+    assert codec.buffered == 0

@@ -49,11 +49,11 @@ C_READ_COMMANDS = resp_module.read_commands
 
 needs_fastpath = pytest.mark.skipif(
     C_EXECUTE is None,
-    reason="residentd.apps.kv._fastpath is not built (pip install -e . with a C compiler)",
+    reason="_fastpath is not loaded (not built, or RESIDENTD_PURE_PYTHON is set)",
 )
 needs_reader = pytest.mark.skipif(
     C_READ_COMMANDS is None,
-    reason="residentd.codecs._resp_reader is not built (pip install -e . with a C compiler)",
+    reason="_resp_reader is not loaded (not built, or RESIDENTD_PURE_PYTHON is set)",
 )
 
 

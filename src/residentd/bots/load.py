@@ -148,6 +148,7 @@ class LoadRunner:
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), self.plan.duration)
+        online_at_stop = self.recorder.users
         await self._stop(spawner)
         watchdog.stop()
         lag_probe.cancel()
@@ -155,7 +156,7 @@ class LoadRunner:
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
         if self.emit is not None:
-            self.emit(self.recorder.interval(self._next_second))
+            self.emit(self.recorder.interval(self._next_second, online_at_stop))
 
     async def _stop(self, spawner: asyncio.Task[None]) -> None:
         self.stopping = True

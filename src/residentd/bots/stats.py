@@ -124,8 +124,10 @@ class Recorder:
         errors = self._step(name).errors
         errors[kind] = errors.get(kind, 0) + 1
 
-    def interval(self, second: int) -> Interval:
-        """Everything recorded since the last call, and reset for the next interval."""
+    def interval(self, second: int, users: int | None = None) -> Interval:
+        """Everything recorded since the last call, and reset for the next interval. ``users``
+        overrides the bots online now (the last interval counts those online when the run
+        stopped, not the none left after signing them out)."""
         steps: dict[str, StepInterval] = {}
         for name, counts in self._steps.items():
             if not counts.samples and not counts.errors:
@@ -142,8 +144,9 @@ class Recorder:
         self._steps = {}
         cpu, wall = time.process_time(), time.monotonic()
         busy = 100.0 * (cpu - self._cpu) / max(wall - self._wall, 1e-3)
+        online = self.users if users is None else users
         interval = Interval(
-            self.worker, second, steps, self.users, self.late, self.dropped, self.pushes,
+            self.worker, second, steps, online, self.late, self.dropped, self.pushes,
             round(self.lag * 1000, 3), round(busy, 1),
         )  # fmt: skip
         self.late = self.dropped = self.pushes = 0

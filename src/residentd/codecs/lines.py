@@ -16,6 +16,7 @@ The error form is ``ERR <code> <detail>`` on a line of its own.
 from __future__ import annotations
 
 from residentd.errors import ProtocolError
+from residentd.speedups import load
 
 DEFAULT_MAX_LINE = 64 * 1024
 
@@ -103,3 +104,10 @@ class LineCodec:
 
 def _strip_cr(lines: list[bytes]) -> list[bytes]:
     return [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+
+
+# The Python version above is the reference; _lines.c is the same class in C, used when built.
+PyLineCodec = LineCodec
+_c_lines = load("residentd.codecs._lines")
+if _c_lines is not None:
+    LineCodec = _c_lines.LineCodec  # type: ignore[misc]

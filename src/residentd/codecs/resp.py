@@ -52,11 +52,11 @@ from typing import Any
 import hiredis
 
 from residentd.errors import ProtocolError
+from residentd.speedups import load
 
-try:
-    from residentd.codecs._resp_reader import read_commands
-except ImportError:  # built without a C compiler: hiredis's reader is the fast path
-    read_commands = None  # type: ignore[assignment]
+_c_reader = load("residentd.codecs._resp_reader")
+# Without the C reader (no compiler at install), hiredis's reader is the fast path.
+read_commands = _c_reader.read_commands if _c_reader is not None else None
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len
 INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE

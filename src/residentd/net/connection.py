@@ -31,69 +31,58 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from residentd.errors import ProtocolError
+from residentd.net import connection_core
+from residentd.net.connection_core import BATCH, EACH, QUEUED
 from residentd.net.timers import TimerGroup
+from residentd.speedups import load
 
 if TYPE_CHECKING:
-    from residentd.app import Session
-    from residentd.codecs.base import Codec
     from residentd.net.server import Server, ServiceRuntime
 
 log = logging.getLogger("residentd.conn")
+
+# The hot path's C version when it was built (the two are the same class; mypy reads the
+# Python one).
+if TYPE_CHECKING:
+    from residentd.net.connection_core import ConnectionCore
+else:
+    _c_core = load("residentd.net._connection_core")
+    ConnectionCore = _c_core.ConnectionCore if _c_core else connection_core.ConnectionCore
 
 # Why reading is paused; reading resumes when no reason is left.
 _PAUSED_BY_OUTPUT = 1
 _PAUSED_BY_BACKLOG = 2
 _PAUSED_BY_SESSION = 4
 
-# How a connection hands decoded messages to its session (see ``_dispatch``).
-_EACH = 0  # on_message, once per message
-_BATCH = 1  # on_messages, once per chunk
-_QUEUED = 2  # async on_message, through the backlog task
-
 # Backlog lengths (messages) for async handlers at which reading pauses and resumes.
 BACKLOG_HIGH = 64
 BACKLOG_LOW = 16
 
 
-class Connection(asyncio.Protocol):
+class Connection(ConnectionCore, asyncio.Protocol):
     __slots__ = (
         "_backlog",
-        "_closing",
         "_deadline_slot",
-        "_defer_writes",
-        "_dispatching",
-        "_flush_scheduled",
         "_loop",
-        "_mode",
-        "_out",
         "_paused",
         "_timers",
         "_worker",
-        "_writing_paused",
         "bad_messages",
-        "bytes_in",
-        "bytes_out",
         "close_reason",
-        "codec",
         "connected_at",
         "id",
         "ip",
-        "last_active",
-        "messages_in",
-        "messages_out",
-        "server",
         "service",
-        "session",
-        "transport",
     )
 
     def __init__(self, server: Server, service: ServiceRuntime) -> None:
         self.server = server
         self.service = service
         self._loop = server.loop
-        self.codec: Codec = service.codec_factory()
-        self.session: Session | None = None
-        self.transport: asyncio.Transport | None = None
+        self._loop_time = server.loop.time
+        self.codec = service.codec_factory()
+        self.session = None
+        self.transport = None
         self.id = 0
         self.ip = ""
         self.connected_at = 0.0
@@ -104,10 +93,8 @@ class Connection(asyncio.Protocol):
         self.messages_out = 0
         self.bad_messages = 0
         self.close_reason: str | None = None
-        # Encoded output waiting for the end of the chunk or of the loop iteration; the list is
-        # made on the first send, so a connection that never answers does not pay for it.
-        self._out: list[bytes] | None = None
-        self._mode = _EACH
+        self._out = None
+        self._mode = EACH
         self._defer_writes = False
         self._flush_scheduled = False
         self._dispatching = False
@@ -140,10 +127,10 @@ class Connection(asyncio.Protocol):
             self.session = self.service.session_factory(self)
             service = self.service
             if service.async_handler:
-                self._mode = _QUEUED
+                self._mode = QUEUED
             elif service.batch_handler:
-                self._mode = _BATCH
-            self._defer_writes = self.session.defer_writes
+                self._mode = BATCH
+            self._defer_writes = bool(self.session.defer_writes)
             self.session.on_connect()
         except Exception:
             self._handler_failed(
@@ -151,23 +138,6 @@ class Connection(asyncio.Protocol):
             )
             return
         self.server.watch_deadline(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        self.last_active = self._loop.time()
-        if self._closing:
-            return
-        try:
-            messages = self.codec.feed(data)
-        except ProtocolError as error:
-            self._protocol_error(error)
-            return
-        if messages:
-            self._dispatch(messages)
-        held = self.codec.buffered
-        if held and held > self.server.limits.max_input_buffer and not self._closing:
-            limit = self.server.limits.max_input_buffer
-            self.fail(ProtocolError("input-buffer-full", f"limit={limit}"))
 
     def eof_received(self) -> bool:
         # Half-close from the peer: answer what is still queued, then close.
@@ -220,45 +190,6 @@ class Connection(asyncio.Protocol):
                 self._handler_failed("on_resume_writing")
 
     # -- dispatch ------------------------------------------------------------------------------
-
-    def _dispatch(self, messages: list[Any]) -> None:
-        # The hot path: one call into the session per chunk (or per message), then everything it
-        # sent goes out in one write.
-        self.messages_in += len(messages)
-        session = self.session
-        if session is None:
-            return
-        mode = self._mode
-        if mode == _QUEUED:
-            self._enqueue(messages)
-            return
-        self._dispatching = True
-        try:
-            if mode == _BATCH:
-                session.on_messages(messages)
-            else:
-                handle = session.on_message
-                for message in messages:
-                    handle(message)
-                    if self._closing:
-                        break
-        except Exception:
-            self._dispatching = False
-            self._handler_failed("on_message")
-            return
-        self._dispatching = False
-        out = self._out
-        if out and not self._closing:
-            if self._defer_writes:
-                self._schedule_flush()
-                return
-            # Not closing, so the transport is open (close() and abort() set _closing first).
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            self.bytes_out += len(data)
-            self.transport.write(data)  # type: ignore[union-attr]
-            if self._writing_paused:
-                self._check_output_cap()
 
     def _enqueue(self, messages: list[Any]) -> None:
         backlog = self._backlog
@@ -315,71 +246,15 @@ class Connection(asyncio.Protocol):
                 self._dispatch(messages)
             return
 
+    def _input_buffer_full(self) -> None:
+        limit = self.server.limits.max_input_buffer
+        self.fail(ProtocolError("input-buffer-full", f"limit={limit}"))
+
     def _handler_failed(self, where: str) -> None:
         self.server.log_handler_error(self, where)
         self.fail(ProtocolError("internal-error", "the server failed to handle a message"))
 
     # -- output --------------------------------------------------------------------------------
-
-    def send(self, message: Any) -> None:
-        """Queue one message for the peer; dropped silently once the connection is closing."""
-        if self._closing:
-            return
-        self._queue(self.codec.encode(message))
-        self.messages_out += 1
-
-    def send_many(self, messages: list[Any]) -> None:
-        """Queue several messages at once (one encode call when the codec has ``encode_many``)."""
-        if self._closing or not messages:
-            return
-        codec = self.codec
-        encode_many = getattr(codec, "encode_many", None)
-        if encode_many is not None:
-            data = encode_many(messages)
-        else:
-            data = b"".join(map(codec.encode, messages))
-        self.messages_out += len(messages)
-        self._queue(data)
-
-    def send_bytes(self, data: bytes) -> None:
-        """Queue bytes already in the wire format (an encoded message shared by many peers)."""
-        if self._closing:
-            return
-        self._queue(data)
-        self.messages_out += 1
-
-    def _queue(self, data: bytes) -> None:
-        out = self._out
-        if out is None:
-            out = self._out = []
-        out.append(data)
-        # Inside a chunk's dispatch the write happens when the handler returns; otherwise once
-        # at the end of this loop iteration, however many messages are sent before it.
-        if not self._dispatching:
-            self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.server.flushes.add(self)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        out = self._out
-        if not out or self.transport is None:
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        self._write_now(data)
-
-    def _write_now(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        self.bytes_out += len(data)
-        transport.write(data)
-        if self._writing_paused:
-            self._check_output_cap()
 
     def _check_output_cap(self) -> None:
         limit = self.server.limits.max_output_buffer

@@ -16,8 +16,7 @@
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../../_speedups.h"
 
 static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
 static PyObject *deque_type;
@@ -474,11 +473,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
-    PyObject *collections = PyImport_ImportModule("collections");
-    if (collections == NULL)
-        return NULL;
-    deque_type = PyObject_GetAttrString(collections, "deque");
-    Py_DECREF(collections);
+    deque_type = import_attribute("collections", "deque");
     if (deque_type == NULL)
         return NULL;
     str_data = PyUnicode_InternFromString("data");

@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from residentd import __version__
-from residentd.apps.kv import session as kv_session
-from residentd.codecs import resp
+from residentd import __version__, speedups
 
 if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
@@ -54,17 +52,10 @@ def _server(s: KvSession) -> list[tuple[str, object]]:
 
 
 def _speedups() -> str:
-    """Which C speedups this process runs: ``resp_reader,fastpath`` when both were built at
-    install, ``none`` without a compiler (docs/operations.md)."""
-    built = [
-        name
-        for name, function in (
-            ("resp_reader", resp.read_commands),
-            ("fastpath", kv_session.execute_fast),
-        )
-        if function is not None
-    ]
-    return ",".join(built) or "none"
+    """Which C speedups this process runs: ``connection_core,fastpath,lines,resp_reader`` when
+    they were built at install, ``none`` without a compiler or with ``RESIDENTD_PURE_PYTHON``
+    set (docs/operations.md)."""
+    return ",".join(sorted(speedups.loaded)) or "none"
 
 
 def _clients(s: KvSession) -> list[tuple[str, object]]:

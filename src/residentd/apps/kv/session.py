@@ -35,11 +35,11 @@ from residentd.apps.kv.commands import DISPATCH
 from residentd.apps.kv.commands.registry import Command, Handler
 from residentd.apps.kv.errors import Quit, ReplyError
 from residentd.codecs.resp import OK, QUEUED, array_header
+from residentd.speedups import load
 
-try:
-    from residentd.apps.kv._fastpath import execute as execute_fast
-except ImportError:  # built without a C compiler: every command runs in Python
-    execute_fast = None  # type: ignore[assignment]
+_c_fastpath = load("residentd.apps.kv._fastpath")
+# Without it (no compiler at install), every command runs in Python.
+execute_fast = _c_fastpath.execute if _c_fastpath is not None else None
 
 if TYPE_CHECKING:
     from residentd.apps.kv.state import KvState

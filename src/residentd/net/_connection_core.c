@@ -1,0 +1,665 @@
+/* A connection's hot path in C: the same class as connection_core.py, method for method.
+ *
+ * ConnectionCore holds what every read and every send touches (counters, flags, the output
+ * waiting for its write) in a C struct, and runs data_received, _dispatch, send, send_many,
+ * send_bytes, _queue, _schedule_flush, _flush and _write_now without a Python frame. Everything
+ * else, and every slow path (a protocol error, an async handler's backlog, a handler that
+ * raised, an output or input buffer over its limit), is a Python method of Connection that
+ * this code calls by name. connection_core.py is the reference: the two make the same calls in
+ * the same order, and the whole test suite runs against both.
+ */
+
+#include "../_speedups.h"
+#include <structmember.h>
+
+enum { EACH = 0, BATCH = 1, QUEUED = 2 };
+
+static PyObject *protocol_error_type;
+static PyObject *str_feed, *str_buffered, *str_on_messages, *str_on_message, *str_encode,
+    *str_encode_many, *str_write, *str_is_closing, *str_flushes, *str_add, *str_limits,
+    *str_max_input_buffer, *str_protocol_error, *str_enqueue, *str_handler_failed,
+    *str_check_output_cap, *str_input_buffer_full, *str_join, *empty_bytes;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *server;
+    PyObject *codec;
+    PyObject *session;
+    PyObject *transport;
+    PyObject *loop_time;
+    PyObject *out; /* a list, or NULL or None before the first send */
+    long long bytes_in;
+    long long bytes_out;
+    long long messages_in;
+    long long messages_out;
+    double last_active;
+    int mode;
+    char closing;
+    char dispatching;
+    char defer_writes;
+    char flush_scheduled;
+    char writing_paused;
+} Core;
+
+/* -- helpers ---------------------------------------------------------------------------------- */
+
+static inline int
+is_none(PyObject *object)
+{
+    return object == NULL || object == Py_None;
+}
+
+/* Look up an attribute that may be missing: 1 and a new reference, 0 and NULL, or -1. */
+static int
+optional_attribute(PyObject *object, PyObject *name, PyObject **result)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(object, name, result);
+#else
+    return _PyObject_LookupAttr(object, name, result);
+#endif
+}
+
+/* A field Connection.__init__ sets; NULL (never set, or deleted) raises AttributeError. */
+static PyObject *
+field(PyObject *value, const char *name)
+{
+    if (value == NULL)
+        PyErr_SetString(PyExc_AttributeError, name);
+    return value;
+}
+
+static Py_ssize_t
+size_of(PyObject *data)
+{
+    return PyBytes_CheckExact(data) ? PyBytes_GET_SIZE(data) : PyObject_Size(data);
+}
+
+/* Call a method of self with no arguments and drop its result: 0, or -1 with an exception. */
+static int
+call_own(Core *self, PyObject *name)
+{
+    PyObject *result = PyObject_CallMethodNoArgs((PyObject *)self, name);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static int
+call_own_with(Core *self, PyObject *name, PyObject *argument)
+{
+    PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, name, argument);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+/* The pending output as one bytes object (the only piece itself, or all of them joined), the
+ * list emptied. A new reference, or NULL with an exception. */
+static PyObject *
+take_output(PyObject *out)
+{
+    Py_ssize_t count = PyList_GET_SIZE(out);
+    PyObject *data;
+    if (count == 1) {
+        data = PyList_GET_ITEM(out, 0);
+        Py_INCREF(data);
+    }
+    else {
+        Py_ssize_t total = 0;
+        int plain = 1;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *piece = PyList_GET_ITEM(out, i);
+            if (!PyBytes_CheckExact(piece)) {
+                plain = 0;
+                break;
+            }
+            total += PyBytes_GET_SIZE(piece);
+        }
+        if (plain) {
+            data = PyBytes_FromStringAndSize(NULL, total);
+            if (data == NULL)
+                return NULL;
+            char *cursor = PyBytes_AS_STRING(data);
+            for (Py_ssize_t i = 0; i < count; i++) {
+                PyObject *piece = PyList_GET_ITEM(out, i);
+                memcpy(cursor, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece));
+                cursor += PyBytes_GET_SIZE(piece);
+            }
+        }
+        else {
+            data = PyObject_CallMethodOneArg(empty_bytes, str_join, out);
+            if (data == NULL)
+                return NULL;
+        }
+    }
+    if (PyList_SetSlice(out, 0, PY_SSIZE_T_MAX, NULL) < 0) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    return data;
+}
+
+/* -- writing ---------------------------------------------------------------------------------- */
+
+static int
+schedule_flush(Core *self)
+{
+    if (self->flush_scheduled)
+        return 0;
+    self->flush_scheduled = 1;
+    if (field(self->server, "server") == NULL)
+        return -1;
+    PyObject *flushes = PyObject_GetAttr(self->server, str_flushes);
+    if (flushes == NULL)
+        return -1;
+    PyObject *result = PyObject_CallMethodOneArg(flushes, str_add, (PyObject *)self);
+    Py_DECREF(flushes);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static int
+queue(Core *self, PyObject *data)
+{
+    PyObject *out = self->out;
+    if (out == NULL || !PyList_CheckExact(out)) {
+        out = PyList_New(0);
+        if (out == NULL)
+            return -1;
+        Py_XSETREF(self->out, out);
+    }
+    if (PyList_Append(out, data) < 0)
+        return -1;
+    /* Inside a chunk's dispatch the write happens when the handler returns; otherwise once at
+     * the end of this loop iteration, however many messages are sent before it. */
+    if (!self->dispatching)
+        return schedule_flush(self);
+    return 0;
+}
+
+/* Write ``data`` to the transport now, unless it is gone or closing. */
+static int
+write_now(Core *self, PyObject *data)
+{
+    PyObject *transport = self->transport;
+    if (is_none(transport))
+        return 0;
+    Py_INCREF(transport);
+    int status = -1;
+    PyObject *closing = PyObject_CallMethodNoArgs(transport, str_is_closing);
+    if (closing == NULL)
+        goto done;
+    int is_closing = PyObject_IsTrue(closing);
+    Py_DECREF(closing);
+    if (is_closing < 0)
+        goto done;
+    if (is_closing) {
+        status = 0;
+        goto done;
+    }
+    Py_ssize_t size = size_of(data);
+    if (size < 0)
+        goto done;
+    self->bytes_out += size;
+    PyObject *result = PyObject_CallMethodOneArg(transport, str_write, data);
+    if (result == NULL)
+        goto done;
+    Py_DECREF(result);
+    status = self->writing_paused ? call_own(self, str_check_output_cap) : 0;
+done:
+    Py_DECREF(transport);
+    return status;
+}
+
+static PyObject *
+Core_send(Core *self, PyObject *message)
+{
+    if (self->closing)
+        Py_RETURN_NONE;
+    if (field(self->codec, "codec") == NULL)
+        return NULL;
+    PyObject *data = PyObject_CallMethodOneArg(self->codec, str_encode, message);
+    if (data == NULL)
+        return NULL;
+    int queued = queue(self, data);
+    Py_DECREF(data);
+    if (queued < 0)
+        return NULL;
+    self->messages_out += 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_send_many(Core *self, PyObject *messages)
+{
+    if (self->closing)
+        Py_RETURN_NONE;
+    int any = PyList_CheckExact(messages) ? PyList_GET_SIZE(messages) > 0
+                                          : PyObject_IsTrue(messages);
+    if (any <= 0)
+        return any < 0 ? NULL : Py_NewRef(Py_None);
+    if (field(self->codec, "codec") == NULL)
+        return NULL;
+    PyObject *codec = Py_NewRef(self->codec);
+    PyObject *encode_many;
+    PyObject *data = NULL;
+    if (optional_attribute(codec, str_encode_many, &encode_many) < 0)
+        goto done;
+    if (encode_many != NULL) {
+        data = PyObject_CallOneArg(encode_many, messages);
+        Py_DECREF(encode_many);
+    }
+    else { /* b"".join(map(codec.encode, messages)) */
+        PyObject *encode = PyObject_GetAttr(codec, str_encode);
+        PyObject *encoded = encode ? PyObject_CallFunctionObjArgs((PyObject *)&PyMap_Type, encode,
+                                                                  messages, NULL)
+                                   : NULL;
+        Py_XDECREF(encode);
+        data = encoded ? PyObject_CallMethodOneArg(empty_bytes, str_join, encoded) : NULL;
+        Py_XDECREF(encoded);
+    }
+    if (data == NULL)
+        goto done;
+    Py_ssize_t count = PyObject_Size(messages);
+    if (count < 0) {
+        Py_CLEAR(data);
+        goto done;
+    }
+    self->messages_out += count;
+    if (queue(self, data) < 0)
+        Py_CLEAR(data);
+done:
+    Py_DECREF(codec);
+    if (data == NULL)
+        return NULL;
+    Py_DECREF(data);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_send_bytes(Core *self, PyObject *data)
+{
+    if (self->closing)
+        Py_RETURN_NONE;
+    if (queue(self, data) < 0)
+        return NULL;
+    self->messages_out += 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_queue(Core *self, PyObject *data)
+{
+    if (queue(self, data) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_schedule_flush(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    if (schedule_flush(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_flush(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    self->flush_scheduled = 0;
+    PyObject *out = self->out;
+    if (is_none(out) || !PyList_CheckExact(out) || PyList_GET_SIZE(out) == 0 ||
+        is_none(self->transport))
+        Py_RETURN_NONE;
+    PyObject *data = take_output(out);
+    if (data == NULL)
+        return NULL;
+    int written = write_now(self, data);
+    Py_DECREF(data);
+    if (written < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_write_now(Core *self, PyObject *data)
+{
+    if (write_now(self, data) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* -- reading ---------------------------------------------------------------------------------- */
+
+/* The exception being raised becomes the one being handled (as inside ``except``) while
+ * self._handler_failed(where) logs it and closes the connection. */
+static int
+handler_failed(Core *self, const char *where)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL)
+        PyException_SetTraceback(value, traceback);
+    PyObject *old_type, *old_value, *old_traceback;
+    PyErr_GetExcInfo(&old_type, &old_value, &old_traceback);
+    PyErr_SetExcInfo(type, value, traceback);
+    PyObject *where_text = PyUnicode_FromString(where);
+    int status = where_text ? call_own_with(self, str_handler_failed, where_text) : -1;
+    Py_XDECREF(where_text);
+    PyErr_SetExcInfo(old_type, old_value, old_traceback);
+    return status;
+}
+
+/* Hand a chunk's messages to the session, then write what it sent. */
+static int
+dispatch(Core *self, PyObject *messages)
+{
+    Py_ssize_t count = PyList_CheckExact(messages) ? PyList_GET_SIZE(messages)
+                                                   : PyObject_Size(messages);
+    if (count < 0)
+        return -1;
+    self->messages_in += count;
+    PyObject *session = self->session;
+    if (is_none(session))
+        return 0;
+    if (self->mode == QUEUED)
+        return call_own_with(self, str_enqueue, messages);
+    Py_INCREF(session);
+    self->dispatching = 1;
+    int failed = 0;
+    if (self->mode == BATCH) {
+        PyObject *result = PyObject_CallMethodOneArg(session, str_on_messages, messages);
+        if (result == NULL)
+            failed = 1;
+        else
+            Py_DECREF(result);
+    }
+    else {
+        PyObject *handle = PyObject_GetAttr(session, str_on_message);
+        PyObject *iterator = handle ? PyObject_GetIter(messages) : NULL;
+        if (iterator == NULL)
+            failed = 1;
+        else {
+            PyObject *message;
+            while ((message = PyIter_Next(iterator)) != NULL) {
+                PyObject *result = PyObject_CallOneArg(handle, message);
+                Py_DECREF(message);
+                if (result == NULL)
+                    break;
+                Py_DECREF(result);
+                if (self->closing)
+                    break;
+            }
+            failed = PyErr_Occurred() != NULL;
+        }
+        Py_XDECREF(iterator);
+        Py_XDECREF(handle);
+    }
+    Py_DECREF(session);
+    self->dispatching = 0;
+    if (failed) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        return handler_failed(self, "on_message");
+    }
+    PyObject *out = self->out;
+    if (is_none(out) || !PyList_CheckExact(out) || PyList_GET_SIZE(out) == 0 || self->closing)
+        return 0;
+    if (self->defer_writes)
+        return schedule_flush(self);
+    /* Not closing, so the transport is open (close() and abort() set _closing first). */
+    PyObject *data = take_output(out);
+    if (data == NULL)
+        return -1;
+    int status = -1;
+    Py_ssize_t size = size_of(data);
+    if (size >= 0 && !is_none(self->transport)) {
+        self->bytes_out += size;
+        PyObject *transport = Py_NewRef(self->transport);
+        PyObject *result = PyObject_CallMethodOneArg(transport, str_write, data);
+        Py_DECREF(transport);
+        if (result != NULL) {
+            Py_DECREF(result);
+            status = self->writing_paused ? call_own(self, str_check_output_cap) : 0;
+        }
+    }
+    else if (size >= 0)
+        PyErr_SetString(PyExc_AttributeError, "'NoneType' object has no attribute 'write'");
+    Py_DECREF(data);
+    return status;
+}
+
+static PyObject *
+Core_dispatch(Core *self, PyObject *messages)
+{
+    if (dispatch(self, messages) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Whether the codec holds more partial input than the server's limit allows. */
+static int
+over_input_limit(Core *self, PyObject *held)
+{
+    if (field(self->server, "server") == NULL)
+        return -1;
+    PyObject *limits = PyObject_GetAttr(self->server, str_limits);
+    if (limits == NULL)
+        return -1;
+    PyObject *limit = PyObject_GetAttr(limits, str_max_input_buffer);
+    Py_DECREF(limits);
+    if (limit == NULL)
+        return -1;
+    int over = PyObject_RichCompareBool(held, limit, Py_GT);
+    Py_DECREF(limit);
+    return over;
+}
+
+static PyObject *
+Core_data_received(Core *self, PyObject *data)
+{
+    Py_ssize_t size = size_of(data);
+    if (size < 0)
+        return NULL;
+    self->bytes_in += size;
+    if (field(self->loop_time, "_loop_time") == NULL || field(self->codec, "codec") == NULL)
+        return NULL;
+    PyObject *now = PyObject_CallNoArgs(self->loop_time);
+    if (now == NULL)
+        return NULL;
+    double seconds = PyFloat_AsDouble(now);
+    Py_DECREF(now);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    self->last_active = seconds;
+    if (self->closing)
+        Py_RETURN_NONE;
+    PyObject *codec = Py_NewRef(self->codec);
+    PyObject *held = NULL;
+    int status = -1;
+    PyObject *messages = PyObject_CallMethodOneArg(codec, str_feed, data);
+    if (messages == NULL) {
+        if (!PyErr_ExceptionMatches(protocol_error_type))
+            goto done;
+        PyObject *type, *error, *traceback;
+        PyErr_Fetch(&type, &error, &traceback);
+        PyErr_NormalizeException(&type, &error, &traceback);
+        if (traceback != NULL)
+            PyException_SetTraceback(error, traceback);
+        status = call_own_with(self, str_protocol_error, error);
+        Py_XDECREF(type);
+        Py_XDECREF(error);
+        Py_XDECREF(traceback);
+        goto done;
+    }
+    int any = PyList_CheckExact(messages) ? PyList_GET_SIZE(messages) > 0
+                                          : PyObject_IsTrue(messages);
+    if (any < 0 || (any && dispatch(self, messages) < 0)) {
+        Py_DECREF(messages);
+        goto done;
+    }
+    Py_DECREF(messages);
+    held = PyObject_GetAttr(codec, str_buffered);
+    if (held == NULL)
+        goto done;
+    int holding = PyObject_IsTrue(held);
+    if (holding < 0)
+        goto done;
+    if (holding && !self->closing) {
+        int over = over_input_limit(self, held);
+        if (over < 0 || (over && call_own(self, str_input_buffer_full) < 0))
+            goto done;
+    }
+    status = 0;
+done:
+    Py_XDECREF(held);
+    Py_DECREF(codec);
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* -- the type --------------------------------------------------------------------------------- */
+
+static int
+Core_traverse(Core *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->server);
+    Py_VISIT(self->codec);
+    Py_VISIT(self->session);
+    Py_VISIT(self->transport);
+    Py_VISIT(self->loop_time);
+    Py_VISIT(self->out);
+    return 0;
+}
+
+static int
+Core_clear(Core *self)
+{
+    Py_CLEAR(self->server);
+    Py_CLEAR(self->codec);
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->loop_time);
+    Py_CLEAR(self->out);
+    return 0;
+}
+
+static void
+Core_dealloc(Core *self)
+{
+    PyObject_GC_UnTrack(self);
+    Core_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef Core_members[] = {
+    {"server", T_OBJECT, offsetof(Core, server), 0, NULL},
+    {"codec", T_OBJECT, offsetof(Core, codec), 0, NULL},
+    {"session", T_OBJECT, offsetof(Core, session), 0, NULL},
+    {"transport", T_OBJECT, offsetof(Core, transport), 0, NULL},
+    {"_loop_time", T_OBJECT, offsetof(Core, loop_time), 0, NULL},
+    {"_out", T_OBJECT, offsetof(Core, out), 0, NULL},
+    {"bytes_in", T_LONGLONG, offsetof(Core, bytes_in), 0, NULL},
+    {"bytes_out", T_LONGLONG, offsetof(Core, bytes_out), 0, NULL},
+    {"messages_in", T_LONGLONG, offsetof(Core, messages_in), 0, NULL},
+    {"messages_out", T_LONGLONG, offsetof(Core, messages_out), 0, NULL},
+    {"last_active", T_DOUBLE, offsetof(Core, last_active), 0, NULL},
+    {"_mode", T_INT, offsetof(Core, mode), 0, NULL},
+    {"_closing", T_BOOL, offsetof(Core, closing), 0, NULL},
+    {"_dispatching", T_BOOL, offsetof(Core, dispatching), 0, NULL},
+    {"_defer_writes", T_BOOL, offsetof(Core, defer_writes), 0, NULL},
+    {"_flush_scheduled", T_BOOL, offsetof(Core, flush_scheduled), 0, NULL},
+    {"_writing_paused", T_BOOL, offsetof(Core, writing_paused), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMethodDef Core_methods[] = {
+    {"data_received", (PyCFunction)Core_data_received, METH_O,
+     "Feed a chunk to the codec and its messages to the session."},
+    {"_dispatch", (PyCFunction)Core_dispatch, METH_O,
+     "Hand decoded messages to the session, then write what it sent."},
+    {"send", (PyCFunction)Core_send, METH_O,
+     "Queue one message for the peer; dropped silently once the connection is closing."},
+    {"send_many", (PyCFunction)Core_send_many, METH_O,
+     "Queue several messages at once (one encode call when the codec has encode_many)."},
+    {"send_bytes", (PyCFunction)Core_send_bytes, METH_O,
+     "Queue bytes already in the wire format (an encoded message shared by many peers)."},
+    {"_queue", (PyCFunction)Core_queue, METH_O, NULL},
+    {"_schedule_flush", (PyCFunction)Core_schedule_flush, METH_NOARGS, NULL},
+    {"_flush", (PyCFunction)Core_flush, METH_NOARGS, NULL},
+    {"_write_now", (PyCFunction)Core_write_now, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "residentd.net._connection_core.ConnectionCore",
+    .tp_doc = "A connection's hot path: a chunk in, its messages to the session, its replies "
+              "out.",
+    .tp_basicsize = sizeof(Core),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_traverse = (traverseproc)Core_traverse,
+    .tp_clear = (inquiry)Core_clear,
+    .tp_members = Core_members,
+    .tp_methods = Core_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_connection_core", "A connection's hot path in C.", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+static int
+intern_names(void)
+{
+    static const struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&str_feed, "feed"},
+        {&str_buffered, "buffered"},
+        {&str_on_messages, "on_messages"},
+        {&str_on_message, "on_message"},
+        {&str_encode, "encode"},
+        {&str_encode_many, "encode_many"},
+        {&str_write, "write"},
+        {&str_is_closing, "is_closing"},
+        {&str_flushes, "flushes"},
+        {&str_add, "add"},
+        {&str_limits, "limits"},
+        {&str_max_input_buffer, "max_input_buffer"},
+        {&str_protocol_error, "_protocol_error"},
+        {&str_enqueue, "_enqueue"},
+        {&str_handler_failed, "_handler_failed"},
+        {&str_check_output_cap, "_check_output_cap"},
+        {&str_input_buffer_full, "_input_buffer_full"},
+        {&str_join, "join"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL)
+            return -1;
+    }
+    empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
+    return empty_bytes == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__connection_core(void)
+{
+    if (intern_names() < 0)
+        return NULL;
+    protocol_error_type = import_attribute("residentd.errors", "ProtocolError");
+    if (protocol_error_type == NULL)
+        return NULL;
+    return module_with_type(&module, "ConnectionCore", &CoreType);
+}

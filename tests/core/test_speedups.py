@@ -1,0 +1,49 @@
+"""The C speedups are built wherever a C compiler is at hand, and RESIDENTD_PURE_PYTHON turns
+every one of them off.
+
+setup.py marks them optional: an install without a compiler falls back to hiredis and Python
+and still works. On a machine with one, a missing extension is a broken build, not a fallback
+to accept quietly. `make test` runs the whole suite twice, with the speedups and without
+them, so both versions of each module are tested.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+
+import pytest
+
+from residentd import speedups
+from residentd.apps.kv import session as kv_session  # noqa: F401  (loads the kv fast path)
+from residentd.codecs import lines, resp
+from residentd.net import connection, connection_core
+
+MODULES = [
+    "residentd.codecs._lines",
+    "residentd.codecs._resp_reader",
+    "residentd.net._connection_core",
+    "residentd.apps.kv._fastpath",
+]
+has_compiler = shutil.which("cc") is not None
+
+
+@pytest.mark.skipif(not has_compiler, reason="no C compiler: the speedups are optional")
+@pytest.mark.parametrize("module", MODULES)
+def test_speedup_is_built(module: str) -> None:
+    importlib.import_module(module)
+
+
+@pytest.mark.skipif(not has_compiler, reason="no C compiler: the speedups are optional")
+def test_the_switch_picks_one_version_everywhere() -> None:
+    python_core = connection_core.ConnectionCore
+    if speedups.DISABLED:
+        assert python_core in connection.Connection.__mro__
+        assert lines.LineCodec is lines.PyLineCodec
+        assert resp.read_commands is None
+        assert speedups.loaded == []
+    else:
+        assert python_core not in connection.Connection.__mro__
+        assert lines.LineCodec is not lines.PyLineCodec
+        assert resp.read_commands is not None
+        assert sorted(speedups.loaded) == sorted(m.rpartition("._")[2] for m in MODULES)
