@@ -28,7 +28,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import uvloop
 
@@ -166,28 +166,40 @@ def traced_heap_per_connection(make: Callable[[], asyncio.Protocol], count: int)
     return (after - before) / count
 
 
+def float_objects(conn: Any) -> dict[str, float]:
+    """The connection's times that are float objects of their own (the C core keeps
+    ``last_active`` in its struct; the Python one in a slot, as a float)."""
+    from residentd.net import connection_core
+
+    names = ["connected_at"]
+    if connection_core.ConnectionCore in type(conn).__mro__:
+        names.append("last_active")
+    label = f"{', '.join(names)} ({len(names)} float{'s' if len(names) > 1 else ''})"
+    return {label: len(names) * sys.getsizeof(conn.connected_at)}
+
+
 def residentd_sizes(count: int) -> dict[str, float]:
     """Per-connection Python objects of residentd's echo, and its traced heap per connection."""
     from residentd import Limits, LineCodec, Server
-    from residentd.apps.echo import Echo, app, line_codec
+    from residentd.apps.echo import app
     from residentd.net.connection import Connection
     from residentd.net.server import ServiceRuntime
 
     loop = uvloop.new_event_loop()
     try:
         server = Server(app, Limits(max_connections=0, max_connections_per_ip=0), loop=loop)
-        runtime = ServiceRuntime("echo", Echo, line_codec, False)
+        runtime = ServiceRuntime.of(app.services[0])
         heap = traced_heap_per_connection(lambda: Connection(server, runtime), count)
         conn = next(iter(server.connections.values()))
         codec = cast(LineCodec, conn.codec)
         sizes: dict[str, float] = {
-            f"Connection ({len(Connection.__slots__)} slots)": sys.getsizeof(conn),
+            f"Connection (core + {len(Connection.__slots__)} slots)": sys.getsizeof(conn),
             "Echo session": sys.getsizeof(conn.session),
             "LineCodec": sys.getsizeof(codec),
             # Made on first use: the output list by the first reply (the bench's connections
             # have echoed a line), the codec's buffer only for a partial line (they hold none).
             "Connection._out (list, from the first send)": sys.getsizeof([b""]),
-            "connected_at, last_active (2 floats)": 2 * sys.getsizeof(conn.last_active),
+            **float_objects(conn),
             "id (int)": sys.getsizeof(conn.id),
         }
         sizes["sum of the above"] = sum(sizes.values())

@@ -21,6 +21,11 @@ Limits: a codec error closes the connection after the codec's error reply (recov
 only count toward ``max_bad_messages``); partial input past ``max_input_buffer`` closes it;
 idle and first-message timeouts come from the server's deadline wheel. Every close has a reason,
 given to ``on_close`` and counted by the server.
+
+The per-chunk path described above (``data_received``, the dispatch, ``send`` and its kin, the
+flush) is the base class ``ConnectionCore``: connection_core.py, or the same class in C
+(_connection_core.c) when it was built. This class adds everything else and the slow paths the
+core calls by name: protocol errors, the async backlog, handler failures, the buffer limits.
 """
 
 from __future__ import annotations
