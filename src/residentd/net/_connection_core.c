@@ -104,19 +104,15 @@ take_output(PyObject *out)
     Py_ssize_t count = PyList_GET_SIZE(out);
     PyObject *data;
     if (count == 1) {
-        data = PyList_GET_ITEM(out, 0);
-        Py_INCREF(data);
+        data = Py_NewRef(PyList_GET_ITEM(out, 0));
     }
     else {
         Py_ssize_t total = 0;
         int plain = 1;
-        for (Py_ssize_t i = 0; i < count; i++) {
+        for (Py_ssize_t i = 0; i < count && plain; i++) {
             PyObject *piece = PyList_GET_ITEM(out, i);
-            if (!PyBytes_CheckExact(piece)) {
-                plain = 0;
-                break;
-            }
-            total += PyBytes_GET_SIZE(piece);
+            plain = PyBytes_CheckExact(piece);
+            total += plain ? PyBytes_GET_SIZE(piece) : 0;
         }
         if (plain) {
             data = PyBytes_FromStringAndSize(NULL, total);
@@ -135,7 +131,11 @@ take_output(PyObject *out)
                 return NULL;
         }
     }
-    if (PyList_SetSlice(out, 0, PY_SSIZE_T_MAX, NULL) < 0) {
+    /* Emptying the list drops the pieces, which may run arbitrary code: hold the list. */
+    Py_INCREF(out);
+    int emptied = PyList_SetSlice(out, 0, PY_SSIZE_T_MAX, NULL);
+    Py_DECREF(out);
+    if (emptied < 0) {
         Py_DECREF(data);
         return NULL;
     }
@@ -505,7 +505,10 @@ Core_data_received(Core *self, PyObject *data)
         goto done;
     }
     Py_DECREF(messages);
-    held = PyObject_GetAttr(codec, str_buffered);
+    /* the session may have swapped codecs (an upgrade) */
+    if (field(self->codec, "codec") == NULL)
+        goto done;
+    held = PyObject_GetAttr(self->codec, str_buffered);
     if (held == NULL)
         goto done;
     int holding = PyObject_IsTrue(held);
@@ -560,12 +563,12 @@ Core_dealloc(Core *self)
 }
 
 static PyMemberDef Core_members[] = {
-    {"server", T_OBJECT, offsetof(Core, server), 0, NULL},
-    {"codec", T_OBJECT, offsetof(Core, codec), 0, NULL},
-    {"session", T_OBJECT, offsetof(Core, session), 0, NULL},
-    {"transport", T_OBJECT, offsetof(Core, transport), 0, NULL},
-    {"_loop_time", T_OBJECT, offsetof(Core, loop_time), 0, NULL},
-    {"_out", T_OBJECT, offsetof(Core, out), 0, NULL},
+    {"server", T_OBJECT_EX, offsetof(Core, server), 0, NULL},
+    {"codec", T_OBJECT_EX, offsetof(Core, codec), 0, NULL},
+    {"session", T_OBJECT_EX, offsetof(Core, session), 0, NULL},
+    {"transport", T_OBJECT_EX, offsetof(Core, transport), 0, NULL},
+    {"_loop_time", T_OBJECT_EX, offsetof(Core, loop_time), 0, NULL},
+    {"_out", T_OBJECT_EX, offsetof(Core, out), 0, NULL},
     {"bytes_in", T_LONGLONG, offsetof(Core, bytes_in), 0, NULL},
     {"bytes_out", T_LONGLONG, offsetof(Core, bytes_out), 0, NULL},
     {"messages_in", T_LONGLONG, offsetof(Core, messages_in), 0, NULL},

@@ -85,15 +85,19 @@ class ConnectionCore:
         self.last_active = self._loop_time()
         if self._closing:
             return
-        codec = self.codec
+        failure: ProtocolError | None = None
         try:
-            messages = codec.feed(data)
+            messages = self.codec.feed(data)
         except ProtocolError as error:
-            self._protocol_error(error)
+            failure = error
+        if failure is not None:
+            # Outside the except block, as in C: the handlers of the messages decoded before the
+            # error must not see it as the exception being handled.
+            self._protocol_error(failure)
             return
         if messages:
             self._dispatch(messages)
-        held = codec.buffered
+        held = self.codec.buffered  # the session may have swapped codecs (an upgrade)
         if held and not self._closing and held > self.server.limits.max_input_buffer:
             self._input_buffer_full()
 
@@ -122,7 +126,8 @@ class ConnectionCore:
             self._dispatching = False
             self._handler_failed("on_message")
             return
-        self._dispatching = False
+        finally:  # also when a BaseException passes through
+            self._dispatching = False
         out = self._out
         if out and not self._closing:
             if self._defer_writes:
