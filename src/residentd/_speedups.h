@@ -1,6 +1,7 @@
-/* What the C speedups share: the steps that make a module exporting one type and that fetch
- * a Python class they raise or check (ProtocolError). Included by the .c files; each is its own
- * extension, so everything here is static. */
+/* What the C speedups share: the steps that make a module exporting one type, that fetch a
+ * Python class they raise or check (ProtocolError), and a codec's slow path of encoding
+ * messages one by one. Included by the .c files; each is its own extension, so everything
+ * here is static (inline: a file that does not use a piece is not warned about it). */
 
 #ifndef RESIDENTD_SPEEDUPS_H
 #define RESIDENTD_SPEEDUPS_H
@@ -9,7 +10,7 @@
 #include <Python.h>
 
 /* module.name, a new reference, or NULL with an exception. */
-static PyObject *
+static inline PyObject *
 import_attribute(const char *module, const char *name)
 {
     PyObject *found = PyImport_ImportModule(module);
@@ -21,7 +22,7 @@ import_attribute(const char *module, const char *name)
 }
 
 /* A new module made from ``definition`` with ``type`` readied and added as ``name``. */
-static PyObject *
+static inline PyObject *
 module_with_type(PyModuleDef *definition, const char *name, PyTypeObject *type)
 {
     if (PyType_Ready(type) < 0)
@@ -34,6 +35,25 @@ module_with_type(PyModuleDef *definition, const char *name, PyTypeObject *type)
         return NULL;
     }
     return module;
+}
+
+/* b"".join(map(codec.encode, messages)), for messages that are not all bytes. */
+static inline PyObject *
+encode_each(PyObject *codec, PyObject *messages)
+{
+    PyObject *encode = PyObject_GetAttrString(codec, "encode");
+    if (encode == NULL)
+        return NULL;
+    PyObject *encoded = PyObject_CallFunctionObjArgs((PyObject *)&PyMap_Type, encode, messages,
+                                                     NULL);
+    Py_DECREF(encode);
+    if (encoded == NULL)
+        return NULL;
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+    PyObject *data = empty ? PyObject_CallMethod(empty, "join", "O", encoded) : NULL;
+    Py_XDECREF(empty);
+    Py_DECREF(encoded);
+    return data;
 }
 
 #endif

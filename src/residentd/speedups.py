@@ -15,7 +15,7 @@ from types import ModuleType
 
 DISABLED = os.environ.get("RESIDENTD_PURE_PYTHON", "0") not in ("", "0")
 
-# The C modules this process loaded, by short name, for INFO and status output.
+# The C modules this process loaded, by short name (kv's INFO reports them).
 loaded: list[str] = []
 
 

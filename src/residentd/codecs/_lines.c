@@ -15,7 +15,7 @@
 #define KEPT_BUFFER 4096 /* an empty buffer up to this size is kept for the next partial line */
 
 static PyObject *protocol_error_type;
-static PyObject *str_code, *str_detail, *str_encode, *str_join, *empty_bytes, *default_newline;
+static PyObject *str_code, *str_detail, *str_join, *default_newline;
 
 typedef struct {
     PyObject_HEAD
@@ -239,15 +239,8 @@ LineCodec_encode_many(LineCodec *self, PyObject *messages)
     if (joined == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_TypeError))
             return NULL;
-        PyErr_Clear(); /* some are str: b"".join(map(self.encode, messages)) */
-        PyObject *encode = PyObject_GetAttr((PyObject *)self, str_encode);
-        PyObject *encoded = encode ? PyObject_CallFunctionObjArgs((PyObject *)&PyMap_Type, encode,
-                                                                  messages, NULL)
-                                   : NULL;
-        Py_XDECREF(encode);
-        PyObject *data = encoded ? PyObject_CallMethodOneArg(empty_bytes, str_join, encoded) : NULL;
-        Py_XDECREF(encoded);
-        return data;
+        PyErr_Clear(); /* some are str */
+        return encode_each((PyObject *)self, messages);
     }
     PyObject *data = PyNumber_Add(joined, self->newline);
     Py_DECREF(joined);
@@ -366,12 +359,9 @@ PyInit__lines(void)
 {
     str_code = PyUnicode_InternFromString("code");
     str_detail = PyUnicode_InternFromString("detail");
-    str_encode = PyUnicode_InternFromString("encode");
     str_join = PyUnicode_InternFromString("join");
-    empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
     default_newline = PyBytes_FromStringAndSize("\n", 1);
-    if (!str_code || !str_detail || !str_encode || !str_join || !empty_bytes ||
-        !default_newline)
+    if (!str_code || !str_detail || !str_join || !default_newline)
         return NULL;
     protocol_error_type = import_attribute("residentd.errors", "ProtocolError");
     if (protocol_error_type == NULL)

@@ -254,15 +254,8 @@ Core_send_many(Core *self, PyObject *messages)
         data = PyObject_CallOneArg(encode_many, messages);
         Py_DECREF(encode_many);
     }
-    else { /* b"".join(map(codec.encode, messages)) */
-        PyObject *encode = PyObject_GetAttr(codec, str_encode);
-        PyObject *encoded = encode ? PyObject_CallFunctionObjArgs((PyObject *)&PyMap_Type, encode,
-                                                                  messages, NULL)
-                                   : NULL;
-        Py_XDECREF(encode);
-        data = encoded ? PyObject_CallMethodOneArg(empty_bytes, str_join, encoded) : NULL;
-        Py_XDECREF(encoded);
-    }
+    else
+        data = encode_each(codec, messages);
     if (data == NULL)
         goto done;
     Py_ssize_t count = PyObject_Size(messages);

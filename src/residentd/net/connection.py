@@ -84,7 +84,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self.server = server
         self.service = service
         self._loop = server.loop
-        self._loop_time = server.loop.time
+        self._loop_time = server.clock
         self.codec = service.codec_factory()
         self.session = None
         self.transport = None

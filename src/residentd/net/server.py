@@ -87,6 +87,9 @@ class Server:
         self.app = app
         self.limits = limits or Limits(**app.limit_defaults)
         self.loop = loop or asyncio.get_running_loop()
+        # The loop's clock as one bound method that every connection shares (each read stamps
+        # its connection's last input with it), instead of one per connection.
+        self.clock = self.loop.time
         self.stats = Stats()
         self.connections: dict[int, Connection] = {}
         self.services: list[ServiceRuntime] = []
