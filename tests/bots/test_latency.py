@@ -174,3 +174,30 @@ def test_bots_reconnect_when_the_server_closes_and_count_it(run: Any) -> None:
     closes = [stats.steps[name].errors.get("closed-by-peer", 0) for name in ("echo", "connection")
               if name in stats.steps]  # fmt: skip
     assert sum(closes) >= 3
+
+
+def test_the_last_second_counts_the_users_online_at_the_stop(run: Any) -> None:
+    """The run stops at 1.5 s while every bot waits on a reply the server holds until 2.5 s.
+    The draining bots sign out after the reporter's whole second 2 has passed: that second
+    must still count the four users online at the stop, and hold the replies of the drain."""
+
+    async def main() -> Any:
+        import asyncio
+
+        server = await LineServer().start()
+        loop = asyncio.get_running_loop()
+
+        def stall() -> None:
+            server.stall_until = loop.time() + 1.5
+
+        loop.call_later(1.0, stall)
+        try:
+            return await run_load(Echo, server.port, closed(4, 1.5))
+        finally:
+            await server.stop()
+
+    stats, intervals = run(main())
+    assert [interval.second for interval in intervals] == [1, 2]
+    assert [point.users for point in stats.timeline] == [4, 4]
+    assert intervals[-1].steps["echo"].ok >= 4  # with the held replies, answered in the drain
+    assert stats.steps["echo"].errors == {}

@@ -148,13 +148,16 @@ class LoadRunner:
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), self.plan.duration)
+        # The reporter stops with the load: while the bots sign out it would report a second
+        # with fewer users online, and the last second of the run must count those online at
+        # the stop. The drain's requests go into the final interval.
         online_at_stop = self.recorder.users
-        await self._stop(spawner)
-        watchdog.stop()
-        lag_probe.cancel()
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+        await self._stop(spawner)
+        watchdog.stop()
+        lag_probe.cancel()
         if self.emit is not None:
             self.emit(self.recorder.interval(self._next_second, online_at_stop))
 
