@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint typecheck unit bench clean
 
 # setup.py builds the C speedups (src/residentd/**/*.c): a change to one rebuilds them.
-$(STAMP): pyproject.toml setup.py $(wildcard src/residentd/*.h src/residentd/*/*.c src/residentd/*/*/*.c)
+$(STAMP): pyproject.toml setup.py $(wildcard src/residentd/*.h src/residentd/*/*.c src/residentd/*/*/*.[ch])
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

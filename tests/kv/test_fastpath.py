@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 import tracemalloc
 from collections import deque
@@ -99,10 +100,17 @@ class KvClient:
     """One client of a fresh kv App: a ``Server`` (never bound), a ``Connection`` made by it as
     the listener would, and the app's session, with the C fast path on or off."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, execute: Execute | None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        execute: Execute | None,
+        prepare: Callable[[Keyspace], None] | None = None,
+    ) -> None:
         self.loop = loop
         self.execute = execute
         self.app: KvApp = create_app()
+        if prepare is not None:
+            prepare(self.app.state.db)
         self.server = Server(self.app, None, loop)
         runtime = ServiceRuntime.of(self.app.services[0])
         self.transport = RecordingTransport()
@@ -162,9 +170,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def run_pipeline(
-    loop: asyncio.AbstractEventLoop, execute: Execute | None, chunks: list[list[Argv]]
+    loop: asyncio.AbstractEventLoop,
+    execute: Execute | None,
+    chunks: list[list[Argv]],
+    prepare: Callable[[Keyspace], None] | None = None,
 ) -> tuple[list[bytes], dict[str, Any]]:
-    client = KvClient(loop, execute)
+    client = KvClient(loop, execute, prepare)
     for chunk in chunks:
         client.read(chunk)
     replies = client.replies()
@@ -439,6 +450,38 @@ def test_the_fast_path_is_used(loop: asyncio.AbstractEventLoop) -> None:
     replies, _ = run_pipeline(loop, counting, [pipeline])
     assert replies == [b"+OK\r\n", b":2\r\n", b":1\r\n", b"$1\r\n2\r\n"]
     assert calls == [0, 3]
+
+
+@needs_fastpath
+@pytest.mark.parametrize("size", [2_000, 70_000])  # slots of 16 and of 32 bits
+def test_on_a_large_keyspace_c_and_python_agree(loop: asyncio.AbstractEventLoop, size: int) -> None:
+    """Past 1,024 keys ``execute`` prefetches each batch's keys in the dict's own table
+    (_dict_prefetch.h). With deleted keys (dummy slots), present, absent and replaced keys,
+    more commands than one batch and MGET and MSET of more keys than one prefetch, it still
+    does what the Python handlers do."""
+    rng = random.Random(size)
+
+    def prepare(db: Keyspace) -> None:
+        db.data.update((b"key:%d" % i, b"%d" % i) for i in range(size))
+        for i in range(0, size, 5):
+            del db.data[b"key:%d" % i]
+
+    def key() -> bytes:
+        return b"key:%d" % rng.randrange(size + size // 5)
+
+    def one() -> Argv:
+        kind = rng.choice(["get", "get", "set", "incr", "lpush", "mget", "mset", "del"])
+        if kind == "mget":
+            return [b"MGET"] + [key() for _ in range(rng.choice([3, 80]))]
+        if kind == "mset":
+            return [b"MSET"] + [part for _ in range(rng.choice([2, 70])) for part in (key(), b"7")]
+        argv = {"get": [b"GET"], "set": [b"SET", None, b"x"], "incr": [b"INCRBY", None, b"3"],
+                "lpush": [b"LPUSH", None, b"item"], "del": [b"DEL"]}[kind]  # fmt: skip
+        return [argv[0], key(), *argv[2:]]
+
+    chunks = [[one() for _ in range(100)] for _ in range(3)]
+    expected = run_pipeline(loop, None, chunks, prepare)
+    assert run_pipeline(loop, fast_execute(), chunks, prepare) == expected
 
 
 # -- execute, directly -----------------------------------------------------------------------------

@@ -14,9 +14,13 @@
  * agree, reply for reply and value for value.
  *
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
+ *
+ * It takes the commands in batches: first it names each command of a batch and prefetches
+ * the places of all the keys they name in the keyspace (_dict_prefetch.h), then it runs them.
  */
 
 #include "../../_speedups.h"
+#include "_dict_prefetch.h"
 
 static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
 static PyObject *deque_type;
@@ -349,12 +353,35 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
     return write_number(out, ':', length) < 0 ? -1 : 1;
 }
 
-static int
-run_one(Keyspace *db, PyObject *argv, Output *out)
+#define COMMAND_BATCH 32 /* commands named, and their keys prefetched, together */
+
+/* Names each of commands[start:end] into ``commands_named`` and gathers the keys they will
+ * look up into ``keys`` (at most PREFETCH_BATCH); returns how many keys. */
+static Py_ssize_t
+plan_batch(PyObject *commands, Py_ssize_t start, Py_ssize_t end, enum command *commands_named,
+           PyObject **keys)
 {
-    if (!PyList_CheckExact(argv) || PyList_GET_SIZE(argv) == 0)
-        return 0;
-    enum command command = identify(PyList_GET_ITEM(argv, 0));
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = start; i < end; i++) {
+        PyObject *argv = PyList_GET_ITEM(commands, i);
+        enum command command = UNKNOWN;
+        if (PyList_CheckExact(argv) && PyList_GET_SIZE(argv) > 0)
+            command = identify(PyList_GET_ITEM(argv, 0));
+        commands_named[i - start] = command;
+        if (command == UNKNOWN || command == PING)
+            continue;
+        Py_ssize_t argc = PyList_GET_SIZE(argv);
+        Py_ssize_t last = command == MGET || command == MSET ? argc : Py_MIN(argc, 2);
+        for (Py_ssize_t k = 1; k < last && count < PREFETCH_BATCH; k += 1 + (command == MSET))
+            keys[count++] = PyList_GET_ITEM(argv, k);
+    }
+    return count;
+}
+
+/* Runs one command, named by plan_batch. */
+static int
+run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
+{
     switch (command) {
     case GET:
         return run_get(db, argv, out);
@@ -430,13 +457,23 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "db.data and db.expires must be dicts");
         goto done;
     }
-    for (; index < PyList_GET_SIZE(commands); index++) {
-        int ran = run_one(&db, PyList_GET_ITEM(commands, index), &out);
-        if (ran < 0)
-            goto done;
-        if (ran == 0)
-            break;
+    Py_ssize_t total = PyList_GET_SIZE(commands);
+    while (index < total) {
+        Py_ssize_t start = index, end = Py_MIN(index + COMMAND_BATCH, total);
+        enum command commands_named[COMMAND_BATCH];
+        PyObject *keys[PREFETCH_BATCH];
+        Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
+        prefetch_dict_keys(db.data, keys, count);
+        for (; index < end; index++) {
+            int ran = run_one(&db, PyList_GET_ITEM(commands, index), commands_named[index - start],
+                              &out);
+            if (ran < 0)
+                goto done;
+            if (ran == 0)
+                goto stopped;
+        }
     }
+stopped:
     if (out.size) {
         PyObject *replies_bytes = PyBytes_FromStringAndSize(out.data, out.size);
         if (replies_bytes == NULL)
