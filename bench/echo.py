@@ -1,10 +1,14 @@
 """Echo throughput: residentd's echo against a raw uvloop Protocol and asyncio streams.
 
-Each server runs in its own subprocess pinned to CPU 0 (see harness.py); the load generator is
-this process, pinned to CPU 1: one uvloop loop driving every client connection as a bare
-Protocol (no streams, no Task per connection). A client sends a batch of ``depth`` lines in one
-write, waits until the same number of bytes came back, and sends the next batch: depth 1 is the
-non-pipelined case (one line per round trip), depth 16 the pipelined one.
+Each server runs in its own subprocess pinned to CPU 0 (see harness.py); the load generator runs
+on CPU 1. By default it is echo_load.c, compiled at the start: one epoll loop in C driving
+every client connection, so that it costs a fraction of what the fastest servers cost per
+round trip and the servers set the pace. ``--load-generator python`` (and the fallback when
+there is no C compiler) is this process instead: one uvloop loop driving every connection as
+a bare Protocol, which costs about as much per round trip as the fastest servers. Either way a
+client sends a batch of ``depth`` lines in one write, waits until the same bytes came back,
+and sends the next batch: depth 1 is the non-pipelined case (one line per round trip), depth
+16 the pipelined one.
 
 A measurement opens the connections, runs them for a warm-up, counts echoed lines for a fixed
 window, then stops the clients and closes them. Measurements alternate between the servers
@@ -30,8 +34,10 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -216,12 +222,64 @@ async def measure(
     )
 
 
+async def measure_with_c(
+    binary: str,
+    server: ServerProcess,
+    workload: Workload,
+    size: int,
+    warmup: float,
+    duration: float,
+) -> Window:
+    """One window driven by the C load generator (echo_load.c), which says when the window
+    starts and ends, how many lines came back and what CPU it used."""
+    process = await asyncio.create_subprocess_exec(
+        binary, str(server.port), str(workload.connections), str(workload.depth), str(size),
+        str(warmup), str(duration), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    started = await asyncio.wait_for(process.stdout.readline(), 60)
+    server_cpu, busy = server.cpu_seconds(), busy_cpu_seconds()
+    ended = await asyncio.wait_for(process.stdout.readline(), duration + 30)
+    server_cpu = server.cpu_seconds() - server_cpu
+    busy = busy_cpu_seconds() - busy
+    rest = await asyncio.wait_for(process.stdout.read(), 30)
+    if await process.wait() != 0 or started != b"start\n" or not ended.startswith(b"end "):
+        raise RuntimeError(f"the C load generator failed against {server.name}")
+    lines, elapsed, client_cpu = (float(field) for field in ended.split()[1:])
+    errors = int(rest.split()[1])
+    other_cpu = busy - server_cpu - client_cpu
+    return Window(
+        lines / elapsed,
+        server_cpu / elapsed,
+        client_cpu / elapsed,
+        max(other_cpu, 0.0) / elapsed,
+        errors,
+    )
+
+
+def build_load_generator(directory: str) -> str | None:
+    """Compile echo_load.c into ``directory``: the path of the program, or None when there is
+    no C compiler."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = os.path.join(directory, "echo_load")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo_load.c")
+    subprocess.run([compiler, "-O2", "-o", binary, source], check=True)
+    return binary
+
+
 async def undisturbed_measure(
     server: ServerProcess, workload: Workload, line: bytes, args: argparse.Namespace
 ) -> Window:
     """Measure; while other processes took more than ``--max-other`` of a core, wait and retry."""
     for attempt in range(args.retries + 1):
-        window = await measure(server, workload, line, args.warmup, args.duration)
+        if args.load_binary:
+            window = await measure_with_c(
+                args.load_binary, server, workload, args.size, args.warmup, args.duration
+            )
+        else:
+            window = await measure(server, workload, line, args.warmup, args.duration)
         if window.other_cpu <= args.max_other or attempt == args.retries:
             return window
         print(
@@ -442,6 +500,13 @@ def parse_args() -> argparse.Namespace:
         help="CPU share of one core other processes may use in a window before it is redone (0.15)",
     )
     parser.add_argument("--retries", type=int, default=2, help="redos of a disturbed window (2)")
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="echo_load.c, compiled at the start, or this process's uvloop Protocols"
+        " (auto: C when a compiler is at hand)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     args = parser.parse_args()
     args.servers = [name for name in args.servers.split(",") if name]
@@ -464,13 +529,25 @@ def main() -> None:
     raise_nofile_limit()
     via = resolve_residentd_via(args.residentd_via)
     pin_to_cpu(CLIENT_CPU)
-    print(
-        f"servers pinned to CPU {SERVER_CPU}; load generator: this one process (uvloop Protocols)"
-        f" pinned to CPU {CLIENT_CPU}; residentd started via {via}; {args.rounds} rounds of"
-        f" {args.warmup:g}s warm-up + {args.duration:g}s measured; {args.size}-byte lines",
-        flush=True,
-    )
     with contextlib.ExitStack() as stack:
+        args.load_binary = None
+        if args.load_generator != "python":
+            args.load_binary = build_load_generator(
+                stack.enter_context(tempfile.TemporaryDirectory())
+            )
+            if args.load_binary is None and args.load_generator == "c":
+                raise SystemExit("--load-generator c: no C compiler (cc or gcc) found")
+        generator = (
+            "echo_load.c, one process, one epoll loop"
+            if args.load_binary
+            else "this one process, uvloop Protocols"
+        )
+        print(
+            f"servers pinned to CPU {SERVER_CPU}; load generator: {generator}, pinned to CPU"
+            f" {CLIENT_CPU}; residentd started via {via}; {args.rounds} rounds of"
+            f" {args.warmup:g}s warm-up + {args.duration:g}s measured; {args.size}-byte lines",
+            flush=True,
+        )
         servers = {
             name: stack.enter_context(ServerProcess(name, server_command(name, free_port(), via)))
             for name in args.servers
@@ -488,7 +565,7 @@ def main() -> None:
                 "warmup": args.warmup,
                 "line_bytes": args.size,
                 "residentd_via": via,
-                "load_generator": f"1 process, uvloop Protocols, CPU {CLIENT_CPU}",
+                "load_generator": f"{generator}, CPU {CLIENT_CPU}",
                 "server_cpu": SERVER_CPU,
                 "max_other": args.max_other,
             },
