@@ -56,4 +56,47 @@ encode_each(PyObject *codec, PyObject *messages)
     return data;
 }
 
+/* One call site's memory of the function behind ``object.name`` for the last type it saw, so
+ * that a hot call skips the attribute lookup. It is used only where that lookup cannot find
+ * anything else: a type with the default attribute lookup, no instance __dict__, and a plain
+ * function or method descriptor under that name (one that takes the object as its first
+ * argument). It stays valid while the type's version tag is the same, which CPython changes
+ * whenever the type or one of its bases is modified. Any other case makes the ordinary call. */
+typedef struct {
+    PyTypeObject *type;
+    unsigned int version;
+    PyObject *function; /* a strong reference, or NULL */
+} MethodCache;
+
+static inline PyObject *
+cached_function(MethodCache *cache, PyObject *object, PyObject *name)
+{
+    PyTypeObject *type = Py_TYPE(object);
+    if (cache->function != NULL && cache->type == type && type->tp_version_tag == cache->version &&
+        PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        return cache->function;
+    Py_CLEAR(cache->function);
+    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_dictoffset != 0)
+        return NULL;
+    PyObject *found = _PyType_Lookup(type, name); /* borrowed; tags the type with a version */
+    if (found == NULL || !PyType_HasFeature(Py_TYPE(found), Py_TPFLAGS_METHOD_DESCRIPTOR) ||
+        !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        return NULL;
+    cache->type = type;
+    cache->version = type->tp_version_tag;
+    cache->function = Py_NewRef(found);
+    return found;
+}
+
+/* object.name(argument), through ``cache``: a new reference, or NULL with an exception. */
+static inline PyObject *
+call_method_cached(MethodCache *cache, PyObject *object, PyObject *name, PyObject *argument)
+{
+    PyObject *function = cached_function(cache, object, name);
+    if (function == NULL)
+        return PyObject_CallMethodOneArg(object, name, argument);
+    PyObject *arguments[2] = {object, argument};
+    return PyObject_Vectorcall(function, arguments, 2, NULL);
+}
+
 #endif

@@ -250,13 +250,15 @@ class Setup:
     talk_back: bool = False
     max_input_buffer: int = 64
     max_output_buffer: int = 1024
+    session: type[Scripted] | None = None  # instead of the kind's class
 
     def app(self) -> App:
         app = App("twins")
         app.option("greet", self.greet, "send hi on connect")
         app.option("talk_back", self.talk_back, "answer on_pause_writing and on_resume_writing")
         codec = functools.partial(self.codec, max_line=MAX_LINE)
-        app.service("main", session_class(self.kind, self.defer_writes), codec=codec)
+        session = self.session or session_class(self.kind, self.defer_writes)
+        app.service("main", session, codec=codec)
         return app
 
     def limits(self) -> Limits:
@@ -903,3 +905,29 @@ def test_handlers_of_the_lines_before_a_too_long_one_see_no_exception_being_hand
         assert ("handling", "None") in twins.c.events
         failure = ("ERROR", "on_message raised; closing the connection", "RuntimeError", None)
         assert failure in [log[1:5] for log in twins.c.logs]
+
+
+def test_methods_replaced_on_a_class_at_run_time_take_effect() -> None:
+    """The C core remembers, per call site, the function behind ``codec.feed``,
+    ``codec.encode``, ``codec.encode_many``, ``session.on_messages`` and ``transport.write`` for
+    the last type it saw. A method replaced on the class while a connection runs is called from
+    the next chunk on, as on the Python core, which looks each one up every time."""
+    codec = type("PatchedCodec", (PyLineCodec,), {"__slots__": ()})
+    session = type("PatchedSession", (Batched,), {"__slots__": ()})
+    original_feed = PyLineCodec.feed
+    with Twins(Setup(kind="batch", codec=codec, session=session)) as twins:
+        twins.feed(b"a\nb\n")
+        codec.feed = lambda self, data: original_feed(self, data.upper())  # type: ignore[method-assign]
+        twins.feed(b"c\n")
+        codec.encode = lambda self, message: b"<" + message + b">\n"  # type: ignore[method-assign]
+        twins.feed(b"d\n")
+
+        def reversed_lines(self: Scripted, messages: list[bytes]) -> None:
+            self.record("reversed", tuple(messages))
+            self.send_many([message[::-1] for message in messages])
+
+        session.on_messages = reversed_lines  # type: ignore[method-assign]
+        twins.feed(b"ef\n")
+        del codec.feed, codec.encode
+        twins.feed(b"gh\n")
+        assert twins.c.writes() == [b"a\nb\n", b"C\n", b"<D>\n", b"FE\n", b"hg\n"]

@@ -20,6 +20,10 @@ static PyObject *str_feed, *str_buffered, *str_on_messages, *str_on_message, *st
     *str_max_input_buffer, *str_protocol_error, *str_enqueue, *str_handler_failed,
     *str_check_output_cap, *str_input_buffer_full, *str_join, *empty_bytes;
 
+/* The hot calls' method caches (_speedups.h): transport.write, the codec's feed, encode and
+ * encode_many, the session's on_messages. */
+static MethodCache write_cache, feed_cache, encode_cache, encode_many_cache, on_messages_cache;
+
 typedef struct {
     PyObject_HEAD
     PyObject *server;
@@ -206,7 +210,7 @@ write_now(Core *self, PyObject *data)
     if (size < 0)
         goto done;
     self->bytes_out += size;
-    PyObject *result = PyObject_CallMethodOneArg(transport, str_write, data);
+    PyObject *result = call_method_cached(&write_cache, transport, str_write, data);
     if (result == NULL)
         goto done;
     Py_DECREF(result);
@@ -223,7 +227,7 @@ Core_send(Core *self, PyObject *message)
         Py_RETURN_NONE;
     if (field(self->codec, "codec") == NULL)
         return NULL;
-    PyObject *data = PyObject_CallMethodOneArg(self->codec, str_encode, message);
+    PyObject *data = call_method_cached(&encode_cache, self->codec, str_encode, message);
     if (data == NULL)
         return NULL;
     int queued = queue(self, data);
@@ -248,17 +252,25 @@ Core_send_many(Core *self, PyObject *messages)
     PyObject *codec = Py_NewRef(self->codec);
     PyObject *encode_many;
     PyObject *data = NULL;
-    if (optional_attribute(codec, str_encode_many, &encode_many) < 0)
-        goto done;
-    if (encode_many != NULL) {
-        data = PyObject_CallOneArg(encode_many, messages);
-        Py_DECREF(encode_many);
+    PyObject *function = cached_function(&encode_many_cache, codec, str_encode_many);
+    if (function != NULL) {
+        PyObject *arguments[2] = {codec, messages};
+        data = PyObject_Vectorcall(function, arguments, 2, NULL);
     }
-    else
-        data = encode_each(codec, messages);
+    else {
+        if (optional_attribute(codec, str_encode_many, &encode_many) < 0)
+            goto done;
+        if (encode_many != NULL) {
+            data = PyObject_CallOneArg(encode_many, messages);
+            Py_DECREF(encode_many);
+        }
+        else
+            data = encode_each(codec, messages);
+    }
     if (data == NULL)
         goto done;
-    Py_ssize_t count = PyObject_Size(messages);
+    Py_ssize_t count = PyList_CheckExact(messages) ? PyList_GET_SIZE(messages)
+                                                   : PyObject_Size(messages);
     if (count < 0) {
         Py_CLEAR(data);
         goto done;
@@ -367,7 +379,8 @@ dispatch(Core *self, PyObject *messages)
     self->dispatching = 1;
     int failed = 0;
     if (self->mode == BATCH) {
-        PyObject *result = PyObject_CallMethodOneArg(session, str_on_messages, messages);
+        PyObject *result =
+            call_method_cached(&on_messages_cache, session, str_on_messages, messages);
         if (result == NULL)
             failed = 1;
         else
@@ -415,7 +428,7 @@ dispatch(Core *self, PyObject *messages)
     if (size >= 0 && !is_none(self->transport)) {
         self->bytes_out += size;
         PyObject *transport = Py_NewRef(self->transport);
-        PyObject *result = PyObject_CallMethodOneArg(transport, str_write, data);
+        PyObject *result = call_method_cached(&write_cache, transport, str_write, data);
         Py_DECREF(transport);
         if (result != NULL) {
             Py_DECREF(result);
@@ -476,7 +489,7 @@ Core_data_received(Core *self, PyObject *data)
     PyObject *codec = Py_NewRef(self->codec);
     PyObject *held = NULL;
     int status = -1;
-    PyObject *messages = PyObject_CallMethodOneArg(codec, str_feed, data);
+    PyObject *messages = call_method_cached(&feed_cache, codec, str_feed, data);
     if (messages == NULL) {
         if (!PyErr_ExceptionMatches(protocol_error_type))
             goto done;
