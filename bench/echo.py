@@ -11,9 +11,10 @@ and sends the next batch: depth 1 is the non-pipelined case (one line per round 
 16 the pipelined one.
 
 A measurement opens the connections, runs them for a warm-up, counts echoed lines for a fixed
-window, then stops the clients and closes them. Measurements alternate between the servers
-(A B C A B C ...) for each workload, round after round; the tables show per-server medians and
-the ratios residentd/raw-uvloop and residentd/asyncio-streams.
+window, then stops the clients and closes them. Measurements alternate between the servers for
+each workload, round after round, and the order rotates from round to round (A B C, then B C
+A, then C A B, ...); the tables show per-server medians and the ratios
+residentd/raw-uvloop and residentd/asyncio-streams.
 
 Beside throughput each window records CPU time: the server's, the load generator's and that of
 everything else on the machine ("other", hypervisor steal included). A window in which other
@@ -296,9 +297,15 @@ async def run_rounds(
 ) -> list[Measurement]:
     line = b"x" * (args.size - 1) + b"\n"
     results: list[Measurement] = []
+    names = list(servers)
     for number in range(1, args.rounds + 1):
+        # The order rotates from round to round, so that no server always runs first (just
+        # after the connections of the previous workload closed) or last.
+        shift = (number - 1) % len(names)
+        order = names[shift:] + names[:shift]
         for workload in workloads:
-            for name, server in servers.items():
+            for name in order:
+                server = servers[name]
                 window = await undisturbed_measure(server, workload, line, args)
                 check_health(server, workload, window)
                 result = Measurement(
