@@ -88,6 +88,18 @@ cached_function(MethodCache *cache, PyObject *object, PyObject *name)
     return found;
 }
 
+/* function(object, argument), holding a reference to the function for the call: the call may
+ * replace the method on the class, and a nested call through the same cache drop it. */
+static inline PyObject *
+call_function_held(PyObject *function, PyObject *object, PyObject *argument)
+{
+    PyObject *arguments[2] = {object, argument};
+    Py_INCREF(function);
+    PyObject *result = PyObject_Vectorcall(function, arguments, 2, NULL);
+    Py_DECREF(function);
+    return result;
+}
+
 /* object.name(argument), through ``cache``: a new reference, or NULL with an exception. */
 static inline PyObject *
 call_method_cached(MethodCache *cache, PyObject *object, PyObject *name, PyObject *argument)
@@ -95,8 +107,7 @@ call_method_cached(MethodCache *cache, PyObject *object, PyObject *name, PyObjec
     PyObject *function = cached_function(cache, object, name);
     if (function == NULL)
         return PyObject_CallMethodOneArg(object, name, argument);
-    PyObject *arguments[2] = {object, argument};
-    return PyObject_Vectorcall(function, arguments, 2, NULL);
+    return call_function_held(function, object, argument);
 }
 
 #endif

@@ -253,10 +253,8 @@ Core_send_many(Core *self, PyObject *messages)
     PyObject *encode_many;
     PyObject *data = NULL;
     PyObject *function = cached_function(&encode_many_cache, codec, str_encode_many);
-    if (function != NULL) {
-        PyObject *arguments[2] = {codec, messages};
-        data = PyObject_Vectorcall(function, arguments, 2, NULL);
-    }
+    if (function != NULL)
+        data = call_function_held(function, codec, messages);
     else {
         if (optional_attribute(codec, str_encode_many, &encode_many) < 0)
             goto done;
