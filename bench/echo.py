@@ -196,6 +196,22 @@ class Window:
     other_cpu: float  # every other process on the machine, and the hypervisor's steal
     errors: int
 
+    @classmethod
+    def of(
+        cls,
+        elapsed: float,
+        lines: float,
+        server_cpu: float,
+        client_cpu: float,
+        busy: float,
+        errors: int,
+    ) -> Window:
+        """The window from its totals: seconds, lines, CPU seconds of the server, of the load
+        generator and of the whole machine (``busy``), and errors."""
+        other_cpu = max(busy - server_cpu - client_cpu, 0.0)
+        return cls(lines / elapsed, server_cpu / elapsed, client_cpu / elapsed,
+                   other_cpu / elapsed, errors)  # fmt: skip
+
 
 async def measure(
     server: ServerProcess, workload: Workload, line: bytes, warmup: float, duration: float
@@ -212,15 +228,9 @@ async def measure(
     lines = tally.lines - lines
     server_cpu = server.cpu_seconds() - server_cpu
     client_cpu = time.process_time() - client_cpu
-    other_cpu = busy_cpu_seconds() - busy - server_cpu - client_cpu
+    busy = busy_cpu_seconds() - busy
     await close_clients(clients, tally)
-    return Window(
-        lines / elapsed,
-        server_cpu / elapsed,
-        client_cpu / elapsed,
-        max(other_cpu, 0.0) / elapsed,
-        tally.errors,
-    )
+    return Window.of(elapsed, lines, server_cpu, client_cpu, busy, tally.errors)
 
 
 async def measure_with_c(
@@ -247,15 +257,7 @@ async def measure_with_c(
     if await process.wait() != 0 or started != b"start\n" or not ended.startswith(b"end "):
         raise RuntimeError(f"the C load generator failed against {server.name}")
     lines, elapsed, client_cpu = (float(field) for field in ended.split()[1:])
-    errors = int(rest.split()[1])
-    other_cpu = busy - server_cpu - client_cpu
-    return Window(
-        lines / elapsed,
-        server_cpu / elapsed,
-        client_cpu / elapsed,
-        max(other_cpu, 0.0) / elapsed,
-        errors,
-    )
+    return Window.of(elapsed, lines, server_cpu, client_cpu, busy, int(rest.split()[1]))
 
 
 def build_load_generator(directory: str) -> str | None:

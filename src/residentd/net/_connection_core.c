@@ -339,16 +339,24 @@ Core_write_now(Core *self, PyObject *data)
 
 /* -- reading ---------------------------------------------------------------------------------- */
 
+/* Take the exception being raised out of the error indicator: normalized, with its traceback
+ * attached, as new references. */
+static void
+take_exception(PyObject **type, PyObject **value, PyObject **traceback)
+{
+    PyErr_Fetch(type, value, traceback);
+    PyErr_NormalizeException(type, value, traceback);
+    if (*traceback != NULL)
+        PyException_SetTraceback(*value, *traceback);
+}
+
 /* The exception being raised becomes the one being handled (as inside ``except``) while
  * self._handler_failed(where) logs it and closes the connection. */
 static int
 handler_failed(Core *self, const char *where)
 {
     PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL)
-        PyException_SetTraceback(value, traceback);
+    take_exception(&type, &value, &traceback);
     PyObject *old_type, *old_value, *old_traceback;
     PyErr_GetExcInfo(&old_type, &old_value, &old_traceback);
     PyErr_SetExcInfo(type, value, traceback);
@@ -492,10 +500,7 @@ Core_data_received(Core *self, PyObject *data)
         if (!PyErr_ExceptionMatches(protocol_error_type))
             goto done;
         PyObject *type, *error, *traceback;
-        PyErr_Fetch(&type, &error, &traceback);
-        PyErr_NormalizeException(&type, &error, &traceback);
-        if (traceback != NULL)
-            PyException_SetTraceback(error, traceback);
+        take_exception(&type, &error, &traceback);
         status = call_own_with(self, str_protocol_error, error);
         Py_XDECREF(type);
         Py_XDECREF(error);
