@@ -21,6 +21,7 @@ from residentd.libevent.bufferevent import (
     BevEventCallback,
     BufferEvent,
 )
+from residentd.libevent.errors import UnwatchableFileError
 from residentd.libevent.event import Event, EventCallback, SignalEvent, Timer
 from residentd.libevent.flags import (
     BEV_EVENT_CONNECTED,
@@ -35,11 +36,16 @@ from residentd.libevent.flags import (
     EV_SIGNAL,
     EV_TIMEOUT,
     EV_WRITE,
+    EVBUFFER_EOF,
     EVBUFFER_EOL_ANY,
     EVBUFFER_EOL_CRLF,
     EVBUFFER_EOL_CRLF_STRICT,
     EVBUFFER_EOL_LF,
     EVBUFFER_EOL_NUL,
+    EVBUFFER_ERROR,
+    EVBUFFER_READ,
+    EVBUFFER_TIMEOUT,
+    EVBUFFER_WRITE,
     EVLOOP_NO_EXIT_ON_EMPTY,
     EVLOOP_NONBLOCK,
     EVLOOP_ONCE,
@@ -55,11 +61,16 @@ __all__ = [
     "BEV_EVENT_WRITING",
     "BEV_OPT_CLOSE_ON_FREE",
     "DEFAULT_READ_SIZE",
+    "EVBUFFER_EOF",
     "EVBUFFER_EOL_ANY",
     "EVBUFFER_EOL_CRLF",
     "EVBUFFER_EOL_CRLF_STRICT",
     "EVBUFFER_EOL_LF",
     "EVBUFFER_EOL_NUL",
+    "EVBUFFER_ERROR",
+    "EVBUFFER_READ",
+    "EVBUFFER_TIMEOUT",
+    "EVBUFFER_WRITE",
     "EVLOOP_NONBLOCK",
     "EVLOOP_NO_EXIT_ON_EMPTY",
     "EVLOOP_ONCE",
@@ -78,5 +89,6 @@ __all__ = [
     "EventCallback",
     "SignalEvent",
     "Timer",
+    "UnwatchableFileError",
     "describe",
 ]

@@ -1,12 +1,14 @@
 """``EventBase``: libevent's event base, on top of an asyncio (or uvloop) event loop.
 
 An event base does not poll anything itself. Each pending event is registered with the loop:
-an fd it reads or writes with ``add_reader``/``add_writer``, a signal with
-``add_signal_handler``, a timeout with ``call_at``. libevent lets several events wait on one fd
-(or one signal) while the loop takes one callback per fd, so the base keeps one ``_Watch`` per fd
-and direction, or per signal: the loop calls the watch, and the watch calls its events in the
-order they were added. The watch leaves the loop when its last event is deleted, so a base holds
-nothing for events that are not pending.
+an fd it reads or writes with ``add_reader``/``add_writer``, a timeout with ``call_at``. Signals
+are caught by the base itself (``signals.SignalPipe``): the loop watches the base's self-pipe, so
+a signal that arrives while the loop is not running is delivered in the next round. libevent
+lets several events wait on one fd (or one signal) while the loop takes one callback per fd, so
+the base keeps one ``_Watch`` per fd and direction, or per signal: the loop (or the signal pipe)
+calls the watch, and the watch calls its events in the order they were added. The watch leaves
+the loop when its last event is deleted, so a base holds nothing for events that are not
+pending.
 
 Events fire whenever their loop runs. ``dispatch()`` and ``loop(flags)`` are for a base that owns
 its loop: they run it until the base has no pending events, ``loopexit``, ``loopbreak``, or, with
@@ -21,6 +23,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from residentd.libevent.errors import UnwatchableFileError, unwatchable_kind
 from residentd.libevent.flags import (
     EV_READ,
     EV_SIGNAL,
@@ -28,7 +31,9 @@ from residentd.libevent.flags import (
     EVLOOP_NO_EXIT_ON_EMPTY,
     EVLOOP_NONBLOCK,
     EVLOOP_ONCE,
+    describe,
 )
+from residentd.libevent.signals import SignalPipe
 from residentd.loop import new_event_loop
 
 if TYPE_CHECKING:
@@ -69,6 +74,7 @@ class EventBase:
         "_got_exit",
         "_loop",
         "_owns_loop",
+        "_signal_pipe",
         "_waiter",
         "_watches",
     )
@@ -89,6 +95,7 @@ class EventBase:
         self._added: set[Event] = set()
         self._watches: dict[int, dict[int, _Watch]] = {EV_READ: {}, EV_WRITE: {}, EV_SIGNAL: {}}
         self._waiter: asyncio.Future[int] | None = None
+        self._signal_pipe: SignalPipe | None = None
         self._exit_handle: asyncio.TimerHandle | None = None
         self._exit_due = False
         self._exit_on_empty = True
@@ -236,12 +243,18 @@ class EventBase:
             self._unregister(what, key)
 
     def _register(self, what: int, key: int, callback: Callable[[], None]) -> None:
-        if what == EV_READ:
-            self._loop.add_reader(key, callback)
-        elif what == EV_WRITE:
-            self._loop.add_writer(key, callback)
-        else:
-            self._loop.add_signal_handler(key, callback)
+        try:
+            if what == EV_READ:
+                self._loop.add_reader(key, callback)
+            elif what == EV_WRITE:
+                self._loop.add_writer(key, callback)
+            else:
+                self._listen(key)
+        except PermissionError as exc:
+            kind = unwatchable_kind(key) if what != EV_SIGNAL else None
+            if kind is None:
+                raise
+            raise UnwatchableFileError(key, describe(what), kind) from exc
 
     def _unregister(self, what: int, key: int) -> None:
         if what == EV_READ:
@@ -249,7 +262,44 @@ class EventBase:
         elif what == EV_WRITE:
             self._loop.remove_writer(key)
         else:
-            self._loop.remove_signal_handler(key)
+            self._unlisten(key)
+
+    # Signals: the base's own self-pipe, watched while any signal event is pending.
+
+    def _listen(self, signum: int) -> None:
+        pipe = self._signal_pipe
+        if pipe is None:
+            pipe = self._signal_pipe = SignalPipe()
+            self._loop.add_reader(pipe.fileno, self._deliver_signals)
+        try:
+            pipe.listen(signum)
+        finally:
+            if not pipe.signals:
+                self._close_signal_pipe()
+
+    def _unlisten(self, signum: int) -> None:
+        pipe = self._signal_pipe
+        assert pipe is not None, "a watched signal has a pipe"
+        pipe.unlisten(signum)
+        if not pipe.signals:
+            self._close_signal_pipe()
+
+    def _close_signal_pipe(self) -> None:
+        pipe = self._signal_pipe
+        if pipe is not None:
+            self._signal_pipe = None
+            self._loop.remove_reader(pipe.fileno)
+            pipe.close()
+
+    def _deliver_signals(self) -> None:
+        pipe = self._signal_pipe
+        if pipe is not None:
+            pipe.deliver(self._fire_signal)
+
+    def _fire_signal(self, signum: int) -> None:
+        watch = self._watches[EV_SIGNAL].get(signum)
+        if watch is not None:  # Else its events were deleted after it was caught.
+            watch.fire()
 
     def _pending_changed(self) -> None:
         # An event left the pending set: a loop that exits on empty may have to return.

@@ -70,6 +70,7 @@ class BufferEvent:
         "_fd",
         "_freed",
         "_input",
+        "_options",
         "_output",
         "_owns_fd",
         "_read_ev",
@@ -114,6 +115,7 @@ class BufferEvent:
         self._timeout_write: float | None = None
         self._error: OSError | None = None
         self._freed = False
+        self._options = options
         self._owns_fd = bool(options & BEV_OPT_CLOSE_ON_FREE)
         self._sock: socket.socket | None = None
         self._wrapped = False  # _sock was made here around the caller's int fd.
@@ -177,7 +179,8 @@ class BufferEvent:
         self._arg = arg
 
     def enable(self, what: int) -> None:
-        """Start reading and/or writing (``EV_READ``, ``EV_WRITE``)."""
+        """Start reading and/or writing (``EV_READ``, ``EV_WRITE``; ``EV_PERSIST``, which PHP
+        code often adds, is accepted and changes nothing: a buffer event's I/O persists)."""
         self._check_live()
         self._enabled |= _directions(what)
         self._update()
@@ -206,7 +209,10 @@ class BufferEvent:
             self._write_low = low
 
     def set_timeouts(self, read: float | None, write: float | None) -> None:
-        """Set the read and write timeouts in seconds (None: no timeout)."""
+        """Set the read and write timeouts in seconds (None or 0: no timeout, as in libevent
+        and PHP's ``event_buffer_timeout_set``)."""
+        read = _timeout(read, "read")
+        write = _timeout(write, "write")
         self._timeout_read = read
         self._timeout_write = write
         for event, timeout in ((self._read_ev, read), (self._write_ev, write)):
@@ -234,6 +240,28 @@ class BufferEvent:
             self._update()
         else:
             self._base.event_loop.call_soon(self._connect_failed, err)
+
+    def setfd(self, fd: socket.socket | int | None) -> None:
+        """Operate on another descriptor (``bufferevent_setfd``, PHP's ``event_buffer_fd_set``).
+
+        Buffers, callbacks, watermarks, timeouts and the enabled directions carry over, as in
+        libevent; the new descriptor is made non-blocking and is closed by ``free`` only with
+        ``BEV_OPT_CLOSE_ON_FREE``. The old descriptor is left open, unless the buffer event owned
+        it (``BEV_OPT_CLOSE_ON_FREE``, or made by ``socket_connect``): then it is closed here,
+        where libevent would leak it. ``None`` detaches the buffer event from any descriptor.
+        """
+        self._check_live()
+        for event in (self._read_ev, self._write_ev):
+            if event is not None:
+                event.free()
+        self._read_ev = self._write_ev = None
+        self._release_fd()
+        self._connecting = False
+        self._error = None
+        self._owns_fd = bool(self._options & BEV_OPT_CLOSE_ON_FREE)
+        if fd is not None:
+            self._attach(fd)
+            self._update()
 
     # Reading and writing.
 
@@ -270,6 +298,12 @@ class BufferEvent:
         self._read_ev = self._write_ev = None
         self._input.drain_callback = None
         self.setcb(None, None, None)
+        self._release_fd()
+
+    # Internals.
+
+    def _release_fd(self) -> None:
+        # Forget the descriptor, closing it if it is owned.
         sock, self._sock = self._sock, None
         if sock is not None and self._wrapped and not self._owns_fd:
             sock.detach()
@@ -277,8 +311,8 @@ class BufferEvent:
             sock.close()
         elif self._owns_fd and self._fd >= 0:
             os.close(self._fd)
-
-    # Internals.
+        self._fd = -1
+        self._wrapped = False
 
     def _check_live(self) -> None:
         if self._freed:
@@ -416,9 +450,17 @@ class BufferEvent:
 
 
 def _directions(what: int) -> int:
-    if what & ~(EV_READ | EV_WRITE):
+    if what & ~(EV_READ | EV_WRITE | EV_PERSIST):
         raise ValueError(f"a BufferEvent enables EV_READ and EV_WRITE only, not {describe(what)}")
-    return what
+    return what & (EV_READ | EV_WRITE)
+
+
+def _timeout(seconds: float | None, name: str) -> float | None:
+    if seconds is None or seconds == 0:
+        return None
+    if not seconds > 0:  # Negative or NaN.
+        raise ValueError(f"the {name} timeout must be None, 0 or positive, not {seconds!r}")
+    return seconds
 
 
 def _family(address: Address) -> socket.AddressFamily:

@@ -5,8 +5,10 @@ An event is made once with what it waits for (``EV_READ``, ``EV_WRITE``, ``EV_SI
 times. ``add(timeout)`` makes it pending: its fd or signal is watched through the base and, with a
 timeout, a loop timer is set. When it fires, the callback is told why in ``what``: the flag that
 was ready, or ``EV_TIMEOUT``. A non-persistent event is no longer pending by then (add it again
-to wait again); a persistent one stays pending and its timeout starts again. Adding a pending
-event with a timeout resets the timeout; ``delete`` stops all waiting and drops every handle the
+to wait again); a persistent one stays pending and its timeout starts again, as in libevent: a
+period after the deadline that fired when it timed out (so a periodic timer keeps its cadence
+however late its callbacks run), from now after I/O. Adding a pending event with a timeout
+resets the timeout; ``delete`` stops all waiting and drops every handle the
 loop held for it, so an event nobody references can be collected.
 
 Timeouts are lazy: moving a deadline later (a persistent event that fired, a re-add) only
@@ -225,6 +227,19 @@ class Event:
         else:
             self._activate(EV_TIMEOUT)
 
+    def _next_deadline(self, now: float, what: int) -> float:
+        # libevent's event_persist_closure: after a timeout, the next one is due a period after
+        # the deadline that fired, so a periodic timer does not drift by its callbacks' lateness;
+        # unless that is past already (the loop was held up), then a period from now. After
+        # I/O, the timeout starts again now.
+        timeout = self._timeout
+        assert timeout is not None
+        if what == EV_TIMEOUT:
+            anchored = self._deadline + timeout
+            if anchored >= now:
+                return anchored
+        return now + timeout
+
     def _activate(self, what: int) -> None:
         # Called by the base's watches and by _on_timer, only while the event is pending.
         base = self._base
@@ -232,7 +247,7 @@ class Event:
         if not self._events & EV_PERSIST:
             self.delete()
         elif self._timeout is not None:
-            self._schedule(base._loop.time() + self._timeout)
+            self._schedule(self._next_deadline(base._loop.time(), what))
         try:
             self._callback(self._fd, what, self._arg)
         except Exception as exc:

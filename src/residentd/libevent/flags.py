@@ -29,6 +29,12 @@ BEV_EVENT_EOF: Final = 0x10
 BEV_EVENT_ERROR: Final = 0x20
 BEV_EVENT_TIMEOUT: Final = 0x40
 BEV_EVENT_CONNECTED: Final = 0x80
+# The names PHP's libevent extension (and libevent 1's evbuffer.h) give the same flags.
+EVBUFFER_READ: Final = BEV_EVENT_READING
+EVBUFFER_WRITE: Final = BEV_EVENT_WRITING
+EVBUFFER_EOF: Final = BEV_EVENT_EOF
+EVBUFFER_ERROR: Final = BEV_EVENT_ERROR
+EVBUFFER_TIMEOUT: Final = BEV_EVENT_TIMEOUT
 
 # ``BufferEvent`` options.
 BEV_OPT_CLOSE_ON_FREE: Final = 0x01
