@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from residentd.libevent import fork
 from residentd.libevent.errors import UnwatchableFileError, unwatchable_kind
 from residentd.libevent.flags import (
     EV_READ,
@@ -34,7 +35,7 @@ from residentd.libevent.flags import (
     describe,
 )
 from residentd.libevent.signals import SignalPipe
-from residentd.loop import new_event_loop
+from residentd.loop import loop_name, new_event_loop
 
 if TYPE_CHECKING:
     from residentd.libevent.event import Event
@@ -200,6 +201,40 @@ class EventBase:
     def got_break(self) -> bool:
         """Whether the last ``loop`` returned because of ``loopbreak``."""
         return self._got_break
+
+    def reinit(self) -> None:
+        """Give the base a new loop and move every pending event to it (``event_reinit``).
+
+        For the child after ``fork()``: the loop it inherited shares its epoll instance with
+        the parent's, so using it, or closing it plainly, changes what the parent's loop sees.
+        The new loop is of the same kind; every pending event stays pending, its timeout at the
+        same deadline; the base catches signals through a new self-pipe of its own. The old loop
+        is closed without touching the parent's registrations (``fork.abandon``). Only for a
+        base that made its own loop (``EventBase(kind=...)``) and is not dispatching.
+        """
+        self._check_open()
+        if not self._owns_loop:
+            raise RuntimeError(
+                "reinit() is for a base that made its own loop (EventBase(kind=...)); a base on"
+                " a loop it was given cannot replace it: fork before making the loop"
+            )
+        if self._waiter is not None or self._loop.is_running():
+            raise RuntimeError("reinit() cannot run while the base is dispatching")
+        old = self._loop
+        loop = self._loop = new_event_loop(loop_name(old))
+        for what in (EV_READ, EV_WRITE):
+            for fd, watch in self._watches[what].items():
+                self._register(what, fd, watch.fire)
+        pipe = self._signal_pipe
+        if pipe is not None:
+            pipe.reopen()
+            loop.add_reader(pipe.fileno, self._deliver_signals)
+        for event in self._added:
+            event._move_timer()
+        if self._exit_handle is not None:
+            self._exit_handle.cancel()
+            self._exit_handle = loop.call_at(self._exit_handle.when(), self._on_exit)
+        fork.abandon(old)
 
     def free(self) -> None:
         """Delete every pending event, drop a scheduled exit, and close the loop if the base

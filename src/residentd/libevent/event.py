@@ -214,6 +214,12 @@ class Event:
             timer.cancel()
         self._arm()
 
+    def _move_timer(self) -> None:
+        # The base has a new loop (``EventBase.reinit``): set the timer again on it.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._arm()
+
     def _arm(self) -> None:
         self._timer_when = self._deadline
         self._timer = self._live_base()._loop.call_at(self._deadline, self._on_timer)

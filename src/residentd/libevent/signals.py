@@ -43,9 +43,7 @@ class SignalPipe:
     __slots__ = ("__weakref__", "_queue", "_reader", "_writer", "signals")
 
     def __init__(self) -> None:
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
+        self._reader, self._writer = _socketpair()
         self._queue: deque[int] = deque()
         self.signals: set[int] = set()
 
@@ -91,9 +89,25 @@ class SignalPipe:
         while queue:
             fire(queue.popleft())
 
+    def reopen(self) -> None:
+        """A new socketpair in place of one shared with the parent after ``fork()`` (signals
+        caught and not yet delivered stay queued)."""
+        self._reader.close()
+        self._writer.close()
+        self._reader, self._writer = _socketpair()
+        if self._queue:
+            self._writer.send(b"\0")
+
     def close(self) -> None:
         """Stop catching every signal and close the pipe; undelivered signals are dropped."""
         for signum in tuple(self.signals):
             self.unlisten(signum)
         self._reader.close()
         self._writer.close()
+
+
+def _socketpair() -> tuple[socket.socket, socket.socket]:
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    return reader, writer
