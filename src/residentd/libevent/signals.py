@@ -56,9 +56,15 @@ class SignalPipe:
         """Catch ``signum`` for this pipe (from the main thread, as ``signal.signal`` wants)."""
         listeners = _listeners.get(signum)
         if listeners is None:
-            _previous[signum] = signal.signal(signum, _handler)
-            listeners = _listeners[signum] = []
-        listeners.append(self)
+            # Registered before the handler goes in, so a delivery at once finds this pipe.
+            _listeners[signum] = [self]
+            try:
+                _previous[signum] = signal.signal(signum, _handler)
+            except BaseException:
+                del _listeners[signum]
+                raise
+        else:
+            listeners.append(self)
         self.signals.add(signum)
 
     def unlisten(self, signum: int) -> None:
