@@ -6,7 +6,6 @@ missing."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -16,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from residentd.libevent import EVLOOP_ONCE, EventBase, SignalEvent, Timer
+from residentd.libevent import EventBase, SignalEvent, Timer
 
-from .helpers import PATIENCE
+from .helpers import kill_from_another_process, one_round
 
 SOURCE = Path(__file__).parent / "c" / "semantics.c"
 INTERVAL_US = 100_000
@@ -48,11 +47,8 @@ def _residentd_signals(kind: str) -> int:
     SignalEvent(base, signal.SIGUSR1, lambda *_: caught.__setitem__(0, caught[0] + 1)).add()
     try:
         for _ in range(20):
-            subprocess.run(["kill", "-USR1", str(os.getpid())], check=True)
-            guard = Timer(base, lambda *_: None)
-            guard.add(PATIENCE)
-            base.loop(EVLOOP_ONCE)
-            guard.delete()
+            kill_from_another_process(signal.SIGUSR1)
+            one_round(base)
     finally:
         base.free()
     return caught[0]

@@ -17,14 +17,13 @@ import pytest
 from residentd.libevent import (
     EV_PERSIST,
     EV_READ,
-    EVLOOP_ONCE,
     Event,
     EventBase,
     SignalEvent,
     Timer,
 )
 
-from .helpers import PATIENCE
+from .helpers import PATIENCE, one_round
 
 
 def _read_line(fd: int) -> bytes:
@@ -35,13 +34,6 @@ def _read_line(fd: int) -> bytes:
             break
         data += chunk
     return data
-
-
-def _one_round(base: EventBase) -> None:
-    guard = Timer(base, lambda *_: None)  # Ends the round if what it waits for never comes.
-    guard.add(PATIENCE)
-    base.loop(EVLOOP_ONCE)
-    guard.delete()
 
 
 def _child(base: EventBase, report: int) -> dict[str, Any]:
@@ -80,7 +72,7 @@ def test_reinit_after_fork_gives_the_child_a_loop_of_its_own(kind: str) -> None:
     Event(base, reader, EV_READ | EV_PERSIST, lambda *_: got.append(reader.recv(100))).add()
     SignalEvent(base, signal.SIGUSR1, lambda signum, *_: caught.append(signum)).add()
     writer.send(b"before")
-    _one_round(base)
+    assert one_round(base)
     assert got == [b"before"]
     report_r, report_w = os.pipe()
     pid = os.fork()
@@ -109,21 +101,18 @@ def test_reinit_after_fork_gives_the_child_a_loop_of_its_own(kind: str) -> None:
         # The parent's loop still hears its descriptor and its own signals: the child's new
         # loop and the closing of the one it inherited left the parent's registrations alone.
         writer.send(b"after")
-        _one_round(base)
+        assert one_round(base)
         assert got == [b"before", b"after"]
         os.kill(os.getpid(), signal.SIGUSR1)
-        _one_round(base)
+        assert one_round(base)
         assert caught == [signal.SIGUSR1]
         # And its loop's own self-pipe: another thread can still wake it.
-        guard = Timer(base, lambda *_: None)
-        guard.add(PATIENCE)
         loop = base.event_loop
         waker = threading.Timer(0.05, loop.call_soon_threadsafe, (base.loopbreak,))
         waker.start()
-        base.loop(EVLOOP_ONCE)
+        assert one_round(base)  # Woken by the thread, not by the guard.
         waker.join()
         assert base.got_break()
-        assert guard.pending()  # Woken by the thread, not by the guard.
     finally:
         os.close(report_r)
         base.free()

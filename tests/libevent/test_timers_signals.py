@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from residentd.libevent import EV_SIGNAL, EV_TIMEOUT, EVLOOP_ONCE, EventBase, SignalEvent, Timer
+from residentd.libevent import EV_SIGNAL, EV_TIMEOUT, EventBase, SignalEvent, Timer
 
-from .helpers import PATIENCE, settle, until, until_len
+from .helpers import PATIENCE, kill_from_another_process, one_round, settle, until, until_len
 
 Run = Callable[[Coroutine[Any, Any, None]], None]
 
@@ -99,12 +99,6 @@ def test_several_events_on_one_signal_all_fire(run: Run) -> None:
     run(main())
 
 
-def _kill_from_another_process(signum: int) -> None:
-    # The kill(1) process has sent the signal by the time it exits, and the kernel delivers a
-    # pending signal before this process's wait for it returns.
-    subprocess.run(["kill", f"-{signum}", str(os.getpid())], check=True)
-
-
 def test_signals_sent_between_loop_rounds_are_delivered_in_the_next_round(loop_kind: str) -> None:
     """The PHP daemon's loop: ``loop(EVLOOP_ONCE)``, work, again. A signal that another process
     sends before the first round or between two rounds fires in the next round (uvloop, which
@@ -117,11 +111,8 @@ def test_signals_sent_between_loop_rounds_are_delivered_in_the_next_round(loop_k
     event.add()
     try:
         for n in range(1, 21):
-            _kill_from_another_process(signal.SIGUSR1)
-            guard = Timer(base, lambda *_: None)  # Ends a round whose signal was lost.
-            guard.add(PATIENCE)
-            base.loop(EVLOOP_ONCE)
-            guard.delete()
+            kill_from_another_process(signal.SIGUSR1)
+            assert one_round(base), f"the signal sent before round {n} was lost"
             assert len(caught) == n, f"the signal sent before round {n} was lost"
         assert set(caught) == {(signal.SIGUSR1, EV_SIGNAL)}
         assert event.pending() == EV_SIGNAL
