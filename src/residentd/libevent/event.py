@@ -278,8 +278,9 @@ class SignalEvent(Event):
 
     Persistent unless ``persist=False``, as in libevent. Any number of events of one base may
     wait on one signal, and each delivery fires them all. While any of them is pending the base
-    holds the loop's handler for the signal (replacing one that other code set with
-    ``add_signal_handler``); deleting the last one restores the default disposition.
+    holds the process's handler for the signal (``signal.signal``; see ``signals``), so a
+    delivery while the loop is not running fires them in its next round; deleting the last one
+    puts back the handler that was there before. Only in the main thread, as ``signal.signal``.
     """
 
     __slots__ = ()
