@@ -4,6 +4,7 @@ descriptors and its signals after the child has come and gone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -89,10 +90,12 @@ def test_reinit_after_fork_gives_the_child_a_loop_of_its_own(kind: str) -> None:
             os._exit(code)
     try:
         os.close(report_w)
-        assert _read_line(report_r) == b"ready\n"
+        ready = _read_line(report_r)
+        assert ready == b"ready\n", ready.decode()  # Else the child's traceback.
         os.kill(pid, signal.SIGUSR2)
         result = json.loads(_read_line(report_r))
         _, status = os.waitpid(pid, 0)
+        pid = 0
         assert "error" not in result, result.get("error")
         assert os.waitstatus_to_exitcode(status) == 0
         assert result["caught"] == [signal.SIGUSR2]
@@ -114,6 +117,9 @@ def test_reinit_after_fork_gives_the_child_a_loop_of_its_own(kind: str) -> None:
         waker.join()
         assert base.got_break()
     finally:
+        if pid:  # A check failed before the child was reaped.
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         os.close(report_r)
         base.free()
         reader.close()
@@ -121,8 +127,6 @@ def test_reinit_after_fork_gives_the_child_a_loop_of_its_own(kind: str) -> None:
 
 
 def test_reinit_needs_a_base_that_owns_its_loop() -> None:
-    import asyncio
-
     loop = asyncio.new_event_loop()
     try:
         base = EventBase(loop)
