@@ -77,6 +77,20 @@ def test_loopexit_after_a_delay(run: Run) -> None:
     run(main())
 
 
+def test_loopexit_now_then_later_keeps_the_exit_now(loop_kind: str) -> None:
+    # uvloop schedules a call_at that is due now as a plain Handle, which has no when().
+    base = EventBase(kind=loop_kind)
+    try:
+        Timer(base, lambda *_: None).add(5)
+        base.loopexit()
+        base.loopexit(0.5)
+        assert base.dispatch() == 0
+        assert base.got_exit()
+        assert base.num_events() == 1
+    finally:
+        base.free()
+
+
 def test_loopbreak_from_a_callback(
     run: Run, socketpair: tuple[socket.socket, socket.socket]
 ) -> None:

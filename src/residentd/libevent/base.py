@@ -71,6 +71,7 @@ class EventBase:
         "_exit_due",
         "_exit_handle",
         "_exit_on_empty",
+        "_exit_when",
         "_got_break",
         "_got_exit",
         "_loop",
@@ -97,7 +98,9 @@ class EventBase:
         self._watches: dict[int, dict[int, _Watch]] = {EV_READ: {}, EV_WRITE: {}, EV_SIGNAL: {}}
         self._waiter: asyncio.Future[int] | None = None
         self._signal_pipe: SignalPipe | None = None
-        self._exit_handle: asyncio.TimerHandle | None = None
+        # uvloop gives a plain Handle, without when(), for a call_at that is due now.
+        self._exit_handle: asyncio.Handle | None = None
+        self._exit_when = 0.0
         self._exit_due = False
         self._exit_on_empty = True
         self._activity_wakes = False
@@ -184,9 +187,10 @@ class EventBase:
         when = self._loop.time() + max(delay or 0.0, 0.0)
         handle = self._exit_handle
         if handle is not None:
-            if handle.when() <= when:
+            if self._exit_when <= when:
                 return
             handle.cancel()
+        self._exit_when = when
         self._exit_handle = self._loop.call_at(when, self._on_exit)
 
     def loopbreak(self) -> None:
@@ -233,7 +237,7 @@ class EventBase:
             event._move_timer()
         if self._exit_handle is not None:
             self._exit_handle.cancel()
-            self._exit_handle = loop.call_at(self._exit_handle.when(), self._on_exit)
+            self._exit_handle = loop.call_at(self._exit_when, self._on_exit)
         fork.abandon(old)
 
     def free(self) -> None:
