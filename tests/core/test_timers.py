@@ -43,6 +43,20 @@ def test_one_shot_runs_once_and_leaves_its_group(run: Run) -> None:
     run(main())
 
 
+def test_a_timer_due_now_still_tells_when(run: Run) -> None:
+    # uvloop hands back a plain Handle, without when(), for a call_at less than half a
+    # millisecond away; a periodic timer that fell behind lands there after a stall.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fired: list[bool] = []
+        timer = Timer(loop, 0.0, lambda: fired.append(True))
+        assert timer.when == timer.start
+        await wait_until(lambda: fired)
+        assert timer.when is None
+
+    run(main())
+
+
 def test_periodic_keeps_a_fixed_rate_without_drift(run: Run) -> None:
     interval = 0.01
 

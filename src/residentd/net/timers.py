@@ -28,6 +28,7 @@ class Timer:
     __slots__ = (
         "_args",
         "_callback",
+        "_due",
         "_group",
         "_handle",
         "_loop",
@@ -57,7 +58,10 @@ class Timer:
         self.start = loop.time() + max(delay, 0.0)
         self._runs = 0
         self._slot = 0  # index of the next run on the grid start + n * interval
-        self._handle: asyncio.TimerHandle | None = loop.call_at(self.start, self._fire)
+        # The deadline is kept here: uvloop hands back a plain Handle, without when(), for a
+        # call_at that is already due.
+        self._due = self.start
+        self._handle: asyncio.Handle | None = loop.call_at(self.start, self._fire)
 
     @property
     def active(self) -> bool:
@@ -71,7 +75,7 @@ class Timer:
     @property
     def when(self) -> float | None:
         """Loop time of the next run, or None once the timer is done or cancelled."""
-        return self._handle.when() if self._handle is not None else None
+        return self._due if self._handle is not None else None
 
     def cancel(self) -> None:
         if self._handle is not None:
@@ -97,6 +101,7 @@ class Timer:
                 missed = math.floor((now - due) / self.interval) + 1
                 self._slot += missed
                 due += missed * self.interval
+            self._due = due
             self._handle = self._loop.call_at(due, self._fire)
         try:
             self._callback(*self._args)
