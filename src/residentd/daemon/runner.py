@@ -214,6 +214,20 @@ class Daemon:
     def _on_sighup(self) -> None:
         self.reload()
 
+    def reopen_logs(self) -> str | None:
+        """Reopen the log file at its path (after logrotate moved it); None when it worked.
+
+        A file that cannot be opened leaves the old one in use: the reason is logged there and
+        returned, and the daemon carries on.
+        """
+        try:
+            self.logs.reopen()
+        except OSError as exc:
+            reason = f"cannot reopen log file {self.logs.settings.file}: {exc.strerror or exc}"
+            log.error("%s; still writing to the old file", reason)
+            return reason
+        return None
+
     def log_stats(self) -> None:
         log.info("stats", extra={"ctx": self._summary()})
 
