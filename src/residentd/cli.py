@@ -30,6 +30,7 @@ from residentd.daemon.config import Schema
 from residentd.daemon.control import (
     ControlError,
     admin_json,
+    admin_request,
     format_status,
     send_signal,
     stop,
@@ -138,11 +139,7 @@ def _control(argv: list[str]) -> int:
         status = admin_json(admin, "GET", "/status", args.token)
         print(json.dumps(status, indent=2) if args.json else format_status(status))
     elif args.command == "reload":
-        if args.pidfile:
-            pid = send_signal(args.pidfile, signal.SIGHUP)
-            print(f"sent SIGHUP to pid {pid}")
-        else:
-            print(json.dumps(admin_json(admin, "POST", "/reload", args.token)))
+        return _reload(admin, args.pidfile, args.token)
     elif args.command == "stop":
         if args.pidfile:
             print(stop(args.pidfile, args.timeout))
@@ -152,6 +149,28 @@ def _control(argv: list[str]) -> int:
     elif args.command == "loglevel":
         admin_json(admin, "POST", f"/loglevel?level={args.level}", args.token)
         print(f"log level set to {args.level}")
+    return 0
+
+
+def _reload(admin: str, pidfile: str | None, token: str | None) -> int:
+    """POST /reload and print its answer; exit 1 when the reload failed. Only a daemon with no
+    admin socket where ``--pidfile`` points it is sent SIGHUP, whose outcome is in its log."""
+    if pidfile and admin.startswith("unix:") and not os.path.exists(admin[5:]):
+        pid = send_signal(pidfile, signal.SIGHUP)
+        print(f"sent SIGHUP to pid {pid} (no admin socket at {admin[5:]}: see its log)")
+        return 0
+    status, body = admin_request(admin, "POST", "/reload", token)
+    try:
+        result = json.loads(body)
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        text = body.decode(errors="replace").strip()
+        raise ControlError(f"POST /reload at {admin}: {status} {text}")
+    print(json.dumps(result))
+    if not result.get("ok"):
+        print(f"residentd: reload failed: {result.get('error', 'unknown error')}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,8 +5,8 @@ default, or ``HOST:PORT``. A TCP admin endpoint beyond loopback is refused unles
 and with a token every request must carry ``Authorization: Bearer <token>``.
 
     GET  /status            counters, loop lag, RSS, fds, uptime as JSON
-    GET  /metrics           the same in Prometheus text format
-    GET  /config            the effective configuration as JSON
+    GET  /metrics           the same in Prometheus text format (see metrics.py)
+    GET  /config            the configuration in force, and what waits for a restart, as JSON
     POST /reload            reload the config file, as SIGHUP does; answers what was applied
     POST /loglevel?level=L  change the log level at run time
     POST /stop              begin a graceful stop
@@ -25,6 +25,7 @@ import msgspec
 
 from residentd.app import App, Session
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, response
+from residentd.daemon.metrics import prometheus_text
 from residentd.errors import ConfigError
 from residentd.net.listener import parse_address
 
@@ -112,7 +113,8 @@ def route(controller: Controller, request: HttpRequest) -> bytes:
     if path == "/config" and method == "GET":
         return response(200, msgspec.json.encode(controller.config_dict()), JSON)
     if path == "/reload" and method == "POST":
-        return response(200, msgspec.json.encode(controller.reload()), JSON)
+        result = controller.reload()
+        return response(200 if result["ok"] else 500, msgspec.json.encode(result), JSON)
     if path == "/loglevel" and method == "POST":
         level = request.query.get("level") or request.body.decode().strip()
         try:
@@ -126,39 +128,3 @@ def route(controller: Controller, request: HttpRequest) -> bytes:
     if path in ("/status", "/metrics", "/config", "/reload", "/loglevel", "/stop"):
         return response(405, b"method not allowed\n")
     return response(404, b"not found\n")
-
-
-def prometheus_text(status: dict[str, Any]) -> str:
-    """Render the status counters as Prometheus text exposition format."""
-    app = status.get("app", "")
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, value: Any, labels: dict[str, str] | None = None) -> None:
-        full = f"residentd_{name}"
-        if not any(line.startswith(f"# TYPE {full} ") for line in lines):
-            lines.append(f"# TYPE {full} {kind}")
-        all_labels = {"app": app, **(labels or {})}
-        rendered = ",".join(f'{key}="{_escape(str(val))}"' for key, val in all_labels.items())
-        lines.append(f"{full}{{{rendered}}} {value}")
-
-    metric("connections_open", "gauge", status["connections_open"])
-    metric("connections_total", "counter", status["connections_total"])
-    for reason, count in sorted(status["refused"].items()):
-        metric("refused_total", "counter", count, {"reason": reason})
-    for reason, count in sorted(status["closed"].items()):
-        metric("closed_total", "counter", count, {"reason": reason})
-    for kind, count in sorted(status["errors"].items()):
-        metric("errors_total", "counter", count, {"kind": kind})
-    for name in ("messages_in", "messages_out", "bytes_in", "bytes_out"):
-        metric(f"{name}_total", "counter", status[name])
-    lag = status.get("loop_lag", {})
-    metric("loop_lag_max_seconds", "gauge", lag.get("max_ms", 0.0) / 1000)
-    metric("loop_lag_p99_seconds", "gauge", lag.get("p99_ms", 0.0) / 1000)
-    metric("rss_bytes", "gauge", status.get("rss_bytes", 0))
-    metric("open_fds", "gauge", status.get("open_fds", 0))
-    metric("uptime_seconds", "gauge", status.get("uptime", 0))
-    return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

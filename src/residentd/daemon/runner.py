@@ -14,7 +14,8 @@ handler half-way:
 - SIGHUP: reload. The config file is read again and validated; if it is bad, the old config
   stays and the reason is logged. Otherwise what can change live is applied (limits, timeouts,
   log level, format and file, reloadable app options), the log file is reopened (logrotate),
-  and what needs a restart is logged.
+  and what needs a restart is logged and kept for ``/config``. A log file that cannot be
+  reopened keeps the old one; whatever happens, the reload ends with ``READY=1``.
 - SIGUSR1: a stats snapshot goes to the log.
 """
 
@@ -29,6 +30,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from residentd import __version__, speedups
 from residentd.app import App
 from residentd.daemon import process
 from residentd.daemon.admin import build_admin_app, check_admin_address, default_admin_path
@@ -131,6 +133,9 @@ class Daemon:
         self.server = Server(app, config.limits(), self.loop)
         self.admin: Server | None = None
         self.reloads = 0
+        self.reloads_failed = 0
+        #: Settings changed in the config file whose new values wait for a restart.
+        self.pending_restart: dict[str, Any] = {}
         self.failure: str | None = None
         self._stop = asyncio.Event()
         self._stopping = False
@@ -142,6 +147,7 @@ class Daemon:
         try:
             await self.server.start(self.config.listen())
             await self._start_admin()
+            self._give_files_away()
             process.drop_privileges(self.config["user"], self.config["group"])
         except (OSError, ConfigError, process.PrivilegeError) as exc:
             reason = f"cannot start {self.app.name}: {exc}"
@@ -193,6 +199,17 @@ class Daemon:
             os.umask(old_umask)
         if address.startswith("unix:"):
             os.chmod(address[5:], 0o600)
+
+    def _give_files_away(self) -> None:
+        """Before dropping privileges: the log file, pidfile and admin socket made as root
+        become the run-as user's, so it can reopen its log and remove what it leaves."""
+        admin = self.admin.addresses() if self.admin is not None else []
+        process.give_files_to(
+            self.config["user"],
+            self.config["group"],
+            [self.config["log_file"], self.config["pidfile"]]
+            + [address.path for address in admin if address.kind == "unix"],
+        )
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -250,24 +267,44 @@ class Daemon:
     # -- reload --------------------------------------------------------------------------------
 
     def reload(self) -> dict[str, Any]:
-        """Re-read the configuration and apply what can change live."""
+        """Re-read the configuration and apply what can change live; always ends with
+        ``READY=1``. The answer says what was applied, what waits for a restart, and any error:
+        ``ok`` is false when the file was refused or a part could not be applied."""
         self.notifier.reloading()
         try:
-            new = self.schema.resolve(self.config.config_file, self.environ, self.flags)
+            result = self._reload()
+        except Exception as exc:  # a bug must not leave systemd waiting or the signal unhandled
+            log.exception("reload failed")
+            result = {"ok": False, "error": f"reload failed: {exc!r}", "errors": [repr(exc)]}
+        finally:
+            self.notifier.ready()
+        if result["ok"]:
+            self.reloads += 1
+        else:
+            self.reloads_failed += 1
+        return result
+
+    def _reload(self) -> dict[str, Any]:
+        old = self.config
+        try:
+            new = self.schema.resolve(old.config_file, self.environ, self.flags, old.base_dir)
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
-            self.logs.reopen()
-            self.notifier.ready()
-            return {"ok": False, "error": str(exc)}
-        live, restart = self.config.changes(new)
-        self.config = new
-        self.logs.apply(log_settings(new))
-        self.logs.reopen()
-        self.server.limits = new.limits()
+            errors = [str(exc)]
+            reopen_error = self.reopen_logs()  # logrotate's postrotate still needs the reopen
+            if reopen_error:
+                errors.append(reopen_error)
+            return {"ok": False, "error": "; ".join(errors), "errors": errors}
+        config = old.with_live(new)
+        errors = self._apply_logs(old, config)
+        live, _ = old.changes(config)
+        _, self.pending_restart = old.changes(new)
+        self.config = config
+        self.server.limits = config.limits()
         for conn in list(self.server.connections.values()):
             if conn.transport is not None:
                 conn.transport.set_write_buffer_limits(
-                    new["write_high_water"], new["write_low_water"]
+                    config["write_high_water"], config["write_low_water"]
                 )
         options = {
             name: value for name, value in live.items() if self.schema.settings[name].app_option
@@ -277,16 +314,51 @@ class Daemon:
             for hook in self.app.reload_hooks:
                 try:
                     hook(options)
-                except Exception:
+                except Exception as exc:
                     log.exception("reload hook %r failed", hook)
-        self.reloads += 1
+                    errors.append(f"reload hook {getattr(hook, '__name__', hook)} failed: {exc}")
+        applied = config.redacted(live)
+        pending = config.redacted(self.pending_restart)
         log.info(
             "reloaded: applied %s; needs a restart: %s",
-            ", ".join(f"{key}={value}" for key, value in live.items()) or "nothing",
-            ", ".join(f"{key}={value}" for key, value in restart.items()) or "nothing",
+            ", ".join(f"{key}={value}" for key, value in applied.items()) or "nothing",
+            ", ".join(f"{key}={value}" for key, value in pending.items()) or "nothing",
         )
-        self.notifier.ready()
-        return {"ok": True, "applied": live, "needs_restart": restart}
+        result: dict[str, Any] = {
+            "ok": not errors,
+            "applied": applied,
+            "needs_restart": pending,
+            "errors": errors,
+        }
+        if errors:
+            result["error"] = "; ".join(errors)
+        return result
+
+    def _apply_logs(self, old: Config, config: Config) -> list[str]:
+        """Switch the log to ``config``'s settings and reopen its file; the errors, if any.
+
+        A new log file that cannot be opened keeps the old one (``config`` is corrected to
+        say so); the level and format change either way.
+        """
+        settings = log_settings(config)
+        if settings.file == self.logs.settings.file:
+            self.logs.apply(settings)
+            error = self.reopen_logs()
+            return [error] if error else []
+        try:
+            self.logs.apply(settings)
+        except OSError as exc:
+            kept = old["log_file"] or "stderr"
+            error = (
+                f"cannot open log file {config['log_file']}: {exc.strerror or exc}; "
+                f"still writing to {kept}"
+            )
+            log.error("%s", error)
+            config.values["log_file"] = old["log_file"]
+            config.sources["log_file"] = old.sources["log_file"]
+            self.logs.apply(log_settings(config))
+            return [error]
+        return []
 
     # -- the admin controller ------------------------------------------------------------------
 
@@ -297,12 +369,23 @@ class Daemon:
         data["rss_bytes"] = process.rss_bytes()
         data["open_fds"] = process.open_fds()
         data["reloads"] = self.reloads
+        data["reloads_failed"] = self.reloads_failed
+        data["started_at"] = process.start_time()
+        data["log_records_dropped"] = self.logs.dropped
+        data["log_records_suppressed"] = self.logs.rate_limit.suppressed_total
+        data["version"] = __version__
+        data["speedups"] = sorted(speedups.loaded)
         data["log_level"] = self.config["log_level"]
         data["listening"] = [str(address) for address in self.server.addresses()]
         return data
 
     def config_dict(self) -> dict[str, Any]:
-        return self.config.as_dict()
+        """The values in force, and apart from them those that wait for a restart; secrets
+        redacted."""
+        return {
+            "in_force": self.config.as_dict(),
+            "pending_restart": self.config.redacted(self.pending_restart),
+        }
 
     def set_log_level(self, level: str) -> None:
         level = level.upper()
