@@ -276,6 +276,10 @@ def test_admin_token_is_never_printed_and_can_come_from_a_file(tmp_path: Path) -
     assert shown.returncode == 0, shown.stderr
     assert "flag-secret-1" not in shown.stdout
     assert 'admin_token = "<redacted>"  # --admin-token' in shown.stdout
+    chat = residentd("config", "chat", "--secret", "hmac-secret-0")
+    assert chat.returncode == 0, chat.stderr
+    assert "hmac-secret-0" not in chat.stdout
+    assert 'secret = "<redacted>"  # --secret' in chat.stdout
 
     token_file = tmp_path / "token"
     token_file.write_text("file-secret-2\n")

@@ -12,7 +12,8 @@ once, against the directory the daemon started in, which the config keeps: a rel
 them against the same directory, so a relative path means the same file for the whole life of
 the daemon, even after ``--daemon`` moved it to ``/``.
 
-Secrets (``admin_token``) are shown as ``<redacted>`` wherever the config is printed or logged;
+Secrets (``admin_token``, and app options whose names end in ``secret``, ``token`` or
+``password``) are shown as ``<redacted>`` wherever the config is printed or logged;
 ``admin_token_file`` reads the token from a file, so it stays out of ``ps`` and the environment.
 
 A bad key or value raises ``ConfigError`` with a message that names the key, the value, where it
@@ -49,6 +50,8 @@ ZERO_MEANS = {
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "logfmt", "json")
 REDACTED = "<redacted>"
+#: App options named so are secrets too (chat's ``secret``, say).
+SECRET_SUFFIXES = ("secret", "token", "password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,7 @@ def app_settings(app: App) -> list[Setting]:
                 option.choices,
                 option.minimum,
                 app_option=True,
+                secret=option.name.endswith(SECRET_SUFFIXES),
             )
         )
     return settings
