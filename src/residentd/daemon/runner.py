@@ -33,7 +33,12 @@ from typing import Any
 from residentd import __version__, speedups
 from residentd.app import App
 from residentd.daemon import process
-from residentd.daemon.admin import build_admin_app, check_admin_address, default_admin_path
+from residentd.daemon.admin import (
+    build_admin_app,
+    check_admin_address,
+    default_admin_path,
+    prepare_admin_socket,
+)
 from residentd.daemon.config import LOG_LEVELS, Config, Schema
 from residentd.daemon.daemonize import ReadyChannel, daemonize
 from residentd.daemon.logrecord import use_lean_records
@@ -190,11 +195,16 @@ class Daemon:
         if address == "off":
             return
         check_admin_address(address, self.config["admin_token"])
-        admin_app = build_admin_app(self, lambda: self.config["admin_token"])
+        prepare_admin_socket(address)
+        admin_app = build_admin_app(
+            self, lambda: self.config["admin_token"], browser_guard=not address.startswith("unix:")
+        )
         self.admin = Server(admin_app, None, self.loop)
         old_umask = os.umask(0o177)  # no moment when others may connect
         try:
             await self.admin.start({"admin": [address]})
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on admin {address}: {exc.strerror or exc}") from None
         finally:
             os.umask(old_umask)
         if address.startswith("unix:"):
