@@ -7,27 +7,38 @@ start-up heap frozen out of the garbage collector's scans, and then ``READY=1`` 
 "ready" to the waiting parent.
 
 Signals, all handled on the loop (``loop.add_signal_handler``), so they never interrupt a
-handler half-way:
+handler half-way, with the meanings nginx gives them (:data:`SIGNALS`; docs/operations.md
+compares nginx, Redis and gunicorn). They are blocked from just after ``--daemon`` until the
+handlers are in place, and again from when the loop closes, so one that comes while the daemon
+starts waits for its handler instead of killing the process with the default action (and one
+that comes during the last steps of a stop cannot cut them short):
 
 - SIGTERM, SIGINT: graceful stop (``Server.stop``) within ``shutdown_timeout``, exit 0. A second
   one exits at once with status 1.
+- SIGQUIT: graceful stop too; a repeated one is ignored (it never cuts a stop short).
 - SIGHUP: reload. The config file is read again and validated; if it is bad, the old config
   stays and the reason is logged. Otherwise what can change live is applied (limits, timeouts,
   log level, format and file, reloadable app options), the log file is reopened (logrotate),
   and what needs a restart is logged and kept for ``/config``. A log file that cannot be
   reopened keeps the old one; whatever happens, the reload ends with ``READY=1``.
-- SIGUSR1: a stats snapshot goes to the log.
+  A SIGHUP during a stop is ignored.
+- SIGUSR1: reopen the log file (logrotate), nothing else.
+- SIGUSR2: reserved for the live upgrade; logged as not available, and the daemon serves on.
+
+Stats have no signal: ``residentd status`` and ``/metrics`` show them, and the stop logs them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from residentd import __version__, speedups
@@ -56,6 +67,23 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 log = logging.getLogger("residentd.daemon")
 
+#: What each handled signal does (the name of the Daemon method it calls).
+SIGNALS: dict[signal.Signals, str] = {
+    signal.SIGTERM: "_on_stop_signal",
+    signal.SIGINT: "_on_stop_signal",
+    signal.SIGQUIT: "_on_quit_signal",
+    signal.SIGHUP: "_on_sighup",
+    signal.SIGUSR1: "_on_sigusr1",
+    signal.SIGUSR2: "_on_sigusr2",
+}
+
+
+def block_signals(block: bool = True) -> None:
+    """Hold the handled signals pending (or let them through again) in this thread, and in
+    threads it starts from now on."""
+    how = signal.SIG_BLOCK if block else signal.SIG_UNBLOCK
+    signal.pthread_sigmask(how, SIGNALS)
+
 
 def log_settings(config: Config) -> LogSettings:
     return LogSettings(config["log_level"], config["log_format"], config["log_file"])
@@ -72,6 +100,9 @@ def run_daemon(
     channel: ReadyChannel | None = None
     if config["daemon"]:
         channel = daemonize(stdio_to=config["log_file"])
+    # Until the loop's handlers are in place (Daemon.main); the log writer thread started
+    # below keeps them blocked for good, so they always reach the main thread.
+    block_signals()
     use_lean_records()
     logs = setup_logging(log_settings(config))
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else None
@@ -87,8 +118,9 @@ def run_daemon(
     asyncio.set_event_loop(loop)
     daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
     try:
-        status = loop.run_until_complete(daemon.main())
+        status = loop.run_until_complete(_then_ignore_signals(loop, daemon.main()))
     finally:
+        block_signals()  # if main() never ran
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         if pidfile is not None:
@@ -100,6 +132,35 @@ def run_daemon(
     if daemon.failure is not None:
         return _report_failure(daemon.failure, config, channel)
     return status
+
+
+async def _then_ignore_signals(
+    loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, int]
+) -> int:
+    """Run ``main``, then ignore the handled signals until the process exits. Once the loop
+    stops, uvloop no longer dispatches them, and closing the loop would put their default
+    actions back: one that came then would kill us before the pidfile is removed and the last
+    log lines are written. Blocked first in this thread (the loop's worker threads have them
+    blocked since they started, see :func:`_start_thread_pools`), then set to be ignored for
+    threads an app may have started."""
+    try:
+        return await main
+    finally:
+        block_signals()
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
+
+
+async def _start_thread_pools(loop: asyncio.AbstractEventLoop) -> None:
+    """Start the loop's worker threads while the handled signals are blocked, so that they
+    inherit the blocked mask and never take one: libuv's pool under uvloop (all its threads
+    start at its first use) and, through an initializer, every thread of the default executor."""
+    loop.set_default_executor(
+        ThreadPoolExecutor(thread_name_prefix="residentd-worker", initializer=block_signals)
+    )
+    with contextlib.suppress(OSError):
+        await loop.getaddrinfo("127.0.0.1", None)
 
 
 def _report_failure(reason: str, config: Config, channel: ReadyChannel | None) -> int:
@@ -149,6 +210,8 @@ class Daemon:
         self.app.options.update(self.config.app_options())
         # Handlers first: a stop signal that comes while we bind still means a graceful stop.
         self._install_signals()
+        await _start_thread_pools(self.loop)
+        block_signals(False)
         try:
             await self.server.start(self.config.listen())
             await self._start_admin()
@@ -224,13 +287,12 @@ class Daemon:
     # -- signals -------------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        loop = self.loop
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        loop.add_signal_handler(signal.SIGUSR1, self.log_stats)
+        for signum, method in SIGNALS.items():
+            self.loop.add_signal_handler(signum, getattr(self, method))
 
     def request_stop(self) -> None:
+        """Begin a graceful stop; a second request (SIGTERM, SIGINT, POST /stop) exits at once
+        with status 1."""
         if self._stopping:
             log.warning("second stop signal: exiting at once")
             self.logs.close()
@@ -238,8 +300,28 @@ class Daemon:
         self._stopping = True
         self._stop.set()
 
+    def _on_stop_signal(self) -> None:
+        self.request_stop()
+
+    def _on_quit_signal(self) -> None:
+        if self._stopping:
+            log.info("SIGQUIT: already stopping gracefully")
+            return
+        log.info("SIGQUIT: graceful stop")
+        self.request_stop()
+
     def _on_sighup(self) -> None:
+        if self._stopping:
+            log.info("SIGHUP while stopping: not reloading")
+            return
         self.reload()
+
+    def _on_sigusr1(self) -> None:
+        if self.reopen_logs() is None and self.logs.settings.file is not None:
+            log.info("SIGUSR1: log file reopened")
+
+    def _on_sigusr2(self) -> None:
+        log.warning("SIGUSR2: live upgrade is not available in this version; still serving")
 
     def reopen_logs(self) -> str | None:
         """Reopen the log file at its path (after logrotate moved it); None when it worked.
@@ -254,9 +336,6 @@ class Daemon:
             log.error("%s; still writing to the old file", reason)
             return reason
         return None
-
-    def log_stats(self) -> None:
-        log.info("stats", extra={"ctx": self._summary()})
 
     def _summary(self) -> dict[str, Any]:
         status = self.status()
