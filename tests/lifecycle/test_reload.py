@@ -318,3 +318,28 @@ def test_admin_token_is_never_printed_and_can_come_from_a_file(tmp_path: Path) -
     missing = residentd("run", "echo", "--admin-token-file", str(token_file))
     assert missing.returncode == 2
     assert f"admin_token_file {token_file} cannot be read" in missing.stderr
+
+
+def test_a_new_log_file_that_cannot_be_opened_keeps_the_old_one(tmp_path: Path) -> None:
+    config = tmp_path / "echo.toml"
+    first = tmp_path / "first.log"
+    config.write_text(f'log_file = "{first}"\n')
+    admin = f"unix:{tmp_path / 'a.sock'}"
+    port = free_port()
+    process = start_in(
+        tmp_path, "echo", "--config", str(config), "--admin", admin, "--listen", f"127.0.0.1:{port}"
+    )
+    try:
+        wait_until(lambda: (tmp_path / "a.sock").exists(), what="admin socket")
+        missing = tmp_path / "no-such-folder" / "second.log"
+        config.write_text(f'log_file = "{missing}"\nlog_level = "WARNING"\n')
+        failed = residentd("reload", "--admin", admin)
+        assert failed.returncode == 1
+        assert f"cannot open log file {missing}: No such file or directory" in failed.stderr
+        in_force = admin_get(admin, "/config")["in_force"]
+        assert in_force["log_file"] == str(first)
+        assert in_force["log_level"] == "WARNING"  # what could be applied was
+        wait_until(lambda: f"still writing to {first}" in first.read_text(), what="reason")
+        assert talk(port, [b"on"]) == [b"on"]
+    finally:
+        stop(process)
