@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Daemon, residentd, talk, wait_until
+from .helpers import Daemon, free_port, residentd, talk, wait_until
 
 SLOW_APP = str(Path(__file__).with_name("apps.py")) + ":slow"
 
@@ -188,7 +188,12 @@ def test_a_signal_right_after_start_waits_for_its_handler(
 
 
 def test_signals_during_a_stop_do_not_cut_it_short(tmp_path: Path, loop_kind: str) -> None:
-    daemon = Daemon(tmp_path, SLOW_APP, "--stop-delay", "0.5", loop=loop_kind).start()
+    # A name to resolve: asyncio resolves it on a thread of its default executor, a thread
+    # that must not take a signal once the handlers are gone either.
+    second = f"localhost:{free_port()}"
+    daemon = Daemon(
+        tmp_path, SLOW_APP, "--stop-delay", "0.5", "--listen", second, loop=loop_kind
+    ).start()
     try:
         daemon.signal(signal.SIGTERM)
         wait_until(lambda: "stopping: graceful" in daemon.log(), what="the stop to begin")

@@ -121,11 +121,11 @@ def _environ_of(pid: int) -> dict[str, str] | None:
 
 def send_signal(pidfile: str, signum: int) -> int:
     """Send ``signum`` to the daemon that holds ``pidfile``; returns its pid."""
-    pid = read_pid(pidfile)
-    pidfd = _pidfd_open(pid) if pid is not None else None
+    named = read_pid(pidfile)
+    pidfd = _pidfd_open(named) if named is not None else None
     try:
         pid = daemon_pid(pidfile)  # checked after the pidfd is open: the pid cannot be reused
-        if pidfd is not None:
+        if pidfd is not None and pid == named:
             signal.pidfd_send_signal(pidfd, signum)
         else:
             os.kill(pid, signum)

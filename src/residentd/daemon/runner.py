@@ -38,7 +38,6 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from residentd import __version__, speedups
@@ -64,6 +63,8 @@ from residentd.net.server import Server
 # Allocations between young collections, then young collections per middle one, and middle
 # ones per full one (the stdlib's are 700, 10, 10).
 GC_THRESHOLDS = (50_000, 20, 100)
+# Seconds the default executor's running jobs get at the end of a stop.
+EXECUTOR_GRACE = 1.0
 
 log = logging.getLogger("residentd.daemon")
 
@@ -140,27 +141,29 @@ async def _then_ignore_signals(
     """Run ``main``, then ignore the handled signals until the process exits. Once the loop
     stops, uvloop no longer dispatches them, and closing the loop would put their default
     actions back: one that came then would kill us before the pidfile is removed and the last
-    log lines are written. Blocked first in this thread (the loop's worker threads have them
-    blocked since they started, see :func:`_start_thread_pools`), then set to be ignored for
-    threads an app may have started."""
+    log lines are written. So: blocked in this thread; the default executor's threads, which
+    have them unblocked, ended (libuv's have them blocked, see :func:`_start_libuv_pool`); then
+    ignored, for any thread an app started."""
     try:
         return await main
     finally:
         block_signals()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(loop.shutdown_default_executor(), EXECUTOR_GRACE)
         for signum in SIGNALS:
             loop.remove_signal_handler(signum)
             signal.signal(signum, signal.SIG_IGN)
 
 
-async def _start_thread_pools(loop: asyncio.AbstractEventLoop) -> None:
-    """Start the loop's worker threads while the handled signals are blocked, so that they
-    inherit the blocked mask and never take one: libuv's pool under uvloop (all its threads
-    start at its first use) and, through an initializer, every thread of the default executor."""
-    loop.set_default_executor(
-        ThreadPoolExecutor(thread_name_prefix="residentd-worker", initializer=block_signals)
-    )
-    with contextlib.suppress(OSError):
-        await loop.getaddrinfo("127.0.0.1", None)
+async def _start_libuv_pool(loop: asyncio.AbstractEventLoop) -> None:
+    """Under uvloop, start libuv's worker threads now, while the handled signals are blocked:
+    all of them start at the pool's first use and inherit the blocked mask, so none ever takes
+    a signal (they run no Python code and start no processes). Python's executor threads are
+    left alone, since a process they start inherits their mask and must be able to receive
+    signals; they are ended before the handlers go (:func:`_then_ignore_signals`)."""
+    if type(loop).__module__.partition(".")[0] == "uvloop":
+        with contextlib.suppress(OSError):
+            await loop.getaddrinfo("127.0.0.1", None)
 
 
 def _report_failure(reason: str, config: Config, channel: ReadyChannel | None) -> int:
@@ -210,7 +213,7 @@ class Daemon:
         self.app.options.update(self.config.app_options())
         # Handlers first: a stop signal that comes while we bind still means a graceful stop.
         self._install_signals()
-        await _start_thread_pools(self.loop)
+        await _start_libuv_pool(self.loop)
         block_signals(False)
         try:
             await self.server.start(self.config.listen())
