@@ -9,9 +9,9 @@ start-up heap frozen out of the garbage collector's scans, and then ``READY=1`` 
 Signals, all handled on the loop (``loop.add_signal_handler``), so they never interrupt a
 handler half-way, with the meanings nginx gives them (:data:`SIGNALS`; docs/operations.md
 compares nginx, Redis and gunicorn). They are blocked from just after ``--daemon`` until the
-handlers are in place, and again from when the loop closes, so one that comes while the daemon
-starts waits for its handler instead of killing the process with the default action (and one
-that comes during the last steps of a stop cannot cut them short):
+handlers are in place, and ignored from the end of a stop, so one that comes while the daemon
+starts waits for its handler instead of killing the process with the default action, and one
+that comes during the last steps of a stop cannot cut them short:
 
 - SIGTERM, SIGINT: graceful stop (``Server.stop``) within ``shutdown_timeout``, exit 0. A second
   one exits at once with status 1.
