@@ -340,6 +340,13 @@ def test_an_unusable_log_file_is_a_message(tmp_path: Path) -> None:
     assert f"log_file = '{tmp_path}'" in message and "Is a directory" in message
 
 
+def test_a_pidfile_in_a_missing_folder_is_a_message(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gone" / "echo.pid"
+    message = start_error("--pidfile", str(pidfile))
+    assert f"pidfile = '{pidfile}' (from --pidfile) cannot be made" in message
+    assert f"folder {tmp_path / 'gone'} does not exist" in message
+
+
 def test_an_empty_log_file_variable_is_a_message() -> None:
     message = start_error(env=clean_env(RESIDENTD_LOG_FILE=""))
     assert "log_file = '' (from RESIDENTD_LOG_FILE) is not allowed" in message

@@ -1,13 +1,16 @@
 """Checks made before a daemon starts, so that what would fail later is a clear message now.
 
 ``residentd run`` calls :func:`check_start` once the configuration is resolved and before it
-detaches: the log file must open for appending, and the admin socket's path (the default one
-too) must be usable, each error naming the key and the path, so the command exits with code 2
-and a sentence instead of a traceback, or a daemon that died in the background. The warnings
-it returns (``--daemon`` with nowhere for the logs to go) are printed by the caller.
+detaches: the log file must open for appending, the pidfile's folder must exist, and the admin
+socket's path (the default one too) must be usable, each error naming the key and the path,
+so the command exits with code 2 and a sentence instead of a traceback, or a daemon that died
+in the background. The warnings it returns (``--daemon`` with nowhere for the logs to go) are
+printed by the caller.
 """
 
 from __future__ import annotations
+
+import os
 
 from residentd.daemon.admin import default_admin_path, prepare_admin_socket
 from residentd.daemon.config import Config
@@ -29,6 +32,12 @@ def check_start(config: Config, app_name: str) -> list[str]:
                 f"log_file = {log_file!r} (from {config.sources['log_file']}) cannot be opened "
                 f"for writing: {exc.strerror or exc}"
             ) from None
+    pidfile = config["pidfile"]
+    if pidfile and not os.path.isdir(os.path.dirname(os.path.abspath(pidfile))):
+        raise ConfigError(
+            f"pidfile = {pidfile!r} (from {config.sources['pidfile']}) cannot be made: folder "
+            f"{os.path.dirname(os.path.abspath(pidfile))} does not exist"
+        )
     admin = config["admin"] or default_admin_path(app_name, config["pidfile"])
     if admin != "off":
         try:
