@@ -53,7 +53,7 @@ def test_a_pid_that_does_not_hold_the_lock_is_never_signalled(
     result = residentd(command, "--pidfile", str(pidfile), env=clean_env())
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert f"pidfile {pidfile} names pid {sleeper.pid}, but no process holds its lock" in (
+    assert f"pidfile {pidfile} names pid {sleeper.pid}, but that process does not hold its " in (
         result.stderr
     )
     time.sleep(0.2)

@@ -85,9 +85,9 @@ def daemon_pid(pidfile: str) -> int:
         raise ControlError(f"cannot tell who holds pidfile {pidfile}: {exc}") from None
     if holder != pid:
         raise ControlError(
-            f"pidfile {pidfile} names pid {pid}, but no process holds its lock: the daemon is "
-            "not running (a stale pidfile; the pid may belong to another program now), "
-            "so nothing was signalled"
+            f"pidfile {pidfile} names pid {pid}, but that process does not hold its lock: the "
+            "daemon is not running (a stale pidfile; the pid may belong to another program "
+            "now), so nothing was signalled"
         )
     return pid
 

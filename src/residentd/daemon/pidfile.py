@@ -19,7 +19,8 @@ process that owns it.
 running daemon. A pid read from the file alone proves nothing (the daemon may have died and the
 pid been reused by an unrelated process), so :func:`lock_holder` answers which process holds the
 file's lock: from ``/proc/locks`` (the process that took the ``flock``), or, for a daemon that
-shares the lock through a fork, the process the file names when it has this very file open.
+shares the lock through a fork (or a filesystem that ``/proc/locks`` lists under other device
+numbers), the process the file names when the lock is held and it has this very file open.
 """
 
 from __future__ import annotations
@@ -189,9 +190,12 @@ def lock_holder(path: str | os.PathLike[str]) -> int | None:
     if pid is None:
         return None
     lockers = _flock_holders(held.st_dev, held.st_ino)
-    if not lockers:
-        return None
-    if pid in lockers or _has_open(pid, held.st_dev, held.st_ino):
+    if pid in lockers:
+        return pid
+    # Held by another process (a lock shared through a fork), or on a filesystem that
+    # /proc/locks lists under other device numbers (btrfs subvolumes): the process the file
+    # names must then have this very file open.
+    if (lockers or _lock_is_held(path)) and _has_open(pid, held.st_dev, held.st_ino):
         return pid
     return None
 
@@ -208,6 +212,19 @@ def _flock_holders(dev: int, ino: int) -> set[int]:
                 with contextlib.suppress(ValueError):
                     holders.add(int(fields[4]))
     return holders
+
+
+def _lock_is_held(path: str | os.PathLike[str]) -> bool:
+    """Whether some process holds a lock on the file: a shared lock cannot be taken at once.
+    (Taken, it is given back at once.)"""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing gives back the lock we may have taken
+    return False
 
 
 def _has_open(pid: int, dev: int, ino: int) -> bool:
