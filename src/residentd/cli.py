@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import signal
 import sys
@@ -25,16 +26,18 @@ from collections.abc import Sequence
 
 from residentd import __version__
 from residentd.apps import BUILTIN
-from residentd.daemon.admin import default_admin_path
 from residentd.daemon.config import Schema
 from residentd.daemon.control import (
     ControlError,
     admin_json,
+    admin_request,
+    daemon_admin_address,
     format_status,
     send_signal,
     stop,
 )
 from residentd.daemon.loader import load_app
+from residentd.daemon.startup import check_start
 from residentd.errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -85,6 +88,8 @@ def _run_or_config(command: str, argv: list[str]) -> int:
     for name in ("pidfile", "log_file"):
         if config[name]:
             config.values[name] = os.path.abspath(config[name])
+    for warning in check_start(config, app.name):
+        print(f"residentd: warning: {warning}", file=sys.stderr)
     from residentd.daemon.runner import run_daemon
 
     return run_daemon(app, schema, config, dict(os.environ), flags)
@@ -109,6 +114,11 @@ def _control(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run a daemon: residentd run APP --help")
     commands.add_parser("config", help="print a daemon's effective configuration")
+    # Dispatched by main() before this parser; listed so that --help shows every command.
+    commands.add_parser("bots", help="load a loopback server with bots: residentd bots --help")
+    if not argv or "-h" in argv or "--help" in argv:
+        for name, text in _app_commands():
+            commands.add_parser(name, help=f"{text}: residentd {name} --help")
     for name, text in (
         ("status", "show a running daemon's counters"),
         ("reload", "reload a running daemon's config (SIGHUP)"),
@@ -130,19 +140,18 @@ def _control(argv: list[str]) -> int:
             sub.add_argument("--json", action="store_true", help="print JSON")
         if name == "stop":
             sub.add_argument(
-                "--timeout", type=float, default=30.0, help="seconds to wait for the exit"
+                "--timeout",
+                type=_seconds,
+                default=30.0,
+                help="seconds to wait for the exit (default: 30)",
             )
     args = parser.parse_args(argv)
-    admin = args.admin or default_admin_path("", args.pidfile)
+    admin = args.admin or daemon_admin_address(args.pidfile)
     if args.command == "status":
         status = admin_json(admin, "GET", "/status", args.token)
         print(json.dumps(status, indent=2) if args.json else format_status(status))
     elif args.command == "reload":
-        if args.pidfile:
-            pid = send_signal(args.pidfile, signal.SIGHUP)
-            print(f"sent SIGHUP to pid {pid}")
-        else:
-            print(json.dumps(admin_json(admin, "POST", "/reload", args.token)))
+        return _reload(admin, args.pidfile, args.token)
     elif args.command == "stop":
         if args.pidfile:
             print(stop(args.pidfile, args.timeout))
@@ -152,6 +161,46 @@ def _control(argv: list[str]) -> int:
     elif args.command == "loglevel":
         admin_json(admin, "POST", f"/loglevel?level={args.level}", args.token)
         print(f"log level set to {args.level}")
+    return 0
+
+
+def _app_commands() -> list[tuple[str, str]]:
+    """(name, first line of its doc) of each built-in app that has commands of its own."""
+    found = []
+    for name, target in sorted(BUILTIN.items()):
+        command = getattr(importlib.import_module(target.partition(":")[0]), "command", None)
+        if command is not None:
+            doc = (command.__doc__ or f"the {name} app's own commands").strip().splitlines()[0]
+            found.append((name, doc.rstrip(".")))
+    return found
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _reload(admin: str, pidfile: str | None, token: str | None) -> int:
+    """POST /reload and print its answer; exit 1 when the reload failed. Only a daemon with no
+    admin socket where ``--pidfile`` points it is sent SIGHUP, whose outcome is in its log."""
+    if pidfile and admin.startswith("unix:") and not os.path.exists(admin[5:]):
+        pid = send_signal(pidfile, signal.SIGHUP)
+        print(f"sent SIGHUP to pid {pid} (no admin socket at {admin[5:]}: see its log)")
+        return 0
+    status, body = admin_request(admin, "POST", "/reload", token)
+    try:
+        result = json.loads(body)
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        text = body.decode(errors="replace").strip()
+        raise ControlError(f"POST /reload at {admin}: {status} {text}")
+    print(json.dumps(result))
+    if not result.get("ok"):
+        print(f"residentd: reload failed: {result.get('error', 'unknown error')}", file=sys.stderr)
+        return 1
     return 0
 
 

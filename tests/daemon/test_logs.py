@@ -209,10 +209,29 @@ def test_flood_is_cut_to_the_burst_then_counted(
     assert len(out.messages) == 5
     clock.now += 0.5
     log.warning("bad frame from %s", "next window")
+    # The summary shows the last message held back, merged with its arguments: a reader
+    # sees which peer, not the template ("bad frame from %s").
     assert out.messages[5:] == [
-        "suppressed 96 similar messages: bad frame from %s",
+        "suppressed 96 similar messages, the last one: bad frame from late",
         "bad frame from next window",
     ]
+
+
+def test_summary_shows_the_message_of_a_refusal_not_its_template(
+    limited: tuple[logging.Logger, Collect, Clock],
+) -> None:
+    log, out, clock = limited
+    for port in range(40_000, 40_020):
+        log.warning("refused %s: %s", f"127.0.0.1:{port}", "max-connections")
+    clock.now += 1.0
+    (ratelimit,) = out.filters
+    assert isinstance(ratelimit, RateLimitFilter)
+    ratelimit.sweep()
+    summary = out.messages[-1]
+    assert "%s" not in summary
+    assert summary == (
+        "suppressed 15 similar messages, the last one: refused 127.0.0.1:40019: max-connections"
+    )
 
 
 def test_keys_are_per_logger_and_template(limited: tuple[logging.Logger, Collect, Clock]) -> None:
@@ -245,11 +264,13 @@ def test_counts_are_reported_without_a_further_record(
     assert out.messages == ["flood"] * 5  # the window has not passed yet
     clock.now += 1.0
     ratelimit.sweep()
-    assert out.messages[5:] == ["suppressed 3 similar messages: flood"]
+    assert out.messages[5:] == ["suppressed 3 similar messages, the last one: flood"]
     for _ in range(7):
         log.warning("flood")
     ratelimit.flush()
-    assert out.messages[6:] == ["flood"] * 5 + ["suppressed 2 similar messages: flood"]
+    assert out.messages[6:] == ["flood"] * 5 + [
+        "suppressed 2 similar messages, the last one: flood"
+    ]
     assert ratelimit.suppressed_total == 5
 
 
@@ -266,7 +287,7 @@ def test_key_table_is_bounded(limited: tuple[logging.Logger, Collect, Clock]) ->
     assert out.messages[5:9] == [
         "distinct 0",
         "distinct 1",
-        "suppressed 1 similar messages: first",
+        "suppressed 1 similar messages, the last one: first",
         "distinct 2",
     ]
 
@@ -335,7 +356,7 @@ def test_counts_are_reported_after_the_flood_under_other_traffic(
     for _ in range(10):
         log.warning("flood")
     deadline = time.monotonic() + 10
-    while "suppressed 8 similar messages: flood" not in path.read_text():
+    while "suppressed 8 similar messages, the last one: flood" not in path.read_text():
         assert time.monotonic() < deadline, "the count was never reported"
         log.info("other traffic")  # keeps the writer busy, never idle for a whole period
         time.sleep(0.01)
@@ -478,7 +499,9 @@ def test_a_flood_leaves_a_handful_of_lines_and_an_exact_count(tmp_path: Path) ->
     windows = math.ceil(time.monotonic() - began) + 1  # the default period is 1 s
     shown = suppressed = 0
     for msg in logfmt_messages(path):
-        if counted := re.fullmatch(r"suppressed (\d+) similar messages: line %d", msg):
+        if counted := re.fullmatch(
+            r"suppressed (\d+) similar messages, the last one: line \d+", msg
+        ):
             suppressed += int(counted.group(1))
         else:
             assert re.fullmatch(r"line \d+", msg)

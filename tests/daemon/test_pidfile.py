@@ -3,6 +3,7 @@ and a forked child can carry the lock on."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from residentd.daemon.pidfile import PidFile, PidFileError, pid_alive, read_pid
+from residentd.daemon import pidfile as pidfile_module
+from residentd.daemon.pidfile import PidFile, PidFileError, lock_holder, pid_alive, read_pid
 
 HOLDER = """
 import sys
@@ -140,8 +142,10 @@ def test_a_forked_child_carries_the_lock_on(tmp_path: Path) -> None:
     try:
         assert os.read(ready_r, 1) == b"x"
         assert read_pid(path) == child
+        assert lock_holder(path) == child  # /proc/locks names us, but the child has it open
         pidfile.release()  # the parent's copy: closes it, leaves file and lock to the child
         assert read_pid(path) == child
+        assert lock_holder(path) == child
         with pytest.raises(PidFileError, match=f"locked by running process {child}"):
             PidFile(path).acquire()
         os.write(go_w, b"x")
@@ -150,6 +154,36 @@ def test_a_forked_child_carries_the_lock_on(tmp_path: Path) -> None:
     finally:
         for fd in (ready_r, ready_w, go_r, go_w):
             os.close(fd)
+
+
+def test_lock_holder_is_the_locking_process_named_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "d.pid"
+    assert lock_holder(path) is None  # no file
+    with PidFile(path):
+        assert lock_holder(path) == os.getpid()
+    path.write_text(f"{os.getpid()}\n")
+    assert lock_holder(path) is None  # our pid, but the lock is free: a stale file
+    path.write_text("1\n")
+    with open(path, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert lock_holder(path) is None  # locked by us, naming a process that is not us
+
+
+def test_lock_holder_without_a_matching_proc_locks_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some filesystems (btrfs subvolumes) are listed in /proc/locks under other device numbers.
+    monkeypatch.setattr(pidfile_module, "_flock_holders", lambda dev, ino: set())
+    path = tmp_path / "d.pid"
+    with PidFile(path):
+        assert lock_holder(path) == os.getpid()  # the lock is held and we have the file open
+    path.write_text(f"{os.getpid()}\n")
+    assert lock_holder(path) is None
+    with PidFile(path):
+        assert lock_holder(path) == os.getpid()
+    # The probe gave its shared lock back: the file can be locked again at once.
+    with PidFile(path):
+        pass
 
 
 def test_pid_alive() -> None:

@@ -1,4 +1,5 @@
-"""Signals sent to a real daemon process: graceful stop, reload, stats, a second stop."""
+"""Signals sent to a real daemon process from this one, at awkward moments too: graceful stops
+(TERM, INT, QUIT), reload, log reopen, the upgrade signal, a second stop."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Daemon, residentd, talk, wait_until
+from .helpers import Daemon, free_port, residentd, talk, wait_until
 
 SLOW_APP = str(Path(__file__).with_name("apps.py")) + ":slow"
 
@@ -107,19 +108,114 @@ def test_sighup_reports_what_needs_a_restart(tmp_path: Path) -> None:
         daemon.stop()
 
 
-def test_sigusr1_logs_a_stats_snapshot(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path, "echo", "--log-format", "logfmt").start()
+def test_sigusr1_reopens_the_log_and_nothing_else(tmp_path: Path, loop_kind: str) -> None:
+    config = tmp_path / "slow.toml"
+    config.write_text('greeting = "hello"\n')
+    daemon = Daemon(tmp_path, SLOW_APP, "--config", str(config), loop=loop_kind).start()
     try:
-        before = daemon.status()["connections_total"]
-        assert talk(daemon.port, [b"one", b"two", b"three"]) == [b"one", b"two", b"three"]
-        wait_until(lambda: daemon.status()["connections_open"] == 0, what="client closed")
+        rotated = tmp_path / "daemon.log.1"
+        daemon.log_file.rename(rotated)  # what logrotate does before it signals
+        config.write_text('greeting = "changed"\n')  # not read: USR1 is not a reload
         daemon.signal(signal.SIGUSR1)
-        wait_until(lambda: "msg=stats" in daemon.log(), what="stats line")
-        line = next(line for line in daemon.log().splitlines() if "msg=stats" in line)
-        assert "messages_in=3" in line
-        assert f"connections_total={before + 1}" in line
+        wait_until(lambda: "log file reopened" in daemon.log(), what="the new log file")
+        assert talk(daemon.port, [b"greeting"]) == [b"hello"]
+        assert "reloaded" not in daemon.log() + rotated.read_text()
+        assert "msg=stats" not in daemon.log() and "stats" not in rotated.read_text()
+        assert "listening on" in rotated.read_text()
     finally:
         daemon.stop()
+    assert "stopped" in daemon.log()
+
+
+def test_sigquit_is_a_graceful_stop(tmp_path: Path, loop_kind: str) -> None:
+    daemon = Daemon(tmp_path, SLOW_APP, "--reply-delay", "0.3", loop=loop_kind).start()
+    try:
+        client = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        client.sendall(b"in flight\n")
+        time.sleep(0.1)  # the request is in its handler
+        daemon.signal(signal.SIGQUIT)
+        assert client.makefile("rb").read() == b"in flight\nBYE\n"
+        client.close()
+        assert daemon.wait() == 0
+    finally:
+        daemon.stop()
+    assert "SIGQUIT: graceful stop" in daemon.log()
+    assert "stopped" in daemon.log()
+    assert not Path(daemon.pidfile).exists()
+    assert not Path(daemon.admin_path).exists()
+
+
+def test_sigusr2_logs_that_upgrade_is_not_available_and_keeps_serving(
+    tmp_path: Path, loop_kind: str
+) -> None:
+    daemon = Daemon(tmp_path, "echo", loop=loop_kind).start()
+    try:
+        daemon.signal(signal.SIGUSR2)
+        wait_until(lambda: "live upgrade is not available" in daemon.log(), what="USR2 logged")
+        assert talk(daemon.port, [b"still here"]) == [b"still here"]
+        assert daemon.process is not None and daemon.process.poll() is None
+    finally:
+        daemon.stop()
+    assert daemon.process is not None and daemon.process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP]
+)
+def test_a_signal_right_after_start_waits_for_its_handler(
+    tmp_path: Path, loop_kind: str, signum: int
+) -> None:
+    daemon = Daemon(tmp_path, "echo", loop=loop_kind).start(wait=False)
+    try:
+        # The earliest moment anyone can know the pid: the pidfile appears, well before the
+        # loop, the listeners and the handlers exist.
+        pidfile = Path(daemon.pidfile)
+        deadline = time.monotonic() + 20
+        while not pidfile.exists():
+            assert time.monotonic() < deadline, "no pidfile"
+            time.sleep(0.001)
+        daemon.signal(signum)
+        if signum in (signal.SIGQUIT, signal.SIGTERM):
+            assert daemon.wait() == 0
+            assert not Path(daemon.pidfile).exists()
+            assert not Path(daemon.admin_path).exists()
+            return
+        wait_until(lambda: daemon.status()["pid"] == daemon.pid, what="serving")
+        assert talk(daemon.port, [b"alive"]) == [b"alive"]
+    finally:
+        daemon.stop()
+    assert daemon.process is not None and daemon.process.returncode == 0
+
+
+def test_signals_during_a_stop_do_not_cut_it_short(tmp_path: Path, loop_kind: str) -> None:
+    # A name to resolve: asyncio resolves it on a thread of its default executor, a thread
+    # that must not take a signal once the handlers are gone either.
+    second = f"localhost:{free_port()}"
+    daemon = Daemon(
+        tmp_path, SLOW_APP, "--stop-delay", "0.5", "--listen", second, loop=loop_kind
+    ).start()
+    try:
+        daemon.signal(signal.SIGTERM)
+        wait_until(lambda: "stopping: graceful" in daemon.log(), what="the stop to begin")
+        assert daemon.process is not None
+        others = [signal.SIGUSR2, signal.SIGUSR1, signal.SIGHUP, signal.SIGQUIT]
+        sent = 0
+        # Until the very end: through the stop hooks, the loop's close and the pidfile removal.
+        while daemon.process.poll() is None:
+            daemon.signal(others[sent % len(others)])
+            sent += 1
+            time.sleep(0.005)
+        assert daemon.wait() == 0
+        assert sent > 20
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    assert "SIGHUP while stopping: not reloading" in log
+    assert "reloaded" not in log
+    assert "second stop signal" not in log
+    assert "stopped" in log
+    assert not Path(daemon.pidfile).exists()
+    assert not Path(daemon.admin_path).exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

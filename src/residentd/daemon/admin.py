@@ -5,8 +5,8 @@ default, or ``HOST:PORT``. A TCP admin endpoint beyond loopback is refused unles
 and with a token every request must carry ``Authorization: Bearer <token>``.
 
     GET  /status            counters, loop lag, RSS, fds, uptime as JSON
-    GET  /metrics           the same in Prometheus text format
-    GET  /config            the effective configuration as JSON
+    GET  /metrics           the same in Prometheus text format (see metrics.py)
+    GET  /config            the configuration in force, and what waits for a restart, as JSON
     POST /reload            reload the config file, as SIGHUP does; answers what was applied
     POST /loglevel?level=L  change the log level at run time
     POST /stop              begin a graceful stop
@@ -18,13 +18,15 @@ import hashlib
 import hmac
 import ipaddress
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
 from residentd.app import App, Session
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, response
+from residentd.daemon.metrics import prometheus_text
 from residentd.errors import ConfigError
 from residentd.net.listener import parse_address
 
@@ -66,22 +68,109 @@ def check_admin_address(address: str, token: str | None) -> None:
 MAX_UNIX_PATH = 100
 
 
-def default_admin_path(app_name: str, pidfile: str | None) -> str:
-    """Where the admin socket goes when ``admin`` is not set: beside the pidfile
-    (``<pidfile>.sock``), or in the user's runtime directory. A pidfile path too long for a
-    Unix socket maps to a short name derived from it, so ``residentd status --pidfile`` finds
-    the same socket."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    if not pidfile:
-        return f"unix:{runtime}/residentd-{app_name}-{os.getuid()}.sock"
-    path = f"{os.path.abspath(pidfile)}.sock"
-    if len(path.encode()) <= MAX_UNIX_PATH:
-        return f"unix:{path}"
-    digest = hashlib.sha256(path.encode()).hexdigest()[:16]
-    return f"unix:{runtime}/residentd-{digest}.sock"
+def default_admin_path(
+    app_name: str, pidfile: str | None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Where the admin socket goes when ``admin`` is not set, as ``unix:PATH``.
+
+    Never a fixed name in a folder every user may write to (where anyone could take the name
+    first and keep a root daemon from starting). In order: ``$RUNTIME_DIRECTORY`` (systemd's
+    ``RuntimeDirectory=``; the first one, when it lists several), beside the pidfile
+    (``<pidfile>.sock``), or the user's private directory (:func:`private_dir`). With a pidfile
+    the socket is named after it, so ``residentd status --pidfile`` finds it. A path too long
+    for a Unix socket maps to a short name derived from it, in the private directory.
+    """
+    env = os.environ if environ is None else environ
+    name = f"{os.path.basename(pidfile)}.sock" if pidfile else f"residentd-{app_name}.sock"
+    runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        path = os.path.join(os.path.abspath(runtime), name)
+    elif pidfile:
+        path = f"{os.path.abspath(pidfile)}.sock"
+    else:
+        path = os.path.join(private_dir(env), name)
+    if len(path.encode()) > MAX_UNIX_PATH:
+        digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+        path = os.path.join(private_dir(env), f"residentd-{digest}.sock")
+    return f"unix:{path}"
 
 
-def build_admin_app(controller: Controller, token: Callable[[], str | None]) -> App:
+def private_dir(environ: Mapping[str, str] | None = None) -> str:
+    """This user's private folder for sockets: ``$XDG_RUNTIME_DIR``, else ``/run/residentd-0``
+    for root, else ``residentd-<uid>`` in ``$TMPDIR`` (or ``/tmp``). See
+    :func:`ensure_private_dir`."""
+    env = os.environ if environ is None else environ
+    if env.get("XDG_RUNTIME_DIR"):
+        return os.path.abspath(env["XDG_RUNTIME_DIR"])
+    uid = os.getuid()
+    base = "/run" if uid == 0 and os.path.isdir("/run") else env.get("TMPDIR") or "/tmp"
+    return os.path.join(os.path.abspath(base), f"residentd-{uid}")
+
+
+def ensure_private_dir(path: str, create: bool = True) -> None:
+    """Check that ``path`` is a real folder (not a symlink) owned by this user and closed to
+    others (no group or other permission bits), creating it with mode 0700 if it is missing
+    and ``create``; ConfigError naming the path otherwise."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            return
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass  # made by someone else just now: checked below like any other
+        except OSError as exc:
+            raise ConfigError(f"cannot create admin socket folder {path}: {exc.strerror}") from None
+        info = os.lstat(path)
+    what = f"admin socket folder {path}"
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(f"{what} is a symlink: refusing to follow it")
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what} is not a folder")
+    if info.st_uid != os.getuid():
+        raise ConfigError(
+            f"{what} belongs to uid {info.st_uid}, not to this user (uid {os.getuid()}): "
+            "refusing it"
+        )
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"{what} is open to other users (mode {stat.S_IMODE(info.st_mode):04o}): "
+            "it must be 0700"
+        )
+
+
+def prepare_admin_socket(address: str, environ: Mapping[str, str] | None = None) -> None:
+    """Before binding a ``unix:`` admin address: make the private folder if the socket goes
+    there, and refuse a path that is a symlink, something other than a socket, or in a
+    missing folder, naming the path. Nothing for a TCP address."""
+    if not address.startswith("unix:"):
+        return
+    path = parse_address(address).path
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder == private_dir(environ):
+        ensure_private_dir(folder)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if not os.path.isdir(folder):
+            raise ConfigError(
+                f"admin socket {path} cannot be made: folder {folder} does not exist"
+            ) from None
+        return
+    except OSError as exc:
+        raise ConfigError(f"admin socket {path} cannot be examined: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(f"admin socket {path} is a symlink: refusing to follow it")
+    if not stat.S_ISSOCK(info.st_mode):
+        raise ConfigError(f"admin socket {path} exists and is not a socket: refusing to replace it")
+
+
+def build_admin_app(
+    controller: Controller, token: Callable[[], str | None], *, browser_guard: bool = False
+) -> App:
+    """The admin endpoint as an app. ``browser_guard`` (for a TCP address) refuses, while no
+    token is set, what a web page could send to it (see :func:`browser_refusal`)."""
     app = App("admin", "status, metrics and control of a running daemon")
 
     class AdminSession(Session):
@@ -95,12 +184,55 @@ def build_admin_app(controller: Controller, token: Callable[[], str | None]) -> 
                     self.send(response(401, b"admin token required\n", close=True))
                     self.close("unauthorized")
                     return
+            elif browser_guard and (refusal := browser_refusal(request)):
+                self.send(_forbidden(refusal))
+                self.close("forbidden")
+                return
             self.send(route(controller, request))
             if not request.keep_alive:
                 self.close("done")
 
     app.service("admin", AdminSession, codec=HttpRequestCodec)
     return app
+
+
+def browser_refusal(request: HttpRequest) -> str | None:
+    """Why a request to a token-less TCP admin endpoint looks sent by a web page, or None.
+
+    A page in a browser on this machine can reach a loopback port: with a form or ``fetch`` it
+    can POST (the browser then sends ``Origin``, on every request that is not a GET or HEAD),
+    and through DNS rebinding it can even read answers (the ``Host`` is then the page's name,
+    not a loopback one). ``residentd`` and tools like curl send neither.
+    """
+    host = request.headers.get("host")
+    if host is not None and not _loopback_host(host):
+        return f"Host {host!r} is not a loopback name"
+    if request.method not in ("GET", "HEAD") and "origin" in request.headers:
+        return "requests from web pages (with an Origin header) may not change anything"
+    return None
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a Host header names this machine: ``localhost`` or a loopback IP, any port."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name, _, port = name.partition(":")
+        if not port.isdigit():
+            return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _forbidden(reason: str) -> bytes:
+    # codecs.http has no reason phrase for 403 yet: put the standard one in.
+    reply = response(403, f"forbidden: {reason}\n".encode(), close=True)
+    return reply.replace(b" 403 Unknown\r\n", b" 403 Forbidden\r\n", 1)
 
 
 def route(controller: Controller, request: HttpRequest) -> bytes:
@@ -112,7 +244,8 @@ def route(controller: Controller, request: HttpRequest) -> bytes:
     if path == "/config" and method == "GET":
         return response(200, msgspec.json.encode(controller.config_dict()), JSON)
     if path == "/reload" and method == "POST":
-        return response(200, msgspec.json.encode(controller.reload()), JSON)
+        result = controller.reload()
+        return response(200 if result["ok"] else 500, msgspec.json.encode(result), JSON)
     if path == "/loglevel" and method == "POST":
         level = request.query.get("level") or request.body.decode().strip()
         try:
@@ -126,39 +259,3 @@ def route(controller: Controller, request: HttpRequest) -> bytes:
     if path in ("/status", "/metrics", "/config", "/reload", "/loglevel", "/stop"):
         return response(405, b"method not allowed\n")
     return response(404, b"not found\n")
-
-
-def prometheus_text(status: dict[str, Any]) -> str:
-    """Render the status counters as Prometheus text exposition format."""
-    app = status.get("app", "")
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, value: Any, labels: dict[str, str] | None = None) -> None:
-        full = f"residentd_{name}"
-        if not any(line.startswith(f"# TYPE {full} ") for line in lines):
-            lines.append(f"# TYPE {full} {kind}")
-        all_labels = {"app": app, **(labels or {})}
-        rendered = ",".join(f'{key}="{_escape(str(val))}"' for key, val in all_labels.items())
-        lines.append(f"{full}{{{rendered}}} {value}")
-
-    metric("connections_open", "gauge", status["connections_open"])
-    metric("connections_total", "counter", status["connections_total"])
-    for reason, count in sorted(status["refused"].items()):
-        metric("refused_total", "counter", count, {"reason": reason})
-    for reason, count in sorted(status["closed"].items()):
-        metric("closed_total", "counter", count, {"reason": reason})
-    for kind, count in sorted(status["errors"].items()):
-        metric("errors_total", "counter", count, {"kind": kind})
-    for name in ("messages_in", "messages_out", "bytes_in", "bytes_out"):
-        metric(f"{name}_total", "counter", status[name])
-    lag = status.get("loop_lag", {})
-    metric("loop_lag_max_seconds", "gauge", lag.get("max_ms", 0.0) / 1000)
-    metric("loop_lag_p99_seconds", "gauge", lag.get("p99_ms", 0.0) / 1000)
-    metric("rss_bytes", "gauge", status.get("rss_bytes", 0))
-    metric("open_fds", "gauge", status.get("open_fds", 0))
-    metric("uptime_seconds", "gauge", status.get("uptime", 0))
-    return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -7,6 +7,15 @@ change it live. The same declaration makes the command-line flag (``max_connecti
 (``max_connections = 100``). An app adds its own options the same way (``App.option``), and each
 service after the first gets a ``<service>_listen`` setting of its own.
 
+Paths (``pidfile``, ``log_file``, ``admin_token_file`` and ``unix:`` addresses) are made absolute
+once, against the directory the daemon started in, which the config keeps: a reload resolves
+them against the same directory, so a relative path means the same file for the whole life of
+the daemon, even after ``--daemon`` moved it to ``/``.
+
+Secrets (``admin_token``, and app options whose names end in ``secret``, ``token`` or
+``password``) are shown as ``<redacted>`` wherever the config is printed or logged;
+``admin_token_file`` reads the token from a file, so it stays out of ``ps`` and the environment.
+
 A bad key or value raises ``ConfigError`` with a message that names the key, the value, where it
 came from and what is allowed; the CLI turns that into exit code 2.
 """
@@ -14,6 +23,7 @@ came from and what is allowed; the CLI turns that into exit code 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -28,8 +38,20 @@ from residentd.loop import LOOP_KINDS
 from residentd.net.listener import parse_address
 
 ENV_PREFIX = "RESIDENTD_"
+#: What 0 means for the limits where it has a meaning (for the others it is just small).
+ZERO_MEANS = {
+    "max_connections": "no limit",
+    "max_connections_per_ip": "no limit",
+    "max_output_buffer": "no limit",
+    "max_bad_messages": "no limit",
+    "idle_timeout": "no timeout",
+    "handshake_timeout": "no timeout",
+}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "logfmt", "json")
+REDACTED = "<redacted>"
+#: App options named so are secrets too (chat's ``secret``, say).
+SECRET_SUFFIXES = ("secret", "token", "password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +64,10 @@ class Setting:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     app_option: bool = False
+    #: "file" for a file path, "address" for listen addresses (made absolute when ``unix:``).
+    path: str = ""
+    #: Never printed or logged: shown as ``<redacted>``.
+    secret: bool = False
 
     @property
     def flag(self) -> str:
@@ -60,6 +86,11 @@ class Setting:
                 f"{self.name} = {value!r} (from {source}) is not allowed: expected "
                 f"{_describe(self.kind)}"
             ) from None
+        if result == "" and self.kind is str and not self.app_option:
+            raise ConfigError(
+                f"{self.name} = '' (from {source}) is not allowed: expected a value; leave it "
+                "unset for the default"
+            )
         if self.choices is not None and result not in self.choices:
             allowed = ", ".join(str(choice) for choice in self.choices)
             raise ConfigError(
@@ -91,7 +122,10 @@ def _coerce(kind: type, value: Any) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise ValueError(value)
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # nan passes every comparison, inf never comes
+            raise ValueError(value)
+        return number
     if kind is list:
         if isinstance(value, str):
             return [part for part in value.split(",") if part]
@@ -109,7 +143,7 @@ def _describe(kind: type) -> str:
     return {
         bool: "true or false",
         int: "a whole number",
-        float: "a number",
+        float: "a finite number",
         list: "a list of strings",
         str: "a string",
     }[kind]
@@ -135,8 +169,8 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
         ),
         Setting("log_level", str, "INFO", "log level", True, LOG_LEVELS),
         Setting("log_format", str, "text", "log format", True, LOG_FORMATS),
-        Setting("log_file", str, None, "log to this file instead of stderr", True),
-        Setting("pidfile", str, None, "write the pid here, locked while running"),
+        Setting("log_file", str, None, "log to this file instead of stderr", True, path="file"),
+        Setting("pidfile", str, None, "write the pid here, locked while running", path="file"),
         Setting("daemon", bool, False, "detach and run in the background"),
         Setting("user", str, None, "drop privileges to this user after binding"),
         Setting("group", str, None, "drop privileges to this group after binding"),
@@ -145,6 +179,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             str,
             None,
             "admin endpoint: unix:/PATH (default: next to the pidfile) or HOST:PORT",
+            path="address",
         ),
         Setting(
             "admin_token",
@@ -152,6 +187,15 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             None,
             "token the admin endpoint requires; needed to listen beyond loopback",
             True,
+            secret=True,
+        ),
+        Setting(
+            "admin_token_file",
+            str,
+            None,
+            "read admin_token from this file (keeps it out of ps and the environment)",
+            True,
+            path="file",
         ),
     ]
     core, defaults = Limits(), Limits(**(limit_defaults or {}))
@@ -162,7 +206,8 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
                 field.name,
                 kind,
                 getattr(defaults, field.name),
-                field.metadata["help"] + " (0: no limit)",
+                field.metadata["help"]
+                + (f" (0: {ZERO_MEANS[field.name]})" if field.name in ZERO_MEANS else ""),
                 reloadable=field.name != "backlog",
                 minimum=0,
             )
@@ -181,6 +226,7 @@ def app_settings(app: App) -> list[Setting]:
                 list,
                 list(service.listen),
                 f"{service.name} listen address(es): HOST:PORT, [V6]:PORT or unix:/PATH",
+                path="address",
             )
         )
     for option in app.declared_options.values():
@@ -195,9 +241,28 @@ def app_settings(app: App) -> list[Setting]:
                 option.choices,
                 option.minimum,
                 app_option=True,
+                secret=option.name.endswith(SECRET_SUFFIXES),
             )
         )
     return settings
+
+
+def _help_text(setting: Setting) -> str:
+    """A flag's help: the setting's own text and its default (argparse's defaults are None, so
+    a flag left out never overrides the file or the environment)."""
+    default = setting.default
+    if default is None:
+        shown = ""
+    elif isinstance(default, bool):
+        shown = "on" if default else "off"
+    elif isinstance(default, list):
+        shown = ", ".join(default) or "none"
+    elif isinstance(default, float):
+        shown = f"{default:g}"
+    else:
+        shown = str(default)
+    text = f"{setting.help} (default: {shown})" if shown else setting.help
+    return text.replace("%", "%%")
 
 
 class Schema:
@@ -214,13 +279,14 @@ class Schema:
     def add_flags(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("settings (also in --config and RESIDENTD_* env)")
         for setting in self.settings.values():
+            text = _help_text(setting)
             if setting.kind is bool:
                 group.add_argument(
                     setting.flag,
                     dest=setting.name,
                     default=None,
                     action=argparse.BooleanOptionalAction,
-                    help=setting.help,
+                    help=text,
                 )
             elif setting.kind is list:
                 group.add_argument(
@@ -229,7 +295,7 @@ class Schema:
                     default=None,
                     action="append",
                     metavar="ADDR",
-                    help=setting.help,
+                    help=text,
                 )
             else:
                 group.add_argument(
@@ -237,7 +303,7 @@ class Schema:
                     dest=setting.name,
                     default=None,
                     metavar=setting.name.upper(),
-                    help=setting.help,
+                    help=text,
                 )
 
     def resolve(
@@ -245,8 +311,13 @@ class Schema:
         config_file: str | None = None,
         environ: Mapping[str, str] | None = None,
         flags: Mapping[str, Any] | None = None,
+        base_dir: str | None = None,
     ) -> Config:
-        """Merge defaults < file < environment < flags and validate the result."""
+        """Merge defaults < file < environment < flags and validate the result.
+
+        Relative paths are made absolute against ``base_dir`` (default: the current directory);
+        a reload passes the running config's ``base_dir``.
+        """
         values = {name: setting.default for name, setting in self.settings.items()}
         sources = dict.fromkeys(values, "default")
         if config_file is not None:
@@ -263,7 +334,11 @@ class Schema:
             if value is not None and name in self.settings:
                 values[name] = self.settings[name].coerce(value, self.settings[name].flag)
                 sources[name] = self.settings[name].flag
-        config = Config(self, values, sources, config_file)
+        base_dir = base_dir or os.getcwd()
+        for name, setting in self.settings.items():
+            values[name] = _absolute(setting.path, values[name], base_dir)
+        config = Config(self, values, sources, config_file, base_dir)
+        config.read_token_file()
         config.validate()
         return config
 
@@ -272,6 +347,17 @@ class Schema:
             allowed = ", ".join(sorted(self.settings))
             raise ConfigError(f"unknown key {key!r} in {source}; allowed keys: {allowed}")
         return self.settings[key]
+
+
+def _absolute(kind: str, value: Any, base_dir: str) -> Any:
+    """``value`` with a relative path made absolute against ``base_dir`` (see Setting.path)."""
+    if kind == "file" and isinstance(value, str) and value:
+        return os.path.normpath(os.path.join(base_dir, value))
+    if kind == "address" and isinstance(value, str) and value.startswith("unix:") and value[5:]:
+        return "unix:" + os.path.normpath(os.path.join(base_dir, value[5:]))
+    if kind == "address" and isinstance(value, list):
+        return [_absolute(kind, item, base_dir) for item in value]
+    return value
 
 
 def load_toml(path: str) -> dict[str, Any]:
@@ -303,14 +389,38 @@ class Config:
         values: dict[str, Any],
         sources: dict[str, str],
         config_file: str | None,
+        base_dir: str | None = None,
     ) -> None:
         self.schema = schema
         self.values = values
         self.sources = sources
         self.config_file = config_file
+        #: The directory relative paths were resolved against (where the daemon started).
+        self.base_dir = base_dir or os.getcwd()
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def read_token_file(self) -> None:
+        """Set ``admin_token`` from ``admin_token_file`` (its first line), if that is set."""
+        path = self.values.get("admin_token_file")
+        if not path:
+            return
+        if self.values["admin_token"] is not None:
+            raise ConfigError(
+                f"admin_token (from {self.sources['admin_token']}) and admin_token_file "
+                f"(from {self.sources['admin_token_file']}) are both set: keep one"
+            )
+        try:
+            with open(path, encoding="utf-8") as file:
+                token = file.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"admin_token_file {path} cannot be read: {reason}") from None
+        if not token:
+            raise ConfigError(f"admin_token_file {path} is empty")
+        self.values["admin_token"] = token
+        self.sources["admin_token"] = f"admin_token_file {path}"
 
     def validate(self) -> None:
         """Checks across settings: consistent limits, parseable addresses."""
@@ -350,8 +460,29 @@ class Config:
                 (live if setting.reloadable else restart)[name] = new.values[name]
         return live, restart
 
+    def with_live(self, new: Config) -> Config:
+        """The config in force after a reload to ``new``: its reloadable values, and this
+        one's for the settings that need a restart."""
+        values, sources = dict(new.values), dict(new.sources)
+        for name, setting in self.schema.settings.items():
+            if not setting.reloadable:
+                values[name], sources[name] = self.values[name], self.sources[name]
+        return Config(self.schema, values, sources, new.config_file, self.base_dir)
+
+    def shown(self, name: str, value: Any) -> Any:
+        """``value`` as it may be printed or logged: a set secret is ``<redacted>``."""
+        setting = self.schema.settings.get(name)
+        if setting is not None and setting.secret and value is not None:
+            return REDACTED
+        return value
+
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.values)
+        """The values, secrets redacted."""
+        return {name: self.shown(name, value) for name, value in self.values.items()}
+
+    def redacted(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Some values (such as a reload's changes) with secrets redacted."""
+        return {name: self.shown(name, value) for name, value in values.items()}
 
     def to_toml(self) -> str:
         """The effective configuration as TOML, with each value's source as a comment."""
@@ -361,7 +492,7 @@ class Config:
             if value is None:
                 lines.append(f"# {name} is not set")
                 continue
-            lines.append(f"{name} = {_toml_value(value)}  # {source}")
+            lines.append(f"{name} = {_toml_value(self.shown(name, value))}  # {source}")
         return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,13 @@
 """Acting on a running daemon: ``residentd stop|reload|status|loglevel``.
 
-The daemon is found by its pidfile (signals go to the pid; the admin socket is the pidfile's
-path plus ``.sock``) or by ``--admin ADDRESS``. ``stop`` sends SIGTERM (or POST /stop) and waits
-until the process is gone, reporting how long it took; ``status`` prints the admin endpoint's
-counters as a table, or as JSON with ``--json``.
+The daemon is found by its pidfile or by ``--admin ADDRESS``. A pid read from a pidfile is
+trusted only while that process holds the pidfile's lock (:func:`daemon_pid`): a daemon that
+died leaves a file whose pid the system may have given to any other program, and that program
+must never get our signal. The signal goes through a pidfd opened before the check, so the pid
+cannot be reused between the check and the kill. The admin socket of a daemon with a pidfile is
+where :func:`~residentd.daemon.admin.default_admin_path` puts it. ``stop`` sends SIGTERM (or
+POST /stop) and waits until the process is gone, reporting how long it took; ``status`` prints
+the admin endpoint's counters as a table, or as JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import socket
 import time
 from typing import Any
 
-from residentd.daemon.pidfile import pid_alive, read_pid
+from residentd.daemon.admin import default_admin_path
+from residentd.daemon.pidfile import lock_holder, pid_alive, read_pid
 from residentd.errors import ResidentdError
 from residentd.net.listener import parse_address
 
@@ -38,7 +43,9 @@ def admin_request(
             sock = socket.create_connection((parsed.host, parsed.port), timeout=timeout)
     except OSError as exc:
         raise ControlError(f"cannot reach the admin endpoint at {address}: {exc}") from None
-    headers = f"{method} {path} HTTP/1.1\r\nHost: residentd\r\nConnection: close\r\n"
+    # A loopback Host: a token-less TCP admin endpoint refuses any other (DNS rebinding).
+    host = "localhost" if parsed.kind == "unix" else str(parsed)
+    headers = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
     if token:
         headers += f"Authorization: Bearer {token}\r\n"
     with sock:
@@ -65,22 +72,80 @@ def admin_json(address: str, method: str, path: str, token: str | None = None) -
     return json.loads(body)
 
 
-def read_pidfile(path: str) -> int:
-    pid = read_pid(path)
-    if pid is not None:
-        return pid
-    if not os.path.exists(path):
-        raise ControlError(f"no pidfile at {path}: is the daemon running?")
-    raise ControlError(f"pidfile {path} does not hold a pid")
+def daemon_pid(pidfile: str) -> int:
+    """The pid of the daemon that holds ``pidfile``'s lock, or ControlError saying why none."""
+    pid = read_pid(pidfile)
+    if pid is None:
+        if not os.path.exists(pidfile):
+            raise ControlError(f"no pidfile at {pidfile}: is the daemon running?")
+        raise ControlError(f"pidfile {pidfile} does not hold a pid")
+    try:
+        holder = lock_holder(pidfile)
+    except OSError as exc:
+        raise ControlError(f"cannot tell who holds pidfile {pidfile}: {exc}") from None
+    if holder != pid:
+        raise ControlError(
+            f"pidfile {pidfile} names pid {pid}, but that process does not hold its lock: the "
+            "daemon is not running (a stale pidfile; the pid may belong to another program "
+            "now), so nothing was signalled"
+        )
+    return pid
+
+
+def daemon_admin_address(pidfile: str) -> str:
+    """The admin socket of the daemon that holds ``pidfile`` (ControlError if none does).
+
+    It is where :func:`~residentd.daemon.admin.default_admin_path` put it, computed with the
+    daemon's own environment (its ``$RUNTIME_DIRECTORY``) when we may read it, else with ours.
+    """
+    pid = daemon_pid(pidfile)
+    candidates = [default_admin_path("", pidfile)]
+    environ = _environ_of(pid)
+    if environ is not None:
+        candidates.insert(0, default_admin_path("", pidfile, environ))
+    for address in candidates:
+        if os.path.exists(address.removeprefix("unix:")):
+            return address
+    return candidates[0]
+
+
+def _environ_of(pid: int) -> dict[str, str] | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    pairs = (item.partition(b"=") for item in data.split(b"\0") if item)
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, _, value in pairs}
 
 
 def send_signal(pidfile: str, signum: int) -> int:
-    pid = read_pidfile(pidfile)
+    """Send ``signum`` to the daemon that holds ``pidfile``; returns its pid."""
+    named = read_pid(pidfile)
+    pidfd = _pidfd_open(named) if named is not None else None
     try:
-        os.kill(pid, signum)
+        pid = daemon_pid(pidfile)  # checked after the pidfd is open: the pid cannot be reused
+        if pidfd is not None and pid == named:
+            signal.pidfd_send_signal(pidfd, signum)
+        else:
+            os.kill(pid, signum)
     except ProcessLookupError:
-        raise ControlError(f"pid {pid} from {pidfile} is not running (stale pidfile)") from None
+        raise ControlError(f"pid {pid} from {pidfile} has exited") from None
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     return pid
+
+
+def _pidfd_open(pid: int) -> int | None:
+    """A pidfd for ``pid`` where the system has them; None elsewhere or if it is gone."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None or not hasattr(signal, "pidfd_send_signal"):
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:
+        return None
 
 
 def wait_gone(pid: int, timeout: float) -> float:

@@ -2,7 +2,10 @@
 
 :func:`daemonize` does the classic double fork: fork, ``setsid`` in the child to leave the
 terminal's session, fork again so the daemon is not a session leader and can never acquire a
-terminal, then ``chdir``, ``umask`` and stdio pointed at ``/dev/null`` (or appended to a file).
+terminal, then ``chdir``, ``umask``, stdio pointed at ``/dev/null`` (or appended to a file), and
+every other descriptor it inherited closed: a pipe or socket of the shell or the program that
+started it would otherwise stay open for as long as the daemon lives (a caller reading the pipe
+would never see its end). So a daemon opens its files in its start hooks, not at import.
 
 The process that called it does not return. It waits on a pipe whose other end the daemon
 holds, as a :class:`ReadyChannel`, and exits 0 once the daemon calls
@@ -127,12 +130,25 @@ def daemonize(
         os.dup2(null_fd, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
-        for fd in set(opened) - {0, 1, 2}:
-            os.close(fd)
+        _close_inherited(keep=write_fd)
     except BaseException as exc:
         channel.failed(f"cannot daemonize: {exc}")
         os._exit(1)
     return channel
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor above stderr but ``keep`` (close_range(2) where there is one)."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, _max_fd())
+
+
+def _max_fd() -> int:
+    try:
+        limit = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        limit = -1
+    return limit if limit > 0 else 65536
 
 
 def _wait_for_daemon(fd: int, first_child: int, timeout: float | None) -> NoReturn:

@@ -243,18 +243,22 @@ def make_formatter(name: str) -> RecordFormatter:
 
 
 class _Window:
-    __slots__ = ("level", "name", "passed", "start", "suppressed", "template")
+    __slots__ = ("last", "level", "name", "passed", "start", "suppressed")
 
-    def __init__(self, start: float, record: logging.LogRecord, template: str) -> None:
+    def __init__(self, start: float, record: logging.LogRecord) -> None:
         self.start = start
         self.passed = 1
         self.suppressed = 0
         self.name = record.name
         self.level = record.levelno
-        self.template = template
+        self.last = record  # the latest record held back, merged only for the summary
 
     def summary(self) -> logging.LogRecord:
-        text = f"suppressed {self.suppressed} similar messages: {self.template}"
+        try:
+            message = self.last.getMessage()
+        except Exception:  # arguments that do not fit the template: show the template
+            message = str(self.last.msg)
+        text = f"suppressed {self.suppressed} similar messages, the last one: {message}"
         record = logging.LogRecord(self.name, self.level, "", 0, text, None, None)
         record.suppressed = self.suppressed
         return record
@@ -263,7 +267,8 @@ class _Window:
 class RateLimitFilter(logging.Filter):
     """Let through at most ``burst`` records per (logger name, message template) per ``period``
     seconds; count the rest and, once the window has passed, log one record
-    ``suppressed N similar messages: <template>`` in their place.
+    ``suppressed N similar messages, the last one: <message>`` in their place, the message
+    being the last one held back, merged with its arguments.
 
     Only records at ``level`` or above are limited. The template is the message before its
     arguments are merged in, so ``log.warning("bad frame from %s", peer)`` is one key however
@@ -313,18 +318,19 @@ class RateLimitFilter(logging.Filter):
                     oldest = self._windows.pop(next(iter(self._windows)))
                     if oldest.suppressed:
                         summaries.append(oldest.summary())
-                self._windows[key] = _Window(now, record, template)
+                self._windows[key] = _Window(now, record)
                 allowed = True
             elif now - window.start >= self.period:
                 if window.suppressed:
                     summaries.append(window.summary())
-                self._windows[key] = _Window(now, record, template)
+                self._windows[key] = _Window(now, record)
                 allowed = True
             elif window.passed < self.burst:
                 window.passed += 1
                 allowed = True
             else:
                 window.suppressed += 1
+                window.last = record
                 self.suppressed_total += 1
                 allowed = False
         self._emit(summaries)

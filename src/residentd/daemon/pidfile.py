@@ -15,18 +15,24 @@ pid. :meth:`~PidFile.release` removes the file and unlocks only in the process w
 file holds; in any other it just closes its copy of the descriptor, leaving the lock with the
 process that owns it.
 
-:func:`read_pid` and :func:`pid_alive` serve the commands that act on a running daemon.
+:func:`read_pid`, :func:`pid_alive` and :func:`lock_holder` serve the commands that act on a
+running daemon. A pid read from the file alone proves nothing (the daemon may have died and the
+pid been reused by an unrelated process), so :func:`lock_holder` answers which process holds the
+file's lock: from ``/proc/locks`` (the process that took the ``flock``), or, for a daemon that
+shares the lock through a fork (or a filesystem that ``/proc/locks`` lists under other device
+numbers), the process the file names when the lock is held and it has this very file open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from types import TracebackType
 
 import psutil
 
-__all__ = ["PidFile", "PidFileError", "pid_alive", "read_pid"]
+__all__ = ["PidFile", "PidFileError", "lock_holder", "pid_alive", "read_pid"]
 
 _PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit integer
 
@@ -167,3 +173,72 @@ def pid_alive(pid: int) -> bool:
         return False
     except psutil.Error:
         return True
+
+
+def lock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The pid written in the pidfile if that process holds the file's lock, else None.
+
+    None means no daemon owns the file: it is missing, holds no pid, its lock is free, or the
+    lock is held by someone other than the process it names. Raises :class:`OSError` when the
+    file exists but cannot be examined (``/proc/locks`` unreadable, say).
+    """
+    try:
+        held = os.stat(path)
+    except FileNotFoundError:
+        return None
+    pid = read_pid(path)
+    if pid is None:
+        return None
+    lockers = _flock_holders(held.st_dev, held.st_ino)
+    if pid in lockers:
+        return pid
+    # Held by another process (a lock shared through a fork), or on a filesystem that
+    # /proc/locks lists under other device numbers (btrfs subvolumes): the process the file
+    # names must then have this very file open.
+    if (lockers or _lock_is_held(path)) and _has_open(pid, held.st_dev, held.st_ino):
+        return pid
+    return None
+
+
+def _flock_holders(dev: int, ino: int) -> set[int]:
+    """Pids that took a ``flock`` on the file (dev, ino), from ``/proc/locks``."""
+    wanted = f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}"
+    holders = set()
+    with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+        for line in locks:
+            # "1: FLOCK  ADVISORY  WRITE 4711 fe:00:2147666 0 EOF"; "-> " marks waiters.
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+                with contextlib.suppress(ValueError):
+                    holders.add(int(fields[4]))
+    return holders
+
+
+def _lock_is_held(path: str | os.PathLike[str]) -> bool:
+    """Whether some process holds a lock on the file: a shared lock cannot be taken at once.
+    (Taken, it is given back at once.)"""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing gives back the lock we may have taken
+    return False
+
+
+def _has_open(pid: int, dev: int, ino: int) -> bool:
+    """Whether process ``pid`` has the file (dev, ino) open (False if we may not look)."""
+    folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            target = os.stat(f"{folder}/{name}")
+        except OSError:
+            continue
+        if (target.st_dev, target.st_ino) == (dev, ino):
+            return True
+    return False

@@ -5,7 +5,9 @@ A daemon that holds many connections needs one file descriptor each, so it raise
 to bind a low port gives that up once its sockets are bound (:func:`drop_privileges`):
 supplementary groups first, then the group, then the user, since after the user changes the
 other two can no longer be changed; it then checks that root cannot be taken back.
-:func:`rss_bytes` and :func:`open_fds` feed the daemon's stats.
+:func:`give_files_to` hands it the files it made before, so it can still reopen its log and
+remove its pidfile. :func:`rss_bytes`, :func:`open_fds` and :func:`start_time` feed the
+daemon's stats.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ import resource
 
 import psutil
 
-__all__ = ["PrivilegeError", "drop_privileges", "open_fds", "raise_nofile_limit", "rss_bytes"]
+__all__ = [
+    "PrivilegeError",
+    "drop_privileges",
+    "give_files_to",
+    "open_fds",
+    "raise_nofile_limit",
+    "rss_bytes",
+    "start_time",
+]
 
 
 class PrivilegeError(Exception):
@@ -108,6 +118,27 @@ def _describe(user: str | int | None, group: str | int | None) -> str:
     if group is not None:
         parts.append(f"group {str(group)!r}")
     return " and ".join(parts)
+
+
+def give_files_to(user: str | int | None, group: str | int | None, paths: list[str | None]) -> None:
+    """Make the files a root daemon created before :func:`drop_privileges` (its log, pidfile,
+    admin socket) belong to the user and group it is about to become, so it can still reopen
+    and remove them. Nothing unless running as root with a user or group to become; missing
+    paths are skipped."""
+    if os.geteuid() != 0 or (user is None and group is None):
+        return
+    uid, _, gid = _lookup_user(user) if user is not None else (-1, None, None)
+    if group is not None:
+        gid = _lookup_group(group)
+    for path in paths:
+        if path:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(path, uid, -1 if gid is None else gid)
+
+
+def start_time() -> float:
+    """When this process started, in seconds since the epoch."""
+    return float(psutil.Process().create_time())
 
 
 def rss_bytes() -> int:

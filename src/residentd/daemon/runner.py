@@ -7,31 +7,48 @@ start-up heap frozen out of the garbage collector's scans, and then ``READY=1`` 
 "ready" to the waiting parent.
 
 Signals, all handled on the loop (``loop.add_signal_handler``), so they never interrupt a
-handler half-way:
+handler half-way, with the meanings nginx gives them (:data:`SIGNALS`; docs/operations.md
+compares nginx, Redis and gunicorn). They are blocked from just after ``--daemon`` until the
+handlers are in place, and ignored from the end of a stop, so one that comes while the daemon
+starts waits for its handler instead of killing the process with the default action, and one
+that comes during the last steps of a stop cannot cut them short:
 
 - SIGTERM, SIGINT: graceful stop (``Server.stop``) within ``shutdown_timeout``, exit 0. A second
   one exits at once with status 1.
+- SIGQUIT: graceful stop too; a repeated one is ignored (it never cuts a stop short).
 - SIGHUP: reload. The config file is read again and validated; if it is bad, the old config
   stays and the reason is logged. Otherwise what can change live is applied (limits, timeouts,
   log level, format and file, reloadable app options), the log file is reopened (logrotate),
-  and what needs a restart is logged.
-- SIGUSR1: a stats snapshot goes to the log.
+  and what needs a restart is logged and kept for ``/config``. A log file that cannot be
+  reopened keeps the old one; whatever happens, the reload ends with ``READY=1``.
+  A SIGHUP during a stop is ignored.
+- SIGUSR1: reopen the log file (logrotate), nothing else.
+- SIGUSR2: reserved for the live upgrade; logged as not available, and the daemon serves on.
+
+Stats have no signal: ``residentd status`` and ``/metrics`` show them, and the stop logs them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from residentd import __version__, speedups
 from residentd.app import App
 from residentd.daemon import process
-from residentd.daemon.admin import build_admin_app, check_admin_address, default_admin_path
+from residentd.daemon.admin import (
+    build_admin_app,
+    check_admin_address,
+    default_admin_path,
+    prepare_admin_socket,
+)
 from residentd.daemon.config import LOG_LEVELS, Config, Schema
 from residentd.daemon.daemonize import ReadyChannel, daemonize
 from residentd.daemon.logrecord import use_lean_records
@@ -46,8 +63,27 @@ from residentd.net.server import Server
 # Allocations between young collections, then young collections per middle one, and middle
 # ones per full one (the stdlib's are 700, 10, 10).
 GC_THRESHOLDS = (50_000, 20, 100)
+# Seconds the default executor's running jobs get at the end of a stop.
+EXECUTOR_GRACE = 1.0
 
 log = logging.getLogger("residentd.daemon")
+
+#: What each handled signal does (the name of the Daemon method it calls).
+SIGNALS: dict[signal.Signals, str] = {
+    signal.SIGTERM: "_on_stop_signal",
+    signal.SIGINT: "_on_stop_signal",
+    signal.SIGQUIT: "_on_quit_signal",
+    signal.SIGHUP: "_on_sighup",
+    signal.SIGUSR1: "_on_sigusr1",
+    signal.SIGUSR2: "_on_sigusr2",
+}
+
+
+def block_signals(block: bool = True) -> None:
+    """Hold the handled signals pending (or let them through again) in this thread, and in
+    threads it starts from now on."""
+    how = signal.SIG_BLOCK if block else signal.SIG_UNBLOCK
+    signal.pthread_sigmask(how, SIGNALS)
 
 
 def log_settings(config: Config) -> LogSettings:
@@ -65,6 +101,9 @@ def run_daemon(
     channel: ReadyChannel | None = None
     if config["daemon"]:
         channel = daemonize(stdio_to=config["log_file"])
+    # Until the loop's handlers are in place (Daemon.main); the log writer thread started
+    # below keeps them blocked for good, so they always reach the main thread.
+    block_signals()
     use_lean_records()
     logs = setup_logging(log_settings(config))
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else None
@@ -80,8 +119,9 @@ def run_daemon(
     asyncio.set_event_loop(loop)
     daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
     try:
-        status = loop.run_until_complete(daemon.main())
+        status = loop.run_until_complete(_then_ignore_signals(loop, daemon.main()))
     finally:
+        block_signals()  # if main() never ran
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         if pidfile is not None:
@@ -93,6 +133,37 @@ def run_daemon(
     if daemon.failure is not None:
         return _report_failure(daemon.failure, config, channel)
     return status
+
+
+async def _then_ignore_signals(
+    loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, int]
+) -> int:
+    """Run ``main``, then ignore the handled signals until the process exits. Once the loop
+    stops, uvloop no longer dispatches them, and closing the loop would put their default
+    actions back: one that came then would kill us before the pidfile is removed and the last
+    log lines are written. So: blocked in this thread; the default executor's threads, which
+    have them unblocked, ended (libuv's have them blocked, see :func:`_start_libuv_pool`); then
+    ignored, for any thread an app started."""
+    try:
+        return await main
+    finally:
+        block_signals()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(loop.shutdown_default_executor(), EXECUTOR_GRACE)
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
+
+
+async def _start_libuv_pool(loop: asyncio.AbstractEventLoop) -> None:
+    """Under uvloop, start libuv's worker threads now, while the handled signals are blocked:
+    all of them start at the pool's first use and inherit the blocked mask, so none ever takes
+    a signal (they run no Python code and start no processes). Python's executor threads are
+    left alone, since a process they start inherits their mask and must be able to receive
+    signals; they are ended before the handlers go (:func:`_then_ignore_signals`)."""
+    if type(loop).__module__.partition(".")[0] == "uvloop":
+        with contextlib.suppress(OSError):
+            await loop.getaddrinfo("127.0.0.1", None)
 
 
 def _report_failure(reason: str, config: Config, channel: ReadyChannel | None) -> int:
@@ -131,6 +202,9 @@ class Daemon:
         self.server = Server(app, config.limits(), self.loop)
         self.admin: Server | None = None
         self.reloads = 0
+        self.reloads_failed = 0
+        #: Settings changed in the config file whose new values wait for a restart.
+        self.pending_restart: dict[str, Any] = {}
         self.failure: str | None = None
         self._stop = asyncio.Event()
         self._stopping = False
@@ -139,9 +213,12 @@ class Daemon:
         self.app.options.update(self.config.app_options())
         # Handlers first: a stop signal that comes while we bind still means a graceful stop.
         self._install_signals()
+        await _start_libuv_pool(self.loop)
+        block_signals(False)
         try:
             await self.server.start(self.config.listen())
             await self._start_admin()
+            self._give_files_away()
             process.drop_privileges(self.config["user"], self.config["group"])
         except (OSError, ConfigError, process.PrivilegeError) as exc:
             reason = f"cannot start {self.app.name}: {exc}"
@@ -184,26 +261,41 @@ class Daemon:
         if address == "off":
             return
         check_admin_address(address, self.config["admin_token"])
-        admin_app = build_admin_app(self, lambda: self.config["admin_token"])
+        prepare_admin_socket(address)
+        admin_app = build_admin_app(
+            self, lambda: self.config["admin_token"], browser_guard=not address.startswith("unix:")
+        )
         self.admin = Server(admin_app, None, self.loop)
         old_umask = os.umask(0o177)  # no moment when others may connect
         try:
             await self.admin.start({"admin": [address]})
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on admin {address}: {exc.strerror or exc}") from None
         finally:
             os.umask(old_umask)
         if address.startswith("unix:"):
             os.chmod(address[5:], 0o600)
 
+    def _give_files_away(self) -> None:
+        """Before dropping privileges: the log file, pidfile and admin socket made as root
+        become the run-as user's, so it can reopen its log and remove what it leaves."""
+        admin = self.admin.addresses() if self.admin is not None else []
+        process.give_files_to(
+            self.config["user"],
+            self.config["group"],
+            [self.config["log_file"], self.config["pidfile"]]
+            + [address.path for address in admin if address.kind == "unix"],
+        )
+
     # -- signals -------------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        loop = self.loop
-        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        loop.add_signal_handler(signal.SIGUSR1, self.log_stats)
+        for signum, method in SIGNALS.items():
+            self.loop.add_signal_handler(signum, getattr(self, method))
 
     def request_stop(self) -> None:
+        """Begin a graceful stop; a second request (SIGTERM, SIGINT, POST /stop) exits at once
+        with status 1."""
         if self._stopping:
             log.warning("second stop signal: exiting at once")
             self.logs.close()
@@ -211,11 +303,42 @@ class Daemon:
         self._stopping = True
         self._stop.set()
 
+    def _on_stop_signal(self) -> None:
+        self.request_stop()
+
+    def _on_quit_signal(self) -> None:
+        if self._stopping:
+            log.info("SIGQUIT: already stopping gracefully")
+            return
+        log.info("SIGQUIT: graceful stop")
+        self.request_stop()
+
     def _on_sighup(self) -> None:
+        if self._stopping:
+            log.info("SIGHUP while stopping: not reloading")
+            return
         self.reload()
 
-    def log_stats(self) -> None:
-        log.info("stats", extra={"ctx": self._summary()})
+    def _on_sigusr1(self) -> None:
+        if self.reopen_logs() is None and self.logs.settings.file is not None:
+            log.info("SIGUSR1: log file reopened")
+
+    def _on_sigusr2(self) -> None:
+        log.warning("SIGUSR2: live upgrade is not available in this version; still serving")
+
+    def reopen_logs(self) -> str | None:
+        """Reopen the log file at its path (after logrotate moved it); None when it worked.
+
+        A file that cannot be opened leaves the old one in use: the reason is logged there and
+        returned, and the daemon carries on.
+        """
+        try:
+            self.logs.reopen()
+        except OSError as exc:
+            reason = f"cannot reopen log file {self.logs.settings.file}: {exc.strerror or exc}"
+            log.error("%s; still writing to the old file", reason)
+            return reason
+        return None
 
     def _summary(self) -> dict[str, Any]:
         status = self.status()
@@ -236,24 +359,44 @@ class Daemon:
     # -- reload --------------------------------------------------------------------------------
 
     def reload(self) -> dict[str, Any]:
-        """Re-read the configuration and apply what can change live."""
+        """Re-read the configuration and apply what can change live; always ends with
+        ``READY=1``. The answer says what was applied, what waits for a restart, and any error:
+        ``ok`` is false when the file was refused or a part could not be applied."""
         self.notifier.reloading()
         try:
-            new = self.schema.resolve(self.config.config_file, self.environ, self.flags)
+            result = self._reload()
+        except Exception as exc:  # a bug must not leave systemd waiting or the signal unhandled
+            log.exception("reload failed")
+            result = {"ok": False, "error": f"reload failed: {exc!r}", "errors": [repr(exc)]}
+        finally:
+            self.notifier.ready()
+        if result["ok"]:
+            self.reloads += 1
+        else:
+            self.reloads_failed += 1
+        return result
+
+    def _reload(self) -> dict[str, Any]:
+        old = self.config
+        try:
+            new = self.schema.resolve(old.config_file, self.environ, self.flags, old.base_dir)
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
-            self.logs.reopen()
-            self.notifier.ready()
-            return {"ok": False, "error": str(exc)}
-        live, restart = self.config.changes(new)
-        self.config = new
-        self.logs.apply(log_settings(new))
-        self.logs.reopen()
-        self.server.limits = new.limits()
+            errors = [str(exc)]
+            reopen_error = self.reopen_logs()  # logrotate's postrotate still needs the reopen
+            if reopen_error:
+                errors.append(reopen_error)
+            return {"ok": False, "error": "; ".join(errors), "errors": errors}
+        config = old.with_live(new)
+        errors = self._apply_logs(old, config)
+        live, _ = old.changes(config)
+        _, self.pending_restart = old.changes(new)
+        self.config = config
+        self.server.limits = config.limits()
         for conn in list(self.server.connections.values()):
             if conn.transport is not None:
                 conn.transport.set_write_buffer_limits(
-                    new["write_high_water"], new["write_low_water"]
+                    config["write_high_water"], config["write_low_water"]
                 )
         options = {
             name: value for name, value in live.items() if self.schema.settings[name].app_option
@@ -263,16 +406,51 @@ class Daemon:
             for hook in self.app.reload_hooks:
                 try:
                     hook(options)
-                except Exception:
+                except Exception as exc:
                     log.exception("reload hook %r failed", hook)
-        self.reloads += 1
+                    errors.append(f"reload hook {getattr(hook, '__name__', hook)} failed: {exc}")
+        applied = config.redacted(live)
+        pending = config.redacted(self.pending_restart)
         log.info(
             "reloaded: applied %s; needs a restart: %s",
-            ", ".join(f"{key}={value}" for key, value in live.items()) or "nothing",
-            ", ".join(f"{key}={value}" for key, value in restart.items()) or "nothing",
+            ", ".join(f"{key}={value}" for key, value in applied.items()) or "nothing",
+            ", ".join(f"{key}={value}" for key, value in pending.items()) or "nothing",
         )
-        self.notifier.ready()
-        return {"ok": True, "applied": live, "needs_restart": restart}
+        result: dict[str, Any] = {
+            "ok": not errors,
+            "applied": applied,
+            "needs_restart": pending,
+            "errors": errors,
+        }
+        if errors:
+            result["error"] = "; ".join(errors)
+        return result
+
+    def _apply_logs(self, old: Config, config: Config) -> list[str]:
+        """Switch the log to ``config``'s settings and reopen its file; the errors, if any.
+
+        A new log file that cannot be opened keeps the old one (``config`` is corrected to
+        say so); the level and format change either way.
+        """
+        settings = log_settings(config)
+        if settings.file == self.logs.settings.file:
+            self.logs.apply(settings)
+            error = self.reopen_logs()
+            return [error] if error else []
+        try:
+            self.logs.apply(settings)
+        except OSError as exc:
+            kept = old["log_file"] or "stderr"
+            error = (
+                f"cannot open log file {config['log_file']}: {exc.strerror or exc}; "
+                f"still writing to {kept}"
+            )
+            log.error("%s", error)
+            config.values["log_file"] = old["log_file"]
+            config.sources["log_file"] = old.sources["log_file"]
+            self.logs.apply(log_settings(config))
+            return [error]
+        return []
 
     # -- the admin controller ------------------------------------------------------------------
 
@@ -283,12 +461,23 @@ class Daemon:
         data["rss_bytes"] = process.rss_bytes()
         data["open_fds"] = process.open_fds()
         data["reloads"] = self.reloads
+        data["reloads_failed"] = self.reloads_failed
+        data["started_at"] = process.start_time()
+        data["log_records_dropped"] = self.logs.dropped
+        data["log_records_suppressed"] = self.logs.rate_limit.suppressed_total
+        data["version"] = __version__
+        data["speedups"] = sorted(speedups.loaded)
         data["log_level"] = self.config["log_level"]
         data["listening"] = [str(address) for address in self.server.addresses()]
         return data
 
     def config_dict(self) -> dict[str, Any]:
-        return self.config.as_dict()
+        """The values in force, and apart from them those that wait for a restart; secrets
+        redacted."""
+        return {
+            "in_force": self.config.as_dict(),
+            "pending_restart": self.config.redacted(self.pending_restart),
+        }
 
     def set_log_level(self, level: str) -> None:
         level = level.upper()

@@ -1,0 +1,180 @@
+"""The admin endpoint's ``/metrics``: the daemon's status in Prometheus text exposition format.
+
+Every family has its ``# HELP`` and ``# TYPE`` lines, and every labelled family is there from the
+start: the core's refusal, close and error reasons are written with 0 before anything has
+happened, so a query over them (``rate(...)``, an alert on ``increase(...)``) has a series from the
+first scrape. Apps' own reasons appear once they have been counted. Beside the ``residentd_*``
+families go the standard ``process_*`` ones and ``residentd_build_info``, which is 1 and carries
+the version, Python, event loop and C speedups as labels.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["CLOSE_REASONS", "ERROR_KINDS", "REFUSE_REASONS", "prometheus_text"]
+
+#: Why the core refuses a connection at the door (``Server.admit``).
+REFUSE_REASONS = ("max-connections", "max-connections-per-ip", "server-shutdown")
+#: The errors the core itself raises (limits and timeouts); codecs and apps add their own.
+ERROR_KINDS = (
+    "handshake-timeout",
+    "idle-timeout",
+    "input-buffer-full",
+    "internal-error",
+    "too-many-bad-messages",
+)
+#: Why the core closes a connection: the errors above, and these.
+CLOSE_REASONS = (
+    "closed-by-peer",
+    "connection-reset",
+    "output-buffer-full",
+    "server-shutdown",
+    "shutdown-timeout",
+    *ERROR_KINDS,
+)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f'{key}="{_escape(str(value))}"' for key, value in labels.items())
+
+
+class _Exposition:
+    """Lines of one exposition: each family's HELP and TYPE, then its samples."""
+
+    def __init__(self, app: str) -> None:
+        self.app = app
+        self.lines: list[str] = []
+
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: Iterable[tuple[dict[str, str], Any]],
+        *,
+        app_label: bool = True,
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            merged = {"app": self.app, **labels} if app_label else labels
+            rendered = f"{{{_labels(merged)}}}" if merged else ""
+            self.lines.append(f"{name}{rendered} {_number(value)}")
+
+    def one(self, name: str, kind: str, help_text: str, value: Any, app_label: bool = True) -> None:
+        self.family(name, kind, help_text, [({}, value)], app_label=app_label)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def _by_reason(
+    counts: dict[str, int], known: Iterable[str], label: str
+) -> list[tuple[dict[str, str], int]]:
+    """Samples of a labelled counter: every known reason (0 until counted), then the rest."""
+    reasons = dict.fromkeys(known, 0)
+    reasons.update(counts)
+    return [({label: reason}, count) for reason, count in sorted(reasons.items())]
+
+
+def prometheus_text(status: dict[str, Any]) -> str:
+    """Render a daemon's ``/status`` as Prometheus text exposition format (version 0.0.4)."""
+    out = _Exposition(str(status.get("app", "")))
+    build = {
+        "version": str(status.get("version", "")),
+        "python": platform.python_version(),
+        "loop": str(status.get("loop", "")),
+        "speedups": ",".join(status.get("speedups", [])) or "none",
+    }
+    out.family("residentd_build_info", "gauge", "residentd build; always 1", [(build, 1)])
+    out.one(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        status.get("started_at", 0.0),
+        app_label=False,
+    )
+    out.one("residentd_connections_open", "gauge", "Open connections.", status["connections_open"])
+    out.one(
+        "residentd_connections_total",
+        "counter",
+        "Connections accepted since the start.",
+        status["connections_total"],
+    )
+    out.family(
+        "residentd_refused_total",
+        "counter",
+        "Connections refused at the door, by reason.",
+        _by_reason(status["refused"], REFUSE_REASONS, "reason"),
+    )
+    out.family(
+        "residentd_closed_total",
+        "counter",
+        "Connections closed, by reason.",
+        _by_reason(status["closed"], CLOSE_REASONS, "reason"),
+    )
+    out.family(
+        "residentd_errors_total",
+        "counter",
+        "Protocol errors and limit violations, by kind.",
+        _by_reason(status["errors"], ERROR_KINDS, "kind"),
+    )
+    for name, what in (
+        ("messages_in", "Messages received."),
+        ("messages_out", "Messages sent."),
+        ("bytes_in", "Bytes received."),
+        ("bytes_out", "Bytes sent."),
+    ):
+        out.one(f"residentd_{name}_total", "counter", what, status[name])
+    out.family(
+        "residentd_reloads_total",
+        "counter",
+        "Reloads (SIGHUP or POST /reload), by result.",
+        [
+            ({"result": "ok"}, status.get("reloads", 0)),
+            ({"result": "failed"}, status.get("reloads_failed", 0)),
+        ],
+    )
+    out.family(
+        "residentd_log_records_dropped_total",
+        "counter",
+        "Log records not written, by why: the log queue was full, or the rate limit held them.",
+        [
+            ({"why": "queue-full"}, status.get("log_records_dropped", 0)),
+            ({"why": "rate-limited"}, status.get("log_records_suppressed", 0)),
+        ],
+    )
+    lag = status.get("loop_lag", {})
+    out.one(
+        "residentd_loop_lag_max_seconds",
+        "gauge",
+        "Longest event loop lag over the last minute.",
+        lag.get("max_ms", 0.0) / 1000,
+    )
+    out.one(
+        "residentd_loop_lag_p99_seconds",
+        "gauge",
+        "99th percentile of the event loop lag over the last minute.",
+        lag.get("p99_ms", 0.0) / 1000,
+    )
+    out.one("residentd_rss_bytes", "gauge", "Resident memory in bytes.", status.get("rss_bytes", 0))
+    out.one("residentd_open_fds", "gauge", "Open file descriptors.", status.get("open_fds", 0))
+    out.one(
+        "residentd_uptime_seconds", "gauge", "Seconds since the start.", status.get("uptime", 0)
+    )
+    return out.text()
