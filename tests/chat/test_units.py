@@ -254,10 +254,14 @@ def test_websocket_codec_plain_text_by_default() -> None:
     codec.accept(request)
     assert codec.feed(client_frame(Opcode.TEXT, "héllo".encode())) == ["héllo"]
     assert codec.encode("hi") == text_frame(b"hi")
+    # RFC 6455 8.1: a text message that is not UTF-8 fails the connection, with 1007.
     with pytest.raises(ProtocolError) as bad:
-        codec.feed(client_frame(Opcode.TEXT, b"\xff"))
-    assert bad.value.code == "invalid-utf8" and bad.value.recoverable
-    assert codec.error_reply(bad.value) == text_frame(b"ERR invalid-utf8 text frame")
+        codec.feed(client_frame(Opcode.TEXT, "é ".encode() + b"\xff"))
+    assert bad.value.code == "invalid-utf8" and not bad.value.recoverable
+    assert codec.error_reply(bad.value) == Frame(
+        Opcode.CLOSE, b"\x03\xef" + b"text message is not UTF-8 (byte 3)"
+    ).serialize(mask=False)
+    assert not codec.open
 
 
 @settings(max_examples=50)
@@ -266,6 +270,7 @@ def test_websocket_codec_garbage_stays_bounded(chunks: list[bytes]) -> None:
     codes = {
         "bad-frame", "message-too-large", "invalid-json", "not-an-object", "unknown-op",
         "missing-field", "wrong-type", "too-long", "invalid-value", "unsupported-frame",
+        "invalid-utf8",
     }  # fmt: skip
     feed_garbage(opened_codec(), chunks, codes, bound=1024 + 14 + 300)
 

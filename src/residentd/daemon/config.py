@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -42,6 +42,7 @@ class Setting:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     app_option: bool = False
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def flag(self) -> str:
@@ -70,6 +71,9 @@ class Setting:
                 f"{self.name} = {value!r} (from {source}) is not allowed: "
                 f"expected at least {self.minimum:g}"
             )
+        problem = self.check(result) if self.check is not None and result is not None else None
+        if problem is not None:
+            raise ConfigError(f"{self.name} = {value!r} (from {source}) is not allowed: {problem}")
         return result
 
 
@@ -195,6 +199,7 @@ def app_settings(app: App) -> list[Setting]:
                 option.choices,
                 option.minimum,
                 app_option=True,
+                check=option.check,
             )
         )
     return settings

@@ -1,7 +1,9 @@
 """The chat daemon's options: declared once here, read as one frozen ``ChatSettings``.
 
 Each field of ``ChatSettings`` becomes an app option (``--max-text``, ``max_text = ...`` in the
-TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default and help text. The hub holds one
+TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default, help text and checks (a ``rooms``
+entry must be a room name: a bad one stops the start, exit 2, instead of making a room nobody
+can join). The hub holds one
 ``ChatSettings`` and reads it on every use; a reload builds a new one from the new option values
 and swaps it in whole, so the new limits apply at once to every user. ``max_message`` and
 ``origins`` are read when a connection opens, so they apply to new connections.
@@ -9,17 +11,33 @@ and swaps it in whole, so the new limits apply at once to every user. ``max_mess
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from residentd.app import App
+from residentd.apps.chat.names import ROOM_RULE, is_name
 
 
-def _option(default: Any, help: str, minimum: float | None = 0, reloadable: bool = True) -> Any:
-    metadata = {"help": help, "minimum": minimum, "reloadable": reloadable}
+def _option(
+    default: Any,
+    help: str,
+    minimum: float | None = 0,
+    reloadable: bool = True,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    metadata = {"help": help, "minimum": minimum, "reloadable": reloadable, "check": check}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def _room_names(rooms: list[str]) -> str | None:
+    """Why the ``rooms`` option is not allowed, or None: a room nobody can name is no room."""
+    bad = [room for room in rooms if not is_name(room)]
+    if bad:
+        return f"{', '.join(repr(room) for room in bad)}: {ROOM_RULE}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +71,9 @@ class ChatSettings:
     )
     state_max_keys: int = _option(100, "keys in one user's state document")
     state_max_bytes: int = _option(16_384, "bytes of keys and values in one state document")
-    rooms: list[str] = _option(["lobby"], "public rooms created at start", None, False)  # noqa: RUF009
+    rooms: list[str] = _option(  # noqa: RUF009
+        ["lobby"], "public rooms created at start", None, False, check=_room_names
+    )
     origins: list[str] = _option(  # noqa: RUF009
         [], "page origins allowed to open /ws besides the server's own ('*': any)", None
     )
@@ -75,4 +95,5 @@ def declare_options(app: App) -> None:
             item.metadata["help"],
             reloadable=item.metadata["reloadable"],
             minimum=item.metadata["minimum"],
+            check=item.metadata["check"],
         )
