@@ -30,7 +30,7 @@ class UserState:
         old = self.values.get(key)
         if old is None and len(self.values) >= max_keys:
             limit = setting("state_max_keys", max_keys)
-            raise ChatError("state-full", f"the document has {len(self.values)} keys ({limit})")
+            raise ChatError("state-full", f"no room for another key ({limit})")
         size = self.size + len(key) + len(value)
         if old is not None:
             size -= len(key) + len(old)
