@@ -116,6 +116,8 @@ def test_garbage_gets_errors_then_a_close(run: Run, transport: str) -> None:
             received = await junk.closed()
             codes = [message["code"] for message in received]
             assert codes == ["invalid-json", "invalid-json", "wrong-type", "too-many-bad-messages"]
+            last = "too many messages that did not decode (max_bad_messages = 3)"
+            assert received[-1]["detail"] == last
             await still_served(other)
 
     run(main())
@@ -133,6 +135,7 @@ def test_oversized_tcp_line_is_refused(run: Run) -> None:
             received = await big.closed()
             assert received[0] == {"op": "pong", "id": "before"}
             assert received[-1]["code"] == "line-too-long"
+            assert received[-1]["detail"] == "the line is longer than allowed (max_message = 1024)"
             await still_served(other)
 
     run(main())
@@ -177,10 +180,13 @@ def test_sign_in_deadline_and_dead_peers(run: Run) -> None:
                 pings += 1
                 await lively.send_raw('{"op":"pong"}')
             assert pings >= 1
-            assert [m["code"] for m in await silent.closed()] == ["hello-timeout"]
+            [late] = await silent.closed()
+            assert late["code"] == "hello-timeout"
+            assert late["detail"] == "no accepted hello in time (hello_timeout = 1)"
             received = await dead.closed()
             assert received[0] == {"op": "ping"}
             assert received[-1]["code"] == "dead-peer"
+            assert received[-1]["detail"] == "no answer to ping in time (ping_timeout = 1)"
             assert (await lively.request("who"))["online"] == 1
 
     run(main())

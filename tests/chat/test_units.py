@@ -158,6 +158,14 @@ def test_limits_are_written_one_way() -> None:
     with pytest.raises(ChatError) as size:
         state.set("a", msgspec.Raw(b"1" * 200), 1, 100)
     assert size.value.detail == "the document would be 201 bytes (state_max_bytes = 100)"
+    # The core's own limits reach chat clients in the same form.
+    for code, detail, said in [
+        ("idle-timeout", "limit=0.3s", "silent for too long (idle_timeout = 0.3)"),
+        ("input-buffer-full", "limit=64", "too much input not yet read (max_input_buffer = 64)"),
+        ("server-shutdown", "stopping", "stopping"),
+    ]:
+        payload = p.protocol_error_payload(ProtocolError(code, detail))
+        assert msgspec.json.decode(payload) == {"op": "error", "code": code, "detail": said}
 
 
 def test_retry_after_is_never_zero(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from typing import Annotated, Any
 
@@ -540,7 +541,24 @@ def error_payload(code: str, detail: str = "", request_id: Id = None) -> bytes:
     return _encoder.encode(Error(id=request_id, code=code, detail=detail))
 
 
+# The core and the codecs state a limit as ``limit=N`` (``limit=10s``); the chat states every
+# limit one way, ``(option = value)``, so their details are rewritten on the way out.
+_CORE_LIMITS = {
+    "line-too-long": ("the line is longer than allowed", "max_message"),
+    "too-many-bad-messages": ("too many messages that did not decode", "max_bad_messages"),
+    "input-buffer-full": ("too much input not yet read", "max_input_buffer"),
+    "idle-timeout": ("silent for too long", "idle_timeout"),
+    "handshake-timeout": ("the connection did not start in time", "handshake_timeout"),
+}
+_CORE_LIMIT = re.compile(r"limit=([0-9]+(?:\.[0-9]+)?)s?")
+
+
 def protocol_error_payload(error: ProtocolError) -> bytes:
     """A codec or core ``ProtocolError`` as a chat ``error`` message."""
     request_id = error.request_id if isinstance(error, BadRequest) else None
-    return error_payload(error.code, error.detail, request_id)
+    detail = error.detail
+    known = _CORE_LIMITS.get(error.code)
+    found = _CORE_LIMIT.fullmatch(detail) if known is not None else None
+    if known is not None and found is not None:
+        detail = f"{known[0]} ({setting(known[1], float(found[1]))})"
+    return error_payload(error.code, detail, request_id)
