@@ -164,7 +164,9 @@ class Hub:
         if len(user.sessions) >= settings.max_connections_per_user:
             limit = settings.max_connections_per_user
             setting = p.setting("max_connections_per_user", limit)
-            raise ChatError("too-many-connections", f"{name} holds {limit} already ({setting})")
+            raise ChatError(
+                "too-many-connections", f"{name} holds {limit} connections already ({setting})"
+            )
         self._attach(session, user)
         return p.HelloReply(
             v=p.VERSION,
