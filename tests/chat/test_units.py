@@ -4,6 +4,7 @@ document, request decoding, and the two codecs fed arbitrary splits and garbage 
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from types import SimpleNamespace
 
@@ -334,6 +335,40 @@ def test_websocket_codec_plain_text_by_default() -> None:
     assert codec.error_reply(bad.value) == Frame(
         Opcode.CLOSE, b"\x03\xef" + b"text message is not UTF-8 (byte 3)"
     ).serialize(mask=False)
+    assert not codec.open
+
+
+def utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@given(
+    st.one_of(st.text(max_size=40).map(str.encode), st.binary(max_size=40)),
+    st.lists(st.integers(0, 40), max_size=3),
+)
+def test_websocket_text_must_be_utf8_however_fragmented(payload: bytes, cuts: list[int]) -> None:
+    codec = WebSocketCodec()
+    [request] = codec.feed(handshake())
+    codec.accept(request)
+    # Fragments may split a character: only the whole message must be UTF-8.
+    points = sorted({0, *(min(cut, len(payload)) for cut in cuts), len(payload)})
+    pieces = [payload[a:b] for a, b in itertools.pairwise(points)] or [b""]
+    frames = b"".join(
+        client_frame(Opcode.TEXT if index == 0 else Opcode.CONT, piece, index == len(pieces) - 1)
+        for index, piece in enumerate(pieces)
+    )
+    if utf8(payload):
+        assert codec.feed(frames) == [payload.decode()]
+        return
+    with pytest.raises(ProtocolError) as bad:
+        codec.feed(frames)
+    assert bad.value.code == "invalid-utf8" and not bad.value.recoverable
+    reply = codec.error_reply(bad.value)
+    assert reply is not None and reply[0] == 0x88 and reply[2:4] == b"\x03\xef"  # 1007
     assert not codec.open
 
 
