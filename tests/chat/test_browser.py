@@ -504,7 +504,9 @@ def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: 
 
 
 @pytest.mark.slow
-def test_a_busy_room_does_not_eat_the_pages_rate(daemon: ChatDaemon, ann: Any) -> None:
+def test_a_busy_room_does_not_eat_the_pages_rate(
+    daemon: ChatDaemon, ann: Any, shots: Path, tmp_path: Path
+) -> None:
     """300 bots post in a room ann is in: her page asks the server less than once a second,
     shows at most MAX_MESSAGES messages, counts the unread ones, and her own posts go through
     (the old page sent a `rooms` request per message and was rate-limited within seconds)."""
@@ -516,6 +518,7 @@ def test_a_busy_room_does_not_eat_the_pages_rate(daemon: ChatDaemon, ann: Any) -
             "--target", f"127.0.0.1:{daemon.tcp_port}", "--users", "300",
             "--spawn-rate", "300", "--duration", "16", "--processes", "1",
             "--set", "room_size=300", "--set", "rooms_per_bot=1", "--max-error-rate", "1",
+            "--report", str(tmp_path / "report"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -549,6 +552,18 @@ def test_a_busy_room_does_not_eat_the_pages_rate(daemon: ChatDaemon, ann: Any) -
             bots.wait()
     assert bots.returncode in (0, 1), bots.stderr.read() if bots.stderr else ""
     no_console_errors(ann)
+    # The bots' own HTML report: each legend label is drawn in its line's colour.
+    ann.get((tmp_path / "report" / "index.html").as_uri())
+    ann.execute_script("document.querySelector('svg').scrollIntoView()")
+    ann.save_screenshot(str(shots / "bots-report.png"))
+    charts = ann.execute_script(
+        "return [...document.querySelectorAll('svg')].map((svg) => ["
+        " [...svg.querySelectorAll('polyline')].map((p) => getComputedStyle(p).stroke),"
+        " [...svg.querySelectorAll('text.legend')].map((t) => getComputedStyle(t).fill)])"
+    )
+    assert any(len(lines) > 1 for lines, _ in charts), "some chart has several lines"
+    for lines, labels in charts:
+        assert labels == lines, "legend colours are the lines' colours"
 
 
 def test_dashboard(daemon: ChatDaemon, bob: Any, shots: Path) -> None:
