@@ -139,3 +139,13 @@ def decodes_raw(data: bytes) -> tuple[bool, str]:
     except p.BadRequest as error:
         return False, error.detail
     return True, ""
+
+
+def test_the_origins_option() -> None:
+    schema = Schema(build_app())
+    good = ["*", "https://chat.example.com", "http://127.0.0.1:8080", "http://[::1]:7780"]
+    assert schema.resolve(None, {}, {"origins": good}).app_options()["origins"] == good
+    for bad in ("chat.example.com", "https://chat.example.com/", "https://Chat.example.com"):
+        with pytest.raises(ConfigError) as refused:
+            schema.resolve(None, {}, {"origins": ["https://ok.example", bad]})
+        assert f"{bad!r}: an origin is scheme://host[:port]" in str(refused.value)

@@ -2,15 +2,18 @@
 
 Each field of ``ChatSettings`` becomes an app option (``--max-text``, ``max_text = ...`` in the
 TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default, help text and checks (a ``rooms``
-entry must be a room name: a bad one stops the start, exit 2, instead of making a room nobody
-can join). The hub holds one
-``ChatSettings`` and reads it on every use; a reload builds a new one from the new option values
-and swaps it in whole, so the new limits apply at once to every user. ``max_message`` and
-``origins`` are read when a connection opens, so they apply to new connections.
+entry must be a room name, an ``origins`` entry an origin as browsers send it: a bad one stops
+the start, exit 2, instead of making a room nobody can join or an origin nobody matches).
+
+The hub holds one ``ChatSettings`` and reads it on every use; a reload builds a new one from the
+new option values and swaps it in whole, so the new limits apply at once to every user.
+``max_message`` and ``origins`` are read when a connection opens, so they apply to new
+connections.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -37,6 +40,23 @@ def _room_names(rooms: list[str]) -> str | None:
     bad = [room for room in rooms if not is_name(room)]
     if bad:
         return f"{', '.join(repr(room) for room in bad)}: {ROOM_RULE}"
+    return None
+
+
+# What a browser sends as Origin: scheme://host[:port], lower case, no path.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[a-z0-9.\-\[\]:]+")
+
+
+def _origins(origins: list[str]) -> str | None:
+    """Why the ``origins`` option is not allowed, or None: an entry no browser can send would
+    never match, and let nobody in."""
+    bad = [origin for origin in origins if origin != "*" and not _ORIGIN.fullmatch(origin)]
+    if bad:
+        example = "https://chat.example.com or http://127.0.0.1:8080"
+        return (
+            f"{', '.join(repr(origin) for origin in bad)}: an origin is scheme://host[:port] "
+            f"in lower case, without a path ({example}), or '*'"
+        )
     return None
 
 
@@ -75,7 +95,10 @@ class ChatSettings:
         ["lobby"], "public rooms created at start", None, False, check=_room_names
     )
     origins: list[str] = _option(  # noqa: RUF009
-        [], "page origins allowed to open /ws besides the server's own ('*': any)", None
+        [],
+        "page origins allowed to open /ws besides the server's own ('*': any)",
+        None,
+        check=_origins,
     )
 
     @classmethod
