@@ -119,6 +119,7 @@ def test_decoding_classifies_errors_and_finds_the_id() -> None:
 def test_error_details_are_written_for_people() -> None:
     for line, code, detail in [
         (b'{"op":"shout"}', "unknown-op", "no request has op 'shout'"),
+        (b'{"op":"' + b"x" * 5000 + b'"}', "unknown-op", f"no request has op {'x' * 40!r}..."),
         (b'{"op":"post","room":"r"}', "missing-field", "post needs text"),
         (b'{"room":"r"}', "missing-field", "a request needs an op"),
         (b'{"op":"who","room":1}', "wrong-type", "room must be a string or null, not a number"),

@@ -61,7 +61,9 @@ def explain(message: str, op: str | None, rules: Mapping[str, str]) -> tuple[str
     if field == "op":
         unknown = _UNKNOWN.fullmatch(what)
         if unknown:
-            return "unknown-op", f"no request has op {unknown['value']!r}"
+            value = unknown["value"]  # echoed, so cut short: it may be as long as a message
+            shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+            return "unknown-op", f"no request has op {shown}"
         return "wrong-type", "op must be a string"
     if wrong:
         expected, got = _kind(wrong["expected"]), _got(wrong["got"])
