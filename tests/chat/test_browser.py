@@ -21,12 +21,15 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from residentd.apps.chat.tokens import make_token
 
 from .daemon import ChatDaemon
 
@@ -66,12 +69,14 @@ FLAGS = [
 ]
 WAIT = 15.0
 MAX_MESSAGES = 200  # chat.js keeps at most this many messages in the DOM
+SECRET = "browser-test-secret"
 
 # Installed before any page script runs: every frame the page sends is logged with its time,
 # and the messages it receives are counted by op.
 HOOK = """
 window.__sent = [];
 window.__received = {};
+window.__limited = [];
 const originalSend = WebSocket.prototype.send;
 WebSocket.prototype.send = function (data) {
   let op = "?";
@@ -80,8 +85,9 @@ WebSocket.prototype.send = function (data) {
   if (!this.__counted) {
     this.__counted = true;
     this.addEventListener("message", (event) => {
-      const got = JSON.parse(event.data).op;
-      window.__received[got] = (window.__received[got] || 0) + 1;
+      const got = JSON.parse(event.data);
+      window.__received[got.op] = (window.__received[got.op] || 0) + 1;
+      if (got.code === "rate-limited") window.__limited.push([performance.now(), got.retry_after]);
     });
   }
   return originalSend.call(this, data);
@@ -101,7 +107,7 @@ def browser() -> Any:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[ChatDaemon]:
-    with ChatDaemon("--history-size", "300") as running:
+    with ChatDaemon("--history-size", "300", "--secret", SECRET) as running:
         yield running
 
 
@@ -131,11 +137,11 @@ class Peer:
     """A signed-in user of the daemon's TCP port (JSON lines), for what the test needs done
     around the browsers."""
 
-    def __init__(self, daemon: ChatDaemon, user: str) -> None:
+    def __init__(self, daemon: ChatDaemon, user: str, **hello: Any) -> None:
         self.sock = socket.create_connection(("127.0.0.1", daemon.tcp_port), timeout=WAIT)
         self.file = self.sock.makefile("rb")
         self.next_id = 0
-        reply = self.call("hello", v=1, user=user)
+        reply = self.call("hello", v=1, user=user, **hello)
         assert reply["op"] == "hello", reply
         self.user: str = reply["user"]
 
@@ -239,8 +245,11 @@ def open_room(driver: Any, room: str) -> None:
 
 
 def unread(driver: Any, selector: str) -> int:
-    found = driver.find_elements(By.CSS_SELECTOR, f"{selector} .unread")
-    return int(found[0].text) if found else 0
+    found = driver.execute_script(
+        "const u = document.querySelector(arguments[0]); return u ? u.textContent : '0'",
+        f"{selector} .unread",
+    )
+    return int(found)
 
 
 def refocus(driver: Any) -> bool:
@@ -501,6 +510,57 @@ def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: 
     write(ann, "still here")
     until(bob, lambda d: shows(d, f"{n('ann')} still here"), "bob reads ann after the restart")
     no_console_errors(ann)
+
+
+def test_a_rate_limited_post_waits_retry_after_and_goes_through(
+    daemon: ChatDaemon, bob: Any
+) -> None:
+    """dave's other connection spends their shared rate; the page's post is refused with
+    `rate-limited`, and the page sends it again only after each `retry_after`, until it passes."""
+    click(bob, "#signout")
+    until(bob, lambda d: by_id(d, "signin").is_displayed(), "the sign-in form is back")
+    token = make_token(SECRET, "dave")
+    by_id(bob, "name").clear()
+    by_id(bob, "name").send_keys("dave")
+    by_id(bob, "token").send_keys(token, Keys.ENTER)
+    until(bob, lambda d: signed_in_as(d) == "dave", "dave signed in with a token")
+    until(bob, lambda d: text_of(d, "room-title") == "lobby", "dave in the lobby")
+    other = Peer(daemon, "dave", token=token)
+    stop = threading.Event()
+
+    def spend() -> None:  # the burst at once, then ten times the rate, until told to stop
+        line = b'{"op":"rooms"}\n'
+        other.sock.sendall(line * 45)
+        while not stop.wait(0.005):
+            other.sock.sendall(line)
+
+    def limited() -> list[tuple[float, float]]:
+        return [(t, after) for t, after in bob.execute_script("return window.__limited")]
+
+    spender = threading.Thread(target=spend)
+    spender.start()
+    try:
+        time.sleep(0.2)
+        # A post may still slip into the moment a token comes back (5 ms in every 50): then
+        # the next one is refused.
+        for attempt in range(5):
+            start = now(bob)
+            write(bob, f"patience {attempt}")
+            time.sleep(1.0)
+            if any(t >= start for t, _ in limited()):
+                break
+    finally:
+        stop.set()
+        spender.join()
+    until(bob, lambda d: shows(d, f"dave patience {attempt}"), "the post went through")
+    assert text_of(bob, "compose-error") == ""
+    assert by_id(bob, "text").get_attribute("value") == ""
+    posts = [t for t, op in sent(bob) if op == "post" and t >= start]
+    assert len(posts) >= 2, "refused at least once, then sent again"
+    for retry in posts[1:]:
+        refused, after = max((t, a) for t, a in limited() if t < retry)
+        assert after > 0 and retry >= refused + after * 1000 - 2, "waited retry_after"
+    other.close()
 
 
 @pytest.mark.slow

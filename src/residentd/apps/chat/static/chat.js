@@ -18,7 +18,8 @@ const POLL_MS = 30000; // room list and who is online
 const REFOCUS_MS = 3000; // ... and when the page gets the focus back, at most this often
 const RATE = 5; // requests a second the page allows itself (the server's default is 20)
 const BURST = 10;
-const RETRIES = 3; // a rate-limited request is sent again at most this often
+const RETRY_MS = 15000; // a rate-limited request is sent again until it has waited this long
+const QUIET_ROOM = 50; // rooms larger than this show no "joined" and "left" lines
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 
 const chat = {
@@ -98,7 +99,7 @@ function setStatus(text) {
 // rate-limited request waits `retry_after` and goes again (`onWait` hears of the wait).
 function request(op, fields = {}, onWait = null) {
   return new Promise((resolve, reject) => {
-    chat.queue.push({ op, fields, resolve, reject, onWait, tries: 0 });
+    chat.queue.push({ op, fields, resolve, reject, onWait, waited: 0 });
     pump();
   });
 }
@@ -131,10 +132,11 @@ function send(job) {
 function answered(job, reply) {
   if (reply.op !== "error") {
     job.resolve(reply);
-  } else if (reply.code === "rate-limited" && job.tries < RETRIES) {
-    const waitMs = Math.max(100, (reply.retry_after || 1) * 1000);
+  } else if (reply.code === "rate-limited" && job.waited < RETRY_MS) {
+    // Nothing goes out before the server's retry_after; then this request goes first.
+    const waitMs = Math.max(1, (reply.retry_after || 1) * 1000);
     chat.pausedUntil = Math.max(chat.pausedUntil, Date.now() + waitMs);
-    job.tries += 1;
+    job.waited += waitMs;
     if (job.onWait) job.onWait(waitMs);
     chat.queue.unshift(job);
     pump();
@@ -332,7 +334,7 @@ const pushes = {
     drawRoomsSoon();
     if (!showing(m.room)) return;
     setMember(m.user, { online: true });
-    showEvent(`${m.user} joined`);
+    if (room.members <= QUIET_ROOM) showEvent(`${m.user} joined`);
   },
   left: (m) => {
     const room = chat.rooms.get(m.room);
@@ -344,7 +346,7 @@ const pushes = {
     if (!showing(m.room)) return;
     chat.members.delete(m.user);
     drawMembersSoon();
-    showEvent(`${m.user} left`);
+    if (room.members <= QUIET_ROOM) showEvent(`${m.user} left`);
   },
   presence: (m) => {
     const room = chat.rooms.get(m.room);
