@@ -1,13 +1,13 @@
-// The chat page: a small client of the chat protocol (docs/chat-protocol.md) over one WebSocket.
+// The chat page: what a person sees and does, over the connection of client.js.
 //
 // It keeps what the server pushes (rooms, their members and presence, unread counts, direct
 // messages) and asks only when it must: a room's history and members when the room is opened,
-// older messages when the reader scrolls back, the room list and who is online every
-// POLL_MS. Requests wait in one queue that keeps under a local rate and pauses for the
-// server's `retry_after` when it answers `rate-limited`. The DOM holds at most MAX_MESSAGES
-// messages however busy the room. A lost connection is retried with backoff, then the page
-// signs in again, re-joins its rooms and reloads the shown conversation.
-"use strict";
+// older messages when the reader scrolls back, the room list and who is online every POLL_MS
+// and when the page gets the focus back. The DOM holds at most MAX_MESSAGES messages however
+// busy the room. After a lost connection it signs in again, re-joins its rooms and reloads the
+// conversation shown.
+import { ChatConnection, coalesced, soon } from "./client.js";
+
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,29 +16,12 @@ const PAGE = 50; // messages per history request
 const MAX_DIRECT = 200; // direct messages kept per conversation
 const POLL_MS = 30000; // room list and who is online
 const REFOCUS_MS = 3000; // ... and when the page gets the focus back, at most this often
-const RATE = 5; // requests a second the page allows itself (the server's default is 20)
-const BURST = 10;
-const RETRY_MS = 15000; // a rate-limited request is sent again until it has waited this long
 const QUIET_ROOM = 50; // rooms larger than this show no "joined" and "left" lines
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 
 const chat = {
-  ws: null,
-  name: "",
-  token: "",
   user: null,
   guest: false,
-  wanted: false, // signed in (or signing in): a closed connection is reconnected
-  ready: false, // hello accepted on the current connection
-  attempt: 0,
-  retryTimer: null,
-  nextId: 1,
-  waiting: new Map(), // request id -> job
-  queue: [],
-  pausedUntil: 0, // the server said rate-limited: nothing goes out before this
-  tokens: BURST,
-  refilled: performance.now(),
-  pumpTimer: null,
+  lostTicker: null, // counts down to the next reconnect on the page
   rooms: new Map(), // name -> {room, topic, private, members, online, joined, invited, unread}
   directs: new Map(), // user -> {messages: [], unread}
   view: null, // {kind: "room", name} or {kind: "direct", user}
@@ -93,117 +76,25 @@ function setStatus(text) {
   say("status", text);
 }
 
-// -- requests -----------------------------------------------------------------------------------
-
-// Queue a request; the promise resolves with its reply or rejects with its error. A
-// rate-limited request waits `retry_after` and goes again (`onWait` hears of the wait).
-function request(op, fields = {}, onWait = null) {
-  return new Promise((resolve, reject) => {
-    chat.queue.push({ op, fields, resolve, reject, onWait, waited: 0 });
-    pump();
-  });
-}
-
-function pump() {
-  if (chat.pumpTimer !== null || !chat.ready) return;
-  while (chat.queue.length) {
-    const now = performance.now();
-    chat.tokens = Math.min(BURST, chat.tokens + ((now - chat.refilled) / 1000) * RATE);
-    chat.refilled = now;
-    const wait = Math.max(chat.pausedUntil - Date.now(), chat.tokens < 1 ? (1000 / RATE) : 0);
-    if (wait > 0) {
-      chat.pumpTimer = setTimeout(() => {
-        chat.pumpTimer = null;
-        pump();
-      }, wait);
-      return;
-    }
-    chat.tokens -= 1;
-    send(chat.queue.shift());
-  }
-}
-
-function send(job) {
-  const id = chat.nextId++;
-  chat.waiting.set(id, job);
-  chat.ws.send(JSON.stringify({ op: job.op, id, ...job.fields }));
-}
-
-function answered(job, reply) {
-  if (reply.op !== "error") {
-    job.resolve(reply);
-  } else if (reply.code === "rate-limited" && job.waited < RETRY_MS) {
-    // Nothing goes out before the server's retry_after; then this request goes first.
-    const waitMs = Math.max(1, (reply.retry_after || 1) * 1000);
-    chat.pausedUntil = Math.max(chat.pausedUntil, Date.now() + waitMs);
-    job.waited += waitMs;
-    if (job.onWait) job.onWait(waitMs);
-    chat.queue.unshift(job);
-    pump();
-  } else {
-    job.reject(reply);
-  }
-}
-
-function dropRequests() {
-  const jobs = [...chat.waiting.values(), ...chat.queue];
-  chat.waiting.clear();
-  chat.queue = [];
-  clearTimeout(chat.pumpTimer);
-  chat.pumpTimer = null;
-  for (const job of jobs) job.reject({ code: "disconnected" });
-}
-
-// One run of `task` at a time; callers while it runs share the next run.
-function coalesced(task) {
-  let running = null;
-  let again = null;
-  const run = () => {
-    running = task().finally(() => {
-      running = null;
-    });
-    return running;
-  };
-  return () => {
-    if (!running) return run();
-    if (!again) {
-      again = running.catch(() => {}).then(() => {
-        again = null;
-        return run();
-      });
-    }
-    return again;
-  };
-}
-
 // -- connection ---------------------------------------------------------------------------------
 
-function connect() {
-  clearTimeout(chat.retryTimer);
-  chat.retryTimer = null;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-  chat.ws = ws;
-  setStatus(chat.attempt ? "reconnecting…" : "connecting…");
-  ws.onopen = () => {
-    const hello = { op: "hello", v: 1, user: chat.name, id: 0 };
-    if (chat.token) hello.token = chat.token;
-    ws.send(JSON.stringify(hello));
-  };
-  ws.onmessage = (event) => {
-    if (chat.ws === ws) receive(JSON.parse(event.data));
-  };
-  ws.onclose = () => {
-    if (chat.ws === ws) closed();
-  };
+const connection = new ChatConnection({
+  signedIn: (reply) => signedIn(reply),
+  refused: (error) => showSignIn(`Sign-in refused: ${words(error)}`),
+  push: (message) => pushes[message.op]?.(message),
+  connecting: (again) => setStatus(again ? "reconnecting…" : "connecting…"),
+  lost: (retryInMs) => lost(retryInMs),
+});
+
+function request(op, fields = {}, onWait = null) {
+  return connection.request(op, fields, onWait);
 }
 
 function signedIn(reply) {
   const again = chat.user !== null;
   chat.user = reply.user;
   chat.guest = reply.guest;
-  chat.ready = true;
-  chat.attempt = 0;
+  clearInterval(chat.lostTicker);
   setStatus(`signed in as ${reply.user}${reply.guest ? " (guest)" : ""}`);
   $("connection").hidden = true;
   $("signin").hidden = true;
@@ -238,56 +129,22 @@ async function start(rejoin, rooms) {
   }
 }
 
-function receive(message) {
-  if (message.id === 0 && (message.op === "hello" || message.op === "error")) {
-    if (message.op === "hello") signedIn(message);
-    else refused(message);
-    return;
-  }
-  const job = message.id !== undefined ? chat.waiting.get(message.id) : undefined;
-  if (job) {
-    chat.waiting.delete(message.id);
-    answered(job, message);
-    return;
-  }
-  const handler = pushes[message.op];
-  if (handler) handler(message);
-}
-
-function refused(error) {
-  // The server turned the hello down: reconnecting would not help.
-  chat.wanted = false;
-  chat.ws.close();
-  showSignIn(`Sign-in refused: ${words(error)}`);
-}
-
-function closed() {
-  chat.ready = false;
-  dropRequests();
-  if (!chat.wanted) return;
-  const delay = BACKOFF_MS[Math.min(chat.attempt, BACKOFF_MS.length - 1)];
-  const jittered = Math.round(delay * (0.75 + Math.random() * 0.5));
-  chat.attempt += 1;
+function lost(retryInMs) {
   setStatus("disconnected");
-  const until = Date.now() + jittered;
+  const until = Date.now() + retryInMs;
   const tell = () => {
     const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-    say("connection-text", `Connection to the server lost. Reconnecting in ${left} s…`);
+    say("connection-text", left ? `Connection to the server lost. Reconnecting in ${left} s…`
+      : "Connection to the server lost. Reconnecting now…");
   };
   tell();
   $("connection").hidden = false;
-  const ticker = setInterval(tell, 1000);
-  chat.retryTimer = setTimeout(() => {
-    clearInterval(ticker);
-    say("connection-text", "Connection to the server lost. Reconnecting now…");
-    connect();
-  }, jittered);
-  chat.retryTicker = ticker;
+  clearInterval(chat.lostTicker);
+  chat.lostTicker = setInterval(tell, 1000);
 }
 
 function showSignIn(error) {
-  clearTimeout(chat.retryTimer);
-  clearInterval(chat.retryTicker);
+  clearInterval(chat.lostTicker);
   $("connection").hidden = true;
   $("chat").hidden = true;
   $("signout").hidden = true;
@@ -304,7 +161,6 @@ function showSignIn(error) {
 // -- pushes -------------------------------------------------------------------------------------
 
 const pushes = {
-  ping: () => chat.ws.send('{"op":"pong"}'),
   message: (m) => {
     if (chat.view?.kind === "room" && chat.view.name === m.room) {
       if (chat.loading) chat.early.push(m);
@@ -417,15 +273,7 @@ const refreshRooms = coalesced(async () => {
   drawRooms();
 });
 
-let roomsQueued = false;
-function drawRoomsSoon() {
-  if (roomsQueued) return;
-  roomsQueued = true;
-  requestAnimationFrame(() => {
-    roomsQueued = false;
-    drawRooms();
-  });
-}
+const drawRoomsSoon = soon(() => drawRooms());
 
 function drawRooms() {
   const list = $("rooms");
@@ -573,27 +421,31 @@ function nearBottom() {
 }
 
 function liveMessage(m) {
-  const list = $("messages");
-  if (!chat.atLatest) {
-    chat.newBelow += 1;
-    drawLatest();
-    return;
-  }
-  const following = nearBottom();
-  if (!following && list.children.length >= MAX_MESSAGES) {
+  if (!append(messageItem(m))) {
     // The reader is further up and the list is full: count what arrives instead.
     chat.atLatest = false;
     chat.newBelow += 1;
     drawLatest();
-    return;
   }
-  list.append(messageItem(m));
+}
+
+// Add `li` at the end of the list, keeping at most MAX_MESSAGES items: the oldest go, unless
+// the reader is further up with a full list (then nothing is added: false). A problem is
+// always shown.
+function append(li, always = false) {
+  const list = $("messages");
+  const following = nearBottom();
+  if (!always && (!chat.atLatest || (!following && list.children.length >= MAX_MESSAGES))) {
+    return false;
+  }
+  list.append(li);
   while (list.children.length > MAX_MESSAGES) {
     list.firstElementChild.remove();
     chat.more = true;
   }
   if (following) scrollDown();
   drawOlder();
+  return true;
 }
 
 function drawLatest() {
@@ -650,8 +502,7 @@ function messageItem(m) {
 function showEvent(text, kind = "event") {
   const li = element("li", kind, text);
   if (kind === "problem") li.setAttribute("role", "alert");
-  $("messages").append(li);
-  if (nearBottom()) scrollDown();
+  append(li, kind === "problem");
 }
 
 // -- direct messages ----------------------------------------------------------------------------
@@ -729,15 +580,7 @@ function personButton(user, label) {
   return button;
 }
 
-let membersQueued = false;
-function drawMembersSoon() {
-  if (membersQueued) return;
-  membersQueued = true;
-  requestAnimationFrame(() => {
-    membersQueued = false;
-    drawMembers();
-  });
-}
+const drawMembersSoon = soon(() => drawMembers());
 
 function drawMembers() {
   const list = $("members");
@@ -755,15 +598,7 @@ function drawMembers() {
   $("members-section").hidden = chat.view?.kind !== "room";
 }
 
-let onlineQueued = false;
-function drawOnlineSoon() {
-  if (onlineQueued) return;
-  onlineQueued = true;
-  requestAnimationFrame(() => {
-    onlineQueued = false;
-    drawOnline();
-  });
-}
+const drawOnlineSoon = soon(() => drawOnline());
 
 function drawOnline() {
   const list = $("online");
@@ -797,23 +632,18 @@ for (const tab of document.querySelectorAll("#tabs button")) {
 $("signin").onsubmit = (event) => {
   event.preventDefault();
   say("signin-error", "");
-  chat.name = $("name").value.trim();
-  chat.token = $("token").value.trim();
-  chat.wanted = true;
-  chat.attempt = 0;
-  connect();
+  connection.signIn($("name").value.trim(), $("token").value.trim());
 };
 
 $("signout").onclick = () => {
-  chat.wanted = false;
-  if (chat.ws) chat.ws.close();
+  connection.signOut();
   showSignIn("");
 };
 
 $("reconnect-now").onclick = () => {
-  clearInterval(chat.retryTicker);
+  clearInterval(chat.lostTicker);
   say("connection-text", "Connection to the server lost. Reconnecting now…");
-  connect();
+  connection.open();
 };
 
 $("compose").onsubmit = async (event) => {
@@ -913,7 +743,7 @@ $("scroller").addEventListener("scroll", () => {
 // and when the reader comes back to the page, at most every REFOCUS_MS.
 let polled = 0;
 function poll(after) {
-  if (!chat.ready || document.hidden || performance.now() - polled < after) return;
+  if (!connection.ready || document.hidden || performance.now() - polled < after) return;
   polled = performance.now();
   refreshRooms().catch(() => {});
   refreshOnline().catch(() => {});
