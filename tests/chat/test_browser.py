@@ -292,7 +292,7 @@ for (const node of document.body.querySelectorAll("*")) {
   const scroller = node.parentElement.closest(".scroller, .panel");
   const frame = scroller ? scroller.getBoundingClientRect()
     : {left: 0, right: width, top: 0, bottom: height};
-  const vertical = scroller ? true : box.top >= -1 && box.bottom <= height + 1;
+  const vertical = scroller || arguments[0] ? true : box.top >= -1 && box.bottom <= height + 1;
   if (box.left < frame.left - 1 || box.right > frame.right + 1 || !vertical) {
     bad.push(`${node.tagName}#${node.id}.${node.className} ${JSON.stringify(box)}`);
   }
@@ -303,12 +303,13 @@ return {shown, bad, scrollWidth: page.scrollWidth, scrollHeight: page.scrollHeig
 """
 
 
-def check_layout(driver: Any, where: str) -> None:
-    found = driver.execute_script(LAYOUT)
+def check_layout(driver: Any, where: str, scrolls_down: bool = False) -> None:
+    found = driver.execute_script(LAYOUT, scrolls_down)
     assert found["shown"] > 10, f"{where}: the page is (nearly) empty"
     assert not found["bad"], f"{where}: boxes outside the viewport: {found['bad'][:5]}"
     assert found["scrollWidth"] <= found["width"], f"{where}: the page scrolls sideways"
-    assert found["scrollHeight"] <= found["height"], f"{where}: the page scrolls down"
+    if not scrolls_down:
+        assert found["scrollHeight"] <= found["height"], f"{where}: the page scrolls down"
 
 
 def no_console_errors(driver: Any) -> None:
@@ -519,9 +520,13 @@ def test_a_rate_limited_post_waits_retry_after_and_goes_through(
     `rate-limited`, and the page sends it again only after each `retry_after`, until it passes."""
     click(bob, "#signout")
     until(bob, lambda d: by_id(d, "signin").is_displayed(), "the sign-in form is back")
-    token = make_token(SECRET, "dave")
     by_id(bob, "name").clear()
     by_id(bob, "name").send_keys("dave")
+    by_id(bob, "token").send_keys(make_token(SECRET, "eve"), Keys.ENTER)  # not dave's
+    until(bob, lambda d: "token was refused" in text_of(d, "signin-error"), "said in words")
+    assert by_id(bob, "signin").is_displayed() and not by_id(bob, "connection").is_displayed()
+    token = make_token(SECRET, "dave")
+    by_id(bob, "token").clear()
     by_id(bob, "token").send_keys(token, Keys.ENTER)
     until(bob, lambda d: signed_in_as(d) == "dave", "dave signed in with a token")
     until(bob, lambda d: text_of(d, "room-title") == "lobby", "dave in the lobby")
@@ -655,6 +660,13 @@ def test_dashboard(daemon: ChatDaemon, bob: Any, shots: Path) -> None:
         memory = by_id(bob, "now-memory")
         assert memory.text == "—" and "100" in memory.get_attribute("title")
         bob.save_screenshot(str(shots / "dashboard-1280-2x.png"))
+        check_layout(bob, "dashboard at 1280 px")
+        emulate(bob, 360, 740)  # a phone: the charts one under the other, at 1x
+        until(bob, lambda d: d.execute_script(
+            "const c = arguments[0]; return c.width === c.clientWidth && c.clientWidth < 360",
+            canvas), "redrawn at 1x and 360 px")  # fmt: skip
+        bob.save_screenshot(str(shots / "dashboard-360.png"))
+        check_layout(bob, "dashboard at 360 px", scrolls_down=True)
         no_console_errors(bob)
     finally:
         bob.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

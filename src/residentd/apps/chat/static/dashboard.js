@@ -66,6 +66,13 @@ function prepare(canvas) {
 function draw(canvas, samples, series, unit, empty) {
   const { ctx, width, height } = prepare(canvas);
   ctx.font = "11px system-ui, sans-serif";
+  if (empty && !series.some(({ key }) => samples.some((s) => s[key] !== null))) {
+    canvas.dataset.ticks = "[]"; // nothing to show: no axis either, just why
+    ctx.fillStyle = "#5b6170";
+    ctx.textAlign = "center";
+    ctx.fillText(empty, width / 2, height / 2);
+    return;
+  }
   const marks = ticks(samples, series, unit);
   canvas.dataset.ticks = JSON.stringify(marks);
   const top = marks[marks.length - 1];
@@ -94,7 +101,6 @@ function draw(canvas, samples, series, unit, empty) {
     ctx.textAlign = ago === SPAN ? "left" : ago === 0 ? "right" : "center";
     ctx.fillText(label, x(t0 + SPAN - ago), height - 4);
   }
-  let points = 0;
   series.forEach(({ key }, index) => {
     ctx.strokeStyle = COLORS[index];
     ctx.lineWidth = 2;
@@ -109,15 +115,9 @@ function draw(canvas, samples, series, unit, empty) {
       if (drawing) ctx.lineTo(x(s.t), y(s[key]));
       else ctx.moveTo(x(s.t), y(s[key]));
       drawing = true;
-      points += 1;
     }
     ctx.stroke();
   });
-  if (!points && empty) {
-    ctx.fillStyle = "#5b6170";
-    ctx.textAlign = "center";
-    ctx.fillText(empty, (left + right) / 2, (upper + bottom) / 2);
-  }
 }
 
 // The legend: a swatch of each line's colour, its label and, with several lines, its latest
