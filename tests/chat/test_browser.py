@@ -652,6 +652,10 @@ def test_dashboard(daemon: ChatDaemon, bob: Any, shots: Path) -> None:
         ticks = json.loads(canvas.get_attribute("data-ticks"))
         steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
         assert len(steps) == 1 and ticks[0] == 0, f"even ticks from 0: {ticks}"
+        # The bots were online (300 of them) in the last two minutes: memory per user shows
+        # for those seconds, its axis in one unit ("0 B, 1000 B, 2 KiB" was the old one).
+        labels = json.loads(by_id(bob, "chart-memory").get_attribute("data-labels"))
+        assert len(labels) >= 2 and len({label.split()[-1] for label in labels}) == 1, labels
         swatches = bob.execute_script(
             "return [...document.querySelectorAll('#legend-online li')].map("
             "(li) => getComputedStyle(li, '::before').backgroundColor)"

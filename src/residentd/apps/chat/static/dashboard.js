@@ -26,25 +26,33 @@ function format(value, unit) {
   return `${+value.toFixed(1)}`;
 }
 
-// A round step (1, 2 or 5 times a power of ten, of `base` units) that splits `top` into at
-// most four parts; counts never step below 1.
-function niceStep(top, unit) {
-  const base = unit === "B" ? (top >= 4 * MIB ? MIB : top >= 4 * KIB ? KIB : 1) : 1;
-  const rough = top / base / 4;
-  const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) * base;
-  return unit === "" || unit === "B" ? Math.max(1, step) : step;
+// The unit a byte axis is written in: one for all its ticks.
+function byteBase(top) {
+  return top >= MIB ? MIB : top >= KIB ? KIB : 1;
 }
 
+function tickLabel(value, unit, base) {
+  if (unit !== "B") return format(value, unit);
+  const name = base === MIB ? "MiB" : base === KIB ? "KiB" : "B";
+  return `${+(value / base).toFixed(2)} ${name}`;
+}
+
+// Ticks from 0 past the largest value, a round step apart: 1, 2 or 5 times a power of ten (of
+// KiB or MiB for bytes), at most four steps; counts and bytes never step below 1.
 function ticks(samples, series, unit) {
   let top = 0;
   for (const { key } of series) {
     for (const s of samples) if (s[key] !== null) top = Math.max(top, s[key]);
   }
   if (top <= 0) top = unit === "ms" ? 1 : 4;
-  const step = niceStep(top, unit);
+  const base = unit === "B" ? byteBase(top) : 1;
+  const rough = top / base / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) * base;
+  if (unit !== "ms") step = Math.max(1, step);
   const count = Math.max(1, Math.ceil(top / step - 1e-9));
-  return Array.from({ length: count + 1 }, (_, i) => +(i * step).toPrecision(12));
+  const marks = Array.from({ length: count + 1 }, (_, i) => +(i * step).toPrecision(12));
+  return { marks, base };
 }
 
 // The canvas's backing store matches its CSS size times the device's pixel ratio, so lines and
@@ -73,8 +81,10 @@ function draw(canvas, samples, series, unit, empty) {
     ctx.fillText(empty, width / 2, height / 2);
     return;
   }
-  const marks = ticks(samples, series, unit);
+  const { marks, base } = ticks(samples, series, unit);
+  const labels = marks.map((v) => tickLabel(v, unit, base));
   canvas.dataset.ticks = JSON.stringify(marks);
+  canvas.dataset.labels = JSON.stringify(labels);
   const top = marks[marks.length - 1];
   const left = 62;
   const right = width - 8;
@@ -88,14 +98,14 @@ function draw(canvas, samples, series, unit, empty) {
   ctx.fillStyle = "#5b6170";
   ctx.textBaseline = "middle";
   ctx.textAlign = "right";
-  for (const v of marks) {
+  marks.forEach((v, i) => {
     const at = Math.round(y(v)) + 0.5; // on the pixel grid: one sharp line
     ctx.beginPath();
     ctx.moveTo(left, at);
     ctx.lineTo(right, at);
     ctx.stroke();
-    ctx.fillText(format(v, unit), left - 6, at);
-  }
+    ctx.fillText(labels[i], left - 6, at);
+  });
   ctx.textBaseline = "alphabetic";
   for (const [ago, label] of [[SPAN, "-2 min"], [SPAN / 2, "-1 min"], [0, "now"]]) {
     ctx.textAlign = ago === SPAN ? "left" : ago === 0 ? "right" : "center";
