@@ -500,6 +500,9 @@ def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: 
     until(ann, lambda d: by_id(d, "connection").is_displayed(), "ann is told")
     assert "Reconnecting" in text_of(ann, "connection-text")
     assert "Reconnecting" in text_of(bob, "connection-text")
+    write(ann, "lost words")
+    until(ann, lambda d: "connection to the server is down" in text_of(d, "compose-error"), "why")
+    assert by_id(ann, "text").get_attribute("value") == "lost words", "the draft is kept"
     daemon.__enter__()  # the same ports
     for driver, name in ((ann, "ann"), (bob, "bob")):
         until(driver, lambda d: not by_id(d, "connection").is_displayed(), f"{name} is back",
@@ -508,8 +511,8 @@ def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: 
         until(driver, lambda d: text_of(d, "room-title") == "lobby", "the lobby again")
     # The restarted daemon knew neither: both pages joined the lobby again.
     until(ann, lambda d: member_class(d, n("bob")) == "online", "ann sees bob again")
-    write(ann, "still here")
-    until(bob, lambda d: shows(d, f"{n('ann')} still here"), "bob reads ann after the restart")
+    by_id(ann, "text").send_keys(Keys.ENTER)  # the kept draft, sent again
+    until(bob, lambda d: shows(d, f"{n('ann')} lost words"), "bob reads ann after the restart")
     no_console_errors(ann)
 
 

@@ -56,7 +56,7 @@ const WORDS = {
   "too-many-connections": "This name has too many connections open already.",
   "server-full": "The server is full: try again later.",
   "state-full": "The state document is full.",
-  disconnected: "Not sent: the connection to the server is down. Send again once reconnected.",
+  disconnected: "The connection to the server is down: try again once it is back.",
 };
 
 const USER_GONE = new Set(["user-offline", "no-such-user"]); // a guest is gone when offline

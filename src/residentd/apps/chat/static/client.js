@@ -67,9 +67,10 @@ export class ChatConnection {
   }
 
   // Queue a request; the promise resolves with its reply or rejects with its error (a
-  // `disconnected` one when the connection goes first). `onWait(ms)` hears of each wait for
-  // `retry_after`.
+  // `disconnected` one when there is no connection, or it goes first). `onWait(ms)` hears of
+  // each wait for `retry_after`.
   request(op, fields = {}, onWait = null) {
+    if (!this.ready) return Promise.reject({ code: "disconnected" });
     return new Promise((resolve, reject) => {
       this.queue.push({ op, fields, resolve, reject, onWait, waited: 0 });
       this.pump();
