@@ -77,6 +77,7 @@ HOOK = """
 window.__sent = [];
 window.__received = {};
 window.__limited = [];
+window.__sockets = [];
 const originalSend = WebSocket.prototype.send;
 WebSocket.prototype.send = function (data) {
   let op = "?";
@@ -84,6 +85,7 @@ WebSocket.prototype.send = function (data) {
   window.__sent.push([performance.now(), op]);
   if (!this.__counted) {
     this.__counted = true;
+    window.__sockets.push(this);
     this.addEventListener("message", (event) => {
       const got = JSON.parse(event.data);
       window.__received[got.op] = (window.__received[got.op] || 0) + 1;
@@ -142,8 +144,7 @@ class Peer:
         self.file = self.sock.makefile("rb")
         self.next_id = 0
         reply = self.call("hello", v=1, user=user, **hello)
-        assert reply["op"] == "hello", reply
-        self.user: str = reply["user"]
+        self.user: str = reply.get("user", "")  # "": the hello was refused
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         self.next_id += 1
@@ -514,6 +515,29 @@ def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: 
     by_id(ann, "text").send_keys(Keys.ENTER)  # the kept draft, sent again
     until(bob, lambda d: shows(d, f"{n('ann')} lost words"), "bob reads ann after the restart")
     no_console_errors(ann)
+
+
+def test_a_name_still_held_after_a_drop_is_tried_again(daemon: ChatDaemon, ann: Any) -> None:
+    """The page's socket drops, and before it is back the server still holds ann's guest name
+    (here: another connection takes it). The page does not give up on `name-taken`: it keeps
+    trying with backoff, and signs in once the name is free."""
+    ann.execute_script("window.__sockets[window.__sockets.length - 1].close()")
+    for _ in range(10):  # once the server has seen the page's socket close
+        time.sleep(0.03)
+        holder = Peer(daemon, "ann")
+        if holder.user == n("ann"):
+            break
+        holder.close()
+    assert holder.user == n("ann")
+    start = now(ann)
+    until(ann, lambda d: sum(op == "hello" for t, op in sent(d) if t >= start) >= 1,
+          "the page tried again")  # fmt: skip
+    time.sleep(0.5)
+    assert by_id(ann, "connection").is_displayed(), "still reconnecting, not signed out"
+    assert not by_id(ann, "signin").is_displayed()
+    holder.close()
+    until(ann, lambda d: signed_in_as(d) == n("ann"), "signed in once the name is free", wait=30)
+    until(ann, lambda d: text_of(d, "room-title") == "lobby", "back in the lobby")
 
 
 def test_a_rate_limited_post_waits_retry_after_and_goes_through(

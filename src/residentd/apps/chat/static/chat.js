@@ -8,7 +8,6 @@
 // conversation shown.
 import { ChatConnection, coalesced, soon } from "./client.js";
 
-
 const $ = (id) => document.getElementById(id);
 
 const MAX_MESSAGES = 200; // message items kept in the DOM
@@ -344,6 +343,7 @@ function setView(view) {
   chat.atLatest = true;
   chat.newBelow = 0;
   chat.more = false;
+  chat.loadingOlder = false;
   chat.members = new Map();
   $("messages").replaceChildren();
   $("latest").hidden = true;

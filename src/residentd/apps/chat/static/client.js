@@ -10,6 +10,9 @@ const BURST = 10;
 const RETRY_MS = 15000; // a rate-limited request is sent again until it has waited this long
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000]; // then 15 s; each ±25%
 const HELLO_ID = 0; // requests count from 1
+// Refusals of a hello that pass by themselves: after a drop, the server may still hold the old
+// connection (a guest's name, a user's connection count) until its ping times out.
+const PASSING = new Set(["name-taken", "too-many-connections", "server-full"]);
 
 // `events`: signedIn(reply), refused(error), push(message), connecting(again),
 // lost(retryInMs). Each is called with `this` unbound.
@@ -23,6 +26,7 @@ export class ChatConnection {
     this.ready = false; // the hello of the current WebSocket was accepted
     this.attempt = 0;
     this.retryTimer = null;
+    this.signedInOnce = false; // since signIn: a refusal that passes is then retried
     this.nextId = 1;
     this.waiting = new Map(); // request id -> job
     this.queue = [];
@@ -37,6 +41,7 @@ export class ChatConnection {
     this.token = token;
     this.wanted = true;
     this.attempt = 0;
+    this.signedInOnce = false;
     this.open();
   }
 
@@ -104,8 +109,11 @@ export class ChatConnection {
       if (message.op === "hello") {
         this.ready = true;
         this.attempt = 0;
+        this.signedInOnce = true;
         this.events.signedIn(message);
         this.pump();
+      } else if (this.signedInOnce && PASSING.has(message.code)) {
+        this.ws.close(); // and try again after the next backoff
       } else {
         this.wanted = false; // the server turned the hello down: reconnecting would not help
         this.ws.close();
