@@ -143,6 +143,8 @@ class Option:
     reloadable: bool = False
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
+    # Checks a value beyond its type: returns why it is not allowed, or None when it is.
+    check: Callable[[Any], str | None] | None = None
 
 
 @dataclass(slots=True)
@@ -189,9 +191,14 @@ class App:
         reloadable: bool = False,
         choices: tuple[Any, ...] | None = None,
         minimum: float | None = None,
+        check: Callable[[Any], str | None] | None = None,
     ) -> None:
-        """Declare an app option; its current value is ``app.options[name]``."""
-        self.declared_options[name] = Option(name, default, help, reloadable, choices, minimum)
+        """Declare an app option; its current value is ``app.options[name]``. ``check`` returns
+        why a value is not allowed (or None), and is run wherever a value is given: the config
+        file, the environment, a flag, a reload, so a bad value stops the start (exit 2)."""
+        self.declared_options[name] = Option(
+            name, default, help, reloadable, choices, minimum, check
+        )
         self.options[name] = default
 
     def default_limits(self, **values: Any) -> None:

@@ -1,10 +1,14 @@
 """Helpers of the chat tests: an in-process chat server and peers that speak its protocol.
 
 ``chat_server(**options)`` starts a fresh chat app (its own hub) on ephemeral loopback ports of
-the running loop, TCP and HTTP, and stops it on exit. A ``Peer`` is one client connection,
-over TCP (``TcpPeer``: JSON lines on an asyncio stream) or over WebSocket (``WsPeer``: the
-``websockets`` asyncio client, one message per text frame); both keep the pushes that arrive
-while a test waits for a reply, so a test can ask for them in order afterwards.
+the running loop, TCP and HTTP, and stops it on exit; it has the secret ``SECRET`` unless the
+options give another. ``Chat.signed_in`` signs a user in with a token made with that secret,
+``Chat.guest`` signs a guest in (named ``~name`` by the server).
+
+A ``Peer`` is one client connection, over TCP (``TcpPeer``: JSON lines on an asyncio stream)
+or over WebSocket (``WsPeer``: the ``websockets`` asyncio client, one message per text frame);
+both keep the pushes that arrive while a test waits for a reply, so a test can ask for them in
+order afterwards.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from residentd.apps.chat import ChatApp, build_app
+from residentd.apps.chat.tokens import make_token
 from residentd.limits import Limits
 from residentd.net.server import Server
 
 TIMEOUT = 5.0
+SECRET = "test-secret"
 TRANSPORTS = ["tcp", "ws"]
 
 
@@ -52,17 +58,29 @@ class Chat:
             return await TcpPeer.open(self.tcp.host, self.tcp.port)
         return await WsPeer.open(self.ws_url, **options)
 
+    def token(self, user: str) -> str:
+        return make_token(self.app.options["secret"], user)
+
     async def signed_in(self, transport: str, user: str, **hello: Any) -> Peer:
+        """A connection signed in as ``user``, with a token unless ``hello`` gives one."""
+        hello.setdefault("token", self.token(user))
         peer = await self.peer(transport)
         reply = await peer.request("hello", v=1, user=user, **hello)
-        assert reply["op"] == "hello", reply
+        assert reply["op"] == "hello" and reply["user"] == user, reply
+        return peer
+
+    async def guest(self, transport: str, name: str) -> Peer:
+        """A guest's connection: a ``hello`` without a token, for ``~name``."""
+        peer = await self.peer(transport)
+        reply = await peer.request("hello", v=1, user=name)
+        assert reply == {**reply, "op": "hello", "user": f"~{name}", "guest": True}, reply
         return peer
 
 
 @asynccontextmanager
 async def chat_server(limits: Limits | None = None, **options: Any) -> AsyncIterator[Chat]:
     app = build_app()
-    app.options.update(options)
+    app.options.update({"secret": SECRET, **options})
     server = Server(app, limits or Limits(), asyncio.get_running_loop())
     await server.start({"chat": ["127.0.0.1:0"], "http": ["127.0.0.1:0"]})
     try:

@@ -72,3 +72,37 @@ def test_daemon_without_a_way_in_refuses_to_start() -> None:
                         "--http-listen", "127.0.0.1:0", "--admin", "off")  # fmt: skip
     assert started.returncode != 0
     assert "guests = false needs a secret" in started.stderr
+
+
+def test_rooms_that_are_no_room_names_stop_the_start(tmp_path: Path) -> None:
+    listen = ("--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--admin", "off")
+    config = tmp_path / "chat.toml"
+    config.write_text('rooms = ["lobby", "dev team"]\n')
+    from_file = residentd("run", "chat", "--config", str(config), *listen)
+    assert from_file.returncode == 2, from_file.stderr
+    assert "rooms = ['lobby', 'dev team']" in from_file.stderr
+    assert "'dev team': room names are 1-32 ASCII letters, digits, _ . -" in from_file.stderr
+    from_flag = residentd("run", "chat", "--rooms", "lobby", "--rooms", "lobby\n", *listen)
+    assert from_flag.returncode == 2 and "'lobby\\n'" in from_flag.stderr
+
+
+def hello(port: int, user: str, token: str | None = None) -> dict[str, object]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        request = {"op": "hello", "v": 1, "user": user, "id": 1}
+        if token is not None:
+            request["token"] = token
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        return lines(sock, 1)[0]
+
+
+def test_a_guest_never_gets_a_token_users_name_across_a_restart() -> None:
+    token = residentd("chat", "token", "ann", "--secret", "s3").stdout.strip()
+    with ChatDaemon("--secret", "s3") as daemon:
+        assert hello(daemon.tcp_port, "ann", token)["user"] == "ann"
+    # State is not durable yet: the restarted daemon has never seen ann. Her name is still
+    # hers, since guests live in their own namespace.
+    with ChatDaemon("--secret", "s3") as daemon:
+        guest = hello(daemon.tcp_port, "ann")
+        assert guest["user"] == "~ann" and guest["guest"] is True
+        owner = hello(daemon.tcp_port, "ann", token)
+        assert owner["user"] == "ann" and owner["guest"] is False

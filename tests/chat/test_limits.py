@@ -41,23 +41,28 @@ def test_tokens_and_guest_names(run: Run, transport: str) -> None:
             good = await peer.request("hello", v=1, user="ann", token=make_token("sekrit", "ann"))
             assert good["op"] == "hello" and good["guest"] is False
         async with chat_server(secret="sekrit") as chat:
-            holders = [
-                await chat.signed_in(transport, "ann", token=make_token("sekrit", "ann")),
-                await chat.signed_in(transport, "gus"),
-            ]
-            for name in ("ann", "gus"):  # a token user's name, an online guest's name
+            ann = await chat.signed_in(transport, "ann", token=make_token("sekrit", "ann"))
+            gus = await chat.guest(transport, "gus")
+            # A guest asking for a token user's name gets the guest's namespace, not the name.
+            other = await chat.guest(transport, "ann")
+            assert (await ann.request("seen", user="ann"))["online"] is True
+            # An online guest's name is taken, asked for with or without its ~.
+            for name in ("gus", "~gus"):
                 impostor = await chat.peer(transport)
                 taken = await impostor.request("hello", v=1, user=name)
                 assert taken["code"] == "name-taken", taken
-            assert len(holders) == 2  # kept open until here
-            # The owner of a name a guest is using comes with a token: the guest must go.
-            squatter = await chat.signed_in(transport, "cid")
-            owner = await chat.signed_in(transport, "cid", token=make_token("sekrit", "cid"))
-            assert [m["code"] for m in await squatter.closed()] == ["name-taken"]
-            assert (await owner.request("seen", user="cid"))["online"] is True
-            assert (await owner.request("state.get"))["op"] == "state.get"
-
-    run(main())
+                assert taken["detail"] == "a guest named ~gus is online"
+            # No token is good for a guest's name.
+            tilde = await chat.peer(transport)
+            refused = await tilde.request(
+                "hello", v=1, user="~ann", token=make_token("sekrit", "ann")
+            )
+            assert refused["code"] == "bad-token" and "guest" in refused["detail"]
+            # The token user and the guest who asked for its name are two users.
+            who = await gus.request("who")
+            assert sorted(user["user"] for user in who["users"]) == ["~ann", "~gus", "ann"]
+            await other.close()
+            assert (await ann.request("seen", user="ann"))["online"] is True
 
 
 def test_rate_limit_per_user(run: Run, transport: str) -> None:
@@ -111,6 +116,8 @@ def test_garbage_gets_errors_then_a_close(run: Run, transport: str) -> None:
             received = await junk.closed()
             codes = [message["code"] for message in received]
             assert codes == ["invalid-json", "invalid-json", "wrong-type", "too-many-bad-messages"]
+            last = "too many messages that did not decode (max_bad_messages = 3)"
+            assert received[-1]["detail"] == last
             await still_served(other)
 
     run(main())
@@ -128,6 +135,7 @@ def test_oversized_tcp_line_is_refused(run: Run) -> None:
             received = await big.closed()
             assert received[0] == {"op": "pong", "id": "before"}
             assert received[-1]["code"] == "line-too-long"
+            assert received[-1]["detail"] == "the line is longer than allowed (max_message = 1024)"
             await still_served(other)
 
     run(main())
@@ -172,10 +180,13 @@ def test_sign_in_deadline_and_dead_peers(run: Run) -> None:
                 pings += 1
                 await lively.send_raw('{"op":"pong"}')
             assert pings >= 1
-            assert [m["code"] for m in await silent.closed()] == ["hello-timeout"]
+            [late] = await silent.closed()
+            assert late["code"] == "hello-timeout"
+            assert late["detail"] == "no accepted hello in time (hello_timeout = 1)"
             received = await dead.closed()
             assert received[0] == {"op": "ping"}
             assert received[-1]["code"] == "dead-peer"
+            assert received[-1]["detail"] == "no answer to ping in time (ping_timeout = 1)"
             assert (await lively.request("who"))["online"] == 1
 
     run(main())

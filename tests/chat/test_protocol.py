@@ -27,10 +27,11 @@ def test_hello_echoes_the_id_and_gates_every_other_request(run: Run, transport: 
             assert wrong["code"] == "unsupported-version"
             await peer.send_raw('{"op":"hello","v":1,"user":"ann","id":"first"}')
             hello = await peer.reply("first")
-            assert hello["op"] == "hello" and hello["user"] == "ann" and hello["guest"] is True
+            assert hello["op"] == "hello" and hello["user"] == "~ann" and hello["guest"] is True
             assert hello["v"] == 1 and hello["online"] == 1 and hello["rooms"] == []
             again = await peer.request("hello", v=1, user="ann")
             assert again["code"] == "already-signed-in"
+            assert again["detail"] == "signed in as ~ann already"
             await peer.close()
 
     run(main())

@@ -35,8 +35,12 @@ def test_connections_are_released(run: Run) -> None:
                     await peer.request("join", room="lobby")
                     await peer.request("post", room="lobby", text="hi")
                     peers.append(peer)
+                guest = await chat.guest("ws", f"g{cycle}")
+                await guest.request("join", room="lobby")
+                await guest.request("create", room=f"den{cycle}", private=True)
+                await guest.request("state.set", key="k", value="v")
                 unsigned = await chat.peer("ws")  # connects and leaves without a hello
-                for peer in [*peers, unsigned]:
+                for peer in [*peers, guest, unsigned]:
                     await peer.close()
             await wait_until(lambda: not chat.server.connections, what="every connection gone")
             await asyncio.sleep(0.05)
@@ -44,7 +48,11 @@ def test_connections_are_released(run: Run) -> None:
             assert not hub.presence.online
             lobby = hub.rooms["lobby"]
             assert lobby.online == 0 and lobby.sinks == ({}, {})
-            assert len(lobby.members) == 60  # membership outlives the connections, by design
+            # A token user's membership outlives its connections, by design; a guest's does not,
+            # nor does the guest, nor a private room it was alone in.
+            assert len(lobby.members) == 60
+            assert not [name for name in hub.presence.users if name.startswith("~")]
+            assert list(hub.rooms) == ["lobby"]
             assert live_sessions() == 0
             assert open_fds() <= fds
 

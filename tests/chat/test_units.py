@@ -4,7 +4,9 @@ document, request decoding, and the two codecs fed arbitrary splits and garbage 
 from __future__ import annotations
 
 import base64
+import itertools
 import os
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -13,10 +15,13 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from core.helpers import Err, cuts, feed_events, feed_garbage, split_at
+from residentd.apps.chat import hub as hub_module
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.history import RoomHistory
+from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.ratelimit import TokenBucket
+from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.state import UserState
 from residentd.apps.chat.tcp import ChatLineCodec
 from residentd.apps.chat.tokens import check_token, make_token
@@ -109,6 +114,76 @@ def test_decoding_classifies_errors_and_finds_the_id() -> None:
             p.decode_request(line)
         assert (error.value.code, error.value.request_id) == (code, request_id), line
         assert error.value.recoverable
+
+
+def test_error_details_are_written_for_people() -> None:
+    for line, code, detail in [
+        (b'{"op":"shout"}', "unknown-op", "no request has op 'shout'"),
+        (b'{"op":"' + b"x" * 5000 + b'"}', "unknown-op", f"no request has op {'x' * 40!r}..."),
+        (b'{"op":"post","room":"r"}', "missing-field", "post needs text"),
+        (b'{"room":"r"}', "missing-field", "a request needs an op"),
+        (b'{"op":"who","room":1}', "wrong-type", "room must be a string or null, not a number"),
+        (b'{"op":"create","room":"r","private":"yes"}', "wrong-type",
+         "private must be true or false, not a string"),
+        (b'{"op":7}', "wrong-type", "op must be a string"),
+        (b"[1]", "not-an-object", "a message is a JSON object, not an array"),
+        (b'{"op":"who","limit":5000}', "invalid-value", "limit is 1-1000"),
+        (b'{"op":"history","room":"r","limit":0}', "invalid-value", "limit is 1-200"),
+        (b'{"op":"history","room":"r","before":-1}', "invalid-value",
+         "before is a message's seq: an integer, 0 or more"),
+        (b'{"op":"topic","room":"r","topic":"' + b"t" * 201 + b'"}', "too-long",
+         "a topic is at most 200 characters"),
+        (b'{"op":"ping","id":"' + b"i" * 65 + b'"}', "too-long",
+         "an id is an integer or a string of at most 64 characters"),
+        (b'{"op":"hello","v":1,"user":"bob\\n"}', "invalid-value",
+         "user names are 1-32 ASCII letters, digits, _ . - (a guest's with ~ in front)"),
+        (b'{"op":"join","room":"' + b"r" * 33 + b'"}', "too-long",
+         "room names are 1-32 ASCII letters, digits, _ . -"),
+        (b'{"op":"post","op":"join","room":"r"}', "invalid-json",
+         "the key op is in the message more than once"),
+    ]:  # fmt: skip
+        with pytest.raises(p.BadRequest) as error:
+            p.decode_request(line)
+        assert (error.value.code, error.value.detail) == (code, detail), line
+    assert "msgspec" not in p.RULES and all("`" not in rule for rule in p.RULES.values())
+
+
+def test_limits_are_written_one_way() -> None:
+    assert p.setting("max_text", 2000) == "max_text = 2000"
+    assert p.setting("rate_limit", 20.0) == "rate_limit = 20"
+    assert p.setting("rate_limit", 0.5) == "rate_limit = 0.5"
+    state = UserState()
+    state.set("a", msgspec.Raw(b"1"), 1, 100)
+    with pytest.raises(ChatError) as keys:
+        state.set("b", msgspec.Raw(b"1"), 1, 100)
+    assert keys.value.detail == "no room for another key (state_max_keys = 1)"
+    with pytest.raises(ChatError) as size:
+        state.set("a", msgspec.Raw(b"1" * 200), 1, 100)
+    assert size.value.detail == "the document would be 201 bytes (state_max_bytes = 100)"
+    # The core's own limits reach chat clients in the same form.
+    for code, detail, said in [
+        ("idle-timeout", "limit=0.3s", "silent for too long (idle_timeout = 0.3)"),
+        ("input-buffer-full", "limit=64", "too much input not yet read (max_input_buffer = 64)"),
+        ("server-shutdown", "stopping", "stopping"),
+    ]:
+        payload = p.protocol_error_payload(ProtocolError(code, detail))
+        assert msgspec.json.decode(payload) == {"op": "error", "code": code, "detail": said}
+
+
+def test_retry_after_is_never_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert p.retry_after(1e-9) == 0.001 and p.retry_after(0.0012) == 0.002
+    # A request a hair before the next token: the wait rounds to 0 ms; it must say 1 ms.
+    now = [100.0]
+    monkeypatch.setattr(hub_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    hub = Hub(ChatSettings(rate_limit=1000.0, rate_burst=1.0))
+    user = hub.presence.add("ann", guest=False)
+    session = SimpleNamespace(user=user)
+    assert hub.handle(session, p.Rooms()) is not None  # type: ignore[arg-type]
+    now[0] += 0.000_999_9
+    with pytest.raises(ChatError) as limited:
+        hub.handle(session, p.Rooms())  # type: ignore[arg-type]
+    assert limited.value.code == "rate-limited" and limited.value.retry_after == 0.001
+    assert limited.value.detail == "too many requests a second (rate_limit = 1000, rate_burst = 1)"
 
 
 # -- the TCP codec -------------------------------------------------------------------------------
@@ -254,10 +329,48 @@ def test_websocket_codec_plain_text_by_default() -> None:
     codec.accept(request)
     assert codec.feed(client_frame(Opcode.TEXT, "héllo".encode())) == ["héllo"]
     assert codec.encode("hi") == text_frame(b"hi")
+    # RFC 6455 8.1: a text message that is not UTF-8 fails the connection, with 1007.
     with pytest.raises(ProtocolError) as bad:
-        codec.feed(client_frame(Opcode.TEXT, b"\xff"))
-    assert bad.value.code == "invalid-utf8" and bad.value.recoverable
-    assert codec.error_reply(bad.value) == text_frame(b"ERR invalid-utf8 text frame")
+        codec.feed(client_frame(Opcode.TEXT, "é ".encode() + b"\xff"))
+    assert bad.value.code == "invalid-utf8" and not bad.value.recoverable
+    assert codec.error_reply(bad.value) == Frame(
+        Opcode.CLOSE, b"\x03\xef" + b"text message is not UTF-8 (byte 3)"
+    ).serialize(mask=False)
+    assert not codec.open
+
+
+def utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@given(
+    st.one_of(st.text(max_size=40).map(str.encode), st.binary(max_size=40)),
+    st.lists(st.integers(0, 40), max_size=3),
+)
+def test_websocket_text_must_be_utf8_however_fragmented(payload: bytes, cuts: list[int]) -> None:
+    codec = WebSocketCodec()
+    [request] = codec.feed(handshake())
+    codec.accept(request)
+    # Fragments may split a character: only the whole message must be UTF-8.
+    points = sorted({0, *(min(cut, len(payload)) for cut in cuts), len(payload)})
+    pieces = [payload[a:b] for a, b in itertools.pairwise(points)] or [b""]
+    frames = b"".join(
+        client_frame(Opcode.TEXT if index == 0 else Opcode.CONT, piece, index == len(pieces) - 1)
+        for index, piece in enumerate(pieces)
+    )
+    if utf8(payload):
+        assert codec.feed(frames) == [payload.decode()]
+        return
+    with pytest.raises(ProtocolError) as bad:
+        codec.feed(frames)
+    assert bad.value.code == "invalid-utf8" and not bad.value.recoverable
+    reply = codec.error_reply(bad.value)
+    assert reply is not None and reply[0] == 0x88 and reply[2:4] == b"\x03\xef"  # 1007
+    assert not codec.open
 
 
 @settings(max_examples=50)
@@ -266,6 +379,7 @@ def test_websocket_codec_garbage_stays_bounded(chunks: list[bytes]) -> None:
     codes = {
         "bad-frame", "message-too-large", "invalid-json", "not-an-object", "unknown-op",
         "missing-field", "wrong-type", "too-long", "invalid-value", "unsupported-frame",
+        "invalid-utf8",
     }  # fmt: skip
     feed_garbage(opened_codec(), chunks, codes, bound=1024 + 14 + 300)
 

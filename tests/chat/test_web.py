@@ -70,7 +70,8 @@ def test_pages_and_stats(run: Run) -> None:
             for path, kind, marker in [
                 ("/", "text/html", b"<title>residentd chat</title>"),
                 ("/dashboard", "text/html", b"chart-lag"),
-                ("/static/chat.js", "text/javascript", b"new WebSocket"),
+                ("/static/chat.js", "text/javascript", b'from "./client.js"'),
+                ("/static/client.js", "text/javascript", b"new WebSocket"),
                 ("/static/dashboard.js", "text/javascript", b'fetch("/stats"'),
                 ("/static/style.css", "text/css", b"body"),
             ]:

@@ -310,9 +310,12 @@ def svg_chart(
         )
         parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
                      f'stroke-width="1.6"/>')  # fmt: skip
-        parts.append(f'<text x="{legend_x}" y="{top + 12}" fill="{color}" class="tick">'
+        # A swatch and the label, both in the line's colour (the class sets size, not fill).
+        parts.append(f'<line x1="{legend_x}" x2="{legend_x + 12}" y1="{top + 8}" '
+                     f'y2="{top + 8}" stroke="{color}" stroke-width="3"/>'
+                     f'<text x="{legend_x + 16}" y="{top + 12}" fill="{color}" class="legend">'
                      f"{html.escape(label)}</text>")  # fmt: skip
-        legend_x += 10 + 7 * len(label)
+        legend_x += 26 + 7 * len(label)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -328,6 +331,7 @@ tr.total td { font-weight: bold; border-top: 1px solid #9ca3af; }
           gap: 12px; }
 svg { width: 100%; height: auto; background: #f9fafb; border: 1px solid #e5e7eb; }
 svg .title { font-size: 13px; font-weight: 600; } svg .tick { font-size: 10px; fill: #4b5563; }
+svg .legend { font-size: 10px; font-weight: 600; }
 svg .grid { stroke: #e5e7eb; } dl { display: grid; grid-template-columns: max-content auto;
 gap: 2px 16px; } dt { color: #4b5563; } dd { margin: 0; } .bad { color: #dc2626; }
 """

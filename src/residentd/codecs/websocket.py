@@ -19,8 +19,11 @@ that into the codec interface, so a WebSocket service is a ``Session`` like any 
 What goes in a text frame is the business of a ``MessageFormat`` (``decode``, ``encode`` and the
 error payload), so the same app protocol can run over lines on TCP and frames here. A message
 that does not decode is a recoverable ``ProtocolError``, answered with an error frame; broken
-framing, a message over ``max_message`` or a malformed request are fatal: the reply is the
-protocol's own (a close frame with 1002 or 1009, or an HTTP error) and the connection closes.
+framing, a message over ``max_message``, a text message that is not UTF-8 or a malformed
+request are fatal: the reply is the protocol's own (a close frame with 1002, 1009 or 1007, or
+an HTTP error) and the connection closes. websockets' sans-I/O layer leaves text frames
+undecoded, so the UTF-8 check is here: RFC 6455 (8.1) has an endpoint that finds a text
+message is not UTF-8 fail the connection, with close code 1007.
 
 Origins: ``origins=None`` lets any page connect. Otherwise a browser's ``Origin`` must be one
 of ``origins`` or, with ``same_origin``, the origin of the request's own ``Host``; a request
@@ -228,7 +231,7 @@ class WebSocketCodec:
                 message = self._frame(item)
             except ProtocolError as error:
                 rest = items[index + 1 :]
-                self._pending = rest or None
+                self._pending = (rest or None) if error.recoverable else None
                 error.messages = messages
                 raise
             if message is not _NOTHING:
@@ -251,11 +254,26 @@ class WebSocketCodec:
         return _NOTHING
 
     def _decode(self, payload: bytes, text: bool) -> Any:
-        if not text and not self.allow_binary:
+        if text:
+            if not payload.isascii():  # the common case costs a scan, not a decode
+                try:
+                    payload.decode()
+                except UnicodeDecodeError as error:
+                    raise self._invalid_text(error) from None
+        elif not self.allow_binary:
             raise ProtocolError(
                 "unsupported-frame", "binary frames are not accepted", recoverable=True
             )
         return self._format.decode(payload)
+
+    def _invalid_text(self, error: UnicodeDecodeError) -> ProtocolError:
+        """Fail the connection with 1007 (invalid frame payload data); the close frame is the
+        reply ``error_reply`` gives."""
+        reason = f"text message is not UTF-8 (byte {error.start})"
+        protocol = self._protocol
+        protocol.fail(CloseCode.INVALID_DATA, reason)
+        self._reply = b"".join(protocol.data_to_send())
+        return ProtocolError("invalid-utf8", reason)
 
     # -- answering the HTTP request ------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import argparse
 import math
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -68,6 +68,7 @@ class Setting:
     path: str = ""
     #: Never printed or logged: shown as ``<redacted>``.
     secret: bool = False
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def flag(self) -> str:
@@ -101,6 +102,9 @@ class Setting:
                 f"{self.name} = {value!r} (from {source}) is not allowed: "
                 f"expected at least {self.minimum:g}"
             )
+        problem = self.check(result) if self.check is not None and result is not None else None
+        if problem is not None:
+            raise ConfigError(f"{self.name} = {value!r} (from {source}) is not allowed: {problem}")
         return result
 
 
@@ -242,6 +246,7 @@ def app_settings(app: App) -> list[Setting]:
                 option.minimum,
                 app_option=True,
                 secret=option.name.endswith(SECRET_SUFFIXES),
+                check=option.check,
             )
         )
     return settings

@@ -6,6 +6,7 @@ everything lives in memory. ``residentd run chat`` serves it; docs/chat-protocol
 protocol. The modules, one concern each:
 
     protocol   the messages as msgspec structs, decoding, error codes
+    names      user, guest and room names, state keys    explain  error details for people
     tokens     HMAC sign-in tokens            ratelimit  the per-user token bucket
     presence   users, online and last seen    rooms      membership and fan-out sinks
     history    a room's last messages         state      the per-user key-value document

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from residentd.apps.chat.protocol import Name
+from residentd.apps.chat.names import USER_RULE, is_name
 from residentd.apps.chat.tokens import make_token
 from residentd.errors import ConfigError
 
@@ -33,11 +33,8 @@ def command(argv: Sequence[str]) -> int:
         "--ttl", type=float, default=0, help="seconds the token is good for (default: no expiry)"
     )
     args = parser.parse_args(list(argv))
-    if not _valid_name(args.user):
-        print(
-            f"residentd chat: {args.user!r} is not a user name (1-32 letters, digits, _ . -)",
-            file=sys.stderr,
-        )
+    if not is_name(args.user):
+        print(f"residentd chat: {args.user!r} is not a user name: {USER_RULE}", file=sys.stderr)
         return EXIT_USAGE
     try:
         secret = args.secret or _configured_secret(args.config)
@@ -63,13 +60,3 @@ def _configured_secret(config_file: str | None) -> str | None:
     config = Schema(build_app()).resolve(config_file, os.environ, {})
     secret: str | None = config["secret"]
     return secret
-
-
-def _valid_name(name: str) -> bool:
-    import msgspec
-
-    try:
-        msgspec.convert(name, Name)
-    except msgspec.ValidationError:
-        return False
-    return True

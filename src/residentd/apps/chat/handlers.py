@@ -43,6 +43,10 @@ def _user(session: ChatSession) -> User:
     return user
 
 
+def _text_too_long(text: str, limit: int) -> str:
+    return f"the text is {len(text)} characters ({p.setting('max_text', limit)})"
+
+
 @_handles(p.Ping)
 def _ping(hub: Hub, session: ChatSession, request: p.Ping) -> p.Reply:
     return p.PongReply()
@@ -55,7 +59,7 @@ def _pong(hub: Hub, session: ChatSession, request: p.Pong) -> None:
 
 @_handles(p.Hello)
 def _hello_again(hub: Hub, session: ChatSession, request: p.Hello) -> None:
-    raise ChatError("already-signed-in", f"as {_user(session).name}")
+    raise ChatError("already-signed-in", f"signed in as {_user(session).name} already")
 
 
 @_handles(p.Who)
@@ -82,7 +86,7 @@ def _who(hub: Hub, session: ChatSession, request: p.Who) -> p.Reply:
 def _seen(hub: Hub, session: ChatSession, request: p.Seen) -> p.Reply:
     user = hub.presence.get(request.user)
     if user is None:
-        raise ChatError("no-such-user", request.user)
+        raise ChatError("no-such-user", f"no user is named {request.user}")
     return p.SeenReply(user=user.name, online=user.online, last_seen=user.last_seen or None)
 
 
@@ -102,9 +106,10 @@ def _rooms(hub: Hub, session: ChatSession, request: p.Rooms) -> p.Reply:
 def _create(hub: Hub, session: ChatSession, request: p.Create) -> p.Reply:
     user = _user(session)
     if request.room in hub.rooms:
-        raise ChatError("room-exists", request.room)
+        raise ChatError("room-exists", f"a room named {request.room} exists already")
     if len(hub.rooms) >= hub.settings.max_rooms:
-        raise ChatError("rooms-full", f"max_rooms={hub.settings.max_rooms}")
+        limit = p.setting("max_rooms", hub.settings.max_rooms)
+        raise ChatError("rooms-full", f"the server holds {len(hub.rooms)} rooms ({limit})")
     hub.check_quota(user)
     room = Room(request.room, request.private, request.topic, hub.settings.history_size)
     hub.rooms[room.name] = room
@@ -118,7 +123,7 @@ def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
     room = hub.room(request.room)
     if user not in room.members:
         if not room.admits(user):
-            raise ChatError("not-invited", f"{room.name} is private")
+            raise ChatError("not-invited", f"{room.name} is private: a member must invite you")
         hub.check_quota(user)
         hub.join_room(user, room)
     return p.JoinReply(room=room.info(), last=room.history.last)
@@ -136,13 +141,12 @@ def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
 def _invite(hub: Hub, session: ChatSession, request: p.Invite) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
-    guest = hub.presence.get(request.user)
-    if guest is None:
-        raise ChatError("no-such-user", request.user)
-    if guest not in room.members and guest.name not in room.invited:
-        room.invited.add(guest.name)
-        hub.send_to(guest, p.encode(p.Invited(room=room.name, by=user.name)))
-    return p.InviteReply(room=room.name, user=guest.name)
+    invited = hub.presence.get(request.user)
+    if invited is None:
+        raise ChatError("no-such-user", f"no user is named {request.user}")
+    if room.invite(invited):
+        hub.send_to(invited, p.encode(p.Invited(room=room.name, by=user.name)))
+    return p.InviteReply(room=room.name, user=invited.name)
 
 
 @_handles(p.SetTopic)
@@ -160,10 +164,12 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
     user = _user(session)
     room = hub.rooms.get(request.room)
     if room is None or user not in room.members:
-        raise ChatError("not-a-member" if room else "no-such-room", request.room)
+        if room is None:
+            raise ChatError("no-such-room", f"no room is named {request.room}")
+        raise ChatError("not-a-member", f"only members of {room.name} may post there")
     limit = hub.settings.max_text
     if len(request.text) > limit:
-        raise ChatError("too-long", f"max_text={limit}")
+        raise ChatError("too-long", _text_too_long(request.text, limit))
     history = room.history
     seq = history.next_seq()
     ts = p.now_ms()
@@ -180,12 +186,12 @@ def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
     user = _user(session)
     target = hub.presence.get(request.to)
     if target is None:
-        raise ChatError("no-such-user", request.to)
+        raise ChatError("no-such-user", f"no user is named {request.to}")
     if not target.sessions:
-        raise ChatError("user-offline", request.to)
+        raise ChatError("user-offline", f"{request.to} is offline")
     limit = hub.settings.max_text
     if len(request.text) > limit:
-        raise ChatError("too-long", f"max_text={limit}")
+        raise ChatError("too-long", _text_too_long(request.text, limit))
     hub.direct_ids += 1
     ts = p.now_ms()
     message = p.DirectMessage(

@@ -11,6 +11,11 @@ TCP, a text frame for WebSocket) and the same bytes object is queued on every co
 room's ``sinks`` with ``Connection.send_bytes``, which costs a list append; the connection writes
 what it has queued once per loop iteration.
 
+Guests live in their own namespace (``~name``, see names.py) and only as long as their one
+connection: when it closes the hub forgets the guest, leaving its rooms and dropping its
+invitations and state, so nothing of it passes to a later guest of the same name. A private
+room whose last member leaves is deleted, since nobody could enter it again.
+
 Presence pushes (``joined``, ``left``, ``presence``) go to rooms of at most
 ``presence_push_limit`` members: in larger rooms a sign-in would cost a push to every member,
 so their clients ask ``who`` instead.
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.handlers import HANDLERS
+from residentd.apps.chat.names import guest_name, is_guest
 from residentd.apps.chat.presence import Presence, User
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.ratelimit import TokenBucket
@@ -91,6 +97,10 @@ class Hub:
         if self.presence.detach(user, session, p.now_ms()):
             for room in user.rooms:
                 room.online -= 1
+            if user.guest:  # a guest ends with its connection
+                self._forget(user)
+                return
+            for room in user.rooms:
                 if self._pushes(room):
                     push = p.Presence(
                         room=room.name, user=user.name, online=False, last_seen=user.last_seen
@@ -125,42 +135,38 @@ class Hub:
         wait = bucket.take(settings.rate_limit, settings.rate_burst, now)
         if wait:
             self.stats.rate_limited += 1
-            raise ChatError(
-                "rate-limited",
-                f"limit {settings.rate_limit:g}/s, burst {settings.rate_burst:g}",
-                round(wait, 3),
+            limits = (
+                f"{p.setting('rate_limit', settings.rate_limit)}, "
+                f"{p.setting('rate_burst', settings.rate_burst)}"
             )
+            detail = f"too many requests a second ({limits})"
+            raise ChatError("rate-limited", detail, p.retry_after(wait))
 
     def hello(self, session: ChatSession, request: p.Hello) -> p.HelloReply:
         settings = self.settings
         if request.v != p.VERSION:
             raise ChatError("unsupported-version", f"this server speaks version {p.VERSION}")
         name = request.user
-        user = self.presence.get(name)
         if request.token is not None:
+            if is_guest(name):
+                raise ChatError("bad-token", f"{name} is a guest's name: tokens are for user names")
             problem = check_token(settings.secret or "", name, request.token)
             if problem is not None:
                 raise ChatError("bad-token", problem)
-            guest = False
+            user = self.presence.get(name) or self._new_user(name, False)
         elif not settings.guests:
             raise ChatError("bad-token", "this server needs a token: guests are not allowed")
         else:
-            guest = True
-            if user is not None and not user.guest:
-                raise ChatError("name-taken", f"{name!r} signs in with a token")
-            if user is not None and user.sessions:
-                raise ChatError("name-taken", f"a guest named {name!r} is online")
-        if user is None:
-            user = self._new_user(name, guest)
-        elif not guest and user.guest:
-            # The name's owner came with a token: guests who used it are shown the door.
-            for impostor in user.sessions:
-                self.disconnected(impostor)
-                impostor.fail("name-taken", f"{name!r} signed in with a token")
-            user.guest = False
+            name = guest_name(name)
+            if self.presence.get(name) is not None:
+                raise ChatError("name-taken", f"a guest named {name} is online")
+            user = self._new_user(name, True)
         if len(user.sessions) >= settings.max_connections_per_user:
             limit = settings.max_connections_per_user
-            raise ChatError("too-many-connections", f"limit {limit} per user")
+            setting = p.setting("max_connections_per_user", limit)
+            raise ChatError(
+                "too-many-connections", f"{name} holds {limit} connections already ({setting})"
+            )
         self._attach(session, user)
         return p.HelloReply(
             v=p.VERSION,
@@ -178,13 +184,17 @@ class Hub:
         if len(presence.users) >= self.settings.max_users:
             oldest = presence.oldest_offline()
             if oldest is None:
-                raise ChatError("server-full", f"max_users={self.settings.max_users}")
+                limit = p.setting("max_users", self.settings.max_users)
+                raise ChatError("server-full", f"every known user is online ({limit})")
             self._forget(oldest)
         return presence.add(name, guest)
 
     def _forget(self, user: User) -> None:
+        """Drop an offline user and everything it had: rooms, invitations, state."""
         for room in user.rooms:
             self.leave_room(user, room)
+        for room in user.invites:
+            room.uninvite(user)
         self.presence.forget(user)
 
     def _attach(self, session: ChatSession, user: User) -> None:
@@ -240,7 +250,8 @@ class Hub:
         deadline = now - settings.hello_timeout
         late = [session for session in self.pending if session.conn.connected_at <= deadline]
         for session in late:
-            session.fail("hello-timeout", f"limit={settings.hello_timeout:g}s")
+            limit = p.setting("hello_timeout", settings.hello_timeout)
+            session.fail("hello-timeout", f"no accepted hello in time ({limit})")
         interval = settings.ping_interval
         if not interval:
             return
@@ -255,32 +266,34 @@ class Hub:
                     session.pinged = now
                     session.conn.send_bytes(PING_WIRE[session.wire])
                 elif now - session.pinged >= timeout:
-                    session.fail("dead-peer", f"no answer to ping in {timeout:g}s")
+                    limit = p.setting("ping_timeout", timeout)
+                    session.fail("dead-peer", f"no answer to ping in time ({limit})")
 
     # -- rooms ---------------------------------------------------------------------------------
 
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            raise ChatError("no-such-room", name)
+            raise ChatError("no-such-room", f"no room is named {name}")
         return room
 
     def visible_room(self, user: User, name: str) -> Room:
         room = self.room(name)
         if not room.admits(user):
-            raise ChatError("not-a-member", f"{name} is private")
+            raise ChatError("not-a-member", f"{name} is private: only its members may see it")
         return room
 
     def member_room(self, user: User, name: str) -> Room:
         room = self.room(name)
         if user not in room.members:
-            raise ChatError("not-a-member", name)
+            raise ChatError("not-a-member", f"you are not a member of {name}")
         return room
 
     def check_quota(self, user: User) -> None:
         limit = self.settings.max_rooms_per_user
         if len(user.rooms) >= limit:
-            raise ChatError("too-many-rooms", f"limit {limit} per user")
+            setting = p.setting("max_rooms_per_user", limit)
+            raise ChatError("too-many-rooms", f"already in {len(user.rooms)} rooms ({setting})")
 
     def join_room(self, user: User, room: Room) -> None:
         room.add_member(user)
@@ -293,6 +306,10 @@ class Hub:
             self.fanout(room.sinks, p.encode(p.Left(room=room.name, user=user.name)))
         room.remove_member(user)
         user.rooms = tuple(other for other in user.rooms if other is not room)
+        if room.private and not room.members:  # nobody could enter it again
+            for invited in list(room.invited):
+                room.uninvite(invited)
+            del self.rooms[room.name]
 
 
 __all__ = ["TCP", "WS", "Hub", "HubStats"]

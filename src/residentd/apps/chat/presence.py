@@ -3,8 +3,11 @@
 A ``User`` is one name, whatever number of connections (devices) it holds. It is *online* while
 it holds at least one signed-in connection, so presence counts a user once: the first
 connection brings it online and the last one to close takes it offline, stamping ``last_seen``.
-A user stays known while offline, with its rooms and state, until the server holds more than
-``max_users`` users; then the one offline the longest is forgotten to make room.
+A user who signed in with a token stays known while offline, with its rooms, invitations and
+state, until the server holds more than ``max_users`` users; then the one offline the longest
+is forgotten to make room. That record is what a durable state will keep across restarts. A
+guest (``guest`` is true, its name is ``~name``) is never kept: the hub forgets it, rooms and
+all, when its connection closes, so a later guest of the same name starts from nothing.
 
 Per-user structures are small, since an idle server may hold tens of thousands of users: slots,
 tuples for the (short) lists of connections and rooms, so that the empty ones cost nothing, and
@@ -23,13 +26,14 @@ if TYPE_CHECKING:
 
 
 class User:
-    __slots__ = ("bucket", "guest", "last_seen", "name", "rooms", "sessions", "state")
+    __slots__ = ("bucket", "guest", "invites", "last_seen", "name", "rooms", "sessions", "state")
 
     def __init__(self, name: str, guest: bool) -> None:
         self.name = name
         self.guest = guest
         self.sessions: tuple[ChatSession, ...] = ()
         self.rooms: tuple[Room, ...] = ()
+        self.invites: tuple[Room, ...] = ()  # private rooms it is invited to
         self.last_seen = 0  # Unix time in ms of going offline; 0 while online or never seen
         self.state: UserState | None = None
         self.bucket: TokenBucket | None = None

@@ -20,27 +20,63 @@ docs/chat-protocol.md describes each message; this module is its source of truth
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import time
 from typing import Annotated, Any
 
 import msgspec
 
+from residentd.apps.chat import names
+from residentd.apps.chat.explain import explain
 from residentd.errors import ProtocolError
 
 VERSION = 1
 
 # -- field types ---------------------------------------------------------------------------------
 
-Id = int | Annotated[str, msgspec.Meta(max_length=64)] | None
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[\w.-]+$")]
-Topic = Annotated[str, msgspec.Meta(max_length=200)]
-# The hard ceiling of a text; the ``max_text`` option sets the limit in force, below it.
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65_536)]
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Token = Annotated[str, msgspec.Meta(max_length=256)]
-WhoLimit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-HistoryLimit = Annotated[int, msgspec.Meta(ge=1, le=200)]
+ID_MAX = 64
+TOPIC_MAX = 200
+TEXT_MAX = 65_536  # the hard ceiling of a text; the ``max_text`` option sets the limit in force
+TOKEN_MAX = 256
+WHO_MAX = 1000
+HISTORY_MAX = 200
+
+Id = int | Annotated[str, msgspec.Meta(max_length=ID_MAX)] | None
+# A room name, or a token user's name (see names.py).
+Name = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=names.NAME_MAX, pattern=names.NAME_PATTERN)
+]
+# A field that names a user: a token user's name or a guest's ``~`` name.
+UserName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=names.NAME_MAX + 1, pattern=names.USER_PATTERN)
+]
+Topic = Annotated[str, msgspec.Meta(max_length=TOPIC_MAX)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=TEXT_MAX)]
+Key = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=names.KEY_MAX, pattern=names.NAME_PATTERN)
+]
+Token = Annotated[str, msgspec.Meta(max_length=TOKEN_MAX)]
+WhoLimit = Annotated[int, msgspec.Meta(ge=1, le=WHO_MAX)]
+HistoryLimit = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_MAX)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
+
+# The rule of each field, as error details state it (``op.field`` where ops differ).
+RULES = {
+    "user": names.GUEST_RULE,
+    "to": names.GUEST_RULE,
+    "room": names.ROOM_RULE,
+    "key": names.KEY_RULE,
+    "id": f"an id is an integer or a string of at most {ID_MAX} characters",
+    "v": f"v is the protocol version: {VERSION}",
+    "token": f"a token is at most {TOKEN_MAX} characters",
+    "topic": f"a topic is at most {TOPIC_MAX} characters",
+    "text": "a text is 1 character or more, and at most max_text",
+    "who.limit": f"limit is 1-{WHO_MAX}",
+    "history.limit": f"limit is 1-{HISTORY_MAX}",
+    "before": "before is a message's seq: an integer, 0 or more",
+}
 
 
 class Request(msgspec.Struct, tag_field="op", kw_only=True):
@@ -53,7 +89,7 @@ class Hello(Request, tag="hello"):
     """Sign in: the first request of a connection. ``token`` may be left out in guest mode."""
 
     v: int
-    user: Name
+    user: UserName
     token: Token | None = None
 
 
@@ -75,7 +111,7 @@ class Who(Request, tag="who"):
 class Seen(Request, tag="seen"):
     """Is ``user`` online, and if not, when were they last seen?"""
 
-    user: Name
+    user: UserName
 
 
 class Rooms(Request, tag="rooms"):
@@ -102,7 +138,7 @@ class Invite(Request, tag="invite"):
     """Let ``user`` join the private ``room`` (only its members may invite)."""
 
     room: Name
-    user: Name
+    user: UserName
 
 
 class SetTopic(Request, tag="topic"):
@@ -120,7 +156,7 @@ class Post(Request, tag="post"):
 class Direct(Request, tag="dm"):
     """Send ``text`` to every connection of ``to`` (and to the sender's other connections)."""
 
-    to: Name
+    to: UserName
     text: Text
 
 
@@ -363,7 +399,7 @@ class Bye(Push, tag="bye"):
 
 ERRORS: dict[str, str] = {
     # A request that does not decode; recoverable, counted toward max_bad_messages.
-    "invalid-json": "the message is not valid JSON (or not UTF-8)",
+    "invalid-json": "the message is not valid JSON, not UTF-8, or has op more than once",
     "not-an-object": "the message is JSON but not an object",
     "unknown-op": "no request has this op",
     "missing-field": "a required field is missing",
@@ -375,8 +411,8 @@ ERRORS: dict[str, str] = {
     "not-signed-in": "only hello and ping are allowed before hello",
     "already-signed-in": "hello was already accepted on this connection",
     "unsupported-version": "the server does not speak this protocol version",
-    "bad-token": "the token is missing, malformed, expired or not for this user",
-    "name-taken": "a guest cannot take the name of a signed-in or token-holding user",
+    "bad-token": "the token is missing, malformed, expired, not for this user, or for a guest",
+    "name-taken": "a guest of that name is online",
     "no-such-room": "the room does not exist",
     "room-exists": "a room of that name exists already",
     "not-a-member": "only members may do this in the room",
@@ -394,6 +430,16 @@ ERRORS: dict[str, str] = {
     "hello-timeout": "no accepted hello within hello_timeout seconds",
     "dead-peer": "no answer to ping within ping_timeout seconds",
 }
+
+
+def setting(name: str, value: float) -> str:
+    """A limit in an error detail, written the one way they all are: ``max_text = 2000``."""
+    return f"{name} = {int(value) if value == int(value) else value}"
+
+
+def retry_after(wait: float) -> float:
+    """Seconds to wait, as ``retry_after`` says them: rounded up to the millisecond, never 0."""
+    return max(math.ceil(wait * 1000), 1) / 1000
 
 
 class ChatError(Exception):
@@ -429,48 +475,61 @@ _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 class _Envelope(msgspec.Struct):
-    """What is read of a request that failed to decode: only its ``id``."""
+    """What is read of a request that failed to decode: its ``id`` and ``op``."""
 
     id: Any = None
+    op: Any = None
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_REPEATED_OP = "the key op is in the message more than once"
 
 
-def decode_request(data: bytes | memoryview) -> AnyRequest:
+def decode_request(data: bytes) -> AnyRequest:
     """Decode one message into its request struct, or raise ``BadRequest``."""
     try:
-        return _decoder.decode(data)
+        request = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        detail = str(exc)
-        raise BadRequest(_classify(detail), detail, _request_id(data)) from None
+        request_id, op = _envelope(data)
+        if _repeats_op(data):
+            raise BadRequest("invalid-json", _REPEATED_OP, request_id) from None
+        code, detail = explain(str(exc), op if type(op) is str else None, RULES)
+        raise BadRequest(code, detail, request_id) from None
     except _DECODE_ERRORS as exc:
-        raise BadRequest("invalid-json", str(exc)) from None
+        raise BadRequest("invalid-json", f"the message is not JSON: {exc}") from None
+    # msgspec takes the first ``op`` as the tag; another one with the same value passes it.
+    # Such a message is as ambiguous as one with two different ops (which msgspec refuses, as
+    # an invalid op), and is refused the same way. The byte count is only a cheap first look.
+    if data.count(b'"op"') > 1 and _repeats_op(data):
+        raise BadRequest("invalid-json", _REPEATED_OP, request.id)
+    return request
 
 
-def _classify(detail: str) -> str:
-    """The error code of a msgspec validation message."""
-    if detail.startswith("Invalid value") and detail.endswith("at `$.op`"):
-        return "unknown-op"
-    if "missing required field" in detail:
-        return "missing-field"
-    if "of length <=" in detail:
-        return "too-long"
-    if detail.startswith("Expected `object`"):
-        return "not-an-object"
-    if ", got `" in detail or detail.startswith("Expected `str` - at `$.op`"):
-        return "wrong-type"
-    return "invalid-value"
+def _repeats_op(data: bytes) -> bool:
+    """Does the message's object have the key ``op`` more than once? (Slow: a second parse.)"""
+    outermost: list[tuple[str, Any]] = []
 
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        nonlocal outermost
+        outermost = items  # objects are built inside out: the last one is the message
 
-def _request_id(data: bytes | memoryview) -> Id:
     try:
-        found = _envelope_decoder.decode(data).id
+        json.loads(data, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return False
+    return sum(1 for key, _ in outermost if key == "op") > 1
+
+
+def _envelope(data: bytes) -> tuple[Id, Any]:
+    """The ``id`` (when it is a valid one) and ``op`` of a request that did not decode."""
+    try:
+        envelope = _envelope_decoder.decode(data)
     except (msgspec.ValidationError, *_DECODE_ERRORS):
-        return None
-    if type(found) is int or (type(found) is str and len(found) <= 64):
-        return found
-    return None
+        return None, None
+    found = envelope.id
+    if type(found) is int or (type(found) is str and len(found) <= ID_MAX):
+        return found, envelope.op
+    return None, envelope.op
 
 
 def encode(message: Reply | Push) -> bytes:
@@ -482,7 +541,24 @@ def error_payload(code: str, detail: str = "", request_id: Id = None) -> bytes:
     return _encoder.encode(Error(id=request_id, code=code, detail=detail))
 
 
+# The core and the codecs state a limit as ``limit=N`` (``limit=10s``); the chat states every
+# limit one way, ``(option = value)``, so their details are rewritten on the way out.
+_CORE_LIMITS = {
+    "line-too-long": ("the line is longer than allowed", "max_message"),
+    "too-many-bad-messages": ("too many messages that did not decode", "max_bad_messages"),
+    "input-buffer-full": ("too much input not yet read", "max_input_buffer"),
+    "idle-timeout": ("silent for too long", "idle_timeout"),
+    "handshake-timeout": ("the connection did not start in time", "handshake_timeout"),
+}
+_CORE_LIMIT = re.compile(r"limit=([0-9]+(?:\.[0-9]+)?)s?")
+
+
 def protocol_error_payload(error: ProtocolError) -> bytes:
     """A codec or core ``ProtocolError`` as a chat ``error`` message."""
     request_id = error.request_id if isinstance(error, BadRequest) else None
-    return error_payload(error.code, error.detail, request_id)
+    detail = error.detail
+    known = _CORE_LIMITS.get(error.code)
+    found = _CORE_LIMIT.fullmatch(detail) if known is not None else None
+    if known is not None and found is not None:
+        detail = f"{known[0]} ({setting(known[1], float(found[1]))})"
+    return error_payload(error.code, detail, request_id)

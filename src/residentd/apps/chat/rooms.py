@@ -1,9 +1,12 @@
 """Rooms: who belongs, who may join, and which connections a message to the room goes to.
 
 Membership belongs to the user, not to a connection: a user who joins a room is in it on every
-device, and stays a member while offline, until it leaves. A *public* room lets anyone join and
-read its history; a *private* one only its members and the users they invited (an invitation
-is used up by joining).
+device, and stays a member while offline, until it leaves (a guest leaves when it goes
+offline). A *public* room lets anyone join and read its history; a *private* one only its
+members and the users they invited (an invitation is used up by joining). Invitations are
+kept by ``User``, not by name, so they are for the user invited and no other who later signs
+in under the same name; each user keeps the rooms it is invited to, so forgetting a user
+drops its invitations.
 
 For fan-out a room keeps its ``sinks``: the open connections of its online members, in two sets
 (dicts used as ordered sets), one per wire format, so that a message is framed once per format
@@ -36,7 +39,7 @@ class Room:
         self.topic = topic
         self.members: dict[User, None] = {}
         self.online = 0  # members online now
-        self.invited: set[str] = set()
+        self.invited: dict[User, None] = {}
         self.history = RoomHistory(history_size)
         self.sinks: tuple[dict[Connection, None], dict[Connection, None]] = ({}, {})
 
@@ -45,11 +48,24 @@ class Room:
 
     def admits(self, user: User) -> bool:
         """May ``user`` join this room, see its members and read its history?"""
-        return not self.private or user in self.members or user.name in self.invited
+        return not self.private or user in self.members or user in self.invited
+
+    def invite(self, user: User) -> bool:
+        """Let ``user`` in; False if it is a member or invited already."""
+        if user in self.members or user in self.invited:
+            return False
+        self.invited[user] = None
+        user.invites += (self,)
+        return True
+
+    def uninvite(self, user: User) -> None:
+        if user in self.invited:
+            del self.invited[user]
+            user.invites = tuple(room for room in user.invites if room is not self)
 
     def add_member(self, user: User) -> None:
         self.members[user] = None
-        self.invited.discard(user.name)
+        self.uninvite(user)
         if user.sessions:
             self.online += 1
             for session in user.sessions:

@@ -1,25 +1,63 @@
 """The chat daemon's options: declared once here, read as one frozen ``ChatSettings``.
 
 Each field of ``ChatSettings`` becomes an app option (``--max-text``, ``max_text = ...`` in the
-TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default and help text. The hub holds one
-``ChatSettings`` and reads it on every use; a reload builds a new one from the new option values
-and swaps it in whole, so the new limits apply at once to every user. ``max_message`` and
-``origins`` are read when a connection opens, so they apply to new connections.
+TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default, help text and checks (a ``rooms``
+entry must be a room name, an ``origins`` entry an origin as browsers send it: a bad one stops
+the start, exit 2, instead of making a room nobody can join or an origin nobody matches).
+
+The hub holds one ``ChatSettings`` and reads it on every use; a reload builds a new one from the
+new option values and swaps it in whole, so the new limits apply at once to every user.
+``max_message`` and ``origins`` are read when a connection opens, so they apply to new
+connections.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from residentd.app import App
+from residentd.apps.chat.names import ROOM_RULE, is_name
 
 
-def _option(default: Any, help: str, minimum: float | None = 0, reloadable: bool = True) -> Any:
-    metadata = {"help": help, "minimum": minimum, "reloadable": reloadable}
+def _option(
+    default: Any,
+    help: str,
+    minimum: float | None = 0,
+    reloadable: bool = True,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    metadata = {"help": help, "minimum": minimum, "reloadable": reloadable, "check": check}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def _room_names(rooms: list[str]) -> str | None:
+    """Why the ``rooms`` option is not allowed, or None: a room nobody can name is no room."""
+    bad = [room for room in rooms if not is_name(room)]
+    if bad:
+        return f"{', '.join(repr(room) for room in bad)}: {ROOM_RULE}"
+    return None
+
+
+# What a browser sends as Origin: scheme://host[:port], lower case, no path.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[a-z0-9.\-\[\]:]+")
+
+
+def _origins(origins: list[str]) -> str | None:
+    """Why the ``origins`` option is not allowed, or None: an entry no browser can send would
+    never match, and let nobody in."""
+    bad = [origin for origin in origins if origin != "*" and not _ORIGIN.fullmatch(origin)]
+    if bad:
+        example = "https://chat.example.com or http://127.0.0.1:8080"
+        return (
+            f"{', '.join(repr(origin) for origin in bad)}: an origin is scheme://host[:port] "
+            f"in lower case, without a path ({example}), or '*'"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +91,14 @@ class ChatSettings:
     )
     state_max_keys: int = _option(100, "keys in one user's state document")
     state_max_bytes: int = _option(16_384, "bytes of keys and values in one state document")
-    rooms: list[str] = _option(["lobby"], "public rooms created at start", None, False)  # noqa: RUF009
+    rooms: list[str] = _option(  # noqa: RUF009
+        ["lobby"], "public rooms created at start", None, False, check=_room_names
+    )
     origins: list[str] = _option(  # noqa: RUF009
-        [], "page origins allowed to open /ws besides the server's own ('*': any)", None
+        [],
+        "page origins allowed to open /ws besides the server's own ('*': any)",
+        None,
+        check=_origins,
     )
 
     @classmethod
@@ -75,4 +118,5 @@ def declare_options(app: App) -> None:
             item.metadata["help"],
             reloadable=item.metadata["reloadable"],
             minimum=item.metadata["minimum"],
+            check=item.metadata["check"],
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from residentd.apps.chat.protocol import ChatError
+from residentd.apps.chat.protocol import ChatError, setting
 
 _int_decoder = msgspec.json.Decoder(int)
 
@@ -29,12 +29,14 @@ class UserState:
         """Store ``value`` at ``key``; returns the document's new size in bytes."""
         old = self.values.get(key)
         if old is None and len(self.values) >= max_keys:
-            raise ChatError("state-full", f"max {max_keys} keys")
+            limit = setting("state_max_keys", max_keys)
+            raise ChatError("state-full", f"no room for another key ({limit})")
         size = self.size + len(key) + len(value)
         if old is not None:
             size -= len(key) + len(old)
         if size > max_bytes:
-            raise ChatError("state-full", f"max {max_bytes} bytes, would be {size}")
+            limit = setting("state_max_bytes", max_bytes)
+            raise ChatError("state-full", f"the document would be {size} bytes ({limit})")
         self.values[key] = value.copy()
         self.size = size
         return size

@@ -1,8 +1,9 @@
 """``chat`` and ``chat-idle``: users of ``residentd run chat`` (docs/chat-protocol.md).
 
-``chat`` signs in (``hello``, as a guest named ``bot<index>``), joins ``rooms_per_bot`` rooms
-(its home room, shared with the ``room_size`` bots of neighbouring indices, and others already
-made by lower indices; a room that does not exist yet is created), then mixes by weight:
+``chat`` signs in (``hello``, as a guest asking for ``bot<index>``, so named ``~bot<index>``),
+joins ``rooms_per_bot`` rooms (its home room, shared with the ``room_size`` bots of neighbouring
+indices, and others already made by lower indices; a room that does not exist yet is created),
+then mixes by weight:
 post to one of its rooms (4), read a room's history (2), update its state document (2), send a
 direct message to another bot online in the same generator (1), ask who is in a room (1).
 Between tasks it thinks ``uniform:1:3`` seconds, well below the daemon's default rate limit.
@@ -53,7 +54,8 @@ class ChatBot(Scenario):
         self.user = f"{prefix}{self.index}" if attempt == 1 else f"{prefix}{self.index}-{attempt}"
         room_size = max(1, int(self.opts.get("room_size", 20)))
         self.home = f"{prefix}-room-{self.index // room_size}"
-        await self.call("hello", {"op": "hello", "v": 1, "user": self.user})
+        hello = await self.call("hello", {"op": "hello", "v": 1, "user": self.user})
+        self.user = str(hello["user"])  # a guest's name, as the server gives it: ~bot<index>
         self.rooms: list[str] = []
         await self.enter(self.home)
         online: list[str] = self.context.shared.setdefault("online", [])

@@ -1,277 +1,753 @@
-// The chat page: one WebSocket to /ws speaking the chat protocol (docs/chat-protocol.md).
-// Requests carry an id and resolve a promise when their reply (or error) comes back; pushes
-// (message, joined, left, presence, ...) update the page. The server's ping is answered with pong.
-"use strict";
+// The chat page: what a person sees and does, over the connection of client.js.
+//
+// It keeps what the server pushes (rooms, their members and presence, unread counts, direct
+// messages) and asks only when it must: a room's history and members when the room is opened,
+// older messages when the reader scrolls back, the room list and who is online every POLL_MS
+// and when the page gets the focus back. The DOM holds at most MAX_MESSAGES messages however
+// busy the room. After a lost connection it signs in again, re-joins its rooms and reloads the
+// conversation shown.
+import { ChatConnection, coalesced, soon } from "./client.js";
 
 const $ = (id) => document.getElementById(id);
 
+const MAX_MESSAGES = 200; // message items kept in the DOM
+const PAGE = 50; // messages per history request
+const MAX_DIRECT = 200; // direct messages kept per conversation
+const POLL_MS = 30000; // room list and who is online
+const REFOCUS_MS = 3000; // ... and when the page gets the focus back, at most this often
+const QUIET_ROOM = 50; // rooms larger than this show no "joined" and "left" lines
+
 const chat = {
-  ws: null,
-  nextId: 1,
-  waiting: new Map(), // request id -> {resolve, reject}
   user: null,
-  room: null, // the room shown
-  rooms: new Map(), // name -> room info, for the rooms this user can see
-  members: new Map(), // user -> {online, last_seen} for the room shown
+  guest: false,
+  lostTicker: null, // counts down to the next reconnect on the page
+  rooms: new Map(), // name -> {room, topic, private, members, online, joined, invited, unread}
+  directs: new Map(), // user -> {messages: [], unread}
+  view: null, // {kind: "room", name} or {kind: "direct", user}
+  viewToken: 0, // changes with the view: late replies for an old view are dropped
+  loading: false, // the shown room's history is on its way; pushes wait in `early`
+  early: [],
+  members: new Map(), // user -> {user, online, last_seen}: the shown room's members
+  online: new Map(), // user -> true: who is online server-wide, as last asked and pushed
+  onlineCount: 0,
+  atLatest: true, // the DOM ends at the room's newest message
+  newBelow: 0, // messages that arrived while the reader was away from the end
+  more: false, // older messages can still be loaded
+  loadingOlder: false,
 };
 
-function request(op, fields = {}) {
-  const id = chat.nextId++;
-  chat.ws.send(JSON.stringify({ op, id, ...fields }));
-  return new Promise((resolve, reject) => chat.waiting.set(id, { resolve, reject }));
+// -- words --------------------------------------------------------------------------------------
+
+const WORDS = {
+  "rate-limited": "Too many requests: the server asked the page to slow down.",
+  "not-a-member": "You are not a member of this room.",
+  "no-such-room": "There is no such room (any more).",
+  "no-such-user": "The server does not know this user.",
+  "user-offline": "This user is offline: direct messages reach only people who are online.",
+  "too-long": "The text is too long.",
+  "room-exists": "A room with this name exists already.",
+  "not-invited": "This room is private: a member has to invite you first.",
+  "too-many-rooms": "You are in as many rooms as the server allows: leave one first.",
+  "rooms-full": "The server holds as many rooms as it allows.",
+  "name-taken": "This name is taken: pick another one.",
+  "bad-token": "The token was refused (missing, expired, or not for this name).",
+  "unsupported-version": "The server speaks another version of the protocol.",
+  "too-many-connections": "This name has too many connections open already.",
+  "server-full": "The server is full: try again later.",
+  "state-full": "The state document is full.",
+  disconnected: "The connection to the server is down: try again once it is back.",
+};
+
+const USER_GONE = new Set(["user-offline", "no-such-user"]); // a guest is gone when offline
+
+function words(error) {
+  if (error.code === "invalid-value" || error.code === "wrong-type") {
+    return error.detail || "The server refused this value.";
+  }
+  return WORDS[error.code] || error.detail || error.code || String(error);
 }
 
-function showError(text) {
-  $("error").textContent = text || "";
+function say(id, text) {
+  $(id).textContent = text || "";
 }
 
-function time(ms) {
-  return new Date(ms).toLocaleTimeString();
-}
-
-function item(tag, className, ...parts) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  for (const part of parts) element.append(part);
-  return element;
+function setStatus(text) {
+  say("status", text);
 }
 
 // -- connection ---------------------------------------------------------------------------------
 
-function connect(name, token) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-  chat.ws = ws;
-  $("status").textContent = "connecting…";
-  ws.onopen = async () => {
-    const hello = { v: 1, user: name };
-    if (token) hello.token = token;
-    try {
-      const reply = await request("hello", hello);
-      chat.user = reply.user;
-      $("status").textContent = `signed in as ${reply.user}${reply.guest ? " (guest)" : ""}`;
-      $("signin").hidden = true;
-      $("chat").hidden = false;
-      await refreshRooms();
-      await refreshOnline();
-      const first = reply.rooms[0] || (chat.rooms.has("lobby") ? "lobby" : null);
-      if (first) await enter(first);
-    } catch (error) {
-      showError(`sign-in refused: ${error.code} ${error.detail || ""}`);
-      ws.close();
-    }
-  };
-  ws.onmessage = (event) => receive(JSON.parse(event.data));
-  ws.onclose = () => {
-    $("status").textContent = "disconnected";
-    for (const { reject } of chat.waiting.values()) reject({ code: "disconnected" });
-    chat.waiting.clear();
-    $("signin").hidden = false;
-    $("chat").hidden = true;
-  };
+const connection = new ChatConnection({
+  signedIn: (reply) => signedIn(reply),
+  refused: (error) => showSignIn(`Sign-in refused: ${words(error)}`),
+  push: (message) => pushes[message.op]?.(message),
+  connecting: (again) => setStatus(again ? "reconnecting…" : "connecting…"),
+  lost: (retryInMs) => lost(retryInMs),
+});
+
+function request(op, fields = {}, onWait = null) {
+  return connection.request(op, fields, onWait);
 }
 
-function receive(message) {
-  if (message.id !== undefined && chat.waiting.has(message.id)) {
-    const { resolve, reject } = chat.waiting.get(message.id);
-    chat.waiting.delete(message.id);
-    if (message.op === "error") reject(message);
-    else resolve(message);
-    return;
-  }
-  const handler = pushes[message.op];
-  if (handler) handler(message);
+function signedIn(reply) {
+  const again = chat.user !== null;
+  chat.user = reply.user;
+  chat.guest = reply.guest;
+  clearInterval(chat.lostTicker);
+  setStatus(`signed in as ${reply.user}${reply.guest ? " (guest)" : ""}`);
+  $("connection").hidden = true;
+  $("signin").hidden = true;
+  $("chat").hidden = false;
+  $("signout").hidden = false;
+  chat.onlineCount = reply.online;
+  const theirs = new Set(reply.rooms);
+  const rejoin = again ? joinedRooms().filter((name) => !theirs.has(name)) : [];
+  for (const room of chat.rooms.values()) room.joined = theirs.has(room.room);
+  start(rejoin, reply.rooms);
 }
+
+async function start(rejoin, rooms) {
+  const token = chat.viewToken;
+  // After a restart the server may have forgotten the memberships: join them again.
+  await Promise.all(rejoin.map((name) => request("join", { room: name })
+    .then((r) => roomInfo(r.room, { joined: true }))
+    .catch(() => {})));
+  polled = performance.now();
+  try {
+    await refreshRooms();
+  } catch (error) {
+    showNotice(words(error));
+  }
+  refreshOnline().catch(() => {});
+  if (chat.viewToken !== token) return; // the reader opened something meanwhile
+  if (chat.view?.kind === "room" && isJoined(chat.view.name)) openRoom(chat.view.name);
+  else if (chat.view?.kind === "direct") openDirect(chat.view.user);
+  else {
+    const first = rooms[0] || (chat.rooms.has("lobby") ? "lobby" : null);
+    if (first) openRoom(first);
+  }
+}
+
+function lost(retryInMs) {
+  setStatus("disconnected");
+  const until = Date.now() + retryInMs;
+  const tell = () => {
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    say("connection-text", left ? `Connection to the server lost. Reconnecting in ${left} s…`
+      : "Connection to the server lost. Reconnecting now…");
+  };
+  tell();
+  $("connection").hidden = false;
+  clearInterval(chat.lostTicker);
+  chat.lostTicker = setInterval(tell, 1000);
+}
+
+function showSignIn(error) {
+  clearInterval(chat.lostTicker);
+  $("connection").hidden = true;
+  $("chat").hidden = true;
+  $("signout").hidden = true;
+  $("signin").hidden = false;
+  setStatus("signed out");
+  say("signin-error", error);
+  chat.user = null;
+  chat.view = null;
+  chat.rooms.clear();
+  chat.directs.clear();
+  $("name").focus();
+}
+
+// -- pushes -------------------------------------------------------------------------------------
 
 const pushes = {
-  ping: () => chat.ws.send('{"op":"pong"}'),
   message: (m) => {
-    if (m.room === chat.room) showMessage(m);
-    else refreshRooms();
+    if (chat.view?.kind === "room" && chat.view.name === m.room) {
+      if (chat.loading) chat.early.push(m);
+      else liveMessage(m);
+      return;
+    }
+    const room = chat.rooms.get(m.room) || roomInfo({ room: m.room }, { joined: true });
+    room.unread += 1;
+    drawRoomsSoon();
   },
-  direct: (m) => showDirect(m),
+  direct: (m) => {
+    const other = m.from === chat.user ? m.to : m.from;
+    const talk = conversation(other);
+    talk.messages.push(m);
+    if (talk.messages.length > MAX_DIRECT) talk.messages.shift();
+    if (chat.view?.kind === "direct" && chat.view.user === other) liveMessage(m);
+    else if (m.from !== chat.user) talk.unread += 1;
+    drawDirects();
+  },
   joined: (m) => {
-    refreshRooms();
-    if (m.room !== chat.room) return;
+    const room = chat.rooms.get(m.room) || roomInfo({ room: m.room }, {});
+    if (m.user === chat.user) room.joined = true;
+    else {
+      room.members += 1;
+      room.online += 1;
+    }
+    drawRoomsSoon();
+    if (!showing(m.room)) return;
     setMember(m.user, { online: true });
-    showEvent(`${m.user} joined`);
+    if (room.members <= QUIET_ROOM) showEvent(`${m.user} joined`);
   },
   left: (m) => {
-    refreshRooms();
-    if (m.room !== chat.room) return;
+    const room = chat.rooms.get(m.room);
+    if (!room) return;
+    if (m.user === chat.user) room.joined = false;
+    room.members = Math.max(0, room.members - 1);
+    if (chat.members.get(m.user)?.online !== false) room.online = Math.max(0, room.online - 1);
+    drawRoomsSoon();
+    if (!showing(m.room)) return;
     chat.members.delete(m.user);
-    drawMembers();
-    showEvent(`${m.user} left`);
+    drawMembersSoon();
+    if (room.members <= QUIET_ROOM) showEvent(`${m.user} left`);
   },
   presence: (m) => {
-    if (m.room === chat.room) setMember(m.user, { online: m.online, last_seen: m.last_seen });
-    refreshOnline();
-    refreshRooms();
+    const room = chat.rooms.get(m.room);
+    if (room) room.online = Math.max(0, room.online + (m.online ? 1 : -1));
+    if (m.online !== chat.online.has(m.user)) {
+      chat.onlineCount = Math.max(0, chat.onlineCount + (m.online ? 1 : -1));
+      if (m.online) chat.online.set(m.user, true);
+      else chat.online.delete(m.user);
+      drawOnlineSoon();
+    }
+    drawRoomsSoon();
+    if (showing(m.room)) setMember(m.user, { online: m.online, last_seen: m.last_seen });
+    drawDirects();
   },
   "topic-changed": (m) => {
-    if (m.room === chat.room) $("room-topic").textContent = m.topic;
+    const room = chat.rooms.get(m.room);
+    if (room) room.topic = m.topic;
+    if (showing(m.room)) say("room-topic", m.topic);
   },
   invited: (m) => {
-    showEvent(`${m.by} invited you to ${m.room}`);
-    refreshRooms();
+    roomInfo({ room: m.room, private: true }, { invited: true });
+    drawRooms();
+    showNotice(`${m.by} invited you to the private room ${m.room}: it is in your room list.`);
   },
-  error: (m) => showError(`${m.code} ${m.detail || ""}`),
-  bye: (m) => showError(`the server is closing: ${m.reason}`),
+  error: (m) => showNotice(`The server closed the connection: ${words(m)}`),
+  bye: () => showNotice("The server is shutting down; the page will reconnect."),
 };
 
-// -- rooms and people ---------------------------------------------------------------------------
+function showing(room) {
+  return chat.view?.kind === "room" && chat.view.name === room;
+}
 
-async function refreshRooms() {
+function isJoined(name) {
+  return Boolean(chat.rooms.get(name)?.joined);
+}
+
+function showNotice(text) {
+  say("notice", text);
+  $("notice").hidden = !text;
+}
+
+// -- rooms --------------------------------------------------------------------------------------
+
+function roomInfo(info, flags) {
+  const known = chat.rooms.get(info.room) || {
+    room: info.room, topic: "", private: false, members: 0, online: 0,
+    joined: false, invited: false, unread: 0,
+  };
+  Object.assign(known, info, flags);
+  chat.rooms.set(info.room, known);
+  return known;
+}
+
+function joinedRooms() {
+  return [...chat.rooms.values()].filter((room) => room.joined).map((room) => room.room);
+}
+
+const refreshRooms = coalesced(async () => {
   const reply = await request("rooms");
-  chat.rooms = new Map(reply.rooms.map((room) => [room.room, room]));
+  const seen = new Set();
+  for (const info of reply.rooms) {
+    seen.add(info.room);
+    roomInfo(info, {});
+  }
+  for (const [name, room] of chat.rooms) {
+    if (!seen.has(name) && !room.joined) chat.rooms.delete(name);
+  }
+  drawRooms();
+});
+
+const drawRoomsSoon = soon(() => drawRooms());
+
+function drawRooms() {
   const list = $("rooms");
+  const focused = document.activeElement?.dataset?.room;
   list.replaceChildren();
-  for (const room of reply.rooms) {
-    const li = item("li", room.room === chat.room ? "current" : "",
-      item("span", "", room.private ? `🔒 ${room.room}` : room.room),
-      item("span", "count", `${room.online}/${room.members}`));
-    li.dataset.room = room.room;
-    li.onclick = () => enter(room.room).catch((e) => showError(`${e.code} ${e.detail || ""}`));
-    list.append(li);
+  const rooms = [...chat.rooms.values()].sort(
+    (a, b) => (b.joined - a.joined) || a.room.localeCompare(b.room));
+  for (const room of rooms) {
+    const button = element("button", "pick", element("span", "name", room.room));
+    button.type = "button";
+    button.dataset.room = room.room;
+    if (room.private) button.append(element("span", "badge", "private"));
+    if (room.unread) {
+      const unread = element("span", "unread", String(room.unread));
+      unread.setAttribute("aria-label", `${room.unread} unread`);
+      button.append(unread);
+    }
+    const counts = room.joined ? `${room.online}/${room.members}` : (room.invited ? "invited" : "join");
+    button.append(element("span", "count", counts));
+    button.title = room.joined ? `${room.online} of ${room.members} members online`
+      : `join ${room.room}`;
+    if (showing(room.room)) button.setAttribute("aria-current", "true");
+    button.onclick = () => openRoom(room.room);
+    list.append(element("li", room.joined ? "joined" : "", button));
+    if (focused === room.room) button.focus();
   }
 }
 
-async function refreshOnline() {
-  const reply = await request("who", { limit: 200 });
-  $("online-count").textContent = reply.online;
-  const list = $("online");
-  list.replaceChildren();
-  for (const user of reply.users) {
-    const li = item("li", "", user.user);
-    li.dataset.user = user.user;
-    list.append(li);
+async function openRoom(name) {
+  const token = setView({ kind: "room", name });
+  const room = chat.rooms.get(name) || roomInfo({ room: name }, {});
+  say("room-title", name);
+  say("room-topic", room.topic);
+  $("leave").hidden = false;
+  $("invite").hidden = !room.private;
+  chat.loading = true;
+  chat.early = [];
+  try {
+    if (!room.joined) {
+      const reply = await request("join", { room: name });
+      roomInfo(reply.room, { joined: true, invited: false });
+    }
+    if (token !== chat.viewToken) return;
+    say("room-topic", chat.rooms.get(name).topic);
+    $("invite").hidden = !chat.rooms.get(name).private;
+    room.unread = 0;
+    drawRooms();
+    const [history, who] = await Promise.all([
+      request("history", { room: name, limit: PAGE }),
+      request("who", { room: name, limit: 200 }),
+    ]);
+    if (token !== chat.viewToken) return;
+    chat.members = new Map(who.users.map((u) => [u.user, u]));
+    drawMembers();
+    showHistory(history);
+  } catch (error) {
+    if (token !== chat.viewToken) return;
+    chat.loading = false;
+    showEvent(`Could not open ${name}: ${words(error)}`, "problem");
   }
 }
 
-async function enter(name) {
-  const joined = await request("join", { room: name });
-  chat.room = name;
-  $("room-title").textContent = name;
-  $("room-topic").textContent = joined.room.topic;
-  $("text").disabled = $("send").disabled = $("leave").disabled = false;
-  $("invite").hidden = !joined.room.private;
+function setView(view) {
+  chat.viewToken += 1;
+  chat.view = view;
+  chat.loading = false;
+  chat.early = [];
+  chat.atLatest = true;
+  chat.newBelow = 0;
+  chat.more = false;
+  chat.loadingOlder = false;
+  chat.members = new Map();
   $("messages").replaceChildren();
-  const [history, who] = await Promise.all([
-    request("history", { room: name, limit: 50 }),
-    request("who", { room: name, limit: 500 }),
-  ]);
-  for (const m of history.messages) showMessage(m);
-  chat.members = new Map(who.users.map((u) => [u.user, u]));
+  $("latest").hidden = true;
+  $("older").hidden = true;
+  say("compose-error", "");
+  $("text").disabled = $("send").disabled = false;
+  $("chat").dataset.panel = "conversation";
+  drawTabs();
   drawMembers();
-  await refreshRooms();
+  drawRooms();
+  drawDirects();
+  return chat.viewToken;
 }
+
+// -- history and the message list ---------------------------------------------------------------
+
+function showHistory(history) {
+  const list = $("messages");
+  list.replaceChildren(...history.messages.map(messageItem));
+  const newest = history.messages.length ? history.messages[history.messages.length - 1].seq : 0;
+  chat.loading = false;
+  chat.more = history.more;
+  chat.atLatest = true;
+  for (const m of chat.early) if (m.seq > newest) liveMessage(m);
+  chat.early = [];
+  drawOlder();
+  scrollDown();
+}
+
+function drawOlder() {
+  const room = chat.view?.kind === "room";
+  $("older").hidden = !room;
+  $("older").disabled = !chat.more || chat.loadingOlder;
+  say("older", chat.loadingOlder ? "Loading older messages…"
+    : chat.more ? "Load older messages" : "Start of the kept history");
+}
+
+async function loadOlder() {
+  if (chat.view?.kind !== "room" || !chat.more || chat.loadingOlder || chat.loading) return;
+  const first = $("messages").querySelector("li[data-seq]");
+  if (!first) return;
+  const token = chat.viewToken;
+  chat.loadingOlder = true;
+  drawOlder();
+  try {
+    const reply = await request("history", {
+      room: chat.view.name, before: Number(first.dataset.seq), limit: PAGE,
+    });
+    if (token !== chat.viewToken) return;
+    const scroller = $("scroller");
+    const anchor = first.offsetTop; // keeps its place on screen while older ones go above it
+    $("messages").prepend(...reply.messages.map(messageItem));
+    chat.more = reply.more;
+    // Bounded: what falls off the end is reloaded by "Show the latest messages".
+    const list = $("messages");
+    while (list.children.length > MAX_MESSAGES) {
+      list.lastElementChild.remove();
+      chat.atLatest = false;
+    }
+    scroller.scrollTop += first.offsetTop - anchor;
+    drawLatest();
+  } catch (error) {
+    if (token === chat.viewToken) showEvent(`Could not load older messages: ${words(error)}`, "problem");
+  } finally {
+    if (token === chat.viewToken) {
+      chat.loadingOlder = false;
+      drawOlder();
+    }
+  }
+}
+
+function nearBottom() {
+  const scroller = $("scroller");
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+}
+
+function liveMessage(m) {
+  if (!append(messageItem(m))) {
+    // The reader is further up and the list is full: count what arrives instead.
+    chat.atLatest = false;
+    chat.newBelow += 1;
+    drawLatest();
+  }
+}
+
+// Add `li` at the end of the list, keeping at most MAX_MESSAGES items: the oldest go, unless
+// the reader is further up with a full list (then nothing is added: false). A problem is
+// always shown.
+function append(li, always = false) {
+  const list = $("messages");
+  const following = nearBottom();
+  if (!always && (!chat.atLatest || (!following && list.children.length >= MAX_MESSAGES))) {
+    return false;
+  }
+  list.append(li);
+  while (list.children.length > MAX_MESSAGES) {
+    list.firstElementChild.remove();
+    chat.more = true;
+  }
+  if (following) scrollDown();
+  drawOlder();
+  return true;
+}
+
+function drawLatest() {
+  const button = $("latest");
+  button.hidden = chat.atLatest;
+  say("latest", chat.newBelow
+    ? `${chat.newBelow} new message${chat.newBelow === 1 ? "" : "s"}: show the latest`
+    : "Show the latest messages");
+}
+
+async function jumpToLatest() {
+  if (chat.view?.kind !== "room") return;
+  const token = chat.viewToken;
+  chat.loading = true;
+  chat.early = [];
+  chat.newBelow = 0;
+  try {
+    const history = await request("history", { room: chat.view.name, limit: PAGE });
+    if (token !== chat.viewToken) return;
+    showHistory(history);
+    drawLatest();
+  } catch (error) {
+    chat.loading = false;
+    if (token === chat.viewToken) showEvent(`Could not load messages: ${words(error)}`, "problem");
+  }
+}
+
+function scrollDown() {
+  const scroller = $("scroller");
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function time(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function element(tag, className, ...parts) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const part of parts) node.append(part);
+  return node;
+}
+
+function messageItem(m) {
+  const who = m.user ?? m.from;
+  const when = element("time", "when", time(m.ts));
+  when.dateTime = new Date(m.ts).toISOString();
+  const li = element("li", m.op === "direct" ? "message direct" : "message",
+    when, element("span", "who", who), element("span", "text", m.text));
+  if (m.seq !== undefined) li.dataset.seq = m.seq;
+  return li;
+}
+
+function showEvent(text, kind = "event") {
+  const li = element("li", kind, text);
+  if (kind === "problem") li.setAttribute("role", "alert");
+  append(li, kind === "problem");
+}
+
+// -- direct messages ----------------------------------------------------------------------------
+
+function conversation(user) {
+  if (!chat.directs.has(user)) chat.directs.set(user, { messages: [], unread: 0 });
+  return chat.directs.get(user);
+}
+
+function openDirect(user) {
+  if (user === chat.user) return;
+  setView({ kind: "direct", user });
+  const talk = conversation(user);
+  talk.unread = 0;
+  say("room-title", user);
+  say("room-topic", "direct messages; only delivered while they are online");
+  $("leave").hidden = true;
+  $("invite").hidden = true;
+  $("messages").replaceChildren(...talk.messages.map(messageItem));
+  drawDirects();
+  scrollDown();
+  $("text").focus();
+}
+
+function drawDirects() {
+  const list = $("directs");
+  const focused = document.activeElement?.dataset?.direct;
+  list.replaceChildren();
+  for (const [user, talk] of chat.directs) {
+    const button = element("button", "pick", element("span", "name", user));
+    button.type = "button";
+    button.dataset.direct = user;
+    if (talk.unread) {
+      const unread = element("span", "unread", String(talk.unread));
+      unread.setAttribute("aria-label", `${talk.unread} unread`);
+      button.append(unread);
+    }
+    button.append(element("span", "count", chat.online.has(user) ? "online" : ""));
+    if (chat.view?.kind === "direct" && chat.view.user === user) {
+      button.setAttribute("aria-current", "true");
+    }
+    button.onclick = () => openDirect(user);
+    list.append(element("li", "", button));
+    if (focused === user) button.focus();
+  }
+  $("directs-hint").hidden = chat.directs.size > 0;
+}
+
+// -- people -------------------------------------------------------------------------------------
+
+const refreshOnline = coalesced(async () => {
+  const reply = await request("who", { limit: 100 });
+  chat.onlineCount = reply.online;
+  chat.online = new Map(reply.users.map((u) => [u.user, true]));
+  drawOnline();
+  drawDirects();
+});
 
 function setMember(user, state) {
   chat.members.set(user, { user, ...state });
-  drawMembers();
+  drawMembersSoon();
 }
+
+function personButton(user, label) {
+  const button = element("button", "person", label);
+  button.type = "button";
+  button.dataset.user = user;
+  if (user === chat.user) {
+    button.disabled = true;
+    button.title = "you";
+  } else {
+    button.title = `write to ${user} directly`;
+    button.onclick = () => openDirect(user);
+  }
+  return button;
+}
+
+const drawMembersSoon = soon(() => drawMembers());
 
 function drawMembers() {
   const list = $("members");
   list.replaceChildren();
   const sorted = [...chat.members.values()].sort(
     (a, b) => (b.online - a.online) || a.user.localeCompare(b.user));
-  for (const member of sorted) {
+  for (const member of sorted.slice(0, 200)) {
     const seen = member.online || !member.last_seen ? "" : ` (seen ${time(member.last_seen)})`;
-    const li = item("li", member.online ? "online" : "offline", member.user + seen);
+    const li = element("li", member.online ? "online" : "offline",
+      personButton(member.user, member.user + seen));
     li.dataset.user = member.user;
     list.append(li);
   }
+  say("members-count", chat.view?.kind === "room" ? String(chat.members.size) : "");
+  $("members-section").hidden = chat.view?.kind !== "room";
 }
 
-// -- messages -----------------------------------------------------------------------------------
+const drawOnlineSoon = soon(() => drawOnline());
 
-function scrollDown() {
-  const list = $("messages");
-  list.scrollTop = list.scrollHeight;
+function drawOnline() {
+  const list = $("online");
+  list.replaceChildren();
+  for (const user of [...chat.online.keys()].sort().slice(0, 100)) {
+    const li = element("li", "online", personButton(user, user));
+    li.dataset.user = user;
+    list.append(li);
+  }
+  say("online-count", String(chat.onlineCount));
 }
 
-function showMessage(m) {
-  const li = item("li", "message",
-    item("span", "when", time(m.ts)), item("span", "who", m.user), m.text);
-  li.dataset.seq = m.seq;
-  $("messages").append(li);
-  scrollDown();
+// -- panels (one at a time on a narrow screen) --------------------------------------------------
+
+function drawTabs() {
+  const shown = $("chat").dataset.panel;
+  for (const tab of document.querySelectorAll("#tabs button")) {
+    tab.setAttribute("aria-pressed", String(tab.dataset.panel === shown));
+  }
 }
 
-function showDirect(m) {
-  const other = m.from === chat.user ? `to ${m.to}` : `from ${m.from}`;
-  $("messages").append(item("li", "direct",
-    item("span", "when", time(m.ts)), item("span", "who", `(direct ${other})`), m.text));
-  scrollDown();
-}
-
-function showEvent(text) {
-  $("messages").append(item("li", "event", text));
-  scrollDown();
+for (const tab of document.querySelectorAll("#tabs button")) {
+  tab.onclick = () => {
+    $("chat").dataset.panel = tab.dataset.panel;
+    drawTabs();
+  };
 }
 
 // -- forms --------------------------------------------------------------------------------------
 
 $("signin").onsubmit = (event) => {
   event.preventDefault();
-  showError("");
-  connect($("name").value.trim(), $("token").value.trim());
+  say("signin-error", "");
+  connection.signIn($("name").value.trim(), $("token").value.trim());
 };
 
-$("post").onsubmit = async (event) => {
+$("signout").onclick = () => {
+  connection.signOut();
+  showSignIn("");
+};
+
+$("reconnect-now").onclick = () => {
+  clearInterval(chat.lostTicker);
+  say("connection-text", "Connection to the server lost. Reconnecting now…");
+  connection.open();
+};
+
+$("compose").onsubmit = async (event) => {
   event.preventDefault();
+  const view = chat.view;
   const text = $("text").value;
-  if (!text || !chat.room) return;
-  $("text").value = "";
-  const direct = text.match(/^\/dm ([\w.\-]+) (.+)$/);
+  if (!text.trim() || !view || $("send").disabled) return;
+  say("compose-error", "");
+  $("send").disabled = true;
+  say("send", "Sending…");
+  const waiting = (ms) => say("compose-error",
+    `The server asked to slow down: sending again in ${Math.ceil(ms / 1000)} s.`);
   try {
-    if (direct) await request("dm", { to: direct[1], text: direct[2] });
-    else await request("post", { room: chat.room, text });
-    showError("");
+    if (view.kind === "direct") await request("dm", { to: view.user, text }, waiting);
+    else await request("post", { room: view.name, text }, waiting);
+    // The draft goes only once the server has it.
+    if (chat.view === view && $("text").value === text) $("text").value = "";
+    say("compose-error", "");
   } catch (error) {
-    showError(`${error.code} ${error.detail || ""}`);
+    const why = view.kind === "direct" && USER_GONE.has(error.code)
+      ? `${view.user} is offline: direct messages reach only people who are online.`
+      : words(error);
+    if (chat.view === view) say("compose-error", `Not sent: ${why} Your text is kept.`);
+  } finally {
+    $("send").disabled = false;
+    say("send", "Send");
   }
 };
 
 $("create").onsubmit = async (event) => {
   event.preventDefault();
   const room = $("new-room").value.trim();
+  say("create-error", "");
   try {
-    await request("create", { room, private: $("new-private").checked });
+    const reply = await request("create", { room, private: $("new-private").checked });
+    roomInfo(reply.room, { joined: true });
     $("new-room").value = "";
-    await enter(room);
+    $("new-private").checked = false;
+    await openRoom(room);
   } catch (error) {
-    showError(`${error.code} ${error.detail || ""}`);
+    say("create-error", `Could not create ${room}: ${words(error)}`);
   }
 };
 
 $("invite").onsubmit = async (event) => {
   event.preventDefault();
+  if (chat.view?.kind !== "room") return;
+  const user = $("invite-user").value.trim();
+  say("invite-error", "");
   try {
-    await request("invite", { room: chat.room, user: $("invite-user").value.trim() });
-    showEvent(`invited ${$("invite-user").value.trim()}`);
+    await request("invite", { room: chat.view.name, user });
     $("invite-user").value = "";
+    showEvent(`You invited ${user}.`);
   } catch (error) {
-    showError(`${error.code} ${error.detail || ""}`);
+    say("invite-error", `Could not invite ${user}: ${words(error)}`);
   }
 };
 
 $("leave").onclick = async () => {
-  if (!chat.room) return;
-  await request("leave", { room: chat.room });
-  chat.room = null;
-  $("room-title").textContent = "no room";
-  $("room-topic").textContent = "";
-  $("messages").replaceChildren();
-  chat.members.clear();
-  drawMembers();
-  $("text").disabled = $("send").disabled = $("leave").disabled = true;
-  await refreshRooms();
+  if (chat.view?.kind !== "room") return;
+  const name = chat.view.name;
+  try {
+    await request("leave", { room: name });
+    const room = chat.rooms.get(name);
+    if (room) room.joined = false;
+    setView(null);
+    say("room-title", "no conversation");
+    say("room-topic", "");
+    $("leave").hidden = $("invite").hidden = true;
+    $("text").disabled = $("send").disabled = true;
+    $("older").hidden = true;
+    $("chat").dataset.panel = "sidebar";
+    drawTabs();
+    refreshRooms().catch(() => {});
+  } catch (error) {
+    showEvent(`Could not leave ${name}: ${words(error)}`, "problem");
+  }
 };
 
-// Who is online server-wide is asked for, not pushed (it would cost a push per sign-in to
-// everyone); every few seconds is enough for a page.
-setInterval(() => {
-  if (chat.ws && chat.ws.readyState === WebSocket.OPEN && chat.user) refreshOnline();
-}, 5000);
+for (const [input, error] of [["new-room", "create-error"], ["invite-user", "invite-error"]]) {
+  $(input).addEventListener("input", () => say(error, ""));
+}
+$("text").addEventListener("input", () => {
+  if (!$("send").disabled) say("compose-error", "");
+});
+
+$("older").onclick = loadOlder;
+$("latest").onclick = jumpToLatest;
+$("scroller").addEventListener("scroll", () => {
+  if ($("scroller").scrollTop < 40) loadOlder();
+  if (!chat.atLatest || !nearBottom()) return;
+  if (chat.newBelow) drawLatest();
+});
+
+// The room list (rooms made by others are not pushed) and who is online server-wide (not
+// pushed either: it would cost a push per sign-in to everyone) are asked for every POLL_MS,
+// and when the reader comes back to the page, at most every REFOCUS_MS.
+let polled = 0;
+function poll(after) {
+  if (!connection.ready || document.hidden || performance.now() - polled < after) return;
+  polled = performance.now();
+  refreshRooms().catch(() => {});
+  refreshOnline().catch(() => {});
+}
+setInterval(() => poll(POLL_MS / 2), POLL_MS);
+window.addEventListener("focus", () => poll(REFOCUS_MS));
+document.addEventListener("visibilitychange", () => poll(REFOCUS_MS));

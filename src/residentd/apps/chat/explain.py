@@ -1,0 +1,73 @@
+"""Error details for people: a request that did not decode, explained in one sentence.
+
+msgspec says why a message does not fit its struct in its own terms (``Expected `str` matching
+regex '^[A-Za-z0-9_.-]+\\Z' - at `$.user```). ``explain`` turns that into the chat's error code
+and a detail a person can act on: the field's rule (``user names are 1-32 ASCII letters,
+digits, _ . -``), the type it must have (``room must be a string, not a number``), the field
+that is missing. The rules come from ``protocol.py``, next to the types they describe; a
+message this module does not know keeps msgspec's words, after the field's name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# "<what> - at `$.field`": msgspec's shape; the path is left out for the whole message.
+_SHAPE = re.compile(r"(?P<what>.*?)(?: - at `\$(?:\.(?P<field>[^`]*))?`)?", re.DOTALL)
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
+_WRONG_TYPE = re.compile(r"Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`")
+_UNKNOWN = re.compile(r"Invalid value '(?P<value>.*)'", re.DOTALL)
+
+_TYPES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "null": "null",
+    "object": "an object",
+    "array": "an array",
+}
+
+
+def _kind(expected: str) -> str:
+    """``int | str | null`` as ``an integer, a string or null``."""
+    words = [_TYPES.get(part.strip(), part.strip()) for part in expected.split("|")]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _got(kind: str) -> str:
+    """What the message had, in JSON's words: any number is ``a number``."""
+    return "a number" if kind in ("int", "float") else _kind(kind)
+
+
+def explain(message: str, op: str | None, rules: Mapping[str, str]) -> tuple[str, str]:
+    """The error code and detail of msgspec's validation ``message`` about a request whose
+    ``op`` (when it could be read) is ``op``; ``rules`` maps ``field`` or ``op.field`` to the
+    sentence that states its rule."""
+    shape = _SHAPE.fullmatch(message)
+    assert shape is not None  # the pattern matches any text
+    what, field = shape["what"], shape["field"]
+    missing = _MISSING.fullmatch(what)
+    if missing:
+        name = missing["field"]
+        if name == "op":
+            return "missing-field", "a request needs an op"
+        return "missing-field", f"{op} needs {name}" if op else f"{name} is missing"
+    wrong = _WRONG_TYPE.fullmatch(what)
+    if field is None:
+        got = wrong["got"] if wrong else "something else"
+        return "not-an-object", f"a message is a JSON object, not {_got(got)}"
+    if field == "op":
+        unknown = _UNKNOWN.fullmatch(what)
+        if unknown:
+            value = unknown["value"]  # echoed, so cut short: it may be as long as a message
+            shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+            return "unknown-op", f"no request has op {shown}"
+        return "wrong-type", "op must be a string"
+    if wrong:
+        expected, got = _kind(wrong["expected"]), _got(wrong["got"])
+        return "wrong-type", f"{field} must be {expected}, not {got}"
+    code = "too-long" if "of length <=" in what else "invalid-value"
+    rule = rules.get(f"{op}.{field}") or rules.get(field)
+    return code, rule if rule else f"{field}: {what}"
