@@ -372,7 +372,8 @@ class Connection(ConnectionCore, asyncio.Protocol):
 
     def abort(self, reason: str = "aborted") -> None:
         """Close at once, dropping queued output."""
-        if self.close_reason is None or not self._closing:
+        # A lingering close cut short ends for this reason, not for the one it began with.
+        if self.close_reason is None or not self._closing or self._linger_since:
             self.close_reason = reason
         self._closing = True
         self._out = None
