@@ -138,9 +138,9 @@ def test_unacknowledged_of_unix_sockets_and_of_transports_without_one() -> None:
     [
         (10, 0, 99.0, 99.0, False),  # still writing: only the deadline ends it
         (0, 5, 99.0, 99.0, False),  # the peer has not taken everything
-        (0, 0, 0.0, LINGER_QUIET, True),  # all taken, and the peer is quiet
-        (0, 0, 0.0, LINGER_QUIET / 2, False),  # all taken, but it is still sending
-        (0, 0, LINGER_TIME, 0.0, True),  # ... for longer than a linger lasts
+        (0, 0, 0.0, LINGER_QUIET, True),  # all taken, and the peer has gone quiet
+        (0, 0, 0.0, LINGER_QUIET / 2, False),  # all taken, but it may still send or close
+        (0, 0, LINGER_TIME, 0.0, True),  # ... for as long as a linger lasts
         (0, None, LINGER_TIME / 2, 99.0, False),  # cannot tell: the whole linger
         (0, None, LINGER_TIME, 0.0, True),
     ],

@@ -9,11 +9,19 @@ in flight, so a plain close at stop destroys replies to requests the server has 
 So a stopping server closes the way nginx's lingering close does: it stops reading requests,
 sends what is queued, shuts down its writing side (``write_eof``: ``shutdown(SHUT_WR)`` once
 the transport's buffer is written), then reads the peer's input and throws it away until the
-peer closes its side too, and closes. ``done`` decides when a connection that is still open
-may be closed anyway: once the peer has acknowledged every byte (``SIOCOUTQ`` is zero, so a
-reset can no longer destroy a reply) and has sent nothing for ``LINGER_QUIET`` seconds, or,
-still acknowledged, after ``LINGER_TIME`` of lingering. Output the peer has not taken is never
-cut here: a peer that does not read keeps its connection until the stop's own deadline.
+peer closes its side too, and closes. ``done`` decides when a connection whose peer has not
+closed may be closed anyway, and only once the peer has acknowledged every byte (``SIOCOUTQ``
+is zero, so a reset can no longer destroy a reply in the kernel): when the peer has sent
+nothing for ``LINGER_QUIET`` seconds (an idle client, a pool that will notice the EOF on its
+next use; nginx's ``lingering_timeout``), or after ``LINGER_TIME`` seconds of lingering, so
+that a peer that sends on and never closes cannot hold the stop (nginx's ``lingering_time``).
+Output the peer has not taken is never cut here: a peer that does not read keeps its
+connection until the stop's own deadline.
+
+Both are shorter than nginx's (5 and 30 s), as a stop should not wait long, and long enough
+that a client busy reading its last replies sends its next requests or closes before them: a
+client that has not read all of its replies yet and sends again after the close gets a reset,
+and most client libraries drop the replies they had not handed over yet when they see one.
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ import struct
 import sys
 import termios
 
-# Seconds without input from the peer after which a connection whose output was all
-# acknowledged is closed (nginx's lingering_timeout, shorter: a stop should not wait long).
-LINGER_QUIET = 0.25
-# Seconds a connection may linger at most once its output was all acknowledged (nginx's
-# lingering_time), for a peer that keeps sending and never closes.
-LINGER_TIME = 2.0
+# Seconds without input from the peer after which a lingering connection whose output was all
+# acknowledged is closed.
+LINGER_QUIET = 1.0
+# Seconds a connection lingers at most once its output was all acknowledged, for a peer that
+# keeps sending and never closes.
+LINGER_TIME = 3.0
 
 _ON_LINUX = sys.platform.startswith("linux")
 # SIOCOUTQ has the number of TIOCOUTQ on Linux: bytes sent but not acknowledged, plus unsent.
@@ -58,7 +66,7 @@ def unacknowledged(transport: asyncio.BaseTransport) -> int | None:
 
 def done(transport: asyncio.WriteTransport, lingered: float, quiet: float) -> bool:
     """Whether a lingering connection may be closed now, after ``lingered`` seconds of
-    lingering and ``quiet`` seconds since its last input."""
+    lingering and ``quiet`` seconds since the peer last sent something."""
     if transport.get_write_buffer_size():
         return False  # still writing: the stop's deadline is the limit for a peer not reading
     left = unacknowledged(transport)
