@@ -3,9 +3,10 @@
 
 Each client is what a busy pipelining client looks like to a server: asyncio streams, batches
 of ``depth`` requests, ``ahead`` batches in flight (it sends the next batch before it reads the
-replies to the oldest), so the server always has unread input from it. It checks every reply
-as it comes (echo: the very line it sent; kv ``INCR`` of its own key: the next integer), and
-ends at EOF, which is what a graceful stop must give it, or at a reset.
+replies to the oldest), so the server always has unread input from it, and it may think a
+little over each batch of replies (``think`` seconds), as a client doing work does. It checks
+every reply as it comes (echo: the very line it sent; kv ``INCR`` of its own key: the next
+integer), and ends at EOF, which is what a graceful stop must give it, or at a reset.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ async def pipelining_client(
     tally: Tally,
     depth: int = 16,
     ahead: int = 4,
+    think: float = 0.0,
 ) -> None:
     """Pipeline ``workload``'s requests to ``port`` until the server closes, counting in
     ``tally``."""
@@ -81,6 +83,8 @@ async def pipelining_client(
                     return
                 workload.check(client, tally.received, reply)
                 tally.received += 1
+            if think:
+                await asyncio.sleep(think)
             send_batch()
     except ConnectionError:
         tally.ended = "reset"
@@ -89,13 +93,20 @@ async def pipelining_client(
 
 
 async def stop_under_load(
-    port: int, pid: int, workload: Workload, clients: int = 200, warmup: int = 64
+    port: int,
+    pid: int,
+    workload: Workload,
+    clients: int = 200,
+    warmup: int = 64,
+    depth: int = 16,
+    ahead: int = 4,
+    think: float = 0.001,
 ) -> list[Tally]:
     """Run ``clients`` pipelining clients; once each has had ``warmup`` replies, send SIGTERM
     to ``pid`` from here, and wait for every client to see its connection end."""
     tallies = [Tally() for _ in range(clients)]
     tasks = [
-        asyncio.create_task(pipelining_client(port, workload, index, tally))
+        asyncio.create_task(pipelining_client(port, workload, index, tally, depth, ahead, think))
         for index, tally in enumerate(tallies)
     ]
     async with asyncio.timeout(30):
