@@ -25,6 +25,11 @@ KV_APP = str(Path(__file__).with_name("apps.py")) + ":kv"
 CLIENTS = 200
 
 
+def json_daemon(tmp_path: Path, loop_kind: str, app: str = "echo", *args: str) -> Daemon:
+    """``app`` running as a daemon that logs JSON."""
+    return Daemon(tmp_path, app, "--log-format", "json", *args, loop=loop_kind).start()
+
+
 def stopped_line(daemon: Daemon) -> dict[str, Any]:
     """The fields of the daemon's "stopped" log line (the log is JSON)."""
     lines = [json.loads(line) for line in daemon.log().splitlines()]
@@ -34,7 +39,7 @@ def stopped_line(daemon: Daemon) -> dict[str, Any]:
 
 
 def test_echo_replies_every_line_it_read(tmp_path: Path, loop_kind: str) -> None:
-    daemon = Daemon(tmp_path, "echo", "--log-format", "json", loop=loop_kind).start()
+    daemon = json_daemon(tmp_path, loop_kind)
     try:
         tallies = asyncio.run(stop_under_load(daemon.port, daemon.pid, Echo(), CLIENTS))
         assert daemon.wait() == 0
@@ -50,9 +55,7 @@ def test_echo_replies_every_line_it_read(tmp_path: Path, loop_kind: str) -> None
 
 def test_kv_counters_equal_the_replies_received(tmp_path: Path, loop_kind: str) -> None:
     dump = tmp_path / "keyspace.json"
-    daemon = Daemon(
-        tmp_path, KV_APP, "--dump-file", str(dump), "--log-format", "json", loop=loop_kind
-    ).start()
+    daemon = json_daemon(tmp_path, loop_kind, KV_APP, "--dump-file", str(dump))
     try:
         tallies = asyncio.run(stop_under_load(daemon.port, daemon.pid, KvIncr(), CLIENTS))
         assert daemon.wait() == 0
@@ -117,9 +120,7 @@ class Flooder:
 def test_a_client_still_sending_gets_every_reply_then_a_close(
     tmp_path: Path, loop_kind: str
 ) -> None:
-    daemon = Daemon(
-        tmp_path, "echo", "--shutdown-timeout", "8", "--log-format", "json", loop=loop_kind
-    ).start()
+    daemon = json_daemon(tmp_path, loop_kind, "echo", "--shutdown-timeout", "8")
     flooder = Flooder(daemon.port)
     try:
         wait_until(lambda: flooder.received > 10_000, what="the flood's echoes")
@@ -142,9 +143,7 @@ def test_a_client_still_sending_gets_every_reply_then_a_close(
 def test_a_client_that_never_reads_is_cut_at_the_timeout_and_counted(
     tmp_path: Path, loop_kind: str
 ) -> None:
-    daemon = Daemon(
-        tmp_path, "echo", "--shutdown-timeout", "2", "--log-format", "json", loop=loop_kind
-    ).start()
+    daemon = json_daemon(tmp_path, loop_kind, "echo", "--shutdown-timeout", "2")
     deaf = socket.socket()
     deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     deaf.connect(("127.0.0.1", daemon.port))
