@@ -69,7 +69,9 @@ def done(transport: asyncio.WriteTransport, lingered: float, quiet: float) -> bo
     lingering and ``quiet`` seconds since the peer last sent something."""
     if transport.get_write_buffer_size():
         return False  # still writing: the stop's deadline is the limit for a peer not reading
+    if quiet < LINGER_QUIET and lingered < LINGER_TIME:
+        return False  # too soon to ask the kernel (one system call per connection and tick)
     left = unacknowledged(transport)
     if left is None:
         return lingered >= LINGER_TIME
-    return left == 0 and (quiet >= LINGER_QUIET or lingered >= LINGER_TIME)
+    return left == 0
