@@ -140,7 +140,8 @@ ON_PYTHON = traced(PyConnection)
 
 def act(session: Session, line: bytes) -> None:
     """Run one line as a command: ``send X``, ``many A B C``, ``bytes X``, ``array X`` (bytes
-    and bytearray through send_bytes), ``close``, ``abort``, ``raise``, ``pause``, ``resume``
+    and bytearray through send_bytes), ``pair A B`` (send_bytes of both lines, counted as
+    two), ``close``, ``abort``, ``linger`` (close_lingering), ``raise``, ``pause``, ``resume``
     (reading), ``upgrade`` (a fresh codec), ``why`` (log the exception being handled, if any);
     anything else is echoed."""
     conn = session.conn
@@ -154,10 +155,15 @@ def act(session: Session, line: bytes) -> None:
             conn.send_bytes(rest + b"\n")
         case b"array":
             conn.send_bytes(bytearray(rest + b"\n"))  # type: ignore[arg-type]
+        case b"pair":
+            words = rest.split()
+            conn.send_bytes(b"".join(word + b"\n" for word in words), len(words))
         case b"close":
             session.close()
         case b"abort":
             session.abort()
+        case b"linger":
+            conn.close_lingering()
         case b"raise":
             raise RuntimeError("scripted failure")
         case b"pause":
@@ -280,7 +286,8 @@ class StandInTransport:
     is written waits in its buffer until ``drain``; crossing the watermarks pauses and resumes
     the protocol as asyncio's transports do (inside ``write``, and as the buffer drains);
     ``close`` reports ``connection_lost`` on the next loop iteration once the buffer is empty,
-    ``abort`` drops the buffer and reports it at once."""
+    ``abort`` drops the buffer and reports it at once; the peer's EOF closes it when
+    ``eof_received`` says so, as asyncio's do."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, protocol: Any, port: int) -> None:
         self.loop = loop
@@ -334,6 +341,13 @@ class StandInTransport:
         self.record("is_closing")
         return self.closing
 
+    def can_write_eof(self) -> bool:
+        self.record("can_write_eof")
+        return True
+
+    def write_eof(self) -> None:
+        self.record("write_eof")
+
     def pause_reading(self) -> None:
         self.record("pause_reading")
 
@@ -366,8 +380,8 @@ class StandInTransport:
             self._lose(None)
 
     def eof(self) -> None:
-        if not self.lost and not self.closing:
-            self.protocol.eof_received()
+        if not self.lost and not self.closing and not self.protocol.eof_received():
+            self.close()
 
     def reset(self) -> None:
         if not self.lost:
@@ -495,8 +509,14 @@ class Side:
                 conn.send(message)
             case ("send_many", messages):
                 conn.send_many(list(messages))
-            case ("send_bytes", data):
-                conn.send_bytes(data)
+            case ("send_bytes", data, *count):
+                conn.send_bytes(data, *count)
+            case ("stop_reading",):
+                conn.stop_reading()
+            case ("close_lingering",):
+                conn.close_lingering()
+            case ("linger",):
+                conn.linger(1e9)  # long after: done once the transport's buffer is out
             case ("eof",):
                 transport.eof()
             case ("reset",):
@@ -631,13 +651,14 @@ GOING_ON = [
     b"many",
     b"bytes y",
     b"array z",
+    b"pair u v",
     b"pause",
     b"resume",
     b"why",
     b"hello",
     b"",
 ]
-ENDING = [b"close", b"abort", b"raise"]
+ENDING = [b"close", b"abort", b"raise", b"linger"]
 terminator = st.sampled_from([b"\n", b"\r\n"])
 piece = weighted(
     (16, st.builds(operator.add, st.sampled_from(GOING_ON), terminator)),
@@ -663,9 +684,18 @@ other_step = weighted(
     (4, st.sampled_from([("drain", 2 * LOW_WATER), ("drain", 1 << 20), ("drain", 1 << 20)])),
     (
         3,
-        st.sampled_from([("send", b"tick"), ("send_many", (b"p", b"q")), ("send_bytes", b"raw\n")]),
+        st.sampled_from(
+            [
+                ("send", b"tick"),
+                ("send_many", (b"p", b"q")),
+                ("send_bytes", b"raw\n"),
+                ("send_bytes", b"r\ns\n", 2),
+            ]
+        ),
     ),
     (1, st.sampled_from([("eof",), ("reset",)])),
+    # A stop: reading stops, the goodbye's lingering close, the server's ticks.
+    (1, st.sampled_from([("stop_reading",), ("close_lingering",), ("linger",)])),
 )
 step_lists = st.lists(weighted((2, chunks), (1, other_step)), min_size=4, max_size=30)
 setups = st.builds(
@@ -931,3 +961,59 @@ def test_methods_replaced_on_a_class_at_run_time_take_effect() -> None:
         del codec.feed, codec.encode
         twins.feed(b"gh\n")
         assert twins.c.writes() == [b"a\nb\n", b"C\n", b"<D>\n", b"FE\n", b"hg\n"]
+
+
+def test_send_bytes_counts_the_messages_it_is_told() -> None:
+    with Twins(Setup()) as twins:
+        twins.do("send_bytes", b"x\n")
+        twins.do("send_bytes", b"x\ny\nz\n", 3)
+        twins.feed(b"pair a b\n")
+        twins.do("loop")
+        assert twins.c.writes() == [b"x\nx\ny\nz\na\nb\n"]  # with the chunk's answer
+        assert twins.c.conn.messages_out == 6
+
+
+def test_a_lingering_close_answers_what_was_read_then_only_discards() -> None:
+    with Twins(Setup(defer_writes=True)) as twins:
+        twins.feed(b"a\nb\n")
+        twins.do("stop_reading")
+        twins.feed(b"c\n")  # read in the iteration the stop began: handled, so answered
+        twins.do("close_lingering")
+        assert twins.c.calls()[-6:] == [
+            ("transport", "pause_reading"),
+            ("on_message", b"c"),
+            ("transport", "can_write_eof"),
+            ("transport", "write", b"a\nb\nc\n"),  # the deferred replies, then the FIN
+            ("transport", "write_eof"),
+            ("transport", "resume_reading"),  # reading again, to discard
+        ]
+        twins.feed(b"d\n")
+        twins.do("send_bytes", b"late\n")
+        assert twins.c.conn.messages_in == 3
+        twins.do("linger")  # the replies are not out of the transport yet: not done
+        assert twins.c.calls()[-1] == ("transport", "resume_reading")
+        twins.do("drain", 1 << 20)
+        twins.do("linger")
+        twins.do("loop")
+        assert twins.c.writes() == [b"a\nb\nc\n"]
+        assert twins.c.calls()[-3:] == [
+            ("transport", "close"),
+            ("flushes.run",),
+            ("on_close", "server-shutdown"),
+        ]
+
+
+def test_a_lingering_close_ends_when_the_peer_closes_its_side() -> None:
+    with Twins(Setup()) as twins:
+        twins.feed(b"a\n")
+        twins.do("close_lingering")
+        twins.do("eof")
+        twins.do("drain", 1 << 20)
+        twins.do("loop")
+        assert twins.c.calls()[-5:] == [
+            ("transport", "write", b"a\n"),
+            ("transport", "can_write_eof"),
+            ("transport", "write_eof"),
+            ("transport", "close"),  # at the peer's EOF, with no linger tick
+            ("on_close", "server-shutdown"),
+        ]

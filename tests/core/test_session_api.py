@@ -395,6 +395,8 @@ def test_stop_waits_for_busy_async_handlers_then_aborts_at_the_timeout(run: Run)
             assert await stuck.until_closed() == b""
             await stop
             assert sorted(Busy.reasons) == ["server-shutdown", "shutdown-timeout"]
+            # The request the deadline cut off mid-handler is counted as dropped.
+            assert server.snapshot()["dropped_connections"] == 1
 
     run(main())
 

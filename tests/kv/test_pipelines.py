@@ -81,3 +81,31 @@ def test_quit_ends_the_pipeline(kv: KvThread) -> None:
 def test_every_command_of_a_read_goes_to_the_session_at_once() -> None:
     # The core calls a batch handler once per read: one list of replies, one write.
     assert create_app().services[0].batch_handler
+
+
+def test_messages_out_counts_replies_not_writes(kv: KvThread) -> None:
+    # Fast-path commands, Python ones, an error and a MULTI, one read and one write each time;
+    # then a QUIT in the middle of a pipeline: its reply counts, the commands after it never run.
+    pipeline = [
+        resp("SET", "m", "1"),
+        resp("INCR", "m"),
+        resp("GET", "m"),
+        resp("HSET", "h", "f", "v"),  # not on the C fast path
+        resp("LPUSH", "m", "x"),  # WRONGTYPE
+        resp("MULTI"),
+        resp("INCR", "m"),  # QUEUED
+        resp("EXEC"),
+        resp("PING"),
+    ]
+
+    def replies_so_far() -> int:
+        return int(kv.call(lambda: kv.server.snapshot()["messages_out"]))
+
+    before = replies_so_far()
+    with Raw(kv.port) as client:
+        client.send(b"".join(pipeline))
+        assert len(client.replies(len(pipeline))) == len(pipeline)
+        assert replies_so_far() - before == len(pipeline)
+        client.send(resp("PING") + resp("QUIT") + resp("SET", "m", "3"))
+        assert client.read_until_closed() == b"+PONG\r\n+OK\r\n"
+    assert replies_so_far() - before == len(pipeline) + 2

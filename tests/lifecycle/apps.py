@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import json
+from pathlib import Path
 
 from residentd import App, LineCodec, Session
+from residentd.apps.kv import create_app
 
 slow = App("slow", "replies after a delay, says goodbye on shutdown, slow stop hook")
 slow.option("reply_delay", 0.0, "seconds before each reply", reloadable=True)
@@ -32,3 +36,17 @@ async def wait_a_while() -> None:
 
 
 slow.service("slow", Slow, codec=LineCodec, listen=["127.0.0.1:0"])
+
+
+# kv that writes every key's value to the file ``--dump-file`` names when the process exits:
+# after the stop, so the file holds whatever the daemon executed, to the last command.
+kv = create_app()
+kv.option("dump_file", "", "write the keyspace here as JSON at exit")
+
+
+@atexit.register
+def dump_keyspace() -> None:
+    path = kv.options.get("dump_file")
+    if path:
+        data = {key.decode(): int(value) for key, value in kv.state.db.data.items()}
+        Path(path).write_text(json.dumps(data))

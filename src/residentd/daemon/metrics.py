@@ -141,6 +141,11 @@ def prometheus_text(status: dict[str, Any]) -> str:
         ("bytes_out", "Bytes sent."),
     ):
         out.one(f"residentd_{name}_total", "counter", what, status[name])
+    for name, what in (
+        ("connections", "Connections a stop's deadline cut off with replies undelivered."),
+        ("bytes", "Reply bytes a stop's deadline cut off undelivered."),
+    ):
+        out.one(f"residentd_stop_dropped_{name}_total", "counter", what, status[f"dropped_{name}"])
     out.family(
         "residentd_reloads_total",
         "counter",

@@ -253,7 +253,13 @@ class Daemon:
         if self.admin is not None:
             await self.admin.stop(1.0)
         self.lag.stop()
-        log.info("stopped", extra={"ctx": self._summary()})
+        # What the stop's deadline cut off: connections aborted before their peer had every
+        # reply (0 unless a peer did not read), and the bytes of replies it never got.
+        dropped = {
+            "dropped_connections": self.server.stats.dropped_connections,
+            "dropped_bytes": self.server.stats.dropped_bytes,
+        }
+        log.info("stopped", extra={"ctx": self._summary() | dropped})
         return 0
 
     async def _start_admin(self) -> None:

@@ -285,13 +285,21 @@ done:
 }
 
 static PyObject *
-Core_send_bytes(Core *self, PyObject *data)
+Core_send_bytes(Core *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "send_bytes expected 1 or 2 arguments, got %zd", nargs);
+        return NULL;
+    }
     if (self->closing)
         Py_RETURN_NONE;
-    if (queue(self, data) < 0)
+    if (queue(self, args[0]) < 0)
         return NULL;
-    self->messages_out += 1;
+    /* After the queueing, as in Python, where the addition is what fails on a bad count. */
+    long long count = nargs == 2 ? PyLong_AsLongLong(args[1]) : 1;
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    self->messages_out += count;
     Py_RETURN_NONE;
 }
 
@@ -601,8 +609,9 @@ static PyMethodDef Core_methods[] = {
      "Queue one message for the peer; dropped silently once the connection is closing."},
     {"send_many", (PyCFunction)Core_send_many, METH_O,
      "Queue several messages at once (one encode call when the codec has encode_many)."},
-    {"send_bytes", (PyCFunction)Core_send_bytes, METH_O,
-     "Queue bytes already in the wire format (an encoded message shared by many peers)."},
+    {"send_bytes", (PyCFunction)(void (*)(void))Core_send_bytes, METH_FASTCALL,
+     "Queue bytes already in the wire format: an encoded message shared by many peers, or "
+     "count messages encoded as one piece (the replies to a pipeline, say)."},
     {"_queue", (PyCFunction)Core_queue, METH_O, NULL},
     {"_schedule_flush", (PyCFunction)Core_schedule_flush, METH_NOARGS, NULL},
     {"_flush", (PyCFunction)Core_flush, METH_NOARGS, NULL},

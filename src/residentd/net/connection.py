@@ -17,6 +17,11 @@ transport's write watermarks pause the session (``on_pause_writing``) and stop r
 peer until its output drains; output past ``max_output_buffer`` aborts the connection as a slow
 consumer.
 
+Stopping: a stopping server first stops reading requests (``stop_reading``), then, once a
+connection's handlers are done, closes it with ``close_lingering``: the replies go out, then a
+FIN, and the peer's input from then on is read and thrown away until it closes too, so that
+no reset destroys a reply (lingering.py says why and when it gives up).
+
 Limits: a codec error closes the connection after the codec's error reply (recoverable errors
 only count toward ``max_bad_messages``); partial input past ``max_input_buffer`` closes it;
 idle and first-message timeouts come from the server's deadline wheel. Every close has a reason,
@@ -36,7 +41,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from residentd.errors import ProtocolError
-from residentd.net import connection_core
+from residentd.net import connection_core, lingering
 from residentd.net.connection_core import BATCH, EACH, QUEUED
 from residentd.net.timers import TimerGroup
 from residentd.speedups import load
@@ -58,6 +63,7 @@ else:
 _PAUSED_BY_OUTPUT = 1
 _PAUSED_BY_BACKLOG = 2
 _PAUSED_BY_SESSION = 4
+_PAUSED_BY_STOP = 8
 
 # Backlog lengths (messages) for async handlers at which reading pauses and resumes.
 BACKLOG_HIGH = 64
@@ -68,6 +74,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
     __slots__ = (
         "_backlog",
         "_deadline_slot",
+        "_linger_since",
         "_loop",
         "_paused",
         "_timers",
@@ -107,6 +114,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self._writing_paused = False
         self._paused = 0
         self._deadline_slot = 0
+        self._linger_since = 0.0  # when close_lingering shut down writing; 0: not lingering
         self._backlog: deque[Any] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._timers: TimerGroup | None = None
@@ -145,6 +153,8 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self.server.watch_deadline(self)
 
     def eof_received(self) -> bool:
+        if self._linger_since:
+            return False  # lingering, and the peer has closed its side too: the transport closes
         # Half-close from the peer: answer what is still queued, then close.
         if self._worker is None:
             self.close("closed-by-peer")
@@ -310,9 +320,60 @@ class Connection(ConnectionCore, asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def close_lingering(self, reason: str = "server-shutdown") -> None:
+        """Close as a stopping server does (nginx's lingering close): send what is queued, shut
+        down writing, then read and discard the peer's input until it closes its side or
+        ``linger`` finds the connection done. Where the transport cannot shut down writing
+        alone, or the peer already closed its side, this is ``close``."""
+        transport = self.transport
+        if (
+            self._closing
+            or transport is None
+            or self.close_reason == "closed-by-peer"
+            or not transport.can_write_eof()
+        ):
+            self.close(reason)
+            return
+        if self.close_reason is None:
+            self.close_reason = reason
+        self._flush()
+        self._closing = True
+        self._out = None
+        self.server.forget_deadline(self)
+        self._linger_since = self._loop.time()
+        try:
+            transport.write_eof()
+        except OSError:  # asyncio shuts down at once when it can: the peer may be gone already
+            transport.close()
+            return
+        if self._paused:  # read again, to discard: unread input is what makes the kernel reset
+            self._paused = 0
+            transport.resume_reading()
+
+    def linger(self, now: float) -> None:
+        """Close a lingering connection once the peer has taken every reply (lingering.done);
+        called by a stopping server on each of its ticks."""
+        transport = self.transport
+        if not self._linger_since or transport is None or transport.is_closing():
+            return
+        if lingering.done(transport, now - self._linger_since, now - self.last_active):
+            transport.close()
+
+    def stop_reading(self) -> None:
+        """Read no more requests, for good: the server is stopping. What was read is still
+        handled and answered."""
+        self._pause_reading(_PAUSED_BY_STOP)
+
+    def undelivered(self) -> int:
+        """Bytes of output the peer has not acknowledged yet, where that can be known: queued
+        here, in the transport's buffer and in the kernel's."""
+        left = lingering.unacknowledged(self.transport) if self.transport is not None else None
+        return self.write_buffer_size + (left or 0)
+
     def abort(self, reason: str = "aborted") -> None:
         """Close at once, dropping queued output."""
-        if self.close_reason is None or not self._closing:
+        # A lingering close cut short ends for this reason, not for the one it began with.
+        if self.close_reason is None or not self._closing or self._linger_since:
             self.close_reason = reason
         self._closing = True
         self._out = None

@@ -163,12 +163,13 @@ class ConnectionCore:
         self.messages_out += len(messages)
         self._queue(data)
 
-    def send_bytes(self, data: bytes) -> None:
-        """Queue bytes already in the wire format (an encoded message shared by many peers)."""
+    def send_bytes(self, data: bytes, count: int = 1, /) -> None:
+        """Queue bytes already in the wire format: an encoded message shared by many peers, or
+        ``count`` messages encoded as one piece (the replies to a pipeline, say)."""
         if self._closing:
             return
         self._queue(data)
-        self.messages_out += 1
+        self.messages_out += count
 
     def _queue(self, data: bytes) -> None:
         out = self._out

@@ -6,9 +6,11 @@ calls ``release`` when it is gone, which folds its counters into the totals. The
 deadline wheel for idle and first-message timeouts, the app's timers and periodic jobs, and the
 current ``Limits`` (replaced whole by a reload, read by connections on each use).
 
-``stop`` is the graceful path: stop accepting, run the app's stop hooks, give each session its
-``on_shutdown`` goodbye, close every connection with its output flushed, and abort whatever is
-still open when the timeout runs out.
+``stop`` is the graceful path: stop accepting and stop reading requests, run the app's stop
+hooks, let each connection finish the requests it has read, give its session the
+``on_shutdown`` goodbye, and close it with a lingering close (connection.py, lingering.py), so
+that every request executed has its reply at the client; whatever is still open when the
+timeout runs out is aborted, and what that drops is counted (``dropped``).
 """
 
 from __future__ import annotations
@@ -190,25 +192,35 @@ class Server:
         self._unix_paths.clear()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop gracefully: no new connections, stop hooks, goodbyes, flush, close."""
+        """Stop gracefully: no new connections or requests, stop hooks, the requests already
+        read answered, goodbyes, lingering closes; at ``timeout``, abort what is left."""
         if self.stopping:
             await self._closed.wait()
             return
         self.stopping = True
         self._close_listeners()
+        # From now on no request is read: each one read before is answered (or, if the deadline
+        # cuts its connection, counted as dropped), and none after is ever executed.
+        for conn in list(self.connections.values()):
+            conn.stop_reading()
         deadline = self.loop.time() + timeout
         for hook in self.app.stop_hooks:
             try:
                 await asyncio.wait_for(_maybe_await(hook()), max(deadline - self.loop.time(), 0.01))
             except Exception:
                 log.exception("stop hook %r failed", hook, extra={"app": self.app.name})
-        # A connection still handling a message finishes it first; then it hears goodbye.
+        # A connection still handling a message finishes it first; then it hears goodbye and
+        # lingers until its peer has its replies.
         while self.connections and self.loop.time() < deadline:
+            now = self.loop.time()
             for conn in list(self.connections.values()):
-                if conn._worker is None and not conn.closing:
+                if conn.closing:
+                    conn.linger(now)
+                elif conn._worker is None:
                     self._say_goodbye(conn)
             await asyncio.sleep(0.01)
         for conn in list(self.connections.values()):
+            self._count_dropped(conn)
             conn.abort("shutdown-timeout")
         # Let the transports report connection_lost for aborted connections.
         for _ in range(3):
@@ -224,6 +236,14 @@ class Server:
         self._wheel.close()
         self._closed.set()
 
+    def _count_dropped(self, conn: Connection) -> None:
+        """Count what aborting ``conn`` at the stop's deadline drops: output its peer has not
+        acknowledged, or a request still being handled."""
+        undelivered = conn.undelivered()
+        if undelivered or conn._worker is not None:
+            self.stats.dropped_connections += 1
+            self.stats.dropped_bytes += undelivered
+
     def _say_goodbye(self, conn: Connection) -> None:
         session = conn.session
         if session is not None:
@@ -231,7 +251,7 @@ class Server:
                 session.on_shutdown()
             except Exception:
                 log.exception("on_shutdown raised", extra=conn.log_context())
-        conn.close("server-shutdown")
+        conn.close_lingering("server-shutdown")
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

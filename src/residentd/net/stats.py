@@ -17,6 +17,8 @@ class Stats:
         "bytes_in",
         "bytes_out",
         "closed",
+        "dropped_bytes",
+        "dropped_connections",
         "errors",
         "messages_in",
         "messages_out",
@@ -32,6 +34,10 @@ class Stats:
         self.refused: Counter[str] = Counter()
         self.closed: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        # What a stop's deadline cut off: connections aborted with replies their peer had not
+        # acknowledged (or a request still being handled), and those replies' bytes.
+        self.dropped_connections = 0
+        self.dropped_bytes = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,4 +49,6 @@ class Stats:
             "messages_out": self.messages_out,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
+            "dropped_connections": self.dropped_connections,
+            "dropped_bytes": self.dropped_bytes,
         }

@@ -7,7 +7,9 @@ command the session does what Redis's ``processCommand`` does, in the same order
 otherwise), check its arity, refuse what RESP2's subscribed mode does not allow, queue it
 inside MULTI, else run it. Replies are bytes already in RESP form; those of a pipeline are
 joined and sent as one piece, so a pipeline of sixteen GETs costs one send and one
-``transport.write``, not sixteen. QUIT stops the pipeline where it stands, as in Redis.
+``transport.write``, not sixteen; the piece is counted as sixteen replies in the server's
+``messages_out`` (one per command; a published message delivered counts one). QUIT stops the
+pipeline where it stands, as in Redis.
 
 A plain client's pipeline goes first to the C fast path (``_fastpath.c``, when built), which
 runs the plain case of the hot commands (GET, SET, INCR, the pushes, MGET, MSET, ...) and
@@ -99,7 +101,7 @@ class KvSession(Session):
             # Python; usually that is none, and its replies are one piece already.
             index = fast(commands, 0, self.db, replies)
             if index == count:
-                self._send(replies[0])
+                self._send(replies[0], count)
                 return
         append = replies.append
         table = DISPATCH
@@ -126,10 +128,10 @@ class KvSession(Session):
                         index = fast(commands, index, self.db, replies)
         except Quit:
             append(OK)
-            self._send(b"".join(replies))
+            self._send(b"".join(replies), index)  # the commands up to QUIT's own
             self.close("quit")
             return
-        self._send(replies[0] if len(replies) == 1 else b"".join(replies))
+        self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
         if self.subscribed and not command.subscribed_ok:
