@@ -78,13 +78,11 @@ window.__sent = [];
 window.__received = {};
 window.__limited = [];
 window.__sockets = [];
-const originalSend = WebSocket.prototype.send;
-WebSocket.prototype.send = function (data) {
-  let op = "?";
-  try { op = JSON.parse(data).op; } catch (error) {}
-  window.__sent.push([performance.now(), op]);
-  if (!this.__counted) {
-    this.__counted = true;
+// Each socket's listener goes first, before the page's onmessage: an error is recorded before
+// the page can answer it by sending.
+window.WebSocket = class extends WebSocket {
+  constructor(...args) {
+    super(...args);
     window.__sockets.push(this);
     this.addEventListener("message", (event) => {
       const got = JSON.parse(event.data);
@@ -92,6 +90,12 @@ WebSocket.prototype.send = function (data) {
       if (got.code === "rate-limited") window.__limited.push([performance.now(), got.retry_after]);
     });
   }
+};
+const originalSend = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  let op = "?";
+  try { op = JSON.parse(data).op; } catch (error) {}
+  window.__sent.push([performance.now(), op]);
   return originalSend.call(this, data);
 };
 """
@@ -493,6 +497,16 @@ def test_keyboard_only(ann: Any) -> None:
             break
     until(ann, lambda d: text_of(d, "room-title") == "lobby", "Enter on a room opens it")
     assert "lobby" in reached
+    assert "create-error" not in [
+        e.get_attribute("id")
+        for e in ann.find_elements(By.CSS_SELECTOR, ".error")
+        if e.is_displayed()
+    ]
+    roles = {name: by_id(ann, name).get_attribute("role") for name in ("messages", "status")}
+    assert roles == {"messages": "log", "status": "status"}
+    assert by_id(ann, "sidebar").tag_name == "nav" and by_id(ann, "people").tag_name == "aside"
+    current = ann.find_elements(By.CSS_SELECTOR, '#rooms [aria-current="true"]')
+    assert [b.get_attribute("data-room") for b in current] == ["lobby"]
 
 
 def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: Any) -> None:

@@ -348,7 +348,7 @@ function setView(view) {
   $("messages").replaceChildren();
   $("latest").hidden = true;
   $("older").hidden = true;
-  say("compose-error", "");
+  for (const error of ["compose-error", "create-error", "invite-error"]) say(error, "");
   $("text").disabled = $("send").disabled = false;
   $("chat").dataset.panel = "conversation";
   drawTabs();
