@@ -78,13 +78,11 @@ window.__sent = [];
 window.__received = {};
 window.__limited = [];
 window.__sockets = [];
-const originalSend = WebSocket.prototype.send;
-WebSocket.prototype.send = function (data) {
-  let op = "?";
-  try { op = JSON.parse(data).op; } catch (error) {}
-  window.__sent.push([performance.now(), op]);
-  if (!this.__counted) {
-    this.__counted = true;
+// Each socket's listener goes first, before the page's onmessage: an error is recorded before
+// the page can answer it by sending.
+window.WebSocket = class extends WebSocket {
+  constructor(...args) {
+    super(...args);
     window.__sockets.push(this);
     this.addEventListener("message", (event) => {
       const got = JSON.parse(event.data);
@@ -92,6 +90,12 @@ WebSocket.prototype.send = function (data) {
       if (got.code === "rate-limited") window.__limited.push([performance.now(), got.retry_after]);
     });
   }
+};
+const originalSend = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  let op = "?";
+  try { op = JSON.parse(data).op; } catch (error) {}
+  window.__sent.push([performance.now(), op]);
   return originalSend.call(this, data);
 };
 """
@@ -349,6 +353,7 @@ def test_unread_counts_and_direct_messages(daemon: ChatDaemon, ann: Any, bob: An
     write(ann, "one")
     write(ann, "two")
     until(bob, lambda d: unread(d, '#rooms button[data-room="lobby"]') == 2, "2 unread in lobby")
+    assert bob.title == "(2) residentd chat", "and in the tab's title"
     # A direct message is started by clicking the person, and has its own conversation.
     click(ann, f'#members li[data-user="{n("bob")}"] button')
     until(ann, lambda d: text_of(d, "room-title") == n("bob"), "ann's conversation with bob")
@@ -493,6 +498,16 @@ def test_keyboard_only(ann: Any) -> None:
             break
     until(ann, lambda d: text_of(d, "room-title") == "lobby", "Enter on a room opens it")
     assert "lobby" in reached
+    assert "create-error" not in [
+        e.get_attribute("id")
+        for e in ann.find_elements(By.CSS_SELECTOR, ".error")
+        if e.is_displayed()
+    ]
+    roles = {name: by_id(ann, name).get_attribute("role") for name in ("messages", "status")}
+    assert roles == {"messages": "log", "status": "status"}
+    assert by_id(ann, "sidebar").tag_name == "nav" and by_id(ann, "people").tag_name == "aside"
+    current = ann.find_elements(By.CSS_SELECTOR, '#rooms [aria-current="true"]')
+    assert [b.get_attribute("data-room") for b in current] == ["lobby"]
 
 
 def test_reconnect_after_the_daemon_restarts(daemon: ChatDaemon, ann: Any, bob: Any) -> None:
@@ -625,7 +640,8 @@ def test_a_busy_room_does_not_eat_the_pages_rate(
         until(ann, lambda d: d.execute_script(received) > 50, "the bots post", wait=20)
         start, first = now(ann), ann.execute_script(received)
         time.sleep(5)
-        assert len(ann.find_elements(By.CSS_SELECTOR, "#messages li")) <= MAX_MESSAGES
+        counted = re.fullmatch(r"200 of (\d+)", text_of(ann, "members-count"))
+        assert counted and int(counted[1]) > 250, "a long member list is cut, saying so"
         open_room(ann, "lobby")
         time.sleep(5)
         assert unread(ann, '#rooms button[data-room="bot-room-0"]') > 20

@@ -274,7 +274,16 @@ const refreshRooms = coalesced(async () => {
 
 const drawRoomsSoon = soon(() => drawRooms());
 
+// Unread messages in the tab's title too, for a reader in another tab.
+function drawTitle() {
+  let unread = 0;
+  for (const room of chat.rooms.values()) unread += room.unread;
+  for (const talk of chat.directs.values()) unread += talk.unread;
+  document.title = unread ? `(${unread}) residentd chat` : "residentd chat";
+}
+
 function drawRooms() {
+  drawTitle();
   const list = $("rooms");
   const focused = document.activeElement?.dataset?.room;
   list.replaceChildren();
@@ -348,7 +357,7 @@ function setView(view) {
   $("messages").replaceChildren();
   $("latest").hidden = true;
   $("older").hidden = true;
-  say("compose-error", "");
+  for (const error of ["compose-error", "create-error", "invite-error"]) say(error, "");
   $("text").disabled = $("send").disabled = false;
   $("chat").dataset.panel = "conversation";
   drawTabs();
@@ -528,6 +537,7 @@ function openDirect(user) {
 }
 
 function drawDirects() {
+  drawTitle();
   const list = $("directs");
   const focused = document.activeElement?.dataset?.direct;
   list.replaceChildren();
@@ -587,14 +597,18 @@ function drawMembers() {
   list.replaceChildren();
   const sorted = [...chat.members.values()].sort(
     (a, b) => (b.online - a.online) || a.user.localeCompare(b.user));
-  for (const member of sorted.slice(0, 200)) {
+  const shown = sorted.slice(0, 200);
+  for (const member of shown) {
     const seen = member.online || !member.last_seen ? "" : ` (seen ${time(member.last_seen)})`;
     const li = element("li", member.online ? "online" : "offline",
       personButton(member.user, member.user + seen));
     li.dataset.user = member.user;
     list.append(li);
   }
-  say("members-count", chat.view?.kind === "room" ? String(chat.members.size) : "");
+  const room = chat.view?.kind === "room" ? chat.rooms.get(chat.view.name) : null;
+  const count = Math.max(room?.members || 0, chat.members.size);
+  say("members-count", !room ? "" : count > shown.length ? `${shown.length} of ${count}`
+    : String(count));
   $("members-section").hidden = chat.view?.kind !== "room";
 }
 
