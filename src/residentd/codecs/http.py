@@ -1,33 +1,85 @@
-"""A small HTTP/1.x request parser for residentd's own endpoints (admin, web pages).
+"""HTTP/1.1 requests as a residentd codec (RFC 9112), for residentd's own endpoints.
 
-It reads a request line, headers and a ``Content-Length`` body, with limits on the head and the
-body, and yields ``HttpRequest`` objects. It does not do chunked request bodies (refused with
-``411``-style error ``length-required``) or pipelining beyond sequential requests on a
-keep-alive connection. Responses are built with ``response()``.
+``HttpRequestCodec`` reads requests, each a head (request line and header fields) and a body
+framed by ``Content-Length``, and yields ``HttpRequest`` objects in the order they arrive, so a
+keep-alive connection may send one request after another and a pipelining client several at
+once: the session answers each in turn. It is fed arbitrary chunks and yields the same requests
+however the bytes are split; like h11, it scans only bytes it has not scanned before.
 
-This is for small control and page traffic, not a general web server.
+What it accepts and refuses, and why (h11 is the model; every refusal is a ``ProtocolError``
+whose code maps to the status in ``error_reply``, and the connection closes after it):
+
+* Lines end in CRLF; a bare LF is taken as a line end too (RFC 9112 2.2 allows it, h11 does
+  it); a bare CR is refused. Empty lines before a request line are skipped (2.2).
+* The request line is ``method SP target SP HTTP/1.x`` with a token method and a target of
+  visible ASCII; longer than ``max_request_line``: ``uri-too-long`` (414). A version other than
+  1.0 or 1.1: ``version-not-supported`` (505).
+* Header fields are ``name: value`` with a token name and no white space before the colon
+  (5.1); a line that starts with white space (obsolete line folding, 5.2) is refused. A head
+  longer than ``max_head`` or with more than ``max_headers`` fields: ``head-too-large`` (431).
+  HTTP/1.1 needs exactly one ``Host`` (3.2). Repeated fields are joined with ", " (RFC 9110
+  5.3).
+* The body: ``Content-Length`` must be digits and appear once (a repeat, even of the same value,
+  is refused: 6.3 lets a server refuse it and h11 refuses conflicts); over ``max_body``:
+  ``body-too-large`` (413), before any of it is read. ``Transfer-Encoding`` is not supported:
+  chunked gets ``length-required`` (411), any other coding ``not-implemented`` (501), and with a
+  ``Content-Length`` beside it, ``bad-request`` (the classic smuggling shape, 6.3).
+* Persistence (9.3): an HTTP/1.1 request keeps the connection open unless ``Connection:
+  close``; an HTTP/1.0 one closes it unless ``Connection: keep-alive``. After a request that
+  closes the connection, the codec reads nothing more (9.6: no further requests are processed).
+* Upgrade: after a request asking to switch protocols (``Connection: upgrade`` and an
+  ``Upgrade`` field) the codec stops, as h11 does; ``take_upgrade()`` hands over the raw bytes
+  of that request's head and everything received after it, for the next protocol's parser.
+
+Responses are built with ``response()``. This is for small API, control and page traffic,
+not a general web server: no chunked bodies, no ``Expect: 100-continue`` (curl waits a second
+for the ``100`` and then sends the body anyway).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from http import HTTPStatus
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from residentd.errors import ProtocolError
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADERS = 100
 
-REASONS = {
-    200: "OK",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Content Too Large",
-    500: "Internal Server Error",
+# Status of the HTTP error response to each fatal error code.
+ERROR_STATUS = {
+    "bad-request": 400,
+    "body-too-large": 413,
+    "input-buffer-full": 413,
+    "uri-too-long": 414,
+    "head-too-large": 431,
+    "length-required": 411,
+    "not-implemented": 501,
+    "version-not-supported": 505,
+    "handshake-timeout": 408,
+    "idle-timeout": 408,
+    "internal-error": 500,
+    "max-connections": 503,
+    "max-connections-per-ip": 503,
+    "server-shutdown": 503,
 }
+
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+_FIELD = re.compile(rb"(" + _TOKEN + rb"):(.*)", re.DOTALL)
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # not allowed in a field value
+_LINE_END = re.compile(rb"\r?\n")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LEADING_EMPTY = re.compile(rb"(?:\r?\n)+")
+
+# Codec states.
+_READING = 0
+_CLOSED = 1  # after a request that closes the connection: input is ignored
+_UPGRADED = 2  # after a request that switches protocols: input is kept for take_upgrade()
 
 
 @dataclass(slots=True)
@@ -35,12 +87,14 @@ class HttpRequest:
     method: str
     target: str
     version: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
     body: bytes = b""
+    head: bytes = b""  # the raw head, kept only for a request that asks to upgrade
 
     @property
     def path(self) -> str:
-        return urlsplit(self.target).path
+        """The target's path, percent-decoded."""
+        return unquote(urlsplit(self.target).path)
 
     @property
     def query(self) -> dict[str, str]:
@@ -48,75 +102,194 @@ class HttpRequest:
 
     @property
     def keep_alive(self) -> bool:
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return connection == "keep-alive"
-        return connection != "close"
+        """Whether the connection stays open after this request's response (RFC 9112 9.3)."""
+        options = _tokens(self.headers.get("connection", ""))
+        if "close" in options:
+            return False
+        return self.version == "HTTP/1.1" or "keep-alive" in options
+
+    @property
+    def upgrade(self) -> str | None:
+        """The protocol this request asks to switch to (``Upgrade``), if it asks."""
+        if "upgrade" not in _tokens(self.headers.get("connection", "")):
+            return None
+        return self.headers.get("upgrade") or None
+
+
+def _tokens(value: str) -> set[str]:
+    return {item.strip().lower() for item in value.split(",")}
 
 
 class HttpRequestCodec:
-    __slots__ = ("_buffer", "_head", "max_body", "max_head")
+    __slots__ = (
+        "_body_length",
+        "_buffer",
+        "_head",
+        "_scanned",
+        "_state",
+        "max_body",
+        "max_head",
+        "max_headers",
+        "max_request_line",
+    )
 
-    def __init__(self, max_head: int = MAX_HEAD, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        max_head: int = MAX_HEAD,
+        max_body: int = MAX_BODY,
+        max_request_line: int = MAX_REQUEST_LINE,
+        max_headers: int = MAX_HEADERS,
+    ) -> None:
         self.max_head = max_head
         self.max_body = max_body
+        self.max_request_line = max_request_line
+        self.max_headers = max_headers
         self._buffer = bytearray()
-        self._head: HttpRequest | None = None
+        self._scanned = 0  # bytes of the buffer searched for the end of the head
+        self._head: HttpRequest | None = None  # a request whose body is still coming
+        self._body_length = 0
+        self._state = _READING
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def stopped(self) -> bool:
+        """True after a request that closes the connection or switches protocols."""
+        return self._state != _READING
+
+    def take_upgrade(self) -> bytes:
+        """After an upgrade request: its raw head and every byte received after it."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
     def feed(self, data: bytes) -> list[HttpRequest]:
-        self._buffer += data
+        buffer = self._buffer
+        if self._state == _CLOSED:
+            return []
+        buffer += data
         requests: list[HttpRequest] = []
-        while True:
-            if self._head is None:
-                end = self._buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self._buffer) > self.max_head:
-                        raise ProtocolError("head-too-large", f"limit={self.max_head}", requests)
-                    return requests
-                head = bytes(self._buffer[:end])
-                del self._buffer[: end + 4]
-                self._head = self._parse_head(head, requests)
-            length = int(self._head.headers.get("content-length", "0"))
-            if len(self._buffer) < length:
-                return requests
-            self._head.body = bytes(self._buffer[:length])
-            del self._buffer[:length]
-            requests.append(self._head)
+        while self._state == _READING:
+            request = self._head
+            if request is None:
+                request = self._read_head(requests)
+                if request is None:
+                    break
+            length = self._body_length
+            if len(buffer) < length:
+                self._head = request
+                break
             self._head = None
+            if length:
+                request.body = bytes(buffer[:length])
+                del buffer[:length]
+            requests.append(request)
+            if request.upgrade is not None:
+                self._state = _UPGRADED
+                buffer[:0] = request.head  # take_upgrade() starts with the request's head
+            elif not request.keep_alive:
+                self._state = _CLOSED
+                buffer.clear()
+        return requests
+
+    def _read_head(self, done: list[HttpRequest]) -> HttpRequest | None:
+        buffer = self._buffer
+        skip = _LEADING_EMPTY.match(buffer)
+        if skip:
+            del buffer[: skip.end()]
+            self._scanned = max(0, self._scanned - skip.end())
+        match = _HEAD_END.search(buffer, max(0, self._scanned - 3))
+        if match is None:
+            self._scanned = len(buffer)
+            if len(buffer) > self.max_head:
+                raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
+            if buffer.find(b"\n") < 0 and len(buffer) > self.max_request_line:
+                raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
+            return None
+        end = match.end()
+        if end > self.max_head + 4:
+            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
+        head = bytes(buffer[: match.start()])
+        del buffer[:end]
+        self._scanned = 0
+        request = self._parse_head(head, done)
+        if request.upgrade is not None:
+            request.head = head + b"\r\n\r\n"
+        return request
 
     def _parse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
-        try:
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, version = lines[0].split(" ")
-        except ValueError:
-            raise ProtocolError("bad-request", "malformed request line", done) from None
-        if not version.startswith("HTTP/1."):
-            raise ProtocolError("bad-request", f"unsupported version {version}", done)
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise ProtocolError("bad-request", "malformed header line", done)
-            headers[name.lower()] = value.strip()
-        if "transfer-encoding" in headers:
-            raise ProtocolError("length-required", "chunked bodies are not accepted", done)
-        length = headers.get("content-length", "0")
-        if not length.isdigit():
-            raise ProtocolError("bad-request", "bad content-length", done)
-        if int(length) > self.max_body:
-            raise ProtocolError("body-too-large", f"limit={self.max_body}", done)
-        return HttpRequest(method, target, version, headers)
+        lines = _LINE_END.split(head)
+        first = lines[0]
+        if len(first) > self.max_request_line:
+            raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
+        if b"\r" in head.replace(b"\r\n", b""):
+            raise ProtocolError("bad-request", "a bare CR in the head", done)
+        line = _REQUEST_LINE.fullmatch(first)
+        if line is None:
+            raise ProtocolError("bad-request", "malformed request line", done)
+        method, target, major, minor = line.groups()
+        if major != b"1" or minor not in (b"0", b"1"):
+            version = f"HTTP/{major.decode()}.{minor.decode()}"
+            raise ProtocolError("version-not-supported", f"{version}: use HTTP/1.1", done)
+        if len(lines) - 1 > self.max_headers:
+            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields", done)
+        headers: dict[str, str] = {}
+        for raw in lines[1:]:
+            if raw[:1] in (b" ", b"\t"):
+                raise ProtocolError("bad-request", "obsolete line folding", done)
+            found = _FIELD.fullmatch(raw)
+            if found is None:
+                raise ProtocolError("bad-request", "malformed header field", done)
+            name = found.group(1).decode("ascii").lower()
+            value_bytes = found.group(2).strip(b" \t")
+            if _CONTROL.search(value_bytes):
+                raise ProtocolError("bad-request", f"a control character in {name}", done)
+            value = value_bytes.decode("latin-1")
+            if name in headers:
+                if name in ("content-length", "host"):
+                    raise ProtocolError("bad-request", f"more than one {name}", done)
+                value = f"{headers[name]}, {value}"
+            headers[name] = value
+        version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
+        if version == "HTTP/1.1" and "host" not in headers:
+            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field", done)
+        self._body_length = self._framing(headers, version, done)
+        return HttpRequest(method.decode("ascii"), target.decode("ascii"), version, headers)
+
+    def _framing(self, headers: dict[str, str], version: str, done: list[HttpRequest]) -> int:
+        """The body's length, from the head's fields."""
+        coding = headers.get("transfer-encoding")
+        length = headers.get("content-length")
+        if coding is not None:
+            if length is not None or version == "HTTP/1.0":
+                detail = "Transfer-Encoding with Content-Length or in HTTP/1.0"
+                raise ProtocolError("bad-request", detail, done)
+            if coding.rpartition(",")[2].strip().lower() == "chunked":
+                detail = "chunked request bodies are not accepted: send Content-Length"
+                raise ProtocolError("length-required", detail, done)
+            raise ProtocolError("not-implemented", f"Transfer-Encoding: {coding}", done)
+        if length is None:
+            return 0
+        if not length.isascii() or not length.isdigit():
+            raise ProtocolError("bad-request", f"Content-Length: {length[:40]}", done)
+        if len(length) > 18 or int(length) > self.max_body:
+            raise ProtocolError("body-too-large", f"limit={self.max_body} bytes", done)
+        return int(length)
 
     def encode(self, message: bytes) -> bytes:
         return message
 
     def error_reply(self, error: ProtocolError) -> bytes:
-        status = 413 if error.code.endswith("too-large") else 400
-        return response(status, f"{error.code} {error.detail}\n".encode(), close=True)
+        return error_response(error)
+
+
+def error_response(error: ProtocolError) -> bytes:
+    """The HTTP response to a fatal ``ProtocolError``; the connection closes after it."""
+    status = ERROR_STATUS.get(error.code, 400)
+    text = f"{error.code} {error.detail}".rstrip() + "\n"
+    return response(status, text.encode(), close=True)
 
 
 def response(
@@ -126,9 +299,11 @@ def response(
     *,
     close: bool = False,
     headers: dict[str, str] | None = None,
+    head: bool = False,
 ) -> bytes:
+    """A complete HTTP/1.1 response; ``head``: without the body (an answer to HEAD)."""
     lines = [
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
         f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
     ]
@@ -136,4 +311,5 @@ def response(
         lines.append("Connection: close")
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return data if head else data + body

@@ -161,14 +161,18 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
     room = hub.rooms.get(request.room)
     if room is None or user not in room.members:
         raise ChatError("not-a-member" if room else "no-such-room", request.room)
+    return post_message(hub, room, user.name, request.text)
+
+
+def post_message(hub: Hub, room: Room, sender: str, text: str) -> p.PostReply:
+    """Post ``text`` to ``room`` as ``sender``: kept in its history, sent to its members."""
     limit = hub.settings.max_text
-    if len(request.text) > limit:
+    if len(text) > limit:
         raise ChatError("too-long", f"max_text={limit}")
     history = room.history
     seq = history.next_seq()
     ts = p.now_ms()
-    message = p.Message(room=room.name, seq=seq, ts=ts, user=user.name, text=request.text)
-    payload = p.encode(message)
+    payload = p.encode(p.Message(room=room.name, seq=seq, ts=ts, user=sender, text=text))
     history.append(payload)
     hub.fanout(room.sinks, payload)
     hub.stats.posts += 1
@@ -178,23 +182,28 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
 @_handles(p.Direct)
 def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
     user = _user(session)
-    target = hub.presence.get(request.to)
+    return send_direct(hub, user.name, request.to, request.text)
+
+
+def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
+    """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
+    own connections when the sender is a user online."""
+    target = hub.presence.get(to)
     if target is None:
-        raise ChatError("no-such-user", request.to)
+        raise ChatError("no-such-user", to)
     if not target.sessions:
-        raise ChatError("user-offline", request.to)
+        raise ChatError("user-offline", to)
     limit = hub.settings.max_text
-    if len(request.text) > limit:
+    if len(text) > limit:
         raise ChatError("too-long", f"max_text={limit}")
     hub.direct_ids += 1
     ts = p.now_ms()
-    message = p.DirectMessage(
-        msg=hub.direct_ids, ts=ts, sender=user.name, to=target.name, text=request.text
-    )
+    message = p.DirectMessage(msg=hub.direct_ids, ts=ts, sender=sender, to=target.name, text=text)
     payload = p.encode(message)
     hub.send_to(target, payload)
-    if target is not user:
-        hub.send_to(user, payload)
+    author = hub.presence.get(sender)
+    if author is not None and author is not target:
+        hub.send_to(author, payload)
     hub.stats.directs += 1
     return p.DirectReply(to=target.name, msg=hub.direct_ids, ts=ts)
 

@@ -57,6 +57,13 @@ class ChatSettings:
     origins: list[str] = _option(  # noqa: RUF009
         [], "page origins allowed to open /ws besides the server's own ('*': any)", None
     )
+    api_keys: list[str] = _option(  # noqa: RUF009
+        [], "keys the backend API takes as `Authorization: Bearer KEY` (none: the API is off)", None
+    )
+    api_keys_file: str | None = _option(
+        None, "a file of more API keys, one a line (# comments), read at start and reload", None
+    )
+    api_max_body: int = _option(65_536, "largest request body the HTTP port reads, in bytes", 64)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ChatSettings:
