@@ -210,7 +210,7 @@ class Refused(Exception):
 CHAT_STATUS = {"no-such-room": 404, "no-such-user": 404, "too-long": 400}
 
 _FIELD_PATH = re.compile(r"at `\$\.([^`.\[]+)")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
+_MISSING = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 
 
 def bad_input(where: str, error: msgspec.ValidationError | msgspec.DecodeError) -> Refused:
@@ -300,7 +300,8 @@ def answer(app: ChatApp, request: HttpRequest) -> bytes:
         status, body, headers = refused.status, refused.body, refused.headers
     except ChatError as error:
         status = CHAT_STATUS.get(error.code, 409)
-        body, headers = ApiError(error.code, error.detail), None
+        field = "text" if error.code == "too-long" else None  # the one text over max_text
+        body, headers = ApiError(error.code, error.detail, field), None
     data = body if type(body) is bytes else msgspec.json.encode(body)
     return response(status, data, JSON, close=close, headers=headers, head=request.method == "HEAD")
 
