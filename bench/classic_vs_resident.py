@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -62,7 +63,9 @@ HERE = Path(__file__).resolve().parent
 
 CLASSIC = HERE / "classic"
 PYTHON = sys.executable
-STACKS = ("cgi-sqlite", "gunicorn-sqlite", "gunicorn-redis", "resident-tcp")
+STACKS = ("cgi-sqlite", "gunicorn-sqlite", "gunicorn-redis", "resident-tcp", "resident-http")
+RESIDENT = ("resident-tcp", "resident-http")
+API_KEY = "bench-" + secrets.token_hex(16)
 # The talk's own figures, quoted by issue 20: about 2,500 requests/s on 8 cores, about 1 MB
 # per online user. Per CPU-second that is at best 2,500 / 8, if all 8 cores were busy.
 TALK = {"rps": 2500.0, "cores": 8, "bytes_per_user": 1_000_000}
@@ -126,7 +129,8 @@ class Stack:
     workdir: Path
     options: argparse.Namespace
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    port: int = 0
+    port: int = 0  # where the load goes
+    chat_port: int = 0  # resident-http: where its users sign in
     store: str = ""
     chat_seeded: bool = False
 
@@ -148,16 +152,20 @@ class Stack:
         o = self.options
         self.port = free_port()
         listen = f"{HOST}:{self.port}"
-        if self.name == "resident-tcp":
+        if self.chat:
+            self.chat_port, http_port = free_port(), free_port()
+            self.port = http_port if self.name == "resident-http" else self.chat_port
             rooms = [L.room_name(i, o.room_size) for i in range(0, o.clients, o.room_size)]
             argv = [
-                PYTHON, "-m", "residentd", "run", "chat", "--listen", listen,
-                "--http-listen", f"{HOST}:{free_port()}", "--admin", "off",
+                PYTHON, "-m", "residentd", "run", "chat", "--listen", f"{HOST}:{self.chat_port}",
+                "--http-listen", f"{HOST}:{http_port}", "--api-keys", API_KEY, "--admin", "off",
                 "--log-level", "WARNING", "--ping-interval", "0", "--rate-limit", "0",
-                "--max-connections", "0", "--max-connections-per-ip", "0",
+                "--idle-timeout", "0", "--max-connections", "0", "--max-connections-per-ip", "0",
                 *[arg for room in rooms for arg in ("--rooms", room)],
             ]  # fmt: skip
-            wait_port(self.port, self.spawn(argv))
+            daemon = self.spawn(argv)
+            wait_port(self.chat_port, daemon)
+            wait_port(http_port, daemon)
             return
         if self.name.endswith("-redis"):
             redis_port = free_port()
@@ -197,14 +205,28 @@ class Stack:
             store.close()
 
     def refresh_presence(self) -> None:
-        """Every classic user's heartbeat is fresh as a window starts, whatever the workload."""
+        """Every classic user's heartbeat is fresh as a window starts, whatever the workload:
+        the clients' and the idle users' (in rooms of their own)."""
+        o = self.options
         store = open_store(self.store)
         try:
-            for index in range(self.options.clients):
-                room = L.room_name(index, self.options.room_size)
-                store.heartbeat(L.user_name("", index), room, now_ms())
+            for index in range(o.clients):
+                store.heartbeat(L.user_name("", index), L.room_name(index, o.room_size), now_ms())
+            for index in range(o.idle_users):
+                store.heartbeat(L.user_name("idle", index), f"idle{index // o.room_size}", now_ms())
         finally:
             store.close()
+
+    async def open_idle(self) -> L.Load | None:
+        """The chat's idle users: signed in over TCP for the whole run, saying nothing."""
+        if not self.chat or not self.options.idle_users:
+            return None
+        idle = L.Load(HOST, self.chat_port, L.ChatConn)
+        for index in range(self.options.idle_users):
+            hello = L.chat_line("hello", 1, v=1, user=L.user_name("idle", index))
+            idle.add([hello], [], source_address(index, 1000))
+        await idle.start(timeout=60.0)
+        return idle
 
     def roots(self) -> list[psutil.Process]:
         return [psutil.Process(p.pid) for p in self.processes]
@@ -222,28 +244,36 @@ class Stack:
                     process.kill()
                     process.wait()
 
-    def load(self, workload: str) -> L.Load:
-        """The clients of one window. The chat's users sign in and join (the first window's
-        post twice each, so every room has 20 messages to read)."""
+    def loads(self, workload: str) -> tuple[L.Load, L.Load | None]:
+        """The clients of one window, and for resident-http its users' chat connections (signed
+        in and in their rooms, only listening; the load goes through the API). The chat's users
+        sign in and join, and in the first window post twice each, so every room has 20
+        messages to read."""
         o = self.options
-        framing: Callable[[L.Client], L.Conn] = L.ChatConn if self.chat else L.HttpConn
+        framing: Callable[[L.Client], L.Conn] = L.HttpConn
+        if self.name == "resident-tcp":
+            framing = L.ChatConn
         run = L.Load(HOST, self.port, framing)
+        members = L.Load(HOST, self.chat_port, L.ChatConn) if self.name == "resident-http" else None
         ops = L.ops_of(workload)
         posts = 0 if self.chat_seeded else 2
         self.chat_seeded = self.chat
         for index in range(o.clients):
             user, room = L.user_name("", index), L.room_name(index, o.room_size)
-            if self.chat:
-                requests = L.chat_requests(user, room)
-                setup = [*L.chat_sign_in(user, room), *[requests["post"]] * posts]
-            else:
-                requests = L.classic_requests(user, room)
-                setup = [requests["heartbeat"]]
+            chat = L.chat_requests(user, room)
+            sign_in = [*L.chat_sign_in(user, room), *[chat["post"]] * posts]
+            if self.name == "resident-tcp":
+                requests, setup = chat, sign_in
+            elif members is not None:
+                requests, setup = L.api_requests(user, room, API_KEY), []
+                members.add(sign_in, [], source_address(index + o.clients, 1))
+            else:  # signed in by refresh_presence
+                requests, setup = L.classic_requests(user, room), []
             cycle = [(op, requests[op]) for op in ops]
             # Start each client at its own place in the cycle, so the operations interleave.
             shift = index % len(cycle)
             run.add(setup, cycle[shift:] + cycle[:shift], source_address(index, 1))
-        return run
+        return run, members
 
 
 @dataclass
@@ -277,27 +307,34 @@ async def measure(stack: Stack, workload: str) -> Window:
     o = stack.options
     if not stack.chat:
         stack.refresh_presence()
-    run = stack.load(workload)
+    run, members = stack.loads(workload)
+    if members is not None:
+        await members.start(timeout=30.0)
     await run.start(timeout=max(30.0, o.seconds * 4))
     await asyncio.sleep(o.warmup)
     roots = stack.roots()
     me = psutil.Process()
     front = psutil.Process(stack.front_pid())
     run.reset()
+    if members is not None:
+        members.reset()
     cpu0, front0, me0, busy0 = tree_cpu(roots), _own_cpu(front), _own_cpu(me), busy_cpu()
     t0 = time.perf_counter()
-    await asyncio.sleep(o.seconds)
+    await asyncio.sleep(o.cgi_seconds if stack.name.startswith("cgi") else o.seconds)
     t1 = time.perf_counter()
     cpu1, front1, me1, busy1 = tree_cpu(roots), _own_cpu(front), _own_cpu(me), busy_cpu()
     rss = tree_rss(roots)
     tally = run.reset()
     await run.stop(timeout=max(30.0, o.seconds * 4))
+    if members is not None:
+        tally.pushes += members.reset().pushes
+        await members.stop(timeout=10.0)
     server, client = cpu1 - cpu0, me1 - me0
     return Window(
         stack=stack.name, workload=workload, seconds=t1 - t0, requests=tally.requests,
         errors=tally.errors, pushes=tally.pushes, server_cpu=server, front_cpu=front1 - front0,
         client_cpu=client, other_cpu=max(0.0, busy1 - busy0 - server - client), rss=rss,
-        users=o.clients, p50_us=tally.latency.get_value_at_percentile(50),
+        users=o.clients + o.idle_users, p50_us=tally.latency.get_value_at_percentile(50),
         p99_us=tally.latency.get_value_at_percentile(99), first_error=tally.first_error,
     )  # fmt: skip
 
@@ -320,7 +357,7 @@ def summary(windows: list[Window], workloads: list[str], stacks: list[str]) -> l
     for workload in workloads:
         by_stack = {s: [w for w in windows if w.stack == s and w.workload == workload]
                     for s in stacks}  # fmt: skip
-        resident = median(by_stack.get("resident-tcp", []), lambda w: w.per_cpu_second)
+        resident = {r: median(by_stack.get(r, []), lambda w: w.per_cpu_second) for r in RESIDENT}
         for stack in stacks:
             mine = by_stack[stack]
             if not mine:
@@ -333,7 +370,7 @@ def summary(windows: list[Window], workloads: list[str], stacks: list[str]) -> l
                 "p99_ms": median(mine, lambda w: w.p99_us) / 1000,
                 "cpu_us_per_request": 1e6 / per_cpu if per_cpu else 0.0,
                 "per_cpu_second": per_cpu,
-                "resident_ratio": resident / per_cpu if per_cpu else 0.0,
+                **{f"{r}_ratio": resident[r] / per_cpu if per_cpu else 0.0 for r in RESIDENT},
                 "front_cpu_share": median(mine, lambda w: w.front_cpu / w.server_cpu
                                           if w.server_cpu else 0.0),
                 "rss_mb": median(mine, lambda w: w.rss) / 1e6,
@@ -345,23 +382,29 @@ def summary(windows: list[Window], workloads: list[str], stacks: list[str]) -> l
     return rows
 
 
+def ratio(value: float) -> str:
+    return f"{value:,.1f}x" if value else ""
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| workload | stack | requests/s | p50 ms | p99 ms | server CPU µs/request "
-        "| requests per server CPU-s | resident-tcp's ratio | RSS MB | per online user |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| requests per server CPU-s | resident-tcp's ratio | resident-http's ratio "
+        "| RSS MB | per online user |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['stack']} | {r['rps']:,.0f} | {r['p50_ms']:,.2f} "
             f"| {r['p99_ms']:,.2f} | {r['cpu_us_per_request']:,.0f} | {r['per_cpu_second']:,.0f} "
-            f"| {r['resident_ratio']:,.1f}x | {r['rss_mb']:,.1f} "
+            f"| {ratio(r['resident-tcp_ratio'])} | {ratio(r['resident-http_ratio'])} "
+            f"| {r['rss_mb']:,.1f} "
             f"| {r['bytes_per_user'] / 1e3:,.0f} KB |"
         )
     talk_cpu = TALK["rps"] / TALK["cores"]
     lines.append(
         f"| (talk) | the talk's figures, 8 cores | {TALK['rps']:,.0f} | | "
-        f"| >= {1e6 / talk_cpu:,.0f} | <= {talk_cpu:,.0f} | | "
+        f"| >= {1e6 / talk_cpu:,.0f} | <= {talk_cpu:,.0f} | | | "
         f"| ~{TALK['bytes_per_user'] / 1e6:.0f} MB |"
     )
     return "\n".join(lines)
@@ -399,6 +442,7 @@ def chart(rows: list[dict[str, Any]], workloads: list[str], stacks: list[str], p
 
 async def run(options: argparse.Namespace, stacks: list[Stack]) -> list[Window]:
     windows: list[Window] = []
+    idle = [await stack.open_idle() for stack in stacks]
     for round_index in range(options.rounds):
         for workload in options.workloads:
             shift = round_index % len(stacks)
@@ -415,6 +459,9 @@ async def run(options: argparse.Namespace, stacks: list[Stack]) -> list[Window]:
                     f"others {window.other_cpu / window.seconds:4.0%}{note}",
                     flush=True,
                 )
+    for load in idle:
+        if load is not None:
+            await load.stop(timeout=10.0)
     return windows
 
 
@@ -424,9 +471,13 @@ def main() -> int:
     parser.add_argument("--workloads", default="mix", help="mix and/or " + ",".join(L.OPS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="counted per window")
+    parser.add_argument("--cgi-seconds", type=float, default=8.0,
+                        help="counted per window of the CGI stack")  # fmt: skip
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--clients", type=int, default=50, help="users, one connection each")
     parser.add_argument("--room-size", type=int, default=10)
+    parser.add_argument("--idle-users", type=int, default=1000,
+                        help="users online besides the clients, saying nothing")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1,
                         help="gunicorn sync workers (one per core the server may use)")  # fmt: skip
     parser.add_argument("--cgi-children", type=int, default=4,

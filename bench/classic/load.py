@@ -51,9 +51,11 @@ def ops_of(workload: str) -> tuple[str, ...]:
 # -- the requests ----------------------------------------------------------------------------------
 
 
-def http_request(method: str, target: str, body: dict[str, object] | None = None) -> bytes:
+def http_request(
+    method: str, target: str, body: dict[str, object] | None = None, headers: str = ""
+) -> bytes:
     data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
-    head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
     return head.encode() + b"\r\n" + data
@@ -67,6 +69,21 @@ def classic_requests(user: str, room: str) -> dict[str, bytes]:
         "post": http_request("POST", "/post", {"user": user, "room": room, "text": TEXT}),
         "history": http_request("GET", f"/history?room={room}&limit={HISTORY}"),
         "incr": http_request("POST", "/incr", {"user": user, "key": COUNTER}),
+    }
+
+
+def api_requests(user: str, room: str, key: str) -> dict[str, bytes]:
+    """The chat daemon's backend HTTP API for each operation (docs/chat-protocol.md), with the
+    API key ``key``. The API has no heartbeat (presence is a socket's): the heartbeat writes
+    the user's state key ``seen``, as the classic app writes its presence row."""
+    auth = f"Authorization: Bearer {key}\r\n"
+    users, rooms = f"/api/v1/users/{user}", f"/api/v1/rooms/{room}"
+    return {
+        "heartbeat": http_request("PUT", f"{users}/state/seen", {"value": 1}, auth),
+        "who": http_request("GET", f"{rooms}/members?limit=100", None, auth),
+        "post": http_request("POST", f"{rooms}/messages", {"user": user, "text": TEXT}, auth),
+        "history": http_request("GET", f"{rooms}/history?limit={HISTORY}", None, auth),
+        "incr": http_request("POST", f"{users}/state/{COUNTER}/incr", {"by": 1}, auth),
     }
 
 
@@ -142,6 +159,11 @@ class Client:
             self.op, self.request = "setup", self.setup.pop(0)
         elif not self.load.running:
             self.finish()
+            return
+        elif not self.cycle:  # a member that only listens
+            self.op = ""
+            if not self.ready.done():
+                self.ready.set_result(None)
             return
         else:
             if not self.ready.done():
@@ -288,6 +310,9 @@ class Load:
     async def stop(self, timeout: float) -> Tally:
         """Let every client finish its request and close; return the tally."""
         self.running = False
+        for client in self.clients:
+            if not client.op:
+                client.finish()
         try:
             await asyncio.wait_for(asyncio.gather(*(c.done for c in self.clients)), timeout)
         except TimeoutError:
