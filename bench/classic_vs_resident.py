@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,35 +84,35 @@ def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0
     raise RuntimeError(f"{process.args} did not listen on {port} in {timeout}s")
 
 
+def tree(roots: list[psutil.Process]) -> Iterator[psutil.Process]:
+    """The processes under ``roots``, the roots included."""
+    for root in roots:
+        try:
+            yield root
+            yield from root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+
+
 def tree_cpu(roots: list[psutil.Process]) -> float:
     """User+system CPU seconds of the processes under ``roots``, reaped children included."""
     total = 0.0
-    for root in roots:
+    for process in tree(roots):
         try:
-            processes = [root, *root.children(recursive=True)]
+            t = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        for process in processes:
-            try:
-                t = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
+        total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
 def tree_rss(roots: list[psutil.Process]) -> int:
     total = 0
-    for root in roots:
+    for process in tree(roots):
         try:
-            processes = [root, *root.children(recursive=True)]
+            total += process.memory_info().rss
         except psutil.NoSuchProcess:
             continue
-        for process in processes:
-            try:
-                total += process.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
     return total
 
 
@@ -285,7 +285,7 @@ class Window:
     errors: int
     pushes: int
     server_cpu: float
-    front_cpu: float
+    front_cpu: float  # the last process started: the CGI front, gunicorn's master, the daemon
     client_cpu: float
     other_cpu: float
     rss: int
