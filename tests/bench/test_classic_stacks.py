@@ -353,3 +353,65 @@ def test_load_counts_every_chat_answer(tmp_path: Path) -> None:
         assert total == tally.per_op["incr"]
     finally:
         stop(daemon)
+
+
+# -- the bench's accounting --------------------------------------------------------------------
+
+
+def test_server_cpu_counts_reaped_children() -> None:
+    """A CGI handler's CPU time is the server's even after the process is gone: a parent that
+    ran and waited for a busy child carries the child's time in its tree's CPU."""
+    import psutil
+
+    from classic_vs_resident import tree_cpu
+
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys, time\n"
+         f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
+         f"print('reaped', flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == b"reaped\n"
+        root = psutil.Process(parent.pid)
+        assert root.children() == []
+        assert tree_cpu([root]) >= 0.3
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_summary_takes_medians_and_ratios() -> None:
+    from classic_vs_resident import Window, summary
+
+    def window(stack: str, requests: int, cpu: float) -> Window:
+        return Window(
+            stack=stack,
+            workload="mix",
+            seconds=2.0,
+            requests=requests,
+            errors=0,
+            pushes=0,
+            server_cpu=cpu,
+            front_cpu=0.0,
+            client_cpu=0.0,
+            other_cpu=0.0,
+            rss=10_000_000,
+            users=100,
+            p50_us=1000,
+            p99_us=5000,
+            first_error="",
+        )
+
+    windows = [window("gunicorn-sqlite", n, 1.0) for n in (1000, 3000, 2000)]
+    windows += [window("resident-tcp", n, 0.5) for n in (20_000, 10_000, 30_000)]
+    rows = {r["stack"]: r for r in summary(windows, ["mix"], ["gunicorn-sqlite", "resident-tcp"])}
+    assert rows["gunicorn-sqlite"]["per_cpu_second"] == 2000
+    assert rows["gunicorn-sqlite"]["cpu_us_per_request"] == 500
+    assert rows["resident-tcp"]["per_cpu_second"] == 40_000
+    assert rows["gunicorn-sqlite"]["resident-tcp_ratio"] == 20
+    assert rows["gunicorn-sqlite"]["rps"] == 1000
+    assert rows["gunicorn-sqlite"]["bytes_per_user"] == 100_000
+    assert rows["gunicorn-sqlite"]["resident-http_ratio"] == 0.0
