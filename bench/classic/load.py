@@ -172,7 +172,9 @@ class Client:
             self.next = (self.next + 1) % len(self.cycle)
         self.sent_at = time.perf_counter_ns()
         if self.conn is None:
-            asyncio.get_running_loop().create_task(self.connect())
+            task = asyncio.get_running_loop().create_task(self.connect())
+            self.load.connecting.add(task)  # a task nothing refers to may be collected
+            task.add_done_callback(self.load.connecting.discard)
         else:
             self.conn.send(self.request)
 
@@ -292,6 +294,7 @@ class Load:
         self.running = True
         self.tally = Tally()
         self.clients: list[Client] = []
+        self.connecting: set[asyncio.Task[None]] = set()
 
     def add(self, setup: Sequence[bytes], cycle: Sequence[tuple[str, bytes]], local: str) -> None:
         self.clients.append(Client(self, setup, cycle, local))
