@@ -23,7 +23,7 @@ value = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=
 @st.composite
 def requests(draw: Any) -> tuple[bytes, list[tuple[str, str, dict[str, str], bytes]]]:
     """A stream of keep-alive requests and what the codec must read from it."""
-    newline = draw(st.sampled_from([b"\r\n", b"\n"]))
+    newline = b"\r\n"
     stream = b""
     expected = []
     for _ in range(draw(st.integers(1, 4))):
@@ -167,9 +167,24 @@ def test_upgrade_stops_and_hands_over_the_rest() -> None:
     assert codec.buffered == 0
 
 
-def test_bare_lf_and_leading_empty_lines_are_taken() -> None:
-    [request] = only(b"\r\n\nGET /lf HTTP/1.1\nHost: x\nContent-Length: 2\n\nok")
-    assert (request.target, request.body) == ("/lf", b"ok")
+def test_leading_empty_lines_are_skipped() -> None:
+    [request] = only(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+    assert (request.target, request.body) == ("/a", b"ok")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\nHost: x\n\n",
+        b"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        GOOD + b"X-A: 1\n\r\n",
+        GOOD + b"X-A: 1\r\n\n",
+        b"GET / HTTP/1.1\n",  # refused at once, not when the head limit is reached
+    ],
+)
+def test_a_bare_lf_is_refused(data: bytes) -> None:
+    for chunks in ([data], [bytes([byte]) for byte in data]):
+        assert feed_events(HttpRequestCodec(), chunks) == [Err("bad-request")]
 
 
 def test_a_body_is_held_until_complete_and_counted_as_buffered() -> None:

@@ -9,8 +9,9 @@ however the bytes are split; like h11, it scans only bytes it has not scanned be
 What it accepts and refuses, and why (h11 is the model; every refusal is a ``ProtocolError``
 whose code maps to the status in ``error_reply``, and the connection closes after it):
 
-* Lines end in CRLF; a bare LF is taken as a line end too (RFC 9112 2.2 allows it, h11 does
-  it); a bare CR is refused. Empty lines before a request line are skipped (2.2).
+* Lines end in CRLF. A bare LF or a bare CR is refused (2.2 lets a recipient take a bare LF
+  as a line end, and h11 does; we do not, so that no proxy in front can read a head's lines
+  differently from us). Empty lines before a request line are skipped (2.2).
 * The request line is ``method SP target SP HTTP/1.x`` with a token method and a target of
   visible ASCII; longer than ``max_request_line``: ``uri-too-long`` (414). A version other than
   1.0 or 1.1: ``version-not-supported`` (505).
@@ -72,13 +73,10 @@ _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):(.*)", re.DOTALL)
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # not allowed in a field value
-_LINE_END = re.compile(rb"\r?\n")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_LEADING_EMPTY = re.compile(rb"(?:\r?\n)+")
 
 # Codec states.
 _READING = 0
-_CLOSED = 1  # after a request that closes the connection: input is ignored
+_CLOSED = 1  # after a request that closes the connection, or an error: input is ignored
 _UPGRADED = 2  # after a request that switches protocols: input is kept for take_upgrade()
 
 
@@ -174,7 +172,12 @@ class HttpRequestCodec:
         while self._state == _READING:
             request = self._head
             if request is None:
-                request = self._read_head(requests)
+                try:
+                    request = self._read_head(requests)
+                except ProtocolError:
+                    self._state = _CLOSED  # the connection closes: nothing more is read
+                    buffer.clear()
+                    raise
                 if request is None:
                     break
             length = self._body_length
@@ -196,23 +199,30 @@ class HttpRequestCodec:
 
     def _read_head(self, done: list[HttpRequest]) -> HttpRequest | None:
         buffer = self._buffer
-        skip = _LEADING_EMPTY.match(buffer)
-        if skip:
-            del buffer[: skip.end()]
-            self._scanned = max(0, self._scanned - skip.end())
-        match = _HEAD_END.search(buffer, max(0, self._scanned - 3))
-        if match is None:
-            self._scanned = len(buffer)
+        while buffer.startswith(b"\r\n"):  # empty lines before a request line (2.2)
+            del buffer[:2]
+            self._scanned = max(0, self._scanned - 2)
+        # Every LF must end a CRLF; the head ends at the first empty line.
+        scanned = self._scanned
+        end = buffer.find(b"\r\n\r\n", max(0, scanned - 3))
+        stop = len(buffer) if end < 0 else end + 4
+        lf = buffer.find(b"\n", scanned, stop)
+        while lf >= 0:
+            if lf == 0 or buffer[lf - 1] != 13:
+                raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
+            lf = buffer.find(b"\n", lf + 1, stop)
+        if end < 0:
             if len(buffer) > self.max_head:
                 raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
-            if buffer.find(b"\n") < 0 and len(buffer) > self.max_request_line:
-                raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
+            line_limit = self.max_request_line
+            if len(buffer) > line_limit and buffer.find(b"\n", 0, line_limit + 2) < 0:
+                raise ProtocolError("uri-too-long", f"limit={line_limit}", done)
+            self._scanned = len(buffer)
             return None
-        end = match.end()
-        if end > self.max_head + 4:
+        if end > self.max_head:
             raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
-        head = bytes(buffer[: match.start()])
-        del buffer[:end]
+        head = bytes(buffer[:end])
+        del buffer[: end + 4]
         self._scanned = 0
         request = self._parse_head(head, done)
         if request.upgrade is not None:
@@ -220,11 +230,11 @@ class HttpRequestCodec:
         return request
 
     def _parse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
-        lines = _LINE_END.split(head)
+        lines = head.split(b"\r\n")
         first = lines[0]
         if len(first) > self.max_request_line:
             raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
-        if b"\r" in head.replace(b"\r\n", b""):
+        if any(b"\r" in line for line in lines):
             raise ProtocolError("bad-request", "a bare CR in the head", done)
         line = _REQUEST_LINE.fullmatch(first)
         if line is None:
