@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
+from websockets.frames import Frame, Opcode
 
 from residentd.apps.chat.tokens import check_token
 
+from .daemon import ChatDaemon
 from .helpers import Chat, chat_server
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -327,3 +334,70 @@ def test_openapi_document_is_valid_and_describes_live_answers(run: Run) -> None:
             http.close()
 
     run(main())
+
+
+def test_upgrade_after_keep_alive_requests_on_one_connection(run: Run) -> None:
+    """A page request, an API call, then the WebSocket upgrade and a frame sent right behind
+    it, all on one connection, in one write."""
+
+    async def main() -> None:
+        async with api_server() as chat:
+            http = await Http.open(chat)
+            upgrade = (
+                b"GET /ws HTTP/1.1\r\nHost: chat.test\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            hello = Frame(Opcode.TEXT, b'{"op":"hello","v":1,"user":"eve","id":1}')
+            http.writer.write(
+                b"GET /static/style.css HTTP/1.1\r\nHost: x\r\n\r\n"
+                + build("GET", "/api/v1/online")
+                + upgrade
+                + hello.serialize(mask=True)
+            )
+            assert (await http.response())[0] == 200
+            assert (await http.response())[2] == {"online": 0, "users": []}
+            head = await asyncio.wait_for(http.reader.readuntil(b"\r\n\r\n"), 5.0)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # RFC 6455's example accept key
+            first = await asyncio.wait_for(http.reader.readexactly(2), 5.0)
+            assert first[0] == 0x81  # a text frame
+            length = first[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(await http.reader.readexactly(2), "big")
+            reply = json.loads(await http.reader.readexactly(length))
+            assert reply["op"] == "hello" and reply["user"] == "eve"
+            _, _, online = await Http(
+                *await asyncio.open_connection(chat.http.host, chat.http.port)
+            ).call("GET", "/api/v1/online")
+            assert online["users"] == ["eve"]
+            http.close()
+
+    run(main())
+
+
+def test_reload_changes_the_keys(tmp_path: Any) -> None:
+    """SIGHUP from another process re-reads api_keys: the new key works, the old one is 401."""
+    config = tmp_path / "chat.toml"
+    config.write_text(f'api_keys = ["{KEY}"]\n')
+    with ChatDaemon("--config", str(config)) as daemon:
+
+        def status(key: str) -> int:
+            request = urllib.request.Request(
+                daemon.url + "/api/v1/online", headers={"Authorization": f"Bearer {key}"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        new_key = "rotated-key-0123456789"
+        assert (status(KEY), status(new_key)) == (200, 401)
+        config.write_text(f'api_keys = ["{new_key}"]\n')
+        assert daemon.process is not None
+        os.kill(daemon.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while status(new_key) != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (status(KEY), status(new_key)) == (401, 200)
