@@ -401,3 +401,11 @@ def test_reload_changes_the_keys(tmp_path: Any) -> None:
         while status(new_key) != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (status(KEY), status(new_key)) == (401, 200)
+        # A bad key at a reload is logged, and the keys in force stay.
+        config.write_text('api_keys = ["short"]\n')
+        os.kill(daemon.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "must be at least 16" not in daemon.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "must be at least 16" in daemon.log()
+        assert (status(KEY), status(new_key), status("short")) == (401, 200, 401)

@@ -1,7 +1,8 @@
 """The chat daemon: its two services, its options and the hooks that build and run the hub.
 
 ``residentd run chat`` serves the chat protocol on TCP (``listen``, default 127.0.0.1:7700) and
-the web port (``http_listen``, default 127.0.0.1:7780: the page, the dashboard and ``/ws``).
+the web port (``http_listen``, default 127.0.0.1:7780: the page, the dashboard, ``/ws`` and
+the backend API under ``/api/v1/``, whose keys are read at start and reload).
 The hub is built from the options in force when it is first needed (at start, or by a
 connection accepted while the listeners are still being bound); a reload swaps new settings
 into it, and a stop lets the next start build a new one. Once started, a periodic job runs the
@@ -89,8 +90,8 @@ def build_app() -> ChatApp:
     @app.on_reload
     def reload(changed: dict[str, Any]) -> None:
         settings = app.settings()
-        app.api_keys = api.load_keys(settings)
         app.hub.reconfigure(settings)
+        app.api_keys = api.load_keys(settings)  # a bad key or file keeps the old keys
 
     @app.every(1.0)
     def tick() -> None:
