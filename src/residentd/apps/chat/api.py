@@ -31,9 +31,14 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from residentd.apps.chat import protocol as p
-from residentd.apps.chat.handlers import MAX_LISTED, post_message, send_direct
+from residentd.apps.chat.handlers import (
+    MAX_LISTED,
+    member_list,
+    post_message,
+    send_direct,
+    user_state,
+)
 from residentd.apps.chat.protocol import ChatError
-from residentd.apps.chat.state import UserState
 from residentd.apps.chat.tokens import make_token
 from residentd.codecs.http import HttpRequest, response
 from residentd.errors import ConfigError
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
     from residentd.apps.chat.hub import Hub
     from residentd.apps.chat.presence import User
     from residentd.apps.chat.settings import ChatSettings
+    from residentd.apps.chat.state import UserState
 
 PREFIX = "/api/"
 BASE = "/api/v1"
@@ -422,12 +428,6 @@ def _kick(call: Call) -> Kicked:
     return Kicked(user.name, call.hub.kick(user, call.body(KickBody).reason))
 
 
-def _state(user: User) -> UserState:
-    if user.state is None:
-        user.state = UserState()
-    return user.state
-
-
 @route("/users/{user}/state", "GET")
 def _state_document(call: Call) -> StateDocument:
     user = call.user()
@@ -445,11 +445,8 @@ def _state_get(call: Call) -> StateValue:
 @route("/users/{user}/state/{key}", "PUT")
 def _state_set(call: Call) -> StateSize:
     value = call.body(StateValueBody).value
-    settings = call.hub.settings
-    user = call.hub.known_user(call.params["user"])
-    key = call.params["key"]
-    size = _state(user).set(key, value, settings.state_max_keys, settings.state_max_bytes)
-    return StateSize(key, size)
+    state, key, limits = _writable_state(call)
+    return StateSize(key, state.set(key, value, *limits))
 
 
 @route("/users/{user}/state/{key}", "DELETE")
@@ -462,11 +459,15 @@ def _state_del(call: Call) -> StateDeleted:
 @route("/users/{user}/state/{key}/incr", "POST")
 def _state_incr(call: Call) -> StateNumber:
     by = call.body(IncrBody).by
+    state, key, limits = _writable_state(call)
+    return StateNumber(key, state.incr(key, by, *limits))
+
+
+def _writable_state(call: Call) -> tuple[UserState, str, tuple[int, int]]:
+    """The path's user's state document (the user made if unknown), key, and size limits."""
     settings = call.hub.settings
-    user = call.hub.known_user(call.params["user"])
-    key = call.params["key"]
-    value = _state(user).incr(key, by, settings.state_max_keys, settings.state_max_bytes)
-    return StateNumber(key, value)
+    state = user_state(call.hub.known_user(call.params["user"]))
+    return state, call.params["key"], (settings.state_max_keys, settings.state_max_bytes)
 
 
 @route("/rooms", "GET")
@@ -484,14 +485,7 @@ def _room(call: Call) -> p.RoomInfo:
 def _members(call: Call) -> Members:
     room = call.hub.room(call.params["room"])
     limit = call.query("limit", 100, 1, MAX_LISTED)
-    here = [user for user in room.members if user.sessions][:limit]
-    listed = [p.UserInfo(user.name, True) for user in here]
-    for user in room.members:
-        if len(listed) >= limit:
-            break
-        if not user.sessions:
-            listed.append(p.UserInfo(user.name, False, user.last_seen or None))
-    return Members(room.name, room.online, listed)
+    return Members(room.name, room.online, member_list(room, limit))
 
 
 @route("/rooms/{room}/history", "GET")

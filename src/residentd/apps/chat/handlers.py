@@ -70,12 +70,17 @@ def _who(hub: Hub, session: ChatSession, request: p.Who) -> p.Reply:
             users.append(p.UserInfo(name, True))
         return p.WhoReply(online=len(online), users=users)
     room = hub.visible_room(_user(session), request.room)
+    return p.WhoReply(room=room.name, online=room.online, users=member_list(room, limit))
+
+
+def member_list(room: Room, limit: int) -> list[p.UserInfo]:
+    """Up to ``limit`` members of ``room``, the online ones first."""
     here = [user for user in room.members if user.sessions]
     away = [user for user in room.members if not user.sessions]
     listed = [p.UserInfo(user.name, True) for user in here[:limit]]
     for user in away[: limit - len(listed)]:
         listed.append(p.UserInfo(user.name, False, user.last_seen or None))
-    return p.WhoReply(room=room.name, online=room.online, users=listed)
+    return listed
 
 
 @_handles(p.Seen)
@@ -215,7 +220,8 @@ def _history(hub: Hub, session: ChatSession, request: p.History) -> p.Reply:
     return p.HistoryReply(room=room.name, messages=messages, more=more)
 
 
-def _state(user: User) -> UserState:
+def user_state(user: User) -> UserState:
+    """The state document of ``user``, made when first used."""
     if user.state is None:
         user.state = UserState()
     return user.state
@@ -224,14 +230,14 @@ def _state(user: User) -> UserState:
 @_handles(p.StateSet)
 def _state_set(hub: Hub, session: ChatSession, request: p.StateSet) -> p.Reply:
     settings = hub.settings
-    state = _state(_user(session))
+    state = user_state(_user(session))
     size = state.set(request.key, request.value, settings.state_max_keys, settings.state_max_bytes)
     return p.StateSetReply(key=request.key, size=size)
 
 
 @_handles(p.StateGet)
 def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
-    state = _state(_user(session))
+    state = user_state(_user(session))
     if request.key is None:
         return p.StateGetReply(value=state.document())
     return p.StateGetReply(key=request.key, value=state.get(request.key))
@@ -240,12 +246,12 @@ def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
 @_handles(p.StateIncr)
 def _state_incr(hub: Hub, session: ChatSession, request: p.StateIncr) -> p.Reply:
     settings = hub.settings
-    state = _state(_user(session))
+    state = user_state(_user(session))
     value = state.incr(request.key, request.by, settings.state_max_keys, settings.state_max_bytes)
     return p.StateIncrReply(key=request.key, value=value)
 
 
 @_handles(p.StateDel)
 def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
-    state = _state(_user(session))
+    state = user_state(_user(session))
     return p.StateDelReply(key=request.key, deleted=state.delete(request.key))
