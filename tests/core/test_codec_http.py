@@ -22,11 +22,13 @@ value = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=
 
 @st.composite
 def requests(draw: Any) -> tuple[bytes, list[tuple[str, str, dict[str, str], bytes]]]:
-    """A stream of keep-alive requests and what the codec must read from it."""
+    """A stream of keep-alive requests and what the codec must read from it; the last may
+    close the connection, and then what follows it is never read."""
     newline = b"\r\n"
     stream = b""
     expected = []
-    for _ in range(draw(st.integers(1, 4))):
+    count = draw(st.integers(1, 4))
+    for number in range(count):
         method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"]))
         target = "/" + draw(token)
         fields = {"host": "example.test"}
@@ -34,6 +36,8 @@ def requests(draw: Any) -> tuple[bytes, list[tuple[str, str, dict[str, str], byt
         body = draw(st.binary(max_size=300)) if method in ("POST", "PUT") else b""
         if body or draw(st.booleans()):
             fields["content-length"] = str(len(body))
+        if number == count - 1 and draw(st.booleans()):
+            fields["connection"] = draw(st.sampled_from(["close", "Close", "keep-alive, close"]))
         stream += draw(st.sampled_from([b"", newline, newline * 2]))  # empty lines before
         head = [f"{method} {target} HTTP/1.1"]
         head += [
@@ -42,6 +46,8 @@ def requests(draw: Any) -> tuple[bytes, list[tuple[str, str, dict[str, str], byt
         ]
         stream += newline.join(line.encode() for line in head) + newline * 2 + body
         expected.append((method, target, fields, body))
+    if "connection" in expected[-1][2]:
+        stream += draw(st.binary(max_size=100))  # never read
     return stream, expected
 
 
