@@ -285,21 +285,19 @@ def test_pipelined_requests_are_answered_in_order_beside_a_websocket(run: Run) -
 def test_http_1_0_closes_unless_keep_alive(run: Run) -> None:
     async def main() -> None:
         async with api_server() as chat:
+            auth = b"Authorization: Bearer " + KEY.encode() + b"\r\n"
             http = await Http.open(chat)
-            http.writer.write(
-                b"GET /api/v1/online HTTP/1.0\r\nAuthorization: Bearer "
-                + KEY.encode()
-                + b"\r\n\r\n"
-            )
-            assert (await http.response())[0] == 200
+            http.writer.write(b"GET /api/v1/online HTTP/1.0\r\n" + auth + b"\r\n")
+            status, headers, _ = await http.response()
+            assert (status, headers["connection"]) == (200, "close")
             assert await http.closed()
             http = await Http.open(chat)
-            for _ in range(2):
+            for path in (b"/api/v1/online", b"/static/style.css", b"/nope"):
                 http.writer.write(
-                    b"GET /api/v1/online HTTP/1.0\r\nConnection: keep-alive\r\n"
-                    b"Authorization: Bearer " + KEY.encode() + b"\r\n\r\n"
+                    b"GET " + path + b" HTTP/1.0\r\nConnection: keep-alive\r\n" + auth + b"\r\n"
                 )
-                assert (await http.response())[0] == 200
+                _, headers, _ = await http.response()
+                assert headers["connection"] == "keep-alive"  # else a 1.0 client expects a close
             http.close()
 
     run(main())

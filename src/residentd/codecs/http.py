@@ -323,3 +323,20 @@ def response(
         lines.append(f"{name}: {value}")
     data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return data if head else data + body
+
+
+def reply(
+    request: HttpRequest,
+    status: int,
+    body: bytes = b"",
+    content_type: str = "text/plain; charset=utf-8",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """The response to ``request``: no body for HEAD, ``Connection: close`` when the request
+    closes the connection, ``Connection: keep-alive`` to an HTTP/1.0 request that keeps it
+    (RFC 9112 9.3: else an HTTP/1.0 client takes the connection to be closing)."""
+    keep_alive = request.keep_alive
+    if keep_alive and request.version == "HTTP/1.0":
+        headers = {**(headers or {}), "Connection": "keep-alive"}
+    head = request.method == "HEAD"
+    return response(status, body, content_type, close=not keep_alive, headers=headers, head=head)

@@ -40,7 +40,7 @@ from residentd.apps.chat.handlers import (
 )
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.tokens import make_token
-from residentd.codecs.http import HttpRequest, response
+from residentd.codecs.http import HttpRequest, reply
 from residentd.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -298,7 +298,6 @@ def _match(segments: list[str]) -> tuple[dict[str, Handler], dict[str, str]] | N
 
 def answer(app: ChatApp, request: HttpRequest) -> bytes:
     """The bytes of the response to a request under ``/api/``."""
-    close = not request.keep_alive
     try:
         status, body = _answer(app, request)
         headers = None
@@ -309,7 +308,7 @@ def answer(app: ChatApp, request: HttpRequest) -> bytes:
         field = "text" if error.code == "too-long" else None  # the one text over max_text
         body, headers = ApiError(error.code, error.detail, field), None
     data = body if type(body) is bytes else msgspec.json.encode(body)
-    return response(status, data, JSON, close=close, headers=headers, head=request.method == "HEAD")
+    return reply(request, status, data, JSON, headers)
 
 
 def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:

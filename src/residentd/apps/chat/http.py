@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Protocol
 
-from residentd.codecs.http import HttpRequest, response
+from residentd.codecs.http import HttpRequest, reply
 
 PAGES = {"/": "index.html", "/index.html": "index.html", "/dashboard": "dashboard.html"}
 TYPES = {
@@ -58,20 +58,17 @@ def static_file(name: str) -> bytes | None:
 
 def answer(request: HttpRequest, stats: StatsSource | None) -> bytes:
     """The bytes of the response to a request for a page, a static file or ``/stats``."""
-    head = request.method == "HEAD"
-    close = not request.keep_alive
     if request.method not in ("GET", "HEAD"):
-        allow = {"Allow": "GET, HEAD"}
-        return response(405, b"only GET\n", close=close, headers=allow)
+        return reply(request, 405, b"only GET\n", headers={"Allow": "GET, HEAD"})
     path = request.path
     if path == "/stats":
         body = stats.to_json() if stats is not None else b'{"interval":1.0,"samples":[]}'
-        return response(200, body, "application/json", close=close, headers=HEADERS, head=head)
+        return reply(request, 200, body, "application/json", HEADERS)
     name = PAGES.get(path)
     if name is None and path.startswith("/static/"):
         name = path[len("/static/") :]
     page = static_file(name) if name else None
     if name is None or page is None:
-        return response(404, b"not found\n", close=close, headers=HEADERS, head=head)
+        return reply(request, 404, b"not found\n", headers=HEADERS)
     content_type = TYPES["." + name.rpartition(".")[2]]
-    return response(200, page, content_type, close=close, headers=HEADERS, head=head)
+    return reply(request, 200, page, content_type, HEADERS)

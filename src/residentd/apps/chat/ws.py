@@ -22,7 +22,7 @@ from residentd.apps.chat import protocol as p
 from residentd.apps.chat.rooms import WS
 from residentd.apps.chat.session import ChatSession
 from residentd.apps.chat.settings import ChatSettings
-from residentd.codecs.http import HttpRequest, HttpRequestCodec, response
+from residentd.codecs.http import HttpRequest, HttpRequestCodec, reply
 from residentd.codecs.web import WebCodec
 from residentd.codecs.websocket import Outgoing, WebSocketCodec
 from residentd.errors import ProtocolError
@@ -95,12 +95,8 @@ class WebSocketSession(ChatSession):
             return
         app = cast("ChatApp", self.conn.server.app)
         if path == WEBSOCKET_PATH:
-            answer = response(
-                426,
-                b"this path takes a WebSocket upgrade\n",
-                close=not request.keep_alive,
-                headers={"Upgrade": "websocket"},
-            )
+            text = b"this path takes a WebSocket upgrade\n"
+            answer = reply(request, 426, text, headers={"Upgrade": "websocket"})
         elif path.startswith(api.PREFIX):
             answer = api.answer(app, request)
         else:
