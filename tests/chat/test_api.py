@@ -407,3 +407,43 @@ def test_reload_changes_the_keys(tmp_path: Any) -> None:
             time.sleep(0.05)
         assert "must be at least 16" in daemon.log()
         assert (status(KEY), status(new_key), status("short")) == (401, 200, 401)
+
+
+def test_posts_from_many_pipelined_connections_and_a_websocket_all_count(run: Run) -> None:
+    """Five API connections each pipeline 100 posts in one write while a WebSocket user posts
+    too: every request gets its answer, in order per connection, and every post gets one
+    sequence number, seen by the room's member in that order."""
+
+    async def main() -> None:
+        async with api_server(rate_limit=0) as chat:
+            watcher = await chat.signed_in("ws", "watcher")
+            await watcher.request("join", room="lobby")
+
+            async def backend(number: int) -> list[int]:
+                http = await Http.open(chat)
+                posts = [{"user": f"bot{number}", "text": f"{number}-{n}"} for n in range(100)]
+                path = "/api/v1/rooms/lobby/messages"
+                http.writer.write(b"".join(build("POST", path, post) for post in posts))
+                seqs = []
+                for _ in range(100):
+                    status, _, posted = await http.response()
+                    assert status == 200
+                    seqs.append(posted["seq"])
+                http.close()
+                return seqs
+
+            async def user() -> list[int]:
+                return [(await watcher.request("post", room="lobby", text=f"w{n}"))["seq"]
+                        for n in range(50)]  # fmt: skip
+
+            results = await asyncio.gather(*(backend(n) for n in range(5)), user())
+            for seqs in results:
+                assert seqs == sorted(seqs)  # answered in the order sent
+            every = sorted(seq for seqs in results for seq in seqs)
+            assert every == list(range(1, 551))
+            seen = []
+            while len(seen) < 550:
+                seen.append((await watcher.push("message"))["seq"])
+            assert seen == list(range(1, 551))
+
+    run(main())
