@@ -19,7 +19,10 @@ import pytest
 from openapi_spec_validator import validate
 from websockets.frames import Frame, Opcode
 
+from residentd.apps.chat.api import load_keys
+from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.tokens import check_token
+from residentd.errors import ConfigError
 
 from .daemon import ChatDaemon
 from .helpers import Chat, chat_server
@@ -62,8 +65,10 @@ class Http:
         is_json = headers["content-type"] == "application/json"
         return int(lines[0].split()[1]), headers, json.loads(body) if is_json else body
 
-    async def call(self, method: str, path: str, body: Any = None, **fields: Any) -> Any:
-        self.writer.write(build(method, path, body, **fields))
+    async def call(
+        self, method: str, path: str, body: Any = None, key: str | None = KEY, **fields: Any
+    ) -> Any:
+        self.writer.write(build(method, path, body, key, **fields))
         return await self.response()
 
     async def closed(self) -> bool:
@@ -221,17 +226,33 @@ def test_api_off_without_keys_and_a_token_needs_a_secret(run: Run) -> None:
     run(main())
 
 
-def test_keys_from_a_file(run: Run, tmp_path: Any) -> None:
+def test_keys_from_the_list_and_a_file_all_work(run: Run, tmp_path: Any) -> None:
     keys = tmp_path / "keys"
-    keys.write_text(f"# backend keys\n\n{KEY}\n")
+    other = "file-key-0123456789abc"
+    keys.write_text(f"# backend keys\n\n{other}\n")
 
     async def main() -> None:
-        async with chat_server(api_keys_file=str(keys)) as chat:
+        async with chat_server(api_keys=[KEY], api_keys_file=str(keys)) as chat:
             http = await Http.open(chat)
-            assert (await http.call("GET", "/api/v1/online"))[0] == 200
+            for key in (KEY, other):
+                assert (await http.call("GET", "/api/v1/online", key=key))[0] == 200
+            assert (await http.call("GET", "/api/v1/online", key=other + "x"))[0] == 401
             http.close()
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"api_keys": ["short"]}, "at least 16"),
+        ({"api_keys": ["a key with spaces in it"]}, "without spaces"),
+        ({"api_keys_file": "/nonexistent/keys"}, "api_keys_file"),
+    ],
+)
+def test_bad_keys_are_refused_at_start(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_keys(ChatSettings(**options))
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(run: Run) -> None:

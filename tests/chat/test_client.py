@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -129,3 +131,9 @@ def test_async_client(daemon: ChatDaemon) -> None:
                 await chat.room("nowhere")
 
     asyncio.run(main())
+
+
+def test_without_httpx_the_import_error_says_what_to_install() -> None:
+    code = "import sys; sys.modules['httpx'] = None; import residentd.chat.client"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0 and "pip install 'residentd[client]'" in result.stderr
