@@ -299,6 +299,7 @@ def test_pipelined_requests_are_answered_in_order_beside_a_websocket(run: Run) -
             for n in range(20):
                 assert (await ann.push("message"))["text"] == f"m{n}"
             assert (await ann.request("ping"))["op"] == "pong"
+            assert not chat.server.stats.errors  # no internal error, no protocol error
 
     run(main())
 
