@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from residentd.errors import ProtocolError
 
@@ -69,10 +69,12 @@ ERROR_STATUS = {
     "server-shutdown": 503,
 }
 
-_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
-_FIELD = re.compile(rb"(" + _TOKEN + rb"):(.*)", re.DOTALL)
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # not allowed in a field value
+_TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(r"(" + _TOKEN + r") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+_FIELD_NAME = re.compile(_TOKEN)
+# Every byte a head may hold but the control characters (HTAB, CR and LF are let through, and
+# CR and LF checked as line ends): ``head.translate(None, _ALLOWED)`` keeps only the bad ones.
+_ALLOWED = bytes(set(range(256)) - set(range(32)) - {127} | {9, 10, 13})
 
 # Codec states.
 _READING = 0
@@ -88,34 +90,41 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)  # names in lower case
     body: bytes = b""
     head: bytes = b""  # the raw head, kept only for a request that asks to upgrade
+    # Whether the connection stays open after this request's response (RFC 9112 9.3).
+    keep_alive: bool = field(init=False)
+    # The protocol this request asks to switch to (``Connection: upgrade`` and ``Upgrade``).
+    upgrade: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        options = self.headers.get("connection")
+        if options is None:
+            self.keep_alive = self.version == "HTTP/1.1"
+            self.upgrade = None
+            return
+        tokens = {item.strip().lower() for item in options.split(",")}
+        self.keep_alive = "close" not in tokens and (
+            self.version == "HTTP/1.1" or "keep-alive" in tokens
+        )
+        self.upgrade = self.headers.get("upgrade") or None if "upgrade" in tokens else None
+
+    @property
+    def raw_path(self) -> str:
+        """The target's path, as sent (percent-encoded)."""
+        target = self.target
+        if target.startswith("/"):
+            return target.partition("?")[0]
+        return urlsplit(target).path  # the absolute form, http://host/path
 
     @property
     def path(self) -> str:
         """The target's path, percent-decoded."""
-        return unquote(urlsplit(self.target).path)
+        return unquote(self.raw_path)
 
     @property
     def query(self) -> dict[str, str]:
-        return {key: values[-1] for key, values in parse_qs(urlsplit(self.target).query).items()}
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the connection stays open after this request's response (RFC 9112 9.3)."""
-        options = _tokens(self.headers.get("connection", ""))
-        if "close" in options:
-            return False
-        return self.version == "HTTP/1.1" or "keep-alive" in options
-
-    @property
-    def upgrade(self) -> str | None:
-        """The protocol this request asks to switch to (``Upgrade``), if it asks."""
-        if "upgrade" not in _tokens(self.headers.get("connection", "")):
-            return None
-        return self.headers.get("upgrade") or None
-
-
-def _tokens(value: str) -> set[str]:
-    return {item.strip().lower() for item in value.split(",")}
+        """The target's query, decoded (the last value of a repeated name)."""
+        query = urlsplit(self.target).query
+        return dict(parse_qsl(query)) if query else {}
 
 
 class HttpRequestCodec:
@@ -206,11 +215,9 @@ class HttpRequestCodec:
         scanned = self._scanned
         end = buffer.find(b"\r\n\r\n", max(0, scanned - 3))
         stop = len(buffer) if end < 0 else end + 4
-        lf = buffer.find(b"\n", scanned, stop)
-        while lf >= 0:
-            if lf == 0 or buffer[lf - 1] != 13:
-                raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
-            lf = buffer.find(b"\n", lf + 1, stop)
+        crlf_from = max(0, scanned - 1)
+        if buffer.count(b"\n", scanned, stop) != buffer.count(b"\r\n", crlf_from, stop):
+            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
         if end < 0:
             if len(buffer) > self.max_head:
                 raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
@@ -230,43 +237,42 @@ class HttpRequestCodec:
         return request
 
     def _parse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
-        lines = head.split(b"\r\n")
-        first = lines[0]
+        text = head.decode("latin-1")
+        first, crlf, block = text.partition("\r\n")
         if len(first) > self.max_request_line:
             raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
-        if any(b"\r" in line for line in lines):
-            raise ProtocolError("bad-request", "a bare CR in the head", done)
-        line = _REQUEST_LINE.fullmatch(first)
-        if line is None:
+        request_line = _REQUEST_LINE.fullmatch(first)
+        if request_line is None:
             raise ProtocolError("bad-request", "malformed request line", done)
-        method, target, major, minor = line.groups()
-        if major != b"1" or minor not in (b"0", b"1"):
-            version = f"HTTP/{major.decode()}.{minor.decode()}"
-            raise ProtocolError("version-not-supported", f"{version}: use HTTP/1.1", done)
-        if len(lines) - 1 > self.max_headers:
-            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields", done)
+        method, target, major, minor = request_line.groups()
+        if major != "1" or minor not in ("0", "1"):
+            raise ProtocolError("version-not-supported", f"HTTP/{major}.{minor}: use 1.1", done)
+        version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
+        if head.translate(None, _ALLOWED):
+            raise ProtocolError("bad-request", "a control character in the head", done)
+        if head.count(b"\r") != head.count(b"\r\n"):
+            raise ProtocolError("bad-request", "a bare CR in the head", done)
         headers: dict[str, str] = {}
-        for raw in lines[1:]:
-            if raw[:1] in (b" ", b"\t"):
-                raise ProtocolError("bad-request", "obsolete line folding", done)
-            found = _FIELD.fullmatch(raw)
-            if found is None:
+        lines = block.split("\r\n") if crlf else ()
+        if len(lines) > self.max_headers:
+            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields", done)
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not colon or _FIELD_NAME.fullmatch(name) is None:
+                if line[:1] in (" ", "\t"):
+                    raise ProtocolError("bad-request", "obsolete line folding", done)
                 raise ProtocolError("bad-request", "malformed header field", done)
-            name = found.group(1).decode("ascii").lower()
-            value_bytes = found.group(2).strip(b" \t")
-            if _CONTROL.search(value_bytes):
-                raise ProtocolError("bad-request", f"a control character in {name}", done)
-            value = value_bytes.decode("latin-1")
+            name = name.lower()
+            value = value.strip(" \t")
             if name in headers:
                 if name in ("content-length", "host"):
                     raise ProtocolError("bad-request", f"more than one {name}", done)
                 value = f"{headers[name]}, {value}"
             headers[name] = value
-        version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
         if version == "HTTP/1.1" and "host" not in headers:
             raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field", done)
         self._body_length = self._framing(headers, version, done)
-        return HttpRequest(method.decode("ascii"), target.decode("ascii"), version, headers)
+        return HttpRequest(method, target, version, headers)
 
     def _framing(self, headers: dict[str, str], version: str, done: list[HttpRequest]) -> int:
         """The body's length, from the head's fields."""

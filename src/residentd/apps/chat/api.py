@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import msgspec
 
@@ -238,6 +238,7 @@ class Call:
     app: ChatApp
     request: HttpRequest
     params: dict[str, str]
+    query_values: dict[str, str]
 
     def body(self, kind: type[Any]) -> Any:
         try:
@@ -246,7 +247,7 @@ class Call:
             raise bad_input("body", error) from None
 
     def query(self, name: str, default: int, low: int, high: int) -> int:
-        text = self.request.query.get(name)
+        text = self.query_values.get(name)
         if text is None:
             return default
         if not text.isdigit() or not low <= int(text) <= high:
@@ -263,7 +264,10 @@ class Call:
 Handler = Callable[[Call], Any]
 _NAME = re.compile(r"^[\w.-]{1,32}$")
 _PARAMS = {"user": _NAME, "room": _NAME, "key": re.compile(r"^.{1,64}$", re.DOTALL)}
-ROUTES: list[tuple[tuple[str, ...], dict[str, Handler]]] = []
+# Routes by their number of segments and their first one (always a literal): a request is
+# matched against the two or three patterns that could fit, not all of them.
+Route = tuple[tuple[str, ...], dict[str, Handler]]
+ROUTES: dict[tuple[int, str], list[Route]] = {}
 
 
 def route(pattern: str, method: str) -> Callable[[Handler], Handler]:
@@ -271,22 +275,21 @@ def route(pattern: str, method: str) -> Callable[[Handler], Handler]:
     parts = tuple(pattern.strip("/").split("/"))
 
     def register(handler: Handler) -> Handler:
-        for known, methods in ROUTES:
+        routes = ROUTES.setdefault((len(parts), parts[0]), [])
+        for known, methods in routes:
             if known == parts:
                 methods[method] = handler
                 return handler
-        ROUTES.append((parts, {method: handler}))
+        routes.append((parts, {method: handler}))
         return handler
 
     return register
 
 
 def _match(segments: list[str]) -> tuple[dict[str, Handler], dict[str, str]] | None:
-    for parts, methods in ROUTES:
-        if len(parts) != len(segments):
-            continue
+    for parts, methods in ROUTES.get((len(segments), segments[0]), ()):
         params: dict[str, str] = {}
-        for part, segment in zip(parts, segments, strict=True):
+        for part, segment in zip(parts[1:], segments[1:], strict=True):
             if part.startswith("{"):
                 params[part[1:-1]] = segment
             elif part != segment:
@@ -316,7 +319,7 @@ def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
     if not keys:
         raise Refused(404, "api-off", "the API is off: set api_keys or api_keys_file")
     check_key(keys, request.headers.get("authorization", ""))
-    raw_path = urlsplit(request.target).path
+    raw_path = request.raw_path
     if not raw_path.startswith(BASE + "/"):
         raise Refused(404, "not-found", f"no such path; the API is under {BASE}/")
     segments = [unquote(part) for part in raw_path[len(BASE) + 1 :].split("/")]
@@ -334,7 +337,8 @@ def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
     for name, value in params.items():
         if not _PARAMS[name].match(value):
             raise Refused(400, "bad-request", f"bad {name} in the path: {value[:80]!r}", name)
-    return 200, handler(Call(app.hub, app, request, params))
+    query = request.query if "?" in request.target else {}
+    return 200, handler(Call(app.hub, app, request, params, query))
 
 
 def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
@@ -491,7 +495,7 @@ def _members(call: Call) -> Members:
 def _history(call: Call) -> HistoryPage:
     room = call.hub.room(call.params["room"])
     limit = call.query("limit", 50, 1, 200)
-    before = call.request.query.get("before")
+    before = call.query_values.get("before")
     if before is not None and not before.isdigit():
         raise Refused(400, "bad-request", "before must be a sequence number", "before")
     messages, more = room.history.page(None if before is None else int(before), limit)
