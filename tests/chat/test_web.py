@@ -32,7 +32,7 @@ async def http(chat: Chat, raw: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 def get(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: chat.test\r\n\r\n".encode()
+    return f"GET {path} HTTP/1.1\r\nHost: chat.test\r\nConnection: close\r\n\r\n".encode()
 
 
 @pytest.mark.parametrize(
@@ -82,12 +82,12 @@ def test_pages_and_stats(run: Run) -> None:
                 assert headers["connection"] == "close"
                 assert marker in body
             head_status, head_headers, head_body = await http(
-                chat, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                chat, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             )
             assert head_status == 200 and head_body == b"" and int(head_headers["content-length"])
             for path in ("/nope", "/static/../daemon.py", "/static/missing.js", "/static/"):
                 assert (await http(chat, get(path)))[0] == 404, path
-            status, headers, _ = await http(chat, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = await http(chat, b"DELETE / HTTP/1.0\r\n\r\n")
             assert status == 405 and "GET" in headers["allow"]
             assert (await http(chat, get("/ws")))[0] == 426  # no upgrade headers
             peer = await WsPeer.open(chat.ws_url)
@@ -114,7 +114,7 @@ def test_bad_http_is_refused_and_others_are_served(run: Run) -> None:
             assert status == 431  # too many header lines
             reader, writer = await asyncio.open_connection(chat.http.host, chat.http.port)
             writer.write(b"\x16\x03\x01 not http at all\r\n\r\n")
-            assert await asyncio.wait_for(reader.read(), 5.0) == b""
+            assert (await asyncio.wait_for(reader.read(), 5.0)).startswith(b"HTTP/1.1 400 ")
             writer.close()
             assert (await peer.request("ping"))["op"] == "pong"
 

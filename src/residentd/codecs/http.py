@@ -1,33 +1,85 @@
-"""A small HTTP/1.x request parser for residentd's own endpoints (admin, web pages).
+"""HTTP/1.1 requests as a residentd codec (RFC 9112), for residentd's own endpoints.
 
-It reads a request line, headers and a ``Content-Length`` body, with limits on the head and the
-body, and yields ``HttpRequest`` objects. It does not do chunked request bodies (refused with
-``411``-style error ``length-required``) or pipelining beyond sequential requests on a
-keep-alive connection. Responses are built with ``response()``.
+``HttpRequestCodec`` reads requests, each a head (request line and header fields) and a body
+framed by ``Content-Length``, and yields ``HttpRequest`` objects in the order they arrive, so a
+keep-alive connection may send one request after another and a pipelining client several at
+once: the session answers each in turn. It is fed arbitrary chunks and yields the same requests
+however the bytes are split; like h11, it scans only bytes it has not scanned before.
 
-This is for small control and page traffic, not a general web server.
+What it accepts and refuses, and why (h11 is the model; every refusal is a ``ProtocolError``
+whose code maps to the status in ``error_reply``, and the connection closes after it):
+
+* Lines end in CRLF. A bare LF or a bare CR is refused (2.2 lets a recipient take a bare LF
+  as a line end, and h11 does; we do not, so that no proxy in front can read a head's lines
+  differently from us). Empty lines before a request line are skipped (2.2).
+* The request line is ``method SP target SP HTTP/1.x`` with a token method and a target of
+  visible ASCII; longer than ``max_request_line``: ``uri-too-long`` (414). A version other than
+  1.0 or 1.1: ``version-not-supported`` (505).
+* Header fields are ``name: value`` with a token name and no white space before the colon
+  (5.1); a line that starts with white space (obsolete line folding, 5.2) is refused. A head
+  longer than ``max_head`` or with more than ``max_headers`` fields: ``head-too-large`` (431).
+  HTTP/1.1 needs exactly one ``Host`` (3.2). Repeated fields are joined with ", " (RFC 9110
+  5.3).
+* The body: ``Content-Length`` must be digits and appear once (a repeat, even of the same value,
+  is refused: 6.3 lets a server refuse it and h11 refuses conflicts); over ``max_body``:
+  ``body-too-large`` (413), before any of it is read. ``Transfer-Encoding`` is not supported:
+  chunked gets ``length-required`` (411), any other coding ``not-implemented`` (501), and with a
+  ``Content-Length`` beside it, ``bad-request`` (the classic smuggling shape, 6.3).
+* Persistence (9.3): an HTTP/1.1 request keeps the connection open unless ``Connection:
+  close``; an HTTP/1.0 one closes it unless ``Connection: keep-alive``. After a request that
+  closes the connection, the codec reads nothing more (9.6: no further requests are processed).
+* Upgrade: after a request asking to switch protocols (``Connection: upgrade`` and an
+  ``Upgrade`` field) the codec stops, as h11 does; ``take_upgrade()`` hands over the raw bytes
+  of that request's head and everything received after it, for the next protocol's parser.
+
+Responses are built with ``response()``. This is for small API, control and page traffic,
+not a general web server: no chunked bodies, no ``Expect: 100-continue`` (curl waits a second
+for the ``100`` and then sends the body anyway).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from http import HTTPStatus
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from residentd.errors import ProtocolError
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADERS = 100
 
-REASONS = {
-    200: "OK",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Content Too Large",
-    500: "Internal Server Error",
+# Status of the HTTP error response to each fatal error code.
+ERROR_STATUS = {
+    "bad-request": 400,
+    "body-too-large": 413,
+    "input-buffer-full": 413,
+    "uri-too-long": 414,
+    "head-too-large": 431,
+    "length-required": 411,
+    "not-implemented": 501,
+    "version-not-supported": 505,
+    "handshake-timeout": 408,
+    "idle-timeout": 408,
+    "internal-error": 500,
+    "max-connections": 503,
+    "max-connections-per-ip": 503,
+    "server-shutdown": 503,
 }
+
+_TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(r"(" + _TOKEN + r") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+_FIELD_NAME = re.compile(_TOKEN)
+# Every byte a head may hold but the control characters (HTAB, CR and LF are let through, and
+# CR and LF checked as line ends): ``head.translate(None, _ALLOWED)`` keeps only the bad ones.
+_ALLOWED = bytes(set(range(256)) - set(range(32)) - {127} | {9, 10, 13})
+
+# Codec states.
+_READING = 0
+_CLOSED = 1  # after a request that closes the connection, or an error: input is ignored
+_UPGRADED = 2  # after a request that switches protocols: input is kept for take_upgrade()
 
 
 @dataclass(slots=True)
@@ -35,88 +87,225 @@ class HttpRequest:
     method: str
     target: str
     version: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
     body: bytes = b""
+    head: bytes = b""  # the raw head, kept only for a request that asks to upgrade
+    # Whether the connection stays open after this request's response (RFC 9112 9.3).
+    keep_alive: bool = field(init=False)
+    # The protocol this request asks to switch to (``Connection: upgrade`` and ``Upgrade``).
+    upgrade: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        options = self.headers.get("connection")
+        if options is None:
+            self.keep_alive = self.version == "HTTP/1.1"
+            self.upgrade = None
+            return
+        tokens = {item.strip().lower() for item in options.split(",")}
+        self.keep_alive = "close" not in tokens and (
+            self.version == "HTTP/1.1" or "keep-alive" in tokens
+        )
+        self.upgrade = self.headers.get("upgrade") or None if "upgrade" in tokens else None
+
+    @property
+    def raw_path(self) -> str:
+        """The target's path, as sent (percent-encoded)."""
+        target = self.target
+        if target.startswith("/"):
+            return target.partition("?")[0]
+        return urlsplit(target).path  # the absolute form, http://host/path
 
     @property
     def path(self) -> str:
-        return urlsplit(self.target).path
+        """The target's path, percent-decoded."""
+        return unquote(self.raw_path)
 
     @property
     def query(self) -> dict[str, str]:
-        return {key: values[-1] for key, values in parse_qs(urlsplit(self.target).query).items()}
-
-    @property
-    def keep_alive(self) -> bool:
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return connection == "keep-alive"
-        return connection != "close"
+        """The target's query, decoded (the last value of a repeated name)."""
+        query = urlsplit(self.target).query
+        return dict(parse_qsl(query)) if query else {}
 
 
 class HttpRequestCodec:
-    __slots__ = ("_buffer", "_head", "max_body", "max_head")
+    __slots__ = (
+        "_body_length",
+        "_buffer",
+        "_head",
+        "_scanned",
+        "_state",
+        "max_body",
+        "max_head",
+        "max_headers",
+        "max_request_line",
+    )
 
-    def __init__(self, max_head: int = MAX_HEAD, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        max_head: int = MAX_HEAD,
+        max_body: int = MAX_BODY,
+        max_request_line: int = MAX_REQUEST_LINE,
+        max_headers: int = MAX_HEADERS,
+    ) -> None:
         self.max_head = max_head
         self.max_body = max_body
+        self.max_request_line = max_request_line
+        self.max_headers = max_headers
         self._buffer = bytearray()
-        self._head: HttpRequest | None = None
+        self._scanned = 0  # bytes of the buffer searched for the end of the head
+        self._head: HttpRequest | None = None  # a request whose body is still coming
+        self._body_length = 0
+        self._state = _READING
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def stopped(self) -> bool:
+        """True after a request that closes the connection or switches protocols."""
+        return self._state != _READING
+
+    def take_upgrade(self) -> bytes:
+        """After an upgrade request: its raw head and every byte received after it."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
     def feed(self, data: bytes) -> list[HttpRequest]:
-        self._buffer += data
+        buffer = self._buffer
+        if self._state == _CLOSED:
+            return []
+        buffer += data
         requests: list[HttpRequest] = []
-        while True:
-            if self._head is None:
-                end = self._buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self._buffer) > self.max_head:
-                        raise ProtocolError("head-too-large", f"limit={self.max_head}", requests)
-                    return requests
-                head = bytes(self._buffer[:end])
-                del self._buffer[: end + 4]
-                self._head = self._parse_head(head, requests)
-            length = int(self._head.headers.get("content-length", "0"))
-            if len(self._buffer) < length:
-                return requests
-            self._head.body = bytes(self._buffer[:length])
-            del self._buffer[:length]
-            requests.append(self._head)
+        while self._state == _READING:
+            request = self._head
+            if request is None:
+                try:
+                    request = self._read_head(requests)
+                except ProtocolError:
+                    self._state = _CLOSED  # the connection closes: nothing more is read
+                    buffer.clear()
+                    raise
+                if request is None:
+                    break
+            length = self._body_length
+            if len(buffer) < length:
+                self._head = request
+                break
             self._head = None
+            if length:
+                request.body = bytes(buffer[:length])
+                del buffer[:length]
+            requests.append(request)
+            if request.upgrade is not None:
+                self._state = _UPGRADED
+                buffer[:0] = request.head  # take_upgrade() starts with the request's head
+            elif not request.keep_alive:
+                self._state = _CLOSED
+                buffer.clear()
+        return requests
+
+    def _read_head(self, done: list[HttpRequest]) -> HttpRequest | None:
+        buffer = self._buffer
+        while buffer.startswith(b"\r\n"):  # empty lines before a request line (2.2)
+            del buffer[:2]
+            self._scanned = max(0, self._scanned - 2)
+        # Every LF must end a CRLF; the head ends at the first empty line.
+        scanned = self._scanned
+        end = buffer.find(b"\r\n\r\n", max(0, scanned - 3))
+        stop = len(buffer) if end < 0 else end + 4
+        crlf_from = max(0, scanned - 1)
+        if buffer.count(b"\n", scanned, stop) != buffer.count(b"\r\n", crlf_from, stop):
+            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
+        if end < 0:
+            if len(buffer) > self.max_head:
+                raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
+            line_limit = self.max_request_line
+            if len(buffer) > line_limit and buffer.find(b"\n", 0, line_limit + 2) < 0:
+                raise ProtocolError("uri-too-long", f"limit={line_limit}", done)
+            self._scanned = len(buffer)
+            return None
+        if end > self.max_head:
+            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
+        head = bytes(buffer[:end])
+        del buffer[: end + 4]
+        self._scanned = 0
+        request = self._parse_head(head, done)
+        if request.upgrade is not None:
+            request.head = head + b"\r\n\r\n"
+        return request
 
     def _parse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
-        try:
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, version = lines[0].split(" ")
-        except ValueError:
-            raise ProtocolError("bad-request", "malformed request line", done) from None
-        if not version.startswith("HTTP/1."):
-            raise ProtocolError("bad-request", f"unsupported version {version}", done)
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise ProtocolError("bad-request", "malformed header line", done)
-            headers[name.lower()] = value.strip()
-        if "transfer-encoding" in headers:
-            raise ProtocolError("length-required", "chunked bodies are not accepted", done)
-        length = headers.get("content-length", "0")
-        if not length.isdigit():
-            raise ProtocolError("bad-request", "bad content-length", done)
-        if int(length) > self.max_body:
-            raise ProtocolError("body-too-large", f"limit={self.max_body}", done)
+        text = head.decode("latin-1")
+        first, crlf, block = text.partition("\r\n")
+        if len(first) > self.max_request_line:
+            raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
+        request_line = _REQUEST_LINE.fullmatch(first)
+        if request_line is None:
+            raise ProtocolError("bad-request", "malformed request line", done)
+        method, target, major, minor = request_line.groups()
+        if major != "1" or minor not in ("0", "1"):
+            raise ProtocolError("version-not-supported", f"HTTP/{major}.{minor}: use 1.1", done)
+        version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
+        if head.translate(None, _ALLOWED):
+            raise ProtocolError("bad-request", "a control character in the head", done)
+        if head.count(b"\r") != head.count(b"\r\n"):
+            raise ProtocolError("bad-request", "a bare CR in the head", done)
+        headers: dict[str, str] = {}
+        lines = block.split("\r\n") if crlf else ()
+        if len(lines) > self.max_headers:
+            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields", done)
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not colon or _FIELD_NAME.fullmatch(name) is None:
+                if line[:1] in (" ", "\t"):
+                    raise ProtocolError("bad-request", "obsolete line folding", done)
+                raise ProtocolError("bad-request", "malformed header field", done)
+            name = name.lower()
+            value = value.strip(" \t")
+            if name in headers:
+                if name in ("content-length", "host"):
+                    raise ProtocolError("bad-request", f"more than one {name}", done)
+                value = f"{headers[name]}, {value}"
+            headers[name] = value
+        if version == "HTTP/1.1" and "host" not in headers:
+            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field", done)
+        self._body_length = self._framing(headers, version, done)
         return HttpRequest(method, target, version, headers)
+
+    def _framing(self, headers: dict[str, str], version: str, done: list[HttpRequest]) -> int:
+        """The body's length, from the head's fields."""
+        coding = headers.get("transfer-encoding")
+        length = headers.get("content-length")
+        if coding is not None:
+            if length is not None or version == "HTTP/1.0":
+                detail = "Transfer-Encoding with Content-Length or in HTTP/1.0"
+                raise ProtocolError("bad-request", detail, done)
+            if coding.rpartition(",")[2].strip().lower() == "chunked":
+                detail = "chunked request bodies are not accepted: send Content-Length"
+                raise ProtocolError("length-required", detail, done)
+            raise ProtocolError("not-implemented", f"Transfer-Encoding: {coding}", done)
+        if length is None:
+            return 0
+        if not length.isascii() or not length.isdigit():
+            raise ProtocolError("bad-request", f"Content-Length: {length[:40]}", done)
+        if len(length) > 18 or int(length) > self.max_body:
+            raise ProtocolError("body-too-large", f"limit={self.max_body} bytes", done)
+        return int(length)
 
     def encode(self, message: bytes) -> bytes:
         return message
 
     def error_reply(self, error: ProtocolError) -> bytes:
-        status = 413 if error.code.endswith("too-large") else 400
-        return response(status, f"{error.code} {error.detail}\n".encode(), close=True)
+        return error_response(error)
+
+
+def error_response(error: ProtocolError) -> bytes:
+    """The HTTP response to a fatal ``ProtocolError``; the connection closes after it."""
+    status = ERROR_STATUS.get(error.code, 400)
+    text = f"{error.code} {error.detail}".rstrip() + "\n"
+    return response(status, text.encode(), close=True)
 
 
 def response(
@@ -126,9 +315,11 @@ def response(
     *,
     close: bool = False,
     headers: dict[str, str] | None = None,
+    head: bool = False,
 ) -> bytes:
+    """A complete HTTP/1.1 response; ``head``: without the body (an answer to HEAD)."""
     lines = [
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
         f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
     ]
@@ -136,4 +327,22 @@ def response(
         lines.append("Connection: close")
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return data if head else data + body
+
+
+def reply(
+    request: HttpRequest,
+    status: int,
+    body: bytes = b"",
+    content_type: str = "text/plain; charset=utf-8",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """The response to ``request``: no body for HEAD, ``Connection: close`` when the request
+    closes the connection, ``Connection: keep-alive`` to an HTTP/1.0 request that keeps it
+    (RFC 9112 9.3: else an HTTP/1.0 client takes the connection to be closing)."""
+    keep_alive = request.keep_alive
+    if keep_alive and request.version == "HTTP/1.0":
+        headers = {**(headers or {}), "Connection": "keep-alive"}
+    head = request.method == "HEAD"
+    return response(status, body, content_type, close=not keep_alive, headers=headers, head=head)

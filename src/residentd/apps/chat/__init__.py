@@ -15,6 +15,7 @@ protocol. The modules, one concern each:
     session    a connection's requests and replies, whatever the transport
     tcp / ws   JSON lines on TCP; WebSocket (and the web pages) on the HTTP port
     http       the page, the dashboard, /stats     metrics   the dashboard's samples
+    api        the backend's HTTP API, /api/v1/    openapi   its OpenAPI document
     settings   the options                    daemon     the App: services and hooks
     cli        ``residentd chat token USER``
 """

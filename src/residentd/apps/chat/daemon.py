@@ -1,7 +1,8 @@
 """The chat daemon: its two services, its options and the hooks that build and run the hub.
 
 ``residentd run chat`` serves the chat protocol on TCP (``listen``, default 127.0.0.1:7700) and
-the web port (``http_listen``, default 127.0.0.1:7780: the page, the dashboard and ``/ws``).
+the web port (``http_listen``, default 127.0.0.1:7780: the page, the dashboard, ``/ws`` and
+the backend API under ``/api/v1/``, whose keys are read at start and reload).
 The hub is built from the options in force when it is first needed (at start, or by a
 connection accepted while the listeners are still being bound); a reload swaps new settings
 into it, and a stop lets the next start build a new one. Once started, a periodic job runs the
@@ -17,12 +18,13 @@ import asyncio
 from typing import Any
 
 from residentd.app import App
+from residentd.apps.chat import api
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler
 from residentd.apps.chat.settings import ChatSettings, declare_options
 from residentd.apps.chat.tcp import ChatLineCodec, TcpSession
-from residentd.apps.chat.ws import WebSocketSession, websocket_codec
-from residentd.codecs.websocket import WebSocketCodec
+from residentd.apps.chat.ws import WebSocketSession, web_codec
+from residentd.codecs.web import WebCodec
 from residentd.errors import ConfigError
 
 TCP_LISTEN = "127.0.0.1:7700"
@@ -38,6 +40,7 @@ class ChatApp(App):
         )
         self._hub: Hub | None = None
         self.sampler: Sampler | None = None
+        self.api_keys: tuple[bytes, ...] = ()  # the backend API's keys; none: the API is off
 
     def settings(self) -> ChatSettings:
         return ChatSettings.from_options(self.options)
@@ -62,17 +65,18 @@ def build_app() -> ChatApp:
     def line_codec() -> ChatLineCodec:
         return ChatLineCodec(app.options["max_message"])
 
-    def web_codec() -> WebSocketCodec:
-        return websocket_codec(app.settings())
+    def http_codec() -> WebCodec:
+        return web_codec(app.settings())
 
     app.service("chat", TcpSession, codec=line_codec, listen=[TCP_LISTEN])
-    app.service("http", WebSocketSession, codec=web_codec, listen=[HTTP_LISTEN])
+    app.service("http", WebSocketSession, codec=http_codec, listen=[HTTP_LISTEN])
 
     @app.on_start
     def start() -> None:
         settings = app.settings()
         if not settings.guests and not settings.secret:
             raise ConfigError("guests = false needs a secret, or nobody can sign in")
+        app.api_keys = api.load_keys(settings)
         app.sampler = Sampler(app.hub, asyncio.get_running_loop())
         app.sampler.start()
 
@@ -85,7 +89,9 @@ def build_app() -> ChatApp:
 
     @app.on_reload
     def reload(changed: dict[str, Any]) -> None:
-        app.hub.reconfigure(app.settings())
+        settings = app.settings()
+        app.hub.reconfigure(settings)
+        app.api_keys = api.load_keys(settings)  # a bad key or file keeps the old keys
 
     @app.every(1.0)
     def tick() -> None:

@@ -74,12 +74,17 @@ def _who(hub: Hub, session: ChatSession, request: p.Who) -> p.Reply:
             users.append(p.UserInfo(name, True))
         return p.WhoReply(online=len(online), users=users)
     room = hub.visible_room(_user(session), request.room)
+    return p.WhoReply(room=room.name, online=room.online, users=member_list(room, limit))
+
+
+def member_list(room: Room, limit: int) -> list[p.UserInfo]:
+    """Up to ``limit`` members of ``room``, the online ones first."""
     here = [user for user in room.members if user.sessions]
     away = [user for user in room.members if not user.sessions]
     listed = [p.UserInfo(user.name, True) for user in here[:limit]]
     for user in away[: limit - len(listed)]:
         listed.append(p.UserInfo(user.name, False, user.last_seen or None))
-    return p.WhoReply(room=room.name, online=room.online, users=listed)
+    return listed
 
 
 @_handles(p.Seen)
@@ -167,14 +172,18 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
         if room is None:
             raise ChatError("no-such-room", f"no room is named {request.room}")
         raise ChatError("not-a-member", f"only members of {room.name} may post there")
+    return post_message(hub, room, user.name, request.text)
+
+
+def post_message(hub: Hub, room: Room, sender: str, text: str) -> p.PostReply:
+    """Post ``text`` to ``room`` as ``sender``: kept in its history, sent to its members."""
     limit = hub.settings.max_text
-    if len(request.text) > limit:
-        raise ChatError("too-long", _text_too_long(request.text, limit))
+    if len(text) > limit:
+        raise ChatError("too-long", _text_too_long(text, limit))
     history = room.history
     seq = history.next_seq()
     ts = p.now_ms()
-    message = p.Message(room=room.name, seq=seq, ts=ts, user=user.name, text=request.text)
-    payload = p.encode(message)
+    payload = p.encode(p.Message(room=room.name, seq=seq, ts=ts, user=sender, text=text))
     history.append(payload)
     hub.fanout(room.sinks, payload)
     hub.stats.posts += 1
@@ -184,23 +193,28 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
 @_handles(p.Direct)
 def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
     user = _user(session)
-    target = hub.presence.get(request.to)
+    return send_direct(hub, user.name, request.to, request.text)
+
+
+def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
+    """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
+    own connections when the sender is a user online."""
+    target = hub.presence.get(to)
     if target is None:
-        raise ChatError("no-such-user", f"no user is named {request.to}")
+        raise ChatError("no-such-user", f"no user is named {to}")
     if not target.sessions:
-        raise ChatError("user-offline", f"{request.to} is offline")
+        raise ChatError("user-offline", f"{to} is offline")
     limit = hub.settings.max_text
-    if len(request.text) > limit:
-        raise ChatError("too-long", _text_too_long(request.text, limit))
+    if len(text) > limit:
+        raise ChatError("too-long", _text_too_long(text, limit))
     hub.direct_ids += 1
     ts = p.now_ms()
-    message = p.DirectMessage(
-        msg=hub.direct_ids, ts=ts, sender=user.name, to=target.name, text=request.text
-    )
+    message = p.DirectMessage(msg=hub.direct_ids, ts=ts, sender=sender, to=target.name, text=text)
     payload = p.encode(message)
     hub.send_to(target, payload)
-    if target is not user:
-        hub.send_to(user, payload)
+    author = hub.presence.get(sender)
+    if author is not None and author is not target:
+        hub.send_to(author, payload)
     hub.stats.directs += 1
     return p.DirectReply(to=target.name, msg=hub.direct_ids, ts=ts)
 
@@ -212,7 +226,8 @@ def _history(hub: Hub, session: ChatSession, request: p.History) -> p.Reply:
     return p.HistoryReply(room=room.name, messages=messages, more=more)
 
 
-def _state(user: User) -> UserState:
+def user_state(user: User) -> UserState:
+    """The state document of ``user``, made when first used."""
     if user.state is None:
         user.state = UserState()
     return user.state
@@ -221,14 +236,14 @@ def _state(user: User) -> UserState:
 @_handles(p.StateSet)
 def _state_set(hub: Hub, session: ChatSession, request: p.StateSet) -> p.Reply:
     settings = hub.settings
-    state = _state(_user(session))
+    state = user_state(_user(session))
     size = state.set(request.key, request.value, settings.state_max_keys, settings.state_max_bytes)
     return p.StateSetReply(key=request.key, size=size)
 
 
 @_handles(p.StateGet)
 def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
-    state = _state(_user(session))
+    state = user_state(_user(session))
     if request.key is None:
         return p.StateGetReply(value=state.document())
     return p.StateGetReply(key=request.key, value=state.get(request.key))
@@ -237,12 +252,12 @@ def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
 @_handles(p.StateIncr)
 def _state_incr(hub: Hub, session: ChatSession, request: p.StateIncr) -> p.Reply:
     settings = hub.settings
-    state = _state(_user(session))
+    state = user_state(_user(session))
     value = state.incr(request.key, request.by, settings.state_max_keys, settings.state_max_bytes)
     return p.StateIncrReply(key=request.key, value=value)
 
 
 @_handles(p.StateDel)
 def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
-    state = _state(_user(session))
+    state = user_state(_user(session))
     return p.StateDelReply(key=request.key, deleted=state.delete(request.key))

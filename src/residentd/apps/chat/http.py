@@ -1,9 +1,9 @@
 """The HTTP side of the chat's web port: the page, the dashboard, their scripts and ``/stats``.
 
 Pages are plain HTML, CSS and JavaScript from ``static/``, read once when first asked for and
-then served from memory: no disk on the loop after that, no build step, no CDN. Every answer
-closes its connection (the pages are a handful of requests); ``/ws`` never gets here, the
-WebSocket session upgrades it first.
+then served from memory: no disk on the loop after that, no build step, no CDN. Connections
+are kept alive by HTTP/1.1 rules (``Connection: close`` or HTTP/1.0 close them); ``/ws`` and
+``/api/`` never get here (``ws.py`` upgrades the first, ``api.py`` answers the second).
 
     GET /            the chat page: sign in, who is online, rooms, messages
     GET /dashboard   users online, messages/s, memory per user, loop lag, every second
@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Protocol
 
-from residentd.codecs.websocket import Request, WebSocketCodec
+from residentd.codecs.http import HttpRequest, reply
 
 PAGES = {"/": "index.html", "/index.html": "index.html", "/dashboard": "dashboard.html"}
 TYPES = {
@@ -56,20 +56,19 @@ def static_file(name: str) -> bytes | None:
     return _files[name]
 
 
-def answer(codec: WebSocketCodec, request: Request, stats: StatsSource | None) -> bytes:
-    """The bytes of the response to a plain HTTP request."""
-    head = request.method == "HEAD"
+def answer(request: HttpRequest, stats: StatsSource | None) -> bytes:
+    """The bytes of the response to a request for a page, a static file or ``/stats``."""
     if request.method not in ("GET", "HEAD"):
-        return codec.respond(405, b"only GET\n", headers={"Allow": "GET, HEAD"})
-    path = request.path.partition("?")[0]
+        return reply(request, 405, b"only GET\n", headers={"Allow": "GET, HEAD"})
+    path = request.path
     if path == "/stats":
         body = stats.to_json() if stats is not None else b'{"interval":1.0,"samples":[]}'
-        return codec.respond(200, body, "application/json", HEADERS, head=head)
+        return reply(request, 200, body, "application/json", HEADERS)
     name = PAGES.get(path)
     if name is None and path.startswith("/static/"):
         name = path[len("/static/") :]
     page = static_file(name) if name else None
     if name is None or page is None:
-        return codec.respond(404, b"not found\n", headers=HEADERS, head=head)
+        return reply(request, 404, b"not found\n", headers=HEADERS)
     content_type = TYPES["." + name.rpartition(".")[2]]
-    return codec.respond(200, page, content_type, HEADERS, head=head)
+    return reply(request, 200, page, content_type, HEADERS)

@@ -179,6 +179,20 @@ class Hub:
             ping_interval=settings.ping_interval,
         )
 
+    def known_user(self, name: str) -> User:
+        """The user ``name``, made (offline, not a guest) if the server does not know it: the
+        backend API vouches for the users it names."""
+        user = self.presence.get(name)
+        return user if user is not None else self._new_user(name, False)
+
+    def kick(self, user: User, reason: str) -> int:
+        """Close every connection of ``user`` with a ``kicked`` error; how many were closed."""
+        sessions = user.sessions
+        for session in sessions:
+            self.disconnected(session)  # offline now, not when the sockets are gone
+            session.fail("kicked", reason)
+        return len(sessions)
+
     def _new_user(self, name: str, guest: bool) -> User:
         presence = self.presence
         if len(presence.users) >= self.settings.max_users:

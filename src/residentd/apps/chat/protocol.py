@@ -429,6 +429,7 @@ ERRORS: dict[str, str] = {
     "server-full": "the server knows max_users users and none can be forgotten",
     "hello-timeout": "no accepted hello within hello_timeout seconds",
     "dead-peer": "no answer to ping within ping_timeout seconds",
+    "kicked": "the application's backend closed this user's connections (detail: why)",
 }
 
 

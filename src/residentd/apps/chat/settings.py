@@ -100,6 +100,13 @@ class ChatSettings:
         None,
         check=_origins,
     )
+    api_keys: list[str] = _option(  # noqa: RUF009
+        [], "keys the backend API takes as `Authorization: Bearer KEY` (none: the API is off)", None
+    )
+    api_keys_file: str | None = _option(
+        None, "a file of more API keys, one a line (# comments), read at start and reload", None
+    )
+    api_max_body: int = _option(65_536, "largest request body the HTTP port reads, in bytes", 64)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ChatSettings:

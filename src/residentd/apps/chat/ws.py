@@ -1,11 +1,13 @@
-"""Chat over WebSocket, on the HTTP port: ``/ws`` upgrades, every other path is a page.
+"""Chat over WebSocket, on the HTTP port: ``/ws`` upgrades, ``/api/`` is the backend API, every
+other path is a page.
 
-Each connection to the HTTP port starts as an HTTP request, parsed by websockets' sans-I/O
-protocol inside ``WebSocketCodec``. ``WebSocketSession`` routes it: ``GET /ws`` goes through
-the handshake (Origin allowlist included) and, once open, the connection is a chat connection
-like a TCP one, one JSON message per text frame; any other request is answered by ``http.py``
-and the connection closes. Bytes the WebSocket protocol sends on its own (pongs, the echo of a
-close frame) reach the session as ``Outgoing`` and are passed on.
+Each connection to the HTTP port starts as HTTP/1.1 (``WebCodec``: keep-alive and pipelined
+requests, answered in order). ``WebSocketSession`` routes each request: ``GET /ws`` with an
+upgrade goes through the WebSocket handshake (Origin allowlist included) and, once open, the
+connection is a chat connection like a TCP one, one JSON message per text frame;
+``/api/v1/...`` is answered by ``api.py``, anything else by ``http.py``. Bytes the WebSocket
+protocol sends on its own (pongs, the echo of a close frame) reach the session as ``Outgoing``
+and are passed on.
 
 ``ChatFormat`` puts the chat protocol in text frames: the same decoder and error shape as the
 TCP lines, so both transports speak exactly the same messages.
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from residentd.apps.chat import http
+from residentd.apps.chat import api, http
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.rooms import WS
 from residentd.apps.chat.session import ChatSession
 from residentd.apps.chat.settings import ChatSettings
-from residentd.codecs.websocket import Outgoing, Request, WebSocketCodec
+from residentd.codecs.http import HttpRequest, HttpRequestCodec, reply
+from residentd.codecs.web import WebCodec
+from residentd.codecs.websocket import Outgoing, WebSocketCodec
 from residentd.errors import ProtocolError
 
 if TYPE_CHECKING:
@@ -50,6 +54,13 @@ def websocket_codec(settings: ChatSettings) -> WebSocketCodec:
     return WebSocketCodec(FORMAT, origins=origins, max_message=settings.max_message)
 
 
+def web_codec(settings: ChatSettings) -> WebCodec:
+    """The HTTP port's codec: HTTP/1.1 with the API's body limit, WebSocket after ``/ws``."""
+    return WebCodec(
+        HttpRequestCodec(max_body=settings.api_max_body), lambda: websocket_codec(settings)
+    )
+
+
 class WebSocketSession(ChatSession):
     __slots__ = ()
     wire = WS
@@ -58,9 +69,9 @@ class WebSocketSession(ChatSession):
         """Not a chat connection until the upgrade (see ``_upgrade``)."""
 
     @property
-    def codec(self) -> WebSocketCodec:
+    def codec(self) -> WebCodec:
         codec = self.conn.codec
-        assert isinstance(codec, WebSocketCodec)
+        assert isinstance(codec, WebCodec)
         return codec
 
     def on_message(self, message: Any) -> None:
@@ -69,23 +80,41 @@ class WebSocketSession(ChatSession):
             self.conn.send_bytes(message.data)
             if message.close:
                 self.close("closed-by-peer")
-        elif kind is Request:
-            if message.path.partition("?")[0] == WEBSOCKET_PATH:
-                self._upgrade(message)
-            else:
-                sampler = cast("ChatApp", self.conn.server.app).sampler
-                self.conn.send_bytes(http.answer(self.codec, message, sampler))
-                self.close("http-done")
+        elif kind is HttpRequest:
+            self._http(message)
         elif self.codec.open:
             ChatSession.on_message(self, message)
 
-    def _upgrade(self, request: Request) -> None:
-        codec = self.codec
-        self.conn.send_bytes(codec.accept(request))
-        if codec.open:
-            self.hub.connected(self)
+    def _http(self, request: HttpRequest) -> None:
+        """Answer one HTTP request, in the order they came."""
+        if self.conn.closing:
+            return
+        path = request.path
+        if path == WEBSOCKET_PATH and request.upgrade is not None:
+            self._upgrade(request)
+            return
+        app = cast("ChatApp", self.conn.server.app)
+        if path == WEBSOCKET_PATH:
+            text = b"this path takes a WebSocket upgrade\n"
+            answer = reply(request, 426, text, headers={"Upgrade": "websocket"})
+        elif path.startswith(api.PREFIX):
+            answer = api.answer(app, request)
         else:
+            answer = http.answer(request, app.sampler)
+        self.conn.send_bytes(answer)
+        if not request.keep_alive or request.upgrade is not None:  # an upgrade not taken
+            self.close("http-done")
+
+    def _upgrade(self, request: HttpRequest) -> None:
+        codec = self.codec
+        answer, messages = codec.upgrade(request)
+        self.conn.send_bytes(answer)
+        if not codec.open:
             self.close("handshake-refused")
+            return
+        self.hub.connected(self)
+        for message in messages:  # frames sent right behind the handshake
+            self.on_message(message)
 
     def close(self, reason: str = "closed") -> None:
         """Close, with a close frame first when the WebSocket is open (1008: the app's rule)."""
