@@ -12,8 +12,9 @@ once, against the directory the daemon started in, which the config keeps: a rel
 them against the same directory, so a relative path means the same file for the whole life of
 the daemon, even after ``--daemon`` moved it to ``/``.
 
-Secrets (``admin_token``, and app options whose names end in ``secret``, ``token`` or
-``password``) are shown as ``<redacted>`` wherever the config is printed or logged;
+Secrets (``admin_token``, app options whose names end in ``secret``, ``token`` or
+``password``, and those an app declares secret, such as chat's ``api_keys``) are shown as
+``<redacted>`` wherever the config is printed or logged (an empty list as itself);
 ``admin_token_file`` reads the token from a file, so it stays out of ``ps`` and the environment.
 
 A bad key or value raises ``ConfigError`` with a message that names the key, the value, where it
@@ -245,7 +246,7 @@ def app_settings(app: App) -> list[Setting]:
                 option.choices,
                 option.minimum,
                 app_option=True,
-                secret=option.name.endswith(SECRET_SUFFIXES),
+                secret=option.secret or option.name.endswith(SECRET_SUFFIXES),
                 check=option.check,
             )
         )
@@ -475,9 +476,10 @@ class Config:
         return Config(self.schema, values, sources, new.config_file, self.base_dir)
 
     def shown(self, name: str, value: Any) -> Any:
-        """``value`` as it may be printed or logged: a set secret is ``<redacted>``."""
+        """``value`` as it may be printed or logged: a set secret is ``<redacted>`` (a list of
+        secrets too, unless it is empty)."""
         setting = self.schema.settings.get(name)
-        if setting is not None and setting.secret and value is not None:
+        if setting is not None and setting.secret and value is not None and value != []:
             return REDACTED
         return value
 

@@ -89,9 +89,7 @@ def member_list(room: Room, limit: int) -> list[p.UserInfo]:
 
 @_handles(p.Seen)
 def _seen(hub: Hub, session: ChatSession, request: p.Seen) -> p.Reply:
-    user = hub.presence.get(request.user)
-    if user is None:
-        raise ChatError("no-such-user", f"no user is named {request.user}")
+    user = hub.user(request.user)
     return p.SeenReply(user=user.name, online=user.online, last_seen=user.last_seen or None)
 
 
@@ -146,9 +144,7 @@ def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
 def _invite(hub: Hub, session: ChatSession, request: p.Invite) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
-    invited = hub.presence.get(request.user)
-    if invited is None:
-        raise ChatError("no-such-user", f"no user is named {request.user}")
+    invited = hub.user(request.user)
     if room.invite(invited):
         hub.send_to(invited, p.encode(p.Invited(room=room.name, by=user.name)))
     return p.InviteReply(room=room.name, user=invited.name)
@@ -199,9 +195,7 @@ def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
 def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
     """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
     own connections when the sender is a user online."""
-    target = hub.presence.get(to)
-    if target is None:
-        raise ChatError("no-such-user", f"no user is named {to}")
+    target = hub.user(to)
     if not target.sessions:
         raise ChatError("user-offline", f"{to} is offline")
     limit = hub.settings.max_text

@@ -179,9 +179,19 @@ class Hub:
             ping_interval=settings.ping_interval,
         )
 
+    def user(self, name: str) -> User:
+        """The user or guest ``name``, if the server knows it."""
+        user = self.presence.get(name)
+        if user is None:
+            raise ChatError("no-such-user", f"no user is named {name}")
+        return user
+
     def known_user(self, name: str) -> User:
         """The user ``name``, made (offline, not a guest) if the server does not know it: the
-        backend API vouches for the users it names."""
+        backend API vouches for the users it names. A guest is made only by its own
+        connection, so an unknown ``~`` name is ``no-such-user``."""
+        if is_guest(name):
+            return self.user(name)
         user = self.presence.get(name)
         return user if user is not None else self._new_user(name, False)
 
