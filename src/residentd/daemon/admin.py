@@ -157,6 +157,21 @@ def prometheus_text(status: dict[str, Any]) -> str:
     metric("rss_bytes", "gauge", status.get("rss_bytes", 0))
     metric("open_fds", "gauge", status.get("open_fds", 0))
     metric("uptime_seconds", "gauge", status.get("uptime", 0))
+    state = status.get("persistence")
+    if state:
+        metric("state_writable", "gauge", int(state["writable"]))
+        metric("state_journal_bytes", "gauge", state["journal_size"])
+        metric("state_fsync_lag_seconds", "gauge", state["fsync_lag"])
+        metric("state_changes_since_snapshot", "gauge", state["changes_since_save"])
+        metric("state_last_snapshot_time_seconds", "gauge", state["last_save_time"])
+        metric(
+            "state_last_snapshot_duration_seconds", "gauge", state["last_snapshot_duration"] or 0
+        )
+        metric(
+            "state_disk_error",
+            "gauge",
+            int(state["last_disk_error"] is not None and not state["writable"]),
+        )
     return "\n".join(lines) + "\n"
 
 
