@@ -100,6 +100,7 @@ class Persistence:
         defaults: Mapping[str, Any] | None = None,
     ) -> Persistence:
         """Make ``app``'s state durable: declare the options, hook into the runner."""
+        layout = layout or Layout(basename=app.name)
         persistence = cls(machine, layout, snapshot_name or f"{app.name}.snap", names)
         declare(app, persistence.names, defaults or {})
         app.persistence = persistence
