@@ -37,7 +37,7 @@ class Daemon:
         def limit() -> None:
             if fsize is not None:
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, resource.RLIM_INFINITY))
 
         self.proc = subprocess.Popen(
             command,
@@ -83,20 +83,36 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
+        self.buffer = b""
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\n")
+
+    def reply(self, timeout: float = 10.0) -> str | None:
+        """The next reply line, or None if none came within ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        while b"\n" not in self.buffer:
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
 
     def call(self, line: str) -> str:
-        self.sock.sendall(line.encode() + b"\n")
-        reply = self.file.readline()
-        if not reply:
-            raise ConnectionError("closed")
-        return reply.decode().rstrip("\n")
+        self.send(line)
+        reply = self.reply()
+        if reply is None:
+            raise TimeoutError(f"no reply to {line[:40]!r}")
+        return reply
 
     def info(self) -> dict[str, Any]:
         return dict(json.loads(self.call("INFO")))
 
     def close(self) -> None:
-        self.file.close()
         self.sock.close()
 
 

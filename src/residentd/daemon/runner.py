@@ -59,7 +59,7 @@ from residentd.daemon.systemd import SystemdNotifier
 from residentd.errors import ConfigError
 from residentd.loop import new_event_loop
 from residentd.net.server import Server
-from residentd.state.api import CorruptFile
+from residentd.state.api import StateError
 
 # Allocations between young collections, then young collections per middle one, and middle
 # ones per full one (the stdlib's are 700, 10, 10).
@@ -272,7 +272,7 @@ class Daemon:
             return True
         try:
             persistence.open(self.app.options, self.loop, self.server.flushes)
-        except CorruptFile as exc:
+        except StateError as exc:  # a corrupt journal, snapshot or manifest
             self.failure = f"cannot load the state of {self.app.name}: {exc}"
             self.failure_status = 2
         except OSError as exc:
