@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from residentd.apps.chat import durable as d
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.protocol import ChatError
-from residentd.apps.chat.rooms import Room
 from residentd.apps.chat.state import UserState
 
 if TYPE_CHECKING:
@@ -111,9 +111,8 @@ def _create(hub: Hub, session: ChatSession, request: p.Create) -> p.Reply:
         limit = p.setting("max_rooms", hub.settings.max_rooms)
         raise ChatError("rooms-full", f"the server holds {len(hub.rooms)} rooms ({limit})")
     hub.check_quota(user)
-    room = Room(request.room, request.private, request.topic, hub.settings.history_size)
-    hub.rooms[room.name] = room
-    hub.join_room(user, room)
+    room = hub.create_room(request.room, request.private, request.topic, session.conn)
+    hub.join_room(user, room, session.conn)
     return p.CreateReply(room=room.info())
 
 
@@ -125,7 +124,7 @@ def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
         if not room.admits(user):
             raise ChatError("not-invited", f"{room.name} is private: a member must invite you")
         hub.check_quota(user)
-        hub.join_room(user, room)
+        hub.join_room(user, room, session.conn)
     return p.JoinReply(room=room.info(), last=room.history.last)
 
 
@@ -133,7 +132,7 @@ def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
 def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
-    hub.leave_room(user, room)
+    hub.leave_room(user, room, session.conn)
     return p.LeaveReply(room=room.name)
 
 
@@ -145,6 +144,8 @@ def _invite(hub: Hub, session: ChatSession, request: p.Invite) -> p.Reply:
     if invited is None:
         raise ChatError("no-such-user", f"no user is named {request.user}")
     if room.invite(invited):
+        if hub.journal is not None and not invited.guest:
+            hub.journal.write(d.Invite(room.name, invited.name), session.conn)
         hub.send_to(invited, p.encode(p.Invited(room=room.name, by=user.name)))
     return p.InviteReply(room=room.name, user=invited.name)
 
@@ -154,6 +155,8 @@ def _topic(hub: Hub, session: ChatSession, request: p.SetTopic) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
     room.topic = request.topic
+    if hub.journal is not None:
+        hub.journal.write(d.Topic(room.name, room.topic), session.conn)
     push = p.TopicChanged(room=room.name, topic=room.topic, by=user.name)
     hub.fanout(room.sinks, p.encode(push))
     return p.TopicReply(room=room.name, topic=room.topic)
@@ -176,6 +179,8 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
     message = p.Message(room=room.name, seq=seq, ts=ts, user=user.name, text=request.text)
     payload = p.encode(message)
     history.append(payload)
+    if hub.journal is not None:
+        hub.journal.post(room.name, payload, session.conn)
     hub.fanout(room.sinks, payload)
     hub.stats.posts += 1
     return p.PostReply(room=room.name, seq=seq, ts=ts)
@@ -221,8 +226,11 @@ def _state(user: User) -> UserState:
 @_handles(p.StateSet)
 def _state_set(hub: Hub, session: ChatSession, request: p.StateSet) -> p.Reply:
     settings = hub.settings
-    state = _state(_user(session))
+    user = _user(session)
+    state = _state(user)
     size = state.set(request.key, request.value, settings.state_max_keys, settings.state_max_bytes)
+    if hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateSet(user.name, request.key, request.value), session.conn)
     return p.StateSetReply(key=request.key, size=size)
 
 
@@ -237,12 +245,19 @@ def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
 @_handles(p.StateIncr)
 def _state_incr(hub: Hub, session: ChatSession, request: p.StateIncr) -> p.Reply:
     settings = hub.settings
-    state = _state(_user(session))
+    user = _user(session)
+    state = _state(user)
     value = state.incr(request.key, request.by, settings.state_max_keys, settings.state_max_bytes)
+    if hub.journal is not None and not user.guest:
+        saved = state.values[request.key]
+        hub.journal.write(d.StateSet(user.name, request.key, saved), session.conn)
     return p.StateIncrReply(key=request.key, value=value)
 
 
 @_handles(p.StateDel)
 def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
-    state = _state(_user(session))
-    return p.StateDelReply(key=request.key, deleted=state.delete(request.key))
+    user = _user(session)
+    deleted = _state(user).delete(request.key)
+    if deleted and hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateDel(user.name, request.key), session.conn)
+    return p.StateDelReply(key=request.key, deleted=deleted)
