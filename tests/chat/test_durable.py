@@ -3,7 +3,6 @@ processes, signals and files (the helpers are in durable.py)."""
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -142,8 +141,8 @@ def test_everysec_loses_at_most_the_last_two_seconds(tmp_path: Path) -> None:
 def world(client: Client, rooms: list[str]) -> dict[str, Any]:
     """What a user sees of the server: rooms, their members, topics and history, its state
     (not who is online, which a restart changes)."""
-    listed = client.ok("rooms")["rooms"]
-    seen: dict[str, Any] = {"rooms": [{k: v for k, v in r.items() if k != "online"} for r in listed]}
+    listed = [{k: v for k, v in r.items() if k != "online"} for r in client.ok("rooms")["rooms"]]
+    seen: dict[str, Any] = {"rooms": listed}
     for room in rooms:
         who = client.ok("who", room=room)
         seen[room] = {
