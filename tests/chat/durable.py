@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ SECRET = "durable-tests"
 class DurableChat:
     """``residentd run chat --state-dir FOLDER`` on fresh loopback ports, started on creation."""
 
-    def __init__(self, folder: str, *options: str) -> None:
+    def __init__(self, folder: str, *options: str, fsize: int | None = None) -> None:
         self.folder = folder
         self.port = free_port()
         self.log_path = os.path.join(folder, "daemon.log")
@@ -38,8 +39,16 @@ class DurableChat:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RESIDENTD_")}
         if os.environ.get("RESIDENTD_PURE_PYTHON"):
             env["RESIDENTD_PURE_PYTHON"] = os.environ["RESIDENTD_PURE_PYTHON"]
+
+        def limit() -> None:  # files of at most fsize bytes: a disk that fills up
+            if fsize is not None:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, resource.RLIM_INFINITY))
+
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=limit
+            )
         deadline = time.monotonic() + 20
         while not answers(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -4,6 +4,7 @@ processes, signals and files (the helpers are in durable.py)."""
 from __future__ import annotations
 
 import random
+import resource
 import threading
 import time
 from collections import deque
@@ -292,5 +293,53 @@ def test_compaction_while_clients_post_keeps_serving_and_equals_the_live_state(
         for writer, view in zip(writers, loaded, strict=True):
             assert [m["text"] for m in view[writer.room]] == [text for _, text, _ in writer.posts]
             assert view["state"] == {"n": writer.incrs[-1][0]}
+    finally:
+        chat.stop()
+
+
+def test_a_full_disk_refuses_changes_serves_reads_and_recovers(tmp_path: Path) -> None:
+    """The journal cannot grow (RLIMIT_FSIZE on the daemon: write() fails with EFBIG): posts
+    and state changes get ``storage-error`` with the reason, reads are served, and once the
+    limit is lifted from outside, changes are accepted again and nothing acknowledged is lost.
+    """
+    chat = DurableChat(str(tmp_path), "--history-size", "1000", fsize=48 * 1024)
+    try:
+        ann = chat.client("ann")
+        ann.ok("create", room="r")
+        acked = []
+        refused = None
+        for index in range(200):
+            reply = ann.request("post", room="r", text=f"{index}:" + "x" * 1000)
+            if reply["op"] == "error":
+                refused = reply
+                break
+            acked.append(reply["seq"])
+        assert refused is not None, "the journal never filled up"
+        assert refused["code"] == "storage-error", refused
+        assert "File too large" in refused["detail"]
+        assert refused["retry_after"] > 0
+        assert ann.request("state.incr", key="n")["code"] == "storage-error"
+        assert ann.request("create", room="r2")["code"] == "storage-error"
+        # Reads are served meanwhile.
+        assert [m["seq"] for m in ann.history("r")][: len(acked)] == acked
+        assert ann.ok("state.get")["value"] == {}
+        assert ann.ok("who", room="r")["users"][0]["user"] == "ann"
+
+        unlimited = resource.RLIM_INFINITY
+        resource.prlimit(chat.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+        deadline = time.monotonic() + 10
+        while (reply := ann.request("post", room="r", text="after"))["op"] == "error":
+            assert reply["code"] == "storage-error"
+            assert time.monotonic() < deadline, "writes did not resume"
+            time.sleep(0.1)
+        assert ann.ok("state.incr", key="n")["value"] == 1
+        chat.kill()
+
+        chat = DurableChat(str(tmp_path), "--history-size", "1000")
+        ann = chat.client("ann")
+        texts = [m["text"] for m in ann.history("r")]
+        assert [int(text.split(":")[0]) for text in texts[: len(acked)]] == list(range(len(acked)))
+        assert texts[-1] == "after"
+        assert ann.ok("state.get", key="n")["value"] == 1
     finally:
         chat.stop()
