@@ -101,7 +101,7 @@ def test_kill_9_loses_no_acknowledged_write_with_appendfsync_always(tmp_path: Pa
             chat.stop()
             break
         writer = Writer(client, "r", f"c{cycle}")
-        timer = kill_at_random(chat, 0.05, 0.35)
+        timer = kill_at_random(chat, 0.03, 0.25)
         writer.run()
         timer.join()
         chat.kill()
