@@ -80,6 +80,7 @@ class Persistence:
         self._rewrite_base_size = 0
         self._rewrite_failed_at = 0.0
         self.changes = 0  # writes since the last successful snapshot
+        self.records = 0  # journal records appended since start
         self.last_save_time = int(time.time())
         self.last_snapshot_duration: float | None = None
         self.last_bgsave_status = "ok"
@@ -230,6 +231,7 @@ class Persistence:
         journal = self.journal
         if journal is None:
             return
+        self.records += 1
         journal.append(record)
         if waiter is not None and journal.policy == "always":
             self._waiters.add(waiter)
@@ -566,6 +568,9 @@ class Persistence:
             "journal_size": self.journal_size() if journal is not None else 0,
             "journal_base_size": self._rewrite_base_size,
             "journal_buffer": journal.pending if journal is not None else 0,
+            "journal_records": self.records,
+            "journal_writes": journal.writes if journal is not None else 0,
+            "journal_fsyncs": journal.fsyncs if journal is not None else 0,
             "fsync_lag": round(journal.fsync_lag(), 3) if journal is not None else 0.0,
             "loaded": dict(self.loaded),
         }
