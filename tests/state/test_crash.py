@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 
 import pytest
 
-from .helpers import Daemon, run_cli
+from .helpers import Daemon, run_cli, until
 
 
 def _writer(daemon: Daemon, acked: dict[str, int], stop: threading.Event, name: str) -> None:
@@ -196,5 +197,28 @@ def test_always_is_one_write_and_one_fsync_per_loop_iteration(tmp_path: os.PathL
     fsyncs = after["journal_fsyncs"] - before["journal_fsyncs"]
     writes = after["journal_writes"] - before["journal_writes"]
     assert 1 <= fsyncs <= 5 and fsyncs == writes  # TCP may split the 1.4 kB; never 200
+    client.close()
+    daemon.stop()
+
+
+def test_journal_turned_on_by_a_reload_keeps_what_came_before(tmp_path: os.PathLike[str]) -> None:
+    folder = str(tmp_path)
+    config = os.path.join(folder, "kvlite.toml")
+    with open(config, "w") as file:
+        file.write('appendonly = false\nappendfsync = "always"\n')
+    daemon = Daemon(folder, "--config", config)
+    client = daemon.client()
+    client.call("SET before 1")
+    with open(config, "w") as file:
+        file.write('appendonly = true\nappendfsync = "always"\n')
+    daemon.proc.send_signal(signal.SIGHUP)
+    until(lambda: client.info()["appendonly"])
+    client.call("SET after 2")
+    client.close()
+    daemon.kill()
+    daemon = Daemon(folder, "--appendonly")
+    client = daemon.client()
+    assert client.call("GET before") == "1"  # in the base written when the journal started
+    assert client.call("GET after") == "2"  # in the journal
     client.close()
     daemon.stop()
