@@ -222,3 +222,23 @@ def test_journal_turned_on_by_a_reload_keeps_what_came_before(tmp_path: os.PathL
     assert client.call("GET after") == "2"  # in the journal
     client.close()
     daemon.stop()
+
+
+def test_files_a_crash_left_behind_are_removed_at_start(tmp_path: os.PathLike[str]) -> None:
+    """A compaction killed between writing its base and switching the manifest leaves a base
+    no manifest names, and a killed child its temporary file: the next start removes both."""
+    folder = str(tmp_path)
+    _fill(folder, 3)
+    journal = os.path.join(folder, "journal")
+    for name in ("kvlite.2.base.snap", "kvlite.2.base.snap.tmp-4242", "other.txt"):
+        with open(os.path.join(journal, name), "wb") as file:
+            file.write(b"junk")
+    daemon = Daemon(folder, "--appendonly")
+    assert daemon.client().call("DBSIZE") == "3"
+    daemon.stop()
+    assert sorted(os.listdir(journal)) == [
+        "kvlite.1.base.snap",
+        "kvlite.1.incr.log",
+        "kvlite.manifest",
+        "other.txt",
+    ]

@@ -183,8 +183,7 @@ class Persistence:
                 if result.dropped:
                     self.loaded["truncated_bytes"] = result.dropped
             self.loaded["records"] = records
-            for part in manifest.history:
-                _unlink(self._part_path(part.name))
+            self._remove_strays(manifest)
             if not manifest.incrs:
                 seq = 1 if manifest.base is None else manifest.base.seq
                 manifest.incrs.append(Part(self.layout.incr_name(seq), seq, "i"))
@@ -193,6 +192,19 @@ class Persistence:
         self.manifest = manifest
         self.journal = Journal(self._part_path(manifest.incrs[-1].name), self.settings.appendfsync)
         self._rewrite_base_size = self.journal_size()
+
+    def _remove_strays(self, manifest: Manifest) -> None:
+        """Delete what a crash left in the journal folder: history files, a base written by a
+        compaction whose manifest was never switched, temporary files."""
+        folder = self.layout.folder(self.root)
+        named = {
+            part.name for part in [*([manifest.base] if manifest.base else []), *manifest.incrs]
+        }
+        prefix = f"{self.layout.basename}."
+        for name in os.listdir(folder):
+            stray = name.startswith(prefix) and (".base." in name or ".incr." in name)
+            if (stray and name not in named) or ".tmp-" in name:
+                _unlink(os.path.join(folder, name))
 
     def _format(self) -> Any:
         return self.machine.snapshot_format
@@ -256,7 +268,9 @@ class Persistence:
         of the iteration is written. Returns the connections whose output must wait."""
         self._commit_scheduled = False
         journal = self.journal
-        if journal is None or (not journal.pending and not self._waiters):
+        if journal is None or (
+            not journal.pending and not self._waiters and self._journal_error is None
+        ):
             return set()
         try:
             journal.commit()
@@ -265,7 +279,7 @@ class Persistence:
             self._schedule_retry()
             return self._waiters
         self._waiters = set()
-        if self._journal_error is not None:
+        if self._journal_error is not None and journal.last_fsync_error is None:
             self._clear_error("journal")
         return self._waiters
 
@@ -444,6 +458,11 @@ class Persistence:
         assert self.loop is not None
         self._tick = self.loop.call_later(1.0, self._on_tick)
         settings = self.settings
+        journal = self.journal
+        if journal is not None and journal.last_fsync_error is not None:
+            error = journal.last_fsync_error
+            self._set_error("journal", f"journal fsync failed: {error.strerror or error}")
+            self._schedule_retry()
         if settings is None or self._child is not None:
             return
         now = time.monotonic()
