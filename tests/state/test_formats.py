@@ -126,3 +126,13 @@ def test_redis_7_manifest_and_names() -> None:
 def test_bad_manifests_are_refused(text: bytes) -> None:
     with pytest.raises(BadManifest, match="line"):
         Manifest.parse(text, "m")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), (False, False), ("yes", True), ("no", False), ("ON", True), ("0", False)],
+)
+def test_appendonly_as_redis_spells_it(value: object, expected: bool) -> None:
+    from residentd.state.settings import truthy
+
+    assert truthy(value) is expected

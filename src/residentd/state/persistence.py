@@ -67,6 +67,7 @@ class Persistence:
         self.manifest: Manifest | None = None
         self.writable = True
         self.last_error: str | None = None
+        self.last_strerror = ""  # the system's text of the last disk error ("No space left...")
         self._journal_error: str | None = None
         self._snapshot_error: str | None = None
         self._logged_at = 0.0
@@ -233,7 +234,10 @@ class Persistence:
     def check_writable(self) -> None:
         """Raise ``NotWritable`` while the disk refuses writes."""
         if not self.writable:
-            raise NotWritable(self.last_error or "the disk refused the last write")
+            kind = "journal" if self._journal_error is not None else "snapshot"
+            raise NotWritable(
+                self.last_error or "the disk refused the last write", kind, self.last_strerror
+            )
 
     def append(self, record: bytes, waiter: object = None) -> None:
         """Journal one record (already framed by the app). With ``always``, ``waiter`` (the
@@ -275,6 +279,7 @@ class Persistence:
         try:
             journal.commit()
         except OSError as exc:
+            self.last_strerror = exc.strerror or str(exc)
             self._set_error("journal", f"journal write failed: {exc.strerror or exc}")
             self._schedule_retry()
             return self._waiters
@@ -368,6 +373,7 @@ class Persistence:
             self.last_bgsave_status = "err"
             self.snapshot_failed_at = time.monotonic()
             text = f"snapshot failed: {error}"
+            self.last_strerror = error
             if self.settings is not None and self.settings.save:
                 self._set_error("snapshot", text)  # as Redis's stop-writes-on-bgsave-error
             else:
@@ -461,6 +467,7 @@ class Persistence:
         journal = self.journal
         if journal is not None and journal.last_fsync_error is not None:
             error = journal.last_fsync_error
+            self.last_strerror = error.strerror or str(error)
             self._set_error("journal", f"journal fsync failed: {error.strerror or error}")
             self._schedule_retry()
         if settings is None or self._child is not None:

@@ -84,6 +84,7 @@ def _child(read_end: int, write_end: int, work: Callable[[], Any]) -> None:
     except BaseException as exc:
         code = 1
         with contextlib.suppress(BaseException):
-            os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:4000])
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else None
+            os.write(write_end, (text or f"{type(exc).__name__}: {exc}").encode()[:4000])
     finally:
         os._exit(code)
