@@ -164,9 +164,9 @@ class Persistence:
             # No journal yet: start from the snapshot file, then make it the first base.
             self._load_snapshot_file()
             os.makedirs(folder, exist_ok=True)
-            manifest = Manifest(Part(self.layout.base_name(1), 1, "b"), [])
-            write_snapshot(self._part_path(manifest.base.name), self.machine, self._format())  # type: ignore[union-attr]
-            manifest.incrs.append(Part(self.layout.incr_name(1), 1, "i"))
+            base = Part(self.layout.base_name(1), 1, "b")
+            manifest = Manifest(base, [Part(self.layout.incr_name(1), 1, "i")])
+            write_snapshot(self._part_path(base.name), self.machine, self._format())
             open(self._part_path(manifest.incrs[0].name), "ab").close()
             write_manifest(self.layout, self.root, manifest)
             fsync_dir(folder)
@@ -263,9 +263,9 @@ class Persistence:
     # -- the commit point --------------------------------------------------------------------------
 
     def _commit_soon(self) -> None:
+        # Records appended outside a connection's handling (a timer's) with no output pending:
+        # the flush would not run this iteration. Held replies wait for the retry timer.
         self.commit_point()
-        if self._waiters:
-            return  # still held: the retry timer releases them
 
     def commit_point(self) -> set[object]:
         """Write (and with ``always`` fsync) this iteration's records; called before any output
