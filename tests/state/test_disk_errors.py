@@ -103,3 +103,28 @@ def test_full_disk_refuses_writes_serves_reads_and_recovers(
         log = daemon.output()
         assert log.count("refusing writes until the disk accepts data again") == 1
         assert "writes resumed" in log
+
+
+@pytest.mark.slow
+def test_failed_snapshot_refuses_writes_until_one_succeeds(tmp_path: os.PathLike[str]) -> None:
+    """As Redis's stop-writes-on-bgsave-error: with a save schedule, a snapshot the disk refused
+    makes writes fail; the next try (5 s later) that succeeds lets them in again."""
+    folder = str(tmp_path)
+    daemon = Daemon(folder, "--save", "1 1", fsize=32 * 1024)
+    client = daemon.client()
+    for i in range(40):  # about 40 kB of state: more than one snapshot file may hold
+        assert client.call(f"SET k{i} {VALUE}") == "OK"
+    until(lambda: client.info()["last_bgsave_status"] == "err")
+    assert client.call("SET x 1") == "ERR MISCONF snapshot failed: File too large"
+    assert client.call("GET k3") == VALUE
+    assert not os.path.exists(os.path.join(folder, "kvlite.snap"))
+    assert not [name for name in os.listdir(folder) if ".tmp-" in name]  # temp file removed
+    unlimited = resource.RLIM_INFINITY
+    resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+    until(lambda: client.call("SET x 1") == "OK", timeout=10)
+    assert client.info()["last_bgsave_status"] == "ok"
+    client.close()
+    daemon.kill()
+    daemon = Daemon(folder)
+    assert daemon.client().call("GET k39") == VALUE
+    daemon.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from residentd.state import BadRecord, BadSnapshot, Container, LengthCrcRecords, Manifest, Part
@@ -22,12 +22,14 @@ def _frame(records: list[bytes]) -> tuple[bytes, list[int]]:
     return data, ends
 
 
+@settings(deadline=None)
 @given(payloads)
 def test_records_round_trip(records: list[bytes]) -> None:
     data, ends = _frame(records)
     assert list(LengthCrcRecords().scan(data)) == list(zip(records, ends, strict=True))
 
 
+@settings(deadline=None)
 @given(payloads, st.data())
 def test_a_cut_anywhere_yields_the_whole_records_before_it(
     records: list[bytes], data: st.DataObject
@@ -40,6 +42,7 @@ def test_a_cut_anywhere_yields_the_whole_records_before_it(
     assert [record for record, _ in scanned] == records[: len(whole)]
 
 
+@settings(deadline=None)
 @given(payloads.filter(bool), st.data())
 def test_any_flipped_byte_is_found_at_its_record(records: list[bytes], data: st.DataObject) -> None:
     framed, ends = _frame(records)
@@ -53,6 +56,7 @@ def test_any_flipped_byte_is_found_at_its_record(records: list[bytes], data: st.
     assert caught.value.offset == start
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_container_round_trip_and_flips(payload: bytes) -> None:
     fmt = Container(b"TEST", 3)
@@ -82,6 +86,7 @@ names = st.text(
 )
 
 
+@settings(deadline=None)
 @given(
     st.one_of(st.none(), st.builds(Part, names, st.integers(1, 10**6), st.just("b"))),
     st.lists(st.tuples(names, st.integers(1, 1000)), max_size=5),
@@ -121,3 +126,13 @@ def test_redis_7_manifest_and_names() -> None:
 def test_bad_manifests_are_refused(text: bytes) -> None:
     with pytest.raises(BadManifest, match="line"):
         Manifest.parse(text, "m")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), (False, False), ("yes", True), ("no", False), ("ON", True), ("0", False)],
+)
+def test_appendonly_as_redis_spells_it(value: object, expected: bool) -> None:
+    from residentd.state.settings import truthy
+
+    assert truthy(value) is expected

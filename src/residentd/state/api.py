@@ -43,8 +43,14 @@ class NotWritable(StateError):
 
     ``str(exc)`` says why (``"journal write failed: No space left on device"``). An app renders
     it in its own protocol (kv: ``-MISCONF ...``); reads keep being served, and writes resume
-    by themselves once the disk accepts data again.
+    by themselves once the disk accepts data again. ``kind`` is ``"journal"`` or
+    ``"snapshot"`` (what the disk refused) and ``strerror`` the system's text of the error.
     """
+
+    def __init__(self, message: str, kind: str = "journal", strerror: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.strerror = strerror
 
 
 class CorruptFile(StateError):

@@ -67,6 +67,7 @@ class Persistence:
         self.manifest: Manifest | None = None
         self.writable = True
         self.last_error: str | None = None
+        self.last_strerror = ""  # the system's text of the last disk error ("No space left...")
         self._journal_error: str | None = None
         self._snapshot_error: str | None = None
         self._logged_at = 0.0
@@ -80,6 +81,7 @@ class Persistence:
         self._rewrite_base_size = 0
         self._rewrite_failed_at = 0.0
         self.changes = 0  # writes since the last successful snapshot
+        self.records = 0  # journal records appended since start
         self.last_save_time = int(time.time())
         self.last_snapshot_duration: float | None = None
         self.last_bgsave_status = "ok"
@@ -162,9 +164,9 @@ class Persistence:
             # No journal yet: start from the snapshot file, then make it the first base.
             self._load_snapshot_file()
             os.makedirs(folder, exist_ok=True)
-            manifest = Manifest(Part(self.layout.base_name(1), 1, "b"), [])
-            write_snapshot(self._part_path(manifest.base.name), self.machine, self._format())  # type: ignore[union-attr]
-            manifest.incrs.append(Part(self.layout.incr_name(1), 1, "i"))
+            base = Part(self.layout.base_name(1), 1, "b")
+            manifest = Manifest(base, [Part(self.layout.incr_name(1), 1, "i")])
+            write_snapshot(self._part_path(base.name), self.machine, self._format())
             open(self._part_path(manifest.incrs[0].name), "ab").close()
             write_manifest(self.layout, self.root, manifest)
             fsync_dir(folder)
@@ -182,8 +184,7 @@ class Persistence:
                 if result.dropped:
                     self.loaded["truncated_bytes"] = result.dropped
             self.loaded["records"] = records
-            for part in manifest.history:
-                _unlink(self._part_path(part.name))
+            self._remove_strays(manifest)
             if not manifest.incrs:
                 seq = 1 if manifest.base is None else manifest.base.seq
                 manifest.incrs.append(Part(self.layout.incr_name(seq), seq, "i"))
@@ -192,6 +193,19 @@ class Persistence:
         self.manifest = manifest
         self.journal = Journal(self._part_path(manifest.incrs[-1].name), self.settings.appendfsync)
         self._rewrite_base_size = self.journal_size()
+
+    def _remove_strays(self, manifest: Manifest) -> None:
+        """Delete what a crash left in the journal folder: history files, a base written by a
+        compaction whose manifest was never switched, temporary files."""
+        folder = self.layout.folder(self.root)
+        named = {
+            part.name for part in [*([manifest.base] if manifest.base else []), *manifest.incrs]
+        }
+        prefix = f"{self.layout.basename}."
+        for name in os.listdir(folder):
+            stray = name.startswith(prefix) and (".base." in name or ".incr." in name)
+            if (stray and name not in named) or ".tmp-" in name:
+                _unlink(os.path.join(folder, name))
 
     def _format(self) -> Any:
         return self.machine.snapshot_format
@@ -220,7 +234,10 @@ class Persistence:
     def check_writable(self) -> None:
         """Raise ``NotWritable`` while the disk refuses writes."""
         if not self.writable:
-            raise NotWritable(self.last_error or "the disk refused the last write")
+            kind = "journal" if self._journal_error is not None else "snapshot"
+            raise NotWritable(
+                self.last_error or "the disk refused the last write", kind, self.last_strerror
+            )
 
     def append(self, record: bytes, waiter: object = None) -> None:
         """Journal one record (already framed by the app). With ``always``, ``waiter`` (the
@@ -230,6 +247,7 @@ class Persistence:
         journal = self.journal
         if journal is None:
             return
+        self.records += 1
         journal.append(record)
         if waiter is not None and journal.policy == "always":
             self._waiters.add(waiter)
@@ -245,25 +263,28 @@ class Persistence:
     # -- the commit point --------------------------------------------------------------------------
 
     def _commit_soon(self) -> None:
+        # Records appended outside a connection's handling (a timer's) with no output pending:
+        # the flush would not run this iteration. Held replies wait for the retry timer.
         self.commit_point()
-        if self._waiters:
-            return  # still held: the retry timer releases them
 
     def commit_point(self) -> set[object]:
         """Write (and with ``always`` fsync) this iteration's records; called before any output
         of the iteration is written. Returns the connections whose output must wait."""
         self._commit_scheduled = False
         journal = self.journal
-        if journal is None or (not journal.pending and not self._waiters):
+        if journal is None or (
+            not journal.pending and not self._waiters and self._journal_error is None
+        ):
             return set()
         try:
             journal.commit()
         except OSError as exc:
+            self.last_strerror = exc.strerror or str(exc)
             self._set_error("journal", f"journal write failed: {exc.strerror or exc}")
             self._schedule_retry()
             return self._waiters
         self._waiters = set()
-        if self._journal_error is not None:
+        if self._journal_error is not None and journal.last_fsync_error is None:
             self._clear_error("journal")
         return self._waiters
 
@@ -352,6 +373,7 @@ class Persistence:
             self.last_bgsave_status = "err"
             self.snapshot_failed_at = time.monotonic()
             text = f"snapshot failed: {error}"
+            self.last_strerror = error
             if self.settings is not None and self.settings.save:
                 self._set_error("snapshot", text)  # as Redis's stop-writes-on-bgsave-error
             else:
@@ -442,6 +464,12 @@ class Persistence:
         assert self.loop is not None
         self._tick = self.loop.call_later(1.0, self._on_tick)
         settings = self.settings
+        journal = self.journal
+        if journal is not None and journal.last_fsync_error is not None:
+            error = journal.last_fsync_error
+            self.last_strerror = error.strerror or str(error)
+            self._set_error("journal", f"journal fsync failed: {error.strerror or error}")
+            self._schedule_retry()
         if settings is None or self._child is not None:
             return
         now = time.monotonic()
@@ -566,6 +594,9 @@ class Persistence:
             "journal_size": self.journal_size() if journal is not None else 0,
             "journal_base_size": self._rewrite_base_size,
             "journal_buffer": journal.pending if journal is not None else 0,
+            "journal_records": self.records,
+            "journal_writes": journal.writes if journal is not None else 0,
+            "journal_fsyncs": journal.fsyncs if journal is not None else 0,
             "fsync_lag": round(journal.fsync_lag(), 3) if journal is not None else 0.0,
             "loaded": dict(self.loaded),
         }

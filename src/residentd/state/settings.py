@@ -33,6 +33,13 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
 )
 
 
+def truthy(value: Any) -> bool:
+    """An on/off setting given as a bool or as Redis spells it (``"yes"``/``"no"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "true", "on", "1")
+    return bool(value)
+
+
 def parse_save(text: str) -> list[tuple[int, int]]:
     """``"900 1 300 10"`` as ``[(900, 1), (300, 10)]``; ValueError if it is not pairs."""
     words = text.split()
@@ -60,7 +67,7 @@ class StateSettings:
 
         return cls(
             get("dir"),
-            bool(get("appendonly")),
+            truthy(get("appendonly")),
             get("appendfsync"),
             parse_save(get("save") or ""),
             int(get("auto_aof_rewrite_percentage")),

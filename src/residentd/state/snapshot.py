@@ -18,25 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from residentd.state.api import SnapshotFormat, StateMachine
-from residentd.state.fsync import fsync_dir
+from residentd.state.fsync import replace_durably
 
 
 def write_snapshot(path: str, machine: StateMachine, fmt: SnapshotFormat) -> int:
     """Write a snapshot of ``machine`` to ``path`` durably and atomically; return its size."""
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temp, "wb", buffering=1 << 20) as file:
-            fmt.write(file, machine.dump)
-            file.flush()
-            os.fsync(file.fileno())
-            size = file.tell()
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    fsync_dir(os.path.dirname(path) or ".")
-    return size
+    return replace_durably(path, lambda file: fmt.write(file, machine.dump))
 
 
 class ChildJob:
@@ -97,6 +84,7 @@ def _child(read_end: int, write_end: int, work: Callable[[], Any]) -> None:
     except BaseException as exc:
         code = 1
         with contextlib.suppress(BaseException):
-            os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:4000])
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else None
+            os.write(write_end, (text or f"{type(exc).__name__}: {exc}").encode()[:4000])
     finally:
         os._exit(code)
