@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import resource
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -341,5 +343,50 @@ def test_a_full_disk_refuses_changes_serves_reads_and_recovers(tmp_path: Path) -
         assert [int(text.split(":")[0]) for text in texts[: len(acked)]] == list(range(len(acked)))
         assert texts[-1] == "after"
         assert ann.ok("state.get", key="n")["value"] == 1
+    finally:
+        chat.stop()
+
+
+def test_a_torn_tail_loads_and_a_flipped_byte_stops_the_start_until_repaired(
+    tmp_path: Path,
+) -> None:
+    """A journal cut mid-record loads up to the last whole record; a byte flipped inside it
+    stops the start with exit 2 naming the file and offset, and ``residentd repair FILE
+    --app chat`` cuts it there so that the start succeeds with the records before."""
+    chat = DurableChat(str(tmp_path), "--appendfsync", "always")
+    ann = chat.client("ann")
+    ann.ok("create", room="r")
+    for index in range(10):
+        ann.ok("post", room="r", text=f"m{index}")
+    assert chat.stop() == 0
+    journal = tmp_path / "state" / "journal" / "chat.1.incr.log"
+    data = journal.read_bytes()
+    middle = data.index(b"m5")
+
+    journal.write_bytes(data[:-3])  # torn: the last record (ann going offline) is cut short
+    chat = DurableChat(str(tmp_path))
+    ann = chat.client("ann")
+    assert [m["text"] for m in ann.history("r")] == [f"m{i}" for i in range(10)]
+    assert "dropped the last" in chat.output()
+    assert chat.stop() == 0
+
+    data = journal.read_bytes()
+    journal.write_bytes(data[:middle] + b"X" + data[middle + 1 :])
+    failed = subprocess.run(
+        [sys.executable, "-m", "residentd", "run", "chat", "--admin", "off", "--listen",
+         "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert failed.returncode == 2, failed.stderr
+    assert "chat.1.incr.log: corrupt at byte" in failed.stderr
+    repaired = subprocess.run(
+        [sys.executable, "-m", "residentd", "repair", str(journal), "--app", "chat", "--yes"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    chat = DurableChat(str(tmp_path))
+    try:
+        texts = [m["text"] for m in chat.client("ann").history("r")]
+        assert texts == [f"m{i}" for i in range(5)]  # the records before the flipped one
     finally:
         chat.stop()
