@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -92,7 +93,7 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
+        self.buffer = b""
         self.ids = itertools.count(1)
         self.pushes: list[dict[str, Any]] = []
 
@@ -105,13 +106,20 @@ class Client:
     def receive(self) -> dict[str, Any]:
         """The next reply (skipping pushes); raises ConnectionError at the end of the stream."""
         while True:
-            line = self.file.readline()
-            if not line:
-                raise ConnectionError("closed")
+            while b"\n" not in self.buffer:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed")
+                self.buffer += data
+            line, _, self.buffer = self.buffer.partition(b"\n")
             message: dict[str, Any] = json.loads(line)
             if "id" in message:
                 return message
             self.pushes.append(message)
+
+    def quiet(self, seconds: float) -> bool:
+        """True if nothing at all (no reply, no push) arrives within ``seconds``."""
+        return not self.buffer and not select.select([self.sock], [], [], seconds)[0]
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         request_id = self.send(op, **fields)
@@ -136,5 +144,4 @@ class Client:
             before = page["messages"][0]["seq"]
 
     def close(self) -> None:
-        self.file.close()
         self.sock.close()

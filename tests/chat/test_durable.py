@@ -390,3 +390,42 @@ def test_a_torn_tail_loads_and_a_flipped_byte_stops_the_start_until_repaired(
         assert texts == [f"m{i}" for i in range(5)]  # the records before the flipped one
     finally:
         chat.stop()
+
+
+def test_with_always_a_post_the_disk_refused_is_not_acknowledged_until_it_is_written(
+    tmp_path: Path,
+) -> None:
+    """``appendfsync always`` and a journal that cannot grow: the reply to the post whose record
+    the disk refused is held (the poster hears nothing), other users are served, and once the
+    limit is lifted the held reply comes, and that post survives a kill -9."""
+    chat = DurableChat(str(tmp_path), "--appendfsync", "always", fsize=48 * 1024)
+    try:
+        ann, bob = chat.client("ann"), chat.client("bob")
+        ann.ok("create", room="r")
+        bob.ok("join", room="r")
+        held = None
+        for index in range(200):
+            text = f"{index}:" + "x" * 1000
+            request_id = ann.send("post", room="r", text=text)
+            if ann.quiet(1.0):
+                held = (request_id, text)
+                break
+            reply = ann.receive()
+            assert reply["op"] == "post", reply
+        assert held is not None, "the journal never filled up"
+        # Another user is served meanwhile; writes are refused with the reason.
+        assert bob.request("state.incr", key="n")["code"] == "storage-error"
+        assert bob.ok("seen", user="ann")["online"] is True
+
+        unlimited = resource.RLIM_INFINITY
+        resource.prlimit(chat.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+        reply = ann.receive()
+        assert reply["id"] == held[0] and reply["op"] == "post", reply
+        seq = reply["seq"]
+        chat.kill()
+
+        chat = DurableChat(str(tmp_path))
+        history = chat.client("ann").history("r")
+        assert [m["text"] for m in history if m["seq"] == seq] == [held[1]]
+    finally:
+        chat.stop()
