@@ -414,12 +414,25 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
 
 /* Appends ``argv`` to ``journal`` (a bytearray) as a RESP array of bulk strings, the form a
  * Redis AOF holds it in: what a command this file ran logs when persistence is on. */
+static Py_ssize_t
+digits(Py_ssize_t n)
+{
+    Py_ssize_t count = 1;
+    while (n >= 10) {
+        n /= 10;
+        count++;
+    }
+    return count;
+}
+
 static int
 journal_command(PyObject *journal, PyObject *argv)
 {
-    Py_ssize_t argc = PyList_GET_SIZE(argv), size = 24;
-    for (Py_ssize_t i = 0; i < argc; i++)
-        size += PyBytes_GET_SIZE(PyList_GET_ITEM(argv, i)) + 26;
+    Py_ssize_t argc = PyList_GET_SIZE(argv), size = 3 + digits(argc);
+    for (Py_ssize_t i = 0; i < argc; i++) {
+        Py_ssize_t length = PyBytes_GET_SIZE(PyList_GET_ITEM(argv, i));
+        size += 5 + digits(length) + length;
+    }
     Py_ssize_t start = PyByteArray_GET_SIZE(journal);
     if (PyByteArray_Resize(journal, start + size) < 0)
         return -1;
@@ -434,7 +447,7 @@ journal_command(PyObject *journal, PyObject *argv)
         *p++ = '\r';
         *p++ = '\n';
     }
-    return PyByteArray_Resize(journal, p - PyByteArray_AS_STRING(journal));
+    return 0;
 }
 
 /* db.<name> += count */
