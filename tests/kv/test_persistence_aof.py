@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from residentd.apps.kv.persistence.aof import encode, propagate
+from residentd.apps.kv.store import Keyspace
+from residentd.speedups import load
+
 from .helpers import KvProcess, wait_until
 from .persistence_peers import dataset, need, redis_on, same_dataset
 
@@ -233,3 +237,44 @@ def test_disk_errors_refuse_writes_with_misconf_and_recover(tmp_path: Path) -> N
         assert r.get("counter") == b"1"
         assert all(r.exists(f"key:{n}") for n in range(acknowledged))
         r.close()
+
+
+def test_the_fast_path_journals_what_python_does() -> None:
+    """The C fast path appends each write it runs as its request in RESP, byte for byte
+    what aof.encode gives; reads append nothing."""
+    fastpath = load("residentd.apps.kv._fastpath")
+    if fastpath is None:
+        pytest.skip("the C fast path is not loaded")
+    db = Keyspace()
+    pipeline = [
+        [b"SET", b"k", b"v" * 300],
+        [b"GET", b"k"],
+        [b"INCR", b"n"],
+        [b"incrby", b"n", b"10"],
+        [b"LPUSH", b"l", b"a", b"", b"c"],
+        [b"MSET", b"a", b"1", b"b", b"2"],
+        [b"MGET", b"a", b"b"],
+        [b"PING"],
+    ]
+    journal = bytearray()
+    assert fastpath.execute(pipeline, 0, db, [], journal) == len(pipeline)
+    writes = [argv for argv in pipeline if argv[0].upper() not in (b"GET", b"MGET", b"PING")]
+    assert bytes(journal) == b"".join(encode(argv) for argv in writes)
+
+
+def test_propagation_rules() -> None:
+    db = Keyspace()
+    db.data[b"k"] = value = b"v"
+    db.expires[b"k"] = 1_900_000_000_000
+    set_ex = [b"SET", b"k", value, b"EX", b"100"]
+    assert propagate(db, set_ex, b"+OK\r\n", False) == [
+        [b"SET", b"k", b"v", b"PXAT", b"1900000000000"]
+    ]
+    assert propagate(db, [b"SET", b"k", b"other", b"NX"], b"$-1\r\n", True) == []
+    assert propagate(db, [b"EXPIRE", b"k", b"5"], b":1\r\n", True) == [
+        [b"PEXPIREAT", b"k", b"1900000000000"]
+    ]
+    assert propagate(db, [b"EXPIRE", b"gone", b"-1"], b":1\r\n", True) == [[b"DEL", b"gone"]]
+    assert propagate(db, [b"SADD", b"s", b"a"], b":0\r\n", True) == []
+    assert propagate(db, [b"INCR", b"k"], b"-ERR value is not an integer\r\n", True) == []
+    assert propagate(db, [b"GETSET", b"k", b"x"], b"$1\r\nv\r\n", True) == [[b"SET", b"k", b"x"]]

@@ -26,11 +26,16 @@ class Daemon:
     """One kvlite daemon process on a fresh port, with its state in ``folder``."""
 
     def __init__(
-        self, folder: str, *args: str, fsize: int | None = None, wait: bool = True
+        self,
+        folder: str,
+        *args: str,
+        fsize: int | None = None,
+        wait: bool = True,
+        log: str | None = None,
     ) -> None:
         self.folder = folder
         self.port = free_port()
-        self.log = os.path.join(folder, "daemon.log")
+        self.log = log or os.path.join(folder, "daemon.log")
         command = [sys.executable, "-m", "residentd", "run", APP, "--admin", "off"]
         command += ["--listen", f"127.0.0.1:{self.port}", "--dir", folder, *args]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -153,4 +154,44 @@ def test_status_shows_the_state(tmp_path: os.PathLike[str]) -> None:
     assert b"residentd_state_journal_bytes{" in text
     assert b"residentd_state_fsync_lag_seconds{" in text
     assert b"residentd_state_last_snapshot_time_seconds{" in text
+    daemon.stop()
+
+
+def test_stop_during_compaction_keeps_everything(tmp_path: os.PathLike[str]) -> None:
+    """A stop while the compaction child writes: the child is stopped, the manifest still names
+    the old base and both incremental files, and the next start replays them all in order."""
+    folder = str(tmp_path)
+    daemon = Daemon(folder, "--appendonly", "--dump-delay", "30")
+    client = daemon.client()
+    client.call("SET a 1")
+    assert client.call("REWRITE") == "OK"
+    assert client.call("REWRITE") == "OK"  # scheduled for when the running one ends
+    client.call("SET a 2")  # lands in the new incremental file
+    client.call("SET b 3")
+    client.close()
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 10  # did not wait for the sleeping child
+    with open(os.path.join(folder, "journal", "kvlite.manifest")) as file:
+        assert file.read() == (
+            "file kvlite.1.base.snap seq 1 type b\n"
+            "file kvlite.1.incr.log seq 1 type i\n"
+            "file kvlite.2.incr.log seq 2 type i\n"
+        )
+    daemon = Daemon(folder, "--appendonly")
+    client = daemon.client()
+    assert (client.call("GET a"), client.call("GET b")) == ("2", "3")
+    assert client.call("REWRITE") == "OK"  # compacts the two files into one
+    until(lambda: not client.info()["rewrite_in_progress"])
+    assert sorted(os.listdir(os.path.join(folder, "journal"))) == [
+        "kvlite.2.base.snap",
+        "kvlite.3.incr.log",
+        "kvlite.manifest",
+    ]
+    client.close()
+    daemon.kill()
+    daemon = Daemon(folder, "--appendonly")
+    client = daemon.client()
+    assert (client.call("GET a"), client.call("GET b")) == ("2", "3")
+    client.close()
     daemon.stop()

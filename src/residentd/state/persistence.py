@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from residentd.state import recovery
-from residentd.state.api import NotWritable, StateMachine
+from residentd.state.api import StateMachine
 from residentd.state.fsync import fsync_dir
+from residentd.state.health import DiskHealth
 from residentd.state.journal import Journal
 from residentd.state.manifest import Layout, Manifest, Part, read_manifest, write_manifest
 from residentd.state.settings import StateSettings, declare
@@ -44,7 +45,6 @@ log = logging.getLogger("residentd.state")
 
 RETRY_INTERVAL = 0.5  # seconds between retries of a refused journal write
 SNAPSHOT_RETRY_DELAY = 5.0  # after a failed snapshot, as Redis's CONFIG_BGSAVE_RETRY_DELAY
-LOG_EVERY = 60.0  # a disk error still going on is logged again at most this often
 
 
 class Persistence:
@@ -65,12 +65,7 @@ class Persistence:
         self.flushes: Any = None
         self.journal: Journal | None = None
         self.manifest: Manifest | None = None
-        self.writable = True
-        self.last_error: str | None = None
-        self.last_strerror = ""  # the system's text of the last disk error ("No space left...")
-        self._journal_error: str | None = None
-        self._snapshot_error: str | None = None
-        self._logged_at = 0.0
+        self.health = DiskHealth()
         self._waiters: set[object] = set()
         self._commit_scheduled = False
         self._retry: asyncio.TimerHandle | None = None
@@ -231,13 +226,22 @@ class Persistence:
 
     # -- for the app -------------------------------------------------------------------------------
 
+    @property
+    def writable(self) -> bool:
+        """False while the disk refuses the app's data (writes must be refused)."""
+        return self.health.writable
+
+    @property
+    def last_error(self) -> str | None:
+        return self.health.last_error
+
+    @property
+    def last_strerror(self) -> str:
+        return self.health.last_strerror
+
     def check_writable(self) -> None:
         """Raise ``NotWritable`` while the disk refuses writes."""
-        if not self.writable:
-            kind = "journal" if self._journal_error is not None else "snapshot"
-            raise NotWritable(
-                self.last_error or "the disk refused the last write", kind, self.last_strerror
-            )
+        self.health.check()
 
     def append(self, record: bytes, waiter: object = None) -> None:
         """Journal one record (already framed by the app). With ``always``, ``waiter`` (the
@@ -273,19 +277,19 @@ class Persistence:
         self._commit_scheduled = False
         journal = self.journal
         if journal is None or (
-            not journal.pending and not self._waiters and self._journal_error is None
+            not journal.pending and not self._waiters and not self.health.failing("journal")
         ):
             return set()
         try:
             journal.commit()
         except OSError as exc:
-            self.last_strerror = exc.strerror or str(exc)
-            self._set_error("journal", f"journal write failed: {exc.strerror or exc}")
+            strerror = exc.strerror or str(exc)
+            self.health.fail("journal", f"journal write failed: {strerror}", strerror)
             self._schedule_retry()
             return self._waiters
         self._waiters = set()
-        if self._journal_error is not None and journal.last_fsync_error is None:
-            self._clear_error("journal")
+        if journal.last_fsync_error is None:
+            self.health.recover("journal")
         return self._waiters
 
     def _schedule_retry(self) -> None:
@@ -297,30 +301,6 @@ class Persistence:
         held = self.commit_point()
         if not held and self.flushes is not None:
             self.flushes.release_held()
-
-    # -- errors ------------------------------------------------------------------------------------
-
-    def _set_error(self, source: str, text: str) -> None:
-        first = self.writable
-        if source == "journal":
-            self._journal_error = text
-        else:
-            self._snapshot_error = text
-        self.last_error = text
-        self.writable = False
-        now = time.monotonic()
-        if first or now - self._logged_at >= LOG_EVERY:
-            self._logged_at = now
-            log.error("%s; refusing writes until the disk accepts data again", text)
-
-    def _clear_error(self, source: str) -> None:
-        if source == "journal":
-            self._journal_error = None
-        else:
-            self._snapshot_error = None
-        if self._journal_error is None and self._snapshot_error is None and not self.writable:
-            self.writable = True
-            log.warning("the disk accepts data again: writes resumed (%s)", self.last_error)
 
     # -- snapshots and compaction ------------------------------------------------------------------
 
@@ -367,15 +347,13 @@ class Persistence:
             self.last_save_time = int(time.time())
             self.changes -= changes
             log.info("snapshot written to %s in %.3fs", self.snapshot_path, seconds)
-            if self._snapshot_error is not None:
-                self._clear_error("snapshot")
+            self.health.recover("snapshot")
         else:
             self.last_bgsave_status = "err"
             self.snapshot_failed_at = time.monotonic()
             text = f"snapshot failed: {error}"
-            self.last_strerror = error
             if self.settings is not None and self.settings.save:
-                self._set_error("snapshot", text)  # as Redis's stop-writes-on-bgsave-error
+                self.health.fail("snapshot", text, error)  # stop-writes-on-bgsave-error
             else:
                 log.error("%s", text)
         self._after_child()
@@ -467,8 +445,8 @@ class Persistence:
         journal = self.journal
         if journal is not None and journal.last_fsync_error is not None:
             error = journal.last_fsync_error
-            self.last_strerror = error.strerror or str(error)
-            self._set_error("journal", f"journal fsync failed: {error.strerror or error}")
+            strerror = error.strerror or str(error)
+            self.health.fail("journal", f"journal fsync failed: {strerror}", strerror)
             self._schedule_retry()
         if settings is None or self._child is not None:
             return

@@ -412,29 +412,32 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     }
 }
 
-/* Appends ``argv`` to ``journal`` (a bytearray) as a RESP array of bulk strings, the form a
- * Redis AOF holds it in: what a command this file ran logs when persistence is on. */
+/* Writes ``argv`` to ``journal`` as a RESP array of bulk strings, the form a Redis AOF holds
+ * it in: what a write command this file ran logs when persistence is on. The call's journal
+ * goes to the caller's bytearray in one piece at the end. */
 static int
-journal_command(PyObject *journal, PyObject *argv)
+journal_command(Output *journal, PyObject *argv)
 {
-    Py_ssize_t argc = PyList_GET_SIZE(argv), size = 24;
-    for (Py_ssize_t i = 0; i < argc; i++)
-        size += PyBytes_GET_SIZE(PyList_GET_ITEM(argv, i)) + 26;
-    Py_ssize_t start = PyByteArray_GET_SIZE(journal);
-    if (PyByteArray_Resize(journal, start + size) < 0)
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    if (write_number(journal, '*', argc) < 0)
         return -1;
-    char *p = PyByteArray_AS_STRING(journal) + start;
-    p += sprintf(p, "*%zd\r\n", argc);
-    for (Py_ssize_t i = 0; i < argc; i++) {
-        PyObject *arg = PyList_GET_ITEM(argv, i);
-        Py_ssize_t length = PyBytes_GET_SIZE(arg);
-        p += sprintf(p, "$%zd\r\n", length);
-        memcpy(p, PyBytes_AS_STRING(arg), length);
-        p += length;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    return PyByteArray_Resize(journal, p - PyByteArray_AS_STRING(journal));
+    for (Py_ssize_t i = 0; i < argc; i++)
+        if (write_bulk(journal, PyList_GET_ITEM(argv, i)) < 0)
+            return -1;
+    return 0;
+}
+
+/* Appends what ``journal`` holds to the bytearray ``target``. */
+static int
+flush_journal(Output *journal, PyObject *target)
+{
+    if (journal->size == 0)
+        return 0;
+    Py_ssize_t start = PyByteArray_GET_SIZE(target);
+    if (PyByteArray_Resize(target, start + journal->size) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(target) + start, journal->data, journal->size);
+    return 0;
 }
 
 /* db.<name> += count */
@@ -478,10 +481,13 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Keyspace db = {NULL, NULL, 0, 0};
-    Output out;
+    Output out, logged;
     out.data = out.initial;
     out.size = 0;
     out.capacity = sizeof(out.initial);
+    logged.data = logged.initial;
+    logged.size = 0;
+    logged.capacity = sizeof(logged.initial);
     int failed = 1;
     db.data = PyObject_GetAttr(db_object, str_data);
     db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
@@ -507,11 +513,13 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto stopped;
             enum command named = commands_named[index - start];
             if (journal != NULL && named != GET && named != MGET && named != PING &&
-                journal_command(journal, PyList_GET_ITEM(commands, index)) < 0)
+                journal_command(&logged, PyList_GET_ITEM(commands, index)) < 0)
                 goto done;
         }
     }
 stopped:
+    if (journal != NULL && flush_journal(&logged, journal) < 0)
+        goto done;
     if (out.size) {
         PyObject *replies_bytes = PyBytes_FromStringAndSize(out.data, out.size);
         if (replies_bytes == NULL)
@@ -525,6 +533,8 @@ stopped:
 done:
     if (out.data != out.initial)
         PyMem_Free(out.data);
+    if (logged.data != logged.initial)
+        PyMem_Free(logged.data);
     Py_XDECREF(db.data);
     Py_XDECREF(db.expires);
     if (failed || add_to_counter(db_object, str_hits, db.hits) < 0 ||

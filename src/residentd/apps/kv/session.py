@@ -102,7 +102,7 @@ class KvSession(Session):
         index = 0
         fast = execute_fast
         journal = state.journal
-        if journal is not None and state.misconf() is not None:
+        if journal is not None and not state.writable:
             fast = None  # the disk refuses data: every write goes to Python to be refused
         if fast is not None and not self.special:
             # The C fast path runs what it can and stops at the first command it leaves to

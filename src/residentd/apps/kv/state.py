@@ -82,6 +82,10 @@ class KvState:
             self.persistence.append(bytes(journal), waiter)
             journal.clear()
 
+    @property
+    def writable(self) -> bool:
+        return self.persistence is None or self.persistence.writable
+
     def misconf(self) -> bytes | None:
         """Redis's -MISCONF refusal while the disk refuses data, else None."""
         persistence = self.persistence

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from residentd.codecs.resp import NIL
+from residentd.state.api import BadRecord
 
 if TYPE_CHECKING:
     from residentd.apps.kv.store import Keyspace
@@ -175,8 +176,6 @@ class RespRecords:
     """The journal's framing for residentd.state: records are lists of commands."""
 
     def scan(self, data: bytes, start: int = 0) -> Iterator[tuple[list[list[bytes]], int]]:
-        from residentd.state.api import BadRecord
-
         pos = start
         size = len(data)
         while pos < size:
