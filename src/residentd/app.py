@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from residentd.net.connection import Connection
     from residentd.net.server import Server
     from residentd.net.timers import Timer
+    from residentd.state.persistence import Persistence
 
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -171,6 +172,8 @@ class App:
         self.jobs: list[PeriodicJob] = []
         self.limit_defaults: dict[str, Any] = {}
         self.server: Server | None = None
+        #: The app's durable state (``residentd.state.Persistence.attach``), or None.
+        self.persistence: Persistence | None = None
 
     def service(
         self,

@@ -164,6 +164,29 @@ def stop(pidfile: str, timeout: float) -> str:
     return f"stopped pid {pid} in {took:.2f}s"
 
 
+def _state_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """The durable-state rows of ``status``: journal, last snapshot, disk errors."""
+    saved = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(state["last_save_time"]))
+    duration = state["last_snapshot_duration"]
+    journal = "off"
+    if state["appendonly"]:
+        journal = f"{state['journal_size']} bytes, fsync {state['appendfsync']}, "
+        journal += f"fsync lag {state['fsync_lag']}s"
+    return [
+        ("journal", journal),
+        (
+            "last snapshot",
+            f"{saved} UTC ({state['last_bgsave_status']}"
+            + (f", {duration}s)" if duration is not None else ")"),
+        ),
+        ("changes since", str(state["changes_since_save"])),
+        (
+            "disk",
+            "writable" if state["writable"] else f"REFUSING WRITES: {state['last_disk_error']}",
+        ),
+    ]
+
+
 def format_status(status: dict[str, Any]) -> str:
     """A plain two-column table of the status counters."""
     rows: list[tuple[str, str]] = [
@@ -183,5 +206,8 @@ def format_status(status: dict[str, Any]) -> str:
     rows.append(("rss", f"{status.get('rss_bytes', 0) / 1048576:.1f} MiB"))
     rows.append(("open fds", str(status.get("open_fds", "?"))))
     rows.append(("log level", str(status.get("log_level", "?"))))
+    state = status.get("persistence")
+    if state:
+        rows.extend(_state_rows(state))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)

@@ -314,6 +314,12 @@ class Connection(ConnectionCore, asyncio.Protocol):
             return
         if self.close_reason is None or self.close_reason == "closed-by-peer":
             self.close_reason = reason
+        commit = self.server.flushes.commit
+        if commit is not None and self._out and self in commit():
+            # A durable app's record the disk refused: the reply that acknowledges it must not
+            # leave; the connection closes without it (the write stays applied, and journaled
+            # once the disk accepts data).
+            self._out.clear()
         self._flush()
         self._closing = True
         self.server.forget_deadline(self)

@@ -40,10 +40,12 @@ from residentd.apps.chat import protocol as p
 from residentd.apps.chat.explain import explain
 from residentd.apps.chat.handlers import (
     MAX_LISTED,
+    delete_state,
+    incr_state,
     member_list,
     post_message,
     send_direct,
-    user_state,
+    set_state,
 )
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.tokens import make_token
@@ -55,7 +57,6 @@ if TYPE_CHECKING:
     from residentd.apps.chat.hub import Hub
     from residentd.apps.chat.presence import User
     from residentd.apps.chat.settings import ChatSettings
-    from residentd.apps.chat.state import UserState
 
 PREFIX = "/api/"
 BASE = "/api/v1"
@@ -222,7 +223,7 @@ class Refused(Exception):
 
 
 # Status of the chat's own error codes; any other is 409 (the request is fine, the world refuses).
-CHAT_STATUS = {"no-such-room": 404, "no-such-user": 404, "too-long": 400}
+CHAT_STATUS = {"no-such-room": 404, "no-such-user": 404, "too-long": 400, "storage-error": 503}
 
 # The rule of each body field, as the detail of a refusal states it: the socket protocol's
 # sentences (protocol.RULES), but ``user`` and ``from`` here are user names, never a guest's.
@@ -300,6 +301,9 @@ class Call:
     request: HttpRequest
     params: dict[str, str]
     query_values: dict[str, str]
+    #: The connection whose reply acknowledges a change: with a journal it leaves once the
+    #: change's record is written (fsynced with ``appendfsync always``).
+    waiter: object = None
 
     def body(self, kind: type[Any]) -> Any:
         try:
@@ -317,6 +321,13 @@ class Call:
 
     def user(self) -> User:
         return self.hub.user(self.params["user"])
+
+    def changing(self) -> Call:
+        """This call changes what a journal keeps: ``storage-error`` (503) while the disk
+        refuses the journal, as on the socket protocol."""
+        if self.hub.journal is not None:
+            self.hub.journal.check()
+        return self
 
 
 Handler = Callable[[Call], Any]
@@ -376,10 +387,11 @@ def _match(segments: list[str]) -> tuple[dict[str, Endpoint], dict[str, str]] | 
     return None
 
 
-def answer(app: ChatApp, request: HttpRequest) -> bytes:
-    """The bytes of the response to a request under ``/api/``."""
+def answer(app: ChatApp, request: HttpRequest, waiter: object = None) -> bytes:
+    """The bytes of the response to a request under ``/api/``; ``waiter`` is the connection it
+    goes to."""
     try:
-        status, body = _answer(app, request)
+        status, body = _answer(app, request, waiter)
         headers = None
     except Refused as refused:
         status, body, headers = refused.status, refused.body, refused.headers
@@ -391,7 +403,7 @@ def answer(app: ChatApp, request: HttpRequest) -> bytes:
     return reply(request, status, data, JSON, headers)
 
 
-def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
+def _answer(app: ChatApp, request: HttpRequest, waiter: object) -> tuple[int, Any]:
     keys = app.api_keys
     if not keys:
         raise Refused(404, "api-off", "the API is off: set api_keys or api_keys_file")
@@ -414,7 +426,7 @@ def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
     for name, value in params.items():
         endpoint.values[name].refuse(name, value)
     query = request.query if "?" in request.target else {}
-    return 200, endpoint.handler(Call(app.hub, app, request, params, query))
+    return 200, endpoint.handler(Call(app.hub, app, request, params, query, waiter))
 
 
 def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
@@ -523,31 +535,28 @@ def _state_get(call: Call) -> StateValue:
 
 @route("/users/{user}/state/{key}", "PUT")
 def _state_set(call: Call) -> StateSize:
-    value = call.body(StateValueBody).value
-    state, key, limits = _writable_state(call)
-    return StateSize(key, state.set(key, value, *limits))
+    value = call.changing().body(StateValueBody).value
+    key = call.params["key"]
+    return StateSize(key, set_state(call.hub, _state_owner(call), key, value, call.waiter))
 
 
 @route("/users/{user}/state/{key}", "DELETE")
 def _state_del(call: Call) -> StateDeleted:
-    user = call.user()
-    key = call.params["key"]
-    return StateDeleted(key, user.state is not None and user.state.delete(key))
+    key = call.changing().params["key"]
+    return StateDeleted(key, delete_state(call.hub, call.user(), key, call.waiter))
 
 
 @route("/users/{user}/state/{key}/incr", "POST")
 def _state_incr(call: Call) -> StateNumber:
-    by = call.body(IncrBody).by
-    state, key, limits = _writable_state(call)
-    return StateNumber(key, state.incr(key, by, *limits))
+    by = call.changing().body(IncrBody).by
+    key = call.params["key"]
+    return StateNumber(key, incr_state(call.hub, _state_owner(call), key, by, call.waiter))
 
 
-def _writable_state(call: Call) -> tuple[UserState, str, tuple[int, int]]:
-    """The path's user's state document (a user name unknown so far is made; a guest must be
-    online), key, and size limits."""
-    settings = call.hub.settings
-    state = user_state(call.hub.known_user(call.params["user"]))
-    return state, call.params["key"], (settings.state_max_keys, settings.state_max_bytes)
+def _state_owner(call: Call) -> User:
+    """The path's user, whose state is written: a user name unknown so far is made (a guest
+    must be online)."""
+    return call.hub.known_user(call.params["user"], call.waiter)
 
 
 @route("/rooms", "GET")
@@ -583,7 +592,7 @@ def _history(call: Call) -> HistoryPage:
 def _post(call: Call) -> Posted:
     body = call.body(PostBody)
     room = call.hub.room(call.params["room"])
-    reply = post_message(call.hub, room, body.user, body.text)
+    reply = post_message(call.changing().hub, room, body.user, body.text, call.waiter)
     return Posted(reply.room, reply.seq, reply.ts)
 
 
