@@ -121,7 +121,7 @@ def _control(argv: list[str]) -> int:
             commands.add_parser(name, help=f"{text}: residentd {name} --help")
     for name, text in (
         ("status", "show a running daemon's counters"),
-        ("reload", "reload a running daemon's config (SIGHUP)"),
+        ("reload", "reload a running daemon's config and say what changed"),
         ("stop", "stop a running daemon gracefully and wait for it"),
         ("loglevel", "change a running daemon's log level"),
     ):

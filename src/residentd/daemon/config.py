@@ -167,7 +167,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             "shutdown_timeout",
             float,
             10.0,
-            "seconds a graceful stop waits for connections to close",
+            "seconds a graceful stop waits for connections to close (0: abort them at once)",
             True,
             minimum=0,
         ),
@@ -182,7 +182,8 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             "admin",
             str,
             None,
-            "admin endpoint: unix:/PATH (default: next to the pidfile) or HOST:PORT",
+            "admin endpoint: unix:/PATH, HOST:PORT or off (default: a socket in"
+            " $RUNTIME_DIRECTORY, beside the pidfile, or a private folder)",
             path="address",
         ),
         Setting(
@@ -213,7 +214,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
                 field.metadata["help"]
                 + (f" (0: {ZERO_MEANS[field.name]})" if field.name in ZERO_MEANS else ""),
                 reloadable=field.name != "backlog",
-                minimum=0,
+                minimum=1 if field.name == "max_input_buffer" else 0,
             )
         )
     return settings
