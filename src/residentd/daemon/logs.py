@@ -674,10 +674,10 @@ def setup_logging(
 
     ``burst`` and ``period`` configure the :class:`RateLimitFilter` on the queue handler;
     ``queue_size`` bounds the records waiting for the writer. ``stdio_follows`` points
-    stdout and stderr at every log file opened later (see :class:`LogRuntime`). Calling it again replaces the
-    earlier pipeline (which is closed first, its lines written). Handlers that other code put
-    on the root logger are left alone. Call it after :func:`~residentd.daemon.daemonize.
-    daemonize`: the writer thread does not survive a fork.
+    stdout and stderr at every log file opened later (see :class:`LogRuntime`). Calling it
+    again replaces the earlier pipeline (which is closed first, its lines written). Handlers
+    that other code put on the root logger are left alone. Call it after
+    :func:`~residentd.daemon.daemonize.daemonize`: the writer thread does not survive a fork.
     """
     global _active
     settings = settings or LogSettings()
