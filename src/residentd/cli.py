@@ -85,9 +85,6 @@ def _run_or_config(command: str, argv: list[str]) -> int:
     if command == "config":
         sys.stdout.write(config.to_toml())
         return 0
-    for name in ("pidfile", "log_file"):
-        if config[name]:
-            config.values[name] = os.path.abspath(config[name])
     for warning in check_start(config, app.name):
         print(f"residentd: warning: {warning}", file=sys.stderr)
     from residentd.daemon.runner import run_daemon
