@@ -11,6 +11,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from residentd.daemon.admin import default_admin_path, ensure_private_dir, priva
 from residentd.daemon.pidfile import lock_holder, pid_alive
 from residentd.errors import ConfigError
 
-from .helpers import Daemon, free_port, port_answers, residentd, wait_until
+from .helpers import Daemon, free_port, port_answers, residentd, talk, wait_until
 
 
 def clean_env(**values: str) -> dict[str, str]:
@@ -84,6 +85,57 @@ def test_the_daemon_holding_the_lock_is_signalled(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert f"stopped pid {daemon.pid}" in result.stdout
     assert lock_holder(daemon.pidfile) is None
+
+
+def cli_as_nobody(*argv: str) -> tuple[int, str]:
+    """``residentd *argv`` in a forked child that has become ``nobody`` (what it needs lazily
+    is imported first: the checkout may not be readable by nobody); its status and stderr."""
+    import argparse  # noqa: F401
+    import encodings.ascii  # noqa: F401
+    import gettext  # noqa: F401
+    import shutil  # noqa: F401
+
+    from residentd import cli
+
+    nobody = pwd.getpwnam("nobody")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 70
+        try:
+            os.close(read_fd)
+            os.dup2(write_fd, 2)
+            sys.stderr = os.fdopen(2, "w", closefd=False)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            status = cli.main(list(argv))
+        except BaseException as exc:
+            sys.stderr.write(f"Traceback: {exc!r}\n")
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        stderr = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_daemon_of_another_user_is_a_message_not_a_traceback() -> None:
+    with tempfile.TemporaryDirectory() as folder:  # pytest's tmp_path is private to root
+        os.chmod(folder, 0o755)
+        signal_as_nobody(Path(folder))
+
+
+def signal_as_nobody(folder: Path) -> None:
+    with Daemon(folder, "echo") as daemon:
+        status, stderr = cli_as_nobody("stop", "--pidfile", daemon.pidfile)
+        assert status == 1, stderr
+        assert "Traceback" not in stderr
+        assert f"not allowed to signal pid {daemon.pid}" in stderr
+        assert talk(daemon.port, [b"still serving"]) == [b"still serving"]
 
 
 # -- the default admin socket ---------------------------------------------------------------------

@@ -131,6 +131,11 @@ def send_signal(pidfile: str, signum: int) -> int:
             os.kill(pid, signum)
     except ProcessLookupError:
         raise ControlError(f"pid {pid} from {pidfile} has exited") from None
+    except PermissionError:
+        raise ControlError(
+            f"not allowed to signal pid {pid} from {pidfile} (another user's process): run "
+            "this as that user or root, or use its admin endpoint"
+        ) from None
     finally:
         if pidfd is not None:
             os.close(pidfd)
