@@ -416,3 +416,12 @@ def test_timeouts_must_be_finite(setting: str, value: str) -> None:
     )
     message = start_error(env=clean_env(**{f"RESIDENTD_{setting.upper()}": value}))
     assert f"(from RESIDENTD_{setting.upper()})" in message
+
+
+def test_a_unix_path_too_long_for_a_socket_is_named(tmp_path: Path) -> None:
+    path = str(tmp_path / ("d" * 120) / "echo.sock")
+    result = residentd("run", "echo", "--listen", f"unix:{path}", "--admin", "off", env=clean_env())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert path in result.stderr
+    assert "longer than a Unix socket path may be" in result.stderr
