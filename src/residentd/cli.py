@@ -66,10 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_or_config(command: str, argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         names = ", ".join(sorted(BUILTIN))
+        asked = argv[:1] in (["-h"], ["--help"])
         print(
-            f"usage: residentd {command} APP [options]  (built-in apps: {names})", file=sys.stderr
+            f"usage: residentd {command} APP [options]  (built-in apps: {names}; "
+            f"residentd {command} APP --help lists the options)",
+            file=sys.stdout if asked else sys.stderr,
         )
-        return EXIT_CONFIG if argv[:1] not in (["-h"], ["--help"]) else 0
+        return 0 if asked else EXIT_CONFIG
     app = load_app(argv[0])
     schema = Schema(app)
     parser = argparse.ArgumentParser(

@@ -371,6 +371,15 @@ def test_help_lists_every_command() -> None:
     assert {"run", "config", "bots", "chat", "status", "reload", "stop", "loglevel"} <= listed
 
 
+@pytest.mark.parametrize("command", ["run", "config"])
+def test_run_help_without_an_app_goes_to_stdout(command: str) -> None:
+    result = residentd(command, "--help", env=clean_env())
+    assert result.returncode == 0
+    assert f"usage: residentd {command} APP" in result.stdout
+    assert "echo" in result.stdout
+    assert residentd(command, env=clean_env()).returncode == 2
+
+
 def test_flag_help_shows_defaults_and_what_0_means_only_where_it_means_something() -> None:
     result = residentd("run", "echo", "--help", env=clean_env())
     assert result.returncode == 0
