@@ -111,3 +111,11 @@ def test_help_says_what_zero_means_and_where_the_admin_socket_goes() -> None:
     assert "$RUNTIME_DIRECTORY, beside the pidfile, or a private folder" in text
     control = " ".join(residentd("--help").stdout.split())
     assert "SIGHUP" not in control  # reload goes through the admin endpoint
+
+
+def test_nothing_to_listen_on_is_refused() -> None:
+    """An empty RESIDENTD_LISTEN (a variable set to nothing by mistake) must not start a
+    daemon that serves nobody."""
+    result = residentd("run", "echo", env=env(RESIDENTD_LISTEN=""), timeout=10)
+    assert result.returncode == 2
+    assert "no address to listen on: listen (from RESIDENTD_LISTEN) empty" in result.stderr

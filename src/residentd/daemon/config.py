@@ -431,7 +431,12 @@ class Config:
     def validate(self) -> None:
         """Checks across settings: consistent limits, parseable addresses."""
         self.limits()
-        for addresses in self.listen().values():
+        listen = self.listen()
+        if not any(listen.values()):
+            keys = ["listen"] + [f"{name}_listen" for name in list(listen)[1:]]
+            where = ", ".join(f"{key} (from {self.sources[key]})" for key in keys)
+            raise ConfigError(f"no address to listen on: {where} empty; give at least one")
+        for addresses in listen.values():
             for address in addresses:
                 parse_address(address)
         if self.values["admin"] not in (None, "off"):
