@@ -71,10 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_or_config(command: str, argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         names = ", ".join(sorted(BUILTIN))
+        asked = argv[:1] in (["-h"], ["--help"])
         print(
-            f"usage: residentd {command} APP [options]  (built-in apps: {names})", file=sys.stderr
+            f"usage: residentd {command} APP [options]  (built-in apps: {names}; "
+            f"residentd {command} APP --help lists the options)",
+            file=sys.stdout if asked else sys.stderr,
         )
-        return EXIT_CONFIG if argv[:1] not in (["-h"], ["--help"]) else 0
+        return 0 if asked else EXIT_CONFIG
     app = load_app(argv[0])
     schema = Schema(app)
     parser = argparse.ArgumentParser(
@@ -90,10 +93,9 @@ def _run_or_config(command: str, argv: list[str]) -> int:
     if command == "config":
         sys.stdout.write(config.to_toml())
         return 0
-    paths = ["pidfile", "log_file"]
+    # pidfile and log_file were made absolute by the schema; the state folder is the app's.
     if app.persistence is not None:
-        paths.append(app.persistence.names.get("dir", "dir"))
-    for name in paths:
+        name = app.persistence.names.get("dir", "dir")
         if config[name]:
             config.values[name] = os.path.abspath(config[name])
     for warning in check_start(config, app.name):
@@ -130,7 +132,7 @@ def _control(argv: list[str]) -> int:
             commands.add_parser(name, help=f"{text}: residentd {name} --help")
     for name, text in (
         ("status", "show a running daemon's counters"),
-        ("reload", "reload a running daemon's config (SIGHUP)"),
+        ("reload", "reload a running daemon's config and say what changed"),
         ("stop", "stop a running daemon gracefully and wait for it"),
         ("loglevel", "change a running daemon's log level"),
     ):

@@ -168,7 +168,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             "shutdown_timeout",
             float,
             10.0,
-            "seconds a graceful stop waits for connections to close",
+            "seconds a graceful stop waits for connections to close (0: abort them at once)",
             True,
             minimum=0,
         ),
@@ -183,7 +183,8 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             "admin",
             str,
             None,
-            "admin endpoint: unix:/PATH (default: next to the pidfile) or HOST:PORT",
+            "admin endpoint: unix:/PATH, HOST:PORT or off (default: a socket in"
+            " $RUNTIME_DIRECTORY, beside the pidfile, or a private folder)",
             path="address",
         ),
         Setting(
@@ -214,7 +215,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
                 field.metadata["help"]
                 + (f" (0: {ZERO_MEANS[field.name]})" if field.name in ZERO_MEANS else ""),
                 reloadable=field.name != "backlog",
-                minimum=0,
+                minimum=1 if field.name == "max_input_buffer" else 0,
             )
         )
     return settings
@@ -431,7 +432,12 @@ class Config:
     def validate(self) -> None:
         """Checks across settings: consistent limits, parseable addresses."""
         self.limits()
-        for addresses in self.listen().values():
+        listen = self.listen()
+        if not any(listen.values()):
+            keys = ["listen"] + [f"{name}_listen" for name in list(listen)[1:]]
+            where = ", ".join(f"{key} (from {self.sources[key]})" for key in keys)
+            raise ConfigError(f"no address to listen on: {where} empty; give at least one")
+        for addresses in listen.values():
             for address in addresses:
                 parse_address(address)
         if self.values["admin"] not in (None, "off"):

@@ -5,7 +5,7 @@ trusted only while that process holds the pidfile's lock (:func:`daemon_pid`): a
 died leaves a file whose pid the system may have given to any other program, and that program
 must never get our signal. The signal goes through a pidfd opened before the check, so the pid
 cannot be reused between the check and the kill. The admin socket of a daemon with a pidfile is
-where :func:`~residentd.daemon.admin.default_admin_path` puts it. ``stop`` sends SIGTERM (or
+where :func:`~residentd.daemon.admin.default_admin_path` puts it. ``stop`` sends SIGQUIT (or
 POST /stop) and waits until the process is gone, reporting how long it took; ``status`` prints
 the admin endpoint's counters as a table, or as JSON with ``--json``.
 """
@@ -131,6 +131,11 @@ def send_signal(pidfile: str, signum: int) -> int:
             os.kill(pid, signum)
     except ProcessLookupError:
         raise ControlError(f"pid {pid} from {pidfile} has exited") from None
+    except PermissionError:
+        raise ControlError(
+            f"not allowed to signal pid {pid} from {pidfile} (another user's process): run "
+            "this as that user or root, or use its admin endpoint"
+        ) from None
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -159,7 +164,9 @@ def wait_gone(pid: int, timeout: float) -> float:
 
 
 def stop(pidfile: str, timeout: float) -> str:
-    pid = send_signal(pidfile, signal.SIGTERM)
+    """SIGQUIT, the graceful stop that a repeat does not cut short (a second SIGTERM is the
+    fast stop), so running ``residentd stop`` again while a stop lingers is harmless."""
+    pid = send_signal(pidfile, signal.SIGQUIT)
     took = wait_gone(pid, timeout)
     return f"stopped pid {pid} in {took:.2f}s"
 

@@ -106,7 +106,7 @@ def run_daemon(
     # below keeps them blocked for good, so they always reach the main thread.
     block_signals()
     use_lean_records()
-    logs = setup_logging(log_settings(config))
+    logs = setup_logging(log_settings(config), stdio_follows=channel is not None)
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else None
     try:
         if pidfile is not None:

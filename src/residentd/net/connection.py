@@ -370,6 +370,11 @@ class Connection(ConnectionCore, asyncio.Protocol):
         handled and answered."""
         self._pause_reading(_PAUSED_BY_STOP)
 
+    @property
+    def handling(self) -> bool:
+        """True while an ``async def`` handler is still working through the messages read."""
+        return self._worker is not None
+
     def undelivered(self) -> int:
         """Bytes of output the peer has not acknowledged yet, where that can be known: queued
         here, in the transport's buffer and in the kernel's."""
