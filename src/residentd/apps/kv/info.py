@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import psutil
 
 from residentd import __version__, speedups
-from residentd.apps.kv.state import AOF_ERROR_PREFIX
 
 if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
@@ -119,9 +118,8 @@ def _persistence(s: KvSession) -> list[tuple[str, object]]:
     aof = figures["appendonly"]
     duration = figures["last_snapshot_duration"]
     rewrite = figures["last_rewrite_duration"]
-    writing = s.state.misconf() is None or not (persistence.last_error or "").startswith(
-        AOF_ERROR_PREFIX
-    )
+    refusal = s.state.misconf()
+    writing = refusal is None or not refusal.startswith(b"-MISCONF Errors writing to the AOF")
     lines: list[tuple[str, object]] = [
         ("loading", 0),
         ("async_loading", 0),

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from residentd.apps.kv.pubsub import Hub
 from residentd.apps.kv.scan import Cursors
 from residentd.apps.kv.store import Keyspace
+from residentd.state.api import NotWritable
 
 if TYPE_CHECKING:
     from residentd.app import App
     from residentd.apps.kv.persistence.wiring import KvPersistence
     from residentd.apps.kv.session import KvSession
 
-AOF_ERROR_PREFIX = "journal write failed: "
 MISCONF_RDB = (
     b"-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
     b"persist to disk. Commands that may modify the data set are disabled, because this "
@@ -91,8 +91,11 @@ class KvState:
         persistence = self.persistence
         if persistence is None or persistence.writable:
             return None
-        text = persistence.last_error or ""
-        if text.startswith(AOF_ERROR_PREFIX):
-            reason = text[len(AOF_ERROR_PREFIX) :].replace("\r", " ").replace("\n", " ")
+        try:
+            persistence.check_writable()
+        except NotWritable as exc:
+            if exc.kind != "journal":
+                return MISCONF_RDB
+            reason = exc.strerror.replace("\r", " ").replace("\n", " ")
             return b"-MISCONF Errors writing to the AOF file: %b\r\n" % reason.encode()
-        return MISCONF_RDB
+        return None
