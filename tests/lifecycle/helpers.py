@@ -80,9 +80,17 @@ class Daemon:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"daemon exited early: {self.process.communicate()}")
-        if "--admin" in self.command:
-            return port_answers(self.port)
-        return port_answers(self.port) and os.path.exists(self.admin_path)
+        if not port_answers(self.port):
+            return False
+        if "--admin" not in self.command:
+            return os.path.exists(self.admin_path)
+        # The admin endpoint starts after the listeners: wait for it too.
+        admin = self.command[self.command.index("--admin") + 1]
+        if admin == "off":
+            return True
+        if admin.startswith("unix:"):
+            return os.path.exists(admin.removeprefix("unix:"))
+        return port_answers(int(admin.rpartition(":")[2]))
 
     @property
     def admin_path(self) -> str:
