@@ -322,7 +322,9 @@ def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
     raw_path = request.raw_path
     if not raw_path.startswith(BASE + "/"):
         raise Refused(404, "not-found", f"no such path; the API is under {BASE}/")
-    segments = [unquote(part) for part in raw_path[len(BASE) + 1 :].split("/")]
+    segments = raw_path[len(BASE) + 1 :].split("/")
+    if "%" in raw_path:
+        segments = [unquote(part) for part in segments]
     found = _match(segments)
     if found is None:
         raise Refused(404, "not-found", f"no such path: {raw_path[:200]}")
@@ -345,15 +347,16 @@ def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
     """Refuse unless ``authorization`` is ``Bearer KEY`` with one of ``keys``; every key is
     compared, each in constant time."""
     scheme, _, given = authorization.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="residentd chat API"'}
+    realm = 'Bearer realm="residentd chat API"'
     if scheme.lower() != "bearer" or not given:
+        challenge = {"WWW-Authenticate": realm}
         raise Refused(401, "unauthorized", "send Authorization: Bearer KEY", None, challenge)
     candidate = given.strip().encode("latin-1")
     good = False
     for key in keys:
         good |= hmac.compare_digest(candidate, key)
     if not good:
-        challenge["WWW-Authenticate"] += ', error="invalid_token"'
+        challenge = {"WWW-Authenticate": realm + ', error="invalid_token"'}
         raise Refused(401, "unauthorized", "the API key is not one of api_keys", None, challenge)
 
 
