@@ -240,6 +240,24 @@ class HttpRequestCodec:
         buffer = self._buffer
         if self._state == _CLOSED:
             return []
+        if not buffer and self._head is None and self._state == _READING:
+            # The usual chunk on a keep-alive connection: one whole request, nothing before it.
+            end = data.find(b"\r\n\r\n")
+            if 0 < end <= self.max_head and data[:2] != b"\r\n":
+                try:
+                    first = self._parse_head(data[:end], [])
+                except ProtocolError:
+                    self._state = _CLOSED
+                    raise
+                start = end + 4
+                if first.upgrade is not None:
+                    first.head = data[:start]
+                elif first.keep_alive and len(data) == start + self._body_length:
+                    if start < len(data):
+                        first.body = data[start:]
+                    return [first]
+                self._head = first  # the general way on from here, with the rest
+                data = data[start:]
         buffer += data
         requests: list[HttpRequest] = []
         while self._state == _READING:
@@ -441,6 +459,13 @@ def reply(
     closes the connection, ``Connection: keep-alive`` to an HTTP/1.0 request that keeps it
     (RFC 9112 9.3: else an HTTP/1.0 client takes the connection to be closing)."""
     keep_alive = request.keep_alive
+    if (
+        keep_alive
+        and headers is None
+        and request.version == "HTTP/1.1"
+        and request.method != "HEAD"
+    ):
+        return b"%s%d\r\n\r\n%s" % (_head_start(status, content_type), len(body), body)
     if keep_alive and request.version == "HTTP/1.0":
         headers = {**(headers or {}), "Connection": "keep-alive"}
     head = request.method == "HEAD"

@@ -25,6 +25,7 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, cast
 from urllib.parse import unquote
 
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 PREFIX = "/api/"
 BASE = "/api/v1"
 JSON = "application/json"
+_ROOT = BASE + "/"
+_ROOT_LENGTH = len(_ROOT)
 MIN_KEY_LENGTH = 16
 MAX_TTL = 10 * 365 * 86400
 
@@ -227,6 +230,8 @@ def bad_input(where: str, error: msgspec.ValidationError | msgspec.DecodeError) 
     return Refused(400, "bad-request", f"{where}: {detail}", field)
 
 
+_encode = msgspec.json.Encoder().encode
+
 # -- routing -------------------------------------------------------------------------------------
 
 
@@ -264,9 +269,26 @@ class Call:
 Handler = Callable[[Call], Any]
 _NAME = re.compile(r"^[\w.-]{1,32}$")
 _PARAMS = {"user": _NAME, "room": _NAME, "key": re.compile(r"^.{1,64}$", re.DOTALL)}
+
+
+class Route:
+    """A path pattern (its segments, ``{name}`` for a parameter) and its handler by method.
+    ``literal_at`` picks a path's segments where the pattern has literals, in one call, for
+    one comparison with the pattern's own."""
+
+    __slots__ = ("literal", "literal_at", "methods", "params", "parts")
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        self.parts = parts
+        self.params = tuple((i, part[1:-1]) for i, part in enumerate(parts) if part[:1] == "{")
+        literal = [i for i, part in enumerate(parts) if part[:1] != "{"]  # the first, at least
+        self.literal_at = itemgetter(*literal)
+        self.literal = self.literal_at(parts)
+        self.methods: dict[str, Handler] = {}
+
+
 # Routes by their number of segments and their first one (always a literal): a request is
 # matched against the two or three patterns that could fit, not all of them.
-Route = tuple[tuple[str, ...], dict[str, Handler]]
 ROUTES: dict[tuple[int, str], list[Route]] = {}
 
 
@@ -276,53 +298,46 @@ def route(pattern: str, method: str) -> Callable[[Handler], Handler]:
 
     def register(handler: Handler) -> Handler:
         routes = ROUTES.setdefault((len(parts), parts[0]), [])
-        for known, methods in routes:
-            if known == parts:
-                methods[method] = handler
-                return handler
-        routes.append((parts, {method: handler}))
+        found = next((known for known in routes if known.parts == parts), None)
+        if found is None:
+            found = Route(parts)
+            routes.append(found)
+        found.methods[method] = handler
         return handler
 
     return register
 
 
 def _match(segments: list[str]) -> tuple[dict[str, Handler], dict[str, str]] | None:
-    for parts, methods in ROUTES.get((len(segments), segments[0]), ()):
-        params: dict[str, str] = {}
-        for part, segment in zip(parts[1:], segments[1:], strict=True):
-            if part.startswith("{"):
-                params[part[1:-1]] = segment
-            elif part != segment:
-                break
-        else:
-            return methods, params
+    for known in ROUTES.get((len(segments), segments[0]), ()):
+        if known.literal_at(segments) == known.literal:
+            return known.methods, {name: segments[i] for i, name in known.params}
     return None
 
 
 def answer(app: ChatApp, request: HttpRequest) -> bytes:
     """The bytes of the response to a request under ``/api/``."""
     try:
-        status, body = _answer(app, request)
-        headers = None
+        status, body, headers = 200, _answer(app, request), None
     except Refused as refused:
         status, body, headers = refused.status, refused.body, refused.headers
     except ChatError as error:
         status = CHAT_STATUS.get(error.code, 409)
         field = "text" if error.code == "too-long" else None  # the one text over max_text
         body, headers = ApiError(error.code, error.detail, field), None
-    data = body if type(body) is bytes else msgspec.json.encode(body)
+    data = body if type(body) is bytes else _encode(body)
     return reply(request, status, data, JSON, headers)
 
 
-def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
+def _answer(app: ChatApp, request: HttpRequest) -> Any:
     keys = app.api_keys
     if not keys:
         raise Refused(404, "api-off", "the API is off: set api_keys or api_keys_file")
     check_key(keys, request.headers.get("authorization", ""))
     raw_path = request.raw_path
-    if not raw_path.startswith(BASE + "/"):
-        raise Refused(404, "not-found", f"no such path; the API is under {BASE}/")
-    segments = raw_path[len(BASE) + 1 :].split("/")
+    if not raw_path.startswith(_ROOT):
+        raise Refused(404, "not-found", f"no such path; the API is under {_ROOT}")
+    segments = raw_path[_ROOT_LENGTH:].split("/")
     if "%" in raw_path:
         segments = [unquote(part) for part in segments]
     found = _match(segments)
@@ -340,7 +355,7 @@ def _answer(app: ChatApp, request: HttpRequest) -> tuple[int, Any]:
         if not _PARAMS[name].match(value):
             raise Refused(400, "bad-request", f"bad {name} in the path: {value[:80]!r}", name)
     query = request.query if "?" in request.target else {}
-    return 200, handler(Call(app.hub, app, request, params, query))
+    return handler(Call(app.hub, app, request, params, query))
 
 
 def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
