@@ -149,6 +149,9 @@ class HttpRequest:
             return {}
         if "%" in query or "+" in query:
             return dict(parse_qsl(query))
+        if "&" not in query:
+            name, _, value = query.partition("=")
+            return {name: value} if value else {}
         # parse_qsl's answer, without its per-pair decoding: pairs split on "&", a pair without
         # "=" or with an empty value dropped.
         values: dict[str, str] = {}
