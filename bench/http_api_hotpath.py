@@ -10,8 +10,9 @@ per chunk, every client in turn; 50 clients in rooms of 10, each room with 20 me
 Passes alternate between the operations and the best pass of each counts (the least disturbed
 by the rest of the machine).
 
-The handlers alone (the same calls with the request already parsed and routed) are timed too,
-so the HTTP path's share shows: ``http`` is the whole request less the handler.
+residentd runs as installed (its C speedups, when built); set ``RESIDENTD_PURE_PYTHON=1``
+for the Python versions. To compare with an older commit, run the script with that commit's
+``src`` first on ``PYTHONPATH``.
 
     python bench/http_api_hotpath.py
     python bench/http_api_hotpath.py --passes 20 --ops who,post --profile post

@@ -32,6 +32,11 @@ whose code maps to the status in ``error_reply``, and the connection closes afte
   ``Upgrade`` field) the codec stops, as h11 does; ``take_upgrade()`` hands over the raw bytes
   of that request's head and everything received after it, for the next protocol's parser.
 
+A head written the plain way (what every client library sends) is read in one call,
+``read_head`` (_http_head.c, or ``read_head_py``, its Python reference); anything it does not
+take is read line by line by ``_refuse_head``, which holds every refusal above, so the fast
+path never accepts what the careful one refuses.
+
 Responses are built with ``response()``. This is for small API, control and page traffic,
 not a general web server: no chunked bodies, no ``Expect: 100-continue`` (curl waits a second
 for the ``100`` and then sends the body anyway).
