@@ -66,6 +66,7 @@ PYTHON = sys.executable
 STACKS = ("cgi-sqlite", "gunicorn-sqlite", "gunicorn-redis", "resident-tcp", "resident-http")
 RESIDENT = ("resident-tcp", "resident-http")
 API_KEY = "bench-" + secrets.token_hex(16)
+SECRET = "bench-" + secrets.token_hex(16)  # the chat's token secret: its users sign in by token
 # The talk's own figures, quoted by issue 20: about 2,500 requests/s on 8 cores, about 1 MB
 # per online user. Per CPU-second that is at best 2,500 / 8, if all 8 cores were busy.
 TALK = {"rps": 2500.0, "cores": 8, "bytes_per_user": 1_000_000}
@@ -159,6 +160,7 @@ class Stack:
             argv = [
                 PYTHON, "-m", "residentd", "run", "chat", "--listen", f"{HOST}:{self.chat_port}",
                 "--http-listen", f"{HOST}:{http_port}", "--api-keys", API_KEY, "--admin", "off",
+                "--secret", SECRET,
                 "--log-level", "WARNING", "--ping-interval", "0", "--rate-limit", "0",
                 "--idle-timeout", "0", "--max-connections", "0", "--max-connections-per-ip", "0",
                 *[arg for room in rooms for arg in ("--rooms", room)],
@@ -261,7 +263,7 @@ class Stack:
         for index in range(o.clients):
             user, room = L.user_name("", index), L.room_name(index, o.room_size)
             chat = L.chat_requests(user, room)
-            sign_in = [*L.chat_sign_in(user, room), *[chat["post"]] * posts]
+            sign_in = [*L.chat_sign_in(user, room, SECRET), *[chat["post"]] * posts]
             if self.name == "resident-tcp":
                 requests, setup = chat, sign_in
             elif members is not None:

@@ -8,7 +8,8 @@ through ``residentd.chat.client``, one line per call:
     GET  /signin    the app's own sign-in form
     POST /signin    checks the app's own password; on success mints a chat token for the user
                     (the chat keeps no passwords) and opens the chat page with it, in the URL
-                    fragment (``#user=...&token=...``), which never reaches a server's log
+                    fragment (``#user=...&token=...``), which never reaches a server's log;
+                    the page signs in with them and takes them out of the address bar
     POST /announce  posts a message to a room as the system user ``announcer``
 
 Run it beside a chat daemon that has an API key and a token secret:
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hmac
 import os
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, redirect, render_template_string, request
 
@@ -72,8 +74,11 @@ def create_app(chat: ChatClient, page_url: str) -> Flask:
         known = USERS.get(user)
         if known is None or not hmac.compare_digest(password.encode(), known.encode()):
             return render_template_string(SIGNIN, error="wrong user or password"), 401
+        # The app's user names are chat user names (names.py's rule), so the chat can take them
+        # with a token; a guest's "~" name is never one of them.
         token = chat.token(user, ttl=3600).token
-        return redirect(f"{page_url.rstrip('/')}/#user={user}&token={token}", 303)
+        fragment = urlencode({"user": user, "token": token})
+        return redirect(f"{page_url.rstrip('/')}/#{fragment}", 303)
 
     @app.post("/announce")
     def announce() -> Any:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
+from residentd.apps.chat.tokens import make_token
+
 OPS = ("heartbeat", "who", "post", "history", "incr")
 TEXT = "the quick brown fox jumps over the lazy dog"
 HISTORY = 20  # messages read by a history request
@@ -103,8 +105,12 @@ def chat_requests(user: str, room: str) -> dict[str, bytes]:
     }
 
 
-def chat_sign_in(user: str, room: str) -> list[bytes]:
-    return [chat_line("hello", 6, v=1, user=user), chat_line("join", 7, room=room)]
+def chat_sign_in(user: str, room: str, secret: str) -> list[bytes]:
+    """Sign ``user`` in with a token made with the daemon's ``secret`` and join ``room``: a
+    token user keeps its name, rooms and state, as the classic app's users do, and is the user
+    the backend API names (a guest would be ``~user``, forgotten when it closes)."""
+    hello = chat_line("hello", 6, v=1, user=user, token=make_token(secret, user))
+    return [hello, chat_line("join", 7, room=room)]
 
 
 # -- counting --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from residentd.net.connection import Connection
     from residentd.net.server import Server
     from residentd.net.timers import Timer
+    from residentd.state.persistence import Persistence
 
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -145,6 +146,9 @@ class Option:
     minimum: float | None = None
     # Checks a value beyond its type: returns why it is not allowed, or None when it is.
     check: Callable[[Any], str | None] | None = None
+    # Never printed or logged (shown as ``<redacted>``); options named ``*secret``, ``*token``
+    # and ``*password`` are secrets whatever this says.
+    secret: bool = False
 
 
 @dataclass(slots=True)
@@ -168,6 +172,8 @@ class App:
         self.jobs: list[PeriodicJob] = []
         self.limit_defaults: dict[str, Any] = {}
         self.server: Server | None = None
+        #: The app's durable state (``residentd.state.Persistence.attach``), or None.
+        self.persistence: Persistence | None = None
 
     def service(
         self,
@@ -192,12 +198,14 @@ class App:
         choices: tuple[Any, ...] | None = None,
         minimum: float | None = None,
         check: Callable[[Any], str | None] | None = None,
+        secret: bool = False,
     ) -> None:
         """Declare an app option; its current value is ``app.options[name]``. ``check`` returns
         why a value is not allowed (or None), and is run wherever a value is given: the config
-        file, the environment, a flag, a reload, so a bad value stops the start (exit 2)."""
+        file, the environment, a flag, a reload, so a bad value stops the start (exit 2). A
+        ``secret`` is shown as ``<redacted>`` wherever the config is printed or logged."""
         self.declared_options[name] = Option(
-            name, default, help, reloadable, choices, minimum, check
+            name, default, help, reloadable, choices, minimum, check, secret
         )
         self.options[name] = default
 

@@ -6,6 +6,7 @@
     residentd reload  (--pidfile F | --admin A)
     residentd stop    (--pidfile F | --admin A) [--timeout S]
     residentd loglevel LEVEL (--pidfile F | --admin A)
+    residentd repair FILE [--app APP] [--yes]         cut a journal at its first bad record
     residentd bots [--scenario S] [--users N] ...    load a loopback server with bots
     residentd APP ...                                   a built-in app's own commands
 
@@ -50,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from residentd.bots.cli import main as bots_main
 
             return bots_main(argv[1:])
+        if argv and argv[0] == "repair":
+            from residentd.state.repair import main as repair_main
+
+            return repair_main(argv[1:])
         if argv and argv[0] in ("run", "config"):
             return _run_or_config(argv[0], argv[1:])
         if argv and argv[0] in BUILTIN:
@@ -66,10 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_or_config(command: str, argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         names = ", ".join(sorted(BUILTIN))
+        asked = argv[:1] in (["-h"], ["--help"])
         print(
-            f"usage: residentd {command} APP [options]  (built-in apps: {names})", file=sys.stderr
+            f"usage: residentd {command} APP [options]  (built-in apps: {names}; "
+            f"residentd {command} APP --help lists the options)",
+            file=sys.stdout if asked else sys.stderr,
         )
-        return EXIT_CONFIG if argv[:1] not in (["-h"], ["--help"]) else 0
+        return 0 if asked else EXIT_CONFIG
     app = load_app(argv[0])
     schema = Schema(app)
     parser = argparse.ArgumentParser(
@@ -85,7 +93,9 @@ def _run_or_config(command: str, argv: list[str]) -> int:
     if command == "config":
         sys.stdout.write(config.to_toml())
         return 0
-    for name in ("pidfile", "log_file"):
+    # pidfile and log_file were made absolute by the schema; the state folder is the app's.
+    if app.persistence is not None:
+        name = app.persistence.names.get("dir", "dir")
         if config[name]:
             config.values[name] = os.path.abspath(config[name])
     for warning in check_start(config, app.name):
@@ -114,6 +124,7 @@ def _control(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run a daemon: residentd run APP --help")
     commands.add_parser("config", help="print a daemon's effective configuration")
+    commands.add_parser("repair", help="cut a journal at its first bad record: repair --help")
     # Dispatched by main() before this parser; listed so that --help shows every command.
     commands.add_parser("bots", help="load a loopback server with bots: residentd bots --help")
     if not argv or "-h" in argv or "--help" in argv:
@@ -121,7 +132,7 @@ def _control(argv: list[str]) -> int:
             commands.add_parser(name, help=f"{text}: residentd {name} --help")
     for name, text in (
         ("status", "show a running daemon's counters"),
-        ("reload", "reload a running daemon's config (SIGHUP)"),
+        ("reload", "reload a running daemon's config and say what changed"),
         ("stop", "stop a running daemon gracefully and wait for it"),
         ("loglevel", "change a running daemon's log level"),
     ):

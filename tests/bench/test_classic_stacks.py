@@ -24,6 +24,8 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
+from residentd.apps.chat.tokens import make_token
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
@@ -35,6 +37,7 @@ from classic.wsgi import make_app  # noqa: E402
 
 Call = Callable[[str, str, Any], tuple[int, dict[str, Any]]]
 REDIS = shutil.which("redis-server")
+SECRET = "classic-test-secret"
 
 
 def free_port() -> int:
@@ -328,14 +331,14 @@ def test_load_counts_every_chat_answer(tmp_path: Path) -> None:
     daemon = subprocess.Popen(
         [sys.executable, "-m", "residentd", "run", "chat", "--listen", f"127.0.0.1:{port}",
          "--http-listen", f"127.0.0.1:{free_port()}", "--admin", "off", "--log-level",
-         "WARNING", "--rate-limit", "0", "--rooms", "room0"],
+         "WARNING", "--rate-limit", "0", "--rooms", "room0", "--secret", SECRET],
     )  # fmt: skip
     try:
         wait_port(port, daemon)
         clients = []
         for index in range(3):
             requests = L.chat_requests(f"u{index}", "room0")
-            setup = [*L.chat_sign_in(f"u{index}", "room0")]
+            setup = [*L.chat_sign_in(f"u{index}", "room0", SECRET)]
             clients.append((setup, [(op, requests[op]) for op in L.OPS]))
         tally = run_load(port, L.ChatConn, clients, 0.5)
         assert tally.errors == 0, tally.first_error
@@ -346,7 +349,8 @@ def test_load_counts_every_chat_answer(tmp_path: Path) -> None:
         for index in range(3):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 reader = sock.makefile("rb")
-                sock.sendall(L.chat_line("hello", 1, v=1, user=f"u{index}"))
+                token = make_token(SECRET, f"u{index}")  # the same token user: its state
+                sock.sendall(L.chat_line("hello", 1, v=1, user=f"u{index}", token=token))
                 sock.sendall(L.chat_line("state.get", 2, key=L.COUNTER))
                 answers = [json.loads(reader.readline()) for _ in range(2)]
                 total += answers[1]["value"]

@@ -1,6 +1,8 @@
 """The backend API on the chat's HTTP port: every endpoint against a real server over loopback,
-keys, errors with their statuses, keep-alive and pipelining in order beside WebSocket chat, and
-the OpenAPI document, validated and checked against live answers."""
+guests by their ``~`` names and gone when they leave, names by the socket protocol's rules and
+errors in its words, keys, errors with their statuses, keep-alive and pipelining in order beside
+WebSocket chat, and the OpenAPI document, validated, checked against live answers, and its name
+patterns against names.py's."""
 
 from __future__ import annotations
 
@@ -12,20 +14,33 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine
+from functools import cache
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import example, given, settings
 from openapi_spec_validator import validate
 from websockets.frames import Frame, Opcode
 
+from residentd.apps.chat import api, openapi
 from residentd.apps.chat.api import load_keys
+from residentd.apps.chat.names import (
+    GUEST_RULE,
+    KEY_RULE,
+    ROOM_RULE,
+    USER_RULE,
+    is_key,
+    is_name,
+    is_user,
+)
 from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.tokens import check_token
 from residentd.errors import ConfigError
 
 from .daemon import ChatDaemon
-from .helpers import Chat, chat_server
+from .helpers import Chat, TcpPeer, chat_server
+from .test_names import names
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 KEY = "test-key-0123456789"
@@ -93,7 +108,7 @@ def test_every_endpoint(run: Run) -> None:
             assert (await http.call("GET", "/api/v1/online?limit=1"))[2]["users"] == ["ann"]
             status, _, body = await http.call("GET", "/api/v1/users/bob")
             assert body == {
-                "user": "bob", "online": True, "guest": True, "connections": 1,
+                "user": "bob", "online": True, "guest": False, "connections": 1,
                 "rooms": [], "last_seen": None,
             }  # fmt: skip
             await ann.request("join", room="lobby")
@@ -182,6 +197,21 @@ def test_every_endpoint(run: Run) -> None:
         (build("GET", "/api/v1/online?limit=x"), 400, "bad-request", "limit"),
         (build("GET", "/api/v1/rooms/lobby/history?before=-1"), 400, "bad-request", "before"),
         (build("GET", "/api/v1/users/a%20b"), 400, "bad-request", "user"),
+        (build("GET", "/api/v1/users/ann%0A"), 400, "bad-request", "user"),
+        (build("GET", "/api/v1/users/%D0%ACob"), 400, "bad-request", "user"),  # Cyrillic
+        (build("GET", "/api/v1/users/~" + "a" * 33), 400, "too-long", "user"),
+        (build("GET", "/api/v1/users/~ann"), 404, "no-such-user", None),  # no such guest
+        (build("GET", "/api/v1/rooms/lobby%0A"), 400, "bad-request", "room"),
+        (build("GET", "/api/v1/users/ann/state/a%20b"), 400, "bad-request", "key"),
+        (build("PUT", "/api/v1/users/~ann/state/k", {"value": 1}), 404, "no-such-user", None),
+        (build("POST", "/api/v1/users/~ann/state/k/incr"), 404, "no-such-user", None),
+        (build("POST", "/api/v1/users/~ann/token"), 400, "bad-request", "user"),
+        (build("POST", "/api/v1/users/a%20b/token"), 400, "bad-request", "user"),
+        (build("POST", "/api/v1/users/" + "a" * 33 + "/token"), 400, "too-long", "user"),
+        (build("POST", "/api/v1/rooms/lobby/messages", {"user": "~ann", "text": "t"}), 400,
+         "bad-request", "user"),
+        (build("POST", "/api/v1/users/ann/messages", {"from": "~bot", "text": "t"}), 400,
+         "bad-request", "from"),
         (build("POST", "/api/v1/users/bob/token", {"ttl": -1}), 400, "bad-request", "ttl"),
         (build("POST", "/api/v1/users/ann/messages", {"text": "hi"}), 409, "user-offline", None),
         (build("POST", "/api/v1/rooms/lobby/messages", {"user": "a", "text": "x" * 2001}), 400,
@@ -211,13 +241,207 @@ def test_errors(run: Run, request_: bytes, status: int, code: str, field: str | 
     run(main())
 
 
+def test_guests_by_their_tilde_name_while_online_and_gone_after(run: Run) -> None:
+    """A guest is ``~name`` in the API as on the socket: its presence, state, direct messages
+    and kick work while it is online; once its connection closes (or it is kicked) nothing of it
+    is left, a write cannot make it again, and a later guest of the name starts empty. Its
+    plain name is nobody's."""
+
+    async def main() -> None:
+        async with api_server() as chat:
+            http = await Http.open(chat)
+            cy = await chat.guest("tcp", "cy")
+            await cy.request("join", room="lobby")
+            _, _, online = await http.call("GET", "/api/v1/online")
+            assert online == {"online": 1, "users": ["~cy"]}
+            status, _, body = await http.call("GET", "/api/v1/users/~cy")
+            assert (status, body["user"], body["guest"], body["rooms"]) == (
+                200, "~cy", True, ["lobby"]
+            )  # fmt: skip
+            status, _, body = await http.call("GET", "/api/v1/users/cy")
+            assert (status, body["error"], body["detail"]) == (
+                404, "no-such-user", "no user is named cy"
+            )  # fmt: skip
+            put = await http.call("PUT", "/api/v1/users/%7Ecy/state/theme", {"value": "dark"})
+            assert put[:1] == (200,)  # ~ percent-encoded is the same name
+            assert (await cy.request("state.get", key="theme"))["value"] == "dark"
+            await cy.request("state.set", key="visits", value=1)
+            incr = await http.call("POST", "/api/v1/users/~cy/state/visits/incr")
+            assert incr[2] == {"key": "visits", "value": 2}
+            _, _, document = await http.call("GET", "/api/v1/users/~cy/state")
+            assert document == {"user": "~cy", "state": {"theme": "dark", "visits": 2}}
+            _, _, sent = await http.call("POST", "/api/v1/users/~cy/messages", {"text": "hi"})
+            direct = await cy.push("direct")
+            assert (direct["to"], direct["from"], sent["to"]) == ("~cy", "system", "~cy")
+            members = (await http.call("GET", "/api/v1/rooms/lobby/members"))[2]
+            assert members["users"] == [{"user": "~cy", "online": True}]
+
+            # The guest leaves: it is gone from the API, its state with it.
+            await cy.close()
+            await _until_gone(http, "~cy")
+            for method, path, body in [
+                ("GET", "/api/v1/users/~cy/state", None),
+                ("GET", "/api/v1/users/~cy/state/theme", None),
+                ("DELETE", "/api/v1/users/~cy/state/theme", None),
+                ("PUT", "/api/v1/users/~cy/state/theme", {"value": "light"}),
+                ("POST", "/api/v1/users/~cy/state/visits/incr", None),
+                ("POST", "/api/v1/users/~cy/messages", {"text": "hi"}),
+                ("POST", "/api/v1/users/~cy/kick", None),
+            ]:
+                status, _, refused = await http.call(method, path, body)
+                assert (status, refused["error"], refused["detail"]) == (
+                    404, "no-such-user", "no user is named ~cy"
+                ), (method, path)  # fmt: skip
+            members = (await http.call("GET", "/api/v1/rooms/lobby/members"))[2]
+            assert members["users"] == []
+
+            # A later guest of the name starts with nothing; kicked, it is gone too.
+            again = await chat.guest("ws", "cy")
+            _, _, document = await http.call("GET", "/api/v1/users/~cy/state")
+            assert document == {"user": "~cy", "state": {}}
+            assert (await http.call("GET", "/api/v1/users/~cy"))[2]["rooms"] == []
+            _, _, kicked = await http.call("POST", "/api/v1/users/~cy/kick", {"reason": "bye"})
+            assert kicked == {"user": "~cy", "closed": 1}
+            assert (await again.push("error"))["code"] == "kicked"
+            assert (await http.call("GET", "/api/v1/users/~cy"))[0] == 404
+            http.close()
+
+    run(main())
+
+
+async def _until_gone(http: Http, user: str) -> None:
+    """Wait for the server to see a closed connection (it is forgotten as it closes)."""
+    for _ in range(100):
+        if (await http.call("GET", f"/api/v1/users/{user}"))[0] == 404:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{user} still known")
+
+
+def test_tokens_are_minted_for_user_names_only(run: Run) -> None:
+    """A token for a guest's ``~`` name, or a name that breaks the rule, is a 400 that names
+    the field and states the rule; a minted token signs its user in, not as a guest."""
+
+    async def main() -> None:
+        async with api_server() as chat:
+            http = await Http.open(chat)
+            for name in ["~ann", "a%20b", "ann%0A", "%D0%ACob", "%EF%BD%81nn", "ann!"]:
+                status, _, body = await http.call("POST", f"/api/v1/users/{name}/token")
+                assert (status, body) == (400, {
+                    "error": "bad-request", "detail": USER_RULE, "field": "user"
+                }), name  # fmt: skip
+            status, _, body = await http.call("POST", "/api/v1/users/" + "a" * 33 + "/token")
+            assert (status, body["error"], body["detail"]) == (400, "too-long", USER_RULE)
+            _, _, minted = await http.call("POST", "/api/v1/users/" + "a" * 32 + "/token")
+            peer = await chat.peer("tcp")
+            hello = await peer.request("hello", v=1, user="a" * 32, token=minted["token"])
+            assert (hello["user"], hello["guest"]) == ("a" * 32, False)
+            await peer.close()
+            http.close()
+
+    run(main())
+
+
+# The same mistake made over the socket and over the API: the API's detail is the socket's.
+SAME_MISTAKES = [
+    ("GET", "/api/v1/users/a%20b", None, {"op": "seen", "user": "a b"}, GUEST_RULE),
+    ("GET", "/api/v1/users/bob%0A", None, {"op": "seen", "user": "bob\n"}, GUEST_RULE),
+    ("GET", "/api/v1/users/nobody", None, {"op": "seen", "user": "nobody"},
+     "no user is named nobody"),
+    ("GET", "/api/v1/rooms/a%20b", None, {"op": "join", "room": "a b"}, ROOM_RULE),
+    ("GET", "/api/v1/rooms/nowhere/history", None, {"op": "history", "room": "nowhere"},
+     "no room is named nowhere"),
+    ("GET", "/api/v1/users/ann/state/a%20b", None, {"op": "state.get", "key": "a b"}, KEY_RULE),
+    ("GET", "/api/v1/rooms/lobby/members?limit=0", None,
+     {"op": "who", "room": "lobby", "limit": 0}, "limit is 1-1000"),
+    ("GET", "/api/v1/rooms/lobby/history?limit=201", None,
+     {"op": "history", "room": "lobby", "limit": 201}, "limit is 1-200"),
+    ("GET", "/api/v1/rooms/lobby/history?before=-1", None,
+     {"op": "history", "room": "lobby", "before": -1}, None),
+    ("POST", "/api/v1/rooms/lobby/messages", {"user": "ann", "text": 5},
+     {"op": "post", "room": "lobby", "text": 5}, "text must be a string, not a number"),
+    ("POST", "/api/v1/rooms/lobby/messages", {"user": "ann", "text": "x" * 2001},
+     {"op": "post", "room": "lobby", "text": "x" * 2001}, None),
+    ("POST", "/api/v1/users/ann/messages", {"text": "x" * 2001},
+     {"op": "dm", "to": "ann", "text": "x" * 2001}, None),
+    ("PUT", "/api/v1/users/ann/state/k", {"value": "x" * 2000},
+     {"op": "state.set", "key": "k", "value": "x" * 2000}, None),
+]  # fmt: skip
+
+
+def test_errors_are_in_the_socket_protocols_words(run: Run) -> None:
+    async def main() -> None:
+        async with api_server(state_max_bytes=1000) as chat:
+            http = await Http.open(chat)
+            for method, path, body, request, detail in SAME_MISTAKES:
+                ann = await chat.signed_in("tcp", "ann")  # a new one: mistakes count
+                await ann.request("join", room="lobby")
+                assert isinstance(ann, TcpPeer)
+                await ann.send_raw(json.dumps({**request, "id": 9}))
+                said = await ann.reply(9)
+                status, _, answer = await http.call(method, path, body)
+                await ann.close()
+                assert said["op"] == "error" and status >= 400, (said, answer)
+                assert answer["detail"] == said["detail"], (answer, said)
+                if detail is not None:
+                    assert answer["detail"] == detail
+            http.close()
+
+    run(main())
+
+
+@cache
+def name_schemas() -> list[tuple[str, dict[str, Any], Any]]:
+    """The path values and body names of the OpenAPI document, and the check each stands for."""
+    spec = openapi.spec()
+    found = []
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            for parameter in operation["parameters"]:
+                if parameter["in"] == "path":
+                    check = api.path_values(path, method)[parameter["name"]].check
+                    found.append(
+                        (f"{method} {path} {parameter['name']}", parameter["schema"], check)
+                    )
+    schemas = spec["components"]["schemas"]
+    found.append(("PostBody.user", schemas["PostBody"]["properties"]["user"], is_name))
+    found.append(("DirectBody.from", schemas["DirectBody"]["properties"]["from"], is_name))
+    return found
+
+
+def test_openapi_names_have_the_checks_of_names_py() -> None:
+    checks = {label: check for label, _, check in name_schemas()}
+    assert checks["post /users/{user}/token user"] is is_name
+    assert checks["get /users/{user} user"] is is_user
+    assert checks["get /users/{user}/state/{key} key"] is is_key
+    assert checks["get /rooms/{room} room"] is is_name
+    assert len(name_schemas()) == 2 + sum(path.count("{") for path, *_ in openapi.ENDPOINTS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=names)
+@example(text="bob\n")
+@example(text="~bob")
+@example(text="~" + "a" * 32)
+@example(text="a" * 33)
+@example(text="a" * 64)
+@example(text="ann.Z")
+@example(text="\u042cob")
+def test_openapi_name_patterns_take_exactly_what_names_py_takes(text: str) -> None:
+    """A JSON Schema validator (Python's ``re`` here; the browser test checks ECMA-262) takes a
+    name in the OpenAPI document exactly when the server's own check does."""
+    for label, schema, check in name_schemas():
+        valid = jsonschema.Draft202012Validator(schema).is_valid(text)
+        assert valid == check(text), (label, text)
+
+
 def test_api_off_without_keys_and_a_token_needs_a_secret(run: Run) -> None:
     async def main() -> None:
         async with chat_server() as chat:
             http = await Http.open(chat)
             status, _, body = await http.call("GET", "/api/v1/online")
             assert (status, body["error"]) == (404, "api-off")
-        async with chat_server(api_keys=[KEY]) as chat:
+        async with chat_server(api_keys=[KEY], secret=None) as chat:
             http = await Http.open(chat)
             status, _, body = await http.call("POST", "/api/v1/users/ann/token")
             assert (status, body["error"]) == (409, "no-secret")
@@ -368,7 +592,7 @@ def test_upgrade_after_keep_alive_requests_on_one_connection(run: Run) -> None:
                 b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
             )
-            hello = Frame(Opcode.TEXT, b'{"op":"hello","v":1,"user":"eve","id":1}')
+            hello = Frame(Opcode.TEXT, b'{"op":"hello","v":1,"user":"eve","id":1}')  # a guest
             http.writer.write(
                 b"GET /static/style.css HTTP/1.1\r\nHost: x\r\n\r\n"
                 + build("GET", "/api/v1/online")
@@ -386,11 +610,11 @@ def test_upgrade_after_keep_alive_requests_on_one_connection(run: Run) -> None:
             if length == 126:
                 length = int.from_bytes(await http.reader.readexactly(2), "big")
             reply = json.loads(await http.reader.readexactly(length))
-            assert reply["op"] == "hello" and reply["user"] == "eve"
+            assert reply["op"] == "hello" and reply["user"] == "~eve"
             _, _, online = await Http(
                 *await asyncio.open_connection(chat.http.host, chat.http.port)
             ).call("GET", "/api/v1/online")
-            assert online["users"] == ["eve"]
+            assert online["users"] == ["~eve"]
             http.close()
 
     run(main())

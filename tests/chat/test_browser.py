@@ -5,6 +5,9 @@ order as one story: two people chat, write to each other directly, meet in a pri
 scroll back through a long history, lay the page out at 360 and 1280 px, live through a
 daemon restart, and finally ann sits in a room where 300 bots post while her page's own
 requests are counted at ``WebSocket.send`` (a hook the test installs before the page loads).
+After the story, a backend signs its user in through the URL fragment with a token from the
+API, and the OpenAPI document's name patterns are run by the browser's own (ECMA-262) regular
+expressions.
 
 Driven with Selenium and Debian's ``chromium`` + ``chromium-driver`` (same version by
 construction); skipped, saying why, when either is missing. Screenshots go to pytest's
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,8 @@ import pytest
 from residentd.apps.chat.tokens import make_token
 
 from .daemon import ChatDaemon
+from .test_api import name_schemas
+from .test_names import CONFUSABLES, CONTROLS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -70,6 +76,7 @@ FLAGS = [
 WAIT = 15.0
 MAX_MESSAGES = 200  # chat.js keeps at most this many messages in the DOM
 SECRET = "browser-test-secret"
+API_KEY = "browser-test-api-key-0123"
 
 # Installed before any page script runs: every frame the page sends is logged with its time,
 # and the messages it receives are counted by op.
@@ -113,7 +120,7 @@ def browser() -> Any:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[ChatDaemon]:
-    with ChatDaemon("--history-size", "300", "--secret", SECRET) as running:
+    with ChatDaemon("--history-size", "300", "--secret", SECRET, "--api-keys", API_KEY) as running:
         yield running
 
 
@@ -717,3 +724,84 @@ def test_dashboard(daemon: ChatDaemon, bob: Any, shots: Path) -> None:
         no_console_errors(bob)
     finally:
         bob.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def mint(daemon: ChatDaemon, user: str) -> str:
+    """A sign-in token from the backend API, as a backend gets one."""
+    request = urllib.request.Request(
+        f"{daemon.url}/api/v1/users/{user}/token",
+        data=b'{"ttl": 600}',
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
+    with urllib.request.urlopen(request, timeout=WAIT) as answer:
+        return str(json.load(answer)["token"])
+
+
+def test_a_backend_signs_its_user_in_through_the_url_fragment(daemon: ChatDaemon, bob: Any) -> None:
+    """examples/flask_backend.py sends the browser to ``/#user=NAME&token=TOKEN``: the page
+    signs in as that user (not a guest), and the token leaves the address bar at once; a token
+    that is refused brings the sign-in form back with the reason, the fragment gone too."""
+    token = mint(daemon, "dora")
+    bob.get("about:blank")  # a new document, as after the backend's redirect
+    bob.get(f"{daemon.url}/#user=dora&token={token}")
+    until(bob, lambda d: text_of(d, "status") == "signed in as dora", "dora signed in")
+    until(bob, lambda d: text_of(d, "room-title") == "lobby", "dora in the lobby")
+    assert bob.current_url == daemon.url + "/"
+    seen = Peer(daemon, "watcher", token=make_token(SECRET, "watcher"))
+    assert seen.call("seen", user="dora")["online"] is True
+    assert seen.call("seen", user="~dora")["code"] == "no-such-user"
+    seen.close()
+
+    bob.get("about:blank")
+    bob.get(f"{daemon.url}/#user=dora&token={token[:-2]}xx")
+    until(bob, lambda d: by_id(d, "signin").is_displayed(), "the sign-in form back")
+    until(bob, lambda d: "token was refused" in text_of(d, "signin-error"), "the reason")
+    assert bob.current_url == daemon.url + "/"
+    assert by_id(bob, "name").get_attribute("value") == "dora"
+    no_console_errors(bob)
+
+
+# Names around the rules' edges: lengths, a final newline, lookalikes, a "Z" (which \Z would be
+# in ECMA-262), every troublemaker of test_names.py before and after a name.
+EDGES = [
+    "ann",
+    "~ann",
+    "a" * 32,
+    "a" * 33,
+    "~" + "a" * 32,
+    "~" + "a" * 33,
+    "a" * 64,
+    "a" * 65,
+    "",
+    "~",
+    "~~a",
+    "a~",
+    "bob\n",
+    "\nbob",
+    "bob\r\n",
+    "ann.Z",
+    "Z",
+    "a b",
+    "a-b_c.D9",
+]
+EDGES += [f"ann{odd}" for odd in CONFUSABLES + CONTROLS + ' ~"\\/:@#+$^*']
+EDGES += [f"{odd}ann" for odd in CONFUSABLES + CONTROLS + ' ~"\\/:@#+$^*']
+
+
+def test_openapi_name_patterns_mean_the_same_in_ecma_262(bob: Any) -> None:
+    """JSON Schema's patterns are ECMA-262 regular expressions: run by the browser's engine (with
+    the ``u`` flag, as validators such as ajv use, and without), each OpenAPI name schema takes
+    exactly the names the server's check takes."""
+    for label, schema, check in name_schemas():
+        for flags in ("", "u"):
+            taken = bob.execute_script(
+                "const [schema, flags, texts] = arguments;"
+                "const pattern = new RegExp(schema.pattern, flags);"
+                "return texts.map((text) => [...text].length >= schema.minLength"
+                " && [...text].length <= schema.maxLength && pattern.test(text))",
+                schema,
+                flags,
+                EDGES,
+            )
+            wrong = [text for text, ok in zip(EDGES, taken, strict=True) if ok != check(text)]
+            assert not wrong, (label, flags, wrong)

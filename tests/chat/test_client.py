@@ -4,6 +4,7 @@ asyncio client, typed answers, errors as exceptions, connection reuse, timeouts.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from residentd.apps.chat import api
-from residentd.apps.chat.tokens import check_token
+from residentd.apps.chat.names import USER_RULE
+from residentd.apps.chat.tokens import check_token, make_token
 from residentd.chat.client import (
     AsyncChatClient,
     BadRequest,
@@ -37,10 +39,15 @@ def daemon() -> Iterator[ChatDaemon]:
         yield running
 
 
-def signed_in(daemon: ChatDaemon, user: str) -> socket.socket:
+def signed_in(daemon: ChatDaemon, user: str, token: bool = True) -> socket.socket:
+    """A TCP connection signed in as ``user`` with a token, or as the guest ``~user``."""
     sock = socket.create_connection(("127.0.0.1", daemon.tcp_port), timeout=5)
-    sock.sendall(b'{"op":"hello","v":1,"user":"%s"}\n' % user.encode())
-    assert b'"op":"hello"' in sock.recv(4096)
+    hello = {"op": "hello", "v": 1, "user": user}
+    if token:
+        hello["token"] = make_token(SECRET, user)
+    sock.sendall(json.dumps(hello).encode() + b"\n")
+    reply = json.loads(sock.makefile("rb").readline())
+    assert reply["op"] == "hello" and reply["guest"] is not token, reply
     return sock
 
 
@@ -69,6 +76,9 @@ def test_sync_client(daemon: ChatDaemon) -> None:
         assert chat.delete_state("ann", "theme") is False
         minted = chat.token("zoe", ttl=60)
         assert check_token(SECRET, "zoe", minted.token) is None
+        with pytest.raises(BadRequest) as guest_token:
+            chat.token("~zoe")
+        assert (guest_token.value.field, guest_token.value.detail) == ("user", USER_RULE)
         # Errors are exceptions under residentd's root error, with the daemon's code.
         with pytest.raises(NotFound) as missing:
             chat.presence("nobody")
@@ -83,6 +93,14 @@ def test_sync_client(daemon: ChatDaemon) -> None:
         assert chat.kick("ann", "bye now") == 1
         assert b'"code":"kicked"' in ann.recv(4096)
         assert chat.presence("ann").online is False
+        # A guest by its ~ name (the client puts it in the path as it is).
+        gus = signed_in(daemon, "gus", token=False)
+        assert chat.presence("~gus").guest is True
+        assert chat.set_state("~gus", "seen", True) > 0
+        assert chat.kick("~gus") == 1
+        with pytest.raises(NotFound):
+            chat.state("~gus")  # gone with its connection
+        gus.close()
         # One connection served all of it.
         pool = chat.http._transport._pool  # type: ignore[attr-defined]
         assert len(pool.connections) == 1

@@ -4,7 +4,8 @@ when every character is an ASCII letter, a digit, ``_``, ``.`` or ``-`` and ther
 them (64 for keys). The oracle below is written apart from the server's patterns, character by
 character. Texts come from all of Unicode, control characters, lookalikes of ASCII letters and
 valid names with one character changed; each is sent both as UTF-8 and as JSON escapes. The
-same rule guards ``residentd chat token`` and the ``rooms`` option (``is_name``).
+same rule guards ``residentd chat token`` and the ``rooms`` option (``is_name``), and the backend
+API's names in paths (``is_user``, ``is_key``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from hypothesis import strategies as st
 
 from residentd.apps.chat import build_app
 from residentd.apps.chat import protocol as p
-from residentd.apps.chat.names import GUEST_RULE, KEY_RULE, ROOM_RULE, guest_name, is_name
+from residentd.apps.chat.names import (
+    GUEST_RULE,
+    KEY_RULE,
+    ROOM_RULE,
+    guest_name,
+    is_key,
+    is_name,
+    is_user,
+)
 from residentd.apps.chat.settings import ChatSettings
 from residentd.daemon.config import Schema
 from residentd.errors import ConfigError
@@ -86,6 +95,7 @@ def test_user_names(name: str, escaped: bool) -> None:
     if not accepted:
         assert detail == GUEST_RULE
     assert is_name(name) == documented(name)
+    assert is_user(name) == accepted  # the backend API's check of a user in a path
     if accepted:
         assert guest_name(name) == "~" + plain
 
@@ -109,6 +119,7 @@ def test_room_names(name: str, escaped: bool) -> None:
 def test_state_keys(key: str, escaped: bool) -> None:
     accepted, detail = decodes({"op": "state.set", "key": key, "value": 1}, escaped)
     assert accepted == documented(key, 64), (key, detail)
+    assert is_key(key) == accepted
     if not accepted:
         assert detail == KEY_RULE
 

@@ -49,10 +49,10 @@ def test_online_page_and_sign_in(daemon: ChatDaemon) -> None:
         web = example.create_app(chat, daemon.url).test_client()
         page = web.get("/")
         assert page.status_code == 200 and b"<h1>0 online</h1>" in page.data
-        bob, reply = hello(daemon, "bob")
-        assert reply["op"] == "hello"
+        bob, reply = hello(daemon, "bob")  # a guest: ~bob, not the app's user bob
+        assert (reply["op"], reply["user"]) == ("hello", "~bob")
         page = web.get("/")
-        assert b"<h1>1 online</h1>" in page.data and b"<li>bob</li>" in page.data
+        assert b"<h1>1 online</h1>" in page.data and b"<li>~bob</li>" in page.data
         assert b"lobby: 0 of 0 online" in page.data
 
         refused = web.post("/signin", data={"user": "ann", "password": "guess"})
@@ -65,7 +65,8 @@ def test_online_page_and_sign_in(daemon: ChatDaemon) -> None:
         assert fragment["user"] == ["ann"]
         # The daemon takes the minted token: ann is signed in as a token user, not a guest.
         ann, reply = hello(daemon, "ann", fragment["token"][0])
-        assert reply["op"] == "hello" and reply["guest"] is False
+        assert (reply["op"], reply["user"], reply["guest"]) == ("hello", "ann", False)
+        assert b"<li>ann</li>" in web.get("/").data
         _, forged = hello(daemon, "ann", fragment["token"][0][:-2] + "xx")
         assert forged["code"] == "bad-token"
 

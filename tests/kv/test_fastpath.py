@@ -442,9 +442,11 @@ def test_the_fast_path_is_used(loop: asyncio.AbstractEventLoop) -> None:
     calls: list[int] = []
     execute = fast_execute()
 
-    def counting(commands: list[Argv], start: int, db: Any, replies: list[bytes]) -> int:
+    def counting(
+        commands: list[Argv], start: int, db: Any, replies: list[bytes], journal: Any = None
+    ) -> int:
         calls.append(start)
-        return execute(commands, start, db, replies)
+        return execute(commands, start, db, replies, journal)
 
     pipeline = [[b"SET", b"a", b"1"], [b"INCR", b"a"], [b"HSET", b"h", b"f", b"v"], [b"GET", b"a"]]
     replies, _ = run_pipeline(loop, counting, [pipeline])

@@ -92,3 +92,30 @@ def test_broken_toml_and_unknown_app_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cannot load app 'no_such_app_here'" in result.stderr
     assert "echo" in result.stderr
+
+
+def test_a_zero_that_means_nothing_is_refused() -> None:
+    """max_input_buffer = 0 would close every connection whose input arrives in two pieces."""
+    result = residentd("run", "echo", "--max-input-buffer", "0", env=env())
+    assert result.returncode == 2
+    assert "max_input_buffer = '0' (from --max-input-buffer)" in result.stderr
+    assert "expected at least 1" in result.stderr
+
+
+def test_help_says_what_zero_means_and_where_the_admin_socket_goes() -> None:
+    result = residentd("run", "echo", "--help", env=env())
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "(0: abort them at once)" in text  # shutdown_timeout
+    assert "unix:/PATH, HOST:PORT or off" in text
+    assert "$RUNTIME_DIRECTORY, beside the pidfile, or a private folder" in text
+    control = " ".join(residentd("--help").stdout.split())
+    assert "SIGHUP" not in control  # reload goes through the admin endpoint
+
+
+def test_nothing_to_listen_on_is_refused() -> None:
+    """An empty RESIDENTD_LISTEN (a variable set to nothing by mistake) must not start a
+    daemon that serves nobody."""
+    result = residentd("run", "echo", env=env(RESIDENTD_LISTEN=""), timeout=10)
+    assert result.returncode == 2
+    assert "no address to listen on: listen (from RESIDENTD_LISTEN) empty" in result.stderr

@@ -11,6 +11,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from residentd.daemon.admin import default_admin_path, ensure_private_dir, priva
 from residentd.daemon.pidfile import lock_holder, pid_alive
 from residentd.errors import ConfigError
 
-from .helpers import Daemon, free_port, port_answers, residentd, wait_until
+from .helpers import Daemon, free_port, port_answers, residentd, talk, wait_until
 
 
 def clean_env(**values: str) -> dict[str, str]:
@@ -84,6 +85,57 @@ def test_the_daemon_holding_the_lock_is_signalled(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert f"stopped pid {daemon.pid}" in result.stdout
     assert lock_holder(daemon.pidfile) is None
+
+
+def cli_as_nobody(*argv: str) -> tuple[int, str]:
+    """``residentd *argv`` in a forked child that has become ``nobody`` (what it needs lazily
+    is imported first: the checkout may not be readable by nobody); its status and stderr."""
+    import argparse  # noqa: F401
+    import encodings.ascii  # noqa: F401
+    import gettext  # noqa: F401
+    import shutil  # noqa: F401
+
+    from residentd import cli
+
+    nobody = pwd.getpwnam("nobody")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 70
+        try:
+            os.close(read_fd)
+            os.dup2(write_fd, 2)
+            sys.stderr = os.fdopen(2, "w", closefd=False)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            status = cli.main(list(argv))
+        except BaseException as exc:
+            sys.stderr.write(f"Traceback: {exc!r}\n")
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        stderr = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_daemon_of_another_user_is_a_message_not_a_traceback() -> None:
+    with tempfile.TemporaryDirectory() as folder:  # pytest's tmp_path is private to root
+        os.chmod(folder, 0o755)
+        signal_as_nobody(Path(folder))
+
+
+def signal_as_nobody(folder: Path) -> None:
+    with Daemon(folder, "echo") as daemon:
+        status, stderr = cli_as_nobody("stop", "--pidfile", daemon.pidfile)
+        assert status == 1, stderr
+        assert "Traceback" not in stderr
+        assert f"not allowed to signal pid {daemon.pid}" in stderr
+        assert talk(daemon.port, [b"still serving"]) == [b"still serving"]
 
 
 # -- the default admin socket ---------------------------------------------------------------------
@@ -319,6 +371,15 @@ def test_help_lists_every_command() -> None:
     assert {"run", "config", "bots", "chat", "status", "reload", "stop", "loglevel"} <= listed
 
 
+@pytest.mark.parametrize("command", ["run", "config"])
+def test_run_help_without_an_app_goes_to_stdout(command: str) -> None:
+    result = residentd(command, "--help", env=clean_env())
+    assert result.returncode == 0
+    assert f"usage: residentd {command} APP" in result.stdout
+    assert "echo" in result.stdout
+    assert residentd(command, env=clean_env()).returncode == 2
+
+
 def test_flag_help_shows_defaults_and_what_0_means_only_where_it_means_something() -> None:
     result = residentd("run", "echo", "--help", env=clean_env())
     assert result.returncode == 0
@@ -364,3 +425,12 @@ def test_timeouts_must_be_finite(setting: str, value: str) -> None:
     )
     message = start_error(env=clean_env(**{f"RESIDENTD_{setting.upper()}": value}))
     assert f"(from RESIDENTD_{setting.upper()})" in message
+
+
+def test_a_unix_path_too_long_for_a_socket_is_named(tmp_path: Path) -> None:
+    path = str(tmp_path / ("d" * 120) / "echo.sock")
+    result = residentd("run", "echo", "--listen", f"unix:{path}", "--admin", "off", env=clean_env())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert path in result.stderr
+    assert "longer than a Unix socket path may be" in result.stderr

@@ -80,6 +80,32 @@ def test_daemon_mode_reports_bind_failure(tmp_path: Path) -> None:
     assert not (tmp_path / "fail.pid").exists()
 
 
+@pytest.mark.parametrize("how", ["SIGUSR1", "reload"])
+def test_daemon_stdio_follows_the_reopened_log(tmp_path: Path, how: str) -> None:
+    """Under --daemon stdout and stderr are the log file; after logrotate moved it and the
+    daemon reopened it they must be the new file too, or the rotated file (and its disk space)
+    is held for the daemon's life and anything written to stderr lands in it."""
+    port = free_port()
+    pidfile, log = tmp_path / "bg.pid", tmp_path / "bg.log"
+    result = residentd(
+        "run", "echo", "--daemon", "--listen", f"127.0.0.1:{port}",
+        "--pidfile", str(pidfile), "--log-file", str(log),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    try:
+        log.rename(tmp_path / "bg.log.1")
+        if how == "SIGUSR1":
+            os.kill(pid, signal.SIGUSR1)
+            wait_until(lambda: log.exists() and "reopened" in log.read_text(), what="reopen")
+        else:
+            assert residentd("reload", "--pidfile", str(pidfile)).returncode == 0
+        for fd in (1, 2):
+            assert os.readlink(f"/proc/{pid}/fd/{fd}") == str(log)
+    finally:
+        assert residentd("stop", "--pidfile", str(pidfile)).returncode == 0
+
+
 def test_foreground_bind_failure_exits_nonzero(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -343,3 +343,31 @@ def test_a_new_log_file_that_cannot_be_opened_keeps_the_old_one(tmp_path: Path) 
         assert talk(port, [b"on"]) == [b"on"]
     finally:
         stop(process)
+
+
+def test_api_keys_are_never_printed(tmp_path: Path) -> None:
+    """chat's api_keys are a list of secrets: redacted by ``residentd config``, ``/config`` and
+    a reload's answer and log, like ``secret``; no keys is shown as the empty list it is."""
+    shown = residentd("config", "chat", "--api-keys", "flag-key-0123456789")
+    assert shown.returncode == 0, shown.stderr
+    assert "flag-key-0123456789" not in shown.stdout
+    assert 'api_keys = "<redacted>"  # --api-keys' in shown.stdout
+    assert "api_keys = []  # default" in residentd("config", "chat").stdout
+
+    config = tmp_path / "chat.toml"
+    config.write_text('api_keys = ["file-key-0123456789"]\n')
+    admin = f"127.0.0.1:{free_port()}"
+    http = f"127.0.0.1:{free_port()}"
+    daemon = Daemon(tmp_path, "chat", "--config", str(config), "--admin", admin,
+                    "--http-listen", http)  # fmt: skip
+    with daemon:
+        wait_until(lambda: port_answers(int(admin.rpartition(":")[2])), what="admin port")
+        assert admin_get(admin, "/config")["in_force"]["api_keys"] == "<redacted>"
+        config.write_text('api_keys = ["file-key-0123456789", "new-key-0123456789"]\n')
+        reload = residentd("reload", "--admin", admin)
+        assert reload.returncode == 0, reload.stderr
+        assert msgspec.json.decode(reload.stdout)["applied"] == {"api_keys": "<redacted>"}
+        wait_until(lambda: "reloaded" in daemon.log(), what="reload logged")
+    for key in ("file-key-0123456789", "new-key-0123456789"):
+        assert key not in daemon.log()
+        assert key not in reload.stdout

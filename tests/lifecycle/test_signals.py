@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -236,4 +238,33 @@ def test_residentd_stop_waits_and_reports(tmp_path: Path) -> None:
         assert f"stopped pid {daemon.pid}" in result.stdout
         assert daemon.process is not None and daemon.process.poll() == 0
     finally:
+        daemon.stop()
+
+
+def test_residentd_stop_run_again_does_not_cut_the_stop_short(tmp_path: Path) -> None:
+    """A script that runs ``residentd stop`` again (its first wait timed out) must not turn the
+    graceful stop into a fast exit: the second one is ignored, the stop ends with status 0."""
+    daemon = Daemon(tmp_path, "echo").start()
+    client = socket.create_connection(("127.0.0.1", daemon.port))
+    done = threading.Event()
+
+    def keep_sending() -> None:  # a client that never closes holds the lingering close ~3 s
+        with contextlib.suppress(OSError):
+            while not done.wait(0.05):
+                client.sendall(b"ping\n")
+
+    sender = threading.Thread(target=keep_sending)
+    sender.start()
+    try:
+        wait_until(lambda: daemon.status()["messages_in"] > 0, what="the client's first line")
+        first = residentd("stop", "--pidfile", daemon.pidfile, "--timeout", "0.3")
+        assert first.returncode == 1 and "still running" in first.stderr, first.stderr
+        second = residentd("stop", "--pidfile", daemon.pidfile, "--timeout", "20")
+        assert second.returncode == 0, second.stderr
+        assert daemon.process is not None and daemon.process.wait(5) == 0
+        assert "second stop signal" not in daemon.log()
+    finally:
+        done.set()
+        sender.join()
+        client.close()
         daemon.stop()

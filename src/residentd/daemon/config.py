@@ -12,8 +12,9 @@ once, against the directory the daemon started in, which the config keeps: a rel
 them against the same directory, so a relative path means the same file for the whole life of
 the daemon, even after ``--daemon`` moved it to ``/``.
 
-Secrets (``admin_token``, and app options whose names end in ``secret``, ``token`` or
-``password``) are shown as ``<redacted>`` wherever the config is printed or logged;
+Secrets (``admin_token``, app options whose names end in ``secret``, ``token`` or
+``password``, and those an app declares secret, such as chat's ``api_keys``) are shown as
+``<redacted>`` wherever the config is printed or logged (an empty list as itself);
 ``admin_token_file`` reads the token from a file, so it stays out of ``ps`` and the environment.
 
 A bad key or value raises ``ConfigError`` with a message that names the key, the value, where it
@@ -167,7 +168,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             "shutdown_timeout",
             float,
             10.0,
-            "seconds a graceful stop waits for connections to close",
+            "seconds a graceful stop waits for connections to close (0: abort them at once)",
             True,
             minimum=0,
         ),
@@ -182,7 +183,8 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
             "admin",
             str,
             None,
-            "admin endpoint: unix:/PATH (default: next to the pidfile) or HOST:PORT",
+            "admin endpoint: unix:/PATH, HOST:PORT or off (default: a socket in"
+            " $RUNTIME_DIRECTORY, beside the pidfile, or a private folder)",
             path="address",
         ),
         Setting(
@@ -213,7 +215,7 @@ def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setti
                 field.metadata["help"]
                 + (f" (0: {ZERO_MEANS[field.name]})" if field.name in ZERO_MEANS else ""),
                 reloadable=field.name != "backlog",
-                minimum=0,
+                minimum=1 if field.name == "max_input_buffer" else 0,
             )
         )
     return settings
@@ -245,7 +247,7 @@ def app_settings(app: App) -> list[Setting]:
                 option.choices,
                 option.minimum,
                 app_option=True,
-                secret=option.name.endswith(SECRET_SUFFIXES),
+                secret=option.secret or option.name.endswith(SECRET_SUFFIXES),
                 check=option.check,
             )
         )
@@ -430,7 +432,12 @@ class Config:
     def validate(self) -> None:
         """Checks across settings: consistent limits, parseable addresses."""
         self.limits()
-        for addresses in self.listen().values():
+        listen = self.listen()
+        if not any(listen.values()):
+            keys = ["listen"] + [f"{name}_listen" for name in list(listen)[1:]]
+            where = ", ".join(f"{key} (from {self.sources[key]})" for key in keys)
+            raise ConfigError(f"no address to listen on: {where} empty; give at least one")
+        for addresses in listen.values():
             for address in addresses:
                 parse_address(address)
         if self.values["admin"] not in (None, "off"):
@@ -475,9 +482,10 @@ class Config:
         return Config(self.schema, values, sources, new.config_file, self.base_dir)
 
     def shown(self, name: str, value: Any) -> Any:
-        """``value`` as it may be printed or logged: a set secret is ``<redacted>``."""
+        """``value`` as it may be printed or logged: a set secret is ``<redacted>`` (a list of
+        secrets too, unless it is empty)."""
         setting = self.schema.settings.get(name)
-        if setting is not None and setting.secret and value is not None:
+        if setting is not None and setting.secret and value is not None and value != []:
             return REDACTED
         return value
 

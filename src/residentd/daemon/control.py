@@ -5,7 +5,7 @@ trusted only while that process holds the pidfile's lock (:func:`daemon_pid`): a
 died leaves a file whose pid the system may have given to any other program, and that program
 must never get our signal. The signal goes through a pidfd opened before the check, so the pid
 cannot be reused between the check and the kill. The admin socket of a daemon with a pidfile is
-where :func:`~residentd.daemon.admin.default_admin_path` puts it. ``stop`` sends SIGTERM (or
+where :func:`~residentd.daemon.admin.default_admin_path` puts it. ``stop`` sends SIGQUIT (or
 POST /stop) and waits until the process is gone, reporting how long it took; ``status`` prints
 the admin endpoint's counters as a table, or as JSON with ``--json``.
 """
@@ -131,6 +131,11 @@ def send_signal(pidfile: str, signum: int) -> int:
             os.kill(pid, signum)
     except ProcessLookupError:
         raise ControlError(f"pid {pid} from {pidfile} has exited") from None
+    except PermissionError:
+        raise ControlError(
+            f"not allowed to signal pid {pid} from {pidfile} (another user's process): run "
+            "this as that user or root, or use its admin endpoint"
+        ) from None
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -159,9 +164,34 @@ def wait_gone(pid: int, timeout: float) -> float:
 
 
 def stop(pidfile: str, timeout: float) -> str:
-    pid = send_signal(pidfile, signal.SIGTERM)
+    """SIGQUIT, the graceful stop that a repeat does not cut short (a second SIGTERM is the
+    fast stop), so running ``residentd stop`` again while a stop lingers is harmless."""
+    pid = send_signal(pidfile, signal.SIGQUIT)
     took = wait_gone(pid, timeout)
     return f"stopped pid {pid} in {took:.2f}s"
+
+
+def _state_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """The durable-state rows of ``status``: journal, last snapshot, disk errors."""
+    saved = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(state["last_save_time"]))
+    duration = state["last_snapshot_duration"]
+    journal = "off"
+    if state["appendonly"]:
+        journal = f"{state['journal_size']} bytes, fsync {state['appendfsync']}, "
+        journal += f"fsync lag {state['fsync_lag']}s"
+    return [
+        ("journal", journal),
+        (
+            "last snapshot",
+            f"{saved} UTC ({state['last_bgsave_status']}"
+            + (f", {duration}s)" if duration is not None else ")"),
+        ),
+        ("changes since", str(state["changes_since_save"])),
+        (
+            "disk",
+            "writable" if state["writable"] else f"REFUSING WRITES: {state['last_disk_error']}",
+        ),
+    ]
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -183,5 +213,8 @@ def format_status(status: dict[str, Any]) -> str:
     rows.append(("rss", f"{status.get('rss_bytes', 0) / 1048576:.1f} MiB"))
     rows.append(("open fds", str(status.get("open_fds", "?"))))
     rows.append(("log level", str(status.get("log_level", "?"))))
+    state = status.get("persistence")
+    if state:
+        rows.extend(_state_rows(state))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)

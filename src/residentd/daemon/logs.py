@@ -461,9 +461,13 @@ class LogRuntime:
         burst: int = 5,
         period: float = 1.0,
         queue_size: int = 100_000,
+        stdio_follows: bool = False,
     ) -> None:
         self._settings = settings
         self._stream, self._owns_stream = _open(settings.file)
+        #: Under ``--daemon`` stdout and stderr are the log file: a reopened or new file
+        #: replaces them too, so the rotated file is not held open and stray output follows.
+        self.stdio_follows = stdio_follows
         self._formatter = make_formatter(settings.format)
         self.rate_limit = RateLimitFilter(burst, period)
         self._handler = _QueueHandler(self.rate_limit, queue_size)
@@ -498,7 +502,7 @@ class LogRuntime:
             if self._closed:
                 return
             current = self._settings
-            stream = None if settings.file == current.file else _open(settings.file)
+            stream = None if settings.file == current.file else self._open(settings.file)
             formatter = None
             if settings.format != current.format:
                 formatter = make_formatter(settings.format)
@@ -519,8 +523,15 @@ class LogRuntime:
         with self._lock:
             if self._closed or self._settings.file is None:
                 return
-            stream = _open(self._settings.file)
+            stream = self._open(self._settings.file)
             self._handler.put(functools.partial(self._switch, stream, None))
+
+    def _open(self, file: str | None) -> tuple[IO[str], bool]:
+        opened = _open(file)
+        if self.stdio_follows and opened[1]:
+            for fd in (1, 2):
+                os.dup2(opened[0].fileno(), fd)
+        return opened
 
     def close(self) -> None:
         """Write every queued record, stop the writer and close the file. Idempotent; also run
@@ -657,18 +668,22 @@ def setup_logging(
     burst: int = 5,
     period: float = 1.0,
     queue_size: int = 100_000,
+    stdio_follows: bool = False,
 ) -> LogRuntime:
     """Send all logging through a queue to one writer thread; return the running pipeline.
 
     ``burst`` and ``period`` configure the :class:`RateLimitFilter` on the queue handler;
-    ``queue_size`` bounds the records waiting for the writer. Calling it again replaces the
-    earlier pipeline (which is closed first, its lines written). Handlers that other code put
-    on the root logger are left alone. Call it after :func:`~residentd.daemon.daemonize.
-    daemonize`: the writer thread does not survive a fork.
+    ``queue_size`` bounds the records waiting for the writer. ``stdio_follows`` points
+    stdout and stderr at every log file opened later (see :class:`LogRuntime`). Calling it
+    again replaces the earlier pipeline (which is closed first, its lines written). Handlers
+    that other code put on the root logger are left alone. Call it after
+    :func:`~residentd.daemon.daemonize.daemonize`: the writer thread does not survive a fork.
     """
     global _active
     settings = settings or LogSettings()
-    runtime = LogRuntime(settings, burst=burst, period=period, queue_size=queue_size)
+    runtime = LogRuntime(
+        settings, burst=burst, period=period, queue_size=queue_size, stdio_follows=stdio_follows
+    )
     with _active_lock:
         if _active is not None:
             _active.close()

@@ -182,4 +182,56 @@ def prometheus_text(status: dict[str, Any]) -> str:
     out.one(
         "residentd_uptime_seconds", "gauge", "Seconds since the start.", status.get("uptime", 0)
     )
+    state = status.get("persistence")
+    if state:
+        _state_families(out, state)
     return out.text()
+
+
+def _state_families(out: _Exposition, state: dict[str, Any]) -> None:
+    """The durable state's families (residentd.state), present when the app persists."""
+    for name, kind, help_text, value in (
+        (
+            "writable",
+            "gauge",
+            "1 while the journal accepts writes, 0 after a disk error.",
+            state["writable"],
+        ),
+        (
+            "journal_bytes",
+            "gauge",
+            "Size of the journal's incremental files.",
+            state["journal_size"],
+        ),
+        (
+            "fsync_lag_seconds",
+            "gauge",
+            "Seconds since the journal was last fsynced with data waiting.",
+            state["fsync_lag"],
+        ),
+        (
+            "changes_since_snapshot",
+            "gauge",
+            "Writes since the last snapshot.",
+            state["changes_since_save"],
+        ),
+        (
+            "last_snapshot_time_seconds",
+            "gauge",
+            "Unix time of the last good snapshot.",
+            state["last_save_time"],
+        ),
+        (
+            "last_snapshot_duration_seconds",
+            "gauge",
+            "How long the last snapshot took.",
+            state["last_snapshot_duration"] or 0,
+        ),
+        (
+            "disk_error",
+            "gauge",
+            "1 while the last disk error keeps writes refused.",
+            state["last_disk_error"] is not None and not state["writable"],
+        ),
+    ):
+        out.one(f"residentd_state_{name}", kind, help_text, value)

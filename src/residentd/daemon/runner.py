@@ -59,6 +59,7 @@ from residentd.daemon.systemd import SystemdNotifier
 from residentd.errors import ConfigError
 from residentd.loop import new_event_loop
 from residentd.net.server import Server
+from residentd.state.api import StateError
 
 # Allocations between young collections, then young collections per middle one, and middle
 # ones per full one (the stdlib's are 700, 10, 10).
@@ -105,7 +106,7 @@ def run_daemon(
     # below keeps them blocked for good, so they always reach the main thread.
     block_signals()
     use_lean_records()
-    logs = setup_logging(log_settings(config))
+    logs = setup_logging(log_settings(config), stdio_follows=channel is not None)
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else None
     try:
         if pidfile is not None:
@@ -131,7 +132,7 @@ def run_daemon(
                 log.warning("cannot remove pidfile %s: %s", pidfile.path, exc.strerror)
         logs.close()
     if daemon.failure is not None:
-        return _report_failure(daemon.failure, config, channel)
+        return _report_failure(daemon.failure, config, channel, daemon.failure_status)
     return status
 
 
@@ -166,13 +167,15 @@ async def _start_libuv_pool(loop: asyncio.AbstractEventLoop) -> None:
             await loop.getaddrinfo("127.0.0.1", None)
 
 
-def _report_failure(reason: str, config: Config, channel: ReadyChannel | None) -> int:
+def _report_failure(
+    reason: str, config: Config, channel: ReadyChannel | None, status: int = 1
+) -> int:
     """Tell whoever started us why the start failed, once everything is cleaned up."""
     if channel is not None:
         channel.failed(reason)
     elif config["log_file"]:
         print(f"residentd: {reason}", file=sys.stderr)
-    return 1
+    return status
 
 
 class Daemon:
@@ -206,6 +209,7 @@ class Daemon:
         #: Settings changed in the config file whose new values wait for a restart.
         self.pending_restart: dict[str, Any] = {}
         self.failure: str | None = None
+        self.failure_status = 1
         self._stop = asyncio.Event()
         self._stopping = False
 
@@ -215,6 +219,8 @@ class Daemon:
         self._install_signals()
         await _start_libuv_pool(self.loop)
         block_signals(False)
+        if not self._load_state():
+            return self.failure_status
         try:
             await self.server.start(self.config.listen())
             await self._start_admin()
@@ -226,6 +232,7 @@ class Daemon:
             await self.server.stop(self.config["shutdown_timeout"])
             if self.admin is not None:
                 await self.admin.stop(1.0)
+            self._close_state()
             self.failure = reason
             return 1
         # Everything made so far (modules, the app, its start hooks' data) lives as long as the
@@ -250,6 +257,7 @@ class Daemon:
         self.notifier.stopping()
         log.info("stopping: graceful, timeout %ss", self.config["shutdown_timeout"])
         await self.server.stop(self.config["shutdown_timeout"])
+        self._close_state()
         if self.admin is not None:
             await self.admin.stop(1.0)
         self.lag.stop()
@@ -261,6 +269,30 @@ class Daemon:
         }
         log.info("stopped", extra={"ctx": self._summary() | dropped})
         return 0
+
+    def _load_state(self) -> bool:
+        """Load the app's durable state before anything listens. A corrupt file stops the start
+        with exit code 2 and its name and offset; an unreadable folder with exit code 1."""
+        persistence = self.app.persistence
+        if persistence is None:
+            return True
+        try:
+            persistence.open(self.app.options, self.loop, self.server.flushes)
+        except StateError as exc:  # a corrupt journal, snapshot or manifest
+            self.failure = f"cannot load the state of {self.app.name}: {exc}"
+            self.failure_status = 2
+        except OSError as exc:
+            self.failure = f"cannot load the state of {self.app.name}: {exc}"
+        if self.failure is not None:
+            log.error("%s", self.failure)
+            return False
+        if persistence.loaded:
+            log.info("state loaded", extra={"ctx": persistence.loaded})
+        return True
+
+    def _close_state(self) -> None:
+        if self.app.persistence is not None:
+            self.app.persistence.close()
 
     async def _start_admin(self) -> None:
         address = self.config["admin"] or default_admin_path(self.app.name, self.config["pidfile"])
@@ -409,6 +441,8 @@ class Daemon:
         }
         if options:
             self.app.options.update(options)
+            if self.app.persistence is not None:
+                self.app.persistence.reconfigure(self.app.options)
             for hook in self.app.reload_hooks:
                 try:
                     hook(options)
@@ -475,6 +509,8 @@ class Daemon:
         data["speedups"] = sorted(speedups.loaded)
         data["log_level"] = self.config["log_level"]
         data["listening"] = [str(address) for address in self.server.addresses()]
+        if self.app.persistence is not None and self.app.persistence.enabled:
+            data["persistence"] = self.app.persistence.info()
         return data
 
     def config_dict(self) -> dict[str, Any]:

@@ -314,6 +314,12 @@ class Connection(ConnectionCore, asyncio.Protocol):
             return
         if self.close_reason is None or self.close_reason == "closed-by-peer":
             self.close_reason = reason
+        commit = self.server.flushes.commit
+        if commit is not None and self._out and self in commit():
+            # A durable app's record the disk refused: the reply that acknowledges it must not
+            # leave; the connection closes without it (the write stays applied, and journaled
+            # once the disk accepts data).
+            self._out.clear()
         self._flush()
         self._closing = True
         self.server.forget_deadline(self)
@@ -363,6 +369,11 @@ class Connection(ConnectionCore, asyncio.Protocol):
         """Read no more requests, for good: the server is stopping. What was read is still
         handled and answered."""
         self._pause_reading(_PAUSED_BY_STOP)
+
+    @property
+    def handling(self) -> bool:
+        """True while an ``async def`` handler is still working through the messages read."""
+        return self._worker is not None
 
     def undelivered(self) -> int:
         """Bytes of output the peer has not acknowledged yet, where that can be known: queued

@@ -32,6 +32,10 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+# sun_path holds 108 bytes on Linux, the terminating NUL included.
+MAX_UNIX_PATH = 107
+
+
 def parse_address(text: str) -> Address:
     """Parse a ``--listen`` value; raise ConfigError naming the value and the allowed forms."""
     allowed = "HOST:PORT, [IPV6]:PORT or unix:/PATH"
@@ -39,6 +43,12 @@ def parse_address(text: str) -> Address:
         path = text[5:]
         if not path:
             raise ConfigError(f"listen address {text!r} has no path; expected {allowed}")
+        size = len(os.fsencode(path))
+        if size > MAX_UNIX_PATH:
+            raise ConfigError(
+                f"listen address {text!r}: the path {path} is {size} bytes, longer than a Unix "
+                f"socket path may be ({MAX_UNIX_PATH})"
+            )
         return Address("unix", path=path)
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")

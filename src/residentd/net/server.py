@@ -216,7 +216,7 @@ class Server:
             for conn in list(self.connections.values()):
                 if conn.closing:
                     conn.linger(now)
-                elif conn._worker is None:
+                elif not conn.handling:
                     self._say_goodbye(conn)
             await asyncio.sleep(0.01)
         for conn in list(self.connections.values()):
@@ -240,7 +240,7 @@ class Server:
         """Count what aborting ``conn`` at the stop's deadline drops: output its peer has not
         acknowledged, or a request still being handled."""
         undelivered = conn.undelivered()
-        if undelivered or conn._worker is not None:
+        if undelivered or conn.handling:
             self.stats.dropped_connections += 1
             self.stats.dropped_bytes += undelivered
 

@@ -9,11 +9,16 @@ the chat keeps no passwords), and a kick. docs/chat-protocol.md describes every 
 ``/api/v1/openapi.json`` serves the OpenAPI document (``openapi.py``), built from the structs
 below, so the document and the answers cannot drift apart.
 
+Names follow the socket protocol's rules (names.py): a user in the path is a user name or a
+guest's ``~`` name (a guest is there only while its connection is open), a token is minted only
+for a user name, and the system user a post or a direct message comes from is a user name.
+
 Every request needs ``Authorization: Bearer KEY`` with one of the ``api_keys`` (or a line of
 ``api_keys_file``), compared in constant time; with no key configured the API is off and every
 path under ``/api/`` answers 404 with ``api-off``. Errors are JSON,
 ``{"error": CODE, "detail": TEXT, "field": NAME}`` (``field`` for a bad input): 400 for a bad
-body, query or path value (the field is named), 401 without a good key (with
+body, query or path value (the field is named, and the detail is the socket protocol's sentence
+for the same mistake), 401 without a good key (with
 ``WWW-Authenticate: Bearer``), 404 for an unknown path, user or room, 405 with ``Allow`` for a
 wrong method, 409 when the world refuses (``user-offline``, ``state-full``, ...). A body over
 ``api_max_body`` is refused with 413 by the HTTP codec before it is read.
@@ -31,13 +36,17 @@ from urllib.parse import unquote
 
 import msgspec
 
+from residentd.apps.chat import names
 from residentd.apps.chat import protocol as p
+from residentd.apps.chat.explain import explain
 from residentd.apps.chat.handlers import (
     MAX_LISTED,
+    delete_state,
+    incr_state,
     member_list,
     post_message,
     send_direct,
-    user_state,
+    set_state,
 )
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.tokens import make_token
@@ -49,7 +58,6 @@ if TYPE_CHECKING:
     from residentd.apps.chat.hub import Hub
     from residentd.apps.chat.presence import User
     from residentd.apps.chat.settings import ChatSettings
-    from residentd.apps.chat.state import UserState
 
 PREFIX = "/api/"
 BASE = "/api/v1"
@@ -66,14 +74,16 @@ Ttl = Annotated[int, msgspec.Meta(ge=0, le=MAX_TTL)]
 
 
 class PostBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A message to a room, posted as ``user`` (any valid name: it need not be a member)."""
+    """A message to a room, posted as ``user``: a system user's name (a user name, not a
+    guest's ``~`` name; it need not be a member)."""
 
     user: p.Name
     text: p.Text
 
 
 class DirectBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A direct message to the user of the path, from ``from``."""
+    """A direct message to the user of the path, from ``from`` (a user name, as ``user`` of a
+    post)."""
 
     text: p.Text
     sender: p.Name = msgspec.field(name="from", default="system")
@@ -216,18 +226,70 @@ class Refused(Exception):
 
 
 # Status of the chat's own error codes; any other is 409 (the request is fine, the world refuses).
-CHAT_STATUS = {"no-such-room": 404, "no-such-user": 404, "too-long": 400}
+CHAT_STATUS = {"no-such-room": 404, "no-such-user": 404, "too-long": 400, "storage-error": 503}
 
+# The rule of each body field, as the detail of a refusal states it: the socket protocol's
+# sentences (protocol.RULES), but ``user`` and ``from`` here are user names, never a guest's.
+RULES = {
+    **p.RULES,
+    "user": names.USER_RULE,
+    "from": names.USER_RULE,
+    "ttl": f"ttl is 0-{MAX_TTL} seconds",
+    "reason": "a reason is at most 200 characters",
+}
 _FIELD_PATH = re.compile(r"at `\$\.([^`.\[]+)")
-_MISSING = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"contains unknown field `([^`]+)`")
 
 
-def bad_input(where: str, error: msgspec.ValidationError | msgspec.DecodeError) -> Refused:
-    """A 400 naming the field of ``where`` (``body``, ``query``) that failed."""
-    detail = str(error)
-    found = _MISSING.search(detail) or _FIELD_PATH.search(detail)
-    field = found.group(1) if found else where
-    return Refused(400, "bad-request", f"{where}: {detail}", field)
+def bad_body(error: msgspec.ValidationError | msgspec.DecodeError) -> Refused:
+    """A 400 naming the field of the body that failed, with its rule."""
+    message = str(error)
+    if not isinstance(error, msgspec.ValidationError):  # (a ValidationError is a DecodeError)
+        return Refused(400, "bad-request", f"the body is not JSON: {message}", "body")
+    unknown = _UNKNOWN.search(message)
+    if unknown:
+        field = unknown.group(1)
+        return Refused(400, "bad-request", f"{field} is not a field of this body", field)
+    code, detail = explain(message, None, RULES, whole="the body")
+    found = _MISSING.search(message) or _FIELD_PATH.search(message)
+    field = found.group(1) if found else "body"
+    return Refused(400, "too-long" if code == "too-long" else "bad-request", detail, field)
+
+
+@dataclass(frozen=True, slots=True)
+class PathValue:
+    """What a value in the path may be: the socket protocol's rule for the same field."""
+
+    check: Callable[[str], bool]
+    rule: str
+    pattern: str
+    max_length: int
+
+    def refuse(self, name: str, value: str) -> None:
+        """Raise a 400 naming ``name`` if ``value`` breaks the rule (``too-long`` if it is
+        longer than any value could be, as over the socket)."""
+        if not self.check(value):
+            code = "too-long" if len(value) > self.max_length else "bad-request"
+            raise Refused(400, code, self.rule, name)
+
+    def schema(self) -> dict[str, Any]:
+        """The value's JSON Schema (for the OpenAPI document)."""
+        return {
+            "type": "string",
+            "pattern": self.pattern,
+            "minLength": 1,
+            "maxLength": self.max_length,
+        }
+
+
+# A user in the path is a user name or a guest's ``~`` name, as in ``seen``, ``invite``, ``dm``.
+USER = PathValue(names.is_user, names.GUEST_RULE, names.USER_PATTERN, names.NAME_MAX + 1)
+# Tokens are for user names only: a guest's ``~`` name signs in without one.
+TOKEN_USER = PathValue(names.is_name, names.USER_RULE, names.NAME_PATTERN, names.NAME_MAX)
+ROOM = PathValue(names.is_name, names.ROOM_RULE, names.NAME_PATTERN, names.NAME_MAX)
+KEY = PathValue(names.is_key, names.KEY_RULE, names.NAME_PATTERN, names.KEY_MAX)
+PATH_VALUES = {"user": USER, "room": ROOM, "key": KEY}
 
 
 _encode = msgspec.json.Encoder().encode
@@ -244,35 +306,46 @@ class Call:
     request: HttpRequest
     params: dict[str, str]
     query_values: dict[str, str]
+    #: The connection whose reply acknowledges a change: with a journal it leaves once the
+    #: change's record is written (fsynced with ``appendfsync always``).
+    waiter: object = None
 
     def body(self, kind: type[Any]) -> Any:
         try:
             return msgspec.json.decode(self.request.body or b"{}", type=kind)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
-            raise bad_input("body", error) from None
+            raise bad_body(error) from None
 
     def query(self, name: str, default: int, low: int, high: int) -> int:
         text = self.query_values.get(name)
         if text is None:
             return default
         if not text.isdigit() or not low <= int(text) <= high:
-            raise Refused(400, "bad-request", f"{name} must be {low} to {high}", name)
+            raise Refused(400, "bad-request", f"{name} is {low}-{high}", name)
         return int(text)
 
     def user(self) -> User:
-        user = self.hub.presence.get(self.params["user"])
-        if user is None:
-            raise ChatError("no-such-user", self.params["user"])
-        return user
+        return self.hub.user(self.params["user"])
+
+    def changing(self) -> Call:
+        """This call changes what a journal keeps: ``storage-error`` (503) while the disk
+        refuses the journal, as on the socket protocol."""
+        if self.hub.journal is not None:
+            self.hub.journal.check()
+        return self
 
 
 Handler = Callable[[Call], Any]
-_NAME = re.compile(r"^[\w.-]{1,32}$")
-_PARAMS = {"user": _NAME, "room": _NAME, "key": re.compile(r"^.{1,64}$", re.DOTALL)}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    handler: Handler
+    values: dict[str, PathValue]  # the path's ``{name}`` values and what each may be
 
 
 class Route:
-    """A path pattern (its segments, ``{name}`` for a parameter) and its handler by method.
+    """A path pattern (its segments, ``{name}`` for a parameter) and its endpoint by method.
     ``literal_at`` picks a path's segments where the pattern has literals, in one call, for
     one comparison with the pattern's own."""
 
@@ -284,7 +357,7 @@ class Route:
         literal = [i for i, part in enumerate(parts) if part[:1] != "{"]  # the first, at least
         self.literal_at = itemgetter(*literal)
         self.literal = self.literal_at(parts)
-        self.methods: dict[str, Handler] = {}
+        self.methods: dict[str, Endpoint] = {}
 
 
 # Routes by their number of segments and their first one (always a literal): a request is
@@ -292,9 +365,12 @@ class Route:
 ROUTES: dict[tuple[int, str], list[Route]] = {}
 
 
-def route(pattern: str, method: str) -> Callable[[Handler], Handler]:
-    """Register a handler for ``method`` on ``pattern`` (``/rooms/{room}``, under BASE)."""
+def route(pattern: str, method: str, **values: PathValue) -> Callable[[Handler], Handler]:
+    """Register a handler for ``method`` on ``pattern`` (``/rooms/{room}``, under BASE); a
+    ``{name}`` value must pass ``PATH_VALUES[name]``, or the one ``values`` gives instead."""
     parts = tuple(pattern.strip("/").split("/"))
+    wanted = [part[1:-1] for part in parts if part.startswith("{")]
+    checks = {name: values.get(name, PATH_VALUES[name]) for name in wanted}
 
     def register(handler: Handler) -> Handler:
         routes = ROUTES.setdefault((len(parts), parts[0]), [])
@@ -302,23 +378,33 @@ def route(pattern: str, method: str) -> Callable[[Handler], Handler]:
         if found is None:
             found = Route(parts)
             routes.append(found)
-        found.methods[method] = handler
+        found.methods[method] = Endpoint(handler, checks)
         return handler
 
     return register
 
 
-def _match(segments: list[str]) -> tuple[dict[str, Handler], dict[str, str]] | None:
+def path_values(pattern: str, method: str) -> dict[str, PathValue]:
+    """What each ``{name}`` in the path of a route may be (for the OpenAPI document)."""
+    parts = tuple(pattern.strip("/").split("/"))
+    for known in ROUTES[len(parts), parts[0]]:
+        if known.parts == parts:
+            return known.methods[method.upper()].values
+    raise KeyError(pattern)
+
+
+def _match(segments: list[str]) -> tuple[dict[str, Endpoint], dict[str, str]] | None:
     for known in ROUTES.get((len(segments), segments[0]), ()):
         if known.literal_at(segments) == known.literal:
             return known.methods, {name: segments[i] for i, name in known.params}
     return None
 
 
-def answer(app: ChatApp, request: HttpRequest) -> bytes:
-    """The bytes of the response to a request under ``/api/``."""
+def answer(app: ChatApp, request: HttpRequest, waiter: object = None) -> bytes:
+    """The bytes of the response to a request under ``/api/``; ``waiter`` is the connection it
+    goes to."""
     try:
-        status, body, headers = 200, _answer(app, request), None
+        status, body, headers = 200, _answer(app, request, waiter), None
     except Refused as refused:
         status, body, headers = refused.status, refused.body, refused.headers
     except ChatError as error:
@@ -329,7 +415,7 @@ def answer(app: ChatApp, request: HttpRequest) -> bytes:
     return reply(request, status, data, JSON, headers)
 
 
-def _answer(app: ChatApp, request: HttpRequest) -> Any:
+def _answer(app: ChatApp, request: HttpRequest, waiter: object) -> Any:
     keys = app.api_keys
     if not keys:
         raise Refused(404, "api-off", "the API is off: set api_keys or api_keys_file")
@@ -345,17 +431,16 @@ def _answer(app: ChatApp, request: HttpRequest) -> Any:
         raise Refused(404, "not-found", f"no such path: {raw_path[:200]}")
     methods, params = found
     method = "GET" if request.method == "HEAD" else request.method
-    handler = methods.get(method)
-    if handler is None:
+    endpoint = methods.get(method)
+    if endpoint is None:
         allow = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
         raise Refused(
             405, "method-not-allowed", f"{request.method} on this path", None, {"Allow": allow}
         )
     for name, value in params.items():
-        if not _PARAMS[name].match(value):
-            raise Refused(400, "bad-request", f"bad {name} in the path: {value[:80]!r}", name)
+        endpoint.values[name].refuse(name, value)
     query = request.query if "?" in request.target else {}
-    return handler(Call(app.hub, app, request, params, query))
+    return endpoint.handler(Call(app.hub, app, request, params, query, waiter))
 
 
 def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
@@ -426,7 +511,7 @@ def _presence(call: Call) -> UserPresence:
     )
 
 
-@route("/users/{user}/token", "POST")
+@route("/users/{user}/token", "POST", user=TOKEN_USER)
 def _token(call: Call) -> Token:
     secret = call.hub.settings.secret
     if not secret:
@@ -465,30 +550,28 @@ def _state_get(call: Call) -> StateValue:
 
 @route("/users/{user}/state/{key}", "PUT")
 def _state_set(call: Call) -> StateSize:
-    value = call.body(StateValueBody).value
-    state, key, limits = _writable_state(call)
-    return StateSize(key, state.set(key, value, *limits))
+    value = call.changing().body(StateValueBody).value
+    key = call.params["key"]
+    return StateSize(key, set_state(call.hub, _state_owner(call), key, value, call.waiter))
 
 
 @route("/users/{user}/state/{key}", "DELETE")
 def _state_del(call: Call) -> StateDeleted:
-    user = call.user()
-    key = call.params["key"]
-    return StateDeleted(key, user.state is not None and user.state.delete(key))
+    key = call.changing().params["key"]
+    return StateDeleted(key, delete_state(call.hub, call.user(), key, call.waiter))
 
 
 @route("/users/{user}/state/{key}/incr", "POST")
 def _state_incr(call: Call) -> StateNumber:
-    by = call.body(IncrBody).by
-    state, key, limits = _writable_state(call)
-    return StateNumber(key, state.incr(key, by, *limits))
+    by = call.changing().body(IncrBody).by
+    key = call.params["key"]
+    return StateNumber(key, incr_state(call.hub, _state_owner(call), key, by, call.waiter))
 
 
-def _writable_state(call: Call) -> tuple[UserState, str, tuple[int, int]]:
-    """The path's user's state document (the user made if unknown), key, and size limits."""
-    settings = call.hub.settings
-    state = user_state(call.hub.known_user(call.params["user"]))
-    return state, call.params["key"], (settings.state_max_keys, settings.state_max_bytes)
+def _state_owner(call: Call) -> User:
+    """The path's user, whose state is written: a user name unknown so far is made (a guest
+    must be online)."""
+    return call.hub.known_user(call.params["user"], call.waiter)
 
 
 @route("/rooms", "GET")
@@ -515,7 +598,7 @@ def _history(call: Call) -> HistoryPage:
     limit = call.query("limit", 50, 1, 200)
     before = call.query_values.get("before")
     if before is not None and not before.isdigit():
-        raise Refused(400, "bad-request", "before must be a sequence number", "before")
+        raise Refused(400, "bad-request", p.RULES["before"], "before")
     messages, more = room.history.page(None if before is None else int(before), limit)
     return HistoryPage(room.name, cast("list[p.Message]", messages), more)
 
@@ -524,7 +607,7 @@ def _history(call: Call) -> HistoryPage:
 def _post(call: Call) -> Posted:
     body = call.body(PostBody)
     room = call.hub.room(call.params["room"])
-    reply = post_message(call.hub, room, body.user, body.text)
+    reply = post_message(call.changing().hub, room, body.user, body.text, call.waiter)
     return Posted(reply.room, reply.seq, reply.ts)
 
 

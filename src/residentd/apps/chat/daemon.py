@@ -8,6 +8,9 @@ connection accepted while the listeners are still being bound); a reload swaps n
 into it, and a stop lets the next start build a new one. Once started, a periodic job runs the
 hub's liveness checks and takes the dashboard's sample every second.
 
+With ``state_dir`` set, the world is durable (durable.py): the framework loads it before the
+listeners open, through ``ChatState``, and the hub writes each change to the journal.
+
 ``build_app()`` makes a fresh app with a hub of its own, so tests can run several at once;
 ``app`` is the one ``residentd run chat`` loads.
 """
@@ -19,6 +22,7 @@ from typing import Any
 
 from residentd.app import App
 from residentd.apps.chat import api
+from residentd.apps.chat.durable import ChatState, Journal, after_load
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler
 from residentd.apps.chat.settings import ChatSettings, declare_options
@@ -26,6 +30,11 @@ from residentd.apps.chat.tcp import ChatLineCodec, TcpSession
 from residentd.apps.chat.ws import WebSocketSession, web_codec
 from residentd.codecs.web import WebCodec
 from residentd.errors import ConfigError
+from residentd.state import Persistence
+
+# The state settings of residentd.state, as chat declares them: a journal, fsynced about once a
+# second, on as soon as state_dir names a folder; compaction by the journal's growth.
+STATE_DEFAULTS = {"dir": None, "appendonly": True, "appendfsync": "everysec", "save": ""}
 
 TCP_LISTEN = "127.0.0.1:7700"
 HTTP_LISTEN = "127.0.0.1:7780"
@@ -50,7 +59,11 @@ class ChatApp(App):
         """The world, made from the options in force when first needed: by the start hook, or
         by a connection accepted while the listeners are still being bound."""
         if self._hub is None:
-            self._hub = Hub(self.settings())
+            persistence = self.persistence
+            journal = None
+            if persistence is not None and persistence.enabled:
+                journal = Journal(persistence)
+            self._hub = Hub(self.settings(), journal)
         return self._hub
 
     def forget_hub(self) -> None:
@@ -61,6 +74,19 @@ class ChatApp(App):
 def build_app() -> ChatApp:
     app = ChatApp()
     declare_options(app)
+    app.option(
+        "state_dir",
+        None,
+        "folder of the journal and snapshot that keep users, rooms, history and state across "
+        "restarts (none: memory only)",
+    )
+    Persistence.attach(
+        app,
+        ChatState(app),
+        snapshot_name="chat.snap",
+        names={"dir": "state_dir"},
+        defaults=STATE_DEFAULTS,
+    )
 
     def line_codec() -> ChatLineCodec:
         return ChatLineCodec(app.options["max_message"])
@@ -77,6 +103,8 @@ def build_app() -> ChatApp:
         if not settings.guests and not settings.secret:
             raise ConfigError("guests = false needs a secret, or nobody can sign in")
         app.api_keys = api.load_keys(settings)
+        if app.hub.journal is not None:
+            after_load(app.hub)
         app.sampler = Sampler(app.hub, asyncio.get_running_loop())
         app.sampler.start()
 

@@ -1,10 +1,10 @@
 """Error details for people: a request that did not decode, explained in one sentence.
 
 msgspec says why a message does not fit its struct in its own terms (``Expected `str` matching
-regex '^[A-Za-z0-9_.-]+\\Z' - at `$.user```). ``explain`` turns that into the chat's error code
-and a detail a person can act on: the field's rule (``user names are 1-32 ASCII letters,
-digits, _ . -``), the type it must have (``room must be a string, not a number``), the field
-that is missing. The rules come from ``protocol.py``, next to the types they describe; a
+regex '^[A-Za-z0-9_.-]+(?![\\s\\S])' - at `$.user```). ``explain`` turns that into the chat's
+error code and a detail a person can act on: the field's rule (``user names are 1-32 ASCII
+letters, digits, _ . -``), the type it must have (``room must be a string, not a number``), the
+field that is missing. The rules come from ``protocol.py``, next to the types they describe; a
 message this module does not know keeps msgspec's words, after the field's name.
 """
 
@@ -41,10 +41,13 @@ def _got(kind: str) -> str:
     return "a number" if kind in ("int", "float") else _kind(kind)
 
 
-def explain(message: str, op: str | None, rules: Mapping[str, str]) -> tuple[str, str]:
+def explain(
+    message: str, op: str | None, rules: Mapping[str, str], whole: str = "a message"
+) -> tuple[str, str]:
     """The error code and detail of msgspec's validation ``message`` about a request whose
     ``op`` (when it could be read) is ``op``; ``rules`` maps ``field`` or ``op.field`` to the
-    sentence that states its rule."""
+    sentence that states its rule; ``whole`` is what the decoded text is called (the backend
+    API's is ``the body``)."""
     shape = _SHAPE.fullmatch(message)
     assert shape is not None  # the pattern matches any text
     what, field = shape["what"], shape["field"]
@@ -57,7 +60,7 @@ def explain(message: str, op: str | None, rules: Mapping[str, str]) -> tuple[str
     wrong = _WRONG_TYPE.fullmatch(what)
     if field is None:
         got = wrong["got"] if wrong else "something else"
-        return "not-an-object", f"a message is a JSON object, not {_got(got)}"
+        return "not-an-object", f"{whole} is a JSON object, not {_got(got)}"
     if field == "op":
         unknown = _UNKNOWN.fullmatch(what)
         if unknown:

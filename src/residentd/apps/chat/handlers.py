@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from residentd.apps.chat import durable as d
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.protocol import ChatError
-from residentd.apps.chat.rooms import Room
 from residentd.apps.chat.state import UserState
 
 if TYPE_CHECKING:
     from residentd.apps.chat.hub import Hub
     from residentd.apps.chat.presence import User
+    from residentd.apps.chat.rooms import Room
     from residentd.apps.chat.session import ChatSession
 
 # A room list, a member list and an online list are cut at this many entries.
@@ -89,9 +90,7 @@ def member_list(room: Room, limit: int) -> list[p.UserInfo]:
 
 @_handles(p.Seen)
 def _seen(hub: Hub, session: ChatSession, request: p.Seen) -> p.Reply:
-    user = hub.presence.get(request.user)
-    if user is None:
-        raise ChatError("no-such-user", f"no user is named {request.user}")
+    user = hub.user(request.user)
     return p.SeenReply(user=user.name, online=user.online, last_seen=user.last_seen or None)
 
 
@@ -116,9 +115,8 @@ def _create(hub: Hub, session: ChatSession, request: p.Create) -> p.Reply:
         limit = p.setting("max_rooms", hub.settings.max_rooms)
         raise ChatError("rooms-full", f"the server holds {len(hub.rooms)} rooms ({limit})")
     hub.check_quota(user)
-    room = Room(request.room, request.private, request.topic, hub.settings.history_size)
-    hub.rooms[room.name] = room
-    hub.join_room(user, room)
+    room = hub.create_room(request.room, request.private, request.topic, session.conn)
+    hub.join_room(user, room, session.conn)
     return p.CreateReply(room=room.info())
 
 
@@ -130,7 +128,7 @@ def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
         if not room.admits(user):
             raise ChatError("not-invited", f"{room.name} is private: a member must invite you")
         hub.check_quota(user)
-        hub.join_room(user, room)
+        hub.join_room(user, room, session.conn)
     return p.JoinReply(room=room.info(), last=room.history.last)
 
 
@@ -138,7 +136,7 @@ def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
 def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
-    hub.leave_room(user, room)
+    hub.leave_room(user, room, session.conn)
     return p.LeaveReply(room=room.name)
 
 
@@ -146,10 +144,10 @@ def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
 def _invite(hub: Hub, session: ChatSession, request: p.Invite) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
-    invited = hub.presence.get(request.user)
-    if invited is None:
-        raise ChatError("no-such-user", f"no user is named {request.user}")
+    invited = hub.user(request.user)
     if room.invite(invited):
+        if hub.journal is not None and not invited.guest:
+            hub.journal.write(d.Invite(room.name, invited.name), session.conn)
         hub.send_to(invited, p.encode(p.Invited(room=room.name, by=user.name)))
     return p.InviteReply(room=room.name, user=invited.name)
 
@@ -159,6 +157,8 @@ def _topic(hub: Hub, session: ChatSession, request: p.SetTopic) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
     room.topic = request.topic
+    if hub.journal is not None:
+        hub.journal.write(d.Topic(room.name, room.topic), session.conn)
     push = p.TopicChanged(room=room.name, topic=room.topic, by=user.name)
     hub.fanout(room.sinks, p.encode(push))
     return p.TopicReply(room=room.name, topic=room.topic)
@@ -172,11 +172,14 @@ def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
         if room is None:
             raise ChatError("no-such-room", f"no room is named {request.room}")
         raise ChatError("not-a-member", f"only members of {room.name} may post there")
-    return post_message(hub, room, user.name, request.text)
+    return post_message(hub, room, user.name, request.text, session.conn)
 
 
-def post_message(hub: Hub, room: Room, sender: str, text: str) -> p.PostReply:
-    """Post ``text`` to ``room`` as ``sender``: kept in its history, sent to its members."""
+def post_message(
+    hub: Hub, room: Room, sender: str, text: str, waiter: object = None
+) -> p.PostReply:
+    """Post ``text`` to ``room`` as ``sender``: kept in its history (journaled, acknowledged
+    through ``waiter``), sent to its members."""
     limit = hub.settings.max_text
     if len(text) > limit:
         raise ChatError("too-long", _text_too_long(text, limit))
@@ -185,6 +188,8 @@ def post_message(hub: Hub, room: Room, sender: str, text: str) -> p.PostReply:
     ts = p.now_ms()
     payload = p.encode(p.Message(room=room.name, seq=seq, ts=ts, user=sender, text=text))
     history.append(payload)
+    if hub.journal is not None:
+        hub.journal.post(room.name, payload, waiter)
     hub.fanout(room.sinks, payload)
     hub.stats.posts += 1
     return p.PostReply(room=room.name, seq=seq, ts=ts)
@@ -199,9 +204,7 @@ def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
 def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
     """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
     own connections when the sender is a user online."""
-    target = hub.presence.get(to)
-    if target is None:
-        raise ChatError("no-such-user", f"no user is named {to}")
+    target = hub.user(to)
     if not target.sessions:
         raise ChatError("user-offline", f"{to} is offline")
     limit = hub.settings.max_text
@@ -233,11 +236,38 @@ def user_state(user: User) -> UserState:
     return user.state
 
 
+def set_state(hub: Hub, user: User, key: str, value: Any, waiter: object) -> int:
+    """Set ``key`` of ``user``'s state document (journaled, acknowledged through ``waiter``);
+    the document's size."""
+    settings = hub.settings
+    size = user_state(user).set(key, value, settings.state_max_keys, settings.state_max_bytes)
+    if hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateSet(user.name, key, value), waiter)
+    return size
+
+
+def incr_state(hub: Hub, user: User, key: str, by: int, waiter: object) -> int:
+    """Add ``by`` to ``key`` of ``user``'s state document; the new value. The journal keeps the
+    value itself, so a replay gives the same number."""
+    settings = hub.settings
+    state = user_state(user)
+    value = state.incr(key, by, settings.state_max_keys, settings.state_max_bytes)
+    if hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateSet(user.name, key, state.values[key]), waiter)
+    return value
+
+
+def delete_state(hub: Hub, user: User, key: str, waiter: object) -> bool:
+    """Delete ``key`` of ``user``'s state document; whether it was there."""
+    deleted = user.state is not None and user.state.delete(key)
+    if deleted and hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateDel(user.name, key), waiter)
+    return deleted
+
+
 @_handles(p.StateSet)
 def _state_set(hub: Hub, session: ChatSession, request: p.StateSet) -> p.Reply:
-    settings = hub.settings
-    state = user_state(_user(session))
-    size = state.set(request.key, request.value, settings.state_max_keys, settings.state_max_bytes)
+    size = set_state(hub, _user(session), request.key, request.value, session.conn)
     return p.StateSetReply(key=request.key, size=size)
 
 
@@ -251,13 +281,11 @@ def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
 
 @_handles(p.StateIncr)
 def _state_incr(hub: Hub, session: ChatSession, request: p.StateIncr) -> p.Reply:
-    settings = hub.settings
-    state = user_state(_user(session))
-    value = state.incr(request.key, request.by, settings.state_max_keys, settings.state_max_bytes)
+    value = incr_state(hub, _user(session), request.key, request.by, session.conn)
     return p.StateIncrReply(key=request.key, value=value)
 
 
 @_handles(p.StateDel)
 def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
-    state = user_state(_user(session))
-    return p.StateDelReply(key=request.key, deleted=state.delete(request.key))
+    deleted = delete_state(hub, _user(session), request.key, session.conn)
+    return p.StateDelReply(key=request.key, deleted=deleted)

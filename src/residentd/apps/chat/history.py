@@ -33,6 +33,18 @@ class RoomHistory:
         if self._messages.maxlen:
             self._messages.append(msgspec.Raw(payload))
 
+    def kept(self) -> list[msgspec.Raw]:
+        """The kept messages, oldest first."""
+        return list(self._messages)
+
+    def restore(self, last: int, messages: list[bytes]) -> None:
+        """Take a saved history: the newest sequence number and the messages kept before it."""
+        self.last = last
+        self._messages.clear()
+        for payload in messages:
+            if self._messages.maxlen:
+                self._messages.append(msgspec.Raw(payload))
+
     def resize(self, size: int) -> None:
         if size != self._messages.maxlen:
             self._messages = deque(self._messages, maxlen=size)

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from residentd.apps.chat import durable as d
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.handlers import HANDLERS
 from residentd.apps.chat.names import guest_name, is_guest
@@ -49,6 +50,11 @@ if TYPE_CHECKING:
 _PING = p.encode(p.ServerPing())
 PING_WIRE = (_PING + b"\n", text_frame(_PING))
 
+# Requests that change what a journal keeps: refused while the disk refuses the journal.
+WRITES = frozenset(
+    {p.Create, p.Join, p.Leave, p.Invite, p.SetTopic, p.Post, p.StateSet, p.StateIncr, p.StateDel}
+)
+
 
 @dataclass(slots=True)
 class HubStats:
@@ -62,8 +68,9 @@ class HubStats:
 
 
 class Hub:
-    def __init__(self, settings: ChatSettings) -> None:
+    def __init__(self, settings: ChatSettings, journal: d.Journal | None = None) -> None:
         self.settings = settings
+        self.journal = journal  # with state_dir: where each change is written (durable.py)
         self.presence = Presence()
         self.rooms: dict[str, Room] = {}
         self.pending: dict[ChatSession, None] = {}  # connections that have not signed in
@@ -98,8 +105,10 @@ class Hub:
             for room in user.rooms:
                 room.online -= 1
             if user.guest:  # a guest ends with its connection
-                self._forget(user)
+                self.forget(user)
                 return
+            if self.journal is not None:
+                self.journal.write(d.Offline(user.name, user.last_seen))
             for room in user.rooms:
                 if self._pushes(room):
                     push = p.Presence(
@@ -124,6 +133,8 @@ class Hub:
             raise ChatError("not-signed-in", "send hello first")
         if kind is not p.Pong and kind is not p.Ping and self.settings.rate_limit:
             self._charge(user)
+        if self.journal is not None and kind in WRITES:
+            self.journal.check()
         return HANDLERS[kind](self, session, request)
 
     def _charge(self, user: User) -> None:
@@ -179,11 +190,26 @@ class Hub:
             ping_interval=settings.ping_interval,
         )
 
-    def known_user(self, name: str) -> User:
-        """The user ``name``, made (offline, not a guest) if the server does not know it: the
-        backend API vouches for the users it names."""
+    def user(self, name: str) -> User:
+        """The user or guest ``name``, if the server knows it."""
         user = self.presence.get(name)
-        return user if user is not None else self._new_user(name, False)
+        if user is None:
+            raise ChatError("no-such-user", f"no user is named {name}")
+        return user
+
+    def known_user(self, name: str, waiter: object = None) -> User:
+        """The user ``name``, made (offline, not a guest) if the server does not know it: the
+        backend API vouches for the users it names. A guest is made only by its own
+        connection, so an unknown ``~`` name is ``no-such-user``. A user made here is
+        journaled as one that has never been online."""
+        if is_guest(name):
+            return self.user(name)
+        user = self.presence.get(name)
+        if user is None:
+            user = self._new_user(name, False)
+            if self.journal is not None:
+                self.journal.write(d.Offline(name, 0), waiter)
+        return user
 
     def kick(self, user: User, reason: str) -> int:
         """Close every connection of ``user`` with a ``kicked`` error; how many were closed."""
@@ -200,22 +226,26 @@ class Hub:
             if oldest is None:
                 limit = p.setting("max_users", self.settings.max_users)
                 raise ChatError("server-full", f"every known user is online ({limit})")
-            self._forget(oldest)
+            self.forget(oldest)
         return presence.add(name, guest)
 
-    def _forget(self, user: User) -> None:
+    def forget(self, user: User) -> None:
         """Drop an offline user and everything it had: rooms, invitations, state."""
         for room in user.rooms:
             self.leave_room(user, room)
         for room in user.invites:
             room.uninvite(user)
         self.presence.forget(user)
+        if self.journal is not None and not user.guest:
+            self.journal.write(d.Forget(user.name))
 
     def _attach(self, session: ChatSession, user: User) -> None:
         self.pending.pop(session, None)
         session.user = user
         self.connections[session.wire] += 1
         came_online = self.presence.attach(user, session)
+        if came_online and self.journal is not None and not user.guest:
+            self.journal.write(d.Online(user.name, p.now_ms()), session.conn)
         for room in user.rooms:
             if came_online:
                 room.online += 1
@@ -309,21 +339,40 @@ class Hub:
             setting = p.setting("max_rooms_per_user", limit)
             raise ChatError("too-many-rooms", f"already in {len(user.rooms)} rooms ({setting})")
 
-    def join_room(self, user: User, room: Room) -> None:
+    def create_room(self, name: str, private: bool, topic: str, waiter: object = None) -> Room:
+        room = self.rooms[name] = Room(name, private, topic, self.settings.history_size)
+        if self.journal is not None:
+            self.journal.write(d.Create(name, private, topic), waiter)
+        return room
+
+    def join_room(self, user: User, room: Room, waiter: object = None) -> None:
         room.add_member(user)
         user.rooms += (room,)
+        if self.journal is not None and not user.guest:
+            self.journal.write(d.Join(room.name, user.name), waiter)
         if self._pushes(room):
             self.fanout(room.sinks, p.encode(p.Joined(room=room.name, user=user.name)))
 
-    def leave_room(self, user: User, room: Room) -> None:
+    def leave_room(self, user: User, room: Room, waiter: object = None) -> None:
         if self._pushes(room):
             self.fanout(room.sinks, p.encode(p.Left(room=room.name, user=user.name)))
+        self.remove_member(user, room)
+        if self.journal is not None and not user.guest:
+            self.journal.write(d.Leave(room.name, user.name), waiter)
+        if room.private and not room.members:  # nobody could enter it again
+            self.drop_room(room, waiter)
+
+    def remove_member(self, user: User, room: Room) -> None:
         room.remove_member(user)
         user.rooms = tuple(other for other in user.rooms if other is not room)
-        if room.private and not room.members:  # nobody could enter it again
-            for invited in list(room.invited):
-                room.uninvite(invited)
-            del self.rooms[room.name]
+
+    def drop_room(self, room: Room, waiter: object = None) -> None:
+        """Delete a room (a private one nobody is a member of), with its invitations."""
+        for invited in list(room.invited):
+            room.uninvite(invited)
+        del self.rooms[room.name]
+        if self.journal is not None:
+            self.journal.write(d.Drop(room.name), waiter)
 
 
 __all__ = ["TCP", "WS", "Hub", "HubStats"]

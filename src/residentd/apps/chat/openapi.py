@@ -2,8 +2,10 @@
 
 The schemas come from the same msgspec structs ``api.py`` decodes bodies into and encodes
 answers from (``msgspec.json.schema_components``), so the document describes exactly what the
-server reads and writes; the paths, their parameters and statuses are listed here. It is built
-once, on first request, and kept as bytes.
+server reads and writes; the paths' values take their schemas from the routes' own checks
+(``api.PathValue``, names.py's patterns, which mean the same in ECMA-262 as in Python); the
+paths, their query parameters and statuses are listed here. It is built once, on first request,
+and kept as bytes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,6 @@ ERRORS = {
     "405": "the method is not allowed on this path (see ``Allow``)",
     "409": "the chat refuses (``user-offline``, ``state-full``, ``not-a-number``, ...)",
     "413": "the body is larger than api_max_body",
-}
-
-_PARAM_SCHEMA = {
-    "user": {"type": "string", "pattern": r"^[\w.-]+$", "minLength": 1, "maxLength": 32},
-    "room": {"type": "string", "pattern": r"^[\w.-]+$", "minLength": 1, "maxLength": 32},
-    "key": {"type": "string", "minLength": 1, "maxLength": 64},
 }
 
 # (path, method, summary, body struct, answer struct, query parameters: name -> schema)
@@ -68,15 +64,15 @@ ENDPOINTS: list[tuple[str, str, str, type | None, type, dict[str, dict[str, Any]
 
 def _operation(
     path: str,
+    method: str,
     summary: str,
     body: type | None,
     answer: type,
     query: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": _PARAM_SCHEMA[name]}
-        for name in _PARAM_SCHEMA
-        if "{" + name + "}" in path
+        {"name": name, "in": "path", "required": True, "schema": value.schema()}
+        for name, value in api.path_values(path, method).items()
     ]
     for name, schema in query.items():
         parameters.append({"name": name, "in": "query", "schema": schema})
@@ -110,7 +106,7 @@ def spec() -> dict[str, Any]:
     )
     paths: dict[str, dict[str, Any]] = {}
     for path, method, summary, body, answer, query in ENDPOINTS:
-        paths.setdefault(path, {})[method] = _operation(path, summary, body, answer, query)
+        paths.setdefault(path, {})[method] = _operation(path, method, summary, body, answer, query)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -5,7 +5,8 @@ it holds at least one signed-in connection, so presence counts a user once: the 
 connection brings it online and the last one to close takes it offline, stamping ``last_seen``.
 A user who signed in with a token stays known while offline, with its rooms, invitations and
 state, until the server holds more than ``max_users`` users; then the one offline the longest
-is forgotten to make room. That record is what a durable state will keep across restarts. A
+is forgotten to make room. With ``state_dir`` set, that record survives restarts (durable.py),
+so a name that signed in with a token stays its own after a restart too. A
 guest (``guest`` is true, its name is ``~name``) is never kept: the hub forgets it, rooms and
 all, when its connection closes, so a later guest of the same name starts from nothing.
 
@@ -73,6 +74,17 @@ class Presence:
         assert not user.sessions, "an online user cannot be forgotten"
         del self.users[user.name]
         self._offline.pop(user.name, None)
+
+    def by_age(self) -> list[User]:
+        """Every known user: the offline ones in the order they left, then the online ones."""
+        return [*self._offline.values(), *self.online.values()]
+
+    def seen(self, user: User, at_ms: int) -> None:
+        """An offline user was last seen at ``at_ms`` (a replayed sign-in or sign-out): it is
+        now the last one to forget."""
+        user.last_seen = at_ms
+        self._offline.pop(user.name, None)
+        self._offline[user.name] = user
 
     def attach(self, user: User, session: ChatSession) -> bool:
         """Add a connection to ``user``; True if that brought the user online."""

@@ -424,6 +424,7 @@ ERRORS: dict[str, str] = {
     "rate-limited": "more requests than the per-user rate allows; see retry_after",
     "state-full": "the state document would pass state_max_keys or state_max_bytes",
     "not-a-number": "state.incr on a value that is not an integer",
+    "storage-error": "the disk refuses state_dir's journal: changes wait, reads work; retry_after",
     # Sent before the server closes the connection.
     "too-many-connections": "the user has max_connections_per_user connections already",
     "server-full": "the server knows max_users users and none can be forgotten",

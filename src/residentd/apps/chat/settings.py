@@ -28,8 +28,15 @@ def _option(
     minimum: float | None = 0,
     reloadable: bool = True,
     check: Callable[[Any], str | None] | None = None,
+    secret: bool = False,
 ) -> Any:
-    metadata = {"help": help, "minimum": minimum, "reloadable": reloadable, "check": check}
+    metadata = {
+        "help": help,
+        "minimum": minimum,
+        "reloadable": reloadable,
+        "check": check,
+        "secret": secret,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -101,7 +108,10 @@ class ChatSettings:
         check=_origins,
     )
     api_keys: list[str] = _option(  # noqa: RUF009
-        [], "keys the backend API takes as `Authorization: Bearer KEY` (none: the API is off)", None
+        [],
+        "keys the backend API takes as `Authorization: Bearer KEY` (none: the API is off)",
+        None,
+        secret=True,
     )
     api_keys_file: str | None = _option(
         None, "a file of more API keys, one a line (# comments), read at start and reload", None
@@ -126,4 +136,5 @@ def declare_options(app: App) -> None:
             reloadable=item.metadata["reloadable"],
             minimum=item.metadata["minimum"],
             check=item.metadata["check"],
+            secret=item.metadata["secret"],
         )

@@ -98,7 +98,7 @@ class WebSocketSession(ChatSession):
             text = b"this path takes a WebSocket upgrade\n"
             answer = reply(request, 426, text, headers={"Upgrade": "websocket"})
         elif path.startswith(api.PREFIX):
-            answer = api.answer(app, request)
+            answer = api.answer(app, request, self.conn)
         else:
             answer = http.answer(request, app.sampler)
         self.conn.send_bytes(answer)

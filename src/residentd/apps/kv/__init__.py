@@ -14,6 +14,8 @@ How it is put together:
 - commands/ holds the handlers, one module per group, and the command table;
 - store.py is the keyspace with lazy and active expiry; pubsub.py, scan.py and patterns.py
   are pub/sub delivery, SCAN cursors and glob patterns; info.py writes INFO;
+- persistence/ makes it durable in Redis's own formats (RDB snapshots, an AOF journal in
+  Redis 7.0's multi-part layout) on top of residentd.state;
 - this module declares the options and the service and runs the periodic job: the active
   expiry cycle, ten times a second like Redis's ``hz 10``.
 
@@ -26,6 +28,7 @@ Redis's limits map onto residentd's: ``maxclients`` is ``max_connections`` (refu
 from __future__ import annotations
 
 from residentd.app import App
+from residentd.apps.kv.persistence.wiring import attach as attach_persistence
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.state import KvState
 from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, RespCodec
@@ -80,6 +83,7 @@ def create_app() -> KvApp:
         minimum=0,
     )
     state = app.state
+    attach_persistence(app, state)
 
     def codec() -> RespCodec:
         return RespCodec(max_bulk_len=app.options["proto_max_bulk_len"])
@@ -98,6 +102,7 @@ def create_app() -> KvApp:
     @app.every(1 / HZ)
     def cron() -> None:
         state.db.expire_cycle()
+        state.commit()  # the DELs of keys whose time passed
         # Redis never times out a pub/sub client for idleness: it listens, it need not talk.
         # (Only an idle timeout set by config makes this matter; kv's default has none.)
         if state.subscribers and app.server is not None and app.server.limits.idle_timeout:

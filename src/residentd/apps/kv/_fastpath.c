@@ -15,6 +15,11 @@
  *
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
  *
+ * When kv persists (appendonly yes), the session passes a fifth argument, the journal buffer
+ * (a bytearray): each write command run here appends itself to it in RESP, as the request
+ * said it, which is what Redis's AOF holds for the plain case of these commands. crc64() is
+ * the RDB checksum (persistence/crc64.py).
+ *
  * It takes the commands in batches: first it names each command of a batch and prefetches
  * the places of all the keys they name in the keyspace (_dict_prefetch.h), then it runs them.
  */
@@ -407,6 +412,34 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     }
 }
 
+/* Writes ``argv`` to ``journal`` as a RESP array of bulk strings, the form a Redis AOF holds
+ * it in: what a write command this file ran logs when persistence is on. The call's journal
+ * goes to the caller's bytearray in one piece at the end. */
+static int
+journal_command(Output *journal, PyObject *argv)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    if (write_number(journal, '*', argc) < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < argc; i++)
+        if (write_bulk(journal, PyList_GET_ITEM(argv, i)) < 0)
+            return -1;
+    return 0;
+}
+
+/* Appends what ``journal`` holds to the bytearray ``target``. */
+static int
+flush_journal(Output *journal, PyObject *target)
+{
+    if (journal->size == 0)
+        return 0;
+    Py_ssize_t start = PyByteArray_GET_SIZE(target);
+    if (PyByteArray_Resize(target, start + journal->size) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(target) + start, journal->data, journal->size);
+    return 0;
+}
+
 /* db.<name> += count */
 static int
 add_to_counter(PyObject *db, PyObject *name, Py_ssize_t count)
@@ -431,11 +464,15 @@ static PyObject *
 execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "execute(commands: list, start, db, replies: list)");
+    if ((nargs != 4 && nargs != 5) || !PyList_CheckExact(args[0]) ||
+        !PyList_CheckExact(args[3]) ||
+        (nargs == 5 && args[4] != Py_None && !PyByteArray_CheckExact(args[4]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "execute(commands: list, start, db, replies: list[, journal: bytearray])");
         return NULL;
     }
     PyObject *commands = args[0], *db_object = args[2], *replies = args[3];
+    PyObject *journal = nargs == 5 && args[4] != Py_None ? args[4] : NULL;
     Py_ssize_t index = PyLong_AsSsize_t(args[1]);
     if (index == -1 && PyErr_Occurred())
         return NULL;
@@ -444,10 +481,13 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Keyspace db = {NULL, NULL, 0, 0};
-    Output out;
+    Output out, logged;
     out.data = out.initial;
     out.size = 0;
     out.capacity = sizeof(out.initial);
+    logged.data = logged.initial;
+    logged.size = 0;
+    logged.capacity = sizeof(logged.initial);
     int failed = 1;
     db.data = PyObject_GetAttr(db_object, str_data);
     db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
@@ -471,9 +511,15 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto done;
             if (ran == 0)
                 goto stopped;
+            enum command named = commands_named[index - start];
+            if (journal != NULL && named != GET && named != MGET && named != PING &&
+                journal_command(&logged, PyList_GET_ITEM(commands, index)) < 0)
+                goto done;
         }
     }
 stopped:
+    if (journal != NULL && flush_journal(&logged, journal) < 0)
+        goto done;
     if (out.size) {
         PyObject *replies_bytes = PyBytes_FromStringAndSize(out.data, out.size);
         if (replies_bytes == NULL)
@@ -487,6 +533,8 @@ stopped:
 done:
     if (out.data != out.initial)
         PyMem_Free(out.data);
+    if (logged.data != logged.initial)
+        PyMem_Free(logged.data);
     Py_XDECREF(db.data);
     Py_XDECREF(db.expires);
     if (failed || add_to_counter(db_object, str_hits, db.hits) < 0 ||
@@ -495,10 +543,51 @@ done:
     return PyLong_FromSsize_t(index);
 }
 
+/* crc64(crc, data) -> int: CRC-64/Jones of data, continuing crc (persistence/crc64.py). */
+static uint64_t crc64_table[256];
+
+static void
+crc64_init(void)
+{
+    for (int byte = 0; byte < 256; byte++) {
+        uint64_t crc = (uint64_t)byte;
+        for (int bit = 0; bit < 8; bit++)
+            crc = crc & 1 ? (crc >> 1) ^ 0x95AC9329AC4BC9B5ULL : crc >> 1;
+        crc64_table[byte] = crc;
+    }
+}
+
+static PyObject *
+crc64(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "crc64(crc, data)");
+        return NULL;
+    }
+    uint64_t crc = PyLong_AsUnsignedLongLong(args[0]);
+    if (crc == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = view.buf;
+    Py_ssize_t size = view.len;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < size; i++)
+        crc = crc64_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(crc);
+}
+
 static PyMethodDef methods[] = {
+    {"crc64", (PyCFunction)(void (*)(void))crc64, METH_FASTCALL,
+     "crc64(crc, data) -> int: the CRC-64/Jones of data, continuing crc."},
     {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL,
-     "execute(commands, start, db, replies) -> int: run commands[start:] while they are the "
-     "plain case of a hot command, append their replies, return where it stopped."},
+     "execute(commands, start, db, replies[, journal]) -> int: run commands[start:] while "
+     "they are the plain case of a hot command, append their replies (and the write "
+     "commands, in RESP, to journal), return where it stopped."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -510,6 +599,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
+    crc64_init();
     deque_type = import_attribute("collections", "deque");
     if (deque_type == NULL)
         return NULL;

@@ -2,4 +2,12 @@
 
 from typing import Any
 
-def execute(commands: list[list[bytes]], start: int, db: Any, replies: list[bytes], /) -> int: ...
+def execute(
+    commands: list[list[bytes]],
+    start: int,
+    db: Any,
+    replies: list[bytes],
+    journal: bytearray | None = None,
+    /,
+) -> int: ...
+def crc64(crc: int, data: bytes | bytearray | memoryview, /) -> int: ...

@@ -1,4 +1,4 @@
-"""INFO's text: the server, clients, memory, cpu, stats and keyspace sections.
+"""INFO's text: the server, clients, memory, persistence, cpu, stats and keyspace sections.
 
 Field names are Redis's, so tools that read INFO (redis-cli, exporters, redis-benchmark's
 checks) find what they look for; the values come from residentd's own counters (the
@@ -109,6 +109,44 @@ def _stats(s: KvSession) -> list[tuple[str, object]]:
     ]
 
 
+def _persistence(s: KvSession) -> list[tuple[str, object]]:
+    """Redis 7.0's persistence section, from residentd.state's figures."""
+    persistence = s.state.persistence
+    if persistence is None:
+        return [("loading", 0), ("aof_enabled", 0)]
+    figures = persistence.info()
+    aof = figures["appendonly"]
+    duration = figures["last_snapshot_duration"]
+    rewrite = figures["last_rewrite_duration"]
+    refusal = s.state.misconf()
+    writing = refusal is None or not refusal.startswith(b"-MISCONF Errors writing to the AOF")
+    lines: list[tuple[str, object]] = [
+        ("loading", 0),
+        ("async_loading", 0),
+        ("rdb_changes_since_last_save", figures["changes_since_save"]),
+        ("rdb_bgsave_in_progress", int(figures["snapshot_in_progress"])),
+        ("rdb_last_save_time", figures["last_save_time"]),
+        ("rdb_last_bgsave_status", figures["last_bgsave_status"]),
+        ("rdb_last_bgsave_time_sec", -1 if duration is None else round(duration)),
+        ("aof_enabled", int(aof)),
+        ("aof_rewrite_in_progress", int(figures["rewrite_in_progress"])),
+        ("aof_rewrite_scheduled", int(figures["rewrite_scheduled"])),
+        ("aof_last_rewrite_time_sec", -1 if rewrite is None else round(rewrite)),
+        ("aof_last_bgrewrite_status", figures["last_rewrite_status"]),
+        ("aof_last_write_status", "ok" if writing else "err"),
+    ]
+    if aof:
+        lines += [
+            ("aof_current_size", figures["journal_size"]),
+            ("aof_base_size", figures["journal_base_size"]),
+            ("aof_pending_rewrite", int(figures["rewrite_scheduled"])),
+            ("aof_buffer_length", figures["journal_buffer"]),
+            ("aof_pending_bio_fsync", 0),
+            ("aof_delayed_fsync", 0),
+        ]
+    return lines
+
+
 def _keyspace(s: KvSession) -> list[tuple[str, object]]:
     db = s.db
     if not db.data:
@@ -120,6 +158,7 @@ SECTIONS: dict[str, Section] = {
     "server": _server,
     "clients": _clients,
     "memory": _memory,
+    "persistence": _persistence,
     "cpu": _cpu,
     "stats": _stats,
     "keyspace": _keyspace,

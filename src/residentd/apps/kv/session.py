@@ -18,6 +18,11 @@ rest back. A client that is subscribed or inside MULTI has ``special`` set, skip
 path and goes through ``_special``, so the common path pays one attribute test for those
 modes.
 
+While kv persists, ``state.journal`` is a buffer: the fast path appends the writes it runs,
+``_write`` runs the others (refusing them with -MISCONF while the disk refuses data) and
+appends what Redis would log for them, and the pipeline's bytes go to the framework's journal
+before its replies are sent.
+
 Pub/sub output: a subscriber that does not read sees its output grow with every message. Once
 the transport has paused writing (output above the core's ``write_high_water``), each
 delivery schedules a check, once per loop iteration, of the output against Redis's
@@ -33,9 +38,10 @@ from typing import TYPE_CHECKING
 
 from residentd.app import Session
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands import DISPATCH
+from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command, Handler
 from residentd.apps.kv.errors import Quit, ReplyError
+from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
 from residentd.codecs.resp import OK, QUEUED, array_header
 from residentd.speedups import load
 
@@ -91,16 +97,22 @@ class KvSession(Session):
     def on_messages(self, commands: list[list[bytes]]) -> None:
         """Run every command one read completed (a pipeline) and send all the replies in one
         piece."""
-        self.state.commands += len(commands)
+        state = self.state
+        state.commands += len(commands)
         replies: list[bytes] = []
         count = len(commands)
         index = 0
         fast = execute_fast
+        journal = state.journal
+        if journal is not None and not state.writable:
+            fast = None  # the disk refuses data: every write goes to Python to be refused
         if fast is not None and not self.special:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
-            index = fast(commands, 0, self.db, replies)
+            index = fast(commands, 0, self.db, replies, journal)
             if index == count:
+                if journal:
+                    state.commit(self.conn)
                 self._send(replies[0], count)
                 return
         append = replies.append
@@ -119,19 +131,41 @@ class KvSession(Session):
                     append(self._reject(errors.wrong_arity(command.name)))
                 elif self.special:
                     append(self._special(handler, command, argv))
+                elif journal is not None and handler in WRITES:
+                    append(self._write(handler, argv, journal))
                 else:
                     try:
                         append(handler(self, argv))
                     except ReplyError as exc:
                         append(exc.reply)
                     if fast is not None and index < count and not self.special:
-                        index = fast(commands, index, self.db, replies)
+                        index = fast(commands, index, self.db, replies, journal)
         except Quit:
             append(OK)
+            if journal:
+                state.commit(self.conn)
             self._send(b"".join(replies), index)  # the commands up to QUIT's own
             self.close("quit")
             return
+        if journal:
+            state.commit(self.conn)
         self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
+
+    def _write(self, handler: Handler, argv: list[bytes], journal: bytearray) -> bytes:
+        """Run a write command while persisting: refused with -MISCONF while the disk refuses
+        data, else run and journaled as Redis propagates it (persistence/aof.py)."""
+        refusal = self.state.misconf()
+        if refusal is not None:
+            return refusal
+        db = self.db
+        existed = len(argv) > 1 and argv[1] in db.data
+        try:
+            reply = handler(self, argv)
+        except ReplyError as exc:
+            return exc.reply
+        for logged in propagate(db, argv, reply, existed):
+            journal += encode(logged)
+        return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
         if self.subscribed and not command.subscribed_ok:
@@ -169,7 +203,22 @@ class KvSession(Session):
         self.discard()
         if failed:
             return errors.EXECABORT
-        replies = [self.run(handler, argv) for handler, argv in queued]
+        journal = self.state.journal
+        if journal is None:
+            replies = [self.run(handler, argv) for handler, argv in queued]
+        else:
+            # The block's changes go to the journal between MULTI and EXEC, as Redis writes
+            # them, so a journal torn inside the block loads none of them.
+            mark = len(journal)
+            replies = [
+                self._write(handler, argv, journal)
+                if handler in WRITES
+                else self.run(handler, argv)
+                for handler, argv in queued
+            ]
+            if len(journal) > mark:
+                journal[mark:mark] = MULTI
+                journal += EXEC
         return array_header(len(replies)) + b"".join(replies)
 
     def discard(self) -> None:

@@ -1,5 +1,12 @@
 """What one kv daemon holds beside its connections: the keyspace, the pub/sub hub, SCAN
-snapshots, the set of subscribed sessions, and the settings the commands read.
+snapshots, the set of subscribed sessions, the settings the commands read, and its
+persistence (residentd.state, wired in persistence/wiring.py).
+
+While kv persists (``appendonly yes``, or ``save`` points), ``journal`` is the buffer the
+write commands of one pipeline append themselves to in RESP (persistence/aof.py, and the C
+fast path); ``commit`` hands it to the framework's journal after the pipeline, with the
+connection whose replies must wait for the fsync under ``appendfsync always``. Otherwise
+``journal`` is None and the commands pay nothing for it.
 
 One ``KvState`` is made per App (``create_app`` in __init__.py), so tests can run several
 independent daemons in one process; every session gets a reference to it.
@@ -13,10 +20,20 @@ from typing import TYPE_CHECKING, Any
 from residentd.apps.kv.pubsub import Hub
 from residentd.apps.kv.scan import Cursors
 from residentd.apps.kv.store import Keyspace
+from residentd.state.api import NotWritable
 
 if TYPE_CHECKING:
     from residentd.app import App
+    from residentd.apps.kv.persistence.wiring import KvPersistence
     from residentd.apps.kv.session import KvSession
+
+MISCONF_RDB = (
+    b"-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
+    b"persist to disk. Commands that may modify the data set are disabled, because this "
+    b"instance is configured to report errors during writes if RDB snapshotting fails "
+    b"(stop-writes-on-bgsave-error option). Please check the Redis logs for details about "
+    b"the RDB error.\r\n"
+)
 
 
 class KvState:
@@ -29,6 +46,8 @@ class KvState:
         self.subscribers: dict[KvSession, None] = {}
         self.started = time.time()
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
+        self.persistence: KvPersistence | None = None
+        self.journal: bytearray | None = None
 
     @property
     def max_bulk_len(self) -> int:
@@ -37,3 +56,46 @@ class KvState:
     def flush(self) -> None:
         self.db.flush()
         self.cursors.clear()
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def update_journal(self) -> None:
+        """Journal the writes while the settings ask for a journal or count changes for save
+        points; stop paying for it otherwise."""
+        from residentd.apps.kv.persistence.wiring import expired_logger
+
+        persistence = self.persistence
+        settings = persistence.settings if persistence is not None else None
+        active = settings is not None and persistence is not None and persistence.enabled
+        if active and settings is not None and (settings.appendonly or settings.save):
+            if self.journal is None:
+                self.journal = bytearray()
+            self.db.on_expired = expired_logger(self)
+        else:
+            self.journal = None
+            self.db.on_expired = None
+
+    def commit(self, waiter: object = None) -> None:
+        """Hand what this pipeline (or the expiry cycle) journaled to the framework."""
+        journal = self.journal
+        if journal and self.persistence is not None:
+            self.persistence.append(bytes(journal), waiter)
+            journal.clear()
+
+    @property
+    def writable(self) -> bool:
+        return self.persistence is None or self.persistence.writable
+
+    def misconf(self) -> bytes | None:
+        """Redis's -MISCONF refusal while the disk refuses data, else None."""
+        persistence = self.persistence
+        if persistence is None or persistence.writable:
+            return None
+        try:
+            persistence.check_writable()
+        except NotWritable as exc:
+            if exc.kind != "journal":
+                return MISCONF_RDB
+            reason = exc.strerror.replace("\r", " ").replace("\n", " ")
+            return b"-MISCONF Errors writing to the AOF file: %b\r\n" % reason.encode()
+        return None

@@ -6,7 +6,8 @@ or set that becomes empty is deleted with its key, as Redis does. Command handle
 write ``data`` directly on their hot paths and use the methods here for the rest.
 
 Expiry times live in a second dict, ``expires`` (key to absolute Unix time in milliseconds),
-and are enforced the two ways Redis enforces them:
+and are enforced the two ways Redis enforces them (each deletion is reported to
+``on_expired`` when it is set: the journal logs it as a DEL, as Redis propagates expiries):
 
 * lazily: a key past its time is deleted when a command looks it up (``get``, ``get_write``
   and the checks in the fast handlers), so no command ever sees it;
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -41,7 +42,7 @@ def now_ms() -> int:
 
 
 class Keyspace:
-    __slots__ = ("data", "expired_keys", "expires", "hits", "misses")
+    __slots__ = ("data", "expired_keys", "expires", "hits", "misses", "on_expired")
 
     def __init__(self) -> None:
         self.data: dict[bytes, Any] = {}
@@ -49,6 +50,8 @@ class Keyspace:
         self.hits = 0  # keyspace_hits: read lookups that found a key
         self.misses = 0  # keyspace_misses
         self.expired_keys = 0  # deleted because their time passed, lazily or actively
+        # Called with each key deleted because its time passed (the journal logs a DEL).
+        self.on_expired: Callable[[bytes], None] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -84,6 +87,8 @@ class Keyspace:
         del self.expires[key]
         del self.data[key]
         self.expired_keys += 1
+        if self.on_expired is not None:
+            self.on_expired(key)
         return True
 
     # -- changes -------------------------------------------------------------------------------
@@ -154,6 +159,8 @@ class Keyspace:
                 if when <= now:
                     del data[key]
                     stale += 1
+                    if self.on_expired is not None:
+                        self.on_expired(key)
                 else:
                     expires[key] = when  # to the end: the next sample starts after it
             removed += stale

@@ -765,3 +765,18 @@ function poll(after) {
 setInterval(() => poll(POLL_MS / 2), POLL_MS);
 window.addEventListener("focus", () => poll(REFOCUS_MS));
 document.addEventListener("visibilitychange", () => poll(REFOCUS_MS));
+
+// A backend that has signed its user in sends the browser here with `#user=NAME&token=TOKEN`
+// (a token from POST /api/v1/users/NAME/token; examples/flask_backend.py). The fragment never
+// reaches a server, and the page takes it out of the address bar and the history at once, so
+// the token is not left on screen, in a bookmark or behind the back button; then it signs in.
+function signInFromFragment() {
+  const given = new URLSearchParams(location.hash.slice(1));
+  const user = given.get("user");
+  if (!user) return;
+  history.replaceState(history.state, "", location.pathname + location.search);
+  $("name").value = user;
+  $("token").value = given.get("token") || "";
+  connection.signIn(user, $("token").value);
+}
+signInFromFragment();

@@ -10,6 +10,7 @@ from residentd.apps.kv.commands import (
     introspection,
     keys,
     lists,
+    persistence,
     pubsub,
     server,
     sets,
@@ -19,15 +20,19 @@ from residentd.apps.kv.commands import (
 from residentd.apps.kv.commands.registry import COMMANDS, dispatch_table
 
 DISPATCH = dispatch_table()
+# The handlers of the commands that may change the keyspace: journaled while kv persists.
+WRITES = frozenset(cmd.handler for cmd in COMMANDS.values() if "write" in cmd.flags)
 
 __all__ = [
     "COMMANDS",
     "DISPATCH",
+    "WRITES",
     "connection",
     "hashes",
     "introspection",
     "keys",
     "lists",
+    "persistence",
     "pubsub",
     "server",
     "sets",

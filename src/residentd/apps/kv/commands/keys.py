@@ -59,8 +59,9 @@ _NX, _XX, _GT, _LT = 1, 2, 4, 8
 _EXPIRE_OPTIONS = {b"NX": _NX, b"XX": _XX, b"GT": _GT, b"LT": _LT}
 
 
-def _expire(s: KvSession, argv: list[bytes], name: str, unit: int) -> bytes:
-    """Redis's ``expireGenericCommand``: ``unit`` is 1000 for seconds, 1 for milliseconds."""
+def _expire(s: KvSession, argv: list[bytes], name: str, unit: int, relative: bool = True) -> bytes:
+    """Redis's ``expireGenericCommand``: ``unit`` is 1000 for seconds, 1 for milliseconds;
+    ``relative`` times count from now (EXPIRE), the others from the epoch (EXPIREAT)."""
     flags = 0
     for option in argv[3:]:
         bit = _EXPIRE_OPTIONS.get(option.upper())
@@ -77,10 +78,10 @@ def _expire(s: KvSession, argv: list[bytes], name: str, unit: int) -> bytes:
     if unit == 1000 and not INT64_MIN // 1000 <= when <= INT64_MAX // 1000:
         return errors.invalid_expire(name)
     when *= unit
-    now = now_ms()
-    if when > INT64_MAX - now:
+    base = now_ms() if relative else 0
+    if when > INT64_MAX - base:
         return errors.invalid_expire(name)
-    when += now
+    when += base
     db = s.db
     key = argv[1]
     if db.get_write(key) is None:
@@ -120,6 +121,30 @@ def expire(s: KvSession, argv: list[bytes]) -> bytes:
 )
 def pexpire(s: KvSession, argv: list[bytes]) -> bytes:
     return _expire(s, argv, "pexpire", 1)
+
+
+@command(
+    "expireat",
+    -3,
+    "write fast",
+    "keyspace",
+    "Sets the expiration time of a key to a Unix timestamp.",
+    since="1.2.0",
+)
+def expireat(s: KvSession, argv: list[bytes]) -> bytes:
+    return _expire(s, argv, "expireat", 1000, relative=False)
+
+
+@command(
+    "pexpireat",
+    -3,
+    "write fast",
+    "keyspace",
+    "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+    since="2.6.0",
+)
+def pexpireat(s: KvSession, argv: list[bytes]) -> bytes:
+    return _expire(s, argv, "pexpireat", 1, relative=False)
 
 
 def _ttl(s: KvSession, key: bytes, in_ms: bool) -> bytes:

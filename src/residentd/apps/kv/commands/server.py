@@ -1,14 +1,17 @@
-"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, INFO and CONFIG GET.
+"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, INFO, CONFIG GET and CONFIG SET.
 
 CONFIG GET answers from a table of Redis parameter names mapped to kv's real settings
-(``maxclients`` is the core's ``max_connections``, ``proto-max-bulk-len`` kv's option, ...)
-and to the fixed facts of an in-memory store without persistence (``save ""``,
-``appendonly no``), which is what redis-benchmark and other tools ask at start. Patterns are
-Redis globs, as in CONFIG GET ``max*``.
+(``maxclients`` is the core's ``max_connections``, ``proto-max-bulk-len`` kv's option,
+``appendonly`` and ``save`` the persistence options, ...) and to the fixed facts of kv
+(``aof-use-rdb-preamble yes``, ``rdbcompression no``), which is what redis-benchmark and
+other tools ask at start. Patterns are Redis globs, as in CONFIG GET ``max*``. CONFIG SET
+changes the persistence settings Redis lets one change while running (``appendonly``,
+``appendfsync``, ``save``, the rewrite thresholds), all or none.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,7 +19,8 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
 from residentd.apps.kv.info import info_text
 from residentd.apps.kv.patterns import compile_glob
-from residentd.codecs.resp import OK, bulk, bulk_array, integer
+from residentd.codecs.resp import OK, bulk, bulk_array, error, integer
+from residentd.state.settings import parse_save
 
 if TYPE_CHECKING:
     from residentd.apps.kv.session import KvSession
@@ -92,10 +96,25 @@ def _port(s: KvSession) -> str:
     return str(ports[0]) if ports else "0"
 
 
+def _option(name: str) -> Callable[[KvSession], object]:
+    return lambda s: s.state.options[name]
+
+
 PARAMETERS: dict[str, Callable[[KvSession], object]] = {
-    "save": lambda s: "",
-    "appendonly": lambda s: "no",
-    "appendfsync": lambda s: "no",
+    "save": _option("save"),
+    "appendonly": _option("appendonly"),
+    "appendfsync": _option("appendfsync"),
+    "dir": lambda s: os.path.abspath(s.state.options["dir"]),
+    "appendfilename": _option("appendfilename"),
+    "appenddirname": lambda s: "appendonlydir",
+    "dbfilename": _option("dbfilename"),
+    "auto-aof-rewrite-percentage": _option("auto_aof_rewrite_percentage"),
+    "auto-aof-rewrite-min-size": _option("auto_aof_rewrite_min_size"),
+    "aof-use-rdb-preamble": lambda s: "yes",
+    "aof-load-truncated": lambda s: "yes",
+    "rdbcompression": lambda s: "no",
+    "rdbchecksum": lambda s: "yes",
+    "stop-writes-on-bgsave-error": lambda s: "yes",
     "databases": lambda s: 1,
     "maxmemory": lambda s: 0,
     "maxmemory-policy": lambda s: "noeviction",
@@ -132,10 +151,101 @@ def config_get(s: KvSession, argv: list[bytes]) -> bytes:
     return bulk_array(flat)
 
 
+def _check_save(value: str) -> str | None:
+    try:
+        parse_save(value)
+    except ValueError:
+        return "Invalid save parameters"
+    return None
+
+
+def _check_choice(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if value.lower() in choices:
+            return None
+        return f"argument(s) must be one of the following: {', '.join(choices)}"
+
+    return check
+
+
+def _check_integer(value: str) -> str | None:
+    return None if value.isdigit() else "argument couldn't be parsed into an integer"
+
+
+def _check_memory(value: str) -> str | None:
+    return None if value.isdigit() else "argument must be a memory value"
+
+
+# CONFIG SET's parameters: Redis name -> (kv option, check of the value).
+SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
+    "appendonly": ("appendonly", _check_choice("yes", "no")),
+    "appendfsync": ("appendfsync", _check_choice("everysec", "always", "no")),
+    "save": ("save", _check_save),
+    "auto-aof-rewrite-percentage": ("auto_aof_rewrite_percentage", _check_integer),
+    "auto-aof-rewrite-min-size": ("auto_aof_rewrite_min_size", _check_memory),
+}
+
+
+# Redis 7.0 refuses these unless enable-protected-configs is set (it is not, by default).
+PROTECTED = frozenset({"dir", "dbfilename"})
+
+
+def _config_set_failed(name: str, reason: str) -> bytes:
+    return error(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+
+
+@subcommand(
+    "config",
+    "set",
+    -4,
+    "admin noscript loading stale",
+    "Sets configuration parameters in-flight.",
+    since="2.0.0",
+)
+def config_set(s: KvSession, argv: list[bytes]) -> bytes:
+    """CONFIG SET name value [name value ...]: all or nothing, as in Redis 7."""
+    if len(argv) % 2:
+        return error(
+            b"ERR Unknown option or number of arguments for CONFIG SET - '%b'" % argv[-1][:128]
+        )
+    changes: dict[str, object] = {}
+    for i in range(2, len(argv), 2):
+        name = argv[i].decode("latin-1").lower()
+        value = argv[i + 1].decode("latin-1")
+        if name not in SETTABLE:
+            if name in PROTECTED:
+                return _config_set_failed(name, "can't set protected config")
+            if name in PARAMETERS:
+                return _config_set_failed(name, "can't set immutable config")
+            return error(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        option, check = SETTABLE[name]
+        reason = check(value)
+        if reason is not None:
+            return _config_set_failed(name, reason)
+        if option.startswith("auto_aof"):
+            changes[option] = int(value)
+        else:
+            changes[option] = value.lower() if option in ("appendonly", "appendfsync") else value
+    options = s.state.options
+    old = {name: options[name] for name in changes}
+    options.update(changes)
+    persistence = s.state.persistence
+    if persistence is not None:
+        try:
+            persistence.reconfigure(options)
+        except OSError as exc:
+            options.update(old)
+            persistence.reconfigure(options)
+            return _config_set_failed(next(iter(changes)), exc.strerror or str(exc))
+    return OK
+
+
 _CONFIG_HELP = [
     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "GET <pattern>",
     "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
     "HELP",
     "    Prints this help.",
 ]

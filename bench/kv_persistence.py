@@ -1,0 +1,195 @@
+"""kv's persistence beside Redis's, in the same run: what ``appendonly yes`` costs.
+
+    python bench/kv_persistence.py                      # 3 rounds, 20,000 round trips a test
+    python bench/kv_persistence.py --rounds 5 --keys 1000000
+
+Servers, each on a fresh folder: ``kv`` without persistence, ``kv`` and ``redis-server``
+with ``--appendonly yes`` and ``--appendfsync everysec``, and both with ``always``. Each
+round runs redis-benchmark SET, INCR and LPUSH at pipeline 1 and 16 (50 clients) against
+every server, the order rotating from round to round; the table gives the medians and the
+ratios the targets are about (kv everysec / kv without persistence, kv everysec / Redis
+everysec, kv always / Redis always), and a second one each server's CPU time per request.
+Servers run pinned to CPU 0, redis-benchmark to CPU 1, as in bench/peers.py.
+
+Then, with ``--keys`` small keys (``key:<i>``, 8 bytes) loaded into kv and into
+redis-server: the time SAVE takes, the time a restart takes to load the dump (until the
+server answers PING), and the round-trip time of PINGs sent back to back on one connection
+during a BGSAVE (p50, p99, max: an upper bound on the loop's lag while it forks and the
+child writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import peers
+from peers import HOST, Peer, benchmark, cpu_seconds, load_keys, start, stop
+
+TESTS = ["set", "incr", "lpush"]
+
+
+def port_args(peer: Peer) -> list[str]:
+    if peer.name.startswith("kv"):
+        return ["--listen", f"{HOST}:{peer.port}"]
+    return ["--port", str(peer.port)]
+
+
+peers.port_args = port_args  # the servers here are named "kv everysec", "redis always", ...
+PIPELINES = [1, 16]
+
+
+def servers(root: Path) -> list[Peer]:
+    base_kv = peers.peers()[0].command
+    redis = [peers.peers()[1].command[0], "--bind", HOST, "--save", ""]
+    made = []
+    kinds = [("kv", None), ("kv", "everysec"), ("redis", "everysec")]
+    kinds += [("kv", "always"), ("redis", "always")]
+    for name, fsync in kinds:
+        label = f"{name} {fsync or 'off'}"
+        folder = root / label.replace(" ", "-")
+        folder.mkdir()
+        if name == "kv":
+            command = [*base_kv, "--dir", str(folder)]
+            if fsync:
+                command += ["--appendonly", "yes", "--appendfsync", fsync]
+        else:
+            command = [*redis, "--dir", str(folder), "--appendonly", "yes"]
+            command += ["--appendfsync", str(fsync)]
+        made.append(Peer(label, command))
+    return made
+
+
+def rounds(running: list[Peer], count: int, requests: int, clients: int) -> None:
+    for round_ in range(count):
+        order = running[round_ % len(running) :] + running[: round_ % len(running)]
+        for pipeline in PIPELINES:
+            for test in TESTS:
+                for peer in order:
+                    used = cpu_seconds(peer)
+                    figure = benchmark(peer.port, test, requests * pipeline, clients, pipeline)
+                    used = cpu_seconds(peer) - used
+                    peer.rps.setdefault((test, pipeline), []).append(figure)
+                    micros = used / (requests * pipeline) * 1e6
+                    peer.cpu.setdefault((test, pipeline), []).append(micros)
+        print(f"round {round_ + 1}/{count} done", flush=True)
+
+
+def report(running: list[Peer]) -> None:
+    by = {peer.name: peer for peer in running}
+
+    def med(name: str, test: str, pipeline: int) -> float:
+        return statistics.median(by[name].rps[(test, pipeline)])
+
+    names = [peer.name for peer in running]
+    print("\nrequests per second (median of rounds)")
+    print(f"{'test':<10}{'P':>3}" + "".join(f"{name:>16}" for name in names), end="")
+    print(f"{'ev/off':>9}{'ev/redis':>9}{'al/redis':>9}")
+    for pipeline in PIPELINES:
+        for test in TESTS:
+            cells = "".join(f"{med(name, test, pipeline):>16,.0f}" for name in names)
+            off = med("kv off", test, pipeline)
+            every = med("kv everysec", test, pipeline)
+            ratios = (
+                every / off,
+                every / med("redis everysec", test, pipeline),
+                med("kv always", test, pipeline) / med("redis always", test, pipeline),
+            )
+            print(f"{test:<10}{pipeline:>3}{cells}" + "".join(f"{r:>9.2f}" for r in ratios))
+    print("\nserver CPU time per request, µs (median of rounds; a busy machine disturbs it less)")
+    print(f"{'test':<10}{'P':>3}" + "".join(f"{name:>16}" for name in names))
+    for pipeline in PIPELINES:
+        for test in TESTS:
+            cells = "".join(
+                f"{statistics.median(by[name].cpu[(test, pipeline)]):>16.2f}" for name in names
+            )
+            print(f"{test:<10}{pipeline:>3}{cells}")
+
+
+def call(port: int, *args: bytes, timeout: float = 600.0) -> bytes:
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(peers.resp(*args))
+        return sock.recv(65536)
+
+
+def ping_times(port: int, until: float) -> list[float]:
+    times = []
+    with socket.create_connection((HOST, port), timeout=30) as sock:
+        while time.monotonic() < until:
+            sent = time.perf_counter()
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            sock.recv(64)
+            times.append((time.perf_counter() - sent) * 1000)
+    return times
+
+
+def save_and_load(peer: Peer, keys: int) -> dict[str, float]:
+    start(peer)
+    try:
+        load_keys(peer.port, keys)
+        started = time.perf_counter()
+        reply = call(peer.port, b"SAVE")
+        saved = time.perf_counter() - started
+        assert reply == b"+OK\r\n", reply
+        # BGSAVE under a ping loop: the round trips while the parent forks and serves.
+        assert call(peer.port, b"BGSAVE").startswith(b"+Background saving started")
+        lags = ping_times(peer.port, time.monotonic() + 3.0)
+    finally:
+        stop(peer)
+    started = time.perf_counter()
+    start(peer)  # waits until PING is answered: the dump is loaded
+    loaded = time.perf_counter() - started
+    stop(peer)
+    lags.sort()
+    return {
+        "save": saved,
+        "load": loaded,
+        "p50": lags[len(lags) // 2],
+        "p99": lags[int(len(lags) * 0.99)],
+        "max": lags[-1],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20_000, help="round trips per test")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys for save/load (0: skip)")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kv-persistence-") as root:
+        if not args.skip_throughput:
+            running = servers(Path(root))
+            try:
+                for peer in running:
+                    start(peer)
+                rounds(running, args.rounds, args.requests, args.clients)
+            finally:
+                for peer in running:
+                    stop(peer)
+            report(running)
+        if args.keys:
+            print(f"\n{args.keys:,} keys: SAVE, load at start-up, PING round trips during BGSAVE")
+            for label, command in (
+                ("kv", [*peers.peers()[0].command, "--dir"]),
+                ("redis", [peers.peers()[1].command[0], "--bind", HOST, "--save", "", "--dir"]),
+            ):
+                folder = Path(root) / f"save-{label}"
+                folder.mkdir()
+                figures = save_and_load(Peer(label, [*command, str(folder)]), args.keys)
+                print(
+                    f"{label:<6} save {figures['save']:.2f} s  load {figures['load']:.2f} s  "
+                    f"ping p50 {figures['p50']:.2f} ms  p99 {figures['p99']:.2f} ms  "
+                    f"max {figures['max']:.2f} ms"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""kv's journal is a Redis AOF: each change is the RESP array of a command that makes it,
+the way Redis's ``propagate`` writes its AOF.
+
+What a write command logs (``propagate``) follows Redis 7.0:
+
+- a command that changed nothing is not logged (an error reply, ``DEL`` of missing keys,
+  ``SADD`` of members already there, ``SET ... NX`` on an existing key, ``LPOP`` of an empty
+  list, ...);
+- relative expiry becomes absolute, so that a replay at any later time gives the same
+  deadline: ``SET k v EX 10`` is logged as ``SET k v PXAT <ms>``, ``EXPIRE``/``PEXPIRE`` as
+  ``PEXPIREAT``, and one whose time is already past as ``DEL``;
+- ``GETSET`` is logged as ``SET`` (what it does to the key);
+- a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
+  as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
+  which does not expire keys while loading, then sees the same keys as kv;
+- the commands of a ``MULTI``/``EXEC`` that changed something are wrapped in ``MULTI`` and
+  ``EXEC``, so a journal torn inside the block loads without any of them.
+
+The plain hot commands the C fast path runs (``SET k v``, ``INCR``, ``LPUSH``, ...) append
+their request as it came (_fastpath.c), which is what Redis logs for them.
+
+``RespRecords`` reads a journal back for replay: one record per command, or per
+``MULTI``...``EXEC`` block; it stops quietly before a record the file ends inside (a torn
+tail) and raises ``BadRecord`` at anything that is not RESP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from residentd.codecs.resp import NIL
+from residentd.state.api import BadRecord
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.store import Keyspace
+
+Rule = Callable[["Keyspace", list[bytes], bytes, bool], "list[list[bytes]]"]
+
+ZERO = b":0\r\n"
+NULL_ARRAY = b"*-1\r\n"
+SELECT_0 = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
+MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+def encode(argv: list[bytes]) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    parts = [b"*%d\r\n" % len(argv)]
+    for arg in argv:
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def delete(key: bytes) -> bytes:
+    return b"*2\r\n$3\r\nDEL\r\n$%d\r\n%b\r\n" % (len(key), key)
+
+
+# -- what each write command logs -----------------------------------------------------------------
+
+
+def _as_is(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [argv]
+
+
+def _unless_zero(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [] if reply == ZERO else [argv]
+
+
+def _unless_nil(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [] if reply in (NIL, NULL_ARRAY) else [argv]
+
+
+def _key_state(db: Keyspace, key: bytes, value: bytes) -> list[bytes]:
+    """``SET key value``, with the key's deadline if it has one."""
+    when = db.expires.get(key) if db.expires else None
+    return [b"SET", key, value] if when is None else [b"SET", key, value, b"PXAT", b"%d" % when]
+
+
+def _set(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    key, value = argv[1], argv[2]
+    if len(argv) == 3:
+        return [argv]
+    if db.data.get(key) is value:  # this SET stored its value (the very object)
+        return [_key_state(db, key, value)]
+    if existed and key not in db.data:  # stored with a time already past: gone
+        return [[b"DEL", key]]
+    return []  # NX / XX refused
+
+
+def _getset(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [[b"SET", argv[1], argv[2]]]
+
+
+def _expire(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    if reply == ZERO:
+        return []
+    key = argv[1]
+    when = db.expires.get(key)
+    if when is None:  # a time already past deleted the key
+        return [[b"DEL", key]]
+    return [[b"PEXPIREAT", key, b"%d" % when]]
+
+
+RULES: dict[bytes, Rule] = {
+    b"set": _set,
+    b"getset": _getset,
+    b"expire": _expire,
+    b"pexpire": _expire,
+    b"expireat": _expire,
+    b"pexpireat": _expire,
+    b"setnx": _unless_zero,
+    b"del": _unless_zero,
+    b"hdel": _unless_zero,
+    b"srem": _unless_zero,
+    b"sadd": _unless_zero,
+    b"persist": _unless_zero,
+    b"lpop": _unless_nil,
+    b"rpop": _unless_nil,
+}
+
+
+def propagate(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    """The commands to log for a write command that ran with this reply; ``existed`` says
+    whether its first key was in the keyspace before it ran."""
+    if reply[:1] == b"-":
+        return []
+    rule = RULES.get(argv[0].lower(), _as_is)
+    return rule(db, argv, reply, existed)
+
+
+# -- reading a journal back -----------------------------------------------------------------------
+
+
+class Torn(Exception):
+    """The data ends inside a record."""
+
+
+def _line(data: bytes, pos: int, marker: int) -> tuple[int, int]:
+    """The integer of a ``*N`` or ``$N`` line at ``pos``, and where the next line starts."""
+    end = data.find(b"\r\n", pos)
+    if end < 0:
+        if len(data) - pos > 24:
+            raise ValueError("header line too long")
+        raise Torn
+    if data[pos] != marker:
+        raise ValueError(f"expected {chr(marker)!r}, found {data[pos : pos + 1]!r}")
+    text = data[pos + 1 : end]
+    if not text.isdigit() or len(text) > 19:
+        raise ValueError(f"bad length {text[:20]!r}")
+    return int(text), end + 2
+
+
+def _command(data: bytes, pos: int) -> tuple[list[bytes], int]:
+    if pos >= len(data):
+        raise Torn
+    count, pos = _line(data, pos, 0x2A)  # '*'
+    if count < 1:
+        raise ValueError("empty command")
+    argv = []
+    for _ in range(count):
+        if pos >= len(data):
+            raise Torn
+        size, pos = _line(data, pos, 0x24)  # '$'
+        end = pos + size
+        if end + 2 > len(data):
+            raise Torn
+        if data[end : end + 2] != b"\r\n":
+            raise ValueError("bulk string not followed by CRLF")
+        argv.append(data[pos:end])
+        pos = end + 2
+    return argv, pos
+
+
+class RespRecords:
+    """The journal's framing for residentd.state: records are lists of commands."""
+
+    def scan(self, data: bytes, start: int = 0) -> Iterator[tuple[list[list[bytes]], int]]:
+        pos = start
+        size = len(data)
+        while pos < size:
+            record_start = pos
+            try:
+                argv, pos = _command(data, pos)
+                if argv[0].upper() != b"MULTI":
+                    yield [argv], pos
+                    continue
+                block: list[list[bytes]] = []
+                while True:
+                    argv, pos = _command(data, pos)
+                    if argv[0].upper() == b"EXEC":
+                        break
+                    block.append(argv)
+                yield block, pos
+            except Torn:
+                return
+            except ValueError as exc:
+                raise BadRecord(record_start, str(exc)) from None

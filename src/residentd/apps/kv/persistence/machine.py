@@ -1,0 +1,76 @@
+"""kv's state machine for residentd.state: how the framework dumps, loads and replays a
+keyspace in Redis's formats.
+
+- ``dump`` writes the keyspace as an RDB file (rdb.py); it runs in the forked child of a
+  BGSAVE or an AOF rewrite (the AOF's base file is an RDB file too, as with Redis's
+  ``aof-use-rdb-preamble yes``);
+- ``load`` reads an RDB file (kv's or redis-server's) into the keyspace;
+- ``records`` reads the AOF's RESP commands and ``apply`` replays them through kv's own
+  command handlers, so a replayed command does exactly what it did live.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from residentd.apps.kv.commands import DISPATCH
+from residentd.apps.kv.errors import ReplyError
+from residentd.apps.kv.persistence import rdb
+from residentd.apps.kv.persistence.aof import RespRecords
+from residentd.state.api import BadSnapshot, RecordReader, SnapshotFormat
+from residentd.state.framing import RawSnapshot
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.state import KvState
+
+
+class ReplayClient:
+    """What a command handler needs of a session, for commands replayed from the journal."""
+
+    __slots__ = ("db", "multi", "state")
+
+    def __init__(self, state: KvState) -> None:
+        self.state = state
+        self.db = state.db
+        self.multi = None
+
+
+class KvMachine:
+    records: RecordReader = RespRecords()
+    snapshot_format: SnapshotFormat = RawSnapshot()
+
+    def __init__(self, state: KvState) -> None:
+        self.state = state
+        self.replayed = 0
+
+    def reset(self) -> None:
+        self.state.flush()
+
+    def load(self, payload: bytes) -> None:
+        try:
+            data, expires = rdb.load(payload)
+        except rdb.RdbError as exc:
+            raise BadSnapshot(exc.reason, exc.offset) from None
+        db = self.state.db
+        db.data = data
+        db.expires = expires
+
+    def apply(self, record: Any) -> None:
+        client: Any = ReplayClient(self.state)
+        for argv in record:
+            name = argv[0]
+            if name.lower() == b"select":
+                if argv[1:] != [b"0"]:
+                    raise ValueError(f"kv has one database; the journal selects {argv[1:]!r}")
+                continue
+            entry = DISPATCH.get(name) or DISPATCH.get(name.lower())
+            if entry is None:
+                raise ValueError(f"unknown command {name!r} in the journal")
+            with suppress(ReplyError):  # an error reply changed nothing, as when it ran
+                entry[0](client, argv)
+            self.replayed += 1
+
+    def dump(self, out: BinaryIO) -> None:
+        db = self.state.db
+        rdb.dump(out, db.data, db.expires)

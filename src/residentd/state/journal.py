@@ -1,0 +1,135 @@
+"""The journal file an app's records are appended to, and its fsync policies.
+
+Records are buffered in memory as they come (``append``) and written once per loop iteration
+(``write``, called from the server's commit point before any reply goes out), so a burst of
+writes from many connections costs one ``write``. Then, by policy:
+
+- ``always``: ``commit`` fsyncs before returning, so the replies that follow are durable.
+- ``everysec``: a background thread fsyncs about once a second; the loop never waits on disk.
+- ``no``: the kernel decides when the data reaches the disk.
+
+A failed write (ENOSPC, EFBIG, EIO) raises ``OSError`` after cutting the file back to its last
+whole record; the unwritten bytes stay buffered and go out on the next successful ``write``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+POLICIES = ("always", "everysec", "no")
+
+
+class Journal:
+    def __init__(self, path: str, policy: str) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"appendfsync must be one of {', '.join(POLICIES)}")
+        self.path = path
+        self.policy = policy
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.size = os.fstat(self.fd).st_size  # bytes written to the file
+        self.synced = self.size  # bytes known to be on disk
+        self.buffer = bytearray()
+        self.unsynced_since = 0.0  # time.monotonic() of the oldest write not yet fsynced
+        self.last_fsync_error: OSError | None = None
+        self.writes = 0  # write() calls that wrote a batch of records
+        self.fsyncs = 0
+        self._lock = threading.Lock()  # the fd against the fsync thread
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if policy == "everysec":
+            self._start_syncer()
+
+    # -- writing (on the loop) -------------------------------------------------------------------
+
+    def append(self, data: bytes) -> None:
+        self.buffer += data
+
+    @property
+    def pending(self) -> int:
+        return len(self.buffer)
+
+    def write(self) -> None:
+        """Write the buffered records; raise OSError with the file cut back to whole records."""
+        if not self.buffer:
+            return
+        data = memoryview(self.buffer)
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError:
+            self._undo(done)
+            data.release()
+            raise
+        data.release()
+        if self.synced == self.size:
+            self.unsynced_since = time.monotonic()
+        self.size += done
+        self.writes += 1
+        del self.buffer[:]
+
+    def _undo(self, done: int) -> None:
+        """After a failed write of which ``done`` bytes made it: cut them off, or if the file
+        cannot be cut, keep them and drop them from the buffer (no record is written twice)."""
+        if not done:
+            return
+        try:
+            os.ftruncate(self.fd, self.size)
+        except OSError:
+            self.size += done
+            del self.buffer[:done]
+
+    def commit(self) -> None:
+        """Write the buffered records and, with ``always``, fsync them."""
+        self.write()
+        if self.policy == "always" and self.synced < self.size:
+            os.fsync(self.fd)
+            self.fsyncs += 1
+            self.synced = self.size
+
+    def sync(self) -> None:
+        """Write and fsync now, whatever the policy (before a rotation or a stop)."""
+        self.write()
+        with self._lock:
+            if self.synced < self.size:
+                os.fsync(self.fd)
+                self.fsyncs += 1
+                self.synced = self.size
+
+    def fsync_lag(self) -> float:
+        """Seconds since the oldest write that is not yet known to be on disk (0 if none)."""
+        if self.synced >= self.size or self.policy == "no":
+            return 0.0  # with "no" the kernel decides: there is no lag of ours to show
+        return time.monotonic() - self.unsynced_since
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+    # -- everysec ----------------------------------------------------------------------------------
+
+    def _start_syncer(self) -> None:
+        self._thread = threading.Thread(target=self._syncer, name="journal-fsync", daemon=True)
+        self._thread.start()
+
+    def _syncer(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                target = self.size
+                if self.fd < 0 or self.synced >= target:
+                    continue
+                try:
+                    os.fsync(self.fd)
+                except OSError as exc:
+                    self.last_fsync_error = exc
+                    continue
+                self.last_fsync_error = None
+                self.fsyncs += 1
+                self.synced = max(self.synced, target)

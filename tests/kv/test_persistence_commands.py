@@ -1,0 +1,72 @@
+"""The persistence commands and settings as a Redis client sees them: SAVE, BGSAVE, LASTSAVE,
+BGREWRITEAOF, INFO persistence, CONFIG GET and CONFIG SET, with Redis 7.0's replies."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from residentd.apps.kv.persistence import rdb
+
+from .helpers import KvProcess, Raw, wait_until
+
+
+def test_save_bgsave_lastsave_and_info(tmp_path: Path) -> None:
+    with KvProcess("--dir", str(tmp_path), "--dbfilename", "snap.rdb") as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        info = r.info("persistence")
+        assert info["aof_enabled"] == 0 and info["rdb_bgsave_in_progress"] == 0
+        assert info["aof_last_write_status"] == "ok"
+        r.set("a", "1")
+        first = r.lastsave()
+        time.sleep(1.1)
+        assert r.save() is True
+        assert r.lastsave() > first
+        assert rdb.load((tmp_path / "snap.rdb").read_bytes())[0] == {b"a": b"1"}
+        r.rpush("l", "x", "y")
+        with Raw(daemon.port) as raw:
+            assert raw.call("BGSAVE") == b"+Background saving started\r\n"
+        wait_until(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0, 10.0)
+        assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
+        assert set(rdb.load((tmp_path / "snap.rdb").read_bytes())[0]) == {b"a", b"l"}
+        with pytest.raises(redis.ResponseError, match="appendonly is no"):
+            r.bgrewriteaof()
+        r.close()
+
+
+def test_config_get_and_set(tmp_path: Path) -> None:
+    with KvProcess("--dir", str(tmp_path)) as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        assert r.config_get("appendonly") == {"appendonly": "no"}
+        assert r.config_get("dir") == {"dir": str(tmp_path.resolve())}
+        assert r.config_get("appendfilename")["appendfilename"] == "appendonly.aof"
+        assert r.config_get("dbfilename")["dbfilename"] == "dump.rdb"
+        r.set("before", "1")
+        assert r.config_set("appendonly", "yes") is True
+        assert r.info("persistence")["aof_enabled"] == 1
+        assert (tmp_path / "appendonlydir" / "appendonly.aof.manifest").exists()
+        assert r.config_set("appendfsync", "always") is True
+        assert r.config_get("appendfsync") == {"appendfsync": "always"}
+        assert r.config_set("save", "900 1 300 10") is True
+        assert r.config_get("save") == {"save": "900 1 300 10"}
+        r.incr("after")
+        for name, value, reason in [
+            ("appendfsync", "sometimes", "argument(s) must be one of the following: "),
+            ("save", "1 2 3", "Invalid save parameters"),
+            ("dir", "/elsewhere", "can't set protected config"),
+            ("appendfilename", "x.aof", "can't set immutable config"),
+        ]:
+            with pytest.raises(redis.ResponseError) as refused:
+                r.config_set(name, value)
+            assert str(refused.value).startswith(
+                f"CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+            )
+        assert r.config_get("appendfsync") == {"appendfsync": "always"}
+        r.close()
+    with KvProcess("--dir", str(tmp_path), "--appendonly", "yes") as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        assert r.get("before") == b"1" and r.get("after") == b"1"
+        r.close()
