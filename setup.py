@@ -18,6 +18,7 @@ setup(
     ext_modules=[
         speedup("residentd.codecs._lines"),
         speedup("residentd.codecs._resp_reader"),
+        speedup("residentd.codecs._http_head"),
         speedup("residentd.net._connection_core"),
         speedup("residentd.apps.kv._fastpath"),
     ]

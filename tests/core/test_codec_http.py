@@ -4,12 +4,14 @@ persistence rules, and a clear error code (and status) for every malformed or ov
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from residentd.codecs.http import HttpRequest, HttpRequestCodec, error_response
+from residentd.codecs import http
+from residentd.codecs.http import HttpRequest, HttpRequestCodec, error_response, read_head_py
 from residentd.errors import ProtocolError
 
 from .helpers import Err, cuts, feed_events, feed_garbage, split_at
@@ -98,6 +100,10 @@ GOOD = b"GET / HTTP/1.1\r\nHost: x\r\n"
         (GOOD + b"X A: 1\r\n\r\n", "bad-request", 400),
         (GOOD + b"X-A: 1\x00\r\n\r\n", "bad-request", 400),
         (GOOD + b"X-A: 1\rX-B: 2\r\n\r\n", "bad-request", 400),
+        (GOOD + b"X-A: 1\rX\nX-B: 2\r\n\r\n", "bad-request", 400),  # a bare CR, then LF
+        (GOOD + b"X-A: 1\r\n\tfolded\r\n\r\n", "bad-request", 400),
+        (GOOD + b"X-A: 1\r\n:\r\n\r\n", "bad-request", 400),
+        (GOOD + b"X-A: 1\r\nX-B\r\n\r\n", "bad-request", 400),
         (GOOD + b"Host: y\r\n\r\n", "bad-request", 400),
         (b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", "bad-request", 400),  # no Host
         (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "version-not-supported", 505),
@@ -119,6 +125,43 @@ def test_refusals(data: bytes, code: str, status: int) -> None:
     assert events == [Err(code)]
     reply = error_response(ProtocolError(code, "why"))
     assert reply.startswith(f"HTTP/1.1 {status} ".encode()) and b"Connection: close" in reply
+
+
+@given(st.text("ab=&%+2x0 ;#", max_size=24))
+def test_the_query_is_read_as_parse_qsl_reads_it(query: str) -> None:
+    target = "/p?" + query.replace(" ", "")
+    request = HttpRequest("GET", target, "HTTP/1.1", {"host": "x"})
+    assert request.query == dict(parse_qsl(urlsplit(target).query))
+
+
+def test_repeated_and_odd_fields_read_the_same_as_plain_ones() -> None:
+    """Heads the fast reading hands to the line-by-line one come out as they should."""
+    [request] = only(GOOD + b"X-A: 1\r\nx-a: 2\r\nX-B:\t 3 \t\r\nX-C:\r\n\r\n")
+    assert request.headers == {"host": "x", "x-a": "1, 2", "x-b": "3", "x-c": ""}
+    assert request.keep_alive and request.upgrade is None
+
+
+HEAD_PIECES = [
+    b"GET", b"POST", b"G(T", b" ", b"  ", b"/a", b"/%20?x=1", b"\x7f", b"\xe9", b"\x00", b"\t",
+    b" HTTP/1.1", b" HTTP/1.0", b" HTTP/1.2", b" HTTP/2.0", b"\r\n", b"\r", b"\n", b"Host",
+    b"host", b"X-A", b"x-a", b":", b": ", b" v ", b"1", b"\r\n ", b"\r\n\t",
+]  # fmt: skip
+
+
+@pytest.mark.skipif(http._c_head is None, reason="the C speedups are off or not built")
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from(HEAD_PIECES), max_size=24).map(b"".join),
+    st.integers(1, 40),
+    st.integers(1, 6),
+)
+def test_the_c_head_reader_reads_as_the_python_one(tail: bytes, line: int, fields: int) -> None:
+    """_http_head.c's read_head and read_head_py: the same answer for every head, plain ones
+    (a good start, then anything) and broken ones."""
+    assert http._c_head is not None
+    for head in (tail, GOOD.rstrip(b"\r\n") + tail, b"GET / HTTP/1.1" + tail):
+        for limits in ((line, fields), (8192, 100)):
+            assert http._c_head.read_head(head, *limits) == read_head_py(head, *limits)
 
 
 def test_requests_before_a_refusal_come_out_first() -> None:

@@ -16,12 +16,13 @@ import pytest
 
 from residentd import speedups
 from residentd.apps.kv import session as kv_session  # noqa: F401  (loads the kv fast path)
-from residentd.codecs import lines, resp
+from residentd.codecs import http, lines, resp
 from residentd.net import connection, connection_core
 
 MODULES = [
     "residentd.codecs._lines",
     "residentd.codecs._resp_reader",
+    "residentd.codecs._http_head",
     "residentd.net._connection_core",
     "residentd.apps.kv._fastpath",
 ]
@@ -41,9 +42,11 @@ def test_the_switch_picks_one_version_everywhere() -> None:
         assert python_core in connection.Connection.__mro__
         assert lines.LineCodec is lines.PyLineCodec
         assert resp.read_commands is None
+        assert http.read_head is http.read_head_py
         assert speedups.loaded == []
     else:
         assert python_core not in connection.Connection.__mro__
         assert lines.LineCodec is not lines.PyLineCodec
         assert resp.read_commands is not None
+        assert http.read_head is not http.read_head_py
         assert sorted(speedups.loaded) == sorted(m.rpartition("._")[2] for m in MODULES)

@@ -32,6 +32,11 @@ whose code maps to the status in ``error_reply``, and the connection closes afte
   ``Upgrade`` field) the codec stops, as h11 does; ``take_upgrade()`` hands over the raw bytes
   of that request's head and everything received after it, for the next protocol's parser.
 
+A head written the plain way (what every client library sends) is read in one call,
+``read_head`` (_http_head.c, or ``read_head_py``, its Python reference); anything it does not
+take is read line by line by ``_refuse_head``, which holds every refusal above, so the fast
+path never accepts what the careful one refuses.
+
 Responses are built with ``response()``. This is for small API, control and page traffic,
 not a general web server: no chunked bodies, no ``Expect: 100-continue`` (curl waits a second
 for the ``100`` and then sends the body anyway).
@@ -40,11 +45,11 @@ for the ``100`` and then sends the body anyway).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from residentd.errors import ProtocolError
+from residentd.speedups import load
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
@@ -72,9 +77,15 @@ ERROR_STATUS = {
 _TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(r"(" + _TOKEN + r") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
 _FIELD_NAME = re.compile(_TOKEN)
+# Every field line of a head after its request line, each ``CRLF name: value`` (the value's
+# trailing white space is stripped after: a lazy match to leave it out is several times slower).
+# A head whose lines all match has as many matches as field lines (``_parse_head``).
+_FIELD_LINES = re.compile(r"\r\n(" + _TOKEN + r"):[ \t]*([^\r\n]*)")
 # Every byte a head may hold but the control characters (HTAB, CR and LF are let through, and
 # CR and LF checked as line ends): ``head.translate(None, _ALLOWED)`` keeps only the bad ones.
 _ALLOWED = bytes(set(range(256)) - set(range(32)) - {127} | {9, 10, 13})
+# The same without CR and LF: what ``translate`` leaves of a good head is its line ends.
+_ALLOWED_IN_LINE = bytes(set(_ALLOWED) - {10, 13})
 
 # Codec states.
 _READING = 0
@@ -82,49 +93,110 @@ _CLOSED = 1  # after a request that closes the connection, or an error: input is
 _UPGRADED = 2  # after a request that switches protocols: input is kept for take_upgrade()
 
 
-@dataclass(slots=True)
 class HttpRequest:
-    method: str
-    target: str
-    version: str
-    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
-    body: bytes = b""
-    head: bytes = b""  # the raw head, kept only for a request that asks to upgrade
-    # Whether the connection stays open after this request's response (RFC 9112 9.3).
-    keep_alive: bool = field(init=False)
-    # The protocol this request asks to switch to (``Connection: upgrade`` and ``Upgrade``).
-    upgrade: str | None = field(init=False)
+    __slots__ = ("body", "head", "headers", "keep_alive", "method", "target", "upgrade", "version")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        head: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers: dict[str, str] = {} if headers is None else headers  # names in lower case
+        self.body = body
+        self.head = head  # the raw head, kept only for a request that asks to upgrade
+        # Whether the connection stays open after this request's response (RFC 9112 9.3), and
+        # the protocol this request asks to switch to (``Connection: upgrade`` and ``Upgrade``).
+        self.upgrade: str | None = None
         options = self.headers.get("connection")
         if options is None:
-            self.keep_alive = self.version == "HTTP/1.1"
-            self.upgrade = None
+            self.keep_alive = version == "HTTP/1.1"
             return
         tokens = {item.strip().lower() for item in options.split(",")}
         self.keep_alive = "close" not in tokens and (
-            self.version == "HTTP/1.1" or "keep-alive" in tokens
+            version == "HTTP/1.1" or "keep-alive" in tokens
         )
-        self.upgrade = self.headers.get("upgrade") or None if "upgrade" in tokens else None
+        if "upgrade" in tokens:
+            self.upgrade = self.headers.get("upgrade") or None
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method!r}, {self.target!r}, {self.version!r})"
 
     @property
     def raw_path(self) -> str:
         """The target's path, as sent (percent-encoded)."""
         target = self.target
-        if target.startswith("/"):
+        if target[:1] == "/":
             return target.partition("?")[0]
         return urlsplit(target).path  # the absolute form, http://host/path
 
     @property
     def path(self) -> str:
         """The target's path, percent-decoded."""
-        return unquote(self.raw_path)
+        path = self.raw_path
+        return unquote(path) if "%" in path else path
 
     @property
     def query(self) -> dict[str, str]:
         """The target's query, decoded (the last value of a repeated name)."""
-        query = urlsplit(self.target).query
-        return dict(parse_qsl(query)) if query else {}
+        target = self.target
+        if target[:1] == "/":
+            query = target.partition("?")[2].partition("#")[0]
+        else:
+            query = urlsplit(target).query
+        if not query:
+            return {}
+        if "%" in query or "+" in query:
+            return dict(parse_qsl(query))
+        if "&" not in query:
+            name, _, value = query.partition("=")
+            return {name: value} if value else {}
+        # parse_qsl's answer, without its per-pair decoding: pairs split on "&", a pair without
+        # "=" or with an empty value dropped.
+        values: dict[str, str] = {}
+        for pair in query.split("&"):
+            name, _, value = pair.partition("=")
+            if value:
+                values[name] = value
+        return values
+
+
+def read_head_py(
+    head: bytes, max_request_line: int, max_headers: int
+) -> tuple[str, str, str, dict[str, str]] | None:
+    """A plainly written head (without its final empty line) as ``(method, target, version,
+    fields)``, names in lower case; None for anything else, which ``_refuse_head`` reads line
+    by line. In a few passes: one split, a regex for the request line and one for all the field
+    lines. _http_head.c's ``read_head`` is the same function in C."""
+    text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    count = len(lines)
+    # Only CRLF pairs may be left once the allowed bytes are taken out: no control
+    # character, no bare CR or LF.
+    if len(head.translate(None, _ALLOWED_IN_LINE)) != 2 * count - 2 or count > max_headers:
+        return None
+    first = lines[0]
+    request_line = _REQUEST_LINE.fullmatch(first)
+    if request_line is None or len(first) > max_request_line:
+        return None
+    method, target, major, minor = request_line.groups()
+    if major != "1" or (minor != "1" and minor != "0"):
+        return None
+    fields = _FIELD_LINES.findall(text, len(first))
+    headers = {name.lower(): value.rstrip(" \t") for name, value in fields}
+    if len(fields) != count - 1 or len(headers) != len(fields):
+        return None  # a malformed line, or a repeated name
+    return method, target, "HTTP/1.1" if minor == "1" else "HTTP/1.0", headers
+
+
+_c_head = load("residentd.codecs._http_head")
+read_head = _c_head.read_head if _c_head is not None else read_head_py
 
 
 class HttpRequestCodec:
@@ -176,11 +248,31 @@ class HttpRequestCodec:
         buffer = self._buffer
         if self._state == _CLOSED:
             return []
+        if not buffer and self._head is None and self._state == _READING:
+            # The usual chunk on a keep-alive connection: one whole request, nothing before it.
+            end = data.find(b"\r\n\r\n")
+            if 0 < end <= self.max_head and data[:2] != b"\r\n":
+                try:
+                    first = self._parse_head(data[:end], [])
+                except ProtocolError:
+                    self._state = _CLOSED
+                    raise
+                start = end + 4
+                if first.upgrade is not None:
+                    first.head = data[:start]
+                elif first.keep_alive and len(data) == start + self._body_length:
+                    if start < len(data):
+                        first.body = data[start:]
+                    return [first]
+                self._head = first  # the general way on from here, with the rest
+                data = data[start:]
         buffer += data
         requests: list[HttpRequest] = []
         while self._state == _READING:
             request = self._head
             if request is None:
+                if not buffer:
+                    break
                 try:
                     request = self._read_head(requests)
                 except ProtocolError:
@@ -208,26 +300,14 @@ class HttpRequestCodec:
 
     def _read_head(self, done: list[HttpRequest]) -> HttpRequest | None:
         buffer = self._buffer
-        while buffer.startswith(b"\r\n"):  # empty lines before a request line (2.2)
+        while buffer[:2] == b"\r\n":  # empty lines before a request line (2.2)
             del buffer[:2]
             self._scanned = max(0, self._scanned - 2)
-        # Every LF must end a CRLF; the head ends at the first empty line.
-        scanned = self._scanned
-        end = buffer.find(b"\r\n\r\n", max(0, scanned - 3))
-        stop = len(buffer) if end < 0 else end + 4
-        crlf_from = max(0, scanned - 1)
-        if buffer.count(b"\n", scanned, stop) != buffer.count(b"\r\n", crlf_from, stop):
-            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
-        if end < 0:
-            if len(buffer) > self.max_head:
-                raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
-            line_limit = self.max_request_line
-            if len(buffer) > line_limit and buffer.find(b"\n", 0, line_limit + 2) < 0:
-                raise ProtocolError("uri-too-long", f"limit={line_limit}", done)
-            self._scanned = len(buffer)
+        # The head ends at the first empty line.
+        end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end < 0 or end > self.max_head:
+            self._incomplete_head(end, done)
             return None
-        if end > self.max_head:
-            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
         head = bytes(buffer[:end])
         del buffer[: end + 4]
         self._scanned = 0
@@ -236,7 +316,40 @@ class HttpRequestCodec:
             request.head = head + b"\r\n\r\n"
         return request
 
+    def _incomplete_head(self, end: int, done: list[HttpRequest]) -> None:
+        """A head not yet ended (``end`` < 0) or too long: refuse it as soon as it is bad."""
+        buffer = self._buffer
+        scanned = self._scanned
+        stop = len(buffer) if end < 0 else end + 4
+        # Every LF must end a CRLF (checked on the bytes not scanned before).
+        if buffer.count(b"\n", scanned, stop) != buffer.count(b"\r\n", max(0, scanned - 1), stop):
+            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
+        if end >= 0 or len(buffer) > self.max_head:
+            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
+        line_limit = self.max_request_line
+        if len(buffer) > line_limit and buffer.find(b"\n", 0, line_limit + 2) < 0:
+            raise ProtocolError("uri-too-long", f"limit={line_limit}", done)
+        self._scanned = len(buffer)
+
     def _parse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
+        """The request of a whole head (without its final empty line): ``read_head`` reads a
+        plainly written one; anything else goes to ``_refuse_head``, the line-by-line reading,
+        which names the fault (or reads the head, when nothing was wrong but, say, a repeated
+        field)."""
+        parsed = read_head(head, self.max_request_line, self.max_headers)
+        if parsed is None:
+            return self._refuse_head(head, done)
+        method, target, version, headers = parsed
+        if version == "HTTP/1.1" and "host" not in headers:
+            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field", done)
+        self._body_length = self._framing(headers, version, done)
+        return HttpRequest(method, target, version, headers)
+
+    def _refuse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
+        """``_parse_head`` line by line, each check in turn: refuses a bad head with the error
+        that names its fault, and reads a good one that the fast path does not take."""
+        if head.count(b"\n") != head.count(b"\r\n"):
+            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
         text = head.decode("latin-1")
         first, crlf, block = text.partition("\r\n")
         if len(first) > self.max_request_line:
@@ -308,6 +421,23 @@ def error_response(error: ProtocolError) -> bytes:
     return response(status, text.encode(), close=True)
 
 
+# The start of a response head up to the Content-Length value, by status and content type:
+# the few the endpoints use are built once.
+_HEAD_STARTS: dict[tuple[int, str], bytes] = {}
+_MAX_HEAD_STARTS = 256
+
+
+def _head_start(status: int, content_type: str) -> bytes:
+    start = _HEAD_STARTS.get((status, content_type))
+    if start is None:
+        phrase = HTTPStatus(status).phrase
+        text = f"HTTP/1.1 {status} {phrase}\r\nContent-Type: {content_type}\r\nContent-Length: "
+        start = text.encode("latin-1")
+        if len(_HEAD_STARTS) < _MAX_HEAD_STARTS:
+            _HEAD_STARTS[status, content_type] = start
+    return start
+
+
 def response(
     status: int,
     body: bytes = b"",
@@ -318,17 +448,12 @@ def response(
     head: bool = False,
 ) -> bytes:
     """A complete HTTP/1.1 response; ``head``: without the body (an answer to HEAD)."""
-    lines = [
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-        f"Content-Type: {content_type}",
-        f"Content-Length: {len(body)}",
-    ]
-    if close:
-        lines.append("Connection: close")
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return data if head else data + body
+    end = b"\r\n\r\n"
+    if close or headers:
+        lines = ["Connection: close"] if close else []
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        end = ("\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return b"%s%d%s%s" % (_head_start(status, content_type), len(body), end, b"" if head else body)
 
 
 def reply(
@@ -342,6 +467,13 @@ def reply(
     closes the connection, ``Connection: keep-alive`` to an HTTP/1.0 request that keeps it
     (RFC 9112 9.3: else an HTTP/1.0 client takes the connection to be closing)."""
     keep_alive = request.keep_alive
+    if (
+        keep_alive
+        and headers is None
+        and request.version == "HTTP/1.1"
+        and request.method != "HEAD"
+    ):
+        return b"%s%d\r\n\r\n%s" % (_head_start(status, content_type), len(body), body)
     if keep_alive and request.version == "HTTP/1.0":
         headers = {**(headers or {}), "Connection": "keep-alive"}
     head = request.method == "HEAD"

@@ -24,7 +24,7 @@ __all__ = ["WebCodec"]
 
 
 class WebCodec:
-    __slots__ = ("_make_websocket", "http", "websocket")
+    __slots__ = ("_make_websocket", "feed", "http", "websocket")
 
     def __init__(
         self, http: HttpRequestCodec, make_websocket: Callable[[], WebSocketCodec]
@@ -32,6 +32,8 @@ class WebCodec:
         self.http = http
         self.websocket: WebSocketCodec | None = None
         self._make_websocket = make_websocket
+        # ``feed(data)``: the current protocol's codec's own, so a chunk costs no call here.
+        self.feed: Callable[[bytes], list[Any]] = http.feed
 
     @property
     def open(self) -> bool:
@@ -44,17 +46,13 @@ class WebCodec:
             return self.websocket.buffered
         return self.http.buffered
 
-    def feed(self, data: bytes) -> list[Any]:
-        if self.websocket is not None:
-            return self.websocket.feed(data)
-        return self.http.feed(data)
-
     def upgrade(self, request: HttpRequest) -> tuple[bytes, list[Any]]:
         """Switch to WebSocket for ``request`` (the last one the HTTP codec read): the handshake
         response (101, or an HTTP error after which the connection must close, ``open``
         staying false) and the messages that arrived after the request."""
         assert self.websocket is None and request.upgrade is not None
         websocket = self.websocket = self._make_websocket()
+        self.feed = websocket.feed
         try:
             items = websocket.feed(self.http.take_upgrade())
         except ProtocolError as error:

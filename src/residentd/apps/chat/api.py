@@ -30,6 +30,7 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, cast
 from urllib.parse import unquote
 
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 PREFIX = "/api/"
 BASE = "/api/v1"
 JSON = "application/json"
+_ROOT = BASE + "/"
+_ROOT_LENGTH = len(_ROOT)
 MIN_KEY_LENGTH = 16
 MAX_TTL = 10 * 365 * 86400
 
@@ -289,6 +292,8 @@ KEY = PathValue(names.is_key, names.KEY_RULE, names.NAME_PATTERN, names.KEY_MAX)
 PATH_VALUES = {"user": USER, "room": ROOM, "key": KEY}
 
 
+_encode = msgspec.json.Encoder().encode
+
 # -- routing -------------------------------------------------------------------------------------
 
 
@@ -339,9 +344,24 @@ class Endpoint:
     values: dict[str, PathValue]  # the path's ``{name}`` values and what each may be
 
 
+class Route:
+    """A path pattern (its segments, ``{name}`` for a parameter) and its endpoint by method.
+    ``literal_at`` picks a path's segments where the pattern has literals, in one call, for
+    one comparison with the pattern's own."""
+
+    __slots__ = ("literal", "literal_at", "methods", "params", "parts")
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        self.parts = parts
+        self.params = tuple((i, part[1:-1]) for i, part in enumerate(parts) if part[:1] == "{")
+        literal = [i for i, part in enumerate(parts) if part[:1] != "{"]  # the first, at least
+        self.literal_at = itemgetter(*literal)
+        self.literal = self.literal_at(parts)
+        self.methods: dict[str, Endpoint] = {}
+
+
 # Routes by their number of segments and their first one (always a literal): a request is
 # matched against the two or three patterns that could fit, not all of them.
-Route = tuple[tuple[str, ...], dict[str, Endpoint]]
 ROUTES: dict[tuple[int, str], list[Route]] = {}
 
 
@@ -354,12 +374,11 @@ def route(pattern: str, method: str, **values: PathValue) -> Callable[[Handler],
 
     def register(handler: Handler) -> Handler:
         routes = ROUTES.setdefault((len(parts), parts[0]), [])
-        endpoint = Endpoint(handler, checks)
-        for known, methods in routes:
-            if known == parts:
-                methods[method] = endpoint
-                return handler
-        routes.append((parts, {method: endpoint}))
+        found = next((known for known in routes if known.parts == parts), None)
+        if found is None:
+            found = Route(parts)
+            routes.append(found)
+        found.methods[method] = Endpoint(handler, checks)
         return handler
 
     return register
@@ -368,22 +387,16 @@ def route(pattern: str, method: str, **values: PathValue) -> Callable[[Handler],
 def path_values(pattern: str, method: str) -> dict[str, PathValue]:
     """What each ``{name}`` in the path of a route may be (for the OpenAPI document)."""
     parts = tuple(pattern.strip("/").split("/"))
-    for known, methods in ROUTES[len(parts), parts[0]]:
-        if known == parts:
-            return methods[method.upper()].values
+    for known in ROUTES[len(parts), parts[0]]:
+        if known.parts == parts:
+            return known.methods[method.upper()].values
     raise KeyError(pattern)
 
 
 def _match(segments: list[str]) -> tuple[dict[str, Endpoint], dict[str, str]] | None:
-    for parts, methods in ROUTES.get((len(segments), segments[0]), ()):
-        params: dict[str, str] = {}
-        for part, segment in zip(parts[1:], segments[1:], strict=True):
-            if part.startswith("{"):
-                params[part[1:-1]] = segment
-            elif part != segment:
-                break
-        else:
-            return methods, params
+    for known in ROUTES.get((len(segments), segments[0]), ()):
+        if known.literal_at(segments) == known.literal:
+            return known.methods, {name: segments[i] for i, name in known.params}
     return None
 
 
@@ -391,27 +404,28 @@ def answer(app: ChatApp, request: HttpRequest, waiter: object = None) -> bytes:
     """The bytes of the response to a request under ``/api/``; ``waiter`` is the connection it
     goes to."""
     try:
-        status, body = _answer(app, request, waiter)
-        headers = None
+        status, body, headers = 200, _answer(app, request, waiter), None
     except Refused as refused:
         status, body, headers = refused.status, refused.body, refused.headers
     except ChatError as error:
         status = CHAT_STATUS.get(error.code, 409)
         field = "text" if error.code == "too-long" else None  # the one text over max_text
         body, headers = ApiError(error.code, error.detail, field), None
-    data = body if type(body) is bytes else msgspec.json.encode(body)
+    data = body if type(body) is bytes else _encode(body)
     return reply(request, status, data, JSON, headers)
 
 
-def _answer(app: ChatApp, request: HttpRequest, waiter: object) -> tuple[int, Any]:
+def _answer(app: ChatApp, request: HttpRequest, waiter: object) -> Any:
     keys = app.api_keys
     if not keys:
         raise Refused(404, "api-off", "the API is off: set api_keys or api_keys_file")
     check_key(keys, request.headers.get("authorization", ""))
     raw_path = request.raw_path
-    if not raw_path.startswith(BASE + "/"):
-        raise Refused(404, "not-found", f"no such path; the API is under {BASE}/")
-    segments = [unquote(part) for part in raw_path[len(BASE) + 1 :].split("/")]
+    if not raw_path.startswith(_ROOT):
+        raise Refused(404, "not-found", f"no such path; the API is under {_ROOT}")
+    segments = raw_path[_ROOT_LENGTH:].split("/")
+    if "%" in raw_path:
+        segments = [unquote(part) for part in segments]
     found = _match(segments)
     if found is None:
         raise Refused(404, "not-found", f"no such path: {raw_path[:200]}")
@@ -426,22 +440,23 @@ def _answer(app: ChatApp, request: HttpRequest, waiter: object) -> tuple[int, An
     for name, value in params.items():
         endpoint.values[name].refuse(name, value)
     query = request.query if "?" in request.target else {}
-    return 200, endpoint.handler(Call(app.hub, app, request, params, query, waiter))
+    return endpoint.handler(Call(app.hub, app, request, params, query, waiter))
 
 
 def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
     """Refuse unless ``authorization`` is ``Bearer KEY`` with one of ``keys``; every key is
     compared, each in constant time."""
     scheme, _, given = authorization.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="residentd chat API"'}
+    realm = 'Bearer realm="residentd chat API"'
     if scheme.lower() != "bearer" or not given:
+        challenge = {"WWW-Authenticate": realm}
         raise Refused(401, "unauthorized", "send Authorization: Bearer KEY", None, challenge)
     candidate = given.strip().encode("latin-1")
     good = False
     for key in keys:
         good |= hmac.compare_digest(candidate, key)
     if not good:
-        challenge["WWW-Authenticate"] += ', error="invalid_token"'
+        challenge = {"WWW-Authenticate": realm + ', error="invalid_token"'}
         raise Refused(401, "unauthorized", "the API key is not one of api_keys", None, challenge)
 
 
