@@ -42,3 +42,32 @@ def test_commit_runs_first_and_held_items_wait() -> None:
         assert events == ["commit", "flush a"]
     finally:
         loop.close()
+
+
+def test_wake_shares_the_iteration_s_one_flush_callback() -> None:
+    """The journal's records and the replies of an iteration cost one loop callback and one
+    commit, whether the app wakes the queue before or after the connections join it."""
+    loop = asyncio.new_event_loop()
+    try:
+        events: list[str] = []
+        queue = FlushQueue(loop)
+        a = Item("a", events)
+
+        def commit() -> set[object]:
+            events.append("commit")
+            return set()
+
+        queue.commit = commit
+        queue.wake()  # records appended while a handles its pipeline
+        queue.add(a)  # then a's replies
+        queue.wake()
+        assert len(loop._ready) == 1  # type: ignore[attr-defined]
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["commit", "flush a"]
+
+        events.clear()
+        queue.wake()  # records from a timer, no output pending: still committed
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["commit"]
+    finally:
+        loop.close()

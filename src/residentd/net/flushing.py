@@ -11,7 +11,9 @@ A durable app sets ``commit``: it runs first in each flush, before any output is
 writes (with ``appendfsync always``, fsyncs) the journal records of the iteration, so that a
 reply never leaves before the write it acknowledges is on disk (Redis's beforeSleep). It returns
 the items whose output must wait because the disk refused the records; they are held until
-``release_held``.
+``release_held``. The app calls ``wake`` when it has records to commit: the same single callback
+runs the commit, so a durable iteration costs one callback, not one for the flush and one for
+the journal.
 """
 
 from __future__ import annotations
@@ -29,23 +31,31 @@ class Flushable(Protocol):
 
 
 class FlushQueue:
-    __slots__ = ("_held", "_loop", "_pending", "commit")
+    __slots__ = ("_held", "_loop", "_pending", "_scheduled", "commit")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[Flushable] = []
         self._held: list[Flushable] = []
+        self._scheduled = False
         self.commit: Callable[[], Collection[object]] | None = None
 
     def add(self, item: Flushable) -> None:
         """Flush ``item`` at the end of this loop iteration (the caller adds it only once)."""
-        pending = self._pending
-        if not pending:
+        if not self._scheduled:
+            self._scheduled = True
             self._loop.call_soon(self._run)
-        pending.append(item)
+        self._pending.append(item)
+
+    def wake(self) -> None:
+        """Run ``commit`` at the end of this loop iteration, even with no output pending."""
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
 
     def _run(self) -> None:
         # Items added while flushing (a paused session that sends again) wait for the next run.
+        self._scheduled = False
         pending, self._pending = self._pending, []
         if self.commit is not None:
             held = self.commit()

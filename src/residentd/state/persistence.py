@@ -243,7 +243,7 @@ class Persistence:
         """Raise ``NotWritable`` while the disk refuses writes."""
         self.health.check()
 
-    def append(self, record: bytes, waiter: object = None) -> None:
+    def append(self, record: bytes | bytearray, waiter: object = None) -> None:
         """Journal one record (already framed by the app). With ``always``, ``waiter`` (the
         connection whose reply acknowledges it) gets its output only once the record is on disk.
         """
@@ -252,13 +252,17 @@ class Persistence:
         if journal is None:
             return
         self.records += 1
-        journal.append(record)
+        journal.buffer += record
         if waiter is not None and journal.policy == "always":
             self._waiters.add(waiter)
         if not self._commit_scheduled:
             self._commit_scheduled = True
-            assert self.loop is not None
-            self.loop.call_soon(self._commit_soon)
+            flushes = self.flushes
+            if flushes is not None and flushes.commit is not None:
+                flushes.wake()  # the iteration's one flush callback commits first
+            else:
+                assert self.loop is not None
+                self.loop.call_soon(self._commit_soon)
 
     def changed(self, count: int = 1) -> None:
         """Count writes that have no journal record of their own (for the ``save`` points)."""
@@ -267,8 +271,8 @@ class Persistence:
     # -- the commit point --------------------------------------------------------------------------
 
     def _commit_soon(self) -> None:
-        # Records appended outside a connection's handling (a timer's) with no output pending:
-        # the flush would not run this iteration. Held replies wait for the retry timer.
+        # Without a server's flush queue to wake (its commit hook unset): commit on our own.
+        # Held replies wait for the retry timer.
         self.commit_point()
 
     def commit_point(self) -> set[object]:
@@ -288,7 +292,7 @@ class Persistence:
             self._schedule_retry()
             return self._waiters
         self._waiters = set()
-        if journal.last_fsync_error is None:
+        if journal.last_fsync_error is None and not self.health.writable:
             self.health.recover("journal")
         return self._waiters
 

@@ -79,7 +79,7 @@ class KvState:
         """Hand what this pipeline (or the expiry cycle) journaled to the framework."""
         journal = self.journal
         if journal and self.persistence is not None:
-            self.persistence.append(bytes(journal), waiter)
+            self.persistence.append(journal, waiter)  # copied into the journal's buffer
             journal.clear()
 
     @property
