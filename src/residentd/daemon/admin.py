@@ -230,9 +230,7 @@ def _loopback_host(host: str) -> bool:
 
 
 def _forbidden(reason: str) -> bytes:
-    # codecs.http has no reason phrase for 403 yet: put the standard one in.
-    reply = response(403, f"forbidden: {reason}\n".encode(), close=True)
-    return reply.replace(b" 403 Unknown\r\n", b" 403 Forbidden\r\n", 1)
+    return response(403, f"forbidden: {reason}\n".encode(), close=True)
 
 
 def route(controller: Controller, request: HttpRequest) -> bytes:

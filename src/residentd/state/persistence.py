@@ -260,20 +260,16 @@ class Persistence:
             flushes = self.flushes
             if flushes is not None and flushes.commit is not None:
                 flushes.wake()  # the iteration's one flush callback commits first
-            else:
+            else:  # no server's flush queue to wake: commit on our own (held replies wait
+                # for the retry timer)
                 assert self.loop is not None
-                self.loop.call_soon(self._commit_soon)
+                self.loop.call_soon(self.commit_point)
 
     def changed(self, count: int = 1) -> None:
         """Count writes that have no journal record of their own (for the ``save`` points)."""
         self.changes += count
 
     # -- the commit point --------------------------------------------------------------------------
-
-    def _commit_soon(self) -> None:
-        # Without a server's flush queue to wake (its commit hook unset): commit on our own.
-        # Held replies wait for the retry timer.
-        self.commit_point()
 
     def commit_point(self) -> set[object]:
         """Write (and with ``always`` fsync) this iteration's records; called before any output
