@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from residentd.codecs.base import Codec
 from residentd.limits import Limits
@@ -37,10 +37,26 @@ if TYPE_CHECKING:
 
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
+AppT = TypeVar("AppT", bound="App")
 
 
-class Session:
-    """One connected peer. Subclass it and override the ``on_*`` methods you need."""
+class Transport(Protocol):
+    """What a session uses of its connection (as Twisted's ``ITransport``): the network layer
+    implements it, the author API names nothing else of it."""
+
+    id: int
+    peer: str
+
+    def send(self, message: Any) -> None: ...
+    def send_many(self, messages: list[Any]) -> None: ...
+    def send_bytes(self, data: bytes) -> None: ...
+    def close(self, reason: str = ...) -> None: ...
+    def abort(self, reason: str = ...) -> None: ...
+
+
+class Session(Generic[AppT]):
+    """One connected peer. Subclass it and override the ``on_*`` methods you need;
+    ``Session[MyApp]`` types ``self.app`` as ``MyApp``."""
 
     __slots__ = ("conn",)
 
@@ -86,6 +102,10 @@ class Session:
     def send_many(self, messages: list[Any]) -> None:
         self.conn.send_many(messages)
 
+    def send_bytes(self, data: bytes) -> None:
+        """Send bytes already encoded for this connection's codec, as they are."""
+        self.conn.send_bytes(data)
+
     def close(self, reason: str = "closed") -> None:
         self.conn.close(reason)
 
@@ -101,8 +121,8 @@ class Session:
         return self.conn.timers.call_every(interval, callback, *args)
 
     @property
-    def app(self) -> App:
-        return self.conn.server.app
+    def app(self) -> AppT:
+        return self.conn.server.app  # type: ignore[return-value]
 
     @property
     def id(self) -> int:
