@@ -12,11 +12,9 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from residentd.apps.chat.tokens import make_token
+from support import free_port, stop, wait_for_port
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -38,33 +37,6 @@ from classic.wsgi import make_app  # noqa: E402
 Call = Callable[[str, str, Any], tuple[int, dict[str, Any]]]
 REDIS = shutil.which("redis-server")
 SECRET = "classic-test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.03)
-    raise AssertionError(f"{process.args} did not listen on {port}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def scenario(call: Call) -> None:
@@ -186,7 +158,7 @@ def redis_spec(tmp_path: Path) -> Iterator[str]:
          "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_port(port, process)
+        wait_for_port(port, process)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)
@@ -244,7 +216,7 @@ def test_cgi_front_runs_a_process_per_request(sqlite_spec: str) -> None:
          f"127.0.0.1:{port}", "--store", sqlite_spec, "--max-children", "2"],
     )  # fmt: skip
     try:
-        wait_port(port, front)
+        wait_for_port(port, front)
         call, conns = http_caller(port)
         short_scenario(call)
         assert len(conns) == 1  # all over one kept-alive connection
@@ -266,7 +238,7 @@ def test_gunicorn_serves_the_app(sqlite_spec: str) -> None:
         env={**os.environ, "CLASSIC_STORE": sqlite_spec},
     )  # fmt: skip
     try:
-        wait_port(port, server)
+        wait_for_port(port, server)
         call, conns = http_caller(port)
         scenario(call)
         assert len(conns) > 1  # sync workers close after each answer
@@ -334,7 +306,7 @@ def test_load_counts_every_chat_answer(tmp_path: Path) -> None:
          "WARNING", "--rate-limit", "0", "--rooms", "room0", "--secret", SECRET],
     )  # fmt: skip
     try:
-        wait_port(port, daemon)
+        wait_for_port(port, daemon)
         clients = []
         for index in range(3):
             requests = L.chat_requests(f"u{index}", "room0")

@@ -5,15 +5,15 @@ bench/echo.py (start, end, errors)."""
 from __future__ import annotations
 
 import shutil
-import socket
 import socketserver
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from support import free_port, residentd_command, stop, wait_for_port
 
 SOURCE = Path(__file__).parents[2] / "bench" / "echo_load.c"
 COMPILER = shutil.which("cc") or shutil.which("gcc")
@@ -30,30 +30,18 @@ def echo_load(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(binary)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def residentd_echo() -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "residentd", "run", "echo", "--listen", f"127.0.0.1:{port}",
-         "--admin", "off", "--log-level", "WARNING"],
+        residentd_command("run", "echo", "--listen", f"127.0.0.1:{port}",
+                          "--admin", "off", "--log-level", "WARNING"),
     )  # fmt: skip
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                threading.Event().wait(0.05)
+        wait_for_port(port, process)
         yield port
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
 
 
 def thread_server(transform: Callable[[bytes], bytes]) -> socketserver.ThreadingTCPServer:

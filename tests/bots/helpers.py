@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from residentd.bots.load import Plan, Think, run_generator
 from residentd.bots.scenario import Context, Scenario
 from residentd.bots.stats import Interval, Recorder, RunStats
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from support import residentd_command, run_residentd, spawn, stop, wait_for_file, wait_for_port
 
 
 class LineServer:
@@ -79,12 +69,7 @@ def closed(users: int, duration: float, think: str = "0", **kw: Any) -> Plan:
 
 def bots(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
     """``residentd bots ARGS`` as a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "residentd", "bots", "--no-live", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_residentd("bots", "--no-live", *args, timeout=timeout)
 
 
 class Daemon:
@@ -93,12 +78,12 @@ class Daemon:
     def __init__(self, tmp: Path, app: str, *args: str) -> None:
         self.pidfile = str(tmp / f"{app}.pid")
         self.log = open(tmp / f"{app}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "residentd", "run", app, "--pidfile", self.pidfile,
-             "--log-level", "WARNING", *args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.process = spawn(
+            residentd_command(
+                "run", app, "--pidfile", self.pidfile, "--log-level", "WARNING", *args
+            ),
+            self.log,
+        )
 
     @property
     def pid(self) -> int:
@@ -109,27 +94,12 @@ class Daemon:
         return f"unix:{self.pidfile}.sock"
 
     def wait_port(self, port: int, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the daemon exited with {self.process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                if os.path.exists(f"{self.pidfile}.sock"):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"the daemon did not listen on {port}")
+        """Until ``port`` answers and the admin socket is there."""
+        wait_for_port(port, self.process, timeout)
+        wait_for_file(f"{self.pidfile}.sock", timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
         self.log.close()
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from residentd.apps import BUILTIN
+from support import free_port
 
-from .helpers import Daemon, bots, free_port
+from .helpers import Daemon, bots
 
 needs_chat = pytest.mark.skipif("chat" not in BUILTIN, reason="the chat app is not built yet")
 needs_kv = pytest.mark.skipif("kv" not in BUILTIN, reason="the kv app is not built yet")

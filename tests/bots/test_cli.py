@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from residentd.bots.cli import UsageError, parse_target
+from support import free_port
 
-from .helpers import Daemon, bots, free_port
+from .helpers import Daemon, bots
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "bots.md"
 

@@ -3,40 +3,23 @@ tests: started, waited for (both ports answer), and stopped with SIGTERM."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from types import TracebackType
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
+from support import child_env, free_port, port_answers, residentd_command, spawn, stop, wait_until
 
 
 class ChatDaemon:
     def __init__(self, *options: str) -> None:
         self.tcp_port = free_port()
         self.http_port = free_port()
-        self.command = [
-            sys.executable, "-m", "residentd", "run", "chat",
+        self.command = residentd_command(
+            "run", "chat",
             "--listen", f"127.0.0.1:{self.tcp_port}",
             "--http-listen", f"127.0.0.1:{self.http_port}",
             "--admin", "off", "--log-level", "WARNING", *options,
-        ]  # fmt: skip
+        )  # fmt: skip
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -45,16 +28,18 @@ class ChatDaemon:
         return f"http://127.0.0.1:{self.http_port}"
 
     def __enter__(self) -> ChatDaemon:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RESIDENTD_")}
-        self.process = subprocess.Popen(
-            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
-        deadline = time.monotonic() + 20
-        while not (answers(self.tcp_port) and answers(self.http_port)):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"residentd run chat did not start:\n{self.log()}")
-            time.sleep(0.05)
+        self.process = process = spawn(self.command, self._log, env=child_env())
+
+        def started() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"residentd run chat did not start:\n{self.log()}")
+            return port_answers(self.tcp_port) and port_answers(self.http_port)
+
+        try:
+            wait_until(started, 20.0, "residentd run chat to listen")
+        except AssertionError:
+            self.stop()
+            raise
         return self
 
     def log(self) -> str:
@@ -62,17 +47,7 @@ class ChatDaemon:
         return self._log.read().decode(errors="replace")
 
     def stop(self) -> int | None:
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return None if self.process is None else stop(self.process)
 
     def __exit__(
         self,

@@ -10,14 +10,19 @@ import resource
 import select
 import signal
 import socket
-import subprocess
-import sys
-import time
 from typing import Any
 
 from residentd.apps.chat.tokens import make_token
-
-from .daemon import answers, free_port
+from support import (
+    child_env,
+    free_port,
+    kill9,
+    read_log,
+    residentd_command,
+    spawn,
+    stop,
+    wait_for_port,
+)
 
 SECRET = "durable-tests"
 
@@ -30,37 +35,29 @@ class DurableChat:
         self.port = free_port()
         self.http_port = free_port()
         self.log_path = os.path.join(folder, "daemon.log")
-        command = [
-            sys.executable, "-m", "residentd", "run", "chat",
+        command = residentd_command(
+            "run", "chat",
             "--listen", f"127.0.0.1:{self.port}",
             "--http-listen", f"127.0.0.1:{self.http_port}",
             "--admin", "off", "--secret", SECRET, "--rate-limit", "0",
             "--state-dir", os.path.join(folder, "state"), *options,
-        ]  # fmt: skip
-        # The C speedups or the pure Python ones, as the test run itself.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RESIDENTD_")}
-        if os.environ.get("RESIDENTD_PURE_PYTHON"):
-            env["RESIDENTD_PURE_PYTHON"] = os.environ["RESIDENTD_PURE_PYTHON"]
+        )  # fmt: skip
 
         def limit() -> None:  # files of at most fsize bytes: a disk that fills up
             if fsize is not None:
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, resource.RLIM_INFINITY))
 
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=limit
-            )
-        deadline = time.monotonic() + 20
-        while not answers(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"chat did not start:\n{self.output()}")
-            time.sleep(0.02)
+        # The C speedups or the pure Python ones, as the test run itself.
+        self.proc = spawn(command, self.log_path, env=child_env(), preexec_fn=limit)
+        try:
+            wait_for_port(self.port, self.proc, log=self.output)
+        except AssertionError:
+            self.kill()
+            raise
 
     def output(self) -> str:
-        with open(self.log_path, errors="replace") as file:
-            return file.read()
+        return read_log(self.log_path)
 
     def client(self, user: str, guest: bool = False) -> Client:
         client = Client(self.port)
@@ -70,14 +67,10 @@ class DurableChat:
         return client
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        kill9(self.proc)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(15)
+        return stop(self.proc)
 
     def state_files(self) -> dict[str, bytes]:
         """Every file under the state folder, by path, with its bytes."""

@@ -4,26 +4,19 @@ let users in to a daemon that takes no guests, and a stop says goodbye to every 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from residentd.apps.chat.tokens import check_token
+from support import child_env, run_residentd
 
 from .daemon import ChatDaemon
 
 
 def residentd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RESIDENTD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "residentd", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**clean, **(env or {})},
-    )
+    """``residentd ARGS`` with none of the test run's ``RESIDENTD_*`` settings, plus ``env``."""
+    return run_residentd(*args, env=child_env(**(env or {})))
 
 
 def test_token_command(tmp_path: Path) -> None:

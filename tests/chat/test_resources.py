@@ -9,8 +9,9 @@ import gc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from core.helpers import open_fds, wait_until
+from core.helpers import wait_until
 from residentd.apps.chat.session import ChatSession
+from support import open_fds
 
 from .helpers import chat_server
 

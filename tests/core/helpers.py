@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from residentd.limits import Limits
 from residentd.net.connection import Connection
 from residentd.net.listener import Address
 from residentd.net.server import Server
+from support import eventually
 
 TIMEOUT = 5.0
 LOCAL = "127.0.0.1:0"
@@ -122,16 +122,8 @@ def address(server: Server) -> Address:
     return server.addresses("main")[0]
 
 
-async def wait_until(
-    predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str = ""
-) -> None:
-    """Poll ``predicate`` on the loop until it is true; fail the test after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.005)
+#: Poll a predicate on the running loop until it is true (the core tests' name for it).
+wait_until = eventually
 
 
 async def nothing_more(events: list[Any], seconds: float) -> None:
@@ -273,10 +265,6 @@ class Client(asyncio.Protocol):
 
 
 # -- resources -----------------------------------------------------------------------------------
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def live_connections() -> int:

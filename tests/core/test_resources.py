@@ -13,8 +13,9 @@ import pytest
 
 from residentd.app import Session
 from residentd.limits import Limits
+from support import open_fds
 
-from .helpers import Client, live_connections, open_fds, serving, wait_until
+from .helpers import Client, live_connections, serving, wait_until
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 CYCLES = 5000

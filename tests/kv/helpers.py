@@ -14,10 +14,8 @@ import asyncio
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,14 +24,9 @@ from residentd.apps.kv.state import KvState
 from residentd.limits import Limits
 from residentd.loop import new_event_loop
 from residentd.net.server import Server
+from support import free_port, kill9, residentd_command, stop, wait_until
 
 TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def resp(*args: bytes | str | int) -> bytes:
@@ -45,15 +38,8 @@ def resp(*args: bytes | str | int) -> bytes:
     return b"".join(parts)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
-
-
 def answers(port: int) -> bool:
+    """Whether a server on ``port`` answers PING with PONG."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(resp("PING"))
@@ -192,20 +178,10 @@ class KvProcess:
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
-        self.command = [
-            sys.executable,
-            "-m",
-            "residentd",
-            "run",
-            "kv",
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--admin",
-            "off",
-            "--log-level",
-            "WARNING",
-            *args,
-        ]
+        self.command = residentd_command(
+            "run", "kv", "--listen", f"127.0.0.1:{self.port}",
+            "--admin", "off", "--log-level", "WARNING", *args,
+        )  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> KvProcess:
@@ -222,15 +198,14 @@ class KvProcess:
         return answers(self.port)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)
+            self.process.communicate()
+
+    def kill9(self) -> None:
+        """SIGKILL the daemon: a crash, as far as it can tell."""
+        assert self.process is not None
+        kill9(self.process)
         self.process.communicate()
 
     def __enter__(self) -> KvProcess:
@@ -271,5 +246,4 @@ class RedisServer:
         wait_until(lambda: answers(self.port), 10.0, "redis-server")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        stop(self.process)

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from .helpers import answers, free_port, wait_until
+from support import free_port, stop, wait_until
+
+from .helpers import answers
 
 
 def need(tool: str) -> str:
@@ -44,8 +46,7 @@ def redis_on(folder: str, *args: str) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
-        process.terminate()
-        process.wait(10)
+        stop(process)
         if process.stdout is not None:
             process.stdout.close()
 

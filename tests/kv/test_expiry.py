@@ -8,8 +8,9 @@ import time
 import redis
 
 from residentd.apps.kv.store import Keyspace, now_ms
+from support import wait_until
 
-from .helpers import KvThread, wait_until
+from .helpers import KvThread
 
 
 def test_lazy_expiry_hides_a_key_from_every_command(r: redis.Redis, kv: KvThread) -> None:

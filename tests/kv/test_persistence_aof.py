@@ -16,8 +16,9 @@ import redis
 from residentd.apps.kv.persistence.aof import encode, propagate
 from residentd.apps.kv.store import Keyspace
 from residentd.speedups import load
+from support import wait_until
 
-from .helpers import KvProcess, wait_until
+from .helpers import KvProcess
 from .persistence_peers import dataset, need, redis_on, same_dataset
 
 ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")

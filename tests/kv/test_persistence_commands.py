@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from residentd.apps.kv.persistence import rdb
+from support import wait_until
 
-from .helpers import KvProcess, Raw, wait_until
+from .helpers import KvProcess, Raw
 
 
 def test_save_bgsave_lastsave_and_info(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ while 50 clients write neither stop the replies nor lose or tear anything."""
 from __future__ import annotations
 
 import random
-import signal
 import threading
 import time
 from pathlib import Path
@@ -16,8 +15,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from residentd.apps.kv.persistence import rdb
+from support import wait_until
 
-from .helpers import KvProcess, wait_until
+from .helpers import KvProcess
 
 CYCLES = 20
 
@@ -25,13 +25,6 @@ CYCLES = 20
 def start(folder: Path, fsync: str) -> KvProcess:
     daemon = KvProcess("--dir", str(folder), "--appendonly", "yes", "--appendfsync", fsync)
     return daemon.start()
-
-
-def kill9(daemon: KvProcess) -> None:
-    assert daemon.process is not None
-    daemon.process.send_signal(signal.SIGKILL)
-    daemon.process.wait()
-    daemon.process.communicate()
 
 
 class Acknowledged:
@@ -105,7 +98,7 @@ def test_kill_9_loses_no_acknowledged_write_with_always(tmp_path: Path) -> None:
         writer = threading.Thread(target=acknowledged.write_until_killed, args=(daemon.port, cycle))
         writer.start()
         time.sleep(rng.uniform(0.05, 0.4))
-        kill9(daemon)
+        daemon.kill9()
         writer.join(10)
     daemon = start(tmp_path, "always")
     try:
@@ -127,7 +120,7 @@ def test_everysec_loses_at_most_the_last_two_seconds(tmp_path: Path) -> None:
         acknowledged_at.append(time.monotonic())
     r.close()
     killed_at = time.monotonic()
-    kill9(daemon)
+    daemon.kill9()
     daemon = start(tmp_path, "everysec")
     try:
         r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from residentd.limits import Limits
+from support import wait_until
 
-from .helpers import KvThread, Raw, resp, wait_until
+from .helpers import KvThread, Raw, resp
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from .helpers import KvThread, Raw, resp, wait_until
+from support import wait_until
+
+from .helpers import KvThread, Raw, resp
 
 
 def next_message(pubsub: Any) -> Any:

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable, Sized
 
 from residentd.libevent import EVLOOP_ONCE, EventBase, Timer
+from support import eventually
 
 # Every wait ends as soon as its condition holds; this only bounds how long a failure takes.
 PATIENCE = 5.0
@@ -16,12 +17,7 @@ PATIENCE = 5.0
 
 async def until(condition: Callable[[], object], patience: float = PATIENCE) -> None:
     """Let the loop run until ``condition()`` is true; fail after ``patience`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {patience}s")
-        await asyncio.sleep(0.001)
+    await eventually(condition, patience, interval=0.001)
 
 
 async def until_len(items: Sized, n: int) -> None:

@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support import wait_until
 
 DAEMON = Path(__file__).resolve().parents[2] / "examples" / "socket_daemon.py"
 PATIENCE = 10.0
@@ -89,13 +90,6 @@ def daemon(loop_kind: str) -> Iterator[Daemon]:
         running.proc.communicate()
 
 
-def eventually(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def stats(client: Client) -> dict[str, int]:
     answer = client.ask(b"STATS").decode()
     return {key: int(value) for key, value in (item.split("=") for item in answer.split())}
@@ -111,11 +105,11 @@ def test_daemon_answers_its_line_protocol(daemon: Daemon) -> None:
     assert first.ask(b"DANCE") == b"ERR unknown command"
     assert first.ask(b"QUIT") == b"BYE"
     assert first.file.read() == b""
-    eventually(lambda: second.ask(b"ONLINE") == b"1")
+    wait_until(lambda: second.ask(b"ONLINE") == b"1")
     assert second.ask(b"ECHO " + b"z" * (MAX_LINE + 10)) == b"ERR line too long"
     assert second.closed_by_peer()
     third = daemon.connect()
-    eventually(lambda: third.ask(b"ONLINE") == b"1")
+    wait_until(lambda: third.ask(b"ONLINE") == b"1")
     for client in (first, second, third):
         client.close()
     status, log = daemon.stop()
@@ -125,12 +119,12 @@ def test_daemon_answers_its_line_protocol(daemon: Daemon) -> None:
 
 def test_daemon_ticks_reloads_and_stops_on_sigterm(daemon: Daemon) -> None:
     client = daemon.connect()
-    eventually(lambda: stats(client)["ticks"] >= 2)
+    wait_until(lambda: stats(client)["ticks"] >= 2)
     assert stats(client)["reloads"] == 0
     daemon.proc.send_signal(signal.SIGHUP)
-    eventually(lambda: stats(client)["reloads"] == 1)
+    wait_until(lambda: stats(client)["reloads"] == 1)
     daemon.proc.send_signal(signal.SIGHUP)
-    eventually(lambda: stats(client)["reloads"] == 2)
+    wait_until(lambda: stats(client)["reloads"] == 2)
     assert stats(client)["online"] == 1
     status, log = daemon.stop()
     assert client.file.readline() == b"BYE shutting down\n"

@@ -3,50 +3,48 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from residentd.daemon.admin import default_admin_path
+from support import (
+    free_port,
+    port_answers,
+    read_log,
+    residentd_command,
+    run_residentd,
+    stop,
+    wait_until,
+)
+
+#: ``residentd ARGS`` run to its end: the lifecycle tests' name for ``support.run_residentd``.
+residentd = run_residentd
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Notify:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET; keeps what arrives."""
 
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 10.0) -> None:
+        self.path = os.fspath(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(timeout)
+        self.messages: list[str] = []
 
-def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    def wait_for(self, text: str) -> None:
+        """Receive until a message holding ``text`` arrives after the last one looked at."""
+        while True:
+            message = self.sock.recv(4096).decode()  # socket.timeout fails the test
+            self.messages.append(message)
+            if text in message:
+                return
 
-
-def port_answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
-def residentd(*args: str, env: dict[str, str] | None = None, timeout: float = 30.0) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "residentd", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Daemon:
@@ -57,11 +55,11 @@ class Daemon:
         self.port = free_port()
         self.pidfile = str(tmp / f"{app.replace(':', '_').replace('/', '_')}.pid")
         self.log_file = tmp / "daemon.log"
-        self.command = [
-            sys.executable, "-m", "residentd", "run", app,
+        self.command = residentd_command(
+            "run", app,
             "--listen", f"127.0.0.1:{self.port}", "--pidfile", self.pidfile,
             "--log-file", str(self.log_file), "--loop", loop, *args,
-        ]  # fmt: skip
+        )  # fmt: skip
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, env: dict[str, str] | None = None, wait: bool = True) -> Daemon:
@@ -109,7 +107,7 @@ class Daemon:
         return self.process.wait(timeout=timeout)
 
     def log(self) -> str:
-        return self.log_file.read_text() if self.log_file.exists() else ""
+        return read_log(self.log_file)
 
     def status(self) -> dict[str, Any]:
         result = residentd("status", "--pidfile", self.pidfile, "--json")
@@ -117,14 +115,8 @@ class Daemon:
         return msgspec.json.decode(result.stdout)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
         if self.process is not None:
+            stop(self.process)
             self.process.communicate()
 
     def __enter__(self) -> Daemon:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Daemon, free_port, talk, wait_until
+from support import free_port, wait_until
+
+from .helpers import Daemon, talk
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

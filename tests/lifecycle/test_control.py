@@ -21,8 +21,9 @@ import pytest
 from residentd.daemon.admin import default_admin_path, ensure_private_dir, private_dir
 from residentd.daemon.pidfile import lock_holder, pid_alive
 from residentd.errors import ConfigError
+from support import free_port, port_answers, wait_until
 
-from .helpers import Daemon, free_port, port_answers, residentd, talk, wait_until
+from .helpers import Daemon, residentd, talk
 
 
 def clean_env(**values: str) -> dict[str, str]:

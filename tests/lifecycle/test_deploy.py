@@ -7,14 +7,15 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import free_port, talk, wait_until
+from support import free_port, wait_until
+
+from .helpers import Notify, talk
 
 DEPLOY = Path(__file__).parents[2] / "docs" / "deploy"
 UNIT = DEPLOY / "residentd-chat.service"
@@ -92,17 +93,6 @@ def test_the_unit_is_hardened(tmp_path: Path) -> None:
         assert f"exposure level {found.group(1)}" in doc  # the doc's figure is current
 
 
-class Notify:
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(10)
-
-    def wait_for(self, text: str) -> None:
-        while text not in self.sock.recv(4096).decode():
-            pass
-
-
 @pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate not installed")
 def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
     for folder in ("run", "log"):  # RuntimeDirectory= and LogsDirectory= make these
@@ -152,6 +142,6 @@ def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
     finally:
         daemon.terminate()
         daemon.wait(timeout=15)
-        notify.sock.close()
+        notify.close()
     assert daemon.returncode == 0
     assert not (tmp_path / "run" / "chat.pid").exists()

@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .helpers import Daemon, talk, wait_until
+from support import wait_until
+
+from .helpers import Daemon, talk
 from .pipelining import Echo, KvIncr, stop_under_load
 
 KV_APP = str(Path(__file__).with_name("apps.py")) + ":kv"

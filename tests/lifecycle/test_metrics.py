@@ -12,8 +12,9 @@ from prometheus_client.samples import Sample
 import residentd
 from residentd.daemon.control import admin_request
 from residentd.daemon.metrics import CLOSE_REASONS, ERROR_KINDS, REFUSE_REASONS
+from support import wait_until
 
-from .helpers import Daemon, wait_until
+from .helpers import Daemon
 from .helpers import residentd as run_residentd
 
 

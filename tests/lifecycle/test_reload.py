@@ -8,7 +8,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,9 +17,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+import support
 from residentd.daemon.control import admin_request
+from support import free_port, port_answers, residentd_command, wait_until
 
-from .helpers import Daemon, free_port, port_answers, residentd, talk, wait_until
+from .helpers import Daemon, Notify, residentd, talk
 
 
 def admin_get(admin: str, path: str, token: str | None = None) -> dict:
@@ -29,31 +30,9 @@ def admin_get(admin: str, path: str, token: str | None = None) -> dict:
     return msgspec.json.decode(body)
 
 
-class Notify:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET; collects what arrives."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(5)
-        self.messages: list[str] = []
-
-    def wait_for(self, text: str) -> None:
-        """Receive until a message holding ``text`` arrives after the last one looked at."""
-        while True:
-            message = self.sock.recv(4096).decode()  # socket.timeout fails the test
-            self.messages.append(message)
-            if text in message:
-                return
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[Notify]:
-    receiver = Notify(str(tmp_path / "notify.sock"))
+    receiver = Notify(tmp_path / "notify.sock", timeout=5)
     yield receiver
     receiver.close()
 
@@ -61,7 +40,7 @@ def notify(tmp_path: Path) -> Iterator[Notify]:
 def start_in(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``residentd run`` started in ``cwd`` (so relative paths mean something)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "residentd", "run", *args],
+        residentd_command("run", *args),
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -71,12 +50,7 @@ def start_in(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subpro
 
 
 def stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    support.stop(process)
     process.communicate()
 
 
@@ -183,7 +157,7 @@ def test_run_as_another_user_reopens_its_log_and_removes_its_pidfile() -> None:
             os.chown(top / name, nobody.pw_uid, nobody.pw_gid)
         port = free_port()
         pidfile, log_file = top / "run" / "echo.pid", top / "log" / "echo.log"
-        notify = Notify(str(top / "notify.sock"))  # where nobody may send, as to systemd's
+        notify = Notify(top / "notify.sock", timeout=5)  # where nobody may send, as to systemd's
         os.chmod(notify.path, 0o777)
         admin = f"unix:{top / 'run' / 'admin.sock'}"
         process = subprocess.Popen(

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Daemon, free_port, residentd, talk, wait_until
+from support import free_port, wait_until
+
+from .helpers import Daemon, residentd, talk
 
 SLOW_APP = str(Path(__file__).with_name("apps.py")) + ":slow"
 

@@ -7,19 +7,11 @@ import os
 import resource
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
+from support import free_port, kill9, read_log, residentd_command, spawn, stop, wait_for_port
+
 APP = os.path.join(os.path.dirname(__file__), "kvlite.py") + ":app"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Daemon:
@@ -36,7 +28,7 @@ class Daemon:
         self.folder = folder
         self.port = free_port()
         self.log = log or os.path.join(folder, "daemon.log")
-        command = [sys.executable, "-m", "residentd", "run", APP, "--admin", "off"]
+        command = residentd_command("run", APP, "--admin", "off")
         command += ["--listen", f"127.0.0.1:{self.port}", "--dir", folder, *args]
 
         def limit() -> None:
@@ -44,43 +36,24 @@ class Daemon:
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, resource.RLIM_INFINITY))
 
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "ab"),  # noqa: SIM115 - the child owns it
-            preexec_fn=limit if fsize is not None else None,
-        )
+        self.proc = spawn(command, self.log, preexec_fn=limit if fsize is not None else None)
         if wait:
             self.wait_ready()
 
     def wait_ready(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"daemon not listening: {self.output()}")
+        wait_for_port(self.port, self.proc, timeout, log=self.output)
 
     def output(self) -> str:
-        with open(self.log, errors="replace") as file:
-            return file.read()
+        return read_log(self.log)
 
     def client(self) -> Client:
         return Client(self.port)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        kill9(self.proc)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(15)
+        return stop(self.proc)
 
 
 class Client:
@@ -119,23 +92,3 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "residentd", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )

@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from .helpers import Daemon, run_cli, until
+from support import run_residentd, wait_until
+
+from .helpers import Daemon
 
 
 def _writer(daemon: Daemon, acked: dict[str, int], stop: threading.Event, name: str) -> None:
@@ -132,13 +134,13 @@ def test_flipped_byte_refuses_to_start_and_repair_fixes_it(tmp_path: os.PathLike
     assert daemon.proc.wait(15) == 2
     assert f"{path}: corrupt at byte {20 * record}" in daemon.output()
 
-    refused = run_cli("repair", path, stdin="n\n")
+    refused = run_residentd("repair", path, stdin="n\n")
     assert refused.returncode == 1
     assert f"at byte {20 * record}" in refused.stdout
     assert f"drops {size - 20 * record} bytes" in refused.stdout
     assert os.path.getsize(path) == size
 
-    fixed = run_cli("repair", path, "--yes")
+    fixed = run_residentd("repair", path, "--yes")
     assert fixed.returncode == 0, fixed.stderr
     assert os.path.getsize(path) == 20 * record
     daemon = Daemon(folder, "--appendonly")
@@ -147,7 +149,7 @@ def test_flipped_byte_refuses_to_start_and_repair_fixes_it(tmp_path: os.PathLike
     assert client.call("GET key019") == "value-019"
     client.close()
     assert daemon.stop() == 0
-    assert "nothing to do" in run_cli("repair", path).stdout
+    assert "nothing to do" in run_residentd("repair", path).stdout
 
 
 def test_bad_snapshot_checksum_refuses_to_start(tmp_path: os.PathLike[str]) -> None:
@@ -212,7 +214,7 @@ def test_journal_turned_on_by_a_reload_keeps_what_came_before(tmp_path: os.PathL
     with open(config, "w") as file:
         file.write('appendonly = true\nappendfsync = "always"\n')
     daemon.proc.send_signal(signal.SIGHUP)
-    until(lambda: client.info()["appendonly"])
+    wait_until(lambda: client.info()["appendonly"])
     client.call("SET after 2")
     client.close()
     daemon.kill()

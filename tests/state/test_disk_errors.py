@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from .helpers import Daemon, until
+from support import wait_until
+
+from .helpers import Daemon
 
 VALUE = "v" * 1000
 
@@ -86,7 +88,7 @@ def test_full_disk_refuses_writes_serves_reads_and_recovers(
         free(daemon)
         assert client.reply() == "OK"  # the held write reached the disk, then its reply left
         acked.append(held)
-        until(lambda: other.call("SET x 1") == "OK")
+        wait_until(lambda: other.call("SET x 1") == "OK")
         assert other.info()["writable"] is True
         for i in range(5):
             assert other.call(f"SET after{i} 1") == "OK"
@@ -115,14 +117,14 @@ def test_failed_snapshot_refuses_writes_until_one_succeeds(tmp_path: os.PathLike
     client = daemon.client()
     for i in range(40):  # about 40 kB of state: more than one snapshot file may hold
         assert client.call(f"SET k{i} {VALUE}") == "OK"
-    until(lambda: client.info()["last_bgsave_status"] == "err")
+    wait_until(lambda: client.info()["last_bgsave_status"] == "err")
     assert client.call("SET x 1") == "ERR MISCONF snapshot failed: File too large"
     assert client.call("GET k3") == VALUE
     assert not os.path.exists(os.path.join(folder, "kvlite.snap"))
     assert not [name for name in os.listdir(folder) if ".tmp-" in name]  # temp file removed
     unlimited = resource.RLIM_INFINITY
     resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
-    until(lambda: client.call("SET x 1") == "OK", timeout=10)
+    wait_until(lambda: client.call("SET x 1") == "OK", timeout=10)
     assert client.info()["last_bgsave_status"] == "ok"
     client.close()
     daemon.kill()

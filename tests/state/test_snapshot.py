@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from .helpers import Client, Daemon, run_cli, until
+from support import run_residentd, wait_until
+
+from .helpers import Client, Daemon
 
 WRITERS = 50
 
@@ -41,7 +43,7 @@ def test_compaction_while_50_clients_write(tmp_path: os.PathLike[str]) -> None:
     threads = [threading.Thread(target=_writer, args=(daemon, n, stop, acked)) for n in names]
     for thread in threads:
         thread.start()
-    until(lambda: len(acked) == WRITERS)
+    wait_until(lambda: len(acked) == WRITERS)
     before = sum(acked.values())
     assert probe.call("REWRITE") == "OK"
     # The child sleeps a second before writing: the parent answers all along.
@@ -89,7 +91,7 @@ def test_bgsave_snapshot_is_the_state_at_the_fork(tmp_path: os.PathLike[str]) ->
     assert client.call("BGSAVE") == "BUSY"
     client.call("SET a after")  # copy-on-write: the child still sees "before"
     assert client.call("GET a") == "after"
-    until(lambda: not client.info()["snapshot_in_progress"])
+    wait_until(lambda: not client.info()["snapshot_in_progress"])
     info = client.info()
     assert info["last_bgsave_status"] == "ok"
     assert info["last_snapshot_duration"] >= 0.5
@@ -118,12 +120,14 @@ def test_save_points_and_auto_compaction(tmp_path: os.PathLike[str]) -> None:
     client = daemon.client()
     for i in range(3):
         client.call(f"SET s{i} {i}")
-    until(lambda: os.path.exists(os.path.join(folder, "kvlite.snap")), timeout=5)
-    until(lambda: client.info()["changes_since_save"] == 0)
+    wait_until(lambda: os.path.exists(os.path.join(folder, "kvlite.snap")), timeout=5)
+    wait_until(lambda: client.info()["changes_since_save"] == 0)
     for i in range(100):
         client.call(f"SET key{i} {'x' * 50}")
-    until(lambda: "kvlite.2.base.snap" in os.listdir(os.path.join(folder, "journal")), timeout=5)
-    until(lambda: not client.info()["rewrite_in_progress"])
+    wait_until(
+        lambda: "kvlite.2.base.snap" in os.listdir(os.path.join(folder, "journal")), timeout=5
+    )
+    wait_until(lambda: not client.info()["rewrite_in_progress"])
     names = sorted(os.listdir(os.path.join(folder, "journal")))
     assert names == ["kvlite.2.base.snap", "kvlite.2.incr.log", "kvlite.manifest"]
     assert client.info()["journal_base_size"] >= os.path.getsize(
@@ -141,7 +145,7 @@ def test_status_shows_the_state(tmp_path: os.PathLike[str]) -> None:
     admin = os.path.join(folder, "admin.sock")
     daemon = Daemon(folder, "--appendonly", "--admin", f"unix:{admin}")
     daemon.client().call("SET a 1")
-    status = run_cli("status", "--admin", f"unix:{admin}")
+    status = run_residentd("status", "--admin", f"unix:{admin}")
     assert status.returncode == 0, status.stderr
     assert "journal" in status.stdout and "fsync everysec" in status.stdout
     assert "disk" in status.stdout and "writable" in status.stdout
@@ -182,7 +186,7 @@ def test_stop_during_compaction_keeps_everything(tmp_path: os.PathLike[str]) -> 
     client = daemon.client()
     assert (client.call("GET a"), client.call("GET b")) == ("2", "3")
     assert client.call("REWRITE") == "OK"  # compacts the two files into one
-    until(lambda: not client.info()["rewrite_in_progress"])
+    wait_until(lambda: not client.info()["rewrite_in_progress"])
     assert sorted(os.listdir(os.path.join(folder, "journal"))) == [
         "kvlite.2.base.snap",
         "kvlite.3.incr.log",
