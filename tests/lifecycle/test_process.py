@@ -1,23 +1,42 @@
-"""Pidfile, --daemon, status counts, the admin endpoint and systemd notify, on real processes."""
+"""The daemon as a process: its pidfile, --daemon, status counts, the admin endpoint, systemd
+notify and privileges, on real ``residentd`` processes; then the process utilities they stand on
+(``residentd.daemon.process``: the open-files limit, dropping privileges, RSS and descriptor
+counts), in this process and in forked children."""
 
 from __future__ import annotations
 
+import grp
+import json
 import os
+import pwd
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import psutil
 import pytest
 
 from residentd.daemon.control import admin_request
+from residentd.daemon.process import (
+    PrivilegeError,
+    drop_privileges,
+    open_fds,
+    raise_nofile_limit,
+    rss_bytes,
+)
+from support import free_port, port_answers, wait_until
 
-from .helpers import Daemon, free_port, port_answers, residentd, talk, wait_until
+from .helpers import Daemon, Notify, residentd, talk
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 def test_live_pidfile_refuses_a_second_start(tmp_path: Path) -> None:
@@ -182,32 +201,23 @@ def test_admin_unix_socket_is_private(tmp_path: Path) -> None:
 
 
 def test_systemd_notify_messages(tmp_path: Path, loop_kind: str) -> None:
-    notify_path = str(tmp_path / "notify.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(notify_path)
-    receiver.settimeout(10)
-    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="200000")
+    notify = Notify(tmp_path / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="200000")
     daemon = Daemon(tmp_path, "echo", loop=loop_kind)
     daemon.start(env=env)
-    messages: list[str] = []
-
-    def receive_until(text: str) -> None:
-        while not any(text in message for message in messages):
-            messages.append(receiver.recv(4096).decode())
-
     try:
-        receive_until("READY=1")
-        receive_until("WATCHDOG=1")
+        notify.wait_for("READY=1")
+        notify.wait_for("WATCHDOG=1")
         daemon.signal(signal.SIGHUP)
-        receive_until("RELOADING=1")
-        count = len(messages)
-        receive_until("READY=1") if "READY=1" not in "".join(messages[count:]) else None
+        notify.wait_for("RELOADING=1")
+        notify.wait_for("READY=1")
         daemon.signal(signal.SIGTERM)
-        receive_until("STOPPING=1")
+        notify.wait_for("STOPPING=1")
         assert daemon.wait() == 0
     finally:
         daemon.stop()
-        receiver.close()
+        notify.close()
+    messages = notify.messages
     joined = "\n".join(messages)
     assert "STATUS=listening on 127.0.0.1:" in joined
     assert "MONOTONIC_USEC=" in joined
@@ -236,7 +246,7 @@ def test_no_log_line_lost_at_sigterm(tmp_path: Path, log_format: str) -> None:
             msgspec.json.decode(line)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+@root_only
 def test_user_and_group_dropped_after_binding(tmp_path: Path) -> None:
     shared = Path(tempfile.mkdtemp(prefix="residentd-"))
     shared.chmod(0o777)  # the unprivileged daemon removes its pidfile at exit
@@ -251,3 +261,169 @@ def test_user_and_group_dropped_after_binding(tmp_path: Path) -> None:
         assert daemon.wait() == 0
     assert not Path(daemon.pidfile).exists()
     shutil.rmtree(shared)
+
+
+# -- the process utilities, in this process and in forked children ------------------------------
+
+
+def test_the_soft_nofile_limit_is_raised_to_the_hard_one() -> None:
+    # In a fresh process whose soft limit starts low (the test runner already raised its own).
+    script = """
+import json, resource
+from residentd.daemon.process import raise_nofile_limit
+
+limit = resource.RLIMIT_NOFILE
+soft, hard = resource.getrlimit(limit)
+resource.setrlimit(limit, (min(64, hard), hard))
+returned = raise_nofile_limit()
+print(json.dumps([min(64, hard), hard, returned, resource.getrlimit(limit)]))
+"""
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    before, hard, returned, now = json.loads(output)
+    assert before < hard
+    assert returned == now == [hard, hard]
+
+
+def test_raising_again_changes_nothing() -> None:
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert raise_nofile_limit() == limits == resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def test_nothing_asked_nothing_done() -> None:
+    ids = (os.getuid(), os.getgid(), os.getgroups())
+    drop_privileges(None, None)
+    assert (os.getuid(), os.getgid(), os.getgroups()) == ids
+
+
+def test_unknown_user_and_group_are_named() -> None:
+    with pytest.raises(PrivilegeError, match="unknown user 'no-such-user-rd': not in the password"):
+        drop_privileges("no-such-user-rd")
+    with pytest.raises(PrivilegeError, match="unknown group 'no-such-group-rd': not in the group"):
+        drop_privileges("nobody", "no-such-group-rd")
+
+
+def test_a_bare_uid_needs_a_group() -> None:
+    uid = next(uid for uid in range(54321, 60000) if not _has_passwd_entry(uid))
+    with pytest.raises(PrivilegeError, match=f"user {uid} has no entry .* give a group too"):
+        drop_privileges(uid)
+
+
+def _has_passwd_entry(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def in_child(body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``body`` in a forked child (privileges once dropped stay dropped) and return the
+    JSON-able dict it returns, or {"error": ...} for what it raised."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:
+                result = body()
+            except Exception as exc:
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+            os.write(write_fd, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        data = reader.read()
+    os.waitpid(pid, 0)
+    return dict(json.loads(data))
+
+
+def ids_after(user: str | None, group: str | None) -> dict[str, Any]:
+    drop_privileges(user, group)
+    try:
+        os.setuid(0)
+        regained = True
+    except PermissionError:
+        regained = False
+    return {
+        "uid": [os.getuid(), os.geteuid()],
+        "gid": [os.getgid(), os.getegid()],
+        "groups": sorted(os.getgroups()),
+        "regained": regained,
+    }
+
+
+@pytest.fixture
+def nobody() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' here")
+
+
+@root_only
+def test_drop_to_nobody(nobody: pwd.struct_passwd) -> None:
+    assert in_child(lambda: ids_after("nobody", None)) == {
+        "uid": [nobody.pw_uid] * 2,
+        "gid": [nobody.pw_gid] * 2,
+        "groups": sorted(set(os.getgrouplist("nobody", nobody.pw_gid))),
+        "regained": False,
+    }
+
+
+@root_only
+def test_drop_to_a_group_by_number(nobody: pwd.struct_passwd) -> None:
+    group = grp.getgrgid(nobody.pw_gid)
+    assert in_child(lambda: ids_after(None, str(group.gr_gid))) == {
+        "uid": [0, 0],
+        "gid": [group.gr_gid] * 2,
+        "groups": [group.gr_gid],
+        "regained": True,  # the user did not change: still root
+    }
+
+
+@root_only
+def test_once_dropped_there_is_no_way_back(nobody: pwd.struct_passwd) -> None:
+    def again() -> dict[str, Any]:
+        drop_privileges("nobody")
+        drop_privileges("nobody")  # already there: nothing to do, allowed
+        drop_privileges("root")
+        return {}
+
+    assert in_child(again) == {
+        "error": "PrivilegeError: cannot switch to user 'root': only root can, and this "
+        f"process runs as uid {nobody.pw_uid}"
+    }
+
+
+def test_rss_grows_with_memory_in_use() -> None:
+    before = rss_bytes()
+    block = b"x" * (64 << 20)
+    grown = rss_bytes()
+    assert before > 0
+    assert grown - before >= 48 << 20
+    del block
+
+
+def count_open_fds() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    count = 0
+    for fd in range(soft):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        count += 1
+    return count
+
+
+def test_open_fds_counts_descriptors() -> None:
+    assert open_fds() == count_open_fds()
+    before = open_fds()
+    fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(10)]
+    assert open_fds() == before + 10
+    for fd in fds:
+        os.close(fd)
+    assert open_fds() == before
