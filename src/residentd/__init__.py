@@ -1,8 +1,34 @@
 """residentd: resident, event-driven, in-memory network daemons in Python.
 
-The names a daemon author needs are importable from here: ``App`` and ``Session`` to write
-one, the codecs to frame its protocol, ``Limits`` to bound it and ``serve`` to run it in a
-program of your own (``residentd run`` does it for you).
+The names a daemon author needs are importable from here: ``App``, ``Service`` and ``Session``
+to write one, the codecs (``LineCodec``, ``JsonLinesCodec``, ``LengthPrefixedCodec``,
+``RawCodec``) to frame its protocol, ``Limits`` to bound it, ``Server`` to run it in a program
+of your own (``residentd run`` does it for you, with signals, logs and reloads), and the errors
+``ProtocolError`` and ``ConfigError``.
+
+A line echo daemon in a program of your own, stopped gracefully by SIGTERM::
+
+    import asyncio
+    import signal
+
+    from residentd import App, LineCodec, Server, Session
+
+    class Echo(Session):
+        def on_message(self, line: bytes) -> None:
+            self.send(line)
+
+    app = App("echo")
+    app.service("echo", Echo, codec=LineCodec, listen=["127.0.0.1:7007"])
+
+    async def main() -> None:
+        server = Server(app)
+        await server.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await server.stop()  # the lines already read are answered before the close
+
+    asyncio.run(main())
 """
 
 from residentd.app import App, Service, Session

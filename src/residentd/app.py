@@ -156,7 +156,8 @@ class Service:
 
 @dataclass(slots=True)
 class Option:
-    """An app-specific setting, given in the ``[app]`` table, as a flag or in the environment."""
+    """An app-specific setting: a top-level key of the config file, as the core's settings are,
+    a flag or an environment variable."""
 
     name: str
     default: Any
