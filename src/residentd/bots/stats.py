@@ -7,8 +7,8 @@ second ``Recorder.interval()`` hands over what it saw since the last call as an 
 with each step's histogram encoded (HdrHistogram's compressed V2 form, a few hundred bytes),
 so it crosses a process boundary as a string and is decoded and added at the controller.
 
-The hot path is ``Recorder.record``: HdrHistogram's Python ``record_value`` costs about 3 us,
-too much at 40,000 samples per second, so a sample only bumps a count in a dict keyed by its
+The hot path is ``Recorder.record``: HdrHistogram's Python ``record_value`` is too dear to call
+per sample (docs/benchmarks.md, "bots"), so a sample only bumps a count in a dict keyed by its
 microsecond value, and the dict is poured into the histogram (``record_value(value, count)``)
 once per interval. That is exact: the histogram ends up with the very same counts.
 

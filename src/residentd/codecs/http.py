@@ -78,7 +78,7 @@ _TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(r"(" + _TOKEN + r") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
 _FIELD_NAME = re.compile(_TOKEN)
 # Every field line of a head after its request line, each ``CRLF name: value`` (the value's
-# trailing white space is stripped after: a lazy match to leave it out is several times slower).
+# trailing white space is stripped after: a lazy match to leave it out is slower).
 # A head whose lines all match has as many matches as field lines (``_parse_head``).
 _FIELD_LINES = re.compile(r"\r\n(" + _TOKEN + r"):[ \t]*([^\r\n]*)")
 # Every byte a head may hold but the control characters (HTAB, CR and LF are let through, and

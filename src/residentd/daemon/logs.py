@@ -368,7 +368,7 @@ class RateLimitFilter(logging.Filter):
 
 _STOP: Final = object()
 _GATHER: Final = 0.005  # s the writer lets records gather after a batch: ~200 wake-ups/s at most
-_SLICE: Final = 64  # records per write: the writer holds the GIL for one slice (~0.2 ms) at most
+_SLICE: Final = 64  # records per write: the writer holds the GIL for one slice at most
 _FROZEN: Final = frozenset({int, str, float, bool, bytes, type(None)})
 _plain_formatter = logging.Formatter()
 

@@ -71,8 +71,8 @@ class KvSession(Session):
     )
 
     # Replies go out at the end of the loop iteration, after every ready client's commands ran,
-    # as Redis writes them (beforeSleep): at pipeline 16 that measured 10% to 30% more requests
-    # per second on the 2-core bench machine than writing after each read.
+    # as Redis writes them (beforeSleep): fewer writes than one after each read (the A/B figures
+    # are in docs/benchmarks.md, "kv").
     defer_writes = True
 
     state: KvState
