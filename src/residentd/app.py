@@ -233,11 +233,10 @@ class App:
         ``current(cls)`` reads the values in force; ``options`` holds them by name.
 
         ``Limits`` is the core's: declaring it only gives the app's own defaults for the
-        limits (a Redis-like store never times out an idle client, say)."""
-        try:
-            check_owner(cls, names, defaults)
-        except TypeError as exc:  # a field of the wrong type, or defaults it does not take
-            raise ValueError(f"{cls.__name__}: {exc}") from None
+        limits (a Redis-like store never times out an idle client, say). A declaration that
+        cannot work (a name the class lacks, a clash, a field that is no setting, defaults
+        the class refuses) raises ValueError at once."""
+        check_owner(cls, names, defaults)
         declared = Declared(cls, dict(names or {}), dict(defaults), tuple(skip))
         if cls is Limits:
             merged = {**self.limit_defaults, **defaults}

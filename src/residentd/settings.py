@@ -219,13 +219,13 @@ def _kind(annotation: Any) -> type:
     origin = typing.get_origin(annotation) or annotation
     if origin in KINDS:
         return typing.cast(type, origin)
-    raise TypeError(f"a setting cannot be of type {annotation!r}")
+    raise ValueError(f"a setting cannot be of type {annotation!r}")
 
 
 def _spec(item: Field[Any]) -> Spec:
     spec = item.metadata.get("setting")
     if not isinstance(spec, Spec):
-        raise TypeError(f"field {item.name!r} is not declared with residentd.settings.setting")
+        raise ValueError(f"field {item.name!r} is not declared with residentd.settings.setting")
     return spec
 
 
