@@ -25,11 +25,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from residentd.codecs.base import Codec
 from residentd.limits import Limits
-from residentd.settings import Setting, build, check_owner, settings_of
+from residentd.settings import Setting, Values, build, check_owner, settings_of
 
 if TYPE_CHECKING:
     from residentd.net.connection import Connection
@@ -194,7 +194,8 @@ class App:
         self.declared: list[Declared] = []
         #: The values in force of the app's own settings, by name (``current`` reads them
         #: typed); a reload updates them.
-        self.options: dict[str, Any] = {}
+        self.options: dict[str, Any] = Values()
+        self._current: dict[type, tuple[int, Any]] = {}
         self.start_hooks: list[Hook] = []
         self.stop_hooks: list[Hook] = []
         self.reload_hooks: list[Callable[[dict[str, Any]], Any]] = []
@@ -258,10 +259,18 @@ class App:
         return [item for declared in self.declared for item in declared.settings()]
 
     def current(self, cls: type[T]) -> T:
-        """The values in force of the declared settings class ``cls``."""
+        """The values in force of the declared settings class ``cls`` (built again only after
+        ``options`` changed)."""
+        version = getattr(self.options, "version", None)
+        cached = self._current.get(cls)
+        if cached is not None and version is not None and cached[0] == version:
+            return cast(T, cached[1])
         for declared in self.declared:
             if declared.cls is cls:
-                return build(cls, self.options, declared.names)
+                current = build(cls, self.options, declared.names)
+                if version is not None:
+                    self._current[cls] = (version, current)
+                return current
         raise LookupError(f"app {self.name!r} does not declare {cls.__name__}")
 
     def on_start(self, hook: H) -> H:

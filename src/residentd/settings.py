@@ -222,6 +222,18 @@ def _kind(annotation: Any) -> type:
     raise ValueError(f"a setting cannot be of type {annotation!r}")
 
 
+_KINDS: dict[type, dict[str, type]] = {}
+
+
+def _kinds(cls: type) -> dict[str, type]:
+    """The value type of each field of ``cls``, by field name (worked out once per class)."""
+    kinds = _KINDS.get(cls)
+    if kinds is None:
+        hints = typing.get_type_hints(cls)
+        kinds = _KINDS[cls] = {item.name: _kind(hints[item.name]) for item in fields(cls)}
+    return kinds
+
+
 def _spec(item: Field[Any]) -> Spec:
     spec = item.metadata.get("setting")
     if not isinstance(spec, Spec):
@@ -261,7 +273,6 @@ def settings_of(
     """The settings of the dataclass ``cls``: each field, renamed by ``names``, its default
     replaced by ``defaults``; the fields in ``skip`` are left out (another class gives them)."""
     names, defaults = names or {}, defaults or {}
-    hints = typing.get_type_hints(cls)
     result = []
     for item in fields(cls):
         if item.name in skip:
@@ -273,7 +284,7 @@ def settings_of(
         result.append(
             Setting(
                 name=name,
-                kind=_kind(hints[item.name]),
+                kind=_kinds(cls)[item.name],
                 default=default,
                 help=text,
                 reloadable=spec.reload,
@@ -293,12 +304,11 @@ def build(cls: type[T], values: Mapping[str, Any], names: Mapping[str, str] | No
     """An instance of ``cls`` from ``values`` (by setting name, as ``names`` renames them),
     each value coerced to its field's type (kv's ``appendonly = "yes"`` is ``True``)."""
     names = names or {}
-    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for item in fields(cls):  # type: ignore[arg-type]
-        name = names.get(item.name, item.name)
+    for field_name, kind in _kinds(cls).items():
+        name = names.get(field_name, field_name)
         if name in values:
-            kwargs[item.name] = _coerce(_kind(hints[item.name]), values[name])
+            kwargs[field_name] = _coerce(kind, values[name])
     return cls(**kwargs)
 
 
@@ -323,3 +333,34 @@ def add_flags(parser: argparse._ActionsContainer, settings: Iterable[Setting]) -
             parser.add_argument(
                 item.flag, dest=item.name, default=None, metavar=item.name.upper(), help=text
             )
+
+
+class Values(dict[str, Any]):
+    """An app's setting values in force, by name, which count their changes (``version``), so
+    that the typed instances built from them are built again only after a change."""
+
+    version = 0
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.version += 1
+        super().__setitem__(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self.version += 1
+        super().__delitem__(name)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.version += 1
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        self.version += 1
+        return super().pop(*args)
+
+    def setdefault(self, name: str, default: Any = None) -> Any:
+        self.version += 1
+        return super().setdefault(name, default)
+
+    def clear(self) -> None:
+        self.version += 1
+        super().clear()

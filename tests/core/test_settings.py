@@ -197,6 +197,11 @@ def test_an_app_renames_fields_changes_defaults_and_skips_what_it_declares_itsel
     app.options.update(config.app_options())
     state = app.current(StateSettings)
     assert (state.dir, state.appendonly, state.save_points) == ("/srv/x", True, [(60, 1)])
+    assert app.current(StateSettings) is state  # built once while nothing changed
+    app.options["appendonly"] = "no"  # as kv's CONFIG SET does
+    assert app.current(StateSettings).appendonly is False
+    app.options.update(save="")
+    assert app.current(StateSettings).save_points == []
     with pytest.raises(ConfigError, match=r"save = '1' .* expected pairs"):
         schema.resolve(environ={}, flags={"save": "1"})
 
