@@ -386,20 +386,20 @@ def test_sighup_applies_reloadable_settings_and_reports_the_rest(tmp_path: Path)
     try:
         assert talk(daemon.port, [b"greeting"]) == [b"salut"]  # the environment beats the file
         config.write_text(
-            'greeting = "bonjour"\nlog_level = "DEBUG"\nstop_delay = 0.25\nbacklog = 200\n'
+            'greeting = "bonjour"\nlog_level = "WARNING"\nstop_delay = 0.25\nbacklog = 200\n'
         )
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: "reloaded" in daemon.log(), what="reload logged")
         assert (
-            "reloaded: applied log_level=DEBUG; needs a restart: backlog=200, stop_delay=0.25"
-        ) in daemon.log()
+            "reloaded: applied log_level=WARNING; needs a restart: backlog=200, stop_delay=0.25"
+        ) in daemon.log()  # a warning: logged at level WARNING too
         assert talk(daemon.port, [b"greeting"]) == [b"salut"]
         shown = admin_get(admin, "/config")
         assert shown["pending_restart"] == {"backlog": 200, "stop_delay": 0.25}
         in_force = shown["in_force"]
-        assert (in_force["log_level"], in_force["greeting"]) == ("DEBUG", "salut")
+        assert (in_force["log_level"], in_force["greeting"]) == ("WARNING", "salut")
         assert (in_force["stop_delay"], in_force["backlog"]) == (0.0, 100)
-        assert daemon.status()["log_level"] == "DEBUG"
+        assert daemon.status()["log_level"] == "WARNING"
 
         config.write_text('greeting = "x"\nlog_level = "INFO"\nstop_delay = 0.0\nbacklog = 100\n')
         daemon.signal(signal.SIGHUP)

@@ -18,10 +18,10 @@ that comes during the last steps of a stop cannot cut them short:
 - SIGQUIT: graceful stop too; a repeated one is ignored (it never cuts a stop short).
 - SIGHUP: reload. The config file is read again and validated; if it is bad, the old config
   stays and the reason is logged. Otherwise what can change live is applied (limits, timeouts,
-  log level, format and file, reloadable app options), the log file is reopened (logrotate),
-  and what needs a restart is logged and kept for ``/config``. A log file that cannot be
-  reopened keeps the old one; whatever happens, the reload ends with ``READY=1``.
-  A SIGHUP during a stop is ignored.
+  log level, format and file, the settings declared ``reload=True``), the log file is reopened
+  (logrotate), and what needs a restart is logged as a warning and kept for ``/config``. A log
+  file that cannot be reopened keeps the old one; whatever happens, the reload ends with
+  ``READY=1``. A SIGHUP during a stop is ignored.
 - SIGUSR1: reopen the log file (logrotate), nothing else.
 - SIGUSR2: reserved for the live upgrade; logged as not available, and the daemon serves on.
 
@@ -458,7 +458,9 @@ class Daemon:
                     errors.append(f"reload hook {getattr(hook, '__name__', hook)} failed: {exc}")
         applied = config.redacted(live)
         pending = config.redacted(self.pending_restart)
-        log.info(
+        # What waits for a restart is a warning: an operator at log level WARNING sees it too.
+        log.log(
+            logging.WARNING if pending else logging.INFO,
             "reloaded: applied %s; needs a restart: %s",
             ", ".join(f"{key}={value}" for key, value in applied.items()) or "nothing",
             ", ".join(f"{key}={value}" for key, value in pending.items()) or "nothing",
