@@ -13,6 +13,7 @@ import pytest
 
 from residentd import cli
 from residentd.app import App, Session
+from residentd.apps import echo
 from residentd.apps.chat.daemon import build_app as build_chat
 from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.echo import EchoSettings
@@ -299,3 +300,18 @@ def test_the_operations_table_lists_every_core_setting_as_reloadable_or_not() ->
         for item in fields(cls):
             expected = "live" if item.metadata["setting"].reload else "restart"
             assert rows.get(item.name) == expected, item.name
+
+
+def test_the_toml_examples_in_the_docs_are_valid(tmp_path: Path) -> None:
+    """Each TOML block of docs/operations.md, and docs/deploy/chat.toml, is a config file that
+    the app it is written for accepts."""
+    text = (DOCS / "operations.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.DOTALL)
+    files = [(DOCS / "deploy" / "chat.toml").read_text(), *blocks]
+    assert len(files) >= 3
+    apps = {"echo": Schema(echo.app), "chat": Schema(build_chat())}
+    for index, content in enumerate(files):
+        path = tmp_path / f"{index}.toml"
+        path.write_text(content)
+        app = "echo" if "max_line" in content else "chat"
+        apps[app].resolve(str(path), environ={})
