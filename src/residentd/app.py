@@ -173,7 +173,7 @@ class Declared:
             names=self.names,
             defaults=self.defaults,
             skip=self.skip,
-            app_option=self.cls is not Limits,
+            app_option=True,
         )
 
 
@@ -240,6 +240,8 @@ class App:
         check_owner(cls, names, defaults)
         declared = Declared(cls, dict(names or {}), dict(defaults), tuple(skip))
         if cls is Limits:
+            if names or skip:
+                raise ValueError("the core limits keep their names: give Limits defaults only")
             merged = {**self.limit_defaults, **defaults}
             Limits(**merged)  # consistent, or ValueError now
             self.limit_defaults = merged
