@@ -36,6 +36,7 @@ from residentd.codecs import JsonLinesCodec, LengthPrefixedCodec, LineCodec, Raw
 from residentd.errors import ConfigError, ProtocolError
 from residentd.limits import Limits
 from residentd.net.server import Server
+from residentd.settings import setting
 
 __version__ = "0.1.0"
 
@@ -51,4 +52,5 @@ __all__ = [
     "Server",
     "Service",
     "Session",
+    "setting",
 ]

@@ -7,8 +7,9 @@ A ``Session`` is one connected peer as the author sees it: ``on_connect``, ``on_
 so a slow handler never blocks other connections and never sees messages out of order.
 
 A ``Service`` binds a session class to a codec and to default listening addresses. An ``App``
-is a named set of services plus what lives beside them: options, start/stop/reload hooks and
-periodic jobs, which run on the app's own timers and are released when it stops.
+is a named set of services plus what lives beside them: settings (dataclasses declared with
+``App.declare``, see residentd.settings), start/stop/reload hooks and periodic jobs, which run
+on the app's own timers and are released when it stops.
 
     app = App("echo")
 
@@ -22,12 +23,13 @@ periodic jobs, which run on the app's own timers and are released when it stops.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from residentd.codecs.base import Codec
 from residentd.limits import Limits
+from residentd.settings import Setting, Values, build, check_owner, settings_of
 
 if TYPE_CHECKING:
     from residentd.net.connection import Connection
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
 AppT = TypeVar("AppT", bound="App")
+T = TypeVar("T")
 
 
 class Transport(Protocol):
@@ -154,22 +157,24 @@ class Service:
         return handler is not None and handler is not Session.on_messages
 
 
-@dataclass(slots=True)
-class Option:
-    """An app-specific setting: a top-level key of the config file, as the core's settings are,
-    a flag or an environment variable."""
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A settings class an app declared (``App.declare``): its fields renamed by ``names``, with
+    the app's ``defaults``, less the fields in ``skip``."""
 
-    name: str
-    default: Any
-    help: str
-    reloadable: bool = False
-    choices: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    # Checks a value beyond its type: returns why it is not allowed, or None when it is.
-    check: Callable[[Any], str | None] | None = None
-    # Never printed or logged (shown as ``<redacted>``); options named ``*secret``, ``*token``
-    # and ``*password`` are secrets whatever this says.
-    secret: bool = False
+    cls: type
+    names: dict[str, str]
+    defaults: dict[str, Any]
+    skip: tuple[str, ...] = ()
+
+    def settings(self) -> list[Setting]:
+        return settings_of(
+            self.cls,
+            names=self.names,
+            defaults=self.defaults,
+            skip=self.skip,
+            app_option=True,
+        )
 
 
 @dataclass(slots=True)
@@ -179,18 +184,23 @@ class PeriodicJob:
 
 
 class App:
-    """A named set of services, options, hooks and periodic jobs."""
+    """A named set of services, settings, hooks and periodic jobs."""
 
     def __init__(self, name: str, description: str = "") -> None:
         self.name = name
         self.description = description
         self.services: list[Service] = []
-        self.declared_options: dict[str, Option] = {}
-        self.options: dict[str, Any] = {}
+        #: The settings classes the app declared (``declare``).
+        self.declared: list[Declared] = []
+        #: The values in force of the app's own settings, by name (``current`` reads them
+        #: typed); a reload updates them.
+        self.options: dict[str, Any] = Values()
+        self._current: dict[type, tuple[int, Any]] = {}
         self.start_hooks: list[Hook] = []
         self.stop_hooks: list[Hook] = []
         self.reload_hooks: list[Callable[[dict[str, Any]], Any]] = []
         self.jobs: list[PeriodicJob] = []
+        #: The app's defaults for core limits (``declare(Limits, ...)``).
         self.limit_defaults: dict[str, Any] = {}
         self.server: Server | None = None
         #: The app's durable state (``residentd.state.Persistence.attach``), or None.
@@ -209,37 +219,61 @@ class App:
         self.services.append(service)
         return service
 
-    def option(
+    def declare(
         self,
-        name: str,
-        default: Any,
-        help: str,
+        cls: type,
         *,
-        reloadable: bool = False,
-        choices: tuple[Any, ...] | None = None,
-        minimum: float | None = None,
-        check: Callable[[Any], str | None] | None = None,
-        secret: bool = False,
+        names: Mapping[str, str] | None = None,
+        skip: tuple[str, ...] = (),
+        **defaults: Any,
     ) -> None:
-        """Declare an app option; its current value is ``app.options[name]``. ``check`` returns
-        why a value is not allowed (or None), and is run wherever a value is given: the config
-        file, the environment, a flag, a reload, so a bad value stops the start (exit 2). A
-        ``secret`` is shown as ``<redacted>`` wherever the config is printed or logged."""
-        self.declared_options[name] = Option(
-            name, default, help, reloadable, choices, minimum, check, secret
-        )
-        self.options[name] = default
+        """Declare a settings dataclass (fields made with ``residentd.settings.setting``) as
+        this app's: each field is a setting (flag, environment variable, key in the config
+        file), named as ``names`` renames it, with ``defaults`` in place of the class's own;
+        the fields in ``skip`` are left out (another class of the app declares that name).
+        ``current(cls)`` reads the values in force; ``options`` holds them by name.
 
-    def default_limits(self, **values: Any) -> None:
-        """Defaults of core limits that suit this app's protocol better than the core's (a
-        Redis-like store never times out an idle client, for one). Config, environment and
-        flags still override them."""
-        known = {field.name for field in fields(Limits)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"not core limits: {', '.join(unknown)}")
-        Limits(**{**self.limit_defaults, **values})  # consistent, or ValueError now
-        self.limit_defaults.update(values)
+        ``Limits`` is the core's: declaring it only gives the app's own defaults for the
+        limits (a Redis-like store never times out an idle client, say). A declaration that
+        cannot work (a name the class lacks, a clash, a field that is no setting, defaults
+        the class refuses) raises ValueError at once."""
+        check_owner(cls, names, defaults)
+        declared = Declared(cls, dict(names or {}), dict(defaults), tuple(skip))
+        if cls is Limits:
+            if names or skip:
+                raise ValueError("the core limits keep their names: give Limits defaults only")
+            merged = {**self.limit_defaults, **defaults}
+            Limits(**merged)  # consistent, or ValueError now
+            self.limit_defaults = merged
+            return
+        if any(item.cls is cls for item in self.declared):
+            raise ValueError(f"app {self.name!r} already declares {cls.__name__}")
+        new = declared.settings()
+        clash = sorted({item.name for item in new} & set(self.options))
+        if clash:
+            raise ValueError(f"app {self.name!r} already has settings named {', '.join(clash)}")
+        self.declared.append(declared)
+        for item in new:
+            self.options[item.name] = item.default
+
+    def declared_settings(self) -> list[Setting]:
+        """The app's own settings, from every class it declared."""
+        return [item for declared in self.declared for item in declared.settings()]
+
+    def current(self, cls: type[T]) -> T:
+        """The values in force of the declared settings class ``cls`` (built again only after
+        ``options`` changed)."""
+        version = getattr(self.options, "version", None)
+        cached = self._current.get(cls)
+        if cached is not None and version is not None and cached[0] == version:
+            return cast(T, cached[1])
+        for declared in self.declared:
+            if declared.cls is cls:
+                current = build(cls, self.options, declared.names)
+                if version is not None:
+                    self._current[cls] = (version, current)
+                return current
+        raise LookupError(f"app {self.name!r} does not declare {cls.__name__}")
 
     def on_start(self, hook: H) -> H:
         """Run ``hook()`` (may be async) once the listeners are bound."""

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from residentd import __version__
 from residentd.apps import BUILTIN
-from residentd.daemon.config import Schema
+from residentd.daemon.config import DaemonSettings, Schema
 from residentd.daemon.control import (
     ControlError,
     admin_json,
@@ -38,8 +38,11 @@ from residentd.daemon.control import (
     stop,
 )
 from residentd.daemon.loader import load_app
+from residentd.daemon.logs import LEVELS
 from residentd.daemon.startup import check_start
 from residentd.errors import ConfigError
+from residentd.limits import Limits
+from residentd.settings import add_flags, settings_of
 
 EXIT_CONFIG = 2
 
@@ -70,14 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_or_config(command: str, argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
+        if argv[:1] in (["-h"], ["--help"]):
+            _core_parser(command).print_help()
+            return 0
         names = ", ".join(sorted(BUILTIN))
-        asked = argv[:1] in (["-h"], ["--help"])
         print(
             f"usage: residentd {command} APP [options]  (built-in apps: {names}; "
-            f"residentd {command} APP --help lists the options)",
-            file=sys.stdout if asked else sys.stderr,
+            f"residentd {command} APP --help lists the settings)",
+            file=sys.stderr,
         )
-        return 0 if asked else EXIT_CONFIG
+        return EXIT_CONFIG
     app = load_app(argv[0])
     schema = Schema(app)
     parser = argparse.ArgumentParser(
@@ -105,6 +110,20 @@ def _run_or_config(command: str, argv: list[str]) -> int:
     return run_daemon(app, schema, config, dict(os.environ), flags)
 
 
+def _core_parser(command: str) -> argparse.ArgumentParser:
+    """``residentd run --help``: the settings every app has, with their defaults."""
+    parser = argparse.ArgumentParser(
+        prog=f"residentd {command} APP",
+        description=f"APP is a built-in app ({', '.join(sorted(BUILTIN))}) or module:app. "
+        f"Besides these, each app has listen addresses and settings of its own: "
+        f"residentd {command} APP --help lists them all, with the app's defaults.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    group = parser.add_argument_group("settings (also in --config and RESIDENTD_* env)")
+    add_flags(group, settings_of(DaemonSettings) + settings_of(Limits))
+    return parser
+
+
 def _app_command(name: str, argv: list[str]) -> int:
     """``residentd APP ...``: a built-in app's own commands, from its module's ``command``."""
     module = importlib.import_module(BUILTIN[name].partition(":")[0])
@@ -122,7 +141,9 @@ def _control(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="residentd", description="resident network daemons")
     parser.add_argument("--version", action="version", version=f"residentd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="run a daemon: residentd run APP --help")
+    commands.add_parser(
+        "run", help="run a daemon: residentd run --help (every app's settings), run APP --help"
+    )
     commands.add_parser("config", help="print a daemon's effective configuration")
     commands.add_parser("repair", help="cut a journal at its first bad record: repair --help")
     # Dispatched by main() before this parser; listed so that --help shows every command.
@@ -138,7 +159,7 @@ def _control(argv: list[str]) -> int:
     ):
         sub = commands.add_parser(name, help=text)
         if name == "loglevel":
-            sub.add_argument("level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+            sub.add_argument("level", choices=LEVELS, type=str.upper)
         where = sub.add_mutually_exclusive_group(required=True)
         where.add_argument("--pidfile", help="the daemon's pidfile")
         where.add_argument("--admin", help="the daemon's admin address (unix:/PATH or HOST:PORT)")

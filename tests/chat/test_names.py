@@ -32,6 +32,7 @@ from residentd.apps.chat.names import (
 from residentd.apps.chat.settings import ChatSettings
 from residentd.daemon.config import Schema
 from residentd.errors import ConfigError
+from residentd.settings import build
 
 ALLOWED = frozenset(string.ascii_letters + string.digits + "_.-")
 
@@ -130,7 +131,7 @@ def test_the_rooms_option(rooms: list[str]) -> None:
     schema = Schema(build_app())
     if all(documented(room) for room in rooms):
         config = schema.resolve(None, {}, {"rooms": rooms})
-        assert ChatSettings.from_options(config.app_options()).rooms == rooms
+        assert build(ChatSettings, config.app_options()).rooms == rooms
         return
     with pytest.raises(ConfigError) as refused:
         schema.resolve(None, {}, {"rooms": rooms})

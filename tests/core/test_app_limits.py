@@ -14,7 +14,7 @@ from residentd.daemon.config import Schema
 def app_with_limits(**limits: float) -> App:
     app = App("quiet", "never times out")
     app.service("main", Session, codec=LineCodec, listen=["127.0.0.1:0"])
-    app.default_limits(**limits)
+    app.declare(Limits, **limits)
     return app
 
 
@@ -35,10 +35,15 @@ def test_app_default_replaces_the_core_default_and_config_still_wins() -> None:
 
 def test_unknown_or_inconsistent_app_limits_are_refused_at_once() -> None:
     app = App("x")
-    with pytest.raises(ValueError, match="not core limits: idle"):
-        app.default_limits(idle=0)
+    with pytest.raises(ValueError, match="defaults not in Limits: idle"):
+        app.declare(Limits, idle=0)
     with pytest.raises(ValueError, match="write_low_water"):
-        app.default_limits(write_low_water=10**9)
+        app.declare(Limits, write_low_water=10**9)
+    app.declare(Limits, write_high_water=1024, write_low_water=512)
+    with pytest.raises(ValueError, match="write_low_water"):  # with the app's earlier ones
+        app.declare(Limits, write_low_water=2048)
+    assert app.limit_defaults == {"write_high_water": 1024, "write_low_water": 512}
+    app = App("y")
     assert app.limit_defaults == {}
 
 

@@ -42,6 +42,7 @@ from residentd.net import connection_core
 from residentd.net.connection import Connection
 from residentd.net.flushing import FlushQueue
 from residentd.net.server import Server, ServiceRuntime
+from residentd.settings import setting
 
 from .helpers import split_at
 
@@ -244,6 +245,12 @@ def session_class(kind: str, defer_writes: bool) -> type[Scripted]:
     return type(f"{base.__name__}Deferred", (base,), {"__slots__": (), "defer_writes": True})
 
 
+@dataclass(frozen=True, slots=True)
+class TwinSettings:
+    greet: bool = setting(False, "send hi on connect")
+    talk_back: bool = setting(False, "answer on_pause_writing and on_resume_writing")
+
+
 @dataclass(frozen=True)
 class Setup:
     """What one run varies: the dispatch mode, deferred writes, the line codec, the session's
@@ -260,8 +267,7 @@ class Setup:
 
     def app(self) -> App:
         app = App("twins")
-        app.option("greet", self.greet, "send hi on connect")
-        app.option("talk_back", self.talk_back, "answer on_pause_writing and on_resume_writing")
+        app.declare(TwinSettings, greet=self.greet, talk_back=self.talk_back)
         codec = functools.partial(self.codec, max_line=MAX_LINE)
         session = self.session or session_class(self.kind, self.defer_writes)
         app.service("main", session, codec=codec)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from residentd.app import App, Session
 from residentd.codecs.lines import LineCodec
 from residentd.limits import KiB, Limits
 from residentd.net.server import Server
+from residentd.settings import setting
 
 from .helpers import Client, Echo, fresh, nothing_more, one_service_app, serving, wait_until
 
@@ -401,11 +403,18 @@ def test_stop_waits_for_busy_async_handlers_then_aborts_at_the_timeout(run: Run)
     run(main())
 
 
-def test_app_declares_services_and_options() -> None:
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    size: int = setting(3, "how many", reload=True, minimum=1)
+
+
+def test_app_declares_services_and_settings() -> None:
     app = App("demo")
-    app.option("size", 3, "how many", reloadable=True, minimum=1)
+    app.declare(DemoSettings)
     assert app.options == {"size": 3}
-    assert app.declared_options["size"].reloadable
+    assert app.current(DemoSettings) == DemoSettings(3)
+    [size] = app.declared_settings()
+    assert size.reloadable and size.minimum == 1 and size.kind is int
     service = app.service("main", Fragile, LineCodec, listen=["127.0.0.1:1"])
     assert not service.async_handler
     assert app.service("other", AsyncFragile, LineCodec).async_handler

@@ -5,15 +5,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from residentd import App, LineCodec, Session
 from residentd.apps.kv import create_app
+from residentd.settings import setting
+
+
+@dataclass(frozen=True, slots=True)
+class SlowSettings:
+    reply_delay: float = setting(0.0, "seconds before each reply", reload=True)
+    stop_delay: float = setting(0.0, "seconds the stop hook takes")
+    greeting: str = setting("hi", "a reloadable text setting", reload=True)
+
 
 slow = App("slow", "replies after a delay, says goodbye on shutdown, slow stop hook")
-slow.option("reply_delay", 0.0, "seconds before each reply", reloadable=True)
-slow.option("stop_delay", 0.0, "seconds the stop hook takes")
-slow.option("greeting", "hi", "a reloadable text option", reloadable=True)
+slow.declare(SlowSettings)
 
 
 class Slow(Session):
@@ -21,9 +29,9 @@ class Slow(Session):
 
     async def on_message(self, line: bytes) -> None:
         if line == b"greeting":
-            self.send(slow.options["greeting"])
+            self.send(slow.current(SlowSettings).greeting)
             return
-        await asyncio.sleep(slow.options["reply_delay"])
+        await asyncio.sleep(slow.current(SlowSettings).reply_delay)
         self.send(line)
 
     def on_shutdown(self) -> None:
@@ -32,7 +40,7 @@ class Slow(Session):
 
 @slow.on_stop
 async def wait_a_while() -> None:
-    await asyncio.sleep(slow.options["stop_delay"])
+    await asyncio.sleep(slow.current(SlowSettings).stop_delay)
 
 
 slow.service("slow", Slow, codec=LineCodec, listen=["127.0.0.1:0"])
@@ -40,8 +48,15 @@ slow.service("slow", Slow, codec=LineCodec, listen=["127.0.0.1:0"])
 
 # kv that writes every key's value to the file ``--dump-file`` names when the process exits:
 # after the stop, so the file holds whatever the daemon executed, to the last command.
+
+
+@dataclass(frozen=True, slots=True)
+class DumpSettings:
+    dump_file: str = setting("", "write the keyspace here as JSON at exit")
+
+
 kv = create_app()
-kv.option("dump_file", "", "write the keyspace here as JSON at exit")
+kv.declare(DumpSettings)
 
 
 @atexit.register

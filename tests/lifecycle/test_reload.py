@@ -345,3 +345,40 @@ def test_api_keys_are_never_printed(tmp_path: Path) -> None:
     for key in ("file-key-0123456789", "new-key-0123456789"):
         assert key not in daemon.log()
         assert key not in reload.stdout
+
+
+def test_sighup_applies_reloadable_settings_and_reports_the_rest(tmp_path: Path) -> None:
+    """A real SIGHUP: what the settings' declarations mark reloadable is applied, what they do
+    not is kept and reported as needing a restart (log, ``/config``), and the environment still
+    beats the file on a reload, as at start."""
+    config = tmp_path / "slow.toml"
+    config.write_text('greeting = "hello"\nlog_level = "INFO"\nstop_delay = 0.0\nbacklog = 100\n')
+    slow_app = str(Path(__file__).with_name("apps.py")) + ":slow"
+    daemon = Daemon(tmp_path, slow_app, "--config", str(config))
+    daemon.start(env={**os.environ, "RESIDENTD_GREETING": "salut"})
+    admin = f"unix:{daemon.admin_path}"
+    try:
+        assert talk(daemon.port, [b"greeting"]) == [b"salut"]  # the environment beats the file
+        config.write_text(
+            'greeting = "bonjour"\nlog_level = "WARNING"\nstop_delay = 0.25\nbacklog = 200\n'
+        )
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "reloaded" in daemon.log(), what="reload logged")
+        assert (
+            "reloaded: applied log_level=WARNING; needs a restart: backlog=200, stop_delay=0.25"
+        ) in daemon.log()  # a warning: logged at level WARNING too
+        assert talk(daemon.port, [b"greeting"]) == [b"salut"]
+        shown = admin_get(admin, "/config")
+        assert shown["pending_restart"] == {"backlog": 200, "stop_delay": 0.25}
+        in_force = shown["in_force"]
+        assert (in_force["log_level"], in_force["greeting"]) == ("WARNING", "salut")
+        assert (in_force["stop_delay"], in_force["backlog"]) == (0.0, 100)
+        assert daemon.status()["log_level"] == "WARNING"
+
+        config.write_text('greeting = "x"\nlog_level = "INFO"\nstop_delay = 0.0\nbacklog = 100\n')
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: daemon.log().count("reloaded") == 2, what="second reload")
+        assert admin_get(admin, "/config")["pending_restart"] == {}
+        assert "reloaded: applied log_level=INFO; needs a restart: nothing" in daemon.log()
+    finally:
+        daemon.stop()

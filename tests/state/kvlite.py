@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from residentd.app import App, Session
 from residentd.codecs.lines import LineCodec
+from residentd.settings import setting
 from residentd.state import Container, LengthCrcRecords, NotWritable, Persistence, encode_record
 
 
@@ -39,7 +41,7 @@ class Store:
 
     def dump(self, out: BinaryIO) -> None:
         if os.getpid() != MAIN_PID:  # a slow disk: a forked child takes its time
-            time.sleep(app.options["dump_delay"])
+            time.sleep(app.current(KvLiteSettings).dump_delay)
         out.write(json.dumps({k.decode(): v.decode() for k, v in self.data.items()}).encode())
 
     def apply(self, record: bytes) -> None:
@@ -54,10 +56,15 @@ class Store:
         return self.data[words[1]]
 
 
+@dataclass(frozen=True, slots=True)
+class KvLiteSettings:
+    dump_delay: float = setting(0.0, "seconds a snapshot child sleeps before writing (tests)")
+
+
 MAIN_PID = os.getpid()
 store = Store()
 app = App("kvlite", "a durable toy store for the state tests")
-app.option("dump_delay", 0.0, "seconds a snapshot child sleeps before writing (tests)")
+app.declare(KvLiteSettings)
 persistence = Persistence.attach(app, store, snapshot_name="kvlite.snap")
 
 

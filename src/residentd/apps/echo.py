@@ -7,11 +7,20 @@ complete residentd app and the one bench/echo.py measures against raw servers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from residentd.app import App, Session
 from residentd.codecs.lines import DEFAULT_MAX_LINE, LineCodec
+from residentd.settings import setting
+
+
+@dataclass(frozen=True, slots=True)
+class EchoSettings:
+    max_line: int = setting(DEFAULT_MAX_LINE, "longest line accepted, in bytes", minimum=1)
+
 
 app = App("echo", "line echo over TCP or Unix sockets")
-app.option("max_line", DEFAULT_MAX_LINE, "longest line accepted, in bytes", minimum=1)
+app.declare(EchoSettings)
 
 
 class Echo(Session):
@@ -26,7 +35,7 @@ class Echo(Session):
 
 
 def line_codec() -> LineCodec:
-    return LineCodec(max_line=app.options["max_line"])
+    return LineCodec(max_line=app.current(EchoSettings).max_line)
 
 
 app.service("echo", Echo, codec=line_codec, listen=["127.0.0.1:7007"])

@@ -1,19 +1,20 @@
-"""Configuration: one table of settings, filled from defaults, a TOML file, the environment and
-flags, in that order (flags win), and validated before anything starts.
+"""Configuration: the settings of the core, the limits and the app, filled from defaults, a TOML
+file, the environment and flags, in that order (flags win), and validated before anything starts.
 
-Every setting is declared once, with its type, default, help text and whether a reload may
-change it live. The same declaration makes the command-line flag (``max_connections`` is
-``--max-connections``), the environment variable (``RESIDENTD_MAX_CONNECTIONS``) and the TOML key
-(``max_connections = 100``). An app adds its own options the same way (``App.option``), and each
-service after the first gets a ``<service>_listen`` setting of its own.
+Each owner declares its settings once, as a frozen dataclass whose fields say everything (see
+residentd.settings): the core's are :class:`DaemonSettings` here, the limits are
+``residentd.limits.Limits``, an app's are the classes it declares (``App.declare``), and each
+service gets a ``listen`` setting (``<service>_listen`` after the first). The same declaration
+makes the command-line flag (``max_connections`` is ``--max-connections``), the environment
+variable (``RESIDENTD_MAX_CONNECTIONS``) and the TOML key (``max_connections = 100``).
 
 Paths (``pidfile``, ``log_file``, ``admin_token_file`` and ``unix:`` addresses) are made absolute
 once, against the directory the daemon started in, which the config keeps: a reload resolves
 them against the same directory, so a relative path means the same file for the whole life of
 the daemon, even after ``--daemon`` moved it to ``/``.
 
-Secrets (``admin_token``, app options whose names end in ``secret``, ``token`` or
-``password``, and those an app declares secret, such as chat's ``api_keys``) are shown as
+Secrets (``admin_token``, app settings whose names end in ``secret``, ``token`` or
+``password``, and those declared secret, such as chat's ``api_keys``) are shown as
 ``<redacted>`` wherever the config is printed or logged (an empty list as itself);
 ``admin_token_file`` reads the token from a file, so it stays out of ``ps`` and the environment.
 
@@ -24,252 +25,79 @@ came from and what is allowed; the CLI turns that into exit code 2.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from residentd.app import App
 from residentd.daemon.admin import check_admin_address
+from residentd.daemon.logs import FORMATS, LEVELS
 from residentd.errors import ConfigError
 from residentd.limits import Limits
 from residentd.loop import LOOP_KINDS
 from residentd.net.listener import parse_address
-
-ENV_PREFIX = "RESIDENTD_"
-#: What 0 means for the limits where it has a meaning (for the others it is just small).
-ZERO_MEANS = {
-    "max_connections": "no limit",
-    "max_connections_per_ip": "no limit",
-    "max_output_buffer": "no limit",
-    "max_bad_messages": "no limit",
-    "idle_timeout": "no timeout",
-    "handshake_timeout": "no timeout",
-}
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_FORMATS = ("text", "logfmt", "json")
-REDACTED = "<redacted>"
-#: App options named so are secrets too (chat's ``secret``, say).
-SECRET_SUFFIXES = ("secret", "token", "password")
+from residentd.settings import REDACTED, Setting, add_flags, build, setting, settings_of
 
 
 @dataclass(frozen=True, slots=True)
-class Setting:
-    name: str
-    kind: type
-    default: Any
-    help: str
-    reloadable: bool = False
-    choices: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    app_option: bool = False
-    #: "file" for a file path, "address" for listen addresses (made absolute when ``unix:``).
-    path: str = ""
-    #: Never printed or logged: shown as ``<redacted>``.
-    secret: bool = False
-    check: Callable[[Any], str | None] | None = None
+class DaemonSettings:
+    """The core's settings, which every app has (beside ``Limits`` and the listen addresses)."""
 
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
-
-    def coerce(self, value: Any, source: str) -> Any:
-        """Turn a value from ``source`` into this setting's type, or raise ConfigError."""
-        try:
-            result = _coerce(self.kind, value)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{self.name} = {value!r} (from {source}) is not allowed: expected "
-                f"{_describe(self.kind)}"
-            ) from None
-        if result == "" and self.kind is str and not self.app_option:
-            raise ConfigError(
-                f"{self.name} = '' (from {source}) is not allowed: expected a value; leave it "
-                "unset for the default"
-            )
-        if self.choices is not None and result not in self.choices:
-            allowed = ", ".join(str(choice) for choice in self.choices)
-            raise ConfigError(
-                f"{self.name} = {value!r} (from {source}) is not allowed: expected one of {allowed}"
-            )
-        if self.minimum is not None and result is not None and result < self.minimum:
-            raise ConfigError(
-                f"{self.name} = {value!r} (from {source}) is not allowed: "
-                f"expected at least {self.minimum:g}"
-            )
-        problem = self.check(result) if self.check is not None and result is not None else None
-        if problem is not None:
-            raise ConfigError(f"{self.name} = {value!r} (from {source}) is not allowed: {problem}")
-        return result
+    loop: str = setting(
+        "auto", "event loop: auto (uvloop if installed), uvloop, asyncio", choices=LOOP_KINDS
+    )
+    shutdown_timeout: float = setting(
+        10.0,
+        "seconds a graceful stop waits for connections to close (0: abort them at once)",
+        reload=True,
+        minimum=0,
+    )
+    log_level: str = setting("INFO", "log level", reload=True, choices=LEVELS)
+    log_format: str = setting("text", "log format", reload=True, choices=FORMATS)
+    log_file: str | None = setting(
+        None, "log to this file instead of stderr", reload=True, path="file"
+    )
+    pidfile: str | None = setting(None, "write the pid here, locked while running", path="file")
+    daemon: bool = setting(False, "detach and run in the background")
+    user: str | None = setting(None, "drop privileges to this user after binding")
+    group: str | None = setting(None, "drop privileges to this group after binding")
+    admin: str | None = setting(
+        None,
+        "admin endpoint: unix:/PATH, HOST:PORT or off (not set: a socket in"
+        " $RUNTIME_DIRECTORY, beside the pidfile, or a private folder)",
+        path="address",
+    )
+    admin_token: str | None = setting(
+        None,
+        "token the admin endpoint requires; needed to listen beyond loopback",
+        reload=True,
+        secret=True,
+    )
+    admin_token_file: str | None = setting(
+        None,
+        "read admin_token from this file (keeps it out of ps and the environment)",
+        reload=True,
+        path="file",
+    )
 
 
-def _coerce(kind: type, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(value)
-    if kind is int:
-        if isinstance(value, bool | float):
-            raise ValueError(value)
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        number = float(value)
-        if not math.isfinite(number):  # nan passes every comparison, inf never comes
-            raise ValueError(value)
-        return number
-    if kind is list:
-        if isinstance(value, str):
-            return [part for part in value.split(",") if part]
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return list(value)
-        raise ValueError(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return value
-    raise TypeError(kind)
-
-
-def _describe(kind: type) -> str:
-    return {
-        bool: "true or false",
-        int: "a whole number",
-        float: "a finite number",
-        list: "a list of strings",
-        str: "a string",
-    }[kind]
-
-
-def core_settings(limit_defaults: Mapping[str, Any] | None = None) -> list[Setting]:
-    """The settings every app has; ``limit_defaults`` are an app's own limit defaults."""
-    settings = [
-        Setting(
-            "loop",
-            str,
-            "auto",
-            "event loop: auto (uvloop if installed), uvloop, asyncio",
-            choices=LOOP_KINDS,
-        ),
-        Setting(
-            "shutdown_timeout",
-            float,
-            10.0,
-            "seconds a graceful stop waits for connections to close (0: abort them at once)",
-            True,
-            minimum=0,
-        ),
-        Setting("log_level", str, "INFO", "log level", True, LOG_LEVELS),
-        Setting("log_format", str, "text", "log format", True, LOG_FORMATS),
-        Setting("log_file", str, None, "log to this file instead of stderr", True, path="file"),
-        Setting("pidfile", str, None, "write the pid here, locked while running", path="file"),
-        Setting("daemon", bool, False, "detach and run in the background"),
-        Setting("user", str, None, "drop privileges to this user after binding"),
-        Setting("group", str, None, "drop privileges to this group after binding"),
-        Setting(
-            "admin",
-            str,
-            None,
-            "admin endpoint: unix:/PATH, HOST:PORT or off (default: a socket in"
-            " $RUNTIME_DIRECTORY, beside the pidfile, or a private folder)",
-            path="address",
-        ),
-        Setting(
-            "admin_token",
-            str,
-            None,
-            "token the admin endpoint requires; needed to listen beyond loopback",
-            True,
-            secret=True,
-        ),
-        Setting(
-            "admin_token_file",
-            str,
-            None,
-            "read admin_token from this file (keeps it out of ps and the environment)",
-            True,
-            path="file",
-        ),
-    ]
-    core, defaults = Limits(), Limits(**(limit_defaults or {}))
-    for field in fields(Limits):
-        kind = int if isinstance(getattr(core, field.name), int) else float
-        settings.append(
-            Setting(
-                field.name,
-                kind,
-                getattr(defaults, field.name),
-                field.metadata["help"]
-                + (f" (0: {ZERO_MEANS[field.name]})" if field.name in ZERO_MEANS else ""),
-                reloadable=field.name != "backlog",
-                minimum=1 if field.name == "max_input_buffer" else 0,
-            )
-        )
-    return settings
-
-
-def app_settings(app: App) -> list[Setting]:
-    """The listen addresses of the app's services and the app's own options."""
-    settings = []
+def core_settings(app: App) -> list[Setting]:
+    """The settings every app has: the core's, the limits (with the app's defaults) and the
+    listen addresses of the app's services."""
+    settings = settings_of(DaemonSettings) + settings_of(Limits, defaults=app.limit_defaults)
     for index, service in enumerate(app.services):
-        name = "listen" if index == 0 else f"{service.name}_listen"
         settings.append(
             Setting(
-                name,
+                "listen" if index == 0 else f"{service.name}_listen",
                 list,
                 list(service.listen),
                 f"{service.name} listen address(es): HOST:PORT, [V6]:PORT or unix:/PATH",
                 path="address",
             )
         )
-    for option in app.declared_options.values():
-        kind = type(option.default) if option.default is not None else str
-        settings.append(
-            Setting(
-                option.name,
-                kind,
-                option.default,
-                option.help,
-                option.reloadable,
-                option.choices,
-                option.minimum,
-                app_option=True,
-                secret=option.secret or option.name.endswith(SECRET_SUFFIXES),
-                check=option.check,
-            )
-        )
     return settings
-
-
-def _help_text(setting: Setting) -> str:
-    """A flag's help: the setting's own text and its default (argparse's defaults are None, so
-    a flag left out never overrides the file or the environment)."""
-    default = setting.default
-    if default is None:
-        shown = ""
-    elif isinstance(default, bool):
-        shown = "on" if default else "off"
-    elif isinstance(default, list):
-        shown = ", ".join(default) or "none"
-    elif isinstance(default, float):
-        shown = f"{default:g}"
-    else:
-        shown = str(default)
-    text = f"{setting.help} (default: {shown})" if shown else setting.help
-    return text.replace("%", "%%")
 
 
 class Schema:
@@ -278,40 +106,14 @@ class Schema:
     def __init__(self, app: App) -> None:
         self.app = app
         self.settings: dict[str, Setting] = {}
-        for setting in core_settings(app.limit_defaults) + app_settings(app):
-            if setting.name in self.settings:
-                raise ValueError(f"app option {setting.name!r} clashes with a core setting")
-            self.settings[setting.name] = setting
+        for item in core_settings(app) + app.declared_settings():
+            if item.name in self.settings:
+                raise ValueError(f"app setting {item.name!r} clashes with a core setting")
+            self.settings[item.name] = item
 
     def add_flags(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("settings (also in --config and RESIDENTD_* env)")
-        for setting in self.settings.values():
-            text = _help_text(setting)
-            if setting.kind is bool:
-                group.add_argument(
-                    setting.flag,
-                    dest=setting.name,
-                    default=None,
-                    action=argparse.BooleanOptionalAction,
-                    help=text,
-                )
-            elif setting.kind is list:
-                group.add_argument(
-                    setting.flag,
-                    dest=setting.name,
-                    default=None,
-                    action="append",
-                    metavar="ADDR",
-                    help=text,
-                )
-            else:
-                group.add_argument(
-                    setting.flag,
-                    dest=setting.name,
-                    default=None,
-                    metavar=setting.name.upper(),
-                    help=text,
-                )
+        add_flags(group, self.settings.values())
 
     def resolve(
         self,
@@ -325,35 +127,36 @@ class Schema:
         Relative paths are made absolute against ``base_dir`` (default: the current directory);
         a reload passes the running config's ``base_dir``.
         """
-        values = {name: setting.default for name, setting in self.settings.items()}
+        values = {name: item.default for name, item in self.settings.items()}
         sources = dict.fromkeys(values, "default")
         if config_file is not None:
             for key, value in load_toml(config_file).items():
-                setting = self._setting(key, f"{config_file}")
-                values[key] = setting.coerce(value, config_file)
-                sources[key] = config_file
+                item = self._by_key(key, config_file)
+                values[item.name] = item.coerce(value, config_file)
+                sources[item.name] = config_file
         environ = os.environ if environ is None else environ
-        for name, setting in self.settings.items():
-            if setting.env in environ:
-                values[name] = setting.coerce(environ[setting.env], setting.env)
-                sources[name] = setting.env
+        for name, item in self.settings.items():
+            if item.env in environ:
+                values[name] = item.coerce(environ[item.env], item.env)
+                sources[name] = item.env
         for name, value in (flags or {}).items():
             if value is not None and name in self.settings:
                 values[name] = self.settings[name].coerce(value, self.settings[name].flag)
                 sources[name] = self.settings[name].flag
         base_dir = base_dir or os.getcwd()
-        for name, setting in self.settings.items():
-            values[name] = _absolute(setting.path, values[name], base_dir)
+        for name, item in self.settings.items():
+            values[name] = _absolute(item.path, values[name], base_dir)
         config = Config(self, values, sources, config_file, base_dir)
         config.read_token_file()
         config.validate()
         return config
 
-    def _setting(self, key: str, source: str) -> Setting:
-        if key not in self.settings:
-            allowed = ", ".join(sorted(self.settings))
-            raise ConfigError(f"unknown key {key!r} in {source}; allowed keys: {allowed}")
-        return self.settings[key]
+    def _by_key(self, key: str, source: str) -> Setting:
+        for item in self.settings.values():
+            if item.key == key:
+                return item
+        allowed = ", ".join(sorted(item.key for item in self.settings.values()))
+        raise ConfigError(f"unknown key {key!r} in {source}; allowed keys: {allowed}")
 
 
 def _absolute(kind: str, value: Any, base_dir: str) -> Any:
@@ -443,18 +246,22 @@ class Config:
         if self.values["admin"] not in (None, "off"):
             check_admin_address(self.values["admin"], self.values["admin_token"])
 
+    @property
+    def daemon(self) -> DaemonSettings:
+        """The core's settings in force."""
+        return build(DaemonSettings, self.values)
+
     def limits(self) -> Limits:
-        kwargs = {field.name: self.values[field.name] for field in fields(Limits)}
         try:
-            return Limits(**kwargs)
+            return build(Limits, self.values)
         except ValueError as exc:
             raise ConfigError(f"limits are not consistent: {exc}") from None
 
     def app_options(self) -> dict[str, Any]:
         return {
             name: self.values[name]
-            for name, setting in self.schema.settings.items()
-            if setting.app_option
+            for name, item in self.schema.settings.items()
+            if item.app_option
         }
 
     def listen(self) -> dict[str, list[str]]:
@@ -467,25 +274,25 @@ class Config:
         """What differs in ``new``: (reloadable changes, changes that need a restart)."""
         live: dict[str, Any] = {}
         restart: dict[str, Any] = {}
-        for name, setting in self.schema.settings.items():
+        for name, item in self.schema.settings.items():
             if self.values[name] != new.values[name]:
-                (live if setting.reloadable else restart)[name] = new.values[name]
+                (live if item.reloadable else restart)[name] = new.values[name]
         return live, restart
 
     def with_live(self, new: Config) -> Config:
         """The config in force after a reload to ``new``: its reloadable values, and this
         one's for the settings that need a restart."""
         values, sources = dict(new.values), dict(new.sources)
-        for name, setting in self.schema.settings.items():
-            if not setting.reloadable:
+        for name, item in self.schema.settings.items():
+            if not item.reloadable:
                 values[name], sources[name] = self.values[name], self.sources[name]
         return Config(self.schema, values, sources, new.config_file, self.base_dir)
 
     def shown(self, name: str, value: Any) -> Any:
         """``value`` as it may be printed or logged: a set secret is ``<redacted>`` (a list of
         secrets too, unless it is empty)."""
-        setting = self.schema.settings.get(name)
-        if setting is not None and setting.secret and value is not None and value != []:
+        item = self.schema.settings.get(name)
+        if item is not None and item.secret and value is not None and value != []:
             return REDACTED
         return value
 

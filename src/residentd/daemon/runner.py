@@ -18,10 +18,10 @@ that comes during the last steps of a stop cannot cut them short:
 - SIGQUIT: graceful stop too; a repeated one is ignored (it never cuts a stop short).
 - SIGHUP: reload. The config file is read again and validated; if it is bad, the old config
   stays and the reason is logged. Otherwise what can change live is applied (limits, timeouts,
-  log level, format and file, reloadable app options), the log file is reopened (logrotate),
-  and what needs a restart is logged and kept for ``/config``. A log file that cannot be
-  reopened keeps the old one; whatever happens, the reload ends with ``READY=1``.
-  A SIGHUP during a stop is ignored.
+  log level, format and file, the settings declared ``reload=True``), the log file is reopened
+  (logrotate), and what needs a restart is logged as a warning and kept for ``/config``. A log
+  file that cannot be reopened keeps the old one; whatever happens, the reload ends with
+  ``READY=1``. A SIGHUP during a stop is ignored.
 - SIGUSR1: reopen the log file (logrotate), nothing else.
 - SIGUSR2: reserved for the live upgrade; logged as not available, and the daemon serves on.
 
@@ -49,7 +49,7 @@ from residentd.daemon.admin import (
     default_admin_path,
     prepare_admin_socket,
 )
-from residentd.daemon.config import LOG_LEVELS, Config, Schema
+from residentd.daemon.config import Config, Schema
 from residentd.daemon.daemonize import ReadyChannel, daemonize
 from residentd.daemon.logrecord import use_lean_records
 from residentd.daemon.logs import LogRuntime, LogSettings, setup_logging
@@ -88,7 +88,8 @@ def block_signals(block: bool = True) -> None:
 
 
 def log_settings(config: Config) -> LogSettings:
-    return LogSettings(config["log_level"], config["log_format"], config["log_file"])
+    settings = config.daemon
+    return LogSettings(settings.log_level, settings.log_format, settings.log_file)
 
 
 def run_daemon(
@@ -100,14 +101,15 @@ def run_daemon(
 ) -> int:
     """Run ``app`` with ``config`` until it is stopped; returns the exit status."""
     channel: ReadyChannel | None = None
-    if config["daemon"]:
-        channel = daemonize(stdio_to=config["log_file"])
+    settings = config.daemon
+    if settings.daemon:
+        channel = daemonize(stdio_to=settings.log_file)
     # Until the loop's handlers are in place (Daemon.main); the log writer thread started
     # below keeps them blocked for good, so they always reach the main thread.
     block_signals()
     use_lean_records()
     logs = setup_logging(log_settings(config), stdio_follows=channel is not None)
-    pidfile = PidFile(config["pidfile"]) if config["pidfile"] else None
+    pidfile = PidFile(settings.pidfile) if settings.pidfile else None
     try:
         if pidfile is not None:
             pidfile.acquire()
@@ -116,7 +118,7 @@ def run_daemon(
         logs.close()
         return _report_failure(str(exc), config, channel)
     process.raise_nofile_limit()
-    loop = new_event_loop(config["loop"])
+    loop = new_event_loop(settings.loop)
     asyncio.set_event_loop(loop)
     daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
     try:
@@ -173,7 +175,7 @@ def _report_failure(
     """Tell whoever started us why the start failed, once everything is cleaned up."""
     if channel is not None:
         channel.failed(reason)
-    elif config["log_file"]:
+    elif config.daemon.log_file:
         print(f"residentd: {reason}", file=sys.stderr)
     return status
 
@@ -225,11 +227,11 @@ class Daemon:
             await self.server.start(self.config.listen())
             await self._start_admin()
             self._give_files_away()
-            process.drop_privileges(self.config["user"], self.config["group"])
+            process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
         except (OSError, ConfigError, process.PrivilegeError) as exc:
             reason = f"cannot start {self.app.name}: {exc}"
             log.error("%s", reason)
-            await self.server.stop(self.config["shutdown_timeout"])
+            await self.server.stop(self.config.daemon.shutdown_timeout)
             if self.admin is not None:
                 await self.admin.stop(1.0)
             self._close_state()
@@ -255,8 +257,8 @@ class Daemon:
             self.channel.ready()
         await self._stop.wait()
         self.notifier.stopping()
-        log.info("stopping: graceful, timeout %ss", self.config["shutdown_timeout"])
-        await self.server.stop(self.config["shutdown_timeout"])
+        log.info("stopping: graceful, timeout %ss", self.config.daemon.shutdown_timeout)
+        await self.server.stop(self.config.daemon.shutdown_timeout)
         self._close_state()
         if self.admin is not None:
             await self.admin.stop(1.0)
@@ -295,13 +297,17 @@ class Daemon:
             self.app.persistence.close()
 
     async def _start_admin(self) -> None:
-        address = self.config["admin"] or default_admin_path(self.app.name, self.config["pidfile"])
+        address = self.config.daemon.admin or default_admin_path(
+            self.app.name, self.config.daemon.pidfile
+        )
         if address == "off":
             return
-        check_admin_address(address, self.config["admin_token"])
+        check_admin_address(address, self.config.daemon.admin_token)
         prepare_admin_socket(address)
         admin_app = build_admin_app(
-            self, lambda: self.config["admin_token"], browser_guard=not address.startswith("unix:")
+            self,
+            lambda: self.config.daemon.admin_token,
+            browser_guard=not address.startswith("unix:"),
         )
         self.admin = Server(admin_app, None, self.loop)
         old_umask = os.umask(0o177)  # no moment when others may connect
@@ -319,9 +325,9 @@ class Daemon:
         become the run-as user's, so it can reopen its log and remove what it leaves."""
         admin = self.admin.addresses() if self.admin is not None else []
         process.give_files_to(
-            self.config["user"],
-            self.config["group"],
-            [self.config["log_file"], self.config["pidfile"]]
+            self.config.daemon.user,
+            self.config.daemon.group,
+            [self.config.daemon.log_file, self.config.daemon.pidfile]
             + [address.path for address in admin if address.kind == "unix"],
         )
 
@@ -431,10 +437,11 @@ class Daemon:
         _, self.pending_restart = old.changes(new)
         self.config = config
         self.server.limits = config.limits()
+        limits = self.server.limits
         for conn in list(self.server.connections.values()):
             if conn.transport is not None:
                 conn.transport.set_write_buffer_limits(
-                    config["write_high_water"], config["write_low_water"]
+                    limits.write_high_water, limits.write_low_water
                 )
         options = {
             name: value for name, value in live.items() if self.schema.settings[name].app_option
@@ -451,7 +458,9 @@ class Daemon:
                     errors.append(f"reload hook {getattr(hook, '__name__', hook)} failed: {exc}")
         applied = config.redacted(live)
         pending = config.redacted(self.pending_restart)
-        log.info(
+        # What waits for a restart is a warning: an operator at log level WARNING sees it too.
+        log.log(
+            logging.WARNING if pending else logging.INFO,
             "reloaded: applied %s; needs a restart: %s",
             ", ".join(f"{key}={value}" for key, value in applied.items()) or "nothing",
             ", ".join(f"{key}={value}" for key, value in pending.items()) or "nothing",
@@ -480,13 +489,13 @@ class Daemon:
         try:
             self.logs.apply(settings)
         except OSError as exc:
-            kept = old["log_file"] or "stderr"
+            kept = old.daemon.log_file or "stderr"
             error = (
-                f"cannot open log file {config['log_file']}: {exc.strerror or exc}; "
+                f"cannot open log file {config.daemon.log_file}: {exc.strerror or exc}; "
                 f"still writing to {kept}"
             )
             log.error("%s", error)
-            config.values["log_file"] = old["log_file"]
+            config.values["log_file"] = old.daemon.log_file
             config.sources["log_file"] = old.sources["log_file"]
             self.logs.apply(log_settings(config))
             return [error]
@@ -507,7 +516,7 @@ class Daemon:
         data["log_records_suppressed"] = self.logs.rate_limit.suppressed_total
         data["version"] = __version__
         data["speedups"] = sorted(speedups.loaded)
-        data["log_level"] = self.config["log_level"]
+        data["log_level"] = self.config.daemon.log_level
         data["listening"] = [str(address) for address in self.server.addresses()]
         if self.app.persistence is not None and self.app.persistence.enabled:
             data["persistence"] = self.app.persistence.info()
@@ -522,11 +531,8 @@ class Daemon:
         }
 
     def set_log_level(self, level: str) -> None:
-        level = level.upper()
-        if level not in LOG_LEVELS:
-            raise ConfigError(
-                f"log_level = {level!r} is not allowed: expected one of {', '.join(LOG_LEVELS)}"
-            )
+        """Change the log level at run time (``POST /loglevel``); ConfigError if it is not one."""
+        level = self.schema.settings["log_level"].coerce(level.upper(), "/loglevel")
         self.config.values["log_level"] = level
         self.logs.set_level(level)
         log.info("log level set to %s", level)

@@ -22,7 +22,8 @@ __all__ = ["check_start"]
 def check_start(config: Config, app_name: str) -> list[str]:
     """Raise ConfigError for a log file or admin path the daemon could not use; return the
     warnings to show."""
-    log_file = config["log_file"]
+    settings = config.daemon
+    log_file = settings.log_file
     if log_file:
         try:
             with open(log_file, "a", encoding="utf-8"):
@@ -32,21 +33,21 @@ def check_start(config: Config, app_name: str) -> list[str]:
                 f"log_file = {log_file!r} (from {config.sources['log_file']}) cannot be opened "
                 f"for writing: {exc.strerror or exc}"
             ) from None
-    pidfile = config["pidfile"]
+    pidfile = settings.pidfile
     if pidfile and not os.path.isdir(os.path.dirname(os.path.abspath(pidfile))):
         raise ConfigError(
             f"pidfile = {pidfile!r} (from {config.sources['pidfile']}) cannot be made: folder "
             f"{os.path.dirname(os.path.abspath(pidfile))} does not exist"
         )
-    admin = config["admin"] or default_admin_path(app_name, config["pidfile"])
+    admin = settings.admin or default_admin_path(app_name, pidfile)
     if admin != "off":
         try:
             prepare_admin_socket(admin)
         except ConfigError as exc:
-            source = config.sources["admin"] if config["admin"] else "the default"
+            source = config.sources["admin"] if settings.admin else "the default"
             raise ConfigError(f"admin = {admin!r} (from {source}): {exc}") from None
     warnings = []
-    if config["daemon"] and not log_file:
+    if settings.daemon and not log_file:
         warnings.append(
             "--daemon without --log-file: the daemon's logs go nowhere (stdout and stderr "
             "become /dev/null); give --log-file to keep them"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -35,7 +36,7 @@ from residentd.state.fsync import fsync_dir
 from residentd.state.health import DiskHealth
 from residentd.state.journal import Journal
 from residentd.state.manifest import Layout, Manifest, Part, read_manifest, write_manifest
-from residentd.state.settings import StateSettings, declare
+from residentd.state.settings import StateSettings
 from residentd.state.snapshot import ChildJob, write_snapshot
 
 if TYPE_CHECKING:
@@ -99,7 +100,13 @@ class Persistence:
         """Make ``app``'s state durable: declare the options, hook into the runner."""
         layout = layout or Layout(basename=app.name)
         persistence = cls(machine, layout, snapshot_name or f"{app.name}.snap", names)
-        declare(app, persistence.names, defaults or {})
+        # A name the app already declared is its own (kv's appendonly is a yes/no word).
+        skip = tuple(
+            item.name
+            for item in dataclasses.fields(StateSettings)
+            if persistence.names.get(item.name, item.name) in app.options
+        )
+        app.declare(StateSettings, names=persistence.names, skip=skip, **(defaults or {}))
         app.persistence = persistence
         return persistence
 
@@ -352,7 +359,7 @@ class Persistence:
             self.last_bgsave_status = "err"
             self.snapshot_failed_at = time.monotonic()
             text = f"snapshot failed: {error}"
-            if self.settings is not None and self.settings.save:
+            if self.settings is not None and self.settings.save_points:
                 self.health.fail("snapshot", text, error)  # stop-writes-on-bgsave-error
             else:
                 log.error("%s", text)
@@ -451,27 +458,28 @@ class Persistence:
         if settings is None or self._child is not None:
             return
         now = time.monotonic()
-        if settings.save and self.changes:
+        if settings.save_points and self.changes:
             since = time.time() - self.last_save_time
             retry_ok = (
                 self.last_bgsave_status == "ok"
                 or now - self.snapshot_failed_at >= SNAPSHOT_RETRY_DELAY
             )
             if retry_ok and any(
-                since >= seconds and self.changes >= count for seconds, count in settings.save
+                since >= seconds and self.changes >= count
+                for seconds, count in settings.save_points
             ):
                 self.snapshot_now()
                 return
         if (
             self.journal is not None
-            and settings.rewrite_percentage
+            and settings.auto_aof_rewrite_percentage
             and now - self._rewrite_failed_at >= SNAPSHOT_RETRY_DELAY
         ):
             size = self.journal_size()
             base = self._rewrite_base_size or 1
             if (
-                size >= settings.rewrite_min_size
-                and (size - base) * 100 / base >= settings.rewrite_percentage
+                size >= settings.auto_aof_rewrite_min_size
+                and (size - base) * 100 / base >= settings.auto_aof_rewrite_percentage
             ):
                 self.rewrite_now()
 
@@ -485,20 +493,8 @@ class Persistence:
         old = self.settings
         self.options = options
         new = StateSettings.of(options, self.names)
-        if new.dir != old.dir:
-            new = StateSettings(
-                old.dir,
-                *[
-                    getattr(new, f)
-                    for f in (
-                        "appendonly",
-                        "appendfsync",
-                        "save",
-                        "rewrite_percentage",
-                        "rewrite_min_size",
-                    )
-                ],
-            )
+        if new.dir != old.dir:  # the folder needs a restart
+            new = dataclasses.replace(new, dir=old.dir)
         self.settings = new
         if not self.enabled:
             return

@@ -1,9 +1,10 @@
-"""The settings of durable state, declared as app options (the one settings mechanism).
+"""The settings of durable state: one frozen ``StateSettings``, under Redis's names.
 
-``declare`` adds them to an app, under Redis's names unless the app renames them (chat calls
-its folder ``state_dir``); ``StateSettings.of`` reads their current values back. A ``save``
-schedule is Redis's: pairs of "seconds changes", a snapshot being due once at least ``changes``
-writes were made and ``seconds`` went by since the last one ("900 1 300 10"; "" for none).
+``Persistence.attach`` declares it on an app (``App.declare``), renamed as the app wants (chat
+calls its folder ``state_dir``) and with the app's defaults; ``StateSettings.of`` reads the
+values in force. A ``save`` schedule is Redis's: pairs of "seconds changes", a snapshot being
+due once at least ``changes`` writes were made and ``seconds`` went by since the last one
+("900 1 300 10"; "" for none).
 """
 
 from __future__ import annotations
@@ -12,25 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from residentd.app import App
+from residentd.settings import build, setting
 from residentd.state.journal import POLICIES
 
 MIB = 1 << 20
-
-# (key, default, help, reloadable)
-OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
-    ("dir", ".", "folder of the journal and snapshot files", False),
-    ("appendonly", False, "keep a journal of every write (replayed at start-up)", True),
-    ("appendfsync", "everysec", "when the journal is fsynced: always, everysec or no", True),
-    ("save", "", 'snapshot schedule, pairs of "seconds changes" (e.g. "900 1 300 10")', True),
-    (
-        "auto_aof_rewrite_percentage",
-        100,
-        "compact the journal when it grew by this percent since the last compaction (0: never)",
-        True,
-    ),
-    ("auto_aof_rewrite_min_size", 64 * MIB, "do not compact a journal smaller than this", True),
-)
 
 
 def truthy(value: Any) -> bool:
@@ -51,43 +37,50 @@ def parse_save(text: str) -> list[tuple[int, int]]:
     return points
 
 
+def _save_schedule(text: str) -> str | None:
+    """Why ``text`` is not a ``save`` schedule, or None."""
+    try:
+        parse_save(text)
+    except ValueError as exc:
+        return str(exc).partition(": ")[2]
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class StateSettings:
-    dir: str | None
-    appendonly: bool
-    appendfsync: str
-    save: list[tuple[int, int]]
-    rewrite_percentage: int
-    rewrite_min_size: int
+    dir: str | None = setting(
+        ".", "folder of the journal and snapshot files (not set: the state is in memory only)"
+    )
+    appendonly: bool = setting(
+        False, "keep a journal of every write (replayed at start-up)", reload=True
+    )
+    appendfsync: str = setting(
+        "everysec",
+        "when the journal is fsynced: always, everysec or no",
+        reload=True,
+        choices=POLICIES,
+    )
+    save: str = setting(
+        "",
+        'snapshot schedule, pairs of "seconds changes" (e.g. "900 1 300 10")',
+        reload=True,
+        check=_save_schedule,
+    )
+    auto_aof_rewrite_percentage: int = setting(
+        100,
+        "compact the journal when it grew by this percent since the last compaction (0: never)",
+        reload=True,
+        minimum=0,
+    )
+    auto_aof_rewrite_min_size: int = setting(
+        64 * MIB, "do not compact a journal smaller than this", reload=True, minimum=0
+    )
+
+    @property
+    def save_points(self) -> list[tuple[int, int]]:
+        return parse_save(self.save or "")
 
     @classmethod
     def of(cls, options: Mapping[str, Any], names: Mapping[str, str]) -> StateSettings:
-        def get(key: str) -> Any:
-            return options[names.get(key, key)]
-
-        return cls(
-            get("dir"),
-            truthy(get("appendonly")),
-            get("appendfsync"),
-            parse_save(get("save") or ""),
-            int(get("auto_aof_rewrite_percentage")),
-            int(get("auto_aof_rewrite_min_size")),
-        )
-
-
-def declare(app: App, names: Mapping[str, str], defaults: Mapping[str, Any]) -> None:
-    """Declare the state options on ``app`` (``names`` renames, ``defaults`` overrides)."""
-    unknown = set(defaults) - {key for key, *_ in OPTIONS}
-    if unknown:
-        raise ValueError(f"not state settings: {', '.join(sorted(unknown))}")
-    for key, default, text, reloadable in OPTIONS:
-        name = names.get(key, key)
-        if name in app.declared_options:
-            continue  # the app declared it itself (its own help text)
-        value = defaults.get(key, default)
-        if key == "appendfsync":
-            app.option(name, value, text, reloadable=True, choices=POLICIES)
-        elif key in ("auto_aof_rewrite_percentage", "auto_aof_rewrite_min_size"):
-            app.option(name, value, text, reloadable=True, minimum=0)
-        else:
-            app.option(name, value, text, reloadable=reloadable)
+        """The settings in ``options`` (an app's, by the names it gives them)."""
+        return build(cls, options, names)

@@ -25,7 +25,7 @@ from residentd.apps.chat import api
 from residentd.apps.chat.durable import ChatState, Journal, after_load
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler
-from residentd.apps.chat.settings import ChatSettings, declare_options
+from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.tcp import ChatLineCodec, TcpSession
 from residentd.apps.chat.ws import WebSocketSession, web_codec
 from residentd.codecs.web import WebCodec
@@ -52,7 +52,7 @@ class ChatApp(App):
         self.api_keys: tuple[bytes, ...] = ()  # the backend API's keys; none: the API is off
 
     def settings(self) -> ChatSettings:
-        return ChatSettings.from_options(self.options)
+        return self.current(ChatSettings)
 
     @property
     def hub(self) -> Hub:
@@ -73,13 +73,7 @@ class ChatApp(App):
 
 def build_app() -> ChatApp:
     app = ChatApp()
-    declare_options(app)
-    app.option(
-        "state_dir",
-        None,
-        "folder of the journal and snapshot that keep users, rooms, history and state across "
-        "restarts (none: memory only)",
-    )
+    app.declare(ChatSettings)
     Persistence.attach(
         app,
         ChatState(app),
@@ -89,7 +83,7 @@ def build_app() -> ChatApp:
     )
 
     def line_codec() -> ChatLineCodec:
-        return ChatLineCodec(app.options["max_message"])
+        return ChatLineCodec(app.settings().max_message)
 
     def http_codec() -> WebCodec:
         return web_codec(app.settings())

@@ -1,7 +1,8 @@
-"""The chat daemon's options: declared once here, read as one frozen ``ChatSettings``.
+"""The chat daemon's settings: declared once here, read as one frozen ``ChatSettings``.
 
-Each field of ``ChatSettings`` becomes an app option (``--max-text``, ``max_text = ...`` in the
-TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default, help text and checks (a ``rooms``
+Each field of ``ChatSettings`` is a setting of the app (residentd.settings: ``--max-text``,
+``max_text = ...`` in the TOML file, ``RESIDENTD_MAX_TEXT``) with the field's default, help
+text and checks (a ``rooms``
 entry must be a room name, an ``origins`` entry an origin as browsers send it: a bad one stops
 the start, exit 2, instead of making a room nobody can join or an origin nobody matches).
 
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
-from residentd.app import App
 from residentd.apps.chat.names import ROOM_RULE, is_name
+from residentd.settings import setting
 
 
 def _option(
@@ -30,16 +31,8 @@ def _option(
     check: Callable[[Any], str | None] | None = None,
     secret: bool = False,
 ) -> Any:
-    metadata = {
-        "help": help,
-        "minimum": minimum,
-        "reloadable": reloadable,
-        "check": check,
-        "secret": secret,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
+    """A chat setting: reloadable and at least 0 unless said otherwise."""
+    return setting(default, help, reload=reloadable, minimum=minimum, check=check, secret=secret)
 
 
 def _room_names(rooms: list[str]) -> str | None:
@@ -117,24 +110,3 @@ class ChatSettings:
         None, "a file of more API keys, one a line (# comments), read at start and reload", None
     )
     api_max_body: int = _option(65_536, "largest request body the HTTP port reads, in bytes", 64)
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> ChatSettings:
-        names = {item.name for item in fields(cls)}
-        return cls(**{name: value for name, value in options.items() if name in names})
-
-
-def declare_options(app: App) -> None:
-    """Declare every ``ChatSettings`` field as an option of ``app``."""
-    for item in fields(ChatSettings):
-        factory = item.default_factory
-        default = factory() if callable(factory) else item.default
-        app.option(
-            item.name,
-            default,
-            item.metadata["help"],
-            reloadable=item.metadata["reloadable"],
-            minimum=item.metadata["minimum"],
-            check=item.metadata["check"],
-            secret=item.metadata["secret"],
-        )

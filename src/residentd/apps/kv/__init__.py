@@ -16,13 +16,13 @@ How it is put together:
   are pub/sub delivery, SCAN cursors and glob patterns; info.py writes INFO;
 - persistence/ makes it durable in Redis's own formats (RDB snapshots, an AOF journal in
   Redis 7.0's multi-part layout) on top of residentd.state;
-- this module declares the options and the service and runs the periodic job: the active
-  expiry cycle, ten times a second like Redis's ``hz 10``.
+- settings.py holds kv's settings; this module declares them and the service and runs the
+  periodic job: the active expiry cycle, ten times a second like Redis's ``hz 10``.
 
 Redis's limits map onto residentd's: ``maxclients`` is ``max_connections`` (refused with
 ``-ERR max number of clients reached``), ``client-query-buffer-limit`` is
 ``max_input_buffer``, the normal clients' output limit is ``max_output_buffer``;
-``proto-max-bulk-len`` and the pub/sub output limits are options of this app.
+``proto-max-bulk-len`` and the pub/sub output limits are settings of this app (settings.py).
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from __future__ import annotations
 from residentd.app import App
 from residentd.apps.kv.persistence.wiring import attach as attach_persistence
 from residentd.apps.kv.session import KvSession
+from residentd.apps.kv.settings import KvSettings
 from residentd.apps.kv.state import KvState
-from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, RespCodec
+from residentd.codecs.resp import RespCodec
+from residentd.limits import Limits
 from residentd.net.connection import Connection
 
-MiB = 1024 * 1024
 HZ = 10
 
 
@@ -52,41 +53,13 @@ def create_app() -> KvApp:
     # Redis never times out a client (timeout 0), waits for no first command and has no
     # per-address cap; pools and idle redis-cli sessions rely on that. The buffer caps stay
     # the core's, lower than Redis's (docs/protocol.md).
-    app.default_limits(idle_timeout=0, handshake_timeout=0, max_connections_per_ip=0)
-    app.option(
-        "proto_max_bulk_len",
-        DEFAULT_MAX_BULK_LEN,
-        "longest bulk string a request may carry, in bytes (Redis's proto-max-bulk-len)",
-        reloadable=True,
-        minimum=1,
-    )
-    app.option(
-        "pubsub_output_hard_limit",
-        32 * MiB,
-        "pub/sub client output, in bytes, past which it is dropped at once (0: no limit)",
-        reloadable=True,
-        minimum=0,
-    )
-    app.option(
-        "pubsub_output_soft_limit",
-        8 * MiB,
-        "pub/sub client output, in bytes, it may stay above only for "
-        "pubsub_output_soft_seconds (0: no limit)",
-        reloadable=True,
-        minimum=0,
-    )
-    app.option(
-        "pubsub_output_soft_seconds",
-        60,
-        "seconds a pub/sub client may stay above pubsub_output_soft_limit",
-        reloadable=True,
-        minimum=0,
-    )
+    app.declare(Limits, idle_timeout=0, handshake_timeout=0, max_connections_per_ip=0)
+    app.declare(KvSettings)
     state = app.state
     attach_persistence(app, state)
 
     def codec() -> RespCodec:
-        return RespCodec(max_bulk_len=app.options["proto_max_bulk_len"])
+        return RespCodec(max_bulk_len=app.current(KvSettings).proto_max_bulk_len)
 
     class AppSession(KvSession):
         """A client of this app: a class, so that the core finds its batch ``on_messages``

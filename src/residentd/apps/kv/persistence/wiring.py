@@ -1,11 +1,11 @@
 """kv's persistence settings and their Redis spelling, on top of residentd.state.
 
-``attach`` declares kv's options under Redis's names (``appendonly yes|no``, ``appendfsync``,
-``dir``, ``appendfilename``, ``dbfilename``, ``save``, ``auto-aof-rewrite-*`` as
-``auto_aof_rewrite_*``) and gives the framework kv's state machine with Redis 7.0's file
-layout: ``dir/appendonlydir/`` holding ``<appendfilename>.manifest``, the base
-``<appendfilename>.<n>.base.rdb`` and the increments ``<appendfilename>.<n>.incr.aof``, and
-the RDB snapshot ``dir/<dbfilename>``.
+``attach`` declares kv's settings (settings.py) and residentd.state's under Redis's names
+(``appendonly yes|no``, ``appendfsync``, ``dir``, ``appendfilename``, ``dbfilename``, ``save``,
+``auto-aof-rewrite-*`` as ``auto_aof_rewrite_*``) and gives the framework kv's state machine
+with Redis 7.0's file layout: ``dir/appendonlydir/`` holding ``<appendfilename>.manifest``, the
+base ``<appendfilename>.<n>.base.rdb`` and the increments ``<appendfilename>.<n>.incr.aof``,
+and the RDB snapshot ``dir/<dbfilename>``.
 
 Redis's ``appendonly`` takes ``yes`` or ``no`` where residentd's boolean settings are flags,
 so kv declares it as a word and hands the framework its truth value.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv.persistence.aof import delete
 from residentd.apps.kv.persistence.machine import KvMachine
+from residentd.apps.kv.settings import DEFAULT_APPENDFILENAME, DEFAULT_DBFILENAME, KvFileSettings
 from residentd.state import Layout, Persistence
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
 
     from residentd.app import App
     from residentd.apps.kv.state import KvState
-
-DEFAULT_APPENDFILENAME = "appendonly.aof"
-DEFAULT_DBFILENAME = "dump.rdb"
 
 
 class _RedisOptions(Mapping[str, Any]):
@@ -76,19 +74,7 @@ class KvPersistence(Persistence):
 
 
 def attach(app: App, state: KvState) -> KvPersistence:
-    app.option(
-        "appendonly",
-        "no",
-        "keep an append-only file of every write, replayed at start-up (Redis's appendonly)",
-        reloadable=True,
-        choices=("yes", "no"),
-    )
-    app.option(
-        "appendfilename",
-        DEFAULT_APPENDFILENAME,
-        "base name of the append-only files in dir/appendonlydir",
-    )
-    app.option("dbfilename", DEFAULT_DBFILENAME, "file name of the RDB snapshot in dir")
+    app.declare(KvFileSettings)
     persistence = KvPersistence.attach(
         app,
         KvMachine(state),

@@ -1,0 +1,62 @@
+"""kv's settings, under Redis's names (``proto-max-bulk-len`` is ``proto_max_bulk_len``).
+
+``KvSettings`` are the protocol's and the pub/sub output limits; ``KvFileSettings`` are the
+persistence settings kv adds to residentd.state's (whose ``dir``, ``appendfsync``, ``save`` and
+``auto_aof_rewrite_*`` kv takes as they are): Redis's ``appendonly`` is a ``yes``/``no`` word
+where residentd's on/off settings are flags, so kv declares it itself. CONFIG GET and CONFIG SET
+read and change the values in force by these names (commands/server.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN
+from residentd.settings import setting
+
+MiB = 1024 * 1024
+DEFAULT_APPENDFILENAME = "appendonly.aof"
+DEFAULT_DBFILENAME = "dump.rdb"
+
+
+@dataclass(frozen=True, slots=True)
+class KvSettings:
+    proto_max_bulk_len: int = setting(
+        DEFAULT_MAX_BULK_LEN,
+        "longest bulk string a request may carry, in bytes (Redis's proto-max-bulk-len)",
+        reload=True,
+        minimum=1,
+    )
+    pubsub_output_hard_limit: int = setting(
+        32 * MiB,
+        "pub/sub client output, in bytes, past which it is dropped at once (0: no limit)",
+        reload=True,
+        minimum=0,
+    )
+    pubsub_output_soft_limit: int = setting(
+        8 * MiB,
+        "pub/sub client output, in bytes, it may stay above only for "
+        "pubsub_output_soft_seconds (0: no limit)",
+        reload=True,
+        minimum=0,
+    )
+    pubsub_output_soft_seconds: int = setting(
+        60,
+        "seconds a pub/sub client may stay above pubsub_output_soft_limit",
+        reload=True,
+        minimum=0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KvFileSettings:
+    appendonly: str = setting(
+        "no",
+        "keep an append-only file of every write, replayed at start-up (Redis's appendonly)",
+        reload=True,
+        choices=("yes", "no"),
+    )
+    appendfilename: str = setting(
+        DEFAULT_APPENDFILENAME, "base name of the append-only files in dir/appendonlydir"
+    )
+    dbfilename: str = setting(DEFAULT_DBFILENAME, "file name of the RDB snapshot in dir")
