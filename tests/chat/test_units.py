@@ -17,9 +17,9 @@ from websockets.frames import Frame, Opcode
 from core.helpers import Err, cuts, feed_events, feed_garbage, split_at
 from residentd.apps.chat import handlers
 from residentd.apps.chat import protocol as p
+from residentd.apps.chat.errors import ChatError
 from residentd.apps.chat.history import RoomHistory
 from residentd.apps.chat.hub import Hub
-from residentd.apps.chat.errors import ChatError
 from residentd.apps.chat.ratelimit import TokenBucket
 from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.state import UserState

@@ -501,13 +501,6 @@ def load_keys(settings: ChatSettings) -> tuple[bytes, ...]:
 # -- endpoints -----------------------------------------------------------------------------------
 
 
-@route("/openapi.json", "GET")
-def _openapi(call: Call) -> bytes:
-    from residentd.apps.chat.openapi import document
-
-    return document()
-
-
 @route("/online", "GET")
 def _online(call: Call) -> Online:
     online = call.hub.presence.online

@@ -10,7 +10,8 @@ same order.
 
 Fan-out encodes a message once: the JSON of a push is framed once per wire (wire.py: a line for
 TCP, a text frame for WebSocket) and the same bytes object is queued on every session in the
-room's ``sinks`` with ``Session.send_bytes``, which costs a list append; the connection writes
+room's ``sinks`` with the session's ``push`` (its connection's ``send_bytes``), which costs a
+list append; the connection writes
 what it has queued once per loop iteration.
 
 Guests live in their own namespace (``~name``, see names.py) and only as long as their one
@@ -186,7 +187,7 @@ class Hub:
                 if self._pushes(room):
                     push = p.Presence(room=room.name, user=user.name, online=True)
                     self.fanout(room.sinks, p.encode(push))
-            room.sinks[session.wire][session] = None
+            room.sinks[session.wire][session] = session.push
 
     # -- fan-out -------------------------------------------------------------------------------
 
@@ -196,8 +197,8 @@ class Hub:
         for wire, sessions in sinks.items():
             if sessions:
                 data = wire.frame(payload)
-                for session in sessions:
-                    session.send_bytes(data)
+                for push in sessions.values():
+                    push(data)
                 count += len(sessions)
         self.stats.deliveries += count
 
@@ -209,7 +210,7 @@ class Hub:
             data = framed.get(wire)
             if data is None:
                 data = framed[wire] = wire.frame(payload)
-            session.send_bytes(data)
+            session.push(data)
         self.stats.deliveries += len(user.sessions)
 
     def _pushes(self, room: Room) -> bool:

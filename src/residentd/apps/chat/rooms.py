@@ -8,15 +8,17 @@ kept by ``User``, not by name, so they are for the user invited and no other who
 in under the same name; each user keeps the rooms it is invited to, so forgetting a user
 drops its invitations.
 
-For fan-out a room keeps its ``sinks``: the signed-in sessions of its online members, in one
-set (a dict used as an ordered set) per wire (wire.py), so that a message is framed once per
-wire and then queued on each session with no lookups: ``sinks[LINES]`` takes JSON lines,
-``sinks[TEXT_FRAMES]`` WebSocket text frames. The hub keeps them in step with connections
-signing in and closing and with users joining and leaving.
+For fan-out a room keeps its ``sinks``: the signed-in sessions of its online members, one dict
+per wire (wire.py), so that a message is framed once per wire and then queued on each session
+with no lookups: the dict maps a session to its ``push`` (its connection's ``send_bytes``),
+and fan-out calls the values. ``sinks[LINES]`` takes JSON lines, ``sinks[TEXT_FRAMES]``
+WebSocket text frames. The hub keeps them in step with connections signing in and closing and
+with users joining and leaving.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from residentd.apps.chat.history import RoomHistory
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from residentd.apps.chat.presence import User
     from residentd.apps.chat.session import ChatSession
 
-Sinks = dict[Wire, dict["ChatSession", None]]
+Sinks = dict[Wire, dict["ChatSession", Callable[[bytes], None]]]
 
 
 class Room:
@@ -69,7 +71,7 @@ class Room:
         if user.sessions:
             self.online += 1
             for session in user.sessions:
-                self.sinks[session.wire][session] = None
+                self.sinks[session.wire][session] = session.push
 
     def remove_member(self, user: User) -> None:
         del self.members[user]

@@ -7,12 +7,15 @@ the reply, and turns a ``ChatError`` into an ``error`` reply; errors that end th
 their connection takes pushes in (``wire``, wire.py) and, for WebSocket, deal with the HTTP
 request first.
 
-A session is three slots on top of ``Session``'s one: the hub, the signed-in user and when it
-was last pinged; the transport's codec does the framing.
+A session is four slots on top of ``Session``'s one: the hub, the signed-in user, when it was
+last pinged, and ``push``: its connection's ``send_bytes``, bound once, which is what fan-out
+calls for each delivery (the one call per member on the hot path, without the frame of
+``Session.send_bytes``). The transport's codec does the framing of replies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from residentd.app import Session
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class ChatSession(Session["ChatApp"]):
-    __slots__ = ("hub", "pinged", "user")
+    __slots__ = ("hub", "pinged", "push", "user")
 
     wire: ClassVar[Wire] = LINES
 
@@ -38,6 +41,7 @@ class ChatSession(Session["ChatApp"]):
         self.hub: Hub = self.app.hub
         self.user: User | None = None
         self.pinged = 0.0
+        self.push: Callable[[bytes], None] = conn.send_bytes  # this session's send_bytes
 
     @property
     def defer_writes(self) -> bool:  # type: ignore[override]
