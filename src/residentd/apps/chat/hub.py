@@ -11,8 +11,7 @@ same order.
 Fan-out encodes a message once: the JSON of a push is framed once per wire (wire.py: a line for
 TCP, a text frame for WebSocket) and the same bytes object is queued on every session in the
 room's ``sinks`` with the session's ``push`` (its connection's ``send_bytes``), which costs a
-list append; the connection writes
-what it has queued once per loop iteration.
+list append; the connection writes what it has queued once per loop iteration.
 
 Guests live in their own namespace (``~name``, see names.py) and only as long as their one
 connection: when it closes the hub forgets the guest, leaving its rooms and dropping its
