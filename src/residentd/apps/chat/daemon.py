@@ -21,7 +21,10 @@ import asyncio
 from typing import Any
 
 from residentd.app import App
-from residentd.apps.chat import api, openapi
+from residentd.apps.chat import (
+    api,
+    openapi,  # noqa: F401 (registers the API's /openapi.json)
+)
 from residentd.apps.chat.durable import ChatState, Journal, after_load
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler
@@ -129,8 +132,5 @@ def build_app() -> ChatApp:
 
     return app
 
-
-# The backend API's routes: api.py's own, and openapi.py's /openapi.json.
-ROUTED = (api, openapi)
 
 app = build_app()
