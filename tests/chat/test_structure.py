@@ -35,6 +35,9 @@ def test_every_request_has_a_handler_and_every_handler_a_request() -> None:
     assert set(handlers.HANDLERS) == set(get_args(p.AnyRequest))
     assert {p.Hello, p.Ping, p.Pong} == handlers.BEFORE_HELLO
     assert {p.Ping, p.Pong} == handlers.UNCHARGED
+    # What a journal keeps changes: refused with storage-error while the disk refuses it.
+    writes = {p.Create, p.Join, p.Leave, p.Invite, p.SetTopic, p.Post}
+    assert writes | {p.StateSet, p.StateIncr, p.StateDel} == handlers.WRITES
 
 
 def test_the_table_check_names_what_is_missing_and_what_is_extra() -> None:
