@@ -59,7 +59,7 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[Any, list[asyncio.Protocol]]
     from residentd import Limits, Server
     from residentd.apps.chat import api
     from residentd.apps.chat.daemon import build_app
-    from residentd.apps.chat.handlers import post_message
+    from residentd.apps.chat.hub import post_message
     from residentd.net.connection import Connection
     from residentd.net.server import ServiceRuntime
 

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from core.helpers import Err, cuts, feed_events, feed_garbage, split_at
-from residentd.apps.chat import hub as hub_module
+from residentd.apps.chat import handlers
 from residentd.apps.chat import protocol as p
+from residentd.apps.chat.errors import ChatError
 from residentd.apps.chat.history import RoomHistory
 from residentd.apps.chat.hub import Hub
-from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.ratelimit import TokenBucket
 from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.state import UserState
@@ -174,14 +174,14 @@ def test_retry_after_is_never_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     assert p.retry_after(1e-9) == 0.001 and p.retry_after(0.0012) == 0.002
     # A request a hair before the next token: the wait rounds to 0 ms; it must say 1 ms.
     now = [100.0]
-    monkeypatch.setattr(hub_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(handlers, "time", SimpleNamespace(monotonic=lambda: now[0]))
     hub = Hub(ChatSettings(rate_limit=1000.0, rate_burst=1.0))
     user = hub.presence.add("ann", guest=False)
     session = SimpleNamespace(user=user)
-    assert hub.handle(session, p.Rooms()) is not None  # type: ignore[arg-type]
+    assert handlers.dispatch(hub, session, p.Rooms()) is not None  # type: ignore[arg-type]
     now[0] += 0.000_999_9
     with pytest.raises(ChatError) as limited:
-        hub.handle(session, p.Rooms())  # type: ignore[arg-type]
+        handlers.dispatch(hub, session, p.Rooms())  # type: ignore[arg-type]
     assert limited.value.code == "rate-limited" and limited.value.retry_after == 0.001
     assert limited.value.detail == "too many requests a second (rate_limit = 1000, rate_burst = 1)"
 

@@ -5,13 +5,15 @@ public or private rooms, post to them and send direct messages, and keep a small
 everything lives in memory. ``residentd run chat`` serves it; docs/chat-protocol.md is the
 protocol. The modules, one concern each:
 
-    protocol   the messages as msgspec structs, decoding, error codes
+    protocol   the messages as msgspec structs, decoding
+    errors     the error codes (ErrorCode) and ChatError
     names      user, guest and room names, state keys    explain  error details for people
     tokens     HMAC sign-in tokens            ratelimit  the per-user token bucket
     presence   users, online and last seen    rooms      membership and fan-out sinks
     history    a room's last messages         state      the per-user key-value document
-    hub        the world: sign-in, connections, fan-out, liveness
-    handlers   what each request does, and its reply
+    wire       a push framed for TCP lines or WebSocket text frames
+    hub        the world: users, rooms, fan-out, liveness, and every change to them
+    handlers   the dispatcher: sign-in gate, rate charge, one handler per request
     session    a connection's requests and replies, whatever the transport
     tcp / ws   JSON lines on TCP; WebSocket (and the web pages) on the HTTP port
     http       the page, the dashboard, /stats     metrics   the dashboard's samples

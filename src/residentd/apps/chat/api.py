@@ -38,8 +38,9 @@ import msgspec
 
 from residentd.apps.chat import names
 from residentd.apps.chat import protocol as p
+from residentd.apps.chat.errors import ChatError, ErrorCode
 from residentd.apps.chat.explain import explain
-from residentd.apps.chat.handlers import (
+from residentd.apps.chat.hub import (
     MAX_LISTED,
     delete_state,
     incr_state,
@@ -48,10 +49,9 @@ from residentd.apps.chat.handlers import (
     send_direct,
     set_state,
 )
-from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.tokens import make_token
 from residentd.codecs.http import HttpRequest, reply
-from residentd.errors import ConfigError
+from residentd.errors import ConfigError, ResidentdError
 
 if TYPE_CHECKING:
     from residentd.apps.chat.daemon import ChatApp
@@ -208,13 +208,13 @@ class ApiError(msgspec.Struct, omit_defaults=True):
 # -- errors --------------------------------------------------------------------------------------
 
 
-class Refused(Exception):
+class Refused(ResidentdError):
     """A request the API answers with an error status."""
 
     def __init__(
         self,
         status: int,
-        code: str,
+        code: ErrorCode,
         detail: str = "",
         field: str | None = None,
         headers: dict[str, str] | None = None,
@@ -226,7 +226,12 @@ class Refused(Exception):
 
 
 # Status of the chat's own error codes; any other is 409 (the request is fine, the world refuses).
-CHAT_STATUS = {"no-such-room": 404, "no-such-user": 404, "too-long": 400, "storage-error": 503}
+CHAT_STATUS = {
+    ErrorCode.NO_SUCH_ROOM: 404,
+    ErrorCode.NO_SUCH_USER: 404,
+    ErrorCode.TOO_LONG: 400,
+    ErrorCode.STORAGE_ERROR: 503,
+}
 
 # The rule of each body field, as the detail of a refusal states it: the socket protocol's
 # sentences (protocol.RULES), but ``user`` and ``from`` here are user names, never a guest's.
@@ -246,15 +251,20 @@ def bad_body(error: msgspec.ValidationError | msgspec.DecodeError) -> Refused:
     """A 400 naming the field of the body that failed, with its rule."""
     message = str(error)
     if not isinstance(error, msgspec.ValidationError):  # (a ValidationError is a DecodeError)
-        return Refused(400, "bad-request", f"the body is not JSON: {message}", "body")
+        return Refused(400, ErrorCode.BAD_REQUEST, f"the body is not JSON: {message}", "body")
     unknown = _UNKNOWN.search(message)
     if unknown:
         field = unknown.group(1)
-        return Refused(400, "bad-request", f"{field} is not a field of this body", field)
+        return Refused(400, ErrorCode.BAD_REQUEST, f"{field} is not a field of this body", field)
     code, detail = explain(message, None, RULES, whole="the body")
     found = _MISSING.search(message) or _FIELD_PATH.search(message)
     field = found.group(1) if found else "body"
-    return Refused(400, "too-long" if code == "too-long" else "bad-request", detail, field)
+    return Refused(
+        400,
+        ErrorCode.TOO_LONG if code is ErrorCode.TOO_LONG else ErrorCode.BAD_REQUEST,
+        detail,
+        field,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +280,7 @@ class PathValue:
         """Raise a 400 naming ``name`` if ``value`` breaks the rule (``too-long`` if it is
         longer than any value could be, as over the socket)."""
         if not self.check(value):
-            code = "too-long" if len(value) > self.max_length else "bad-request"
+            code = ErrorCode.TOO_LONG if len(value) > self.max_length else ErrorCode.BAD_REQUEST
             raise Refused(400, code, self.rule, name)
 
     def schema(self) -> dict[str, Any]:
@@ -321,7 +331,7 @@ class Call:
         if text is None:
             return default
         if not text.isdigit() or not low <= int(text) <= high:
-            raise Refused(400, "bad-request", f"{name} is {low}-{high}", name)
+            raise Refused(400, ErrorCode.BAD_REQUEST, f"{name} is {low}-{high}", name)
         return int(text)
 
     def user(self) -> User:
@@ -409,7 +419,7 @@ def answer(app: ChatApp, request: HttpRequest, waiter: object = None) -> bytes:
         status, body, headers = refused.status, refused.body, refused.headers
     except ChatError as error:
         status = CHAT_STATUS.get(error.code, 409)
-        field = "text" if error.code == "too-long" else None  # the one text over max_text
+        field = "text" if error.code is ErrorCode.TOO_LONG else None  # the one text over max_text
         body, headers = ApiError(error.code, error.detail, field), None
     data = body if type(body) is bytes else _encode(body)
     return reply(request, status, data, JSON, headers)
@@ -418,24 +428,28 @@ def answer(app: ChatApp, request: HttpRequest, waiter: object = None) -> bytes:
 def _answer(app: ChatApp, request: HttpRequest, waiter: object) -> Any:
     keys = app.api_keys
     if not keys:
-        raise Refused(404, "api-off", "the API is off: set api_keys or api_keys_file")
+        raise Refused(404, ErrorCode.API_OFF, "the API is off: set api_keys or api_keys_file")
     check_key(keys, request.headers.get("authorization", ""))
     raw_path = request.raw_path
     if not raw_path.startswith(_ROOT):
-        raise Refused(404, "not-found", f"no such path; the API is under {_ROOT}")
+        raise Refused(404, ErrorCode.NOT_FOUND, f"no such path; the API is under {_ROOT}")
     segments = raw_path[_ROOT_LENGTH:].split("/")
     if "%" in raw_path:
         segments = [unquote(part) for part in segments]
     found = _match(segments)
     if found is None:
-        raise Refused(404, "not-found", f"no such path: {raw_path[:200]}")
+        raise Refused(404, ErrorCode.NOT_FOUND, f"no such path: {raw_path[:200]}")
     methods, params = found
     method = "GET" if request.method == "HEAD" else request.method
     endpoint = methods.get(method)
     if endpoint is None:
         allow = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
         raise Refused(
-            405, "method-not-allowed", f"{request.method} on this path", None, {"Allow": allow}
+            405,
+            ErrorCode.METHOD_NOT_ALLOWED,
+            f"{request.method} on this path",
+            None,
+            {"Allow": allow},
         )
     for name, value in params.items():
         endpoint.values[name].refuse(name, value)
@@ -450,14 +464,18 @@ def check_key(keys: tuple[bytes, ...], authorization: str) -> None:
     realm = 'Bearer realm="residentd chat API"'
     if scheme.lower() != "bearer" or not given:
         challenge = {"WWW-Authenticate": realm}
-        raise Refused(401, "unauthorized", "send Authorization: Bearer KEY", None, challenge)
+        raise Refused(
+            401, ErrorCode.UNAUTHORIZED, "send Authorization: Bearer KEY", None, challenge
+        )
     candidate = given.strip().encode("latin-1")
     good = False
     for key in keys:
         good |= hmac.compare_digest(candidate, key)
     if not good:
         challenge = {"WWW-Authenticate": realm + ', error="invalid_token"'}
-        raise Refused(401, "unauthorized", "the API key is not one of api_keys", None, challenge)
+        raise Refused(
+            401, ErrorCode.UNAUTHORIZED, "the API key is not one of api_keys", None, challenge
+        )
 
 
 def load_keys(settings: ChatSettings) -> tuple[bytes, ...]:
@@ -481,13 +499,6 @@ def load_keys(settings: ChatSettings) -> tuple[bytes, ...]:
 
 
 # -- endpoints -----------------------------------------------------------------------------------
-
-
-@route("/openapi.json", "GET")
-def _openapi(call: Call) -> bytes:
-    from residentd.apps.chat.openapi import document
-
-    return document()
 
 
 @route("/online", "GET")
@@ -515,7 +526,9 @@ def _presence(call: Call) -> UserPresence:
 def _token(call: Call) -> Token:
     secret = call.hub.settings.secret
     if not secret:
-        raise Refused(409, "no-secret", "the server has no secret, so it can sign no tokens")
+        raise Refused(
+            409, ErrorCode.NO_SECRET, "the server has no secret, so it can sign no tokens"
+        )
     ttl = call.body(TokenBody).ttl
     token = make_token(secret, call.params["user"], ttl)
     return Token(call.params["user"], token, int(token.partition(".")[0]))
@@ -598,7 +611,7 @@ def _history(call: Call) -> HistoryPage:
     limit = call.query("limit", 50, 1, 200)
     before = call.query_values.get("before")
     if before is not None and not before.isdigit():
-        raise Refused(400, "bad-request", p.RULES["before"], "before")
+        raise Refused(400, ErrorCode.BAD_REQUEST, p.RULES["before"], "before")
     messages, more = room.history.page(None if before is None else int(before), limit)
     return HistoryPage(room.name, cast("list[p.Message]", messages), more)
 

@@ -21,7 +21,10 @@ import asyncio
 from typing import Any
 
 from residentd.app import App
-from residentd.apps.chat import api
+from residentd.apps.chat import (
+    api,
+    openapi,  # noqa: F401 (registers the API's /openapi.json)
+)
 from residentd.apps.chat.durable import ChatState, Journal, after_load
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import msgspec
 
 from residentd.apps.chat import protocol as p
+from residentd.apps.chat.errors import ChatError, ErrorCode
 from residentd.apps.chat.state import UserState
 from residentd.state import (
     BadSnapshot,
@@ -137,13 +138,13 @@ class Journal:
         self.persistence = persistence
 
     def check(self) -> None:
-        """Raise ``ChatError("storage-error")`` while the disk refuses the journal."""
+        """Raise ``ChatError(ErrorCode.STORAGE_ERROR)`` while the disk refuses the journal."""
         if not self.persistence.writable:
             try:
                 self.persistence.check_writable()
             except NotWritable as exc:
                 detail = f"the server cannot save changes now ({exc}); reads still work"
-                raise p.ChatError("storage-error", detail, 1.0) from None
+                raise ChatError(ErrorCode.STORAGE_ERROR, detail, 1.0) from None
 
     def write(self, record: Record, waiter: object = None) -> None:
         self.persistence.append(encode_record(_encode(record)), waiter)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from residentd.apps.chat.errors import ErrorCode
+
 # "<what> - at `$.field`": msgspec's shape; the path is left out for the whole message.
 _SHAPE = re.compile(r"(?P<what>.*?)(?: - at `\$(?:\.(?P<field>[^`]*))?`)?", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
@@ -43,7 +45,7 @@ def _got(kind: str) -> str:
 
 def explain(
     message: str, op: str | None, rules: Mapping[str, str], whole: str = "a message"
-) -> tuple[str, str]:
+) -> tuple[ErrorCode, str]:
     """The error code and detail of msgspec's validation ``message`` about a request whose
     ``op`` (when it could be read) is ``op``; ``rules`` maps ``field`` or ``op.field`` to the
     sentence that states its rule; ``whole`` is what the decoded text is called (the backend
@@ -55,22 +57,22 @@ def explain(
     if missing:
         name = missing["field"]
         if name == "op":
-            return "missing-field", "a request needs an op"
-        return "missing-field", f"{op} needs {name}" if op else f"{name} is missing"
+            return ErrorCode.MISSING_FIELD, "a request needs an op"
+        return ErrorCode.MISSING_FIELD, f"{op} needs {name}" if op else f"{name} is missing"
     wrong = _WRONG_TYPE.fullmatch(what)
     if field is None:
         got = wrong["got"] if wrong else "something else"
-        return "not-an-object", f"{whole} is a JSON object, not {_got(got)}"
+        return ErrorCode.NOT_AN_OBJECT, f"{whole} is a JSON object, not {_got(got)}"
     if field == "op":
         unknown = _UNKNOWN.fullmatch(what)
         if unknown:
             value = unknown["value"]  # echoed, so cut short: it may be as long as a message
             shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
-            return "unknown-op", f"no request has op {shown}"
-        return "wrong-type", "op must be a string"
+            return ErrorCode.UNKNOWN_OP, f"no request has op {shown}"
+        return ErrorCode.WRONG_TYPE, "op must be a string"
     if wrong:
         expected, got = _kind(wrong["expected"]), _got(wrong["got"])
-        return "wrong-type", f"{field} must be {expected}, not {got}"
-    code = "too-long" if "of length <=" in what else "invalid-value"
+        return ErrorCode.WRONG_TYPE, f"{field} must be {expected}, not {got}"
+    code = ErrorCode.TOO_LONG if "of length <=" in what else ErrorCode.INVALID_VALUE
     rule = rules.get(f"{op}.{field}") or rules.get(field)
     return code, rule if rule else f"{field}: {what}"

@@ -1,41 +1,125 @@
-"""The request handlers: what each request does to the hub, and the reply it gets.
+"""The dispatcher: the sign-in gate, the rate charge and the handler of each request type.
 
-One function per request type, registered in ``HANDLERS`` by the struct it handles; the hub
-calls them once the user is signed in and charged for the request. A handler reads and changes
-the hub's world through its rooms, users and fan-out, returns its reply, or raises
-``ChatError`` for an ``error`` reply. ``hello`` is not here: signing in is the hub's own
-business, since it attaches the connection to a user.
+``dispatch`` runs one decoded request for a session: before ``hello`` only the requests
+registered ``before_hello`` pass (``not-signed-in`` otherwise), a signed-in user's request is
+charged to its token bucket (``rate-limited`` past ``rate_limit``) unless registered
+``charged=False``, and a request registered ``writes`` is refused while the disk refuses the
+journal (``storage-error``). Then the request's handler changes the world through the hub
+(hub.py) and returns the reply, or None for none, or raises ``ChatError``.
+
+``HANDLERS`` holds one handler per request struct of ``protocol.AnyRequest``, registered with
+``@handles``; the table is checked against the union when this module is imported, so a
+request without a handler (or a handler of no request) fails at start, not as an
+``internal-error`` close when a client first sends it. Adding a request is its struct in
+protocol.py and its handler here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, get_args
 
-from residentd.apps.chat import durable as d
 from residentd.apps.chat import protocol as p
-from residentd.apps.chat.protocol import ChatError
-from residentd.apps.chat.state import UserState
+from residentd.apps.chat.errors import ChatError, ErrorCode
+from residentd.apps.chat.hub import (
+    MAX_LISTED,
+    delete_state,
+    incr_state,
+    member_list,
+    post_message,
+    send_direct,
+    set_state,
+    user_state,
+)
+from residentd.apps.chat.names import guest_name, is_guest
+from residentd.apps.chat.ratelimit import TokenBucket
+from residentd.apps.chat.tokens import check_token
+from residentd.errors import ResidentdError
 
 if TYPE_CHECKING:
     from residentd.apps.chat.hub import Hub
     from residentd.apps.chat.presence import User
-    from residentd.apps.chat.rooms import Room
     from residentd.apps.chat.session import ChatSession
-
-# A room list, a member list and an online list are cut at this many entries.
-MAX_LISTED = 1000
 
 Handler = Callable[["Hub", "ChatSession", Any], p.Reply | None]
 HANDLERS: dict[type, Handler] = {}
+BEFORE_HELLO: set[type] = set()  # allowed before the connection signed in
+UNCHARGED: set[type] = set()  # not charged to the user's rate
+WRITES: set[type] = set()  # change what a journal keeps: refused while the disk refuses it
+
+# The request structs of the protocol, as the table must cover them.
+REQUESTS: frozenset[type] = frozenset(get_args(p.AnyRequest))
 
 
-def _handles(kind: type) -> Callable[[Handler], Handler]:
+class HandlerTableError(ResidentdError):
+    """The handler table does not match the protocol's requests."""
+
+
+def handles(
+    kind: type, *, before_hello: bool = False, charged: bool = True, writes: bool = False
+) -> Callable[[Handler], Handler]:
+    """Register the handler of the request struct ``kind``."""
+
     def register(handler: Handler) -> Handler:
+        if kind in HANDLERS:
+            raise HandlerTableError(f"two handlers of {kind.__name__}")
         HANDLERS[kind] = handler
+        if before_hello:
+            BEFORE_HELLO.add(kind)
+        if not charged:
+            UNCHARGED.add(kind)
+        if writes:
+            WRITES.add(kind)
         return handler
 
     return register
+
+
+def check_table(handlers: Collection[type], requests: Collection[type] = REQUESTS) -> None:
+    """Raise ``HandlerTableError`` unless ``handlers`` has exactly the ``requests``."""
+    missing = sorted(kind.__name__ for kind in requests if kind not in handlers)
+    extra = sorted(kind.__name__ for kind in handlers if kind not in requests)
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"no handler of {', '.join(missing)}")
+        if extra:
+            problems.append(f"handlers of {', '.join(extra)}, not in protocol.AnyRequest")
+        raise HandlerTableError("; ".join(problems))
+
+
+def dispatch(hub: Hub, session: ChatSession, request: Any) -> p.Reply | None:
+    """Run one request; returns its reply (None for none) or raises ``ChatError``."""
+    hub.stats.requests += 1
+    kind = type(request)
+    user = session.user
+    if user is None:
+        if kind not in BEFORE_HELLO:
+            raise ChatError(ErrorCode.NOT_SIGNED_IN, "send hello first")
+    elif hub.settings.rate_limit and kind not in UNCHARGED:
+        charge(hub, user)
+    if hub.journal is not None and kind in WRITES:
+        hub.journal.check()
+    return HANDLERS[kind](hub, session, request)
+
+
+def charge(hub: Hub, user: User) -> None:
+    """Take one request from ``user``'s token bucket, or raise ``rate-limited``."""
+    settings = hub.settings
+    now = time.monotonic()
+    bucket = user.bucket
+    if bucket is None:
+        bucket = user.bucket = TokenBucket(settings.rate_burst, now)
+    wait = bucket.take(settings.rate_limit, settings.rate_burst, now)
+    if wait:
+        hub.stats.rate_limited += 1
+        limits = (
+            f"{p.setting('rate_limit', settings.rate_limit)}, "
+            f"{p.setting('rate_burst', settings.rate_burst)}"
+        )
+        detail = f"too many requests a second ({limits})"
+        raise ChatError(ErrorCode.RATE_LIMITED, detail, p.retry_after(wait))
 
 
 def _user(session: ChatSession) -> User:
@@ -44,26 +128,53 @@ def _user(session: ChatSession) -> User:
     return user
 
 
-def _text_too_long(text: str, limit: int) -> str:
-    return f"the text is {len(text)} characters ({p.setting('max_text', limit)})"
+@handles(p.Hello, before_hello=True)
+def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
+    if session.user is not None:
+        raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"signed in as {session.user.name} already")
+    settings = hub.settings
+    if request.v != p.VERSION:
+        raise ChatError(ErrorCode.UNSUPPORTED_VERSION, f"this server speaks version {p.VERSION}")
+    name = request.user
+    if request.token is not None:
+        if is_guest(name):
+            detail = f"{name} is a guest's name: tokens are for user names"
+            raise ChatError(ErrorCode.BAD_TOKEN, detail)
+        problem = check_token(settings.secret or "", name, request.token)
+        if problem is not None:
+            raise ChatError(ErrorCode.BAD_TOKEN, problem)
+        user = hub.presence.get(name) or hub.new_user(name, False)
+    elif not settings.guests:
+        raise ChatError(ErrorCode.BAD_TOKEN, "this server needs a token: guests are not allowed")
+    else:
+        name = guest_name(name)
+        if hub.presence.get(name) is not None:
+            raise ChatError(ErrorCode.NAME_TAKEN, f"a guest named {name} is online")
+        user = hub.new_user(name, True)
+    hub.sign_in(session, user)
+    return p.HelloReply(
+        v=p.VERSION,
+        user=user.name,
+        guest=user.guest,
+        conn=session.id,
+        time=p.now_ms(),
+        online=len(hub.presence.online),
+        rooms=[room.name for room in user.rooms],
+        ping_interval=settings.ping_interval,
+    )
 
 
-@_handles(p.Ping)
+@handles(p.Ping, before_hello=True, charged=False)
 def _ping(hub: Hub, session: ChatSession, request: p.Ping) -> p.Reply:
     return p.PongReply()
 
 
-@_handles(p.Pong)
+@handles(p.Pong, before_hello=True, charged=False)
 def _pong(hub: Hub, session: ChatSession, request: p.Pong) -> None:
     return None
 
 
-@_handles(p.Hello)
-def _hello_again(hub: Hub, session: ChatSession, request: p.Hello) -> None:
-    raise ChatError("already-signed-in", f"signed in as {_user(session).name} already")
-
-
-@_handles(p.Who)
+@handles(p.Who)
 def _who(hub: Hub, session: ChatSession, request: p.Who) -> p.Reply:
     limit = request.limit
     if request.room is None:
@@ -78,23 +189,13 @@ def _who(hub: Hub, session: ChatSession, request: p.Who) -> p.Reply:
     return p.WhoReply(room=room.name, online=room.online, users=member_list(room, limit))
 
 
-def member_list(room: Room, limit: int) -> list[p.UserInfo]:
-    """Up to ``limit`` members of ``room``, the online ones first."""
-    here = [user for user in room.members if user.sessions]
-    away = [user for user in room.members if not user.sessions]
-    listed = [p.UserInfo(user.name, True) for user in here[:limit]]
-    for user in away[: limit - len(listed)]:
-        listed.append(p.UserInfo(user.name, False, user.last_seen or None))
-    return listed
-
-
-@_handles(p.Seen)
+@handles(p.Seen)
 def _seen(hub: Hub, session: ChatSession, request: p.Seen) -> p.Reply:
     user = hub.user(request.user)
     return p.SeenReply(user=user.name, online=user.online, last_seen=user.last_seen or None)
 
 
-@_handles(p.Rooms)
+@handles(p.Rooms)
 def _rooms(hub: Hub, session: ChatSession, request: p.Rooms) -> p.Reply:
     user = _user(session)
     listed = []
@@ -106,33 +207,35 @@ def _rooms(hub: Hub, session: ChatSession, request: p.Rooms) -> p.Reply:
     return p.RoomsReply(rooms=listed)
 
 
-@_handles(p.Create)
+@handles(p.Create, writes=True)
 def _create(hub: Hub, session: ChatSession, request: p.Create) -> p.Reply:
     user = _user(session)
     if request.room in hub.rooms:
-        raise ChatError("room-exists", f"a room named {request.room} exists already")
+        raise ChatError(ErrorCode.ROOM_EXISTS, f"a room named {request.room} exists already")
     if len(hub.rooms) >= hub.settings.max_rooms:
         limit = p.setting("max_rooms", hub.settings.max_rooms)
-        raise ChatError("rooms-full", f"the server holds {len(hub.rooms)} rooms ({limit})")
+        raise ChatError(ErrorCode.ROOMS_FULL, f"the server holds {len(hub.rooms)} rooms ({limit})")
     hub.check_quota(user)
     room = hub.create_room(request.room, request.private, request.topic, session.conn)
     hub.join_room(user, room, session.conn)
     return p.CreateReply(room=room.info())
 
 
-@_handles(p.Join)
+@handles(p.Join, writes=True)
 def _join(hub: Hub, session: ChatSession, request: p.Join) -> p.Reply:
     user = _user(session)
     room = hub.room(request.room)
     if user not in room.members:
         if not room.admits(user):
-            raise ChatError("not-invited", f"{room.name} is private: a member must invite you")
+            raise ChatError(
+                ErrorCode.NOT_INVITED, f"{room.name} is private: a member must invite you"
+            )
         hub.check_quota(user)
         hub.join_room(user, room, session.conn)
     return p.JoinReply(room=room.info(), last=room.history.last)
 
 
-@_handles(p.Leave)
+@handles(p.Leave, writes=True)
 def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
@@ -140,138 +243,54 @@ def _leave(hub: Hub, session: ChatSession, request: p.Leave) -> p.Reply:
     return p.LeaveReply(room=room.name)
 
 
-@_handles(p.Invite)
+@handles(p.Invite, writes=True)
 def _invite(hub: Hub, session: ChatSession, request: p.Invite) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
     invited = hub.user(request.user)
-    if room.invite(invited):
-        if hub.journal is not None and not invited.guest:
-            hub.journal.write(d.Invite(room.name, invited.name), session.conn)
-        hub.send_to(invited, p.encode(p.Invited(room=room.name, by=user.name)))
+    hub.invite(room, invited, user.name, session.conn)
     return p.InviteReply(room=room.name, user=invited.name)
 
 
-@_handles(p.SetTopic)
+@handles(p.SetTopic, writes=True)
 def _topic(hub: Hub, session: ChatSession, request: p.SetTopic) -> p.Reply:
     user = _user(session)
     room = hub.member_room(user, request.room)
-    room.topic = request.topic
-    if hub.journal is not None:
-        hub.journal.write(d.Topic(room.name, room.topic), session.conn)
-    push = p.TopicChanged(room=room.name, topic=room.topic, by=user.name)
-    hub.fanout(room.sinks, p.encode(push))
+    hub.set_topic(room, request.topic, user.name, session.conn)
     return p.TopicReply(room=room.name, topic=room.topic)
 
 
-@_handles(p.Post)
+@handles(p.Post, writes=True)
 def _post(hub: Hub, session: ChatSession, request: p.Post) -> p.Reply:
     user = _user(session)
     room = hub.rooms.get(request.room)
     if room is None or user not in room.members:
         if room is None:
-            raise ChatError("no-such-room", f"no room is named {request.room}")
-        raise ChatError("not-a-member", f"only members of {room.name} may post there")
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"no room is named {request.room}")
+        raise ChatError(ErrorCode.NOT_A_MEMBER, f"only members of {room.name} may post there")
     return post_message(hub, room, user.name, request.text, session.conn)
 
 
-def post_message(
-    hub: Hub, room: Room, sender: str, text: str, waiter: object = None
-) -> p.PostReply:
-    """Post ``text`` to ``room`` as ``sender``: kept in its history (journaled, acknowledged
-    through ``waiter``), sent to its members."""
-    limit = hub.settings.max_text
-    if len(text) > limit:
-        raise ChatError("too-long", _text_too_long(text, limit))
-    history = room.history
-    seq = history.next_seq()
-    ts = p.now_ms()
-    payload = p.encode(p.Message(room=room.name, seq=seq, ts=ts, user=sender, text=text))
-    history.append(payload)
-    if hub.journal is not None:
-        hub.journal.post(room.name, payload, waiter)
-    hub.fanout(room.sinks, payload)
-    hub.stats.posts += 1
-    return p.PostReply(room=room.name, seq=seq, ts=ts)
-
-
-@_handles(p.Direct)
+@handles(p.Direct)
 def _direct(hub: Hub, session: ChatSession, request: p.Direct) -> p.Reply:
     user = _user(session)
     return send_direct(hub, user.name, request.to, request.text)
 
 
-def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
-    """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
-    own connections when the sender is a user online."""
-    target = hub.user(to)
-    if not target.sessions:
-        raise ChatError("user-offline", f"{to} is offline")
-    limit = hub.settings.max_text
-    if len(text) > limit:
-        raise ChatError("too-long", _text_too_long(text, limit))
-    hub.direct_ids += 1
-    ts = p.now_ms()
-    message = p.DirectMessage(msg=hub.direct_ids, ts=ts, sender=sender, to=target.name, text=text)
-    payload = p.encode(message)
-    hub.send_to(target, payload)
-    author = hub.presence.get(sender)
-    if author is not None and author is not target:
-        hub.send_to(author, payload)
-    hub.stats.directs += 1
-    return p.DirectReply(to=target.name, msg=hub.direct_ids, ts=ts)
-
-
-@_handles(p.History)
+@handles(p.History)
 def _history(hub: Hub, session: ChatSession, request: p.History) -> p.Reply:
     room = hub.visible_room(_user(session), request.room)
     messages, more = room.history.page(request.before, request.limit)
     return p.HistoryReply(room=room.name, messages=messages, more=more)
 
 
-def user_state(user: User) -> UserState:
-    """The state document of ``user``, made when first used."""
-    if user.state is None:
-        user.state = UserState()
-    return user.state
-
-
-def set_state(hub: Hub, user: User, key: str, value: Any, waiter: object) -> int:
-    """Set ``key`` of ``user``'s state document (journaled, acknowledged through ``waiter``);
-    the document's size."""
-    settings = hub.settings
-    size = user_state(user).set(key, value, settings.state_max_keys, settings.state_max_bytes)
-    if hub.journal is not None and not user.guest:
-        hub.journal.write(d.StateSet(user.name, key, value), waiter)
-    return size
-
-
-def incr_state(hub: Hub, user: User, key: str, by: int, waiter: object) -> int:
-    """Add ``by`` to ``key`` of ``user``'s state document; the new value. The journal keeps the
-    value itself, so a replay gives the same number."""
-    settings = hub.settings
-    state = user_state(user)
-    value = state.incr(key, by, settings.state_max_keys, settings.state_max_bytes)
-    if hub.journal is not None and not user.guest:
-        hub.journal.write(d.StateSet(user.name, key, state.values[key]), waiter)
-    return value
-
-
-def delete_state(hub: Hub, user: User, key: str, waiter: object) -> bool:
-    """Delete ``key`` of ``user``'s state document; whether it was there."""
-    deleted = user.state is not None and user.state.delete(key)
-    if deleted and hub.journal is not None and not user.guest:
-        hub.journal.write(d.StateDel(user.name, key), waiter)
-    return deleted
-
-
-@_handles(p.StateSet)
+@handles(p.StateSet, writes=True)
 def _state_set(hub: Hub, session: ChatSession, request: p.StateSet) -> p.Reply:
     size = set_state(hub, _user(session), request.key, request.value, session.conn)
     return p.StateSetReply(key=request.key, size=size)
 
 
-@_handles(p.StateGet)
+@handles(p.StateGet)
 def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
     state = user_state(_user(session))
     if request.key is None:
@@ -279,13 +298,18 @@ def _state_get(hub: Hub, session: ChatSession, request: p.StateGet) -> p.Reply:
     return p.StateGetReply(key=request.key, value=state.get(request.key))
 
 
-@_handles(p.StateIncr)
+@handles(p.StateIncr, writes=True)
 def _state_incr(hub: Hub, session: ChatSession, request: p.StateIncr) -> p.Reply:
     value = incr_state(hub, _user(session), request.key, request.by, session.conn)
     return p.StateIncrReply(key=request.key, value=value)
 
 
-@_handles(p.StateDel)
+@handles(p.StateDel, writes=True)
 def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
     deleted = delete_state(hub, _user(session), request.key, session.conn)
     return p.StateDelReply(key=request.key, deleted=deleted)
+
+
+check_table(HANDLERS)
+
+__all__ = ["HANDLERS", "HandlerTableError", "check_table", "dispatch", "handles"]

@@ -1,15 +1,17 @@
 """The hub: the chat's whole world in memory (users, connections, rooms) and what changes it.
 
-Sessions hand every decoded request to ``Hub.handle``, which checks the sign-in and the user's
-rate, runs the handler for the request's type (``handlers.py``) and returns the reply, or
-raises ``ChatError``; signing in (``hello``) is done here, since it attaches a connection.
-All of it runs on the event loop, one request at a time, so the world needs no locks and every
-member of a room sees that room's messages in the same order.
+The hub knows nothing of requests: the dispatcher (handlers.py) checks the sign-in and the
+user's rate and runs a request's handler, which changes the world through the methods and
+functions here; the backend API (api.py) calls the same ones, and so does a journal replay
+(durable.py), so a change is made, journaled and fanned out one way whoever asks for it.
+A function that refuses raises ``ChatError``. All of it runs on the event loop, one change at a
+time, so the world needs no locks and every member of a room sees that room's messages in the
+same order.
 
-Fan-out encodes a message once: the JSON of a push is framed once per wire format (a line for
-TCP, a text frame for WebSocket) and the same bytes object is queued on every connection in the
-room's ``sinks`` with ``Connection.send_bytes``, which costs a list append; the connection writes
-what it has queued once per loop iteration.
+Fan-out encodes a message once: the JSON of a push is framed once per wire (wire.py: a line for
+TCP, a text frame for WebSocket) and the same bytes object is queued on every session in the
+room's ``sinks`` with the session's ``push`` (its connection's ``send_bytes``), which costs a
+list append; the connection writes what it has queued once per loop iteration.
 
 Guests live in their own namespace (``~name``, see names.py) and only as long as their one
 connection: when it closes the hub forgets the guest, leaving its rooms and dropping its
@@ -27,33 +29,24 @@ silent ``ping_timeout`` seconds later as dead peers.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.chat import durable as d
 from residentd.apps.chat import protocol as p
-from residentd.apps.chat.handlers import HANDLERS
-from residentd.apps.chat.names import guest_name, is_guest
+from residentd.apps.chat.errors import ChatError, ErrorCode
+from residentd.apps.chat.names import is_guest
 from residentd.apps.chat.presence import Presence, User
-from residentd.apps.chat.protocol import ChatError
-from residentd.apps.chat.ratelimit import TokenBucket
-from residentd.apps.chat.rooms import TCP, WS, Room
+from residentd.apps.chat.rooms import Room, Sinks
 from residentd.apps.chat.settings import ChatSettings
-from residentd.apps.chat.tokens import check_token
-from residentd.codecs.websocket import text_frame
+from residentd.apps.chat.state import UserState
+from residentd.apps.chat.wire import WIRES, Wire
 
 if TYPE_CHECKING:
     from residentd.apps.chat.session import ChatSession
-    from residentd.net.connection import Connection
 
-_PING = p.encode(p.ServerPing())
-PING_WIRE = (_PING + b"\n", text_frame(_PING))
-
-# Requests that change what a journal keeps: refused while the disk refuses the journal.
-WRITES = frozenset(
-    {p.Create, p.Join, p.Leave, p.Invite, p.SetTopic, p.Post, p.StateSet, p.StateIncr, p.StateDel}
-)
+# A room list, a member list and an online list are cut at this many entries.
+MAX_LISTED = 1000
 
 
 @dataclass(slots=True)
@@ -74,7 +67,7 @@ class Hub:
         self.presence = Presence()
         self.rooms: dict[str, Room] = {}
         self.pending: dict[ChatSession, None] = {}  # connections that have not signed in
-        self.connections = [0, 0]  # signed-in connections, by wire
+        self.connections: dict[Wire, int] = dict.fromkeys(WIRES, 0)  # signed in, by wire
         self.stats = HubStats()
         self.direct_ids = 0
         for name in settings.rooms:
@@ -100,7 +93,7 @@ class Hub:
         session.user = None
         self.connections[session.wire] -= 1
         for room in user.rooms:
-            room.sinks[session.wire].pop(session.conn, None)
+            room.sinks[session.wire].pop(session, None)
         if self.presence.detach(user, session, p.now_ms()):
             for room in user.rooms:
                 room.online -= 1
@@ -116,85 +109,25 @@ class Hub:
                     )
                     self.fanout(room.sinks, p.encode(push))
 
-    # -- requests ------------------------------------------------------------------------------
+    # -- signing in ---------------------------------------------------------------------------
 
-    def handle(self, session: ChatSession, request: Any) -> p.Reply | None:
-        """Run one request; returns its reply (None for none) or raises ``ChatError``."""
-        self.stats.requests += 1
-        user = session.user
-        kind = type(request)
-        if user is None:
-            if kind is p.Hello:
-                return self.hello(session, request)
-            if kind is p.Ping:
-                return p.PongReply()
-            if kind is p.Pong:
-                return None
-            raise ChatError("not-signed-in", "send hello first")
-        if kind is not p.Pong and kind is not p.Ping and self.settings.rate_limit:
-            self._charge(user)
-        if self.journal is not None and kind in WRITES:
-            self.journal.check()
-        return HANDLERS[kind](self, session, request)
-
-    def _charge(self, user: User) -> None:
-        settings = self.settings
-        now = time.monotonic()
-        bucket = user.bucket
-        if bucket is None:
-            bucket = user.bucket = TokenBucket(settings.rate_burst, now)
-        wait = bucket.take(settings.rate_limit, settings.rate_burst, now)
-        if wait:
-            self.stats.rate_limited += 1
-            limits = (
-                f"{p.setting('rate_limit', settings.rate_limit)}, "
-                f"{p.setting('rate_burst', settings.rate_burst)}"
-            )
-            detail = f"too many requests a second ({limits})"
-            raise ChatError("rate-limited", detail, p.retry_after(wait))
-
-    def hello(self, session: ChatSession, request: p.Hello) -> p.HelloReply:
-        settings = self.settings
-        if request.v != p.VERSION:
-            raise ChatError("unsupported-version", f"this server speaks version {p.VERSION}")
-        name = request.user
-        if request.token is not None:
-            if is_guest(name):
-                raise ChatError("bad-token", f"{name} is a guest's name: tokens are for user names")
-            problem = check_token(settings.secret or "", name, request.token)
-            if problem is not None:
-                raise ChatError("bad-token", problem)
-            user = self.presence.get(name) or self._new_user(name, False)
-        elif not settings.guests:
-            raise ChatError("bad-token", "this server needs a token: guests are not allowed")
-        else:
-            name = guest_name(name)
-            if self.presence.get(name) is not None:
-                raise ChatError("name-taken", f"a guest named {name} is online")
-            user = self._new_user(name, True)
-        if len(user.sessions) >= settings.max_connections_per_user:
-            limit = settings.max_connections_per_user
+    def sign_in(self, session: ChatSession, user: User) -> None:
+        """Attach ``session`` to ``user`` (an accepted ``hello``): the user is online, and its
+        rooms' pushes reach the session from now on."""
+        limit = self.settings.max_connections_per_user
+        if len(user.sessions) >= limit:
             setting = p.setting("max_connections_per_user", limit)
             raise ChatError(
-                "too-many-connections", f"{name} holds {limit} connections already ({setting})"
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"{user.name} holds {limit} connections already ({setting})",
             )
         self._attach(session, user)
-        return p.HelloReply(
-            v=p.VERSION,
-            user=user.name,
-            guest=user.guest,
-            conn=session.conn.id,
-            time=p.now_ms(),
-            online=len(self.presence.online),
-            rooms=[room.name for room in user.rooms],
-            ping_interval=settings.ping_interval,
-        )
 
     def user(self, name: str) -> User:
         """The user or guest ``name``, if the server knows it."""
         user = self.presence.get(name)
         if user is None:
-            raise ChatError("no-such-user", f"no user is named {name}")
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"no user is named {name}")
         return user
 
     def known_user(self, name: str, waiter: object = None) -> User:
@@ -206,7 +139,7 @@ class Hub:
             return self.user(name)
         user = self.presence.get(name)
         if user is None:
-            user = self._new_user(name, False)
+            user = self.new_user(name, False)
             if self.journal is not None:
                 self.journal.write(d.Offline(name, 0), waiter)
         return user
@@ -216,16 +149,17 @@ class Hub:
         sessions = user.sessions
         for session in sessions:
             self.disconnected(session)  # offline now, not when the sockets are gone
-            session.fail("kicked", reason)
+            session.fail(ErrorCode.KICKED, reason)
         return len(sessions)
 
-    def _new_user(self, name: str, guest: bool) -> User:
+    def new_user(self, name: str, guest: bool) -> User:
+        """Know ``name`` from now on, forgetting the user offline the longest at ``max_users``."""
         presence = self.presence
         if len(presence.users) >= self.settings.max_users:
             oldest = presence.oldest_offline()
             if oldest is None:
                 limit = p.setting("max_users", self.settings.max_users)
-                raise ChatError("server-full", f"every known user is online ({limit})")
+                raise ChatError(ErrorCode.SERVER_FULL, f"every known user is online ({limit})")
             self.forget(oldest)
         return presence.add(name, guest)
 
@@ -252,35 +186,30 @@ class Hub:
                 if self._pushes(room):
                     push = p.Presence(room=room.name, user=user.name, online=True)
                     self.fanout(room.sinks, p.encode(push))
-            room.sinks[session.wire][session.conn] = None
+            room.sinks[session.wire][session] = session.push
 
     # -- fan-out -------------------------------------------------------------------------------
 
-    def fanout(
-        self, sinks: tuple[dict[Connection, None], dict[Connection, None]], payload: bytes
-    ) -> None:
-        """Queue one encoded push on every connection of ``sinks``."""
-        tcp, ws = sinks
-        if tcp:
-            line = payload + b"\n"
-            for conn in tcp:
-                conn.send_bytes(line)
-        if ws:
-            frame = text_frame(payload)
-            for conn in ws:
-                conn.send_bytes(frame)
-        self.stats.deliveries += len(tcp) + len(ws)
+    def fanout(self, sinks: Sinks, payload: bytes) -> None:
+        """Queue one encoded push on every session of ``sinks``, framed once per wire."""
+        count = 0
+        for wire, sessions in sinks.items():
+            if sessions:
+                data = wire.frame(payload)
+                for push in sessions.values():
+                    push(data)
+                count += len(sessions)
+        self.stats.deliveries += count
 
     def send_to(self, user: User, payload: bytes) -> None:
-        """Queue one encoded push on every connection of ``user``."""
-        wire: list[bytes | None] = [None, None]
+        """Queue one encoded push on every session of ``user``, framed once per wire."""
+        framed: dict[Wire, bytes] = {}
         for session in user.sessions:
-            data = wire[session.wire]
+            wire = session.wire
+            data = framed.get(wire)
             if data is None:
-                data = wire[session.wire] = (
-                    payload + b"\n" if session.wire == TCP else text_frame(payload)
-                )
-            session.conn.send_bytes(data)
+                data = framed[wire] = wire.frame(payload)
+            session.push(data)
         self.stats.deliveries += len(user.sessions)
 
     def _pushes(self, room: Room) -> bool:
@@ -295,7 +224,7 @@ class Hub:
         late = [session for session in self.pending if session.conn.connected_at <= deadline]
         for session in late:
             limit = p.setting("hello_timeout", settings.hello_timeout)
-            session.fail("hello-timeout", f"no accepted hello in time ({limit})")
+            session.fail(ErrorCode.HELLO_TIMEOUT, f"no accepted hello in time ({limit})")
         interval = settings.ping_interval
         if not interval:
             return
@@ -308,36 +237,40 @@ class Hub:
                     continue
                 if session.pinged <= last:  # not pinged since it last said something
                     session.pinged = now
-                    session.conn.send_bytes(PING_WIRE[session.wire])
+                    session.send_bytes(session.wire.ping)
                 elif now - session.pinged >= timeout:
                     limit = p.setting("ping_timeout", timeout)
-                    session.fail("dead-peer", f"no answer to ping in time ({limit})")
+                    session.fail(ErrorCode.DEAD_PEER, f"no answer to ping in time ({limit})")
 
     # -- rooms ---------------------------------------------------------------------------------
 
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            raise ChatError("no-such-room", f"no room is named {name}")
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"no room is named {name}")
         return room
 
     def visible_room(self, user: User, name: str) -> Room:
         room = self.room(name)
         if not room.admits(user):
-            raise ChatError("not-a-member", f"{name} is private: only its members may see it")
+            raise ChatError(
+                ErrorCode.NOT_A_MEMBER, f"{name} is private: only its members may see it"
+            )
         return room
 
     def member_room(self, user: User, name: str) -> Room:
         room = self.room(name)
         if user not in room.members:
-            raise ChatError("not-a-member", f"you are not a member of {name}")
+            raise ChatError(ErrorCode.NOT_A_MEMBER, f"you are not a member of {name}")
         return room
 
     def check_quota(self, user: User) -> None:
         limit = self.settings.max_rooms_per_user
         if len(user.rooms) >= limit:
             setting = p.setting("max_rooms_per_user", limit)
-            raise ChatError("too-many-rooms", f"already in {len(user.rooms)} rooms ({setting})")
+            raise ChatError(
+                ErrorCode.TOO_MANY_ROOMS, f"already in {len(user.rooms)} rooms ({setting})"
+            )
 
     def create_room(self, name: str, private: bool, topic: str, waiter: object = None) -> Room:
         room = self.rooms[name] = Room(name, private, topic, self.settings.history_size)
@@ -362,6 +295,19 @@ class Hub:
         if room.private and not room.members:  # nobody could enter it again
             self.drop_room(room, waiter)
 
+    def invite(self, room: Room, invited: User, by: str, waiter: object = None) -> None:
+        """Let ``invited`` into the private ``room`` and tell its connections who did."""
+        if room.invite(invited):
+            if self.journal is not None and not invited.guest:
+                self.journal.write(d.Invite(room.name, invited.name), waiter)
+            self.send_to(invited, p.encode(p.Invited(room=room.name, by=by)))
+
+    def set_topic(self, room: Room, topic: str, by: str, waiter: object = None) -> None:
+        room.topic = topic
+        if self.journal is not None:
+            self.journal.write(d.Topic(room.name, topic), waiter)
+        self.fanout(room.sinks, p.encode(p.TopicChanged(room=room.name, topic=topic, by=by)))
+
     def remove_member(self, user: User, room: Room) -> None:
         room.remove_member(user)
         user.rooms = tuple(other for other in user.rooms if other is not room)
@@ -375,4 +321,109 @@ class Hub:
             self.journal.write(d.Drop(room.name), waiter)
 
 
-__all__ = ["TCP", "WS", "Hub", "HubStats"]
+# -- changes shared by the socket protocol and the backend API ------------------------------------
+
+
+def _text_too_long(text: str, limit: int) -> str:
+    return f"the text is {len(text)} characters ({p.setting('max_text', limit)})"
+
+
+def member_list(room: Room, limit: int) -> list[p.UserInfo]:
+    """Up to ``limit`` members of ``room``, the online ones first."""
+    here = [user for user in room.members if user.sessions]
+    away = [user for user in room.members if not user.sessions]
+    listed = [p.UserInfo(user.name, True) for user in here[:limit]]
+    for user in away[: limit - len(listed)]:
+        listed.append(p.UserInfo(user.name, False, user.last_seen or None))
+    return listed
+
+
+def post_message(
+    hub: Hub, room: Room, sender: str, text: str, waiter: object = None
+) -> p.PostReply:
+    """Post ``text`` to ``room`` as ``sender``: kept in its history (journaled, acknowledged
+    through ``waiter``), sent to its members."""
+    limit = hub.settings.max_text
+    if len(text) > limit:
+        raise ChatError(ErrorCode.TOO_LONG, _text_too_long(text, limit))
+    history = room.history
+    seq = history.next_seq()
+    ts = p.now_ms()
+    payload = p.encode(p.Message(room=room.name, seq=seq, ts=ts, user=sender, text=text))
+    history.append(payload)
+    if hub.journal is not None:
+        hub.journal.post(room.name, payload, waiter)
+    hub.fanout(room.sinks, payload)
+    hub.stats.posts += 1
+    return p.PostReply(room=room.name, seq=seq, ts=ts)
+
+
+def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
+    """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
+    own connections when the sender is a user online."""
+    target = hub.user(to)
+    if not target.sessions:
+        raise ChatError(ErrorCode.USER_OFFLINE, f"{to} is offline")
+    limit = hub.settings.max_text
+    if len(text) > limit:
+        raise ChatError(ErrorCode.TOO_LONG, _text_too_long(text, limit))
+    hub.direct_ids += 1
+    ts = p.now_ms()
+    message = p.DirectMessage(msg=hub.direct_ids, ts=ts, sender=sender, to=target.name, text=text)
+    payload = p.encode(message)
+    hub.send_to(target, payload)
+    author = hub.presence.get(sender)
+    if author is not None and author is not target:
+        hub.send_to(author, payload)
+    hub.stats.directs += 1
+    return p.DirectReply(to=target.name, msg=hub.direct_ids, ts=ts)
+
+
+def user_state(user: User) -> UserState:
+    """The state document of ``user``, made when first used."""
+    if user.state is None:
+        user.state = UserState()
+    return user.state
+
+
+def set_state(hub: Hub, user: User, key: str, value: Any, waiter: object) -> int:
+    """Set ``key`` of ``user``'s state document (journaled, acknowledged through ``waiter``);
+    the document's size."""
+    settings = hub.settings
+    size = user_state(user).set(key, value, settings.state_max_keys, settings.state_max_bytes)
+    if hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateSet(user.name, key, value), waiter)
+    return size
+
+
+def incr_state(hub: Hub, user: User, key: str, by: int, waiter: object) -> int:
+    """Add ``by`` to ``key`` of ``user``'s state document; the new value. The journal keeps the
+    value itself, so a replay gives the same number."""
+    settings = hub.settings
+    state = user_state(user)
+    value = state.incr(key, by, settings.state_max_keys, settings.state_max_bytes)
+    if hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateSet(user.name, key, state.values[key]), waiter)
+    return value
+
+
+def delete_state(hub: Hub, user: User, key: str, waiter: object) -> bool:
+    """Delete ``key`` of ``user``'s state document; whether it was there."""
+    deleted = user.state is not None and user.state.delete(key)
+    if deleted and hub.journal is not None and not user.guest:
+        hub.journal.write(d.StateDel(user.name, key), waiter)
+    return deleted
+
+
+__all__ = [
+    "MAX_LISTED",
+    "Hub",
+    "HubStats",
+    "delete_state",
+    "incr_state",
+    "member_list",
+    "post_message",
+    "send_direct",
+    "set_state",
+    "user_state",
+]

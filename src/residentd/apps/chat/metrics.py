@@ -21,7 +21,7 @@ import msgspec
 import psutil
 
 from residentd.apps.chat.hub import Hub
-from residentd.apps.chat.rooms import TCP, WS
+from residentd.apps.chat.wire import LINES, TEXT_FRAMES
 from residentd.daemon.looplag import LoopLagMonitor
 
 WINDOW = 120  # samples kept (seconds)
@@ -72,8 +72,8 @@ class Sampler:
         sample = Sample(
             t=round(time.time(), 3),
             online=online,
-            tcp=hub.connections[TCP],
-            ws=hub.connections[WS],
+            tcp=hub.connections[LINES],
+            ws=hub.connections[TEXT_FRAMES],
             rooms=len(hub.rooms),
             requests_per_s=round((stats.requests - requests) / elapsed, 1),
             posts_per_s=round((stats.posts - posts) / elapsed, 1),

@@ -5,7 +5,8 @@ answers from (``msgspec.json.schema_components``), so the document describes exa
 server reads and writes; the paths' values take their schemas from the routes' own checks
 (``api.PathValue``, names.py's patterns, which mean the same in ECMA-262 as in Python); the
 paths, their query parameters and statuses are listed here. It is built once, on first request,
-and kept as bytes.
+and kept as bytes. This module registers the ``/openapi.json`` route itself, so ``api.py``
+does not import it back.
 """
 
 from __future__ import annotations
@@ -129,3 +130,8 @@ def spec() -> dict[str, Any]:
 def document() -> bytes:
     """The OpenAPI document as JSON bytes."""
     return msgspec.json.encode(spec())
+
+
+@api.route("/openapi.json", "GET")
+def _serve(call: api.Call) -> bytes:
+    return document()

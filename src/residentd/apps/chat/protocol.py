@@ -11,7 +11,8 @@ Three kinds of message go to the client:
 
 * replies: ``op`` is the request's (``join`` answers ``join``; ``pong`` answers ``ping``) and
   ``id`` echoes the request's ``id`` when it had one;
-* errors: ``{"op": "error", "id": ..., "code": ..., "detail": ...}``, codes in ``ERRORS``;
+* errors: ``{"op": "error", "id": ..., "code": ..., "detail": ...}``, codes in ``ErrorCode``
+  (errors.py);
 * pushes: events with ``op`` names of their own (``message``, ``joined``, ``presence``, ...) and
   no ``id``.
 
@@ -29,6 +30,7 @@ from typing import Annotated, Any
 import msgspec
 
 from residentd.apps.chat import names
+from residentd.apps.chat.errors import ErrorCode
 from residentd.apps.chat.explain import explain
 from residentd.errors import ProtocolError
 
@@ -397,42 +399,6 @@ class Bye(Push, tag="bye"):
 
 # -- errors --------------------------------------------------------------------------------------
 
-ERRORS: dict[str, str] = {
-    # A request that does not decode; recoverable, counted toward max_bad_messages.
-    "invalid-json": "the message is not valid JSON, not UTF-8, or has op more than once",
-    "not-an-object": "the message is JSON but not an object",
-    "unknown-op": "no request has this op",
-    "missing-field": "a required field is missing",
-    "wrong-type": "a field has the wrong JSON type",
-    "too-long": "a value is longer than allowed",
-    "invalid-value": "a value is out of range or does not match its pattern",
-    "unsupported-frame": "a WebSocket binary frame; messages go in text frames",
-    # A request that decodes but cannot be done; the connection stays open.
-    "not-signed-in": "only hello and ping are allowed before hello",
-    "already-signed-in": "hello was already accepted on this connection",
-    "unsupported-version": "the server does not speak this protocol version",
-    "bad-token": "the token is missing, malformed, expired, not for this user, or for a guest",
-    "name-taken": "a guest of that name is online",
-    "no-such-room": "the room does not exist",
-    "room-exists": "a room of that name exists already",
-    "not-a-member": "only members may do this in the room",
-    "not-invited": "the room is private and this user was not invited",
-    "too-many-rooms": "the user is a member of max_rooms_per_user rooms already",
-    "rooms-full": "the server holds max_rooms rooms already",
-    "no-such-user": "the server does not know this user",
-    "user-offline": "a direct message needs its recipient online",
-    "rate-limited": "more requests than the per-user rate allows; see retry_after",
-    "state-full": "the state document would pass state_max_keys or state_max_bytes",
-    "not-a-number": "state.incr on a value that is not an integer",
-    "storage-error": "the disk refuses state_dir's journal: changes wait, reads work; retry_after",
-    # Sent before the server closes the connection.
-    "too-many-connections": "the user has max_connections_per_user connections already",
-    "server-full": "the server knows max_users users and none can be forgotten",
-    "hello-timeout": "no accepted hello within hello_timeout seconds",
-    "dead-peer": "no answer to ping within ping_timeout seconds",
-    "kicked": "the application's backend closed this user's connections (detail: why)",
-}
-
 
 def setting(name: str, value: float) -> str:
     """A limit in an error detail, written the one way they all are: ``max_text = 2000``."""
@@ -444,21 +410,10 @@ def retry_after(wait: float) -> float:
     return max(math.ceil(wait * 1000), 1) / 1000
 
 
-class ChatError(Exception):
-    """A request that cannot be done; the session answers it with an ``error`` reply."""
-
-    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
-        assert code in ERRORS, code
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
-        self.retry_after = retry_after
-
-
 class BadRequest(ProtocolError):
     """A message that does not decode into a request; recoverable, carries the request id."""
 
-    def __init__(self, code: str, detail: str, request_id: Id = None) -> None:
+    def __init__(self, code: ErrorCode, detail: str, request_id: Id = None) -> None:
         super().__init__(code, detail, recoverable=True)
         self.request_id = request_id
 
@@ -494,16 +449,16 @@ def decode_request(data: bytes) -> AnyRequest:
     except msgspec.ValidationError as exc:
         request_id, op = _envelope(data)
         if _repeats_op(data):
-            raise BadRequest("invalid-json", _REPEATED_OP, request_id) from None
+            raise BadRequest(ErrorCode.INVALID_JSON, _REPEATED_OP, request_id) from None
         code, detail = explain(str(exc), op if type(op) is str else None, RULES)
         raise BadRequest(code, detail, request_id) from None
     except _DECODE_ERRORS as exc:
-        raise BadRequest("invalid-json", f"the message is not JSON: {exc}") from None
+        raise BadRequest(ErrorCode.INVALID_JSON, f"the message is not JSON: {exc}") from None
     # msgspec takes the first ``op`` as the tag; another one with the same value passes it.
     # Such a message is as ambiguous as one with two different ops (which msgspec refuses, as
     # an invalid op), and is refused the same way. The byte count is only a cheap first look.
     if data.count(b'"op"') > 1 and _repeats_op(data):
-        raise BadRequest("invalid-json", _REPEATED_OP, request.id)
+        raise BadRequest(ErrorCode.INVALID_JSON, _REPEATED_OP, request.id)
     return request
 
 

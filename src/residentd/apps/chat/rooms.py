@@ -8,26 +8,28 @@ kept by ``User``, not by name, so they are for the user invited and no other who
 in under the same name; each user keeps the rooms it is invited to, so forgetting a user
 drops its invitations.
 
-For fan-out a room keeps its ``sinks``: the open connections of its online members, in two sets
-(dicts used as ordered sets), one per wire format, so that a message is framed once per format
-and then written to each connection with no lookups: ``sinks[TCP]`` takes JSON lines,
-``sinks[WS]`` WebSocket text frames. The hub keeps them in step with connections opening and
-closing and with users joining and leaving.
+For fan-out a room keeps its ``sinks``: the signed-in sessions of its online members, one dict
+per wire (wire.py), so that a message is framed once per wire and then queued on each session
+with no lookups: the dict maps a session to its ``push`` (its connection's ``send_bytes``),
+and fan-out calls the values. ``sinks[LINES]`` takes JSON lines, ``sinks[TEXT_FRAMES]``
+WebSocket text frames. The hub keeps them in step with connections signing in and closing and
+with users joining and leaving.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from residentd.apps.chat.history import RoomHistory
 from residentd.apps.chat.protocol import RoomInfo
+from residentd.apps.chat.wire import WIRES, Wire
 
 if TYPE_CHECKING:
     from residentd.apps.chat.presence import User
-    from residentd.net.connection import Connection
+    from residentd.apps.chat.session import ChatSession
 
-TCP = 0
-WS = 1
+Sinks = dict[Wire, dict["ChatSession", Callable[[bytes], None]]]
 
 
 class Room:
@@ -41,7 +43,7 @@ class Room:
         self.online = 0  # members online now
         self.invited: dict[User, None] = {}
         self.history = RoomHistory(history_size)
-        self.sinks: tuple[dict[Connection, None], dict[Connection, None]] = ({}, {})
+        self.sinks: Sinks = {wire: {} for wire in WIRES}
 
     def info(self) -> RoomInfo:
         return RoomInfo(self.name, self.topic, self.private, len(self.members), self.online)
@@ -69,14 +71,14 @@ class Room:
         if user.sessions:
             self.online += 1
             for session in user.sessions:
-                self.sinks[session.wire][session.conn] = None
+                self.sinks[session.wire][session] = session.push
 
     def remove_member(self, user: User) -> None:
         del self.members[user]
         if user.sessions:
             self.online -= 1
             for session in user.sessions:
-                self.sinks[session.wire].pop(session.conn, None)
+                self.sinks[session.wire].pop(session, None)
 
     def __repr__(self) -> str:
         kind = "private" if self.private else "public"

@@ -1,43 +1,47 @@
 """A chat connection, whatever its transport: requests in, replies and errors out.
 
 ``ChatSession`` is what TCP and WebSocket connections share once their codec has decoded a
-request: it hands the request to the hub, echoes the request's ``id`` in the reply, and turns a
-``ChatError`` into an ``error`` reply; errors that end the connection (``too-many-connections``,
-``server-full``) are followed by a close. Subclasses say which wire format their connection
-takes pushes in (``wire``) and, for WebSocket, deal with the HTTP request first.
+request: it hands the request to the dispatcher (handlers.py), echoes the request's ``id`` in
+the reply, and turns a ``ChatError`` into an ``error`` reply; errors that end the connection
+(``too-many-connections``, ``server-full``) are followed by a close. Subclasses name the wire
+their connection takes pushes in (``wire``, wire.py) and, for WebSocket, deal with the HTTP
+request first.
 
-A session is three slots on top of ``Session``'s one: the hub, the signed-in user and when it
-was last pinged; the transport's codec does the framing.
+A session is four slots on top of ``Session``'s one: the hub, the signed-in user, when it was
+last pinged, and ``push``: its connection's ``send_bytes``, bound once, which is what fan-out
+calls for each delivery (the one call per member on the hot path, without the frame of
+``Session.send_bytes``). The transport's codec does the framing of replies.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from residentd.app import Session
 from residentd.apps.chat import protocol as p
-from residentd.apps.chat.rooms import TCP
+from residentd.apps.chat.errors import CLOSING, ChatError, ErrorCode
+from residentd.apps.chat.handlers import dispatch
+from residentd.apps.chat.wire import LINES, Wire
 
 if TYPE_CHECKING:
-    from residentd.apps.chat.daemon import ChatApp
+    from residentd.apps.chat.daemon import ChatApp  # noqa: F401 (Session["ChatApp"])
     from residentd.apps.chat.hub import Hub
     from residentd.apps.chat.presence import User
     from residentd.net.connection import Connection
 
-# Errors after which the server closes the connection.
-CLOSING = frozenset({"too-many-connections", "server-full", "hello-timeout", "dead-peer"})
 
+class ChatSession(Session["ChatApp"]):
+    __slots__ = ("hub", "pinged", "push", "user")
 
-class ChatSession(Session):
-    __slots__ = ("hub", "pinged", "user")
-
-    wire: ClassVar[int] = TCP
+    wire: ClassVar[Wire] = LINES
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        self.hub: Hub = cast("ChatApp", conn.server.app).hub
+        self.hub: Hub = self.app.hub
         self.user: User | None = None
         self.pinged = 0.0
+        self.push: Callable[[bytes], None] = conn.send_bytes  # this session's send_bytes
 
     @property
     def defer_writes(self) -> bool:  # type: ignore[override]
@@ -50,8 +54,8 @@ class ChatSession(Session):
 
     def on_message(self, request: Any) -> None:
         try:
-            reply = self.hub.handle(self, request)
-        except p.ChatError as error:
+            reply = dispatch(self.hub, self, request)
+        except ChatError as error:
             self.send(
                 p.Error(
                     id=request.id,
@@ -73,11 +77,11 @@ class ChatSession(Session):
     def on_shutdown(self) -> None:
         self.send(p.Bye(reason="server-shutdown"))
 
-    def fail(self, code: str, detail: str = "") -> None:
+    def fail(self, code: ErrorCode, detail: str = "") -> None:
         """Tell the peer why in an ``error`` message, then close with ``code`` as the reason."""
         self.send(p.Error(code=code, detail=detail))
         self.close(code)
 
     def __repr__(self) -> str:
         name = self.user.name if self.user is not None else "-"
-        return f"<{type(self).__name__} conn={self.conn.id} user={name}>"
+        return f"<{type(self).__name__} conn={self.id} user={name}>"

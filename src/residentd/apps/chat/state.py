@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import msgspec
 
-from residentd.apps.chat.protocol import ChatError, setting
+from residentd.apps.chat.errors import ChatError, ErrorCode
+from residentd.apps.chat.protocol import setting
 
 _int_decoder = msgspec.json.Decoder(int)
 
@@ -30,13 +31,13 @@ class UserState:
         old = self.values.get(key)
         if old is None and len(self.values) >= max_keys:
             limit = setting("state_max_keys", max_keys)
-            raise ChatError("state-full", f"no room for another key ({limit})")
+            raise ChatError(ErrorCode.STATE_FULL, f"no room for another key ({limit})")
         size = self.size + len(key) + len(value)
         if old is not None:
             size -= len(key) + len(old)
         if size > max_bytes:
             limit = setting("state_max_bytes", max_bytes)
-            raise ChatError("state-full", f"the document would be {size} bytes ({limit})")
+            raise ChatError(ErrorCode.STATE_FULL, f"the document would be {size} bytes ({limit})")
         self.values[key] = value.copy()
         self.size = size
         return size
@@ -55,10 +56,12 @@ class UserState:
             try:
                 current = _int_decoder.decode(old)
             except msgspec.DecodeError:
-                raise ChatError("not-a-number", f"{key!r} does not hold an integer") from None
+                raise ChatError(
+                    ErrorCode.NOT_A_NUMBER, f"{key!r} does not hold an integer"
+                ) from None
         value = current + by
         if not -(2**63) <= value < 2**63:
-            raise ChatError("not-a-number", "the result does not fit in 64 bits")
+            raise ChatError(ErrorCode.NOT_A_NUMBER, "the result does not fit in 64 bits")
         self.set(key, msgspec.Raw(str(value).encode()), max_keys, max_bytes)
         return value
 

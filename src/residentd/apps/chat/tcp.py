@@ -18,8 +18,8 @@ from typing import Any
 
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.protocol import BadRequest
-from residentd.apps.chat.rooms import TCP
 from residentd.apps.chat.session import ChatSession
+from residentd.apps.chat.wire import LINES
 from residentd.codecs.lines import LineCodec
 from residentd.errors import ProtocolError
 
@@ -71,4 +71,4 @@ class ChatLineCodec(LineCodec):
 
 class TcpSession(ChatSession):
     __slots__ = ()
-    wire = TCP
+    wire = LINES

@@ -15,20 +15,17 @@ TCP lines, so both transports speak exactly the same messages.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from residentd.apps.chat import api, http
 from residentd.apps.chat import protocol as p
-from residentd.apps.chat.rooms import WS
 from residentd.apps.chat.session import ChatSession
 from residentd.apps.chat.settings import ChatSettings
+from residentd.apps.chat.wire import TEXT_FRAMES
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, reply
 from residentd.codecs.web import WebCodec
 from residentd.codecs.websocket import Outgoing, WebSocketCodec
 from residentd.errors import ProtocolError
-
-if TYPE_CHECKING:
-    from residentd.apps.chat.daemon import ChatApp
 
 WEBSOCKET_PATH = "/ws"
 
@@ -63,7 +60,7 @@ def web_codec(settings: ChatSettings) -> WebCodec:
 
 class WebSocketSession(ChatSession):
     __slots__ = ()
-    wire = WS
+    wire = TEXT_FRAMES
 
     def on_connect(self) -> None:
         """Not a chat connection until the upgrade (see ``_upgrade``)."""
@@ -77,7 +74,7 @@ class WebSocketSession(ChatSession):
     def on_message(self, message: Any) -> None:
         kind = type(message)
         if kind is Outgoing:
-            self.conn.send_bytes(message.data)
+            self.send_bytes(message.data)
             if message.close:
                 self.close("closed-by-peer")
         elif kind is HttpRequest:
@@ -93,7 +90,7 @@ class WebSocketSession(ChatSession):
         if path == WEBSOCKET_PATH and request.upgrade is not None:
             self._upgrade(request)
             return
-        app = cast("ChatApp", self.conn.server.app)
+        app = self.app
         if path == WEBSOCKET_PATH:
             text = b"this path takes a WebSocket upgrade\n"
             answer = reply(request, 426, text, headers={"Upgrade": "websocket"})
@@ -101,14 +98,14 @@ class WebSocketSession(ChatSession):
             answer = api.answer(app, request, self.conn)
         else:
             answer = http.answer(request, app.sampler)
-        self.conn.send_bytes(answer)
+        self.send_bytes(answer)
         if not request.keep_alive or request.upgrade is not None:  # an upgrade not taken
             self.close("http-done")
 
     def _upgrade(self, request: HttpRequest) -> None:
         codec = self.codec
         answer, messages = codec.upgrade(request)
-        self.conn.send_bytes(answer)
+        self.send_bytes(answer)
         if not codec.open:
             self.close("handshake-refused")
             return
@@ -120,10 +117,10 @@ class WebSocketSession(ChatSession):
         """Close, with a close frame first when the WebSocket is open (1008: the app's rule)."""
         frame = self.codec.close_frame(1008, reason)
         if frame:
-            self.conn.send_bytes(frame)
+            self.send_bytes(frame)
         super().close(reason)
 
     def on_shutdown(self) -> None:
         if self.codec.open:
             ChatSession.on_shutdown(self)
-            self.conn.send_bytes(self.codec.close_frame(1001, "server-shutdown"))
+            self.send_bytes(self.codec.close_frame(1001, "server-shutdown"))
