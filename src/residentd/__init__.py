@@ -2,10 +2,10 @@
 
 The names a daemon author needs are importable from here: ``App``, ``Service`` and ``Session``
 to write one, the codecs (``LineCodec``, ``JsonLinesCodec``, ``LengthPrefixedCodec``,
-``RawCodec``) to frame its protocol, ``Limits`` to bound it, ``setting`` to declare an app's own settings (a field of a frozen
-dataclass: flag, environment variable, config key and help in one place), ``Server`` to run it in a program
-of your own (``residentd run`` does it for you, with signals, logs and reloads), and the errors
-``ProtocolError`` and ``ConfigError``.
+``RawCodec``) to frame its protocol, ``Limits`` to bound it, ``setting`` to declare an app's
+own settings (a field of a frozen dataclass: flag, environment variable, config key and help
+in one place), ``Server`` to run it in a program of your own (``residentd run`` does it for
+you, with signals, logs and reloads), and the errors ``ProtocolError`` and ``ConfigError``.
 
 A line echo daemon in a program of your own, stopped gracefully by SIGTERM::
 
