@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from residentd.codecs import http
+from residentd import speedups
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, error_response, read_head_py
 from residentd.errors import ProtocolError
 
@@ -148,7 +148,10 @@ HEAD_PIECES = [
 ]  # fmt: skip
 
 
-@pytest.mark.skipif(http._c_head is None, reason="the C speedups are off or not built")
+C_READ_HEAD = speedups.native("residentd.codecs._http_head", "read_head")
+
+
+@pytest.mark.skipif(C_READ_HEAD is None, reason="the C speedups are off or not built")
 @settings(max_examples=500)
 @given(
     st.lists(st.sampled_from(HEAD_PIECES), max_size=24).map(b"".join),
@@ -158,10 +161,10 @@ HEAD_PIECES = [
 def test_the_c_head_reader_reads_as_the_python_one(tail: bytes, line: int, fields: int) -> None:
     """_http_head.c's read_head and read_head_py: the same answer for every head, plain ones
     (a good start, then anything) and broken ones."""
-    assert http._c_head is not None
+    assert C_READ_HEAD is not None
     for head in (tail, GOOD.rstrip(b"\r\n") + tail, b"GET / HTTP/1.1" + tail):
         for limits in ((line, fields), (8192, 100)):
-            assert http._c_head.read_head(head, *limits) == read_head_py(head, *limits)
+            assert C_READ_HEAD(head, *limits) == read_head_py(head, *limits)
 
 
 def test_requests_before_a_refusal_come_out_first() -> None:

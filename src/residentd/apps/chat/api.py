@@ -51,7 +51,7 @@ from residentd.apps.chat.handlers import (
 from residentd.apps.chat.protocol import ChatError
 from residentd.apps.chat.tokens import make_token
 from residentd.codecs.http import HttpRequest, reply
-from residentd.errors import ConfigError
+from residentd.errors import ConfigError, ResidentdError
 
 if TYPE_CHECKING:
     from residentd.apps.chat.daemon import ChatApp
@@ -208,7 +208,7 @@ class ApiError(msgspec.Struct, omit_defaults=True):
 # -- errors --------------------------------------------------------------------------------------
 
 
-class Refused(Exception):
+class Refused(ResidentdError):
     """A request the API answers with an error status."""
 
     def __init__(

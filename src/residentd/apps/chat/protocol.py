@@ -30,7 +30,7 @@ import msgspec
 
 from residentd.apps.chat import names
 from residentd.apps.chat.explain import explain
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ResidentdError
 
 VERSION = 1
 
@@ -444,7 +444,7 @@ def retry_after(wait: float) -> float:
     return max(math.ceil(wait * 1000), 1) / 1000
 
 
-class ChatError(Exception):
+class ChatError(ResidentdError):
     """A request that cannot be done; the session answers it with an ``error`` reply."""
 
     def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
