@@ -51,6 +51,7 @@ from residentd.net.timers import TimerGroup
 from residentd.speedups import choose
 
 if TYPE_CHECKING:
+    from residentd.codecs.base import SendsOwnData
     from residentd.net.server import Server, ServiceRuntime
 
 log = logging.getLogger("residentd.conn")
@@ -289,7 +290,8 @@ class Connection(ConnectionCore, asyncio.Protocol):
 
     def _send_codec_data(self) -> None:
         """Queue the bytes the codec sends on its own; an empty one means the peer closed."""
-        for data in self.codec.data_to_send():  # type: ignore[attr-defined]
+        codec = cast("SendsOwnData", self.codec)  # _codec_sends says it is one
+        for data in codec.data_to_send():
             if data:
                 self._queue(data)
             else:
