@@ -7,7 +7,7 @@ program of your own (``residentd run`` does it for you).
 
 from residentd.app import App, Service, Session
 from residentd.codecs import JsonLinesCodec, LengthPrefixedCodec, LineCodec, RawCodec
-from residentd.errors import ConfigError, ProtocolError
+from residentd.errors import CloseCode, ConfigError, ProtocolError, ResidentdError
 from residentd.limits import Limits
 from residentd.net.server import Server
 
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CloseCode",
     "ConfigError",
     "JsonLinesCodec",
     "LengthPrefixedCodec",
@@ -22,6 +23,7 @@ __all__ = [
     "LineCodec",
     "ProtocolError",
     "RawCodec",
+    "ResidentdError",
     "Server",
     "Service",
     "Session",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from types import ModuleType
 
 import residentd
@@ -53,3 +54,9 @@ def test_close_codes_are_their_wire_strings() -> None:
     assert {code: 1 for code in CloseCode}["closed-by-peer"] == 1
     for code in CloseCode:
         assert code.value == code.name.lower().replace("_", "-")
+
+
+def test_every_close_code_is_documented_in_the_protocol_table() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    missing = [code.value for code in CloseCode if f"| `{code.value}` |" not in text]
+    assert missing == []
