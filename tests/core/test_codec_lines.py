@@ -168,6 +168,8 @@ def test_c_and_python_versions_agree(
     c_codec, py_codec = C_CODEC(max_line, newline), lines_module.PyLineCodec(max_line, newline)
     for chunk in chunks:
         assert outcome(c_codec, chunk) == outcome(py_codec, chunk)
+        if c_codec.buffered and chunk[-1:] == b"\n":  # drained as a connection does
+            assert outcome(c_codec, b"") == outcome(py_codec, b"")
     for messages in ([], [b"x"], chunks, ["é", b"y"], [bytearray(b"z"), b"w"]):
         assert c_codec.encode_many(messages) == py_codec.encode_many(messages)
     for message in (b"", "é", bytearray(b"q")):
