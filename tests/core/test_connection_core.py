@@ -883,6 +883,18 @@ def test_partial_input_over_the_cap_closes(codec: type) -> None:
 
 
 @both_line_codecs
+def test_the_slow_path_runs_only_when_the_codec_holds_input(codec: type) -> None:
+    # A chunk of whole lines costs no call past the dispatch; one that leaves a partial line
+    # goes through _after_feed, which feeds b"" (nothing pending) and checks the cap.
+    with Twins(Setup(codec=codec)) as twins:
+        twins.feed(b"a\nb\n")
+        assert ("_after_feed",) not in twins.c.calls()
+        twins.feed(b"c\nd")
+        assert twins.c.calls()[-2:] == [("transport", "write", b"c\n"), ("_after_feed",)]
+        assert twins.c.conn.codec.buffered == 1 and not twins.c.conn.closing
+
+
+@both_line_codecs
 def test_lines_before_a_too_long_one_are_answered_first(codec: type) -> None:
     with Twins(Setup(codec=codec)) as twins:
         twins.feed(b"a\nb\n" + b"L" * (MAX_LINE + 2))
