@@ -48,7 +48,7 @@ import re
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from residentd.errors import ProtocolError
+from residentd.errors import CloseCode, ProtocolError
 from residentd.speedups import choose
 
 MAX_HEAD = 16 * 1024
@@ -57,21 +57,21 @@ MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADERS = 100
 
 # Status of the HTTP error response to each fatal error code.
-ERROR_STATUS = {
+ERROR_STATUS: dict[str, int] = {
     "bad-request": 400,
     "body-too-large": 413,
-    "input-buffer-full": 413,
+    CloseCode.INPUT_BUFFER_FULL: 413,
     "uri-too-long": 414,
     "head-too-large": 431,
     "length-required": 411,
     "not-implemented": 501,
     "version-not-supported": 505,
-    "handshake-timeout": 408,
-    "idle-timeout": 408,
-    "internal-error": 500,
-    "max-connections": 503,
-    "max-connections-per-ip": 503,
-    "server-shutdown": 503,
+    CloseCode.HANDSHAKE_TIMEOUT: 408,
+    CloseCode.IDLE_TIMEOUT: 408,
+    CloseCode.INTERNAL_ERROR: 500,
+    CloseCode.MAX_CONNECTIONS: 503,
+    CloseCode.MAX_CONNECTIONS_PER_IP: 503,
+    CloseCode.SERVER_SHUTDOWN: 503,
 }
 
 _TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
