@@ -34,7 +34,7 @@ A line echo daemon in a program of your own, stopped gracefully by SIGTERM::
 
 from residentd.app import App, Service, Session
 from residentd.codecs import JsonLinesCodec, LengthPrefixedCodec, LineCodec, RawCodec
-from residentd.errors import ConfigError, ProtocolError
+from residentd.errors import CloseCode, ConfigError, ProtocolError, ResidentdError
 from residentd.limits import Limits
 from residentd.net.server import Server
 from residentd.settings import setting
@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CloseCode",
     "ConfigError",
     "JsonLinesCodec",
     "LengthPrefixedCodec",
@@ -50,6 +51,7 @@ __all__ = [
     "LineCodec",
     "ProtocolError",
     "RawCodec",
+    "ResidentdError",
     "Server",
     "Service",
     "Session",

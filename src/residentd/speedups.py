@@ -1,17 +1,24 @@
-"""The optional C speedups, and the switch that turns them off.
+"""The optional C speedups, and the one way every module chooses between C and Python.
 
 Some hot modules have a C version beside the Python one (see docs/architecture.md): setup.py
-builds them when a compiler is at hand, and residentd runs without them, only slower. ``load``
-imports one by name and gives None when it was not built, or when ``RESIDENTD_PURE_PYTHON`` is
-set (to anything but ``0``): then every part of residentd runs its Python version, which is how
-the test suite checks both and how to rule the C code out when debugging.
+builds them when a compiler is at hand, and residentd runs without them, only slower. A module
+picks its version with ``choose``: the C one when it was built and the speedups are on, else
+the Python reference. ``RESIDENTD_PURE_PYTHON`` set (to anything but ``0``) turns every C
+version off: every part of residentd then runs its Python version, which is how the test suite
+checks both and how to rule the C code out when debugging.
+
+    LineCodec = choose("residentd.codecs._lines", "LineCodec", PyLineCodec)
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
+from typing import Any, TypeVar
+
+__all__ = ["DISABLED", "choose", "loaded", "native"]
+
+T = TypeVar("T")
 
 DISABLED = os.environ.get("RESIDENTD_PURE_PYTHON", "0") not in ("", "0")
 
@@ -19,16 +26,24 @@ DISABLED = os.environ.get("RESIDENTD_PURE_PYTHON", "0") not in ("", "0")
 loaded: list[str] = []
 
 
-def load(module: str) -> ModuleType | None:
-    """Import ``module`` (e.g. ``residentd.codecs._lines``) if the speedups are on and it was
-    built; None otherwise."""
+def native(module: str, name: str) -> Any | None:
+    """``module.name`` from a C extension (e.g. ``residentd.codecs._lines``, ``LineCodec``) if
+    the speedups are on and it was built; None otherwise. Differential tests use it to reach
+    the C version beside the Python one."""
     if DISABLED:
         return None
     try:
         found = importlib.import_module(module)
     except ImportError:
         return None
-    name = module.rpartition(".")[2].lstrip("_")
-    if name not in loaded:
-        loaded.append(name)
-    return found
+    short = module.rpartition(".")[2].lstrip("_")
+    if short not in loaded:
+        loaded.append(short)
+    return getattr(found, name)
+
+
+def choose(module: str, name: str, python: T) -> T:
+    """The C version ``module.name`` when there is one (see ``native``), else ``python``: the
+    Python reference, or None where the caller has no Python version of a fast path."""
+    found = native(module, name)
+    return python if found is None else found

@@ -45,22 +45,24 @@ class Err:
 
 def feed_events(codec: Codec, chunks: Iterable[bytes]) -> list[Any]:
     """Feed ``chunks`` as a connection does and return the messages and errors (``Err``) in
-    order: after a recoverable error the codec is fed ``b""`` for what it still holds; the first
-    fatal error ends the run."""
+    order: after each feed the codec is fed ``b""`` while it holds input (``buffered``), for a
+    pending error and what comes after a recoverable one; the first fatal error ends the run."""
     events: list[Any] = []
     for chunk in chunks:
         data = chunk
         while True:
             try:
-                events.extend(codec.feed(data))
+                messages = codec.feed(data)
             except ProtocolError as error:
-                events.extend(error.messages)
                 events.append(Err(error.code))
                 if not error.recoverable:
                     return events
                 data = b""
                 continue
-            break
+            events.extend(messages)
+            if not codec.buffered or (not messages and not data):
+                break  # nothing held, or only a partial message
+            data = b""
     return events
 
 
@@ -71,10 +73,13 @@ def feed_garbage(codec: Codec, chunks: Iterable[bytes], codes: set[str], bound: 
         data = chunk
         while True:
             try:
-                codec.feed(data)
+                messages = codec.feed(data)
             except ProtocolError as error:
                 assert error.code in codes, error
                 data = b""
+                continue
+            if codec.buffered and (messages or data):
+                data = b""  # as a connection does: a pending error, or a partial message
                 continue
             break
         assert codec.buffered <= bound, (codec.buffered, bound)

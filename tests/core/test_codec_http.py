@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from residentd.codecs import http
+from residentd import speedups
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, error_response, read_head_py
 from residentd.errors import ProtocolError
 
@@ -148,7 +148,10 @@ HEAD_PIECES = [
 ]  # fmt: skip
 
 
-@pytest.mark.skipif(http._c_head is None, reason="the C speedups are off or not built")
+C_READ_HEAD = speedups.native("residentd.codecs._http_head", "read_head")
+
+
+@pytest.mark.skipif(C_READ_HEAD is None, reason="the C speedups are off or not built")
 @settings(max_examples=500)
 @given(
     st.lists(st.sampled_from(HEAD_PIECES), max_size=24).map(b"".join),
@@ -158,10 +161,10 @@ HEAD_PIECES = [
 def test_the_c_head_reader_reads_as_the_python_one(tail: bytes, line: int, fields: int) -> None:
     """_http_head.c's read_head and read_head_py: the same answer for every head, plain ones
     (a good start, then anything) and broken ones."""
-    assert http._c_head is not None
+    assert C_READ_HEAD is not None
     for head in (tail, GOOD.rstrip(b"\r\n") + tail, b"GET / HTTP/1.1" + tail):
         for limits in ((line, fields), (8192, 100)):
-            assert http._c_head.read_head(head, *limits) == read_head_py(head, *limits)
+            assert C_READ_HEAD(head, *limits) == read_head_py(head, *limits)
 
 
 def test_requests_before_a_refusal_come_out_first() -> None:
@@ -251,3 +254,84 @@ def test_limits_are_exact() -> None:
     assert only(GOOD + b"Content-Length: 101\r\n\r\n" + body + b"x", max_body=100) == [
         Err("body-too-large")
     ]
+
+
+# -- the codec contract, and more of RFC 9112 --------------------------------------------------
+
+
+def test_a_refusal_waits_behind_the_requests_before_it_and_ends_the_reading() -> None:
+    codec = HttpRequestCodec()
+    data = GOOD + b"\r\n" + b"GET / HTTP/1.1\r\nHost: x\r\n  folded\r\n\r\n" + GOOD + b"\r\n"
+    [first] = codec.feed(data)  # the request before the fault is the feed's result
+    assert first.target == "/"
+    assert codec.buffered == 1  # the refusal, pending
+    with pytest.raises(ProtocolError) as caught:
+        codec.feed(b"")
+    assert (caught.value.code, caught.value.detail) == ("bad-request", "obsolete line folding")
+    assert not caught.value.recoverable
+    assert codec.buffered == 0 and codec.stopped
+    assert codec.feed(GOOD + b"\r\n") == []  # 9.6: nothing after it is read
+
+
+def test_a_refusal_with_nothing_before_it_is_raised_at_once() -> None:
+    codec = HttpRequestCodec()
+    with pytest.raises(ProtocolError) as caught:
+        codec.feed(b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n")
+    assert caught.value.code == "bad-request"
+    assert codec.buffered == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "target"),
+    [
+        (b"OPTIONS * HTTP/1.1", "*"),  # asterisk-form (3.2.4)
+        (b"GET http://x/a?b=1 HTTP/1.1", "http://x/a?b=1"),  # absolute-form (3.2.2)
+        (b"CONNECT x:443 HTTP/1.1", "x:443"),  # authority-form (3.2.3)
+        (b"GET /a%20b HTTP/1.1", "/a%20b"),  # origin-form, sent as it came
+    ],
+)
+def test_the_request_target_forms(line: bytes, target: str) -> None:
+    [request] = only(line + b"\r\nHost: x\r\n\r\n")
+    assert request.target == target
+
+
+def test_an_http_1_0_request_needs_no_host() -> None:
+    [request] = only(b"GET / HTTP/1.0\r\n\r\n")
+    assert request.version == "HTTP/1.0" and not request.keep_alive
+
+
+@pytest.mark.parametrize(
+    ("value", "body"),
+    [(b"0", b""), (b"007", b"1234567"), (b"  3  ", b"abc"), (b"3", b"abc")],
+)
+def test_content_length_is_digits_leading_zeros_and_white_space_allowed(
+    value: bytes, body: bytes
+) -> None:
+    # RFC 9110 8.6: 1*DIGIT; the field's surrounding white space is not part of the value (5.5).
+    [request] = only(GOOD + b"Content-Length:" + value + b"\r\n\r\n" + body)
+    assert request.body == body
+
+
+@pytest.mark.parametrize("coding", [b"chunked", b"Chunked", b"gzip, chunked", b"gzip,chunked"])
+def test_a_chunked_body_gets_411_and_a_close_as_documented(coding: bytes) -> None:
+    codec = HttpRequestCodec()
+    data = GOOD + b"Transfer-Encoding: " + coding + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    with pytest.raises(ProtocolError) as caught:
+        codec.feed(data)
+    assert caught.value.code == "length-required"
+    reply = codec.error_reply(caught.value)
+    assert reply.startswith(b"HTTP/1.1 411 Length Required\r\n") and b"Connection: close" in reply
+    assert codec.feed(GOOD + b"\r\n") == []  # what followed is not read as a request
+
+
+def test_pipelined_requests_with_bodies_come_out_in_order_with_theirs() -> None:
+    stream = b"".join(
+        b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (n, n, b"b" * n)
+        for n in range(5)
+    )
+    for size in (1, 7, len(stream)):
+        codec = HttpRequestCodec()
+        events = feed_events(codec, [stream[i : i + size] for i in range(0, len(stream), size)])
+        assert [(request.target, request.body) for request in events] == [
+            (f"/{n}", b"b" * n) for n in range(5)
+        ]

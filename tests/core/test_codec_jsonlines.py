@@ -105,13 +105,15 @@ def test_garbage_raises_only_protocol_errors_and_stays_bounded(chunks: list[byte
 
 
 def test_lines_after_a_bad_line_still_come_out() -> None:
+    # The messages before the bad line are the feed's result; the error waits for the next
+    # feed, and the lines behind it for the one after.
     codec = JsonLinesCodec()
+    assert codec.feed(b'{"a": 1}\nnot json\n{"b": 2}\n{"c": 3}\n') == [{"a": 1}]
+    assert codec.buffered > 0  # the error and the two good lines wait in the codec
     with pytest.raises(ProtocolError) as caught:
-        codec.feed(b'{"a": 1}\nnot json\n{"b": 2}\n{"c": 3}\n')
+        codec.feed(b"")
     assert caught.value.code == "invalid-json"
     assert caught.value.recoverable
-    assert caught.value.messages == [{"a": 1}]
-    assert codec.buffered > 0  # the two good lines wait in the codec
     assert codec.feed(b"") == [{"b": 2}, {"c": 3}]
     assert codec.buffered == 0
     assert codec.feed(b'{"d": 4}\n') == [{"d": 4}]

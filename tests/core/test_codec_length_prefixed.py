@@ -89,3 +89,15 @@ def test_limits_and_prefix_are_checked() -> None:
     with pytest.raises(ValueError):
         LengthPrefixedCodec(3).encode(b"four")
     assert LengthPrefixedCodec(65535, "u16").encode(b"ab") == b"\x00\x02ab"
+
+
+def test_an_oversized_prefix_waits_behind_the_frames_before_it() -> None:
+    codec = LengthPrefixedCodec(max_length=8, prefix="u16")
+    data = b"\x00\x02ok" + b"\x00\x09" + b"123456789"
+    assert codec.feed(data) == [b"ok"]
+    assert codec.buffered == 1  # the error, pending: the connection feeds again for it
+    with pytest.raises(ProtocolError) as caught:
+        codec.feed(b"")
+    assert caught.value.code == "frame-too-large" and codec.buffered == 0
+    with pytest.raises(ProtocolError):
+        LengthPrefixedCodec(max_length=8, prefix="u16").feed(b"\x00\x09")  # nothing before it

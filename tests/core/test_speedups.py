@@ -10,7 +10,9 @@ them, so both versions of each module are tested.
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +52,23 @@ def test_the_switch_picks_one_version_everywhere() -> None:
         assert resp.read_commands is not None
         assert http.read_head is not http.read_head_py
         assert sorted(speedups.loaded) == sorted(m.rpartition("._")[2] for m in MODULES)
+
+
+def test_every_module_picks_its_version_through_speedups_choose() -> None:
+    """One way to choose C or Python: no module imports a C extension itself, each names it in
+    ``speedups.choose`` (or ``native``), so ``RESIDENTD_PURE_PYTHON`` is the one switch."""
+    root = Path(speedups.__file__).parent
+    extensions = sorted(path.stem for path in root.rglob("*.c"))
+    assert {module.rpartition(".")[2] for module in MODULES} == set(extensions)
+    imported = re.compile(r"^\s*(from|import)\s.*\b(" + "|".join(extensions) + r")\b", re.M)
+    named = re.compile(r"\"residentd\.[\w.]*\.(" + "|".join(extensions) + r")\"")
+    strays = []
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        if imported.search(text):
+            strays.append(f"{path.name}: imports a C extension")
+        for match in named.finditer(text):
+            call = text[max(0, match.start() - 40) : match.start()]  # the call it is given to
+            if "choose(" not in call and "native(" not in call:
+                strays.append(f"{path.name}: {match.group()}")
+    assert strays == []

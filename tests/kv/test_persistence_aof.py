@@ -15,7 +15,7 @@ import redis
 
 from residentd.apps.kv.persistence.aof import encode, propagate
 from residentd.apps.kv.store import Keyspace
-from residentd.speedups import load
+from residentd.speedups import native
 from support import wait_until
 
 from .helpers import KvProcess
@@ -243,8 +243,8 @@ def test_disk_errors_refuse_writes_with_misconf_and_recover(tmp_path: Path) -> N
 def test_the_fast_path_journals_what_python_does() -> None:
     """The C fast path appends each write it runs as its request in RESP, byte for byte
     what aof.encode gives; reads append nothing."""
-    fastpath = load("residentd.apps.kv._fastpath")
-    if fastpath is None:
+    execute = native("residentd.apps.kv._fastpath", "execute")
+    if execute is None:
         pytest.skip("the C fast path is not loaded")
     db = Keyspace()
     pipeline = [
@@ -258,7 +258,7 @@ def test_the_fast_path_journals_what_python_does() -> None:
         [b"PING"],
     ]
     journal = bytearray()
-    assert fastpath.execute(pipeline, 0, db, [], journal) == len(pipeline)
+    assert execute(pipeline, 0, db, [], journal) == len(pipeline)
     writes = [argv for argv in pipeline if argv[0].upper() not in (b"GET", b"MGET", b"PING")]
     assert bytes(journal) == b"".join(encode(argv) for argv in writes)
 

@@ -30,11 +30,12 @@ from residentd.bots.scenarios import BUILTIN
 from residentd.bots.server import ProbeError, ServerProbe, ServerSample
 from residentd.bots.stats import RunStats
 from residentd.bots.transports import TRANSPORTS
+from residentd.errors import ResidentdError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(ResidentdError):
     pass
 
 

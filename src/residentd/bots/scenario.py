@@ -37,12 +37,13 @@ from typing import Any, ClassVar, TypeVar
 
 from residentd.bots.stats import Recorder
 from residentd.bots.transports import Connection, ConnectionClosed, Watchdog, open_connection
+from residentd.errors import ResidentdError
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 Task = Callable[[], Awaitable[Any]]
 
 
-class StepFailed(Exception):
+class StepFailed(ResidentdError):
     """A step got an answer it should not have; ``kind`` is the error counted for it."""
 
     def __init__(self, kind: str, detail: str = "") -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from residentd.daemon.control import ControlError, admin_json
+from residentd.errors import ResidentdError
 
 
 @dataclass
@@ -46,7 +47,7 @@ class ServerSample:
         }
 
 
-class ProbeError(RuntimeError):
+class ProbeError(ResidentdError, RuntimeError):
     """The server cannot be observed (no such pid, admin endpoint unreachable)."""
 
 

@@ -35,7 +35,7 @@ import hiredis
 import msgspec
 
 from residentd.codecs.lines import LineCodec
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ResidentdError
 
 # Linux: bind the source address now, choose the port when connecting.
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
@@ -45,7 +45,7 @@ MAX_LINE = 16 * 1024 * 1024
 Match = Callable[[Any], bool]
 
 
-class ConnectionClosed(ConnectionError):
+class ConnectionClosed(ResidentdError, ConnectionError):
     """The peer closed the connection, or it failed; ``reason`` says how."""
 
     def __init__(self, reason: str) -> None:
@@ -178,19 +178,19 @@ class LinesConnection(Connection):
         return (message.encode() if isinstance(message, str) else message) + b"\n"
 
     def data_received(self, data: bytes) -> None:
+        codec = self._codec
         try:
-            lines = self._codec.feed(data)
+            lines = codec.feed(data)
+            if len(lines) == 1:
+                self._deliver(lines[0])
+            else:
+                for line in lines:
+                    self._deliver(line)
+            if codec.buffered:
+                codec.feed(b"")  # raises the error the lines came before, if there is one
         except ProtocolError as error:
-            for line in error.messages:
-                self._deliver(line)
             self._fail(error.code)
             self.close()
-            return
-        if len(lines) == 1:
-            self._deliver(lines[0])
-        else:
-            for line in lines:
-                self._deliver(line)
 
 
 class JsonConnection(LinesConnection):

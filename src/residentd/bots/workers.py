@@ -35,6 +35,7 @@ from typing import Any
 from residentd.bots.load import Plan, run_generator
 from residentd.bots.scenario import Context, load_scenario
 from residentd.bots.stats import Interval, Recorder
+from residentd.errors import ResidentdError
 
 PER_SOURCE = 1000  # bots per source address by default (below the daemons' per-IP default)
 START_DELAY = 1.0  # seconds between spawning the generators and the common start
@@ -140,7 +141,7 @@ def generator_main(spec: GeneratorSpec, pipe: Connection) -> None:
         pipe.close()
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(ResidentdError, RuntimeError):
     """A generator process failed; the message holds its traceback."""
 
 

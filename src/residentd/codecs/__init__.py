@@ -1,4 +1,6 @@
-"""Sans-IO codecs: bytes in, messages out, limits enforced, no sockets and no loop."""
+"""Sans-IO codecs: bytes in, messages out, limits enforced, no sockets and no loop.
+
+base.py states the contract every codec follows and the connection relies on."""
 
 from residentd.codecs.base import Codec
 from residentd.codecs.jsonlines import JsonLinesCodec

@@ -2,9 +2,9 @@
  *
  * lines.py is the reference and says what the codec does; this file does the same without a
  * Python frame per chunk. The partial line lives in a malloc'ed buffer; each feed scans only
- * the bytes it has not scanned before, and a line passing ``max_line`` raises ProtocolError
- * ``line-too-long`` (carrying the lines decoded before it) as soon as the partial line is past
- * the limit. A buffer left empty after a long line is given back, so an idle connection does
+ * the bytes it has not scanned before, and a line passing ``max_line`` is a ProtocolError
+ * ``line-too-long`` as soon as the partial line is past the limit: raised at once, or, when
+ * lines came before it in the chunk, kept for the next feed while they are returned. A buffer left empty after a long line is given back, so an idle connection does
  * not keep it. The test suite runs the same tests against both versions.
  */
 
@@ -25,6 +25,7 @@ typedef struct {
     Py_ssize_t held;
     Py_ssize_t capacity;
     Py_ssize_t scanned; /* bytes of the partial line already searched for LF */
+    PyObject *error;    /* line-too-long found after lines that went out first, or NULL */
 } LineCodec;
 
 static void
@@ -73,21 +74,30 @@ append_line(PyObject *lines, const char *start, Py_ssize_t size)
     return status;
 }
 
-/* Raise line-too-long with the lines decoded before it, the partial line dropped. */
-static void
+/* line-too-long, the partial line dropped: raised now (NULL) when ``decoded`` is empty, else
+ * kept for the next feed, and ``decoded`` (whose reference this takes) is returned. */
+static PyObject *
 too_long(LineCodec *self, PyObject *decoded)
 {
     forget_partial(self);
     PyObject *detail = PyUnicode_FromFormat("limit=%zd", self->max_line);
-    if (detail == NULL)
-        return;
-    PyObject *error = PyObject_CallFunction(protocol_error_type, "sOO", "line-too-long", detail,
-                                            decoded);
-    Py_DECREF(detail);
-    if (error != NULL) {
-        PyErr_SetObject(protocol_error_type, error);
-        Py_DECREF(error);
+    PyObject *error = NULL;
+    if (detail != NULL) {
+        error = PyObject_CallFunction(protocol_error_type, "sO", "line-too-long", detail);
+        Py_DECREF(detail);
     }
+    if (error == NULL) {
+        Py_DECREF(decoded);
+        return NULL;
+    }
+    if (PyList_GET_SIZE(decoded) == 0) {
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+        Py_DECREF(decoded);
+        return NULL;
+    }
+    Py_XSETREF(self->error, error);
+    return decoded;
 }
 
 /* Nothing held, and no line of the chunk can be over the limit: split it, hold the rest. */
@@ -130,10 +140,8 @@ feed_buffered(LineCodec *self, const char *data, Py_ssize_t size)
         Py_ssize_t length = position - start;
         if (length && buffer[position - 1] == '\r')
             length--;
-        if (length > self->max_line) {
-            too_long(self, lines);
-            goto failed;
-        }
+        if (length > self->max_line)
+            return too_long(self, lines);
         if (append_line(lines, buffer + start, position - start) < 0)
             goto failed;
         start = ++position;
@@ -143,10 +151,8 @@ feed_buffered(LineCodec *self, const char *data, Py_ssize_t size)
         memmove(buffer, buffer + start, self->held);
     }
     /* A partial line may still lose a trailing CR, hence the +1. */
-    if (self->held > self->max_line + 1) {
-        too_long(self, lines);
-        goto failed;
-    }
+    if (self->held > self->max_line + 1)
+        return too_long(self, lines);
     if (self->held == 0)
         forget_partial(self);
     else if (self->capacity > KEPT_BUFFER && self->held < self->capacity / 4) {
@@ -168,6 +174,13 @@ failed:
 static PyObject *
 LineCodec_feed(LineCodec *self, PyObject *data)
 {
+    if (self->error != NULL) { /* found by the last feed: its turn now */
+        PyObject *error = self->error;
+        self->error = NULL;
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -272,7 +285,8 @@ done:
 static PyObject *
 LineCodec_get_buffered(LineCodec *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromSsize_t(self->held);
+    /* A pending error counts as held input: the connection feeds again when this is not 0. */
+    return PyLong_FromSsize_t(self->held + (self->error != NULL));
 }
 
 static int
@@ -290,6 +304,7 @@ LineCodec_init(LineCodec *self, PyObject *args, PyObject *kwargs)
     }
     self->max_line = max_line;
     Py_XSETREF(self->newline, Py_NewRef(newline));
+    Py_CLEAR(self->error);
     forget_partial(self);
     return 0;
 }
@@ -310,6 +325,7 @@ LineCodec_dealloc(LineCodec *self)
 {
     PyMem_Free(self->buffer);
     Py_XDECREF(self->newline);
+    Py_XDECREF(self->error);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -327,7 +343,7 @@ static PyGetSetDef LineCodec_getset[] = {
 
 static PyMethodDef LineCodec_methods[] = {
     {"feed", (PyCFunction)LineCodec_feed, METH_O,
-     "feed(data) -> list of lines; raises ProtocolError line-too-long."},
+     "feed(data) -> list of lines; raises ProtocolError line-too-long (codecs/base.py)."},
     {"encode", (PyCFunction)LineCodec_encode, METH_O, "One message and its line ending."},
     {"encode_many", (PyCFunction)LineCodec_encode_many, METH_O,
      "Several messages in one buffer, each with its line ending."},

@@ -48,8 +48,8 @@ import re
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from residentd.errors import ProtocolError
-from residentd.speedups import load
+from residentd.errors import CloseCode, ProtocolError
+from residentd.speedups import choose
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
@@ -57,21 +57,21 @@ MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADERS = 100
 
 # Status of the HTTP error response to each fatal error code.
-ERROR_STATUS = {
+ERROR_STATUS: dict[str, int] = {
     "bad-request": 400,
     "body-too-large": 413,
-    "input-buffer-full": 413,
+    CloseCode.INPUT_BUFFER_FULL: 413,
     "uri-too-long": 414,
     "head-too-large": 431,
     "length-required": 411,
     "not-implemented": 501,
     "version-not-supported": 505,
-    "handshake-timeout": 408,
-    "idle-timeout": 408,
-    "internal-error": 500,
-    "max-connections": 503,
-    "max-connections-per-ip": 503,
-    "server-shutdown": 503,
+    CloseCode.HANDSHAKE_TIMEOUT: 408,
+    CloseCode.IDLE_TIMEOUT: 408,
+    CloseCode.INTERNAL_ERROR: 500,
+    CloseCode.MAX_CONNECTIONS: 503,
+    CloseCode.MAX_CONNECTIONS_PER_IP: 503,
+    CloseCode.SERVER_SHUTDOWN: 503,
 }
 
 _TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
@@ -195,14 +195,14 @@ def read_head_py(
     return method, target, "HTTP/1.1" if minor == "1" else "HTTP/1.0", headers
 
 
-_c_head = load("residentd.codecs._http_head")
-read_head = _c_head.read_head if _c_head is not None else read_head_py
+read_head = choose("residentd.codecs._http_head", "read_head", read_head_py)
 
 
 class HttpRequestCodec:
     __slots__ = (
         "_body_length",
         "_buffer",
+        "_error",
         "_head",
         "_scanned",
         "_state",
@@ -228,10 +228,11 @@ class HttpRequestCodec:
         self._head: HttpRequest | None = None  # a request whose body is still coming
         self._body_length = 0
         self._state = _READING
+        self._error: ProtocolError | None = None  # found after requests that went out first
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + (self._error is not None)
 
     @property
     def stopped(self) -> bool:
@@ -245,6 +246,10 @@ class HttpRequestCodec:
         return data
 
     def feed(self, data: bytes) -> list[HttpRequest]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
         buffer = self._buffer
         if self._state == _CLOSED:
             return []
@@ -253,7 +258,7 @@ class HttpRequestCodec:
             end = data.find(b"\r\n\r\n")
             if 0 < end <= self.max_head and data[:2] != b"\r\n":
                 try:
-                    first = self._parse_head(data[:end], [])
+                    first = self._parse_head(data[:end])
                 except ProtocolError:
                     self._state = _CLOSED
                     raise
@@ -274,11 +279,14 @@ class HttpRequestCodec:
                 if not buffer:
                     break
                 try:
-                    request = self._read_head(requests)
-                except ProtocolError:
+                    request = self._read_head()
+                except ProtocolError as error:
                     self._state = _CLOSED  # the connection closes: nothing more is read
                     buffer.clear()
-                    raise
+                    if not requests:
+                        raise
+                    self._error = error  # for the next feed, once these are answered
+                    break
                 if request is None:
                     break
             length = self._body_length
@@ -298,7 +306,7 @@ class HttpRequestCodec:
                 buffer.clear()
         return requests
 
-    def _read_head(self, done: list[HttpRequest]) -> HttpRequest | None:
+    def _read_head(self) -> HttpRequest | None:
         buffer = self._buffer
         while buffer[:2] == b"\r\n":  # empty lines before a request line (2.2)
             del buffer[:2]
@@ -306,105 +314,105 @@ class HttpRequestCodec:
         # The head ends at the first empty line.
         end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end < 0 or end > self.max_head:
-            self._incomplete_head(end, done)
+            self._incomplete_head(end)
             return None
         head = bytes(buffer[:end])
         del buffer[: end + 4]
         self._scanned = 0
-        request = self._parse_head(head, done)
+        request = self._parse_head(head)
         if request.upgrade is not None:
             request.head = head + b"\r\n\r\n"
         return request
 
-    def _incomplete_head(self, end: int, done: list[HttpRequest]) -> None:
+    def _incomplete_head(self, end: int) -> None:
         """A head not yet ended (``end`` < 0) or too long: refuse it as soon as it is bad."""
         buffer = self._buffer
         scanned = self._scanned
         stop = len(buffer) if end < 0 else end + 4
         # Every LF must end a CRLF (checked on the bytes not scanned before).
         if buffer.count(b"\n", scanned, stop) != buffer.count(b"\r\n", max(0, scanned - 1), stop):
-            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
+            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF")
         if end >= 0 or len(buffer) > self.max_head:
-            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes", done)
+            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes")
         line_limit = self.max_request_line
         if len(buffer) > line_limit and buffer.find(b"\n", 0, line_limit + 2) < 0:
-            raise ProtocolError("uri-too-long", f"limit={line_limit}", done)
+            raise ProtocolError("uri-too-long", f"limit={line_limit}")
         self._scanned = len(buffer)
 
-    def _parse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
+    def _parse_head(self, head: bytes) -> HttpRequest:
         """The request of a whole head (without its final empty line): ``read_head`` reads a
         plainly written one; anything else goes to ``_refuse_head``, the line-by-line reading,
         which names the fault (or reads the head, when nothing was wrong but, say, a repeated
         field)."""
         parsed = read_head(head, self.max_request_line, self.max_headers)
         if parsed is None:
-            return self._refuse_head(head, done)
+            return self._refuse_head(head)
         method, target, version, headers = parsed
         if version == "HTTP/1.1" and "host" not in headers:
-            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field", done)
-        self._body_length = self._framing(headers, version, done)
+            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field")
+        self._body_length = self._framing(headers, version)
         return HttpRequest(method, target, version, headers)
 
-    def _refuse_head(self, head: bytes, done: list[HttpRequest]) -> HttpRequest:
+    def _refuse_head(self, head: bytes) -> HttpRequest:
         """``_parse_head`` line by line, each check in turn: refuses a bad head with the error
         that names its fault, and reads a good one that the fast path does not take."""
         if head.count(b"\n") != head.count(b"\r\n"):
-            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF", done)
+            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF")
         text = head.decode("latin-1")
         first, crlf, block = text.partition("\r\n")
         if len(first) > self.max_request_line:
-            raise ProtocolError("uri-too-long", f"limit={self.max_request_line}", done)
+            raise ProtocolError("uri-too-long", f"limit={self.max_request_line}")
         request_line = _REQUEST_LINE.fullmatch(first)
         if request_line is None:
-            raise ProtocolError("bad-request", "malformed request line", done)
+            raise ProtocolError("bad-request", "malformed request line")
         method, target, major, minor = request_line.groups()
         if major != "1" or minor not in ("0", "1"):
-            raise ProtocolError("version-not-supported", f"HTTP/{major}.{minor}: use 1.1", done)
+            raise ProtocolError("version-not-supported", f"HTTP/{major}.{minor}: use 1.1")
         version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
         if head.translate(None, _ALLOWED):
-            raise ProtocolError("bad-request", "a control character in the head", done)
+            raise ProtocolError("bad-request", "a control character in the head")
         if head.count(b"\r") != head.count(b"\r\n"):
-            raise ProtocolError("bad-request", "a bare CR in the head", done)
+            raise ProtocolError("bad-request", "a bare CR in the head")
         headers: dict[str, str] = {}
         lines = block.split("\r\n") if crlf else ()
         if len(lines) > self.max_headers:
-            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields", done)
+            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields")
         for line in lines:
             name, colon, value = line.partition(":")
             if not colon or _FIELD_NAME.fullmatch(name) is None:
                 if line[:1] in (" ", "\t"):
-                    raise ProtocolError("bad-request", "obsolete line folding", done)
-                raise ProtocolError("bad-request", "malformed header field", done)
+                    raise ProtocolError("bad-request", "obsolete line folding")
+                raise ProtocolError("bad-request", "malformed header field")
             name = name.lower()
             value = value.strip(" \t")
             if name in headers:
                 if name in ("content-length", "host"):
-                    raise ProtocolError("bad-request", f"more than one {name}", done)
+                    raise ProtocolError("bad-request", f"more than one {name}")
                 value = f"{headers[name]}, {value}"
             headers[name] = value
         if version == "HTTP/1.1" and "host" not in headers:
-            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field", done)
-        self._body_length = self._framing(headers, version, done)
+            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field")
+        self._body_length = self._framing(headers, version)
         return HttpRequest(method, target, version, headers)
 
-    def _framing(self, headers: dict[str, str], version: str, done: list[HttpRequest]) -> int:
+    def _framing(self, headers: dict[str, str], version: str) -> int:
         """The body's length, from the head's fields."""
         coding = headers.get("transfer-encoding")
         length = headers.get("content-length")
         if coding is not None:
             if length is not None or version == "HTTP/1.0":
                 detail = "Transfer-Encoding with Content-Length or in HTTP/1.0"
-                raise ProtocolError("bad-request", detail, done)
+                raise ProtocolError("bad-request", detail)
             if coding.rpartition(",")[2].strip().lower() == "chunked":
                 detail = "chunked request bodies are not accepted: send Content-Length"
-                raise ProtocolError("length-required", detail, done)
-            raise ProtocolError("not-implemented", f"Transfer-Encoding: {coding}", done)
+                raise ProtocolError("length-required", detail)
+            raise ProtocolError("not-implemented", f"Transfer-Encoding: {coding}")
         if length is None:
             return 0
         if not length.isascii() or not length.isdigit():
-            raise ProtocolError("bad-request", f"Content-Length: {length[:40]}", done)
+            raise ProtocolError("bad-request", f"Content-Length: {length[:40]}")
         if len(length) > 18 or int(length) > self.max_body:
-            raise ProtocolError("body-too-large", f"limit={self.max_body} bytes", done)
+            raise ProtocolError("body-too-large", f"limit={self.max_body} bytes")
         return int(length)
 
     def encode(self, message: bytes) -> bytes:

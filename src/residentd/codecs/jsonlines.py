@@ -3,11 +3,12 @@
 Framing is the line codec's (LF or CRLF, ``max_line``). Each line is decoded with a msgspec
 decoder, into plain dicts by default or into a given type (a ``msgspec.Struct`` or a tagged
 union of them) for typed, validated messages. A line that is not valid JSON, is not an object,
-or does not match the type raises a *recoverable* ``ProtocolError`` (``invalid-json``,
-``not-an-object``, ``invalid-message``): the lines after it stay queued and come out of the next
-``feed`` call, so the connection can answer the error and go on. An over-long line is fatal, as
-in the line codec; the lines before it still come out first (a bad one with its own error), so
-the errors a peer gets do not depend on how its bytes were split. Empty lines are skipped.
+or does not match the type is a *recoverable* ``ProtocolError`` (``invalid-json``,
+``not-an-object``, ``invalid-message``): the messages before it come out first, the error from
+the next ``feed``, and the lines after it from the ones after that (codecs/base.py), so the
+connection can answer the error and go on. An over-long line is fatal, as in the line codec;
+the lines before it still come out first (a bad one with its own error), so the errors a peer
+gets do not depend on how its bytes were split. Empty lines are skipped.
 
 The error form is ``{"type": "error", "code": ..., "detail": ...}`` on a line.
 """
@@ -28,7 +29,7 @@ _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 class JsonLinesCodec:
-    __slots__ = ("_decoder", "_encoder", "_fatal", "_lines", "_pending", "_typed")
+    __slots__ = ("_decoder", "_encoder", "_error", "_fatal", "_lines", "_pending", "_typed")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE, type: Any = None) -> None:
         self._lines = LineCodec(max_line)
@@ -37,9 +38,10 @@ class JsonLinesCodec:
             type if type is not None else Any
         )
         self._encoder = msgspec.json.Encoder()
-        self._pending: deque[bytes] = deque()
+        self._pending: deque[bytes] = deque()  # lines after a bad one, decoded by the next feed
         # A fatal error of the line codec, raised once the lines before it are out.
         self._fatal: ProtocolError | None = None
+        self._error: ProtocolError | None = None  # found after messages that went out first
 
     @property
     def max_line(self) -> int:
@@ -47,20 +49,22 @@ class JsonLinesCodec:
 
     @property
     def buffered(self) -> int:
-        return self._lines.buffered + sum(map(len, self._pending))
+        held = self._error is not None or self._fatal is not None
+        return self._lines.buffered + sum(map(len, self._pending)) + held
 
     def feed(self, data: bytes) -> list[Any]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
         pending = self._pending
-        try:
-            lines = self._lines.feed(data) if data else []
-        except ProtocolError as error:
-            pending.extend(error.messages)
-            error.messages = []
-            self._fatal = error
-            return self._decode_pending()
         if pending or self._fatal is not None:
-            pending.extend(lines)
+            try:
+                pending.extend(self._lines.feed(data))
+            except ProtocolError as fatal:
+                self._fatal = fatal  # after the lines already queued
             return self._decode_pending()
+        lines = self._lines.feed(data)  # an error with no line before it: raised here
         decode = self._decoder.decode
         try:
             # The fast path: every line decodes.
@@ -76,10 +80,12 @@ class JsonLinesCodec:
         return messages
 
     def _decode_pending(self) -> list[Any]:
-        """Decode queued lines one by one, stopping with an error at the first bad one; once
-        all are out, raise the pending fatal error if there is one."""
+        """Decode queued lines one by one up to the first bad one; once all are out, the
+        pending fatal error is next. An error is raised now if no message came before it, else
+        kept for the next feed."""
         pending = self._pending
         messages: list[Any] = []
+        error: ProtocolError | None = None
         while pending:
             line = pending.popleft()
             if not line:
@@ -87,21 +93,23 @@ class JsonLinesCodec:
             try:
                 message = self._decoder.decode(line)
             except msgspec.ValidationError as exc:
-                raise ProtocolError(
-                    "invalid-message", str(exc), messages, recoverable=True
-                ) from None
+                error = ProtocolError("invalid-message", str(exc), recoverable=True)
+                break
             except _DECODE_ERRORS as exc:
-                raise ProtocolError("invalid-json", str(exc), messages, recoverable=True) from None
+                error = ProtocolError("invalid-json", str(exc), recoverable=True)
+                break
             if not self._typed and type(message) is not dict:
-                raise ProtocolError(
-                    "not-an-object", "each line must be a JSON object", messages, recoverable=True
-                )
+                detail = "each line must be a JSON object"
+                error = ProtocolError("not-an-object", detail, recoverable=True)
+                break
             messages.append(message)
-        fatal = self._fatal
-        if fatal is not None:
-            self._fatal = None
-            fatal.messages = messages
-            raise fatal
+        else:
+            error, self._fatal = self._fatal, None
+        if error is None:
+            return messages
+        if not messages:
+            raise error
+        self._error = error
         return messages
 
     def encode(self, message: Any) -> bytes:

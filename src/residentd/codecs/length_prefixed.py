@@ -1,8 +1,9 @@
 """Length-prefixed framing: a big-endian unsigned length, then that many bytes.
 
-The prefix is 2 bytes (``u16``) or 4 bytes (``u32``). A declared length over ``max_length``
-raises ``ProtocolError`` ``frame-too-large`` as soon as the prefix is read, before any of the
-body is buffered, so a hostile peer cannot make the codec allocate what it announces.
+The prefix is 2 bytes (``u16``) or 4 bytes (``u32``). A declared length over ``max_length`` is
+a ``ProtocolError`` ``frame-too-large`` as soon as the prefix is read, before any of the body is
+buffered, so a hostile peer cannot make the codec allocate what it announces (the frames before
+it come out first, the error from the next ``feed``: codecs/base.py).
 
 Input accumulates in a bytearray with a read offset; frames are sliced out without moving the
 rest, and consumed bytes are dropped once per feed, so a 10 MiB frame arriving in 1 KiB pieces
@@ -18,7 +19,7 @@ _PREFIX_SIZES = {"u16": 2, "u32": 4}
 
 
 class LengthPrefixedCodec:
-    __slots__ = ("_buffer", "_need", "_prefix", "max_length")
+    __slots__ = ("_buffer", "_error", "_need", "_prefix", "max_length")
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH, prefix: str = "u32") -> None:
         if prefix not in _PREFIX_SIZES:
@@ -31,12 +32,17 @@ class LengthPrefixedCodec:
         self._buffer = bytearray()
         # Bytes the next frame needs in the buffer before it is worth looking again.
         self._need = self._prefix
+        self._error: ProtocolError | None = None  # found after frames that went out first
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + (self._error is not None)
 
     def feed(self, data: bytes) -> list[bytes]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
         buffer = self._buffer
         buffer += data
         if len(buffer) < self._need:
@@ -50,9 +56,11 @@ class LengthPrefixedCodec:
             if length > self.max_length:
                 buffer.clear()
                 self._need = prefix
-                raise ProtocolError(
-                    "frame-too-large", f"length={length} limit={self.max_length}", frames
-                )
+                error = ProtocolError("frame-too-large", f"length={length} limit={self.max_length}")
+                if not frames:
+                    raise error
+                self._error = error
+                return frames
             if end - offset - prefix < length:
                 break
             start = offset + prefix

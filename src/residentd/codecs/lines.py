@@ -1,9 +1,10 @@
 """Line framing: one message per line, ended by LF or CRLF.
 
 Messages are the bytes of a line without its terminator (a trailing CR is dropped, so LF and
-CRLF peers both work). A line longer than ``max_line`` bytes raises ``ProtocolError`` with code
+CRLF peers both work). A line longer than ``max_line`` bytes is a ``ProtocolError`` with code
 ``line-too-long`` as soon as the partial line passes the limit, without waiting for its end, so
-a peer cannot make the buffer grow past the limit.
+a peer cannot make the buffer grow past the limit; the lines before it come out first, and the
+error from the next ``feed`` (codecs/base.py).
 
 The partial line lives in a bytearray; each feed scans only the bytes it has not scanned
 before, so a long line arriving in small pieces costs linear, not quadratic, time. A chunk that
@@ -16,13 +17,13 @@ The error form is ``ERR <code> <detail>`` on a line of its own.
 from __future__ import annotations
 
 from residentd.errors import ProtocolError
-from residentd.speedups import load
+from residentd.speedups import choose
 
 DEFAULT_MAX_LINE = 64 * 1024
 
 
 class LineCodec:
-    __slots__ = ("_buffer", "_scanned", "buffered", "max_line", "newline")
+    __slots__ = ("_buffer", "_error", "_scanned", "buffered", "max_line", "newline")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE, newline: bytes = b"\n") -> None:
         if max_line < 1:
@@ -33,6 +34,7 @@ class LineCodec:
         self._buffer: bytearray | None = None
         self._scanned = 0
         self.buffered = 0  # bytes of the partial line held for the next feed
+        self._error: ProtocolError | None = None  # found after lines that went out first
 
     def feed(self, data: bytes) -> list[bytes]:
         if self.buffered or len(data) > self.max_line + 1:
@@ -53,6 +55,11 @@ class LineCodec:
         self._scanned = self.buffered = len(partial)
 
     def _feed_buffered(self, data: bytes) -> list[bytes]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            self.buffered = 0
+            raise error
         buffer = self._buffer
         if buffer is None:
             buffer = self._buffer = bytearray()
@@ -65,7 +72,7 @@ class LineCodec:
             if line[-1:] == b"\r":
                 line = line[:-1]
             if len(line) > self.max_line:
-                raise self._too_long(lines)
+                return self._too_long(lines)
             lines.append(line)
             start = position + 1
             position = buffer.find(b"\n", start)
@@ -74,15 +81,22 @@ class LineCodec:
         partial = len(buffer)
         # A partial line may still lose a trailing CR, hence the +1.
         if partial > self.max_line + 1:
-            raise self._too_long(lines)
+            return self._too_long(lines)
         self._scanned = self.buffered = partial
         return lines
 
-    def _too_long(self, decoded: list[bytes]) -> ProtocolError:
+    def _too_long(self, decoded: list[bytes]) -> list[bytes]:
+        """Drop the partial line; raise line-too-long now, or, when lines came before it,
+        return them and keep the error for the next feed (``buffered`` stays above 0)."""
         if self._buffer is not None:
             self._buffer.clear()
         self._scanned = self.buffered = 0
-        return ProtocolError("line-too-long", f"limit={self.max_line}", decoded)
+        error = ProtocolError("line-too-long", f"limit={self.max_line}")
+        if not decoded:
+            raise error
+        self._error = error
+        self.buffered = 1
+        return decoded
 
     def encode(self, message: bytes | str) -> bytes:
         if isinstance(message, str):
@@ -108,6 +122,4 @@ def _strip_cr(lines: list[bytes]) -> list[bytes]:
 
 # The Python version above is the reference; _lines.c is the same class in C, used when built.
 PyLineCodec = LineCodec
-_c_lines = load("residentd.codecs._lines")
-if _c_lines is not None:
-    LineCodec = _c_lines.LineCodec  # type: ignore[misc]
+LineCodec = choose("residentd.codecs._lines", "LineCodec", PyLineCodec)  # type: ignore[misc]

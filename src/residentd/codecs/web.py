@@ -12,7 +12,7 @@ allowlist) and from then on frames the connection. Before the upgrade, messages 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.frames import CloseCode
 
@@ -24,6 +24,9 @@ __all__ = ["WebCodec"]
 
 
 class WebCodec:
+    # Once upgraded, the WebSocket's pongs and close echoes (see ``data_to_send``).
+    sends_own_data: ClassVar[bool] = True
+
     __slots__ = ("_make_websocket", "feed", "http", "websocket")
 
     def __init__(
@@ -60,6 +63,12 @@ class WebCodec:
         if not items or type(items[0]) is not Request:
             return websocket.error_reply(ProtocolError("bad-request", "no handshake")) or b"", []
         return websocket.accept(items[0]), items[1:]
+
+    def data_to_send(self) -> list[bytes]:
+        """The WebSocket protocol's own bytes (none before the upgrade)."""
+        if self.websocket is None:
+            return []
+        return self.websocket.data_to_send()
 
     def encode(self, message: Any) -> bytes:
         if self.websocket is not None:

@@ -6,9 +6,10 @@ maximum message size, reassembles nothing and never touches a socket: bytes go i
 that into the codec interface, so a WebSocket service is a ``Session`` like any other:
 
 * ``feed(data)`` returns, in order, the HTTP ``Request`` (once), then one decoded message per
-  complete text message (fragments are joined here), and last an ``Outgoing`` when the protocol
-  has bytes of its own to send: a pong, the echo of a close frame. ``Outgoing.close`` says the
-  peer closed and the connection should close once the bytes are out.
+  complete text message (fragments are joined here). Bytes the protocol sends on its own (a
+  pong, the echo of a close frame) come out of ``data_to_send()``, which the connection drains
+  after each feed, as websockets' own: an empty bytes object in it means the peer closed and
+  the connection closes once what came before is out (codecs/base.py).
 * The session answers the ``Request`` with ``accept(request)`` (the 101 response, or 403 for an
   origin that is not allowed, or 400 for a bad handshake) or ``respond(...)`` (a plain HTTP
   response, after which the connection closes); both return the bytes to send.
@@ -18,7 +19,8 @@ that into the codec interface, so a WebSocket service is a ``Session`` like any 
 
 What goes in a text frame is the business of a ``MessageFormat`` (``decode``, ``encode`` and the
 error payload), so the same app protocol can run over lines on TCP and frames here. A message
-that does not decode is a recoverable ``ProtocolError``, answered with an error frame; broken
+that does not decode is a recoverable ``ProtocolError``, answered with an error frame (the
+messages before it come out first, the error from the next ``feed``); broken
 framing, a message over ``max_message``, a text message that is not UTF-8 or a malformed
 request are fatal: the reply is the protocol's own (a close frame with 1002, 1009 or 1007, or
 an HTTP error) and the connection closes. websockets' sans-I/O layer leaves text frames
@@ -29,9 +31,6 @@ Origins: ``origins=None`` lets any page connect. Otherwise a browser's ``Origin`
 of ``origins`` or, with ``same_origin``, the origin of the request's own ``Host``; a request
 without ``Origin`` is not from a browser page and is let in (cross-site WebSocket hijacking
 needs a browser).
-
-The protocol's ``Outgoing`` events exist because the connection has no way yet to ask a codec
-for bytes it wants to send on its own; a ``data_to_send()`` hook in the core would replace them.
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ import email.utils
 import http
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from websockets.datastructures import Headers, MultipleValuesError
 from websockets.exceptions import (
@@ -50,16 +48,16 @@ from websockets.exceptions import (
     RequestLineTooLong,
     TooManyHeaders,
 )
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import CloseCode as WsCloseCode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import CONNECTING, OPEN, SEND_EOF
+from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
-from residentd.errors import ProtocolError
+from residentd.errors import CloseCode, ProtocolError
 
 __all__ = [
     "MessageFormat",
-    "Outgoing",
     "Request",
     "TextFormat",
     "WebSocketCodec",
@@ -74,21 +72,21 @@ _protocol_log = logging.getLogger("residentd.websocket.protocol")
 _protocol_log.setLevel(logging.WARNING)
 
 # HTTP answers to limits that strike before the handshake is done.
-_HTTP_STATUS = {
-    "handshake-timeout": 408,
-    "idle-timeout": 408,
-    "input-buffer-full": 413,
-    "internal-error": 500,
-    "max-connections": 503,
-    "max-connections-per-ip": 503,
-    "server-shutdown": 503,
+_HTTP_STATUS: dict[str, int] = {
+    CloseCode.HANDSHAKE_TIMEOUT: 408,
+    CloseCode.IDLE_TIMEOUT: 408,
+    CloseCode.INPUT_BUFFER_FULL: 413,
+    CloseCode.INTERNAL_ERROR: 500,
+    CloseCode.MAX_CONNECTIONS: 503,
+    CloseCode.MAX_CONNECTIONS_PER_IP: 503,
+    CloseCode.SERVER_SHUTDOWN: 503,
 }
 
 # Close codes for fatal errors once the WebSocket is open (1008 is "policy violation").
-_CLOSE_CODE = {
-    "internal-error": CloseCode.INTERNAL_ERROR,
-    "server-shutdown": CloseCode.GOING_AWAY,
-    "input-buffer-full": CloseCode.MESSAGE_TOO_BIG,
+_CLOSE_CODE: dict[str, WsCloseCode] = {
+    CloseCode.INTERNAL_ERROR: WsCloseCode.INTERNAL_ERROR,
+    CloseCode.SERVER_SHUTDOWN: WsCloseCode.GOING_AWAY,
+    CloseCode.INPUT_BUFFER_FULL: WsCloseCode.MESSAGE_TOO_BIG,
 }
 
 
@@ -120,24 +118,21 @@ class TextFormat:
         return f"ERR {error.code} {error.detail}".rstrip().encode()
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """Bytes the WebSocket protocol sends on its own; ``close``: then close the connection."""
-
-    data: bytes
-    close: bool = False
-
-
 def text_frame(payload: bytes) -> bytes:
     """``payload`` (UTF-8 already) as one unmasked text frame, as a server sends it."""
     return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
 class WebSocketCodec:
+    # Pongs and close echoes: the connection drains ``data_to_send()`` after each feed.
+    sends_own_data: ClassVar[bool] = True
+
     __slots__ = (
+        "_error",
         "_fatal",
         "_format",
         "_fragments",
+        "_outgoing",
         "_pending",
         "_protocol",
         "_reply",
@@ -167,7 +162,9 @@ class WebSocketCodec:
         self._text = True
         self._pending: list[Any] | None = None  # events left after a recoverable error
         self._reply: bytes | None = None  # the protocol's own answer to a fatal error
-        self._fatal: ProtocolError | None = None
+        self._fatal: ProtocolError | None = None  # waits for the events before it
+        self._error: ProtocolError | None = None  # for the next feed: messages went out first
+        self._outgoing: list[bytes] = []  # for data_to_send()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -178,12 +175,20 @@ class WebSocketCodec:
 
     @property
     def buffered(self) -> int:
-        pending = len(self._fragments) if self._fragments is not None else 0
-        return len(self._protocol.reader.buffer) + pending
+        held = len(self._fragments) if self._fragments is not None else 0
+        if self._pending:
+            held += len(self._pending)
+        if self._error is not None or self._fatal is not None:
+            held += 1
+        return len(self._protocol.reader.buffer) + held
 
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Any]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
         protocol = self._protocol
         items: list[Any] = self._pending or []
         self._pending = None
@@ -196,14 +201,22 @@ class WebSocketCodec:
                 self._reply = b"".join(writes)
                 self._fatal = failure
             elif writes:
-                items.append(Outgoing(b"".join(writes), SEND_EOF in writes))
+                self._outgoing += writes
         messages = self._messages(items)
         # A fatal error comes out once what came before it is out, bad messages included.
-        fatal, self._fatal = self._fatal, None
-        if fatal is not None:
-            fatal.messages = messages
-            raise fatal
+        if self._error is None:
+            self._error, self._fatal = self._fatal, None
+        if self._error is not None and not messages:
+            error, self._error = self._error, None
+            raise error
         return messages
+
+    def data_to_send(self) -> list[bytes]:
+        """The bytes the protocol sends on its own since the last call (pongs, the echo of a
+        close frame), in order; an empty bytes object: the peer closed, close once they are
+        out. As websockets' ``data_to_send``."""
+        writes, self._outgoing = self._outgoing, []
+        return writes
 
     def _failure(self) -> ProtocolError | None:
         """The fatal error the last input caused, if any."""
@@ -225,15 +238,16 @@ class WebSocketCodec:
         messages: list[Any] = []
         for index, item in enumerate(items):
             if type(item) is not Frame:
-                messages.append(item)  # the Request, or an Outgoing
+                messages.append(item)  # the Request
                 continue
             try:
                 message = self._frame(item)
             except ProtocolError as error:
+                # For the next feed; the events after a recoverable one, for the feed after.
                 rest = items[index + 1 :]
                 self._pending = (rest or None) if error.recoverable else None
-                error.messages = messages
-                raise
+                self._error = error
+                return messages
             if message is not _NOTHING:
                 messages.append(message)
         return messages
@@ -271,7 +285,7 @@ class WebSocketCodec:
         reply ``error_reply`` gives."""
         reason = f"text message is not UTF-8 (byte {error.start})"
         protocol = self._protocol
-        protocol.fail(CloseCode.INVALID_DATA, reason)
+        protocol.fail(WsCloseCode.INVALID_DATA, reason)
         self._reply = b"".join(protocol.data_to_send())
         return ProtocolError("invalid-utf8", reason)
 
@@ -340,12 +354,12 @@ class WebSocketCodec:
             return None
         data = text_frame(self._format.error(error))
         if not error.recoverable:
-            code = _CLOSE_CODE.get(error.code, CloseCode.POLICY_VIOLATION)
+            code = _CLOSE_CODE.get(error.code, WsCloseCode.POLICY_VIOLATION)
             protocol.send_close(code, error.code[:120])
             data += b"".join(protocol.data_to_send())
         return data
 
-    def close_frame(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+    def close_frame(self, code: int = WsCloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
         """The bytes of a close frame (and the protocol moves to CLOSING); empty if not open."""
         protocol = self._protocol
         if protocol.state is not OPEN:

@@ -14,25 +14,31 @@ import platform
 from collections.abc import Iterable
 from typing import Any
 
+from residentd.errors import CloseCode
+
 __all__ = ["CLOSE_REASONS", "ERROR_KINDS", "REFUSE_REASONS", "prometheus_text"]
 
 #: Why the core refuses a connection at the door (``Server.admit``).
-REFUSE_REASONS = ("max-connections", "max-connections-per-ip", "server-shutdown")
+REFUSE_REASONS = (
+    CloseCode.MAX_CONNECTIONS,
+    CloseCode.MAX_CONNECTIONS_PER_IP,
+    CloseCode.SERVER_SHUTDOWN,
+)
 #: The errors the core itself raises (limits and timeouts); codecs and apps add their own.
 ERROR_KINDS = (
-    "handshake-timeout",
-    "idle-timeout",
-    "input-buffer-full",
-    "internal-error",
-    "too-many-bad-messages",
+    CloseCode.HANDSHAKE_TIMEOUT,
+    CloseCode.IDLE_TIMEOUT,
+    CloseCode.INPUT_BUFFER_FULL,
+    CloseCode.INTERNAL_ERROR,
+    CloseCode.TOO_MANY_BAD_MESSAGES,
 )
 #: Why the core closes a connection: the errors above, and these.
 CLOSE_REASONS = (
-    "closed-by-peer",
-    "connection-reset",
-    "output-buffer-full",
-    "server-shutdown",
-    "shutdown-timeout",
+    CloseCode.CLOSED_BY_PEER,
+    CloseCode.CONNECTION_RESET,
+    CloseCode.OUTPUT_BUFFER_FULL,
+    CloseCode.SERVER_SHUTDOWN,
+    CloseCode.SHUTDOWN_TIMEOUT,
     *ERROR_KINDS,
 )
 

@@ -32,12 +32,14 @@ from types import TracebackType
 
 import psutil
 
+from residentd.errors import ResidentdError
+
 __all__ = ["PidFile", "PidFileError", "lock_holder", "pid_alive", "read_pid"]
 
 _PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit integer
 
 
-class PidFileError(Exception):
+class PidFileError(ResidentdError):
     """The pidfile could not be taken: another process holds it, or it cannot be opened."""
 
 

@@ -20,6 +20,8 @@ import resource
 
 import psutil
 
+from residentd.errors import ResidentdError
+
 __all__ = [
     "PrivilegeError",
     "drop_privileges",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class PrivilegeError(Exception):
+class PrivilegeError(ResidentdError):
     """The user or group is unknown, or the process may not switch to it."""
 
 

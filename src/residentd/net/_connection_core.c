@@ -3,8 +3,9 @@
  * ConnectionCore holds what every read and every send touches (counters, flags, the output
  * waiting for its write) in a C struct, and runs data_received, _dispatch, send, send_many,
  * send_bytes, _queue, _schedule_flush, _flush and _write_now without a Python frame. Everything
- * else, and every slow path (a protocol error, an async handler's backlog, a handler that
- * raised, an output or input buffer over its limit), is a Python method of Connection that
+ * else, and every slow path (a protocol error or input the codec still holds, an async
+ * handler's backlog, a handler that raised, an output buffer over its limit), is a Python
+ * method of Connection that
  * this code calls by name. connection_core.py is the reference: the two make the same calls in
  * the same order, and the whole test suite runs against both.
  */
@@ -16,9 +17,8 @@ enum { EACH = 0, BATCH = 1, QUEUED = 2 };
 
 static PyObject *protocol_error_type;
 static PyObject *str_feed, *str_buffered, *str_on_messages, *str_on_message, *str_encode,
-    *str_encode_many, *str_write, *str_is_closing, *str_flushes, *str_add, *str_limits,
-    *str_max_input_buffer, *str_protocol_error, *str_enqueue, *str_handler_failed,
-    *str_check_output_cap, *str_input_buffer_full, *str_join, *empty_bytes;
+    *str_encode_many, *str_write, *str_is_closing, *str_flushes, *str_add, *str_after_feed,
+    *str_enqueue, *str_handler_failed, *str_check_output_cap, *str_join, *empty_bytes;
 
 /* The hot calls' method caches (_speedups.h): transport.write, the codec's feed, encode and
  * encode_many, the session's on_messages. */
@@ -39,6 +39,7 @@ typedef struct {
     double last_active;
     int mode;
     char closing;
+    char codec_sends; /* the codec's class says it has bytes of its own to send */
     char dispatching;
     char defer_writes;
     char flush_scheduled;
@@ -463,24 +464,6 @@ Core_dispatch(Core *self, PyObject *messages)
     Py_RETURN_NONE;
 }
 
-/* Whether the codec holds more partial input than the server's limit allows. */
-static int
-over_input_limit(Core *self, PyObject *held)
-{
-    if (field(self->server, "server") == NULL)
-        return -1;
-    PyObject *limits = PyObject_GetAttr(self->server, str_limits);
-    if (limits == NULL)
-        return -1;
-    PyObject *limit = PyObject_GetAttr(limits, str_max_input_buffer);
-    Py_DECREF(limits);
-    if (limit == NULL)
-        return -1;
-    int over = PyObject_RichCompareBool(held, limit, Py_GT);
-    Py_DECREF(limit);
-    return over;
-}
-
 static PyObject *
 Core_data_received(Core *self, PyObject *data)
 {
@@ -501,7 +484,6 @@ Core_data_received(Core *self, PyObject *data)
     if (self->closing)
         Py_RETURN_NONE;
     PyObject *codec = Py_NewRef(self->codec);
-    PyObject *held = NULL;
     int status = -1;
     PyObject *messages = call_method_cached(&feed_cache, codec, str_feed, data);
     if (messages == NULL) {
@@ -509,7 +491,7 @@ Core_data_received(Core *self, PyObject *data)
             goto done;
         PyObject *type, *error, *traceback;
         take_exception(&type, &error, &traceback);
-        status = call_own_with(self, str_protocol_error, error);
+        status = call_own_with(self, str_after_feed, error);
         Py_XDECREF(type);
         Py_XDECREF(error);
         Py_XDECREF(traceback);
@@ -522,23 +504,27 @@ Core_data_received(Core *self, PyObject *data)
         goto done;
     }
     Py_DECREF(messages);
-    /* the session may have swapped codecs (an upgrade) */
-    if (field(self->codec, "codec") == NULL)
+    /* The slow path, only when the codec holds input (a partial message, or a pending error:
+     * codecs/base.py) or may have bytes of its own to send. */
+    if (self->closing) {
+        status = 0;
         goto done;
-    held = PyObject_GetAttr(self->codec, str_buffered);
-    if (held == NULL)
-        goto done;
-    int holding = PyObject_IsTrue(held);
-    if (holding < 0)
-        goto done;
-    if (holding && !self->closing) {
-        int over = over_input_limit(self, held);
-        if (over < 0 || (over && call_own(self, str_input_buffer_full) < 0))
+    }
+    int slow = self->codec_sends;
+    if (!slow) {
+        /* the session may have swapped codecs (an upgrade) */
+        if (field(self->codec, "codec") == NULL)
+            goto done;
+        PyObject *held = PyObject_GetAttr(self->codec, str_buffered);
+        if (held == NULL)
+            goto done;
+        slow = PyObject_IsTrue(held);
+        Py_DECREF(held);
+        if (slow < 0)
             goto done;
     }
-    status = 0;
+    status = slow ? call_own(self, str_after_feed) : 0;
 done:
-    Py_XDECREF(held);
     Py_DECREF(codec);
     if (status < 0)
         return NULL;
@@ -593,6 +579,7 @@ static PyMemberDef Core_members[] = {
     {"last_active", T_DOUBLE, offsetof(Core, last_active), 0, NULL},
     {"_mode", T_INT, offsetof(Core, mode), 0, NULL},
     {"_closing", T_BOOL, offsetof(Core, closing), 0, NULL},
+    {"_codec_sends", T_BOOL, offsetof(Core, codec_sends), 0, NULL},
     {"_dispatching", T_BOOL, offsetof(Core, dispatching), 0, NULL},
     {"_defer_writes", T_BOOL, offsetof(Core, defer_writes), 0, NULL},
     {"_flush_scheduled", T_BOOL, offsetof(Core, flush_scheduled), 0, NULL},
@@ -656,13 +643,10 @@ intern_names(void)
         {&str_is_closing, "is_closing"},
         {&str_flushes, "flushes"},
         {&str_add, "add"},
-        {&str_limits, "limits"},
-        {&str_max_input_buffer, "max_input_buffer"},
-        {&str_protocol_error, "_protocol_error"},
+        {&str_after_feed, "_after_feed"},
         {&str_enqueue, "_enqueue"},
         {&str_handler_failed, "_handler_failed"},
         {&str_check_output_cap, "_check_output_cap"},
-        {&str_input_buffer_full, "_input_buffer_full"},
         {&str_join, "join"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

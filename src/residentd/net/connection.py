@@ -22,6 +22,10 @@ connection's handlers are done, closes it with ``close_lingering``: the replies 
 FIN, and the peer's input from then on is read and thrown away until it closes too, so that
 no reset destroys a reply (lingering.py says why and when it gives up).
 
+Codecs: after a feed that leaves input in the codec (a partial message, a pending error, the
+messages after a recoverable one) or from a codec that sends bytes of its own (a WebSocket's
+pongs), ``_after_feed`` takes over; codecs/base.py is the contract it follows.
+
 Limits: a codec error closes the connection after the codec's error reply (recoverable errors
 only count toward ``max_bad_messages``); partial input past ``max_input_buffer`` closes it;
 idle and first-message timeouts come from the server's deadline wheel. Every close has a reason,
@@ -40,13 +44,14 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
-from residentd.errors import ProtocolError
+from residentd.errors import CloseCode, ProtocolError
 from residentd.net import connection_core, lingering
 from residentd.net.connection_core import BATCH, EACH, QUEUED
 from residentd.net.timers import TimerGroup
-from residentd.speedups import load
+from residentd.speedups import choose
 
 if TYPE_CHECKING:
+    from residentd.codecs.base import SendsOwnData
     from residentd.net.server import Server, ServiceRuntime
 
 log = logging.getLogger("residentd.conn")
@@ -56,8 +61,9 @@ log = logging.getLogger("residentd.conn")
 if TYPE_CHECKING:
     from residentd.net.connection_core import ConnectionCore
 else:
-    _c_core = load("residentd.net._connection_core")
-    ConnectionCore = _c_core.ConnectionCore if _c_core else connection_core.ConnectionCore
+    ConnectionCore = choose(
+        "residentd.net._connection_core", "ConnectionCore", connection_core.ConnectionCore
+    )
 
 # Why reading is paused; reading resumes when no reason is left.
 _PAUSED_BY_OUTPUT = 1
@@ -93,6 +99,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self._loop = server.loop
         self._loop_time = server.clock
         self.codec = service.codec_factory()
+        self._codec_sends = bool(getattr(self.codec, "sends_own_data", False))
         self.session = None
         self.transport = None
         self.id = 0
@@ -157,14 +164,16 @@ class Connection(ConnectionCore, asyncio.Protocol):
             return False  # lingering, and the peer has closed its side too: the transport closes
         # Half-close from the peer: answer what is still queued, then close.
         if self._worker is None:
-            self.close("closed-by-peer")
+            self.close(CloseCode.CLOSED_BY_PEER)
         elif self.close_reason is None:
-            self.close_reason = "closed-by-peer"
+            self.close_reason = CloseCode.CLOSED_BY_PEER
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.close_reason is None:
-            self.close_reason = "connection-reset" if exc is not None else "closed-by-peer"
+            self.close_reason = (
+                CloseCode.CONNECTION_RESET if exc is not None else CloseCode.CLOSED_BY_PEER
+            )
         self._closing = True
         self._out = None
         if self._worker is not None:
@@ -231,43 +240,71 @@ class Connection(ConnectionCore, asyncio.Protocol):
             self._handler_failed("on_message")
             return
         self._worker = None
-        if self.close_reason == "closed-by-peer" and not self._closing:
-            self.close("closed-by-peer")
+        if self.close_reason == CloseCode.CLOSED_BY_PEER and not self._closing:
+            self.close(CloseCode.CLOSED_BY_PEER)
 
-    def _protocol_error(self, error: ProtocolError) -> None:
-        while True:
-            if error.messages:
-                self._dispatch(error.messages)
-            if self._closing:
+    def _after_feed(self, error: ProtocolError | None = None) -> None:
+        """The slow path after a feed (or the ``error`` it raised): answer recoverable errors,
+        send the codec's own bytes, and feed ``b""`` while the codec holds input, for its
+        pending error or the messages after a recoverable one; then check the input cap."""
+        codec = self.codec
+        while not self._closing:
+            if error is not None:
+                if not self._recover(error):
+                    return
+                error = None
+            if self._codec_sends:
+                self._send_codec_data()
+                if self._closing:
+                    return
+            if not codec.buffered:
                 return
-            if not error.recoverable:
-                self.fail(error)
-                return
-            self.server.stats.errors[error.code] += 1
-            self.bad_messages += 1
-            limit = self.server.limits.max_bad_messages
-            if limit and self.bad_messages > limit:
-                self.fail(ProtocolError("too-many-bad-messages", f"limit={limit}"))
-                return
-            reply = self.codec.error_reply(error)
-            if reply is not None:
-                self._queue(reply)  # after the replies to what came before it
             try:
-                messages = self.codec.feed(b"")
+                messages = codec.feed(b"")
             except ProtocolError as next_error:
                 error = next_error
                 continue
-            if messages:
-                self._dispatch(messages)
-            return
+            if not messages:
+                break
+            self._dispatch(messages)
+        held = codec.buffered
+        if held and not self._closing and held > self.server.limits.max_input_buffer:
+            self._input_buffer_full()
+
+    def _recover(self, error: ProtocolError) -> bool:
+        """Answer a recoverable ``error`` and go on (True); close on a fatal one, or on one bad
+        message too many (False)."""
+        if not error.recoverable:
+            self.fail(error)
+            return False
+        self.server.stats.errors[error.code] += 1
+        self.bad_messages += 1
+        limit = self.server.limits.max_bad_messages
+        if limit and self.bad_messages > limit:
+            self.fail(ProtocolError(CloseCode.TOO_MANY_BAD_MESSAGES, f"limit={limit}"))
+            return False
+        reply = self.codec.error_reply(error)
+        if reply is not None:
+            self._queue(reply)  # after the replies to what came before it
+        return True
+
+    def _send_codec_data(self) -> None:
+        """Queue the bytes the codec sends on its own; an empty one means the peer closed."""
+        codec = cast("SendsOwnData", self.codec)  # _codec_sends says it is one
+        for data in codec.data_to_send():
+            if data:
+                self._queue(data)
+            else:
+                self.close(CloseCode.CLOSED_BY_PEER)
+                return
 
     def _input_buffer_full(self) -> None:
         limit = self.server.limits.max_input_buffer
-        self.fail(ProtocolError("input-buffer-full", f"limit={limit}"))
+        self.fail(ProtocolError(CloseCode.INPUT_BUFFER_FULL, f"limit={limit}"))
 
     def _handler_failed(self, where: str) -> None:
         self.server.log_handler_error(self, where)
-        self.fail(ProtocolError("internal-error", "the server failed to handle a message"))
+        self.fail(ProtocolError(CloseCode.INTERNAL_ERROR, "the server failed to handle a message"))
 
     # -- output --------------------------------------------------------------------------------
 
@@ -275,7 +312,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         limit = self.server.limits.max_output_buffer
         transport = self.transport
         if limit and transport is not None and transport.get_write_buffer_size() > limit:
-            self.abort("output-buffer-full")
+            self.abort(CloseCode.OUTPUT_BUFFER_FULL)
 
     @property
     def write_buffer_size(self) -> int:
@@ -308,11 +345,11 @@ class Connection(ConnectionCore, asyncio.Protocol):
 
     # -- closing -------------------------------------------------------------------------------
 
-    def close(self, reason: str = "closed") -> None:
+    def close(self, reason: str = CloseCode.CLOSED) -> None:
         """Send what is queued, then close; ``reason`` goes to ``on_close`` and the stats."""
         if self._closing:
             return
-        if self.close_reason is None or self.close_reason == "closed-by-peer":
+        if self.close_reason is None or self.close_reason == CloseCode.CLOSED_BY_PEER:
             self.close_reason = reason
         commit = self.server.flushes.commit
         if commit is not None and self._out and self in commit():
@@ -326,7 +363,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def close_lingering(self, reason: str = "server-shutdown") -> None:
+    def close_lingering(self, reason: str = CloseCode.SERVER_SHUTDOWN) -> None:
         """Close as a stopping server does (nginx's lingering close): send what is queued, shut
         down writing, then read and discard the peer's input until it closes its side or
         ``linger`` finds the connection done. Where the transport cannot shut down writing
@@ -335,7 +372,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         if (
             self._closing
             or transport is None
-            or self.close_reason == "closed-by-peer"
+            or self.close_reason == CloseCode.CLOSED_BY_PEER
             or not transport.can_write_eof()
         ):
             self.close(reason)
@@ -381,7 +418,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         left = lingering.unacknowledged(self.transport) if self.transport is not None else None
         return self.write_buffer_size + (left or 0)
 
-    def abort(self, reason: str = "aborted") -> None:
+    def abort(self, reason: str = CloseCode.ABORTED) -> None:
         """Close at once, dropping queued output."""
         # A lingering close cut short ends for this reason, not for the one it began with.
         if self.close_reason is None or not self._closing or self._linger_since:
@@ -424,12 +461,14 @@ class Connection(ConnectionCore, asyncio.Protocol):
         if self.messages_in == 0 and limits.handshake_timeout:
             deadline = self.connected_at + limits.handshake_timeout
             if now >= deadline:
-                self.fail(ProtocolError("handshake-timeout", f"limit={limits.handshake_timeout}s"))
+                self.fail(
+                    ProtocolError(CloseCode.HANDSHAKE_TIMEOUT, f"limit={limits.handshake_timeout}s")
+                )
                 return None
         if limits.idle_timeout:
             idle_deadline = self.last_active + limits.idle_timeout
             if now >= idle_deadline:
-                self.fail(ProtocolError("idle-timeout", f"limit={limits.idle_timeout}s"))
+                self.fail(ProtocolError(CloseCode.IDLE_TIMEOUT, f"limit={limits.idle_timeout}s"))
                 return None
             deadline = idle_deadline if deadline is None else min(deadline, idle_deadline)
         return deadline

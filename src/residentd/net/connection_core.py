@@ -32,6 +32,7 @@ QUEUED = 2  # async on_message, through the backlog task
 class ConnectionCore:
     __slots__ = (
         "_closing",
+        "_codec_sends",
         "_defer_writes",
         "_dispatching",
         "_flush_scheduled",
@@ -65,6 +66,8 @@ class ConnectionCore:
     _out: list[bytes] | None
     _mode: int
     _closing: bool
+    # Whether the codec ever has bytes of its own to send (its class's ``sends_own_data``).
+    _codec_sends: bool
     _dispatching: bool
     _defer_writes: bool
     _flush_scheduled: bool
@@ -72,11 +75,10 @@ class ConnectionCore:
 
     if TYPE_CHECKING:  # provided by Connection
 
-        def _protocol_error(self, error: ProtocolError) -> None: ...
+        def _after_feed(self, error: ProtocolError | None = None) -> None: ...
         def _enqueue(self, messages: list[Any]) -> None: ...
         def _handler_failed(self, where: str) -> None: ...
         def _check_output_cap(self) -> None: ...
-        def _input_buffer_full(self) -> None: ...
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -91,15 +93,16 @@ class ConnectionCore:
         except ProtocolError as error:
             failure = error
         if failure is not None:
-            # Outside the except block, as in C: the handlers of the messages decoded before the
-            # error must not see it as the exception being handled.
-            self._protocol_error(failure)
+            # Outside the except block, as in C: the handlers of the messages the codec holds
+            # after a recoverable error must not see it as the exception being handled.
+            self._after_feed(failure)
             return
         if messages:
             self._dispatch(messages)
-        held = self.codec.buffered  # the session may have swapped codecs (an upgrade)
-        if held and not self._closing and held > self.server.limits.max_input_buffer:
-            self._input_buffer_full()
+        # The slow path, only when the codec holds input (a partial message, or a pending
+        # error: codecs/base.py) or may have bytes of its own to send.
+        if not self._closing and (self._codec_sends or self.codec.buffered):
+            self._after_feed()
 
     def _dispatch(self, messages: list[Any]) -> None:
         # The hot path: one call into the session per chunk (or per message), then everything it

@@ -27,7 +27,7 @@ from typing import Any
 
 from residentd.app import App, Service, Session
 from residentd.codecs.base import Codec
-from residentd.errors import ProtocolError
+from residentd.errors import CloseCode, ProtocolError
 from residentd.limits import Limits
 from residentd.loop import loop_name
 from residentd.net.connection import Connection
@@ -221,7 +221,7 @@ class Server:
             await asyncio.sleep(0.01)
         for conn in list(self.connections.values()):
             self._count_dropped(conn)
-            conn.abort("shutdown-timeout")
+            conn.abort(CloseCode.SHUTDOWN_TIMEOUT)
         # Let the transports report connection_lost for aborted connections.
         for _ in range(3):
             if not self.connections:
@@ -251,7 +251,7 @@ class Server:
                 session.on_shutdown()
             except Exception:
                 log.exception("on_shutdown raised", extra=conn.log_context())
-        conn.close_lingering("server-shutdown")
+        conn.close_lingering(CloseCode.SERVER_SHUTDOWN)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -268,15 +268,15 @@ class Server:
         limits = self.limits
         reason = None
         if self.stopping:
-            reason = "server-shutdown"
+            reason = CloseCode.SERVER_SHUTDOWN
         elif limits.max_connections and len(self.connections) >= limits.max_connections:
-            reason = "max-connections"
+            reason = CloseCode.MAX_CONNECTIONS
         elif (
             limits.max_connections_per_ip
             and self._per_ip.get(ip, 0) >= limits.max_connections_per_ip
             and ip != "unix"
         ):
-            reason = "max-connections-per-ip"
+            reason = CloseCode.MAX_CONNECTIONS_PER_IP
         if reason is not None:
             self.stats.refused[reason] += 1
             log.warning("refused %s: %s", ip, reason, extra={"app": self.app.name})
@@ -297,7 +297,7 @@ class Server:
             self._per_ip[conn.ip] = count
         else:
             del self._per_ip[conn.ip]
-        stats.closed[conn.close_reason or "closed"] += 1
+        stats.closed[conn.close_reason or CloseCode.CLOSED] += 1
         stats.messages_in += conn.messages_in
         stats.messages_out += conn.messages_out
         stats.bytes_in += conn.bytes_in

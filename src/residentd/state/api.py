@@ -33,8 +33,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
+from residentd.errors import ResidentdError
 
-class StateError(Exception):
+
+class StateError(ResidentdError):
     """Base of the errors of the state layer."""
 
 

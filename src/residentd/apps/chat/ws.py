@@ -6,8 +6,8 @@ requests, answered in order). ``WebSocketSession`` routes each request: ``GET /w
 upgrade goes through the WebSocket handshake (Origin allowlist included) and, once open, the
 connection is a chat connection like a TCP one, one JSON message per text frame;
 ``/api/v1/...`` is answered by ``api.py``, anything else by ``http.py``. Bytes the WebSocket
-protocol sends on its own (pongs, the echo of a close frame) reach the session as ``Outgoing``
-and are passed on.
+protocol sends on its own (pongs, the echo of a close frame) are the connection's business
+(``WebCodec.data_to_send``): they never reach the session.
 
 ``ChatFormat`` puts the chat protocol in text frames: the same decoder and error shape as the
 TCP lines, so both transports speak exactly the same messages.
@@ -24,7 +24,7 @@ from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.wire import TEXT_FRAMES
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, reply
 from residentd.codecs.web import WebCodec
-from residentd.codecs.websocket import Outgoing, WebSocketCodec
+from residentd.codecs.websocket import WebSocketCodec
 from residentd.errors import ProtocolError
 
 WEBSOCKET_PATH = "/ws"
@@ -72,12 +72,7 @@ class WebSocketSession(ChatSession):
         return codec
 
     def on_message(self, message: Any) -> None:
-        kind = type(message)
-        if kind is Outgoing:
-            self.send_bytes(message.data)
-            if message.close:
-                self.close("closed-by-peer")
-        elif kind is HttpRequest:
+        if type(message) is HttpRequest:
             self._http(message)
         elif self.codec.open:
             ChatSession.on_message(self, message)

@@ -11,6 +11,7 @@ reply never breaks the protocol.
 from __future__ import annotations
 
 from residentd.codecs.resp import error
+from residentd.errors import ResidentdError
 
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 NOT_AN_INTEGER = b"-ERR value is not an integer or out of range\r\n"
@@ -82,7 +83,7 @@ def not_in_subscribed_context(name: str) -> bytes:
     )
 
 
-class ReplyError(Exception):
+class ReplyError(ResidentdError):
     """Raised by a handler (or a helper it calls) to answer with ``reply``, an encoded error,
     instead of a result; the session sends it. Errors are the rare path, so handlers read as
     straight lines and pay for the exception only when there is one."""
@@ -92,6 +93,6 @@ class ReplyError(Exception):
         self.reply = reply
 
 
-class Quit(Exception):
+class Quit(ResidentdError):
     """Raised by QUIT's handler: the session answers +OK to it, sends what the pipeline has
     answered so far, and closes; the commands after QUIT are not run, as in Redis."""

@@ -34,7 +34,8 @@ the soft one for longer than the soft seconds, the client is dropped with reason
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from residentd.app import Session
 from residentd.apps.kv import errors
@@ -43,11 +44,10 @@ from residentd.apps.kv.commands.registry import Command, Handler
 from residentd.apps.kv.errors import Quit, ReplyError
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
 from residentd.codecs.resp import OK, QUEUED, array_header
-from residentd.speedups import load
+from residentd.speedups import choose
 
-_c_fastpath = load("residentd.apps.kv._fastpath")
 # Without it (no compiler at install), every command runs in Python.
-execute_fast = _c_fastpath.execute if _c_fastpath is not None else None
+execute_fast: Callable[..., Any] | None = choose("residentd.apps.kv._fastpath", "execute", None)
 
 if TYPE_CHECKING:
     from residentd.apps.kv.state import KvState

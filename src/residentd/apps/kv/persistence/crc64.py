@@ -8,7 +8,7 @@ _fastpath.c runs when it is built; the Python one below is the reference (and wh
 
 from __future__ import annotations
 
-from residentd.speedups import load
+from residentd.speedups import choose
 
 POLY = 0x95AC9329AC4BC9B5  # 0xad93d23594c935a9, bit-reflected
 
@@ -33,5 +33,4 @@ def crc64_python(crc: int, data: bytes | bytearray | memoryview) -> int:
     return crc
 
 
-_c = load("residentd.apps.kv._fastpath")
-crc64 = _c.crc64 if _c is not None else crc64_python
+crc64 = choose("residentd.apps.kv._fastpath", "crc64", crc64_python)

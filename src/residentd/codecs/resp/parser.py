@@ -1,0 +1,168 @@
+"""The exact RESP2 request parser: a Python port of Redis's ``processMultibulkBuffer`` and
+``processInlineBuffer``.
+
+It keeps a partial command across feeds and fails exactly where and how Redis fails, with
+Redis's error texts (``Protocol error: invalid bulk length``, ...), raised as ``ProtocolError``
+with one of ``PROTOCOL_CODES``. ``RespCodec`` (codec.py) is built on it: its fast path reads the
+plain multibulk commands, and this parser reads everything else. Limits, all Redis's: a bulk
+longer than ``max_bulk_len`` is refused as soon as its header is read, a multibulk count above
+2**31 - 1 is refused, and an inline request, or a count or length line, that has no line end
+within 64 KiB is refused.
+"""
+
+from __future__ import annotations
+
+from residentd.codecs.resp.inline import split_args
+from residentd.errors import ProtocolError
+
+DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len
+INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
+MAX_MULTIBULK_LEN = 2**31 - 1  # INT_MAX
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# Codes of the errors this codec raises, with Redis's text as their detail.
+PROTOCOL_CODES = frozenset(
+    {
+        "invalid-multibulk-length",
+        "invalid-bulk-length",
+        "unexpected-type",
+        "unbalanced-quotes",
+        "inline-too-big",
+        "multibulk-count-too-big",
+        "bulk-count-too-big",
+    }
+)
+
+
+def parse_int(text: bytes) -> int | None:
+    """A signed 64-bit integer written as Redis's ``string2ll`` accepts it, or ``None``.
+
+    No sign but ``-``, no leading zeros, no spaces, nothing but ASCII digits.
+    """
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit() or (digits[0] == 48 and len(text) > 1) or len(digits) > 19:
+        return None
+    value = int(text)
+    if value < INT64_MIN or value > INT64_MAX:
+        return None
+    return value
+
+
+class RespParser:
+    """The exact parser's state, and ``_parse``, which reads commands off ``_buffer``."""
+
+    __slots__ = (
+        "_argv",
+        "_argv_size",
+        "_buffer",
+        "_bulk_len",
+        "_remaining",
+        "buffered",
+        "max_bulk_len",
+    )
+
+    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
+        if max_bulk_len < 1:
+            raise ValueError("max_bulk_len must be at least 1")
+        self.max_bulk_len = max_bulk_len
+        self._buffer = bytearray()  # input the exact parser has not consumed yet
+        self._argv: list[bytes] | None = None  # arguments of a partial multibulk command
+        self._argv_size = 0
+        self._remaining = 0  # arguments still to read for it
+        self._bulk_len = -1  # length of the argument being read, once its header is in
+        # Bytes of the partial command held (the connection checks it after each feed): a
+        # plain attribute, kept by this parser, as the codec's fast path never holds any.
+        self.buffered = 0
+
+    def _parse(self, out: list[list[bytes]], one: bool) -> bool:
+        """Parse commands off the buffer into ``out``; with ``one``, stop after the first.
+        Returns whether the buffer ends on a command boundary (nothing partial held)."""
+        buf = self._buffer
+        end = len(buf)
+        pos = 0
+        try:
+            while pos < end:
+                if self._argv is None:
+                    if buf[pos] != 0x2A:  # not '*': an inline command
+                        newline = buf.find(b"\n", pos)
+                        if newline < 0:
+                            if end - pos > INLINE_MAX_SIZE:
+                                raise _error("inline-too-big", "too big inline request")
+                            return False
+                        stop = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
+                        argv = split_args(bytes(buf[pos:stop]))
+                        if argv is None:
+                            raise _error("unbalanced-quotes", "unbalanced quotes in request")
+                        pos = newline + 1
+                        if argv:
+                            out.append(argv)
+                            if one:
+                                return True
+                        continue
+                    newline = buf.find(b"\r", pos)
+                    if newline < 0:
+                        if end - pos > INLINE_MAX_SIZE:
+                            raise _error("multibulk-count-too-big", "too big mbulk count string")
+                        return False
+                    if newline > end - 2:
+                        return False  # the '\n' is not in yet
+                    count = parse_int(bytes(buf[pos + 1 : newline]))
+                    if count is None or count > MAX_MULTIBULK_LEN:
+                        raise _error("invalid-multibulk-length", "invalid multibulk length")
+                    pos = newline + 2
+                    if count <= 0:
+                        continue  # an empty command: Redis skips it
+                    self._argv = []
+                    self._argv_size = 0
+                    self._remaining = count
+                argv = self._argv
+                while self._remaining:
+                    size = self._bulk_len
+                    if size < 0:
+                        newline = buf.find(b"\r", pos)
+                        if newline < 0:
+                            if end - pos > INLINE_MAX_SIZE:
+                                raise _error("bulk-count-too-big", "too big bulk count string")
+                            return False
+                        if newline > end - 2:
+                            return False
+                        if buf[pos] != 0x24:  # '$'
+                            got = buf[pos : pos + 1].decode("latin-1").replace("\r", " ")
+                            raise _error("unexpected-type", f"expected '$', got '{got}'")
+                        parsed = parse_int(bytes(buf[pos + 1 : newline]))
+                        if parsed is None or parsed < 0 or parsed > self.max_bulk_len:
+                            raise _error("invalid-bulk-length", "invalid bulk length")
+                        size = self._bulk_len = parsed
+                        pos = newline + 2
+                    if end - pos < size + 2:
+                        return False  # Redis does not check the two bytes after the data
+                    argv.append(bytes(buf[pos : pos + size]))
+                    self._argv_size += size
+                    pos += size + 2
+                    self._bulk_len = -1
+                    self._remaining -= 1
+                out.append(argv)
+                self._argv = None
+                self._argv_size = 0
+                if one:
+                    return True
+            return True
+        finally:
+            if pos:
+                del buf[:pos]
+            self.buffered = len(buf) + self._argv_size
+
+    def _reset(self) -> None:
+        """Forget the partial command (after an error)."""
+        self._buffer.clear()
+        self._argv = None
+        self._argv_size = 0
+        self._remaining = 0
+        self._bulk_len = -1
+        self.buffered = 0
+
+
+def _error(code: str, detail: str) -> ProtocolError:
+    return ProtocolError(code, detail)
