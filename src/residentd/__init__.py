@@ -5,7 +5,9 @@ to write one, the codecs (``LineCodec``, ``JsonLinesCodec``, ``LengthPrefixedCod
 ``RawCodec``) to frame its protocol, ``Limits`` to bound it, ``setting`` to declare an app's
 own settings (a field of a frozen dataclass: flag, environment variable, config key and help
 in one place), ``Server`` to run it in a program of your own (``residentd run`` does it for
-you, with signals, logs and reloads), and the errors ``ProtocolError`` and ``ConfigError``.
+you, with signals, logs and reloads), the errors (``ResidentdError``, the root of every
+exception residentd raises; ``ProtocolError`` and ``ConfigError``) and ``CloseCode``, the
+reasons a connection closes for.
 
 A line echo daemon in a program of your own, stopped gracefully by SIGTERM::
 
