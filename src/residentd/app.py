@@ -21,8 +21,9 @@ periodic jobs, which run on the app's own timers and are released when it stops.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -30,28 +31,122 @@ from residentd.codecs.base import Codec
 from residentd.limits import Limits
 
 if TYPE_CHECKING:
-    from residentd.net.connection import Connection
-    from residentd.net.server import Server
-    from residentd.net.timers import Timer
     from residentd.state.persistence import Persistence
 
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
 AppT = TypeVar("AppT", bound="App")
 
+# The author API names the network layer only through the protocols below: ``residentd.net``
+# implements them (``Connection`` is a ``Transport``, ``Server`` a ``Host``), and nothing here
+# imports it, so that an app depends on what it uses, not on how the server is built.
+
+
+class Timer(Protocol):
+    """A timer started by ``call_later`` or ``call_every`` (``residentd.net.timers.Timer``)."""
+
+    @property
+    def active(self) -> bool: ...
+    @property
+    def when(self) -> float | None: ...
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """An owner's timers, cancelled when the owner goes (a connection, a server)."""
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer: ...
+    def call_every(
+        self, interval: float, callback: Callable[..., Any], *args: Any, delay: float | None = ...
+    ) -> Timer: ...
+
 
 class Transport(Protocol):
     """What a session uses of its connection (as Twisted's ``ITransport``): the network layer
     implements it, the author API names nothing else of it."""
 
-    id: int
-    peer: str
+    @property
+    def id(self) -> int: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def app(self) -> App:
+        """The app whose service accepted the connection."""
+
+    @property
+    def codec(self) -> Codec:
+        """This connection's codec (a session may ask it to upgrade, say)."""
+
+    @property
+    def timers(self) -> Timers:
+        """Timers cancelled when the connection closes."""
+
+    @property
+    def closing(self) -> bool:
+        """True once a close began: what is sent from then on is dropped."""
+
+    @property
+    def connected_at(self) -> float:
+        """Loop time of the accept."""
+
+    @property
+    def last_active(self) -> float:
+        """Loop time of the last input from the peer."""
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued for the peer and not yet written to the socket."""
 
     def send(self, message: Any) -> None: ...
     def send_many(self, messages: list[Any]) -> None: ...
-    def send_bytes(self, data: bytes) -> None: ...
+    def send_bytes(self, data: bytes, count: int = 1, /) -> None:
+        """Queue bytes already encoded: ``count`` messages in one piece (a pipeline's replies)."""
+
     def close(self, reason: str = ...) -> None: ...
     def abort(self, reason: str = ...) -> None: ...
+    def pause_reading(self) -> None:
+        """Read nothing more from the peer until ``resume_reading`` (a session's backpressure)."""
+
+    def resume_reading(self) -> None: ...
+
+
+class Address(Protocol):
+    """A bound listening address (``residentd.net.listener.Address``)."""
+
+    @property
+    def kind(self) -> str:
+        """``tcp`` or ``unix``."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+
+class Host(Protocol):
+    """What an app uses of the server that runs it (``App.server``, ``Session.app.server``)."""
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force (a reload replaces the object: read it on each use)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def timers(self) -> Timers:
+        """The app's timers, cancelled when the server stops."""
+
+    @property
+    def connections(self) -> Mapping[int, Transport]:
+        """The open connections by id."""
+
+    def addresses(self, service: str | None = None) -> Sequence[Address]:
+        """The bound addresses, of one service or of all."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain data (what ``residentd status`` shows)."""
 
 
 class Session(Generic[AppT]):
@@ -64,7 +159,7 @@ class Session(Generic[AppT]):
     #: connection's, instead of as soon as the chunk is handled (see net/connection.py).
     defer_writes: ClassVar[bool] = False
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Transport) -> None:
         self.conn = conn
 
     # -- called by residentd ----------------------------------------------------------------
@@ -102,9 +197,10 @@ class Session(Generic[AppT]):
     def send_many(self, messages: list[Any]) -> None:
         self.conn.send_many(messages)
 
-    def send_bytes(self, data: bytes) -> None:
-        """Send bytes already encoded for this connection's codec, as they are."""
-        self.conn.send_bytes(data)
+    def send_bytes(self, data: bytes, count: int = 1) -> None:
+        """Send bytes already encoded for this connection's codec, as they are: ``count``
+        messages in one piece (the replies to a pipeline, say)."""
+        self.conn.send_bytes(data, count)
 
     def close(self, reason: str = "closed") -> None:
         self.conn.close(reason)
@@ -122,7 +218,7 @@ class Session(Generic[AppT]):
 
     @property
     def app(self) -> AppT:
-        return self.conn.server.app  # type: ignore[return-value]
+        return self.conn.app  # type: ignore[return-value]
 
     @property
     def id(self) -> int:
@@ -138,20 +234,25 @@ class Service:
     """A session class served with one codec on a set of listening addresses."""
 
     name: str
-    session: Callable[[Connection], Session]
+    session: Callable[[Transport], Session[Any]]
     codec: Callable[[], Codec]
     listen: list[str] = field(default_factory=list)
 
+    # How the connections of this service hand messages to its sessions; the network layer
+    # asks these once per service, when it starts listening.
+
     @property
     def async_handler(self) -> bool:
+        """Whether ``on_message`` is an ``async def`` (messages go through a backlog task)."""
         handler = getattr(self.session, "on_message", None)
         return inspect.iscoroutinefunction(handler)
 
     @property
     def batch_handler(self) -> bool:
-        """Whether the session class defines its own ``on_messages``."""
+        """Whether the session class defines its own ``on_messages``, called once per chunk
+        (never with an ``async def`` ``on_message``)."""
         handler = getattr(self.session, "on_messages", None)
-        return handler is not None and handler is not Session.on_messages
+        return handler is not None and handler is not Session.on_messages and not self.async_handler
 
 
 @dataclass(slots=True)
@@ -191,14 +292,15 @@ class App:
         self.reload_hooks: list[Callable[[dict[str, Any]], Any]] = []
         self.jobs: list[PeriodicJob] = []
         self.limit_defaults: dict[str, Any] = {}
-        self.server: Server | None = None
+        #: The server running the app while it runs, else None.
+        self.server: Host | None = None
         #: The app's durable state (``residentd.state.Persistence.attach``), or None.
         self.persistence: Persistence | None = None
 
     def service(
         self,
         name: str,
-        session: Callable[[Connection], Session],
+        session: Callable[[Transport], Session[Any]],
         codec: Callable[[], Codec],
         listen: list[str] | tuple[str, ...] = (),
     ) -> Service:

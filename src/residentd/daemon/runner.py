@@ -430,12 +430,7 @@ class Daemon:
         live, _ = old.changes(config)
         _, self.pending_restart = old.changes(new)
         self.config = config
-        self.server.limits = config.limits()
-        for conn in list(self.server.connections.values()):
-            if conn.transport is not None:
-                conn.transport.set_write_buffer_limits(
-                    config["write_high_water"], config["write_low_water"]
-                )
+        self.server.set_limits(config.limits())
         options = {
             name: value for name, value in live.items() if self.schema.settings[name].app_option
         }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from residentd.app import Session
+from residentd.app import Session, Transport
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.rooms import TCP
 
@@ -33,9 +33,12 @@ class ChatSession(Session):
 
     wire: ClassVar[int] = TCP
 
-    def __init__(self, conn: Connection) -> None:
+    if TYPE_CHECKING:  # the chat still keys its rooms by the network layer's connections
+        conn: Connection
+
+    def __init__(self, conn: Transport) -> None:
         super().__init__(conn)
-        self.hub: Hub = cast("ChatApp", conn.server.app).hub
+        self.hub: Hub = cast("ChatApp", conn.app).hub
         self.user: User | None = None
         self.pinged = 0.0
 

@@ -27,12 +27,11 @@ Redis's limits map onto residentd's: ``maxclients`` is ``max_connections`` (refu
 
 from __future__ import annotations
 
-from residentd.app import App
+from residentd.app import App, Transport
 from residentd.apps.kv.persistence.wiring import attach as attach_persistence
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.state import KvState
 from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, RespCodec
-from residentd.net.connection import Connection
 
 MiB = 1024 * 1024
 HZ = 10
@@ -94,7 +93,7 @@ def create_app() -> KvApp:
 
         __slots__ = ()
 
-        def __init__(self, conn: Connection) -> None:
+        def __init__(self, conn: Transport) -> None:
             super().__init__(conn, state)
 
     app.service("kv", AppSession, codec=codec, listen=["127.0.0.1:6380"])
