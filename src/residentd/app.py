@@ -25,21 +25,19 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from residentd.codecs.base import Codec
 from residentd.limits import Limits
-
-if TYPE_CHECKING:
-    from residentd.state.persistence import Persistence
 
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
 AppT = TypeVar("AppT", bound="App")
 
-# The author API names the network layer only through the protocols below: ``residentd.net``
-# implements them (``Connection`` is a ``Transport``, ``Server`` a ``Host``), and nothing here
-# imports it, so that an app depends on what it uses, not on how the server is built.
+# The author API names the layers above it only through the protocols below: ``residentd.net``
+# implements most of them (``Connection`` is a ``Transport``, ``Server`` a ``Host``) and
+# ``residentd.state`` the last (``Persistence`` is ``Durable``). Nothing here imports either, so
+# an app depends on what it uses, not on how the server or the state is built.
 
 
 class Timer(Protocol):
@@ -147,6 +145,30 @@ class Host(Protocol):
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as plain data (what ``residentd status`` shows)."""
+
+
+class Durable(Protocol):
+    """What the daemon uses of an app's durable state (``residentd.state.Persistence``): it
+    loads it before listening, reconfigures it on a reload, reports it and closes it."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def names(self) -> Mapping[str, str]:
+        """The app options that hold its settings, by setting (``dir``: the folder's)."""
+
+    @property
+    def loaded(self) -> Mapping[str, Any]:
+        """What the last ``open`` loaded, for the log."""
+
+    def open(
+        self, options: Mapping[str, Any], loop: asyncio.AbstractEventLoop, flushes: Any
+    ) -> None:
+        """Load the state and start journaling; ``flushes`` is the server's flush queue."""
+
+    def reconfigure(self, options: Mapping[str, Any]) -> None: ...
+    def info(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
 
 
 class Session(Generic[AppT]):
@@ -295,7 +317,7 @@ class App:
         #: The server running the app while it runs, else None.
         self.server: Host | None = None
         #: The app's durable state (``residentd.state.Persistence.attach``), or None.
-        self.persistence: Persistence | None = None
+        self.persistence: Durable | None = None
 
     def service(
         self,
