@@ -5,6 +5,9 @@ A ``Session`` is one connected peer as the author sees it: ``on_connect``, ``on_
 ``on_message`` may be a plain method (the fast path: called inline, no Task per message) or an
 ``async def``: then it runs in a task per connection, one message at a time in arrival order,
 so a slow handler never blocks other connections and never sees messages out of order.
+The connection is ``self.conn``, a ``Transport``: what a session may use of it (send, close,
+timers, id, peer, ...) is all that protocol lists. ``self.app`` is the app (``Session[MyApp]``
+types it), and ``self.app.server`` the server running it, seen as a ``Host``.
 
 A ``Service`` binds a session class to a codec and to default listening addresses. An ``App``
 is a named set of services plus what lives beside them: options, start/stop/reload hooks and
@@ -34,7 +37,7 @@ Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
 AppT = TypeVar("AppT", bound="App")
 
-# The author API names the layers above it only through the protocols below: ``residentd.net``
+# The author API names the layers built on it only through the protocols below: ``residentd.net``
 # implements most of them (``Connection`` is a ``Transport``, ``Server`` a ``Host``) and
 # ``residentd.state`` the last (``Persistence`` is ``Durable``). Nothing here imports either, so
 # an app depends on what it uses, not on how the server or the state is built.
