@@ -45,7 +45,8 @@ class OnlyHost:
 
 
 class Talker(Session):
-    """Echoes; ``boom`` raises; ``later`` answers from a timer; ``app`` names the app."""
+    """Echoes; ``boom`` raises; ``later`` answers from a timer; ``app`` names the app; ``two``
+    gets two lines sent as one piece."""
 
     __slots__ = ()
 
@@ -56,6 +57,8 @@ class Talker(Session):
             self.call_later(0, self.send, b"from a timer")
         elif line == b"app":
             self.send(self.app.name.encode())
+        elif line == b"two":
+            self.send_bytes(b"one\ntwo\n", 2)
         else:
             self.send(line)
 
@@ -76,6 +79,8 @@ def test_a_connection_uses_its_server_only_through_connection_host(run: Run) -> 
             assert await talker.request(b"hello") == b"hello"
             assert await talker.request(b"app") == b"seams"
             assert await talker.request(b"later") == b"from a timer"
+            assert await talker.request(b"two") == b"one"
+            assert await talker.readline() == b"two"
             talker.close()
 
             long = await Client.connect(to)
@@ -99,7 +104,8 @@ def test_a_connection_uses_its_server_only_through_connection_host(run: Run) -> 
             "internal-error": 1,
             "idle-timeout": 1,
         }
-        assert snapshot["messages_in"] == 4  # hello, app, later, boom
+        assert snapshot["messages_in"] == 5  # hello, app, later, two, boom
+        assert snapshot["messages_out"] == 5  # hello, seams, from a timer, one, two
         assert host.refused == []
         # And every member the protocol lists was needed by this run.
         assert host.used == HOST_MEMBERS
