@@ -40,8 +40,7 @@ LINE = b"x" * 63 + b"\n"
 def residentd_protocols(loop: asyncio.AbstractEventLoop) -> list[asyncio.Protocol]:
     from residentd import Limits, Server
     from residentd.apps.echo import app
-    from residentd.net.connection import Connection
-    from residentd.net.server import ServiceRuntime
+    from residentd.net.connection import Connection, ServiceRuntime
 
     server = Server(app, Limits(max_connections=0, max_connections_per_ip=0), loop=loop)
     runtime = ServiceRuntime.of(app.services[0])

@@ -60,8 +60,7 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[Any, list[asyncio.Protocol]]
     from residentd.apps.chat import api
     from residentd.apps.chat.daemon import build_app
     from residentd.apps.chat.hub import post_message
-    from residentd.net.connection import Connection
-    from residentd.net.server import ServiceRuntime
+    from residentd.net.connection import Connection, ServiceRuntime
 
     app = build_app()
     app.options["rate_limit"] = 0

@@ -182,8 +182,7 @@ def residentd_sizes(count: int) -> dict[str, float]:
     """Per-connection Python objects of residentd's echo, and its traced heap per connection."""
     from residentd import Limits, LineCodec, Server
     from residentd.apps.echo import app
-    from residentd.net.connection import Connection
-    from residentd.net.server import ServiceRuntime
+    from residentd.net.connection import Connection, ServiceRuntime
 
     loop = uvloop.new_event_loop()
     try:

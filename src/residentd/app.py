@@ -5,6 +5,9 @@ A ``Session`` is one connected peer as the author sees it: ``on_connect``, ``on_
 ``on_message`` may be a plain method (the fast path: called inline, no Task per message) or an
 ``async def``: then it runs in a task per connection, one message at a time in arrival order,
 so a slow handler never blocks other connections and never sees messages out of order.
+The connection is ``self.conn``, a ``Transport``: what a session may use of it (send, close,
+timers, id, peer, ...) is all that protocol lists. ``self.app`` is the app (``Session[MyApp]``
+types it), and ``self.app.server`` the server running it, seen as a ``Host``.
 
 A ``Service`` binds a session class to a codec and to default listening addresses. An ``App``
 is a named set of services plus what lives beside them: settings (dataclasses declared with
@@ -22,39 +25,156 @@ on the app's own timers and are released when it stops.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from residentd.codecs.base import Codec
 from residentd.limits import Limits
 from residentd.settings import Setting, Values, build, check_owner, settings_of
-
-if TYPE_CHECKING:
-    from residentd.net.connection import Connection
-    from residentd.net.server import Server
-    from residentd.net.timers import Timer
-    from residentd.state.persistence import Persistence
 
 Hook = Callable[[], Awaitable[None] | None]
 H = TypeVar("H", bound=Callable[..., Any])
 AppT = TypeVar("AppT", bound="App")
 T = TypeVar("T")
 
+# The author API names the layers built on it only through the protocols below: ``residentd.net``
+# implements most of them (``Connection`` is a ``Transport``, ``Server`` a ``Host``) and
+# ``residentd.state`` the last (``Persistence`` is ``Durable``). Nothing here imports either, so
+# an app depends on what it uses, not on how the server or the state is built.
+
+
+class Timer(Protocol):
+    """A timer started by ``call_later`` or ``call_every`` (``residentd.net.timers.Timer``)."""
+
+    @property
+    def active(self) -> bool: ...
+    @property
+    def when(self) -> float | None: ...
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """An owner's timers, cancelled when the owner goes (a connection, a server)."""
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer: ...
+    def call_every(
+        self, interval: float, callback: Callable[..., Any], *args: Any, delay: float | None = ...
+    ) -> Timer: ...
+
 
 class Transport(Protocol):
     """What a session uses of its connection (as Twisted's ``ITransport``): the network layer
     implements it, the author API names nothing else of it."""
 
-    id: int
-    peer: str
+    @property
+    def id(self) -> int: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def app(self) -> App:
+        """The app whose service accepted the connection."""
+
+    @property
+    def codec(self) -> Codec:
+        """This connection's codec (a session may ask it to upgrade, say)."""
+
+    @property
+    def timers(self) -> Timers:
+        """Timers cancelled when the connection closes."""
+
+    @property
+    def closing(self) -> bool:
+        """True once a close began: what is sent from then on is dropped."""
+
+    @property
+    def connected_at(self) -> float:
+        """Loop time of the accept."""
+
+    @property
+    def last_active(self) -> float:
+        """Loop time of the last input from the peer."""
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued for the peer and not yet written to the socket."""
 
     def send(self, message: Any) -> None: ...
     def send_many(self, messages: list[Any]) -> None: ...
-    def send_bytes(self, data: bytes) -> None: ...
+    def send_bytes(self, data: bytes, count: int = 1, /) -> None:
+        """Queue bytes already encoded: ``count`` messages in one piece (a pipeline's replies)."""
+
     def close(self, reason: str = ...) -> None: ...
     def abort(self, reason: str = ...) -> None: ...
+    def pause_reading(self) -> None:
+        """Read nothing more from the peer until ``resume_reading`` (a session's backpressure)."""
+
+    def resume_reading(self) -> None: ...
+
+
+class Address(Protocol):
+    """A bound listening address (``residentd.net.listener.Address``)."""
+
+    @property
+    def kind(self) -> str:
+        """``tcp`` or ``unix``."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+
+class Host(Protocol):
+    """What an app uses of the server that runs it (``App.server``, ``Session.app.server``)."""
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force (a reload replaces the object: read it on each use)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def timers(self) -> Timers:
+        """The app's timers, cancelled when the server stops."""
+
+    @property
+    def connections(self) -> Mapping[int, Transport]:
+        """The open connections by id."""
+
+    def addresses(self, service: str | None = None) -> Sequence[Address]:
+        """The bound addresses, of one service or of all."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain data (what ``residentd status`` shows)."""
+
+
+class Durable(Protocol):
+    """What the daemon uses of an app's durable state (``residentd.state.Persistence``): it
+    loads it before listening, reconfigures it on a reload, reports it and closes it."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def names(self) -> Mapping[str, str]:
+        """The app options that hold its settings, by setting (``dir``: the folder's)."""
+
+    @property
+    def loaded(self) -> Mapping[str, Any]:
+        """What the last ``open`` loaded, for the log."""
+
+    def open(
+        self, options: Mapping[str, Any], loop: asyncio.AbstractEventLoop, flushes: Any
+    ) -> None:
+        """Load the state and start journaling; ``flushes`` is the server's flush queue."""
+
+    def reconfigure(self, options: Mapping[str, Any]) -> None: ...
+    def info(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
 
 
 class Session(Generic[AppT]):
@@ -67,7 +187,7 @@ class Session(Generic[AppT]):
     #: connection's, instead of as soon as the chunk is handled (see net/connection.py).
     defer_writes: ClassVar[bool] = False
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Transport) -> None:
         self.conn = conn
 
     # -- called by residentd ----------------------------------------------------------------
@@ -105,9 +225,10 @@ class Session(Generic[AppT]):
     def send_many(self, messages: list[Any]) -> None:
         self.conn.send_many(messages)
 
-    def send_bytes(self, data: bytes) -> None:
-        """Send bytes already encoded for this connection's codec, as they are."""
-        self.conn.send_bytes(data)
+    def send_bytes(self, data: bytes, count: int = 1) -> None:
+        """Send bytes already encoded for this connection's codec, as they are: ``count``
+        messages in one piece (the replies to a pipeline, say)."""
+        self.conn.send_bytes(data, count)
 
     def close(self, reason: str = "closed") -> None:
         self.conn.close(reason)
@@ -125,7 +246,7 @@ class Session(Generic[AppT]):
 
     @property
     def app(self) -> AppT:
-        return self.conn.server.app  # type: ignore[return-value]
+        return self.conn.app  # type: ignore[return-value]
 
     @property
     def id(self) -> int:
@@ -141,20 +262,25 @@ class Service:
     """A session class served with one codec on a set of listening addresses."""
 
     name: str
-    session: Callable[[Connection], Session]
+    session: Callable[[Transport], Session[Any]]
     codec: Callable[[], Codec]
     listen: list[str] = field(default_factory=list)
 
+    # How the connections of this service hand messages to its sessions; the network layer
+    # asks these once per service, when it starts listening.
+
     @property
     def async_handler(self) -> bool:
+        """Whether ``on_message`` is an ``async def`` (messages go through a backlog task)."""
         handler = getattr(self.session, "on_message", None)
         return inspect.iscoroutinefunction(handler)
 
     @property
     def batch_handler(self) -> bool:
-        """Whether the session class defines its own ``on_messages``."""
+        """Whether the session class defines its own ``on_messages``, called once per chunk
+        (never with an ``async def`` ``on_message``)."""
         handler = getattr(self.session, "on_messages", None)
-        return handler is not None and handler is not Session.on_messages
+        return handler is not None and handler is not Session.on_messages and not self.async_handler
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +328,15 @@ class App:
         self.jobs: list[PeriodicJob] = []
         #: The app's defaults for core limits (``declare(Limits, ...)``).
         self.limit_defaults: dict[str, Any] = {}
-        self.server: Server | None = None
+        #: The server running the app while it runs, else None.
+        self.server: Host | None = None
         #: The app's durable state (``residentd.state.Persistence.attach``), or None.
-        self.persistence: Persistence | None = None
+        self.persistence: Durable | None = None
 
     def service(
         self,
         name: str,
-        session: Callable[[Connection], Session],
+        session: Callable[[Transport], Session[Any]],
         codec: Callable[[], Codec],
         listen: list[str] | tuple[str, ...] = (),
     ) -> Service:

@@ -37,11 +37,11 @@ from residentd.daemon.control import (
     send_signal,
     stop,
 )
-from residentd.daemon.loader import load_app
 from residentd.daemon.logs import LEVELS
 from residentd.daemon.startup import check_start
 from residentd.errors import ConfigError
 from residentd.limits import Limits
+from residentd.loader import load_app
 from residentd.settings import add_flags, settings_of
 
 EXIT_CONFIG = 2
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "repair":
             from residentd.state.repair import main as repair_main
 
-            return repair_main(argv[1:])
+            return repair_main(argv[1:], load_app)
         if argv and argv[0] in ("run", "config"):
             return _run_or_config(argv[0], argv[1:])
         if argv and argv[0] in BUILTIN:

@@ -173,7 +173,7 @@ def build_admin_app(
     token is set, what a web page could send to it (see :func:`browser_refusal`)."""
     app = App("admin", "status, metrics and control of a running daemon")
 
-    class AdminSession(Session):
+    class AdminSession(Session[App]):
         __slots__ = ()
 
         def on_message(self, request: HttpRequest) -> None:
@@ -181,14 +181,14 @@ def build_admin_app(
             if expected:
                 given = request.headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-                    self.send(response(401, b"admin token required\n", close=True))
+                    self.send_bytes(response(401, b"admin token required\n", close=True))
                     self.close("unauthorized")
                     return
             elif browser_guard and (refusal := browser_refusal(request)):
-                self.send(_forbidden(refusal))
+                self.send_bytes(_forbidden(refusal))
                 self.close("forbidden")
                 return
-            self.send(route(controller, request))
+            self.send_bytes(route(controller, request))
             if not request.keep_alive:
                 self.close("done")
 

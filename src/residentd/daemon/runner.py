@@ -436,13 +436,7 @@ class Daemon:
         live, _ = old.changes(config)
         _, self.pending_restart = old.changes(new)
         self.config = config
-        self.server.limits = config.limits()
-        limits = self.server.limits
-        for conn in list(self.server.connections.values()):
-            if conn.transport is not None:
-                conn.transport.set_write_buffer_limits(
-                    limits.write_high_water, limits.write_low_water
-                )
+        self.server.set_limits(config.limits())
         options = {
             name: value for name, value in live.items() if self.schema.settings[name].app_option
         }

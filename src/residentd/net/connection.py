@@ -26,6 +26,11 @@ Codecs: after a feed that leaves input in the codec (a partial message, a pendin
 messages after a recoverable one) or from a codec that sends bytes of its own (a WebSocket's
 pongs), ``_after_feed`` takes over; codecs/base.py is the contract it follows.
 
+The connection's server is a ``ConnectionHost``: the protocol below lists every member of it
+that a connection (either core) uses, so a server of another kind (a test's, a worker's) knows
+what to provide. ``ServiceRuntime`` is what a connection takes of its ``Service``: the factories,
+and how messages reach the session, decided once per service.
+
 Limits: a codec error closes the connection after the codec's error reply (recoverable errors
 only count toward ``max_bad_messages``); partial input past ``max_input_buffer`` closes it;
 idle and first-message timeouts come from the server's deadline wheel. Every close has a reason,
@@ -42,7 +47,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from residentd.errors import CloseCode, ProtocolError
 from residentd.net import connection_core, lingering
@@ -51,8 +57,11 @@ from residentd.net.timers import TimerGroup
 from residentd.speedups import choose
 
 if TYPE_CHECKING:
-    from residentd.codecs.base import SendsOwnData
-    from residentd.net.server import Server, ServiceRuntime
+    from residentd.app import App, Service, Session, Transport
+    from residentd.codecs.base import Codec, SendsOwnData
+    from residentd.limits import Limits
+    from residentd.net.flushing import FlushQueue
+    from residentd.net.stats import Stats
 
 log = logging.getLogger("residentd.conn")
 
@@ -76,6 +85,63 @@ BACKLOG_HIGH = 64
 BACKLOG_LOW = 16
 
 
+class ConnectionHost(Protocol):
+    """What a connection uses of its server (``Server`` is one), and nothing more."""
+
+    @property
+    def app(self) -> App: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The loop's clock, one bound method shared by every connection."""
+
+    @property
+    def limits(self) -> Limits:
+        """Read on each use: a reload replaces it."""
+
+    @property
+    def stats(self) -> Stats: ...
+    @property
+    def flushes(self) -> FlushQueue:
+        """Where output sent outside a chunk's dispatch waits for the end of the iteration."""
+
+    def admit(self, conn: Connection, transport: asyncio.Transport) -> str | None:
+        """Register a new connection, or say why it is refused."""
+
+    def release(self, conn: Connection) -> None:
+        """The connection is gone: fold its counters into the totals."""
+
+    def watch_deadline(self, conn: Connection) -> None: ...
+    def forget_deadline(self, conn: Connection) -> None: ...
+    def log_handler_error(self, conn: Connection, where: str) -> None: ...
+    def log_protocol_error(self, conn: Connection, error: ProtocolError) -> None: ...
+
+
+class ServiceRuntime:
+    """A service as its connections run it: its factories and its dispatch mode (``EACH``,
+    ``BATCH`` or ``QUEUED``), taken from the ``Service`` once."""
+
+    __slots__ = ("codec_factory", "mode", "name", "session_factory")
+
+    def __init__(
+        self,
+        name: str,
+        session_factory: Callable[[Transport], Session[Any]],
+        codec_factory: Callable[[], Codec],
+        mode: int = EACH,
+    ) -> None:
+        self.name = name
+        self.session_factory = session_factory
+        self.codec_factory = codec_factory
+        self.mode = mode
+
+    @classmethod
+    def of(cls, service: Service) -> ServiceRuntime:
+        mode = QUEUED if service.async_handler else BATCH if service.batch_handler else EACH
+        return cls(service.name, service.session, service.codec, mode)
+
+
 class Connection(ConnectionCore, asyncio.Protocol):
     __slots__ = (
         "_backlog",
@@ -93,7 +159,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         "service",
     )
 
-    def __init__(self, server: Server, service: ServiceRuntime) -> None:
+    def __init__(self, server: ConnectionHost, service: ServiceRuntime) -> None:
         self.server = server
         self.service = service
         self._loop = server.loop
@@ -137,19 +203,14 @@ class Connection(ConnectionCore, asyncio.Protocol):
         if refusal is not None:
             self._refuse(refusal)
             return
-        limits = self.server.limits
-        transport.set_write_buffer_limits(limits.write_high_water, limits.write_low_water)
+        self.apply_limits()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("connection opened", extra=self.log_context())
         try:
             # The session's constructor is the author's code too: a bug in it closes only this
             # connection, which is registered by now and must not stay open without a session.
             self.session = self.service.session_factory(self)
-            service = self.service
-            if service.async_handler:
-                self._mode = QUEUED
-            elif service.batch_handler:
-                self._mode = BATCH
+            self._mode = self.service.mode
             self._defer_writes = bool(self.session.defer_writes)
             self.session.on_connect()
         except Exception:
@@ -322,6 +383,13 @@ class Connection(ConnectionCore, asyncio.Protocol):
             return pending
         return pending + self.transport.get_write_buffer_size()
 
+    def apply_limits(self) -> None:
+        """Set the transport's write watermarks from the server's limits (after a reload too);
+        the other limits are read where they apply."""
+        limits = self.server.limits
+        if self.transport is not None:
+            self.transport.set_write_buffer_limits(limits.write_high_water, limits.write_low_water)
+
     # -- flow control --------------------------------------------------------------------------
 
     def pause_reading(self) -> None:
@@ -487,6 +555,10 @@ class Connection(ConnectionCore, asyncio.Protocol):
     @property
     def closing(self) -> bool:
         return self._closing
+
+    @property
+    def app(self) -> App:
+        return self.server.app
 
     @property
     def peer(self) -> str:

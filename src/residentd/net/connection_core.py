@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from residentd.app import Session
     from residentd.codecs.base import Codec
-    from residentd.net.server import Server
+    from residentd.net.connection import ConnectionHost
 
 # How a connection hands decoded messages to its session (see ``_dispatch``).
 EACH = 0  # on_message, once per message
@@ -51,7 +51,7 @@ class ConnectionCore:
         "transport",
     )
 
-    server: Server
+    server: ConnectionHost
     codec: Codec
     session: Session | None
     transport: asyncio.Transport | None

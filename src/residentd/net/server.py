@@ -4,7 +4,9 @@
 that asks ``admit`` whether it may stay (global and per-IP connection limits, stopping) and
 calls ``release`` when it is gone, which folds its counters into the totals. The server owns the
 deadline wheel for idle and first-message timeouts, the app's timers and periodic jobs, and the
-current ``Limits`` (replaced whole by a reload, read by connections on each use).
+current ``Limits`` (replaced whole by a reload through ``set_limits``, read by connections on
+each use). A connection sees its server as a ``ConnectionHost`` (connection.py) and the app sees
+it as a ``Host`` (app.py): the members those protocols list are the ones to keep.
 
 ``stop`` is the graceful path: stop accepting and stop reading requests, run the app's stop
 hooks, let each connection finish the requests it has read, give its session the
@@ -25,12 +27,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from residentd.app import App, Service, Session
-from residentd.codecs.base import Codec
+from residentd.app import App
 from residentd.errors import CloseCode, ProtocolError
 from residentd.limits import Limits
 from residentd.loop import loop_name
-from residentd.net.connection import Connection
+from residentd.net.connection import Connection, ServiceRuntime
 from residentd.net.deadlines import DeadlineWheel
 from residentd.net.flushing import FlushQueue
 from residentd.net.listener import Address, bind, bound_addresses, parse_address
@@ -38,45 +39,6 @@ from residentd.net.stats import Stats
 from residentd.net.timers import TimerGroup
 
 log = logging.getLogger("residentd.server")
-
-
-class ServiceRuntime:
-    """A service as the server runs it: its factories and its bound listeners."""
-
-    __slots__ = (
-        "async_handler",
-        "batch_handler",
-        "codec_factory",
-        "listeners",
-        "name",
-        "session_factory",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        session_factory: Callable[[Connection], Session],
-        codec_factory: Callable[[], Codec],
-        async_handler: bool,
-        batch_handler: bool = False,
-    ) -> None:
-        self.name = name
-        self.session_factory = session_factory
-        self.codec_factory = codec_factory
-        self.async_handler = async_handler
-        self.batch_handler = batch_handler and not async_handler
-        self.listeners: list[asyncio.Server] = []
-
-    @classmethod
-    def of(cls, service: Service) -> ServiceRuntime:
-        """The runtime of an app's service, not yet listening."""
-        return cls(
-            service.name,
-            service.session,
-            service.codec,
-            service.async_handler,
-            service.batch_handler,
-        )
 
 
 class Server:
@@ -94,7 +56,8 @@ class Server:
         self.clock = self.loop.time
         self.stats = Stats()
         self.connections: dict[int, Connection] = {}
-        self.services: list[ServiceRuntime] = []
+        # The bound listeners of each service, by its name.
+        self.listeners: dict[str, list[asyncio.Server]] = {}
         self.timers = TimerGroup(self.loop)
         self.started_at = time.time()
         self.stopping = False
@@ -118,13 +81,13 @@ class Server:
         try:
             for service in self.app.services:
                 runtime = ServiceRuntime.of(service)
-                self.services.append(runtime)
+                listeners = self.listeners.setdefault(service.name, [])
                 for text in listen.get(service.name, service.listen):
                     address = parse_address(text)
                     listener = await bind(
                         self.loop, address, self._factory(runtime), self.limits.backlog
                     )
-                    runtime.listeners.append(listener)
+                    listeners.append(listener)
                     if address.kind == "unix":
                         self._unix_paths.append(address.path)
         except BaseException:
@@ -175,17 +138,17 @@ class Server:
         """The bound addresses, of one service or of all."""
         return [
             address
-            for runtime in self.services
-            if service is None or runtime.name == service
-            for listener in runtime.listeners
+            for name, listeners in self.listeners.items()
+            if service is None or name == service
+            for listener in listeners
             for address in bound_addresses(listener)
         ]
 
     def _close_listeners(self) -> None:
-        for runtime in self.services:
-            for listener in runtime.listeners:
+        for listeners in self.listeners.values():
+            for listener in listeners:
                 listener.close()
-            runtime.listeners.clear()
+            listeners.clear()
         for path in self._unix_paths:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -255,6 +218,13 @@ class Server:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+    def set_limits(self, limits: Limits) -> None:
+        """Put ``limits`` in force (a reload): open connections read the new values from now
+        on, and their transports take the new write watermarks at once."""
+        self.limits = limits
+        for conn in list(self.connections.values()):
+            conn.apply_limits()
 
     # -- connections ---------------------------------------------------------------------------
 

@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from residentd.app import App
+from residentd.errors import ConfigError
 from residentd.state import recovery
 from residentd.state.api import RecordReader
 from residentd.state.framing import LengthCrcRecords
+from residentd.state.persistence import Persistence
 
 
-def _reader(app_name: str | None) -> RecordReader:
+def _reader(app_name: str | None, load_app: Callable[[str], App]) -> RecordReader:
     if app_name is None:
         return LengthCrcRecords()
-    from residentd.daemon.loader import load_app
-    from residentd.errors import ConfigError
-
-    app = load_app(app_name)
-    if app.persistence is None:
+    persistence = load_app(app_name).persistence
+    if not isinstance(persistence, Persistence):
         raise ConfigError(f"app {app_name!r} keeps no durable state")
-    return app.persistence.machine.records
+    return persistence.machine.records
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], load_app: Callable[[str], App]) -> int:
+    """``load_app`` finds the app that ``--app`` names (the command line's loader)."""
     parser = argparse.ArgumentParser(
         prog="residentd repair", description="cut a journal file at its first bad record"
     )
@@ -37,7 +38,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--app", help="read records with this app's framing (default: length+CRC)")
     parser.add_argument("--yes", action="store_true", help="do not ask before truncating")
     args = parser.parse_args(list(argv))
-    reader = _reader(args.app)
+    reader = _reader(args.app, load_app)
     try:
         result = recovery.scan(args.file, reader)
     except OSError as exc:

@@ -64,7 +64,7 @@ class ChatApp(App):
         if self._hub is None:
             persistence = self.persistence
             journal = None
-            if persistence is not None and persistence.enabled:
+            if isinstance(persistence, Persistence) and persistence.enabled:
                 journal = Journal(persistence)
             self._hub = Hub(self.settings(), journal)
         return self._hub

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from residentd.app import Session
+from residentd.app import Session, Transport
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.errors import CLOSING, ChatError, ErrorCode
 from residentd.apps.chat.handlers import dispatch
@@ -36,7 +36,10 @@ class ChatSession(Session["ChatApp"]):
 
     wire: ClassVar[Wire] = LINES
 
-    def __init__(self, conn: Connection) -> None:
+    if TYPE_CHECKING:  # the chat still keys its rooms by the network layer's connections
+        conn: Connection
+
+    def __init__(self, conn: Transport) -> None:
         super().__init__(conn)
         self.hub: Hub = self.app.hub
         self.user: User | None = None

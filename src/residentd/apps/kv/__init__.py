@@ -27,14 +27,13 @@ Redis's limits map onto residentd's: ``maxclients`` is ``max_connections`` (refu
 
 from __future__ import annotations
 
-from residentd.app import App
+from residentd.app import App, Transport
 from residentd.apps.kv.persistence.wiring import attach as attach_persistence
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.settings import KvSettings
 from residentd.apps.kv.state import KvState
 from residentd.codecs.resp import RespCodec
 from residentd.limits import Limits
-from residentd.net.connection import Connection
 
 HZ = 10
 
@@ -67,7 +66,7 @@ def create_app() -> KvApp:
 
         __slots__ = ()
 
-        def __init__(self, conn: Connection) -> None:
+        def __init__(self, conn: Transport) -> None:
             super().__init__(conn, state)
 
     app.service("kv", AppSession, codec=codec, listen=["127.0.0.1:6380"])

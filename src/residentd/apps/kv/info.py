@@ -30,7 +30,7 @@ Section = Callable[["KvSession"], list[tuple[str, object]]]
 
 
 def _server(s: KvSession) -> list[tuple[str, object]]:
-    server = s.conn.server
+    server = s.server
     uptime = int(time.time() - s.state.started)
     ports = [address.port for address in server.addresses() if address.kind == "tcp"]
     return [
@@ -59,7 +59,7 @@ def _speedups() -> str:
 
 
 def _clients(s: KvSession) -> list[tuple[str, object]]:
-    server = s.conn.server
+    server = s.server
     return [
         ("connected_clients", len(server.connections)),
         ("maxclients", server.limits.max_connections),
@@ -91,7 +91,7 @@ def _cpu(s: KvSession) -> list[tuple[str, object]]:
 
 
 def _stats(s: KvSession) -> list[tuple[str, object]]:
-    snapshot = s.conn.server.snapshot()
+    snapshot = s.server.snapshot()
     db = s.db
     hub = s.state.hub
     return [

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from residentd.app import Session
+from residentd.app import Host, Session, Transport
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command, Handler
@@ -76,8 +76,10 @@ class KvSession(Session):
     defer_writes = True
 
     state: KvState
+    if TYPE_CHECKING:  # the cron still refreshes a subscriber's last input (see create_app)
+        conn: Connection
 
-    def __init__(self, conn: Connection, state: KvState) -> None:
+    def __init__(self, conn: Transport, state: KvState) -> None:
         super().__init__(conn)
         self.state = state
         self.db = state.db
@@ -276,7 +278,7 @@ class KvSession(Session):
         self.conn.send_bytes(payload)
         if self._output_paused and not self._output_check_pending:
             self._output_check_pending = True
-            self.conn.server.loop.call_soon(self._check_output)
+            self.server.loop.call_soon(self._check_output)
 
     def _check_output(self) -> None:
         self._output_check_pending = False
@@ -293,7 +295,7 @@ class KvSession(Session):
         if not soft or size <= soft:
             self._soft_since = None
             return
-        now = conn.server.loop.time()
+        now = self.server.loop.time()
         if self._soft_since is None:
             self._soft_since = now
         elif now - self._soft_since > options["pubsub_output_soft_seconds"]:
@@ -305,6 +307,13 @@ class KvSession(Session):
     def on_resume_writing(self) -> None:
         self._output_paused = False
         self._soft_since = None
+
+    @property
+    def server(self) -> Host:
+        """The server running kv: its limits, addresses and counters."""
+        server = self.conn.app.server
+        assert server is not None  # a client is connected only while the server runs
+        return server
 
     # -- lifecycle -------------------------------------------------------------------------------
 

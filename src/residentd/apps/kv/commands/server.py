@@ -78,7 +78,7 @@ container("config", "", "server", "A container for server configuration commands
 
 
 def _output_limits(s: KvSession) -> str:
-    limits = s.conn.server.limits
+    limits = s.server.limits
     options = s.state.options
     return (
         f"normal {limits.max_output_buffer} {limits.max_output_buffer} 0 slave 0 0 0 "
@@ -88,11 +88,11 @@ def _output_limits(s: KvSession) -> str:
 
 
 def _bind(s: KvSession) -> str:
-    return " ".join(a.host for a in s.conn.server.addresses() if a.kind == "tcp")
+    return " ".join(a.host for a in s.server.addresses() if a.kind == "tcp")
 
 
 def _port(s: KvSession) -> str:
-    ports = [a.port for a in s.conn.server.addresses() if a.kind == "tcp"]
+    ports = [a.port for a in s.server.addresses() if a.kind == "tcp"]
     return str(ports[0]) if ports else "0"
 
 
@@ -118,11 +118,11 @@ PARAMETERS: dict[str, Callable[[KvSession], object]] = {
     "databases": lambda s: 1,
     "maxmemory": lambda s: 0,
     "maxmemory-policy": lambda s: "noeviction",
-    "maxclients": lambda s: s.conn.server.limits.max_connections,
-    "timeout": lambda s: int(s.conn.server.limits.idle_timeout),
-    "tcp-backlog": lambda s: s.conn.server.limits.backlog,
+    "maxclients": lambda s: s.server.limits.max_connections,
+    "timeout": lambda s: int(s.server.limits.idle_timeout),
+    "tcp-backlog": lambda s: s.server.limits.backlog,
     "proto-max-bulk-len": lambda s: s.state.max_bulk_len,
-    "client-query-buffer-limit": lambda s: s.conn.server.limits.max_input_buffer,
+    "client-query-buffer-limit": lambda s: s.server.limits.max_input_buffer,
     "client-output-buffer-limit": _output_limits,
     "hz": lambda s: 10,
     "bind": _bind,

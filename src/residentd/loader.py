@@ -1,7 +1,8 @@
 """Finding the App to run: a built-in name, ``package.module:attribute`` or ``file.py:attribute``.
 
 The attribute defaults to ``app``. A name that cannot be loaded raises ``ConfigError`` saying
-what was tried and which built-in names exist.
+what was tried and which built-in names exist. It sits above the apps it loads (with the command
+line, which is its one user), so that nothing in the daemon layer imports an app.
 """
 
 from __future__ import annotations
