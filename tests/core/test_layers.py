@@ -21,7 +21,7 @@ SRC = Path(residentd.__file__).parent
 # Lowest first; a module belongs to the first entry that is a prefix of its dotted name. The
 # same order, with what each layer holds, is the table in docs/architecture.md.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "limits", "speedups", "loop")),
+    ("foundation", ("errors", "settings", "limits", "speedups", "loop")),
     ("codecs", ("codecs",)),
     ("app API", ("app",)),
     ("net", ("net",)),
