@@ -83,6 +83,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         "close_reason",
         "connected_at",
         "id",
+        "idle_exempt",
         "ip",
         "service",
     )
@@ -105,6 +106,9 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self.messages_out = 0
         self.bad_messages = 0
         self.close_reason: str | None = None
+        # Set by the session: the idle timeout does not apply while it is (a kv subscriber
+        # listens and need not talk, as Redis exempts pub/sub clients).
+        self.idle_exempt = False
         self._out = None
         self._mode = EACH
         self._defer_writes = False
@@ -427,7 +431,8 @@ class Connection(ConnectionCore, asyncio.Protocol):
                 self.fail(ProtocolError("handshake-timeout", f"limit={limits.handshake_timeout}s"))
                 return None
         if limits.idle_timeout:
-            idle_deadline = self.last_active + limits.idle_timeout
+            last_active = now if self.idle_exempt else self.last_active
+            idle_deadline = last_active + limits.idle_timeout
             if now >= idle_deadline:
                 self.fail(ProtocolError("idle-timeout", f"limit={limits.idle_timeout}s"))
                 return None
