@@ -21,8 +21,8 @@ from typing import Any
 
 import uvloop
 
-from residentd.apps.kv.persistence.machine import KvMachine
 from residentd.apps.kv.persistence.backend import KvPersistence
+from residentd.apps.kv.persistence.machine import KvMachine
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.state import KvState
 from residentd.net.flushing import FlushQueue

@@ -78,8 +78,10 @@ def quit_(s: Client, argv: list[bytes]) -> bytes:
 def select(s: Client, argv: list[bytes]) -> bytes:
     index = int_arg(argv[1])
     if not -(2**31) <= index < 2**31:
-        return errors.NOT_AN_INT32
-    return OK if index == 0 else errors.DB_INDEX_OUT_OF_RANGE
+        raise KvError(errors.NOT_AN_INT32)
+    if index != 0:
+        raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+    return OK
 
 
 @command(

@@ -54,7 +54,7 @@ class ReplayClient:
         raise ValueError("DISCARD inside a journal record")
 
     def subscribe(self, channel: bytes) -> None:
-        raise ValueError("SUBSCRIBE in the journal")
+        raise ValueError("a pub/sub subscription in the journal")
 
     unsubscribe = psubscribe = punsubscribe = subscribe
 
