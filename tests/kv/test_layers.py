@@ -2,14 +2,17 @@
 only for type checking count too), and kv reaches the network layer through nothing but the
 author API (residentd.app): it imports nothing from residentd.net, never reaches through a
 connection to its server, and calls no connection method per reply (the session binds the
-transport's ``send_bytes`` once)."""
+transport's ``send_bytes`` once). Every exception kv defines derives from ResidentdError."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from pathlib import Path
 
 import residentd.apps.kv
+from residentd.errors import ResidentdError
 
 ROOT = Path(residentd.apps.kv.__file__).parent
 PACKAGE = "residentd.apps.kv"
@@ -97,3 +100,14 @@ def test_kv_imports_nothing_from_the_network_layer() -> None:
         source = path.read_text()
         for reach in ("conn.server", "conn.send_bytes(", "conn.last_active"):
             assert reach not in source, f"{name} reaches {reach}"
+
+
+def test_every_kv_exception_derives_from_residentd_error() -> None:
+    found = []
+    for name in _modules():
+        module = importlib.import_module(name)
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__ == name:
+                found.append(value)
+                assert issubclass(value, ResidentdError), value
+    assert {cls.__name__ for cls in found} >= {"KvError", "Quit", "RdbError", "Torn"}

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from residentd.codecs.resp import NIL
+from residentd.errors import ResidentdError
 from residentd.state.api import BadRecord
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def propagate(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> l
 # -- reading a journal back -----------------------------------------------------------------------
 
 
-class Torn(Exception):
+class Torn(ResidentdError):
     """The data ends inside a record."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 from residentd.apps.kv.persistence import encodings
 from residentd.apps.kv.persistence.crc64 import crc64
+from residentd.errors import ResidentdError
 
 VERSION = 10
 MAGIC = b"REDIS%04d" % VERSION
@@ -49,7 +50,7 @@ FUNCTION2, MODULE_AUX, IDLE, FREQ, AUX, RESIZEDB, EXPIRETIME_MS, EXPIRETIME, SEL
 FLUSH_AT = 1 << 20  # bytes buffered before a write (and a checksum step)
 
 
-class RdbError(ValueError):
+class RdbError(ResidentdError, ValueError):
     """An RDB file kv cannot load: why, and at which byte."""
 
     def __init__(self, reason: str, offset: int) -> None:
