@@ -21,8 +21,8 @@ from typing import Any
 
 import uvloop
 
+from residentd.apps.kv.persistence.backend import KvPersistence
 from residentd.apps.kv.persistence.machine import KvMachine
-from residentd.apps.kv.persistence.wiring import KvPersistence
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.state import KvState
 from residentd.net.flushing import FlushQueue
@@ -32,8 +32,8 @@ from residentd.state.journal import Journal
 class Conn:
     """What a session uses of a connection; output is dropped at the flush."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, flushes: FlushQueue) -> None:
-        self.server = SimpleNamespace(loop=loop, flushes=flushes)
+    def __init__(self, loop: asyncio.AbstractEventLoop, flushes: FlushQueue, app: Any) -> None:
+        self.server = SimpleNamespace(loop=loop, flushes=flushes, app=app)
         self.out: list[bytes] = []
 
     def send_bytes(self, data: bytes, count: int = 1, /) -> None:
@@ -55,7 +55,8 @@ def run(policy: str, command: str, size: int, clients: int, iterations: int) -> 
     """CPU µs per command."""
     loop = uvloop.new_event_loop()
     flushes = FlushQueue(loop)
-    state = KvState(SimpleNamespace(options={"proto_max_bulk_len": 512 << 20}))  # type: ignore[arg-type]
+    app = SimpleNamespace(options={"proto_max_bulk_len": 512 << 20})
+    state = app.state = KvState(app)  # type: ignore[arg-type]
     folder = tempfile.TemporaryDirectory()
     if policy != "off":
         persistence = KvPersistence(KvMachine(state))
@@ -64,8 +65,10 @@ def run(policy: str, command: str, size: int, clients: int, iterations: int) -> 
         flushes.commit = persistence.commit_point
         state.persistence = persistence
         state.journal = bytearray()
-    conns = [Conn(loop, flushes) for _ in range(clients)]
-    sessions = [KvSession(conn, state) for conn in conns]  # type: ignore[arg-type]
+    conns = [Conn(loop, flushes, app) for _ in range(clients)]
+    sessions = [KvSession(conn) for conn in conns]  # type: ignore[arg-type]
+    for session in sessions:
+        session.on_connect()
     rnd = random.Random(1)
     pipes = [pipeline(command, size, rnd) for _ in range(64)]
 

@@ -101,6 +101,9 @@ class Transport(Protocol):
     def write_buffer_size(self) -> int:
         """Bytes queued for the peer and not yet written to the socket."""
 
+    #: While True the idle timeout does not apply (a pub/sub subscriber that only listens).
+    idle_exempt: bool
+
     def send(self, message: Any) -> None: ...
     def send_many(self, messages: list[Any]) -> None: ...
     def send_bytes(self, data: bytes, count: int = 1, /) -> None:

@@ -103,6 +103,28 @@ def test_pubsub_clients_never_time_out_for_idleness() -> None:
         assert listener.replies(1)[0].endswith(b"$10\r\nstill here\r\n")
 
 
+def test_a_subscriber_is_idle_exempt_only_while_it_listens() -> None:
+    """The exemption is the connection's flag: its time of last input is left alone (kv once
+    rewrote it ten times a second), and the idle timeout applies again once it unsubscribed."""
+    from residentd.limits import Limits
+
+    with KvThread(limits=Limits(idle_timeout=0.5)) as server, Raw(server.port) as listener:
+        assert listener.call("SUBSCRIBE", "quiet").endswith(b":1\r\n")
+
+        def last_input() -> float:
+            (conn,) = server.server.connections.values()
+            assert conn.idle_exempt
+            return conn.last_active
+
+        before = server.call(last_input)
+        time.sleep(1.0)  # two idle timeouts
+        assert server.call(last_input) == before
+        listener.send(resp("UNSUBSCRIBE"))
+        started = time.monotonic()
+        assert listener.read_until_closed().endswith(b"\r\n$5\r\nquiet\r\n:0\r\n")
+        assert time.monotonic() - started >= 0.4  # closed by the idle timeout, not at once
+
+
 def test_a_subscriber_that_never_reads_is_dropped_at_the_pubsub_limit() -> None:
     # Core output limit off, as in Redis for normal clients: only the pub/sub limit applies.
     from residentd.limits import Limits

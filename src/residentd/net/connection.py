@@ -155,6 +155,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         "close_reason",
         "connected_at",
         "id",
+        "idle_exempt",
         "ip",
         "service",
     )
@@ -178,6 +179,9 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self.messages_out = 0
         self.bad_messages = 0
         self.close_reason: str | None = None
+        # Set by the session: the idle timeout does not apply while it is (a kv subscriber
+        # listens and need not talk, as Redis exempts pub/sub clients).
+        self.idle_exempt = False
         self._out = None
         self._mode = EACH
         self._defer_writes = False
@@ -534,7 +538,8 @@ class Connection(ConnectionCore, asyncio.Protocol):
                 )
                 return None
         if limits.idle_timeout:
-            idle_deadline = self.last_active + limits.idle_timeout
+            last_active = now if self.idle_exempt else self.last_active
+            idle_deadline = last_active + limits.idle_timeout
             if now >= idle_deadline:
                 self.fail(ProtocolError(CloseCode.IDLE_TIMEOUT, f"limit={limits.idle_timeout}s"))
                 return None

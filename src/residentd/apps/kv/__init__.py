@@ -11,7 +11,11 @@ How it is put together:
   built, an exact port of Redis's parser for the rest) and passes pre-encoded replies through;
 - session.py is one client: dispatch, MULTI, subscriptions, pub/sub output limits; it hands
   each pipeline to _fastpath.c first, which runs the plain case of the hot commands in C;
-- commands/ holds the handlers, one module per group, and the command table;
+- commands/ holds the handlers, one module per group, and the command table; a handler sees
+  the ``Client`` protocol of client.py, never a connection, and raises ``KvError`` (errors.py)
+  to answer an error;
+- state.py is what the daemon shares (``KvApp.state``), and the one place that reads the
+  server's facts (limits, addresses, counters) for the handlers and INFO;
 - store.py is the keyspace with lazy and active expiry; pubsub.py, scan.py and patterns.py
   are pub/sub delivery, SCAN cursors and glob patterns; info.py writes INFO;
 - persistence/ makes it durable in Redis's own formats (RDB snapshots, an AOF journal in
@@ -27,23 +31,16 @@ Redis's limits map onto residentd's: ``maxclients`` is ``max_connections`` (refu
 
 from __future__ import annotations
 
-from residentd.app import App, Transport
 from residentd.apps.kv.persistence.wiring import attach as attach_persistence
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.settings import KvSettings
-from residentd.apps.kv.state import KvState
+from residentd.apps.kv.state import KvApp, KvState
 from residentd.codecs.resp import RespCodec
 from residentd.limits import Limits
 
 HZ = 10
 
-
-class KvApp(App):
-    """The kv App, holding its ``KvState`` (keyspace, pub/sub hub, ...) as ``state``."""
-
-    def __init__(self) -> None:
-        super().__init__("kv", "in-memory key-value store speaking the Redis protocol (RESP2)")
-        self.state = KvState(self)
+__all__ = ["KvApp", "KvSession", "KvState", "app", "create_app"]
 
 
 def create_app() -> KvApp:
@@ -60,27 +57,13 @@ def create_app() -> KvApp:
     def codec() -> RespCodec:
         return RespCodec(max_bulk_len=app.current(KvSettings).proto_max_bulk_len)
 
-    class AppSession(KvSession):
-        """A client of this app: a class, so that the core finds its batch ``on_messages``
-        and hands it every command of a read at once."""
-
-        __slots__ = ()
-
-        def __init__(self, conn: Transport) -> None:
-            super().__init__(conn, state)
-
-    app.service("kv", AppSession, codec=codec, listen=["127.0.0.1:6380"])
+    # A class with its own ``on_messages``: the core hands it every command of a read at once.
+    app.service("kv", KvSession, codec=codec, listen=["127.0.0.1:6380"])
 
     @app.every(1 / HZ)
     def cron() -> None:
         state.db.expire_cycle()
         state.commit()  # the DELs of keys whose time passed
-        # Redis never times out a pub/sub client for idleness: it listens, it need not talk.
-        # (Only an idle timeout set by config makes this matter; kv's default has none.)
-        if state.subscribers and app.server is not None and app.server.limits.idle_timeout:
-            now = app.server.loop.time()
-            for subscriber in state.subscribers:
-                subscriber.conn.last_active = now
 
     return app
 

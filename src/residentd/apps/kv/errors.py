@@ -1,11 +1,16 @@
-"""Redis's error replies, word for word, ready to send.
+"""Redis's error replies, word for word, ready to send, and the one way a handler sends them.
 
 Clients match on these texts (redis-py maps ``WRONGTYPE`` and ``EXECABORT`` to exception
 classes, people grep logs for them), so each one is copied from Redis 7's source and checked
-against a real redis-server by tests/kv/test_conformance.py. The fixed ones are pre-encoded
-constants; the ones that name a command or an argument are small functions. Like Redis's
-``addReplyErrorFormat``, the functions turn CR and LF in what they quote into spaces, so a
-reply never breaks the protocol.
+against a real redis-server by tests/kv/test_conformance.py. Every error text kv answers is
+defined here, once: the fixed ones as pre-encoded constants, the ones that name a command or
+an argument as small functions. Like Redis's ``addReplyErrorFormat``, the functions turn CR and
+LF in what they quote into spaces, so a reply never breaks the protocol.
+
+A handler answers an error by raising ``KvError`` with one of these replies (never by returning
+it): the session, MULTI's EXEC and the journal's replay catch it and answer its ``reply``.
+Errors are the rare path, so handlers read as straight lines and pay for the exception only
+when there is one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,24 @@ NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 PROTOCOL_VERSION = b"-ERR Protocol version is not an integer or out of range\r\n"
 WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+
+# Persistence (Redis 7.0's rdb.c, aof.c and server.c).
+BGSAVE_RUNNING = b"-ERR Background save already in progress\r\n"
+REWRITE_RUNNING = b"-ERR Background append only file rewriting already in progress\r\n"
+BGSAVE_DURING_REWRITE = (
+    b"-ERR An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in "
+    b"order to schedule a BGSAVE whenever possible.\r\n"
+)
+REWRITE_WITHOUT_AOF = b"-ERR Background append only file rewriting error: appendonly is no\r\n"
+SAVE_FAILED = b"-ERR\r\n"
+MISCONF_RDB = (
+    b"-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
+    b"persist to disk. Commands that may modify the data set are disabled, because this "
+    b"instance is configured to report errors during writes if RDB snapshotting fails "
+    b"(stop-writes-on-bgsave-error option). Please check the Redis logs for details about "
+    b"the RDB error.\r\n"
+)
+MISCONF_AOF_PREFIX = b"-MISCONF Errors writing to the AOF file: "
 
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
@@ -76,6 +99,18 @@ def unsupported_option(option: bytes) -> bytes:
     return error(b"ERR Unsupported option %b" % _quote(option))
 
 
+def misconf_aof(reason: str) -> bytes:
+    return error(MISCONF_AOF_PREFIX[1:] + reason.encode())
+
+
+def config_set_failed(name: str, reason: str) -> bytes:
+    return error(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+
+
+def config_set_unknown(name: bytes) -> bytes:
+    return error(b"ERR Unknown option or number of arguments for CONFIG SET - '%b'" % name)
+
+
 def not_in_subscribed_context(name: str) -> bytes:
     return error(
         f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
@@ -83,10 +118,9 @@ def not_in_subscribed_context(name: str) -> bytes:
     )
 
 
-class ReplyError(ResidentdError):
-    """Raised by a handler (or a helper it calls) to answer with ``reply``, an encoded error,
-    instead of a result; the session sends it. Errors are the rare path, so handlers read as
-    straight lines and pay for the exception only when there is one."""
+class KvError(ResidentdError):
+    """Raised by a handler (or a helper it calls) to answer with ``reply``, one of the encoded
+    errors above, instead of a result; whoever ran the handler sends it."""
 
     def __init__(self, reply: bytes) -> None:
         super().__init__(reply)

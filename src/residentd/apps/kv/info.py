@@ -1,8 +1,9 @@
 """INFO's text: the server, clients, memory, persistence, cpu, stats and keyspace sections.
 
 Field names are Redis's, so tools that read INFO (redis-cli, exporters, redis-benchmark's
-checks) find what they look for; the values come from residentd's own counters (the
-server's snapshot folds in the live connections) and from the process through psutil.
+checks) find what they look for; the values come from residentd's own counters, read through
+kv's state (the server's snapshot folds in the live connections), and from the process
+through psutil.
 Memory is the process's resident set: CPython does not keep an allocator total the way
 jemalloc does, so ``used_memory`` and ``used_memory_rss`` are the same number.
 """
@@ -20,26 +21,27 @@ from typing import TYPE_CHECKING
 import psutil
 
 from residentd import __version__, speedups
+from residentd.apps.kv import errors
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 REDIS_VERSION = "7.0.0"  # the Redis whose commands and replies kv follows
 
-Section = Callable[["KvSession"], list[tuple[str, object]]]
+Section = Callable[["Client"], list[tuple[str, object]]]
 
 
-def _server(s: KvSession) -> list[tuple[str, object]]:
-    server = s.server
-    uptime = int(time.time() - s.state.started)
-    ports = [address.port for address in server.addresses() if address.kind == "tcp"]
+def _server(s: Client) -> list[tuple[str, object]]:
+    state = s.state
+    uptime = int(time.time() - state.started)
+    ports = [port for _, port in state.tcp_addresses()]
     return [
         ("redis_version", REDIS_VERSION),
         ("redis_mode", "standalone"),
         ("residentd_version", __version__),
         ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
-        ("multiplexing_api", server.snapshot()["loop"]),
+        ("multiplexing_api", state.counters()["loop"]),
         ("python_version", platform.python_version()),
         ("residentd_c_speedups", _speedups()),
         ("process_id", os.getpid()),
@@ -58,18 +60,19 @@ def _speedups() -> str:
     return ",".join(sorted(speedups.loaded)) or "none"
 
 
-def _clients(s: KvSession) -> list[tuple[str, object]]:
-    server = s.server
+def _clients(s: Client) -> list[tuple[str, object]]:
+    state = s.state
+    limits = state.limits
     return [
-        ("connected_clients", len(server.connections)),
-        ("maxclients", server.limits.max_connections),
-        ("client_recent_max_input_buffer", server.limits.max_input_buffer),
+        ("connected_clients", state.connected_clients()),
+        ("maxclients", limits.max_connections),
+        ("client_recent_max_input_buffer", limits.max_input_buffer),
         ("blocked_clients", 0),
-        ("pubsub_clients", len(s.state.subscribers)),
+        ("pubsub_clients", len(state.subscribers)),
     ]
 
 
-def _memory(s: KvSession) -> list[tuple[str, object]]:
+def _memory(s: Client) -> list[tuple[str, object]]:
     rss = psutil.Process().memory_info().rss
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return [
@@ -85,13 +88,13 @@ def _memory(s: KvSession) -> list[tuple[str, object]]:
     ]
 
 
-def _cpu(s: KvSession) -> list[tuple[str, object]]:
+def _cpu(s: Client) -> list[tuple[str, object]]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return [("used_cpu_sys", f"{usage.ru_stime:.6f}"), ("used_cpu_user", f"{usage.ru_utime:.6f}")]
 
 
-def _stats(s: KvSession) -> list[tuple[str, object]]:
-    snapshot = s.server.snapshot()
+def _stats(s: Client) -> list[tuple[str, object]]:
+    snapshot = s.state.counters()
     db = s.db
     hub = s.state.hub
     return [
@@ -109,7 +112,7 @@ def _stats(s: KvSession) -> list[tuple[str, object]]:
     ]
 
 
-def _persistence(s: KvSession) -> list[tuple[str, object]]:
+def _persistence(s: Client) -> list[tuple[str, object]]:
     """Redis 7.0's persistence section, from residentd.state's figures."""
     persistence = s.state.persistence
     if persistence is None:
@@ -119,7 +122,7 @@ def _persistence(s: KvSession) -> list[tuple[str, object]]:
     duration = figures["last_snapshot_duration"]
     rewrite = figures["last_rewrite_duration"]
     refusal = s.state.misconf()
-    writing = refusal is None or not refusal.startswith(b"-MISCONF Errors writing to the AOF")
+    writing = refusal is None or not refusal.startswith(errors.MISCONF_AOF_PREFIX)
     lines: list[tuple[str, object]] = [
         ("loading", 0),
         ("async_loading", 0),
@@ -147,7 +150,7 @@ def _persistence(s: KvSession) -> list[tuple[str, object]]:
     return lines
 
 
-def _keyspace(s: KvSession) -> list[tuple[str, object]]:
+def _keyspace(s: Client) -> list[tuple[str, object]]:
     db = s.db
     if not db.data:
         return []
@@ -165,7 +168,7 @@ SECTIONS: dict[str, Section] = {
 }
 
 
-def info_text(s: KvSession, names: list[str]) -> bytes:
+def info_text(s: Client, names: list[str]) -> bytes:
     """INFO's reply body for the asked sections (all of them for none, ``all``, ``default``
     or ``everything``); unknown section names are skipped, as Redis skips them."""
     wanted = [name.lower() for name in names]

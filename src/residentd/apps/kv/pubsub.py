@@ -14,13 +14,16 @@ A subscriber's output is checked against Redis's ``client-output-buffer-limit pu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from residentd.apps.kv.patterns import compile_glob
 from residentd.codecs.resp import bulk
 
-if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+
+class Subscriber(Protocol):
+    def deliver(self, payload: bytes) -> None:
+        """Queue ``payload``, a message already in RESP, for the subscriber."""
+
 
 MESSAGE = b"*3\r\n$7\r\nmessage\r\n"
 PMESSAGE = b"*4\r\n$8\r\npmessage\r\n"
@@ -30,23 +33,23 @@ class Hub:
     __slots__ = ("channels", "patterns")
 
     def __init__(self) -> None:
-        self.channels: dict[bytes, dict[KvSession, None]] = {}
-        self.patterns: dict[bytes, dict[KvSession, None]] = {}
+        self.channels: dict[bytes, dict[Subscriber, None]] = {}
+        self.patterns: dict[bytes, dict[Subscriber, None]] = {}
 
-    def subscribe(self, session: KvSession, channel: bytes) -> None:
+    def subscribe(self, session: Subscriber, channel: bytes) -> None:
         self.channels.setdefault(channel, {})[session] = None
 
-    def unsubscribe(self, session: KvSession, channel: bytes) -> None:
+    def unsubscribe(self, session: Subscriber, channel: bytes) -> None:
         subscribers = self.channels.get(channel)
         if subscribers is not None:
             subscribers.pop(session, None)
             if not subscribers:
                 del self.channels[channel]
 
-    def psubscribe(self, session: KvSession, pattern: bytes) -> None:
+    def psubscribe(self, session: Subscriber, pattern: bytes) -> None:
         self.patterns.setdefault(pattern, {})[session] = None
 
-    def punsubscribe(self, session: KvSession, pattern: bytes) -> None:
+    def punsubscribe(self, session: Subscriber, pattern: bytes) -> None:
         subscribers = self.patterns.get(pattern)
         if subscribers is not None:
             subscribers.pop(session, None)

@@ -1,5 +1,6 @@
 """One Redis client: command dispatch, and the state a connection carries (name, MULTI queue,
-subscriptions, pub/sub output limits).
+subscriptions, pub/sub output limits). ``KvSession`` is the ``Client`` (client.py) the
+handlers see for a connection; it reaches the daemon's ``KvState`` as ``self.app.state``.
 
 The core hands ``on_messages`` every command one read completed: a pipeline. For each
 command the session does what Redis's ``processCommand`` does, in the same order: find it
@@ -29,7 +30,9 @@ delivery schedules a check, once per loop iteration, of the output against Redis
 ``client-output-buffer-limit pubsub`` (kv options ``pubsub_output_hard_limit``,
 ``pubsub_output_soft_limit`` and ``pubsub_output_soft_seconds``): over the hard limit, or over
 the soft one for longer than the soft seconds, the client is dropped with reason
-``output-buffer-full``, as Redis drops it, without a reply.
+``output-buffer-full``, as Redis drops it, without a reply. A subscriber is exempt from the
+idle timeout while it listens (its connection's ``idle_exempt``), as Redis exempts pub/sub
+clients: it need not talk.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from residentd.app import Host, Session, Transport
+from residentd.app import Host, Session
 from residentd.apps.kv import errors
+from residentd.apps.kv.client import Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
-from residentd.apps.kv.commands.registry import Command, Handler
-from residentd.apps.kv.errors import Quit, ReplyError
+from residentd.apps.kv.commands.registry import Command
+from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
+from residentd.apps.kv.state import KvApp
 from residentd.codecs.resp import OK, QUEUED, array_header
 from residentd.speedups import choose
 
@@ -51,10 +56,10 @@ execute_fast: Callable[..., Any] | None = choose("residentd.apps.kv._fastpath", 
 
 if TYPE_CHECKING:
     from residentd.apps.kv.state import KvState
-    from residentd.net.connection import Connection
+    from residentd.apps.kv.store import Keyspace
 
 
-class KvSession(Session):
+class KvSession(Session[KvApp]):
     __slots__ = (
         "_output_check_pending",
         "_output_paused",
@@ -76,20 +81,24 @@ class KvSession(Session):
     defer_writes = True
 
     state: KvState
-    if TYPE_CHECKING:  # the cron still refreshes a subscriber's last input (see create_app)
-        conn: Connection
+    db: Keyspace
+    name: bytes | None
+    channels: dict[bytes, None] | None
+    patterns: dict[bytes, None] | None
+    multi: list[tuple[Handler, list[bytes]]] | None
 
-    def __init__(self, conn: Transport, state: KvState) -> None:
-        super().__init__(conn)
-        self.state = state
+    def on_connect(self) -> None:
+        state = self.state = self.app.state
         self.db = state.db
-        self.name: bytes | None = None
-        self.channels: dict[bytes, None] | None = None
-        self.patterns: dict[bytes, None] | None = None
-        self.multi: list[tuple[Handler, list[bytes]]] | None = None
+        self.name = None
+        self.channels = None
+        self.patterns = None
+        self.multi = None
         self.multi_failed = False
         self.special = False
-        self._send = conn.send_bytes
+        # The reply path's one call, bound once: each pipeline's replies go out through it,
+        # with their count for the connection's messages_out.
+        self._send = self.conn.send_bytes
         self._output_paused = False
         self._output_check_pending = False
         self._soft_since: float | None = None
@@ -138,7 +147,7 @@ class KvSession(Session):
                 else:
                     try:
                         append(handler(self, argv))
-                    except ReplyError as exc:
+                    except KvError as exc:
                         append(exc.reply)
                     if fast is not None and index < count and not self.special:
                         index = fast(commands, index, self.db, replies, journal)
@@ -163,7 +172,7 @@ class KvSession(Session):
         existed = len(argv) > 1 and argv[1] in db.data
         try:
             reply = handler(self, argv)
-        except ReplyError as exc:
+        except KvError as exc:
             return exc.reply
         for logged in propagate(db, argv, reply, existed):
             journal += encode(logged)
@@ -186,13 +195,17 @@ class KvSession(Session):
     def run(self, handler: Handler, argv: list[bytes]) -> bytes:
         try:
             return handler(self, argv)
-        except ReplyError as exc:
+        except KvError as exc:
             return exc.reply
 
     def _update_mode(self) -> None:
         self.special = self.multi is not None or self.subscribed
 
     # -- transactions ----------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.multi is not None
 
     def begin(self) -> None:
         self.multi = []
@@ -204,7 +217,7 @@ class KvSession(Session):
         queued, failed = self.multi or [], self.multi_failed
         self.discard()
         if failed:
-            return errors.EXECABORT
+            raise KvError(errors.EXECABORT)
         journal = self.state.journal
         if journal is None:
             replies = [self.run(handler, argv) for handler, argv in queued]
@@ -267,18 +280,20 @@ class KvSession(Session):
         self._subscriptions_changed()
 
     def _subscriptions_changed(self) -> None:
-        if self.subscribed:
+        subscribed = self.subscribed
+        if subscribed:
             self.state.subscribers[self] = None
         else:
             self.state.subscribers.pop(self, None)
+        self.conn.idle_exempt = subscribed
         self._update_mode()
 
     def deliver(self, payload: bytes) -> None:
         """Queue a published message for this subscriber, minding its output limits."""
-        self.conn.send_bytes(payload)
+        self._send(payload)
         if self._output_paused and not self._output_check_pending:
             self._output_check_pending = True
-            self.server.loop.call_soon(self._check_output)
+            self.state.loop.call_soon(self._check_output)
 
     def _check_output(self) -> None:
         self._output_check_pending = False
@@ -290,16 +305,16 @@ class KvSession(Session):
         hard = options["pubsub_output_hard_limit"]
         soft = options["pubsub_output_soft_limit"]
         if hard and size > hard:
-            conn.abort("output-buffer-full")
+            self.abort("output-buffer-full")
             return
         if not soft or size <= soft:
             self._soft_since = None
             return
-        now = self.server.loop.time()
+        now = self.state.loop.time()
         if self._soft_since is None:
             self._soft_since = now
         elif now - self._soft_since > options["pubsub_output_soft_seconds"]:
-            conn.abort("output-buffer-full")
+            self.abort("output-buffer-full")
 
     def on_pause_writing(self) -> None:
         self._output_paused = True

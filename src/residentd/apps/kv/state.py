@@ -1,6 +1,10 @@
 """What one kv daemon holds beside its connections: the keyspace, the pub/sub hub, SCAN
-snapshots, the set of subscribed sessions, the settings the commands read, and its
-persistence (residentd.state, wired in persistence/wiring.py).
+snapshots, the set of subscribed clients, the settings the commands read, its persistence
+(residentd.state, wired in persistence/wiring.py), and the facts of the server it runs in.
+
+Handlers and INFO read the server's facts (its limits, listening addresses, connection count
+and counters, its loop) here and nowhere else, so nothing in kv reaches through a connection
+to its server.
 
 While kv persists (``appendonly yes``, or ``save`` points), ``journal`` is the buffer the
 write commands of one pipeline append themselves to in RESP (persistence/aof.py, and the C
@@ -8,32 +12,35 @@ fast path); ``commit`` hands it to the framework's journal after the pipeline, w
 connection whose replies must wait for the fsync under ``appendfsync always``. Otherwise
 ``journal`` is None and the commands pay nothing for it.
 
-One ``KvState`` is made per App (``create_app`` in __init__.py), so tests can run several
-independent daemons in one process; every session gets a reference to it.
+One ``KvState`` is made per ``KvApp`` (``create_app`` in __init__.py), so tests can run
+several independent daemons in one process; every session reaches it as ``app.state``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from residentd.apps.kv.pubsub import Hub
+from residentd.app import App
+from residentd.apps.kv import errors
+from residentd.apps.kv.persistence.aof import delete
+from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.scan import Cursors
 from residentd.apps.kv.store import Keyspace
+from residentd.limits import Limits
 from residentd.state.api import NotWritable
 
 if TYPE_CHECKING:
-    from residentd.app import App
-    from residentd.apps.kv.persistence.wiring import KvPersistence
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.persistence.backend import KvPersistence
 
-MISCONF_RDB = (
-    b"-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
-    b"persist to disk. Commands that may modify the data set are disabled, because this "
-    b"instance is configured to report errors during writes if RDB snapshotting fails "
-    b"(stop-writes-on-bgsave-error option). Please check the Redis logs for details about "
-    b"the RDB error.\r\n"
-)
+
+class KvApp(App):
+    """The kv App, holding its ``KvState`` (keyspace, pub/sub hub, ...) as ``state``."""
+
+    def __init__(self) -> None:
+        super().__init__("kv", "in-memory key-value store speaking the Redis protocol (RESP2)")
+        self.state = KvState(self)
 
 
 class KvState:
@@ -43,7 +50,7 @@ class KvState:
         self.db = Keyspace()
         self.hub = Hub()
         self.cursors = Cursors()
-        self.subscribers: dict[KvSession, None] = {}
+        self.subscribers: dict[Subscriber, None] = {}
         self.started = time.time()
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
         self.persistence: KvPersistence | None = None
@@ -57,23 +64,59 @@ class KvState:
         self.db.flush()
         self.cursors.clear()
 
+    # -- the server kv runs in ---------------------------------------------------------------------
+
+    @property
+    def limits(self) -> Limits:
+        """The core's limits in force (``maxclients``, the buffer caps, the idle timeout)."""
+        server = self.app.server
+        return server.limits if server is not None else Limits(**self.app.limit_defaults)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        server = self.app.server
+        assert server is not None, "kv is not serving"
+        return server.loop
+
+    def tcp_addresses(self) -> list[tuple[str, int]]:
+        """The TCP addresses kv listens on, as (host, port), in listening order."""
+        server = self.app.server
+        if server is None:
+            return []
+        return [(a.host, a.port) for a in server.addresses() if a.kind == "tcp"]
+
+    def connected_clients(self) -> int:
+        server = self.app.server
+        return 0 if server is None else len(server.connections)
+
+    def counters(self) -> dict[str, Any]:
+        """The server's counters (accepted, refused, bytes in and out, the loop's name)."""
+        server = self.app.server
+        assert server is not None, "kv is not serving"
+        return server.snapshot()
+
     # -- persistence -----------------------------------------------------------------------------
 
     def update_journal(self) -> None:
         """Journal the writes while the settings ask for a journal or count changes for save
         points; stop paying for it otherwise."""
-        from residentd.apps.kv.persistence.wiring import expired_logger
-
         persistence = self.persistence
         settings = persistence.settings if persistence is not None else None
         active = settings is not None and persistence is not None and persistence.enabled
         if active and settings is not None and (settings.appendonly or settings.save):
             if self.journal is None:
                 self.journal = bytearray()
-            self.db.on_expired = expired_logger(self)
+            self.db.on_expired = self._log_expired
         else:
             self.journal = None
             self.db.on_expired = None
+
+    def _log_expired(self, key: bytes) -> None:
+        """The keyspace's ``on_expired`` while journaling: a DEL for each key whose time
+        passed."""
+        journal = self.journal
+        if journal is not None:
+            journal += delete(key)
 
     def commit(self, waiter: object = None) -> None:
         """Hand what this pipeline (or the expiry cycle) journaled to the framework."""
@@ -95,7 +138,6 @@ class KvState:
             persistence.check_writable()
         except NotWritable as exc:
             if exc.kind != "journal":
-                return MISCONF_RDB
-            reason = exc.strerror.replace("\r", " ").replace("\n", " ")
-            return b"-MISCONF Errors writing to the AOF file: %b\r\n" % reason.encode()
+                return errors.MISCONF_RDB
+            return errors.misconf_aof(exc.strerror)
         return None

@@ -1,6 +1,6 @@
 """Helpers the command handlers share: typed lookups and argument parsing.
 
-Each either returns what the handler asked for or raises ``ReplyError`` with Redis's error
+Each either returns what the handler asked for or raises ``KvError`` with Redis's error
 reply (WRONGTYPE, "value is not an integer or out of range", ...), which the session sends.
 """
 
@@ -9,32 +9,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.errors import ReplyError
+from residentd.apps.kv.errors import KvError
 from residentd.codecs.resp import parse_int
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 T = TypeVar("T")
 
 
-def read(s: KvSession, key: bytes, kind: type[T]) -> T | None:
+def read(s: Client, key: bytes, kind: type[T]) -> T | None:
     """The value at ``key`` for a read if it is a ``kind``, ``None`` if there is none."""
     value: Any = s.db.get(key)
     if value is None or value.__class__ is kind:
         return value
-    raise ReplyError(errors.WRONGTYPE)
+    raise KvError(errors.WRONGTYPE)
 
 
-def write(s: KvSession, key: bytes, kind: type[T]) -> T | None:
+def write(s: Client, key: bytes, kind: type[T]) -> T | None:
     """Like ``read``, for a command about to change the value (no hit/miss counted)."""
     value: Any = s.db.get_write(key)
     if value is None or value.__class__ is kind:
         return value
-    raise ReplyError(errors.WRONGTYPE)
+    raise KvError(errors.WRONGTYPE)
 
 
-def create(s: KvSession, key: bytes, kind: type[T]) -> T:
+def create(s: Client, key: bytes, kind: type[T]) -> T:
     """The ``kind`` at ``key``, created empty if there is none (the hot path of LPUSH, SADD
     and HSET, so ``write`` is spelled out here)."""
     db = s.db
@@ -42,7 +42,7 @@ def create(s: KvSession, key: bytes, kind: type[T]) -> T:
     if value is None or (db.expires and db.expire_if_due(key)):
         value = db.data[key] = kind()
     elif value.__class__ is not kind:
-        raise ReplyError(errors.WRONGTYPE)
+        raise KvError(errors.WRONGTYPE)
     return value
 
 
@@ -50,5 +50,5 @@ def int_arg(text: bytes) -> int:
     """A 64-bit integer argument, by Redis's rules."""
     value = parse_int(text)
     if value is None:
-        raise ReplyError(errors.NOT_AN_INTEGER)
+        raise KvError(errors.NOT_AN_INTEGER)
     return value

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import int_arg
 from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
-from residentd.apps.kv.errors import Quit
+from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.info import REDIS_VERSION
 from residentd.codecs.resp import (
     EMPTY_ARRAY,
@@ -26,7 +26,7 @@ from residentd.codecs.resp import (
 )
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 _SUBSCRIBED_PONG = b"*2\r\n$4\r\npong\r\n"
 
@@ -40,16 +40,16 @@ _SUBSCRIBED_PONG = b"*2\r\n$4\r\npong\r\n"
     keys=(0, 0, 0),
     subscribed_ok=True,
 )
-def ping(s: KvSession, argv: list[bytes]) -> bytes:
+def ping(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 2:
-        return errors.wrong_arity("ping")
+        raise KvError(errors.wrong_arity("ping"))
     if s.subscribed:
         return _SUBSCRIBED_PONG + bulk(argv[1] if len(argv) == 2 else b"")
     return bulk(argv[1]) if len(argv) == 2 else PONG
 
 
 @command("echo", 2, "fast", "connection", "Returns the given string.", keys=(0, 0, 0))
-def echo(s: KvSession, argv: list[bytes]) -> bytes:
+def echo(s: Client, argv: list[bytes]) -> bytes:
     return bulk(argv[1])
 
 
@@ -63,7 +63,7 @@ def echo(s: KvSession, argv: list[bytes]) -> bytes:
     subscribed_ok=True,
     queued=False,
 )
-def quit_(s: KvSession, argv: list[bytes]) -> bytes:
+def quit_(s: Client, argv: list[bytes]) -> bytes:
     raise Quit
 
 
@@ -75,11 +75,13 @@ def quit_(s: KvSession, argv: list[bytes]) -> bytes:
     "Changes the selected database.",
     keys=(0, 0, 0),
 )
-def select(s: KvSession, argv: list[bytes]) -> bytes:
+def select(s: Client, argv: list[bytes]) -> bytes:
     index = int_arg(argv[1])
     if not -(2**31) <= index < 2**31:
-        return errors.NOT_AN_INT32
-    return OK if index == 0 else errors.DB_INDEX_OUT_OF_RANGE
+        raise KvError(errors.NOT_AN_INT32)
+    if index != 0:
+        raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+    return OK
 
 
 @command(
@@ -91,30 +93,30 @@ def select(s: KvSession, argv: list[bytes]) -> bytes:
     since="6.0.0",
     keys=(0, 0, 0),
 )
-def hello(s: KvSession, argv: list[bytes]) -> bytes:
+def hello(s: Client, argv: list[bytes]) -> bytes:
     """HELLO [protover [AUTH username password] [SETNAME name]]. kv speaks RESP2 only, so
     version 3 is refused the way Redis refuses a version it does not know."""
     if len(argv) >= 2:
         version = parse_int(argv[1])
         if version is None:
-            return errors.PROTOCOL_VERSION
+            raise KvError(errors.PROTOCOL_VERSION)
         if version != 2:
-            return errors.NOPROTO
+            raise KvError(errors.NOPROTO)
     name = s.name
     i = 2
     while i < len(argv):
         option = argv[i].upper()
         if option == b"AUTH" and i + 2 < len(argv):
             if argv[i + 1] != b"default":
-                return errors.WRONGPASS
+                raise KvError(errors.WRONGPASS)
             i += 3
         elif option == b"SETNAME" and i + 1 < len(argv):
             name = argv[i + 1]
             if not _valid_name(name):
-                return errors.CLIENT_NAME
+                raise KvError(errors.CLIENT_NAME)
             i += 2
         else:
-            return errors.hello_syntax(argv[i])
+            raise KvError(errors.hello_syntax(argv[i]))
     s.name = name or None
     return array(
         [
@@ -125,7 +127,7 @@ def hello(s: KvSession, argv: list[bytes]) -> bytes:
             bulk(b"proto"),
             integer(2),
             bulk(b"id"),
-            integer(s.conn.id),
+            integer(s.id),
             bulk(b"mode"),
             bulk(b"standalone"),
             bulk(b"role"),
@@ -156,20 +158,20 @@ _CLIENT_HELP = [
 
 
 @subcommand("client", "id", 2, "loading stale", "Returns the unique client ID of the connection.")
-def client_id(s: KvSession, argv: list[bytes]) -> bytes:
-    return integer(s.conn.id)
+def client_id(s: Client, argv: list[bytes]) -> bytes:
+    return integer(s.id)
 
 
 @subcommand("client", "getname", 2, "loading stale", "Returns the name of the connection.")
-def client_getname(s: KvSession, argv: list[bytes]) -> bytes:
+def client_getname(s: Client, argv: list[bytes]) -> bytes:
     return NIL if s.name is None else bulk(s.name)
 
 
 @subcommand("client", "setname", 3, "loading stale", "Sets the connection name.")
-def client_setname(s: KvSession, argv: list[bytes]) -> bytes:
+def client_setname(s: Client, argv: list[bytes]) -> bytes:
     name = argv[2]
     if not _valid_name(name):
-        return errors.CLIENT_NAME
+        raise KvError(errors.CLIENT_NAME)
     s.name = name or None
     return OK
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import create, int_arg, read, write
 from residentd.apps.kv.commands.registry import command
-from residentd.apps.kv.errors import ReplyError
+from residentd.apps.kv.errors import KvError
 from residentd.codecs.resp import (
     EMPTY_ARRAY,
     INT64_MAX,
@@ -26,7 +26,7 @@ from residentd.codecs.resp import (
 )
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 @command(
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     "Creates or modifies the value of a field in a hash.",
     since="2.0.0",
 )
-def hset(s: KvSession, argv: list[bytes]) -> bytes:
+def hset(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) % 2:
-        return errors.wrong_arity("hset")
+        raise KvError(errors.wrong_arity("hset"))
     hash_ = create(s, argv[1], dict)
     before = len(hash_)
     for i in range(2, len(argv), 2):
@@ -50,7 +50,7 @@ def hset(s: KvSession, argv: list[bytes]) -> bytes:
 @command(
     "hget", 3, "readonly fast", "hash", "Returns the value of a field in a hash.", since="2.0.0"
 )
-def hget(s: KvSession, argv: list[bytes]) -> bytes:
+def hget(s: Client, argv: list[bytes]) -> bytes:
     hash_ = read(s, argv[1], dict)
     value = None if hash_ is None else hash_.get(argv[2])
     return NIL if value is None else bulk(value)
@@ -64,7 +64,7 @@ def hget(s: KvSession, argv: list[bytes]) -> bytes:
     "Returns the values of all fields in a hash.",
     since="2.0.0",
 )
-def hmget(s: KvSession, argv: list[bytes]) -> bytes:
+def hmget(s: Client, argv: list[bytes]) -> bytes:
     hash_ = read(s, argv[1], dict) or {}
     return bulk_array([hash_.get(field) for field in argv[2:]])
 
@@ -77,7 +77,7 @@ def hmget(s: KvSession, argv: list[bytes]) -> bytes:
     "Deletes one or more fields and their values from a hash.",
     since="2.0.0",
 )
-def hdel(s: KvSession, argv: list[bytes]) -> bytes:
+def hdel(s: Client, argv: list[bytes]) -> bytes:
     hash_ = write(s, argv[1], dict)
     if hash_ is None:
         return ZERO
@@ -92,7 +92,7 @@ def hdel(s: KvSession, argv: list[bytes]) -> bytes:
 @command(
     "hgetall", 2, "readonly", "hash", "Returns all fields and values in a hash.", since="2.0.0"
 )
-def hgetall(s: KvSession, argv: list[bytes]) -> bytes:
+def hgetall(s: Client, argv: list[bytes]) -> bytes:
     hash_ = read(s, argv[1], dict)
     if not hash_:
         return EMPTY_ARRAY
@@ -106,7 +106,7 @@ def hgetall(s: KvSession, argv: list[bytes]) -> bytes:
 @command(
     "hlen", 2, "readonly fast", "hash", "Returns the number of fields in a hash.", since="2.0.0"
 )
-def hlen(s: KvSession, argv: list[bytes]) -> bytes:
+def hlen(s: Client, argv: list[bytes]) -> bytes:
     return integer(len(read(s, argv[1], dict) or ()))
 
 
@@ -118,15 +118,15 @@ def hlen(s: KvSession, argv: list[bytes]) -> bytes:
     "Increments the integer value of a field in a hash by a number.",
     since="2.0.0",
 )
-def hincrby(s: KvSession, argv: list[bytes]) -> bytes:
+def hincrby(s: Client, argv: list[bytes]) -> bytes:
     by = int_arg(argv[3])
     hash_ = create(s, argv[1], dict)
     old = hash_.get(argv[2])
     current = 0 if old is None else parse_int(old)
     if current is None:
-        raise ReplyError(errors.HASH_NOT_AN_INTEGER)
+        raise KvError(errors.HASH_NOT_AN_INTEGER)
     value = current + by
     if value > INT64_MAX or value < INT64_MIN:
-        return errors.OVERFLOW
+        raise KvError(errors.OVERFLOW)
     hash_[argv[2]] = b"%d" % value
     return integer(value)

@@ -20,7 +20,7 @@ from residentd.apps.kv.commands.registry import (
 from residentd.codecs.resp import NIL, array, bulk, bulk_array, integer, simple
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 def _categories(cmd: Command) -> list[str]:
@@ -75,7 +75,7 @@ def _docs(cmd: Command) -> bytes:
     return array(fields)
 
 
-def command_all(s: KvSession, argv: list[bytes]) -> bytes:
+def command_all(s: Client, argv: list[bytes]) -> bytes:
     """``COMMAND`` with no subcommand: every command's record."""
     return array([_info(cmd) for cmd in COMMANDS.values()])
 
@@ -91,14 +91,14 @@ container(
 
 
 @subcommand("command", "count", 2, "loading stale", "Returns a count of commands.", since="2.8.13")
-def command_count(s: KvSession, argv: list[bytes]) -> bytes:
+def command_count(s: Client, argv: list[bytes]) -> bytes:
     return integer(len(COMMANDS))
 
 
 @subcommand(
     "command", "list", -2, "loading stale", "Returns a list of command names.", since="7.0.0"
 )
-def command_list(s: KvSession, argv: list[bytes]) -> bytes:
+def command_list(s: Client, argv: list[bytes]) -> bytes:
     return bulk_array(name.encode() for name in COMMANDS)
 
 
@@ -110,7 +110,7 @@ def command_list(s: KvSession, argv: list[bytes]) -> bytes:
     "Returns information about one, multiple or all commands.",
     since="2.8.13",
 )
-def command_info(s: KvSession, argv: list[bytes]) -> bytes:
+def command_info(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) == 2:
         return array([_info(cmd) for cmd in COMMANDS.values()])
     found = (COMMANDS.get(name.lower().decode("latin-1")) for name in argv[2:])
@@ -125,7 +125,7 @@ def command_info(s: KvSession, argv: list[bytes]) -> bytes:
     "Returns documentary information about one, multiple or all commands.",
     since="7.0.0",
 )
-def command_docs(s: KvSession, argv: list[bytes]) -> bytes:
+def command_docs(s: Client, argv: list[bytes]) -> bytes:
     names = [name.lower().decode("latin-1") for name in argv[2:]] or list(COMMANDS)
     flat: list[bytes] = []
     for name in names:

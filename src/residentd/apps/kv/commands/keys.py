@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.patterns import compile_glob
 from residentd.apps.kv.store import TYPE_NAMES, now_ms
 from residentd.codecs.resp import (
@@ -28,11 +29,11 @@ from residentd.codecs.resp import (
 )
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 @command("del", -2, "write", "keyspace", "Deletes one or more keys.", keys=(1, -1, 1))
-def del_(s: KvSession, argv: list[bytes]) -> bytes:
+def del_(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     deleted = 0
     for key in argv[1:]:
@@ -49,7 +50,7 @@ def del_(s: KvSession, argv: list[bytes]) -> bytes:
     "Determines whether one or more keys exist.",
     keys=(1, -1, 1),
 )
-def exists(s: KvSession, argv: list[bytes]) -> bytes:
+def exists(s: Client, argv: list[bytes]) -> bytes:
     exists = s.db.exists
     return integer(sum(1 for key in argv[1:] if exists(key)))
 
@@ -59,28 +60,28 @@ _NX, _XX, _GT, _LT = 1, 2, 4, 8
 _EXPIRE_OPTIONS = {b"NX": _NX, b"XX": _XX, b"GT": _GT, b"LT": _LT}
 
 
-def _expire(s: KvSession, argv: list[bytes], name: str, unit: int, relative: bool = True) -> bytes:
+def _expire(s: Client, argv: list[bytes], name: str, unit: int, relative: bool = True) -> bytes:
     """Redis's ``expireGenericCommand``: ``unit`` is 1000 for seconds, 1 for milliseconds;
     ``relative`` times count from now (EXPIRE), the others from the epoch (EXPIREAT)."""
     flags = 0
     for option in argv[3:]:
         bit = _EXPIRE_OPTIONS.get(option.upper())
         if bit is None:
-            return errors.unsupported_option(option)
+            raise KvError(errors.unsupported_option(option))
         flags |= bit
     if flags & _NX and flags & (_XX | _GT | _LT):
-        return errors.EXPIRE_OPTIONS
+        raise KvError(errors.EXPIRE_OPTIONS)
     if flags & _GT and flags & _LT:
-        return errors.EXPIRE_GT_LT
+        raise KvError(errors.EXPIRE_GT_LT)
     when = parse_int(argv[2])
     if when is None:
-        return errors.NOT_AN_INTEGER
+        raise KvError(errors.NOT_AN_INTEGER)
     if unit == 1000 and not INT64_MIN // 1000 <= when <= INT64_MAX // 1000:
-        return errors.invalid_expire(name)
+        raise KvError(errors.invalid_expire(name))
     when *= unit
     base = now_ms() if relative else 0
     if when > INT64_MAX - base:
-        return errors.invalid_expire(name)
+        raise KvError(errors.invalid_expire(name))
     when += base
     db = s.db
     key = argv[1]
@@ -107,7 +108,7 @@ def _expire(s: KvSession, argv: list[bytes], name: str, unit: int, relative: boo
     "keyspace",
     "Sets the expiration time of a key in seconds.",
 )
-def expire(s: KvSession, argv: list[bytes]) -> bytes:
+def expire(s: Client, argv: list[bytes]) -> bytes:
     return _expire(s, argv, "expire", 1000)
 
 
@@ -119,7 +120,7 @@ def expire(s: KvSession, argv: list[bytes]) -> bytes:
     "Sets the expiration time of a key in milliseconds.",
     since="2.6.0",
 )
-def pexpire(s: KvSession, argv: list[bytes]) -> bytes:
+def pexpire(s: Client, argv: list[bytes]) -> bytes:
     return _expire(s, argv, "pexpire", 1)
 
 
@@ -131,7 +132,7 @@ def pexpire(s: KvSession, argv: list[bytes]) -> bytes:
     "Sets the expiration time of a key to a Unix timestamp.",
     since="1.2.0",
 )
-def expireat(s: KvSession, argv: list[bytes]) -> bytes:
+def expireat(s: Client, argv: list[bytes]) -> bytes:
     return _expire(s, argv, "expireat", 1000, relative=False)
 
 
@@ -143,11 +144,11 @@ def expireat(s: KvSession, argv: list[bytes]) -> bytes:
     "Sets the expiration time of a key to a Unix milliseconds timestamp.",
     since="2.6.0",
 )
-def pexpireat(s: KvSession, argv: list[bytes]) -> bytes:
+def pexpireat(s: Client, argv: list[bytes]) -> bytes:
     return _expire(s, argv, "pexpireat", 1, relative=False)
 
 
-def _ttl(s: KvSession, key: bytes, in_ms: bool) -> bytes:
+def _ttl(s: Client, key: bytes, in_ms: bool) -> bytes:
     db = s.db
     if db.get(key) is None:
         return integer(-2)
@@ -159,7 +160,7 @@ def _ttl(s: KvSession, key: bytes, in_ms: bool) -> bytes:
 
 
 @command("ttl", 2, "readonly fast", "keyspace", "Returns the expiration time in seconds of a key.")
-def ttl(s: KvSession, argv: list[bytes]) -> bytes:
+def ttl(s: Client, argv: list[bytes]) -> bytes:
     return _ttl(s, argv[1], in_ms=False)
 
 
@@ -171,14 +172,14 @@ def ttl(s: KvSession, argv: list[bytes]) -> bytes:
     "Returns the expiration time in milliseconds of a key.",
     since="2.6.0",
 )
-def pttl(s: KvSession, argv: list[bytes]) -> bytes:
+def pttl(s: Client, argv: list[bytes]) -> bytes:
     return _ttl(s, argv[1], in_ms=True)
 
 
 @command(
     "persist", 2, "write fast", "keyspace", "Removes the expiration time of a key.", since="2.2.0"
 )
-def persist(s: KvSession, argv: list[bytes]) -> bytes:
+def persist(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     if db.get_write(argv[1]) is None:
         return ZERO
@@ -186,7 +187,7 @@ def persist(s: KvSession, argv: list[bytes]) -> bytes:
 
 
 @command("type", 2, "readonly fast", "keyspace", "Determines the type of value stored at a key.")
-def type_(s: KvSession, argv: list[bytes]) -> bytes:
+def type_(s: Client, argv: list[bytes]) -> bytes:
     value = s.db.get(argv[1])
     name = b"none" if value is None else TYPE_NAMES[value.__class__]
     return b"+" + name + b"\r\n"
@@ -200,7 +201,7 @@ def type_(s: KvSession, argv: list[bytes]) -> bytes:
     "Returns all key names that match a pattern.",
     keys=(0, 0, 0),
 )
-def keys(s: KvSession, argv: list[bytes]) -> bytes:
+def keys(s: Client, argv: list[bytes]) -> bytes:
     live = s.db.keys()
     if argv[1] == b"*":
         return bulk_array(live)
@@ -232,10 +233,10 @@ def parse_cursor(text: bytes) -> int | None:
     since="2.8.0",
     keys=(0, 0, 0),
 )
-def scan(s: KvSession, argv: list[bytes]) -> bytes:
+def scan(s: Client, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[1])
     if cursor is None:
-        return errors.INVALID_CURSOR
+        raise KvError(errors.INVALID_CURSOR)
     count = 10
     pattern: bytes | None = None
     type_name: bytes | None = None
@@ -243,14 +244,14 @@ def scan(s: KvSession, argv: list[bytes]) -> bytes:
     while i < len(argv):
         option = argv[i].upper()
         if i + 1 >= len(argv) or option not in (b"COUNT", b"MATCH", b"TYPE"):
-            return errors.SYNTAX
+            raise KvError(errors.SYNTAX)
         value = argv[i + 1]
         if option == b"COUNT":
             parsed = parse_int(value)
             if parsed is None:
-                return errors.NOT_AN_INTEGER
+                raise KvError(errors.NOT_AN_INTEGER)
             if parsed < 1:
-                return errors.SYNTAX
+                raise KvError(errors.SYNTAX)
             count = parsed
         elif option == b"MATCH":
             pattern = None if value == b"*" else value
@@ -279,11 +280,11 @@ def scan(s: KvSession, argv: list[bytes]) -> bytes:
     "Renames a key and overwrites the destination.",
     keys=(1, 2, 1),
 )
-def rename(s: KvSession, argv: list[bytes]) -> bytes:
+def rename(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     source, target = argv[1], argv[2]
     if db.get_write(source) is None:
-        return errors.NO_SUCH_KEY
+        raise KvError(errors.NO_SUCH_KEY)
     if source != target:
         db.rename(source, target)
     return OK

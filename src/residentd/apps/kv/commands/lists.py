@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import create, int_arg, read, write
 from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.errors import KvError
 from residentd.codecs.resp import EMPTY_ARRAY, NIL, NIL_ARRAY, bulk, bulk_array, integer, parse_int
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 @command(
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     "list",
     "Prepends one or more elements to a list.",
 )
-def lpush(s: KvSession, argv: list[bytes]) -> bytes:
+def lpush(s: Client, argv: list[bytes]) -> bytes:
     items = create(s, argv[1], deque)
     items.extendleft(argv[2:])
     return integer(len(items))
@@ -40,21 +41,21 @@ def lpush(s: KvSession, argv: list[bytes]) -> bytes:
     "list",
     "Appends one or more elements to a list.",
 )
-def rpush(s: KvSession, argv: list[bytes]) -> bytes:
+def rpush(s: Client, argv: list[bytes]) -> bytes:
     items = create(s, argv[1], deque)
     items.extend(argv[2:])
     return integer(len(items))
 
 
-def _pop(s: KvSession, argv: list[bytes], name: str, left: bool) -> bytes:
+def _pop(s: Client, argv: list[bytes], name: str, left: bool) -> bytes:
     """Redis's ``popGenericCommand``: one element, or up to COUNT of them as an array."""
     if len(argv) > 3:
-        return errors.wrong_arity(name)
+        raise KvError(errors.wrong_arity(name))
     count = None
     if len(argv) == 3:
         count = parse_int(argv[2])
         if count is None or count < 0:
-            return errors.MUST_BE_POSITIVE
+            raise KvError(errors.MUST_BE_POSITIVE)
     items = write(s, argv[1], deque)
     if items is None:
         return NIL if count is None else NIL_ARRAY
@@ -76,7 +77,7 @@ def _pop(s: KvSession, argv: list[bytes], name: str, left: bool) -> bytes:
     "list",
     "Returns the first elements in a list after removing it.",
 )
-def lpop(s: KvSession, argv: list[bytes]) -> bytes:
+def lpop(s: Client, argv: list[bytes]) -> bytes:
     return _pop(s, argv, "lpop", left=True)
 
 
@@ -87,17 +88,17 @@ def lpop(s: KvSession, argv: list[bytes]) -> bytes:
     "list",
     "Returns and removes the last elements of a list.",
 )
-def rpop(s: KvSession, argv: list[bytes]) -> bytes:
+def rpop(s: Client, argv: list[bytes]) -> bytes:
     return _pop(s, argv, "rpop", left=False)
 
 
 @command("llen", 2, "readonly fast", "list", "Returns the length of a list.")
-def llen(s: KvSession, argv: list[bytes]) -> bytes:
+def llen(s: Client, argv: list[bytes]) -> bytes:
     return integer(len(read(s, argv[1], deque) or ()))
 
 
 @command("lrange", 4, "readonly", "list", "Returns a range of elements from a list.")
-def lrange(s: KvSession, argv: list[bytes]) -> bytes:
+def lrange(s: Client, argv: list[bytes]) -> bytes:
     start = int_arg(argv[2])
     stop = int_arg(argv[3])
     items = read(s, argv[1], deque)

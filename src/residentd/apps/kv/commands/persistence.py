@@ -9,23 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command
-from residentd.codecs.resp import OK, error, integer, simple
+from residentd.apps.kv.errors import KvError
+from residentd.codecs.resp import OK, integer, simple
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.persistence.wiring import KvPersistence
-    from residentd.apps.kv.session import KvSession
-
-BGSAVE_RUNNING = b"-ERR Background save already in progress\r\n"
-REWRITE_RUNNING = b"-ERR Background append only file rewriting already in progress\r\n"
-BGSAVE_DURING_REWRITE = (
-    b"-ERR An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in "
-    b"order to schedule a BGSAVE whenever possible.\r\n"
-)
-FAILED = b"-ERR\r\n"
+    from residentd.apps.kv.client import Client
+    from residentd.apps.kv.persistence.backend import KvPersistence
 
 
-def _persistence(s: KvSession) -> KvPersistence:
+def _persistence(s: Client) -> KvPersistence:
     persistence = s.state.persistence
     assert persistence is not None
     return persistence
@@ -39,14 +33,14 @@ def _persistence(s: KvSession) -> KvPersistence:
     "Synchronously saves the database(s) to disk.",
     keys=(0, 0, 0),
 )
-def save(s: KvSession, argv: list[bytes]) -> bytes:
+def save(s: Client, argv: list[bytes]) -> bytes:
     persistence = _persistence(s)
     if persistence.child_running == "snapshot":
-        return BGSAVE_RUNNING
+        raise KvError(errors.BGSAVE_RUNNING)
     try:
         persistence.save_sync()
     except OSError:
-        return FAILED
+        raise KvError(errors.SAVE_FAILED) from None
     return OK
 
 
@@ -58,23 +52,23 @@ def save(s: KvSession, argv: list[bytes]) -> bytes:
     "Asynchronously saves the database(s) to disk.",
     keys=(0, 0, 0),
 )
-def bgsave(s: KvSession, argv: list[bytes]) -> bytes:
+def bgsave(s: Client, argv: list[bytes]) -> bytes:
     schedule = False
     if len(argv) == 2 and argv[1].upper() == b"SCHEDULE":
         schedule = True
     elif len(argv) > 1:
-        return error("ERR syntax error")
+        raise KvError(errors.SYNTAX)
     persistence = _persistence(s)
     running = persistence.child_running
     if running == "snapshot":
-        return BGSAVE_RUNNING
+        raise KvError(errors.BGSAVE_RUNNING)
     if running == "rewrite":
         if not schedule:
-            return BGSAVE_DURING_REWRITE
+            raise KvError(errors.BGSAVE_DURING_REWRITE)
         persistence.bgsave_scheduled = True
         return simple("Background saving scheduled")
     if not persistence.snapshot_now():
-        return FAILED
+        raise KvError(errors.SAVE_FAILED)
     return simple("Background saving started")
 
 
@@ -86,15 +80,15 @@ def bgsave(s: KvSession, argv: list[bytes]) -> bytes:
     "Asynchronously rewrites the append-only file to disk.",
     keys=(0, 0, 0),
 )
-def bgrewriteaof(s: KvSession, argv: list[bytes]) -> bytes:
+def bgrewriteaof(s: Client, argv: list[bytes]) -> bytes:
     persistence = _persistence(s)
     running = persistence.child_running
     if running == "rewrite":
-        return REWRITE_RUNNING
+        raise KvError(errors.REWRITE_RUNNING)
     if persistence.journal is None:
-        return error("ERR Background append only file rewriting error: appendonly is no")
+        raise KvError(errors.REWRITE_WITHOUT_AOF)
     if not persistence.rewrite_now():
-        return FAILED
+        raise KvError(errors.SAVE_FAILED)
     if running:
         return simple("Background append only file rewriting scheduled")
     return simple("Background append only file rewriting started")
@@ -109,5 +103,5 @@ def bgrewriteaof(s: KvSession, argv: list[bytes]) -> bytes:
     since="1.0.0",
     keys=(0, 0, 0),
 )
-def lastsave(s: KvSession, argv: list[bytes]) -> bytes:
+def lastsave(s: Client, argv: list[bytes]) -> bytes:
     return integer(_persistence(s).last_save_time)

@@ -5,7 +5,7 @@ Each (un)subscription is confirmed by its own reply, ``[kind, name, count]``, wh
 how many channels and patterns the client is subscribed to after it. Unsubscribing from
 everything when subscribed to nothing still answers once, with a nil name. While a RESP2
 client holds any subscription, the session lets through only these commands, PING and QUIT
-(session.py); messages reach it through ``KvSession.deliver``.
+(session.py); messages reach it through ``Client.deliver``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from residentd.apps.kv.commands.registry import Handler, command
 from residentd.codecs.resp import NIL, bulk, integer
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 _SUBSCRIBE = b"*3\r\n$9\r\nsubscribe\r\n"
 _UNSUBSCRIBE = b"*3\r\n$11\r\nunsubscribe\r\n"
@@ -40,7 +40,7 @@ def _subscription(name: str, arity: int, summary: str) -> Callable[[Handler], Ha
 
 
 def _confirm(
-    s: KvSession, header: bytes, names: list[bytes], change: Callable[[bytes], None]
+    s: Client, header: bytes, names: list[bytes], change: Callable[[bytes], None]
 ) -> bytes:
     """Apply ``change`` to each name and confirm each with ``[kind, name, count]``; with no
     names (UNSUBSCRIBE from nothing), one confirmation with a nil name."""
@@ -54,19 +54,19 @@ def _confirm(
 
 
 @_subscription("subscribe", -2, "Listens for messages published to channels.")
-def subscribe(s: KvSession, argv: list[bytes]) -> bytes:
+def subscribe(s: Client, argv: list[bytes]) -> bytes:
     return _confirm(s, _SUBSCRIBE, argv[1:], s.subscribe)
 
 
 @_subscription("unsubscribe", -1, "Stops listening to messages posted to channels.")
-def unsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
+def unsubscribe(s: Client, argv: list[bytes]) -> bytes:
     return _confirm(s, _UNSUBSCRIBE, argv[1:] or list(s.channels or ()), s.unsubscribe)
 
 
 @_subscription(
     "psubscribe", -2, "Listens for messages published to channels that match one or more patterns."
 )
-def psubscribe(s: KvSession, argv: list[bytes]) -> bytes:
+def psubscribe(s: Client, argv: list[bytes]) -> bytes:
     return _confirm(s, _PSUBSCRIBE, argv[1:], s.psubscribe)
 
 
@@ -75,7 +75,7 @@ def psubscribe(s: KvSession, argv: list[bytes]) -> bytes:
     -1,
     "Stops listening to messages published to channels that match one or more patterns.",
 )
-def punsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
+def punsubscribe(s: Client, argv: list[bytes]) -> bytes:
     return _confirm(s, _PUNSUBSCRIBE, argv[1:] or list(s.patterns or ()), s.punsubscribe)
 
 
@@ -88,5 +88,5 @@ def punsubscribe(s: KvSession, argv: list[bytes]) -> bytes:
     since="2.0.0",
     keys=(0, 0, 0),
 )
-def publish(s: KvSession, argv: list[bytes]) -> bytes:
+def publish(s: Client, argv: list[bytes]) -> bytes:
     return integer(s.state.hub.publish(argv[1], argv[2]))

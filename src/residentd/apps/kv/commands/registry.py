@@ -1,7 +1,8 @@
 """The command table: each command's handler, arity, flags and one-line documentation.
 
-A handler is a plain function ``handler(session, argv) -> bytes``: ``argv`` is the request,
-command name included, and the return value is the complete RESP reply, already encoded.
+A handler is a plain function ``handler(client, argv) -> bytes`` (``Handler``, client.py):
+``argv`` is the request, command name included, and the return value is the complete RESP
+reply, already encoded; an error is raised as ``KvError`` (errors.py), never returned.
 Handlers are registered with ``@command(...)`` in the modules next to this one, one module per
 data type, the way Redis's ``t_string.c``, ``t_hash.c``, ... are split.
 
@@ -20,14 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
 
 from residentd.apps.kv import errors
-
-if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
-
-Handler: TypeAlias = Callable[["KvSession", list[bytes]], bytes]
+from residentd.apps.kv.client import Client, Handler
+from residentd.apps.kv.errors import KvError
 
 
 @dataclass(slots=True)
@@ -97,14 +94,14 @@ def container(
     handles the command given without one (``COMMAND``), which is otherwise an arity error."""
     subcommands: dict[bytes, Command] = {}
 
-    def handler(session: KvSession, argv: list[bytes]) -> bytes:
+    def handler(session: Client, argv: list[bytes]) -> bytes:
         if len(argv) == 1 and bare is not None:
             return bare(session, argv)
         sub = subcommands.get(argv[1].lower())
         if sub is None:
-            return errors.unknown_subcommand(argv[1], name)
+            raise KvError(errors.unknown_subcommand(argv[1], name))
         if not sub.arity_ok(len(argv)):
-            return errors.wrong_arity(sub.name)
+            raise KvError(errors.wrong_arity(sub.name))
         return sub.handler(session, argv)
 
     COMMANDS[name] = Command(
@@ -153,7 +150,7 @@ def help_subcommand(parent: str, lines: list[str]) -> None:
     array of status replies."""
     reply = b"*%d\r\n" % len(lines) + b"".join(b"+%b\r\n" % line.encode() for line in lines)
 
-    def help_(session: KvSession, argv: list[bytes]) -> bytes:
+    def help_(session: Client, argv: list[bytes]) -> bytes:
         return reply
 
     subcommand(

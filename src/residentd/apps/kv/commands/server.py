@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
+from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.info import info_text
 from residentd.apps.kv.patterns import compile_glob
-from residentd.codecs.resp import OK, bulk, bulk_array, error, integer
+from residentd.codecs.resp import OK, bulk, bulk_array, integer
 from residentd.state.settings import parse_save
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 @command(
@@ -34,13 +35,13 @@ if TYPE_CHECKING:
     "Returns the number of keys in the database.",
     keys=(0, 0, 0),
 )
-def dbsize(s: KvSession, argv: list[bytes]) -> bytes:
+def dbsize(s: Client, argv: list[bytes]) -> bytes:
     return integer(len(s.db))
 
 
-def _flush(s: KvSession, argv: list[bytes]) -> bytes:
+def _flush(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"SYNC", b"ASYNC")):
-        return errors.SYNTAX
+        raise KvError(errors.SYNTAX)
     s.state.flush()
     return OK
 
@@ -53,12 +54,12 @@ def _flush(s: KvSession, argv: list[bytes]) -> bytes:
     "Removes all keys from the current database.",
     keys=(0, 0, 0),
 )
-def flushdb(s: KvSession, argv: list[bytes]) -> bytes:
+def flushdb(s: Client, argv: list[bytes]) -> bytes:
     return _flush(s, argv)
 
 
 @command("flushall", -1, "write", "server", "Removes all keys from all databases.", keys=(0, 0, 0))
-def flushall(s: KvSession, argv: list[bytes]) -> bytes:
+def flushall(s: Client, argv: list[bytes]) -> bytes:
     return _flush(s, argv)
 
 
@@ -70,15 +71,15 @@ def flushall(s: KvSession, argv: list[bytes]) -> bytes:
     "Returns information and statistics about the server.",
     keys=(0, 0, 0),
 )
-def info(s: KvSession, argv: list[bytes]) -> bytes:
+def info(s: Client, argv: list[bytes]) -> bytes:
     return bulk(info_text(s, [arg.decode("latin-1") for arg in argv[1:]]))
 
 
 container("config", "", "server", "A container for server configuration commands.", since="2.0.0")
 
 
-def _output_limits(s: KvSession) -> str:
-    limits = s.server.limits
+def _output_limits(s: Client) -> str:
+    limits = s.state.limits
     options = s.state.options
     return (
         f"normal {limits.max_output_buffer} {limits.max_output_buffer} 0 slave 0 0 0 "
@@ -87,20 +88,20 @@ def _output_limits(s: KvSession) -> str:
     )
 
 
-def _bind(s: KvSession) -> str:
-    return " ".join(a.host for a in s.server.addresses() if a.kind == "tcp")
+def _bind(s: Client) -> str:
+    return " ".join(host for host, _ in s.state.tcp_addresses())
 
 
-def _port(s: KvSession) -> str:
-    ports = [a.port for a in s.server.addresses() if a.kind == "tcp"]
+def _port(s: Client) -> str:
+    ports = [port for _, port in s.state.tcp_addresses()]
     return str(ports[0]) if ports else "0"
 
 
-def _option(name: str) -> Callable[[KvSession], object]:
+def _option(name: str) -> Callable[[Client], object]:
     return lambda s: s.state.options[name]
 
 
-PARAMETERS: dict[str, Callable[[KvSession], object]] = {
+PARAMETERS: dict[str, Callable[[Client], object]] = {
     "save": _option("save"),
     "appendonly": _option("appendonly"),
     "appendfsync": _option("appendfsync"),
@@ -118,11 +119,11 @@ PARAMETERS: dict[str, Callable[[KvSession], object]] = {
     "databases": lambda s: 1,
     "maxmemory": lambda s: 0,
     "maxmemory-policy": lambda s: "noeviction",
-    "maxclients": lambda s: s.server.limits.max_connections,
-    "timeout": lambda s: int(s.server.limits.idle_timeout),
-    "tcp-backlog": lambda s: s.server.limits.backlog,
+    "maxclients": lambda s: s.state.limits.max_connections,
+    "timeout": lambda s: int(s.state.limits.idle_timeout),
+    "tcp-backlog": lambda s: s.state.limits.backlog,
     "proto-max-bulk-len": lambda s: s.state.max_bulk_len,
-    "client-query-buffer-limit": lambda s: s.server.limits.max_input_buffer,
+    "client-query-buffer-limit": lambda s: s.state.limits.max_input_buffer,
     "client-output-buffer-limit": _output_limits,
     "hz": lambda s: 10,
     "bind": _bind,
@@ -138,7 +139,7 @@ PARAMETERS: dict[str, Callable[[KvSession], object]] = {
     "Returns the effective values of configuration parameters.",
     since="2.0.0",
 )
-def config_get(s: KvSession, argv: list[bytes]) -> bytes:
+def config_get(s: Client, argv: list[bytes]) -> bytes:
     found: dict[str, object] = {}
     for pattern in argv[2:]:
         match = compile_glob(pattern.lower())
@@ -190,10 +191,6 @@ SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
 PROTECTED = frozenset({"dir", "dbfilename"})
 
 
-def _config_set_failed(name: str, reason: str) -> bytes:
-    return error(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
-
-
 @subcommand(
     "config",
     "set",
@@ -202,26 +199,24 @@ def _config_set_failed(name: str, reason: str) -> bytes:
     "Sets configuration parameters in-flight.",
     since="2.0.0",
 )
-def config_set(s: KvSession, argv: list[bytes]) -> bytes:
+def config_set(s: Client, argv: list[bytes]) -> bytes:
     """CONFIG SET name value [name value ...]: all or nothing, as in Redis 7."""
     if len(argv) % 2:
-        return error(
-            b"ERR Unknown option or number of arguments for CONFIG SET - '%b'" % argv[-1][:128]
-        )
+        raise KvError(errors.config_set_unknown(argv[-1][:128]))
     changes: dict[str, object] = {}
     for i in range(2, len(argv), 2):
         name = argv[i].decode("latin-1").lower()
         value = argv[i + 1].decode("latin-1")
         if name not in SETTABLE:
             if name in PROTECTED:
-                return _config_set_failed(name, "can't set protected config")
+                raise KvError(errors.config_set_failed(name, "can't set protected config"))
             if name in PARAMETERS:
-                return _config_set_failed(name, "can't set immutable config")
-            return error(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+                raise KvError(errors.config_set_failed(name, "can't set immutable config"))
+            raise KvError(errors.config_set_unknown(name.encode()))
         option, check = SETTABLE[name]
         reason = check(value)
         if reason is not None:
-            return _config_set_failed(name, reason)
+            raise KvError(errors.config_set_failed(name, reason))
         if option.startswith("auto_aof"):
             changes[option] = int(value)
         else:
@@ -236,7 +231,8 @@ def config_set(s: KvSession, argv: list[bytes]) -> bytes:
         except OSError as exc:
             options.update(old)
             persistence.reconfigure(options)
-            return _config_set_failed(next(iter(changes)), exc.strerror or str(exc))
+            reason = exc.strerror or str(exc)
+            raise KvError(errors.config_set_failed(next(iter(changes)), reason)) from None
     return OK
 
 

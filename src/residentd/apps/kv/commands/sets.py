@@ -13,11 +13,11 @@ from residentd.apps.kv.commands.registry import command
 from residentd.codecs.resp import EMPTY_ARRAY, ONE, ZERO, bulk_array, integer
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 @command("sadd", -3, "write denyoom fast", "set", "Adds one or more members to a set.")
-def sadd(s: KvSession, argv: list[bytes]) -> bytes:
+def sadd(s: Client, argv: list[bytes]) -> bytes:
     members = create(s, argv[1], set)
     before = len(members)
     members.update(argv[2:])
@@ -25,7 +25,7 @@ def sadd(s: KvSession, argv: list[bytes]) -> bytes:
 
 
 @command("srem", -3, "write fast", "set", "Removes one or more members from a set.")
-def srem(s: KvSession, argv: list[bytes]) -> bytes:
+def srem(s: Client, argv: list[bytes]) -> bytes:
     members = write(s, argv[1], set)
     if members is None:
         return ZERO
@@ -36,7 +36,7 @@ def srem(s: KvSession, argv: list[bytes]) -> bytes:
 
 
 @command("smembers", 2, "readonly", "set", "Returns all members of a set.")
-def smembers(s: KvSession, argv: list[bytes]) -> bytes:
+def smembers(s: Client, argv: list[bytes]) -> bytes:
     members = read(s, argv[1], set)
     return bulk_array(members) if members else EMPTY_ARRAY
 
@@ -48,11 +48,11 @@ def smembers(s: KvSession, argv: list[bytes]) -> bytes:
     "set",
     "Determines whether a member belongs to a set.",
 )
-def sismember(s: KvSession, argv: list[bytes]) -> bytes:
+def sismember(s: Client, argv: list[bytes]) -> bytes:
     members = read(s, argv[1], set)
     return ONE if members is not None and argv[2] in members else ZERO
 
 
 @command("scard", 2, "readonly fast", "set", "Returns the number of members in a set.")
-def scard(s: KvSession, argv: list[bytes]) -> bytes:
+def scard(s: Client, argv: list[bytes]) -> bytes:
     return integer(len(read(s, argv[1], set) or ()))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import int_arg
 from residentd.apps.kv.commands.registry import command
-from residentd.apps.kv.errors import ReplyError
+from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.store import now_ms
 from residentd.codecs.resp import (
     BULK_HEADERS,
@@ -34,11 +34,11 @@ from residentd.codecs.resp import (
 )
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 @command("get", 2, "readonly fast", "string", "Returns the string value of a key.")
-def get(s: KvSession, argv: list[bytes]) -> bytes:
+def get(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     key = argv[1]
     value = db.data.get(key)
@@ -47,7 +47,7 @@ def get(s: KvSession, argv: list[bytes]) -> bytes:
         return NIL
     db.hits += 1
     if value.__class__ is not bytes:
-        return errors.WRONGTYPE
+        raise KvError(errors.WRONGTYPE)
     size = len(value)
     if size < SMALL:
         return BULK_HEADERS[size] + value + CRLF  # bulk(value), inlined
@@ -61,7 +61,7 @@ def get(s: KvSession, argv: list[bytes]) -> bytes:
     "string",
     "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
 )
-def set_(s: KvSession, argv: list[bytes]) -> bytes:
+def set_(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) == 3:
         db = s.db
         key = argv[1]
@@ -78,7 +78,7 @@ _TIME_OPTIONS = {b"EX": _EX, b"PX": _PX, b"EXAT": _EXAT, b"PXAT": _PXAT}
 _ANY_TIME = _EX | _PX | _EXAT | _PXAT
 
 
-def _set_with_options(s: KvSession, argv: list[bytes]) -> bytes:
+def _set_with_options(s: Client, argv: list[bytes]) -> bytes:
     flags = 0
     expire: bytes | None = None
     i = 3
@@ -102,7 +102,7 @@ def _set_with_options(s: KvSession, argv: list[bytes]) -> bytes:
             i += 1
             expire = argv[i]
         else:
-            return errors.SYNTAX
+            raise KvError(errors.SYNTAX)
         i += 1
     when = None if expire is None else _absolute_expire(expire, flags)
     db = s.db
@@ -111,7 +111,7 @@ def _set_with_options(s: KvSession, argv: list[bytes]) -> bytes:
     if flags & _GET:
         old = db.get(key)
         if old is not None and old.__class__ is not bytes:
-            return errors.WRONGTYPE
+            raise KvError(errors.WRONGTYPE)
         reply = NIL if old is None else bulk(old)
     found = db.get_write(key) is not None
     if (flags & _NX and found) or (flags & _XX and not found):
@@ -127,12 +127,12 @@ def _absolute_expire(text: bytes, flags: int) -> int:
     value = int_arg(text)
     seconds = flags & (_EX | _EXAT)
     if value <= 0 or (seconds and value > INT64_MAX // 1000):
-        raise ReplyError(errors.invalid_expire("set"))
+        raise KvError(errors.invalid_expire("set"))
     when = value * 1000 if seconds else value
     if flags & (_EX | _PX):
         when += now_ms()
     if when > INT64_MAX:
-        raise ReplyError(errors.invalid_expire("set"))
+        raise KvError(errors.invalid_expire("set"))
     return when
 
 
@@ -143,11 +143,11 @@ def _absolute_expire(text: bytes, flags: int) -> int:
     "string",
     "Returns the previous string value of a key after setting it to a new value.",
 )
-def getset(s: KvSession, argv: list[bytes]) -> bytes:
+def getset(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     old = db.get(argv[1])
     if old is not None and old.__class__ is not bytes:
-        return errors.WRONGTYPE
+        raise KvError(errors.WRONGTYPE)
     db.set(argv[1], argv[2])
     return NIL if old is None else bulk(old)
 
@@ -160,7 +160,7 @@ def getset(s: KvSession, argv: list[bytes]) -> bytes:
     "Atomically returns the string values of one or more keys.",
     keys=(1, -1, 1),
 )
-def mget(s: KvSession, argv: list[bytes]) -> bytes:
+def mget(s: Client, argv: list[bytes]) -> bytes:
     get = s.db.get
     values = []
     for key in argv[1:]:
@@ -178,9 +178,9 @@ def mget(s: KvSession, argv: list[bytes]) -> bytes:
     since="1.0.1",
     keys=(1, -1, 2),
 )
-def mset(s: KvSession, argv: list[bytes]) -> bytes:
+def mset(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) % 2 == 0:
-        return errors.wrong_arity("mset")
+        raise KvError(errors.wrong_arity("mset"))
     db = s.db
     data = db.data
     for i in range(1, len(argv), 2):
@@ -198,7 +198,7 @@ def mset(s: KvSession, argv: list[bytes]) -> bytes:
     "string",
     "Set the string value of a key only when the key doesn't exist.",
 )
-def setnx(s: KvSession, argv: list[bytes]) -> bytes:
+def setnx(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     if db.get_write(argv[1]) is not None:
         return ZERO
@@ -214,7 +214,7 @@ def setnx(s: KvSession, argv: list[bytes]) -> bytes:
     "Appends a string to the value of a key. Creates the key if it doesn't exist.",
     since="2.0.0",
 )
-def append(s: KvSession, argv: list[bytes]) -> bytes:
+def append(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     key = argv[1]
     old = db.get_write(key)
@@ -222,9 +222,9 @@ def append(s: KvSession, argv: list[bytes]) -> bytes:
         db.data[key] = argv[2]
         return integer(len(argv[2]))
     if old.__class__ is not bytes:
-        return errors.WRONGTYPE
+        raise KvError(errors.WRONGTYPE)
     if len(old) + len(argv[2]) > s.state.max_bulk_len:
-        return errors.STRING_TOO_LONG
+        raise KvError(errors.STRING_TOO_LONG)
     value = old + argv[2]
     db.data[key] = value
     return integer(len(value))
@@ -233,44 +233,44 @@ def append(s: KvSession, argv: list[bytes]) -> bytes:
 @command(
     "strlen", 2, "readonly fast", "string", "Returns the length of a string value.", since="2.2.0"
 )
-def strlen(s: KvSession, argv: list[bytes]) -> bytes:
+def strlen(s: Client, argv: list[bytes]) -> bytes:
     value = s.db.get(argv[1])
     if value is None:
         return ZERO
     if value.__class__ is not bytes:
-        return errors.WRONGTYPE
+        raise KvError(errors.WRONGTYPE)
     return integer(len(value))
 
 
-def _increment(s: KvSession, key: bytes, by: int) -> bytes:
+def _increment(s: Client, key: bytes, by: int) -> bytes:
     """Redis's ``incrDecrCommand``: add ``by`` to the integer stored at ``key``."""
     db = s.db
     old = db.data.get(key)
     if old is None or (db.expires and db.expire_if_due(key)):
         current = 0
     elif old.__class__ is not bytes:
-        return errors.WRONGTYPE
+        raise KvError(errors.WRONGTYPE)
     elif old.isdigit() and len(old) < 19 and (old[0] != 48 or len(old) == 1):
         current = int(old)  # the usual counter: digits, no leading zero, within int64
     else:
         parsed = parse_int(old)
         if parsed is None:
-            return errors.NOT_AN_INTEGER
+            raise KvError(errors.NOT_AN_INTEGER)
         current = parsed
     value = current + by
     if value > INT64_MAX or value < INT64_MIN:
-        return errors.OVERFLOW
+        raise KvError(errors.OVERFLOW)
     db.data[key] = b"%d" % value
     return integer(value)
 
 
 @command("incr", 2, "write denyoom fast", "string", "Increments the integer value of a key by one.")
-def incr(s: KvSession, argv: list[bytes]) -> bytes:
+def incr(s: Client, argv: list[bytes]) -> bytes:
     return _increment(s, argv[1], 1)
 
 
 @command("decr", 2, "write denyoom fast", "string", "Decrements the integer value of a key by one.")
-def decr(s: KvSession, argv: list[bytes]) -> bytes:
+def decr(s: Client, argv: list[bytes]) -> bytes:
     return _increment(s, argv[1], -1)
 
 
@@ -281,7 +281,7 @@ def decr(s: KvSession, argv: list[bytes]) -> bytes:
     "string",
     "Increments the integer value of a key by a number.",
 )
-def incrby(s: KvSession, argv: list[bytes]) -> bytes:
+def incrby(s: Client, argv: list[bytes]) -> bytes:
     return _increment(s, argv[1], int_arg(argv[2]))
 
 
@@ -292,8 +292,8 @@ def incrby(s: KvSession, argv: list[bytes]) -> bytes:
     "string",
     "Decrements a number from the integer value of a key.",
 )
-def decrby(s: KvSession, argv: list[bytes]) -> bytes:
+def decrby(s: Client, argv: list[bytes]) -> bytes:
     by = int_arg(argv[2])
     if by == INT64_MIN:
-        return errors.DECREMENT_OVERFLOW
+        raise KvError(errors.DECREMENT_OVERFLOW)
     return _increment(s, argv[1], -by)

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.registry import Handler, command
+from residentd.apps.kv.client import Handler
+from residentd.apps.kv.commands.registry import command
+from residentd.apps.kv.errors import KvError
 from residentd.codecs.resp import OK
 
 if TYPE_CHECKING:
-    from residentd.apps.kv.session import KvSession
+    from residentd.apps.kv.client import Client
 
 
 def _control(name: str, flags: str, summary: str, since: str) -> Callable[[Handler], Handler]:
@@ -27,9 +29,9 @@ def _control(name: str, flags: str, summary: str, since: str) -> Callable[[Handl
 
 
 @_control("multi", "noscript loading stale fast allow_busy", "Starts a transaction.", "1.2.0")
-def multi(s: KvSession, argv: list[bytes]) -> bytes:
-    if s.multi is not None:
-        return errors.NESTED_MULTI
+def multi(s: Client, argv: list[bytes]) -> bytes:
+    if s.in_transaction:
+        raise KvError(errors.NESTED_MULTI)
     s.begin()
     return OK
 
@@ -40,15 +42,15 @@ def multi(s: KvSession, argv: list[bytes]) -> bytes:
     "Executes all commands in a transaction.",
     "1.2.0",
 )
-def exec_(s: KvSession, argv: list[bytes]) -> bytes:
-    if s.multi is None:
-        return errors.EXEC_WITHOUT_MULTI
+def exec_(s: Client, argv: list[bytes]) -> bytes:
+    if not s.in_transaction:
+        raise KvError(errors.EXEC_WITHOUT_MULTI)
     return s.execute()
 
 
 @_control("discard", "noscript loading stale fast allow_busy", "Discards a transaction.", "2.0.0")
-def discard(s: KvSession, argv: list[bytes]) -> bytes:
-    if s.multi is None:
-        return errors.DISCARD_WITHOUT_MULTI
+def discard(s: Client, argv: list[bytes]) -> bytes:
+    if not s.in_transaction:
+        raise KvError(errors.DISCARD_WITHOUT_MULTI)
     s.discard()
     return OK

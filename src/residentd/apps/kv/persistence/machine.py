@@ -15,7 +15,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from residentd.apps.kv.commands import DISPATCH
-from residentd.apps.kv.errors import ReplyError
+from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.persistence import rdb
 from residentd.apps.kv.persistence.aof import RespRecords
 from residentd.state.api import BadSnapshot, RecordReader, SnapshotFormat
@@ -26,14 +26,37 @@ if TYPE_CHECKING:
 
 
 class ReplayClient:
-    """What a command handler needs of a session, for commands replayed from the journal."""
+    """The ``Client`` a replayed command runs as: the keyspace and the state, no connection.
+    A journal holds writes only (``RespRecords`` unwraps the MULTI/EXEC blocks), so a record
+    that would start a transaction or a subscription is a bad journal."""
 
-    __slots__ = ("db", "multi", "state")
+    __slots__ = ("db", "state")
+
+    id = 0
+    name: bytes | None = None
+    channels: dict[bytes, None] | None = None
+    patterns: dict[bytes, None] | None = None
+    in_transaction = False
+    subscribed = False
+    subscription_count = 0
 
     def __init__(self, state: KvState) -> None:
         self.state = state
         self.db = state.db
-        self.multi = None
+
+    def begin(self) -> None:
+        raise ValueError("MULTI inside a journal record")
+
+    def execute(self) -> bytes:
+        raise ValueError("EXEC inside a journal record")
+
+    def discard(self) -> None:
+        raise ValueError("DISCARD inside a journal record")
+
+    def subscribe(self, channel: bytes) -> None:
+        raise ValueError("a pub/sub subscription in the journal")
+
+    unsubscribe = psubscribe = punsubscribe = subscribe
 
 
 class KvMachine:
@@ -57,7 +80,7 @@ class KvMachine:
         db.expires = expires
 
     def apply(self, record: Any) -> None:
-        client: Any = ReplayClient(self.state)
+        client = ReplayClient(self.state)
         for argv in record:
             name = argv[0]
             if name.lower() == b"select":
@@ -67,7 +90,7 @@ class KvMachine:
             entry = DISPATCH.get(name) or DISPATCH.get(name.lower())
             if entry is None:
                 raise ValueError(f"unknown command {name!r} in the journal")
-            with suppress(ReplyError):  # an error reply changed nothing, as when it ran
+            with suppress(KvError):  # an error reply changed nothing, as when it ran
                 entry[0](client, argv)
             self.replayed += 1
 

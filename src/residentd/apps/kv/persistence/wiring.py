@@ -13,64 +13,16 @@ so kv declares it as a word and hands the framework its truth value.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from residentd.apps.kv.persistence.aof import delete
+from residentd.apps.kv.persistence.backend import KvPersistence
 from residentd.apps.kv.persistence.machine import KvMachine
 from residentd.apps.kv.settings import DEFAULT_APPENDFILENAME, DEFAULT_DBFILENAME, KvFileSettings
-from residentd.state import Layout, Persistence
+from residentd.state import Layout
 
 if TYPE_CHECKING:
-    import asyncio
-
     from residentd.app import App
     from residentd.apps.kv.state import KvState
-
-
-class _RedisOptions(Mapping[str, Any]):
-    """kv's options as the framework reads them: ``appendonly`` as a bool."""
-
-    def __init__(self, options: Mapping[str, Any]) -> None:
-        self.options = options
-
-    def __getitem__(self, name: str) -> Any:
-        value = self.options[name]
-        if name == "appendonly" and isinstance(value, str):
-            return value.lower() == "yes"
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.options)
-
-    def __len__(self) -> int:
-        return len(self.options)
-
-
-class KvPersistence(Persistence):
-    """The framework's Persistence, with kv's file names read from its options at start-up
-    and the keyspace's journal buffer switched on and off with the settings."""
-
-    state: KvState
-    bgsave_scheduled = False  # BGSAVE SCHEDULE during a rewrite: run once it ends
-
-    def _after_child(self) -> None:
-        super()._after_child()
-        if self.bgsave_scheduled and not self.child_running:
-            self.bgsave_scheduled = False
-            self.snapshot_now()
-
-    def open(
-        self, options: Mapping[str, Any], loop: asyncio.AbstractEventLoop, flushes: Any
-    ) -> None:
-        self.layout = Layout.redis(appendfilename=options["appendfilename"], base_ext="rdb")
-        self.snapshot_name = options["dbfilename"]
-        super().open(_RedisOptions(options), loop, flushes)
-        self.state.update_journal()
-
-    def reconfigure(self, options: Mapping[str, Any]) -> None:
-        super().reconfigure(_RedisOptions(options))
-        self.state.update_journal()
 
 
 def attach(app: App, state: KvState) -> KvPersistence:
@@ -83,17 +35,6 @@ def attach(app: App, state: KvState) -> KvPersistence:
         defaults={"save": "", "appendfsync": "everysec"},
     )
     assert isinstance(persistence, KvPersistence)
-    persistence.state = state
+    persistence.on_settings = state.update_journal
     state.persistence = persistence
     return persistence
-
-
-def expired_logger(state: KvState) -> Any:
-    """The keyspace's ``on_expired`` while journaling: a DEL for each key whose time passed."""
-
-    def expired(key: bytes) -> None:
-        journal = state.journal
-        if journal is not None:
-            journal += delete(key)
-
-    return expired

@@ -1,0 +1,71 @@
+"""What a command handler sees of the client that sent the command: the ``Client`` protocol.
+
+A handler is ``handler(client, argv) -> bytes``. It reads and changes the keyspace
+(``client.db``), reads kv's shared state and the server's facts through ``client.state``
+(limits, listening addresses, counters: state.py), and drives the client's own modes: its
+name, its MULTI transaction and its pub/sub subscriptions. It never sees a socket: the
+session (session.py) is the client of a connection, the journal's replay
+(persistence/machine.py) runs handlers with a client of its own, and tests call handlers with
+a plain in-memory one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.state import KvState
+    from residentd.apps.kv.store import Keyspace
+
+
+class Client(Protocol):
+    # The keyspace (kv has one database) and what the whole daemon shares.
+    db: Keyspace
+    state: KvState
+    # CLIENT SETNAME / HELLO SETNAME; None without one.
+    name: bytes | None
+    # The channels and patterns subscribed to, in subscription order (None: none yet).
+    channels: dict[bytes, None] | None
+    patterns: dict[bytes, None] | None
+
+    @property
+    def id(self) -> int:
+        """The client's id (CLIENT ID), unique in this daemon."""
+        ...
+
+    # -- MULTI -----------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether MULTI started a transaction that EXEC or DISCARD has not ended."""
+        ...
+
+    def begin(self) -> None:
+        """MULTI: queue the following commands."""
+
+    def execute(self) -> bytes:
+        """EXEC: run the queued commands, end the transaction and return EXEC's reply (raise
+        ``KvError(EXECABORT)`` if a queued command was refused)."""
+        ...
+
+    def discard(self) -> None:
+        """DISCARD: drop the queued commands and end the transaction."""
+
+    # -- pub/sub ---------------------------------------------------------------------------
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the client listens to a channel or a pattern (RESP2's subscribed mode)."""
+        ...
+
+    @property
+    def subscription_count(self) -> int: ...
+
+    def subscribe(self, channel: bytes) -> None: ...
+    def unsubscribe(self, channel: bytes) -> None: ...
+    def psubscribe(self, pattern: bytes) -> None: ...
+    def punsubscribe(self, pattern: bytes) -> None: ...
+
+
+Handler: TypeAlias = Callable[[Client, list[bytes]], bytes]
