@@ -132,6 +132,19 @@ class Session(Generic[AppT]):
     def peer(self) -> str:
         return self.conn.peer
 
+    # -- live upgrade (daemon/upgrade.py) ---------------------------------------------------
+
+    def export_state(self) -> Any:
+        """This session's own state as plain data (dicts, lists, str, bytes, numbers, None;
+        no classes), for the next generation's ``import_state``; called at a message
+        boundary, with every reply sent. Return ``None`` (the default) to be closed with the
+        ``on_shutdown`` goodbye instead of handed over."""
+        return None
+
+    def import_state(self, state: Any) -> None:
+        """In the next generation, instead of ``on_connect``: take over a connection that the
+        last one's ``export_state`` described (the app's state is already in place)."""
+
 
 @dataclass(slots=True)
 class Service:

@@ -24,6 +24,13 @@ class Echo(Session):
         # Every line of a chunk goes back in one buffer: pipelined peers cost one call.
         self.conn.send_many(lines)
 
+    # A live upgrade hands an echo connection over as it is: it has no state of its own.
+    def export_state(self) -> dict[str, object]:
+        return {}
+
+    def import_state(self, state: dict[str, object]) -> None:
+        pass
+
 
 def line_codec() -> LineCodec:
     return LineCodec(max_line=app.options["max_line"])

@@ -5,7 +5,9 @@ messages it now holds, keeping a partial message for the next call, so the same 
 out however the bytes are split. ``encode(message)`` turns one outgoing message into bytes.
 ``error_reply(error)`` gives the bytes that tell the peer about a ``ProtocolError`` in the
 protocol's own form, or ``None`` when the protocol has no error form. ``buffered`` is how many
-bytes of partial input it holds, which the connection checks against its input cap.
+bytes of partial input it holds, which the connection checks against its input cap. A codec
+that can give that partial input back as bytes (``unparsed()``) lets a live upgrade hand its
+connections over even between the two halves of a message.
 
 Codecs never touch sockets or the loop, so they are tested by feeding them bytes.
 """

@@ -49,6 +49,10 @@ class JsonLinesCodec:
     def buffered(self) -> int:
         return self._lines.buffered + sum(map(len, self._pending))
 
+    def unparsed(self) -> bytes:
+        """The input read but not decoded yet, as it came in (for a live upgrade)."""
+        return b"".join(line + b"\n" for line in self._pending) + self._lines.unparsed()
+
     def feed(self, data: bytes) -> list[Any]:
         pending = self._pending
         try:

@@ -36,6 +36,10 @@ class LengthPrefixedCodec:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    def unparsed(self) -> bytes:
+        """The partial frame held, prefix included (for a live upgrade)."""
+        return bytes(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         buffer = self._buffer
         buffer += data

@@ -78,6 +78,11 @@ class LineCodec:
         self._scanned = self.buffered = partial
         return lines
 
+    def unparsed(self) -> bytes:
+        """The partial line held, as the bytes that came in: a live upgrade hands them to the
+        next generation's codec with the connection."""
+        return bytes(self._buffer[: self.buffered]) if self.buffered and self._buffer else b""
+
     def _too_long(self, decoded: list[bytes]) -> ProtocolError:
         if self._buffer is not None:
             self._buffer.clear()

@@ -20,9 +20,10 @@ import contextlib
 import inspect
 import logging
 import os
+import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from residentd.app import App, Service, Session
@@ -33,6 +34,7 @@ from residentd.loop import loop_name
 from residentd.net.connection import Connection
 from residentd.net.deadlines import DeadlineWheel
 from residentd.net.flushing import FlushQueue
+from residentd.net.handover import serve_socket
 from residentd.net.listener import Address, bind, bound_addresses, parse_address
 from residentd.net.stats import Stats
 from residentd.net.timers import TimerGroup
@@ -109,9 +111,15 @@ class Server:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, listen: dict[str, list[str]] | None = None) -> None:
+    async def start(
+        self,
+        listen: dict[str, list[str]] | None = None,
+        inherited: Mapping[str, list[socket.socket]] | None = None,
+    ) -> None:
         """Bind every service (``listen`` overrides addresses by service name) and run the
         app's start hooks. On a bind failure, whatever was bound is closed and the error raised.
+        A service in ``inherited`` (a live upgrade) serves those listening sockets instead, and
+        accepts only once ``start_serving`` is called.
         """
         listen = listen or {}
         self.app.server = self
@@ -119,6 +127,11 @@ class Server:
             for service in self.app.services:
                 runtime = ServiceRuntime.of(service)
                 self.services.append(runtime)
+                if inherited and service.name in inherited:
+                    for sock in inherited[service.name]:
+                        listener = await serve_socket(self, runtime, sock, start=False)
+                        runtime.listeners.append(listener)
+                    continue
                 for text in listen.get(service.name, service.listen):
                     address = parse_address(text)
                     listener = await bind(
@@ -141,6 +154,12 @@ class Server:
             loop_name(self.loop),
             extra={"app": self.app.name},
         )
+
+    async def start_serving(self) -> None:
+        """Accept on every listener (those of ``inherited`` wait for this)."""
+        for runtime in self.services:
+            for listener in runtime.listeners:
+                await listener.start_serving()
 
     def _run_job(self, index: int, callback: Callable[[], Any]) -> None:
         """One run of a periodic job. An async job runs as a task the server owns; its next run

@@ -145,19 +145,39 @@ class Persistence:
         flushes.commit = self.commit_point
         self._tick = loop.call_later(1.0, self._on_tick)
 
+    def adopt(
+        self, options: Mapping[str, Any], loop: asyncio.AbstractEventLoop, flushes: Any
+    ) -> None:
+        """Journal on the files the last generation wrote (a live upgrade, daemon/upgrade.py):
+        the state came over the handover socket, so nothing is loaded from disk."""
+        self.options = options
+        self.settings = StateSettings.of(options, self.names)
+        self.loop = loop
+        self.flushes = flushes
+        if not self.enabled:
+            return
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        os.makedirs(self.root, exist_ok=True)
+        if self.settings.appendonly:
+            self._load_journal(load=False)
+        self.loaded = {"handed_over": True}
+        flushes.commit = self.commit_point
+        self._tick = loop.call_later(1.0, self._on_tick)
+
     def _load_snapshot_file(self) -> None:
         if os.path.exists(self.snapshot_path):
             size = recovery.load_snapshot(self.snapshot_path, self.machine)
             self.loaded.update(snapshot=self.snapshot_path, snapshot_bytes=size)
             self.last_save_time = int(os.stat(self.snapshot_path).st_mtime)
 
-    def _load_journal(self) -> None:
+    def _load_journal(self, load: bool = True) -> None:
         assert self.settings is not None
         manifest = read_manifest(self.layout, self.root)
         folder = self.layout.folder(self.root)
         if manifest is None:
             # No journal yet: start from the snapshot file, then make it the first base.
-            self._load_snapshot_file()
+            if load:
+                self._load_snapshot_file()
             os.makedirs(folder, exist_ok=True)
             base = Part(self.layout.base_name(1), 1, "b")
             manifest = Manifest(base, [Part(self.layout.incr_name(1), 1, "i")])
@@ -166,19 +186,8 @@ class Persistence:
             write_manifest(self.layout, self.root, manifest)
             fsync_dir(folder)
         else:
-            if manifest.base is not None:
-                size = recovery.load_snapshot(self._part_path(manifest.base.name), self.machine)
-                self.loaded.update(base=manifest.base.name, base_bytes=size)
-            else:
-                self.machine.reset()
-            records = 0
-            for index, part in enumerate(manifest.incrs):
-                last = index == len(manifest.incrs) - 1
-                result = recovery.replay(self._part_path(part.name), self.machine, last)
-                records += result.records
-                if result.dropped:
-                    self.loaded["truncated_bytes"] = result.dropped
-            self.loaded["records"] = records
+            if load:
+                self._replay(manifest)
             self._remove_strays(manifest)
             if not manifest.incrs:
                 seq = 1 if manifest.base is None else manifest.base.seq
@@ -188,6 +197,22 @@ class Persistence:
         self.manifest = manifest
         self.journal = Journal(self._part_path(manifest.incrs[-1].name), self.settings.appendfsync)
         self._rewrite_base_size = self.journal_size()
+
+    def _replay(self, manifest: Manifest) -> None:
+        """Load the manifest's base and replay its incremental files into the machine."""
+        if manifest.base is not None:
+            size = recovery.load_snapshot(self._part_path(manifest.base.name), self.machine)
+            self.loaded.update(base=manifest.base.name, base_bytes=size)
+        else:
+            self.machine.reset()
+        records = 0
+        for index, part in enumerate(manifest.incrs):
+            last = index == len(manifest.incrs) - 1
+            result = recovery.replay(self._part_path(part.name), self.machine, last)
+            records += result.records
+            if result.dropped:
+                self.loaded["truncated_bytes"] = result.dropped
+        self.loaded["records"] = records
 
     def _remove_strays(self, manifest: Manifest) -> None:
         """Delete what a crash left in the journal folder: history files, a base written by a

@@ -306,6 +306,40 @@ class KvSession(Session):
         self._output_paused = False
         self._soft_since = None
 
+    # -- live upgrade ----------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, object]:
+        """What a client carries across a live upgrade: its name, its MULTI queue (each
+        command's arguments; the handler is looked up again by name) and its subscriptions.
+        kv has one database, so there is no selected one to carry."""
+        return {
+            "name": self.name,
+            "multi": None if self.multi is None else [argv for _, argv in self.multi],
+            "multi_failed": self.multi_failed,
+            "channels": list(self.channels or ()),
+            "patterns": list(self.patterns or ()),
+        }
+
+    def import_state(self, state: dict[str, object]) -> None:
+        name = state["name"]
+        self.name = name if isinstance(name, bytes) else None
+        multi = state["multi"]
+        if isinstance(multi, list):
+            self.begin()
+            queue = self.multi
+            assert queue is not None
+            for argv in multi:
+                entry = DISPATCH.get(argv[0]) or DISPATCH.get(argv[0].lower())
+                if entry is None:  # a command this generation no longer has
+                    self.multi_failed = True
+                    continue
+                queue.append((entry[0], argv))
+            self.multi_failed = self.multi_failed or bool(state["multi_failed"])
+        for channel in state["channels"]:  # type: ignore[attr-defined]
+            self.subscribe(channel)
+        for pattern in state["patterns"]:  # type: ignore[attr-defined]
+            self.psubscribe(pattern)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def on_close(self, reason: str) -> None:
