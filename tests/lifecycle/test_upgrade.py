@@ -175,7 +175,9 @@ def _chat_line(sock: socket.socket, buffer: bytearray) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_chat_users_keep_their_rooms_and_every_message_once(tmp_path: Path) -> None:
-    with Generations(tmp_path, "chat", "--rate-limit", "0", "--http-listen", "127.0.0.1:0") as d:
+    state = str(tmp_path / "state")  # its journal goes on in each new generation
+    chat_args = ("--rate-limit", "0", "--http-listen", "127.0.0.1:0", "--state-dir", state)
+    with Generations(tmp_path, "chat", *chat_args) as d:
         members = []
         for i in range(30):
             sock = socket.create_connection(("127.0.0.1", d.port), timeout=20)
@@ -217,3 +219,59 @@ def test_chat_users_keep_their_rooms_and_every_message_once(tmp_path: Path) -> N
         for sock, _ in members:
             sock.close()
         poster.close()
+
+
+@pytest.mark.slow
+def test_a_persisted_kv_journals_on_after_an_upgrade(tmp_path: Path) -> None:
+    # The new generation takes the state from the socket, then appends to the same journal:
+    # a cold start from the files afterwards has every write, from before and after.
+    data = tmp_path / "data"
+    args = ("--dir", str(data), "--appendonly", "yes", "--appendfsync", "always")
+    with Generations(tmp_path, "kv", *args) as daemon:
+        client = redis.Redis(protocol=2, port=daemon.port)
+        fill(client)
+        daemon.upgrade_ok()
+        client.set("after", "the upgrade")
+        client.rpush("l:1", "more")
+        before = dataset(client)
+        client.close()
+    (tmp_path / "output").unlink()
+    with Generations(tmp_path, "kv", *args) as again:
+        client = redis.Redis(protocol=2, port=again.port)
+        same_dataset(before, dataset(client))
+        client.close()
+
+
+GOODBYE_APP = """
+from residentd.app import App, Session
+from residentd.codecs.lines import LineCodec
+
+app = App("goodbye")
+
+
+class Plain(Session):
+    def on_message(self, line: bytes) -> None:
+        self.send(line)
+
+    def on_shutdown(self) -> None:
+        self.send(b"goodbye")
+
+
+app.service("main", Plain, codec=LineCodec, listen=["127.0.0.1:0"])
+"""
+
+
+def test_a_session_that_does_not_opt_in_gets_the_apps_goodbye(tmp_path: Path) -> None:
+    module = tmp_path / "goodbye.py"
+    module.write_text(GOODBYE_APP)
+    with Generations(tmp_path, f"{module}:app") as daemon:
+        sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        sock.sendall(b"hi\n")
+        assert _read_until(sock, b"hi\n") == b"hi\n"
+        daemon.upgrade_ok()
+        assert _read_until(sock, b"goodbye\n") == b"goodbye\n"
+        assert sock.recv(100) == b""  # then closed, gracefully
+        sock.close()
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as fresh:
+            fresh.sendall(b"new\n")
+            assert _read_until(fresh, b"\n") == b"new\n"

@@ -305,7 +305,12 @@ class Daemon:
         client."""
         try:
             await takeover.hello()
-            self._import_state(await takeover.receive_state())
+            snapshot = await takeover.receive_state()
+            if self.app.persistence is not None:
+                self.app.persistence.handed_over = True
+                if not self._load_state():
+                    raise RuntimeError(self.failure)
+            self._import_state(snapshot)
             listen = self.config.listen()
             await self.server.start(listen, takeover.inherited(0, listen))
             await self._start_admin(takeover)
@@ -327,7 +332,7 @@ class Daemon:
             await self.admin.start_serving()
         takeover.start()
         if self.app.persistence is not None:
-            self.app.persistence.adopt(self.app.options, self.loop, self.server.flushes)
+            self.app.persistence.take_over()
         log.info(
             "took over: %d connections (upgrade)",
             len(self.server.connections),

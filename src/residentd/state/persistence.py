@@ -84,6 +84,8 @@ class Persistence:
         self.last_rewrite_duration: float | None = None
         self.snapshot_failed_at = 0.0
         self.loaded: dict[str, Any] = {}
+        #: Set by a live upgrade's new generation before ``open`` (daemon/upgrade.py).
+        self.handed_over = False
 
     @classmethod
     def attach(
@@ -137,32 +139,32 @@ class Persistence:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         os.makedirs(self.root, exist_ok=True)
         started = time.monotonic()
-        if self.settings.appendonly:
+        if self.handed_over:
+            # The state comes over the handover socket; a journal the last generation
+            # writes is appended to (none yet: take_over makes it from the loaded state).
+            if self.settings.appendonly and read_manifest(self.layout, self.root) is not None:
+                self._load_journal(load=False)
+            self.loaded = {"handed_over": True}
+        elif self.settings.appendonly:
             self._load_journal()
         else:
             self._load_snapshot_file()
         self.loaded["seconds"] = round(time.monotonic() - started, 6)
         flushes.commit = self.commit_point
-        self._tick = loop.call_later(1.0, self._on_tick)
+        if not self.handed_over:
+            self._tick = loop.call_later(1.0, self._on_tick)
 
-    def adopt(
-        self, options: Mapping[str, Any], loop: asyncio.AbstractEventLoop, flushes: Any
-    ) -> None:
-        """Journal on the files the last generation wrote (a live upgrade, daemon/upgrade.py):
-        the state came over the handover socket, so nothing is loaded from disk."""
-        self.options = options
-        self.settings = StateSettings.of(options, self.names)
-        self.loop = loop
-        self.flushes = flushes
+    def take_over(self) -> None:
+        """A live upgrade's new generation, once the old one has let go: the state loaded
+        from the handover socket is what the files hold; journal and schedule from now on
+        (``handed_over`` made ``open`` load nothing and start no snapshot)."""
+        self.handed_over = False
         if not self.enabled:
             return
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        os.makedirs(self.root, exist_ok=True)
-        if self.settings.appendonly:
-            self._load_journal(load=False)
-        self.loaded = {"handed_over": True}
-        flushes.commit = self.commit_point
-        self._tick = loop.call_later(1.0, self._on_tick)
+        assert self.settings is not None and self.loop is not None
+        if self.settings.appendonly and self.journal is None:
+            self._load_journal(load=False)  # the first base, from the state now in memory
+        self._tick = self.loop.call_later(1.0, self._on_tick)
 
     def _load_snapshot_file(self) -> None:
         if os.path.exists(self.snapshot_path):
