@@ -80,6 +80,11 @@ class Daemon:
         found = re.findall(r"connections handed over, ([\d.]+) s\)", self.log.read_text())
         return float(found[-1]) if found else None
 
+    def handover_steps(self) -> str:
+        """The old generation's seconds per step (settle, dump, wait_ready, paused)."""
+        found = re.findall(r"connections handed over, [\d.]+ s\) (.*)", self.log.read_text())
+        return found[-1] if found else ""
+
 
 class Probe(asyncio.Protocol):
     """A connection that sends one request every 5 ms and times each reply."""
@@ -274,6 +279,7 @@ def one_run(args: argparse.Namespace, how: str) -> dict[str, Any]:
             "how": how,
             "seconds": round(seconds, 3),
             "handover": daemon.handover_seconds() if how == "upgrade" else None,
+            "steps": daemon.handover_steps() if how == "upgrade" else "",
             "max_wait_ms": round(load.max_latency * 1000, 1),
             "idle_lost": load.idle_lost,
             "probe_breaks": load.probe_breaks,

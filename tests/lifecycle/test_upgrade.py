@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def test_half_a_line_at_the_handover_arrives_whole(tmp_path: Path, loop_kind: st
         sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
         sock.sendall(b"first\nhal")
         assert _read_until(sock, b"\n") == b"first\n"
-        daemon.upgrade_ok()
+        daemon.upgrade_ok(cli=True)
         sock.sendall(b"f of it\n")
         assert _read_until(sock, b"\n") == b"half of it\n"
         sock.close()
@@ -173,7 +174,6 @@ def _chat_line(sock: socket.socket, buffer: bytearray) -> dict[str, object]:
     return dict(json.loads(line))
 
 
-@pytest.mark.slow
 def test_chat_users_keep_their_rooms_and_every_message_once(tmp_path: Path) -> None:
     state = str(tmp_path / "state")  # its journal goes on in each new generation
     chat_args = ("--rate-limit", "0", "--http-listen", "127.0.0.1:0", "--state-dir", state)
@@ -275,3 +275,24 @@ def test_a_session_that_does_not_opt_in_gets_the_apps_goodbye(tmp_path: Path) ->
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as fresh:
             fresh.sendall(b"new\n")
             assert _read_until(fresh, b"\n") == b"new\n"
+
+
+def test_a_daemonized_daemon_upgrades_from_its_start_folder(tmp_path: Path) -> None:
+    # --daemon moves to /: the new generation must still find the app given by a relative
+    # path, as the command line said it from the folder it was started in.
+    (tmp_path / "goodbye.py").write_text(GOODBYE_APP)
+    daemon = Generations(tmp_path, "goodbye.py:app", "--daemon")
+    started = subprocess.run(daemon.command, cwd=tmp_path, capture_output=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    try:
+        sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        old = daemon.upgrade_ok()
+        assert daemon.upgrade_ok() != old
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as fresh:
+            fresh.sendall(b"new\n")
+            assert _read_until(fresh, b"\n") == b"new\n"
+        # The first connection did not opt in: it got its goodbye at the first upgrade.
+        assert _read_until(sock, b"goodbye\n") == b"goodbye\n"
+        sock.close()
+    finally:
+        daemon.stop()

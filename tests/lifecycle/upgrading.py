@@ -4,7 +4,9 @@ clients that count every request and reply while it upgrades."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from residentd.daemon.control import admin_request
 from residentd.daemon.pidfile import read_pid
 
 from .helpers import free_port, port_answers, residentd, wait_until
@@ -53,14 +56,24 @@ class Generations:
     def upgrade(self, *args: str) -> subprocess.CompletedProcess[str]:
         return residentd("upgrade", "--pidfile", self.pidfile, *args, timeout=90)
 
-    def upgrade_ok(self) -> int:
-        """Upgrade, check that it worked and that the old generation is gone; the new pid."""
+    def upgrade_ok(self, cli: bool = False) -> int:
+        """Upgrade (with ``residentd upgrade``, or POST /upgrade from here, which spares a
+        process start), check that it worked and that the old generation is gone; the new
+        pid."""
         old = self.pid
-        result = self.upgrade()
-        assert result.returncode == 0, result.stdout + result.stderr + self.log()
-        new = self.pid
+        if cli:
+            result = self.upgrade()
+            assert result.returncode == 0, result.stdout + result.stderr + self.log()
+            new = self.pid
+            assert f"to pid {new}" in result.stdout
+        else:
+            status, body = admin_request(
+                f"unix:{self.pidfile}.sock", "POST", "/upgrade", timeout=90
+            )
+            assert status == 200, body.decode() + self.log()
+            new = self.pid
+            assert json.loads(body)["pid"] == new
         assert new is not None and new != old
-        assert f"to pid {new}" in result.stdout
         assert old is not None
         wait_until(lambda: not _alive(old), what=f"old generation {old} gone")
         return new
@@ -69,8 +82,10 @@ class Generations:
         return self.log_file.read_text() if self.log_file.exists() else ""
 
     def stop(self) -> None:
-        if self.pid is not None and _alive(self.pid):
-            residentd("stop", "--pidfile", self.pidfile)
+        pid = self.pid
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not _alive(pid), timeout=20, what="the daemon stopped")
         if self.first is not None and self.first.poll() is None:
             self.first.kill()
         if self.first is not None:
@@ -218,27 +233,27 @@ def dataset(client: Any, skip: Callable[[bytes], bool] = lambda key: False) -> d
     ms, or -1: compare with ``same_dataset``, as PTTL is read at a slightly different time)."""
     import time
 
+    keys = [key for key in client.scan_iter(count=1000) if not skip(key)]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+    kinds = pipe.execute()
+    readers = {
+        b"string": pipe.get,
+        b"list": lambda key: pipe.lrange(key, 0, -1),
+        b"hash": pipe.hgetall,
+        b"set": pipe.smembers,
+    }
+    for key, kind in zip(keys, kinds, strict=True):
+        readers.get(kind, pipe.type)(key)
+        pipe.pttl(key)
+    now = time.time() * 1000
+    replies = pipe.execute()
     found: dict[bytes, Any] = {}
-    for key in client.scan_iter(count=1000):
-        if skip(key):
-            continue
-        kind = client.type(key)
-        if kind == b"string":
-            value: Any = client.get(key)
-        elif kind == b"list":
-            value = client.lrange(key, 0, -1)
-        elif kind == b"hash":
-            value = client.hgetall(key)
-        elif kind == b"set":
-            value = sorted(client.smembers(key))
-        elif kind == b"zset":
-            value = client.zrange(key, 0, -1, withscores=True)
-        else:
-            value = kind
-        now = time.time() * 1000
-        ttl = client.pttl(key)
-        expires = -1 if ttl < 0 else now + ttl
-        found[key] = (kind, value, expires)
+    for index, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
+        value, ttl = replies[2 * index], replies[2 * index + 1]
+        value = sorted(value) if kind == b"set" else value
+        found[key] = (kind, value, -1 if ttl < 0 else now + ttl)
     return found
 
 

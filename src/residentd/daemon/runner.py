@@ -103,6 +103,7 @@ def run_daemon(
 ) -> int:
     """Run ``app`` with ``config`` until it is stopped; returns the exit status."""
     channel: ReadyChannel | None = None
+    start_dir = os.getcwd()  # --daemon moves to /; a new generation starts from here again
     takeover = ENV_FD in os.environ  # a live upgrade's new generation: detached already
     if config["daemon"] and not takeover:
         channel = daemonize(stdio_to=config["log_file"])
@@ -125,6 +126,7 @@ def run_daemon(
     asyncio.set_event_loop(loop)
     daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
     daemon.pidfile = pidfile
+    daemon.start_dir = start_dir
     try:
         status = loop.run_until_complete(_then_ignore_signals(loop, daemon.main()))
     finally:
@@ -220,6 +222,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._stopping = False
         self.pidfile: PidFile | None = None
+        self.start_dir = os.getcwd()
         self.upgrading = False
         self.serving = False  # started and not stopping: an upgrade may begin
         #: The pid of the generation that took over (then this one only finishes and exits).

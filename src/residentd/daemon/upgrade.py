@@ -87,6 +87,8 @@ class Upgrade:
         self.held: list[Connection] = []
         self.handed: list[Connection] = []
         self.paused = False
+        #: Seconds of each step (and the state's size), logged with the outcome.
+        self.times: dict[str, float] = {}
 
     async def run(self) -> int:
         """Hand everything over; the new generation's pid, or UpgradeFailed (rolled back)."""
@@ -107,6 +109,7 @@ class Upgrade:
             pid,
             len(self.handed),
             time.monotonic() - started,
+            extra={"ctx": {key: round(value, 4) for key, value in self.times.items()}},
         )
         return pid
 
@@ -128,9 +131,13 @@ class Upgrade:
             {"kind": "listeners", "items": items, "pidfile": pidfile is not None},
             fds=fds + ([pidfile] if pidfile is not None else []),
         )
+        paused = time.monotonic()
         await self._pause()
+        self.times["settle"] = time.monotonic() - paused
         state = self._dump_state()
+        self.times["dump"] = time.monotonic() - paused - self.times["settle"]
         await self.channel.send({"kind": "state"}, state)
+        self.times["state_bytes"] = len(state)
         ready = [conn for conn in self.held if handover.settled(conn)]
         batch: list[tuple[Connection, dict[str, Any]]] = []
         for conn in ready:
@@ -143,10 +150,13 @@ class Upgrade:
                 batch = []
         await self._send_connections(batch)
         await self.channel.send({"kind": "done", "connections": len(self.handed)})
+        sent = time.monotonic()
         answer = await self._expect("ready")
+        self.times["wait_ready"] = time.monotonic() - sent
         if daemon.stop_requested:
             raise UpgradeFailed("a stop was asked for during the upgrade")
         await self.channel.send({"kind": "go"})
+        self.times["paused"] = time.monotonic() - paused
         return int(answer["pid"])
 
     def _spawn(self) -> Channel:
@@ -164,6 +174,7 @@ class Upgrade:
                 stderr=self.output,
                 pass_fds=[theirs.fileno(), *stdio],
                 env=env,
+                cwd=self.daemon.start_dir,  # the command line's relative paths mean the same
             )
         finally:
             theirs.close()
@@ -359,14 +370,19 @@ class Takeover:
                 for fd in fds:
                     os.close(fd)
                 raise HandoverError(f"expected connections, got {header.get('kind')!r}")
-            for index, (item, fd) in enumerate(zip(header["items"], fds, strict=True)):
-                runtime = runtimes.get(item["service"])
-                if runtime is None:
-                    for rest in fds[index:]:
-                        os.close(rest)
-                    raise HandoverError(f"no service {item['service']!r} in the new generation")
-                await handover.adopt(server, runtime, fd, item)
-        # unreachable
+            items = header["items"]
+            missing = {item["service"] for item in items} - set(runtimes)
+            if missing:
+                for fd in fds:
+                    os.close(fd)
+                raise HandoverError(f"no service {sorted(missing)[0]!r} in the new generation")
+            # A batch at once: one loop iteration makes all its connections.
+            await asyncio.gather(
+                *(
+                    handover.adopt(server, runtimes[item["service"]], fd, item)
+                    for item, fd in zip(items, fds, strict=True)
+                )
+            )
 
     async def ready(self) -> None:
         """Tell the old generation we are ready and wait for its ``go``."""
