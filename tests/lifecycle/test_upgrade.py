@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from residentd.daemon.control import admin_request
+
 from .helpers import residentd, wait_until
 from .upgrading import Generations, Load, assert_clean, dataset, same_dataset
 
@@ -163,6 +165,12 @@ def test_sigusr2_upgrades(tmp_path: Path) -> None:
         assert "SIGUSR2: live upgrade" in daemon.log()
 
 
+def _listening(daemon: Generations) -> list[str]:
+    status, body = admin_request(f"unix:{daemon.pidfile}.sock", "GET", "/status")
+    assert status == 200
+    return sorted(json.loads(body)["listening"])
+
+
 def _chat_line(sock: socket.socket, buffer: bytearray) -> dict[str, object]:
     while b"\n" not in buffer:
         chunk = sock.recv(65536)
@@ -197,10 +205,12 @@ def test_chat_users_keep_their_rooms_and_every_message_once(tmp_path: Path) -> N
                 posted += 1
                 poster.sendall(b'{"op":"post","room":"lobby","text":"m%d"}\n' % posted)
 
+        listening = _listening(d)  # the web port was 0: the same one it got goes on
         post(20)
         for _ in range(2):
             d.upgrade_ok()
             post(20)
+        assert _listening(d) == listening
         post(10)
         seqs: list[list[int]] = [[] for _ in members]
         for index, (sock, buffer) in enumerate(members):

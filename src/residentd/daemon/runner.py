@@ -223,6 +223,7 @@ class Daemon:
         self._stopping = False
         self.pidfile: PidFile | None = None
         self.start_dir = os.getcwd()
+        self.admin_address = "off"
         self.upgrading = False
         self.serving = False  # started and not stopping: an upgrade may begin
         #: The pid of the generation that took over (then this one only finishes and exits).
@@ -378,6 +379,7 @@ class Daemon:
 
     async def _start_admin(self, takeover: Takeover | None = None) -> None:
         address = self.config["admin"] or default_admin_path(self.app.name, self.config["pidfile"])
+        self.admin_address = address
         if address == "off":
             return
         check_admin_address(address, self.config["admin_token"])

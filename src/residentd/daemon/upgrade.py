@@ -50,7 +50,6 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.net import handover
 from residentd.net.handover import MAX_FDS, Channel, HandoverError, Listeners
-from residentd.net.listener import parse_address
 
 if TYPE_CHECKING:
     from residentd.daemon.runner import Daemon
@@ -127,8 +126,20 @@ class Upgrade:
             for name, address, _ in listeners.sockets
         ]
         pidfile = daemon.pidfile.fileno() if daemon.pidfile is not None else None
+        # The addresses as configured (a host name, port 0): the new generation inherits a
+        # service's sockets when its own configuration names the same ones.
+        listen = daemon.config.listen()
+        configured = [
+            {s.name: list(listen.get(s.name, s.listen)) for s in daemon.app.services},
+            {"admin": [daemon.admin_address]},
+        ]
         await self.channel.send(
-            {"kind": "listeners", "items": items, "pidfile": pidfile is not None},
+            {
+                "kind": "listeners",
+                "items": items,
+                "configured": configured,
+                "pidfile": pidfile is not None,
+            },
             fds=fds + ([pidfile] if pidfile is not None else []),
         )
         paused = time.monotonic()
@@ -311,6 +322,7 @@ class Takeover:
         self.channel = Channel(socket.socket(fileno=fd), daemon.loop)
         self.sockets: dict[tuple[int, str], list[tuple[str, socket.socket]]] = {}
         self._defaults = {service.name: service.listen for service in daemon.app.services}
+        self.configured: list[dict[str, list[str]]] = [{}, {}]
         self.adopted: list[handover.AdoptedConnection] = []
         self.pidfile_fd: int | None = None
 
@@ -328,6 +340,7 @@ class Takeover:
         for item, fd in zip(items, fds, strict=False):
             key = (item["server"], item["service"])
             self.sockets.setdefault(key, []).append((item["address"], socket.socket(fileno=fd)))
+        self.configured = header["configured"]
         if header.get("pidfile") and len(fds) > len(items):
             self.pidfile_fd = fds[len(items)]
 
@@ -343,7 +356,7 @@ class Takeover:
             if index != server:
                 continue
             wanted = listen.get(name, self._defaults.get(name, []))
-            if sorted(str(parse_address(text)) for text in wanted) == sorted(a for a, _ in entries):
+            if sorted(wanted) == sorted(self.configured[server].get(name, ())):
                 found[name] = [sock for _, sock in entries]
             else:
                 log.warning("upgrade: %s listens elsewhere now: binding anew", name)
