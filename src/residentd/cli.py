@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from residentd import __version__
 from residentd.apps import BUILTIN
@@ -206,14 +207,7 @@ def _reload(admin: str, pidfile: str | None, token: str | None) -> int:
         pid = send_signal(pidfile, signal.SIGHUP)
         print(f"sent SIGHUP to pid {pid} (no admin socket at {admin[5:]}: see its log)")
         return 0
-    status, body = admin_request(admin, "POST", "/reload", token)
-    try:
-        result = json.loads(body)
-    except ValueError:
-        result = None
-    if not isinstance(result, dict):
-        text = body.decode(errors="replace").strip()
-        raise ControlError(f"POST /reload at {admin}: {status} {text}")
+    result = _post_for_json(admin, "/reload", token)
     print(json.dumps(result))
     if not result.get("ok"):
         print(f"residentd: reload failed: {result.get('error', 'unknown error')}", file=sys.stderr)
@@ -221,19 +215,27 @@ def _reload(admin: str, pidfile: str | None, token: str | None) -> int:
     return 0
 
 
-def _upgrade(admin: str, pidfile: str | None, token: str | None, timeout: float) -> int:
-    """POST /upgrade and wait for its outcome; exit 1 with the new generation's error when it
-    failed. A daemon with no admin socket is sent SIGUSR2, and its pidfile watched."""
-    if pidfile and admin.startswith("unix:") and not os.path.exists(admin[5:]):
-        return _upgrade_by_signal(pidfile, timeout)
-    status, body = admin_request(admin, "POST", "/upgrade", token, timeout=timeout)
+def _post_for_json(
+    admin: str, path: str, token: str | None, timeout: float = 5.0
+) -> dict[str, Any]:
+    """POST ``path`` and return its JSON answer (whatever the status: the answer says)."""
+    status, body = admin_request(admin, "POST", path, token, timeout=timeout)
     try:
         result = json.loads(body)
     except ValueError:
         result = None
     if not isinstance(result, dict):
         text = body.decode(errors="replace").strip()
-        raise ControlError(f"POST /upgrade at {admin}: {status} {text}")
+        raise ControlError(f"POST {path} at {admin}: {status} {text}")
+    return result
+
+
+def _upgrade(admin: str, pidfile: str | None, token: str | None, timeout: float) -> int:
+    """POST /upgrade and wait for its outcome; exit 1 with the new generation's error when it
+    failed. A daemon with no admin socket is sent SIGUSR2, and its pidfile watched."""
+    if pidfile and admin.startswith("unix:") and not os.path.exists(admin[5:]):
+        return _upgrade_by_signal(pidfile, timeout)
+    result = _post_for_json(admin, "/upgrade", token, timeout)
     if not result.get("ok"):
         print(f"residentd: {result.get('error', 'upgrade failed')}", file=sys.stderr)
         return 1

@@ -104,12 +104,12 @@ class Notify:
             pass
 
 
-@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate not installed")
-def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
+def install_unit(tmp_path: Path) -> tuple[int, dict[str, str], Notify, list[str]]:
+    """The recipe's folders and config under ``tmp_path``, a notify socket, free ports: the
+    chat port, the environment and the unit's ``ExecStart`` command to run."""
     for folder in ("run", "log"):  # RuntimeDirectory= and LogsDirectory= make these
         (tmp_path / folder).mkdir(mode=0o750)
-    config = tmp_path / "chat.toml"
-    config.write_text(CHAT_TOML.read_text())
+    (tmp_path / "chat.toml").write_text(CHAT_TOML.read_text())
     port, http_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -118,7 +118,13 @@ def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
         RESIDENTD_HTTP_LISTEN=f"127.0.0.1:{http_port}",
     )
     notify = Notify(tmp_path / "notify")
-    start = shlex.split(localise(unit_value("ExecStart"), tmp_path))
+    return port, env, notify, shlex.split(localise(unit_value("ExecStart"), tmp_path))
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate not installed")
+def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
+    port, env, notify, start = install_unit(tmp_path)
+    config = tmp_path / "chat.toml"
     reload = shlex.split(localise(unit_value("ExecReload"), tmp_path))
     rotate_conf = tmp_path / "logrotate.conf"
     rotate_conf.write_text(
@@ -162,18 +168,7 @@ def test_an_upgrade_under_the_unit_moves_mainpid_to_the_new_generation(tmp_path:
     # NotifyAccess=all: the new generation is not the unit's main process when it says
     # MAINPID=, and systemd ignores a notification from another process without it.
     assert unit_value("NotifyAccess") == "all"
-    (tmp_path / "run").mkdir(mode=0o750)
-    (tmp_path / "log").mkdir(mode=0o750)
-    (tmp_path / "chat.toml").write_text(CHAT_TOML.read_text())
-    port, http_port = free_port(), free_port()
-    env = dict(
-        os.environ,
-        NOTIFY_SOCKET=str(tmp_path / "notify"),
-        RESIDENTD_LISTEN=f"127.0.0.1:{port}",
-        RESIDENTD_HTTP_LISTEN=f"127.0.0.1:{http_port}",
-    )
-    notify = Notify(tmp_path / "notify")
-    start = shlex.split(localise(unit_value("ExecStart"), tmp_path))
+    port, env, notify, start = install_unit(tmp_path)
     admin = f"unix:{tmp_path / 'run' / 'admin.sock'}"
     daemon = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -15,8 +15,15 @@ import redis
 
 from residentd.daemon.control import admin_request
 
-from .helpers import residentd, wait_until
-from .upgrading import Generations, Load, assert_clean, dataset, same_dataset
+from .helpers import residentd
+from .upgrading import (
+    Generations,
+    Load,
+    assert_clean,
+    dataset,
+    same_dataset,
+    upgrade_under_load,
+)
 
 
 def echo_exchange(index: int, n: int) -> tuple[bytes, bytes]:
@@ -32,16 +39,7 @@ def incr_exchange(index: int, n: int) -> tuple[bytes, bytes]:
 @pytest.mark.slow
 def test_echo_under_load_survives_five_upgrades(tmp_path: Path) -> None:
     with Generations(tmp_path, "echo") as daemon:
-        load = Load(daemon.port, 200, echo_exchange).start()
-        pids = {daemon.pid}
-        try:
-            for _ in range(5):
-                before = load.counts.replies
-                pids.add(daemon.upgrade_ok())
-                wait_until(lambda b=before: load.counts.replies > b + 400, what="replies")  # type: ignore[misc]
-        finally:
-            counts = load.stop()
-        assert len(pids) == 6
+        counts = upgrade_under_load(daemon, Load(daemon.port, 200, echo_exchange), times=5)
         assert_clean(counts)
         status = json.loads(residentd("status", "--pidfile", daemon.pidfile, "--json").stdout)
         assert status["pid"] == daemon.pid
@@ -86,16 +84,7 @@ def test_kv_under_load_keeps_every_key_and_connection_over_five_upgrades(
         multi.sendall(b"MULTI\r\nSET m 1\r\nINCR m\r\n")
         assert _read_until(multi, b"+QUEUED\r\n+QUEUED\r\n") == b"+OK\r\n+QUEUED\r\n+QUEUED\r\n"
 
-        load = Load(daemon.port, 200, incr_exchange).start()
-        pids = {daemon.pid}
-        try:
-            for _ in range(5):
-                replies = load.counts.replies
-                pids.add(daemon.upgrade_ok())
-                wait_until(lambda r=replies: load.counts.replies > r + 400, what="replies")  # type: ignore[misc]
-        finally:
-            counts = load.stop()
-        assert len(pids) == 6
+        counts = upgrade_under_load(daemon, Load(daemon.port, 200, incr_exchange), times=5)
         assert_clean(counts)
 
         multi.sendall(b"EXEC\r\n")

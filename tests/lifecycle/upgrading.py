@@ -222,6 +222,22 @@ class Load:
         writer.close()
 
 
+def upgrade_under_load(daemon: Generations, load: Load, times: int) -> Counts:
+    """Upgrade ``times`` times while ``load`` runs, each generation answering hundreds of
+    requests before the next; every upgrade must change the pid. What the clients saw."""
+    load.start()
+    pids = {daemon.pid}
+    try:
+        for _ in range(times):
+            replies = load.counts.replies
+            pids.add(daemon.upgrade_ok())
+            wait_until(lambda: load.counts.replies > replies + 400, what="replies")  # noqa: B023
+    finally:
+        counts = load.stop()
+    assert len(pids) == times + 1
+    return counts
+
+
 def assert_clean(counts: Counts) -> None:
     assert counts.errors == [], counts.errors[:10]
     assert (counts.refused, counts.closed, counts.wrong) == (0, 0, 0)
