@@ -295,3 +295,29 @@ def test_a_daemonized_daemon_upgrades_from_its_start_folder(tmp_path: Path) -> N
         sock.close()
     finally:
         daemon.stop()
+
+
+def test_a_session_whose_export_is_not_plain_data_stays_behind_alone(tmp_path: Path) -> None:
+    module = tmp_path / "exports.py"
+    module.write_text(
+        GOODBYE_APP.replace('App("goodbye")', 'App("exports")').replace(
+            "    def on_shutdown(self)",
+            "    def export_state(self) -> object:\n"
+            "        return {'odd': object()} if self.conn.messages_in == 1 else {}\n\n"
+            "    def on_shutdown(self)",
+        )
+    )
+    with Generations(tmp_path, f"{module}:app") as daemon:
+        odd = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        plain = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        odd.sendall(b"one\n")
+        plain.sendall(b"one\ntwo\n")
+        assert _read_until(odd, b"one\n") == b"one\n"
+        assert _read_until(plain, b"two\n") == b"one\ntwo\n"
+        daemon.upgrade_ok()
+        assert _read_until(odd, b"goodbye\n") == b"goodbye\n"
+        plain.sendall(b"three\n")
+        assert _read_until(plain, b"three\n") == b"three\n"
+        odd.close()
+        plain.close()
+    assert "export_state failed" in daemon.log()

@@ -95,8 +95,14 @@ class Upgrade:
         try:
             async with asyncio.timeout(self.timeout):
                 pid = await self._hand_over()
-        except (HandoverError, OSError, TimeoutError, UpgradeFailed) as exc:
-            reason = "no answer within upgrade_timeout" if isinstance(exc, TimeoutError) else exc
+        except Exception as exc:  # whatever went wrong, this generation takes everything back
+            if isinstance(exc, TimeoutError):
+                reason = "no answer within upgrade_timeout"
+            elif isinstance(exc, HandoverError | OSError | UpgradeFailed):
+                reason = str(exc)
+            else:
+                log.exception("upgrade failed")
+                reason = repr(exc)
             error = f"upgrade failed: {reason}{self._tail()}"
             await self._roll_back()
             raise UpgradeFailed(error) from None

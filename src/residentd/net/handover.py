@@ -21,6 +21,7 @@ import array
 import asyncio
 import contextlib
 import io
+import logging
 import os
 import pickle
 import socket
@@ -33,6 +34,8 @@ from residentd.net.listener import bound_addresses
 
 if TYPE_CHECKING:
     from residentd.net.server import Server, ServiceRuntime
+
+log = logging.getLogger("residentd.upgrade")
 
 MAX_FDS = 200  # descriptors per message (Linux takes at most 253)
 _HEAD = struct.Struct("!IQ")  # header length, payload length
@@ -258,8 +261,15 @@ def export(conn: Connection) -> dict[str, Any] | None:
     buffered = unparsed(conn)
     if buffered is None:
         return None
-    state = session.export_state()
-    if state is None:
+    try:
+        state = session.export_state()
+        if state is None:
+            return None
+        loads(pickle.dumps(state, protocol=5))  # plain data, or the next generation refuses it
+    except Exception:
+        log.exception(
+            "export_state failed: the connection is not handed over", extra=conn.log_context()
+        )
         return None
     return {
         "service": conn.service.name,
