@@ -154,12 +154,20 @@ def _control(argv: list[str]) -> int:
         )
         if name == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
-        if name in ("stop", "upgrade"):
+        if name == "stop":
             sub.add_argument(
                 "--timeout",
                 type=_seconds,
                 default=30.0,
                 help="seconds to wait for the exit (default: 30)",
+            )
+        if name == "upgrade":
+            # The daemon's upgrade_timeout bounds the upgrade itself; this only bounds the wait.
+            sub.add_argument(
+                "--timeout",
+                type=_seconds,
+                default=600.0,
+                help="seconds to wait for the outcome (default: 600)",
             )
     args = parser.parse_args(argv)
     admin = args.admin or daemon_admin_address(args.pidfile)

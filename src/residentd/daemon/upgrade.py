@@ -294,6 +294,10 @@ class Upgrade:
             listeners.close()
         persistence = self.daemon.app.persistence
         if persistence is not None:
+            if persistence.journal is not None:
+                # Records made here since the state was taken (a timer's) are in no
+                # generation's memory: the files are the new generation's now.
+                persistence.journal.buffer.clear()
             persistence.close()
         # A stopped child must not linger as a zombie of ours: the new generation is its own.
         if self.process is not None:
