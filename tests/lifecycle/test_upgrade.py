@@ -321,3 +321,36 @@ def test_a_session_whose_export_is_not_plain_data_stays_behind_alone(tmp_path: P
         odd.close()
         plain.close()
     assert "export_state failed" in daemon.log()
+
+
+def test_an_import_that_raises_closes_that_connection_with_an_error(tmp_path: Path) -> None:
+    module = tmp_path / "imports.py"
+    module.write_text(
+        GOODBYE_APP.replace('App("goodbye")', 'App("imports")').replace(
+            "    def on_shutdown(self)",
+            "    def export_state(self) -> object:\n"
+            "        return {'n': self.conn.messages_in}\n\n"
+            "    def import_state(self, state: dict) -> None:\n"
+            "        if state['n'] == 1:\n"
+            "            raise RuntimeError('cannot take this one')\n\n"
+            "    def on_shutdown(self)",
+        )
+    )
+    with Generations(tmp_path, f"{module}:app") as daemon:
+        broken = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        fine = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        broken.sendall(b"one\n")
+        fine.sendall(b"one\ntwo\n")
+        assert _read_until(broken, b"one\n") == b"one\n"
+        assert _read_until(fine, b"two\n") == b"one\ntwo\n"
+        daemon.upgrade_ok()
+        assert (
+            _read_until(broken, b"\n")
+            == b"ERR internal-error the server failed to handle a message\n"
+        )
+        assert broken.recv(100) == b""
+        fine.sendall(b"three\n")
+        assert _read_until(fine, b"three\n") == b"three\n"
+        broken.close()
+        fine.close()
+    assert "import_state raised" in daemon.log()

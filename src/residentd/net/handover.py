@@ -28,6 +28,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, cast
 
+from residentd.errors import ProtocolError
 from residentd.net.connection import Connection
 from residentd.net.connection_core import BATCH, QUEUED
 from residentd.net.listener import bound_addresses
@@ -320,8 +321,11 @@ class AdoptedConnection(Connection):
             self._defer_writes = bool(session.defer_writes)
             session.import_state(item["state"])
         except Exception:
-            self._adopted = None
-            self._handler_failed("import_state")
+            self.server.log_handler_error(self, "import_state")
+            # The peer hears of it at ``start``: nothing goes to it before the last generation
+            # has let go (it may yet take the connection back).
+            self.session = None
+            item["failed"] = True
             return
         self.server.watch_deadline(self)
 
@@ -329,6 +333,9 @@ class AdoptedConnection(Connection):
         """Read again: first what the last generation had read but not parsed, then the socket."""
         item, self._adopted = self._adopted, None
         if item is None or self.closing or self.transport is None:
+            return
+        if item.get("failed"):
+            self.fail(ProtocolError("internal-error", "the server failed to handle a message"))
             return
         if item["unparsed"]:
             self.bytes_in -= len(item["unparsed"])  # read and counted by the last generation
