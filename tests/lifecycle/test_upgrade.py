@@ -297,60 +297,47 @@ def test_a_daemonized_daemon_upgrades_from_its_start_folder(tmp_path: Path) -> N
         daemon.stop()
 
 
-def test_a_session_whose_export_is_not_plain_data_stays_behind_alone(tmp_path: Path) -> None:
-    module = tmp_path / "exports.py"
-    module.write_text(
-        GOODBYE_APP.replace('App("goodbye")', 'App("exports")').replace(
-            "    def on_shutdown(self)",
-            "    def export_state(self) -> object:\n"
-            "        return {'odd': object()} if self.conn.messages_in == 1 else {}\n\n"
-            "    def on_shutdown(self)",
-        )
-    )
-    with Generations(tmp_path, f"{module}:app") as daemon:
-        odd = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
-        plain = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
-        odd.sendall(b"one\n")
-        plain.sendall(b"one\ntwo\n")
-        assert _read_until(odd, b"one\n") == b"one\n"
-        assert _read_until(plain, b"two\n") == b"one\ntwo\n"
-        daemon.upgrade_ok()
-        assert _read_until(odd, b"goodbye\n") == b"goodbye\n"
-        plain.sendall(b"three\n")
-        assert _read_until(plain, b"three\n") == b"three\n"
-        odd.close()
-        plain.close()
-    assert "export_state failed" in daemon.log()
+# A session whose own methods fail (the one that read one line) against one that works.
+FAILING_SESSIONS = {
+    # export_state returns what is not plain data: that session stays behind, with the goodbye.
+    "export-not-plain-data": (
+        "    def export_state(self) -> object:\n"
+        "        return {'odd': object()} if self.conn.messages_in == 1 else {}\n\n",
+        b"goodbye\n",
+        "export_state failed",
+    ),
+    # import_state raises in the new generation: that connection gets an error, then a close.
+    "import-raises": (
+        "    def export_state(self) -> object:\n"
+        "        return {'n': self.conn.messages_in}\n\n"
+        "    def import_state(self, state: dict) -> None:\n"
+        "        if state['n'] == 1:\n"
+        "            raise RuntimeError('cannot take this one')\n\n",
+        b"ERR internal-error the server failed to handle a message\n",
+        "import_state raised",
+    ),
+}
 
 
-def test_an_import_that_raises_closes_that_connection_with_an_error(tmp_path: Path) -> None:
-    module = tmp_path / "imports.py"
+@pytest.mark.parametrize("case", sorted(FAILING_SESSIONS))
+def test_a_session_that_fails_its_handover_fails_alone(tmp_path: Path, case: str) -> None:
+    methods, heard, logged = FAILING_SESSIONS[case]
+    module = tmp_path / "failing.py"
     module.write_text(
-        GOODBYE_APP.replace('App("goodbye")', 'App("imports")').replace(
-            "    def on_shutdown(self)",
-            "    def export_state(self) -> object:\n"
-            "        return {'n': self.conn.messages_in}\n\n"
-            "    def import_state(self, state: dict) -> None:\n"
-            "        if state['n'] == 1:\n"
-            "            raise RuntimeError('cannot take this one')\n\n"
-            "    def on_shutdown(self)",
-        )
+        GOODBYE_APP.replace("    def on_shutdown(self)", methods + "    def on_shutdown(self)")
     )
     with Generations(tmp_path, f"{module}:app") as daemon:
-        broken = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        failing = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
         fine = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
-        broken.sendall(b"one\n")
+        failing.sendall(b"one\n")
         fine.sendall(b"one\ntwo\n")
-        assert _read_until(broken, b"one\n") == b"one\n"
+        assert _read_until(failing, b"one\n") == b"one\n"
         assert _read_until(fine, b"two\n") == b"one\ntwo\n"
         daemon.upgrade_ok()
-        assert (
-            _read_until(broken, b"\n")
-            == b"ERR internal-error the server failed to handle a message\n"
-        )
-        assert broken.recv(100) == b""
+        assert _read_until(failing, b"\n") == heard
+        assert failing.recv(100) == b""  # then closed
         fine.sendall(b"three\n")
         assert _read_until(fine, b"three\n") == b"three\n"
-        broken.close()
+        failing.close()
         fine.close()
-    assert "import_state raised" in daemon.log()
+    assert logged in daemon.log()
