@@ -179,6 +179,16 @@ class Durable(Protocol):
     def info(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
+    # A live upgrade (daemon/upgrade.py): the new generation opens the files without loading
+    # them (``handed_over``), imports the streamed state and journals once it has taken over.
+    handed_over: bool
+
+    def settle(self) -> None: ...
+    def export_snapshot(self) -> bytes: ...
+    def import_snapshot(self, snapshot: bytes) -> None: ...
+    def take_over(self) -> None: ...
+    def let_go(self) -> None: ...
+
 
 class Session(Generic[AppT]):
     """One connected peer. Subclass it and override the ``on_*`` methods you need;
@@ -258,6 +268,19 @@ class Session(Generic[AppT]):
     @property
     def peer(self) -> str:
         return self.conn.peer
+
+    # -- live upgrade (daemon/upgrade.py) ---------------------------------------------------
+
+    def export_state(self) -> Any:
+        """This session's own state as plain data (dicts, lists, str, bytes, numbers, None;
+        no classes), for the next generation's ``import_state``; called at a message
+        boundary, with every reply sent. Return ``None`` (the default) to be closed with the
+        ``on_shutdown`` goodbye instead of handed over."""
+        return None
+
+    def import_state(self, state: Any) -> None:
+        """In the next generation, instead of ``on_connect``: take over a connection that the
+        last one's ``export_state`` described (the app's state is already in place)."""
 
 
 @dataclass(slots=True)

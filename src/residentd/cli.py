@@ -6,6 +6,7 @@
     residentd reload  (--pidfile F | --admin A)
     residentd stop    (--pidfile F | --admin A) [--timeout S]
     residentd loglevel LEVEL (--pidfile F | --admin A)
+    residentd upgrade (--pidfile F | --admin A) [--timeout S]  live upgrade to the code on disk
     residentd repair FILE [--app APP] [--yes]         cut a journal at its first bad record
     residentd bots [--scenario S] [--users N] ...    load a loopback server with bots
     residentd APP ...                                   a built-in app's own commands
@@ -23,7 +24,9 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from residentd import __version__
 from residentd.apps import BUILTIN
@@ -33,6 +36,7 @@ from residentd.daemon.control import (
     admin_json,
     admin_request,
     daemon_admin_address,
+    daemon_pid,
     format_status,
     send_signal,
     stop,
@@ -156,6 +160,7 @@ def _control(argv: list[str]) -> int:
         ("reload", "reload a running daemon's config and say what changed"),
         ("stop", "stop a running daemon gracefully and wait for it"),
         ("loglevel", "change a running daemon's log level"),
+        ("upgrade", "start a new generation that takes over connections and state"),
     ):
         sub = commands.add_parser(name, help=text)
         if name == "loglevel":
@@ -177,6 +182,14 @@ def _control(argv: list[str]) -> int:
                 default=30.0,
                 help="seconds to wait for the exit (default: 30)",
             )
+        if name == "upgrade":
+            # The daemon's upgrade_timeout bounds the upgrade itself; this only bounds the wait.
+            sub.add_argument(
+                "--timeout",
+                type=_seconds,
+                default=600.0,
+                help="seconds to wait for the outcome (default: 600)",
+            )
     args = parser.parse_args(argv)
     admin = args.admin or daemon_admin_address(args.pidfile)
     if args.command == "status":
@@ -190,6 +203,8 @@ def _control(argv: list[str]) -> int:
         else:
             admin_json(admin, "POST", "/stop", args.token)
             print("stop requested")
+    elif args.command == "upgrade":
+        return _upgrade(admin, args.pidfile, args.token, args.timeout)
     elif args.command == "loglevel":
         admin_json(admin, "POST", f"/loglevel?level={args.level}", args.token)
         print(f"log level set to {args.level}")
@@ -221,19 +236,60 @@ def _reload(admin: str, pidfile: str | None, token: str | None) -> int:
         pid = send_signal(pidfile, signal.SIGHUP)
         print(f"sent SIGHUP to pid {pid} (no admin socket at {admin[5:]}: see its log)")
         return 0
-    status, body = admin_request(admin, "POST", "/reload", token)
+    result = _post_for_json(admin, "/reload", token)
+    print(json.dumps(result))
+    if not result.get("ok"):
+        print(f"residentd: reload failed: {result.get('error', 'unknown error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _post_for_json(
+    admin: str, path: str, token: str | None, timeout: float = 5.0
+) -> dict[str, Any]:
+    """POST ``path`` and return its JSON answer (whatever the status: the answer says)."""
+    status, body = admin_request(admin, "POST", path, token, timeout=timeout)
     try:
         result = json.loads(body)
     except ValueError:
         result = None
     if not isinstance(result, dict):
         text = body.decode(errors="replace").strip()
-        raise ControlError(f"POST /reload at {admin}: {status} {text}")
-    print(json.dumps(result))
+        raise ControlError(f"POST {path} at {admin}: {status} {text}")
+    return result
+
+
+def _upgrade(admin: str, pidfile: str | None, token: str | None, timeout: float) -> int:
+    """POST /upgrade and wait for its outcome; exit 1 with the new generation's error when it
+    failed. A daemon with no admin socket is sent SIGUSR2, and its pidfile watched."""
+    if pidfile and admin.startswith("unix:") and not os.path.exists(admin[5:]):
+        return _upgrade_by_signal(pidfile, timeout)
+    result = _post_for_json(admin, "/upgrade", token, timeout)
     if not result.get("ok"):
-        print(f"residentd: reload failed: {result.get('error', 'unknown error')}", file=sys.stderr)
+        print(f"residentd: {result.get('error', 'upgrade failed')}", file=sys.stderr)
         return 1
+    print(f"upgraded: pid {result.get('old_pid')} handed over to pid {result['pid']}")
     return 0
+
+
+def _upgrade_by_signal(pidfile: str, timeout: float) -> int:
+    old = send_signal(pidfile, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            pid = daemon_pid(pidfile)
+        except ControlError:
+            continue  # between the two generations' writes
+        if pid != old:
+            print(f"upgraded: pid {old} handed over to pid {pid}")
+            return 0
+    print(
+        f"residentd: sent SIGUSR2 to pid {old}, still in charge after {timeout:g} s: the upgrade "
+        "failed or is slow; see its log",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

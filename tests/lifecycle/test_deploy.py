@@ -7,6 +7,8 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -93,12 +95,12 @@ def test_the_unit_is_hardened(tmp_path: Path) -> None:
         assert f"exposure level {found.group(1)}" in doc  # the doc's figure is current
 
 
-@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate not installed")
-def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
+def install_unit(tmp_path: Path) -> tuple[int, dict[str, str], Notify, list[str]]:
+    """The recipe's folders and config under ``tmp_path``, a notify socket, free ports: the
+    chat port, the environment and the unit's ``ExecStart`` command to run."""
     for folder in ("run", "log"):  # RuntimeDirectory= and LogsDirectory= make these
         (tmp_path / folder).mkdir(mode=0o750)
-    config = tmp_path / "chat.toml"
-    config.write_text(CHAT_TOML.read_text())
+    (tmp_path / "chat.toml").write_text(CHAT_TOML.read_text())
     port, http_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -107,7 +109,13 @@ def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
         RESIDENTD_HTTP_LISTEN=f"127.0.0.1:{http_port}",
     )
     notify = Notify(tmp_path / "notify")
-    start = shlex.split(localise(unit_value("ExecStart"), tmp_path))
+    return port, env, notify, shlex.split(localise(unit_value("ExecStart"), tmp_path))
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate not installed")
+def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
+    port, env, notify, start = install_unit(tmp_path)
+    config = tmp_path / "chat.toml"
     reload = shlex.split(localise(unit_value("ExecReload"), tmp_path))
     rotate_conf = tmp_path / "logrotate.conf"
     rotate_conf.write_text(
@@ -145,3 +153,36 @@ def test_unit_and_logrotate_recipe_together(tmp_path: Path) -> None:
         notify.close()
     assert daemon.returncode == 0
     assert not (tmp_path / "run" / "chat.pid").exists()
+
+
+def test_an_upgrade_under_the_unit_moves_mainpid_to_the_new_generation(tmp_path: Path) -> None:
+    # NotifyAccess=all: the new generation is not the unit's main process when it says
+    # MAINPID=, and systemd ignores a notification from another process without it.
+    assert unit_value("NotifyAccess") == "all"
+    port, env, notify, start = install_unit(tmp_path)
+    admin = f"unix:{tmp_path / 'run' / 'admin.sock'}"
+    daemon = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        notify.wait_for("READY=1")
+        user = socket.create_connection(("127.0.0.1", port), timeout=10)
+        user.sendall(b'{"op":"hello","v":1,"user":"ops","id":1}\n')
+        assert b'"op":"hello"' in user.recv(4096)
+        upgrade = [RESIDENTD, "upgrade", "--admin", admin]
+        result = subprocess.run(upgrade, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        notify.wait_for("RELOADING=1")
+        new_pid = int(result.stdout.split()[-1])
+        assert new_pid != daemon.pid
+        notify.wait_for(f"MAINPID={new_pid}\nREADY=1")
+        assert daemon.wait(timeout=15) == 0  # the old generation is done
+        user.sendall(b'{"op":"ping","id":2}\n')
+        assert b'"op":"pong"' in user.recv(4096)
+        user.close()
+        os.kill(new_pid, signal.SIGTERM)
+        notify.wait_for("STOPPING=1")
+        wait_until(lambda: not (tmp_path / "run" / "chat.pid").exists(), what="the stop")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.wait()
+        notify.sock.close()

@@ -149,20 +149,6 @@ def test_sigquit_is_a_graceful_stop(tmp_path: Path, loop_kind: str) -> None:
     assert not Path(daemon.admin_path).exists()
 
 
-def test_sigusr2_logs_that_upgrade_is_not_available_and_keeps_serving(
-    tmp_path: Path, loop_kind: str
-) -> None:
-    daemon = Daemon(tmp_path, "echo", loop=loop_kind).start()
-    try:
-        daemon.signal(signal.SIGUSR2)
-        wait_until(lambda: "live upgrade is not available" in daemon.log(), what="USR2 logged")
-        assert talk(daemon.port, [b"still here"]) == [b"still here"]
-        assert daemon.process is not None and daemon.process.poll() is None
-    finally:
-        daemon.stop()
-    assert daemon.process is not None and daemon.process.returncode == 0
-
-
 @pytest.mark.parametrize(
     "signum", [signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP]
 )

@@ -34,6 +34,13 @@ class Echo(Session[App]):
         # the transport itself (Session.send_many would add a Python frame per chunk).
         self.conn.send_many(lines)
 
+    # A live upgrade hands an echo connection over as it is: it has no state of its own.
+    def export_state(self) -> dict[str, object]:
+        return {}
+
+    def import_state(self, state: dict[str, object]) -> None:
+        pass
+
 
 def line_codec() -> LineCodec:
     return LineCodec(max_line=app.current(EchoSettings).max_line)

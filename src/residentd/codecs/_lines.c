@@ -289,6 +289,12 @@ LineCodec_get_buffered(LineCodec *self, void *Py_UNUSED(closure))
     return PyLong_FromSsize_t(self->held + (self->error != NULL));
 }
 
+static PyObject *
+LineCodec_unparsed(LineCodec *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBytes_FromStringAndSize(self->held ? self->buffer : "", self->held);
+}
+
 static int
 LineCodec_init(LineCodec *self, PyObject *args, PyObject *kwargs)
 {
@@ -349,6 +355,8 @@ static PyMethodDef LineCodec_methods[] = {
      "Several messages in one buffer, each with its line ending."},
     {"error_reply", (PyCFunction)LineCodec_error_reply, METH_O,
      "ERR <code> <detail> on a line of its own."},
+    {"unparsed", (PyCFunction)LineCodec_unparsed, METH_NOARGS,
+     "The partial line held, as the bytes that came in (for a live upgrade)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -52,6 +52,11 @@ The error form, ``error_reply(error) -> bytes | None``
     closes that the peer should hear of: the ``CloseCode`` members (errors.py) such as
     ``idle-timeout``, ``input-buffer-full``, ``max-connections``, ``server-shutdown``.
 
+Held input as bytes, the optional ``unparsed() -> bytes``
+    The partial message held, as the bytes that came in (a pending error is not input). A
+    codec that has it lets a live upgrade hand its connections over between the two halves of
+    a message: the next generation's codec is fed these bytes first (net/handover.py).
+
 Close codes
     A connection closes with a reason: a fatal ``ProtocolError``'s code, a ``CloseCode`` of the
     core, or what the app passes to ``Session.close``. docs/protocol.md lists the codecs' codes;

@@ -52,6 +52,10 @@ class JsonLinesCodec:
         held = self._error is not None or self._fatal is not None
         return self._lines.buffered + sum(map(len, self._pending)) + held
 
+    def unparsed(self) -> bytes:
+        """The input read but not decoded yet, as it came in (for a live upgrade)."""
+        return b"".join(line + b"\n" for line in self._pending) + self._lines.unparsed()
+
     def feed(self, data: bytes) -> list[Any]:
         error = self._error
         if error is not None:

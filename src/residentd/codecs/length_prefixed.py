@@ -38,6 +38,10 @@ class LengthPrefixedCodec:
     def buffered(self) -> int:
         return len(self._buffer) + (self._error is not None)
 
+    def unparsed(self) -> bytes:
+        """The partial frame held, prefix included (for a live upgrade)."""
+        return bytes(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         error = self._error
         if error is not None:

@@ -85,6 +85,13 @@ class LineCodec:
         self._scanned = self.buffered = partial
         return lines
 
+    def unparsed(self) -> bytes:
+        """The partial line held, as the bytes that came in: a live upgrade hands them to the
+        next generation's codec with the connection (a held error is not input)."""
+        if self._error is not None or not self.buffered or self._buffer is None:
+            return b""
+        return bytes(self._buffer[: self.buffered])
+
     def _too_long(self, decoded: list[bytes]) -> list[bytes]:
         """Drop the partial line; raise line-too-long now, or, when lines came before it,
         return them and keep the error for the next feed (``buffered`` stays above 0)."""

@@ -10,6 +10,7 @@ and with a token every request must carry ``Authorization: Bearer <token>``.
     POST /reload            reload the config file, as SIGHUP does; answers what was applied
     POST /loglevel?level=L  change the log level at run time
     POST /stop              begin a graceful stop
+    POST /upgrade           live upgrade (daemon/upgrade.py); answers once it worked or failed
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Controller(Protocol):
     def set_log_level(self, level: str) -> None: ...
 
     def request_stop(self) -> None: ...
+
+    def upgrade_then(self, done: Callable[[dict[str, Any]], None]) -> None: ...
 
 
 def check_admin_address(address: str, token: str | None) -> None:
@@ -188,7 +191,13 @@ def build_admin_app(
                 self.send_bytes(_forbidden(refusal))
                 self.close("forbidden")
                 return
-            self.send_bytes(route(controller, request))
+            if request.path == "/upgrade" and request.method == "POST":
+                controller.upgrade_then(lambda result: self._answer(request, upgraded(result)))
+                return
+            self._answer(request, route(controller, request))
+
+        def _answer(self, request: HttpRequest, answer: bytes) -> None:
+            self.send_bytes(answer)
             if not request.keep_alive:
                 self.close("done")
 
@@ -233,6 +242,10 @@ def _forbidden(reason: str) -> bytes:
     return response(403, f"forbidden: {reason}\n".encode(), close=True)
 
 
+def upgraded(result: dict[str, Any]) -> bytes:
+    return response(200 if result["ok"] else 500, msgspec.json.encode(result), JSON)
+
+
 def route(controller: Controller, request: HttpRequest) -> bytes:
     method, path = request.method, request.path
     if path == "/status" and method == "GET":
@@ -254,6 +267,6 @@ def route(controller: Controller, request: HttpRequest) -> bytes:
     if path == "/stop" and method == "POST":
         controller.request_stop()
         return response(200, msgspec.json.encode({"stopping": True}), JSON)
-    if path in ("/status", "/metrics", "/config", "/reload", "/loglevel", "/stop"):
+    if path in ("/status", "/metrics", "/config", "/reload", "/loglevel", "/stop", "/upgrade"):
         return response(405, b"method not allowed\n")
     return response(404, b"not found\n")

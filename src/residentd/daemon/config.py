@@ -54,6 +54,12 @@ class DaemonSettings:
         reload=True,
         minimum=0,
     )
+    upgrade_timeout: float = setting(
+        30.0,
+        "seconds a live upgrade's new generation has to take over before it is killed",
+        reload=True,
+        minimum=0.1,
+    )
     log_level: str = setting("INFO", "log level", reload=True, choices=LEVELS)
     log_format: str = setting("text", "log format", reload=True, choices=FORMATS)
     log_file: str | None = setting(

@@ -89,6 +89,19 @@ class PidFile:
             raise PidFileError(f"cannot write pidfile {self.path}: {exc.strerror}") from exc
         self._fd = fd
 
+    def fileno(self) -> int:
+        """The locked descriptor (a live upgrade passes it on: the lock goes with it)."""
+        assert self._fd is not None, "the pidfile is not locked"
+        return self._fd
+
+    @classmethod
+    def inherit(cls, path: str | os.PathLike[str], fd: int) -> PidFile:
+        """The pidfile whose locked descriptor the last generation passed on; ``acquire``
+        writes this process's pid in it."""
+        pidfile = cls(path)
+        pidfile._fd = fd
+        return pidfile
+
     def release(self) -> None:
         """Remove the file and unlock it (if this process owns it), then close. Idempotent."""
         fd, self._fd = self._fd, None

@@ -23,7 +23,9 @@ that comes during the last steps of a stop cannot cut them short:
   file that cannot be reopened keeps the old one; whatever happens, the reload ends with
   ``READY=1``. A SIGHUP during a stop is ignored.
 - SIGUSR1: reopen the log file (logrotate), nothing else.
-- SIGUSR2: reserved for the live upgrade; logged as not available, and the daemon serves on.
+- SIGUSR2: live upgrade, as nginx's binary upgrade: a new generation started from the code and
+  config on disk takes over the listeners, the app's state and the connections
+  (daemon/upgrade.py); if it fails, this one serves on as if nothing happened.
 
 Stats have no signal: ``residentd status`` and ``/metrics`` show them, and the stop logs them.
 """
@@ -37,7 +39,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from residentd import __version__, speedups
@@ -56,6 +58,7 @@ from residentd.daemon.logs import LogRuntime, LogSettings, setup_logging
 from residentd.daemon.looplag import LoopLagMonitor
 from residentd.daemon.pidfile import PidFile, PidFileError
 from residentd.daemon.systemd import SystemdNotifier
+from residentd.daemon.upgrade import ENV_FD, Takeover, Upgrade, UpgradeFailed
 from residentd.errors import ConfigError
 from residentd.loop import new_event_loop
 from residentd.net.server import Server
@@ -102,14 +105,17 @@ def run_daemon(
     """Run ``app`` with ``config`` until it is stopped; returns the exit status."""
     channel: ReadyChannel | None = None
     settings = config.daemon
-    if settings.daemon:
+    start_dir = os.getcwd()  # --daemon moves to /; a new generation starts from here again
+    takeover = ENV_FD in os.environ  # a live upgrade's new generation: detached already
+    if settings.daemon and not takeover:
         channel = daemonize(stdio_to=settings.log_file)
     # Until the loop's handlers are in place (Daemon.main); the log writer thread started
     # below keeps them blocked for good, so they always reach the main thread.
     block_signals()
     use_lean_records()
     logs = setup_logging(log_settings(config), stdio_follows=channel is not None)
-    pidfile = PidFile(settings.pidfile) if settings.pidfile else None
+    # A new generation inherits the locked pidfile with the listeners (Daemon._take_over).
+    pidfile = PidFile(settings.pidfile) if settings.pidfile and not takeover else None
     try:
         if pidfile is not None:
             pidfile.acquire()
@@ -121,12 +127,15 @@ def run_daemon(
     loop = new_event_loop(settings.loop)
     asyncio.set_event_loop(loop)
     daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
+    daemon.pidfile = pidfile
+    daemon.start_dir = start_dir
     try:
         status = loop.run_until_complete(_then_ignore_signals(loop, daemon.main()))
     finally:
         block_signals()  # if main() never ran
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+        pidfile = daemon.pidfile
         if pidfile is not None:
             try:
                 pidfile.release()
@@ -214,6 +223,13 @@ class Daemon:
         self.failure_status = 1
         self._stop = asyncio.Event()
         self._stopping = False
+        self.pidfile: PidFile | None = None
+        self.start_dir = os.getcwd()
+        self.admin_address = "off"
+        self.upgrading = False
+        self.serving = False  # started and not stopping: an upgrade may begin
+        #: The pid of the generation that took over (then this one only finishes and exits).
+        self.upgraded_to: int | None = None
 
     async def main(self) -> int:
         self.app.options.update(self.config.app_options())
@@ -221,22 +237,12 @@ class Daemon:
         self._install_signals()
         await _start_libuv_pool(self.loop)
         block_signals(False)
-        if not self._load_state():
+        takeover = Takeover.from_env(self)
+        if takeover is not None:
+            if not await self._take_over(takeover):
+                return 1
+        elif not self._load_state() or not await self._start():
             return self.failure_status
-        try:
-            await self.server.start(self.config.listen())
-            await self._start_admin()
-            self._give_files_away()
-            process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
-        except (OSError, ConfigError, process.PrivilegeError) as exc:
-            reason = f"cannot start {self.app.name}: {exc}"
-            log.error("%s", reason)
-            await self.server.stop(self.config.daemon.shutdown_timeout)
-            if self.admin is not None:
-                await self.admin.stop(1.0)
-            self._close_state()
-            self.failure = reason
-            return 1
         # Everything made so far (modules, the app, its start hooks' data) lives as long as the
         # process: moved out of the collector's generations, it is never scanned again, and
         # the full collections that long-lived runtime objects trigger stay short. Then the
@@ -251,11 +257,20 @@ class Daemon:
         if interval:
             self.server.timers.call_every(interval, self.notifier.watchdog, delay=0)
         listening = ", ".join(str(address) for address in self.server.addresses())
-        self.notifier.ready()
+        self.serving = True
+        if takeover is not None:
+            self.notifier.send(MAINPID=os.getpid(), READY=1)
+        else:
+            self.notifier.ready()
         self.notifier.status(f"listening on {listening}")
         if self.channel is not None:
             self.channel.ready()
         await self._stop.wait()
+        while self.upgrading:  # a stop asked for during an upgrade waits for its rollback
+            await asyncio.sleep(0.01)
+        if self.upgraded_to is not None:
+            await self._retire()
+            return 0
         self.notifier.stopping()
         log.info("stopping: graceful, timeout %ss", self.config.daemon.shutdown_timeout)
         await self.server.stop(self.config.daemon.shutdown_timeout)
@@ -271,6 +286,71 @@ class Daemon:
         }
         log.info("stopped", extra={"ctx": self._summary() | dropped})
         return 0
+
+    async def _start(self) -> bool:
+        try:
+            await self.server.start(self.config.listen())
+            await self._start_admin()
+            self._give_files_away()
+            process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
+        except (OSError, ConfigError, process.PrivilegeError) as exc:
+            reason = f"cannot start {self.app.name}: {exc}"
+            log.error("%s", reason)
+            await self.server.stop(self.config.daemon.shutdown_timeout)
+            if self.admin is not None:
+                await self.admin.stop(1.0)
+            self._close_state()
+            self.failure = reason
+            return False
+        return True
+
+    async def _take_over(self, takeover: Takeover) -> bool:
+        """As the new generation of a live upgrade: take the listeners, the state and the
+        connections of the running daemon; start serving once it has let go of them. A
+        failure is reported to it (it serves on) and ends this process without a word to any
+        client."""
+        try:
+            await takeover.hello()
+            snapshot = await takeover.receive_state()
+            if self.app.persistence is not None:
+                self.app.persistence.handed_over = True
+                if not self._load_state():
+                    raise RuntimeError(self.failure)
+            self._import_state(snapshot)
+            listen = self.config.listen()
+            await self.server.start(listen, takeover.inherited(0, listen))
+            await self._start_admin(takeover)
+            await takeover.receive_connections()
+            if takeover.pidfile_fd is not None and self.config.daemon.pidfile:
+                self.pidfile = PidFile.inherit(self.config.daemon.pidfile, takeover.pidfile_fd)
+                self.pidfile.acquire()
+            process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
+            await takeover.ready()
+        except Exception as exc:  # whatever it is, the old generation must hear of it
+            reason = f"cannot take over: {exc!r}" if not str(exc) else f"cannot take over: {exc}"
+            log.exception("%s", reason)
+            await takeover.fail(reason)
+            self.pidfile = None  # the old generation's again: never removed by us
+            self.failure = reason
+            return False
+        await self.server.start_serving()
+        if self.admin is not None:
+            await self.admin.start_serving()
+        takeover.start()
+        if self.app.persistence is not None:
+            self.app.persistence.take_over()
+        log.info(
+            "took over: %d connections (upgrade)",
+            len(self.server.connections),
+            extra={"ctx": {"pid": os.getpid()}},
+        )
+        return True
+
+    def _import_state(self, snapshot: bytes) -> None:
+        """Load the app's state as the last generation streamed it (its snapshot format)."""
+        persistence = self.app.persistence
+        if persistence is not None:
+            persistence.import_snapshot(snapshot)
 
     def _load_state(self) -> bool:
         """Load the app's durable state before anything listens. A corrupt file stops the start
@@ -296,14 +376,18 @@ class Daemon:
         if self.app.persistence is not None:
             self.app.persistence.close()
 
-    async def _start_admin(self) -> None:
+    async def _start_admin(self, takeover: Takeover | None = None) -> None:
         address = self.config.daemon.admin or default_admin_path(
             self.app.name, self.config.daemon.pidfile
         )
+        self.admin_address = address
         if address == "off":
             return
         check_admin_address(address, self.config.daemon.admin_token)
-        prepare_admin_socket(address)
+        listen = {"admin": [address]}
+        inherited = takeover.inherited(1, listen) if takeover is not None else {}
+        if not inherited:
+            prepare_admin_socket(address)
         admin_app = build_admin_app(
             self,
             lambda: self.config.daemon.admin_token,
@@ -312,12 +396,12 @@ class Daemon:
         self.admin = Server(admin_app, None, self.loop)
         old_umask = os.umask(0o177)  # no moment when others may connect
         try:
-            await self.admin.start({"admin": [address]})
+            await self.admin.start(listen, inherited)
         except OSError as exc:
             raise ConfigError(f"cannot listen on admin {address}: {exc.strerror or exc}") from None
         finally:
             os.umask(old_umask)
-        if address.startswith("unix:"):
+        if address.startswith("unix:") and not inherited:
             os.chmod(address[5:], 0o600)
 
     def _give_files_away(self) -> None:
@@ -368,7 +452,61 @@ class Daemon:
             log.info("SIGUSR1: log file reopened")
 
     def _on_sigusr2(self) -> None:
-        log.warning("SIGUSR2: live upgrade is not available in this version; still serving")
+        log.info("SIGUSR2: live upgrade")
+        self.upgrade_then(lambda result: None)
+
+    # -- live upgrade --------------------------------------------------------------------------
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stopping
+
+    def upgrade_then(self, done: Callable[[dict[str, Any]], None]) -> None:
+        """Start a live upgrade; ``done(result)`` when it has succeeded or failed."""
+        task = self.loop.create_task(self.upgrade())
+        task.add_done_callback(lambda task: done(task.result()))
+
+    async def upgrade(self) -> dict[str, Any]:
+        """Hand everything over to a new generation; on success this one then exits. The
+        answer has ``ok``, and ``pid`` (the new one) or ``error``."""
+        if self._stopping:
+            return {"ok": False, "error": "the daemon is stopping"}
+        if not self.serving:
+            log.warning("upgrade asked for before the start finished: not upgrading")
+            return {"ok": False, "error": "the daemon is still starting"}
+        if self.upgrading:
+            return {"ok": False, "error": "an upgrade is already running"}
+        self.upgrading = True
+        self.notifier.reloading()
+        try:
+            pid = await Upgrade(self).run()
+        except UpgradeFailed as exc:
+            log.error("%s; still serving", exc)
+            self.notifier.ready()
+            return {"ok": False, "error": str(exc), "pid": os.getpid()}
+        except Exception as exc:  # a bug here must not leave systemd reloading
+            log.exception("upgrade failed")
+            self.notifier.ready()
+            return {"ok": False, "error": f"upgrade failed: {exc!r}", "pid": os.getpid()}
+        finally:
+            self.upgrading = False
+        self.upgraded_to = pid
+        # The answer to POST /upgrade goes out first; the stop then lets it be read.
+        self.loop.call_soon(self._stop.set)
+        return {"ok": True, "pid": pid, "old_pid": os.getpid()}
+
+    async def _retire(self) -> None:
+        """After a successful upgrade: the new generation has the state, the listeners and
+        the connections that opted in. The others get the app's goodbye and a lingering
+        close; the app's stop hooks do not run (its state lives on over there)."""
+        self._stopping = True
+        log.info("upgraded to pid %s: closing what was not handed over", self.upgraded_to)
+        self.app.stop_hooks.clear()
+        await self.server.stop(self.config.daemon.shutdown_timeout)
+        if self.admin is not None:
+            await self.admin.stop(1.0)
+        self.lag.stop()
+        log.info("stopped (upgraded)", extra={"ctx": self._summary()})
 
     def reopen_logs(self) -> str | None:
         """Reopen the log file at its path (after logrotate moved it); None when it worked.

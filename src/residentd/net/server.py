@@ -22,9 +22,10 @@ import contextlib
 import inspect
 import logging
 import os
+import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from residentd.app import App
@@ -34,6 +35,7 @@ from residentd.loop import loop_name
 from residentd.net.connection import Connection, ServiceRuntime
 from residentd.net.deadlines import DeadlineWheel
 from residentd.net.flushing import FlushQueue
+from residentd.net.handover import serve_socket
 from residentd.net.listener import Address, bind, bound_addresses, parse_address
 from residentd.net.stats import Stats
 from residentd.net.timers import TimerGroup
@@ -58,6 +60,7 @@ class Server:
         self.connections: dict[int, Connection] = {}
         # The bound listeners of each service, by its name.
         self.listeners: dict[str, list[asyncio.Server]] = {}
+        self.runtimes: dict[str, ServiceRuntime] = {}  # by service name
         self.timers = TimerGroup(self.loop)
         self.started_at = time.time()
         self.stopping = False
@@ -72,16 +75,27 @@ class Server:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, listen: dict[str, list[str]] | None = None) -> None:
+    async def start(
+        self,
+        listen: dict[str, list[str]] | None = None,
+        inherited: Mapping[str, list[socket.socket]] | None = None,
+    ) -> None:
         """Bind every service (``listen`` overrides addresses by service name) and run the
         app's start hooks. On a bind failure, whatever was bound is closed and the error raised.
+        A service in ``inherited`` (a live upgrade) serves those listening sockets instead, and
+        accepts only once ``start_serving`` is called.
         """
         listen = listen or {}
         self.app.server = self
         try:
             for service in self.app.services:
                 runtime = ServiceRuntime.of(service)
+                self.runtimes[service.name] = runtime
                 listeners = self.listeners.setdefault(service.name, [])
+                if inherited and service.name in inherited:
+                    for sock in inherited[service.name]:
+                        listeners.append(await serve_socket(self, runtime, sock, start=False))
+                    continue
                 for text in listen.get(service.name, service.listen):
                     address = parse_address(text)
                     listener = await bind(
@@ -104,6 +118,12 @@ class Server:
             loop_name(self.loop),
             extra={"app": self.app.name},
         )
+
+    async def start_serving(self) -> None:
+        """Accept on every listener (those of ``inherited`` wait for this)."""
+        for listeners in self.listeners.values():
+            for listener in listeners:
+                await listener.start_serving()
 
     def _run_job(self, index: int, callback: Callable[[], Any]) -> None:
         """One run of a periodic job. An async job runs as a task the server owns; its next run

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import logging
 import os
 import signal
@@ -85,6 +86,8 @@ class Persistence:
         self.last_rewrite_duration: float | None = None
         self.snapshot_failed_at = 0.0
         self.loaded: dict[str, Any] = {}
+        #: Set by a live upgrade's new generation before ``open`` (daemon/upgrade.py).
+        self.handed_over = False
 
     @classmethod
     def attach(
@@ -144,13 +147,60 @@ class Persistence:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         os.makedirs(self.root, exist_ok=True)
         started = time.monotonic()
-        if self.settings.appendonly:
+        if self.handed_over:
+            # The state comes over the handover socket; a journal the last generation
+            # writes is appended to (none yet: take_over makes it from the loaded state).
+            if self.settings.appendonly and read_manifest(self.layout, self.root) is not None:
+                self._load_journal(load=False)
+            self.loaded = {"handed_over": True}
+        elif self.settings.appendonly:
             self._load_journal()
         else:
             self._load_snapshot_file()
         self.loaded["seconds"] = round(time.monotonic() - started, 6)
         flushes.commit = self.commit_point
-        self._tick = loop.call_later(1.0, self._on_tick)
+        if not self.handed_over:
+            self._tick = loop.call_later(1.0, self._on_tick)
+
+    def take_over(self) -> None:
+        """A live upgrade's new generation, once the old one has let go: the state loaded
+        from the handover socket is what the files hold; journal and schedule from now on
+        (``handed_over`` made ``open`` load nothing and start no snapshot)."""
+        self.handed_over = False
+        if not self.enabled:
+            return
+        assert self.settings is not None and self.loop is not None
+        if self.settings.appendonly and self.journal is None:
+            self._load_journal(load=False)  # the first base, from the state now in memory
+        self._tick = self.loop.call_later(1.0, self._on_tick)
+
+    # -- a live upgrade ----------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """The old generation, its connections held: journal what is buffered now, so the
+        state it streams next holds nothing a file does not."""
+        if self.journal is not None:
+            self.commit_point()
+
+    def export_snapshot(self) -> bytes:
+        """The whole state in the app's snapshot format, for the next generation."""
+        out = io.BytesIO()
+        self.machine.snapshot_format.write(out, self.machine.dump)
+        return out.getvalue()
+
+    def import_snapshot(self, snapshot: bytes) -> None:
+        """Load the state the last generation streamed (``export_snapshot``)."""
+        machine = self.machine
+        machine.reset()
+        machine.load(machine.snapshot_format.read(snapshot))
+
+    def let_go(self) -> None:
+        """The old generation, once the new one took over: records made since the state was
+        taken (a timer's) are in no generation's memory and the files are the new one's now,
+        so they are dropped, not written; then the files are closed."""
+        if self.journal is not None:
+            self.journal.buffer.clear()
+        self.close()
 
     def _load_snapshot_file(self) -> None:
         if os.path.exists(self.snapshot_path):
@@ -158,13 +208,14 @@ class Persistence:
             self.loaded.update(snapshot=self.snapshot_path, snapshot_bytes=size)
             self.last_save_time = int(os.stat(self.snapshot_path).st_mtime)
 
-    def _load_journal(self) -> None:
+    def _load_journal(self, load: bool = True) -> None:
         assert self.settings is not None
         manifest = read_manifest(self.layout, self.root)
         folder = self.layout.folder(self.root)
         if manifest is None:
             # No journal yet: start from the snapshot file, then make it the first base.
-            self._load_snapshot_file()
+            if load:
+                self._load_snapshot_file()
             os.makedirs(folder, exist_ok=True)
             base = Part(self.layout.base_name(1), 1, "b")
             manifest = Manifest(base, [Part(self.layout.incr_name(1), 1, "i")])
@@ -173,19 +224,8 @@ class Persistence:
             write_manifest(self.layout, self.root, manifest)
             fsync_dir(folder)
         else:
-            if manifest.base is not None:
-                size = recovery.load_snapshot(self._part_path(manifest.base.name), self.machine)
-                self.loaded.update(base=manifest.base.name, base_bytes=size)
-            else:
-                self.machine.reset()
-            records = 0
-            for index, part in enumerate(manifest.incrs):
-                last = index == len(manifest.incrs) - 1
-                result = recovery.replay(self._part_path(part.name), self.machine, last)
-                records += result.records
-                if result.dropped:
-                    self.loaded["truncated_bytes"] = result.dropped
-            self.loaded["records"] = records
+            if load:
+                self._replay(manifest)
             self._remove_strays(manifest)
             if not manifest.incrs:
                 seq = 1 if manifest.base is None else manifest.base.seq
@@ -195,6 +235,22 @@ class Persistence:
         self.manifest = manifest
         self.journal = Journal(self._part_path(manifest.incrs[-1].name), self.settings.appendfsync)
         self._rewrite_base_size = self.journal_size()
+
+    def _replay(self, manifest: Manifest) -> None:
+        """Load the manifest's base and replay its incremental files into the machine."""
+        if manifest.base is not None:
+            size = recovery.load_snapshot(self._part_path(manifest.base.name), self.machine)
+            self.loaded.update(base=manifest.base.name, base_bytes=size)
+        else:
+            self.machine.reset()
+        records = 0
+        for index, part in enumerate(manifest.incrs):
+            last = index == len(manifest.incrs) - 1
+            result = recovery.replay(self._part_path(part.name), self.machine, last)
+            records += result.records
+            if result.dropped:
+                self.loaded["truncated_bytes"] = result.dropped
+        self.loaded["records"] = records
 
     def _remove_strays(self, manifest: Manifest) -> None:
         """Delete what a crash left in the journal folder: history files, a base written by a

@@ -173,6 +173,18 @@ class Hub:
         if self.journal is not None and not user.guest:
             self.journal.write(d.Forget(user.name))
 
+    def adopt(self, session: ChatSession, user: User) -> None:
+        """Attach a session handed over by a live upgrade to ``user``, without a word to
+        anyone or a journal record: for the rest of the world the user never went offline."""
+        self.pending.pop(session, None)
+        session.user = user
+        self.connections[session.wire] += 1
+        if self.presence.attach(user, session):
+            for room in user.rooms:
+                room.online += 1
+        for room in user.rooms:
+            room.sinks[session.wire][session] = session.push
+
     def _attach(self, session: ChatSession, user: User) -> None:
         self.pending.pop(session, None)
         session.user = user

@@ -22,6 +22,7 @@ from residentd.app import Session, Transport
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.errors import CLOSING, ChatError, ErrorCode
 from residentd.apps.chat.handlers import dispatch
+from residentd.apps.chat.ratelimit import TokenBucket
 from residentd.apps.chat.wire import LINES, Wire
 
 if TYPE_CHECKING:
@@ -79,6 +80,41 @@ class ChatSession(Session["ChatApp"]):
 
     def on_shutdown(self) -> None:
         self.send(p.Bye(reason="server-shutdown"))
+
+    # -- live upgrade ----------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any] | None:
+        """The signed-in user (or None), its rooms (a guest's are kept nowhere else) and its
+        rate bucket; the rooms, users and history come with the app's snapshot."""
+        user = self.user
+        if user is None:
+            return {"user": None}
+        bucket = user.bucket
+        return {
+            "user": user.name,
+            "guest": user.guest,
+            "rooms": [room.name for room in user.rooms],
+            # time.monotonic() is the machine's clock, the same in the next process.
+            "bucket": None if bucket is None else [bucket.tokens, bucket.stamp],
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Sign the user in again without a word to anyone: it never went offline."""
+        hub = self.hub
+        name = state["user"]
+        if name is None:
+            hub.connected(self)  # not signed in yet: its hello_timeout runs again
+            return
+        user = hub.presence.get(name) or hub.presence.add(name, state["guest"])
+        if state["bucket"] is not None and user.bucket is None:
+            user.bucket = TokenBucket(0.0, 0.0)
+            user.bucket.tokens, user.bucket.stamp = state["bucket"]
+        for room_name in state["rooms"]:
+            room = hub.rooms.get(room_name)
+            if room is not None and user not in room.members:
+                room.add_member(user)  # a guest's membership: not in the snapshot
+                user.rooms += (room,)
+        hub.adopt(self, user)
 
     def fail(self, code: ErrorCode, detail: str = "") -> None:
         """Tell the peer why in an ``error`` message, then close with ``code`` as the reason."""

@@ -65,6 +65,11 @@ class WebSocketSession(ChatSession):
     def on_connect(self) -> None:
         """Not a chat connection until the upgrade (see ``_upgrade``)."""
 
+    def export_state(self) -> None:
+        """Not handed over in a live upgrade (its WebSocket state lives in the codec): it gets
+        the ``bye`` and close frame of a stop, and the page reconnects."""
+        return None
+
     @property
     def codec(self) -> WebCodec:
         codec = self.conn.codec

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from residentd.app import Host, Session
+from residentd.app import Session
 from residentd.apps.kv import errors
 from residentd.apps.kv.client import Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
@@ -88,6 +88,10 @@ class KvSession(Session[KvApp]):
     multi: list[tuple[Handler, list[bytes]]] | None
 
     def on_connect(self) -> None:
+        self._setup()
+
+    def _setup(self) -> None:
+        """A new client's fields (``import_state`` starts from them too: no on_connect then)."""
         state = self.state = self.app.state
         self.db = state.db
         self.name = None
@@ -323,12 +327,40 @@ class KvSession(Session[KvApp]):
         self._output_paused = False
         self._soft_since = None
 
-    @property
-    def server(self) -> Host:
-        """The server running kv: its limits, addresses and counters."""
-        server = self.conn.app.server
-        assert server is not None  # a client is connected only while the server runs
-        return server
+    # -- live upgrade ----------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, object]:
+        """What a client carries across a live upgrade: its name, its MULTI queue (each
+        command's arguments; the handler is looked up again by name) and its subscriptions.
+        kv has one database, so there is no selected one to carry."""
+        return {
+            "name": self.name,
+            "multi": None if self.multi is None else [argv for _, argv in self.multi],
+            "multi_failed": self.multi_failed,
+            "channels": list(self.channels or ()),
+            "patterns": list(self.patterns or ()),
+        }
+
+    def import_state(self, state: dict[str, object]) -> None:
+        self._setup()
+        name = state["name"]
+        self.name = name if isinstance(name, bytes) else None
+        multi = state["multi"]
+        if isinstance(multi, list):
+            self.begin()
+            queue = self.multi
+            assert queue is not None
+            for argv in multi:
+                entry = DISPATCH.get(argv[0]) or DISPATCH.get(argv[0].lower())
+                if entry is None:  # a command this generation no longer has
+                    self.multi_failed = True
+                    continue
+                queue.append((entry[0], argv))
+            self.multi_failed = self.multi_failed or bool(state["multi_failed"])
+        for channel in state["channels"]:  # type: ignore[attr-defined]
+            self.subscribe(channel)
+        for pattern in state["patterns"]:  # type: ignore[attr-defined]
+            self.psubscribe(pattern)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -140,6 +140,19 @@ class RespCodec(RespParser):
     def encode(self, message: Any) -> bytes:
         return message if isinstance(message, bytes) else encode_value(message)
 
+    def unparsed(self) -> bytes:
+        """The partial command held, in RESP (for a live upgrade): the arguments the exact
+        parser has already taken off its buffer are written back in front of the rest."""
+        rest = bytes(self._buffer)
+        argv = self._argv
+        if argv is None:
+            return rest
+        head = [b"*%d\r\n" % (len(argv) + self._remaining)]
+        head += [b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in argv]
+        if self._bulk_len >= 0:
+            head.append(b"$%d\r\n" % self._bulk_len)
+        return b"".join(head) + rest
+
     def error_reply(self, error: ProtocolError) -> bytes | None:
         if error.code in PROTOCOL_CODES:
             return b"-ERR Protocol error: " + error.detail.encode("latin-1") + CRLF
