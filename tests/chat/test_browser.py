@@ -174,7 +174,10 @@ class Peer:
 
 
 def until(driver: Any, condition: Callable[[Any], Any], what: str, wait: float = WAIT) -> Any:
-    return WebDriverWait(driver, wait).until(lambda d: condition(d), message=what)
+    """Wait for ``condition``; the lists are redrawn as pushes come, so an element the
+    condition found may be replaced while it reads it: then it is asked again."""
+    wait_for = WebDriverWait(driver, wait, ignored_exceptions=(StaleElementReferenceException,))
+    return wait_for.until(lambda d: condition(d), message=what)
 
 
 def by_id(driver: Any, element_id: str) -> Any:
@@ -404,8 +407,12 @@ def test_private_room_and_invite(daemon: ChatDaemon, ann: Any, bob: Any) -> None
     by_id(ann, "new-private").click()
     by_id(ann, "new-room").send_keys(Keys.ENTER)
     until(ann, lambda d: text_of(d, "room-title") == "plans", "ann in her private room")
-    badge = room_button(ann, "plans").find_element(By.CLASS_NAME, "badge")
-    assert badge.text == "private", "the marker is a word, not a glyph the fonts may lack"
+    # The marker is a word, not a glyph the fonts may lack.
+    until(
+        ann,
+        lambda d: room_button(d, "plans").find_element(By.CLASS_NAME, "badge").text == "private",
+        "the private marker",
+    )
     write(ann, "secret plan")
     until(ann, lambda d: shows(d, f"{n('ann')} secret plan"), "posted")
     assert room_button(bob, "plans") is None, "bob does not see a private room"
