@@ -47,6 +47,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
+from residentd.errors import ResidentdError
 from residentd.net import handover
 from residentd.net.handover import MAX_FDS, Channel, HandoverError, Listeners
 
@@ -62,7 +63,7 @@ SETTLE_TIMEOUT = 5.0  # seconds connections get to send what they owe before the
 TAIL_BYTES = 4000  # of the new generation's output, in an error report
 
 
-class UpgradeFailed(Exception):
+class UpgradeFailed(ResidentdError):
     """The new generation did not take over; ``str()`` says why, with its output's tail."""
 
 

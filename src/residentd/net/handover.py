@@ -28,7 +28,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, cast
 
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ResidentdError
 from residentd.net.connection import Connection
 from residentd.net.listener import bound_addresses
 
@@ -44,7 +44,7 @@ _CHUNK = 1 << 20
 _PAUSED_BY_HANDOVER = 1 << 8
 
 
-class HandoverError(Exception):
+class HandoverError(ResidentdError):
     """The other generation went away, sent something unexpected, or took too long."""
 
 

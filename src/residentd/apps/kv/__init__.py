@@ -23,14 +23,16 @@ How it is put together:
 - settings.py holds kv's settings; this module declares them and the service and runs the
   periodic job: the active expiry cycle, ten times a second like Redis's ``hz 10``.
 
-Redis's limits map onto residentd's: ``maxclients`` is ``max_connections`` (refused with
-``-ERR max number of clients reached``), ``client-query-buffer-limit`` is
-``max_input_buffer``, the normal clients' output limit is ``max_output_buffer``;
-``proto-max-bulk-len`` and the pub/sub output limits are settings of this app (settings.py).
+Redis's limits map onto residentd's: Redis's maxclients is the core's max_connections
+(refused with ``-ERR max number of clients reached``), client-query-buffer-limit is
+max_input_buffer, the normal clients' output limit is max_output_buffer; proto-max-bulk-len
+and the pub/sub output limits are settings of this app (settings.py).
 """
 
 from __future__ import annotations
 
+from residentd.apps.kv.client import Client
+from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.persistence.wiring import attach as attach_persistence
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.settings import KvSettings
@@ -40,7 +42,7 @@ from residentd.limits import Limits
 
 HZ = 10
 
-__all__ = ["KvApp", "KvSession", "KvState", "app", "create_app"]
+__all__ = ["Client", "KvApp", "KvError", "KvSession", "KvState", "app", "create_app"]
 
 
 def create_app() -> KvApp:
