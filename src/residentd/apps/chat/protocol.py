@@ -299,8 +299,9 @@ class RoomInfo(msgspec.Struct):
     private: bool
     members: int
     online: int
-    epoch: str  # the numbering of the room's seqs: a new one starts them again at 1
-    last: int  # the seq of the room's newest message, 0 when none was posted
+    # Defaults only so that clients (residentd.chat.client) read older daemons' answers.
+    epoch: str = ""  # the numbering of the room's seqs: a new one starts them again at 1
+    last: int = 0  # the seq of the room's newest message, 0 when none was posted
 
 
 class RoomsReply(Reply, tag="rooms"):
