@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from residentd.apps.chat import protocol as p
+from residentd.apps.chat.hub import RESUME_MAX, Hub, post_message, resume
+from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.tokens import make_token
 
 from .daemon import ChatDaemon
@@ -312,3 +315,21 @@ def test_hostile_resume_is_refused_and_the_server_serves_on(
     other = signed_in(daemon.tcp_port, "oscar")
     assert other.request("ping")["op"] == "pong"
     other.close()
+
+
+def test_one_hello_replays_at_most_resume_max_messages() -> None:
+    """The cap is over all rooms of one hello, taken in the order the client named them: a room
+    whose messages do not fit in what is left is not recovered (the client reloads it), and a
+    smaller room after it still is."""
+    hub = Hub(ChatSettings(history_size=RESUME_MAX))
+    ann = hub.presence.add("ann", guest=False)
+    rooms = [hub.create_room(name, False, "") for name in ("a", "b", "c")]
+    for room, count in zip(rooms, (RESUME_MAX - 10, 11, 5), strict=True):
+        hub.join_room(ann, room)
+        for _ in range(count):
+            post_message(hub, room, "bob", "x")
+    points = {room.name: p.ResumePoint(0, room.epoch) for room in rooms}
+    got = {entry.room: entry for entry in resume(hub, ann, points)}
+    assert got["a"].recovered and len(got["a"].messages) == RESUME_MAX - 10
+    assert not got["b"].recovered and got["b"].messages == [] and got["b"].last == 11
+    assert got["c"].recovered and len(got["c"].messages) == 5  # still fits
