@@ -36,6 +36,7 @@ import pytest
 from residentd.apps.chat.tokens import make_token
 
 from .daemon import ChatDaemon
+from .durable import Client
 from .test_api import name_schemas
 from .test_names import CONFUSABLES, CONTROLS
 
@@ -812,3 +813,47 @@ def test_openapi_name_patterns_mean_the_same_in_ecma_262(bob: Any) -> None:
             )
             wrong = [text for text, ok in zip(EDGES, taken, strict=True) if ok != check(text)]
             assert not wrong, (label, flags, wrong)
+
+
+def test_the_page_resumes_after_a_restart_and_shows_what_it_missed_once(
+    bob: Any, tmp_path: Path
+) -> None:
+    """With ``state_dir`` a restart keeps the rooms' history and epoch: the page reconnects by
+    itself, its hello resumes the lobby where it stopped, and the 30 messages posted while it was
+    away are shown once each, in order, without a history request."""
+    options = ("--secret", SECRET, "--rate-limit", "0", "--state-dir", str(tmp_path / "state"))
+    with ChatDaemon(*options) as chat:
+        bob.get(chat.url + "/")
+        by_id(bob, "token").send_keys(make_token(SECRET, "zoe"))
+        by_id(bob, "name").send_keys("zoe", Keys.ENTER)
+        until(bob, lambda d: signed_in_as(d) == "zoe", "zoe signed in")
+        until(bob, lambda d: text_of(d, "room-title") == "lobby", "zoe in the lobby")
+        yan = Client(chat.tcp_port)
+        assert yan.ok("hello", v=1, user="yan", token=make_token(SECRET, "yan"))
+        yan.ok("join", room="lobby")
+        expected = [f"yan before-{i}" for i in range(5)]
+        for text in expected:
+            yan.ok("post", room="lobby", text=text.split(" ")[1])
+        until(bob, lambda d: shows(d, expected[-1]), "zoe reads yan")
+        yan.close()
+
+        chat.stop()
+        until(bob, lambda d: by_id(d, "connection").is_displayed(), "zoe is told")
+        chat.__enter__()  # the same ports and state_dir
+        start = now(bob)
+        yan = Client(chat.tcp_port)
+        assert yan.ok("hello", v=1, user="yan", token=make_token(SECRET, "yan"))
+        for i in range(30):
+            text = f"missed-{i}"
+            yan.ok("post", room="lobby", text=text)
+            expected.append(f"yan {text}")
+        until(bob, lambda d: not by_id(d, "connection").is_displayed(), "zoe is back", wait=30)
+        until(bob, lambda d: shows(d, expected[-1]), "zoe reads what she missed")
+        yan.ok("post", room="lobby", text="live")
+        expected.append("yan live")
+        until(bob, lambda d: shows(d, "yan live"), "and what comes after")
+        assert [line for line in messages(bob) if line.startswith("yan ")] == expected
+        ops = requests_since(bob, start)
+        assert "hello" in ops and "history" not in ops, ops  # resumed, not reloaded
+        yan.close()
+        no_console_errors(bob)

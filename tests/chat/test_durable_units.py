@@ -74,6 +74,7 @@ def test_a_saved_world_loads_and_replays_the_same() -> None:
     settings = ChatSettings(history_size=3)
     recorder = Recorder()
     live = Hub(settings, d.Journal(recorder))  # type: ignore[arg-type]
+    d.after_load(live)  # as the daemon's start does: the configured rooms' epochs are journaled
     build_world(live)
     saved = msgspec.json.encode(d.save(live))
 
@@ -104,3 +105,23 @@ def machine_dump(hub: Hub) -> Any:
         out.write(msgspec.json.encode(d.save(hub)))
 
     return dump
+
+
+def test_a_journal_and_a_snapshot_from_before_epochs_still_load() -> None:
+    """Records and snapshots written before rooms had epochs decode; the room gets a new epoch
+    (its clients cannot resume across that one upgrade, and are told so)."""
+    app = build_app()
+    machine = d.ChatState(app)
+    machine.reset()
+    machine.apply(b'["create","old",false,"a topic"]')
+    machine.apply(
+        b'["post","old",{"op":"message","room":"old","seq":1,"ts":1,"user":"a","text":"x"}]'
+    )
+    room = app.hub.rooms["old"]
+    assert room.epoch and room.history.last == 1 and room.topic == "a topic"
+    machine.apply(b'["epoch","old","kept-one"]')
+    assert room.epoch == "kept-one"
+    world = b'{"users":[],"rooms":[["snap",false,"",[],[],4,[]]]}'
+    machine.reset()
+    machine.load(world)
+    assert app.hub.rooms["snap"].history.last == 4 and app.hub.rooms["snap"].epoch

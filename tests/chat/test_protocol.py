@@ -46,7 +46,9 @@ def test_room_messages_reach_every_member_in_one_order(run: Run, transport: str)
             created = await ann.request("create", room="dev", topic="builds")
             assert created["room"] == {
                 "room": "dev", "topic": "builds", "private": False, "members": 1, "online": 1,
+                "epoch": created["room"]["epoch"], "last": 0,
             }  # fmt: skip
+            assert isinstance(created["room"]["epoch"], str) and created["room"]["epoch"]
             for peer in (bob, cid):
                 joined = await peer.request("join", room="dev")
                 assert joined["op"] == "join" and joined["last"] == 0

@@ -23,7 +23,7 @@ would have been when they left.
 The snapshot is the framework's default container (magic ``CHT1``, version, CRC32) around one
 JSON document: every known user with its last-seen time and state document (a user online at
 that moment gets the snapshot's time as its last-seen time), and every room with its members,
-invitations, last sequence number and kept messages.
+invitations, last sequence number, kept messages and history epoch (rooms.py).
 """
 
 from __future__ import annotations
@@ -77,6 +77,14 @@ class Create(Record, tag="create"):
     room: str
     private: bool
     topic: str
+    epoch: str = ""  # "" in journals written before rooms had epochs
+
+
+class Epoch(Record, tag="epoch"):
+    """The history epoch of a room made without a ``create`` record (a configured room)."""
+
+    room: str
+    epoch: str
 
 
 class Join(Record, tag="join"):
@@ -120,8 +128,8 @@ class StateDel(Record, tag="del"):
 
 
 AnyRecord = (
-    Online | Offline | Forget | Create | Join | Leave | Drop | Invite | Topic | Post | StateSet
-) | StateDel
+    Online | Offline | Forget | Create | Epoch | Join | Leave | Drop | Invite | Topic | Post
+) | (StateSet | StateDel)
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(AnyRecord).decode
@@ -216,7 +224,7 @@ def replay(hub: Hub, record: Any) -> None:
         return
     if kind is Create:
         if record.room not in hub.rooms:
-            hub.create_room(record.room, record.private, record.topic)
+            hub.create_room(record.room, record.private, record.topic, epoch=record.epoch or None)
         return
     if kind is StateSet or kind is StateDel or kind is Forget:
         user = presence.get(record.user)
@@ -237,6 +245,8 @@ def replay(hub: Hub, record: Any) -> None:
         return
     if kind is Post:
         room.history.append(bytes(record.message))
+    elif kind is Epoch:
+        room.epoch = record.epoch
     elif kind is Topic:
         room.topic = record.topic
     elif kind is Drop:
@@ -257,9 +267,15 @@ def replay(hub: Hub, record: Any) -> None:
 
 def after_load(hub: Hub) -> None:
     """Delete the private rooms nobody is a member of any more (their members were guests,
-    who are not kept): nobody could enter them again, as when their last member leaves."""
+    who are not kept): nobody could enter them again, as when their last member leaves. Then
+    journal every room's epoch: a configured room has no ``create`` record to keep it in, so
+    without this its epoch would change at the next start and no client could resume it."""
     for room in [room for room in hub.rooms.values() if room.private and not room.members]:
         hub.drop_room(room)
+    journal = hub.journal
+    if journal is not None:
+        for room in hub.rooms.values():
+            journal.write(Epoch(room.name, room.epoch))
 
 
 # -- the snapshot --------------------------------------------------------------------------------
@@ -279,6 +295,7 @@ class SavedRoom(msgspec.Struct, array_like=True):
     invited: list[str]
     last: int
     messages: list[msgspec.Raw]
+    epoch: str = ""  # "" in snapshots written before rooms had epochs
 
 
 class World(msgspec.Struct):
@@ -308,6 +325,7 @@ def save(hub: Hub) -> World:
             [user.name for user in room.invited if not user.guest],
             room.history.last,
             room.history.kept(),
+            room.epoch,
         )
         for room in hub.rooms.values()
     ]
@@ -326,7 +344,9 @@ def restore(hub: Hub, world: World) -> None:
                 user.state.set(key, value, UNLIMITED, UNLIMITED)
     for saved_room in world.rooms:
         hub.rooms.pop(saved_room.name, None)
-        room = hub.create_room(saved_room.name, saved_room.private, saved_room.topic)
+        room = hub.create_room(
+            saved_room.name, saved_room.private, saved_room.topic, epoch=saved_room.epoch or None
+        )
         room.history.restore(saved_room.last, [bytes(raw) for raw in saved_room.messages])
         for name in saved_room.members:
             member = presence.get(name)

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from residentd.apps.chat.errors import ErrorCode
 
 # "<what> - at `$.field`": msgspec's shape; the path is left out for the whole message.
-_SHAPE = re.compile(r"(?P<what>.*?)(?: - at `\$(?:\.(?P<field>[^`]*))?`)?", re.DOTALL)
+# A map's key is "- at `key` in `$.field`".
+_SHAPE = re.compile(
+    r"(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?:\.(?P<field>[^`]*))?`)?", re.DOTALL
+)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
 _WRONG_TYPE = re.compile(r"Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`")
 _UNKNOWN = re.compile(r"Invalid value '(?P<value>.*)'", re.DOTALL)
@@ -48,7 +51,8 @@ def explain(
 ) -> tuple[ErrorCode, str]:
     """The error code and detail of msgspec's validation ``message`` about a request whose
     ``op`` (when it could be read) is ``op``; ``rules`` maps ``field`` or ``op.field`` to the
-    sentence that states its rule; ``whole`` is what the decoded text is called (the backend
+    sentence that states its rule (``field[key]`` of a map's keys, and the last name of a
+    nested field as well); ``whole`` is what the decoded text is called (the backend
     API's is ``the body``)."""
     shape = _SHAPE.fullmatch(message)
     assert shape is not None  # the pattern matches any text
@@ -74,5 +78,8 @@ def explain(
         expected, got = _kind(wrong["expected"]), _got(wrong["got"])
         return ErrorCode.WRONG_TYPE, f"{field} must be {expected}, not {got}"
     code = ErrorCode.TOO_LONG if "of length <=" in what else ErrorCode.INVALID_VALUE
-    rule = rules.get(f"{op}.{field}") or rules.get(field)
+    if shape["key"]:
+        field += "[key]"
+    leaf = field.rsplit(".", 1)[-1]  # ``resume[...].seq``: the rule of ``seq``
+    rule = rules.get(f"{op}.{field}") or rules.get(field) or rules.get(leaf)
     return code, rule if rule else f"{field}: {what}"

@@ -28,6 +28,7 @@ from residentd.apps.chat.hub import (
     incr_state,
     member_list,
     post_message,
+    resume,
     send_direct,
     set_state,
     user_state,
@@ -152,6 +153,9 @@ def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
             raise ChatError(ErrorCode.NAME_TAKEN, f"a guest named {name} is online")
         user = hub.new_user(name, True)
     hub.sign_in(session, user)
+    # The replay is read in this step, after the sign-in made the session a receiver of its
+    # rooms' pushes: later messages come as pushes after this reply, earlier ones are in it.
+    resumed = None if request.resume is None else resume(hub, user, request.resume)
     return p.HelloReply(
         v=p.VERSION,
         user=user.name,
@@ -161,6 +165,7 @@ def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
         online=len(hub.presence.online),
         rooms=[room.name for room in user.rooms],
         ping_interval=settings.ping_interval,
+        resumed=resumed,
     )
 
 

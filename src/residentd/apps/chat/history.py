@@ -4,7 +4,7 @@ Each message posted to a room gets the room's next sequence number (1, 2, 3, ...
 id within the room and the cursor of ``history``: a page is the messages just before sequence
 number ``before``, oldest first. Only the last ``size`` messages are kept, in a ring
 (``deque(maxlen=size)``); older ones are forgotten, and ``more`` tells a client whether there
-is anything older left to ask for.
+is anything older left to ask for. ``since`` gives what a resuming client missed.
 
 Messages are stored as the JSON bytes of the ``message`` push that was fanned out, so a page is
 sent as it is, with no encoding per request.
@@ -48,6 +48,17 @@ class RoomHistory:
     def resize(self, size: int) -> None:
         if size != self._messages.maxlen:
             self._messages = deque(self._messages, maxlen=size)
+
+    def since(self, seq: int) -> list[msgspec.Raw] | None:
+        """The messages after sequence number ``seq``, oldest first; None when some of them
+        are no longer kept (or ``seq`` is past the newest: not this history's numbering)."""
+        if seq > self.last:
+            return None
+        kept = self._messages
+        missed = self.last - seq
+        if missed > len(kept):
+            return None
+        return [kept[index] for index in range(len(kept) - missed, len(kept))]
 
     def page(self, before: int | None, limit: int) -> tuple[list[msgspec.Raw], bool]:
         """Up to ``limit`` messages with sequence numbers below ``before``, oldest first, and

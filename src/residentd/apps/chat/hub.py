@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 # A room list, a member list and an online list are cut at this many entries.
 MAX_LISTED = 1000
+# Messages one hello's ``resume`` replays, all rooms together; a room past it is not recovered.
+RESUME_MAX = 2000
 
 
 @dataclass(slots=True)
@@ -284,10 +286,13 @@ class Hub:
                 ErrorCode.TOO_MANY_ROOMS, f"already in {len(user.rooms)} rooms ({setting})"
             )
 
-    def create_room(self, name: str, private: bool, topic: str, waiter: object = None) -> Room:
-        room = self.rooms[name] = Room(name, private, topic, self.settings.history_size)
+    def create_room(
+        self, name: str, private: bool, topic: str, waiter: object = None, epoch: str | None = None
+    ) -> Room:
+        """A new room, in a new history ``epoch`` unless one (kept on disk) is given."""
+        room = self.rooms[name] = Room(name, private, topic, self.settings.history_size, epoch)
         if self.journal is not None:
-            self.journal.write(d.Create(name, private, topic), waiter)
+            self.journal.write(d.Create(name, private, topic, room.epoch), waiter)
         return room
 
     def join_room(self, user: User, room: Room, waiter: object = None) -> None:
@@ -370,6 +375,32 @@ def post_message(
     return p.PostReply(room=room.name, seq=seq, ts=ts)
 
 
+def resume(hub: Hub, user: User, points: dict[str, p.ResumePoint]) -> list[p.Resumed]:
+    """What ``user`` missed in each room of a ``hello``'s ``resume``, since the seq it names.
+    Called in the same loop step as the sign-in that made the session a receiver of the rooms'
+    pushes, so every later message is pushed and every earlier one is here: none twice, none
+    missed. A room is recovered only if it is the same numbering (``epoch``), the history still
+    holds every message after the seq, and the reply stays under ``RESUME_MAX`` messages."""
+    resumed = []
+    budget = RESUME_MAX
+    for name, point in points.items():
+        room = hub.rooms.get(name)
+        if room is None:
+            resumed.append(p.Resumed(name, False, [], code=ErrorCode.NO_SUCH_ROOM))
+            continue
+        if user not in room.members:
+            resumed.append(p.Resumed(name, False, [], code=ErrorCode.NOT_A_MEMBER))
+            continue
+        history = room.history
+        messages = history.since(point.seq) if point.epoch == room.epoch else None
+        if messages is None or len(messages) > budget:
+            resumed.append(p.Resumed(name, False, [], room.epoch, history.last))
+            continue
+        budget -= len(messages)
+        resumed.append(p.Resumed(name, True, messages, room.epoch, history.last))
+    return resumed
+
+
 def send_direct(hub: Hub, sender: str, to: str, text: str) -> p.DirectReply:
     """Send ``text`` from ``sender`` to every connection of ``to``, and a copy to the sender's
     own connections when the sender is a user online."""
@@ -429,12 +460,14 @@ def delete_state(hub: Hub, user: User, key: str, waiter: object) -> bool:
 
 __all__ = [
     "MAX_LISTED",
+    "RESUME_MAX",
     "Hub",
     "HubStats",
     "delete_state",
     "incr_state",
     "member_list",
     "post_message",
+    "resume",
     "send_direct",
     "set_state",
     "user_state",

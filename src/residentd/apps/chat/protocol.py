@@ -44,6 +44,9 @@ TEXT_MAX = 65_536  # the hard ceiling of a text; the ``max_text`` option sets th
 TOKEN_MAX = 256
 WHO_MAX = 1000
 HISTORY_MAX = 200
+EPOCH_MAX = 32
+RESUME_ROOMS_MAX = 100  # rooms one hello may resume
+SEQ_MAX = 2**53 - 1  # the largest integer a JavaScript number holds exactly
 
 Id = int | Annotated[str, msgspec.Meta(max_length=ID_MAX)] | None
 # A room name, or a token user's name (see names.py).
@@ -63,6 +66,8 @@ Token = Annotated[str, msgspec.Meta(max_length=TOKEN_MAX)]
 WhoLimit = Annotated[int, msgspec.Meta(ge=1, le=WHO_MAX)]
 HistoryLimit = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_MAX)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
+ResumeSeq = Annotated[int, msgspec.Meta(ge=0, le=SEQ_MAX)]
+Epoch = Annotated[str, msgspec.Meta(max_length=EPOCH_MAX)]
 
 # The rule of each field, as error details state it (``op.field`` where ops differ).
 RULES = {
@@ -78,6 +83,10 @@ RULES = {
     "who.limit": f"limit is 1-{WHO_MAX}",
     "history.limit": f"limit is 1-{HISTORY_MAX}",
     "before": "before is a message's seq: an integer, 0 or more",
+    "seq": f"seq is the last seq seen: an integer, 0-{SEQ_MAX}",
+    "epoch": f"an epoch is a string of at most {EPOCH_MAX} characters",
+    "resume[key]": f"resume maps room names: {names.ROOM_RULE}",
+    "resume": f"resume maps at most {RESUME_ROOMS_MAX} room names to {{seq, epoch}}",
 }
 
 
@@ -87,12 +96,23 @@ class Request(msgspec.Struct, tag_field="op", kw_only=True):
     id: Id = None
 
 
+class ResumePoint(msgspec.Struct):
+    """Where a client stopped reading a room: the last ``seq`` it saw, in history ``epoch``."""
+
+    seq: ResumeSeq
+    epoch: Epoch
+
+
 class Hello(Request, tag="hello"):
-    """Sign in: the first request of a connection. ``token`` may be left out in guest mode."""
+    """Sign in: the first request of a connection. ``token`` may be left out in guest mode.
+    ``resume`` asks for the messages missed since a dropped connection, per room."""
 
     v: int
     user: UserName
     token: Token | None = None
+    resume: Annotated[dict[Name, ResumePoint], msgspec.Meta(max_length=RESUME_ROOMS_MAX)] | None = (
+        None
+    )
 
 
 class Ping(Request, tag="ping"):
@@ -226,6 +246,19 @@ class Reply(msgspec.Struct, tag_field="op", kw_only=True, omit_defaults=True):
     id: Id = None
 
 
+class Resumed(msgspec.Struct, omit_defaults=True):
+    """One room of a ``hello``'s ``resume``: with ``recovered``, ``messages`` are all those
+    after the client's seq, oldest first; without it, the client reloads the room's history
+    (``code`` says why when the user is no member of the room)."""
+
+    room: str
+    recovered: bool
+    messages: list[msgspec.Raw]
+    epoch: str | None = None
+    last: int | None = None
+    code: str | None = None
+
+
 class HelloReply(Reply, tag="hello"):
     v: int
     user: str
@@ -235,6 +268,7 @@ class HelloReply(Reply, tag="hello"):
     online: int
     rooms: list[str]
     ping_interval: float
+    resumed: list[Resumed] | None = None
 
 
 class PongReply(Reply, tag="pong"):
@@ -265,6 +299,9 @@ class RoomInfo(msgspec.Struct):
     private: bool
     members: int
     online: int
+    # Defaults only so that clients (residentd.chat.client) read older daemons' answers.
+    epoch: str = ""  # the numbering of the room's seqs: a new one starts them again at 1
+    last: int = 0  # the seq of the room's newest message, 0 when none was posted
 
 
 class RoomsReply(Reply, tag="rooms"):

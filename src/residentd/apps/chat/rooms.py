@@ -14,10 +14,16 @@ with no lookups: the dict maps a session to its ``push`` (its connection's ``sen
 and fan-out calls the values. ``sinks[LINES]`` takes JSON lines, ``sinks[TEXT_FRAMES]``
 WebSocket text frames. The hub keeps them in step with connections signing in and closing and
 with users joining and leaving.
+
+A room's ``epoch`` names the numbering of its history: seqs count from 1 within an epoch. A new
+room gets a new one, so a client that saw seq 40 of a room since deleted and made again, or of
+a server restarted without ``state_dir`` (which starts every room again at 1), learns that its
+seq means nothing here; the journal and snapshot keep the epoch with the history they keep.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,11 +38,29 @@ if TYPE_CHECKING:
 Sinks = dict[Wire, dict["ChatSession", Callable[[bytes], None]]]
 
 
-class Room:
-    __slots__ = ("history", "invited", "members", "name", "online", "private", "sinks", "topic")
+def new_epoch() -> str:
+    """A fresh epoch: random, so no two numberings of a room share one."""
+    return secrets.token_urlsafe(6)
 
-    def __init__(self, name: str, private: bool, topic: str, history_size: int) -> None:
+
+class Room:
+    __slots__ = (
+        "epoch",
+        "history",
+        "invited",
+        "members",
+        "name",
+        "online",
+        "private",
+        "sinks",
+        "topic",
+    )
+
+    def __init__(
+        self, name: str, private: bool, topic: str, history_size: int, epoch: str | None = None
+    ) -> None:
         self.name = name
+        self.epoch = epoch or new_epoch()
         self.private = private
         self.topic = topic
         self.members: dict[User, None] = {}
@@ -46,7 +70,15 @@ class Room:
         self.sinks: Sinks = {wire: {} for wire in WIRES}
 
     def info(self) -> RoomInfo:
-        return RoomInfo(self.name, self.topic, self.private, len(self.members), self.online)
+        return RoomInfo(
+            self.name,
+            self.topic,
+            self.private,
+            len(self.members),
+            self.online,
+            self.epoch,
+            self.history.last,
+        )
 
     def admits(self, user: User) -> bool:
         """May ``user`` join this room, see its members and read its history?"""

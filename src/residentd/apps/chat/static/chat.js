@@ -4,8 +4,11 @@
 // messages) and asks only when it must: a room's history and members when the room is opened,
 // older messages when the reader scrolls back, the room list and who is online every POLL_MS
 // and when the page gets the focus back. The DOM holds at most MAX_MESSAGES messages however
-// busy the room. After a lost connection it signs in again, re-joins its rooms and reloads the
-// conversation shown.
+// busy the room. After a lost connection it signs in again and resumes: its hello names the last
+// seq it saw in each room (`last`, with the room's `epoch`, from the replies that list rooms
+// and from the messages pushed since), and the server's reply brings what was missed, which the
+// page shows as if it had been pushed. A room that cannot be recovered (another epoch, a history
+// too short, a membership gone with a restart) is re-joined and its conversation reloaded.
 import { ChatConnection, coalesced, soon } from "./client.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +19,7 @@ const MAX_DIRECT = 200; // direct messages kept per conversation
 const POLL_MS = 30000; // room list and who is online
 const REFOCUS_MS = 3000; // ... and when the page gets the focus back, at most this often
 const QUIET_ROOM = 50; // rooms larger than this show no "joined" and "left" lines
+const RESUME_ROOMS = 100; // rooms one hello may resume (the server's limit)
 
 const chat = {
   user: null,
@@ -26,6 +30,7 @@ const chat = {
   view: null, // {kind: "room", name} or {kind: "direct", user}
   viewToken: 0, // changes with the view: late replies for an old view are dropped
   loading: false, // the shown room's history is on its way; pushes wait in `early`
+  shown: false, // the message list holds the shown room's history and every push since
   early: [],
   members: new Map(), // user -> {user, online, last_seen}: the shown room's members
   online: new Map(), // user -> true: who is online server-wide, as last asked and pushed
@@ -83,7 +88,36 @@ const connection = new ChatConnection({
   push: (message) => pushes[message.op]?.(message),
   connecting: (again) => setStatus(again ? "reconnecting…" : "connecting…"),
   lost: (retryInMs) => lost(retryInMs),
+  resume: () => resumePoints(),
 });
+
+// The last seq seen in each joined room whose numbering (epoch) the page knows.
+function resumePoints() {
+  if (chat.user === null) return null;
+  const points = {};
+  let count = 0;
+  for (const room of chat.rooms.values()) {
+    if (!room.joined || room.epoch === undefined || count >= RESUME_ROOMS) continue;
+    points[room.room] = { seq: room.last, epoch: room.epoch };
+    count += 1;
+  }
+  return count ? points : null;
+}
+
+// Apply a hello's `resumed`: the names of the rooms recovered, whose missed messages are shown
+// (or counted as unread) in order, as pushes would have been.
+function resumed(entries) {
+  const recovered = new Set();
+  for (const entry of entries || []) {
+    const room = chat.rooms.get(entry.room);
+    if (!room) continue;
+    if (entry.epoch !== undefined) Object.assign(room, { epoch: entry.epoch, last: entry.last });
+    if (!entry.recovered) continue;
+    recovered.add(entry.room);
+    for (const m of entry.messages) pushes.message(m);
+  }
+  return recovered;
+}
 
 function request(op, fields = {}, onWait = null) {
   return connection.request(op, fields, onWait);
@@ -103,10 +137,11 @@ function signedIn(reply) {
   const theirs = new Set(reply.rooms);
   const rejoin = again ? joinedRooms().filter((name) => !theirs.has(name)) : [];
   for (const room of chat.rooms.values()) room.joined = theirs.has(room.room);
-  start(rejoin, reply.rooms);
+  const recovered = resumed(reply.resumed);
+  start(rejoin, reply.rooms, recovered);
 }
 
-async function start(rejoin, rooms) {
+async function start(rejoin, rooms, recovered) {
   const token = chat.viewToken;
   // After a restart the server may have forgotten the memberships: join them again.
   await Promise.all(rejoin.map((name) => request("join", { room: name })
@@ -120,8 +155,10 @@ async function start(rejoin, rooms) {
   }
   refreshOnline().catch(() => {});
   if (chat.viewToken !== token) return; // the reader opened something meanwhile
-  if (chat.view?.kind === "room" && isJoined(chat.view.name)) openRoom(chat.view.name);
-  else if (chat.view?.kind === "direct") openDirect(chat.view.user);
+  if (chat.view?.kind === "room" && isJoined(chat.view.name)) {
+    // A recovered room shown whole before the drop is whole again: nothing to reload.
+    if (!(chat.shown && recovered.has(chat.view.name))) openRoom(chat.view.name);
+  } else if (chat.view?.kind === "direct") openDirect(chat.view.user);
   else {
     const first = rooms[0] || (chat.rooms.has("lobby") ? "lobby" : null);
     if (first) openRoom(first);
@@ -161,6 +198,8 @@ function showSignIn(error) {
 
 const pushes = {
   message: (m) => {
+    const known = chat.rooms.get(m.room);
+    if (known?.epoch !== undefined && m.seq > known.last) known.last = m.seq;
     if (chat.view?.kind === "room" && chat.view.name === m.room) {
       if (chat.loading) chat.early.push(m);
       else liveMessage(m);
@@ -348,6 +387,7 @@ function setView(view) {
   chat.viewToken += 1;
   chat.view = view;
   chat.loading = false;
+  chat.shown = false;
   chat.early = [];
   chat.atLatest = true;
   chat.newBelow = 0;
@@ -374,6 +414,7 @@ function showHistory(history) {
   list.replaceChildren(...history.messages.map(messageItem));
   const newest = history.messages.length ? history.messages[history.messages.length - 1].seq : 0;
   chat.loading = false;
+  chat.shown = true;
   chat.more = history.more;
   chat.atLatest = true;
   for (const m of chat.early) if (m.seq > newest) liveMessage(m);
@@ -469,6 +510,7 @@ async function jumpToLatest() {
   if (chat.view?.kind !== "room") return;
   const token = chat.viewToken;
   chat.loading = true;
+  chat.shown = false;
   chat.early = [];
   chat.newBelow = 0;
   try {

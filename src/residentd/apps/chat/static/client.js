@@ -2,7 +2,8 @@
 // knowledge of the page. It signs in, matches replies to requests by id, hands pushes on, and
 // answers the server's ping. Requests wait in one queue that keeps under a local rate and
 // pauses for the server's `retry_after` when it answers `rate-limited`, then sends the refused
-// request again. A lost connection is opened again with backoff until the page signs out.
+// request again. A lost connection is opened again with capped exponential backoff and jitter
+// until the page signs out, and its hello asks to resume where the page stopped reading.
 "use strict";
 
 const RATE = 5; // requests a second the page allows itself (the server's default is 20)
@@ -15,7 +16,8 @@ const HELLO_ID = 0; // requests count from 1
 const PASSING = new Set(["name-taken", "too-many-connections", "server-full"]);
 
 // `events`: signedIn(reply), refused(error), push(message), connecting(again),
-// lost(retryInMs). Each is called with `this` unbound.
+// lost(retryInMs), and resume(): the `resume` of the next hello (the last seq seen per room),
+// or null. Each is called with `this` unbound.
 export class ChatConnection {
   constructor(events) {
     this.events = events;
@@ -61,6 +63,8 @@ export class ChatConnection {
     ws.onopen = () => {
       const hello = { op: "hello", v: 1, user: this.name, id: HELLO_ID };
       if (this.token) hello.token = this.token;
+      const resume = this.events.resume();
+      if (resume) hello.resume = resume;
       ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (event) => {
