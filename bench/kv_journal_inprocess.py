@@ -60,10 +60,12 @@ def run(policy: str, command: str, size: int, clients: int, iterations: int) -> 
     if policy != "off":
         persistence = KvPersistence(KvMachine(state))
         persistence.loop, persistence.flushes = loop, flushes
-        persistence.journal = Journal(os.path.join(folder.name, "journal.aof"), policy)
+        path = os.path.join(folder.name, "journal.aof")
+        persistence.journal = Journal(path, policy, persistence.buffer)
         flushes.commit = persistence.commit_point
         state.persistence = persistence
-        state.journal = bytearray()
+        state.health = persistence.health
+        state.journal = persistence.buffer
     conns = [Conn(loop, flushes) for _ in range(clients)]
     sessions = [KvSession(conn, state) for conn in conns]  # type: ignore[arg-type]
     rnd = random.Random(1)

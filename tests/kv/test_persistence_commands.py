@@ -11,7 +11,7 @@ import redis
 
 from residentd.apps.kv.persistence import rdb
 
-from .helpers import KvProcess, Raw, wait_until
+from .helpers import KvProcess, Raw, resp, wait_until
 
 
 def test_save_bgsave_lastsave_and_info(tmp_path: Path) -> None:
@@ -69,4 +69,28 @@ def test_config_get_and_set(tmp_path: Path) -> None:
     with KvProcess("--dir", str(tmp_path), "--appendonly", "yes") as daemon:
         r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
         assert r.get("before") == b"1" and r.get("after") == b"1"
+        r.close()
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_appendonly_turned_on_inside_a_pipeline_journals_each_write_once(
+    tmp_path: Path, fsync: str
+) -> None:
+    """With save points on, the writes are journaled into a buffer before there is a journal
+    file. CONFIG SET appendonly yes in the same pipeline writes a base that holds them already:
+    they must not also reach the new journal, or a restart applies them twice."""
+    options = ["--dir", str(tmp_path), "--save", "900 1", "--appendfsync", fsync]
+    with KvProcess(*options) as daemon, Raw(daemon.port) as raw:
+        raw.send(
+            resp("INCR", "n")
+            + resp("RPUSH", "l", "a")
+            + resp("CONFIG", "SET", "appendonly", "yes")
+            + resp("INCR", "n")
+        )
+        assert raw.replies(4) == [b":1\r\n", b":1\r\n", b"+OK\r\n", b":2\r\n"]
+        daemon.process.kill()  # type: ignore[union-attr]
+        daemon.process.wait(10)  # type: ignore[union-attr]
+    with KvProcess("--dir", str(tmp_path), "--appendonly", "yes") as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        assert r.get("n") == b"2" and r.lrange("l", 0, -1) == [b"a"]
         r.close()

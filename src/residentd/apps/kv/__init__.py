@@ -101,8 +101,7 @@ def create_app() -> KvApp:
 
     @app.every(1 / HZ)
     def cron() -> None:
-        state.db.expire_cycle()
-        state.commit()  # the DELs of keys whose time passed
+        state.expire_cycle()
         # Redis never times out a pub/sub client for idleness: it listens, it need not talk.
         # (Only an idle timeout set by config makes this matter; kv's default has none.)
         if state.subscribers and app.server is not None and app.server.limits.idle_timeout:

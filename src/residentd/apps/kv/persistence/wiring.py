@@ -99,6 +99,7 @@ def attach(app: App, state: KvState) -> KvPersistence:
     assert isinstance(persistence, KvPersistence)
     persistence.state = state
     state.persistence = persistence
+    state.health = persistence.health
     return persistence
 
 
