@@ -11,7 +11,7 @@ import redis
 
 from residentd.apps.kv.persistence import rdb
 
-from .helpers import KvProcess, Raw, resp, wait_until
+from .helpers import KvProcess, Raw, wait_until
 
 
 def test_save_bgsave_lastsave_and_info(tmp_path: Path) -> None:
@@ -80,14 +80,12 @@ def test_appendonly_turned_on_inside_a_pipeline_journals_each_write_once(
     file. CONFIG SET appendonly yes in the same pipeline writes a base that holds them already:
     they must not also reach the new journal, or a restart applies them twice."""
     options = ["--dir", str(tmp_path), "--save", "900 1", "--appendfsync", fsync]
-    with KvProcess(*options) as daemon, Raw(daemon.port) as raw:
-        raw.send(
-            resp("INCR", "n")
-            + resp("RPUSH", "l", "a")
-            + resp("CONFIG", "SET", "appendonly", "yes")
-            + resp("INCR", "n")
-        )
-        assert raw.replies(4) == [b":1\r\n", b":1\r\n", b"+OK\r\n", b":2\r\n"]
+    with KvProcess(*options) as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        pipe = r.pipeline(transaction=False)  # one write: the commands arrive in one read
+        pipe.incr("n").rpush("l", "a").config_set("appendonly", "yes").incr("n")
+        assert pipe.execute() == [1, 1, True, 2]
+        r.close()
         daemon.process.kill()  # type: ignore[union-attr]
         daemon.process.wait(10)  # type: ignore[union-attr]
     with KvProcess("--dir", str(tmp_path), "--appendonly", "yes") as daemon:
