@@ -61,10 +61,12 @@ def run(policy: str, command: str, size: int, clients: int, iterations: int) -> 
     if policy != "off":
         persistence = KvPersistence(KvMachine(state))
         persistence.loop, persistence.flushes = loop, flushes
-        persistence.journal = Journal(os.path.join(folder.name, "journal.aof"), policy)
+        path = os.path.join(folder.name, "journal.aof")
+        persistence.journal = Journal(path, policy, persistence.buffer)
         flushes.commit = persistence.commit_point
         state.persistence = persistence
-        state.journal = bytearray()
+        state.health = persistence.health
+        state.journal = persistence.buffer
     conns = [Conn(loop, flushes, app) for _ in range(clients)]
     sessions = [KvSession(conn) for conn in conns]  # type: ignore[arg-type]
     for session in sessions:

@@ -263,6 +263,31 @@ def test_the_fast_path_journals_what_python_does() -> None:
     assert bytes(journal) == b"".join(encode(argv) for argv in writes)
 
 
+def test_the_fast_path_journals_every_size_and_appends_to_what_is_there() -> None:
+    """Sizes of one to five digits, arrays of more than nine items, a command larger than the
+    fast path's in-place buffer, and pipelines appended one after another to a journal that
+    already holds records (also after its head was cut, as a partly written journal is)."""
+    execute = native("residentd.apps.kv._fastpath", "execute")
+    if execute is None:
+        pytest.skip("the C fast path is not loaded")
+    db = Keyspace()
+    pipelines = [
+        [[b"SET", b"k%d" % size, b"v" * size]]
+        for size in (0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 20000)
+    ]
+    pipelines.append([[b"MSET", *[b"m%d" % n for n in range(24)]]])
+    pipelines.append([[b"RPUSH", b"l", *[b"x" * n for n in range(12)]], [b"INCR", b"n"]])
+    pipelines += [[[b"SET", b"key:%d" % n, b"value"]] * 3 for n in range(200)]
+    journal = bytearray(b"*1\r\n$4\r\nPING\r\n")
+    del journal[:5]  # a head already written: the bytearray starts inside its allocation
+    expected = bytes(journal)
+    for pipeline in pipelines:
+        assert execute(pipeline, 0, db, [], journal) == len(pipeline)
+        expected += b"".join(encode(argv) for argv in pipeline)
+        assert bytes(journal) == expected
+    assert db.data[b"k20000"] == b"v" * 20000 and db.data[b"n"] == b"1"
+
+
 def test_propagation_rules() -> None:
     db = Keyspace()
     db.data[b"k"] = value = b"v"

@@ -71,3 +71,25 @@ def test_config_get_and_set(tmp_path: Path) -> None:
         r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
         assert r.get("before") == b"1" and r.get("after") == b"1"
         r.close()
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_appendonly_turned_on_inside_a_pipeline_journals_each_write_once(
+    tmp_path: Path, fsync: str
+) -> None:
+    """With save points on, the writes are journaled into a buffer before there is a journal
+    file. CONFIG SET appendonly yes in the same pipeline writes a base that holds them already:
+    they must not also reach the new journal, or a restart applies them twice."""
+    options = ["--dir", str(tmp_path), "--save", "900 1", "--appendfsync", fsync]
+    with KvProcess(*options) as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        pipe = r.pipeline(transaction=False)  # one write: the commands arrive in one read
+        pipe.incr("n").rpush("l", "a").config_set("appendonly", "yes").incr("n")
+        assert pipe.execute() == [1, 1, True, 2]
+        r.close()
+        daemon.process.kill()  # type: ignore[union-attr]
+        daemon.process.wait(10)  # type: ignore[union-attr]
+    with KvProcess("--dir", str(tmp_path), "--appendonly", "yes") as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        assert r.get("n") == b"2" and r.lrange("l", 0, -1) == [b"a"]
+        r.close()

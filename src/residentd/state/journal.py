@@ -1,8 +1,11 @@
 """The journal file an app's records are appended to, and its fsync policies.
 
-Records are buffered in memory as they come (``append``) and written once per loop iteration
-(``write``, called from the server's commit point before any reply goes out), so a burst of
-writes from many connections costs one ``write``. Then, by policy:
+Records are buffered in memory as they come (``append``, or an app that writes them into
+``buffer`` itself, as kv's C fast path does) and written once per loop iteration (``write``,
+called from the server's commit point before any reply goes out), so a burst of writes from
+many connections costs one ``write``. The buffer can be handed in and outlive the journal: a
+``Persistence`` keeps one for its life, so the app's reference to it stays good when the journal
+file is switched. Then, by policy:
 
 - ``always``: ``commit`` fsyncs before returning, so the replies that follow are durable.
 - ``everysec``: a background thread fsyncs about once a second; the loop never waits on disk.
@@ -28,7 +31,7 @@ _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 class Journal:
-    def __init__(self, path: str, policy: str) -> None:
+    def __init__(self, path: str, policy: str, buffer: bytearray | None = None) -> None:
         if policy not in POLICIES:
             raise ValueError(f"appendfsync must be one of {', '.join(POLICIES)}")
         self.path = path
@@ -36,7 +39,7 @@ class Journal:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.size = os.fstat(self.fd).st_size  # bytes written to the file
         self.synced = self.size  # bytes known to be on disk
-        self.buffer = bytearray()
+        self.buffer = bytearray() if buffer is None else buffer
         self.unsynced_since = 0.0  # time.monotonic() of the oldest write not yet fsynced
         self.last_fsync_error: OSError | None = None
         self.writes = 0  # write() calls that wrote a batch of records

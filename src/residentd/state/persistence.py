@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from residentd.state import recovery
@@ -47,6 +47,7 @@ log = logging.getLogger("residentd.state")
 
 RETRY_INTERVAL = 0.5  # seconds between retries of a refused journal write
 SNAPSHOT_RETRY_DELAY = 5.0  # after a failed snapshot, as Redis's CONFIG_BGSAVE_RETRY_DELAY
+_NONE: frozenset[object] = frozenset()  # no connection's output has to wait
 
 
 class Persistence:
@@ -68,6 +69,9 @@ class Persistence:
         self.journal: Journal | None = None
         self.manifest: Manifest | None = None
         self.health = DiskHealth()
+        # The records not yet written, kept across journal switches: every Journal writes from
+        # it, and an app may append to it directly (``buffer``, then ``wrote``).
+        self.buffer = bytearray()
         self._waiters: set[object] = set()
         self._commit_scheduled = False
         self._retry: asyncio.TimerHandle | None = None
@@ -233,7 +237,9 @@ class Persistence:
                 write_manifest(self.layout, self.root, manifest)
             manifest.history.clear()
         self.manifest = manifest
-        self.journal = Journal(self._part_path(manifest.incrs[-1].name), self.settings.appendfsync)
+        self.journal = Journal(
+            self._part_path(manifest.incrs[-1].name), self.settings.appendfsync, self.buffer
+        )
         self._rewrite_base_size = self.journal_size()
 
     def _replay(self, manifest: Manifest) -> None:
@@ -310,12 +316,23 @@ class Persistence:
         """Journal one record (already framed by the app). With ``always``, ``waiter`` (the
         connection whose reply acknowledges it) gets its output only once the record is on disk.
         """
+        if self.journal is not None:
+            self.buffer += record
+        self.wrote(waiter)
+
+    def wrote(self, waiter: object = None) -> None:
+        """Count one write whose records the app appended to ``buffer`` itself (kv's pipeline,
+        all its commands' records at once): they are written at this iteration's commit point,
+        and with ``always`` ``waiter``'s output waits for their fsync, as with ``append``.
+        Without a journal (``save`` points only) the records are dropped: the write is counted.
+        """
         self.changes += 1
         journal = self.journal
         if journal is None:
+            if self.buffer:
+                del self.buffer[:]
             return
         self.records += 1
-        journal.buffer += record
         if waiter is not None and journal.policy == "always":
             self._waiters.add(waiter)
         if not self._commit_scheduled:
@@ -334,15 +351,15 @@ class Persistence:
 
     # -- the commit point --------------------------------------------------------------------------
 
-    def commit_point(self) -> set[object]:
+    def commit_point(self) -> Collection[object]:
         """Write (and with ``always`` fsync) this iteration's records; called before any output
         of the iteration is written. Returns the connections whose output must wait."""
         self._commit_scheduled = False
         journal = self.journal
         if journal is None or (
-            not journal.pending and not self._waiters and not self.health.failing("journal")
+            not self.buffer and not self._waiters and not self.health.failing("journal")
         ):
-            return set()
+            return _NONE
         try:
             journal.commit()
         except OSError as exc:
@@ -350,10 +367,11 @@ class Persistence:
             self.health.fail("journal", f"journal write failed: {strerror}", strerror)
             self._schedule_retry()
             return self._waiters
-        self._waiters = set()
-        if journal.last_fsync_error is None and not self.health.writable:
+        if self._waiters:
+            self._waiters = set()
+        if not self.health.writable and journal.last_fsync_error is None:
             self.health.recover("journal")
-        return self._waiters
+        return _NONE
 
     def _schedule_retry(self) -> None:
         if self._retry is None and self.loop is not None:
@@ -436,7 +454,9 @@ class Persistence:
         incr = Part(self.layout.incr_name(seq), seq, "i")
         try:
             self.journal.sync()
-            new_journal = Journal(self._part_path(incr.name), self.settings.appendfsync)
+            new_journal = Journal(
+                self._part_path(incr.name), self.settings.appendfsync, self.buffer
+            )
             switched = Manifest(manifest.base, [*manifest.incrs, incr])
             try:
                 write_manifest(self.layout, self.root, switched)
@@ -565,7 +585,7 @@ class Persistence:
             self.journal.sync()
             path = self.journal.path
             self.journal.close()
-            self.journal = Journal(path, new.appendfsync)
+            self.journal = Journal(path, new.appendfsync, self.buffer)
 
     def _start_journal(self) -> None:
         """Turn the journal on while running: a base of the current state, written in this
@@ -588,7 +608,8 @@ class Persistence:
             for part in [*([old.base] if old.base else []), *old.incrs]:
                 _unlink(self._part_path(part.name))
         self.manifest = manifest
-        self.journal = Journal(self._part_path(incr.name), self.settings.appendfsync)
+        del self.buffer[:]  # records of writes the new base holds already
+        self.journal = Journal(self._part_path(incr.name), self.settings.appendfsync, self.buffer)
         self._rewrite_base_size = self.journal_size()
 
     # -- figures -----------------------------------------------------------------------------------

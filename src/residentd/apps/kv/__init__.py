@@ -64,8 +64,7 @@ def create_app() -> KvApp:
 
     @app.every(1 / HZ)
     def cron() -> None:
-        state.db.expire_cycle()
-        state.commit()  # the DELs of keys whose time passed
+        state.expire_cycle()
 
     return app
 

@@ -412,29 +412,81 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     }
 }
 
+/* Decimal digits of a size (>= 0). */
+static inline Py_ssize_t
+decimal_digits(Py_ssize_t value)
+{
+    Py_ssize_t digits = 1;
+    while (value >= 10) {
+        value /= 10;
+        digits++;
+    }
+    return digits;
+}
+
+/* Writes ``<mark><value>\r\n`` for a size of ``digits`` digits at ``p``; returns the end. */
+static inline char *
+put_size(char *p, char mark, Py_ssize_t value, Py_ssize_t digits)
+{
+    *p++ = mark;
+    char *end = p + digits;
+    do {
+        *--end = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    p += digits;
+    p[0] = '\r';
+    p[1] = '\n';
+    return p + 2;
+}
+
 /* Writes ``argv`` to ``journal`` as a RESP array of bulk strings, the form a Redis AOF holds
- * it in: what a write command this file ran logs when persistence is on. The call's journal
- * goes to the caller's bytearray in one piece at the end. */
+ * it in: what a write command this file ran logs when persistence is on. The command's size is
+ * counted first, so that it is written with one ``reserve``. The call's journal goes to the
+ * caller's bytearray in one piece at the end. */
 static int
 journal_command(Output *journal, PyObject *argv)
 {
     Py_ssize_t argc = PyList_GET_SIZE(argv);
-    if (write_number(journal, '*', argc) < 0)
+    Py_ssize_t argc_digits = decimal_digits(argc);
+    Py_ssize_t size = argc_digits + 3;
+    for (Py_ssize_t i = 0; i < argc; i++) {
+        Py_ssize_t length = PyBytes_GET_SIZE(PyList_GET_ITEM(argv, i));
+        size += decimal_digits(length) + length + 5;
+    }
+    char *p = reserve(journal, size);
+    if (p == NULL)
         return -1;
-    for (Py_ssize_t i = 0; i < argc; i++)
-        if (write_bulk(journal, PyList_GET_ITEM(argv, i)) < 0)
-            return -1;
+    p = put_size(p, '*', argc, argc_digits);
+    for (Py_ssize_t i = 0; i < argc; i++) {
+        PyObject *item = PyList_GET_ITEM(argv, i);
+        Py_ssize_t length = PyBytes_GET_SIZE(item);
+        p = put_size(p, '$', length, decimal_digits(length));
+        memcpy(p, PyBytes_AS_STRING(item), length);
+        p[length] = '\r';
+        p[length + 1] = '\n';
+        p += length + 2;
+    }
+    journal->size += size;
     return 0;
 }
 
-/* Appends what ``journal`` holds to the bytearray ``target``. */
+/* Appends what ``journal`` holds to the bytearray ``target``. The pipelines of one loop
+ * iteration append to the same bytearray, which CPython grows to the exact size asked for
+ * when it has to grow by more than an eighth: it is grown to half as much again instead
+ * (then set to the size needed, which keeps the room), so the appends of an iteration
+ * reallocate it a few times, not once each. */
 static int
 flush_journal(Output *journal, PyObject *target)
 {
     if (journal->size == 0)
         return 0;
     Py_ssize_t start = PyByteArray_GET_SIZE(target);
-    if (PyByteArray_Resize(target, start + journal->size) < 0)
+    Py_ssize_t needed = start + journal->size;
+    if (needed >= ((PyByteArrayObject *)target)->ob_alloc &&
+        PyByteArray_Resize(target, needed + needed / 2) < 0)
+        return -1;
+    if (PyByteArray_Resize(target, needed) < 0)
         return -1;
     memcpy(PyByteArray_AS_STRING(target) + start, journal->data, journal->size);
     return 0;

@@ -19,10 +19,11 @@ rest back. A client that is subscribed or inside MULTI has ``special`` set, skip
 path and goes through ``_special``, so the common path pays one attribute test for those
 modes.
 
-While kv persists, ``state.journal`` is a buffer: the fast path appends the writes it runs,
-``_write`` runs the others (refusing them with -MISCONF while the disk refuses data) and
-appends what Redis would log for them, and the pipeline's bytes go to the framework's journal
-before its replies are sent.
+While kv persists, ``state.journal`` is the framework journal's buffer: the fast path appends
+the writes it runs, ``_write`` runs the others (refusing them with -MISCONF while the disk
+refuses data) and appends what Redis would log for them, and a pipeline that appended tells
+the state so (``commit``); the iteration's commit point writes them before its replies are
+sent.
 
 Pub/sub output: a subscriber that does not read sees its output grow with every message. Once
 the transport has paused writing (output above the core's ``write_high_water``), each
@@ -119,14 +120,17 @@ class KvSession(Session[KvApp]):
         index = 0
         fast = execute_fast
         journal = state.journal
-        if journal is not None and not state.writable:
-            fast = None  # the disk refuses data: every write goes to Python to be refused
+        mark = 0
+        if journal is not None:
+            mark = len(journal)  # what other pipelines of this iteration journaled
+            if not state.health.writable:
+                fast = None  # the disk refuses data: every write goes to Python to be refused
         if fast is not None and not self.special:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
             index = fast(commands, 0, self.db, replies, journal)
             if index == count:
-                if journal:
+                if journal is not None and len(journal) != mark:
                     state.commit(self.conn)
                 self._send(replies[0], count)
                 return
@@ -157,12 +161,12 @@ class KvSession(Session[KvApp]):
                         index = fast(commands, index, self.db, replies, journal)
         except Quit:
             append(OK)
-            if journal:
+            if journal is not None and len(journal) != mark:
                 state.commit(self.conn)
             self._send(b"".join(replies), index)  # the commands up to QUIT's own
             self.close("quit")
             return
-        if journal:
+        if journal is not None and len(journal) != mark:
             state.commit(self.conn)
         self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
 

@@ -6,11 +6,13 @@ Handlers and INFO read the server's facts (its limits, listening addresses, conn
 and counters, its loop) here and nowhere else, so nothing in kv reaches through a connection
 to its server.
 
-While kv persists (``appendonly yes``, or ``save`` points), ``journal`` is the buffer the
-write commands of one pipeline append themselves to in RESP (persistence/aof.py, and the C
-fast path); ``commit`` hands it to the framework's journal after the pipeline, with the
-connection whose replies must wait for the fsync under ``appendfsync always``. Otherwise
-``journal`` is None and the commands pay nothing for it.
+While kv persists (``appendonly yes``, or ``save`` points), ``journal`` is the framework
+journal's own buffer (``Persistence.buffer``): the write commands append themselves to it in
+RESP (persistence/aof.py, and the C fast path), and the iteration's commit point writes what
+every pipeline of the iteration appended with one ``write``; nothing is copied per pipeline.
+``commit``, after a pipeline that appended, counts the write, has the commit point run, and
+names the connection whose replies must wait for the fsync under ``appendfsync always``.
+Otherwise ``journal`` is None and the commands pay nothing for it.
 
 One ``KvState`` is made per ``KvApp`` (``create_app`` in __init__.py), so tests can run
 several independent daemons in one process; every session reaches it as ``app.state``.
@@ -30,6 +32,7 @@ from residentd.apps.kv.scan import Cursors
 from residentd.apps.kv.store import Keyspace
 from residentd.limits import Limits
 from residentd.state.api import NotWritable
+from residentd.state.health import DiskHealth
 
 if TYPE_CHECKING:
     from residentd.apps.kv.persistence.backend import KvPersistence
@@ -55,6 +58,8 @@ class KvState:
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
         self.persistence: KvPersistence | None = None
         self.journal: bytearray | None = None
+        # Whether the disk takes writes: the persistence's own once attached (wiring.py).
+        self.health = DiskHealth()
 
     @property
     def max_bulk_len(self) -> int:
@@ -103,9 +108,13 @@ class KvState:
         persistence = self.persistence
         settings = persistence.settings if persistence is not None else None
         active = settings is not None and persistence is not None and persistence.enabled
-        if active and settings is not None and (settings.appendonly or settings.save):
-            if self.journal is None:
-                self.journal = bytearray()
+        if (
+            active
+            and persistence is not None
+            and settings is not None
+            and (settings.appendonly or settings.save)
+        ):
+            self.journal = persistence.buffer
             self.db.on_expired = self._log_expired
         else:
             self.journal = None
@@ -119,15 +128,22 @@ class KvState:
             journal += delete(key)
 
     def commit(self, waiter: object = None) -> None:
-        """Hand what this pipeline (or the expiry cycle) journaled to the framework."""
+        """After a pipeline (or the expiry cycle) appended records to ``journal``: have them
+        journaled (the framework counts the write and wakes its commit point)."""
+        if self.persistence is not None:
+            self.persistence.wrote(waiter)
+
+    def expire_cycle(self) -> None:
+        """Redis's active expiry, with a DEL journaled for each key whose time passed."""
         journal = self.journal
-        if journal and self.persistence is not None:
-            self.persistence.append(journal, waiter)  # copied into the journal's buffer
-            journal.clear()
+        mark = len(journal) if journal is not None else 0
+        self.db.expire_cycle()
+        if journal is not None and len(journal) != mark:
+            self.commit()
 
     @property
     def writable(self) -> bool:
-        return self.persistence is None or self.persistence.writable
+        return self.health.writable
 
     def misconf(self) -> bytes | None:
         """Redis's -MISCONF refusal while the disk refuses data, else None."""

@@ -37,4 +37,5 @@ def attach(app: App, state: KvState) -> KvPersistence:
     assert isinstance(persistence, KvPersistence)
     persistence.on_settings = state.update_journal
     state.persistence = persistence
+    state.health = persistence.health
     return persistence
