@@ -178,7 +178,7 @@ class WebSocketCodec:
         self._fatal: ProtocolError | None = None  # waits for the events before it
         self._error: ProtocolError | None = None  # for the next feed: messages went out first
         self._outgoing: list[bytes] = []  # for data_to_send()
-        self._partial = b""  # the input since the last complete frame, for unparsed()
+        self._partial = bytearray()  # the input since the last complete frame, for unparsed()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class WebSocketCodec:
             protocol.receive_data(data)
             events = protocol.events_received()
             if events or protocol.state is OPEN:  # not while the request head comes in
-                self._partial = _after_frames(self._partial, data, events)
+                self._keep_partial(data, events)
             items += events
             writes = protocol.data_to_send()
             failure = self._failure()
@@ -233,10 +233,29 @@ class WebSocketCodec:
         the fragments of the message being reassembled, as one non-final frame, then the
         frame not yet complete."""
         if self._fragments is None:
-            return self._partial
+            return bytes(self._partial)
         opcode = Opcode.TEXT if self._text else Opcode.BINARY
         start = Frame(opcode, bytes(self._fragments), fin=False).serialize(mask=True)
         return start + self._partial
+
+    def _keep_partial(self, data: bytes, events: list[Any]) -> None:
+        """Keep the input after the last complete frame, given the events ``data`` completed.
+        The handshake request, when it is among them, came whole in ``data`` (the HTTP codec
+        read it): the frames start after its head."""
+        partial = self._partial
+        if events and type(events[0]) is not Frame:
+            end = data.find(b"\r\n\r\n")
+            data = data[end + 4 :] if end >= 0 else b""
+            partial.clear()
+        done = 0
+        for event in events:
+            if type(event) is Frame:
+                done += _frame_size(event)
+        if partial:
+            partial += data
+            del partial[:done]
+        elif done < len(data):  # else whole frames only (the common case): nothing to keep
+            partial += data[done:]
 
     def data_to_send(self) -> list[bytes]:
         """The bytes the protocol sends on its own since the last call (pongs, the echo of a
@@ -396,22 +415,6 @@ class WebSocketCodec:
 
 
 _NOTHING: Any = object()
-
-
-def _after_frames(held: bytes, data: bytes, events: list[Any]) -> bytes:
-    """The input after the last complete frame, given what was ``held`` before ``data`` and
-    the events ``data`` completed. The handshake request, when it is among them, came whole in
-    ``data`` (the HTTP codec read it): the frames start after its head."""
-    if events and type(events[0]) is not Frame:
-        end = data.find(b"\r\n\r\n")
-        data, held = (data[end + 4 :] if end >= 0 else b""), b""
-    if held:
-        data = held + data
-    done = 0
-    for event in events:
-        if type(event) is Frame:
-            done += _frame_size(event)
-    return data[done:] if done < len(data) else b""
 
 
 def _frame_size(frame: Frame) -> int:
