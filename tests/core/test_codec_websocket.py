@@ -342,3 +342,36 @@ def test_pongs_and_the_close_echo_go_out_through_the_connection(
             await wait_until(lambda: session.reasons == ["closed-by-peer"], what="on_close")
 
     run(scenario())
+
+
+# -- a live upgrade's handover (unparsed, handshake=False) ----------------------------------------
+
+HANDED_OVER = FRAGMENTED + frame(Opcode.TEXT, b"x" * 300) + frame(Opcode.TEXT, b"y" * 70_000)
+
+
+@pytest.mark.parametrize("opening", ["handshake", "handed-over"])
+def test_a_cut_anywhere_is_carried_on_by_an_open_codec_fed_unparsed_first(opening: str) -> None:
+    # Every cut: between frames, inside a header or a payload, inside a fragmented message.
+    stream = HANDED_OVER
+    for cut in [*range(0, 40), *range(40, 400, 7), len(stream) - 70_003, len(stream) - 1]:
+        if opening == "handshake":
+            first = WebSocketCodec(max_message=100_000)
+            [request, *before] = first.feed(handshake() + stream[:cut])
+            assert first.accept(request).startswith(b"HTTP/1.1 101 ")
+            before += first.feed(b"")
+        else:
+            first = WebSocketCodec(max_message=100_000, handshake=False)
+            before = first.feed(stream[:cut])
+        then = WebSocketCodec(max_message=100_000, handshake=False)
+        assert then.open
+        after = then.feed(first.unparsed() + stream[cut:])
+        assert before + after == ["one", "twö", "three", "x" * 300, "y" * 70_000], cut
+
+
+def test_an_open_codec_keeps_its_limit_for_the_message_it_carries_on() -> None:
+    first = WebSocketCodec(max_message=64, handshake=False)
+    assert first.feed(frame(Opcode.TEXT, b"x" * 40, fin=False)) == []
+    then = WebSocketCodec(max_message=64, handshake=False)
+    error = raises(then, first.unparsed() + frame(Opcode.CONT, b"x" * 40))
+    assert error.code == "message-too-large"
+    assert close_of(then.error_reply(error)).code == 1009

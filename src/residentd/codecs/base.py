@@ -52,8 +52,9 @@ The error form, ``error_reply(error) -> bytes | None``
     closes that the peer should hear of: the ``CloseCode`` members (errors.py) such as
     ``idle-timeout``, ``input-buffer-full``, ``max-connections``, ``server-shutdown``.
 
-Held input as bytes, the optional ``unparsed() -> bytes``
-    The partial message held, as the bytes that came in (a pending error is not input). A
+Held input as bytes, the optional ``unparsed() -> bytes | None``
+    The partial message held, as the bytes that came in (a pending error is not input), or
+    None when the codec holds input it cannot give back (it is then not handed over). A
     codec that has it lets a live upgrade hand its connections over between the two halves of
     a message: the next generation's codec is fed these bytes first (net/handover.py).
 

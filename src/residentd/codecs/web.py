@@ -7,6 +7,11 @@ takes it, ``upgrade()`` hands that request's raw head and every byte after it to
 ``WebSocketCodec``, which checks the handshake (websockets' ``ServerProtocol``, the Origin
 allowlist) and from then on frames the connection. Before the upgrade, messages are
 ``HttpRequest`` objects and errors are HTTP responses; after it, they are the WebSocket codec's.
+
+A live upgrade hands an open WebSocket over: ``unparsed()`` is the WebSocket codec's (a
+connection still on HTTP gives back nothing, so it is not handed over), and in the next
+generation ``resume_websocket()`` makes the WebSocket codec open from the start, with no
+handshake.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ class WebCodec:
     __slots__ = ("_make_websocket", "feed", "http", "websocket")
 
     def __init__(
-        self, http: HttpRequestCodec, make_websocket: Callable[[], WebSocketCodec]
+        self, http: HttpRequestCodec, make_websocket: Callable[..., WebSocketCodec]
     ) -> None:
+        """``make_websocket(handshake=True)``: a new WebSocket codec (``handshake=False``: one
+        open already)."""
         self.http = http
         self.websocket: WebSocketCodec | None = None
         self._make_websocket = make_websocket
@@ -63,6 +70,19 @@ class WebCodec:
         if not items or type(items[0]) is not Request:
             return websocket.error_reply(ProtocolError("bad-request", "no handshake")) or b"", []
         return websocket.accept(items[0]), items[1:]
+
+    def resume_websocket(self) -> None:
+        """The connection is an open WebSocket already (handed over by a live upgrade): frames
+        from the first byte. Before any input."""
+        assert self.websocket is None and not self.http.buffered
+        websocket = self.websocket = self._make_websocket(handshake=False)
+        self.feed = websocket.feed
+
+    def unparsed(self) -> bytes | None:
+        """The open WebSocket's held input (codecs/base.py); None on HTTP with input held."""
+        if self.websocket is not None:
+            return self.websocket.unparsed()
+        return None if self.http.buffered else b""
 
     def data_to_send(self) -> list[bytes]:
         """The WebSocket protocol's own bytes (none before the upgrade)."""

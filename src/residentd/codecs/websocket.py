@@ -27,6 +27,13 @@ an HTTP error) and the connection closes. websockets' sans-I/O layer leaves text
 undecoded, so the UTF-8 check is here: RFC 6455 (8.1) has an endpoint that finds a text
 message is not UTF-8 fail the connection, with close code 1007.
 
+Live upgrade: ``unparsed()`` gives back the input not yet out as a message, as the client
+would send it: the message being reassembled from fragments (joined, as one masked non-final
+frame) and the bytes of the frame not yet complete. So a connection is handed over between two
+frames or in the middle of one, even inside a fragmented message, and the next generation's
+codec, made with ``handshake=False`` (websockets' protocol starts ``OPEN``, with the same
+limits), is fed these bytes first and carries on where this one stopped.
+
 Origins: ``origins=None`` lets any page connect. Otherwise a browser's ``Origin`` must be one
 of ``origins`` or, with ``same_origin``, the origin of the request's own ``Host``; a request
 without ``Origin`` is not from a browser page and is let in (cross-site WebSocket hijacking
@@ -133,6 +140,7 @@ class WebSocketCodec:
         "_format",
         "_fragments",
         "_outgoing",
+        "_partial",
         "_pending",
         "_protocol",
         "_reply",
@@ -150,11 +158,16 @@ class WebSocketCodec:
         same_origin: bool = True,
         max_message: int = DEFAULT_MAX_MESSAGE,
         allow_binary: bool = False,
+        handshake: bool = True,
     ) -> None:
+        """``handshake=False``: the WebSocket is open already (a live upgrade handed it over),
+        frames from the first byte."""
         if max_message < 1:
             raise ValueError("max_message must be at least 1")
         self._format: MessageFormat = format if format is not None else TextFormat()
-        self._protocol = ServerProtocol(max_size=max_message, logger=_protocol_log)
+        self._protocol = ServerProtocol(
+            state=CONNECTING if handshake else OPEN, max_size=max_message, logger=_protocol_log
+        )
         self.origins = origins
         self.same_origin = same_origin
         self.allow_binary = allow_binary
@@ -165,6 +178,7 @@ class WebSocketCodec:
         self._fatal: ProtocolError | None = None  # waits for the events before it
         self._error: ProtocolError | None = None  # for the next feed: messages went out first
         self._outgoing: list[bytes] = []  # for data_to_send()
+        self._partial = bytearray()  # the input since the last complete frame, for unparsed()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -194,7 +208,10 @@ class WebSocketCodec:
         self._pending = None
         if data:
             protocol.receive_data(data)
-            items += protocol.events_received()
+            events = protocol.events_received()
+            if events or protocol.state is OPEN:  # not while the request head comes in
+                self._keep_partial(data, events)
+            items += events
             writes = protocol.data_to_send()
             failure = self._failure()
             if failure is not None:
@@ -210,6 +227,35 @@ class WebSocketCodec:
             error, self._error = self._error, None
             raise error
         return messages
+
+    def unparsed(self) -> bytes:
+        """The input not yet out as a message, as the client sent it (the module docstring):
+        the fragments of the message being reassembled, as one non-final frame, then the
+        frame not yet complete."""
+        if self._fragments is None:
+            return bytes(self._partial)
+        opcode = Opcode.TEXT if self._text else Opcode.BINARY
+        start = Frame(opcode, bytes(self._fragments), fin=False).serialize(mask=True)
+        return start + self._partial
+
+    def _keep_partial(self, data: bytes, events: list[Any]) -> None:
+        """Keep the input after the last complete frame, given the events ``data`` completed.
+        The handshake request, when it is among them, came whole in ``data`` (the HTTP codec
+        read it): the frames start after its head."""
+        partial = self._partial
+        if events and type(events[0]) is not Frame:
+            end = data.find(b"\r\n\r\n")
+            data = data[end + 4 :] if end >= 0 else b""
+            partial.clear()
+        done = 0
+        for event in events:
+            if type(event) is Frame:
+                done += _frame_size(event)
+        if partial:
+            partial += data
+            del partial[:done]
+        elif done < len(data):  # else whole frames only (the common case): nothing to keep
+            partial += data[done:]
 
     def data_to_send(self) -> list[bytes]:
         """The bytes the protocol sends on its own since the last call (pongs, the echo of a
@@ -369,3 +415,9 @@ class WebSocketCodec:
 
 
 _NOTHING: Any = object()
+
+
+def _frame_size(frame: Frame) -> int:
+    """The bytes ``frame`` took on the wire from a client (masked, no extension)."""
+    size = len(frame.data)
+    return size + (6 if size < 126 else 8 if size < 65536 else 14)

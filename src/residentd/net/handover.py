@@ -248,7 +248,7 @@ def unparsed(conn: Connection) -> bytes | None:
     codec = conn.codec
     take = getattr(codec, "unparsed", None)
     if take is not None:
-        return cast(bytes, take())
+        return cast("bytes | None", take())
     return b"" if not codec.buffered else None
 
 

@@ -46,15 +46,18 @@ class ChatFormat:
 FORMAT = ChatFormat()
 
 
-def websocket_codec(settings: ChatSettings) -> WebSocketCodec:
+def websocket_codec(settings: ChatSettings, handshake: bool = True) -> WebSocketCodec:
     origins = None if "*" in settings.origins else tuple(settings.origins)
-    return WebSocketCodec(FORMAT, origins=origins, max_message=settings.max_message)
+    return WebSocketCodec(
+        FORMAT, origins=origins, max_message=settings.max_message, handshake=handshake
+    )
 
 
 def web_codec(settings: ChatSettings) -> WebCodec:
     """The HTTP port's codec: HTTP/1.1 with the API's body limit, WebSocket after ``/ws``."""
     return WebCodec(
-        HttpRequestCodec(max_body=settings.api_max_body), lambda: websocket_codec(settings)
+        HttpRequestCodec(max_body=settings.api_max_body),
+        lambda handshake=True: websocket_codec(settings, handshake),
     )
 
 
@@ -65,10 +68,19 @@ class WebSocketSession(ChatSession):
     def on_connect(self) -> None:
         """Not a chat connection until the upgrade (see ``_upgrade``)."""
 
-    def export_state(self) -> None:
-        """Not handed over in a live upgrade (its WebSocket state lives in the codec): it gets
-        the ``bye`` and close frame of a stop, and the page reconnects."""
-        return None
+    # -- live upgrade ----------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any] | None:
+        """An open WebSocket is handed over as a TCP chat connection is (``ChatSession``); one
+        still on HTTP, or closing, is not: it gets the goodbye of a stop."""
+        if not self.codec.open:
+            return None
+        return ChatSession.export_state(self)
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Only open WebSockets are exported: this one's codec starts open, no handshake."""
+        self.codec.resume_websocket()
+        ChatSession.import_state(self, state)
 
     @property
     def codec(self) -> WebCodec:
