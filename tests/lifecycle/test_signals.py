@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import signal
 import socket
 import threading
@@ -170,6 +172,20 @@ def test_a_signal_right_after_start_waits_for_its_handler(
             assert not Path(daemon.pidfile).exists()
             assert not Path(daemon.admin_path).exists()
             return
+        if signum == signal.SIGUSR2:
+            # A live upgrade: refused while the start runs, done once it has finished; which
+            # of the two depends on when the handler ran, and either way the echo serves on.
+            outcome = wait_until(
+                lambda: re.search(r"not upgrading|upgraded: pid (\d+)", daemon.log()),
+                what="the upgrade's outcome",
+            )
+            if outcome.group(1) is not None:
+                assert daemon.wait() == 0  # the old generation is done
+                new_pid = int(outcome.group(1))
+                assert talk(daemon.port, [b"alive"]) == [b"alive"]
+                os.kill(new_pid, signal.SIGTERM)
+                wait_until(lambda: not Path(daemon.pidfile).exists(), what="the new one's exit")
+                return
         wait_until(lambda: daemon.status()["pid"] == daemon.pid, what="serving")
         assert talk(daemon.port, [b"alive"]) == [b"alive"]
     finally:
