@@ -34,6 +34,7 @@ class Conn:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, flushes: FlushQueue, app: Any) -> None:
         self.server = SimpleNamespace(loop=loop, flushes=flushes, app=app)
+        self.app = app
         self.out: list[bytes] = []
 
     def send_bytes(self, data: bytes, count: int = 1, /) -> None:
