@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -171,43 +172,63 @@ def _chat_line(sock: socket.socket, buffer: bytearray) -> dict[str, object]:
     return dict(json.loads(line))
 
 
+@pytest.mark.slow
 def test_chat_users_keep_their_rooms_and_every_message_once(tmp_path: Path) -> None:
+    # 300 signed-in members of one room, and a poster that keeps posts in flight through five
+    # upgrades: every member gets every seq once, in order, and every post its reply.
     state = str(tmp_path / "state")  # its journal goes on in each new generation
     chat_args = ("--rate-limit", "0", "--http-listen", "127.0.0.1:0", "--state-dir", state)
     with Generations(tmp_path, "chat", *chat_args) as d:
         members = []
-        for i in range(30):
-            sock = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        for i in range(300):
+            sock = socket.create_connection(("127.0.0.1", d.port), timeout=30)
             buffer = bytearray()
             sock.sendall(b'{"op":"hello","v":1,"user":"u%d","id":1}\n' % i)
             sock.sendall(b'{"op":"join","room":"lobby","id":2}\n')
             members.append((sock, buffer))
-        poster = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        poster = socket.create_connection(("127.0.0.1", d.port), timeout=30)
         poster.sendall(b'{"op":"hello","v":1,"user":"poster","id":1}\n')
         poster.sendall(b'{"op":"join","room":"lobby","id":2}\n')
-        posted = 0
         pbuf = bytearray()
+        posted = 0
+        stop = threading.Event()
 
-        def post(count: int) -> None:
+        def post() -> None:  # one post every 5 ms, whatever the server is doing
             nonlocal posted
-            for _ in range(count):
+            while not stop.is_set():
                 posted += 1
-                poster.sendall(b'{"op":"post","room":"lobby","text":"m%d"}\n' % posted)
+                poster.sendall(
+                    b'{"op":"post","room":"lobby","text":"m%d","id":%d}\n' % (posted, 100 + posted)
+                )
+                time.sleep(0.005)
 
         listening = _listening(d)  # the web port was 0: the same one it got goes on
-        post(20)
-        for _ in range(2):
-            d.upgrade_ok()
-            post(20)
+        pids = {d.pid}
+        thread = threading.Thread(target=post)
+        thread.start()
+        try:
+            for _ in range(5):
+                time.sleep(0.1)
+                pids.add(d.upgrade_ok())
+        finally:
+            stop.set()
+            thread.join()
+        assert len(pids) == 6, "a new pid each time"
         assert _listening(d) == listening
-        post(10)
+        replied: set[int] = set()
+        while len(replied) < posted:  # every post is answered, none twice
+            reply = _chat_line(poster, pbuf)
+            assert reply["op"] not in ("bye", "error"), reply
+            if reply["op"] == "post":
+                assert int(reply["id"]) not in replied  # type: ignore[call-overload]
+                replied.add(int(reply["id"]))  # type: ignore[call-overload]
         seqs: list[list[int]] = [[] for _ in members]
         for index, (sock, buffer) in enumerate(members):
             while len(seqs[index]) < posted:
                 message = _chat_line(sock, buffer)
                 if message["op"] == "message":
                     seqs[index].append(int(message["seq"]))  # type: ignore[call-overload]
-                assert message["op"] not in ("bye", "error"), message
+                assert message["op"] not in ("bye", "error", "left"), message
         first = seqs[0][0]
         for got in seqs:
             assert got == list(range(first, first + posted))
