@@ -42,6 +42,41 @@ class CloseCode(StrEnum):
     MAX_CONNECTIONS_PER_IP = "max-connections-per-ip"
     SERVER_SHUTDOWN = "server-shutdown"
     SHUTDOWN_TIMEOUT = "shutdown-timeout"
+    HANDED_OVER = "handed-over"  # a live upgrade passed the connection on
+    REFUSED_AT_HANDOVER = "refused-at-handover"  # the new generation's limits refused it
+
+
+class ProtocolErrorCode(StrEnum):
+    """The codecs' own error codes (docs/protocol.md's table says which codec raises each, and
+    what the peer hears). The core's are ``CloseCode``; an app's are its own."""
+
+    # lines, JSON lines, length-prefixed frames
+    LINE_TOO_LONG = "line-too-long"
+    INVALID_JSON = "invalid-json"
+    NOT_AN_OBJECT = "not-an-object"
+    INVALID_MESSAGE = "invalid-message"
+    FRAME_TOO_LARGE = "frame-too-large"
+    # WebSocket (RFC 6455)
+    BAD_FRAME = "bad-frame"
+    INVALID_UTF8 = "invalid-utf8"
+    MESSAGE_TOO_LARGE = "message-too-large"
+    UNSUPPORTED_FRAME = "unsupported-frame"
+    # HTTP/1.1 requests (RFC 9112)
+    BAD_REQUEST = "bad-request"
+    BODY_TOO_LARGE = "body-too-large"
+    HEAD_TOO_LARGE = "head-too-large"
+    URI_TOO_LONG = "uri-too-long"
+    LENGTH_REQUIRED = "length-required"
+    NOT_IMPLEMENTED = "not-implemented"
+    VERSION_NOT_SUPPORTED = "version-not-supported"
+    # RESP (Redis's protocol errors, with Redis's text as the detail)
+    INVALID_MULTIBULK_LENGTH = "invalid-multibulk-length"
+    INVALID_BULK_LENGTH = "invalid-bulk-length"
+    UNEXPECTED_TYPE = "unexpected-type"
+    UNBALANCED_QUOTES = "unbalanced-quotes"
+    INLINE_TOO_BIG = "inline-too-big"
+    MULTIBULK_COUNT_TOO_BIG = "multibulk-count-too-big"
+    BULK_COUNT_TOO_BIG = "bulk-count-too-big"
 
 
 class ProtocolError(ResidentdError):

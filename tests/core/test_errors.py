@@ -3,13 +3,14 @@ close codes are one ``StrEnum`` whose values are the kebab-case strings seen on 
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 from pathlib import Path
 from types import ModuleType
 
 import residentd
-from residentd.errors import CloseCode, ResidentdError
+from residentd.errors import CloseCode, ProtocolErrorCode, ResidentdError
 
 
 def _modules() -> list[ModuleType]:
@@ -60,3 +61,30 @@ def test_every_close_code_is_documented_in_the_protocol_table() -> None:
     text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
     missing = [code.value for code in CloseCode if f"| `{code.value}` |" not in text]
     assert missing == []
+
+
+def test_every_codec_error_code_is_its_wire_string_and_documented() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    for code in ProtocolErrorCode:
+        assert code.value == code.name.lower().replace("_", "-")
+    missing = [code.value for code in ProtocolErrorCode if f"| `{code.value}` |" not in text]
+    assert missing == []
+
+
+def test_no_module_of_the_package_raises_a_protocol_error_with_a_free_string() -> None:
+    # Codes are enum members (CloseCode, ProtocolErrorCode), not strings spread over files;
+    # apps keep their own codes (chat's ErrorCode, kv's Redis texts).
+    root = Path(residentd.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        if "apps" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "ProtocolError"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

@@ -48,7 +48,7 @@ import re
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from residentd.errors import CloseCode, ProtocolError
+from residentd.errors import CloseCode, ProtocolError, ProtocolErrorCode
 from residentd.speedups import choose
 
 MAX_HEAD = 16 * 1024
@@ -58,14 +58,14 @@ MAX_HEADERS = 100
 
 # Status of the HTTP error response to each fatal error code.
 ERROR_STATUS: dict[str, int] = {
-    "bad-request": 400,
-    "body-too-large": 413,
+    ProtocolErrorCode.BAD_REQUEST: 400,
+    ProtocolErrorCode.BODY_TOO_LARGE: 413,
     CloseCode.INPUT_BUFFER_FULL: 413,
-    "uri-too-long": 414,
-    "head-too-large": 431,
-    "length-required": 411,
-    "not-implemented": 501,
-    "version-not-supported": 505,
+    ProtocolErrorCode.URI_TOO_LONG: 414,
+    ProtocolErrorCode.HEAD_TOO_LARGE: 431,
+    ProtocolErrorCode.LENGTH_REQUIRED: 411,
+    ProtocolErrorCode.NOT_IMPLEMENTED: 501,
+    ProtocolErrorCode.VERSION_NOT_SUPPORTED: 505,
     CloseCode.HANDSHAKE_TIMEOUT: 408,
     CloseCode.IDLE_TIMEOUT: 408,
     CloseCode.INTERNAL_ERROR: 500,
@@ -331,12 +331,14 @@ class HttpRequestCodec:
         stop = len(buffer) if end < 0 else end + 4
         # Every LF must end a CRLF (checked on the bytes not scanned before).
         if buffer.count(b"\n", scanned, stop) != buffer.count(b"\r\n", max(0, scanned - 1), stop):
-            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF")
+            raise ProtocolError(
+                ProtocolErrorCode.BAD_REQUEST, "a bare LF in the head: lines end in CRLF"
+            )
         if end >= 0 or len(buffer) > self.max_head:
-            raise ProtocolError("head-too-large", f"limit={self.max_head} bytes")
+            raise ProtocolError(ProtocolErrorCode.HEAD_TOO_LARGE, f"limit={self.max_head} bytes")
         line_limit = self.max_request_line
         if len(buffer) > line_limit and buffer.find(b"\n", 0, line_limit + 2) < 0:
-            raise ProtocolError("uri-too-long", f"limit={line_limit}")
+            raise ProtocolError(ProtocolErrorCode.URI_TOO_LONG, f"limit={line_limit}")
         self._scanned = len(buffer)
 
     def _parse_head(self, head: bytes) -> HttpRequest:
@@ -349,7 +351,7 @@ class HttpRequestCodec:
             return self._refuse_head(head)
         method, target, version, headers = parsed
         if version == "HTTP/1.1" and "host" not in headers:
-            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field")
+            raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "HTTP/1.1 needs a Host field")
         self._body_length = self._framing(headers, version)
         return HttpRequest(method, target, version, headers)
 
@@ -357,41 +359,47 @@ class HttpRequestCodec:
         """``_parse_head`` line by line, each check in turn: refuses a bad head with the error
         that names its fault, and reads a good one that the fast path does not take."""
         if head.count(b"\n") != head.count(b"\r\n"):
-            raise ProtocolError("bad-request", "a bare LF in the head: lines end in CRLF")
+            raise ProtocolError(
+                ProtocolErrorCode.BAD_REQUEST, "a bare LF in the head: lines end in CRLF"
+            )
         text = head.decode("latin-1")
         first, crlf, block = text.partition("\r\n")
         if len(first) > self.max_request_line:
-            raise ProtocolError("uri-too-long", f"limit={self.max_request_line}")
+            raise ProtocolError(ProtocolErrorCode.URI_TOO_LONG, f"limit={self.max_request_line}")
         request_line = _REQUEST_LINE.fullmatch(first)
         if request_line is None:
-            raise ProtocolError("bad-request", "malformed request line")
+            raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "malformed request line")
         method, target, major, minor = request_line.groups()
         if major != "1" or minor not in ("0", "1"):
-            raise ProtocolError("version-not-supported", f"HTTP/{major}.{minor}: use 1.1")
+            raise ProtocolError(
+                ProtocolErrorCode.VERSION_NOT_SUPPORTED, f"HTTP/{major}.{minor}: use 1.1"
+            )
         version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
         if head.translate(None, _ALLOWED):
-            raise ProtocolError("bad-request", "a control character in the head")
+            raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "a control character in the head")
         if head.count(b"\r") != head.count(b"\r\n"):
-            raise ProtocolError("bad-request", "a bare CR in the head")
+            raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "a bare CR in the head")
         headers: dict[str, str] = {}
         lines = block.split("\r\n") if crlf else ()
         if len(lines) > self.max_headers:
-            raise ProtocolError("head-too-large", f"more than {self.max_headers} fields")
+            raise ProtocolError(
+                ProtocolErrorCode.HEAD_TOO_LARGE, f"more than {self.max_headers} fields"
+            )
         for line in lines:
             name, colon, value = line.partition(":")
             if not colon or _FIELD_NAME.fullmatch(name) is None:
                 if line[:1] in (" ", "\t"):
-                    raise ProtocolError("bad-request", "obsolete line folding")
-                raise ProtocolError("bad-request", "malformed header field")
+                    raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "obsolete line folding")
+                raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "malformed header field")
             name = name.lower()
             value = value.strip(" \t")
             if name in headers:
                 if name in ("content-length", "host"):
-                    raise ProtocolError("bad-request", f"more than one {name}")
+                    raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, f"more than one {name}")
                 value = f"{headers[name]}, {value}"
             headers[name] = value
         if version == "HTTP/1.1" and "host" not in headers:
-            raise ProtocolError("bad-request", "HTTP/1.1 needs a Host field")
+            raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, "HTTP/1.1 needs a Host field")
         self._body_length = self._framing(headers, version)
         return HttpRequest(method, target, version, headers)
 
@@ -402,17 +410,17 @@ class HttpRequestCodec:
         if coding is not None:
             if length is not None or version == "HTTP/1.0":
                 detail = "Transfer-Encoding with Content-Length or in HTTP/1.0"
-                raise ProtocolError("bad-request", detail)
+                raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, detail)
             if coding.rpartition(",")[2].strip().lower() == "chunked":
                 detail = "chunked request bodies are not accepted: send Content-Length"
-                raise ProtocolError("length-required", detail)
-            raise ProtocolError("not-implemented", f"Transfer-Encoding: {coding}")
+                raise ProtocolError(ProtocolErrorCode.LENGTH_REQUIRED, detail)
+            raise ProtocolError(ProtocolErrorCode.NOT_IMPLEMENTED, f"Transfer-Encoding: {coding}")
         if length is None:
             return 0
         if not length.isascii() or not length.isdigit():
-            raise ProtocolError("bad-request", f"Content-Length: {length[:40]}")
+            raise ProtocolError(ProtocolErrorCode.BAD_REQUEST, f"Content-Length: {length[:40]}")
         if len(length) > 18 or int(length) > self.max_body:
-            raise ProtocolError("body-too-large", f"limit={self.max_body} bytes")
+            raise ProtocolError(ProtocolErrorCode.BODY_TOO_LARGE, f"limit={self.max_body} bytes")
         return int(length)
 
     def encode(self, message: bytes) -> bytes:

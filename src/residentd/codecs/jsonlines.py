@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from residentd.codecs.lines import DEFAULT_MAX_LINE, LineCodec
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ProtocolErrorCode
 
 # What msgspec raises on bad input: malformed JSON (ValidationError is a DecodeError too), text
 # that is not UTF-8, and nesting deeper than its recursion limit.
@@ -97,14 +97,14 @@ class JsonLinesCodec:
             try:
                 message = self._decoder.decode(line)
             except msgspec.ValidationError as exc:
-                error = ProtocolError("invalid-message", str(exc), recoverable=True)
+                error = ProtocolError(ProtocolErrorCode.INVALID_MESSAGE, str(exc), recoverable=True)
                 break
             except _DECODE_ERRORS as exc:
-                error = ProtocolError("invalid-json", str(exc), recoverable=True)
+                error = ProtocolError(ProtocolErrorCode.INVALID_JSON, str(exc), recoverable=True)
                 break
             if not self._typed and type(message) is not dict:
                 detail = "each line must be a JSON object"
-                error = ProtocolError("not-an-object", detail, recoverable=True)
+                error = ProtocolError(ProtocolErrorCode.NOT_AN_OBJECT, detail, recoverable=True)
                 break
             messages.append(message)
         else:

@@ -12,7 +12,7 @@ is assembled in linear time. This codec has no error form on the wire: the conne
 
 from __future__ import annotations
 
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ProtocolErrorCode
 
 DEFAULT_MAX_LENGTH = 1024 * 1024
 _PREFIX_SIZES = {"u16": 2, "u32": 4}
@@ -60,7 +60,9 @@ class LengthPrefixedCodec:
             if length > self.max_length:
                 buffer.clear()
                 self._need = prefix
-                error = ProtocolError("frame-too-large", f"length={length} limit={self.max_length}")
+                error = ProtocolError(
+                    ProtocolErrorCode.FRAME_TOO_LARGE, f"length={length} limit={self.max_length}"
+                )
                 if not frames:
                     raise error
                 self._error = error

@@ -16,7 +16,7 @@ The error form is ``ERR <code> <detail>`` on a line of its own.
 
 from __future__ import annotations
 
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ProtocolErrorCode
 from residentd.speedups import choose
 
 DEFAULT_MAX_LINE = 64 * 1024
@@ -98,7 +98,7 @@ class LineCodec:
         if self._buffer is not None:
             self._buffer.clear()
         self._scanned = self.buffered = 0
-        error = ProtocolError("line-too-long", f"limit={self.max_line}")
+        error = ProtocolError(ProtocolErrorCode.LINE_TOO_LONG, f"limit={self.max_line}")
         if not decoded:
             raise error
         self._error = error

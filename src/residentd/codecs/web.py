@@ -23,7 +23,7 @@ from websockets.frames import CloseCode
 
 from residentd.codecs.http import HttpRequest, HttpRequestCodec
 from residentd.codecs.websocket import Request, WebSocketCodec
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ProtocolErrorCode
 
 __all__ = ["WebCodec"]
 
@@ -68,7 +68,9 @@ class WebCodec:
         except ProtocolError as error:
             return websocket.error_reply(error) or b"", []
         if not items or type(items[0]) is not Request:
-            return websocket.error_reply(ProtocolError("bad-request", "no handshake")) or b"", []
+            return websocket.error_reply(
+                ProtocolError(ProtocolErrorCode.BAD_REQUEST, "no handshake")
+            ) or b"", []
         return websocket.accept(items[0]), items[1:]
 
     def resume_websocket(self) -> None:

@@ -61,7 +61,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
-from residentd.errors import CloseCode, ProtocolError
+from residentd.errors import CloseCode, ProtocolError, ProtocolErrorCode
 
 __all__ = [
     "MessageFormat",
@@ -116,7 +116,9 @@ class TextFormat:
         try:
             return payload.decode()
         except UnicodeDecodeError:
-            raise ProtocolError("invalid-utf8", "text frame", recoverable=True) from None
+            raise ProtocolError(
+                ProtocolErrorCode.INVALID_UTF8, "text frame", recoverable=True
+            ) from None
 
     def encode(self, message: Any) -> bytes:
         return message.encode() if isinstance(message, str) else bytes(message)
@@ -270,14 +272,16 @@ class WebSocketCodec:
         error = protocol.parser_exc
         if error is not None:
             if isinstance(error, PayloadTooBig):
-                return ProtocolError("message-too-large", str(error))
-            return ProtocolError("bad-frame", str(error))
+                return ProtocolError(ProtocolErrorCode.MESSAGE_TOO_LARGE, str(error))
+            return ProtocolError(ProtocolErrorCode.BAD_FRAME, str(error))
         if protocol.state is CONNECTING and protocol.handshake_exc is not None:
             error = protocol.handshake_exc
             if isinstance(error, RequestLineTooLong | HeaderLineTooLong | TooManyHeaders):
-                return ProtocolError("head-too-large", str(error))
+                return ProtocolError(ProtocolErrorCode.HEAD_TOO_LARGE, str(error))
             cause = error.__cause__
-            return ProtocolError("bad-request", f"{error}: {cause}" if cause else str(error))
+            return ProtocolError(
+                ProtocolErrorCode.BAD_REQUEST, f"{error}: {cause}" if cause else str(error)
+            )
         return None
 
     def _messages(self, items: list[Any]) -> list[Any]:
@@ -322,7 +326,9 @@ class WebSocketCodec:
                     raise self._invalid_text(error) from None
         elif not self.allow_binary:
             raise ProtocolError(
-                "unsupported-frame", "binary frames are not accepted", recoverable=True
+                ProtocolErrorCode.UNSUPPORTED_FRAME,
+                "binary frames are not accepted",
+                recoverable=True,
             )
         return self._format.decode(payload)
 
@@ -333,7 +339,7 @@ class WebSocketCodec:
         protocol = self._protocol
         protocol.fail(WsCloseCode.INVALID_DATA, reason)
         self._reply = b"".join(protocol.data_to_send())
-        return ProtocolError("invalid-utf8", reason)
+        return ProtocolError(ProtocolErrorCode.INVALID_UTF8, reason)
 
     # -- answering the HTTP request ------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, cast
 
-from residentd.errors import ProtocolError, ResidentdError
+from residentd.errors import CloseCode, ProtocolError, ResidentdError
 from residentd.net.connection import Connection
 from residentd.net.listener import bound_addresses
 
@@ -283,7 +283,7 @@ def let_go(conn: Connection) -> None:
     """The next generation has ``conn``: close this process's descriptor without a word to the
     peer or to the session (no ``on_close``: the session lives on over there)."""
     conn.session = None
-    conn.abort("handed-over")
+    conn.abort(CloseCode.HANDED_OVER)
 
 
 class AdoptedConnection(Connection):
@@ -303,7 +303,7 @@ class AdoptedConnection(Connection):
         self.connected_at = self.last_active = self._loop.time()
         if self.server.admit(self, transport) is not None:
             self._adopted = None
-            self.abort("refused-at-handover")
+            self.abort(CloseCode.REFUSED_AT_HANDOVER)
             return
         limits = self.server.limits
         transport.set_write_buffer_limits(limits.write_high_water, limits.write_low_water)
@@ -331,7 +331,9 @@ class AdoptedConnection(Connection):
         if item is None or self.closing or self.transport is None:
             return
         if item.get("failed"):
-            self.fail(ProtocolError("internal-error", "the server failed to handle a message"))
+            self.fail(
+                ProtocolError(CloseCode.INTERNAL_ERROR, "the server failed to handle a message")
+            )
             return
         if item["unparsed"]:
             self.bytes_in -= len(item["unparsed"])  # read and counted by the last generation

@@ -13,7 +13,7 @@ within 64 KiB is refused.
 from __future__ import annotations
 
 from residentd.codecs.resp.inline import split_args
-from residentd.errors import ProtocolError
+from residentd.errors import ProtocolError, ProtocolErrorCode
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len
 INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
@@ -25,13 +25,13 @@ INT64_MAX = 2**63 - 1
 # Codes of the errors this codec raises, with Redis's text as their detail.
 PROTOCOL_CODES = frozenset(
     {
-        "invalid-multibulk-length",
-        "invalid-bulk-length",
-        "unexpected-type",
-        "unbalanced-quotes",
-        "inline-too-big",
-        "multibulk-count-too-big",
-        "bulk-count-too-big",
+        ProtocolErrorCode.INVALID_MULTIBULK_LENGTH,
+        ProtocolErrorCode.INVALID_BULK_LENGTH,
+        ProtocolErrorCode.UNEXPECTED_TYPE,
+        ProtocolErrorCode.UNBALANCED_QUOTES,
+        ProtocolErrorCode.INLINE_TOO_BIG,
+        ProtocolErrorCode.MULTIBULK_COUNT_TOO_BIG,
+        ProtocolErrorCode.BULK_COUNT_TOO_BIG,
     }
 )
 
@@ -89,12 +89,16 @@ class RespParser:
                         newline = buf.find(b"\n", pos)
                         if newline < 0:
                             if end - pos > INLINE_MAX_SIZE:
-                                raise _error("inline-too-big", "too big inline request")
+                                raise _error(
+                                    ProtocolErrorCode.INLINE_TOO_BIG, "too big inline request"
+                                )
                             return False
                         stop = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
                         argv = split_args(bytes(buf[pos:stop]))
                         if argv is None:
-                            raise _error("unbalanced-quotes", "unbalanced quotes in request")
+                            raise _error(
+                                ProtocolErrorCode.UNBALANCED_QUOTES, "unbalanced quotes in request"
+                            )
                         pos = newline + 1
                         if argv:
                             out.append(argv)
@@ -104,13 +108,18 @@ class RespParser:
                     newline = buf.find(b"\r", pos)
                     if newline < 0:
                         if end - pos > INLINE_MAX_SIZE:
-                            raise _error("multibulk-count-too-big", "too big mbulk count string")
+                            raise _error(
+                                ProtocolErrorCode.MULTIBULK_COUNT_TOO_BIG,
+                                "too big mbulk count string",
+                            )
                         return False
                     if newline > end - 2:
                         return False  # the '\n' is not in yet
                     count = parse_int(bytes(buf[pos + 1 : newline]))
                     if count is None or count > MAX_MULTIBULK_LEN:
-                        raise _error("invalid-multibulk-length", "invalid multibulk length")
+                        raise _error(
+                            ProtocolErrorCode.INVALID_MULTIBULK_LENGTH, "invalid multibulk length"
+                        )
                     pos = newline + 2
                     if count <= 0:
                         continue  # an empty command: Redis skips it
@@ -124,16 +133,23 @@ class RespParser:
                         newline = buf.find(b"\r", pos)
                         if newline < 0:
                             if end - pos > INLINE_MAX_SIZE:
-                                raise _error("bulk-count-too-big", "too big bulk count string")
+                                raise _error(
+                                    ProtocolErrorCode.BULK_COUNT_TOO_BIG,
+                                    "too big bulk count string",
+                                )
                             return False
                         if newline > end - 2:
                             return False
                         if buf[pos] != 0x24:  # '$'
                             got = buf[pos : pos + 1].decode("latin-1").replace("\r", " ")
-                            raise _error("unexpected-type", f"expected '$', got '{got}'")
+                            raise _error(
+                                ProtocolErrorCode.UNEXPECTED_TYPE, f"expected '$', got '{got}'"
+                            )
                         parsed = parse_int(bytes(buf[pos + 1 : newline]))
                         if parsed is None or parsed < 0 or parsed > self.max_bulk_len:
-                            raise _error("invalid-bulk-length", "invalid bulk length")
+                            raise _error(
+                                ProtocolErrorCode.INVALID_BULK_LENGTH, "invalid bulk length"
+                            )
                         size = self._bulk_len = parsed
                         pos = newline + 2
                     if end - pos < size + 2:
