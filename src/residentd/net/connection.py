@@ -213,10 +213,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         try:
             # The session's constructor is the author's code too: a bug in it closes only this
             # connection, which is registered by now and must not stay open without a session.
-            self.session = self.service.session_factory(self)
-            self._mode = self.service.mode
-            self._defer_writes = bool(self.session.defer_writes)
-            self.session.on_connect()
+            self._new_session().on_connect()
         except Exception:
             self._handler_failed(
                 "on_connect" if self.session is not None else "session constructor"
@@ -386,6 +383,14 @@ class Connection(ConnectionCore, asyncio.Protocol):
         if self.transport is None:
             return pending
         return pending + self.transport.get_write_buffer_size()
+
+    def _new_session(self) -> Session[Any]:
+        """Make this connection's session and take its dispatch from the service (a live
+        upgrade's adopted connections make theirs here too)."""
+        session = self.session = self.service.session_factory(self)
+        self._mode = self.service.mode
+        self._defer_writes = bool(session.defer_writes)
+        return session
 
     def apply_limits(self) -> None:
         """Set the transport's write watermarks from the server's limits (after a reload too);

@@ -305,17 +305,13 @@ class AdoptedConnection(Connection):
             self._adopted = None
             self.abort(CloseCode.REFUSED_AT_HANDOVER)
             return
-        limits = self.server.limits
-        transport.set_write_buffer_limits(limits.write_high_water, limits.write_low_water)
+        self.apply_limits()
         item = self._adopted
         assert item is not None
         # Its counters go on from the last generation's (``residentd status`` stays monotonic).
         self.messages_in, self.messages_out, self.bytes_in, self.bytes_out = item["counters"]
         try:
-            self.session = session = self.service.session_factory(self)
-            self._mode = self.service.mode
-            self._defer_writes = bool(session.defer_writes)
-            session.import_state(item["state"])
+            self._new_session().import_state(item["state"])
         except Exception:
             self.server.log_handler_error(self, "import_state")
             # The peer hears of it at ``start``: nothing goes to it before the last generation
