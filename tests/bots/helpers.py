@@ -54,7 +54,7 @@ async def run_load(
 ) -> tuple[RunStats, list[Interval]]:
     """One generator in this process against ``127.0.0.1:port``; returns the merged stats."""
     intervals: list[Interval] = []
-    ctx = Context("127.0.0.1", port, scenario.transport, Recorder(), **context)
+    ctx = Context([("127.0.0.1", port)], scenario.transport, Recorder(), **context)
     await run_generator(scenario, ctx, plan, intervals.append)
     stats = RunStats(1)
     for interval in intervals:

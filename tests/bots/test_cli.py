@@ -1,17 +1,22 @@
 """``residentd bots`` as a command: every documented field in the JSON, CSV and HTML outputs,
-a clear failure against a dead target, targets off loopback refused."""
+a clear failure against a dead target, targets off loopback refused, users spread over several
+targets."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+import socketserver
+import threading
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from residentd.bots.cli import UsageError, parse_target
+from residentd.bots.cli import UsageError, parse_target, parse_targets
 from support import free_port
 
 from .helpers import Daemon, bots
@@ -140,6 +145,62 @@ def test_targets_off_loopback_are_refused() -> None:
     assert parse_target(":7100", 7007) == ("127.0.0.1", 7100)
     assert parse_target("[::1]:7100", 7007) == ("::1", 7100)
     assert parse_target("127.0.0.9", 6380) == ("127.0.0.9", 6380)
+
+
+class CountingEcho(socketserver.ThreadingTCPServer):
+    """A line echo server that counts the connections it accepted."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), EchoLines)
+        self.accepted = 0
+        self.lock = threading.Lock()
+
+
+class EchoLines(socketserver.StreamRequestHandler):
+    server: CountingEcho
+
+    def handle(self) -> None:
+        with self.server.lock:
+            self.server.accepted += 1
+        for line in self.rfile:
+            self.wfile.write(line)
+
+
+@pytest.fixture
+def two_servers() -> Iterator[list[CountingEcho]]:
+    servers = [CountingEcho(), CountingEcho()]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_several_targets_take_the_users_in_turn(two_servers: list[CountingEcho]) -> None:
+    first, second = (server.server_address[1] for server in two_servers)
+    done = bots("--scenario", "echo", "--target", f"127.0.0.1:{first},127.0.0.1:{second}",
+                "--users", "6", "--duration", "2", "--processes", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [server.accepted for server in two_servers] == [3, 3]
+    assert f"127.0.0.1:{first}, 127.0.0.1:{second}" in done.stdout
+
+
+def test_targets_are_read_from_every_flag_in_order() -> None:
+    assert parse_targets([], 7007) == [("127.0.0.1", 7007)]
+    assert parse_targets(["7100,:7101", "127.0.0.2"], 7007) == [
+        ("127.0.0.1", 7100),
+        ("127.0.0.1", 7101),
+        ("127.0.0.2", 7007),
+    ]
+    assert Counter(port for _, port in parse_targets(["1,2,1"], 9)) == {1: 2, 2: 1}
+    with pytest.raises(UsageError, match="mix IPv4 and IPv6"):
+        parse_targets(["127.0.0.1:1,[::1]:2"], 9)
+    with pytest.raises(UsageError, match="not a loopback"):
+        parse_targets(["127.0.0.1:1,192.0.2.1:2"], 9)
 
 
 def test_usage_errors_name_what_is_wrong(tmp_path: Path) -> None:

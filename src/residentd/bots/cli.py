@@ -3,7 +3,9 @@
     residentd bots --scenario chat --users 5000 --spawn-rate 500 --duration 30 \\
         --server-admin unix:/run/chat.pid.sock --report out/
 
-It checks the arguments (a target that is not a loopback address is refused), takes the
+It checks the arguments (a target that is not a loopback address is refused; several targets,
+``--target A,B`` or ``--target`` repeated, spread the users over them in turn, so one run drives a
+cluster of nodes), takes the
 server's idle baseline, starts the generator processes, merges what they report while the live
 view shows it, then prints the table and writes the files asked for.
 
@@ -73,6 +75,23 @@ def parse_target(text: str | None, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+def parse_targets(texts: Sequence[str], default_port: int) -> list[tuple[str, int]]:
+    """Every ``--target`` (each may list several, comma-separated), in order, as parse_target
+    reads one; none gives the scenario's default. All must be of one address family, since
+    the generators' source addresses are chosen for it."""
+    items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
+    targets = [parse_target(item, default_port) for item in items] or [
+        parse_target(None, default_port)
+    ]
+    if len({":" in host for host, _ in targets}) > 1:
+        raise UsageError("targets mix IPv4 and IPv6 addresses: give one family")
+    return targets
+
+
+def show_target(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_options(pairs: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
     """``--set KEY=VALUE`` pairs, each value converted to its default's type."""
     options = dict(defaults)
@@ -109,7 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="echo",
         help=f"built-in ({', '.join(BUILTIN)}) or module:Class (default: echo)",
     )
-    what.add_argument("-t", "--target", help="HOST:PORT on loopback (default: the scenario's)")
+    what.add_argument(
+        "-t",
+        "--target",
+        action="append",
+        default=[],
+        help="HOST:PORT on loopback (default: the scenario's); several, comma-separated or "
+        "repeated, take the users in turn",
+    )
     what.add_argument("--transport", choices=TRANSPORTS, help="override the scenario's")
     what.add_argument(
         "--set",
@@ -278,14 +304,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     transport = args.transport or scenario.transport
-    host, port = parse_target(args.target, scenario.default_port(transport))
+    targets = parse_targets(args.target, scenario.default_port(transport))
     options = parse_options(args.set, scenario.options)
     plan = make_plan(args, scenario)
     if args.processes < 1:
         raise UsageError("--processes must be at least 1")
     processes = args.processes if plan.model == "sessions" else min(args.processes, plan.users)
     sources = workers.source_addresses(
-        host, args.source_addresses or workers.default_source_count(plan.users)
+        targets[0][0], args.source_addresses or workers.default_source_count(plan.users)
     )
     probe = None
     if args.server_pid is not None or args.server_admin is not None:
@@ -296,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         "scenario": scenario.display_name(),
         "scenario_spec": args.scenario,
         "transport": transport,
-        "target": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "target": ", ".join(show_target(host, port) for host, port in targets),
         "load": {
             "model": plan.model,
             "users": plan.users,
@@ -321,8 +347,7 @@ def run(args: argparse.Namespace) -> int:
         workers.GeneratorSpec(
             index=n,
             scenario=args.scenario,
-            host=host,
-            port=port,
+            targets=targets,
             transport=transport,
             path=scenario.path,
             plan=share,

@@ -83,10 +83,10 @@ def task(weight: int = 1) -> Callable[[F], F]:
 
 @dataclass
 class Context:
-    """What the bots of one generator share: target, transport, recorder, options."""
+    """What the bots of one generator share: targets, transport, recorder, options."""
 
-    host: str
-    port: int
+    #: (host, port) of every server the run drives; bot ``i`` connects to ``targets[i % n]``
+    targets: list[tuple[str, int]]
     transport: str
     recorder: Recorder
     options: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +97,9 @@ class Context:
     watchdog: Watchdog | None = None
     #: what the bots of this generator share, as the scenario likes (say, who is online)
     shared: dict[str, Any] = field(default_factory=dict)
+
+    def target_for(self, index: int) -> tuple[str, int]:
+        return self.targets[index % len(self.targets)]
 
     def source_for(self, index: int) -> str | None:
         return self.sources[index % len(self.sources)] if self.sources else None
@@ -178,11 +181,12 @@ class Scenario:
     async def connect(self) -> None:
         """Open ``self.conn`` (timed as step ``connect``)."""
         ctx = self.context
+        host, port = ctx.target_for(self.index)
         with self.step("connect"):
             self.conn = await open_connection(
                 ctx.transport,
-                ctx.host,
-                ctx.port,
+                host,
+                port,
                 source=ctx.source_for(self.index),
                 path=ctx.path,
                 timeout=ctx.timeout,

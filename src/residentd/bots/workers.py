@@ -80,8 +80,7 @@ class GeneratorSpec:
 
     index: int
     scenario: str
-    host: str
-    port: int
+    targets: list[tuple[str, int]]
     transport: str
     path: str
     plan: Plan
@@ -122,8 +121,7 @@ def generator_main(spec: GeneratorSpec, pipe: Connection) -> None:
         raise_open_files_limit()
         scenario = load_scenario(spec.scenario)
         context = Context(
-            host=spec.host,
-            port=spec.port,
+            targets=spec.targets,
             transport=spec.transport,
             recorder=Recorder(spec.index),
             options=spec.options,
