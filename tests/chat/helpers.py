@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -80,6 +82,10 @@ class Chat:
 @asynccontextmanager
 async def chat_server(limits: Limits | None = None, **options: Any) -> AsyncIterator[Chat]:
     app = build_app()
+    broker = os.environ.get("CHAT_TEST_BROKER")  # run the protocol tests against one broker
+    if broker and "broker" not in options and "state_dir" not in options:
+        redis.Redis.from_url(broker).flushdb()
+        options["broker"] = broker
     app.options.update({"secret": SECRET, **options})
     server = Server(app, limits or Limits(), asyncio.get_running_loop())
     await server.start({"chat": ["127.0.0.1:0"], "http": ["127.0.0.1:0"]})

@@ -129,8 +129,9 @@ def _user(session: ChatSession) -> User:
     return user
 
 
-@handles(p.Hello, before_hello=True)
-def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
+def hello_name(hub: Hub, session: ChatSession, request: p.Hello) -> tuple[str, bool]:
+    """The name a ``hello`` signs in as and whether it is a guest's, once its version and
+    token are checked."""
     if session.user is not None:
         raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"signed in as {session.user.name} already")
     settings = hub.settings
@@ -144,11 +145,19 @@ def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
         problem = check_token(settings.secret or "", name, request.token)
         if problem is not None:
             raise ChatError(ErrorCode.BAD_TOKEN, problem)
-        user = hub.presence.get(name) or hub.new_user(name, False)
-    elif not settings.guests:
+        return name, False
+    if not settings.guests:
         raise ChatError(ErrorCode.BAD_TOKEN, "this server needs a token: guests are not allowed")
+    return guest_name(name), True
+
+
+@handles(p.Hello, before_hello=True)
+def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
+    settings = hub.settings
+    name, guest = hello_name(hub, session, request)
+    if not guest:
+        user = hub.presence.get(name) or hub.new_user(name, False)
     else:
-        name = guest_name(name)
         if hub.presence.get(name) is not None:
             raise ChatError(ErrorCode.NAME_TAKEN, f"a guest named {name} is online")
         user = hub.new_user(name, True)
@@ -317,4 +326,14 @@ def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
 
 check_table(HANDLERS)
 
-__all__ = ["HANDLERS", "HandlerTableError", "check_table", "dispatch", "handles"]
+__all__ = [
+    "BEFORE_HELLO",
+    "HANDLERS",
+    "UNCHARGED",
+    "HandlerTableError",
+    "charge",
+    "check_table",
+    "dispatch",
+    "handles",
+    "hello_name",
+]

@@ -43,6 +43,7 @@ from residentd.apps.chat.state import UserState
 from residentd.apps.chat.wire import WIRES, Wire
 
 if TYPE_CHECKING:
+    from residentd.apps.chat.brokered import BrokeredHub
     from residentd.apps.chat.session import ChatSession
 
 # A room list, a member list and an online list are cut at this many entries.
@@ -63,6 +64,9 @@ class HubStats:
 
 
 class Hub:
+    # With a broker, the BrokeredHub itself (brokered.py): sessions hand it their requests.
+    broker: BrokeredHub | None = None
+
     def __init__(self, settings: ChatSettings, journal: d.Journal | None = None) -> None:
         self.settings = settings
         self.journal = journal  # with state_dir: where each change is written (durable.py)
