@@ -22,7 +22,17 @@ import pytest
 
 from residentd.apps.chat.brokered import BEAT, DEAD_AFTER
 from residentd.apps.chat.tokens import make_token
-from support import child_env, free_port, kill9, run_residentd, wait_until
+from support import (
+    child_env,
+    free_port,
+    kill9,
+    port_answers,
+    residentd_command,
+    run_residentd,
+    spawn,
+    stop,
+    wait_until,
+)
 
 from .broker import Node, RedisServer
 from .helpers import SECRET, Peer, TcpPeer, WsPeer
@@ -274,6 +284,15 @@ def test_start_needs_the_broker_unless_told_to_wait(tmp_path: Path) -> None:
     # state_dir and broker together: refused.
     both = start_refused("--broker", redis.url, "--state-dir", str(tmp_path / "state"))
     assert "state_dir and broker cannot go together" in both
+    # kv speaks RESP but runs no Lua: refused, saying so.
+    kv_port = free_port()
+    kv = spawn(residentd_command("run", "kv", "--listen", f"127.0.0.1:{kv_port}", "--admin", "off"))
+    try:
+        wait_until(lambda: port_answers(kv_port), 20.0, "kv")
+        kv_url = f"redis://127.0.0.1:{kv_port}/0"
+        assert "cannot run the chat's Lua scripts" in start_refused("--broker", kv_url)
+    finally:
+        stop(kv)
     # broker_wait: the node waits for Redis, then serves.
     with Node(redis.url, "patient", "--broker-wait") as node:
         wait_until(lambda: "retrying in" in node.log(), 10.0, "the node to retry")

@@ -9,10 +9,12 @@ again it loads the scripts, calls ``on_up`` (the hub re-registers its users' pre
 ``broker back`` and reads again. While the link is down ``call`` raises ``broker-unavailable``
 at once, without waiting for a timeout, so local work goes on.
 
-The client is redis-py's asyncio client with hiredis parsing: a single-connection client for
-commands (requests of every connection share it, in order, one round trip each) and a PubSub
-connection for the events. Scripts are registered once and run with EVALSHA; redis-py loads
-a script again by itself when Redis answers NOSCRIPT (after a restart).
+The client is redis-py's asyncio client with hiredis parsing, with two connections: one for
+commands and one (PubSub) for the events. Commands are pipelined (``command``): those asked
+for while a batch is on its way go together in the next one, in the order they were asked
+for, so a busy node pays one round trip for many requests and Redis runs each connection's
+scripts in their order. The scripts are loaded (SCRIPT LOAD) each time the link comes up and
+run with EVALSHA; a NOSCRIPT answer (a Redis restarted unnoticed) counts as a broken link.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from hashlib import sha1
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from residentd.apps.chat.errors import ChatError, ErrorCode
 from residentd.apps.chat.scripts import CHANNEL, SOURCES
@@ -55,13 +58,16 @@ class BrokerLink:
         self.closed = False
         self.client = aioredis.from_url(
             url,
-            single_connection_client=True,
+            protocol=2,
             socket_connect_timeout=2.0,
             socket_timeout=COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        self.scripts = {name: self.client.register_script(src) for name, src in SOURCES.items()}
+        self.shas = {name: sha1(source.encode()).hexdigest() for name, source in SOURCES.items()}
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._sending = False
+        self._sender: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -72,7 +78,14 @@ class BrokerLink:
         while True:
             try:
                 await self.client.ping()
+                await self._load_scripts()
                 break
+            except ResponseError as exc:  # a server that is not Redis enough (kv: no EVAL)
+                problem = str(exc).partition(", with args")[0]
+                raise ConfigError(
+                    f"broker {self.url} cannot run the chat's Lua scripts ({problem}): "
+                    "it needs Redis 6.2 or later, or a server with EVALSHA and SCRIPT LOAD"
+                ) from None
             except (RedisError, OSError) as exc:
                 if not wait:
                     raise ConfigError(f"broker {self.url} is not reachable: {exc}") from None
@@ -84,34 +97,56 @@ class BrokerLink:
         self._task = asyncio.get_running_loop().create_task(self._run())
         await self._connected.wait()
 
+    async def _load_scripts(self) -> None:
+        for source in SOURCES.values():
+            await self.client.script_load(source)
+
     async def call(self, script: str, *args: Any) -> list[Any]:
         """Run one script; its result past the leading ok mark. A refusal raises ChatError
         with the script's code; a broker that is down, ``broker-unavailable``."""
-        if not self.up:
-            raise _unavailable(self.url)
-        try:
-            result = await self.scripts[script](args=args)
-        except ResponseError:
-            raise
-        except (RedisError, OSError) as exc:
-            self._lost(exc)
-            raise _unavailable(self.url) from None
+        result = await self.command("EVALSHA", self.shas[script], 0, *args)
         code = result[0]
         if code:
             raise ChatError(CODES[code.decode()], _refusal(result))
         return list(result[1:])
 
     async def command(self, *args: Any) -> Any:
-        """One plain command (HGET, HDEL, ...), with the errors of ``call``."""
+        """One command (EVALSHA, HGET, HDEL, ...), sent with every other command asked for
+        while the last batch was on its way, in one pipeline: one write and one read for
+        them all, in the order they were asked for."""
         if not self.up:
             raise _unavailable(self.url)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((args, future))
+        if not self._sending:
+            self._sending = True
+            self._sender = asyncio.ensure_future(self._send())
+        return await future
+
+    async def _send(self) -> None:
         try:
-            return await self.client.execute_command(*args)
-        except ResponseError:
-            raise
-        except (RedisError, OSError) as exc:
-            self._lost(exc)
-            raise _unavailable(self.url) from None
+            while self._queue:
+                batch, self._queue = self._queue, []
+                pipe = self.client.pipeline(transaction=False)
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                try:
+                    results = await pipe.execute(raise_on_error=False)
+                except (RedisError, OSError) as exc:
+                    self._lost(exc)
+                    results = [_unavailable(self.url)] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, NoScriptError):  # Redis restarted unnoticed
+                        self._lost(result)
+                        result = _unavailable(self.url)
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._sending = False
 
     def _lost(self, exc: BaseException) -> None:
         if self.up and not self.closed:
@@ -125,8 +160,7 @@ class BrokerLink:
             try:
                 await self.client.ping()
                 await pubsub.subscribe(CHANNEL)
-                for script in self.scripts.values():
-                    await script.registered_client.script_load(script.script)
+                await self._load_scripts()
                 self.up = True
                 await self.on_up()
                 if self._connected.is_set():

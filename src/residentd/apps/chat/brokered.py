@@ -69,8 +69,22 @@ Handler = Callable[["BrokeredHub", "ChatSession", Any], Awaitable[p.Reply | None
 BROKERED: dict[type, Handler] = {}
 
 
-def default_node() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+_LOADED_BY = os.getpid()  # the process that imported the app: a worker's master, if forked
+
+
+def _blocks(entry: list[Any]) -> bool:
+    """Whether a request of a backlog keeps later ones from starting: one not started yet,
+    or a ``hello`` (its answer signs the session in)."""
+    return entry[0] is None or type(entry[1]) is p.Hello
+
+
+def node_name(node_id: str | None) -> str:
+    """This process's name on the broker: ``node_id``, or HOSTNAME:PID when none is set; in a
+    worker forked after the app was loaded, ``node_id/PID``, so each worker is a node."""
+    pid = os.getpid()
+    if node_id is None:
+        return f"{socket.gethostname()}:{pid}"
+    return node_id if pid == _LOADED_BY else f"{node_id}/{pid}"
 
 
 class BrokeredHub(Hub):
@@ -78,7 +92,7 @@ class BrokeredHub(Hub):
         super().__init__(settings, None)
         self.broker = self
         self.rooms = {}  # only rooms with members signed in here: their sinks
-        self.node = node or default_node()
+        self.node = node_name(node)
         self.link = BrokerLink(url, self.on_event, self.on_up)
         self.backlogs: dict[ChatSession, deque[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -88,27 +102,36 @@ class BrokeredHub(Hub):
     # -- requests ------------------------------------------------------------------------------
 
     def submit(self, session: ChatSession, request: Any) -> None:
-        """Run ``request`` after the ones of ``session`` still waiting; local ones at once."""
+        """Run ``request`` now, its reply sent after those of the session's earlier requests:
+        the scripts of a session's requests reach Redis in order, and several in flight share
+        a round trip. A request after a ``hello`` still in flight (or before any) waits for
+        its answer, which decides who the session is. ``ping`` and ``pong`` are answered at
+        once when nothing is waiting."""
         backlog = self.backlogs.get(session)
-        if backlog is not None:
-            backlog.append(request)
-            return
-        if type(request) in LOCAL:
-            reply = HANDLERS[type(request)](self, session, request)
-            if reply is not None:
-                reply.id = request.id
-                session.send(reply)
-            return
-        self.backlogs[session] = deque((request,))
-        self._spawn(self._drain(session))
+        if backlog is None:
+            if type(request) in LOCAL:
+                reply = HANDLERS[type(request)](self, session, request)
+                if reply is not None:
+                    reply.id = request.id
+                    session.send(reply)
+                return
+            backlog = self.backlogs[session] = deque()
+            self._spawn(self._drain(session, backlog))
+        entry: list[Any] = [None, request]
+        if session.user is not None and not any(_blocks(other) for other in backlog):
+            entry[0] = asyncio.ensure_future(dispatch(self, session, request))
+        backlog.append(entry)
 
-    async def _drain(self, session: ChatSession) -> None:
-        backlog = self.backlogs[session]
+    async def _drain(self, session: ChatSession, backlog: deque[list[Any]]) -> None:
+        """Send the replies of ``session``'s requests in their order."""
         try:
             while backlog:
-                request = backlog[0]
+                entry = backlog[0]
+                task, request = entry
+                if task is None:
+                    task = entry[0] = asyncio.ensure_future(dispatch(self, session, request))
                 try:
-                    reply = await dispatch(self, session, request)
+                    reply = await task
                 except ChatError as error:
                     session.refuse(request, error)
                 else:
@@ -116,6 +139,12 @@ class BrokeredHub(Hub):
                         reply.id = request.id
                         session.send(reply)
                 backlog.popleft()
+                if session.user is not None:  # what waited for a hello may start
+                    for waiting in backlog:
+                        if type(waiting[1]) is p.Hello:
+                            break
+                        if waiting[0] is None:
+                            waiting[0] = asyncio.ensure_future(dispatch(self, session, waiting[1]))
         finally:
             del self.backlogs[session]
 
@@ -613,4 +642,4 @@ async def _state_del(hub: BrokeredHub, session: ChatSession, request: p.StateDel
 
 check_table(BROKERED, frozenset(get_args(p.AnyRequest)))
 
-__all__ = ["BROKERED", "DEAD_AFTER", "BrokeredHub", "default_node", "dispatch"]
+__all__ = ["BEAT", "BROKERED", "DEAD_AFTER", "BrokeredHub", "dispatch", "node_name"]
