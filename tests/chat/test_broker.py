@@ -174,6 +174,24 @@ def test_three_nodes_serve_one_world(cluster: Cluster) -> None:
         got_state = await ann_too.request("state.get")
         assert got_state["value"] == {"theme": {"dark": True}, "n": 2}
         assert (await bob.request("who"))["online"] == 3
+        # Requests sent at once are answered in order, the ones after a hello once it is in.
+        eager = await TcpPeer.open("127.0.0.1", two.tcp_port)
+        token = make_token(SECRET, "dan")
+        await eager.send_raw(
+            f'{{"op":"who","id":1}}\n{{"op":"hello","v":1,"user":"dan","token":"{token}","id":2}}\n'
+            '{"op":"join","room":"ops","id":3}\n{"op":"ping","id":4}\n'
+            '{"op":"post","room":"ops","text":"hi","id":5}\n{"op":"who","id":6}\n'
+        )
+        answers: list[dict[str, Any]] = []
+        while len(answers) < 6:  # pushes (joined, message) come in between
+            answer = await eager.receive()
+            if "id" in answer:
+                answers.append(answer)
+        assert [a["id"] for a in answers] == [1, 2, 3, 4, 5, 6], answers
+        assert answers[0]["code"] == "not-signed-in"
+        assert [a["op"] for a in answers[1:]] == ["hello", "join", "pong", "post", "who"]
+        assert answers[4]["seq"] == 3 * POSTS + 1 and answers[5]["online"] == 4
+        await eager.close()
         # Refusals come from the one world: a room made on one node exists for the others.
         exists = await bob.request("create", room="ops")
         assert exists["code"] == "room-exists", exists

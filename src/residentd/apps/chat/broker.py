@@ -168,15 +168,16 @@ class BrokerLink:
                 self._connected.set()
                 delay = FIRST_RETRY
                 on_event = self.on_event
-                while True:
+                while self.up:  # until a command finds the link broken, or this read does
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
-                        on_event(message["data"])
-                    elif not self.up:  # a command found the link broken
-                        break
+                        try:
+                            on_event(message["data"])
+                        except Exception:  # one event the hub cannot take costs only itself
+                            log.exception("broker event %r not applied", message["data"][:200])
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, ChatError) as exc:
                 self._lost(exc)
             finally:
                 self.up = False

@@ -203,6 +203,17 @@ class BrokeredHub(Hub):
         if not self.link.closed:
             self.fire("bye", user.name, self.node, self.settings.presence_push_limit, now)
 
+    def _rejoin(self, user: User, names: set[str]) -> None:
+        """Make ``user``'s local rooms be ``names``."""
+        for room in user.rooms:
+            if room.name not in names:
+                self._drop_member(user, room)
+        have = {room.name for room in user.rooms}
+        for name in names - have:
+            room = self._local_room(name)
+            room.add_member(user)
+            user.rooms += (room,)
+
     def _local_room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
@@ -287,6 +298,14 @@ class BrokeredHub(Hub):
             ensure += (name, new_epoch())
         await self.link.call("ensure", *ensure)
         await self.sync()
+        # Events missed while the link was down may have changed its users' rooms (a join
+        # from another node): take their memberships from Redis again.
+        users = list(self.presence.online.values())
+        found = await asyncio.gather(
+            *(self.link.command("SMEMBERS", f"chat:urooms:{user.name}") for user in users)
+        )
+        for user, rooms in zip(users, found, strict=True):
+            self._rejoin(user, {_text(name) for name in rooms})
         self._up_since = asyncio.get_running_loop().time()
 
     async def sync(self) -> None:
