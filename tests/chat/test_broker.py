@@ -78,6 +78,15 @@ async def sign_in(node: Node, transport: str, user: str) -> Peer:
     return peer
 
 
+async def three_users(cluster: Cluster) -> tuple[Peer, Peer, Peer]:
+    """ann on node 1 over TCP, bob on node 2 over WebSocket, cid on node 3 over TCP."""
+    one, two, three = cluster.nodes
+    ann = await sign_in(one, "tcp", "ann")
+    bob = await sign_in(two, "ws", "bob")
+    cid = await sign_in(three, "tcp", "cid")
+    return ann, bob, cid
+
+
 async def push_about(peer: Peer, op: str, user: str, timeout: float = 5.0) -> dict[str, Any]:
     """The next push of kind ``op`` about ``user`` (a member's own join or presence may come
     first: with a broker, a change's push reaches its own node through Redis too)."""
@@ -106,13 +115,11 @@ async def collect(peer: Peer, messages: int, replies: set[int]) -> tuple[list[An
 
 
 def test_three_nodes_serve_one_world(cluster: Cluster) -> None:
-    one, two, three = cluster.nodes
+    _, two, three = cluster.nodes
     redis = cluster.redis
 
     async def main() -> None:
-        ann = await sign_in(one, "tcp", "ann")
-        bob = await sign_in(two, "ws", "bob")
-        cid = await sign_in(three, "tcp", "cid")
+        ann, bob, cid = await three_users(cluster)
         # Presence is cluster-wide.
         who = await cid.request("who")
         assert who["online"] == 3 and {u["user"] for u in who["users"]} == {"ann", "bob", "cid"}
@@ -237,13 +244,11 @@ def test_a_killed_node_takes_its_users_offline_everywhere(cluster: Cluster) -> N
 
 
 def test_nodes_ride_out_a_redis_restart(cluster: Cluster) -> None:
-    one, two, three = cluster.nodes
+    one, two, _ = cluster.nodes
     redis = cluster.redis
 
     async def main() -> None:
-        ann = await sign_in(one, "tcp", "ann")
-        bob = await sign_in(two, "ws", "bob")
-        cid = await sign_in(three, "tcp", "cid")
+        ann, bob, cid = await three_users(cluster)
         for peer in (ann, bob, cid):
             await peer.request("join", room="lobby")
         redis.stop()

@@ -40,15 +40,7 @@ import msgspec
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.broker import BrokerLink
 from residentd.apps.chat.errors import ChatError, ErrorCode
-from residentd.apps.chat.handlers import (
-    BEFORE_HELLO,
-    HANDLERS,
-    MAX_LISTED,
-    UNCHARGED,
-    charge,
-    check_table,
-    hello_name,
-)
+from residentd.apps.chat.handlers import HANDLERS, MAX_LISTED, admit, check_table, hello_name
 from residentd.apps.chat.history import RoomHistory
 from residentd.apps.chat.hub import RESUME_MAX, Hub, _text_too_long
 from residentd.apps.chat.rooms import Room, new_epoch
@@ -187,14 +179,9 @@ class BrokeredHub(Hub):
                 user.rooms += (room,)
 
     def disconnected(self, session: ChatSession) -> None:
-        self.pending.pop(session, None)
-        user = session.user
+        user = self.unhook(session)
         if user is None:
             return
-        session.user = None
-        self.connections[session.wire] -= 1
-        for room in user.rooms:
-            room.sinks[session.wire].pop(session, None)
         now = p.now_ms()
         if self.presence.detach(user, session, now):  # its last connection here
             for room in user.rooms:
@@ -373,14 +360,8 @@ def handles(kind: type) -> Callable[[Handler], Handler]:
 async def dispatch(hub: BrokeredHub, session: ChatSession, request: Any) -> p.Reply | None:
     """``handlers.dispatch`` with a broker: the same gate and rate charge, then the request's
     brokered handler."""
-    hub.stats.requests += 1
     kind = type(request)
-    user = session.user
-    if user is None:
-        if kind not in BEFORE_HELLO:
-            raise ChatError(ErrorCode.NOT_SIGNED_IN, "send hello first")
-    elif hub.settings.rate_limit and kind not in UNCHARGED:
-        charge(hub, user)
+    admit(hub, session, kind)
     return await BROKERED[kind](hub, session, request)
 
 

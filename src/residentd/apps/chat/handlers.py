@@ -92,17 +92,23 @@ def check_table(handlers: Collection[type], requests: Collection[type] = REQUEST
 
 def dispatch(hub: Hub, session: ChatSession, request: Any) -> p.Reply | None:
     """Run one request; returns its reply (None for none) or raises ``ChatError``."""
-    hub.stats.requests += 1
     kind = type(request)
+    admit(hub, session, kind)
+    if hub.journal is not None and kind in WRITES:
+        hub.journal.check()
+    return HANDLERS[kind](hub, session, request)
+
+
+def admit(hub: Hub, session: ChatSession, kind: type) -> None:
+    """Count a request of ``kind``, and let it pass the sign-in gate and the rate charge, or
+    raise ``not-signed-in`` or ``rate-limited``."""
+    hub.stats.requests += 1
     user = session.user
     if user is None:
         if kind not in BEFORE_HELLO:
             raise ChatError(ErrorCode.NOT_SIGNED_IN, "send hello first")
     elif hub.settings.rate_limit and kind not in UNCHARGED:
         charge(hub, user)
-    if hub.journal is not None and kind in WRITES:
-        hub.journal.check()
-    return HANDLERS[kind](hub, session, request)
 
 
 def charge(hub: Hub, user: User) -> None:
@@ -327,11 +333,9 @@ def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
 check_table(HANDLERS)
 
 __all__ = [
-    "BEFORE_HELLO",
     "HANDLERS",
-    "UNCHARGED",
     "HandlerTableError",
-    "charge",
+    "admit",
     "check_table",
     "dispatch",
     "handles",

@@ -91,15 +91,22 @@ class Hub:
         """A chat connection opened; it has ``hello_timeout`` seconds to sign in."""
         self.pending[session] = None
 
-    def disconnected(self, session: ChatSession) -> None:
+    def unhook(self, session: ChatSession) -> User | None:
+        """Stop pushing to a closed ``session``; its user, if it had signed in."""
         self.pending.pop(session, None)
         user = session.user
         if user is None:
-            return
+            return None
         session.user = None
         self.connections[session.wire] -= 1
         for room in user.rooms:
             room.sinks[session.wire].pop(session, None)
+        return user
+
+    def disconnected(self, session: ChatSession) -> None:
+        user = self.unhook(session)
+        if user is None:
+            return
         if self.presence.detach(user, session, p.now_ms()):
             for room in user.rooms:
                 room.online -= 1
