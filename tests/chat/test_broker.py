@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from lifecycle.upgrading import Generations
 from residentd.apps.chat.brokered import BEAT, DEAD_AFTER
 from residentd.apps.chat.tokens import make_token
 from support import (
@@ -62,11 +63,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         redis.stop()
 
 
-async def sign_in(node: Node, transport: str, user: str) -> Peer:
-    """``user`` signed in on ``node``. A node listens before its link to the broker is up, and
-    answers ``broker-unavailable`` until it is: the hello is sent again then."""
-    if transport == "tcp":
-        peer: Peer = await TcpPeer.open("127.0.0.1", node.tcp_port)
+async def sign_in(node: Node | int, transport: str, user: str) -> Peer:
+    """``user`` signed in on ``node`` (or a TCP port). A node listens before its link to the
+    broker is up, and answers ``broker-unavailable`` until it is: the hello is sent again."""
+    if isinstance(node, int):
+        peer: Peer = await TcpPeer.open("127.0.0.1", node)
+    elif transport == "tcp":
+        peer = await TcpPeer.open("127.0.0.1", node.tcp_port)
     else:
         peer = await WsPeer.open(f"ws://127.0.0.1:{node.http_port}/ws")
     for _ in range(100):
@@ -241,6 +244,34 @@ def test_a_killed_node_takes_its_users_offline_everywhere(cluster: Cluster) -> N
 
         asyncio.run(main())
         assert "node doomed missed its heartbeats" in "".join(n.log() for n in cluster.nodes)
+
+
+def test_a_live_upgrade_keeps_its_users_online_everywhere(cluster: Cluster, tmp_path: Path) -> None:
+    two = cluster.nodes[1]
+    options = ("--secret", SECRET, "--rate-limit", "0", "--http-listen", "127.0.0.1:0")
+    with Generations(tmp_path, "chat", *options, "--broker", cluster.redis.url) as upgraded:
+
+        async def main() -> None:
+            ann = await sign_in(upgraded.port, "tcp", "ann")
+            bob = await sign_in(two, "ws", "bob")
+            for peer in (ann, bob):
+                await peer.request("join", room="lobby")
+            await asyncio.get_running_loop().run_in_executor(None, upgraded.upgrade_ok)
+            # ann's connection lives on in the new generation, which took over its presence.
+            await bob.request("post", room="lobby", text="after")
+            await push_about(ann, "message", "bob")
+            # The old generation's heartbeats have stopped: once it is swept, ann is still
+            # online, and nobody was told otherwise.
+            await asyncio.sleep(DEAD_AFTER + 2 * BEAT)
+            assert (await bob.request("seen", user="ann"))["online"] is True
+            await bob.request("post", room="lobby", text="later")
+            assert (await push_about(ann, "message", "bob"))["text"] == "later"
+            flaps = [m for m in bob.pushes if m["op"] == "presence" and m["user"] == "ann"]
+            assert flaps == []
+            for peer in (ann, bob):
+                await peer.close()
+
+        asyncio.run(main())
 
 
 def test_nodes_ride_out_a_redis_restart(cluster: Cluster) -> None:

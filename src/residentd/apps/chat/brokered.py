@@ -90,6 +90,7 @@ class BrokeredHub(Hub):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._beating = False
         self._up_since = 0.0  # loop time the link last came up
+        self._syncing = False  # a sync of adopted sessions is on its way
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -177,6 +178,20 @@ class BrokeredHub(Hub):
             else:
                 room.add_member(user)
                 user.rooms += (room,)
+
+    def adopt_rooms(self, session: ChatSession, user: User, rooms: list[str]) -> None:
+        """A session handed over by a live upgrade: attached here as it was there, and
+        registered on the broker under this process's name before the last generation's
+        registrations are swept (or said goodbye to), so its user never goes offline."""
+        self.attach(session, user, rooms)
+        if not self._syncing:
+            self._syncing = True
+            self._spawn(self._sync_soon())
+
+    async def _sync_soon(self) -> None:
+        await asyncio.sleep(0)  # the other sessions handed over in this step too
+        self._syncing = False
+        await self.sync()
 
     def disconnected(self, session: ChatSession) -> None:
         user = self.unhook(session)

@@ -117,6 +117,9 @@ class ChatSession(Session["ChatApp"]):
         if state["bucket"] is not None and user.bucket is None:
             user.bucket = TokenBucket(0.0, 0.0)
             user.bucket.tokens, user.bucket.stamp = state["bucket"]
+        if hub.broker is not None:  # the rooms are in Redis: this node registers the session
+            hub.broker.adopt_rooms(self, user, state["rooms"])
+            return
         for room_name in state["rooms"]:
             room = hub.rooms.get(room_name)
             if room is not None and user not in room.members:
