@@ -3,7 +3,10 @@
 ``chat_server(**options)`` starts a fresh chat app (its own hub) on ephemeral loopback ports of
 the running loop, TCP and HTTP, and stops it on exit; it has the secret ``SECRET`` unless the
 options give another. ``Chat.signed_in`` signs a user in with a token made with that secret,
-``Chat.guest`` signs a guest in (named ``~name`` by the server).
+``Chat.guest`` signs a guest in (named ``~name`` by the server). With ``CHAT_TEST_BROKER`` set
+to a Redis URL, every such server is a node on that Redis (flushed first), so the protocol
+tests check the brokered hub too: ``CHAT_TEST_BROKER=redis://127.0.0.1:6379/15 pytest
+tests/chat/test_protocol.py`` (a scratch database: it is flushed).
 
 A ``Peer`` is one client connection, over TCP (``TcpPeer``: JSON lines on an asyncio stream)
 or over WebSocket (``WsPeer``: the ``websockets`` asyncio client, one message per text frame);
