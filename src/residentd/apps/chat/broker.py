@@ -131,6 +131,8 @@ class BrokerLink:
                 for args, _ in batch:
                     pipe.execute_command(*args)
                 try:
+                    if self.closed:  # asked for while the node stops: never sent
+                        raise ConnectionError("the link is closed")
                     results = await pipe.execute(raise_on_error=False)
                 except (RedisError, OSError) as exc:
                     self._lost(exc)

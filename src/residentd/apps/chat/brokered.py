@@ -11,11 +11,13 @@ of a message per node, not per member, and every node applies events in the one 
 published them in: a room's messages reach every member in seq order.
 
 Requests go through ``submit``: ``ping`` and ``pong`` are answered at once, as without a
-broker; the others wait in the connection's backlog and run in turn in a task (``_drain``),
-awaiting their script, so the loop never blocks on Redis and a connection's replies keep the
-order of its requests. While the broker is down, every request that needs it is answered
-``broker-unavailable`` at once; sign-outs are not lost: when the link is back the hub
-re-registers exactly the connections it holds (``sync``).
+broker; the others start at once as tasks awaiting their scripts (so the loop never blocks on
+Redis, a connection's scripts reach Redis in the order of its requests, and several in flight
+share a round trip), and ``_drain`` sends their replies in that order. Requests after a
+``hello`` still in flight wait for its answer, which decides who the session is. While the
+broker is down, every request that needs it is answered ``broker-unavailable`` at once;
+sign-outs are not lost: when the link is back the hub re-registers exactly the connections it
+holds (``sync``).
 
 Liveness: every second (``tick``) the node refreshes its heartbeat in the sorted set of nodes
 and sweeps the nodes whose heartbeat is older than ``DEAD_AFTER``: their users lose those
@@ -45,6 +47,7 @@ from residentd.apps.chat.history import RoomHistory
 from residentd.apps.chat.hub import RESUME_MAX, Hub, _text_too_long
 from residentd.apps.chat.rooms import Room, new_epoch
 from residentd.apps.chat.settings import ChatSettings
+from residentd.errors import CloseCode
 
 if TYPE_CHECKING:
     from residentd.apps.chat.presence import User
@@ -127,6 +130,9 @@ class BrokeredHub(Hub):
                     reply = await task
                 except ChatError as error:
                     session.refuse(request, error)
+                except Exception:  # a bug: the connection goes, as on_message's would
+                    log.exception("%s raised; closing the connection", type(request).__name__)
+                    session.close(CloseCode.INTERNAL_ERROR)
                 else:
                     if reply is not None:
                         reply.id = request.id
