@@ -3,7 +3,10 @@
 ``chat_server(**options)`` starts a fresh chat app (its own hub) on ephemeral loopback ports of
 the running loop, TCP and HTTP, and stops it on exit; it has the secret ``SECRET`` unless the
 options give another. ``Chat.signed_in`` signs a user in with a token made with that secret,
-``Chat.guest`` signs a guest in (named ``~name`` by the server).
+``Chat.guest`` signs a guest in (named ``~name`` by the server). With ``CHAT_TEST_BROKER`` set
+to a Redis URL, every such server is a node on that Redis (flushed first), so the protocol
+tests check the brokered hub too: ``CHAT_TEST_BROKER=redis://127.0.0.1:6379/15 pytest
+tests/chat/test_protocol.py`` (a scratch database: it is flushed).
 
 A ``Peer`` is one client connection, over TCP (``TcpPeer``: JSON lines on an asyncio stream)
 or over WebSocket (``WsPeer``: the ``websockets`` asyncio client, one message per text frame);
@@ -17,11 +20,13 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -80,6 +85,10 @@ class Chat:
 @asynccontextmanager
 async def chat_server(limits: Limits | None = None, **options: Any) -> AsyncIterator[Chat]:
     app = build_app()
+    broker = os.environ.get("CHAT_TEST_BROKER")  # run the protocol tests against one broker
+    if broker and "broker" not in options and "state_dir" not in options:
+        redis.Redis.from_url(broker).flushdb()
+        options["broker"] = broker
     app.options.update({"secret": SECRET, **options})
     server = Server(app, limits or Limits(), asyncio.get_running_loop())
     await server.start({"chat": ["127.0.0.1:0"], "http": ["127.0.0.1:0"]})

@@ -14,6 +14,9 @@ protocol. The modules, one concern each:
     wire       a push framed for TCP lines or WebSocket text frames
     hub        the world: users, rooms, fan-out, liveness, and every change to them
     handlers   the dispatcher: sign-in gate, rate charge, one handler per request
+    brokered   the hub of a node sharing its world through Redis (``broker``), its requests
+    broker     the link to Redis: commands pipelined, the event channel, reconnects
+    scripts    the changes as Lua scripts: check, change and publish in one step
     session    a connection's requests and replies, whatever the transport
     tcp / ws   JSON lines on TCP; WebSocket (and the web pages) on the HTTP port
     http       the page, the dashboard, /stats     metrics   the dashboard's samples

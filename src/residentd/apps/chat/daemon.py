@@ -25,6 +25,7 @@ from residentd.apps.chat import (
     api,
     openapi,  # noqa: F401 (registers the API's /openapi.json)
 )
+from residentd.apps.chat.brokered import BrokeredHub
 from residentd.apps.chat.durable import ChatState, Journal, after_load
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler
@@ -62,16 +63,44 @@ class ChatApp(App):
         """The world, made from the options in force when first needed: by the start hook, or
         by a connection accepted while the listeners are still being bound."""
         if self._hub is None:
+            settings = self.settings()
             persistence = self.persistence
             journal = None
             if isinstance(persistence, Persistence) and persistence.enabled:
                 journal = Journal(persistence)
-            self._hub = Hub(self.settings(), journal)
+            if settings.broker is not None and journal is None:
+                self._hub = BrokeredHub(settings, settings.broker, settings.node_id)
+            else:  # with state_dir too, the start refuses it
+                self._hub = Hub(settings, journal)
         return self._hub
+
+    def workers_refused(self, workers: int) -> str | None:
+        """Why chat cannot run ``workers`` worker processes, or None: each would hold a world
+        of its own unless they share one through a broker."""
+        if workers > 1 and self.settings().broker is None:
+            return (
+                f"chat with workers = {workers} needs a broker (broker = redis://HOST:PORT/DB): "
+                "without one each worker would hold users, rooms and messages of its own"
+            )
+        return None
 
     def forget_hub(self) -> None:
         """After a stop: the next start builds a new world (sessions keep the old one)."""
         self._hub = None
+
+
+def check_broker(settings: ChatSettings, hub: Hub) -> None:
+    """Refuse what a broker cannot go with (ConfigError, exit 2)."""
+    if hub.journal is not None:
+        raise ConfigError(
+            "state_dir and broker cannot go together: with a broker the shared state lives in "
+            "Redis (give Redis its own persistence: appendonly yes)"
+        )
+    if settings.api_keys or settings.api_keys_file:
+        raise ConfigError(
+            "the backend API (api_keys, api_keys_file) is not served with a broker yet: "
+            "its calls change one node's memory"
+        )
 
 
 def build_app() -> ChatApp:
@@ -95,21 +124,29 @@ def build_app() -> ChatApp:
     app.service("http", WebSocketSession, codec=http_codec, listen=[HTTP_LISTEN])
 
     @app.on_start
-    def start() -> None:
+    async def start() -> None:
         settings = app.settings()
         if not settings.guests and not settings.secret:
             raise ConfigError("guests = false needs a secret, or nobody can sign in")
         app.api_keys = api.load_keys(settings)
-        if app.hub.journal is not None:
-            after_load(app.hub)
-        app.sampler = Sampler(app.hub, asyncio.get_running_loop())
+        hub = app.hub
+        if settings.broker is not None:
+            check_broker(settings, hub)
+            assert isinstance(hub, BrokeredHub)
+            await hub.link.open(settings.broker_wait)
+        if hub.journal is not None:
+            after_load(hub)
+        app.sampler = Sampler(hub, asyncio.get_running_loop())
         app.sampler.start()
 
     @app.on_stop
-    def stop() -> None:
+    async def stop() -> None:
         if app.sampler is not None:
             app.sampler.stop()
             app.sampler = None
+        hub = app._hub
+        if isinstance(hub, BrokeredHub):
+            await hub.close()
         app.forget_hub()
 
     @app.on_reload

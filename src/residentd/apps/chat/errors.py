@@ -64,6 +64,10 @@ class ErrorCode(StrEnum):
         "storage-error",
         "the disk refuses state_dir's journal: changes wait, reads work; retry_after",
     )
+    BROKER_UNAVAILABLE = (
+        "broker-unavailable",
+        "the broker (Redis) that nodes share does not answer: retry later",
+    )
     # Sent before the server closes the connection.
     TOO_MANY_CONNECTIONS = (
         "too-many-connections",

@@ -92,17 +92,23 @@ def check_table(handlers: Collection[type], requests: Collection[type] = REQUEST
 
 def dispatch(hub: Hub, session: ChatSession, request: Any) -> p.Reply | None:
     """Run one request; returns its reply (None for none) or raises ``ChatError``."""
-    hub.stats.requests += 1
     kind = type(request)
+    admit(hub, session, kind)
+    if hub.journal is not None and kind in WRITES:
+        hub.journal.check()
+    return HANDLERS[kind](hub, session, request)
+
+
+def admit(hub: Hub, session: ChatSession, kind: type) -> None:
+    """Count a request of ``kind``, and let it pass the sign-in gate and the rate charge, or
+    raise ``not-signed-in`` or ``rate-limited``."""
+    hub.stats.requests += 1
     user = session.user
     if user is None:
         if kind not in BEFORE_HELLO:
             raise ChatError(ErrorCode.NOT_SIGNED_IN, "send hello first")
     elif hub.settings.rate_limit and kind not in UNCHARGED:
         charge(hub, user)
-    if hub.journal is not None and kind in WRITES:
-        hub.journal.check()
-    return HANDLERS[kind](hub, session, request)
 
 
 def charge(hub: Hub, user: User) -> None:
@@ -129,8 +135,9 @@ def _user(session: ChatSession) -> User:
     return user
 
 
-@handles(p.Hello, before_hello=True)
-def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
+def hello_name(hub: Hub, session: ChatSession, request: p.Hello) -> tuple[str, bool]:
+    """The name a ``hello`` signs in as and whether it is a guest's, once its version and
+    token are checked."""
     if session.user is not None:
         raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"signed in as {session.user.name} already")
     settings = hub.settings
@@ -144,11 +151,19 @@ def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
         problem = check_token(settings.secret or "", name, request.token)
         if problem is not None:
             raise ChatError(ErrorCode.BAD_TOKEN, problem)
-        user = hub.presence.get(name) or hub.new_user(name, False)
-    elif not settings.guests:
+        return name, False
+    if not settings.guests:
         raise ChatError(ErrorCode.BAD_TOKEN, "this server needs a token: guests are not allowed")
+    return guest_name(name), True
+
+
+@handles(p.Hello, before_hello=True)
+def _hello(hub: Hub, session: ChatSession, request: p.Hello) -> p.Reply:
+    settings = hub.settings
+    name, guest = hello_name(hub, session, request)
+    if not guest:
+        user = hub.presence.get(name) or hub.new_user(name, False)
     else:
-        name = guest_name(name)
         if hub.presence.get(name) is not None:
             raise ChatError(ErrorCode.NAME_TAKEN, f"a guest named {name} is online")
         user = hub.new_user(name, True)
@@ -317,4 +332,12 @@ def _state_del(hub: Hub, session: ChatSession, request: p.StateDel) -> p.Reply:
 
 check_table(HANDLERS)
 
-__all__ = ["HANDLERS", "HandlerTableError", "check_table", "dispatch", "handles"]
+__all__ = [
+    "HANDLERS",
+    "HandlerTableError",
+    "admit",
+    "check_table",
+    "dispatch",
+    "handles",
+    "hello_name",
+]

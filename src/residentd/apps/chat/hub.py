@@ -43,6 +43,7 @@ from residentd.apps.chat.state import UserState
 from residentd.apps.chat.wire import WIRES, Wire
 
 if TYPE_CHECKING:
+    from residentd.apps.chat.brokered import BrokeredHub
     from residentd.apps.chat.session import ChatSession
 
 # A room list, a member list and an online list are cut at this many entries.
@@ -63,6 +64,9 @@ class HubStats:
 
 
 class Hub:
+    # With a broker, the BrokeredHub itself (brokered.py): sessions hand it their requests.
+    broker: BrokeredHub | None = None
+
     def __init__(self, settings: ChatSettings, journal: d.Journal | None = None) -> None:
         self.settings = settings
         self.journal = journal  # with state_dir: where each change is written (durable.py)
@@ -87,15 +91,22 @@ class Hub:
         """A chat connection opened; it has ``hello_timeout`` seconds to sign in."""
         self.pending[session] = None
 
-    def disconnected(self, session: ChatSession) -> None:
+    def unhook(self, session: ChatSession) -> User | None:
+        """Stop pushing to a closed ``session``; its user, if it had signed in."""
         self.pending.pop(session, None)
         user = session.user
         if user is None:
-            return
+            return None
         session.user = None
         self.connections[session.wire] -= 1
         for room in user.rooms:
             room.sinks[session.wire].pop(session, None)
+        return user
+
+    def disconnected(self, session: ChatSession) -> None:
+        user = self.unhook(session)
+        if user is None:
+            return
         if self.presence.detach(user, session, p.now_ms()):
             for room in user.rooms:
                 room.online -= 1

@@ -57,23 +57,31 @@ class ChatSession(Session["ChatApp"]):
         self.hub.connected(self)
 
     def on_message(self, request: Any) -> None:
+        broker = self.hub.broker
+        if broker is not None:  # the request may need Redis: answered in turn (brokered.py)
+            broker.submit(self, request)
+            return
         try:
             reply = dispatch(self.hub, self, request)
         except ChatError as error:
-            self.send(
-                p.Error(
-                    id=request.id,
-                    code=error.code,
-                    detail=error.detail,
-                    retry_after=error.retry_after,
-                )
-            )
-            if error.code in CLOSING:
-                self.close(error.code)
+            self.refuse(request, error)
             return
         if reply is not None:
             reply.id = request.id
             self.send(reply)
+
+    def refuse(self, request: Any, error: ChatError) -> None:
+        """Answer ``request`` with the ``error`` reply of ``error``; close after a closing one."""
+        self.send(
+            p.Error(
+                id=request.id,
+                code=error.code,
+                detail=error.detail,
+                retry_after=error.retry_after,
+            )
+        )
+        if error.code in CLOSING:
+            self.close(error.code)
 
     def on_close(self, reason: str) -> None:
         self.hub.disconnected(self)
@@ -109,6 +117,9 @@ class ChatSession(Session["ChatApp"]):
         if state["bucket"] is not None and user.bucket is None:
             user.bucket = TokenBucket(0.0, 0.0)
             user.bucket.tokens, user.bucket.stamp = state["bucket"]
+        if hub.broker is not None:  # the rooms are in Redis: this node registers the session
+            hub.broker.adopt_rooms(self, user, state["rooms"])
+            return
         for room_name in state["rooms"]:
             room = hub.rooms.get(room_name)
             if room is not None and user not in room.members:

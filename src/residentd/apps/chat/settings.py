@@ -60,6 +60,13 @@ def _origins(origins: list[str]) -> str | None:
     return None
 
 
+def _broker(url: str | None) -> str | None:
+    """Why the ``broker`` option is not allowed, or None."""
+    if url is None or url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    return f"{url!r}: a broker is redis://HOST:PORT/DB, rediss://... or unix:///PATH"
+
+
 @dataclass(frozen=True, slots=True)
 class ChatSettings:
     secret: str | None = _option(
@@ -110,3 +117,17 @@ class ChatSettings:
         None, "a file of more API keys, one a line (# comments), read at start and reload", None
     )
     api_max_body: int = _option(65_536, "largest request body the HTTP port reads, in bytes", 64)
+    broker: str | None = _option(
+        None,
+        "Redis that nodes share the world through, redis://HOST:PORT/DB or unix:///PATH "
+        "(none: everything in this process)",
+        None,
+        False,
+        check=_broker,
+    )
+    broker_wait: bool = _option(
+        False, "at start, wait for the broker to answer instead of exiting (exit 2)", None, False
+    )
+    node_id: str | None = _option(
+        None, "this node's name on the broker (none: HOSTNAME:PID)", None, False
+    )
