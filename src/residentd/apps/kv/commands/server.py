@@ -142,7 +142,7 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
 def config_get(s: Client, argv: list[bytes]) -> bytes:
     found: dict[str, object] = {}
     for pattern in argv[2:]:
-        match = compile_glob(pattern.lower())
+        match = compile_glob(pattern, nocase=True)
         for name, value in PARAMETERS.items():
             if name not in found and match(name.encode()):
                 found[name] = value(s)
