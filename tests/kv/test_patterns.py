@@ -117,6 +117,29 @@ def test_nesting_bound_and_nocase_as_redis(redis_port: int) -> None:
         assert found == [n for n in names if stringmatch(pattern, n, True)]
 
 
+def test_command_list_filterby_matches_as_redis(kv_process: object, redis_port: int) -> None:
+    port = kv_process.port  # type: ignore[attr-defined]
+    with Raw(redis_port) as theirs, Raw(port) as ours:
+        ours_all = set(_names(ours.call("COMMAND", "LIST")))
+        assert ours_all <= set(_names(theirs.call("COMMAND", "LIST")))
+        assert "config|get" in ours_all
+        for filter_ in (
+            ("PATTERN", "g?t"), ("pattern", "G*T"), ("PATTERN", "CONFIG*"),
+            ("PATTERN", "config|get"), ("PATTERN", "[^a-k]*"), ("PATTERN", "*|*"),
+            # ACLCAT follows kv's COMMAND INFO categories, which match Redis's for these.
+            ("MODULE", "foo"), ("ACLCAT", "nosuch"), ("aclcat", "STRING"), ("ACLCAT", "hash"), ("ACLCAT", "pubsub"),
+        ):  # fmt: skip
+            expected = set(_names(theirs.call("COMMAND", "LIST", "FILTERBY", *filter_)))
+            found = set(_names(ours.call("COMMAND", "LIST", "FILTERBY", *filter_)))
+            assert found == expected & ours_all, filter_
+        for bad in (("FOO",), ("FILTERBY",), ("FILTERBY", "PATTERN"), ("FILTERBY", "X", "y")):
+            assert ours.call("COMMAND", "LIST", *bad) == theirs.call("COMMAND", "LIST", *bad)
+
+
+def _names(reply: bytes) -> list[str]:
+    return [line.decode() for line in reply.split(b"\r\n")[2::2]]
+
+
 HOSTILE = b"a*" * 16 + b"b"
 VICTIM = b"a" * 60
 
@@ -142,6 +165,7 @@ def test_hostile_patterns_do_not_stall_the_server() -> None:
             resp("KEYS", HOSTILE),
             resp("SCAN", "0", "MATCH", HOSTILE, "COUNT", "1000"),
             resp("CONFIG", "GET", HOSTILE),
+            resp("COMMAND", "LIST", "FILTERBY", "PATTERN", HOSTILE),
         ):
             attacker.send(command)
             _answers_ping(kv.port)
