@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import Raw, resp
+from .helpers import replies_after_flush
 
 MAX = 2**63 - 1
 MIN = -(2**63)
@@ -65,16 +65,15 @@ CASES = {"expiry": _expiry_cases(), "counters": _counter_cases(), "indexes": _in
 def test_integer_bounds_match_redis(name: str, kv_process: object, redis_port: int) -> None:
     commands = CASES[name]
     port = kv_process.port  # type: ignore[attr-defined]
-    replies = {}
-    for server, where in (("redis", redis_port), ("kv", port)):
-        with Raw(where) as client:
-            client.call("FLUSHALL")
-            client.send(b"".join(resp(*command) for command in commands))
-            replies[server] = client.replies(len(commands))
-            replies[server].append(b"".join(sorted(client.call("KEYS", "*").split(b"\r\n"))))
-    for command, theirs, ours in zip(
-        [*commands, ("KEYS", "*")], replies["redis"], replies["kv"], strict=True
-    ):
+    # The keys left last (sorted: KEYS's order is each server's own).
+    commands = [*commands, ("KEYS", "*")]
+    theirs_all, ours_all = (
+        replies_after_flush(where, commands, len(commands)) for where in (redis_port, port)
+    )
+    theirs_all[-1], ours_all[-1] = (
+        b"".join(sorted(keys.split(b"\r\n"))) for keys in (theirs_all[-1], ours_all[-1])
+    )
+    for command, theirs, ours in zip(commands, theirs_all, ours_all, strict=True):
         if command[0] == "SCAN" and command[1] != 0 and theirs.startswith(b"*2\r\n"):
             # A cursor is opaque: Redis's walks its hash table, kv's a snapshot. The cursor
             # must be read (not refused) as Redis reads it; where it leads is kv's own.

@@ -127,7 +127,8 @@ def test_command_list_filterby_matches_as_redis(kv_process: object, redis_port: 
             ("PATTERN", "g?t"), ("pattern", "G*T"), ("PATTERN", "CONFIG*"),
             ("PATTERN", "config|get"), ("PATTERN", "[^a-k]*"), ("PATTERN", "*|*"),
             # ACLCAT follows kv's COMMAND INFO categories, which match Redis's for these.
-            ("MODULE", "foo"), ("ACLCAT", "nosuch"), ("aclcat", "STRING"), ("ACLCAT", "hash"), ("ACLCAT", "pubsub"),
+            ("MODULE", "foo"), ("ACLCAT", "nosuch"), ("aclcat", "STRING"), ("ACLCAT", "hash"),
+            ("ACLCAT", "pubsub"),
         ):  # fmt: skip
             expected = set(_names(theirs.call("COMMAND", "LIST", "FILTERBY", *filter_)))
             found = set(_names(ours.call("COMMAND", "LIST", "FILTERBY", *filter_)))
