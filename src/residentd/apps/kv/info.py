@@ -160,7 +160,7 @@ def _memory(s: Client) -> Fields:
 def _cpu(s: Client) -> Fields:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    thread = resource.getrusage(resource.RUSAGE_THREAD)
+    thread = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
     return [
         ("used_cpu_sys", f"{usage.ru_stime:.6f}"),
         ("used_cpu_user", f"{usage.ru_utime:.6f}"),
