@@ -48,7 +48,9 @@ def _signed(c: int) -> int:
     return c - 256 if c >= 128 else c
 
 
+@lru_cache(maxsize=512)
 def _literal(byte: int, nocase: bool) -> frozenset[int]:
+    """The bytes a plain pattern byte accepts (one set per byte, shared by every pattern)."""
     if not nocase:
         return frozenset((byte,))
     return frozenset(c for c in range(256) if _lower(c) == _lower(byte))
