@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from residentd.apps.kv import KvApp, create_app
@@ -96,6 +96,17 @@ class Raw:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def replies_after_flush(
+    port: int, commands: Sequence[Sequence[bytes | str | int]], count: int
+) -> list[bytes]:
+    """The ``count`` replies a server on ``port`` gives to ``commands``, sent in one write
+    after a FLUSHALL (the differential tests send the same to kv and to redis-server)."""
+    with Raw(port) as client:
+        client.call("FLUSHALL")
+        client.send(b"".join(resp(*command) for command in commands))
+        return client.replies(count)
 
 
 def reply_end(data: bytes, start: int) -> int | None:

@@ -23,7 +23,7 @@ from residentd.codecs.resp import (
     parse_int,
     split_args,
 )
-from residentd.errors import ProtocolError
+from residentd.errors import CloseCode, ProtocolError
 
 from .helpers import resp
 
@@ -162,13 +162,25 @@ def test_the_two_bytes_after_an_argument_are_not_checked_as_in_redis() -> None:
     assert RespCodec().feed(b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n") == [[b"PING"], [b"PING"]]
 
 
-def test_buffered_counts_a_partial_command() -> None:
+def test_buffered_counts_what_is_held_beyond_the_bulk_being_read() -> None:
     codec = RespCodec()
     data = resp("SET", "key", "v" * 1000)
     assert codec.feed(data[:600]) == []
-    assert 500 < codec.buffered <= 600
+    assert codec.buffered == 1  # inside a bulk of a known, legal length: held, not a flood
     assert codec.feed(data[600:]) == [[b"SET", b"key", b"v" * 1000]]
     assert codec.buffered == 0
+    assert codec.feed(b"*2\r\n$3\r\nGET\r\n$" + b"1" * 50) == []  # a length line, unended
+    assert codec.buffered == 51
+
+
+def test_the_query_buffer_limit_counts_the_bulk_being_read() -> None:
+    codec = RespCodec(max_query_buffer=1000)
+    assert codec.feed(resp("SET", "k", "v" * 990)) == [[b"SET", b"k", b"v" * 990]]
+    assert codec.feed(resp("SET", "k", "v" * 2000)[:900]) == []
+    with pytest.raises(ProtocolError) as caught:
+        codec.feed(b"v" * 200)
+    assert caught.value.code == CloseCode.INPUT_BUFFER_FULL
+    assert codec.error_reply(caught.value) is None  # Redis closes without a word
 
 
 # -- the fast path agrees with the exact parser ----------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import Raw, resp
+from .helpers import Raw, replies_after_flush, resp
 
 Case = list[tuple[str | bytes | int, ...]]
 
@@ -381,13 +381,10 @@ CASES: dict[str, Case] = {
 def test_replies_match_redis(name: str, kv_process: object, redis_port: int) -> None:
     case = CASES[name]
     port = kv_process.port  # type: ignore[attr-defined]
-    replies = {}
-    for server, where in (("redis", redis_port), ("kv", port)):
-        with Raw(where) as client:
-            client.call("FLUSHALL")
-            client.send(b"".join(resp(*command) for command in case))
-            replies[server] = client.replies(_reply_count(case))
-    for command, theirs, ours in zip(case, replies["redis"], replies["kv"], strict=True):
+    theirs_all, ours_all = (
+        replies_after_flush(where, case, _reply_count(case)) for where in (redis_port, port)
+    )
+    for command, theirs, ours in zip(case, theirs_all, ours_all, strict=True):
         assert ours == theirs, f"{command!r}: redis {theirs!r}, kv {ours!r}"
 
 

@@ -69,7 +69,7 @@ def test_truncated_input_leaves_the_server_serving(kv_on: KvThread) -> None:
 
 
 def test_query_buffer_limit_closes_silently_as_redis_does() -> None:
-    with KvThread(limits=Limits(max_input_buffer=64 * 1024)) as server:
+    with KvThread(options={"client_query_buffer_limit": 64 * 1024}) as server:
         with Raw(server.port) as bystander, Raw(server.port) as offender:
             offender.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$200000\r\n" + b"v" * 100_000)
             assert offender.read_until_closed() == b""

@@ -55,7 +55,8 @@ def test_info_sections(r: redis.Redis, kv: KvThread) -> None:
     assert info["keyspace_hits"] >= 1
     assert info["keyspace_misses"] >= 1
     assert info["total_commands_processed"] > 3
-    assert info["db0"] == {"keys": 1, "expires": 1, "avg_ttl": 0}
+    db0 = info["db0"]
+    assert db0["keys"] == 1 and db0["expires"] == 1 and 90_000 < db0["avg_ttl"] <= 100_000
     assert set(r.info("memory")) >= {"used_memory", "used_memory_human", "used_memory_rss"}
     assert "redis_version" not in r.info("stats")
     assert r.info("nosuchsection") == {}
@@ -98,7 +99,9 @@ def test_command_introspection(kv: KvThread) -> None:
             return reader.gets()
 
         count = call("COMMAND", "COUNT")
-        assert count == len(call("COMMAND", "LIST")) > 55
+        names = call("COMMAND", "LIST")  # subcommands too (config|get), as in Redis
+        assert count == len([name for name in names if b"|" not in name]) > 55
+        assert b"config|get" in names
         info = call("COMMAND", "INFO", "get", "nosuch")
         assert info[0][:6] == [b"get", 2, [b"readonly", b"fast"], 1, 1, 1]
         assert info[1] is None

@@ -24,9 +24,10 @@ How it is put together:
   periodic job: the active expiry cycle, ten times a second like Redis's ``hz 10``.
 
 Redis's limits map onto residentd's: Redis's maxclients is the core's max_connections
-(refused with ``-ERR max number of clients reached``), client-query-buffer-limit is
-max_input_buffer, the normal clients' output limit is max_output_buffer; proto-max-bulk-len
-and the pub/sub output limits are settings of this app (settings.py).
+(refused with ``-ERR max number of clients reached``), the normal clients' output limit is
+max_output_buffer (0, none, as in Redis); proto-max-bulk-len, client-query-buffer-limit and
+the pub/sub output limits are settings of this app (settings.py). The core's max_input_buffer
+bounds what a client holds beyond the bulk string being read, so a legal large value passes.
 """
 
 from __future__ import annotations
@@ -49,15 +50,24 @@ def create_app() -> KvApp:
     """A kv App with its own, empty keyspace."""
     app = KvApp()
     # Redis never times out a client (timeout 0), waits for no first command and has no
-    # per-address cap; pools and idle redis-cli sessions rely on that. The buffer caps stay
-    # the core's, lower than Redis's (docs/protocol.md).
-    app.declare(Limits, idle_timeout=0, handshake_timeout=0, max_connections_per_ip=0)
+    # per-address cap; pools and idle redis-cli sessions rely on that. Nor does it cap a normal
+    # client's output (client-output-buffer-limit normal 0 0 0): a GET of a 20 MB value that
+    # SET took must be answered. The input cap stays the core's; it bounds only what is held
+    # beyond the bulk being read (docs/protocol.md).
+    app.declare(
+        Limits,
+        idle_timeout=0,
+        handshake_timeout=0,
+        max_connections_per_ip=0,
+        max_output_buffer=0,
+    )
     app.declare(KvSettings)
     state = app.state
     attach_persistence(app, state)
 
     def codec() -> RespCodec:
-        return RespCodec(max_bulk_len=app.current(KvSettings).proto_max_bulk_len)
+        settings = app.current(KvSettings)
+        return RespCodec(settings.proto_max_bulk_len, settings.client_query_buffer_limit)
 
     # A class with its own ``on_messages``: the core hands it every command of a read at once.
     app.service("kv", KvSession, codec=codec, listen=["127.0.0.1:6380"])

@@ -1,6 +1,7 @@
 """kv's settings, under Redis's names (``proto-max-bulk-len`` is ``proto_max_bulk_len``).
 
-``KvSettings`` are the protocol's and the pub/sub output limits; ``KvFileSettings`` are the
+``KvSettings`` are the protocol's limits (``proto_max_bulk_len``, ``client_query_buffer_limit``)
+and the pub/sub output limits; ``KvFileSettings`` are the
 persistence settings kv adds to residentd.state's (whose ``dir``, ``appendfsync``, ``save`` and
 ``auto_aof_rewrite_*`` kv takes as they are): Redis's ``appendonly`` is a ``yes``/``no`` word
 where residentd's on/off settings are flags, so kv declares it itself. CONFIG GET and CONFIG SET
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN
+from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_QUERY_BUFFER
 from residentd.settings import setting
 
 MiB = 1024 * 1024
@@ -24,6 +25,14 @@ class KvSettings:
     proto_max_bulk_len: int = setting(
         DEFAULT_MAX_BULK_LEN,
         "longest bulk string a request may carry, in bytes (Redis's proto-max-bulk-len)",
+        reload=True,
+        minimum=1,
+    )
+    client_query_buffer_limit: int = setting(
+        DEFAULT_MAX_QUERY_BUFFER,
+        "bytes of a partial request a client may hold, the bulk being read included, before "
+        "it is closed (Redis's client-query-buffer-limit); max_input_buffer bounds only what "
+        "is held beyond that bulk",
         reload=True,
         minimum=1,
     )

@@ -10,6 +10,7 @@ from residentd.codecs.resp.codec import RespCodec, read_commands
 from residentd.codecs.resp.inline import split_args
 from residentd.codecs.resp.parser import (
     DEFAULT_MAX_BULK_LEN,
+    DEFAULT_MAX_QUERY_BUFFER,
     INLINE_MAX_SIZE,
     INT64_MAX,
     INT64_MIN,
@@ -45,6 +46,7 @@ __all__ = [
     "BULK_HEADERS",
     "CRLF",
     "DEFAULT_MAX_BULK_LEN",
+    "DEFAULT_MAX_QUERY_BUFFER",
     "EMPTY_ARRAY",
     "EMPTY_BULK",
     "INLINE_MAX_SIZE",

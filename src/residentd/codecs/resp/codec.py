@@ -32,9 +32,10 @@ Two parsers share the work:
 
 A protocol error ends the connection (after Redis's error reply); the commands before it in
 the same chunk are returned first and the error comes out of the next ``feed`` (codecs/base.py).
-How much unparsed input a connection may hold (Redis's ``client-query-buffer-limit``) is the
-connection's ``max_input_buffer``: ``buffered`` counts the partial command, arguments already
-split off included.
+How much unparsed input a connection may hold is bounded twice (parser.py): the whole partial
+command by ``max_query_buffer`` (Redis's ``client-query-buffer-limit``), and what is held
+beyond the bulk being read by the connection's ``max_input_buffer``, so a legal large value
+passes while a flood does not.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ from typing import Any
 
 import hiredis
 
-from residentd.codecs.resp.parser import DEFAULT_MAX_BULK_LEN, PROTOCOL_CODES, RespParser
+from residentd.codecs.resp.parser import (
+    DEFAULT_MAX_BULK_LEN,
+    DEFAULT_MAX_QUERY_BUFFER,
+    PROTOCOL_CODES,
+    RespParser,
+)
 from residentd.codecs.resp.replies import _ARRAY_HEADERS, CRLF, SMALL, encode_value
 from residentd.errors import CloseCode, ProtocolError
 from residentd.speedups import choose
@@ -88,8 +94,12 @@ class RespCodec(RespParser):
 
     __slots__ = ("_error", "_reader")
 
-    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
-        super().__init__(max_bulk_len)
+    def __init__(
+        self,
+        max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+        max_query_buffer: int = DEFAULT_MAX_QUERY_BUFFER,
+    ) -> None:
+        super().__init__(max_bulk_len, max_query_buffer)
         self._reader = hiredis.Reader()
         self._error: ProtocolError | None = None  # found after commands that went out first
 

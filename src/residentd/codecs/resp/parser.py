@@ -8,14 +8,23 @@ plain multibulk commands, and this parser reads everything else. Limits, all Red
 longer than ``max_bulk_len`` is refused as soon as its header is read, a multibulk count above
 2**31 - 1 is refused, and an inline request, or a count or length line, that has no line end
 within 64 KiB is refused.
+
+How much input it holds is two numbers. The query buffer (what Redis's
+``client-query-buffer-limit`` bounds, 1 GiB by default) is every byte not yet consumed,
+the bulk being read included: past ``max_query_buffer`` the parser raises
+``input-buffer-full``, which closes the connection without a reply, as Redis does.
+``buffered``, which the connection holds to its ``max_input_buffer``, counts only what is held
+beyond the bulk whose length has been read: a legal value of 20 MB is data the client
+announced, not a flood, and so passes a 4 MiB ``max_input_buffer``.
 """
 
 from __future__ import annotations
 
 from residentd.codecs.resp.inline import split_args
-from residentd.errors import ProtocolError, ProtocolErrorCode
+from residentd.errors import CloseCode, ProtocolError, ProtocolErrorCode
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len
+DEFAULT_MAX_QUERY_BUFFER = 1024 * 1024 * 1024  # client-query-buffer-limit
 INLINE_MAX_SIZE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
 MAX_MULTIBULK_LEN = 2**31 - 1  # INT_MAX
 
@@ -61,24 +70,39 @@ class RespParser:
         "_remaining",
         "buffered",
         "max_bulk_len",
+        "max_query_buffer",
     )
 
-    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
-        if max_bulk_len < 1:
-            raise ValueError("max_bulk_len must be at least 1")
+    def __init__(
+        self,
+        max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+        max_query_buffer: int = DEFAULT_MAX_QUERY_BUFFER,
+    ) -> None:
+        if max_bulk_len < 1 or max_query_buffer < 1:
+            raise ValueError("max_bulk_len and max_query_buffer must be at least 1")
         self.max_bulk_len = max_bulk_len
+        self.max_query_buffer = max_query_buffer
         self._buffer = bytearray()  # input the exact parser has not consumed yet
         self._argv: list[bytes] | None = None  # arguments of a partial multibulk command
         self._argv_size = 0
         self._remaining = 0  # arguments still to read for it
         self._bulk_len = -1  # length of the argument being read, once its header is in
-        # Bytes of the partial command held (the connection checks it after each feed): a
-        # plain attribute, kept by this parser, as the codec's fast path never holds any.
+        # Bytes held beyond the bulk being read, at least 1 while anything is held (the
+        # connection checks it after each feed): a plain attribute, kept by this parser, as
+        # the codec's fast path never holds any.
         self.buffered = 0
 
     def _parse(self, out: list[list[bytes]], one: bool) -> bool:
         """Parse commands off the buffer into ``out``; with ``one``, stop after the first.
-        Returns whether the buffer ends on a command boundary (nothing partial held)."""
+        Returns whether the buffer ends on a command boundary (nothing partial held); raises
+        ``input-buffer-full`` when the partial command left is over ``max_query_buffer``."""
+        if self._read(out, one):
+            return True
+        if len(self._buffer) > self.max_query_buffer:
+            raise ProtocolError(CloseCode.INPUT_BUFFER_FULL, f"limit={self.max_query_buffer}")
+        return False
+
+    def _read(self, out: list[list[bytes]], one: bool) -> bool:
         buf = self._buffer
         end = len(buf)
         pos = 0
@@ -168,7 +192,10 @@ class RespParser:
         finally:
             if pos:
                 del buf[:pos]
-            self.buffered = len(buf) + self._argv_size
+            held = len(buf)
+            if self._bulk_len >= 0:  # the bulk being read: its length is known and legal
+                held = max(held - self._bulk_len - 2, 0)
+            self.buffered = held or int(bool(buf) or self._argv is not None)
 
     def _reset(self) -> None:
         """Forget the partial command (after an error)."""

@@ -94,14 +94,18 @@ def select(s: Client, argv: list[bytes]) -> bytes:
     keys=(0, 0, 0),
 )
 def hello(s: Client, argv: list[bytes]) -> bytes:
-    """HELLO [protover [AUTH username password] [SETNAME name]]. kv speaks RESP2 only, so
-    version 3 is refused the way Redis refuses a version it does not know."""
+    """HELLO [protover [AUTH username password] [SETNAME name]], checked in Redis's order:
+    the version, then each option in turn (credentials as they come). kv speaks RESP2 only,
+    so version 3, once its options passed those checks, is refused as Redis refuses a version
+    it does not know, and changes nothing."""
+    version = 2
     if len(argv) >= 2:
-        version = parse_int(argv[1])
-        if version is None:
+        parsed = parse_int(argv[1])
+        if parsed is None:
             raise KvError(errors.PROTOCOL_VERSION)
-        if version != 2:
+        if parsed not in (2, 3):
             raise KvError(errors.NOPROTO)
+        version = parsed
     name = s.name
     i = 2
     while i < len(argv):
@@ -117,6 +121,8 @@ def hello(s: Client, argv: list[bytes]) -> bytes:
             i += 2
         else:
             raise KvError(errors.hello_syntax(argv[i]))
+    if version == 3:
+        raise KvError(errors.NOPROTO)
     s.name = name or None
     return array(
         [

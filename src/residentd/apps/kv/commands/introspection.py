@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import (
     COMMANDS,
     Command,
@@ -17,6 +18,8 @@ from residentd.apps.kv.commands.registry import (
     help_subcommand,
     subcommand,
 )
+from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.patterns import compile_glob
 from residentd.codecs.resp import NIL, array, bulk, bulk_array, integer, simple
 
 if TYPE_CHECKING:
@@ -99,7 +102,26 @@ def command_count(s: Client, argv: list[bytes]) -> bytes:
     "command", "list", -2, "loading stale", "Returns a list of command names.", since="7.0.0"
 )
 def command_list(s: Client, argv: list[bytes]) -> bytes:
-    return bulk_array(name.encode() for name in COMMANDS)
+    """COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: the names of
+    the commands and their subcommands (``config|get``); a pattern matches without case, as
+    in Redis, and kv has no modules."""
+    commands = [cmd for top in COMMANDS.values() for cmd in (top, *top.subcommands.values())]
+    if len(argv) == 2:
+        return bulk_array(cmd.name.encode() for cmd in commands)
+    if len(argv) != 5 or argv[2].upper() != b"FILTERBY":
+        raise KvError(errors.SYNTAX)
+    kind, value = argv[3].upper(), argv[4]
+    if kind == b"MODULE":
+        commands = []
+    elif kind == b"ACLCAT":
+        category = "@" + value.decode("latin-1").lower()
+        commands = [cmd for cmd in commands if category in _categories(cmd)]
+    elif kind == b"PATTERN":
+        match = compile_glob(value, nocase=True)
+        commands = [cmd for cmd in commands if match(cmd.name.encode())]
+    else:
+        raise KvError(errors.SYNTAX)
+    return bulk_array(cmd.name.encode() for cmd in commands)
 
 
 @subcommand(

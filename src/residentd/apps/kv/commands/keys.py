@@ -59,6 +59,11 @@ def exists(s: Client, argv: list[bytes]) -> bytes:
 _NX, _XX, _GT, _LT = 1, 2, 4, 8
 _EXPIRE_OPTIONS = {b"NX": _NX, b"XX": _XX, b"GT": _GT, b"LT": _LT}
 
+# Redis's LLONG_MIN / 1000 and LLONG_MAX / 1000: C's division truncates toward zero where
+# Python's // floors, so the lower bound is -9223372036854775, not ...776.
+_MIN_SECONDS = -(-INT64_MIN // 1000)
+_MAX_SECONDS = INT64_MAX // 1000
+
 
 def _expire(s: Client, argv: list[bytes], name: str, unit: int, relative: bool = True) -> bytes:
     """Redis's ``expireGenericCommand``: ``unit`` is 1000 for seconds, 1 for milliseconds;
@@ -76,7 +81,7 @@ def _expire(s: Client, argv: list[bytes], name: str, unit: int, relative: bool =
     when = parse_int(argv[2])
     if when is None:
         raise KvError(errors.NOT_AN_INTEGER)
-    if unit == 1000 and not INT64_MIN // 1000 <= when <= INT64_MAX // 1000:
+    if unit == 1000 and not _MIN_SECONDS <= when <= _MAX_SECONDS:
         raise KvError(errors.invalid_expire(name))
     when *= unit
     base = now_ms() if relative else 0

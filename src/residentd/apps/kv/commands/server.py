@@ -122,8 +122,8 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
     "maxclients": lambda s: s.state.limits.max_connections,
     "timeout": lambda s: int(s.state.limits.idle_timeout),
     "tcp-backlog": lambda s: s.state.limits.backlog,
-    "proto-max-bulk-len": lambda s: s.state.max_bulk_len,
-    "client-query-buffer-limit": lambda s: s.state.limits.max_input_buffer,
+    "proto-max-bulk-len": _option("proto_max_bulk_len"),
+    "client-query-buffer-limit": _option("client_query_buffer_limit"),
     "client-output-buffer-limit": _output_limits,
     "hz": lambda s: 10,
     "bind": _bind,
@@ -142,7 +142,7 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
 def config_get(s: Client, argv: list[bytes]) -> bytes:
     found: dict[str, object] = {}
     for pattern in argv[2:]:
-        match = compile_glob(pattern.lower())
+        match = compile_glob(pattern, nocase=True)
         for name, value in PARAMETERS.items():
             if name not in found and match(name.encode()):
                 found[name] = value(s)
@@ -177,6 +177,30 @@ def _check_memory(value: str) -> str | None:
     return None if value.isdigit() else "argument must be a memory value"
 
 
+# Redis's memtoull units: k/m/g are powers of 1000, kb/mb/gb of 1024; b and none are bytes.
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3}
+_UNITS["gb"] = 1024**3
+_MIN_PROTOCOL_LIMIT = 1024 * 1024  # Redis's lower bound of both protocol limits
+
+
+def parse_memory(value: str) -> int | None:
+    """A memory value as Redis's ``memtoull`` reads it (``512mb``, ``1gb``, ``100``)."""
+    digits = value.rstrip("bkmgBKMG")
+    unit = _UNITS.get(value[len(digits) :].lower())
+    if unit is None or not digits.isdigit():
+        return None
+    return int(digits) * unit
+
+
+def _check_protocol_limit(value: str) -> str | None:
+    size = parse_memory(value)
+    if size is None:
+        return "argument must be a memory value"
+    if not _MIN_PROTOCOL_LIMIT <= size <= 2**63 - 1:
+        return f"argument must be between {_MIN_PROTOCOL_LIMIT} and {2**63 - 1} inclusive"
+    return None
+
+
 # CONFIG SET's parameters: Redis name -> (kv option, check of the value).
 SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
     "appendonly": ("appendonly", _check_choice("yes", "no")),
@@ -184,6 +208,8 @@ SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
     "save": ("save", _check_save),
     "auto-aof-rewrite-percentage": ("auto_aof_rewrite_percentage", _check_integer),
     "auto-aof-rewrite-min-size": ("auto_aof_rewrite_min_size", _check_memory),
+    "proto-max-bulk-len": ("proto_max_bulk_len", _check_protocol_limit),
+    "client-query-buffer-limit": ("client_query_buffer_limit", _check_protocol_limit),
 }
 
 
@@ -219,6 +245,8 @@ def config_set(s: Client, argv: list[bytes]) -> bytes:
             raise KvError(errors.config_set_failed(name, reason))
         if option.startswith("auto_aof"):
             changes[option] = int(value)
+        elif check is _check_protocol_limit:
+            changes[option] = parse_memory(value)
         else:
             changes[option] = value.lower() if option in ("appendonly", "appendfsync") else value
     options = s.state.options
