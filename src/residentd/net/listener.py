@@ -61,7 +61,7 @@ def parse_address(text: str) -> Address:
     return Address("tcp", host=host or "0.0.0.0", port=int(port))
 
 
-def _remove_stale_unix_socket(path: str) -> None:
+def remove_stale_unix_socket(path: str) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -88,7 +88,7 @@ async def bind(
     backlog: int,
 ) -> asyncio.Server:
     if address.kind == "unix":
-        _remove_stale_unix_socket(address.path)
+        remove_stale_unix_socket(address.path)
         return await loop.create_unix_server(protocol_factory, address.path, backlog=backlog)
     return await loop.create_server(
         protocol_factory, address.host, address.port, backlog=backlog, reuse_address=True

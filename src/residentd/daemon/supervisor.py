@@ -1,0 +1,728 @@
+"""The master of ``workers > 1``: it binds the listeners, starts the workers and supervises
+them; it serves no traffic itself (gunicorn's arbiter, nginx's master).
+
+``residentd run APP --workers N`` makes this process the master. It owns what is one per
+daemon: the pidfile, the admin endpoint, systemd's notifications, the signals, and every
+slot's listening sockets (daemon/slots.py). Each of the N slots has one worker: ``residentd``
+started again with the same command line (fork and exec, daemon/worker.py), which serves the
+slot's sockets. The master talks to each over a Unix socket pair (net/handover.py's framing).
+
+- Heartbeat: every second the master pings each worker, which answers with its status; those
+  answers are what ``residentd status`` shows per worker. A worker silent for
+  ``worker_heartbeat_timeout`` (stopped, or stuck in a loop) is SIGKILLed and replaced.
+- A worker that exits is replaced: at once the first time, then after a delay that doubles
+  with each death in a row (0.1 s up to 30 s), back to none once one has lived
+  ``STABLE_AFTER`` seconds. Each death is one log line: slot, pid, exit code or signal, and
+  the delay.
+- SIGTERM, SIGINT, SIGQUIT (``residentd stop``): every worker is sent SIGTERM and stops
+  gracefully within ``shutdown_timeout``; one still there ``STOP_GRACE`` seconds later is
+  SIGKILLed; then the master exits 0.
+- SIGHUP (``residentd reload``): the config is read again and checked (a bad file is refused,
+  as with one process); then a rolling restart: slot by slot, a new worker starts on the
+  slot's sockets, and once it is ready the old one is told to retire (it stops accepting, its
+  open connections finish, then it stops gracefully). Some worker accepts at every moment.
+- SIGUSR1: the log file is reopened, by the master and each worker, and the workers' status
+  rows are logged.
+- SIGUSR2 (``residentd upgrade``): a live upgrade, slot by slot: the master starts the slot's
+  new worker, and the old worker hands it its connections and state (daemon/upgrade.py). A
+  slot whose new worker fails keeps its old one.
+- ``/metrics`` asks every worker for its Prometheus text and merges it, each sample labelled
+  with its worker's slot (``worker="0"``), beside the master's own families.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from residentd import __version__
+from residentd.daemon import process
+from residentd.daemon.config import worker_count
+from residentd.daemon.metrics import merge_expositions, worker_families
+from residentd.daemon.runner import Daemon, _start_libuv_pool, block_signals
+from residentd.daemon.slots import Slots, bind_slots
+from residentd.daemon.upgrade import ENV_FD
+from residentd.daemon.worker import ENV_WORKER, describe
+from residentd.errors import ConfigError
+from residentd.net.handover import Channel, HandoverError
+
+log = logging.getLogger("residentd.master")
+
+HEARTBEAT_INTERVAL = 1.0
+#: Seconds a new worker has to report ready before it is killed.
+START_TIMEOUT = 60.0
+#: Seconds a worker must live for its slot's next death to be restarted without delay.
+STABLE_AFTER = 10.0
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 30.0
+#: Seconds past ``shutdown_timeout`` a stopping worker gets to exit before SIGKILL.
+STOP_GRACE = 2.0
+#: Seconds a worker has to send its metrics.
+METRICS_TIMEOUT = 2.0
+#: Settings the master applies itself, which a reload (a rolling restart) cannot change.
+MASTER_SETTINGS = ("workers", "pidfile", "admin", "daemon", "user", "group", "loop")
+
+
+def exit_text(code: int) -> str:
+    """How a worker ended, from its Popen returncode: ``exit code 3`` or ``signal SIGKILL``."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class WorkerProcess:
+    """One worker process and the master's end of its control channel."""
+
+    def __init__(self, slot: int, popen: subprocess.Popen[bytes], channel: Channel) -> None:
+        self.slot = slot
+        self.popen = popen
+        self.pid = popen.pid
+        self.channel = channel
+        loop = asyncio.get_running_loop()
+        self.started = time.monotonic()
+        self.last_answer = loop.time()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.upgrade_answer: asyncio.Future[dict[str, Any]] = loop.create_future()
+        #: Its last status (from its heartbeat answers).
+        self.stats: dict[str, Any] = {}
+        #: Asked to stop (not to be replaced); a candidate is a slot's next worker, not yet
+        #: the slot's (a rolling restart's or an upgrade's).
+        self.retiring = False
+        self.candidate = False
+        self.killed = False
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count()
+        self._lock = asyncio.Lock()
+        self.reader: asyncio.Task[None] | None = None
+        self.pidfd = -1
+
+    async def send(self, header: dict[str, Any], fds: list[int] | None = None) -> None:
+        async with self._lock:
+            await self.channel.send(header, fds=fds or ())
+
+    async def ask(self, header: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send ``header`` with a fresh ``id``; the answer that carries it back."""
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = future
+        try:
+            async with asyncio.timeout(timeout):
+                await self.send({**header, "id": ident})
+                return await future
+        finally:
+            self._pending.pop(ident, None)
+
+    def answered(self, header: dict[str, Any]) -> None:
+        future = self._pending.pop(header.get("id", -1), None)
+        if future is not None and not future.done():
+            future.set_result(header)
+
+    def kill(self) -> None:
+        self.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.send_signal(signal.SIGKILL)
+
+    def signal(self, signum: int) -> None:
+        if not self.exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signum)
+
+    def row(self, restarts: int) -> dict[str, Any]:
+        """Its line in ``residentd status``."""
+        stats = self.stats
+        state = "retiring" if self.retiring else "ready" if self.ready.done() else "starting"
+        if self.candidate:
+            state = "starting"
+        return {
+            "slot": self.slot,
+            "pid": self.pid,
+            "state": state,
+            "uptime": round(time.monotonic() - self.started, 3),
+            "connections_open": stats.get("connections_open", 0),
+            "connections_total": stats.get("connections_total", 0),
+            "messages_in": stats.get("messages_in", 0),
+            "messages_out": stats.get("messages_out", 0),
+            "rss_bytes": stats.get("rss_bytes", 0),
+            "loop_lag": stats.get("loop_lag", {}),
+            "restarts": restarts,
+        }
+
+
+class Slot:
+    """A place for one worker: its sockets, its worker, and how often it died lately."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.worker: WorkerProcess | None = None
+        self.deaths = 0  # in a row, each lived less than STABLE_AFTER
+        self.restarts = 0
+        self.restart: asyncio.TimerHandle | None = None
+
+
+class Master(Daemon):
+    """The supervising process: the Daemon's pidfile, admin endpoint, signals and reloads, and
+    workers instead of a server."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.count = worker_count(self.config.daemon.workers)
+        self.slots = [Slot(index) for index in range(self.count)]
+        self.sockets: Slots | None = None
+        self.workers: dict[int, WorkerProcess] = {}  # by pid: every live one
+        self.rolling = False
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- life ----------------------------------------------------------------------------------
+
+    async def main(self) -> int:
+        self.app.options.update(self.config.app_options())
+        self._install_signals()
+        await _start_libuv_pool(self.loop)
+        block_signals(False)
+        if not await self._start():
+            return self.failure_status
+        self.lag.start()
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            self.server.timers.call_every(interval, self.notifier.watchdog, delay=0)
+        assert self.sockets is not None
+        listening = ", ".join(str(address) for address in self.sockets.addresses())
+        log.info(
+            "master of %s listening on %s: %d workers, %s",
+            self.app.name,
+            listening,
+            self.count,
+            "a socket each (SO_REUSEPORT)" if self.sockets.reuse_port else "one shared socket",
+        )
+        for slot in self.slots:
+            slot.worker = self._spawn(slot)
+        self._heartbeat = self.loop.create_task(self._beat())
+        starting = [slot.worker.ready for slot in self.slots if slot.worker is not None]
+        await asyncio.wait(starting, timeout=START_TIMEOUT)
+        self.serving = True
+        self.notifier.ready()
+        self.notifier.status(f"{self.count} workers on {listening}")
+        if self.channel is not None:
+            self.channel.ready()
+        await self._stop.wait()
+        while self.upgrading or self.rolling:  # they notice the stop and end soon
+            await asyncio.sleep(0.01)
+        self.notifier.stopping()
+        timeout = self.config.daemon.shutdown_timeout
+        log.info("stopping: %d workers, graceful, timeout %ss", len(self.workers), timeout)
+        await self._stop_workers(timeout)
+        self._heartbeat.cancel()
+        if self.admin is not None:
+            await self.admin.stop(1.0)
+        self.sockets.close()
+        self.lag.stop()
+        log.info("master stopped", extra={"ctx": {"restarts": self._restarts()}})
+        return 0
+
+    async def _start(self) -> bool:
+        try:
+            self.sockets = bind_slots(
+                self.config.listen(), self.count, self.config.limits().backlog
+            )
+            await self._start_admin()
+            self._give_files_away()
+            process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
+        except (OSError, ConfigError, process.PrivilegeError) as exc:
+            reason = f"cannot start {self.app.name}: {exc}"
+            log.error("%s", reason)
+            if self.sockets is not None:
+                self.sockets.close()
+            if self.admin is not None:
+                await self.admin.stop(1.0)
+            self.failure = reason
+            return False
+        return True
+
+    def _restarts(self) -> int:
+        return sum(slot.restarts for slot in self.slots)
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def _spawn(
+        self, slot: Slot, candidate: bool = False, handover: socket.socket | None = None
+    ) -> WorkerProcess | None:
+        """Start a worker for ``slot`` (``residentd`` again, same command line); None when it
+        cannot be started (then the slot is tried again after its backoff)."""
+        assert self.sockets is not None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        listeners = {
+            name: [sock.fileno() for sock in socks]
+            for name, socks in self.sockets.sockets[slot.index].items()
+        }
+        env = dict(os.environ)
+        env[ENV_WORKER] = describe(slot.index, theirs.fileno(), listeners)
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", ENV_FD):
+            env.pop(name, None)  # systemd hears the master only
+        fds = [theirs.fileno(), *self.sockets.fds(slot.index)]
+        if handover is not None:
+            env[ENV_FD] = str(handover.fileno())
+            fds.append(handover.fileno())
+        try:
+            # From the loop's thread: PR_SET_PDEATHSIG follows the thread that made the child.
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "residentd", *sys.argv[1:]],
+                stdin=subprocess.DEVNULL,
+                pass_fds=fds,
+                env=env,
+                cwd=self.start_dir,
+            )
+        except OSError as exc:
+            ours.close()
+            log.error("worker %d: cannot start a process: %s", slot.index, exc)
+            if not candidate:
+                self._schedule_restart(slot, f"not started ({exc})", None)
+            return None
+        finally:
+            theirs.close()
+        worker = WorkerProcess(slot.index, popen, Channel(ours, self.loop))
+        worker.candidate = candidate
+        self.workers[worker.pid] = worker
+        worker.pidfd = os.pidfd_open(worker.pid)
+        self.loop.add_reader(worker.pidfd, self._reaped, worker)
+        worker.reader = self.loop.create_task(self._read(worker))
+        log.info("worker %d: started pid %d", slot.index, worker.pid)
+        return worker
+
+    async def _read(self, worker: WorkerProcess) -> None:
+        """What the worker says; its end is noticed by its pidfd (``_reaped``)."""
+        try:
+            while True:
+                header, _, fds = await worker.channel.receive()
+                for fd in fds:
+                    os.close(fd)
+                worker.last_answer = self.loop.time()
+                kind = header.get("kind")
+                if kind == "pong":
+                    worker.stats = header["status"]
+                elif kind == "ready":
+                    if not worker.ready.done():
+                        worker.ready.set_result(None)
+                    log.info("worker %d: pid %d ready", worker.slot, worker.pid)
+                elif kind in ("upgraded", "upgrade-failed"):
+                    if not worker.upgrade_answer.done():
+                        worker.upgrade_answer.set_result(header)
+                else:
+                    worker.answered(header)
+        except (HandoverError, OSError):
+            return
+
+    def _reaped(self, worker: WorkerProcess) -> None:
+        self.loop.remove_reader(worker.pidfd)
+        os.close(worker.pidfd)
+        code = worker.popen.wait()
+        self.workers.pop(worker.pid, None)
+        worker.channel.close()
+        if worker.reader is not None:
+            worker.reader.cancel()
+        how = exit_text(code)
+        lived = time.monotonic() - worker.started
+        for future in (worker.ready, worker.upgrade_answer):
+            if not future.done():
+                future.set_exception(HandoverError(f"worker pid {worker.pid} ended: {how}"))
+                future.exception()  # retrieved: nobody may be waiting any more
+        worker.exited.set_result(code)
+        slot = self.slots[worker.slot]
+        if slot.worker is not worker or self._stopping:
+            log.info(
+                "worker %d: pid %d ended (%s, %s)",
+                worker.slot,
+                worker.pid,
+                how,
+                "stopping" if self._stopping else "replaced" if worker.retiring else "not taken",
+            )
+            return
+        slot.worker = None
+        if lived >= STABLE_AFTER:
+            slot.deaths = 0
+        self._schedule_restart(slot, how, worker.pid, lived)
+
+    def _schedule_restart(self, slot: Slot, how: str, pid: int | None, lived: float = 0.0) -> None:
+        # The first death of a worker that had lived STABLE_AFTER is replaced at once; a slot
+        # dying again and again backs off: 0.1 s, 0.2 s, 0.4 s ... 30 s.
+        slot.deaths += 1
+        slot.restarts += 1
+        delay = (
+            0.0 if slot.deaths == 1 else min(BACKOFF_FIRST * 2 ** (slot.deaths - 2), BACKOFF_MAX)
+        )
+        log.error(
+            "worker %d: pid %s died (%s) after %.1f s; starting another in %.1f s",
+            slot.index,
+            pid if pid is not None else "-",
+            how,
+            lived,
+            delay,
+            extra={"ctx": {"slot": slot.index, "deaths_in_a_row": slot.deaths}},
+        )
+        slot.restart = self.loop.call_later(delay, self._restart, slot)
+
+    def _restart(self, slot: Slot) -> None:
+        slot.restart = None
+        if self._stopping or slot.worker is not None:
+            return
+        slot.worker = self._spawn(slot)
+
+    async def _beat(self) -> None:
+        """Ping every worker each second; kill one that stays silent too long."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            now = self.loop.time()
+            timeout = self.config.daemon.worker_heartbeat_timeout
+            for worker in list(self.workers.values()):
+                if worker.killed or worker.exited.done() or worker.retiring:
+                    continue
+                started = worker.ready.done()
+                silent = now - worker.last_answer
+                if silent > (timeout if started else START_TIMEOUT):
+                    what = "has not answered the heartbeat" if started else "is not ready"
+                    log.error(
+                        "worker %d: pid %d %s for %.1f s: killing it",
+                        worker.slot,
+                        worker.pid,
+                        what,
+                        silent,
+                    )
+                    worker.kill()
+                elif started:
+                    self.loop.create_task(self._ping(worker))
+
+    async def _ping(self, worker: WorkerProcess) -> None:
+        with contextlib.suppress(HandoverError, OSError):
+            await worker.send({"kind": "ping"})
+
+    async def _stop_workers(self, timeout: float) -> None:
+        for slot in self.slots:
+            if slot.restart is not None:
+                slot.restart.cancel()
+        workers = list(self.workers.values())
+        for worker in workers:
+            worker.retiring = True
+            worker.signal(signal.SIGTERM)
+        exits = [worker.exited for worker in workers]
+        if not exits:
+            return
+        _, late = await asyncio.wait(exits, timeout=timeout + STOP_GRACE)
+        for worker in workers:
+            if not worker.exited.done():
+                log.warning("worker %d: pid %d still running: SIGKILL", worker.slot, worker.pid)
+                worker.kill()
+        if late:
+            await asyncio.wait(late, timeout=5.0)
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        if self._stopping:
+            log.info("SIGHUP while stopping: not reloading")
+            return
+        self.reload_then(lambda result: None)
+
+    def _on_sigusr1(self) -> None:
+        self.reopen_logs()
+        for worker in list(self.workers.values()):
+            worker.signal(signal.SIGUSR1)
+        for row in self.status()["workers"]:
+            log.info(
+                "worker %d: pid %d %s", row["slot"], row["pid"], row["state"], extra={"ctx": row}
+            )
+
+    def set_log_level(self, level: str) -> None:
+        super().set_log_level(level)
+        for worker in list(self.workers.values()):
+            self.loop.create_task(self._tell(worker, {"kind": "loglevel", "level": level}))
+
+    async def _tell(self, worker: WorkerProcess, header: dict[str, Any]) -> None:
+        with contextlib.suppress(HandoverError, OSError):
+            await worker.send(header)
+
+    # -- reload: a rolling restart -------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """The config part of a reload (the rolling restart follows in ``reload_then``)."""
+        result = super().reload()
+        # What a new worker reads from the config file applies; the master's own settings
+        # wait for a restart of the master.
+        pending = {
+            name: value
+            for name, value in self.pending_restart.items()
+            if name in MASTER_SETTINGS or name == "listen" or name.endswith("_listen")
+        }
+        applied = {
+            name: value
+            for name, value in {
+                **result.get("applied", {}),
+                **result.get("needs_restart", {}),
+            }.items()
+            if name not in pending
+        }
+        self.pending_restart = pending
+        if "applied" in result:
+            result["applied"] = applied
+            result["needs_restart"] = self.config.redacted(pending)
+        return result
+
+    def _apply_app_options(self, options: dict[str, Any]) -> list[str]:
+        return []  # the master runs no app: its workers read the options anew
+
+    def reload_then(self, done: Callable[[dict[str, Any]], None]) -> None:
+        if self._stopping:
+            done({"ok": False, "error": "the daemon is stopping"})
+            return
+        if self.rolling or self.upgrading:
+            done({"ok": False, "error": "a rolling restart or an upgrade is running"})
+            return
+        self.rolling = True
+        task = self.loop.create_task(self._reload_and_roll())
+        task.add_done_callback(lambda task: done(task.result()))
+
+    async def _reload_and_roll(self) -> dict[str, Any]:
+        try:
+            result = self.reload()
+            if "applied" not in result:  # the config file was refused: the workers stay
+                return result
+            self.notifier.reloading()
+            try:
+                workers = await self._roll()
+            finally:
+                self.notifier.ready()
+            result["workers"] = workers
+            failed = [row["error"] for row in workers if "error" in row]
+            if failed:
+                result["ok"] = False
+                result.setdefault("errors", []).extend(failed)
+                result["error"] = "; ".join(result["errors"])
+                self.reloads -= 1
+                self.reloads_failed += 1
+            return result
+        finally:
+            self.rolling = False
+
+    async def _roll(self) -> list[dict[str, Any]]:
+        """Replace each slot's worker in turn: the new one first, then the old one retires."""
+        results: list[dict[str, Any]] = []
+        for slot in self.slots:
+            if self._stopping:
+                results.append({"slot": slot.index, "error": "stopped during the restart"})
+                break
+            old = slot.worker
+            new = self._spawn(slot, candidate=True)
+            error = await self._started(new)
+            if error is not None or new is None:
+                message = (
+                    f"worker {slot.index}: the new worker did not start ({error}); "
+                    "the old one serves on"
+                )
+                log.error("%s", message)
+                results.append({"slot": slot.index, "error": message})
+                continue
+            new.candidate = False
+            slot.worker = new
+            if old is not None:
+                self._retire_worker(old)
+            results.append(
+                {
+                    "slot": slot.index,
+                    "pid": new.pid,
+                    "old_pid": old.pid if old is not None else None,
+                }
+            )
+            log.info(
+                "worker %d: pid %d replaced by pid %d", slot.index, old.pid if old else 0, new.pid
+            )
+        return results
+
+    async def _started(self, worker: WorkerProcess | None) -> str | None:
+        """Wait until ``worker`` is ready; why not (killed if still running), or None."""
+        if worker is None:
+            return "it could not be started"
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.ready), START_TIMEOUT)
+        except TimeoutError:
+            worker.kill()
+            return "not ready in time"
+        except HandoverError:
+            code = await worker.exited
+            return exit_text(code)
+        return None
+
+    def _retire_worker(self, worker: WorkerProcess) -> None:
+        """Have ``worker`` stop accepting, finish its connections and stop; SIGKILL it if it
+        is still there after twice ``shutdown_timeout``."""
+        worker.retiring = True
+        self.loop.create_task(self._tell(worker, {"kind": "retire"}))
+        limit = 2 * self.config.daemon.shutdown_timeout + STOP_GRACE
+
+        def late() -> None:
+            if not worker.exited.done():
+                log.warning(
+                    "worker %d: pid %d did not retire in time: SIGKILL", worker.slot, worker.pid
+                )
+                worker.kill()
+
+        self.loop.call_later(limit, late)
+
+    # -- live upgrade, slot by slot ------------------------------------------------------------
+
+    async def upgrade(self, handover: socket.socket | None = None) -> dict[str, Any]:
+        if self._stopping:
+            return {"ok": False, "error": "the daemon is stopping"}
+        if not self.serving:
+            return {"ok": False, "error": "the daemon is still starting"}
+        if self.upgrading or self.rolling:
+            return {"ok": False, "error": "an upgrade or a rolling restart is running"}
+        self.upgrading = True
+        self.notifier.reloading()
+        try:
+            results = [await self._upgrade_slot(slot) for slot in self.slots]
+        finally:
+            self.upgrading = False
+            self.notifier.ready()
+        errors = [row["error"] for row in results if "error" in row]
+        answer: dict[str, Any] = {
+            "ok": not errors,
+            "pid": os.getpid(),
+            "old_pid": os.getpid(),
+            "workers": results,
+        }
+        if errors:
+            answer["error"] = "; ".join(errors)
+            log.error("upgrade: %s", answer["error"])
+        else:
+            log.info("upgraded every worker (the master keeps its pid and its code)")
+        return answer
+
+    async def _upgrade_slot(self, slot: Slot) -> dict[str, Any]:
+        old = slot.worker
+        if self._stopping:
+            return {"slot": slot.index, "error": "stopped during the upgrade"}
+        if old is None or not old.ready.done() or old.exited.done():
+            return {"slot": slot.index, "error": f"worker {slot.index}: no worker running"}
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            new = self._spawn(slot, candidate=True, handover=theirs)
+        finally:
+            theirs.close()
+        try:
+            if new is None:
+                return {"slot": slot.index, "error": f"worker {slot.index}: cannot start a process"}
+            await old.send({"kind": "upgrade"}, fds=[ours.fileno()])
+        except (HandoverError, OSError) as exc:
+            if new is not None:
+                new.kill()
+            return {"slot": slot.index, "error": f"worker {slot.index}: {exc}"}
+        finally:
+            ours.close()
+        error = await self._handed_over(old, new)
+        if error is not None:
+            new.kill()
+            message = f"worker {slot.index}: upgrade failed ({error}); pid {old.pid} serves on"
+            return {"slot": slot.index, "error": message}
+        new.candidate = False
+        old.retiring = True
+        slot.worker = new
+        log.info("worker %d: upgraded from pid %d to pid %d", slot.index, old.pid, new.pid)
+        return {"slot": slot.index, "pid": new.pid, "old_pid": old.pid}
+
+    async def _handed_over(self, old: WorkerProcess, new: WorkerProcess) -> str | None:
+        """Wait until ``new`` reports ready (it took over) or the handover failed; why not."""
+        deadline = self.loop.time() + self.config.daemon.upgrade_timeout + STOP_GRACE
+        while True:
+            if new.ready.done():
+                return None if new.ready.exception() is None else str(new.ready.exception())
+            if old.upgrade_answer.done():
+                answer = (
+                    old.upgrade_answer.result() if old.upgrade_answer.exception() is None else {}
+                )
+                if not answer.get("ok"):
+                    return str(answer.get("error", "the old worker ended"))
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                return "no answer within upgrade_timeout"
+            pending = [future for future in (new.ready, old.upgrade_answer) if not future.done()]
+            await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+
+    # -- status and metrics --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        rows = sorted(
+            (worker.row(self.slots[worker.slot].restarts) for worker in self.workers.values()),
+            key=lambda row: (row["slot"], row["uptime"]),
+        )
+        live = [worker.stats for worker in self.workers.values() if worker.stats]
+        data: dict[str, Any] = {
+            "app": self.app.name,
+            "role": "master",
+            "pid": os.getpid(),
+            "loop": live[0].get("loop", "") if live else "",
+            "workers_configured": self.count,
+            "workers": rows,
+            "worker_restarts": self._restarts(),
+            "uptime": round(time.time() - self.server.started_at, 3),
+            "started_at": process.start_time(),
+            "loop_lag": self.lag.summary(),
+            "rss_bytes": process.rss_bytes(),
+            "open_fds": process.open_fds(),
+            "reloads": self.reloads,
+            "reloads_failed": self.reloads_failed,
+            "version": __version__,
+            "log_level": self.config.daemon.log_level,
+            "listening": [str(a) for a in self.sockets.addresses()] if self.sockets else [],
+        }
+        # Totals over the live workers (a worker's counts leave with it).
+        for key in (
+            "connections_open",
+            "connections_total",
+            "messages_in",
+            "messages_out",
+            "bytes_in",
+            "bytes_out",
+            "dropped_connections",
+            "dropped_bytes",
+        ):
+            data[key] = sum(int(stats.get(key, 0)) for stats in live)
+        for key in ("refused", "closed", "errors"):
+            merged: dict[str, int] = {}
+            for stats in live:
+                for reason, count in stats.get(key, {}).items():
+                    merged[reason] = merged.get(reason, 0) + count
+            data[key] = merged
+        return data
+
+    def metrics_then(self, done: Callable[[str], None]) -> None:
+        task = self.loop.create_task(self._metrics())
+        task.add_done_callback(lambda task: done(task.result()))
+
+    async def _metrics(self) -> str:
+        workers = [
+            worker
+            for worker in self.workers.values()
+            if worker.ready.done() and not worker.candidate and not worker.exited.done()
+        ]
+        answers = await asyncio.gather(
+            *(worker.ask({"kind": "metrics"}, METRICS_TIMEOUT) for worker in workers),
+            return_exceptions=True,
+        )
+        texts = {
+            str(worker.slot): str(answer["text"])
+            for worker, answer in zip(workers, answers, strict=True)
+            if isinstance(answer, dict)
+        }
+        return worker_families(self.status()) + merge_expositions(texts, "worker")
