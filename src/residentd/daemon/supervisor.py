@@ -93,7 +93,9 @@ class WorkerProcess:
         self.channel = channel
         loop = asyncio.get_running_loop()
         self.started = time.monotonic()
-        self.last_answer = loop.time()
+        self.spawned_at = loop.time()
+        #: When the oldest ping not answered yet was sent (None: every ping was answered).
+        self.unanswered_since: float | None = None
         self.ready: asyncio.Future[None] = loop.create_future()
         self.exited: asyncio.Future[int] = loop.create_future()
         self.upgrade_answer: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -309,7 +311,7 @@ class Master(Daemon):
                 header, _, fds = await worker.channel.receive()
                 for fd in fds:
                     os.close(fd)
-                worker.last_answer = self.loop.time()
+                worker.unanswered_since = None
                 kind = header.get("kind")
                 if kind == "pong":
                     worker.stats = header["status"]
@@ -390,7 +392,8 @@ class Master(Daemon):
                 if worker.killed or worker.exited.done() or worker.retiring:
                     continue
                 started = worker.ready.done()
-                silent = now - worker.last_answer
+                since = worker.unanswered_since if started else worker.spawned_at
+                silent = 0.0 if since is None else now - since
                 if silent > (timeout if started else START_TIMEOUT):
                     what = "has not answered the heartbeat" if started else "is not ready"
                     log.error(
@@ -402,6 +405,8 @@ class Master(Daemon):
                     )
                     worker.kill()
                 elif started:
+                    if worker.unanswered_since is None:
+                        worker.unanswered_since = now
                     self.loop.create_task(self._ping(worker))
 
     async def _ping(self, worker: WorkerProcess) -> None:

@@ -1,0 +1,208 @@
+"""``workers > 1``: a master and its workers as real processes, sent real signals from here,
+with real clients counting what they get (daemon/supervisor.py, daemon/worker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from residentd.daemon.control import admin_request
+from support import free_port, port_answers, wait_until
+
+from .helpers import residentd
+from .pipelining import Echo, stop_under_load
+from .workers import Master, ShortClients, log_lines
+
+APPS = str(Path(__file__).with_name("apps.py"))
+
+
+def echo_once(port: int, line: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(line)
+        return sock.makefile("rb").readline()
+
+
+def test_two_workers_serve_one_port_with_status_and_metrics(tmp_path: Path) -> None:
+    master = Master(tmp_path).start()
+    try:
+        pids = master.wait_ready()
+        assert len(set(pids.values())) == 2 and master.pid not in pids.values()
+        for n in range(200):
+            assert echo_once(master.port, b"line %d\n" % n) == b"line %d\n" % n
+
+        # (the start's probe of the port is a connection without a message)
+        wait_until(lambda: master.admin()["messages_out"] == 200, what="every reply counted")
+        status = master.admin()
+        assert status["role"] == "master" and status["pid"] == master.pid
+        assert status["messages_in"] == status["messages_out"] == 200
+        assert all(row["messages_in"] > 20 for row in status["workers"])  # the kernel spread them
+        assert sum(row["messages_in"] for row in status["workers"]) == 200
+        assert status["connections_total"] >= 200
+
+        text = residentd("status", "--pidfile", master.pidfile)
+        assert text.returncode == 0, text.stderr
+        for slot, pid in pids.items():
+            assert re.search(rf"^\s*{slot}\s+{pid}\s+ready\b", text.stdout, re.M), text.stdout
+
+        code, body = admin_request(f"unix:{master.admin_path}", "GET", "/metrics")
+        assert code == 200
+        families = {family.name: family for family in text_string_to_metric_families(body.decode())}
+        names = [
+            line.split()[2] for line in body.decode().splitlines() if line.startswith("# TYPE")
+        ]
+        assert len(names) == len(set(names))  # one TYPE per family
+        served = {
+            sample.labels["worker"]: sample.value
+            for sample in families["residentd_messages_in"].samples
+        }
+        assert set(served) == {"0", "1"} and sum(served.values()) == 200
+        workers = families["residentd_workers"].samples
+        assert {s.labels["state"]: s.value for s in workers}["ready"] == 2
+    finally:
+        master.stop()
+    assert master.process is not None and master.process.returncode == 0
+    master.wait_gone(list(pids.values()))
+
+
+def test_a_killed_or_silent_worker_is_replaced(tmp_path: Path) -> None:
+    master = Master(tmp_path, "echo", "--worker-heartbeat-timeout", "1").start()
+    try:
+        first = master.wait_ready()
+        os.kill(first[0], signal.SIGKILL)
+        second = master.wait_ready(exclude={first[0]})
+        assert second[1] == first[1]  # the other slot was left alone
+        died = log_lines(master.log(), f"pid {first[0]} died")
+        assert len(died) == 1 and "signal SIGKILL" in died[0] and "worker 0:" in died[0]
+        for n in range(50):  # reconnecting clients are served
+            assert echo_once(master.port, b"again %d\n" % n) == b"again %d\n" % n
+
+        os.kill(second[1], signal.SIGSTOP)  # alive, but answering nothing
+        third = master.wait_ready(exclude={second[1]})
+        assert third[0] == second[0]
+        log = master.log()
+        assert log_lines(log, f"pid {second[1]} has not answered the heartbeat")
+        assert "signal SIGKILL" in log_lines(log, f"pid {second[1]} died")[0]
+        assert master.admin()["worker_restarts"] == 2
+        assert echo_once(master.port, b"last\n") == b"last\n"
+    finally:
+        master.stop()
+    assert master.process is not None and master.process.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_worker_that_crashes_at_start_backs_off(tmp_path: Path) -> None:
+    master = Master(tmp_path, f"{APPS}:crashy").start()
+    try:
+
+        def deaths() -> list[float]:
+            lines = log_lines(master.log(), "worker 0: pid")
+            return [
+                float(m.group(1))
+                for line in lines
+                if (
+                    m := re.search(
+                        r"exit code 3\) after [\d.]+ s; starting another in ([\d.]+) s", line
+                    )
+                )
+            ]
+
+        delays = wait_until(lambda: len(deaths()) >= 4 and deaths(), timeout=40, what="4 deaths")
+        assert delays[:4] == [0.0, 0.1, 0.2, 0.4]
+        assert master.process is not None and master.process.poll() is None  # the master stays
+        assert master.admin()["worker_restarts"] >= 4
+    finally:
+        master.stop()
+    assert master.process is not None and master.process.returncode == 0
+
+
+def test_rolling_restart_refuses_and_loses_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "echo.toml"
+    config.write_text("max_line = 1000\n")
+    master = Master(tmp_path, "echo", "--config", str(config)).start()
+    clients = None
+    try:
+        first = master.wait_ready()
+        clients = ShortClients(master.port).start()
+        os.kill(master.pid, signal.SIGHUP)
+        second = master.wait_ready(exclude=set(first.values()))
+        master.wait_gone(set(first.values()))
+        replies = clients.tally.replies
+        wait_until(lambda: clients.tally.replies > replies + 50, what="more replies")
+
+        # reload through the admin endpoint: it answers once every slot was replaced
+        result = residentd("reload", "--pidfile", master.pidfile, timeout=90)
+        assert result.returncode == 0, result.stdout + result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["ok"] and [row["old_pid"] for row in answer["workers"]] == [
+            second[0],
+            second[1],
+        ]
+        third = master.wait_ready(exclude=set(second.values()))
+        assert {row["pid"] for row in answer["workers"]} == set(third.values())
+
+        config.write_text("max_line = 'many'\n")  # refused: the workers stay
+        result = residentd("reload", "--pidfile", master.pidfile, timeout=30)
+        assert result.returncode == 1 and "max_line" in result.stderr
+        assert master.wait_ready() == third
+        tally = clients.stop()
+        clients = None
+    finally:
+        if clients is not None:
+            clients.stop()
+        master.stop()
+    assert tally.errors == [] and (tally.refused, tally.lost) == (0, 0)
+    assert tally.replies == tally.connects > 100
+    assert len(log_lines(master.log(), "replaced by pid")) == 4
+
+
+def test_sigterm_to_the_master_under_load_loses_no_reply(tmp_path: Path) -> None:
+    master = Master(tmp_path, "echo", "--log-format", "json").start()
+    pids = master.wait_ready()
+    try:
+        tallies = asyncio.run(stop_under_load(master.port, master.pid, Echo(), clients=100))
+        assert master.wait(20) == 0
+    finally:
+        master.stop()
+    master.wait_gone(list(pids.values()))
+    lines = [json.loads(line) for line in master.log().splitlines()]
+    stopped = [line for line in lines if line["msg"] == "stopped"]
+    assert sorted(line["worker"] for line in stopped) == [0, 1]
+    received = sum(tally.received for tally in tallies)
+    assert [tally.ended for tally in tallies] == ["eof"] * 100
+    assert sum(line["messages_in"] for line in stopped) == received
+    assert sum(line["messages_out"] for line in stopped) == received
+    assert all(line["dropped_connections"] == 0 for line in stopped)
+    assert received < sum(tally.sent for tally in tallies)
+
+
+def test_workers_end_when_the_master_is_killed(tmp_path: Path) -> None:
+    master = Master(tmp_path).start()
+    try:
+        pids = master.wait_ready()
+        os.kill(master.pid, signal.SIGKILL)
+        master.wait_gone(list(pids.values()))
+    finally:
+        master.stop()
+    wait_until(lambda: not port_answers(master.port), what="nothing listening")
+
+
+def test_kv_refuses_workers(tmp_path: Path) -> None:
+    port = free_port()
+    started = time.monotonic()
+    result = residentd("run", "kv", "--workers", "2", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert "workers = '2'" in result.stderr and "one process's memory" in result.stderr
+    assert time.monotonic() - started < 20 and not port_answers(port)
+    echo = residentd("config", "echo", "--workers", "auto")
+    assert echo.returncode == 0 and 'workers = "auto"' in echo.stdout
+    bad = residentd("config", "echo", "--workers", "0")
+    assert bad.returncode == 2 and "workers = '0'" in bad.stderr
