@@ -20,6 +20,7 @@ from support import free_port, port_answers, wait_until
 
 from .helpers import residentd
 from .pipelining import Echo, stop_under_load
+from .upgrading import Load, assert_clean
 from .workers import Master, ShortClients, log_lines
 
 APPS = str(Path(__file__).with_name("apps.py"))
@@ -206,3 +207,38 @@ def test_kv_refuses_workers(tmp_path: Path) -> None:
     assert echo.returncode == 0 and 'workers = "auto"' in echo.stdout
     bad = residentd("config", "echo", "--workers", "0")
     assert bad.returncode == 2 and "workers = '0'" in bad.stderr
+
+
+def echo_exchange(index: int, n: int) -> tuple[bytes, bytes]:
+    line = b"client %d request %d\n" % (index, n)
+    return line, line
+
+
+@pytest.mark.slow
+def test_upgrade_with_workers_keeps_every_connection(tmp_path: Path) -> None:
+    master = Master(tmp_path).start()
+    load = None
+    try:
+        pids = master.wait_ready()
+        load = Load(master.port, 60, echo_exchange).start()
+        for _ in range(2):
+            replies = load.counts.replies
+            code, body = admin_request(f"unix:{master.admin_path}", "POST", "/upgrade", timeout=120)
+            answer = json.loads(body)
+            assert code == 200 and answer["ok"], answer
+            assert answer["pid"] == master.pid
+            assert [row["old_pid"] for row in answer["workers"]] == [pids[0], pids[1]]
+            new = master.wait_ready(exclude=set(pids.values()))
+            assert {row["pid"] for row in answer["workers"]} == set(new.values())
+            master.wait_gone(set(pids.values()))
+            pids = new
+            wait_until(lambda: load.counts.replies > replies + 300, what="replies")  # noqa: B023
+        counts = load.stop()
+        load = None
+        assert master.process is not None and master.process.poll() is None
+    finally:
+        if load is not None:
+            load.stop()
+        master.stop()
+    assert_clean(counts)
+    assert len(log_lines(master.log(), "upgraded from pid")) == 4
