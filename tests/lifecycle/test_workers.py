@@ -242,3 +242,63 @@ def test_upgrade_with_workers_keeps_every_connection(tmp_path: Path) -> None:
         master.stop()
     assert_clean(counts)
     assert len(log_lines(master.log(), "upgraded from pid")) == 4
+
+
+VERSIONED = """
+import os
+from residentd.app import App, Session
+from residentd.codecs.lines import LineCodec
+
+app = App("versioned")
+
+
+class Versioned(Session):
+    def on_message(self, line: bytes) -> None:
+        self.send(b"{version} " + line)
+
+    def export_state(self) -> dict[str, object]:
+        return {{}}
+
+    def import_state(self, state: dict[str, object]) -> None:
+        pass
+
+
+app.service("main", Versioned, codec=LineCodec, listen=["127.0.0.1:0"])
+"""
+CRASHING = VERSIONED + "\n\n@app.on_start\ndef boom() -> None:\n    os._exit(3)\n"
+
+
+@pytest.mark.slow
+def test_a_new_worker_that_fails_leaves_the_old_ones_serving(tmp_path: Path) -> None:
+    source = tmp_path / "versioned.py"
+    source.write_text(VERSIONED.format(version="v1"))
+    master = Master(tmp_path, f"{source}:app").start()
+    try:
+        pids = master.wait_ready()
+        with socket.create_connection(("127.0.0.1", master.port), timeout=20) as sock:
+            lines = sock.makefile("rb")
+            sock.sendall(b"a\n")
+            assert lines.readline() == b"v1 a\n"
+
+            source.write_text(CRASHING.format(version="v9"))
+            result = residentd("reload", "--pidfile", master.pidfile, timeout=90)
+            assert result.returncode == 1
+            assert "did not start (exit code 3)" in result.stderr
+            assert master.wait_ready() == pids
+
+            code, body = admin_request(f"unix:{master.admin_path}", "POST", "/upgrade", timeout=120)
+            answer = json.loads(body)
+            assert code == 500 and not answer["ok"]
+            assert "worker 0: upgrade failed" in answer["error"], answer
+            assert master.wait_ready() == pids
+            sock.sendall(b"b\n")
+            assert lines.readline() == b"v1 b\n"  # served on by the same worker
+
+            source.write_text(VERSIONED.format(version="v2"))
+            code, body = admin_request(f"unix:{master.admin_path}", "POST", "/upgrade", timeout=120)
+            assert code == 200 and json.loads(body)["ok"], body
+            sock.sendall(b"c\n")
+            assert lines.readline() == b"v2 c\n"  # the same connection, the new code
+        assert not set(master.wait_ready().values()) & set(pids.values())
+    finally:
+        master.stop()

@@ -628,6 +628,7 @@ class Master(Daemon):
         try:
             if new is None:
                 return {"slot": slot.index, "error": f"worker {slot.index}: cannot start a process"}
+            old.upgrade_answer = self.loop.create_future()  # not the last attempt's
             await old.send({"kind": "upgrade"}, fds=[ours.fileno()])
         except (HandoverError, OSError) as exc:
             if new is not None:
