@@ -68,6 +68,11 @@ def test_two_workers_serve_one_port_with_status_and_metrics(tmp_path: Path) -> N
         assert set(served) == {"0", "1"} and sum(served.values()) == 200
         workers = families["residentd_workers"].samples
         assert {s.labels["state"]: s.value for s in workers}["ready"] == 2
+
+        master.signal(signal.SIGUSR1)  # a row per worker in the log
+        for slot, pid in pids.items():
+            row = f"SIGUSR1: worker {slot}, pid {pid}, ready"
+            wait_until(lambda: log_lines(master.log(), row), what=row)  # noqa: B023
     finally:
         master.stop()
     assert master.process is not None and master.process.returncode == 0

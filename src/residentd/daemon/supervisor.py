@@ -444,10 +444,25 @@ class Master(Daemon):
         self.reopen_logs()
         for worker in list(self.workers.values()):
             worker.signal(signal.SIGUSR1)
-        for row in self.status()["workers"]:
+        status = self.status()
+        for row in status["workers"]:
             log.info(
-                "worker %d: pid %d %s", row["slot"], row["pid"], row["state"], extra={"ctx": row}
+                "SIGUSR1: worker %d, pid %d, %s, up %.1f s, %d connections, rss %.1f MiB, "
+                "loop lag p99 %s ms",
+                row["slot"],
+                row["pid"],
+                row["state"],
+                row["uptime"],
+                row["connections_open"],
+                row["rss_bytes"] / 1048576,
+                row["loop_lag"].get("p99_ms", 0),
             )
+        log.info(
+            "SIGUSR1: %d workers, %d connections, %d restarts; log files reopened",
+            len(status["workers"]),
+            status["connections_open"],
+            status["worker_restarts"],
+        )
 
     def set_log_level(self, level: str) -> None:
         super().set_log_level(level)
