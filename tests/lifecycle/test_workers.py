@@ -32,6 +32,7 @@ def echo_once(port: int, line: bytes) -> bytes:
         return sock.makefile("rb").readline()
 
 
+@pytest.mark.slow
 def test_two_workers_serve_one_port_with_status_and_metrics(tmp_path: Path) -> None:
     master = Master(tmp_path).start()
     try:
@@ -79,6 +80,7 @@ def test_two_workers_serve_one_port_with_status_and_metrics(tmp_path: Path) -> N
     master.wait_gone(list(pids.values()))
 
 
+@pytest.mark.slow
 def test_a_killed_or_silent_worker_is_replaced(tmp_path: Path) -> None:
     master = Master(tmp_path, "echo", "--worker-heartbeat-timeout", "1").start()
     try:
@@ -130,6 +132,7 @@ def test_a_worker_that_crashes_at_start_backs_off(tmp_path: Path) -> None:
     assert master.process is not None and master.process.returncode == 0
 
 
+@pytest.mark.slow
 def test_rolling_restart_refuses_and_loses_nothing(tmp_path: Path) -> None:
     config = tmp_path / "echo.toml"
     config.write_text("max_line = 1000\n")
@@ -145,9 +148,11 @@ def test_rolling_restart_refuses_and_loses_nothing(tmp_path: Path) -> None:
         wait_until(lambda: clients.tally.replies > replies + 50, what="more replies")
 
         # reload through the admin endpoint: it answers once every slot was replaced
+        config.write_text("max_line = 2000\n")
         result = residentd("reload", "--pidfile", master.pidfile, timeout=90)
         assert result.returncode == 0, result.stdout + result.stderr
         answer = json.loads(result.stdout)
+        assert (answer["applied"], answer["needs_restart"]) == ({"max_line": 2000}, {})
         assert answer["ok"] and [row["old_pid"] for row in answer["workers"]] == [
             second[0],
             second[1],

@@ -612,8 +612,7 @@ class Daemon:
             return {"ok": False, "error": "; ".join(errors), "errors": errors}
         config = old.with_live(new)
         errors = self._apply_logs(old, config)
-        live, _ = old.changes(config)
-        _, self.pending_restart = old.changes(new)
+        live, self.pending_restart = self._reload_changes(old, config, new)
         self.config = config
         self.server.set_limits(config.limits())
         options = {
@@ -639,6 +638,15 @@ class Daemon:
         if errors:
             result["error"] = "; ".join(errors)
         return result
+
+    def _reload_changes(
+        self, old: Config, config: Config, new: Config
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a reload from ``old`` to ``new`` applies (``config`` is the result), and what
+        waits for a restart."""
+        live, _ = old.changes(config)
+        _, restart = old.changes(new)
+        return live, restart
 
     def _apply_app_options(self, options: dict[str, Any]) -> list[str]:
         """Give the app its changed options and run its reload hooks; the errors, if any."""

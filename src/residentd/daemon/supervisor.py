@@ -47,7 +47,7 @@ from typing import Any
 
 from residentd import __version__
 from residentd.daemon import process
-from residentd.daemon.config import worker_count
+from residentd.daemon.config import Config, worker_count
 from residentd.daemon.metrics import merge_expositions, worker_families
 from residentd.daemon.runner import Daemon, _start_libuv_pool, block_signals
 from residentd.daemon.slots import Slots, bind_slots
@@ -71,6 +71,10 @@ STOP_GRACE = 2.0
 METRICS_TIMEOUT = 2.0
 #: Settings the master applies itself, which a reload (a rolling restart) cannot change.
 MASTER_SETTINGS = ("workers", "pidfile", "admin", "daemon", "user", "group", "loop")
+
+
+def _master_setting(name: str) -> bool:
+    return name in MASTER_SETTINGS or name == "listen" or name.endswith("_listen")
 
 
 def exit_text(code: int) -> str:
@@ -475,29 +479,18 @@ class Master(Daemon):
 
     # -- reload: a rolling restart -------------------------------------------------------------
 
-    def reload(self) -> dict[str, Any]:
-        """The config part of a reload (the rolling restart follows in ``reload_then``)."""
-        result = super().reload()
-        # What a new worker reads from the config file applies; the master's own settings
-        # wait for a restart of the master.
-        pending = {
-            name: value
-            for name, value in self.pending_restart.items()
-            if name in MASTER_SETTINGS or name == "listen" or name.endswith("_listen")
-        }
-        applied = {
-            name: value
-            for name, value in {
-                **result.get("applied", {}),
-                **result.get("needs_restart", {}),
-            }.items()
-            if name not in pending
-        }
-        self.pending_restart = pending
-        if "applied" in result:
-            result["applied"] = applied
-            result["needs_restart"] = self.config.redacted(pending)
-        return result
+    def _reload_changes(
+        self, old: Config, config: Config, new: Config
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The new workers of the rolling restart read every setting anew (``config`` takes
+        their values too); only the master's own wait for a restart of the master."""
+        changed, restart = old.changes(new)
+        changed.update(restart)
+        master = {name: value for name, value in changed.items() if _master_setting(name)}
+        applied = {name: value for name, value in changed.items() if name not in master}
+        for name in applied:
+            config.values[name], config.sources[name] = new.values[name], new.sources[name]
+        return applied, master
 
     def _apply_app_options(self, options: dict[str, Any]) -> list[str]:
         return []  # the master runs no app: its workers read the options anew
@@ -515,7 +508,7 @@ class Master(Daemon):
 
     async def _reload_and_roll(self) -> dict[str, Any]:
         try:
-            result = self.reload()
+            result = self.reload()  # the config part; the log says what the workers get
             if "applied" not in result:  # the config file was refused: the workers stay
                 return result
             self.notifier.reloading()
