@@ -70,6 +70,10 @@ def test_two_workers_serve_one_port_with_status_and_metrics(tmp_path: Path) -> N
         workers = families["residentd_workers"].samples
         assert {s.labels["state"]: s.value for s in workers}["ready"] == 2
 
+        # a second master on the same port is refused, SO_REUSEPORT or not
+        second = residentd("run", "echo", "--workers", "2", "--listen", f"127.0.0.1:{master.port}")
+        assert second.returncode == 1 and "Address already in use" in second.stderr
+
         master.signal(signal.SIGUSR1)  # a row per worker in the log
         for slot, pid in pids.items():
             row = f"SIGUSR1: worker {slot}, pid {pid}, ready"

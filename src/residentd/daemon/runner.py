@@ -314,20 +314,28 @@ class Daemon:
                 await self.server.start(self.config.listen(), self.worker.inherited())
                 await self.server.start_serving()
                 return True
-            await self.server.start(self.config.listen())
+            await self._listen()
             await self._start_admin()
             self._give_files_away()
             process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
         except (OSError, ConfigError, process.PrivilegeError) as exc:
             reason = f"cannot start {self.app.name}: {exc}"
             log.error("%s", reason)
-            await self.server.stop(self.config.daemon.shutdown_timeout)
+            await self._stop_listening()
             if self.admin is not None:
                 await self.admin.stop(1.0)
             self._close_state()
             self.failure = reason
             return False
         return True
+
+    async def _listen(self) -> None:
+        """Bind the app's listeners (and run its start hooks)."""
+        await self.server.start(self.config.listen())
+
+    async def _stop_listening(self) -> None:
+        """Undo ``_listen`` after a failed start."""
+        await self.server.stop(self.config.daemon.shutdown_timeout)
 
     async def _take_over(self, takeover: Takeover) -> bool:
         """As the new generation of a live upgrade: take the listeners, the state and the

@@ -18,7 +18,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from residentd.net.listener import Address, parse_address, remove_stale_unix_socket
+from residentd.net.listener import (
+    Address,
+    parse_address,
+    remove_stale_unix_socket,
+    socket_address,
+)
 
 __all__ = ["Slots", "bind_slots", "reuse_port_available"]
 
@@ -48,15 +53,8 @@ class Slots:
 
     def addresses(self) -> list[Address]:
         """The bound addresses (slot 0's: every slot's are the same)."""
-        found = []
-        for socks in self.sockets[0].values() if self.sockets else ():
-            for sock in socks:
-                name = sock.getsockname()
-                if sock.family == socket.AF_UNIX:
-                    found.append(Address("unix", path=name))
-                else:
-                    found.append(Address("tcp", host=name[0], port=name[1]))
-        return found
+        slot = self.sockets[0] if self.sockets else {}
+        return [socket_address(sock) for socks in slot.values() for sock in socks]
 
     def close(self) -> None:
         seen: set[int] = set()
@@ -113,6 +111,8 @@ def _bind_address(
         if (family, sockaddr) in seen:
             continue
         seen.add((family, sockaddr))
+        if reuse and address.port:
+            _probe(family, kind, proto, sockaddr)
         first = _listening(family, kind, proto, sockaddr, backlog, reuse)
         per_slot[0].append(first)
         bound = first.getsockname()  # port 0 asked: every slot takes the port the first got
@@ -121,6 +121,16 @@ def _bind_address(
                 _listening(family, kind, proto, bound, backlog, reuse) if reuse else first
             )
     return per_slot
+
+
+def _probe(family: int, kind: int, proto: int, sockaddr: Any) -> None:
+    """Raise EADDRINUSE when another process listens on ``sockaddr``, even one whose sockets
+    have ``SO_REUSEPORT`` too (ours would join its group and share its connections)."""
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
 
 
 def _listening(

@@ -53,7 +53,6 @@ from residentd.daemon.runner import Daemon, _start_libuv_pool, block_signals
 from residentd.daemon.slots import Slots, bind_slots
 from residentd.daemon.upgrade import ENV_FD
 from residentd.daemon.worker import ENV_WORKER, describe
-from residentd.errors import ConfigError
 from residentd.net.handover import Channel, HandoverError
 
 log = logging.getLogger("residentd.master")
@@ -199,7 +198,7 @@ class Master(Daemon):
         self._install_signals()
         await _start_libuv_pool(self.loop)
         block_signals(False)
-        if not await self._start():
+        if not await self._start():  # Daemon's, binding with _listen
             return self.failure_status
         self.lag.start()
         interval = self.notifier.watchdog_interval()
@@ -239,24 +238,16 @@ class Master(Daemon):
         log.info("master stopped", extra={"ctx": {"restarts": self._restarts()}})
         return 0
 
-    async def _start(self) -> bool:
-        try:
-            self.sockets = bind_slots(
-                self.config.listen(), self.count, self.config.limits().backlog
-            )
-            await self._start_admin()
-            self._give_files_away()
-            process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
-        except (OSError, ConfigError, process.PrivilegeError) as exc:
-            reason = f"cannot start {self.app.name}: {exc}"
-            log.error("%s", reason)
-            if self.sockets is not None:
-                self.sockets.close()
-            if self.admin is not None:
-                await self.admin.stop(1.0)
-            self.failure = reason
-            return False
-        return True
+    async def _listen(self) -> None:
+        """Every slot's sockets, instead of a server."""
+        self.sockets = bind_slots(self.config.listen(), self.count, self.config.limits().backlog)
+
+    async def _stop_listening(self) -> None:
+        if self.sockets is not None:
+            self.sockets.close()
+
+    def _close_state(self) -> None:
+        pass  # the master never opens the app's state: its workers do
 
     def _restarts(self) -> int:
         return sum(slot.restarts for slot in self.slots)

@@ -97,11 +97,12 @@ async def bind(
 
 def bound_addresses(server: asyncio.Server) -> list[Address]:
     """The addresses a listening server actually holds (ports resolved when 0 was asked)."""
-    result = []
-    for sock in server.sockets:
-        name = sock.getsockname()
-        if sock.family == socket.AF_UNIX:
-            result.append(Address("unix", path=name))
-        else:
-            result.append(Address("tcp", host=name[0], port=name[1]))
-    return result
+    return [socket_address(sock) for sock in server.sockets]
+
+
+def socket_address(sock: socket.socket) -> Address:
+    """The address a bound socket holds."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return Address("unix", path=name)
+    return Address("tcp", host=name[0], port=name[1])
