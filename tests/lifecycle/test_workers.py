@@ -235,12 +235,13 @@ def test_upgrade_with_workers_keeps_every_connection(tmp_path: Path) -> None:
     try:
         pids = master.wait_ready()
         load = Load(master.port, 60, echo_exchange).start()
-        for _ in range(2):
+        for execs in range(2):
             replies = load.counts.replies
             code, body = admin_request(f"unix:{master.admin_path}", "POST", "/upgrade", timeout=120)
             answer = json.loads(body)
             assert code == 200 and answer["ok"], answer
-            assert answer["pid"] == master.pid
+            assert answer["pid"] == master.pid  # the master keeps its pid, and runs anew:
+            wait_until(lambda: master.admin()["master_execs"] == execs + 1, what="the exec")  # noqa: B023
             assert [row["old_pid"] for row in answer["workers"]] == [pids[0], pids[1]]
             new = master.wait_ready(exclude=set(pids.values()))
             assert {row["pid"] for row in answer["workers"]} == set(new.values())
@@ -256,6 +257,9 @@ def test_upgrade_with_workers_keeps_every_connection(tmp_path: Path) -> None:
         master.stop()
     assert_clean(counts)
     assert len(log_lines(master.log(), "upgraded from pid")) == 4
+    assert len(log_lines(master.log(), "2 workers adopted")) == 2
+    assert master.process is not None and master.process.returncode == 0
+    master.wait_gone(list(pids.values()))  # the adopted workers were stopped too
 
 
 VERSIONED = """

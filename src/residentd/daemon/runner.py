@@ -59,6 +59,7 @@ from residentd.daemon.logs import LogRuntime, LogSettings, setup_logging
 from residentd.daemon.looplag import LoopLagMonitor
 from residentd.daemon.metrics import prometheus_text
 from residentd.daemon.pidfile import PidFile, PidFileError
+from residentd.daemon.reexec import Inheritance
 from residentd.daemon.systemd import SystemdNotifier
 from residentd.daemon.upgrade import ENV_FD, Takeover, Upgrade, UpgradeFailed
 from residentd.daemon.worker import WorkerLink
@@ -111,8 +112,9 @@ def run_daemon(
     start_dir = os.getcwd()  # --daemon moves to /; a new generation starts from here again
     takeover = ENV_FD in os.environ  # a live upgrade's new generation: detached already
     worker = WorkerLink.from_env()  # a worker of a master (workers > 1)
+    reexec = Inheritance.from_env()  # a master that executed itself again
     master = worker is None and not takeover and worker_count(settings.workers) > 1
-    if settings.daemon and not takeover and worker is None:
+    if settings.daemon and not takeover and worker is None and reexec is None:
         channel = daemonize(stdio_to=settings.log_file)
     # Until the loop's handlers are in place (Daemon.main); the log writer thread started
     # below keeps them blocked for good, so they always reach the main thread.
@@ -123,6 +125,8 @@ def run_daemon(
     pidfile = (
         PidFile(settings.pidfile) if settings.pidfile and not takeover and worker is None else None
     )
+    if reexec is not None and settings.pidfile and reexec.pidfile is not None:
+        pidfile = PidFile.inherit(settings.pidfile, reexec.pidfile)
     try:
         if pidfile is not None:
             pidfile.acquire()
@@ -133,10 +137,12 @@ def run_daemon(
     process.raise_nofile_limit()
     loop = new_event_loop(settings.loop)
     asyncio.set_event_loop(loop)
-    if master:
+    if master or reexec is not None:
         from residentd.daemon.supervisor import Master
 
-        daemon: Daemon = Master(app, schema, config, environ, flags, logs, channel, loop)
+        master_daemon = Master(app, schema, config, environ, flags, logs, channel, loop)
+        master_daemon.inheritance = reexec
+        daemon: Daemon = master_daemon
     else:
         daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
     daemon.worker = worker
@@ -355,7 +361,7 @@ class Daemon:
                 await self.server.start(listen, self.worker.inherited())
             else:
                 await self.server.start(listen, takeover.inherited(0, listen))
-                await self._start_admin(takeover)
+                await self._start_admin(lambda listen: takeover.inherited(1, listen))
             await takeover.receive_connections()
             if takeover.pidfile_fd is not None and self.config.daemon.pidfile:
                 self.pidfile = PidFile.inherit(self.config.daemon.pidfile, takeover.pidfile_fd)
@@ -412,7 +418,12 @@ class Daemon:
         if self.app.persistence is not None:
             self.app.persistence.close()
 
-    async def _start_admin(self, takeover: Takeover | None = None) -> None:
+    async def _start_admin(
+        self,
+        inherit: Callable[[dict[str, list[str]]], dict[str, list[socket.socket]]] | None = None,
+    ) -> None:
+        """Serve the admin endpoint; on the sockets ``inherit(listen)`` gives, if any (a live
+        upgrade's, or the master's own across its exec)."""
         address = self.config.daemon.admin or default_admin_path(
             self.app.name, self.config.daemon.pidfile
         )
@@ -421,7 +432,7 @@ class Daemon:
             return
         check_admin_address(address, self.config.daemon.admin_token)
         listen = {"admin": [address]}
-        inherited = takeover.inherited(1, listen) if takeover is not None else {}
+        inherited = inherit(listen) if inherit is not None else {}
         if not inherited:
             prepare_admin_socket(address)
         admin_app = build_admin_app(

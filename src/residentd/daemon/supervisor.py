@@ -48,12 +48,14 @@ from typing import Any
 from residentd import __version__
 from residentd.daemon import process
 from residentd.daemon.config import Config, worker_count
+from residentd.daemon.logs import setup_logging
 from residentd.daemon.metrics import merge_expositions, worker_families
-from residentd.daemon.runner import Daemon, _start_libuv_pool, block_signals
+from residentd.daemon.reexec import Inheritance, execute
+from residentd.daemon.runner import Daemon, _start_libuv_pool, block_signals, log_settings
 from residentd.daemon.slots import Slots, bind_slots
 from residentd.daemon.upgrade import ENV_FD
 from residentd.daemon.worker import ENV_WORKER, describe
-from residentd.net.handover import Channel, HandoverError
+from residentd.net.handover import Channel, HandoverError, Listeners
 
 log = logging.getLogger("residentd.master")
 
@@ -89,13 +91,21 @@ def exit_text(code: int) -> str:
 class WorkerProcess:
     """One worker process and the master's end of its control channel."""
 
-    def __init__(self, slot: int, popen: subprocess.Popen[bytes], channel: Channel) -> None:
+    def __init__(
+        self,
+        slot: int,
+        pid: int,
+        channel: Channel,
+        popen: subprocess.Popen[bytes] | None = None,
+        lived: float = 0.0,
+    ) -> None:
         self.slot = slot
+        #: None for a worker adopted across the master's exec (a child all the same).
         self.popen = popen
-        self.pid = popen.pid
+        self.pid = pid
         self.channel = channel
         loop = asyncio.get_running_loop()
-        self.started = time.monotonic()
+        self.started = time.monotonic() - lived
         self.spawned_at = loop.time()
         #: When the oldest ping not answered yet was sent (None: every ping was answered).
         self.unanswered_since: float | None = None
@@ -138,13 +148,23 @@ class WorkerProcess:
 
     def kill(self) -> None:
         self.killed = True
-        with contextlib.suppress(ProcessLookupError):
-            self.popen.send_signal(signal.SIGKILL)
+        self.signal(signal.SIGKILL)
 
     def signal(self, signum: int) -> None:
+        # Never a reused pid: until the master reaps it, the pid stays this child's.
         if not self.exited.done():
             with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signum)
+                os.kill(self.pid, signum)
+
+    def reap(self) -> int:
+        """Its exit status, once it has ended (negative: the signal that ended it)."""
+        if self.popen is not None:
+            return self.popen.wait()
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return 0
+        return os.waitstatus_to_exitcode(status)
 
     def row(self, restarts: int) -> dict[str, Any]:
         """Its line in ``residentd status``."""
@@ -190,6 +210,9 @@ class Master(Daemon):
         self.workers: dict[int, WorkerProcess] = {}  # by pid: every live one
         self.rolling = False
         self._heartbeat: asyncio.Task[None] | None = None
+        #: What this master had before it executed itself again (daemon/reexec.py), or None.
+        self.inheritance: Inheritance | None = None
+        self.execs = 0
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -213,8 +236,7 @@ class Master(Daemon):
             self.count,
             "a socket each (SO_REUSEPORT)" if self.sockets.reuse_port else "one shared socket",
         )
-        for slot in self.slots:
-            slot.worker = self._spawn(slot)
+        self._adopt_or_spawn()
         self._heartbeat = self.loop.create_task(self._beat())
         starting = [slot.worker.ready for slot in self.slots if slot.worker is not None]
         await asyncio.wait(starting, timeout=START_TIMEOUT)
@@ -239,8 +261,48 @@ class Master(Daemon):
         return 0
 
     async def _listen(self) -> None:
-        """Every slot's sockets, instead of a server."""
+        """Every slot's sockets, instead of a server (as they were, after an exec)."""
+        if self.inheritance is not None:
+            self.sockets = self.inheritance.slot_sockets()
+            self.count = len(self.sockets.sockets)
+            self.slots = [Slot(index) for index in range(self.count)]
+            return
         self.sockets = bind_slots(self.config.listen(), self.count, self.config.limits().backlog)
+
+    async def _start_admin(
+        self,
+        inherit: Callable[[dict[str, list[str]]], dict[str, list[socket.socket]]] | None = None,
+    ) -> None:
+        inheritance = self.inheritance
+        if inheritance is None or not inheritance.admin:
+            await super()._start_admin(inherit)
+            return
+        await super()._start_admin(inheritance.admin_sockets)
+        if self.admin is not None:
+            await self.admin.start_serving()  # inherited sockets wait for this
+
+    def _adopt_or_spawn(self) -> None:
+        """A worker for every slot: the ones it had before its exec, or new ones."""
+        inheritance, self.inheritance = self.inheritance, None
+        if inheritance is not None:
+            self.execs = inheritance.execs
+            for slot, restarts in zip(self.slots, inheritance.restarts, strict=False):
+                slot.restarts = restarts
+            for index, pid, control, lived in inheritance.workers:
+                channel = Channel(socket.socket(fileno=control), self.loop)
+                worker = WorkerProcess(index, pid, channel, lived=lived)
+                worker.ready.set_result(None)
+                self.slots[index].worker = worker
+                self._watch(worker)
+            log.info(
+                "master executed again in place (pid %d, exec %d): %d workers adopted",
+                os.getpid(),
+                self.execs,
+                len(inheritance.workers),
+            )
+        for slot in self.slots:
+            if slot.worker is None:
+                slot.worker = self._spawn(slot)
 
     async def _stop_listening(self) -> None:
         if self.sockets is not None:
@@ -290,14 +352,17 @@ class Master(Daemon):
             return None
         finally:
             theirs.close()
-        worker = WorkerProcess(slot.index, popen, Channel(ours, self.loop))
+        worker = WorkerProcess(slot.index, popen.pid, Channel(ours, self.loop), popen)
         worker.candidate = candidate
+        self._watch(worker)
+        log.info("worker %d: started pid %d", slot.index, worker.pid)
+        return worker
+
+    def _watch(self, worker: WorkerProcess) -> None:
         self.workers[worker.pid] = worker
         worker.pidfd = os.pidfd_open(worker.pid)
         self.loop.add_reader(worker.pidfd, self._reaped, worker)
         worker.reader = self.loop.create_task(self._read(worker))
-        log.info("worker %d: started pid %d", slot.index, worker.pid)
-        return worker
 
     async def _read(self, worker: WorkerProcess) -> None:
         """What the worker says; its end is noticed by its pidfd (``_reaped``)."""
@@ -325,7 +390,7 @@ class Master(Daemon):
     def _reaped(self, worker: WorkerProcess) -> None:
         self.loop.remove_reader(worker.pidfd)
         os.close(worker.pidfd)
-        code = worker.popen.wait()
+        code = worker.reap()
         self.workers.pop(worker.pid, None)
         worker.channel.close()
         if worker.reader is not None:
@@ -610,8 +675,56 @@ class Master(Daemon):
             answer["error"] = "; ".join(errors)
             log.error("upgrade: %s", answer["error"])
         else:
-            log.info("upgraded every worker (the master keeps its pid and its code)")
+            log.info("upgraded every worker; now the master itself")
+            self.loop.create_task(self._execute_again())
         return answer
+
+    async def _execute_again(self) -> None:
+        """Once the old workers are gone (and the answer to the upgrade is out), run the
+        code on disk in this process too: ``os.execv``, with the same pid (daemon/reexec.py)."""
+        await asyncio.sleep(0.1)
+        retiring = [worker.exited for worker in self.workers.values() if worker.retiring]
+        if retiring:
+            await asyncio.wait(
+                retiring, timeout=2 * self.config.daemon.shutdown_timeout + STOP_GRACE
+            )
+        if self._stopping or self.upgrading or self.rolling or not self.sockets:
+            return
+        workers = [slot.worker for slot in self.slots if slot.worker is not None]
+        if any(worker.exited.done() for worker in workers) or len(self.workers) != len(workers):
+            log.warning("master: not executing again now: its workers are changing")
+            return
+        admin = Listeners.take(self.admin) if self.admin is not None else None
+        inheritance = Inheritance(
+            slots=[
+                {name: [sock.fileno() for sock in socks] for name, socks in slot.items()}
+                for slot in self.sockets.sockets
+            ],
+            reuse_port=self.sockets.reuse_port,
+            unix_paths=list(self.sockets.unix_paths),
+            admin=[fd for _, _, fd in admin.sockets] if admin is not None else [],
+            pidfile=self.pidfile.fileno() if self.pidfile is not None else None,
+            workers=[
+                (w.slot, w.pid, w.channel.sock.fileno(), time.monotonic() - w.started)
+                for w in workers
+            ],
+            restarts=[slot.restarts for slot in self.slots],
+            execs=self.execs + 1,
+        )
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        log.info("master: executing the code on disk in place (pid %d)", os.getpid())
+        block_signals()  # until the next master's handlers are in place: the mask survives
+        self.logs.close()
+        try:
+            execute(inheritance, self.start_dir)
+        except OSError as exc:
+            self.logs = setup_logging(log_settings(self.config))
+            block_signals(False)
+            log.error("master: cannot execute again (%s): serving on with this code", exc)
+            self._heartbeat = self.loop.create_task(self._beat())
+            if admin is not None:
+                admin.close()
 
     async def _upgrade_slot(self, slot: Slot) -> dict[str, Any]:
         old = slot.worker
@@ -680,6 +793,7 @@ class Master(Daemon):
             "workers_configured": self.count,
             "workers": rows,
             "worker_restarts": self._restarts(),
+            "master_execs": self.execs,
             "uptime": round(time.time() - self.server.started_at, 3),
             "started_at": process.start_time(),
             "loop_lag": self.lag.summary(),
