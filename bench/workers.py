@@ -157,7 +157,10 @@ def main() -> int:
     print()
     print(f"{os.cpu_count()} cores; {args.connections} connections, {args.size}-byte lines; "
           f"medians of {args.rounds} rounds")  # fmt: skip
-    header = "depth | workers | lines/s | server cores | load gen cores | per server CPU-s"
+    header = (
+        "depth | workers | lines/s | server cores | load gen cores | machine busy cores"
+        " | per server CPU-s"
+    )
     print(header)
     for depth in DEPTHS:
         medians = {}
@@ -168,6 +171,7 @@ def main() -> int:
                 f"{depth:>5} | {workers:>7} | {medians[workers]:>9,.0f} | "
                 f"{statistics.median(w.server_cpu / w.elapsed for w in chosen):.2f} | "
                 f"{statistics.median(w.client_cpu / w.elapsed for w in chosen):.2f} | "
+                f"{statistics.median(w.busy_cpu / w.elapsed for w in chosen):.2f} | "
                 f"{statistics.median(w.per_server_cpu for w in chosen):,.0f}"
             )
         print(f"depth {depth}: two workers / one = {medians[2] / medians[1]:.2f}x")

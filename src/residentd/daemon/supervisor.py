@@ -25,7 +25,8 @@ slot's sockets. The master talks to each over a Unix socket pair (net/handover.p
   rows are logged.
 - SIGUSR2 (``residentd upgrade``): a live upgrade, slot by slot: the master starts the slot's
   new worker, and the old worker hands it its connections and state (daemon/upgrade.py). A
-  slot whose new worker fails keeps its old one.
+  slot whose new worker fails keeps its old one. When every slot succeeded, the master
+  executes its own new code in place (same pid; daemon/reexec.py) and adopts its workers.
 - ``/metrics`` asks every worker for its Prometheus text and merges it, each sample labelled
   with its worker's slot (``worker="0"``), beside the master's own families.
 """
