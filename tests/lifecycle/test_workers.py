@@ -84,11 +84,23 @@ def test_two_workers_serve_one_port_with_status_and_metrics(tmp_path: Path) -> N
     master.wait_gone(list(pids.values()))
 
 
+def unix_echo(path: Path, line: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(line)
+        return sock.makefile("rb").readline()
+
+
 @pytest.mark.slow
 def test_a_killed_or_silent_worker_is_replaced(tmp_path: Path) -> None:
-    master = Master(tmp_path, "echo", "--worker-heartbeat-timeout", "1").start()
+    unix = tmp_path / "echo.sock"  # one socket every worker shares
+    master = Master(
+        tmp_path, "echo", "--worker-heartbeat-timeout", "1", "--listen", f"unix:{unix}"
+    ).start()
     try:
         first = master.wait_ready()
+        assert unix_echo(unix, b"unix\n") == b"unix\n"
         os.kill(first[0], signal.SIGKILL)
         second = master.wait_ready(exclude={first[0]})
         assert second[1] == first[1]  # the other slot was left alone
@@ -105,9 +117,12 @@ def test_a_killed_or_silent_worker_is_replaced(tmp_path: Path) -> None:
         assert "signal SIGKILL" in log_lines(log, f"pid {second[1]} died")[0]
         assert master.admin()["worker_restarts"] == 2
         assert echo_once(master.port, b"last\n") == b"last\n"
+        for n in range(20):  # the shared Unix socket outlived both deaths
+            assert unix_echo(unix, b"unix %d\n" % n) == b"unix %d\n" % n
     finally:
         master.stop()
     assert master.process is not None and master.process.returncode == 0
+    assert not unix.exists()  # the master removed it
 
 
 @pytest.mark.slow

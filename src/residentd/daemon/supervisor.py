@@ -43,8 +43,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from residentd import __version__
 from residentd.daemon import process
@@ -59,6 +59,7 @@ from residentd.daemon.worker import ENV_WORKER, describe
 from residentd.net.handover import Channel, HandoverError, Listeners
 
 log = logging.getLogger("residentd.master")
+T = TypeVar("T")
 
 HEARTBEAT_INTERVAL = 1.0
 #: Seconds a new worker has to report ready before it is killed.
@@ -214,6 +215,7 @@ class Master(Daemon):
         #: What this master had before it executed itself again (daemon/reexec.py), or None.
         self.inheritance: Inheritance | None = None
         self.execs = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -311,6 +313,13 @@ class Master(Daemon):
 
     def _close_state(self) -> None:
         pass  # the master never opens the app's state: its workers do
+
+    def _background(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """A task the master keeps until it is done (the loop holds tasks only weakly)."""
+        task = self.loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _restarts(self) -> int:
         return sum(slot.restarts for slot in self.slots)
@@ -468,7 +477,7 @@ class Master(Daemon):
                 elif started:
                     if worker.unanswered_since is None:
                         worker.unanswered_since = now
-                    self.loop.create_task(self._ping(worker))
+                    self._background(self._ping(worker))
 
     async def _ping(self, worker: WorkerProcess) -> None:
         with contextlib.suppress(HandoverError, OSError):
@@ -528,7 +537,7 @@ class Master(Daemon):
     def set_log_level(self, level: str) -> None:
         super().set_log_level(level)
         for worker in list(self.workers.values()):
-            self.loop.create_task(self._tell(worker, {"kind": "loglevel", "level": level}))
+            self._background(self._tell(worker, {"kind": "loglevel", "level": level}))
 
     async def _tell(self, worker: WorkerProcess, header: dict[str, Any]) -> None:
         with contextlib.suppress(HandoverError, OSError):
@@ -560,7 +569,7 @@ class Master(Daemon):
             done({"ok": False, "error": "a rolling restart or an upgrade is running"})
             return
         self.rolling = True
-        task = self.loop.create_task(self._reload_and_roll())
+        task = self._background(self._reload_and_roll())
         task.add_done_callback(lambda task: done(task.result()))
 
     async def _reload_and_roll(self) -> dict[str, Any]:
@@ -637,7 +646,7 @@ class Master(Daemon):
         """Have ``worker`` stop accepting, finish its connections and stop; SIGKILL it if it
         is still there after twice ``shutdown_timeout``."""
         worker.retiring = True
-        self.loop.create_task(self._tell(worker, {"kind": "retire"}))
+        self._background(self._tell(worker, {"kind": "retire"}))
         limit = 2 * self.config.daemon.shutdown_timeout + STOP_GRACE
 
         def late() -> None:
@@ -677,7 +686,7 @@ class Master(Daemon):
             log.error("upgrade: %s", answer["error"])
         else:
             log.info("upgraded every worker; now the master itself")
-            self.loop.create_task(self._execute_again())
+            self._background(self._execute_again())
         return answer
 
     async def _execute_again(self) -> None:
@@ -827,7 +836,7 @@ class Master(Daemon):
         return data
 
     def metrics_then(self, done: Callable[[str], None]) -> None:
-        task = self.loop.create_task(self._metrics())
+        task = self._background(self._metrics())
         task.add_done_callback(lambda task: done(task.result()))
 
     async def _metrics(self) -> str:

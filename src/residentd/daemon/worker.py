@@ -36,7 +36,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -79,8 +79,7 @@ class WorkerLink:
         self.listeners = listeners
         self.channel: Channel | None = None
         self.task: asyncio.Task[None] | None = None
-        #: What the master's ``upgrade`` runs (the daemon's hand-over to a new worker).
-        self.upgrade: Callable[[socket.socket], Any] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_env(cls) -> WorkerLink | None:
@@ -108,6 +107,11 @@ class WorkerLink:
         if self.task is not None:
             self.task.cancel()
 
+    def _background(self, daemon: Daemon, work: Coroutine[Any, Any, None]) -> None:
+        task = daemon.loop.create_task(work)
+        self._tasks.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
+
     async def send(self, header: dict[str, Any]) -> None:
         assert self.channel is not None
         await self.channel.send(header)
@@ -127,10 +131,10 @@ class WorkerLink:
                 elif kind == "loglevel":
                     daemon.set_log_level(str(header["level"]))
                 elif kind == "retire":
-                    daemon.loop.create_task(self._retire(daemon))
+                    self._background(daemon, self._retire(daemon))
                 elif kind == "upgrade" and fds:
                     fd = fds.pop()
-                    daemon.loop.create_task(self._upgrade(daemon, socket.socket(fileno=fd)))
+                    self._background(daemon, self._upgrade(daemon, socket.socket(fileno=fd)))
                 for fd in fds:
                     os.close(fd)
         except (HandoverError, OSError) as exc:
