@@ -70,6 +70,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 30.0
 #: Seconds past ``shutdown_timeout`` a stopping worker gets to exit before SIGKILL.
 STOP_GRACE = 2.0
+#: Seconds the admin requests under way get to finish before the master executes again.
+ADMIN_DRAIN = 2.0
 #: Seconds a worker has to send its metrics.
 METRICS_TIMEOUT = 2.0
 #: Settings the master applies itself, which a reload (a rolling restart) cannot change.
@@ -705,6 +707,18 @@ class Master(Daemon):
             log.warning("master: not executing again now: its workers are changing")
             return
         admin = Listeners.take(self.admin) if self.admin is not None else None
+        if admin is not None and self.admin is not None:
+            # New admin requests wait in the socket's backlog for the next master; those
+            # under way get their answers first (at most ADMIN_DRAIN seconds).
+            admin.stop_accepting()
+            deadline = self.loop.time() + ADMIN_DRAIN
+            while self.admin.connections and self.loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        if self._stopping:
+            if admin is not None:
+                await admin.accept_again()
+                admin.close()
+            return
         inheritance = Inheritance(
             slots=[
                 {name: [sock.fileno() for sock in socks] for name, socks in slot.items()}
@@ -734,6 +748,7 @@ class Master(Daemon):
             log.error("master: cannot execute again (%s): serving on with this code", exc)
             self._heartbeat = self.loop.create_task(self._beat())
             if admin is not None:
+                await admin.accept_again()
                 admin.close()
 
     async def _upgrade_slot(self, slot: Slot) -> dict[str, Any]:
