@@ -189,7 +189,7 @@ def test_rolling_restart_refuses_and_loses_nothing(tmp_path: Path) -> None:
         if clients is not None:
             clients.stop()
         master.stop()
-    assert tally.errors == [] and (tally.refused, tally.lost) == (0, 0)
+    assert_clean(tally)
     assert tally.replies == tally.connects > 100
     assert len(log_lines(master.log(), "replaced by pid")) == 4
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from residentd.daemon.control import admin_json
 from support import wait_until
 
 from .helpers import Daemon
-from .upgrading import _alive
+from .upgrading import Counts, _alive
 
 
 class Master(Daemon):
@@ -52,24 +51,15 @@ class Master(Daemon):
         wait_until(lambda: not any(_alive(pid) for pid in pids), timeout=20, what=f"{pids} gone")
 
 
-@dataclass
-class Tally:
-    connects: int = 0
-    replies: int = 0
-    refused: int = 0
-    lost: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
 class ShortClients:
     """``clients`` loops in a thread, each connecting, sending one line, reading its reply and
-    closing, again and again until ``stop``: zero refused and zero lost is what a rolling
-    restart must give them."""
+    closing, again and again until ``stop``: a reply for every request, and nothing refused or
+    closed early, is what a rolling restart must give them (``assert_clean``)."""
 
     def __init__(self, port: int, clients: int = 8) -> None:
         self.port = port
         self.clients = clients
-        self.tally = Tally()
+        self.tally = Counts()
         self._stopping = False
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
 
@@ -78,7 +68,7 @@ class ShortClients:
         wait_until(lambda: self.tally.replies >= 20, what="replies flowing")
         return self
 
-    def stop(self) -> Tally:
+    def stop(self) -> Counts:
         self._stopping = True
         self._thread.join(timeout=30)
         assert not self._thread.is_alive()
@@ -101,14 +91,16 @@ class ShortClients:
             self.tally.connects += 1
             try:
                 writer.write(line)
+                self.tally.requests += 1
                 reply = await asyncio.wait_for(reader.readline(), 20)
-                if reply == line:
+                if reply:
                     self.tally.replies += 1
-                else:
-                    self.tally.lost += 1
+                if reply != line:
+                    self.tally.wrong += bool(reply)
+                    self.tally.closed += not reply
                     self.tally.errors.append(f"{line!r} got {reply!r}")
             except (OSError, TimeoutError) as exc:
-                self.tally.lost += 1
+                self.tally.closed += 1
                 self.tally.errors.append(f"{line!r}: {exc!r}")
             finally:
                 writer.close()
