@@ -96,7 +96,7 @@ def unix_echo(path: Path, line: bytes) -> bytes:
 def test_a_killed_or_silent_worker_is_replaced(tmp_path: Path) -> None:
     unix = tmp_path / "echo.sock"  # one socket every worker shares
     master = Master(
-        tmp_path, "echo", "--worker-heartbeat-timeout", "1", "--listen", f"unix:{unix}"
+        tmp_path, "echo", "--worker-heartbeat-timeout", "2", "--listen", f"unix:{unix}"
     ).start()
     try:
         first = master.wait_ready()
