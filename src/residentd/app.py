@@ -428,6 +428,12 @@ class App:
                 return current
         raise LookupError(f"app {self.name!r} does not declare {cls.__name__}")
 
+    def workers_refused(self, workers: int) -> str | None:
+        """Why this app cannot run as ``workers`` processes (``workers > 1``), or None when it
+        can. Each worker has its own memory: an app whose state lives in one process's memory
+        refuses, and the daemon exits with status 2 and this text before binding anything."""
+        return None
+
     def on_start(self, hook: H) -> H:
         """Run ``hook()`` (may be async) once the listeners are bound."""
         self.start_hooks.append(hook)

@@ -49,6 +49,8 @@ from residentd.loader import load_app
 from residentd.settings import add_flags, settings_of
 
 EXIT_CONFIG = 2
+#: Seconds ``residentd reload`` waits for the answer (a rolling restart of every worker).
+RELOAD_TIMEOUT = 600.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,7 +238,8 @@ def _reload(admin: str, pidfile: str | None, token: str | None) -> int:
         pid = send_signal(pidfile, signal.SIGHUP)
         print(f"sent SIGHUP to pid {pid} (no admin socket at {admin[5:]}: see its log)")
         return 0
-    result = _post_for_json(admin, "/reload", token)
+    # With workers, the answer comes once the rolling restart has replaced every one.
+    result = _post_for_json(admin, "/reload", token, timeout=RELOAD_TIMEOUT)
     print(json.dumps(result))
     if not result.get("ok"):
         print(f"residentd: reload failed: {result.get('error', 'unknown error')}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +66,14 @@ def dump_keyspace() -> None:
     if path:
         data = {key.decode(): int(value) for key, value in kv.state.db.data.items()}
         Path(path).write_text(json.dumps(data))
+
+
+# An echo whose server exits with status 3 as it starts: a worker that crashes at start.
+
+crashy = App("crashy", "exits with status 3 as soon as it starts serving")
+crashy.service("crashy", Slow, codec=LineCodec, listen=["127.0.0.1:0"])
+
+
+@crashy.on_start
+def crash_now() -> None:
+    os._exit(3)

@@ -27,7 +27,6 @@ import msgspec
 
 from residentd.app import App, Session
 from residentd.codecs.http import HttpRequest, HttpRequestCodec, response
-from residentd.daemon.metrics import prometheus_text
 from residentd.errors import ConfigError
 from residentd.net.listener import parse_address
 
@@ -49,6 +48,10 @@ class Controller(Protocol):
     def request_stop(self) -> None: ...
 
     def upgrade_then(self, done: Callable[[dict[str, Any]], None]) -> None: ...
+
+    def reload_then(self, done: Callable[[dict[str, Any]], None]) -> None: ...
+
+    def metrics_then(self, done: Callable[[str], None]) -> None: ...
 
 
 def check_admin_address(address: str, token: str | None) -> None:
@@ -194,6 +197,15 @@ def build_admin_app(
             if request.path == "/upgrade" and request.method == "POST":
                 controller.upgrade_then(lambda result: self._answer(request, upgraded(result)))
                 return
+            # These two may take a while with workers (a rolling restart; a scrape of each).
+            if request.path == "/reload" and request.method == "POST":
+                controller.reload_then(lambda result: self._answer(request, reloaded(result)))
+                return
+            if request.path == "/metrics" and request.method == "GET":
+                controller.metrics_then(
+                    lambda text: self._answer(request, response(200, text.encode(), PROMETHEUS))
+                )
+                return
             self._answer(request, route(controller, request))
 
         def _answer(self, request: HttpRequest, answer: bytes) -> None:
@@ -246,17 +258,15 @@ def upgraded(result: dict[str, Any]) -> bytes:
     return response(200 if result["ok"] else 500, msgspec.json.encode(result), JSON)
 
 
+reloaded = upgraded
+
+
 def route(controller: Controller, request: HttpRequest) -> bytes:
     method, path = request.method, request.path
     if path == "/status" and method == "GET":
         return response(200, msgspec.json.encode(controller.status()), JSON)
-    if path == "/metrics" and method == "GET":
-        return response(200, prometheus_text(controller.status()).encode(), PROMETHEUS)
     if path == "/config" and method == "GET":
         return response(200, msgspec.json.encode(controller.config_dict()), JSON)
-    if path == "/reload" and method == "POST":
-        result = controller.reload()
-        return response(200 if result["ok"] else 500, msgspec.json.encode(result), JSON)
     if path == "/loglevel" and method == "POST":
         level = request.query.get("level") or request.body.decode().strip()
         try:

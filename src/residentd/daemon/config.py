@@ -41,6 +41,18 @@ from residentd.net.listener import parse_address
 from residentd.settings import REDACTED, Setting, add_flags, build, setting, settings_of
 
 
+def _check_workers(value: str) -> str | None:
+    """Why ``value`` is not a number of workers (a whole number at least 1, or ``auto``)."""
+    if value == "auto" or (value.isascii() and value.isdigit() and int(value) >= 1):
+        return None
+    return "expected a whole number at least 1, or auto (one per core)"
+
+
+def worker_count(value: str) -> int:
+    """The number of workers a ``workers`` value asks for (``auto``: one per core)."""
+    return (os.cpu_count() or 1) if value == "auto" else int(value)
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonSettings:
     """The core's settings, which every app has (beside ``Limits`` and the listen addresses)."""
@@ -59,6 +71,19 @@ class DaemonSettings:
         "seconds a live upgrade's new generation has to take over before it is killed",
         reload=True,
         minimum=0.1,
+    )
+    workers: str = setting(
+        "1",
+        "worker processes (1: no master, the daemon serves itself; auto: one per core); with"
+        " more, a master binds the listeners and supervises them",
+        check=_check_workers,
+    )
+    worker_heartbeat_timeout: float = setting(
+        10.0,
+        "seconds a worker may leave the master's heartbeat unanswered before it is killed"
+        " and replaced",
+        reload=True,
+        minimum=0.5,
     )
     log_level: str = setting("INFO", "log level", reload=True, choices=LEVELS)
     log_format: str = setting("text", "log format", reload=True, choices=FORMATS)
@@ -251,6 +276,13 @@ class Config:
                 parse_address(address)
         if self.values["admin"] not in (None, "off"):
             check_admin_address(self.values["admin"], self.values["admin_token"])
+        workers = worker_count(self.values["workers"])
+        refusal = self.schema.app.workers_refused(workers) if workers > 1 else None
+        if refusal:
+            raise ConfigError(
+                f"workers = {self.values['workers']!r} (from {self.sources['workers']}) is not "
+                f"allowed for {self.schema.app.name}: {refusal}"
+            )
 
     @property
     def daemon(self) -> DaemonSettings:

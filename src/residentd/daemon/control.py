@@ -217,4 +217,41 @@ def format_status(status: dict[str, Any]) -> str:
     if state:
         rows.extend(_state_rows(state))
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+    text = "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+    if "workers" in status:
+        text += "\n" + _worker_rows(status)
+    return text
+
+
+def _worker_rows(status: dict[str, Any]) -> str:
+    """A master's workers, one line each (the counters above are their totals)."""
+    workers = status["workers"]
+    ready = sum(row["state"] == "ready" for row in workers)
+    lines = [
+        f"workers: {ready} of {status.get('workers_configured', len(workers))} ready, "
+        f"{status.get('worker_restarts', 0)} restarts (the counters above are their totals)",
+    ]
+    table = [("slot", "pid", "state", "uptime", "conns", "total", "msgs in", "rss", "lag p99")]
+    for row in workers:
+        table.append(
+            (
+                str(row["slot"]),
+                str(row["pid"]),
+                row["state"],
+                f"{row['uptime']:.1f}s",
+                str(row["connections_open"]),
+                str(row["connections_total"]),
+                str(row["messages_in"]),
+                f"{row['rss_bytes'] / 1048576:.1f} MiB",
+                f"{row['loop_lag'].get('p99_ms', 0)} ms",
+            )
+        )
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
+    for line in table:
+        lines.append(
+            "  "
+            + "  ".join(
+                cell.ljust(width) for cell, width in zip(line, widths, strict=True)
+            ).rstrip()
+        )
+    return "\n".join(lines)

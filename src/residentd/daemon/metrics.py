@@ -241,3 +241,78 @@ def _state_families(out: _Exposition, state: dict[str, Any]) -> None:
         ),
     ):
         out.one(f"residentd_state_{name}", kind, help_text, value)
+
+
+# -- workers: one scrape for a master and its workers -----------------------------------------
+
+
+def merge_expositions(texts: dict[str, str], label: str) -> str:
+    """One exposition of several (each worker's, by its ``label`` value): every sample gets
+    ``label="<key>"`` first among its labels, and each family keeps one HELP and one TYPE,
+    its samples from every text together."""
+    families: dict[str, list[str]] = {}
+    heads: dict[str, list[str]] = {}
+    for value, text in texts.items():
+        family = ""
+        tag = f'{label}="{_escape(value)}"'
+        for line in text.splitlines():
+            if not line:
+                continue
+            if line.startswith("#"):
+                parts = line.split(" ", 3)
+                if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
+                    family = parts[2]
+                    head = heads.setdefault(family, [])
+                    if not any(seen.split(" ", 2)[1] == parts[1] for seen in head):
+                        head.append(line)
+                    families.setdefault(family, [])
+                continue
+            name, brace, rest = line.partition("{")
+            if brace:
+                labelled = (
+                    f"{name}{{{tag}}}{rest[1:]}"
+                    if rest.startswith("}")
+                    else f"{name}{{{tag},{rest}"
+                )
+            else:
+                name, _, number = line.partition(" ")
+                labelled = f"{name}{{{tag}}} {number}"
+            families.setdefault(family, []).append(labelled)
+    lines = []
+    for family, samples in families.items():
+        lines.extend(heads.get(family, []))
+        lines.extend(samples)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def worker_families(status: dict[str, Any]) -> str:
+    """The master's own families: its workers and their restarts."""
+    out = _Exposition(str(status.get("app", "")))
+    states: dict[str, int] = {"starting": 0, "ready": 0, "retiring": 0}
+    for row in status.get("workers", []):
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    out.one(
+        "residentd_workers_configured",
+        "gauge",
+        "Worker processes the master keeps running (the workers setting).",
+        status.get("workers_configured", 0),
+    )
+    out.family(
+        "residentd_workers",
+        "gauge",
+        "Worker processes alive, by state.",
+        [({"state": state}, count) for state, count in sorted(states.items())],
+    )
+    out.one(
+        "residentd_worker_restarts_total",
+        "counter",
+        "Workers the master started again after one died or was killed.",
+        status.get("worker_restarts", 0),
+    )
+    out.one(
+        "residentd_master_rss_bytes",
+        "gauge",
+        "Resident memory of the master process in bytes.",
+        status.get("rss_bytes", 0),
+    )
+    return out.text()

@@ -38,6 +38,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
@@ -51,14 +52,17 @@ from residentd.daemon.admin import (
     default_admin_path,
     prepare_admin_socket,
 )
-from residentd.daemon.config import Config, Schema
+from residentd.daemon.config import Config, Schema, worker_count
 from residentd.daemon.daemonize import ReadyChannel, daemonize
 from residentd.daemon.logrecord import use_lean_records
 from residentd.daemon.logs import LogRuntime, LogSettings, setup_logging
 from residentd.daemon.looplag import LoopLagMonitor
+from residentd.daemon.metrics import prometheus_text
 from residentd.daemon.pidfile import PidFile, PidFileError
+from residentd.daemon.reexec import Inheritance
 from residentd.daemon.systemd import SystemdNotifier
 from residentd.daemon.upgrade import ENV_FD, Takeover, Upgrade, UpgradeFailed
+from residentd.daemon.worker import WorkerLink
 from residentd.errors import ConfigError
 from residentd.loop import new_event_loop
 from residentd.net.server import Server
@@ -107,7 +111,10 @@ def run_daemon(
     settings = config.daemon
     start_dir = os.getcwd()  # --daemon moves to /; a new generation starts from here again
     takeover = ENV_FD in os.environ  # a live upgrade's new generation: detached already
-    if settings.daemon and not takeover:
+    worker = WorkerLink.from_env()  # a worker of a master (workers > 1)
+    reexec = Inheritance.from_env()  # a master that executed itself again
+    master = worker is None and not takeover and worker_count(settings.workers) > 1
+    if settings.daemon and not takeover and worker is None and reexec is None:
         channel = daemonize(stdio_to=settings.log_file)
     # Until the loop's handlers are in place (Daemon.main); the log writer thread started
     # below keeps them blocked for good, so they always reach the main thread.
@@ -115,7 +122,11 @@ def run_daemon(
     use_lean_records()
     logs = setup_logging(log_settings(config), stdio_follows=channel is not None)
     # A new generation inherits the locked pidfile with the listeners (Daemon._take_over).
-    pidfile = PidFile(settings.pidfile) if settings.pidfile and not takeover else None
+    pidfile = (
+        PidFile(settings.pidfile) if settings.pidfile and not takeover and worker is None else None
+    )
+    if reexec is not None and settings.pidfile and reexec.pidfile is not None:
+        pidfile = PidFile.inherit(settings.pidfile, reexec.pidfile)
     try:
         if pidfile is not None:
             pidfile.acquire()
@@ -126,7 +137,15 @@ def run_daemon(
     process.raise_nofile_limit()
     loop = new_event_loop(settings.loop)
     asyncio.set_event_loop(loop)
-    daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
+    if master or reexec is not None:
+        from residentd.daemon.supervisor import Master
+
+        master_daemon = Master(app, schema, config, environ, flags, logs, channel, loop)
+        master_daemon.inheritance = reexec
+        daemon: Daemon = master_daemon
+    else:
+        daemon = Daemon(app, schema, config, environ, flags, logs, channel, loop)
+    daemon.worker = worker
     daemon.pidfile = pidfile
     daemon.start_dir = start_dir
     try:
@@ -230,6 +249,8 @@ class Daemon:
         self.serving = False  # started and not stopping: an upgrade may begin
         #: The pid of the generation that took over (then this one only finishes and exits).
         self.upgraded_to: int | None = None
+        #: A worker's link to its master (``workers > 1``), else None.
+        self.worker: WorkerLink | None = None
 
     async def main(self) -> int:
         self.app.options.update(self.config.app_options())
@@ -265,11 +286,15 @@ class Daemon:
         self.notifier.status(f"listening on {listening}")
         if self.channel is not None:
             self.channel.ready()
+        if self.worker is not None:
+            self.worker.start(self)
         await self._stop.wait()
         while self.upgrading:  # a stop asked for during an upgrade waits for its rollback
             await asyncio.sleep(0.01)
         if self.upgraded_to is not None:
             await self._retire()
+            if self.worker is not None:
+                self.worker.stop()
             return 0
         self.notifier.stopping()
         log.info("stopping: graceful, timeout %ss", self.config.daemon.shutdown_timeout)
@@ -277,6 +302,8 @@ class Daemon:
         self._close_state()
         if self.admin is not None:
             await self.admin.stop(1.0)
+        if self.worker is not None:
+            self.worker.stop()
         self.lag.stop()
         # What the stop's deadline cut off: connections aborted before their peer had every
         # reply (0 unless a peer did not read), and the bytes of replies it never got.
@@ -289,20 +316,32 @@ class Daemon:
 
     async def _start(self) -> bool:
         try:
-            await self.server.start(self.config.listen())
+            if self.worker is not None:  # the master's sockets; the master has the rest
+                await self.server.start(self.config.listen(), self.worker.inherited())
+                await self.server.start_serving()
+                return True
+            await self._listen()
             await self._start_admin()
             self._give_files_away()
             process.drop_privileges(self.config.daemon.user, self.config.daemon.group)
         except (OSError, ConfigError, process.PrivilegeError) as exc:
             reason = f"cannot start {self.app.name}: {exc}"
             log.error("%s", reason)
-            await self.server.stop(self.config.daemon.shutdown_timeout)
+            await self._stop_listening()
             if self.admin is not None:
                 await self.admin.stop(1.0)
             self._close_state()
             self.failure = reason
             return False
         return True
+
+    async def _listen(self) -> None:
+        """Bind the app's listeners (and run its start hooks)."""
+        await self.server.start(self.config.listen())
+
+    async def _stop_listening(self) -> None:
+        """Undo ``_listen`` after a failed start."""
+        await self.server.stop(self.config.daemon.shutdown_timeout)
 
     async def _take_over(self, takeover: Takeover) -> bool:
         """As the new generation of a live upgrade: take the listeners, the state and the
@@ -318,8 +357,11 @@ class Daemon:
                     raise RuntimeError(self.failure)
             self._import_state(snapshot)
             listen = self.config.listen()
-            await self.server.start(listen, takeover.inherited(0, listen))
-            await self._start_admin(takeover)
+            if self.worker is not None:  # the master keeps the listeners: the slot's
+                await self.server.start(listen, self.worker.inherited())
+            else:
+                await self.server.start(listen, takeover.inherited(0, listen))
+                await self._start_admin(lambda listen: takeover.inherited(1, listen))
             await takeover.receive_connections()
             if takeover.pidfile_fd is not None and self.config.daemon.pidfile:
                 self.pidfile = PidFile.inherit(self.config.daemon.pidfile, takeover.pidfile_fd)
@@ -376,7 +418,12 @@ class Daemon:
         if self.app.persistence is not None:
             self.app.persistence.close()
 
-    async def _start_admin(self, takeover: Takeover | None = None) -> None:
+    async def _start_admin(
+        self,
+        inherit: Callable[[dict[str, list[str]]], dict[str, list[socket.socket]]] | None = None,
+    ) -> None:
+        """Serve the admin endpoint; on the sockets ``inherit(listen)`` gives, if any (a live
+        upgrade's, or the master's own across its exec)."""
         address = self.config.daemon.admin or default_admin_path(
             self.app.name, self.config.daemon.pidfile
         )
@@ -385,7 +432,7 @@ class Daemon:
             return
         check_admin_address(address, self.config.daemon.admin_token)
         listen = {"admin": [address]}
-        inherited = takeover.inherited(1, listen) if takeover is not None else {}
+        inherited = inherit(listen) if inherit is not None else {}
         if not inherited:
             prepare_admin_socket(address)
         admin_app = build_admin_app(
@@ -452,6 +499,9 @@ class Daemon:
             log.info("SIGUSR1: log file reopened")
 
     def _on_sigusr2(self) -> None:
+        if self.worker is not None:
+            log.warning("SIGUSR2 to a worker: not upgrading (send it to the master)")
+            return
         log.info("SIGUSR2: live upgrade")
         self.upgrade_then(lambda result: None)
 
@@ -466,9 +516,10 @@ class Daemon:
         task = self.loop.create_task(self.upgrade())
         task.add_done_callback(lambda task: done(task.result()))
 
-    async def upgrade(self) -> dict[str, Any]:
+    async def upgrade(self, handover: socket.socket | None = None) -> dict[str, Any]:
         """Hand everything over to a new generation; on success this one then exits. The
-        answer has ``ok``, and ``pid`` (the new one) or ``error``."""
+        answer has ``ok``, and ``pid`` (the new one) or ``error``. A worker hands over to the
+        new worker its master started, at the other end of ``handover``."""
         if self._stopping:
             return {"ok": False, "error": "the daemon is stopping"}
         if not self.serving:
@@ -479,7 +530,7 @@ class Daemon:
         self.upgrading = True
         self.notifier.reloading()
         try:
-            pid = await Upgrade(self).run()
+            pid = await Upgrade(self, handover).run()
         except UpgradeFailed as exc:
             log.error("%s; still serving", exc)
             self.notifier.ready()
@@ -524,7 +575,8 @@ class Daemon:
 
     def _summary(self) -> dict[str, Any]:
         status = self.status()
-        return {
+        worker = {"worker": self.worker.slot} if self.worker is not None else {}
+        return worker | {
             "connections_open": status["connections_open"],
             "connections_total": status["connections_total"],
             "messages_in": status["messages_in"],
@@ -539,6 +591,14 @@ class Daemon:
         }
 
     # -- reload --------------------------------------------------------------------------------
+
+    def reload_then(self, done: Callable[[dict[str, Any]], None]) -> None:
+        """Reload; ``done(result)`` with what ``reload`` answers."""
+        done(self.reload())
+
+    def metrics_then(self, done: Callable[[str], None]) -> None:
+        """``done(text)`` with the Prometheus text of ``/metrics``."""
+        done(prometheus_text(self.status()))
 
     def reload(self) -> dict[str, Any]:
         """Re-read the configuration and apply what can change live; always ends with
@@ -571,23 +631,14 @@ class Daemon:
             return {"ok": False, "error": "; ".join(errors), "errors": errors}
         config = old.with_live(new)
         errors = self._apply_logs(old, config)
-        live, _ = old.changes(config)
-        _, self.pending_restart = old.changes(new)
+        live, self.pending_restart = self._reload_changes(old, config, new)
         self.config = config
         self.server.set_limits(config.limits())
         options = {
             name: value for name, value in live.items() if self.schema.settings[name].app_option
         }
         if options:
-            self.app.options.update(options)
-            if self.app.persistence is not None:
-                self.app.persistence.reconfigure(self.app.options)
-            for hook in self.app.reload_hooks:
-                try:
-                    hook(options)
-                except Exception as exc:
-                    log.exception("reload hook %r failed", hook)
-                    errors.append(f"reload hook {getattr(hook, '__name__', hook)} failed: {exc}")
+            errors.extend(self._apply_app_options(options))
         applied = config.redacted(live)
         pending = config.redacted(self.pending_restart)
         # What waits for a restart is a warning: an operator at log level WARNING sees it too.
@@ -606,6 +657,29 @@ class Daemon:
         if errors:
             result["error"] = "; ".join(errors)
         return result
+
+    def _reload_changes(
+        self, old: Config, config: Config, new: Config
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a reload from ``old`` to ``new`` applies (``config`` is the result), and what
+        waits for a restart."""
+        live, _ = old.changes(config)
+        _, restart = old.changes(new)
+        return live, restart
+
+    def _apply_app_options(self, options: dict[str, Any]) -> list[str]:
+        """Give the app its changed options and run its reload hooks; the errors, if any."""
+        errors = []
+        self.app.options.update(options)
+        if self.app.persistence is not None:
+            self.app.persistence.reconfigure(self.app.options)
+        for hook in self.app.reload_hooks:
+            try:
+                hook(options)
+            except Exception as exc:
+                log.exception("reload hook %r failed", hook)
+                errors.append(f"reload hook {getattr(hook, '__name__', hook)} failed: {exc}")
+        return errors
 
     def _apply_logs(self, old: Config, config: Config) -> list[str]:
         """Switch the log to ``config``'s settings and reopen its file; the errors, if any.

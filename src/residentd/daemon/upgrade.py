@@ -30,7 +30,12 @@ runs at a time, and only one generation ever accepts. systemd (``Type=notify``, 
 ``NotifyAccess=all``) hears ``RELOADING=1`` at the start, then ``MAINPID=`` and ``READY=1``
 from the new generation, or ``READY=1`` from the old one after a failure.
 
-One process only: when workers exist, each will hand over its own connections.
+With ``workers > 1`` the master runs an upgrade slot by slot (daemon/supervisor.py): it
+starts the slot's new worker itself, with the slot's listening sockets, and gives the old
+worker the other end of the new one's handover socket (``Upgrade(daemon, handover)``). The
+steps are the same but for the listeners, which stay with the master: step 2 sends none, and
+the old worker only stops accepting. A rollback leaves the killing of the new worker to the
+master.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ class UpgradeFailed(ResidentdError):
 class Upgrade:
     """One attempt, run by the old generation (``Daemon.upgrade``)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, handover: socket.socket | None = None) -> None:
         self.daemon = daemon
+        #: A worker's end of the handover socket of the new worker its master started.
+        self.handover = handover
         self.loop = daemon.loop
         self.timeout: float = daemon.config.daemon.upgrade_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -120,7 +127,10 @@ class Upgrade:
 
     async def _hand_over(self) -> int:
         daemon = self.daemon
-        self.channel = self._spawn()
+        if self.handover is not None:
+            self.channel = Channel(self.handover, self.loop)
+        else:
+            self.channel = self._spawn()
         hello = await self._expect("hello")
         log.info("upgrade: new generation pid %d started", hello["pid"])
         servers = [daemon.server] + ([daemon.admin] if daemon.admin is not None else [])
@@ -131,6 +141,8 @@ class Upgrade:
             for index, listeners in enumerate(self.listeners)
             for name, address, _ in listeners.sockets
         ]
+        if self.handover is not None:  # a worker: the master keeps the listeners
+            fds, items = [], []
         pidfile = daemon.pidfile.fileno() if daemon.pidfile is not None else None
         # The addresses as configured (a host name, port 0): the new generation inherits a
         # service's sockets when its own configuration names the same ones.

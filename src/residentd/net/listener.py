@@ -61,7 +61,7 @@ def parse_address(text: str) -> Address:
     return Address("tcp", host=host or "0.0.0.0", port=int(port))
 
 
-def _remove_stale_unix_socket(path: str) -> None:
+def remove_stale_unix_socket(path: str) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -88,7 +88,7 @@ async def bind(
     backlog: int,
 ) -> asyncio.Server:
     if address.kind == "unix":
-        _remove_stale_unix_socket(address.path)
+        remove_stale_unix_socket(address.path)
         return await loop.create_unix_server(protocol_factory, address.path, backlog=backlog)
     return await loop.create_server(
         protocol_factory, address.host, address.port, backlog=backlog, reuse_address=True
@@ -97,11 +97,12 @@ async def bind(
 
 def bound_addresses(server: asyncio.Server) -> list[Address]:
     """The addresses a listening server actually holds (ports resolved when 0 was asked)."""
-    result = []
-    for sock in server.sockets:
-        name = sock.getsockname()
-        if sock.family == socket.AF_UNIX:
-            result.append(Address("unix", path=name))
-        else:
-            result.append(Address("tcp", host=name[0], port=name[1]))
-    return result
+    return [socket_address(sock) for sock in server.sockets]
+
+
+def socket_address(sock: socket.socket) -> Address:
+    """The address a bound socket holds."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return Address("unix", path=name)
+    return Address("tcp", host=name[0], port=name[1])

@@ -164,6 +164,10 @@ class Server:
             for address in bound_addresses(listener)
         ]
 
+    def stop_accepting(self) -> None:
+        """Close the listeners and accept nothing more; the open connections carry on."""
+        self._close_listeners()
+
     def _close_listeners(self) -> None:
         for listeners in self.listeners.values():
             for listener in listeners:

@@ -45,6 +45,13 @@ class KvApp(App):
         super().__init__("kv", "in-memory key-value store speaking the Redis protocol (RESP2)")
         self.state = KvState(self)
 
+    def workers_refused(self, workers: int) -> str | None:
+        return (
+            "kv keeps its dataset in one process's memory, as Redis does: each worker would "
+            "hold a different dataset. Run it with workers = 1 (the default); to use more "
+            "cores, run several kv daemons on different ports and shard the keys at the client"
+        )
+
 
 class KvState:
     def __init__(self, app: App) -> None:
