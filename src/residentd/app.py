@@ -358,6 +358,9 @@ class App:
         self.server: Host | None = None
         #: The app's durable state (``residentd.state.Persistence.attach``), or None.
         self.persistence: Durable | None = None
+        #: This process's slot when it is one of a master's workers (``workers > 1``), else
+        #: None: an app that names itself to others (chat's broker node) tells workers apart.
+        self.worker: int | None = None
 
     def service(
         self,
@@ -428,10 +431,11 @@ class App:
                 return current
         raise LookupError(f"app {self.name!r} does not declare {cls.__name__}")
 
-    def workers_refused(self, workers: int) -> str | None:
-        """Why this app cannot run as ``workers`` processes (``workers > 1``), or None when it
-        can. Each worker has its own memory: an app whose state lives in one process's memory
-        refuses, and the daemon exits with status 2 and this text before binding anything."""
+    def workers_refused(self, workers: int, options: Mapping[str, Any]) -> str | None:
+        """Why this app cannot run as ``workers`` processes (``workers > 1``) with the app
+        ``options`` of the config being started (by setting name), or None when it can. Each
+        worker has its own memory: an app whose state lives in one process's memory refuses,
+        and the daemon exits with status 2 and this text before binding anything."""
         return None
 
     def on_start(self, hook: H) -> H:

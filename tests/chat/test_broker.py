@@ -6,12 +6,16 @@ room's messages in one order, while several posters on different nodes post at o
 node publishes once per message (INFO commandstats) and holds one subscription (PUBSUB
 NUMSUB). A node killed with SIGKILL has its users offline on the others within the documented
 bound, with ``last_seen``; a redis-server stopped and started again is reconnected to, with
-``broker-unavailable`` in between and presence registered again after.
+``broker-unavailable`` in between and presence registered again after. A master with two
+workers behind one port is one server to its users, and a worker killed with SIGKILL is one
+node lost: its users go offline for the others, and the worker that replaces it serves them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,6 +27,7 @@ import pytest
 from lifecycle.upgrading import Generations
 from residentd.apps.chat.brokered import BEAT, DEAD_AFTER
 from residentd.apps.chat.tokens import make_token
+from residentd.daemon.control import admin_json
 from support import (
     child_env,
     free_port,
@@ -243,7 +248,11 @@ def test_a_killed_node_takes_its_users_offline_everywhere(cluster: Cluster) -> N
                 await peer.close()
 
         asyncio.run(main())
-        assert "node doomed missed its heartbeats" in "".join(n.log() for n in cluster.nodes)
+        swept = "node doomed missed its heartbeats"
+        # (the log writer thread may not have written it yet)
+        wait_until(
+            lambda: swept in "".join(n.log() for n in cluster.nodes), 5.0, "the sweep logged"
+        )
 
 
 def test_a_live_upgrade_keeps_its_users_online_everywhere(cluster: Cluster, tmp_path: Path) -> None:
@@ -318,6 +327,83 @@ def test_nodes_ride_out_a_redis_restart(cluster: Cluster) -> None:
     for node in (one, two):
         log = node.log()
         assert "lost" in log and "retrying in" in log and "back" in log, log
+
+
+def test_two_workers_behind_one_port_are_one_world(cluster: Cluster, tmp_path: Path) -> None:
+    admin = f"unix:{tmp_path / 'admin.sock'}"
+    with Node(cluster.redis.url, "pair", "--workers", "2", "--admin", admin) as pair:
+
+        def workers() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = admin_json(admin, "GET", "/status")["workers"]
+            return sorted(rows, key=lambda row: row["slot"])
+
+        wait_until(lambda: [row["state"] for row in workers()] == ["ready"] * 2, 40.0, "workers")
+
+        async def main() -> int:
+            names = [f"u{n}" for n in range(12)]
+            peers = {name: await sign_in(pair.tcp_port, "tcp", name) for name in names}
+            # the kernel spread the connections of one port over both workers (the status
+            # rows are as fresh as the last heartbeat)
+            spread = [0, 0]
+
+            def counted() -> bool:
+                spread[:] = [row["connections_open"] for row in workers()]
+                return sum(spread) == len(names)
+
+            await asyncio.to_thread(wait_until, counted, 10.0, "every connection counted")
+            assert min(spread) > 0, spread
+            for peer in peers.values():
+                await peer.request("join", room="lobby")
+            who = await peers["u0"].request("who", room="lobby")
+            assert {u["user"] for u in who["users"] if u["online"]} >= set(names)
+            # every member sees the room's messages in one order, whichever worker holds it
+            ids = {
+                name: set(await post_at_once(peer, "lobby", name)) for name, peer in peers.items()
+            }
+            orders = [
+                (await collect(peer, POSTS * len(peers), ids[name]))[0]
+                for name, peer in peers.items()
+            ]
+            assert all(order == orders[0] for order in orders)
+            # a direct message between any two users
+            dm = await peers["u1"].request("dm", to="u2", text="hi")
+            assert (await peers["u2"].push("direct"))["msg"] == dm["msg"]
+
+            # SIGKILL one worker: its users' connections end, the others see them go offline
+            # within the bound, and the worker that replaces it serves them again.
+            victim = workers()[0]["pid"]
+            os.kill(victim, signal.SIGKILL)
+            lost = []
+            for name, peer in peers.items():
+                try:
+                    await asyncio.wait_for(peer.request("ping"), 3.0)
+                except Exception:  # Closed, or the reset of a dead process
+                    lost.append(name)
+            kept = [name for name in names if name not in lost]
+            assert lost and kept, (lost, kept)
+            watcher = peers[kept[0]]
+            for name in lost:
+                offline = await push_about(watcher, "presence", name, OFFLINE_BOUND)
+                assert offline["online"] is False
+            wait_until(
+                lambda: (
+                    [row["state"] for row in workers()] == ["ready"] * 2
+                    and victim not in {row["pid"] for row in workers()}
+                ),
+                40.0,
+                "the killed worker replaced",
+            )
+            for name in lost:
+                peers[name] = await sign_in(pair.tcp_port, "tcp", name)
+                await peers[name].request("join", room="lobby")
+            who = await watcher.request("who", room="lobby")
+            assert {u["user"] for u in who["users"] if u["online"]} >= set(names)
+            for peer in peers.values():
+                await peer.close()
+            return victim
+
+        victim = asyncio.run(main())
+        assert f"worker 0: pid {victim} died (signal SIGKILL)" in pair.log(), pair.log()
 
 
 def start_refused(*options: str) -> str:

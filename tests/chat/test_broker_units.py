@@ -26,16 +26,22 @@ def test_a_bad_broker_address_stops_the_start() -> None:
 
 def test_workers_need_a_broker() -> None:
     app = build_app()
-    assert app.workers_refused(1) is None
-    reason = app.workers_refused(2)
+    assert app.workers_refused(1, {}) is None
+    reason = app.workers_refused(2, {"broker": None})
     assert reason is not None and "needs a broker" in reason and "workers = 2" in reason
-    app.options["broker"] = "redis://127.0.0.1:6379/0"
-    assert app.workers_refused(2) is None
+    assert app.workers_refused(2, {"broker": "redis://127.0.0.1:6379/0"}) is None
+    # the config being started decides, from whichever source gives the broker
+    refused = run_residentd("config", "chat", "--workers", "2", env=child_env())
+    assert refused.returncode == 2 and "needs a broker" in refused.stderr
+    env = child_env() | {"RESIDENTD_BROKER": "redis://127.0.0.1:6379/0"}
+    allowed = run_residentd("config", "chat", "--workers", "2", env=env)
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_a_node_is_named_by_host_and_pid_or_its_id() -> None:
     assert node_name(None).endswith(f":{os.getpid()}")
-    assert node_name("eu-1") == "eu-1"  # this process loaded the app: not a forked worker
+    assert node_name("eu-1") == "eu-1"  # one process
+    assert node_name("eu-1", worker=0) == f"eu-1/{os.getpid()}"  # each worker is a node
 
 
 def test_templates_put_the_number_where_the_field_is() -> None:

@@ -277,11 +277,12 @@ class Config:
         if self.values["admin"] not in (None, "off"):
             check_admin_address(self.values["admin"], self.values["admin_token"])
         workers = worker_count(self.values["workers"])
-        refusal = self.schema.app.workers_refused(workers) if workers > 1 else None
+        app = self.schema.app
+        refusal = app.workers_refused(workers, self.app_options()) if workers > 1 else None
         if refusal:
             raise ConfigError(
                 f"workers = {self.values['workers']!r} (from {self.sources['workers']}) is not "
-                f"allowed for {self.schema.app.name}: {refusal}"
+                f"allowed for {app.name}: {refusal}"
             )
 
     @property

@@ -112,6 +112,7 @@ def run_daemon(
     start_dir = os.getcwd()  # --daemon moves to /; a new generation starts from here again
     takeover = ENV_FD in os.environ  # a live upgrade's new generation: detached already
     worker = WorkerLink.from_env()  # a worker of a master (workers > 1)
+    app.worker = None if worker is None else worker.slot
     reexec = Inheritance.from_env()  # a master that executed itself again
     master = worker is None and not takeover and worker_count(settings.workers) > 1
     if settings.daemon and not takeover and worker is None and reexec is None:

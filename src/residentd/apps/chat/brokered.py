@@ -64,30 +64,28 @@ Handler = Callable[["BrokeredHub", "ChatSession", Any], Awaitable[p.Reply | None
 BROKERED: dict[type, Handler] = {}
 
 
-_LOADED_BY = os.getpid()  # the process that imported the app: a worker's master, if forked
-
-
 def _blocks(entry: list[Any]) -> bool:
     """Whether a request of a backlog keeps later ones from starting: one not started yet,
     or a ``hello`` (its answer signs the session in)."""
     return entry[0] is None or type(entry[1]) is p.Hello
 
 
-def node_name(node_id: str | None) -> str:
+def node_name(node_id: str | None, worker: int | None = None) -> str:
     """This process's name on the broker: ``node_id``, or HOSTNAME:PID when none is set; in a
-    worker forked after the app was loaded, ``node_id/PID``, so each worker is a node."""
+    master's worker (``worker``, its slot), ``node_id/PID``: each worker is a node, and the
+    worker that replaces a dead one is another node, so the dead one's users are swept."""
     pid = os.getpid()
     if node_id is None:
         return f"{socket.gethostname()}:{pid}"
-    return node_id if pid == _LOADED_BY else f"{node_id}/{pid}"
+    return node_id if worker is None else f"{node_id}/{pid}"
 
 
 class BrokeredHub(Hub):
-    def __init__(self, settings: ChatSettings, url: str, node: str | None = None) -> None:
+    def __init__(self, settings: ChatSettings, url: str, node: str) -> None:
         super().__init__(settings, None)
         self.broker = self
         self.rooms = {}  # only rooms with members signed in here: their sinks
-        self.node = node_name(node)
+        self.node = node  # its name on the broker: node_name()
         self.link = BrokerLink(url, self.on_event, self.on_up)
         self.backlogs: dict[ChatSession, deque[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()

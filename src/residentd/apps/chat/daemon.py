@@ -18,6 +18,7 @@ listeners open, through ``ChatState``, and the hub writes each change to the jou
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from residentd.app import App
@@ -25,7 +26,7 @@ from residentd.apps.chat import (
     api,
     openapi,  # noqa: F401 (registers the API's /openapi.json)
 )
-from residentd.apps.chat.brokered import BrokeredHub
+from residentd.apps.chat.brokered import BrokeredHub, node_name
 from residentd.apps.chat.durable import ChatState, Journal, after_load
 from residentd.apps.chat.hub import Hub
 from residentd.apps.chat.metrics import Sampler
@@ -69,15 +70,17 @@ class ChatApp(App):
             if isinstance(persistence, Persistence) and persistence.enabled:
                 journal = Journal(persistence)
             if settings.broker is not None and journal is None:
-                self._hub = BrokeredHub(settings, settings.broker, settings.node_id)
+                self._hub = BrokeredHub(
+                    settings, settings.broker, node_name(settings.node_id, self.worker)
+                )
             else:  # with state_dir too, the start refuses it
                 self._hub = Hub(settings, journal)
         return self._hub
 
-    def workers_refused(self, workers: int) -> str | None:
+    def workers_refused(self, workers: int, options: Mapping[str, Any]) -> str | None:
         """Why chat cannot run ``workers`` worker processes, or None: each would hold a world
         of its own unless they share one through a broker."""
-        if workers > 1 and self.settings().broker is None:
+        if workers > 1 and not options.get("broker"):
             return (
                 f"chat with workers = {workers} needs a broker (broker = redis://HOST:PORT/DB): "
                 "without one each worker would hold users, rooms and messages of its own"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from residentd.app import App
@@ -45,7 +46,7 @@ class KvApp(App):
         super().__init__("kv", "in-memory key-value store speaking the Redis protocol (RESP2)")
         self.state = KvState(self)
 
-    def workers_refused(self, workers: int) -> str | None:
+    def workers_refused(self, workers: int, options: Mapping[str, Any]) -> str | None:
         return (
             "kv keeps its dataset in one process's memory, as Redis does: each worker would "
             "hold a different dataset. Run it with workers = 1 (the default); to use more "
