@@ -457,11 +457,6 @@ def test_start_needs_the_broker_unless_told_to_wait(tmp_path: Path) -> None:
             redis.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runner exits 1 for a start hook's ConfigError (daemon/runner.py _start); "
-    "setting failure_status = 2 for ConfigError there makes this pass",
-)
 def test_unreachable_broker_exits_2(tmp_path: Path) -> None:
     result = run_residentd(
         "run", "chat", "--listen", f"127.0.0.1:{free_port()}",

@@ -328,6 +328,8 @@ class Daemon:
         except (OSError, ConfigError, process.PrivilegeError) as exc:
             reason = f"cannot start {self.app.name}: {exc}"
             log.error("%s", reason)
+            if isinstance(exc, ConfigError):  # a setting that cannot work, as a bad flag
+                self.failure_status = 2
             await self._stop_listening()
             if self.admin is not None:
                 await self.admin.stop(1.0)
