@@ -241,28 +241,28 @@ def test_declarations_that_cannot_work_are_refused_at_once() -> None:
 
 
 def test_a_new_field_is_a_new_setting_everywhere(tmp_path: Path) -> None:
-    """What the next issues do (``workers`` for the core, ``broker`` for chat): one field."""
+    """What a new setting takes (as ``workers`` did for the core): one field."""
 
     @dataclass(frozen=True, slots=True)
     class Grown(DemoSettings):
-        workers: int = setting(1, "worker processes", minimum=1)
+        shards: int = setting(1, "shards of the keyspace", minimum=1)
 
     app = App("grown")
     app.service("main", Session, codec=LineCodec, listen=["127.0.0.1:0"])
     app.declare(Grown)
     schema = Schema(app)
     path = tmp_path / "grown.toml"
-    path.write_text("workers = 2\n")
-    assert schema.resolve(str(path), environ={})["workers"] == 2
-    assert schema.resolve(str(path), environ={"RESIDENTD_WORKERS": "3"})["workers"] == 3
-    config = schema.resolve(str(path), environ={}, flags={"workers": "4"})
+    path.write_text("shards = 2\n")
+    assert schema.resolve(str(path), environ={})["shards"] == 2
+    assert schema.resolve(str(path), environ={"RESIDENTD_SHARDS": "3"})["shards"] == 3
+    config = schema.resolve(str(path), environ={}, flags={"shards": "4"})
     app.options.update(config.app_options())
-    assert app.current(Grown).workers == 4
-    with pytest.raises(ConfigError, match=r"workers = '0' .* expected at least 1"):
-        schema.resolve(environ={}, flags={"workers": "0"})
+    assert app.current(Grown).shards == 4
+    with pytest.raises(ConfigError, match=r"shards = '0' .* expected at least 1"):
+        schema.resolve(environ={}, flags={"shards": "0"})
     parser = argparse.ArgumentParser()
     schema.add_flags(parser)
-    assert "worker processes (default: 1)" in parser.format_help()
+    assert "shards of the keyspace (default: 1)" in parser.format_help()
 
 
 @pytest.mark.parametrize(

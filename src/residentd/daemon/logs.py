@@ -52,6 +52,7 @@ __all__ = [
     "RecordFormatter",
     "TextFormatter",
     "make_formatter",
+    "set_process_fields",
     "setup_logging",
 ]
 
@@ -61,6 +62,15 @@ FORMATS: Final = ("text", "logfmt", "json")
 #: Record attributes rendered as context fields, in this order, before the items of ``ctx``.
 CONTEXT_ATTRS: Final = ("app", "conn", "peer")
 _CORE_FIELDS: Final = frozenset({"ts", "level", "logger", "msg", "exc", "stack"})
+#: Fields every record of this process carries, first among its context (a worker's slot,
+#: so that the records of several workers in one log file say whose they are).
+_PROCESS_FIELDS: list[tuple[str, Any]] = []
+
+
+def set_process_fields(**fields: Any) -> None:
+    """Give every record of this process these context fields from now on."""
+    _PROCESS_FIELDS[:] = list(fields.items())
+
 
 _log = logging.getLogger("residentd.logs")
 
@@ -152,7 +162,7 @@ class RecordFormatter(logging.Formatter):
         """The context fields of a record: ``app``, ``conn``, ``peer``, then the items of
         ``ctx`` (see :func:`_ctx_fields`)."""
         get = record.__dict__.get
-        fields = []
+        fields = list(_PROCESS_FIELDS)
         for name in CONTEXT_ATTRS:
             value = get(name)
             if value is not None:

@@ -55,7 +55,7 @@ from residentd.daemon.admin import (
 from residentd.daemon.config import Config, Schema, worker_count
 from residentd.daemon.daemonize import ReadyChannel, daemonize
 from residentd.daemon.logrecord import use_lean_records
-from residentd.daemon.logs import LogRuntime, LogSettings, setup_logging
+from residentd.daemon.logs import LogRuntime, LogSettings, set_process_fields, setup_logging
 from residentd.daemon.looplag import LoopLagMonitor
 from residentd.daemon.metrics import prometheus_text
 from residentd.daemon.pidfile import PidFile, PidFileError
@@ -113,6 +113,8 @@ def run_daemon(
     takeover = ENV_FD in os.environ  # a live upgrade's new generation: detached already
     worker = WorkerLink.from_env()  # a worker of a master (workers > 1)
     app.worker = None if worker is None else worker.slot
+    if worker is not None:
+        set_process_fields(worker=worker.slot)  # its records say whose they are
     reexec = Inheritance.from_env()  # a master that executed itself again
     master = worker is None and not takeover and worker_count(settings.workers) > 1
     if settings.daemon and not takeover and worker is None and reexec is None:
@@ -578,8 +580,7 @@ class Daemon:
 
     def _summary(self) -> dict[str, Any]:
         status = self.status()
-        worker = {"worker": self.worker.slot} if self.worker is not None else {}
-        return worker | {
+        return {
             "connections_open": status["connections_open"],
             "connections_total": status["connections_total"],
             "messages_in": status["messages_in"],

@@ -51,6 +51,9 @@ log = logging.getLogger("residentd.worker")
 
 ENV_WORKER = "RESIDENTD_WORKER"
 _PR_SET_PDEATHSIG = 1
+#: Seconds a retiring worker lets pass after it stopped accepting, for the connections it
+#: accepted last to be made.
+RETIRE_SETTLE = 0.1
 
 
 def describe(slot: int, control: int, listeners: dict[str, list[int]]) -> str:
@@ -154,6 +157,9 @@ class WorkerLink:
         if daemon.stop_requested:
             return
         daemon.server.stop_accepting()
+        # A connection accepted just before is made a loop iteration or two later: wait for
+        # it, or the stop would refuse it at the door after it was accepted.
+        await asyncio.sleep(RETIRE_SETTLE)
         deadline = daemon.loop.time() + daemon.config.daemon.shutdown_timeout
         while daemon.server.connections and daemon.loop.time() < deadline:
             if daemon.stop_requested:
