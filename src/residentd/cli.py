@@ -271,7 +271,13 @@ def _upgrade(admin: str, pidfile: str | None, token: str | None, timeout: float)
     if not result.get("ok"):
         print(f"residentd: {result.get('error', 'upgrade failed')}", file=sys.stderr)
         return 1
-    print(f"upgraded: pid {result.get('old_pid')} handed over to pid {result['pid']}")
+    workers = result.get("workers")
+    if workers:  # a master: each slot's worker handed over, then the master executes again
+        print(f"upgraded: master pid {result['pid']} runs the new code once its workers did:")
+        for row in workers:
+            print(f"  worker {row['slot']}: pid {row['old_pid']} handed over to pid {row['pid']}")
+    else:
+        print(f"upgraded: pid {result.get('old_pid')} handed over to pid {result['pid']}")
     return 0
 
 
