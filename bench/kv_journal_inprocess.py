@@ -65,6 +65,7 @@ def run(policy: str, command: str, size: int, clients: int, iterations: int) -> 
         path = os.path.join(folder.name, "journal.aof")
         persistence.journal = Journal(path, policy, persistence.buffer)
         flushes.commit = persistence.commit_point
+        flushes.gate = persistence.commit_iteration  # as the server's flush calls it
         state.persistence = persistence
         state.health = persistence.health
         state.journal = persistence.buffer

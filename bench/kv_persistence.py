@@ -2,6 +2,7 @@
 
     python bench/kv_persistence.py                      # 3 rounds, 20,000 round trips a test
     python bench/kv_persistence.py --rounds 5 --keys 1000000
+    python bench/kv_persistence.py --policies always --compare OTHER/src --keys 0   # an A/B
 
 Servers, each on a fresh folder: ``kv`` without persistence, ``kv`` and ``redis-server``
 with ``--appendonly yes`` and ``--appendfsync everysec``, and both with ``always``. Each
@@ -10,6 +11,8 @@ every server, the order rotating from round to round; the table gives the median
 ratios the targets are about (kv everysec / kv without persistence, kv everysec / Redis
 everysec, kv always / Redis always), and a second one each server's CPU time per request,
 with the same ratios taken on it (the inverse ratio of CPU per request: above 1 is better).
+``--compare`` adds kv run from another source tree ("kv-other": an A/B of two commits in the
+same run) and ``--policies`` keeps only some of the servers.
 The CPU time is the scheduler's own count of every thread's run time (``/proc/PID/task/*/
 schedstat``, nanoseconds) where Linux has it, else psutil's (10 ms ticks).
 Servers run pinned to CPU 0, redis-benchmark to CPU 1, as in bench/peers.py.
@@ -48,17 +51,23 @@ peers.port_args = port_args  # the servers here are named "kv everysec", "redis 
 PIPELINES = [1, 16]
 
 
-def servers(root: Path) -> list[Peer]:
+def servers(root: Path, policies: list[str], compare: str | None) -> list[Peer]:
     base_kv = peers.peers()[0].command
     redis = [peers.peers()[1].command[0], "--bind", HOST, "--save", ""]
     made = []
-    kinds = [("kv", None), ("kv", "everysec"), ("redis", "everysec")]
-    kinds += [("kv", "always"), ("redis", "always")]
+    kinds: list[tuple[str, str | None]] = [("kv", None)] if "off" in policies else []
+    for policy in ("everysec", "always"):
+        if policy in policies:
+            kinds += [("kv", policy), ("redis", policy)]
+            kinds += [("kv-other", policy)] if compare else []
     for name, fsync in kinds:
         label = f"{name} {fsync or 'off'}"
         folder = root / label.replace(" ", "-")
         folder.mkdir()
-        if name == "kv":
+        if name == "kv-other":  # the same kv from another source tree (an A/B of two commits)
+            command = ["env", f"PYTHONPATH={compare}", *base_kv, "--dir", str(folder)]
+            command += ["--appendonly", "yes", "--appendfsync", str(fsync)]
+        elif name == "kv":
             command = [*base_kv, "--dir", str(folder)]
             if fsync:
                 command += ["--appendonly", "yes", "--appendfsync", fsync]
@@ -99,44 +108,42 @@ def rounds(running: list[Peer], count: int, requests: int, clients: int) -> None
         print(f"round {round_ + 1}/{count} done", flush=True)
 
 
+RATIOS = [  # (heading, numerator, denominator) of requests per second; CPU: the inverse
+    ("ev/off", "kv everysec", "kv off"),
+    ("ev/redis", "kv everysec", "redis everysec"),
+    ("al/redis", "kv always", "redis always"),
+    ("ev/other", "kv everysec", "kv-other everysec"),
+    ("al/other", "kv always", "kv-other always"),
+]
+
+
 def report(running: list[Peer]) -> None:
     by = {peer.name: peer for peer in running}
-
-    def med(name: str, test: str, pipeline: int) -> float:
-        return statistics.median(by[name].rps[(test, pipeline)])
-
     names = [peer.name for peer in running]
-    print("\nrequests per second (median of rounds)")
-    print(f"{'test':<10}{'P':>3}" + "".join(f"{name:>16}" for name in names), end="")
-    print(f"{'ev/off':>9}{'ev/redis':>9}{'al/redis':>9}")
-    for pipeline in PIPELINES:
-        for test in TESTS:
-            cells = "".join(f"{med(name, test, pipeline):>16,.0f}" for name in names)
-            off = med("kv off", test, pipeline)
-            every = med("kv everysec", test, pipeline)
-            ratios = (
-                every / off,
-                every / med("redis everysec", test, pipeline),
-                med("kv always", test, pipeline) / med("redis always", test, pipeline),
-            )
-            print(f"{test:<10}{pipeline:>3}{cells}" + "".join(f"{r:>9.2f}" for r in ratios))
-    print("\nserver CPU time per request, µs (median of rounds; a busy machine disturbs it less)")
-    print(f"{'test':<10}{'P':>3}" + "".join(f"{name:>16}" for name in names), end="")
-    print(f"{'off/ev':>9}{'redis/ev':>9}{'redis/al':>9}")
+    ratios = [ratio for ratio in RATIOS if ratio[1] in by and ratio[2] in by]
 
-    def cpu(name: str, test: str, pipeline: int) -> float:
-        return statistics.median(by[name].cpu[(test, pipeline)])
+    def table(title: str, figures: str, fmt: str, inverse: bool) -> None:
+        def med(name: str, test: str, pipeline: int) -> float:
+            return statistics.median(getattr(by[name], figures)[(test, pipeline)])
 
-    for pipeline in PIPELINES:
-        for test in TESTS:
-            cells = "".join(f"{cpu(name, test, pipeline):>16.2f}" for name in names)
-            every = cpu("kv everysec", test, pipeline)
-            ratios = (
-                cpu("kv off", test, pipeline) / every,
-                cpu("redis everysec", test, pipeline) / every,
-                cpu("redis always", test, pipeline) / cpu("kv always", test, pipeline),
-            )
-            print(f"{test:<10}{pipeline:>3}{cells}" + "".join(f"{r:>9.2f}" for r in ratios))
+        print(f"\n{title}")
+        print(f"{'test':<10}{'P':>3}" + "".join(f"{name:>18}" for name in names), end="")
+        print("".join(f"{heading:>10}" for heading, _, _ in ratios))
+        for pipeline in PIPELINES:
+            for test in TESTS:
+                cells = "".join(f"{med(name, test, pipeline):>18{fmt}}" for name in names)
+                values = [med(a, test, pipeline) / med(b, test, pipeline) for _, a, b in ratios]
+                values = [1 / value if inverse else value for value in values]
+                print(f"{test:<10}{pipeline:>3}{cells}" + "".join(f"{v:>10.2f}" for v in values))
+
+    table("requests per second (median of rounds)", "rps", ",.0f", inverse=False)
+    table(
+        "server CPU time per request, µs (median of rounds; a busy machine disturbs it less); "
+        "ratios inverted: above 1 is better",
+        "cpu",
+        ".2f",
+        inverse=True,
+    )
 
 
 def call(port: int, *args: bytes, timeout: float = 600.0) -> bytes:
@@ -190,10 +197,16 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys for save/load (0: skip)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--policies", default="off,everysec,always", help="of off, everysec, always"
+    )
+    parser.add_argument(
+        "--compare", metavar="SRC", help="also run kv from this source tree (PYTHONPATH)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kv-persistence-") as root:
         if not args.skip_throughput:
-            running = servers(Path(root))
+            running = servers(Path(root), args.policies.split(","), args.compare)
             try:
                 for peer in running:
                     start(peer)

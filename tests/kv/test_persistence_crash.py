@@ -5,6 +5,9 @@ while 50 clients write neither stop the replies nor lose or tear anything."""
 from __future__ import annotations
 
 import random
+import selectors
+import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -209,4 +212,82 @@ def test_bgsave_and_rewrite_while_50_clients_write(tmp_path: Path) -> None:
         assert load_strings(again) == live
         again.close()
     finally:
+        daemon.stop()
+
+
+FSYNC_DELAY = 0.6  # what the test hook adds to every journal fsync, in seconds
+
+
+@pytest.mark.slow
+def test_no_reply_outruns_the_fsync_of_a_write_it_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``always`` the fsync runs while the loop serves the next requests, so every reply
+    made after a write (the writer's +OK, and another connection's GET that sees the value)
+    must wait for the fsync that covers the write; a write made during an fsync waits for the
+    next one. Every fsync is made slow on purpose (the journal's test hook): no such reply may
+    come back sooner than that after the write was sent. Nothing here has an upper bound.
+    Then a graceful stop during a write's fsync: the reply is sent before the goodbye."""
+    monkeypatch.setenv("RESIDENTD_TEST_FSYNC_DELAY", str(FSYNC_DELAY))
+    daemon = start(tmp_path, "always")
+    steps = [  # (seconds after the start, name, request)
+        (0.0, "w1", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n"),
+        (0.15, "r1", b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+        (0.3, "w2", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv2\r\n"),
+        (0.45, "r2", b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+    ]
+    sockets = {name: socket.create_connection(("127.0.0.1", daemon.port)) for _, name, _ in steps}
+    try:
+        sent: dict[str, float] = {}
+        replies: dict[str, tuple[float, bytes]] = {}
+        with selectors.DefaultSelector() as selector:
+            for name, sock in sockets.items():
+                selector.register(sock, selectors.EVENT_READ, name)
+            started = time.monotonic()
+            todo = list(steps)
+            while len(replies) < len(steps) and time.monotonic() < started + 20:
+                while todo and time.monotonic() >= started + todo[0][0]:
+                    _, name, request = todo.pop(0)
+                    sent[name] = time.monotonic()
+                    sockets[name].sendall(request)
+                wait = started + todo[0][0] - time.monotonic() if todo else 1.0
+                for key, _ in selector.select(max(wait, 0.0)):
+                    data = key.fileobj.recv(100)  # type: ignore[union-attr]
+                    replies.setdefault(key.data, (time.monotonic(), b""))
+                    at, got = replies[key.data]
+                    replies[key.data] = (at, got + data)
+        assert set(replies) == {"w1", "r1", "w2", "r2"}, replies
+        assert replies["w1"][1] == replies["w2"][1] == b"+OK\r\n"
+        slack = 0.02  # clocks: sent is taken just before sendall
+        assert replies["w1"][0] - sent["w1"] >= FSYNC_DELAY - slack
+        assert replies["w2"][0] - sent["w2"] >= FSYNC_DELAY - slack
+        seen = {b"$2\r\nv1\r\n": "w1", b"$2\r\nv2\r\n": "w2"}
+        for reader in ("r1", "r2"):
+            at, reply = replies[reader]
+            assert reply in (b"$-1\r\n", *seen), reply
+            if reply in seen:  # it reveals a write: not before that write's fsync
+                assert at - sent[seen[reply]] >= FSYNC_DELAY - slack, (reader, reply)
+        # The second write went to disk after its own, later fsync.
+        assert replies["w2"][0] > replies["w1"][0]
+
+        # A graceful stop while a write's fsync runs: its reply still goes out before the
+        # connection closes, and the write is there after a restart.
+        writer = sockets["w1"]
+        writer.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv3\r\n")
+        time.sleep(0.1)
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        writer.settimeout(20)
+        said = b""
+        while chunk := writer.recv(100):
+            said += chunk
+        assert said == b"+OK\r\n"
+        daemon.stop()
+        daemon = start(tmp_path, "always")
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as reader:
+            reader.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+            assert reader.recv(100) == b"$2\r\nv3\r\n"
+    finally:
+        for sock in sockets.values():
+            sock.close()
         daemon.stop()

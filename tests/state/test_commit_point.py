@@ -1,5 +1,6 @@
 """The server's per-iteration flush runs the durable app's commit point before any output, and
-holds the output of the connections whose records the disk refused until ``release_held``."""
+holds the output of the connections whose records the disk refused until ``release_held``; with
+a pipelined commit, an iteration's output waits for the release of its ticket."""
 
 from __future__ import annotations
 
@@ -69,5 +70,57 @@ def test_wake_shares_the_iteration_s_one_flush_callback() -> None:
         queue.wake()  # records from a timer, no output pending: still committed
         loop.run_until_complete(asyncio.sleep(0))
         assert events == ["commit"]
+    finally:
+        loop.close()
+
+
+class Conn:
+    """A connection as the queue sees one: queued output, and a write that sends it."""
+
+    def __init__(self, name: str, events: list[str]) -> None:
+        self.name = name
+        self.events = events
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+
+    def say(self, queue: FlushQueue, data: bytes) -> None:
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            queue.add(self)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._write_now(b"".join(self._out))
+        self._out.clear()
+
+    def _write_now(self, data: bytes) -> None:
+        self.events.append(f"{self.name} {data.decode()}")
+
+
+def test_a_gated_iteration_s_output_waits_for_its_ticket_in_order() -> None:
+    """A pipelined commit: an iteration's output waits for the release of its ticket (the fsync
+    that covers it); what a connection sends later waits for its own, later ticket, and never
+    goes out with, or ahead of, what was held first."""
+    loop = asyncio.new_event_loop()
+    try:
+        events: list[str] = []
+        queue = FlushQueue(loop)
+        tickets = [10, 20, 0]
+        queue.gate = lambda: ((), tickets.pop(0))
+        a, b = Conn("a", events), Conn("b", events)
+        a.say(queue, b"1")
+        b.say(queue, b"x")
+        loop.run_until_complete(asyncio.sleep(0))  # ticket 10
+        a.say(queue, b"2")  # sent while the first fsync runs
+        loop.run_until_complete(asyncio.sleep(0))  # ticket 20
+        assert events == [] and queue.waiting == 3
+        queue.release(15)
+        assert events == ["a 1", "b x"]
+        queue.release(20)
+        assert events == ["a 1", "b x", "a 2"]
+        a.say(queue, b"3")
+        loop.run_until_complete(asyncio.sleep(0))  # ticket 0: everything is on disk
+        assert events[-1] == "a 3" and queue.waiting == 0
     finally:
         loop.close()

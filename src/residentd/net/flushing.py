@@ -14,6 +14,14 @@ the items whose output must wait because the disk refused the records; they are 
 ``release_held``. The app calls ``wake`` when it has records to commit: the same single callback
 runs the commit, so a durable iteration costs one callback, not one for the flush and one for
 the journal.
+
+With a pipelined commit (``appendfsync always``: the fsync runs in a thread while the loop goes
+on) the app sets ``gate`` instead, which also returns a ticket: when it is not 0, no output of
+the iteration may leave before the app calls ``release`` with a ticket at least as high (the
+fsync that covers every write made so far has ended). Each waiting item's output is taken out of
+it then, with the ticket, so that what the connection sends later waits for its own ticket and
+never leaves ahead of, or together with, what was held first. ``commit`` stays the synchronous
+form, for a connection that closes (connection.py) and the app's own retries.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ class Flushable(Protocol):
 
 
 class FlushQueue:
-    __slots__ = ("_held", "_loop", "_pending", "_scheduled", "commit")
+    __slots__ = ("_held", "_loop", "_pending", "_scheduled", "_waiting", "commit", "gate")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -39,6 +47,9 @@ class FlushQueue:
         self._held: list[Flushable] = []
         self._scheduled = False
         self.commit: Callable[[], Collection[object]] | None = None
+        self.gate: Callable[[], tuple[Collection[object], int]] | None = None
+        # (ticket, item, its output taken out at the gate), in ticket order.
+        self._waiting: list[tuple[int, Flushable, bytes | None]] = []
 
     def add(self, item: Flushable) -> None:
         """Flush ``item`` at the end of this loop iteration (the caller adds it only once)."""
@@ -57,14 +68,22 @@ class FlushQueue:
         # Items added while flushing (a paused session that sends again) wait for the next run.
         self._scheduled = False
         pending, self._pending = self._pending, []
-        if self.commit is not None:
+        ticket = 0
+        held: Collection[object] = ()
+        if self.gate is not None:
+            held, ticket = self.gate()
+        elif self.commit is not None:
             held = self.commit()
+        if held or self._held:
             if held:
                 self._held.extend(item for item in pending if item in held)
                 pending = [item for item in pending if item not in held]
-            elif self._held:
+            else:
                 pending.extend(self._held)
                 self._held = []
+        if ticket:
+            self._wait(pending, ticket)
+            return
         for item in pending:
             try:
                 item._flush()
@@ -76,3 +95,43 @@ class FlushQueue:
         held, self._held = self._held, []
         for item in held:
             self.add(item)
+
+    @property
+    def waiting(self) -> int:
+        """Items whose output waits for a ticket's release."""
+        return len(self._waiting)
+
+    def _wait(self, items: list[Flushable], ticket: int) -> None:
+        waiting = self._waiting
+        for item in items:
+            out = getattr(item, "_out", None)
+            if out is None and not hasattr(item, "_write_now"):
+                waiting.append((ticket, item, None))  # not a connection: flushed whole
+                continue
+            item._flush_scheduled = False  # type: ignore[attr-defined]  # later output: later ticket
+            if out:
+                data = out[0] if len(out) == 1 else b"".join(out)
+                out.clear()
+                waiting.append((ticket, item, data))
+
+    def release(self, ticket: int | None = None) -> None:
+        """Write, now and in order, the output held for tickets up to ``ticket`` (all if None)."""
+        waiting = self._waiting
+        if not waiting:
+            return
+        count = len(waiting)
+        if ticket is not None:
+            count = 0
+            for held_for, _, _ in waiting:
+                if held_for > ticket:
+                    break
+                count += 1
+        released, self._waiting = waiting[:count], waiting[count:]
+        for _, item, data in released:
+            try:
+                if data is None:
+                    item._flush()
+                else:
+                    item._write_now(data)  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("flushing output failed")

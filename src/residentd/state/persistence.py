@@ -3,9 +3,17 @@
 The runner calls ``open`` before listening (load the base and replay the journal, or load the
 snapshot file when the journal is off) and ``close`` after the last connection is gone. In
 between, every loop iteration's journal records are written at the server's commit point, before
-any reply of that iteration leaves (``commit_point``, called by ``FlushQueue``); with
+any reply of that iteration leaves (``commit_iteration``, called by ``FlushQueue``); with
 ``always`` the replies of the connections that wrote (``append(..., waiter=conn)``) are held
 while the disk refuses the data, so nothing is acknowledged that is not on disk.
+
+With ``always`` the commit is pipelined (group commit): the iteration's records are written and
+their fsync handed to the journal's thread, and the loop goes on reading and running the next
+requests while the disk works. Every reply made while some write is not yet on disk, whichever
+connection it goes to, waits for the fsync that covers all writes made before it (its ticket is
+the journal's size then), as Redis's rule has it: no reply reveals state a crash could lose.
+When an fsync ends, the replies it covers leave and the next fsync starts at once with what was
+written meanwhile. ``commit_point`` is the synchronous form: write, fsync, release everything.
 
 Snapshots (``snapshot_now``, the ``save`` schedule) and compaction (``rewrite_now``, the
 ``auto_aof_rewrite_*`` thresholds) run in a forked child, one at a time, as Redis's BGSAVE and
@@ -74,6 +82,7 @@ class Persistence:
         self.buffer = bytearray()
         self._waiters: set[object] = set()
         self._commit_scheduled = False
+        self._pipelined = True  # with always: fsync in the journal's thread (commit_iteration)
         self._retry: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._child: ChildJob | None = None
@@ -115,6 +124,7 @@ class Persistence:
         )
         app.declare(StateSettings, names=persistence.names, skip=skip, **(defaults or {}))
         app.persistence = persistence
+        app.on_stop(persistence.drain)
         return persistence
 
     # -- where the files are ---------------------------------------------------------------------
@@ -163,6 +173,7 @@ class Persistence:
             self._load_snapshot_file()
         self.loaded["seconds"] = round(time.monotonic() - started, 6)
         flushes.commit = self.commit_point
+        flushes.gate = self.commit_iteration
         if not self.handed_over:
             self._tick = loop.call_later(1.0, self._on_tick)
 
@@ -183,6 +194,14 @@ class Persistence:
     def settle(self) -> None:
         """The old generation, its connections held: journal what is buffered now, so the
         state it streams next holds nothing a file does not."""
+        self.drain()
+
+    def drain(self) -> None:
+        """A graceful stop has begun (an ``on_stop`` hook) or the state is handed over: from now
+        on every iteration commits synchronously, and what is buffered or waits for an fsync in
+        flight is written, fsynced and its replies released now, before the connections are
+        told goodbye (their lingering close sends only what they hold themselves)."""
+        self._pipelined = False
         if self.journal is not None:
             self.commit_point()
 
@@ -285,13 +304,14 @@ class Persistence:
             child.kill()
         if self.journal is not None:
             try:
-                self.journal.sync()
+                self._sync_journal()
             except OSError as exc:
                 log.error("cannot write the journal at stop: %s", exc.strerror)
             self.journal.close()
             self.journal = None
         if self.flushes is not None and self.flushes.commit == self.commit_point:
             self.flushes.commit = None
+            self.flushes.gate = None
 
     # -- for the app -------------------------------------------------------------------------------
 
@@ -352,26 +372,97 @@ class Persistence:
     # -- the commit point --------------------------------------------------------------------------
 
     def commit_point(self) -> Collection[object]:
-        """Write (and with ``always`` fsync) this iteration's records; called before any output
-        of the iteration is written. Returns the connections whose output must wait."""
+        """Write (and with ``always`` fsync) the records buffered so far, now; the output held
+        for an fsync in flight is released once they are on disk. Returns the connections whose
+        output must wait because the disk refused the records."""
         self._commit_scheduled = False
         journal = self.journal
         if journal is None or (
-            not self.buffer and not self._waiters and not self.health.failing("journal")
+            not self.buffer
+            and not self._waiters
+            and not self.health.failing("journal")
+            and (journal.synced >= journal.size or journal.policy != "always")
         ):
             return _NONE
         try:
             journal.commit()
         except OSError as exc:
-            strerror = exc.strerror or str(exc)
-            self.health.fail("journal", f"journal write failed: {strerror}", strerror)
-            self._schedule_retry()
+            self._fail("write", exc)
             return self._waiters
         if self._waiters:
             self._waiters = set()
         if not self.health.writable and journal.last_fsync_error is None:
             self.health.recover("journal")
+        if journal.policy == "always" and self.flushes is not None:
+            self.flushes.release()  # all written and fsynced
         return _NONE
+
+    def commit_iteration(self) -> tuple[Collection[object], int]:
+        """The server's commit point, once per loop iteration before any output (``FlushQueue``'s
+        gate). Returns the connections whose output waits for the disk to accept data, and the
+        ticket the iteration's other output waits for (0: it may leave now). With ``always``:
+        write the records, start their fsync in the journal's thread unless one runs, and
+        hold every reply while anything written is not yet on disk."""
+        journal = self.journal
+        if (
+            journal is None
+            or journal.policy != "always"
+            or not self._pipelined
+            or self.health.failing("journal")
+        ):
+            held = self.commit_point()
+            if journal is not None and journal.policy == "always" and journal.synced < journal.size:
+                return held, journal.size  # an fsync failed: nothing may reveal those writes
+            return held, 0
+        self._commit_scheduled = False
+        if self.buffer:
+            try:
+                journal.write()
+            except OSError as exc:
+                self._fail("write", exc)
+                return self._waiters, journal.size if journal.synced < journal.size else 0
+        if self._waiters:
+            self._waiters = set()
+        if journal.synced >= journal.size:
+            return _NONE, 0
+        if not journal.syncing:
+            journal.sync_async(self._report)
+        return _NONE, journal.size
+
+    def _report(self, journal: Journal, size: int, error: OSError | None) -> None:
+        """The journal thread's report that an fsync ended (in that thread): to the loop."""
+        assert self.loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._synced, journal, size, error)
+
+    def _synced(self, journal: Journal, size: int, error: OSError | None) -> None:
+        """An fsync of the journal's thread ended (on the loop): release the output it covers
+        and start the next with what was written meanwhile."""
+        journal.syncing = False
+        if journal is not self.journal:
+            return  # switched: the old one was fsynced and its output released then
+        if size > journal.synced:  # else a commit_point got there first
+            if error is not None:
+                self._fail("fsync", error)
+                return
+            journal.synced = size
+            journal.fsyncs += 1
+            if self.flushes is not None:
+                self.flushes.release(size)
+        if journal.synced < journal.size and self._pipelined and not self.health.failing("journal"):
+            journal.sync_async(self._report)
+
+    def _fail(self, what: str, exc: OSError) -> None:
+        strerror = exc.strerror or str(exc)
+        self.health.fail("journal", f"journal {what} failed: {strerror}", strerror)
+        self._schedule_retry()
+
+    def _sync_journal(self) -> None:
+        """Write and fsync the journal now (before a switch or a stop); release what waited."""
+        assert self.journal is not None
+        self.journal.sync()
+        if self.flushes is not None:
+            self.flushes.release()
 
     def _schedule_retry(self) -> None:
         if self._retry is None and self.loop is not None:
@@ -453,7 +544,7 @@ class Persistence:
         seq = manifest.incrs[-1].seq + 1
         incr = Part(self.layout.incr_name(seq), seq, "i")
         try:
-            self.journal.sync()
+            self._sync_journal()
             new_journal = Journal(
                 self._part_path(incr.name), self.settings.appendfsync, self.buffer
             )
@@ -577,12 +668,12 @@ class Persistence:
         if new.appendonly and self.journal is None:
             self._start_journal()
         elif not new.appendonly and self.journal is not None:
-            self.journal.sync()
+            self._sync_journal()
             self.journal.close()
             self.journal = None
             self.manifest = None
         elif self.journal is not None and new.appendfsync != self.journal.policy:
-            self.journal.sync()
+            self._sync_journal()
             path = self.journal.path
             self.journal.close()
             self.journal = Journal(path, new.appendfsync, self.buffer)
