@@ -3,7 +3,8 @@
  *     chat_load fanout   PORT MEMBERS POSTERS WINDOW PER_SOURCE WARMUP_S DURATION_S READ_US
  *     chat_load requests PORT CONNECTIONS DEPTH PER_SOURCE WARMUP_S DURATION_S REQUEST
  *
- * fanout: MEMBERS guests (~m0, ~m1, ...) sign in and join the room "big"; the first POSTERS
+ * fanout: MEMBERS guests (~mPID-0, ~mPID-1, ...: names of their own, since a guest that just
+ * left may not be gone everywhere yet when the next run signs in) sign in and join the room "big"; the first POSTERS
  * of them post, keeping at most WINDOW posts not yet delivered to every member (a post is
  * MEMBERS + 1 lines: its message push to each member, and the poster's reply). Members only
  * count the newlines they receive: one large read per readable socket, memchr for the
@@ -12,7 +13,7 @@
  * socket got meanwhile (the daemon's writes are the same either way; what changes is how
  * many reads the load generator spends on them, and the latency each post sees).
  *
- * requests: CONNECTIONS guests (~r0, ...) sign in; each sends DEPTH copies of the line REQUEST
+ * requests: CONNECTIONS guests (~rPID-0, ...) sign in; each sends DEPTH copies of the line REQUEST
  * (a JSON request without its newline) in one write, waits for DEPTH lines back and sends
  * again. Counts reply lines.
  *
@@ -191,11 +192,12 @@ open_client(Client *client, int index, int port, int per_source)
     client->fd = fd;
     char hello[160];
     int size = fanout ? snprintf(hello, sizeof hello,
-                                 "{\"op\":\"hello\",\"v\":1,\"user\":\"m%d\"}\n"
+                                 "{\"op\":\"hello\",\"v\":1,\"user\":\"m%d-%d\"}\n"
                                  "{\"op\":\"join\",\"room\":\"big\"}\n",
-                                 index)
+                                 (int)getpid(), index)
                       : snprintf(hello, sizeof hello,
-                                 "{\"op\":\"hello\",\"v\":1,\"user\":\"r%d\"}\n", index);
+                                 "{\"op\":\"hello\",\"v\":1,\"user\":\"r%d-%d\"}\n",
+                                 (int)getpid(), index);
     client->owed = fanout ? 2 : 1;
     outstanding += client->owed;
     write_all(client, hello, (size_t)size);

@@ -76,6 +76,7 @@ class Window:
     busy_cpu: float  # the whole machine's
     elapsed: float
     per_read: float  # lines per read at the load generator: how much the daemon coalesced
+    spread: list[int]  # connections open on each worker during the window
 
     def cpus(self) -> list[tuple[str, float]]:
         return [("chat", self.chat_cpu), ("redis", self.redis_cpu),
@@ -148,6 +149,16 @@ class Chat:
                 if b'"op":"hello"' not in probe.recv(4096):
                     raise RuntimeError("chat did not sign a probe in")
 
+    def spread(self) -> list[int]:
+        """Connections open on each worker (one process: on it)."""
+        from residentd.daemon.control import admin_json
+
+        status = admin_json(f"unix:{self.pidfile}.sock", "GET", "/status")
+        rows = status.get("workers")
+        if rows is None:
+            return [int(status["connections_open"])]
+        return [int(row["connections_open"]) for row in rows]
+
     def cpu_seconds(self) -> float:
         main = psutil.Process(self.process.pid)
         processes = [main, *main.children(recursive=True)]
@@ -168,12 +179,20 @@ class Chat:
 
 
 def measure(
-    argv: list[str], chat: Chat, redis: Redis, number: int, mode: str, workload: str
+    argv: list[str],
+    chat: Chat,
+    redis: Redis,
+    number: int,
+    mode: str,
+    workload: str,
+    duration: float,
 ) -> Window:
     process = subprocess.Popen(argv, stdout=subprocess.PIPE)
     assert process.stdout is not None
     started = process.stdout.readline()
     before = chat.cpu_seconds(), redis.cpu_seconds(), busy_cpu_seconds()
+    time.sleep(min(1.2, duration / 2))  # the master's view of its workers is a second old
+    spread = chat.spread()
     ended = process.stdout.readline()
     after = chat.cpu_seconds(), redis.cpu_seconds(), busy_cpu_seconds()
     rest = process.stdout.read()
@@ -184,7 +203,7 @@ def measure(
     lines, elapsed, client_cpu, reads = (float(field) for field in ended.split()[1:])
     chat_cpu, redis_cpu, busy = (b - a for a, b in zip(before, after, strict=True))
     return Window(number, mode, workload, lines / elapsed, chat_cpu, redis_cpu, client_cpu,
-                  busy, elapsed, lines / reads if reads else 0.0)  # fmt: skip
+                  busy, elapsed, lines / reads if reads else 0.0, spread)  # fmt: skip
 
 
 def run_round(
@@ -199,17 +218,20 @@ def run_round(
         for size in args.windows:
             fanout = [binary, "fanout", str(chat.port), str(args.members), str(args.posters),
                       str(size), *timing, str(args.read_interval)]  # fmt: skip
-            windows.append(measure(fanout, chat, redis, number, mode, f"fan-out {size}"))
+            windows.append(
+                measure(fanout, chat, redis, number, mode, f"fan-out {size}", args.duration)
+            )
         for name in args.requests:
             requests = [binary, "requests", str(chat.port), str(args.connections),
                         str(args.depth), *timing, REQUESTS[name]]  # fmt: skip
-            windows.append(measure(requests, chat, redis, number, mode, name))
+            windows.append(measure(requests, chat, redis, number, mode, name, args.duration))
     finally:
         chat.stop()
     for window in windows:
         print(f"round {number}  {mode:<9}  {window.workload:<14} {window.per_s:>11,.0f}/s  "
               + "  ".join(f"{name} {window.cores(cpu):.2f}" for name, cpu in window.cpus())
-              + f" cores; {window.per_read:.1f} lines per read", flush=True)  # fmt: skip
+              + f" cores; {window.per_read:.1f} lines per read;"
+              f" connections {'+'.join(map(str, window.spread))}", flush=True)  # fmt: skip
     return windows
 
 
