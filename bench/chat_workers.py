@@ -295,7 +295,7 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=8, help="requests per write (8)")
     parser.add_argument("--requests", default="state.incr,ping", help="(state.incr,ping)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds (1)")
-    parser.add_argument("--duration", type=float, default=2.5, help="measured seconds (2.5)")
+    parser.add_argument("--duration", type=float, default=2.0, help="measured seconds (2)")
     parser.add_argument("--json", metavar="FILE", help="write every window to FILE")
     args = parser.parse_args()
     modes = [mode for mode in args.modes.split(",") if mode]
