@@ -38,7 +38,6 @@ the whole machine's busy cores ("busy" near 2.0: the machine, not one process, w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -51,11 +50,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psutil
-
 from chat_broker import Redis
 from chat_fanout import ROOM
-from harness import HOST, busy_cpu_seconds, free_port, raise_nofile_limit
+from harness import (
+    HOST,
+    busy_cpu_seconds,
+    free_port,
+    raise_nofile_limit,
+    tree_cpu_seconds,
+    wait_workers_ready,
+)
 
 MODES = ("local", "broker w1", "broker w2")
 REQUESTS = {
@@ -123,23 +127,8 @@ class Chat:
             raise
 
     def _wait_ready(self) -> None:
-        from residentd.daemon.control import ControlError, admin_json
-
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"chat with {self.workers} workers exited")
-            try:
-                status = admin_json(f"unix:{self.pidfile}.sock", "GET", "/status")
-            except (ControlError, OSError, ValueError):
-                time.sleep(0.1)
-                continue
-            rows = status.get("workers")
-            if rows is None or sum(row["state"] == "ready" for row in rows) == self.workers:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("chat did not get ready")
+        wait_workers_ready(self.process, self.pidfile, self.workers)
         # A brokered node listens before its link is up: wait until hellos are answered, on
         # enough connections that every worker has had some.
         for index in range(8 * self.workers):
@@ -160,14 +149,7 @@ class Chat:
         return [int(row["connections_open"]) for row in rows]
 
     def cpu_seconds(self) -> float:
-        main = psutil.Process(self.process.pid)
-        processes = [main, *main.children(recursive=True)]
-        total = 0.0
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
