@@ -23,7 +23,7 @@
  * Prints on stdout, for bench/chat_workers.py: "start" when the warm-up is over,
  * "end LINES SECONDS CPU_SECONDS READS" when the window is over (lines counted in the window,
  * its length, this process's CPU time in it, the reads that brought them), then "errors N" once the tail is drained (error
- * replies, lost connections, lines still missing 5 s after the end). Exit status 0, or 2 on
+ * replies, lost connections, lines still missing 3 s after the end). Exit status 0, or 2 on
  * a usage or set-up error.
  *
  * Why C: the Python load generator (chat_fanout.py) costs about as much per delivery as the
@@ -31,22 +31,19 @@
  */
 
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
 #define READ_BUFFER (256 * 1024)
-#define DRAIN_SECONDS 5.0
+#define DRAIN_SECONDS 3.0
 #define SIGN_IN_SECONDS 60.0
 #define ERROR_MARK "\"op\":\"error\""
 
@@ -63,23 +60,6 @@ static int running = 1, signing_in = 1;
 static double read_interval, last_wait;
 static char *post_line, *batch;
 static size_t post_size, batch_size;
-
-static double
-now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static double
-cpu_seconds(void)
-{
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
-    return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
-           (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
 
 static void
 drop(Client *client)
@@ -169,27 +149,9 @@ on_readable(Client *client, char *buffer)
 static int
 open_client(Client *client, int index, int port, int per_source)
 {
-    struct sockaddr_in source = {.sin_family = AF_INET}, target = {.sin_family = AF_INET};
-    int number = 2 + index / per_source, yes = 1;
-    char address[32];
-    snprintf(address, sizeof address, "127.0.%d.%d", number / 256, number % 256);
-    inet_pton(AF_INET, address, &source.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &target.sin_addr);
-    target.sin_port = htons((unsigned short)port);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&source, sizeof source) < 0 ||
-        connect(fd, (struct sockaddr *)&target, sizeof target) < 0) {
-        perror("chat_load: connect");
+    client->fd = connect_from("chat_load", epoll_fd, client, index, per_source, port);
+    if (client->fd < 0)
         return -1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-    struct epoll_event event = {.events = EPOLLIN, .data.ptr = client};
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-        epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0) {
-        perror("chat_load: socket");
-        return -1;
-    }
-    client->fd = fd;
     char hello[160];
     int size = fanout ? snprintf(hello, sizeof hello,
                                  "{\"op\":\"hello\",\"v\":1,\"user\":\"m%d-%d\"}\n"
