@@ -274,7 +274,7 @@ def main() -> int:
         help="fan-out: microseconds at least between the load generator's epoll waits (0)",
     )  # fmt: skip
     parser.add_argument("--connections", type=int, default=200, help="requests: connections (200)")
-    parser.add_argument("--depth", type=int, default=8, help="requests per write (8)")
+    parser.add_argument("--depth", type=int, default=16, help="requests per write (16)")
     parser.add_argument("--requests", default="state.incr,ping", help="(state.incr,ping)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds (1)")
     parser.add_argument("--duration", type=float, default=2.0, help="measured seconds (2)")
