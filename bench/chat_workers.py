@@ -21,15 +21,18 @@ time per delivery and share of the two cores are printed. Two workloads per star
    ``--per-source`` each, so the kernel spreads them over the workers) join one room;
    ``--posters`` of them post, keeping at most *window* posts not yet delivered to every
    member, for each of ``--windows``. Deliveries (lines counted at the members) per second,
-   and lines per read at the load generator: how many messages the daemon put in one write
-   to a member (its coalescing: posts fanned out in the same loop iteration share a write).
+   and lines per read at the load generator: about how many messages the daemon put in one
+   write to a member (its coalescing: posts fanned out in the same loop iteration share a
+   write, so the more lines per read, the less a delivery costs both sides).
 2. *Requests*: ``--connections`` guests each send ``--depth`` requests in one write, wait for
    the replies and send again: ``state.incr`` (a script in Redis with a broker), and ``ping``
    (answered by the worker alone). Replies per second at the client.
 
 For each window: the rate; the CPU of the chat processes (master and workers, psutil),
 redis-server and the load generator, in cores and in microseconds per delivery or reply; and
-the whole machine's busy cores ("busy" near 2.0: the machine, not one process, was the limit).
+the whole machine's busy cores ("busy" near 2.0: the machine, not one process, was the limit);
+and each worker's open connections, read from the master mid-window (how the kernel spread
+them).
 
     python bench/chat_workers.py                 # 3 rounds, about 2.5 minutes
     python bench/chat_workers.py --rounds 5 --json chat_workers.json
@@ -276,7 +279,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=200, help="requests: connections (200)")
     parser.add_argument("--depth", type=int, default=16, help="requests per write (16)")
     parser.add_argument("--requests", default="state.incr,ping", help="(state.incr,ping)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds (1)")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds (0.5)")
     parser.add_argument("--duration", type=float, default=2.0, help="measured seconds (2)")
     parser.add_argument("--json", metavar="FILE", help="write every window to FILE")
     args = parser.parse_args()
