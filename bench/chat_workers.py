@@ -34,7 +34,7 @@ the whole machine's busy cores ("busy" near 2.0: the machine, not one process, w
 and each worker's open connections, read from the master mid-window (how the kernel spread
 them).
 
-    python bench/chat_workers.py                 # 3 rounds, about 2.5 minutes
+    python bench/chat_workers.py                 # 3 rounds, about 2 minutes
     python bench/chat_workers.py --rounds 5 --json chat_workers.json
 """
 
