@@ -5,6 +5,7 @@ lines that never come are errors, and it keeps to its protocol with bench/chat_w
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socketserver
 import subprocess
@@ -49,8 +50,9 @@ def chat() -> Iterator[int]:
         stop(process)
 
 
-def line_server(answer: Callable[[bytes], bytes]) -> socketserver.ThreadingTCPServer:
-    """A server that answers each line it reads with ``answer(line)``."""
+@contextlib.contextmanager
+def line_server(answer: Callable[[bytes], bytes]) -> Iterator[str]:
+    """A server that answers each line it reads with ``answer(line)``; its port."""
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
@@ -60,7 +62,11 @@ def line_server(answer: Callable[[bytes], bytes]) -> socketserver.ThreadingTCPSe
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    try:
+        yield str(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run(binary: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -94,37 +100,23 @@ def test_fan_out_and_requests_against_chat(chat_load: str, chat: int) -> None:
 
 
 def test_error_replies_are_errors(chat_load: str) -> None:
-    server = line_server(
-        lambda line: b'{"op":"hello"}\n' if b'"hello"' in line else b'{"op":"error"}\n'
-    )
-    try:
-        lines, errors = window(run(chat_load, "requests", str(server.server_address[1]), "2",
-                                   "3", "5", "0.1", "0.5", INCR))  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
+    def refuse(line: bytes) -> bytes:
+        return b'{"op":"hello"}\n' if b'"hello"' in line else b'{"op":"error"}\n'
+
+    with line_server(refuse) as port:
+        lines, errors = window(run(chat_load, "requests", port, "2", "3", "5", "0.1", "0.5", INCR))
     assert lines > 0 and int(errors.split()[1]) >= lines
 
 
 def test_replies_that_never_come_are_errors(chat_load: str) -> None:
-    server = line_server(lambda line: b'{"op":"hello"}\n' if b'"hello"' in line else b"")
-    try:
-        lines, errors = window(run(chat_load, "requests", str(server.server_address[1]), "3",
-                                   "4", "5", "0.1", "0.5", INCR))  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
+    with line_server(lambda line: b'{"op":"hello"}\n' if b'"hello"' in line else b"") as port:
+        lines, errors = window(run(chat_load, "requests", port, "3", "4", "5", "0.1", "0.5", INCR))
     assert (lines, errors) == (0, "errors 12")  # 3 connections, 4 requests each
 
 
 def test_a_refused_sign_in_and_a_usage_error_exit_2(chat_load: str) -> None:
-    server = line_server(lambda line: b'{"op":"error","code":"name-taken"}\n')
-    try:
-        done = run(chat_load, "requests", str(server.server_address[1]), "2", "1", "5", "0.1",
-                   "0.5", INCR)  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
+    with line_server(lambda line: b'{"op":"error","code":"name-taken"}\n') as port:
+        done = run(chat_load, "requests", port, "2", "1", "5", "0.1", "0.5", INCR)
     assert done.returncode == 2 and "errors" in done.stderr
     done = run(chat_load, "fanout", "1")
     assert done.returncode == 2 and "usage" in done.stderr
