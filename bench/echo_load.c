@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
 #define CONNECTIONS_PER_SOURCE 1000
 #define READ_BUFFER 65536
 #define DRAIN_SECONDS 2.0
@@ -45,23 +47,6 @@ static char *batch;
 static size_t batch_size;
 static long long depth, lines, errors;
 static int running = 1, waiting;
-
-static double
-now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static double
-cpu_seconds(void)
-{
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
-    return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
-           (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
 
 static void
 drop(int epoll, Client *client)
@@ -136,28 +121,8 @@ on_readable(int epoll, Client *client, char *buffer)
 static int
 open_client(int epoll, Client *client, int index, int port)
 {
-    struct sockaddr_in source = {.sin_family = AF_INET}, target = {.sin_family = AF_INET};
-    int number = 2 + index / CONNECTIONS_PER_SOURCE, yes = 1;
-    char address[32];
-    snprintf(address, sizeof address, "127.0.%d.%d", number / 256, number % 256);
-    inet_pton(AF_INET, address, &source.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &target.sin_addr);
-    target.sin_port = htons((unsigned short)port);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&source, sizeof source) < 0 ||
-        connect(fd, (struct sockaddr *)&target, sizeof target) < 0) {
-        perror("echo_load: connect");
-        return -1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-    struct epoll_event event = {.events = EPOLLIN, .data.ptr = client};
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-        epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) < 0) {
-        perror("echo_load: socket");
-        return -1;
-    }
-    client->fd = fd;
-    return 0;
+    client->fd = connect_from("echo_load", epoll, client, index, CONNECTIONS_PER_SOURCE, port);
+    return client->fd < 0 ? -1 : 0;
 }
 
 /* Runs the loop until ``until`` (monotonic seconds), or until nothing is out when draining. */

@@ -200,6 +200,41 @@ class ServerProcess:
         self._stderr.close()
 
 
+def wait_workers_ready(
+    process: subprocess.Popen[bytes], pidfile: str, workers: int, timeout: float = 60.0
+) -> None:
+    """Until the daemon started as ``process`` with ``--pidfile pidfile --workers workers``
+    answers on its admin socket with every worker ready (one process: as soon as it answers)."""
+    from residentd.daemon.control import ControlError, admin_json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the daemon with {workers} workers exited")
+        try:
+            status = admin_json(f"unix:{pidfile}.sock", "GET", "/status")
+        except (ControlError, OSError, ValueError):
+            time.sleep(0.1)
+            continue
+        rows = status.get("workers")
+        if rows is None or sum(row["state"] == "ready" for row in rows) == workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the daemon with {workers} workers did not get ready")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` and its live descendants (a master and its
+    workers)."""
+    main = psutil.Process(pid)
+    total = 0.0
+    for process in [main, *main.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def busy_cpu_seconds() -> float:
     """CPU time spent by the whole machine, all CPUs, on anything but idling (steal included)."""
     times = psutil.cpu_times()

@@ -23,14 +23,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from echo import build_load_generator
-from harness import HOST, busy_cpu_seconds, free_port, raise_nofile_limit
+from harness import (
+    HOST,
+    busy_cpu_seconds,
+    free_port,
+    raise_nofile_limit,
+    tree_cpu_seconds,
+    wait_workers_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPTHS = (1, 16)
@@ -64,37 +68,10 @@ class Echo:
             "--max-connections", "20000",
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        from residentd.daemon.control import ControlError, admin_json
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"echo with {self.workers} workers exited")
-            try:
-                status = admin_json(f"unix:{self.pidfile}.sock", "GET", "/status")
-            except (ControlError, OSError, ValueError):
-                time.sleep(0.1)
-                continue
-            rows = status.get("workers")
-            if rows is None or sum(row["state"] == "ready" for row in rows) == self.workers:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("echo did not get ready")
+        wait_workers_ready(self.process, self.pidfile, workers)
 
     def cpu_seconds(self) -> float:
-        processes = [psutil.Process(self.process.pid)]
-        processes += processes[0].children(recursive=True)
-        total = 0.0
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
