@@ -26,7 +26,9 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The suite runs twice: with the C speedups, and with RESIDENTD_PURE_PYTHON=1 (their Python
-# versions, which is what an install without a compiler runs).
+# versions, which is what an install without a compiler runs). Tests of parts with no C
+# version (marked same_either_way: the load generators, the browser page, workers, the chat
+# broker) run in the first only.
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 	RESIDENTD_PURE_PYTHON=1 $(VENV)/bin/pytest -q

@@ -1,4 +1,10 @@
-"""Shared test fixtures: every network test runs on both uvloop and the stdlib asyncio loop."""
+"""Shared test fixtures: every network test runs on both uvloop and the stdlib asyncio loop.
+
+The suite runs twice, with the C speedups and with ``RESIDENTD_PURE_PYTHON=1``. A module marked
+``same_either_way`` tests a part that has no C version and runs the same code either way (the
+load generators, the page in a browser, the supervisor of workers, chat's broker): it runs
+once, in the run with the speedups, and is skipped, saying so, in the other.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from residentd import loop as loops
+from residentd import speedups
 
 T = TypeVar("T")
 
@@ -19,6 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not speedups.DISABLED:
+        return
+    once = pytest.mark.skip(reason="same code with or without the speedups: run with them")
+    for item in items:
+        if item.get_closest_marker("same_either_way") is not None:
+            item.add_marker(once)
 
 
 @pytest.fixture(params=LOOP_KINDS)

@@ -21,7 +21,10 @@ SOURCE = Path(__file__).parents[2] / "bench" / "chat_load.c"
 COMPILER = shutil.which("cc") or shutil.which("gcc")
 INCR = '{"op":"state.incr","key":"n"}'
 
-pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C compiler")
+pytestmark = [
+    pytest.mark.skipif(COMPILER is None, reason="no C compiler"),
+    pytest.mark.same_either_way,
+]
 
 
 @pytest.fixture(scope="module")

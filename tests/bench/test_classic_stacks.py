@@ -34,6 +34,8 @@ from classic.sqlite_store import create  # noqa: E402
 from classic.stores import open_store  # noqa: E402
 from classic.wsgi import make_app  # noqa: E402
 
+pytestmark = pytest.mark.same_either_way
+
 Call = Callable[[str, str, Any], tuple[int, dict[str, Any]]]
 REDIS = shutil.which("redis-server")
 SECRET = "classic-test-secret"

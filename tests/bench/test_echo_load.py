@@ -18,7 +18,10 @@ from support import free_port, residentd_command, stop, wait_for_port
 SOURCE = Path(__file__).parents[2] / "bench" / "echo_load.c"
 COMPILER = shutil.which("cc") or shutil.which("gcc")
 
-pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C compiler")
+pytestmark = [
+    pytest.mark.skipif(COMPILER is None, reason="no C compiler"),
+    pytest.mark.same_either_way,
+]
 
 
 @pytest.fixture(scope="module")

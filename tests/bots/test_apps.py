@@ -12,6 +12,8 @@ from support import free_port
 
 from .helpers import Daemon, bots
 
+pytestmark = pytest.mark.same_either_way
+
 needs_chat = pytest.mark.skipif("chat" not in BUILTIN, reason="the chat app is not built yet")
 needs_kv = pytest.mark.skipif("kv" not in BUILTIN, reason="the kv app is not built yet")
 

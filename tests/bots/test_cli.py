@@ -21,6 +21,8 @@ from support import free_port
 
 from .helpers import Daemon, bots
 
+pytestmark = pytest.mark.same_either_way
+
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "bots.md"
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from residentd.bots.load import Plan, Think
 from residentd.bots.scenarios.echo import Echo
 
 from .helpers import LineServer, closed, run_load
+
+pytestmark = pytest.mark.same_either_way
 
 
 def test_injected_delay_shows_in_percentiles(run: Any) -> None:

@@ -10,6 +10,8 @@ from residentd.bots.load import Plan, Think
 from residentd.bots.server import ServerSample, memory_per_user, trend
 from residentd.bots.workers import plan_shares, source_addresses, split
 
+pytestmark = pytest.mark.same_either_way
+
 
 def test_think_time_specs() -> None:
     rng = random.Random(1)

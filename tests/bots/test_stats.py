@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from residentd.bots.stats import HIGHEST_US, Recorder, RunStats, new_histogram, percentiles_ms
 
 from .helpers import record_in_process, sample_latencies_ns
+
+pytestmark = pytest.mark.same_either_way
 
 
 def test_histograms_merged_across_processes_equal_one_of_all_samples() -> None:

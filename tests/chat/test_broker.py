@@ -43,7 +43,7 @@ from support import (
 from .broker import Node, RedisServer
 from .helpers import SECRET, Peer, TcpPeer, WsPeer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.same_either_way]
 
 POSTS = 30  # per poster, all sent at once
 # A dead node's users are offline within DEAD_AFTER + BEAT after its last heartbeat, which is

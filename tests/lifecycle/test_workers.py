@@ -23,6 +23,8 @@ from .pipelining import Echo, stop_under_load
 from .upgrading import Load, assert_clean
 from .workers import Master, ShortClients, log_lines
 
+pytestmark = pytest.mark.same_either_way
+
 APPS = str(Path(__file__).with_name("apps.py"))
 
 
