@@ -154,9 +154,17 @@ class Channel:
         try:
             await future
         finally:
-            remove(fd)
+            if self.sock.fileno() == fd:  # not closed meanwhile (then its number may be reused)
+                remove(fd)
 
     def close(self) -> None:
+        """Close the socket, first taking it off the loop: a descriptor closed while the loop
+        watches it leaves a stale watch that would swallow the events of the next socket given
+        the same number (under uvloop, an admin connection that is then never answered)."""
+        fd = self.sock.fileno()
+        if fd >= 0:
+            self.loop.remove_reader(fd)
+            self.loop.remove_writer(fd)
         self.sock.close()
 
 
