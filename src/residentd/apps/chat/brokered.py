@@ -86,7 +86,7 @@ class BrokeredHub(Hub):
         self.broker = self
         self.rooms = {}  # only rooms with members signed in here: their sinks
         self.node = node  # its name on the broker: node_name()
-        self.link = BrokerLink(url, self.on_event, self.on_up)
+        self.link = BrokerLink(url, self.on_events, self.on_up)
         self.backlogs: dict[ChatSession, deque[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._beating = False
@@ -240,6 +240,15 @@ class BrokeredHub(Hub):
         return flat
 
     # -- the event stream ----------------------------------------------------------------------
+
+    def on_events(self, events: list[bytes]) -> None:
+        """Events of the channel, in the order Redis published them: every event one read
+        brought, fanned out in this one loop iteration, so a member gets them in one write."""
+        for data in events:
+            try:
+                self.on_event(data)
+            except Exception:  # one event the hub cannot take costs only itself
+                log.exception("broker event %r not applied", data[:200])
 
     def on_event(self, data: bytes) -> None:
         """One event of the channel, in the order Redis published it."""
@@ -629,8 +638,8 @@ async def _state_set(hub: BrokeredHub, session: ChatSession, request: p.StateSet
 async def _state_get(hub: BrokeredHub, session: ChatSession, request: p.StateGet) -> p.Reply | None:
     key = f"chat:state:{_user(session).name}"
     if request.key is None:
-        values = await hub.link.command("HGETALL", key)
-        document = {_text(k): msgspec.Raw(v) for k, v in values.items()}
+        flat = await hub.link.command("HGETALL", key)  # field, value, field, value, ...
+        document = {_text(k): msgspec.Raw(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
         return p.StateGetReply(value=msgspec.Raw(msgspec.json.encode(document)))
     value = await hub.link.command("HGET", key, request.key)
     raw = None if value is None else msgspec.Raw(value)
