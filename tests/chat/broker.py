@@ -38,10 +38,10 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self, *options: str) -> RedisServer:
         command = [
             self.path, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-            "--save", "3600 1", "--appendonly", "no", "--daemonize", "no",
+            "--save", "3600 1", "--appendonly", "no", "--daemonize", "no", *options,
         ]  # fmt: skip
         self.process = spawn(command, self.folder / "redis.log")
         wait_until(lambda: port_answers(self.port), 10.0, "redis-server")
