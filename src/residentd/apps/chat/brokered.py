@@ -112,7 +112,8 @@ class BrokeredHub(Hub):
             backlog = self.backlogs[session] = deque()
             self._spawn(self._drain(session, backlog))
         entry: list[Any] = [None, request]
-        if session.user is not None and not any(_blocks(other) for other in backlog):
+        # Every entry after one that blocks is blocked too, so the last one says for them all.
+        if session.user is not None and not (backlog and _blocks(backlog[-1])):
             entry[0] = asyncio.ensure_future(dispatch(self, session, request))
         backlog.append(entry)
 
