@@ -37,7 +37,6 @@ from harness import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-DEPTHS = (1, 16)
 
 
 @dataclass
@@ -107,7 +106,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--json", help="write every window here")
+    parser.add_argument("--depths", default="1,16", help="lines per write, a window each (1,16)")
     args = parser.parse_args()
+    depths = [int(depth) for depth in args.depths.split(",")]
     raise_nofile_limit()
     windows: list[Window] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -119,7 +120,7 @@ def main() -> int:
             for workers in order:
                 server = Echo(workers, folder)
                 try:
-                    for depth in DEPTHS:
+                    for depth in depths:
                         window = measure(binary, server, args, depth)
                         windows.append(window)
                         print(
@@ -139,7 +140,7 @@ def main() -> int:
         " | per server CPU-s"
     )
     print(header)
-    for depth in DEPTHS:
+    for depth in depths:
         medians = {}
         for workers in (1, 2):
             chosen = [w for w in windows if w.workers == workers and w.depth == depth]
