@@ -11,6 +11,7 @@ to know where a reply ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -56,7 +57,10 @@ class Raw:
         self.pending = b""
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        """Send it all, or as much as the server took before closing (a hostile request is
+        refused while it is still being sent): what the server said is read next."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.sock.sendall(data)
 
     def replies(self, count: int) -> list[bytes]:
         """The next ``count`` replies, each as the exact bytes that came."""
@@ -110,14 +114,29 @@ def replies_after_flush(
 
 
 def reply_end(data: bytes, start: int) -> int | None:
-    """Where the RESP2 reply that starts at ``start`` ends, or ``None`` if it is not all in."""
+    """Where the RESP2 or RESP3 reply that starts at ``start`` ends, or ``None`` if it is not
+    all in."""
     line_end = data.find(b"\r\n", start)
     if line_end < 0:
         return None
     kind, number = data[start : start + 1], data[start + 1 : line_end]
     position = line_end + 2
-    if kind in (b"+", b"-", b":"):
+    if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
         return position
+    count = int(number)
+    if kind in (b"$", b"=", b"!"):
+        return (
+            None
+            if count >= 0 and len(data) < position + count + 2
+            else (position + count + 2 if count >= 0 else position)
+        )
+    assert kind in (b"*", b"%", b"~", b">"), data[start:]
+    for _ in range(max(count, 0) * (2 if kind == b"%" else 1)):
+        end = reply_end(data, position)
+        if end is None:
+            return None
+        position = end
+    return position
     count = int(number)
     if kind == b"$":
         return (

@@ -28,6 +28,7 @@ class MemoryClient:
         self.db = state.db
         self.id = client_id
         self.name: bytes | None = None
+        self.resp = 2
         self.channels: dict[bytes, None] | None = None
         self.patterns: dict[bytes, None] | None = None
         self.queue: list[list[bytes]] | None = None
@@ -57,6 +58,9 @@ class MemoryClient:
     @property
     def in_transaction(self) -> bool:
         return self.queue is not None
+
+    def set_protocol(self, version: int) -> None:
+        self.resp = version
 
     def begin(self) -> None:
         self.queue = []
@@ -198,7 +202,7 @@ def test_server_facts_come_from_the_state(c: MemoryClient) -> None:
         ([], ("SCAN", "nope"), kv_errors.INVALID_CURSOR),
         ([], ("RENAME", "none", "b"), kv_errors.NO_SUCH_KEY),
         ([], ("SELECT", "1"), kv_errors.DB_INDEX_OUT_OF_RANGE),
-        ([], ("HELLO", "3"), kv_errors.NOPROTO),
+        ([], ("HELLO", "4"), kv_errors.NOPROTO),
         ([], ("CLIENT", "SETNAME", "a b"), kv_errors.CLIENT_NAME),
         ([], ("CLIENT", "NOPE"), b"-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n"),
         (

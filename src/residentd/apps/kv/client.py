@@ -25,6 +25,8 @@ class Client(Protocol):
     state: KvState
     # CLIENT SETNAME / HELLO SETNAME; None without one.
     name: bytes | None
+    # The protocol of its replies: 2, or 3 after HELLO 3.
+    resp: int
     # The channels and patterns subscribed to, in subscription order (None: none yet).
     channels: dict[bytes, None] | None
     patterns: dict[bytes, None] | None
@@ -40,6 +42,9 @@ class Client(Protocol):
     def in_transaction(self) -> bool:
         """Whether MULTI started a transaction that EXEC or DISCARD has not ended."""
         ...
+
+    def set_protocol(self, version: int) -> None:
+        """HELLO: the protocol of the replies from now on (2 or 3)."""
 
     def begin(self) -> None:
         """MULTI: queue the following commands."""

@@ -48,6 +48,7 @@ from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
+from residentd.apps.kv.resp3 import push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
 from residentd.codecs.resp import OK, QUEUED, array_header
 from residentd.speedups import choose
@@ -72,6 +73,7 @@ class KvSession(Session[KvApp]):
         "multi_failed",
         "name",
         "patterns",
+        "resp",
         "special",
         "state",
     )
@@ -100,6 +102,7 @@ class KvSession(Session[KvApp]):
         self.patterns = None
         self.multi = None
         self.multi_failed = False
+        self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
         self.special = False
         # The reply path's one call, bound once: each pipeline's replies go out through it,
         # with their count for the connection's messages_out.
@@ -187,12 +190,20 @@ class KvSession(Session[KvApp]):
         return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
-        if self.subscribed and not command.subscribed_ok:
+        # RESP3 tells pushes from replies, so a RESP3 subscriber may send any command.
+        if self.subscribed and self.resp == 2 and not command.subscribed_ok:
             return self._reject(errors.not_in_subscribed_context(command.name))
         if self.multi is not None and command.queued:
             self.multi.append((handler, argv))
             return QUEUED
-        return self.run(handler, argv)
+        journal = self.state.journal
+        if journal is not None and handler in WRITES:
+            reply = self._write(handler, argv, journal)
+        else:
+            reply = self.run(handler, argv)
+        if self.resp == 3:
+            return to_resp3(reply, shape_of(command.name, argv))
+        return reply
 
     def _reject(self, reply: bytes) -> bytes:
         """An error before the command ran; inside MULTI it also dooms the transaction."""
@@ -207,7 +218,12 @@ class KvSession(Session[KvApp]):
             return exc.reply
 
     def _update_mode(self) -> None:
-        self.special = self.multi is not None or self.subscribed
+        self.special = self.multi is not None or self.subscribed or self.resp == 3
+
+    def set_protocol(self, version: int) -> None:
+        """HELLO's protocol: 2 or 3 (RESP3 clients take the Python path, which converts)."""
+        self.resp = version
+        self._update_mode()
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -242,6 +258,11 @@ class KvSession(Session[KvApp]):
             if len(journal) > mark:
                 journal[mark:mark] = MULTI
                 journal += EXEC
+        if self.resp == 3:  # each reply by its own command's shape (EXEC's is CONVERTED)
+            replies = [
+                to_resp3(reply, shape_of(argv[0].lower().decode("latin-1"), argv))
+                for reply, (_, argv) in zip(replies, queued, strict=True)
+            ]
         return array_header(len(replies)) + b"".join(replies)
 
     def discard(self) -> None:
@@ -298,7 +319,7 @@ class KvSession(Session[KvApp]):
 
     def deliver(self, payload: bytes) -> None:
         """Queue a published message for this subscriber, minding its output limits."""
-        self._send(payload)
+        self._send(payload if self.resp == 2 else push(payload))
         if self._output_paused and not self._output_check_pending:
             self._output_check_pending = True
             self.state.loop.call_soon(self._check_output)
@@ -334,11 +355,12 @@ class KvSession(Session[KvApp]):
     # -- live upgrade ----------------------------------------------------------------------------
 
     def export_state(self) -> dict[str, object]:
-        """What a client carries across a live upgrade: its name, its MULTI queue (each
-        command's arguments; the handler is looked up again by name) and its subscriptions.
-        kv has one database, so there is no selected one to carry."""
+        """What a client carries across a live upgrade: its name, its protocol, its MULTI
+        queue (each command's arguments; the handler is looked up again by name) and its
+        subscriptions. kv has one database, so there is no selected one to carry."""
         return {
             "name": self.name,
+            "resp": self.resp,
             "multi": None if self.multi is None else [argv for _, argv in self.multi],
             "multi_failed": self.multi_failed,
             "channels": list(self.channels or ()),
@@ -349,6 +371,7 @@ class KvSession(Session[KvApp]):
         self._setup()
         name = state["name"]
         self.name = name if isinstance(name, bytes) else None
+        self.set_protocol(3 if state.get("resp") == 3 else 2)
         multi = state["multi"]
         if isinstance(multi, list):
             self.begin()

@@ -43,7 +43,7 @@ _SUBSCRIBED_PONG = b"*2\r\n$4\r\npong\r\n"
 def ping(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 2:
         raise KvError(errors.wrong_arity("ping"))
-    if s.subscribed:
+    if s.subscribed and s.resp == 2:  # RESP3 tells pushes from replies: a plain PONG
         return _SUBSCRIBED_PONG + bulk(argv[1] if len(argv) == 2 else b"")
     return bulk(argv[1]) if len(argv) == 2 else PONG
 
@@ -95,9 +95,8 @@ def select(s: Client, argv: list[bytes]) -> bytes:
 )
 def hello(s: Client, argv: list[bytes]) -> bytes:
     """HELLO [protover [AUTH username password] [SETNAME name]], checked in Redis's order:
-    the version, then each option in turn (credentials as they come). kv speaks RESP2 only,
-    so version 3, once its options passed those checks, is refused as Redis refuses a version
-    it does not know, and changes nothing."""
+    the version, then each option in turn (credentials as they come). Version 3 switches the
+    client to RESP3, this reply included (a map then: resp3.py)."""
     version = 2
     if len(argv) >= 2:
         parsed = parse_int(argv[1])
@@ -121,27 +120,26 @@ def hello(s: Client, argv: list[bytes]) -> bytes:
             i += 2
         else:
             raise KvError(errors.hello_syntax(argv[i]))
-    if version == 3:
-        raise KvError(errors.NOPROTO)
     s.name = name or None
-    return array(
-        [
-            bulk(b"server"),
-            bulk(b"redis"),
-            bulk(b"version"),
-            bulk(REDIS_VERSION.encode()),
-            bulk(b"proto"),
-            integer(2),
-            bulk(b"id"),
-            integer(s.id),
-            bulk(b"mode"),
-            bulk(b"standalone"),
-            bulk(b"role"),
-            bulk(b"master"),
-            bulk(b"modules"),
-            EMPTY_ARRAY,
-        ]
-    )
+    s.set_protocol(version)
+    fields = [
+        bulk(b"server"),
+        bulk(b"redis"),
+        bulk(b"version"),
+        bulk(REDIS_VERSION.encode()),
+        bulk(b"proto"),
+        integer(version),
+        bulk(b"id"),
+        integer(s.id),
+        bulk(b"mode"),
+        bulk(b"standalone"),
+        bulk(b"role"),
+        bulk(b"master"),
+        bulk(b"modules"),
+        EMPTY_ARRAY,
+    ]
+    # In the protocol just chosen: a map in RESP3 (resp3.SHAPES says it is converted).
+    return b"%%%d\r\n" % (len(fields) // 2) + b"".join(fields) if version == 3 else array(fields)
 
 
 def _valid_name(name: bytes) -> bool:

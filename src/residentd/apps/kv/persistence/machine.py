@@ -39,6 +39,7 @@ class ReplayClient:
     in_transaction = False
     subscribed = False
     subscription_count = 0
+    resp = 2
 
     def __init__(self, state: KvState) -> None:
         self.state = state
@@ -55,6 +56,9 @@ class ReplayClient:
 
     def subscribe(self, channel: bytes) -> None:
         raise ValueError("a pub/sub subscription in the journal")
+
+    def set_protocol(self, version: int) -> None:
+        raise ValueError("HELLO inside a journal record")
 
     unsubscribe = psubscribe = punsubscribe = subscribe
 
