@@ -174,9 +174,9 @@ def psetex(s: Client, argv: list[bytes]) -> bytes:
 _PERSIST = 1 << 8
 
 
-def getex_options(argv: list[bytes]) -> tuple[int, bytes | None]:
+def _getex_options(argv: list[bytes]) -> tuple[int, bytes | None]:
     """GETEX's flags and time argument (Redis's ``parseExtendedStringArgumentsOrReply`` for
-    ``COMMAND_GET``); the journal reads them back too."""
+    ``COMMAND_GET``: PERSIST, or one of EX/PX/EXAT/PXAT, which may repeat)."""
     flags = 0
     expire: bytes | None = None
     i = 2
@@ -207,7 +207,7 @@ def getex_options(argv: list[bytes]) -> tuple[int, bytes | None]:
     since="6.2.0",
 )
 def getex(s: Client, argv: list[bytes]) -> bytes:
-    flags, expire = getex_options(argv)
+    flags, expire = _getex_options(argv)
     db = s.db
     key = argv[1]
     value = read(s, key, bytes)
