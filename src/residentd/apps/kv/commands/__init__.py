@@ -5,16 +5,20 @@ once, keyed by each name in lower and in upper case, which is what clients send.
 """
 
 from residentd.apps.kv.commands import (
+    bits,
     connection,
     hashes,
     introspection,
     keys,
     lists,
+    objects,
     persistence,
     pubsub,
     server,
     sets,
+    sort,
     strings,
+    substrings,
     transactions,
 )
 from residentd.apps.kv.commands.registry import COMMANDS, dispatch_table
@@ -27,15 +31,19 @@ __all__ = [
     "COMMANDS",
     "DISPATCH",
     "WRITES",
+    "bits",
     "connection",
     "hashes",
     "introspection",
     "keys",
     "lists",
+    "objects",
     "persistence",
     "pubsub",
     "server",
     "sets",
+    "sort",
     "strings",
+    "substrings",
     "transactions",
 ]

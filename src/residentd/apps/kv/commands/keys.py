@@ -1,5 +1,6 @@
-"""Commands on keys of any type: DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE, KEYS,
-SCAN and RENAME, as Redis's ``db.c`` and ``expire.c`` have them.
+"""Commands on keys of any type: DEL, UNLINK, EXISTS, TOUCH, RANDOMKEY, EXPIRE, PEXPIRE,
+EXPIREAT, PEXPIREAT, TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST, TYPE, KEYS, SCAN, RENAME,
+RENAMENX and COPY, as Redis's ``db.c`` and ``expire.c`` have them.
 
 Times to live are absolute Unix times in milliseconds in the keyspace's ``expires`` dict. TTL
 rounds to the nearest second, and an EXPIRE into the past deletes the key at once, both as in
@@ -9,7 +10,11 @@ snapshots of the key list (scan.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+import random
+from collections import deque
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command
@@ -19,6 +24,7 @@ from residentd.apps.kv.store import TYPE_NAMES, now_ms
 from residentd.codecs.resp import (
     INT64_MAX,
     INT64_MIN,
+    NIL,
     OK,
     ONE,
     ZERO,
@@ -43,6 +49,19 @@ def del_(s: Client, argv: list[bytes]) -> bytes:
 
 
 @command(
+    "unlink",
+    -2,
+    "write fast",
+    "keyspace",
+    "Asynchronously deletes one or more keys.",
+    since="4.0.0",
+    keys=(1, -1, 1),
+)
+def unlink(s: Client, argv: list[bytes]) -> bytes:
+    return del_(s, argv)
+
+
+@command(
     "exists",
     -2,
     "readonly fast",
@@ -53,6 +72,41 @@ def del_(s: Client, argv: list[bytes]) -> bytes:
 def exists(s: Client, argv: list[bytes]) -> bytes:
     exists = s.db.exists
     return integer(sum(1 for key in argv[1:] if exists(key)))
+
+
+@command(
+    "touch",
+    -2,
+    "readonly fast",
+    "keyspace",
+    "Returns the number of existing keys out of those specified after updating the time they "
+    "were last accessed.",
+    since="3.2.1",
+    keys=(1, -1, 1),
+)
+def touch(s: Client, argv: list[bytes]) -> bytes:
+    return exists(s, argv)
+
+
+@command(
+    "randomkey",
+    1,
+    "readonly",
+    "keyspace",
+    "Returns a random key name from the database.",
+    keys=(0, 0, 0),
+)
+def randomkey(s: Client, argv: list[bytes]) -> bytes:
+    """Like Redis's ``dbRandomKey``: a random key, another if that one's time has passed
+    (deleting it). A dict has no random access, so the pick walks to a random position at C
+    speed, without copying the key list."""
+    db = s.db
+    data = db.data
+    while data:
+        key = next(islice(data, random.randrange(len(data)), None))
+        if db.exists(key):
+            return bulk(key)
+    return NIL
 
 
 # EXPIRE's conditions (Redis 7).
@@ -153,14 +207,15 @@ def pexpireat(s: Client, argv: list[bytes]) -> bytes:
     return _expire(s, argv, "pexpireat", 1, relative=False)
 
 
-def _ttl(s: Client, key: bytes, in_ms: bool) -> bytes:
+def _ttl(s: Client, key: bytes, in_ms: bool, absolute: bool = False) -> bytes:
+    """Redis's ``ttlGenericCommand``: the time left, or with ``absolute`` the deadline."""
     db = s.db
     if db.get(key) is None:
         return integer(-2)
     when = db.expire_time(key)
     if when is None:
         return integer(-1)
-    left = max(when - now_ms(), 0)
+    left = max(when if absolute else when - now_ms(), 0)
     return integer(left if in_ms else (left + 500) // 1000)
 
 
@@ -179,6 +234,30 @@ def ttl(s: Client, argv: list[bytes]) -> bytes:
 )
 def pttl(s: Client, argv: list[bytes]) -> bytes:
     return _ttl(s, argv[1], in_ms=True)
+
+
+@command(
+    "expiretime",
+    2,
+    "readonly fast",
+    "keyspace",
+    "Returns the expiration time of a key as a Unix timestamp.",
+    since="7.0.0",
+)
+def expiretime(s: Client, argv: list[bytes]) -> bytes:
+    return _ttl(s, argv[1], in_ms=False, absolute=True)
+
+
+@command(
+    "pexpiretime",
+    2,
+    "readonly fast",
+    "keyspace",
+    "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+    since="7.0.0",
+)
+def pexpiretime(s: Client, argv: list[bytes]) -> bytes:
+    return _ttl(s, argv[1], in_ms=True, absolute=True)
 
 
 @command(
@@ -286,10 +365,86 @@ def scan(s: Client, argv: list[bytes]) -> bytes:
     keys=(1, 2, 1),
 )
 def rename(s: Client, argv: list[bytes]) -> bytes:
+    _rename(s, argv, nx=False)
+    return OK
+
+
+@command(
+    "renamenx",
+    3,
+    "write fast",
+    "keyspace",
+    "Renames a key only when the target key name doesn't exist.",
+    keys=(1, 2, 1),
+)
+def renamenx(s: Client, argv: list[bytes]) -> bytes:
+    return ONE if _rename(s, argv, nx=True) else ZERO
+
+
+def _rename(s: Client, argv: list[bytes], nx: bool) -> bool:
+    """Redis's ``renameGenericCommand``: whether the key moved (a key renamed to itself
+    does not, and neither does one whose target exists, under ``nx``)."""
     db = s.db
     source, target = argv[1], argv[2]
     if db.get_write(source) is None:
         raise KvError(errors.NO_SUCH_KEY)
-    if source != target:
-        db.rename(source, target)
-    return OK
+    if source == target or (nx and db.get_write(target) is not None):
+        return False
+    db.rename(source, target)
+    return True
+
+
+_SAME_OBJECT = b"-ERR source and destination objects are the same\r\n"
+
+
+def copy_value(value: Any) -> Any:
+    """A copy of a value that shares nothing a command could change."""
+    if value.__class__ is bytes:
+        return value
+    if value.__class__ in (dict, deque, set):
+        return value.copy()
+    return copy.deepcopy(value)
+
+
+@command(
+    "copy",
+    -3,
+    "write denyoom",
+    "keyspace",
+    "Copies the value of a key to a new key.",
+    since="6.2.0",
+    keys=(1, 2, 1),
+)
+def copy_(s: Client, argv: list[bytes]) -> bytes:
+    replace = False
+    i = 3
+    while i < len(argv):
+        option = argv[i].upper()
+        if option == b"REPLACE":
+            replace = True
+        elif option == b"DB" and i + 1 < len(argv):
+            database = parse_int(argv[i + 1])
+            if database is None:
+                raise KvError(errors.NOT_AN_INTEGER)
+            if not -(2**31) <= database < 2**31:
+                raise KvError(errors.NOT_AN_INT32)
+            if database != 0:  # kv has one database, as with ``databases 1``
+                raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+            i += 1
+        else:
+            raise KvError(errors.SYNTAX)
+        i += 1
+    db = s.db
+    source, target = argv[1], argv[2]
+    if source == target:
+        raise KvError(_SAME_OBJECT)
+    value = db.get(source)
+    if value is None:
+        return ZERO
+    if db.get_write(target) is not None and not replace:
+        return ZERO
+    db.set(target, copy_value(value))
+    when = db.expire_time(source)
+    if when is not None:
+        db.expires[target] = when
+    return ONE

@@ -1,4 +1,4 @@
-"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, INFO, CONFIG GET and CONFIG SET.
+"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, TIME, INFO, CONFIG GET and CONFIG SET.
 
 CONFIG GET answers from a table of Redis parameter names mapped to kv's real settings
 (``maxclients`` is the core's ``max_connections``, ``proto-max-bulk-len`` kv's option,
@@ -12,6 +12,7 @@ changes the persistence settings Redis lets one change while running (``appendon
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,20 @@ def _flush(s: Client, argv: list[bytes]) -> bytes:
 )
 def flushdb(s: Client, argv: list[bytes]) -> bytes:
     return _flush(s, argv)
+
+
+@command(
+    "time",
+    1,
+    "loading stale fast",
+    "server",
+    "Returns the server time.",
+    since="2.6.0",
+    keys=(0, 0, 0),
+)
+def time_(s: Client, argv: list[bytes]) -> bytes:
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    return bulk_array([b"%d" % seconds, b"%d" % micros])
 
 
 @command("flushall", -1, "write", "server", "Removes all keys from all databases.", keys=(0, 0, 0))

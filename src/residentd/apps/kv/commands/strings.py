@@ -1,5 +1,6 @@
-"""String commands: GET, SET and its options, GETSET, MGET, MSET, SETNX, APPEND, STRLEN and the
-INCR family, as Redis's ``t_string.c`` has them.
+"""String commands: GET, SET and its options, SETEX, PSETEX, GETEX, GETDEL, GETSET, MGET,
+MSET, MSETNX, SETNX, APPEND, STRLEN and the INCR family with INCRBYFLOAT, as Redis's
+``t_string.c`` has them (ranges and LCS are in substrings.py, the bit commands in bits.py).
 
 A string value is ``bytes``. Counters are stored as their decimal text too, the way clients
 see them, and parsed by Redis's rules on each INCR (no spaces, no ``+``, no leading zeros,
@@ -10,10 +11,11 @@ only when some key has a time to live, and a reply from pre-encoded pieces.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import int_arg
+from residentd.apps.kv import errors, longdouble
+from residentd.apps.kv.commands.common import int_arg, read, write
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.store import now_ms
@@ -122,18 +124,117 @@ def _set_with_options(s: Client, argv: list[bytes]) -> bytes:
     return reply
 
 
-def _absolute_expire(text: bytes, flags: int) -> int:
-    """The absolute expiry time in ms that SET's EX/PX/EXAT/PXAT argument asks for."""
+def _absolute_expire(text: bytes, flags: int, name: str = "set") -> int:
+    """The absolute expiry time in ms that an EX/PX/EXAT/PXAT argument asks for (Redis's
+    ``getExpireMillisecondsOrReply``); ``name`` is the command the error names."""
     value = int_arg(text)
     seconds = flags & (_EX | _EXAT)
     if value <= 0 or (seconds and value > INT64_MAX // 1000):
-        raise KvError(errors.invalid_expire("set"))
+        raise KvError(errors.invalid_expire(name))
     when = value * 1000 if seconds else value
     if flags & (_EX | _PX):
         when += now_ms()
     if when > INT64_MAX:
-        raise KvError(errors.invalid_expire("set"))
+        raise KvError(errors.invalid_expire(name))
     return when
+
+
+def _setex(s: Client, argv: list[bytes], name: str, unit: int) -> bytes:
+    when = _absolute_expire(argv[2], _EX if unit == 1000 else _PX, name)
+    s.db.set(argv[1], argv[3])
+    s.db.set_expire(argv[1], when)
+    return OK
+
+
+@command(
+    "setex",
+    4,
+    "write denyoom",
+    "string",
+    "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+    since="2.0.0",
+)
+def setex(s: Client, argv: list[bytes]) -> bytes:
+    return _setex(s, argv, "setex", 1000)
+
+
+@command(
+    "psetex",
+    4,
+    "write denyoom",
+    "string",
+    "Sets both string value and expiration time in milliseconds of a key. The key is created "
+    "if it doesn't exist.",
+    since="2.6.0",
+)
+def psetex(s: Client, argv: list[bytes]) -> bytes:
+    return _setex(s, argv, "psetex", 1)
+
+
+_PERSIST = 1 << 8
+
+
+def _getex_options(argv: list[bytes]) -> tuple[int, bytes | None]:
+    """GETEX's flags and time argument (Redis's ``parseExtendedStringArgumentsOrReply`` for
+    ``COMMAND_GET``: PERSIST, or one of EX/PX/EXAT/PXAT, which may repeat)."""
+    flags = 0
+    expire: bytes | None = None
+    i = 2
+    while i < len(argv):
+        option = argv[i].upper()
+        if option == b"PERSIST" and not flags & _ANY_TIME:
+            flags |= _PERSIST
+        elif (
+            option in _TIME_OPTIONS
+            and not flags & (_PERSIST | (_ANY_TIME & ~_TIME_OPTIONS[option]))
+            and i + 1 < len(argv)
+        ):
+            flags |= _TIME_OPTIONS[option]
+            i += 1
+            expire = argv[i]
+        else:
+            raise KvError(errors.SYNTAX)
+        i += 1
+    return flags, expire
+
+
+@command(
+    "getex",
+    -2,
+    "write fast",
+    "string",
+    "Returns the string value of a key after setting its expiration time.",
+    since="6.2.0",
+)
+def getex(s: Client, argv: list[bytes]) -> bytes:
+    flags, expire = _getex_options(argv)
+    db = s.db
+    key = argv[1]
+    value = read(s, key, bytes)
+    if value is None:
+        return NIL
+    when = None if expire is None else _absolute_expire(expire, flags, "getex")
+    if when is not None:
+        db.set_expire(key, when)
+    elif flags & _PERSIST:
+        db.persist(key)
+    return bulk(value)
+
+
+@command(
+    "getdel",
+    2,
+    "write fast",
+    "string",
+    "Returns the string value of a key after deleting the key.",
+    since="6.2.0",
+)
+def getdel(s: Client, argv: list[bytes]) -> bytes:
+    value = read(s, argv[1], bytes)
+    if value is None:
+        return NIL
+    s.db.delete(argv[1])
+    return bulk(value)
 
 
 @command(
@@ -189,6 +290,25 @@ def mset(s: Client, argv: list[bytes]) -> bytes:
         for i in range(1, len(argv), 2):
             db.expires.pop(argv[i], None)
     return OK
+
+
+@command(
+    "msetnx",
+    -3,
+    "write denyoom",
+    "string",
+    "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+    keys=(1, -1, 2),
+)
+def msetnx(s: Client, argv: list[bytes]) -> bytes:
+    if len(argv) % 2 == 0:
+        raise KvError(errors.wrong_arity("msetnx"))
+    db = s.db
+    if any(db.get_write(argv[i]) is not None for i in range(1, len(argv), 2)):
+        return ZERO
+    for i in range(1, len(argv), 2):
+        db.set(argv[i], argv[i + 1])
+    return ONE
 
 
 @command(
@@ -297,3 +417,32 @@ def decrby(s: Client, argv: list[bytes]) -> bytes:
     if by == INT64_MIN:
         raise KvError(errors.DECREMENT_OVERFLOW)
     return _increment(s, argv[1], -by)
+
+
+_NOT_A_FLOAT = b"-ERR value is not a valid float\r\n"
+_NAN_OR_INFINITY = b"-ERR increment would produce NaN or Infinity\r\n"
+
+
+@command(
+    "incrbyfloat",
+    3,
+    "write denyoom fast",
+    "string",
+    "Increment the floating point value of a key by a number. Uses 0 as initial value if the "
+    "key doesn't exist.",
+    since="2.6.0",
+)
+def incrbyfloat(s: Client, argv: list[bytes]) -> bytes:
+    db = s.db
+    key = argv[1]
+    old = write(s, key, bytes)
+    current = longdouble.parse(old) if old is not None else Fraction(0)
+    by = longdouble.parse(argv[2])
+    if current is None or by is None:
+        raise KvError(_NOT_A_FLOAT)
+    total = longdouble.add(current, by)
+    if total is None:
+        raise KvError(_NAN_OR_INFINITY)
+    value = longdouble.format_fixed(total)
+    db.data[key] = value  # in place: the time to live stays
+    return bulk(value)

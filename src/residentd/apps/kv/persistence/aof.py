@@ -9,7 +9,11 @@ What a write command logs (``propagate``) follows Redis 7.0:
 - relative expiry becomes absolute, so that a replay at any later time gives the same
   deadline: ``SET k v EX 10`` is logged as ``SET k v PXAT <ms>``, ``EXPIRE``/``PEXPIRE`` as
   ``PEXPIREAT``, and one whose time is already past as ``DEL``;
-- ``GETSET`` is logged as ``SET`` (what it does to the key);
+- ``SETEX``/``PSETEX`` likewise become ``SET ... PXAT``, ``GETEX`` with a time
+  ``PEXPIREAT`` (or ``DEL`` when past, ``PERSIST`` with PERSIST);
+- ``GETSET`` is logged as ``SET`` (what it does to the key), ``GETDEL`` as ``DEL`` and
+  ``INCRBYFLOAT`` as ``SET key value KEEPTTL`` (the sum as kv printed it, so a replay cannot
+  round differently);
 - a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
@@ -103,8 +107,55 @@ def _expire(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> lis
     return [[b"PEXPIREAT", key, b"%d" % when]]
 
 
+def _setex(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [_key_state(db, argv[1], argv[3])]
+
+
+_TIMES = (b"EX", b"PX", b"EXAT", b"PXAT")
+
+
+def _getex(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    if reply == NIL:
+        return []
+    options = [option.upper() for option in argv[2:]]
+    key = argv[1]
+    if b"PERSIST" in options:
+        return [[b"PERSIST", key]]
+    if not any(option in _TIMES for option in options):
+        return []
+    when = db.expires.get(key)
+    return [[b"DEL", key]] if when is None else [[b"PEXPIREAT", key, b"%d" % when]]
+
+
+def _getdel(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [] if reply == NIL else [[b"DEL", argv[1]]]
+
+
+def _incrbyfloat(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [[b"SET", argv[1], db.data[argv[1]], b"KEEPTTL"]]
+
+
+def _setrange(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [argv] if argv[3] else []
+
+
+def _stored(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return [] if reply[:1] == b"*" else [argv]  # SORT without STORE changed nothing
+
+
 RULES: dict[bytes, Rule] = {
     b"set": _set,
+    b"setex": _setex,
+    b"psetex": _setex,
+    b"getex": _getex,
+    b"getdel": _getdel,
+    b"incrbyfloat": _incrbyfloat,
+    b"setrange": _setrange,
+    b"sort": _stored,
+    b"msetnx": _unless_zero,
+    b"unlink": _unless_zero,
+    b"renamenx": _unless_zero,
+    b"copy": _unless_zero,
     b"getset": _getset,
     b"expire": _expire,
     b"pexpire": _expire,
