@@ -20,8 +20,9 @@ PIPELINE: list[Command] = [
     ("TTL", "s"), ("TYPE", "h"), ("EXISTS", "s", "missing"), ("ECHO", "x"), ("PING",),
     ("PING", "hi"), ("GETSET", "missing", "v"), ("LPUSH", "h", "x"), ("NOSUCHCOMMAND",),
     ("GET",), ("SCAN", "0", "MATCH", "nomatch*"), ("KEYS", "nomatch*"), ("DEL", "s"),
-    ("MULTI",), ("HGETALL", "h"), ("GET", "missing"), ("SMEMBERS", "set"), ("INCR", "h"),
-    ("EXEC",), ("MULTI",), ("GET",), ("EXEC",), ("DISCARD",),
+    ("SET", "a", "ohmytext"), ("SET", "b", "mynewtext"), ("LCS", "a", "b", "IDX"),
+    ("LCS", "a", "b"), ("GETDEL", "missing"), ("MULTI",), ("HGETALL", "h"), ("GET", "missing"),
+    ("SMEMBERS", "set"), ("INCR", "h"), ("EXEC",), ("MULTI",), ("GET",), ("EXEC",), ("DISCARD",),
 ]  # fmt: skip
 
 

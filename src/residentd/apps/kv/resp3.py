@@ -148,6 +148,7 @@ SHAPES: dict[str, ShapeOf] = {
     "smembers": SET,
     "hello": CONVERTED,  # it replies in the protocol it chose
     "info": VERBATIM,
+    "lcs": lambda argv: MAP if any(arg.lower() == b"idx" for arg in argv[3:]) else None,
     "config": _subcommand({b"get": MAP}),
     "command": _subcommand({b"docs": _DOCS, b"info": _COMMAND_INFO}, _COMMAND_INFO),
     "subscribe": PUSH,
