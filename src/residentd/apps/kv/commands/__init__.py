@@ -16,6 +16,7 @@ from residentd.apps.kv.commands import (
     sets,
     strings,
     transactions,
+    zsets,
 )
 from residentd.apps.kv.commands.registry import COMMANDS, dispatch_table
 
@@ -38,4 +39,5 @@ __all__ = [
     "sets",
     "strings",
     "transactions",
+    "zsets",
 ]
