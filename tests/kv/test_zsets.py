@@ -628,3 +628,23 @@ def test_zscan_of_a_large_set_returns_every_member(kv_process: object) -> None:
                 break
         assert sorted(seen) == sorted(b"m%d" % i for i in range(300))
         client.call("del", "big")
+
+
+def test_zscan_returns_members_present_throughout_despite_removals(kv_process: object) -> None:
+    port = kv_process.port  # type: ignore[attr-defined]
+    with Raw(port) as client:
+        client.call("del", "big")
+        client.call("zadd", "big", *[x for i in range(300) for x in (str(i), f"m{i}")])
+        seen: set[bytes] = set()
+        cursor = b"0"
+        for step in range(100):
+            reply = _parse_array(client.call("zscan", "big", cursor, "count", "20"))
+            cursor = reply[0]
+            seen.update(reply[1][::2])
+            # Remove members already returned, which shifts every rank after them.
+            client.call("zrem", "big", *[f"m{i}" for i in range(step * 10, step * 10 + 10)])
+            if cursor == b"0":
+                break
+        kept = {b"m%d" % i for i in range(300)} - {b"m%d" % i for i in range((step + 1) * 10)}
+        assert kept <= seen
+        client.call("del", "big")

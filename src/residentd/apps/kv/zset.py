@@ -20,24 +20,30 @@ back as 0, so ``add`` turns it into 0 while the set is small, as Redis's round t
 from __future__ import annotations
 
 import math
+import random
+from collections import OrderedDict
 from collections.abc import Collection, Iterator
 
 from sortedcontainers import SortedList
 
 MAX_LISTPACK_ENTRIES = 128  # zset-max-listpack-entries
 MAX_LISTPACK_VALUE = 64  # zset-max-listpack-value
+MAX_MARKS = 8  # ZSCAN cursors remembered per set
+_RANK_BITS = 32
+_RANK_MASK = (1 << _RANK_BITS) - 1
 
 Entry = tuple[float, bytes]
 
 
 class SortedSet:
-    __slots__ = ("big", "order", "scores")
+    __slots__ = ("big", "marks", "order", "scores")
 
     def __init__(self, entries: Collection[Entry] = ()) -> None:
         """An empty set, or one built whole from ``entries`` (distinct members), its encoding
         chosen from their count and lengths as Redis does for a set it builds at once."""
         self.scores: dict[bytes, float] = {}
         self.order = SortedList()
+        self.marks: OrderedDict[int, Entry] | None = None  # ZSCAN cursors: see scan()
         self.big = len(entries) > MAX_LISTPACK_ENTRIES or any(
             len(member) > MAX_LISTPACK_VALUE for _, member in entries
         )
@@ -129,6 +135,38 @@ class SortedSet:
     def entries(self, start: int, stop: int) -> list[Entry]:
         """The entries ranked ``start`` to ``stop - 1``."""
         return list(self.order.islice(start, stop))
+
+    def scan(self, cursor: int, count: int) -> tuple[int, list[Entry]]:
+        """One ZSCAN step over the set in score order: the next cursor (0 at the end) and up
+        to ``count`` entries.
+
+        Redis's cursor is a place in its hash table, so a member present from the first call
+        to the last is returned however others come and go. A rank alone would not do that (a
+        removal before it shifts every rank), so a cursor here names the entry to go on from:
+        its high bits are a mark kept in ``marks`` (the last ``MAX_MARKS`` of them) and
+        looked up again by bisecting, its low 32 bits the rank to fall back on once the mark
+        is gone."""
+        marks = self.marks
+        start = cursor & _RANK_MASK
+        mark = marks.pop(cursor, None) if marks else None
+        order = self.order
+        if mark is not None:
+            start = order.bisect_left(mark)
+        stop = start + count
+        entries = list(order.islice(start, stop))
+        if stop >= len(order):
+            return 0, entries
+        if marks is None:
+            marks = self.marks = OrderedDict()
+        while True:
+            ident = random.randrange(1, 1 << 31)
+            next_cursor = (ident << _RANK_BITS) | min(stop, _RANK_MASK)
+            if next_cursor not in marks:
+                break
+        marks[next_cursor] = order[stop]
+        if len(marks) > MAX_MARKS:
+            marks.popitem(last=False)
+        return next_cursor, entries
 
     def score_positions(self, low: float, low_open: bool, high: float, high_open: bool) -> range:
         """The ranks of the members whose score is within the bounds."""

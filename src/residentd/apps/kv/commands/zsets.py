@@ -14,7 +14,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import create, int_arg, read, write
+from residentd.apps.kv.commands.common import create, index_range, int_arg, read, write
 from residentd.apps.kv.commands.keys import parse_cursor
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
@@ -364,18 +364,9 @@ def _positions(zset: SortedSet, kind: str, bounds: Any, reverse: bool) -> range:
     reversed walk counts from the top and is turned into ascending ranks here."""
     size = len(zset)
     if kind == RANK:
-        start, end = bounds
-        if start < 0:
-            start += size
-        if end < 0:
-            end += size
-        start = max(start, 0)
-        if start > end or start >= size:
-            return range(0)
-        end = min(end, size - 1)
-        if reverse:
-            return range(size - 1 - end, size - start)
-        return range(start, end + 1)
+        start, stop = bounds
+        ranks = index_range(start, stop, size)
+        return range(size - ranks.stop, size - ranks.start) if reverse and ranks else ranks
     if kind == SCORE:
         return zset.score_positions(*bounds)
     return zset.lex_positions(*bounds)
@@ -712,7 +703,7 @@ def zrandmember(s: Client, argv: list[bytes]) -> bytes:
 )
 def zscan(s: Client, argv: list[bytes]) -> bytes:
     """A set in its small encoding comes whole in one step, as Redis answers a listpack; a
-    larger one is walked in score order, the cursor being the rank to go on from."""
+    larger one is walked in score order (``SortedSet.scan``)."""
     cursor = parse_cursor(argv[2])
     if cursor is None:
         raise KvError(errors.INVALID_CURSOR)
@@ -736,8 +727,7 @@ def zscan(s: Client, argv: list[bytes]) -> bytes:
     if not zset.big:
         entries, cursor = list(zset.order), 0
     else:
-        entries = zset.entries(cursor, cursor + count)
-        cursor = 0 if cursor + count >= len(zset) else cursor + count
+        cursor, entries = zset.scan(cursor, count)
     if pattern is not None:
         match = compile_glob(pattern)
         entries = [entry for entry in entries if match(entry[1])]
