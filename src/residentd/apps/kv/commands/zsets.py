@@ -36,7 +36,6 @@ from residentd.codecs.resp import (
     array_header,
     bulk,
     bulk_array,
-    error,
     integer,
     parse_int,
 )
@@ -44,22 +43,6 @@ from residentd.codecs.resp import (
 if TYPE_CHECKING:
     from residentd.apps.kv.client import Client
 
-XX_AND_NX = b"-ERR XX and NX options at the same time are not compatible\r\n"
-GT_LT_NX = b"-ERR GT, LT, and/or NX options at the same time are not compatible\r\n"
-INCR_PAIRS = b"-ERR INCR option supports a single increment-element pair\r\n"
-NAN_RESULT = b"-ERR resulting score is not a number (NaN)\r\n"
-NOT_A_FLOAT = b"-ERR value is not a valid float\r\n"
-WEIGHT_NOT_A_FLOAT = b"-ERR weight value is not a float\r\n"
-BAD_SCORE_RANGE = b"-ERR min or max is not a float\r\n"
-BAD_LEX_RANGE = b"-ERR min or max not valid string range item\r\n"
-LIMIT_WITHOUT_BY = (
-    b"-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n"
-)
-WITHSCORES_BYLEX = b"-ERR syntax error, WITHSCORES not supported in combination with BYLEX\r\n"
-NUMKEYS = b"-ERR numkeys should be greater than 0\r\n"
-COUNT_POSITIVE = b"-ERR count should be greater than 0\r\n"
-LIMIT_NEGATIVE = b"-ERR LIMIT can't be negative\r\n"
-OUT_OF_RANGE = b"-ERR value is out of range\r\n"
 EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
 LONG_MAX = INT64_MAX
 
@@ -122,11 +105,11 @@ def _zadd(s: Client, argv: list[bytes], incr: bool) -> bytes:
     if pairs == 0 or pairs % 2:
         raise KvError(errors.SYNTAX)
     if xx and nx:
-        raise KvError(XX_AND_NX)
+        raise KvError(errors.XX_AND_NX)
     if (gt and nx) or (lt and nx) or (gt and lt):
-        raise KvError(GT_LT_NX)
+        raise KvError(errors.GT_LT_NX)
     if incr and pairs > 2:
-        raise KvError(INCR_PAIRS)
+        raise KvError(errors.INCR_PAIRS)
     scores = [_score(argv[j]) for j in range(i, len(argv), 2)]
     key = argv[1]
     zset = write(s, key, SortedSet)
@@ -149,7 +132,7 @@ def _zadd(s: Client, argv: list[bytes], incr: bool) -> bytes:
                 if incr:
                     score += current
                     if score != score:
-                        raise KvError(NAN_RESULT)
+                        raise KvError(errors.NAN_RESULT)
                 if (lt and score >= current) or (gt and score <= current):
                     continue
                 if score != current:
@@ -164,7 +147,7 @@ def _zadd(s: Client, argv: list[bytes], incr: bool) -> bytes:
 def _score(text: bytes) -> float:
     score = parse_score(text)
     if score is None:
-        raise KvError(NOT_A_FLOAT)
+        raise KvError(errors.NOT_A_FLOAT)
     return score
 
 
@@ -351,11 +334,11 @@ def _parse_range(low: bytes, high: bytes, kind: str) -> Any:
     if kind == SCORE:
         bounds = parse_score_range(low, high)
         if bounds is None:
-            raise KvError(BAD_SCORE_RANGE)
+            raise KvError(errors.BAD_SCORE_RANGE)
         return bounds
     lex = parse_lex_range(low, high)
     if lex is None:
-        raise KvError(BAD_LEX_RANGE)
+        raise KvError(errors.BAD_LEX_RANGE)
     return lex
 
 
@@ -406,9 +389,9 @@ def _zrange(
     reverse = bool(reverse)
     kind = kind or RANK
     if limit != -1 and kind == RANK:
-        raise KvError(LIMIT_WITHOUT_BY)
+        raise KvError(errors.LIMIT_WITHOUT_BY)
     if withscores and kind == LEX:
-        raise KvError(WITHSCORES_BYLEX)
+        raise KvError(errors.WITHSCORES_BYLEX)
     low, high = argv[first + 1], argv[first + 2]
     if reverse and kind != RANK:
         low, high = high, low  # given as max, min
@@ -630,7 +613,7 @@ def _bounded(text: bytes, low: int, reply: bytes) -> int:
     keys=(0, 0, 0),
 )
 def zmpop(s: Client, argv: list[bytes]) -> bytes:
-    numkeys = _bounded(argv[1], 1, NUMKEYS)
+    numkeys = _bounded(argv[1], 1, errors.NUMKEYS)
     where = 2 + numkeys
     if where >= len(argv):
         raise KvError(errors.SYNTAX)
@@ -641,7 +624,7 @@ def zmpop(s: Client, argv: list[bytes]) -> bytes:
     i = where + 1
     while i < len(argv):
         if count == -1 and argv[i].upper() == b"COUNT" and i + 1 < len(argv):
-            count = _bounded(argv[i + 1], 1, COUNT_POSITIVE)
+            count = _bounded(argv[i + 1], 1, errors.COUNT_POSITIVE)
             i += 2
         else:
             raise KvError(errors.SYNTAX)
@@ -669,16 +652,14 @@ def zrandmember(s: Client, argv: list[bytes]) -> bytes:
     if count is None:
         raise KvError(errors.NOT_AN_INTEGER)
     if count < -LONG_MAX:
-        raise KvError(
-            b"-ERR value is out of range, value must between %d and %d\r\n" % (-LONG_MAX, LONG_MAX)
-        )
+        raise KvError(errors.out_of_range(-LONG_MAX, LONG_MAX))
     withscores = False
     if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withscores"):
         raise KvError(errors.SYNTAX)
     if len(argv) == 4:
         withscores = True
         if count < -LONG_MAX // 2 or count > LONG_MAX // 2:
-            raise KvError(OUT_OF_RANGE)
+            raise KvError(errors.OUT_OF_RANGE_PLAIN)
     zset = read(s, argv[1], SortedSet)
     if zset is None or count == 0:
         return EMPTY_ARRAY
@@ -746,7 +727,7 @@ def _sources(s: Client, argv: list[bytes], at: int, name: str) -> tuple[list[Any
     index of the first option. A plain set counts as a sorted set with every score 1."""
     setnum = int_arg(argv[at])
     if setnum < 1:
-        raise KvError(error(f"ERR at least 1 input key is needed for '{name}' command"))
+        raise KvError(errors.no_input_keys(name))
     if setnum > len(argv) - at - 1:
         raise KvError(errors.SYNTAX)
     sources: list[Any] = []
@@ -791,7 +772,7 @@ def _setop(s: Client, argv: list[bytes], at: int, op: str, name: str, store: boo
             for n in range(len(sources)):
                 weight = parse_score(argv[i + 1 + n])
                 if weight is None:
-                    raise KvError(WEIGHT_NOT_A_FLOAT)
+                    raise KvError(errors.WEIGHT_NOT_A_FLOAT)
                 weights[n] = weight
             i += 1 + len(sources)
         elif op in ("union", "inter") and left >= 2 and option == b"aggregate":
@@ -803,7 +784,7 @@ def _setop(s: Client, argv: list[bytes], at: int, op: str, name: str, store: boo
             withscores = True
             i += 1
         elif cardinality_only and left >= 2 and option == b"limit":
-            limit = _bounded(argv[i + 1], 0, LIMIT_NEGATIVE)
+            limit = _bounded(argv[i + 1], 0, errors.LIMIT_NEGATIVE)
             i += 2
         else:
             raise KvError(errors.SYNTAX)
