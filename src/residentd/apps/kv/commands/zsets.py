@@ -759,6 +759,9 @@ def _aggregate(total: float, value: float, how: bytes) -> float:
 
 
 def _setop(s: Client, argv: list[bytes], at: int, op: str, name: str, store: bool) -> bytes:
+    """zunionInterDiffGenericCommand: ``op`` is "union", "inter", "diff" or "card"
+    (ZINTERCARD); ``argv[at]`` is numkeys; a STORE form writes ``argv[1]``. The inputs are
+    type-checked before any option is read, as Redis does."""
     sources, i = _sources(s, argv, at, name)
     weights = [1.0] * len(sources)
     how = b"sum"
