@@ -64,6 +64,8 @@ def dataset(client: redis.Redis) -> dict[bytes, tuple[bytes, Any, int]]:
             value = client.smembers(key)
         elif kind == b"hash":
             value = client.hgetall(key)
+        elif kind == b"zset":
+            value = client.zrange(key, 0, -1, withscores=True)
         else:
             raise AssertionError(f"unexpected type {kind!r}")
         ttl = client.pttl(key)

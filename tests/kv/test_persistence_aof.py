@@ -69,6 +69,17 @@ def workload(r: redis.Redis) -> None:
     r.sadd("set", "a", "b", "c")
     r.sadd("set", "a")  # nothing
     r.srem("set", "b")
+    r.zadd("zset", {"a": 1, "b": 2.5, "c": float("inf"), "d": -0.1})
+    r.zadd("zset", {"a": 5, "e": 1}, xx=True, ch=True)
+    r.zincrby("zset", 0.1, "b")
+    r.zrem("zset", "c", "nothing")
+    r.zrem("zset", "nothing")  # nothing
+    r.zadd("zset2", {"x": 1, "y": 2, "z": 3, "w": 4})
+    r.zpopmin("zset2")
+    r.zpopmin("no-zset")  # nothing
+    r.zmpop(1, ["zset2"], max=True)
+    r.zunionstore("zunion", ["zset", "zset2"], aggregate="MAX")
+    r.zremrangebyscore("zunion", "-inf", "(2")
     r.set("ttl", "v")
     r.expire("ttl", 500)
     r.set("pttl", "v")
@@ -131,6 +142,9 @@ def test_what_is_logged(tmp_path: Path) -> None:
         r.set("k", "other", nx=True)
         r.delete("missing")
         r.srem("s", "zzz")
+        r.zrem("s-missing", "a")
+        r.zpopmin("s-missing")
+        r.zadd("s-missing", {"a": 1}, xx=True, incr=True)
         r.get("k")
         assert incr_file(tmp_path).read_bytes() == before  # no change, nothing logged
         r.close()

@@ -5,6 +5,7 @@ intset, quicklist, LZF) that kv loads."""
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 import time
@@ -16,6 +17,8 @@ import pytest
 from residentd.apps.kv.persistence import crc64 as crc64_module
 from residentd.apps.kv.persistence import encodings, rdb
 from residentd.apps.kv.persistence.crc64 import crc64, crc64_python
+from residentd.apps.kv.store import TYPE_NAMES
+from residentd.apps.kv.zset import SortedSet
 
 from .persistence_peers import dataset, redis_on
 
@@ -43,8 +46,19 @@ def sample_keyspace() -> tuple[dict[bytes, object], dict[bytes, int]]:
         b"wide-hash": {b"f%d" % i: b"v" * i for i in range(300)},
         b"ttl": b"soon",
         "ключ".encode(): b"\x00\xff\r\n",
+        b"zset": SortedSet([(1.0, b"a"), (-2.5, b""), (math.inf, b"top"), (-math.inf, b"low")]),
+        b"wide-zset": SortedSet([(i / 3, b"m%d" % i) for i in range(300)] + [(-0.0, b"zero")]),
     }
-    return data, {b"ttl": now + 60_000, b"set": now + 120_000}
+    return data, {b"ttl": now + 60_000, b"set": now + 120_000, b"zset": now + 90_000}
+
+
+def _plain(value: object) -> object:
+    """A value as redis-py reads it back."""
+    if isinstance(value, deque):
+        return list(value)
+    if isinstance(value, SortedSet):
+        return [(member, score) for score, member in value]
+    return value
 
 
 def test_round_trip() -> None:
@@ -90,9 +104,8 @@ def test_redis_server_loads_kvs_dump(tmp_path: Path) -> None:
     assert set(found) == set(data)
     for key, value in data.items():
         kind, loaded, ttl = found[key]
-        expected = list(value) if isinstance(value, deque) else value
-        assert loaded == expected, key
-        assert kind == {bytes: b"string", deque: b"list", set: b"set", dict: b"hash"}[type(value)]
+        assert loaded == _plain(value), key
+        assert kind == TYPE_NAMES[type(value)]
         if key in expires:
             assert abs(ttl * 1000 - (expires[key] - time.time() * 1000)) < 2000
         else:
@@ -112,6 +125,8 @@ def test_kv_loads_redis_servers_dump(tmp_path: Path) -> None:
         client.set("integer", 12345678)  # an int-encoded string
         client.set("ttl", "v", px=100_000)
         client.set("expired", "v", px=300)
+        client.zadd("small-zset", {"a": 1, "b": -2.5, "c": 1e300, "d": float("inf"), "e": 7})
+        client.zadd("big-zset", {f"m{i}": i / 7 for i in range(200)} | {"x": float("-inf")})
         expected = dataset(client)
         client.save()
     time.sleep(0.4)
@@ -119,8 +134,7 @@ def test_kv_loads_redis_servers_dump(tmp_path: Path) -> None:
     del expected[b"expired"]
     assert set(data) == set(expected)
     for key, (_, value, _) in expected.items():
-        mine = data[key]
-        assert (list(mine) if isinstance(mine, deque) else mine) == value, key
+        assert _plain(data[key]) == value, key
     assert set(expires) == {b"ttl"}
 
 

@@ -22,7 +22,20 @@ PIPELINE: list[Command] = [
     ("GET",), ("SCAN", "0", "MATCH", "nomatch*"), ("KEYS", "nomatch*"), ("DEL", "s"),
     ("SET", "a", "ohmytext"), ("SET", "b", "mynewtext"), ("LCS", "a", "b", "IDX"),
     ("LCS", "a", "b"), ("GETDEL", "missing"), ("MULTI",), ("HGETALL", "h"), ("GET", "missing"),
-    ("SMEMBERS", "set"), ("INCR", "h"), ("EXEC",), ("MULTI",), ("GET",), ("EXEC",), ("DISCARD",),
+    ("SMEMBERS", "set"), ("INCR", "h"), ("EXEC",),
+    ("ZADD", "z", "3", "c", "1", "a", "2", "b", "1.5", "x"), ("ZSCORE", "z", "x"),
+    ("ZSCORE", "z", "nope"), ("ZMSCORE", "z", "a", "nope"), ("ZRANGE", "z", "0", "-1"),
+    ("ZRANGE", "z", "0", "-1", "withscores"),
+    ("ZREVRANGEBYSCORE", "z", "+inf", "-inf", "WITHSCORES"),
+    ("ZRANGEBYSCORE", "z", "(1", "inf", "WITHSCORES", "LIMIT", "0", "2"),
+    ("ZADD", "z", "INCR", "2", "q"), ("ZADD", "z", "XX", "INCR", "2", "nope"),
+    ("ZADD", "z", "CH", "5", "incr"), ("ZINCRBY", "z", "0.25", "q"), ("ZPOPMIN", "z"),
+    ("ZPOPMAX", "z", "2"), ("ZPOPMIN", "missing"), ("ZMPOP", "1", "z", "MIN", "COUNT", "2"),
+    ("ZMPOP", "1", "missing", "MAX"), ("ZUNION", "1", "z", "WITHSCORES"), ("ZINTER", "1", "z"),
+    ("ZDIFF", "1", "z", "WITHSCORES"), ("ZRANDMEMBER", "missing", "2", "WITHSCORES"),
+    ("ZCARD", "z"), ("ZRANK", "z", "nope"), ("ZSCAN", "z", "0"), ("ZADD", "z", "1", "a"),
+    ("SORT", "z", "BY", "nosort"), ("OBJECT", "ENCODING", "z"), ("MULTI",), ("GET",), ("EXEC",),
+    ("DISCARD",),
 ]  # fmt: skip
 
 

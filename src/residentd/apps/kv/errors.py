@@ -59,6 +59,24 @@ MISCONF_RDB = (
 )
 MISCONF_AOF_PREFIX = b"-MISCONF Errors writing to the AOF file: "
 
+# Sorted sets (Redis 7.0's t_zset.c).
+XX_AND_NX = b"-ERR XX and NX options at the same time are not compatible\r\n"
+GT_LT_NX = b"-ERR GT, LT, and/or NX options at the same time are not compatible\r\n"
+INCR_PAIRS = b"-ERR INCR option supports a single increment-element pair\r\n"
+NAN_RESULT = b"-ERR resulting score is not a number (NaN)\r\n"
+NOT_A_FLOAT = b"-ERR value is not a valid float\r\n"
+WEIGHT_NOT_A_FLOAT = b"-ERR weight value is not a float\r\n"
+BAD_SCORE_RANGE = b"-ERR min or max is not a float\r\n"
+BAD_LEX_RANGE = b"-ERR min or max not valid string range item\r\n"
+LIMIT_WITHOUT_BY = (
+    b"-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n"
+)
+WITHSCORES_BYLEX = b"-ERR syntax error, WITHSCORES not supported in combination with BYLEX\r\n"
+NUMKEYS = b"-ERR numkeys should be greater than 0\r\n"
+COUNT_POSITIVE = b"-ERR count should be greater than 0\r\n"
+LIMIT_NEGATIVE = b"-ERR LIMIT can't be negative\r\n"
+OUT_OF_RANGE_PLAIN = b"-ERR value is out of range\r\n"
+
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
     """An argument as C's ``%.128s`` prints it: at most ``limit`` bytes, up to a NUL."""
@@ -97,6 +115,14 @@ def invalid_expire(name: str) -> bytes:
 
 def unsupported_option(option: bytes) -> bytes:
     return error(b"ERR Unsupported option %b" % _quote(option))
+
+
+def no_input_keys(name: str) -> bytes:
+    return error(f"ERR at least 1 input key is needed for '{name}' command")
+
+
+def out_of_range(low: int, high: int) -> bytes:
+    return error(f"ERR value is out of range, value must between {low} and {high}")
 
 
 def misconf_aof(reason: str) -> bytes:

@@ -142,6 +142,30 @@ _COMMAND_INFO = Shape("array", _COMMAND_ENTRY)
 _DOCS = Shape("map")
 _DOCS.item = Shape("map", values={b"subcommands": _DOCS})
 
+
+def _with_scores(argv: list[bytes]) -> Shape | None:
+    return PAIRS if any(arg.lower() == b"withscores" for arg in argv[2:]) else None
+
+
+def _zadd(argv: list[bytes]) -> Shape | None:
+    """ZADD's options come before the first score; with INCR it answers the new score."""
+    for arg in argv[2:]:
+        option = arg.lower()
+        if option == b"incr":
+            return DOUBLE
+        if option not in (b"nx", b"xx", b"gt", b"lt", b"ch"):
+            return None
+    return None
+
+
+_POP_ONE = Shape("array", at={1: DOUBLE})  # member, score
+_SCORED_RANGES = (
+    "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zunion", "zinter", "zdiff",
+    "zrandmember",
+)  # fmt: skip
+# key, [[member, score], ...]: pairs already in RESP2, their scores doubles in RESP3
+_FROM_KEY = Shape("array", at={1: Shape("array", _POP_ONE)})
+
 #: The commands whose RESP3 reply is not their RESP2 reply with nulls as ``_``.
 SHAPES: dict[str, ShapeOf] = {
     "hgetall": MAP,
@@ -156,6 +180,17 @@ SHAPES: dict[str, ShapeOf] = {
     "psubscribe": PUSH,
     "punsubscribe": PUSH,
     "exec": CONVERTED,
+    "zscore": DOUBLE,
+    "zincrby": DOUBLE,
+    "zadd": _zadd,
+    "zmscore": DOUBLES,
+    "zpopmin": lambda argv: PAIRS if len(argv) > 2 else _POP_ONE,
+    "zpopmax": lambda argv: PAIRS if len(argv) > 2 else _POP_ONE,
+    "zmpop": _FROM_KEY,
+    "bzmpop": _FROM_KEY,
+    "bzpopmin": Shape("array", at={2: DOUBLE}),  # key, member, score
+    "bzpopmax": Shape("array", at={2: DOUBLE}),
+    **dict.fromkeys(_SCORED_RANGES, _with_scores),
 }
 
 

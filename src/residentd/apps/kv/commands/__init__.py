@@ -20,6 +20,7 @@ from residentd.apps.kv.commands import (
     strings,
     substrings,
     transactions,
+    zsets,
 )
 from residentd.apps.kv.commands.registry import COMMANDS, dispatch_table
 
@@ -46,4 +47,5 @@ __all__ = [
     "strings",
     "substrings",
     "transactions",
+    "zsets",
 ]

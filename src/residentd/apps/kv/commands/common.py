@@ -52,3 +52,16 @@ def int_arg(text: bytes) -> int:
     if value is None:
         raise KvError(errors.NOT_AN_INTEGER)
     return value
+
+
+def index_range(start: int, stop: int, size: int) -> range:
+    """The positions from ``start`` to ``stop`` (both included, negative ones counted from
+    the end) in a sequence of ``size``, clipped as LRANGE and ZRANGE clip them."""
+    if start < 0:
+        start += size
+    if stop < 0:
+        stop += size
+    start = max(start, 0)
+    if start > stop or start >= size:
+        return range(0)
+    return range(start, min(stop, size - 1) + 1)

@@ -12,7 +12,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import create, int_arg, read, write
+from residentd.apps.kv.commands.common import create, index_range, int_arg, read, write
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.codecs.resp import EMPTY_ARRAY, NIL, NIL_ARRAY, bulk, bulk_array, integer, parse_int
@@ -105,16 +105,12 @@ def lrange(s: Client, argv: list[bytes]) -> bytes:
     if items is None:
         return EMPTY_ARRAY
     size = len(items)
-    if start < 0:
-        start += size
-    if stop < 0:
-        stop += size
-    start = max(start, 0)
-    if start > stop or start >= size:
+    positions = index_range(start, stop, size)
+    if not positions:
         return EMPTY_ARRAY
-    stop = min(stop, size - 1)
-    if start > size - 1 - stop:  # nearer the tail: walk from there
-        tail = list(islice(reversed(items), size - 1 - stop, size - start))
+    start, stop = positions.start, positions.stop
+    if start > size - stop:  # nearer the tail: walk from there
+        tail = list(islice(reversed(items), size - stop, size - start))
         tail.reverse()
         return bulk_array(tail)
-    return bulk_array(islice(items, start, stop + 1))
+    return bulk_array(islice(items, start, stop))

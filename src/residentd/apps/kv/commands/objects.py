@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv.commands.registry import container, help_subcommand, subcommand
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.zset import SortedSet
 from residentd.codecs.resp import NIL, ZERO, bulk, integer, parse_int
 
 if TYPE_CHECKING:
@@ -54,7 +55,9 @@ def encoding(value: Any) -> bytes:
             for f, v in value.items()
         )
         return b"listpack" if small else b"hashtable"
-    return b"skiplist"
+    if value.__class__ is SortedSet:
+        return value.encoding  # listpack or skiplist, by Redis's thresholds
+    return b"raw"
 
 
 container("object", "", "keyspace", "A container for object introspection commands.", since="2.2.3")

@@ -20,6 +20,7 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import int_arg
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.zset import SortedSet
 from residentd.codecs.resp import bulk_array, integer
 
 if TYPE_CHECKING:
@@ -103,11 +104,14 @@ def _sort(s: Client, argv: list[bytes], readonly: bool) -> bytes:
     value = db.get(argv[1])
     if value is None:
         value = deque()
-    elif value.__class__ not in (deque, set):
+    elif value.__class__ not in (deque, set, SortedSet):
         raise KvError(errors.WRONGTYPE)
     if dont_sort and value.__class__ is set and store is not None:
         dont_sort, alpha, by = False, True, None
-    elements = list(value)
+    if value.__class__ is SortedSet:
+        value.big = True  # Redis converts a sorted set it sorts to a skiplist, for good
+    # A sorted set's members in score order: what BY nosort gives.
+    elements = [m for _, m in value] if value.__class__ is SortedSet else list(value)
     size = len(elements)
     start = max(limit_start, 0)
     end = size - 1 if limit_count < 0 else start + limit_count - 1
@@ -115,7 +119,7 @@ def _sort(s: Client, argv: list[bytes], readonly: bool) -> bytes:
         start, end = size - 1, size - 2
     end = min(end, size - 1)
     if dont_sort:
-        if value.__class__ is deque and desc:
+        if value.__class__ is not set and desc:
             elements.reverse()
     else:
         failed = False

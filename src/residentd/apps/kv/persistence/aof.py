@@ -5,7 +5,8 @@ What a write command logs (``propagate``) follows Redis 7.0:
 
 - a command that changed nothing is not logged (an error reply, ``DEL`` of missing keys,
   ``SADD`` of members already there, ``SET ... NX`` on an existing key, ``LPOP`` of an empty
-  list, ...);
+  list, ``ZREM`` of absent members, ``ZPOPMIN`` of a missing key, ...; a ``ZADD`` that
+  changed no score is logged, which a replay does not notice);
 - relative expiry becomes absolute, so that a replay at any later time gives the same
   deadline: ``SET k v EX 10`` is logged as ``SET k v PXAT <ms>``, ``EXPIRE``/``PEXPIRE`` as
   ``PEXPIREAT``, and one whose time is already past as ``DEL``;
@@ -44,6 +45,7 @@ Rule = Callable[["Keyspace", list[bytes], bytes, bool], "list[list[bytes]]"]
 
 ZERO = b":0\r\n"
 NULL_ARRAY = b"*-1\r\n"
+EMPTY_ARRAY = b"*0\r\n"
 SELECT_0 = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
 MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
@@ -74,6 +76,12 @@ def _unless_zero(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -
 
 def _unless_nil(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
     return [] if reply in (NIL, NULL_ARRAY) else [argv]
+
+
+def _unless_empty(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    return [] if reply == EMPTY_ARRAY else [argv]
 
 
 def _key_state(db: Keyspace, key: bytes, value: bytes) -> list[bytes]:
@@ -169,6 +177,14 @@ RULES: dict[bytes, Rule] = {
     b"persist": _unless_zero,
     b"lpop": _unless_nil,
     b"rpop": _unless_nil,
+    b"zadd": _unless_nil,  # ZADD XX INCR of a missing member
+    b"zrem": _unless_zero,
+    b"zremrangebyrank": _unless_zero,
+    b"zremrangebyscore": _unless_zero,
+    b"zremrangebylex": _unless_zero,
+    b"zpopmin": _unless_empty,
+    b"zpopmax": _unless_empty,
+    b"zmpop": _unless_nil,
 }
 
 

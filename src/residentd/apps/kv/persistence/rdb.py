@@ -4,11 +4,13 @@
     "REDIS0010"  AUX fields  SELECTDB 0  RESIZEDB n e  keys...  EOF  CRC64 (8 bytes, LE)
 
 Each key is an optional EXPIRETIME_MS (absolute Unix ms, 8 bytes LE), a type byte, the key
-and the value. kv writes the plain encodings, which every Redis since 2.x loads: a string as
-itself, a list, set or hash as a length and its elements (RDB_TYPE_LIST, _SET, _HASH); it
-compresses nothing. The reader also takes what redis-server writes for small values
-(listpack hashes, quicklist-2 lists of listpacks, intset sets, LZF-compressed strings, and the
-ziplists of older versions), so kv starts on a Redis dump. Keys whose time has passed are
+and the value. kv writes the plain encodings, which every Redis since 2.x (3.2 for sorted
+sets) loads: a string as itself, a list, set or hash as a length and its elements
+(RDB_TYPE_LIST, _SET, _HASH), a sorted set as a length and its members each followed by its
+score as a little-endian binary double (RDB_TYPE_ZSET_2); it compresses nothing. The reader
+also takes what redis-server writes for small values (listpack hashes and sorted sets,
+quicklist-2 lists of listpacks, intset sets, LZF-compressed strings, the ziplists and the
+text scores of older versions), so kv starts on a Redis dump. Keys whose time has passed are
 skipped on load, as a Redis master does.
 
 A stored checksum of 0 means the writer did not compute one (``rdbchecksum no``); any other
@@ -17,6 +19,7 @@ must match, or the file is refused (``RdbError`` with the byte offset).
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 from collections import deque
@@ -24,15 +27,16 @@ from typing import Any, BinaryIO
 
 from residentd.apps.kv.persistence import encodings
 from residentd.apps.kv.persistence.crc64 import crc64
+from residentd.apps.kv.zset import SortedSet
 from residentd.errors import ResidentdError
 
 VERSION = 10
 MAGIC = b"REDIS%04d" % VERSION
 
 # Types (rdb.h)
-STRING, LIST, SET, ZSET, HASH = 0, 1, 2, 3, 4
+STRING, LIST, SET, ZSET, HASH, ZSET_2 = 0, 1, 2, 3, 4, 5
 HASH_ZIPMAP, LIST_ZIPLIST, SET_INTSET, ZSET_ZIPLIST, HASH_ZIPLIST = 9, 10, 11, 12, 13
-LIST_QUICKLIST, HASH_LISTPACK, LIST_QUICKLIST_2 = 14, 16, 18
+LIST_QUICKLIST, HASH_LISTPACK, ZSET_LISTPACK, LIST_QUICKLIST_2 = 14, 16, 17, 18
 # Opcodes
 FUNCTION2, MODULE_AUX, IDLE, FREQ, AUX, RESIZEDB, EXPIRETIME_MS, EXPIRETIME, SELECTDB, EOF = (
     245,
@@ -117,6 +121,7 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
     buf += bytes((SELECTDB,)) + length(0)
     buf += bytes((RESIZEDB,)) + length(len(data)) + length(len(expires))
     pack_ms = struct.Struct("<BQ").pack
+    pack_score = struct.Struct("<d").pack
     for key, value in data.items():
         when = expires.get(key) if expires else None
         if when is not None:
@@ -133,6 +138,8 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
                 buf.append(SET)
             elif cls is dict:
                 buf.append(HASH)
+            elif cls is SortedSet:
+                buf.append(ZSET_2)
             else:
                 raise TypeError(f"no RDB type for {cls.__name__}")
             buf += string(key)
@@ -141,6 +148,10 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
                 for field, item in value.items():
                     buf += string(field)
                     buf += string(item)
+            elif cls is SortedSet:
+                for member, score in value.scores.items():
+                    buf += string(member)
+                    buf += pack_score(score)
             else:
                 for item in value:
                     buf += string(item)
@@ -195,6 +206,18 @@ class Reader:
         if encoded:
             raise RdbError("encoded value where a length was expected", self.pos - 1)
         return n
+
+    def binary_score(self) -> float:
+        """rdbLoadBinaryDoubleValue: 8 bytes, little-endian."""
+        score: float = struct.unpack("<d", self.take(8))[0]
+        return score
+
+    def text_score(self) -> float:
+        """rdbLoadDoubleValue: a length byte (253 NaN, 254 inf, 255 -inf) and ASCII."""
+        size = self.byte()
+        if size >= 253:
+            return (math.nan, math.inf, -math.inf)[size - 253]
+        return float(self.take(size))
 
     def string(self) -> bytes:
         n, encoded = self.length()
@@ -289,6 +312,21 @@ def _value(r: Reader, kind: int, start: int) -> Any:
         if kind == HASH:
             n = r.plain_length()
             return {r.string(): r.string() for _ in range(n)}
+        if kind in (ZSET, ZSET_2):
+            size = r.plain_length()
+            read_score = r.binary_score if kind == ZSET_2 else r.text_score
+            entries: list[tuple[float, bytes]] = []
+            for _ in range(size):
+                member = r.string()
+                entries.append((read_score(), member))
+            return SortedSet(entries)
+        if kind in (ZSET_ZIPLIST, ZSET_LISTPACK):
+            read = encodings.ziplist if kind == ZSET_ZIPLIST else encodings.listpack
+            flat = read(r.string())
+            if len(flat) % 2:
+                raise RdbError("sorted set with an odd count of members and scores", start)
+            pairs = zip(flat[::2], flat[1::2], strict=True)
+            return SortedSet([(float(score), member) for member, score in pairs])
         if kind == SET_INTSET:
             return set(encodings.intset(r.string()))
         if kind == LIST_ZIPLIST:
@@ -320,6 +358,4 @@ def _value(r: Reader, kind: int, start: int) -> Any:
         if isinstance(exc, RdbError):
             raise
         raise RdbError(str(exc), start) from None
-    names = {ZSET: "sorted set", 5: "sorted set", ZSET_ZIPLIST: "sorted set", 17: "sorted set"}
-    name = names.get(kind, f"type {kind}")
-    raise RdbError(f"kv cannot hold a {name} (value type {kind})", start)
+    raise RdbError(f"kv cannot hold a value of type {kind}", start)

@@ -1,0 +1,151 @@
+"""The sorted set value (zset.py) against a plain sorted list, and score parsing
+(zscores.py) against the C library's own strtod."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import random
+
+import pytest
+
+from residentd.apps.kv.zscores import format_score, parse_score, parse_score_range, reply_score
+from residentd.apps.kv.zset import LEX_MAX, LEX_MIN, SortedSet
+
+
+def test_operations_match_a_sorted_list() -> None:
+    rng = random.Random(5)
+    zset = SortedSet()
+    model: dict[bytes, float] = {}
+    members = [b"m%d" % i for i in range(400)]
+    for step in range(6000):
+        member = rng.choice(members)
+        action = rng.random()
+        if action < 0.6:
+            score = float(rng.randint(-50, 50)) / rng.choice((1, 2, 4))
+            zset.add(member, score)
+            model[member] = 0.0 if score == 0 else score
+        elif action < 0.8:
+            assert zset.remove(member) == (model.pop(member, None) is not None)
+        elif action < 0.85:
+            taken = zset.pop(rng.randint(1, 5), highest=rng.random() < 0.5)
+            for _, popped in taken:
+                del model[popped]
+        elif action < 0.9 and model:
+            start = rng.randrange(len(model))
+            stop = start + rng.randint(0, 10)
+            expected = sorted((s, m) for m, s in model.items())[start:stop]
+            assert zset.delete_positions(start, stop) == len(expected)
+            for _, removed in expected:
+                del model[removed]
+        ordered = sorted((s, m) for m, s in model.items())
+        assert len(zset) == len(ordered)
+        if step % 50 == 0:
+            assert list(zset) == ordered
+            assert zset.scores == model
+            for rank, (_, m) in enumerate(ordered):
+                assert zset.rank(m) == rank
+            low, high = sorted(rng.uniform(-15, 15) for _ in range(2))
+            low_open, high_open = rng.random() < 0.5, rng.random() < 0.5
+            inside = [
+                i
+                for i, (s, _) in enumerate(ordered)
+                if (s > low if low_open else s >= low) and (s < high if high_open else s <= high)
+            ]
+            found = zset.score_positions(low, low_open, high, high_open)
+            assert list(found) == inside
+            assert zset.entries(2, 7) == ordered[2:7]
+    assert zset.big  # went past 128 members: a skip list in Redis
+
+
+def test_infinite_bounds() -> None:
+    zset = SortedSet([(-math.inf, b"low"), (0.0, b"mid"), (math.inf, b"top")])
+    assert list(zset.score_positions(-math.inf, False, math.inf, False)) == [0, 1, 2]
+    assert list(zset.score_positions(-math.inf, True, math.inf, True)) == [1]
+    assert list(zset.score_positions(math.inf, False, math.inf, False)) == [2]
+    assert list(zset.score_positions(math.inf, True, math.inf, False)) == []
+    assert list(zset.score_positions(-math.inf, False, -math.inf, True)) == []
+
+
+def test_lex_positions() -> None:
+    zset = SortedSet([(0.0, m) for m in (b"", b"a", b"ab", b"b", b"c")])
+    assert list(zset.lex_positions(LEX_MIN, LEX_MAX)) == [0, 1, 2, 3, 4]
+    assert list(zset.lex_positions((b"a", False), (b"b", False))) == [1, 2, 3]
+    assert list(zset.lex_positions((b"a", True), (b"b", True))) == [2]
+    assert list(zset.lex_positions((b"", False), (b"", False))) == [0]
+    assert list(zset.lex_positions(LEX_MAX, LEX_MIN)) == []
+    assert list(zset.lex_positions((b"c", False), (b"a", False))) == []
+
+
+def test_encoding_follows_redis_thresholds() -> None:
+    small = SortedSet([(float(i), b"m%d" % i) for i in range(128)])
+    assert small.encoding == b"listpack"
+    small.add(b"one-more", 1.0)
+    assert small.encoding == b"skiplist"
+    small.remove(b"one-more")
+    assert small.encoding == b"skiplist"  # never back, as in Redis
+    assert SortedSet([(1.0, b"x" * 65)]).encoding == b"skiplist"
+    assert SortedSet([(1.0, b"x" * 64)]).encoding == b"listpack"
+
+
+def test_negative_zero_reads_back_as_zero_in_a_listpack() -> None:
+    small = SortedSet([(-0.0, b"a")])
+    assert math.copysign(1.0, small.scores[b"a"]) == 1.0
+    big = SortedSet([(float(i), b"m%d" % i) for i in range(200)] + [(-0.0, b"z")])
+    assert math.copysign(1.0, big.scores[b"z"]) == -1.0
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
+_LIBC.strtod.restype = ctypes.c_double
+_LIBC.strtod.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
+
+
+def _strtod_whole(text: bytes) -> float | None:
+    """libc strtod, accepted only if it reads the whole text (no ERANGE check)."""
+    buffer = ctypes.create_string_buffer(text)
+    end = ctypes.c_char_p()
+    value = _LIBC.strtod(buffer, ctypes.byref(end))
+    consumed = ctypes.cast(end, ctypes.c_void_p).value - ctypes.addressof(buffer)  # type: ignore[operator]
+    return value if consumed == len(text) else None
+
+
+TEXTS = [
+    b"1", b"-1", b"+1", b"1.5", b".5", b"5.", b"1e3", b"1E+3", b"1e-3", b"-0", b"0x10",
+    b"0x1.8p1", b"inf", b"-inf", b"+INF", b"Infinity", b"-infinity", b"1e308",
+    b"1.7976931348623157e308", b"4.9e-324", b"", b" 1", b"1 ", b"1_0", b"nan", b"x", b"1e",
+    b"e1", b".", b"--1", b"0x",
+    b"1.2.3", b"infinit", b"1e400", b"1e-400", b"-1e400", b"0e400",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_parse_score_reads_what_strtod_reads(text: bytes) -> None:
+    theirs = _strtod_whole(text)
+    ours = parse_score(text)
+    if text in (b"", b" 1", b"nan", b"1e400", b"1e-400", b"-1e400"):
+        assert ours is None  # empty, a leading space, NaN, ERANGE: refused by Redis
+    elif theirs is None:
+        assert ours is None
+    else:
+        assert ours is not None and ours == theirs and str(ours) == str(theirs)
+
+
+def test_score_ranges() -> None:
+    assert parse_score_range(b"(1", b"+inf") == (1.0, True, math.inf, False)
+    assert parse_score_range(b"", b"(") == (0.0, False, 0.0, True)
+    assert parse_score_range(b" 2", b"1e400") == (2.0, False, math.inf, False)
+    assert parse_score_range(b"nan", b"1") is None
+    assert parse_score_range(b"1", b"((2") is None
+    assert parse_score_range(b" ", b"1") is None
+
+
+def test_score_formats() -> None:
+    assert reply_score(1.0) == b"$1\r\n1\r\n"
+    assert reply_score(0.1) == b"$19\r\n0.10000000000000001\r\n"
+    assert reply_score(-math.inf) == b"$4\r\n-inf\r\n"
+    assert reply_score(1e20) == b"$5\r\n1e+20\r\n"
+    assert format_score(1e15) == b"1000000000000000"
+    assert format_score(2.0**53) == b"9007199254740992"
+    assert format_score(-0.0) == b"0"
+    assert format_score(2.5) == b"2.5"
