@@ -10,6 +10,9 @@ What a write command logs (``propagate``) follows Redis 7.0:
   deadline: ``SET k v EX 10`` is logged as ``SET k v PXAT <ms>``, ``EXPIRE``/``PEXPIRE`` as
   ``PEXPIREAT``, and one whose time is already past as ``DEL``;
 - ``GETSET`` is logged as ``SET`` (what it does to the key);
+- what is random or computed is logged as its outcome, so that a replay repeats it: ``SPOP``
+  as the ``SREM`` of the members it popped (in commands of at most 1024 members), or as
+  ``DEL`` when it popped the whole set, and ``HINCRBYFLOAT`` as the ``HSET`` of its result;
 - a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
@@ -40,6 +43,8 @@ Rule = Callable[["Keyspace", list[bytes], bytes, bool], "list[list[bytes]]"]
 
 ZERO = b":0\r\n"
 NULL_ARRAY = b"*-1\r\n"
+EMPTY_ARRAY = b"*0\r\n"
+SPOP_BATCH = 1024  # members per SREM an SPOP is logged as (Redis's batch)
 SELECT_0 = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
 MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
@@ -103,6 +108,27 @@ def _expire(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> lis
     return [[b"PEXPIREAT", key, b"%d" % when]]
 
 
+def _spop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    key = argv[1]
+    if reply in (NIL, EMPTY_ARRAY):
+        return []
+    if reply[:1] == b"$":  # SPOP key: one member
+        size, start = _line(reply, 0, 0x24)
+        return [[b"SREM", key, reply[start : start + size]]]
+    if key not in db.data:  # the count took the whole set
+        return [[b"DEL", key]]
+    members = _command(reply, 0)[0]  # an array of bulk strings reads as a command does
+    return [
+        [b"SREM", key, *members[i : i + SPOP_BATCH]] for i in range(0, len(members), SPOP_BATCH)
+    ]
+
+
+def _hincrbyfloat(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    return [[b"HSET", argv[1], argv[2], db.data[argv[1]][argv[2]]]]
+
+
 RULES: dict[bytes, Rule] = {
     b"set": _set,
     b"getset": _getset,
@@ -113,6 +139,10 @@ RULES: dict[bytes, Rule] = {
     b"setnx": _unless_zero,
     b"del": _unless_zero,
     b"hdel": _unless_zero,
+    b"hsetnx": _unless_zero,
+    b"hincrbyfloat": _hincrbyfloat,
+    b"spop": _spop,
+    b"smove": _unless_zero,
     b"srem": _unless_zero,
     b"sadd": _unless_zero,
     b"persist": _unless_zero,

@@ -1,0 +1,114 @@
+"""Redis's ``long double`` arithmetic (HINCRBYFLOAT), reproduced exactly with fractions.
+
+Redis adds floats as C ``long double``, which on x86-64 is the x87 80-bit extended format: a
+64-bit significand, exponents down to 2**-16382 (2**-16445 with subnormals) and up to 2**16383.
+Python's ``float`` has a 53-bit significand, so ``10.5 + 0.1`` would print ``10.59999...``
+where Redis prints ``10.6``. Here a value is an exact ``Fraction``, rounded to the nearest
+extended value (ties to even, as the FPU does) after parsing and after each addition, and
+printed as Redis's ``ld2string(..., LD_STR_HUMAN)`` does: glibc's exactly rounded ``%.17Lf``
+with the trailing zeros (and a bare point) removed, and ``-0`` written ``0``.
+
+``parse`` follows ``string2ld`` (util.c): ``strtold`` on the bytes up to the first NUL, with
+no leading space, nothing left over, no NaN, and no result that overflowed or underflowed to
+zero; decimal and hexadecimal forms and ``inf``/``infinity`` are accepted, as glibc does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+# MAX_LONG_DOUBLE_CHARS: string2ld refuses anything this long or longer.
+MAX_CHARS = 5 * 1024
+
+_SIGNIFICAND_BITS = 64
+_MIN_EXPONENT = -16445  # the quantum of the subnormals
+_LIMIT = Fraction(2**16384)  # the first value past the largest finite one
+
+_DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?")
+_INFINITY = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
+
+INFINITY = float("inf")
+ZERO = Fraction(0)
+
+Value = Fraction | float  # a float only for an infinity
+
+
+def round_extended(exact: Fraction) -> Value:
+    """``exact`` rounded to the nearest x87 extended value (an infinity past the largest)."""
+    if not exact:
+        return exact
+    size = abs(exact)
+    exponent = size.numerator.bit_length() - size.denominator.bit_length()
+    if Fraction(2) ** exponent > size:
+        exponent -= 1  # now 2**exponent <= size < 2**(exponent + 1)
+    quantum = max(exponent - _SIGNIFICAND_BITS + 1, _MIN_EXPONENT)
+    units = round(size / Fraction(2) ** quantum)  # round() on a Fraction: ties to even
+    rounded = units * Fraction(2) ** quantum
+    if rounded >= _LIMIT:
+        return INFINITY if exact > 0 else -INFINITY
+    return rounded if exact > 0 else -rounded
+
+
+def parse(text: bytes) -> Value | None:
+    """The value ``string2ld`` reads from ``text``, or ``None`` where it fails."""
+    if not text or len(text) >= MAX_CHARS:
+        return None
+    text = text.split(b"\0", 1)[0]
+    if not text:
+        return Fraction(0)  # strtold of "" converts nothing and stops at the end
+    if text[:1].isspace():
+        return None
+    if _INFINITY.fullmatch(text):
+        return -INFINITY if text[:1] == b"-" else INFINITY
+    hexadecimal = _HEX.fullmatch(text)
+    if hexadecimal is not None:
+        sign, whole, fraction, power = hexadecimal.groups()
+        digits, base, scale = whole + (fraction or b""), 16, 2
+        shift = int(power or b"0") - 4 * len(fraction or b"")
+    else:
+        decimal = _DECIMAL.fullmatch(text)
+        if decimal is None:
+            return None
+        sign, whole, fraction, power = decimal.groups()
+        digits, base, scale = whole + (fraction or b""), 10, 10
+        shift = int(power or b"0") - len(fraction or b"")
+    if not digits:
+        return None  # a sign, a point or an exponent without any digit
+    significand = int(digits, base)
+    if not significand:
+        return Fraction(0)
+    # Far outside the format (where the exact value would be huge to build): an overflow
+    # or an underflow to zero, both refused by string2ld.
+    magnitude = significand.bit_length() + shift * math.log2(scale)
+    if not -16500 < magnitude < 16400:
+        return None
+    exact = Fraction(significand) * Fraction(scale) ** shift
+    value = round_extended(-exact if sign == b"-" else exact)
+    if isinstance(value, float) or not value:
+        return None
+    return value
+
+
+def add(value: Value, increment: Value) -> Value:
+    """``value + increment`` as the FPU gives it (NaN for opposite infinities)."""
+    if isinstance(value, float) or isinstance(increment, float):
+        return float(value) + float(increment)
+    return round_extended(value + increment)
+
+
+def is_finite(value: Value) -> bool:
+    return not isinstance(value, float)
+
+
+def human(value: Fraction) -> bytes:
+    """``ld2string(value, LD_STR_HUMAN)``: ``%.17Lf`` without trailing zeros, ``-0`` as 0."""
+    units = round(abs(value) * 10**17)
+    digits = b"%018d" % units
+    text = digits[:-17] + b"." + digits[-17:]
+    text = text.rstrip(b"0").rstrip(b".")
+    if value < 0 and text != b"0":
+        text = b"-" + text
+    return text
