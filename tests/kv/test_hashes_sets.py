@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from residentd.apps.kv.persistence.aof import propagate
+from residentd.apps.kv.sampling import pop
 from residentd.apps.kv.store import Keyspace
 
 from .helpers import KvProcess, Raw
@@ -397,6 +398,17 @@ def test_random_commands_match_redis(peers: Peers, seed: int) -> None:
     for _ in range(3):
         run(peers, [random_command(rng) for _ in range(700)])
         peers.same_keyspace()
+
+
+def test_pop_from_a_large_set_takes_distinct_members() -> None:
+    """Past RANDOM_POP_LIMIT members SPOP takes set.pop()'s members: still distinct ones of
+    the set, and gone from it."""
+    for size, count in ((5000, 1), (5000, 40), (5000, 1500), (300, 20)):
+        members = {b"m%d" % n for n in range(size)}
+        popped = pop(members, count)
+        assert len(set(popped)) == len(popped) == count
+        assert len(members) == size - count and not set(popped) & members
+        assert all(member.startswith(b"m") and int(member[1:]) < size for member in popped)
 
 
 # -- the journal ----------------------------------------------------------------------------------

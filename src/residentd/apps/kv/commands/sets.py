@@ -20,7 +20,7 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import create, read, write
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
-from residentd.apps.kv.sampling import one, parse_count, pick
+from residentd.apps.kv.sampling import one, parse_count, pick, pop
 from residentd.apps.kv.scan import EMPTY_SCAN, parse_cursor, scan_reply
 from residentd.codecs.resp import (
     EMPTY_ARRAY,
@@ -114,8 +114,7 @@ def spop(s: Client, argv: list[bytes]) -> bytes:
     members = write(s, argv[1], set)
     if members is None:
         return NIL
-    member = one(members)
-    members.remove(member)
+    (member,) = pop(members, 1)
     s.db.delete_if_empty(argv[1], members)
     return bulk(member)
 
@@ -130,9 +129,7 @@ def _spop_count(s: Client, argv: list[bytes]) -> bytes:
     if count >= len(members):
         s.db.delete(argv[1])
         return members_reply(members)
-    popped = pick(members, count)
-    members.difference_update(popped)
-    return bulk_array(popped)
+    return bulk_array(pop(members, count))
 
 
 @command(
