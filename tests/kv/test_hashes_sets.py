@@ -64,6 +64,15 @@ PROLOGUE: list[Command] = [
     ("hincrbyfloat", "f", "x", "5."),
     ("hincrbyfloat", "f", "x", "."),
     ("hincrbyfloat", "f", "x", "1e"),
+    ("hincrbyfloat", "f", "huge", "-229e4518"),  # 4522 digits: past Python's int-to-str limit
+    ("hincrbyfloat", "f", "huge", "1" * 5119),
+    ("hincrbyfloat", "f", "huge", "1" * 5120),  # too long for string2ld
+    ("hincrbyfloat", "f", "max", "1.18973149535723176502e+4932"),
+    ("hincrbyfloat", "f", "max", "1e4932"),
+    ("hincrbyfloat", "f", "x", "1.18973149535723176509e+4932"),
+    ("hincrbyfloat", "f", "x", "0x.8"),
+    ("hincrbyfloat", "f", "x", "3.3621031431120935063e-4932"),
+    ("hincrbyfloat", "f", "x", "-1e-4945"),
     ("hincrbyfloat", "f", "neg", "-1e-30"),
     ("hincrbyfloat", "f", "neg", "-0.0"),
     ("hincrbyfloat", "f", "neg", "-12.75"),

@@ -33,6 +33,10 @@ _INFINITY = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
 INFINITY = float("inf")
 ZERO = Fraction(0)
 
+# Python refuses decimal conversions of ints past 4300 digits (sys.get_int_max_str_digits);
+# a long double near its largest has 4933, so they go by pieces of this many digits.
+_PIECE = 4000
+
 Value = Fraction | float  # a float only for an infinity
 
 
@@ -77,7 +81,7 @@ def parse(text: bytes) -> Value | None:
         shift = int(power or b"0") - len(fraction or b"")
     if not digits:
         return None  # a sign, a point or an exponent without any digit
-    significand = int(digits, base)
+    significand = int(digits, 16) if base == 16 else _from_decimal(digits)
     if not significand:
         return Fraction(0)
     # Far outside the format (where the exact value would be huge to build): an overflow
@@ -106,9 +110,24 @@ def is_finite(value: Value) -> bool:
 def human(value: Fraction) -> bytes:
     """``ld2string(value, LD_STR_HUMAN)``: ``%.17Lf`` without trailing zeros, ``-0`` as 0."""
     units = round(abs(value) * 10**17)
-    digits = b"%018d" % units
+    digits = _to_decimal(units).rjust(18, b"0")
     text = digits[:-17] + b"." + digits[-17:]
     text = text.rstrip(b"0").rstrip(b".")
     if value < 0 and text != b"0":
         text = b"-" + text
     return text
+
+
+def _from_decimal(digits: bytes) -> int:
+    value = 0
+    for start in range(0, len(digits), _PIECE):
+        piece = digits[start : start + _PIECE]
+        value = value * 10 ** len(piece) + int(piece)
+    return value
+
+
+def _to_decimal(value: int) -> bytes:
+    if value < 10**_PIECE:
+        return b"%d" % value
+    high, low = divmod(value, 10**_PIECE)
+    return _to_decimal(high) + b"%0*d" % (_PIECE, low)
