@@ -107,6 +107,8 @@ PROLOGUE: list[Command] = [
     ("hrandfield", "f", "-9223372036854775808"),
     ("hrandfield", "f", "-9223372036854775807", "withvalues"),
     ("hrandfield", "f", "4611686018427387904", "withvalues"),
+    ("hrandfield", "f", "-4611686018427387904", "withvalues"),
+    ("hrandfield", "f", "4611686018427387903", "withvalues"),
     ("hrandfield", "f", "100"),
     ("hrandfield", "f", "-5", "withvalues"),
     ("sadd", "s", "a", "b", "c", "1"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from typing import TypeGuard
 
 # MAX_LONG_DOUBLE_CHARS: string2ld refuses anything this long or longer.
 MAX_CHARS = 5 * 1024
@@ -103,7 +104,7 @@ def add(value: Value, increment: Value) -> Value:
     return round_extended(value + increment)
 
 
-def is_finite(value: Value) -> bool:
+def is_finite(value: Value) -> TypeGuard[Fraction]:
     return not isinstance(value, float)
 
 

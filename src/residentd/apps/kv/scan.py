@@ -13,8 +13,13 @@ iteration ends. Snapshots are released when their iteration ends; at most ``MAX_
 are kept, the least recently used going first. A cursor whose snapshot is gone still works:
 it continues at its offset in a fresh snapshot, which may then miss keys deleted or added
 since, the one way this differs from Redis. A keyspace no larger than ``COUNT`` is returned
-in one call without a snapshot. HSCAN and SSCAN walk a hash's fields or a set's members the
-same way (``walk``), a snapshot belonging to the collection it was taken of.
+in one call without a snapshot.
+
+HSCAN and SSCAN walk a hash's fields or a set's members the same way (``walk``, through
+``elements``). A snapshot belongs to what it was taken of (the keyspace, or the very hash or
+set, which it keeps alive until it is released): a cursor brought to another collection
+continues at its offset in a fresh snapshot of that one, as a cursor whose snapshot is gone
+does. What Redis keeps in a listpack or an intset, and answers whole, is answered whole.
 
 ``parse_cursor`` and ``parse_options`` read the arguments the three share as Redis's
 ``parseScanCursorOrReply`` and ``scanGenericCommand`` do.

@@ -233,7 +233,7 @@ def hincrbyfloat(s: Client, argv: list[bytes]) -> bytes:
     if current is None:
         raise KvError(errors.HASH_NOT_A_FLOAT)
     value = longdouble.add(current, by)
-    if isinstance(value, float):
+    if not longdouble.is_finite(value):
         raise KvError(errors.INCREMENT_NAN_OR_INFINITY)
     text = hash_[argv[2]] = longdouble.human(value)
     return bulk(text)
@@ -255,7 +255,7 @@ def hrandfield(s: Client, argv: list[bytes]) -> bytes:
     with_values = len(argv) == 4 and argv[3].lower() == b"withvalues"
     if len(argv) > 4 or (len(argv) == 4 and not with_values):
         raise KvError(errors.SYNTAX)
-    if with_values and not -INT64_MAX // 2 <= count <= INT64_MAX // 2:
+    if with_values and not -(INT64_MAX // 2) <= count <= INT64_MAX // 2:  # C's -LONG_MAX/2
         raise KvError(errors.OUT_OF_RANGE)
     hash_ = read(s, argv[1], dict)
     if not hash_ or not count:
@@ -291,7 +291,7 @@ LISTPACK_VALUE = 64
 
 
 def is_listpack(hash_: dict[bytes, bytes]) -> bool:
-    """Whether Redis would hold this hash as a listpack (its small, unordered-scan form)."""
+    """Whether Redis would hold this hash as a listpack (which HSCAN answers whole)."""
     if len(hash_) > LISTPACK_ENTRIES:
         return False
     return all(
