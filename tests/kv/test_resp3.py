@@ -35,7 +35,11 @@ PIPELINE: list[Command] = [
     ("ZDIFF", "1", "z", "WITHSCORES"), ("ZRANDMEMBER", "missing", "2", "WITHSCORES"),
     ("ZCARD", "z"), ("ZRANK", "z", "nope"), ("ZSCAN", "z", "0"), ("ZADD", "z", "1", "a"),
     ("SORT", "z", "BY", "nosort"), ("OBJECT", "ENCODING", "z"), ("MULTI",), ("GET",), ("EXEC",),
-    ("DISCARD",),
+    ("DISCARD",), ("SADD", "t", "only"), ("SINTER", "set", "t"), ("SUNION", "t"),
+    ("SDIFF", "t", "missing"), ("SPOP", "t", "1"), ("SPOP", "missing", "2"), ("SPOP", "missing"),
+    ("HSET", "one", "f", "v"), ("HRANDFIELD", "one", "-2", "WITHVALUES"),
+    ("HRANDFIELD", "one", "-1"), ("HRANDFIELD", "one"),
+    ("HRANDFIELD", "missing", "2", "WITHVALUES"), ("HINCRBYFLOAT", "h", "n", "1.5"),
 ]  # fmt: skip
 
 

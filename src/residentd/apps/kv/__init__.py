@@ -17,7 +17,9 @@ How it is put together:
 - state.py is what the daemon shares (``KvApp.state``), and the one place that reads the
   server's facts (limits, addresses, counters) for the handlers and INFO;
 - store.py is the keyspace with lazy and active expiry; pubsub.py, scan.py and patterns.py
-  are pub/sub delivery, SCAN cursors and glob patterns; info.py writes INFO;
+  are pub/sub delivery, SCAN/HSCAN/SSCAN cursors and glob patterns; sampling.py the random
+  picks of SPOP, SRANDMEMBER and HRANDFIELD; longdouble.py HINCRBYFLOAT's ``long double``
+  arithmetic; info.py writes INFO;
 - persistence/ makes it durable in Redis's own formats (RDB snapshots, an AOF journal in
   Redis 7.0's multi-part layout) on top of residentd.state;
 - settings.py holds kv's settings; this module declares them and the service and runs the

@@ -41,6 +41,20 @@ PROTOCOL_VERSION = b"-ERR Protocol version is not an integer or out of range\r\n
 WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 
+# Hashes and sets (Redis 7.0's t_hash.c and t_set.c).
+NOT_A_FLOAT = b"-ERR value is not a valid float\r\n"
+HASH_NOT_A_FLOAT = b"-ERR hash value is not a float\r\n"
+NAN_OR_INFINITY = b"-ERR value is NaN or Infinity\r\n"
+INCREMENT_NAN_OR_INFINITY = b"-ERR increment would produce NaN or Infinity\r\n"
+OUT_OF_RANGE = b"-ERR value is out of range\r\n"
+COUNT_OUT_OF_RANGE = (
+    b"-ERR value is out of range, value must between -9223372036854775807 and "
+    b"9223372036854775807\r\n"
+)
+NUMKEYS_NOT_POSITIVE = b"-ERR numkeys should be greater than 0\r\n"
+NUMKEYS_TOO_MANY = b"-ERR Number of keys can't be greater than number of args\r\n"
+LIMIT_NEGATIVE = b"-ERR LIMIT can't be negative\r\n"
+
 # Persistence (Redis 7.0's rdb.c, aof.c and server.c).
 BGSAVE_RUNNING = b"-ERR Background save already in progress\r\n"
 REWRITE_RUNNING = b"-ERR Background append only file rewriting already in progress\r\n"

@@ -1,11 +1,16 @@
-"""x86 ``long double`` arithmetic, exactly, for INCRBYFLOAT (and HINCRBYFLOAT).
+"""Redis's ``long double`` arithmetic (INCRBYFLOAT, HINCRBYFLOAT), reproduced exactly.
 
-Redis parses these operands with ``strtold``, adds them in the 80-bit extended format (a
-64-bit significand) and prints the sum with ``"%.17Lf"`` less its trailing zeros. Python's
-``float`` has a 53-bit significand, so sums would differ in the last digits; instead each value
-is an exact ``Fraction`` rounded to the extended format's precision, the way the FPU rounds
-(to nearest, ties to even), and printed by rounding the exact value to 17 decimals, as glibc's
-``printf`` does.
+Redis adds floats as C ``long double``, which on x86-64 is the x87 80-bit extended format: a
+64-bit significand, exponents down to 2**-16382 (2**-16445 with subnormals) and up to 2**16383.
+Python's ``float`` has a 53-bit significand, so ``10.5 + 0.1`` would print ``10.59999...``
+where Redis prints ``10.6``. Here a value is an exact ``Fraction``, rounded to the nearest
+extended value (ties to even, as the FPU does) after parsing and after each addition, and
+printed as Redis's ``ld2string(..., LD_STR_HUMAN)`` does: glibc's exactly rounded ``%.17Lf``
+with the trailing zeros (and a bare point) removed, and ``-0`` written ``0``.
+
+``parse`` follows ``string2ld`` (util.c): ``strtold`` on the bytes up to the first NUL, with
+no leading space, nothing left over, no NaN, and no result that overflowed or underflowed to
+zero; decimal and hexadecimal forms and ``inf``/``infinity`` are accepted, as glibc does.
 """
 
 from __future__ import annotations
@@ -13,102 +18,117 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from typing import TypeGuard
 
-_SIGNIFICAND = 64
-_MIN_EXPONENT = -16382  # of the smallest normal number; below it precision shrinks
-_MAX = Fraction((1 << _SIGNIFICAND) - 1) * 2 ** (16383 - 63)
-_MAX_CHARS = 5 * 1024  # MAX_LONG_DOUBLE_CHARS
-_DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\Z")
-_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?\Z")
-_INFINITY = re.compile(rb"[+-]?(inf|infinity)\Z", re.IGNORECASE)
+# MAX_LONG_DOUBLE_CHARS: string2ld refuses anything this long or longer.
+MAX_CHARS = 5 * 1024
+
+_SIGNIFICAND_BITS = 64
+_MIN_EXPONENT = -16445  # the quantum of the subnormals
+_LIMIT = Fraction(2**16384)  # the first value past the largest finite one
+
+_DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?")
+_INFINITY = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
+
+INFINITY = float("inf")
+ZERO = Fraction(0)
+
+# Python refuses decimal conversions of ints past 4300 digits (sys.get_int_max_str_digits);
+# a long double near its largest has 4933, so they go by pieces of this many digits.
+_PIECE = 4000
+
+Value = Fraction | float  # a float only for an infinity
 
 
-def round_extended(value: Fraction) -> Fraction | None:
-    """``value`` rounded to the nearest long double, or ``None`` past the largest."""
-    if value == 0:
-        return value
-    size = abs(value)
+def round_extended(exact: Fraction) -> Value:
+    """``exact`` rounded to the nearest x87 extended value (an infinity past the largest)."""
+    if not exact:
+        return exact
+    size = abs(exact)
     exponent = size.numerator.bit_length() - size.denominator.bit_length()
     if Fraction(2) ** exponent > size:
-        exponent -= 1
-    exponent = max(exponent, _MIN_EXPONENT)
-    scale = Fraction(2) ** (_SIGNIFICAND - 1 - exponent)
-    rounded = Fraction(round(size * scale)) / scale
-    if rounded > _MAX:
-        return None
-    return rounded if value > 0 else -rounded
+        exponent -= 1  # now 2**exponent <= size < 2**(exponent + 1)
+    quantum = max(exponent - _SIGNIFICAND_BITS + 1, _MIN_EXPONENT)
+    units = round(size / Fraction(2) ** quantum)  # round() on a Fraction: ties to even
+    rounded = units * Fraction(2) ** quantum
+    if rounded >= _LIMIT:
+        return INFINITY if exact > 0 else -INFINITY
+    return rounded if exact > 0 else -rounded
 
 
-def parse(text: bytes) -> Fraction | float | None:
-    """``text`` as Redis's ``getLongDoubleFromObject`` reads it: a long double, a float
-    infinity, or ``None`` if it is not one (spaces, junk, NaN, out of range)."""
-    if len(text) > _MAX_CHARS:
+def parse(text: bytes) -> Value | None:
+    """The value ``string2ld`` reads from ``text``, or ``None`` where it fails."""
+    if not text or len(text) >= MAX_CHARS:
         return None
-    if _INFINITY.match(text):
-        return -math.inf if text[:1] == b"-" else math.inf
-    match = _DECIMAL.match(text)
-    base, digit_bits = 10, 0
-    if match is None:
-        match = _HEX.match(text)
-        base, digit_bits = 2, 4
-    if match is None:
+    text = text.split(b"\0", 1)[0]
+    if not text:
+        return Fraction(0)  # strtold of "" converts nothing and stops at the end
+    if text[:1].isspace():
         return None
-    sign, whole, fraction, exponent = match.groups()
-    if not whole and not fraction:
-        return None
-    digits = (whole + (fraction or b"")).lstrip(b"0")
+    if _INFINITY.fullmatch(text):
+        return -INFINITY if text[:1] == b"-" else INFINITY
+    hexadecimal = _HEX.fullmatch(text)
+    if hexadecimal is not None:
+        sign, whole, fraction, power = hexadecimal.groups()
+        digits, base, scale = whole + (fraction or b""), 16, 2
+        shift = int(power or b"0") - 4 * len(fraction or b"")
+    else:
+        decimal = _DECIMAL.fullmatch(text)
+        if decimal is None:
+            return None
+        sign, whole, fraction, power = decimal.groups()
+        digits, base, scale = whole + (fraction or b""), 10, 10
+        shift = int(power or b"0") - len(fraction or b"")
     if not digits:
+        return None  # a sign, a point or an exponent without any digit
+    significand = int(digits, 16) if base == 16 else _from_decimal(digits)
+    if not significand:
         return Fraction(0)
-    # A decimal's power of ten, or a hexadecimal's power of two.
-    power = _exponent(exponent or b"0") - len(fraction or b"") * (digit_bits or 1)
-    # Beyond these the result is out of range either way (ERANGE): no need to build it.
-    magnitude = power + len(digits) * (digit_bits or 1)
-    limit = 4940 if base == 10 else 16400
-    if not -limit - 30 < magnitude < limit:
+    # Far outside the format (where the exact value would be huge to build): an overflow
+    # or an underflow to zero, both refused by string2ld.
+    magnitude = significand.bit_length() + shift * math.log2(scale)
+    if not -16500 < magnitude < 16400:
         return None
-    number = int(digits, 16) if digit_bits else _from_decimal(digits)
-    value = round_extended(Fraction(number) * Fraction(base) ** power)
-    if value is None or value == 0:
-        return None  # overflow or underflow to zero: ERANGE
-    return -value if sign == b"-" else value
-
-
-def add(a: Fraction | float, b: Fraction | float) -> Fraction | None:
-    """The long double sum, or ``None`` if it is infinite or NaN."""
-    if isinstance(a, float) or isinstance(b, float):
+    exact = Fraction(significand) * Fraction(scale) ** shift
+    value = round_extended(-exact if sign == b"-" else exact)
+    if isinstance(value, float) or not value:
         return None
-    return round_extended(a + b)
+    return value
 
 
-def format_fixed(value: Fraction) -> bytes:
-    """``"%.17Lf"`` with the trailing zeros (and a bare point) removed, ``-0`` as ``0``."""
-    scaled = abs(round(value * 10**17))
-    whole, fraction = divmod(scaled, 10**17)
-    sign = b"-" if value < 0 else b""
-    text = (b"%s%b.%017d" % (sign, _decimal(whole), fraction)).rstrip(b"0").rstrip(b".")
-    return b"0" if text == b"-0" else text
+def add(value: Value, increment: Value) -> Value:
+    """``value + increment`` as the FPU gives it (NaN for opposite infinities)."""
+    if isinstance(value, float) or isinstance(increment, float):
+        return float(value) + float(increment)
+    return round_extended(value + increment)
 
 
-_CHUNK = 10**4000  # Python prints at most 4300 digits at a time
+def is_finite(value: Value) -> TypeGuard[Fraction]:
+    return not isinstance(value, float)
 
 
-def _decimal(number: int) -> bytes:
-    """``number`` (not negative) in decimal, however long."""
-    if number < _CHUNK:
-        return b"%d" % number
-    high, low = divmod(number, _CHUNK)
-    return _decimal(high) + (b"%d" % low).rjust(4000, b"0")
+def human(value: Fraction) -> bytes:
+    """``ld2string(value, LD_STR_HUMAN)``: ``%.17Lf`` without trailing zeros, ``-0`` as 0."""
+    units = round(abs(value) * 10**17)
+    digits = _to_decimal(units).rjust(18, b"0")
+    text = digits[:-17] + b"." + digits[-17:]
+    text = text.rstrip(b"0").rstrip(b".")
+    if value < 0 and text != b"0":
+        text = b"-" + text
+    return text
 
 
 def _from_decimal(digits: bytes) -> int:
-    """The integer of a decimal digit string, however long."""
-    if len(digits) <= 4000:
-        return int(digits)
-    return _from_decimal(digits[:-4000]) * _CHUNK + int(digits[-4000:])
+    value = 0
+    for start in range(0, len(digits), _PIECE):
+        piece = digits[start : start + _PIECE]
+        value = value * 10 ** len(piece) + int(piece)
+    return value
 
 
-def _exponent(text: bytes) -> int:
-    """An exponent's digits, capped far beyond any long double's range."""
-    digits = text.lstrip(b"+-").lstrip(b"0")
-    value = int(digits) if 0 < len(digits) <= 9 else (10**9 if digits else 0)
-    return -value if text[:1] == b"-" else value
+def _to_decimal(value: int) -> bytes:
+    if value < 10**_PIECE:
+        return b"%d" % value
+    high, low = divmod(value, 10**_PIECE)
+    return _to_decimal(high) + b"%0*d" % (_PIECE, low)

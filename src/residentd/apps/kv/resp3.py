@@ -170,6 +170,13 @@ _FROM_KEY = Shape("array", at={1: Shape("array", _POP_ONE)})
 SHAPES: dict[str, ShapeOf] = {
     "hgetall": MAP,
     "smembers": SET,
+    "sinter": SET,
+    "sunion": SET,
+    "sdiff": SET,
+    "spop": lambda argv: SET if len(argv) > 2 else None,
+    "hrandfield": lambda argv: (
+        Shape("pairs") if len(argv) > 3 and argv[3].lower() == b"withvalues" else None
+    ),
     "hello": CONVERTED,  # it replies in the protocol it chose
     "info": VERBATIM,
     "lcs": lambda argv: MAP if any(arg.lower() == b"idx" for arg in argv[3:]) else None,

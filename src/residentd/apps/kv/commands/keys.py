@@ -20,6 +20,7 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.patterns import compile_glob
+from residentd.apps.kv.scan import parse_cursor, parse_options, scan_reply
 from residentd.apps.kv.store import TYPE_NAMES, now_ms
 from residentd.codecs.resp import (
     INT64_MAX,
@@ -293,21 +294,6 @@ def keys(s: Client, argv: list[bytes]) -> bytes:
     return bulk_array([key for key in live if match(key)])
 
 
-def parse_cursor(text: bytes) -> int | None:
-    """A SCAN cursor as C's ``strtoul`` reads it for Redis: an optional sign, then digits,
-    nothing else, no leading space, within 64 bits (a minus sign wraps around)."""
-    if not text:
-        return 0
-    sign = text[:1]
-    digits = text[1:] if sign in (b"+", b"-") else text
-    if not digits.isdigit():
-        return None
-    value = int(digits)
-    if value >= 1 << 64:
-        return None
-    return (-value) % (1 << 64) if sign == b"-" else value
-
-
 @command(
     "scan",
     -2,
@@ -319,31 +305,9 @@ def parse_cursor(text: bytes) -> int | None:
 )
 def scan(s: Client, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[1])
-    if cursor is None:
-        raise KvError(errors.INVALID_CURSOR)
-    count = 10
-    pattern: bytes | None = None
-    type_name: bytes | None = None
-    i = 2
-    while i < len(argv):
-        option = argv[i].upper()
-        if i + 1 >= len(argv) or option not in (b"COUNT", b"MATCH", b"TYPE"):
-            raise KvError(errors.SYNTAX)
-        value = argv[i + 1]
-        if option == b"COUNT":
-            parsed = parse_int(value)
-            if parsed is None:
-                raise KvError(errors.NOT_AN_INTEGER)
-            if parsed < 1:
-                raise KvError(errors.SYNTAX)
-            count = parsed
-        elif option == b"MATCH":
-            pattern = None if value == b"*" else value
-        else:
-            type_name = value.lower()
-        i += 2
+    options = parse_options(argv, 2, allow_type=True)
     db = s.db
-    match = compile_glob(pattern) if pattern is not None else None
+    match, type_name = options.match, options.type_name
     keep = None
     if match is not None or type_name is not None:
 
@@ -352,8 +316,8 @@ def scan(s: Client, argv: list[bytes]) -> bytes:
                 return False
             return type_name is None or TYPE_NAMES[db.data[key].__class__] == type_name
 
-    cursor, found = s.state.cursors.scan(db, cursor, count, keep)
-    return b"*2\r\n" + bulk(b"%d" % cursor) + bulk_array(found)
+    cursor, found = s.state.cursors.scan(db, cursor, options.count, keep)
+    return scan_reply(cursor, found)
 
 
 @command(

@@ -11,7 +11,6 @@ only when some key has a time to live, and a reply from pre-encoded pieces.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors, longdouble
@@ -436,13 +435,13 @@ def incrbyfloat(s: Client, argv: list[bytes]) -> bytes:
     db = s.db
     key = argv[1]
     old = write(s, key, bytes)
-    current = longdouble.parse(old) if old is not None else Fraction(0)
+    current = longdouble.parse(old) if old is not None else longdouble.ZERO
     by = longdouble.parse(argv[2])
     if current is None or by is None:
         raise KvError(_NOT_A_FLOAT)
     total = longdouble.add(current, by)
-    if total is None:
+    if not longdouble.is_finite(total):
         raise KvError(_NAN_OR_INFINITY)
-    value = longdouble.format_fixed(total)
+    value = longdouble.human(total)
     db.data[key] = value  # in place: the time to live stays
     return bulk(value)

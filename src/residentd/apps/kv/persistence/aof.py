@@ -12,9 +12,12 @@ What a write command logs (``propagate``) follows Redis 7.0:
   ``PEXPIREAT``, and one whose time is already past as ``DEL``;
 - ``SETEX``/``PSETEX`` likewise become ``SET ... PXAT``, ``GETEX`` with a time
   ``PEXPIREAT`` (or ``DEL`` when past, ``PERSIST`` with PERSIST);
-- ``GETSET`` is logged as ``SET`` (what it does to the key), ``GETDEL`` as ``DEL`` and
-  ``INCRBYFLOAT`` as ``SET key value KEEPTTL`` (the sum as kv printed it, so a replay cannot
-  round differently);
+- ``GETSET`` is logged as ``SET`` (what it does to the key), ``GETDEL`` as ``DEL``;
+- what is random or computed is logged as its outcome, so that a replay repeats it: ``SPOP``
+  as the ``SREM`` of the members it popped (in commands of at most 1024 members), or as
+  ``DEL`` when it popped the whole set, ``INCRBYFLOAT`` as ``SET key value KEEPTTL`` and
+  ``HINCRBYFLOAT`` as the ``HSET`` of its result (the sum as kv printed it, so a replay
+  cannot round differently);
 - a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
@@ -46,6 +49,7 @@ Rule = Callable[["Keyspace", list[bytes], bytes, bool], "list[list[bytes]]"]
 ZERO = b":0\r\n"
 NULL_ARRAY = b"*-1\r\n"
 EMPTY_ARRAY = b"*0\r\n"
+SPOP_BATCH = 1024  # members per SREM an SPOP is logged as (Redis's batch)
 SELECT_0 = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
 MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
@@ -151,6 +155,27 @@ def _stored(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> lis
     return [] if reply[:1] == b"*" else [argv]  # SORT without STORE changed nothing
 
 
+def _spop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    key = argv[1]
+    if reply in (NIL, EMPTY_ARRAY):
+        return []
+    if reply[:1] == b"$":  # SPOP key: one member
+        size, start = _line(reply, 0, 0x24)
+        return [[b"SREM", key, reply[start : start + size]]]
+    if key not in db.data:  # the count took the whole set
+        return [[b"DEL", key]]
+    members = _command(reply, 0)[0]  # an array of bulk strings reads as a command does
+    return [
+        [b"SREM", key, *members[i : i + SPOP_BATCH]] for i in range(0, len(members), SPOP_BATCH)
+    ]
+
+
+def _hincrbyfloat(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    return [[b"HSET", argv[1], argv[2], db.data[argv[1]][argv[2]]]]
+
+
 RULES: dict[bytes, Rule] = {
     b"set": _set,
     b"setex": _setex,
@@ -172,6 +197,10 @@ RULES: dict[bytes, Rule] = {
     b"setnx": _unless_zero,
     b"del": _unless_zero,
     b"hdel": _unless_zero,
+    b"hsetnx": _unless_zero,
+    b"hincrbyfloat": _hincrbyfloat,
+    b"spop": _spop,
+    b"smove": _unless_zero,
     b"srem": _unless_zero,
     b"sadd": _unless_zero,
     b"persist": _unless_zero,
