@@ -164,11 +164,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     args = parser.parse_args()
     redis = Redis()
-    pin_to_cpu(CLIENT_CPU)  # the publisher processes started later too
-    os.sched_setaffinity(redis.process.pid, {SERVER_CPU})
-    url = redis.url
     results: dict[str, list[float]] = {}
     try:
+        pin_to_cpu(CLIENT_CPU)  # the publisher processes started later too
+        os.sched_setaffinity(redis.process.pid, {SERVER_CPU})
+        url = redis.url
         for round_ in range(args.rounds):
             order = ["redis-py", "residentd"] if round_ % 2 == 0 else ["residentd", "redis-py"]
             for client in order:
