@@ -14,7 +14,15 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import create, index_range, int_arg, read, write
+from residentd.apps.kv.commands.common import (
+    create,
+    index_range,
+    int_arg,
+    mpop_args,
+    ranged_int,
+    read,
+    write,
+)
 from residentd.apps.kv.commands.keys import parse_cursor
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
@@ -594,14 +602,6 @@ def zpopmax(s: Client, argv: list[bytes]) -> bytes:
     return _zpop_command(s, argv, highest=True)
 
 
-def _bounded(text: bytes, low: int, reply: bytes) -> int:
-    """getRangeLongFromObjectOrReply with a message of its own for both failures."""
-    value = parse_int(text)
-    if value is None or value < low:
-        raise KvError(reply)
-    return value
-
-
 @command(
     "zmpop",
     -4,
@@ -613,22 +613,8 @@ def _bounded(text: bytes, low: int, reply: bytes) -> int:
     keys=(0, 0, 0),
 )
 def zmpop(s: Client, argv: list[bytes]) -> bytes:
-    numkeys = _bounded(argv[1], 1, errors.NUMKEYS)
-    where = 2 + numkeys
-    if where >= len(argv):
-        raise KvError(errors.SYNTAX)
-    side = argv[where].upper()
-    if side not in (b"MIN", b"MAX"):
-        raise KvError(errors.SYNTAX)
-    count = -1
-    i = where + 1
-    while i < len(argv):
-        if count == -1 and argv[i].upper() == b"COUNT" and i + 1 < len(argv):
-            count = _bounded(argv[i + 1], 1, errors.COUNT_POSITIVE)
-            i += 2
-        else:
-            raise KvError(errors.SYNTAX)
-    return _zpop(s, argv[2:where], side == b"MAX", max(count, 1), emit_key=True)
+    keys, lowest, count = mpop_args(argv, 1, (b"MIN", b"MAX"))
+    return _zpop(s, keys, not lowest, count, emit_key=True)
 
 
 # -- random members and scanning ---------------------------------------------------------------
@@ -787,7 +773,7 @@ def _setop(s: Client, argv: list[bytes], at: int, op: str, name: str, store: boo
             withscores = True
             i += 1
         elif cardinality_only and left >= 2 and option == b"limit":
-            limit = _bounded(argv[i + 1], 0, errors.LIMIT_NEGATIVE)
+            limit = ranged_int(argv[i + 1], 0, errors.LIMIT_NEGATIVE)
             i += 2
         else:
             raise KvError(errors.SYNTAX)
