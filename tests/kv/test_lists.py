@@ -362,7 +362,31 @@ def resp3(port: int) -> list[bytes]:
         return heard
 
 
+def sorted_sets(port: int) -> list[bytes]:
+    """BZPOPMIN, BZPOPMAX and BZMPOP on the same machinery: first blocked, first served, a
+    timeout, a wrong type, and the served replies in RESP2 and in RESP3 (a score a double)."""
+    with clients(port, 4) as (first, second, waiter3, adder):
+        heard = [first.call("BZPOPMIN", "z", "0.01"), adder.call("SET", "str", "x")]
+        heard.append(first.call("BZPOPMAX", "str", "z", "0"))
+        first.send(resp("BZPOPMIN", "z", "0"))
+        wait_blocked(port, 1)
+        second.send(resp("BZPOPMAX", "y", "z", "0"))
+        wait_blocked(port, 2)
+        waiter3.call("HELLO", "3")
+        waiter3.send(resp("BZMPOP", "0", "2", "w", "z", "MAX", "COUNT", "2"))
+        wait_blocked(port, 3)
+        heard.append(adder.call("ZADD", "z", "1", "a", "2.5", "b", "3", "c", "4", "d"))
+        heard += first.replies(1) + second.replies(1) + waiter3.replies(1)
+        heard.append(adder.call("ZRANGE", "z", "0", "-1", "WITHSCORES"))
+        waiter3.send(resp("BZPOPMIN", "w", "0"))
+        wait_blocked(port, 1)
+        heard += [adder.call("ZADD", "w", "-1.5", "m"), *waiter3.replies(1)]
+        heard.append(waiter3.call("BZMPOP", "0.01", "1", "w", "MIN"))
+        return heard
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "sorted-sets": sorted_sets,
     "resp3": resp3,
     "other-writes": other_writes,
     "fifo": fifo,
@@ -434,14 +458,23 @@ def test_served_pops_are_journaled_as_redis_logs_them(tmp_path: Path) -> None:
             pusher.blmpop(0, 1, "q", direction="RIGHT", count=5)
             pusher.rpush("l", "x", "y")
             pusher.linsert("l", "BEFORE", "y", "w")
+            waiter.send(resp("BZPOPMIN", "z", "0"))
+            wait_blocked(daemon.port, 1)
+            pusher.zadd("z", {"a": 1, "b": 2, "c": 3, "d": 4})
+            assert waiter.replies(1) == [b"*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n"]
+            pusher.bzpopmax("z", 0)
+            pusher.bzmpop(0, 1, ["z"], min=True, count=5)
             pusher.close()
         log = b"".join(
             path.read_bytes() for path in (tmp_path / "appendonlydir").glob("*.incr.aof")
         )
         assert resp("LPOP", "q") in log and resp("LMOVE", "src", "dst", "LEFT", "RIGHT") in log
         assert resp("RPOP", "q", "2") in log and b"BL" not in log
+        assert resp("ZPOPMIN", "z") in log and resp("ZPOPMAX", "z") in log
+        assert resp("ZPOPMIN", "z", "2") in log and b"BZ" not in log
     with KvProcess("--dir", str(tmp_path), "--appendonly", "yes") as again:
         r = redis.Redis(port=again.port, socket_timeout=5, protocol=2)
         assert r.keys("q") == [] and r.lrange("src", 0, -1) == [b"2"]
         assert r.lrange("dst", 0, -1) == [b"1"] and r.lrange("l", 0, -1) == [b"x", b"w", b"y"]
+        assert r.exists("z") == 0
         r.close()

@@ -49,7 +49,7 @@ from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
-from residentd.apps.kv.resp3 import push, shape_of, to_resp3
+from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
 from residentd.codecs.resp import OK, QUEUED, array_header
 from residentd.speedups import choose
@@ -70,6 +70,7 @@ class KvSession(Session[KvApp]):
         "_executing",
         "_output_check_pending",
         "_output_paused",
+        "_reply_shape",
         "_send",
         "_soft_since",
         "channels",
@@ -109,6 +110,7 @@ class KvSession(Session[KvApp]):
         self.multi = None
         self.multi_failed = False
         self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
+        self._reply_shape: Shape | None = None  # a RESP3 command's (resp3.shape_of)
         self.special = False
         self._executing = False  # running EXEC's queue: a blocking command does not block
         # While blocked (BLPOP, ...): the commands that came behind the blocked one.
@@ -230,13 +232,15 @@ class KvSession(Session[KvApp]):
         if self.multi is not None and command.queued:
             self.multi.append((handler, argv))
             return QUEUED
+        if self.resp == 3:  # the reply's shape, for wake too if the command blocks
+            self._reply_shape = shape_of(command.name, argv)
         journal = self.state.journal
         if journal is not None and handler in WRITES:
             reply = self._write(handler, argv, journal)
         else:
             reply = self.run(handler, argv)
         if self.resp == 3:
-            return to_resp3(reply, shape_of(command.name, argv))
+            return to_resp3(reply, self._reply_shape)
         return reply
 
     def _reject(self, reply: bytes) -> bytes:
@@ -330,8 +334,7 @@ class KvSession(Session[KvApp]):
         served pop was journaled: with ``appendfsync always`` its reply waits for the fsync."""
         if changed and self.state.journal is not None:
             self.state.commit(self.conn)
-        # The list replies have no RESP3 shape of their own: only their nulls differ.
-        self._send(reply if self.resp == 2 else to_resp3(reply, None))
+        self._send(reply if self.resp == 2 else to_resp3(reply, self._reply_shape))
         self.conn.idle_exempt = self.subscribed
         self.state.loop.call_soon(self._resume)
 

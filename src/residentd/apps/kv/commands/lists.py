@@ -121,7 +121,7 @@ def _ready_list(s: Client, key: bytes) -> deque[bytes] | None:
     return items if items.__class__ is deque and items else None
 
 
-def _journal(s: Client, argv: list[bytes]) -> None:
+def journal_served(s: Client, argv: list[bytes]) -> None:
     """Log what a served blocked command did (the session journals the others)."""
     journal = s.state.journal
     if journal is not None:
@@ -512,7 +512,7 @@ def _blocking_pop(s: Client, argv: list[bytes], left: bool) -> bytes:
             return None
         value = items.popleft() if left else items.pop()
         s.db.delete_if_empty(key, items)
-        _journal(s, [name, key])
+        journal_served(s, [name, key])
         return b"*2\r\n" + bulk(key) + bulk(value)
 
     s.block(keys, timeout, serve, NIL_ARRAY)
@@ -567,7 +567,7 @@ def _blocking_move(
             reply = _move(s, source, target, left_from, left_to)
         except KvError as exc:  # the destination has another type: the waiter hears it
             return exc.reply
-        _journal(s, logged)
+        journal_served(s, logged)
         s.state.blocking.signal(target)
         return reply
 
@@ -628,7 +628,7 @@ def blmpop(s: Client, argv: list[bytes]) -> bytes:
         items = _ready_list(s, key)
         if items is None:
             return None
-        _journal(s, [name, key, b"%d" % min(count, len(items))])
+        journal_served(s, [name, key, b"%d" % min(count, len(items))])
         return _pop_range(s, key, items, left, count)
 
     s.block(keys, timeout, serve, NIL_ARRAY)

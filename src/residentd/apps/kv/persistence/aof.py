@@ -188,7 +188,8 @@ def _unless_no_change(
 
 
 def _popped_key(reply: bytes) -> tuple[bytes, int]:
-    """The key of a ``[key, ...]`` reply (BLPOP, LMPOP), and where what follows it starts."""
+    """The key of a ``[key, ...]`` reply (BLPOP, LMPOP, BZPOPMIN), and where what follows it
+    starts."""
     size, start = _line(reply, 4, 0x24)  # after "*2\r\n", the key's "$N"
     return reply[start : start + size], start + size + 2
 
@@ -212,6 +213,26 @@ def _as_counted_pop(
     first = 2 if argv[0].lower() == b"blmpop" else 1
     where = argv[first + int(argv[first]) + 1].upper()
     return [[b"LPOP" if where == b"LEFT" else b"RPOP", key, count]]
+
+
+def _as_zpop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    """BZPOPMIN and BZPOPMAX as the ZPOPMIN or ZPOPMAX they did."""
+    if reply == NULL_ARRAY:
+        return []
+    key, _ = _popped_key(reply)
+    return [[b"ZPOPMAX" if argv[0].lower() == b"bzpopmax" else b"ZPOPMIN", key]]
+
+
+def _as_counted_zpop(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    """BZMPOP as ``ZPOPMIN key count`` (or ZPOPMAX), the count that was popped."""
+    if reply == NULL_ARRAY:
+        return []
+    key, rest = _popped_key(reply)
+    count = b"%d" % _line(reply, rest, 0x2A)[0]
+    where = argv[2 + int(argv[2]) + 1].upper()
+    return [[b"ZPOPMIN" if where == b"MIN" else b"ZPOPMAX", key, count]]
 
 
 def _as_move(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
@@ -272,6 +293,9 @@ RULES: dict[bytes, Rule] = {
     b"lmpop": _as_counted_pop,
     b"blmpop": _as_counted_pop,
     b"blmove": _as_move,
+    b"bzpopmin": _as_zpop,
+    b"bzpopmax": _as_zpop,
+    b"bzmpop": _as_counted_zpop,
     b"brpoplpush": _as_move,
 }
 
