@@ -91,6 +91,10 @@ COUNT_POSITIVE = b"-ERR count should be greater than 0\r\n"
 LIMIT_NEGATIVE = b"-ERR LIMIT can't be negative\r\n"
 OUT_OF_RANGE_PLAIN = b"-ERR value is out of range\r\n"
 
+# HyperLogLog (Redis 7.0's hyperloglog.c).
+NOT_AN_HLL = b"-WRONGTYPE Key is not a valid HyperLogLog string value.\r\n"
+INVALID_HLL = b"-INVALIDOBJ Corrupted HLL object detected\r\n"
+
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
     """An argument as C's ``%.128s`` prints it: at most ``limit`` bytes, up to a NUL."""

@@ -214,6 +214,7 @@ RULES: dict[bytes, Rule] = {
     b"zpopmin": _unless_empty,
     b"zpopmax": _unless_empty,
     b"zmpop": _unless_nil,
+    b"pfadd": _unless_zero,  # no register changed
 }
 
 
