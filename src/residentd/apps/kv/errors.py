@@ -95,6 +95,14 @@ OUT_OF_RANGE_PLAIN = b"-ERR value is out of range\r\n"
 NOT_AN_HLL = b"-WRONGTYPE Key is not a valid HyperLogLog string value.\r\n"
 INVALID_HLL = b"-INVALIDOBJ Corrupted HLL object detected\r\n"
 
+# DUMP and RESTORE (Redis 7.0's cluster.c).
+BAD_PAYLOAD = b"-ERR DUMP payload version or checksum are wrong\r\n"
+BAD_DATA_FORMAT = b"-ERR Bad data format\r\n"
+BUSYKEY = b"-BUSYKEY Target key name already exists.\r\n"
+INVALID_TTL = b"-ERR Invalid TTL value, must be >= 0\r\n"
+INVALID_IDLETIME = b"-ERR Invalid IDLETIME value, must be >= 0\r\n"
+INVALID_FREQ = b"-ERR Invalid FREQ value, must be >= 0 and <= 255\r\n"
+
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
     """An argument as C's ``%.128s`` prints it: at most ``limit`` bytes, up to a NUL."""

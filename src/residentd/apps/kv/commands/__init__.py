@@ -7,6 +7,7 @@ once, keyed by each name in lower and in upper case, which is what clients send.
 from residentd.apps.kv.commands import (
     bits,
     connection,
+    dump,
     hashes,
     hyperloglog,
     introspection,
@@ -35,6 +36,7 @@ __all__ = [
     "WRITES",
     "bits",
     "connection",
+    "dump",
     "hashes",
     "hyperloglog",
     "introspection",
