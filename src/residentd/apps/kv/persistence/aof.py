@@ -229,6 +229,8 @@ RULES: dict[bytes, Rule] = {
     b"zmpop": _unless_nil,
     b"pfadd": _unless_zero,  # no register changed
     b"restore": _restore,
+    b"georadius": _stored,  # without STORE it changed nothing
+    b"georadiusbymember": _stored,
 }
 
 
