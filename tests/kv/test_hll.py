@@ -2,7 +2,8 @@
 sequences sent to kv and to a real redis-server give the same replies and leave the same
 string (GET) behind, sparse, after the promotion to dense, and with the count cached; an HLL
 taken from one server with GET and SET into the other counts the same there. The estimator's
-end points and the promotion are also checked in process."""
+end points and the promotion are also checked in process, and the C version of the
+register updates against the Python one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import random
 import pytest
 
 from residentd.apps.kv import hyperloglog as hll
+from residentd.speedups import native
 
 from .helpers import Raw
 
@@ -139,9 +141,29 @@ def test_estimates_and_promotion() -> None:
     values[5] = 1
     assert hll.estimate(values) == 1
     everything = bytearray(hll.EMPTY)
-    for i in range(20000):
-        hll.add(everything, b"%d" % i)
+    assert hll.add_all(everything, [b"%d" % i for i in range(20000)])
     assert everything[4] == hll.DENSE
     assert abs(hll.count(everything) - 20000) < 20000 * 0.02
     with pytest.raises(hll.HllError):
         hll.sparse_registers(b"HYLL\x01" + bytes(11) + b"\x7f\xfe")
+
+
+C_ADD_ALL = native("residentd.apps.kv._hyperloglog", "add_all")
+C_REGISTERS = native("residentd.apps.kv._hyperloglog", "registers")
+
+
+@pytest.mark.skipif(C_ADD_ALL is None, reason="the C speedups are not built or are off")
+def test_c_version_matches_python() -> None:
+    rng = random.Random(11)
+    ours, reference = bytearray(hll.EMPTY), bytearray(hll.EMPTY)
+    for batch in range(42):  # sparse, splits and merges, then promoted, then dense
+        size = 3000 if batch == 40 else rng.randint(1, 60)
+        elements = [b"%d" % rng.randint(0, 3000 * (batch + 1)) for _ in range(size)]
+        assert C_ADD_ALL(ours, elements) == hll.add_all_python(reference, elements)
+        assert ours == reference, batch
+        assert C_REGISTERS(ours) == bytes(hll.registers_python(reference))
+    assert ours[4] == hll.DENSE
+    with pytest.raises(ValueError):
+        C_ADD_ALL(bytearray(b"HYLL\x01" + bytes(11)), [b"a"])  # no opcodes at all
+    with pytest.raises(ValueError):
+        C_REGISTERS(b"HYLL\x01" + bytes(11) + b"\x7f\xfe")  # one register short

@@ -24,8 +24,10 @@ same double-precision steps so that PFCOUNT answers Redis's numbers exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 from residentd.errors import ResidentdError
+from residentd.speedups import choose
 
 P = 14
 Q = 64 - P
@@ -47,8 +49,9 @@ MURMUR_M = 0xC6A4A7935BD1E995
 EMPTY = b"HYLL" + bytes((SPARSE,)) + bytes(11) + b"\x7f\xff"  # one XZERO of 16384
 
 
-class HllError(ResidentdError):
-    """A sparse HLL whose opcodes do not cover exactly 16384 registers."""
+class HllError(ResidentdError, ValueError):
+    """A sparse HLL whose opcodes do not cover exactly 16384 registers (the C version raises
+    a plain ValueError)."""
 
 
 # -- hashing ------------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def pattern_python(element: bytes) -> tuple[int, int]:
     return h & P_MASK, (rest & -rest).bit_length()
 
 
-pattern = pattern_python
+pattern = pattern_python  # the C version hashes inside add_all
 
 
 # -- the header ---------------------------------------------------------------------------------
@@ -145,8 +148,12 @@ def sparse_registers(hll: bytes | bytearray) -> list[int]:
     return out
 
 
-def registers(hll: bytes | bytearray) -> list[int]:
+def registers_python(hll: bytes | bytearray) -> Sequence[int]:
+    """The 16384 registers of an HLL (whose header was checked)."""
     return dense_registers(hll) if hll[4] == DENSE else sparse_registers(hll)
+
+
+registers = choose("residentd.apps.kv._hyperloglog", "registers", registers_python)
 
 
 def _dense_get(hll: bytearray, index: int) -> int:
@@ -311,6 +318,18 @@ def add(hll: bytearray, element: bytes) -> bool:
     return set_register(hll, index, count)
 
 
+def add_all_python(hll: bytearray, elements: list[bytes]) -> bool:
+    """PFADD of ``elements``, in order; whether any register changed."""
+    changed = False
+    for element in elements:
+        if add(hll, element):
+            changed = True
+    return changed
+
+
+add_all = choose("residentd.apps.kv._hyperloglog", "add_all", add_all_python)
+
+
 # -- counting -------------------------------------------------------------------------------------
 
 
@@ -342,7 +361,7 @@ def _tau(x: float) -> float:
             return z / 3
 
 
-def estimate(values: list[int]) -> int:
+def estimate(values: Iterable[int]) -> int:
     """hllCount: Ertl's improved estimator over the register histogram."""
     histogram = [0] * 64
     for value in values:

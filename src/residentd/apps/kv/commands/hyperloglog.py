@@ -58,13 +58,9 @@ def pfadd(s: Client, argv: list[bytes]) -> bytes:
     key = argv[1]
     found = _checked(write(s, key, bytes))
     value = bytearray(hll.EMPTY if found is None else found)
-    updated = found is None
-    add = hll.add
     try:
-        for element in argv[2:]:
-            if add(value, element):
-                updated = True
-    except hll.HllError:
+        updated = hll.add_all(value, argv[2:]) or found is None
+    except ValueError:  # HllError, or the C version's
         raise KvError(errors.INVALID_HLL) from None
     if not updated:
         return ZERO
@@ -95,7 +91,7 @@ def pfcount(s: Client, argv: list[bytes]) -> bytes:
             return integer(cached)
         value = bytearray(one)
         result = hll.count(value)
-    except hll.HllError:
+    except ValueError:
         raise KvError(errors.INVALID_HLL) from None
     _store(s, key, value)
     return integer(result)
@@ -122,7 +118,7 @@ def pfmerge(s: Client, argv: list[bytes]) -> bytes:
             for index, value in enumerate(top):
                 if value:
                     hll.set_register(target, index, value)
-    except hll.HllError:
+    except ValueError:
         raise KvError(errors.INVALID_HLL) from None
     hll.invalidate(target)
     _store(s, key, target)
