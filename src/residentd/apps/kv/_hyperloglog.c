@@ -143,6 +143,18 @@ to_dense(uint8_t *buf, size_t size)
     return DENSE_SIZE;
 }
 
+/* A ZERO or XZERO opcode for ``len`` zero registers at ``n``; where the next one goes. */
+static uint8_t *
+zero_run(uint8_t *n, long len)
+{
+    if (len > ZERO_MAX_LEN) {
+        XZERO_SET(n, len);
+        return n + 2;
+    }
+    ZERO_SET(n, len);
+    return n + 1;
+}
+
 /* hllSparseSet on ``buf`` of *size bytes (room for DENSE_SIZE): 1 if the register changed,
  * 0 if not, -1 if the HLL is corrupted. */
 static int
@@ -204,30 +216,14 @@ sparse_set(uint8_t *buf, size_t *size, long index, uint8_t count)
     }
     {
         uint8_t seq[5], *n = seq;
-        long last = first + span - 1, len;
+        long last = first + span - 1;
         if (is_zero || is_xzero) {
-            if (index != first) {
-                len = index - first;
-                if (len > ZERO_MAX_LEN) {
-                    XZERO_SET(n, len);
-                    n += 2;
-                } else {
-                    ZERO_SET(n, len);
-                    n++;
-                }
-            }
+            if (index != first)
+                n = zero_run(n, index - first);
             VAL_SET(n, count, 1);
             n++;
-            if (index != last) {
-                len = last - index;
-                if (len > ZERO_MAX_LEN) {
-                    XZERO_SET(n, len);
-                    n += 2;
-                } else {
-                    ZERO_SET(n, len);
-                    n++;
-                }
-            }
+            if (index != last)
+                n = zero_run(n, last - index);
         } else {
             int current = VAL_VALUE(p);
             if (index != first) {
