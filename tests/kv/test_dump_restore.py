@@ -1,19 +1,16 @@
 """DUMP and RESTORE speak Redis's serialization: a DUMP taken from redis-server restores into
 kv, and one taken from kv restores into redis-server, for every type kv holds (in the small
 encodings Redis dumps too: int-encoded strings, listpacks, intsets, LZF), giving the same
-value on both. RESTORE's options and errors answer as Redis 7.0's; and the journal holds a
-RESTORE with its absolute time to live, which kv and redis-server both load back."""
+value on both. RESTORE's options and errors answer as Redis 7.0's (its journaling is in
+test_hll_geo_dump_aof.py)."""
 
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 from residentd.apps.kv.persistence.crc64 import crc64
 
 from .helpers import Raw
-from .persistence_peers import dataset, redis_on, same_dataset
-from .test_persistence_aof import ALWAYS, client, incr_file, kv_on
 
 SETUP: list[tuple[str, ...]] = [
     ("set", "str", "hello"),
@@ -122,26 +119,3 @@ def test_options_and_errors_match_redis(kv_process: object, redis_port: int) -> 
                 assert abs(int(got[1:-2]) - int(expected[1:-2])) < 2000
                 continue
             assert got == expected, f"{command!r}: redis {expected!r}, kv {got!r}"
-
-
-def test_restore_is_journaled_with_an_absolute_ttl(tmp_path: Path) -> None:
-    payload = _payload(b"\x00\x03abc")
-    with kv_on(tmp_path, *ALWAYS) as daemon:
-        r = client(daemon)
-        r.restore("rel", 500_000, payload)
-        r.restore("abs", 1_000_000 + int(r.time()[0]) * 1000, payload, absttl=True)
-        r.restore("plain", 0, payload)
-        r.set("gone", "v")
-        r.restore("gone", 1, payload, replace=True, absttl=True)  # past: the key goes
-        live = dataset(r)
-        r.close()
-    assert set(live) == {b"rel", b"abs", b"plain"}
-    logged = incr_file(tmp_path).read_bytes()
-    assert b"$3\r\nrel\r\n$13\r\n" in logged and logged.count(b"ABSTTL") == 2
-    assert b"*2\r\n$3\r\nDEL\r\n$4\r\ngone\r\n" in logged
-    with kv_on(tmp_path, *ALWAYS) as again:
-        restarted = client(again)
-        with redis_on(str(tmp_path), "--appendonly", "yes") as peer:
-            same_dataset(peer, restarted)
-        assert 490_000 < restarted.pttl("rel") <= 500_000
-        restarted.close()
