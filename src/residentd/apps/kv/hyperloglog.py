@@ -57,7 +57,7 @@ class HllError(ResidentdError, ValueError):
 # -- hashing ------------------------------------------------------------------------------------
 
 
-def murmurhash64a_python(data: bytes, seed: int = SEED) -> int:
+def murmurhash64a(data: bytes, seed: int = SEED) -> int:
     """MurmurHash2, 64-bit version, as Redis reads it on any byte order."""
     m = MURMUR_M
     size = len(data)
@@ -74,14 +74,11 @@ def murmurhash64a_python(data: bytes, seed: int = SEED) -> int:
     return h ^ (h >> 47)
 
 
-def pattern_python(element: bytes) -> tuple[int, int]:
+def pattern(element: bytes) -> tuple[int, int]:
     """hllPatLen: (register index, length of the 000..1 run in the remaining bits)."""
-    h = murmurhash64a_python(element)
+    h = murmurhash64a(element)
     rest = (h >> P) | (1 << Q)
     return h & P_MASK, (rest & -rest).bit_length()
-
-
-pattern = pattern_python  # the C version hashes inside add_all
 
 
 # -- the header ---------------------------------------------------------------------------------

@@ -105,11 +105,9 @@ def restore(s: Client, argv: list[bytes]) -> bytes:
     if not verified(data):
         raise KvError(errors.BAD_PAYLOAD)
     try:
-        value, _ = rdb.decode(data[0], data, 1)  # Redis reads on into the footer too
+        value = rdb.decode(data[0], data, 1)  # Redis reads on into the footer too
     except rdb.RdbError:
-        value = None
-    if value is None:
-        raise KvError(errors.BAD_DATA_FORMAT)
+        raise KvError(errors.BAD_DATA_FORMAT) from None
     if replace:
         db.delete(key)
     if ttl and not absolute:

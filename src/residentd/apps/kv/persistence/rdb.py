@@ -169,16 +169,16 @@ def encode(value: Any) -> tuple[int, bytes]:
     return kind, bytes(out)
 
 
-def decode(kind: int, data: bytes, start: int) -> tuple[Any, int]:
-    """The value of RDB type ``kind`` serialized in ``data`` from ``start``, and where it
-    ends; ``RdbError`` if it is not one kv can hold, or an empty collection (Redis refuses
+def decode(kind: int, data: bytes, start: int) -> Any:
+    """The value of RDB type ``kind`` serialized in ``data`` from ``start`` (what follows it
+    is not read); ``RdbError`` if it is not one kv can hold, or an empty collection (Redis refuses
     those too)."""
     r = Reader(data)
     r.pos = start
     value = _value(r, kind, start)
     if not value and value.__class__ is not bytes:
         raise RdbError("empty collection", start)
-    return value, r.pos
+    return value
 
 
 # -- reading ------------------------------------------------------------------------------------
