@@ -1,7 +1,8 @@
 """kv's geo commands answer as Redis 7.0's: the same GEOADD scores (so ZSCORE and ZRANGE agree
 to the bit), GEOPOS positions, GEODIST distances and GEOHASH strings, and the same members in
 the same order from GEOSEARCH, GEOSEARCHSTORE and GEORADIUS* over a few hundred points, with
-every option, unit and error, in RESP2 and in RESP3; checked against a real redis-server."""
+every option, unit and error, near the poles and across the antimeridian too, in RESP2
+and in RESP3; checked against a real redis-server."""
 
 from __future__ import annotations
 
@@ -139,6 +140,29 @@ def _searches(rng: random.Random, rounds: int) -> list[Command]:
     return commands
 
 
+def _world(rng: random.Random, rounds: int) -> list[Command]:
+    """Points anywhere, searched near the poles and across the antimeridian, with radii up to
+    a third of the globe (where the search cells repeat)."""
+    points: list[str] = []
+    for i in range(200):
+        points += [f"{rng.uniform(-180, 180):.6f}", f"{rng.uniform(-85.05, 85.05):.6f}", f"w{i}"]
+    commands: list[Command] = [("geoadd", "w", *points), ("zrange", "w", "0", "-1", "withscores")]
+    for _ in range(rounds):
+        lon = rng.choice([rng.uniform(-180, 180), rng.uniform(170, 180), rng.uniform(-180, -170)])
+        lat = rng.choice([rng.uniform(-85, 85), rng.uniform(70, 85), rng.uniform(-85, -70), 0.0])
+        at = (f"{lon:.4f}", f"{lat:.4f}")
+        radius = rng.choice([0.5, 50, 300, 1000, 2500, 5000, 8000, 15000])
+        options = rng.choice(
+            [[], ["ASC"], ["DESC", "WITHDIST"], ["COUNT", "7"], ["COUNT", "3", "ANY"]]
+        )
+        commands += [
+            ("geosearch", "w", "fromlonlat", *at, "byradius", str(radius), "km", *options),
+            ("geosearch", "w", "fromlonlat", *at, "bybox", str(radius), str(radius * 1.7), "km"),
+            ("geodist", "w", f"w{rng.randint(0, 199)}", f"w{rng.randint(0, 199)}", "mi"),
+        ]
+    return commands
+
+
 STORES_AND_ERRORS: list[Command] = [
     ("georadius", "eu", "10", "50", "500", "km", "store", "st1", "count", "5"),
     ("zrange", "st1", "0", "-1", "withscores"),
@@ -200,7 +224,7 @@ def test_fixed_cases_match_redis(kv_process: object, redis_port: int) -> None:
 def test_searches_match_redis(kv_process: object, redis_port: int) -> None:
     port = kv_process.port  # type: ignore[attr-defined]
     rng = random.Random(5)
-    commands = _points(rng) + _searches(rng, 60) + STORES_AND_ERRORS
+    commands = _points(rng) + _searches(rng, 60) + _world(rng, 40) + STORES_AND_ERRORS
     _compare(port, redis_port, commands, 2)
 
 
