@@ -350,7 +350,7 @@ def _store(s: Client, key: bytes, found: list[Found], conversion: float, storedi
 @command(
     "georadius",
     -6,
-    "write denyoom",
+    "write denyoom movablekeys",
     "geo",
     "Queries a geospatial index for members within a distance from a coordinate, optionally "
     "stores the result.",
@@ -375,7 +375,7 @@ def georadius_ro(s: Client, argv: list[bytes]) -> bytes:
 @command(
     "georadiusbymember",
     -5,
-    "write denyoom",
+    "write denyoom movablekeys",
     "geo",
     "Queries a geospatial index for members within a distance from a member, optionally "
     "stores the result.",

@@ -72,7 +72,7 @@ def pfadd(s: Client, argv: list[bytes]) -> bytes:
 @command(
     "pfcount",
     -2,
-    "readonly may_replicate",
+    "readonly",
     "hyperloglog",
     "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
     since="2.8.9",
