@@ -21,5 +21,6 @@ setup(
         speedup("residentd.codecs._http_head"),
         speedup("residentd.net._connection_core"),
         speedup("residentd.apps.kv._fastpath"),
+        speedup("residentd.apps.kv._hyperloglog"),
     ]
 )

@@ -27,6 +27,7 @@ MODULES = [
     "residentd.codecs._http_head",
     "residentd.net._connection_core",
     "residentd.apps.kv._fastpath",
+    "residentd.apps.kv._hyperloglog",
 ]
 has_compiler = shutil.which("cc") is not None
 

@@ -91,6 +91,29 @@ COUNT_POSITIVE = b"-ERR count should be greater than 0\r\n"
 LIMIT_NEGATIVE = b"-ERR LIMIT can't be negative\r\n"
 OUT_OF_RANGE_PLAIN = b"-ERR value is out of range\r\n"
 
+# HyperLogLog (Redis 7.0's hyperloglog.c).
+NOT_AN_HLL = b"-WRONGTYPE Key is not a valid HyperLogLog string value.\r\n"
+INVALID_HLL = b"-INVALIDOBJ Corrupted HLL object detected\r\n"
+
+# DUMP and RESTORE (Redis 7.0's cluster.c).
+BAD_PAYLOAD = b"-ERR DUMP payload version or checksum are wrong\r\n"
+BAD_DATA_FORMAT = b"-ERR Bad data format\r\n"
+BUSYKEY = b"-BUSYKEY Target key name already exists.\r\n"
+INVALID_TTL = b"-ERR Invalid TTL value, must be >= 0\r\n"
+INVALID_IDLETIME = b"-ERR Invalid IDLETIME value, must be >= 0\r\n"
+INVALID_FREQ = b"-ERR Invalid FREQ value, must be >= 0 and <= 255\r\n"
+
+# Geo (Redis 7.0's geo.c).
+GEO_UNIT = b"-ERR unsupported unit provided. please use M, KM, FT, MI\r\n"
+GEO_NO_MEMBER = b"-ERR could not decode requested zset member\r\n"
+GEO_NEED_RADIUS = b"-ERR need numeric radius\r\n"
+GEO_NEGATIVE_RADIUS = b"-ERR radius cannot be negative\r\n"
+GEO_NEED_WIDTH = b"-ERR need numeric width\r\n"
+GEO_NEED_HEIGHT = b"-ERR need numeric height\r\n"
+GEO_NEGATIVE_BOX = b"-ERR height or width cannot be negative\r\n"
+GEO_COUNT = b"-ERR COUNT must be > 0\r\n"
+GEO_ANY = b"-ERR the ANY argument requires COUNT argument\r\n"
+
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
     """An argument as C's ``%.128s`` prints it: at most ``limit`` bytes, up to a NUL."""
@@ -156,6 +179,19 @@ def not_in_subscribed_context(name: str) -> bytes:
         f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
         "RESET are allowed in this context"
     )
+
+
+def invalid_position(longitude: float, latitude: float) -> bytes:
+    return error(b"ERR invalid longitude,latitude pair %f,%f" % (longitude, latitude))
+
+
+def geo_store_with(searchstore: bool) -> bytes:
+    what = "GEOSEARCHSTORE" if searchstore else "STORE option in GEORADIUS"
+    return error(f"ERR {what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options")
+
+
+def geo_exactly_one(options: bytes, name: bytes) -> bytes:
+    return error(b"ERR exactly one of %b can be specified for %b" % (options, _quote(name)))
 
 
 class KvError(ResidentdError):

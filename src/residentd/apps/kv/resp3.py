@@ -166,6 +166,40 @@ _SCORED_RANGES = (
 # key, [[member, score], ...]: pairs already in RESP2, their scores doubles in RESP3
 _FROM_KEY = Shape("array", at={1: Shape("array", _POP_ONE)})
 
+# Where the options of a geo search start, and how many words each option takes after it.
+_GEO_BASE = {b"georadius": 6, b"georadius_ro": 6, b"georadiusbymember": 5}
+_GEO_BASE[b"georadiusbymember_ro"] = 5
+_GEO_TAKES = {
+    b"count": 1,
+    b"store": 1,
+    b"storedist": 1,
+    b"frommember": 1,
+    b"fromlonlat": 2,
+    b"byradius": 2,
+    b"bybox": 3,
+}
+_COORDINATES = Shape("array", DOUBLE)
+
+
+def _geo_search(argv: list[bytes]) -> Shape | None:
+    """GEOSEARCH and GEORADIUS*: WITHCOORD's longitude and latitude are doubles, after the
+    member and the distance and hash when those are asked for too."""
+    name = argv[0].lower()
+    i = _GEO_BASE.get(name, 2)
+    extras: set[bytes] = set()
+    while i < len(argv):
+        option = argv[i].lower()
+        if option in (b"withdist", b"withhash", b"withcoord"):
+            extras.add(option)
+        takes = _GEO_TAKES.get(option, 0)
+        if option == b"storedist" and name == b"geosearch":
+            takes = 0
+        i += 1 + takes
+    if b"withcoord" not in extras:
+        return None
+    return Shape("array", Shape("array", at={len(extras): _COORDINATES}))
+
+
 #: The commands whose RESP3 reply is not their RESP2 reply with nulls as ``_``.
 SHAPES: dict[str, ShapeOf] = {
     "hgetall": MAP,
@@ -198,6 +232,11 @@ SHAPES: dict[str, ShapeOf] = {
     "bzpopmin": Shape("array", at={2: DOUBLE}),  # key, member, score
     "bzpopmax": Shape("array", at={2: DOUBLE}),
     **dict.fromkeys(_SCORED_RANGES, _with_scores),
+    "geopos": Shape("array", _COORDINATES),
+    **dict.fromkeys(
+        ("georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro", "geosearch"),
+        _geo_search,
+    ),
 }
 
 

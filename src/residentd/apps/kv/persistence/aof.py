@@ -12,6 +12,9 @@ What a write command logs (``propagate``) follows Redis 7.0:
   ``PEXPIREAT``, and one whose time is already past as ``DEL``;
 - ``SETEX``/``PSETEX`` likewise become ``SET ... PXAT``, ``GETEX`` with a time
   ``PEXPIREAT`` (or ``DEL`` when past, ``PERSIST`` with PERSIST);
+- ``RESTORE`` with a relative time to live is logged with the absolute one and ``ABSTTL``
+  (Redis 7.0's ``restoreCommand`` rewrites it so), one already past as the ``DEL`` of the
+  key its ``REPLACE`` removed, or not at all;
 - ``GETSET`` is logged as ``SET`` (what it does to the key), ``GETDEL`` as ``DEL``;
 - what is random or computed is logged as its outcome, so that a replay repeats it: ``SPOP``
   as the ``SREM`` of the members it popped (in commands of at most 1024 members), or as
@@ -244,6 +247,16 @@ def _as_move(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> li
     return [[b"LMOVE", *argv[1:5]]]
 
 
+def _restore(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    key = argv[1]
+    if key not in db.data:  # its time to live had passed: REPLACE deleted the old value
+        return [[b"DEL", key]] if existed else []
+    when = db.expires.get(key)
+    if when is None or any(option.upper() == b"ABSTTL" for option in argv[4:]):
+        return [argv]
+    return [[*argv[:2], b"%d" % when, *argv[3:], b"ABSTTL"]]
+
+
 RULES: dict[bytes, Rule] = {
     b"set": _set,
     b"setex": _setex,
@@ -297,6 +310,10 @@ RULES: dict[bytes, Rule] = {
     b"bzpopmax": _as_zpop,
     b"bzmpop": _as_counted_zpop,
     b"brpoplpush": _as_move,
+    b"pfadd": _unless_zero,  # no register changed
+    b"restore": _restore,
+    b"georadius": _stored,  # without STORE it changed nothing
+    b"georadiusbymember": _stored,
 }
 
 

@@ -121,7 +121,6 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
     buf += bytes((SELECTDB,)) + length(0)
     buf += bytes((RESIZEDB,)) + length(len(data)) + length(len(expires))
     pack_ms = struct.Struct("<BQ").pack
-    pack_score = struct.Struct("<d").pack
     for key, value in data.items():
         when = expires.get(key) if expires else None
         if when is not None:
@@ -132,33 +131,54 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
             buf += string(key)
             buf += string(value)
         else:
-            if cls is deque:
-                buf.append(LIST)
-            elif cls is set:
-                buf.append(SET)
-            elif cls is dict:
-                buf.append(HASH)
-            elif cls is SortedSet:
-                buf.append(ZSET_2)
-            else:
-                raise TypeError(f"no RDB type for {cls.__name__}")
+            kind, body = encode(value)
+            buf.append(kind)
             buf += string(key)
-            buf += length(len(value))
-            if cls is dict:
-                for field, item in value.items():
-                    buf += string(field)
-                    buf += string(item)
-            elif cls is SortedSet:
-                for member, score in value.scores.items():
-                    buf += string(member)
-                    buf += pack_score(score)
-            else:
-                for item in value:
-                    buf += string(item)
+            buf += body
         if len(buf) >= FLUSH_AT:
             w.flush()
             buf = w.buffer
     w.finish()
+
+
+_TYPES: dict[type, int] = {deque: LIST, set: SET, dict: HASH, SortedSet: ZSET_2}
+
+
+def encode(value: Any) -> tuple[int, bytes]:
+    """A value's RDB type and serialization (rdbSaveObjectType, rdbSaveObject), as a file
+    holds it after the key, and as DUMP's payload begins."""
+    cls = value.__class__
+    if cls is bytes:
+        return STRING, string(value)
+    kind = _TYPES.get(cls)
+    if kind is None:
+        raise TypeError(f"no RDB type for {cls.__name__}")
+    out = bytearray(length(len(value)))
+    if cls is dict:
+        for field, item in value.items():
+            out += string(field)
+            out += string(item)
+    elif cls is SortedSet:
+        pack_score = struct.Struct("<d").pack
+        for member, score in value.scores.items():
+            out += string(member)
+            out += pack_score(score)
+    else:
+        for item in value:
+            out += string(item)
+    return kind, bytes(out)
+
+
+def decode(kind: int, data: bytes, start: int) -> Any:
+    """The value of RDB type ``kind`` serialized in ``data`` from ``start`` (what follows it
+    is not read); ``RdbError`` if it is not one kv can hold, or an empty collection (Redis refuses
+    those too)."""
+    r = Reader(data)
+    r.pos = start
+    value = _value(r, kind, start)
+    if not value and value.__class__ is not bytes:
+        raise RdbError("empty collection", start)
+    return value
 
 
 # -- reading ------------------------------------------------------------------------------------
