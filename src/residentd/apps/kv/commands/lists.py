@@ -568,7 +568,7 @@ def _blocking_move(
         except KvError as exc:  # the destination has another type: the waiter hears it
             return exc.reply
         journal_served(s, logged)
-        s.state.blocking.signal(target)
+        s.state.blocking.signal(s.db.index, target)
         return reply
 
     # Redis answers a timed-out BLMOVE with a null array, but one inside MULTI with a null.
