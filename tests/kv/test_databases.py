@@ -253,3 +253,22 @@ def test_kv_loads_redis_servers_databases(tmp_path: Path) -> None:
         peer.save()
     with KvProcess("--dir", str(tmp_path)) as daemon:
         same(datasets(daemon.port), theirs)
+
+
+def blocked_across_databases(port: int) -> list[bytes]:
+    """A BLPOP in database 3 is not served by a push in database 0, then is by one in 3; a
+    SWAPDB that brings it a list serves the next one."""
+    with Raw(port) as waiter, Raw(port) as pusher:
+        pusher.call("FLUSHALL")
+        got = [waiter.call("SELECT", "3")]
+        waiter.send(resp("BLPOP", "k", "0"))
+        got += [pusher.call("LPUSH", "k", "in-zero"), pusher.call("SELECT", "3")]
+        got += [pusher.call("LPUSH", "k", "in-three"), *waiter.replies(1)]
+        waiter.send(resp("BLPOP", "k", "0"))
+        got += [pusher.call("SWAPDB", "0", "3"), *waiter.replies(1)]
+        got += [pusher.call("DBSIZE"), pusher.call("SELECT", "0"), pusher.call("DBSIZE")]
+        return got
+
+
+def test_blocked_clients_wait_in_their_database(kv: KvThread, redis_port: int) -> None:
+    assert blocked_across_databases(kv.port) == blocked_across_databases(redis_port)

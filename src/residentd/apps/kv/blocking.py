@@ -4,11 +4,11 @@ them: first blocked, first served.
 A blocking command that finds nothing to take registers a ``Wait``: the client, the keys it
 waits on, a ``serve`` callable that tries to answer it from one of them, the reply it gets at
 its timeout, and one loop timer for that timeout (none for timeout 0, which waits forever).
-``keys`` maps each waited key, as (database number, key), to the FIFO of its waits; a client waiting on several keys is in
-each FIFO once and leaves them all when it is served, times out, is unblocked (CLIENT
-UNBLOCK) or disconnects. The machinery knows nothing of lists: ``serve`` holds what the
-command does (pop one element, move it to another list, pop COUNT of them), so the sorted
-set commands (BZPOPMIN, BZMPOP) can wait the same way.
+``keys`` maps each waited key, as (database number, key), to the FIFO of its waits; a client
+waiting on several keys is in each FIFO once and leaves them all when it is served, times
+out, is unblocked (CLIENT UNBLOCK) or disconnects. The machinery knows nothing of lists:
+``serve`` holds what the command does (pop one element, move it to another list, pop COUNT of
+them), so the sorted set commands (BZPOPMIN, BZMPOP) can wait the same way.
 
 Readiness: a write command run while someone waits ``touched`` its arguments; those that are
 waited keys go to ``ready`` (Redis's ``signalKeyAsReady``, which it calls when a key is

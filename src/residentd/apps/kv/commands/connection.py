@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import database_arg
+from residentd.apps.kv.commands.common import database_arg, int_arg
 from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
 from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.info import REDIS_VERSION

@@ -123,9 +123,12 @@ def _ready_list(s: Client, key: bytes) -> deque[bytes] | None:
 
 def journal_served(s: Client, argv: list[bytes]) -> None:
     """Log what a served blocked command did (the session journals the others)."""
-    journal = s.state.journal
+    state = s.state
+    journal = state.journal
     if journal is not None:
+        mark = len(journal)
         journal += encode(argv)
+        state.journal_select(s.db, mark)  # woken by SWAPDB or MOVE from another database
 
 
 # -- pushes ---------------------------------------------------------------------------------------
