@@ -48,6 +48,32 @@ CASES: dict[str, list[object]] = {
     "sunionstore-source-only": touched_by(
         (B, "SADD", "s", "a"), (B, "SUNIONSTORE", "dest", "s", "other")
     ),
+    "zadd-unchanged": [
+        (B, "ZADD", "z", "1", "a"),
+        (A, "WATCH", "z"),
+        (B, "ZADD", "z", "1", "a"),
+        (B, "ZADD", "z", "XX", "2", "missing"),
+        *transaction(("ZSCORE", "z", "a")),
+        (A, "WATCH", "z"),
+        (B, "ZADD", "z", "3", "a"),
+        *transaction(("ZSCORE", "z", "a")),
+    ],
+    "rename-to-itself": touched_by((B, "RENAME", "k", "k")),
+    "bitfield-get": touched_by((B, "BITFIELD", "k", "GET", "u8", "0")),
+    "bitfield-set": touched_by((B, "BITFIELD", "k", "SET", "u8", "0", "65")),
+    "hset-same-value": [
+        (B, "HSET", "h", "f", "v"),
+        (A, "WATCH", "h"),
+        (B, "HSET", "h", "f", "v"),
+        *transaction(("HGET", "h", "f")),
+    ],
+    "sadd-existing": [
+        (B, "SADD", "s", "m"),
+        (A, "WATCH", "s"),
+        (B, "SADD", "s", "m"),
+        (B, "SREM", "s", "absent"),
+        *transaction(("SCARD", "s")),
+    ],
     "by-the-watcher-itself": touched_by((A, "SET", "k", "3")),
     "read-only": touched_by((B, "GET", "k"), (B, "EXISTS", "k"), (B, "TTL", "k")),
     "write-to-another-db": touched_by((B, "SELECT", "1"), (B, "SET", "k", "x"), (B, "DEL", "k")),

@@ -53,7 +53,7 @@ from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, NULL_ARRAY, encode, propagate
 from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
-from residentd.apps.kv.watch import written_keys
+from residentd.apps.kv.watch import scores, written_keys
 from residentd.codecs.resp import OK, QUEUED, array_header
 from residentd.speedups import choose
 
@@ -254,11 +254,15 @@ class KvSession(Session[KvApp]):
         db = self.db
         existed = len(argv) > 1 and argv[1] in db.data
         watches = state.watches
-        present = None
-        if watches.keys and argv[0].lower() in _DELETES:  # only what is there is deleted
-            present = [
-                key for key in argv[1:] if (db.index, key) in watches.keys and db.exists(key)
-            ]
+        present = before = None
+        if watches.keys:
+            name = argv[0].lower()
+            if name in _DELETES:  # only what is there is deleted
+                present = [
+                    key for key in argv[1:] if (db.index, key) in watches.keys and db.exists(key)
+                ]
+            elif name == b"zadd" and (db.index, argv[1]) in watches.keys:
+                before = scores(db, argv[1])
         try:
             reply = handler(self, argv)
         except KvError as exc:
@@ -271,7 +275,7 @@ class KvSession(Session[KvApp]):
             for record in logged:
                 journal += encode(record)
             state.journal_select(db, mark)
-        if watches.keys:
+        if watches.keys and (before is None or before != scores(db, argv[1])):
             entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
             keys = present if present is not None else written_keys(entry[2].keys, argv, reply)
             for key in keys:

@@ -8,8 +8,9 @@ watchers ``dirty`` ("touched", Redis's ``CLIENT_DIRTY_CAS``) and their EXEC then
 null array. The changes that touch a key:
 
 - a write command that changed it, by any client, the watcher itself included (the session
-  tells this from what the command would journal: persistence/aof.py ``propagate``), and the
-  target of MOVE and COPY ... DB in the other database;
+  tells this from what the command would journal: persistence/aof.py ``propagate``; a ZADD
+  that changed no score, BITFIELD without SET or INCRBY and RENAME of a key to itself do not
+  touch, as in Redis), and the target of MOVE and COPY ... DB in the other database;
 - its deletion because its time passed; and at EXEC, a watched key whose time has passed
   touches its watcher even if nothing deleted it yet;
 - FLUSHDB and FLUSHALL, for keys that existed; SWAPDB, for keys that exist in either
@@ -28,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from residentd.apps.kv.store import now_ms
+from residentd.apps.kv.zset import SortedSet
 
 if TYPE_CHECKING:
     from residentd.apps.kv.store import Keyspace
@@ -135,6 +137,12 @@ class Watches:
         return False
 
 
+def scores(db: Keyspace, key: bytes) -> dict[bytes, float] | None:
+    """A sorted set's scores as they are now (ZADD touches its key only if one changed)."""
+    value = db.data.get(key)
+    return dict(value.scores) if isinstance(value, SortedSet) else None
+
+
 def _expired(db: Keyspace, key: bytes) -> bool:
     """Whether ``key`` is in ``db`` with its time passed (not yet reclaimed)."""
     when = db.expires.get(key) if key in db.data else None
@@ -148,6 +156,10 @@ def written_keys(spec: tuple[int, int, int], argv: list[bytes], reply: bytes) ->
     key, last key and step)."""
     name = argv[0].lower()
     if name in _OWN_TOUCHES:
+        return []
+    if name in (b"rename", b"renamenx") and argv[1] == argv[2]:
+        return []  # a key renamed to itself does not change
+    if name == b"bitfield" and not any(arg.upper() in (b"SET", b"INCRBY") for arg in argv[2:]):
         return []
     where = _DESTINATION.get(name)
     if where is not None:
