@@ -34,6 +34,8 @@ class MemoryClient:
         self.patterns: dict[bytes, None] | None = None
         self.queue: list[list[bytes]] | None = None
         self.delivered: list[bytes] = []
+        self.watched: dict[tuple[int, bytes], bool] | None = None
+        self.dirty = False
 
     # -- what a test calls ------------------------------------------------------------------
 
@@ -72,6 +74,16 @@ class MemoryClient:
 
     def discard(self) -> None:
         self.queue = None
+        self.unwatch()
+
+    def watch(self, key: bytes) -> None:
+        self.state.watches.watch(self, self.db, key)
+
+    def unwatch(self) -> None:
+        self.state.watches.unwatch_all(self)
+
+    def select(self, index: int) -> None:
+        self.db = self.state.keyspace(index)
 
     def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
         """No loop here: a blocking command answers as inside MULTI."""
@@ -205,7 +217,7 @@ def test_server_facts_come_from_the_state(c: MemoryClient) -> None:
         ([], ("EXPIRE", "k", "10", "NX", "XX"), kv_errors.EXPIRE_OPTIONS),
         ([], ("SCAN", "nope"), kv_errors.INVALID_CURSOR),
         ([], ("RENAME", "none", "b"), kv_errors.NO_SUCH_KEY),
-        ([], ("SELECT", "1"), kv_errors.DB_INDEX_OUT_OF_RANGE),
+        ([], ("SELECT", "16"), kv_errors.DB_INDEX_OUT_OF_RANGE),
         ([], ("HELLO", "4"), kv_errors.NOPROTO),
         ([], ("CLIENT", "SETNAME", "a b"), kv_errors.CLIENT_NAME),
         ([], ("CLIENT", "NOPE"), b"-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n"),

@@ -22,7 +22,7 @@ def test_ping_echo_select(r: redis.Redis) -> None:
     assert r.echo("hi") == b"hi"
     assert r.execute_command("SELECT", 0) is True
     with pytest.raises(ResponseError, match="DB index is out of range"):
-        r.execute_command("SELECT", 1)
+        r.execute_command("SELECT", 16)
 
 
 def test_dbsize_and_flushes(r: redis.Redis) -> None:

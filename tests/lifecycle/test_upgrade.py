@@ -142,6 +142,27 @@ def test_half_a_command_at_the_handover_arrives_whole(tmp_path: Path) -> None:
         sock.close()
 
 
+def test_a_kv_clients_database_and_watched_keys_cross_the_handover(tmp_path: Path) -> None:
+    with Generations(tmp_path, "kv") as daemon:
+        watcher = redis.Redis(
+            port=daemon.port, db=3, socket_timeout=10, single_connection_client=True
+        )
+        other = redis.Redis(
+            port=daemon.port, db=3, socket_timeout=10, single_connection_client=True
+        )
+        watcher.set("k", "v")
+        watcher.execute_command("WATCH", "k")
+        daemon.upgrade_ok()
+        assert watcher.get("k") == b"v"  # still database 3, its keys carried
+        other.set("k", "touched")  # a new-generation write touches the old watch
+        watcher.execute_command("MULTI")
+        watcher.execute_command("SET", "k", "mine")
+        assert watcher.execute_command("EXEC") is None
+        assert other.get("k") == b"touched"
+        watcher.close()
+        other.close()
+
+
 def test_sigusr2_upgrades(tmp_path: Path) -> None:
     with Generations(tmp_path, "echo") as daemon:
         sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)

@@ -9,17 +9,18 @@ How it is put together:
 
 - codecs/resp.py parses requests (a C reader on the fast path, hiredis's where it is not
   built, an exact port of Redis's parser for the rest) and passes pre-encoded replies through;
-- session.py is one client: dispatch, MULTI, subscriptions, pub/sub output limits; it hands
+- session.py is one client: dispatch, MULTI and WATCH (watch.py), its selected database,
+  subscriptions, pub/sub output limits; it hands
   each pipeline to _fastpath.c first, which runs the plain case of the hot commands in C;
 - commands/ holds the handlers, one module per group, and the command table; a handler sees
   the ``Client`` protocol of client.py, never a connection, and raises ``KvError`` (errors.py)
   to answer an error;
 - state.py is what the daemon shares (``KvApp.state``), and the one place that reads the
   server's facts (limits, addresses, counters) for the handlers and INFO;
-- store.py is the keyspace with lazy and active expiry; pubsub.py, scan.py and patterns.py
-  are pub/sub delivery, SCAN/HSCAN/SSCAN cursors and glob patterns; sampling.py the random
-  picks of SPOP, SRANDMEMBER and HRANDFIELD; longdouble.py HINCRBYFLOAT's ``long double``
-  arithmetic; info.py writes INFO;
+- store.py is one database's keyspace with lazy and active expiry; pubsub.py, scan.py and
+  patterns.py are pub/sub delivery, SCAN/HSCAN/SSCAN cursors and glob patterns; sampling.py
+  the random picks of SPOP, SRANDMEMBER and HRANDFIELD; longdouble.py HINCRBYFLOAT's ``long
+  double`` arithmetic; info.py writes INFO;
 - persistence/ makes it durable in Redis's own formats (RDB snapshots, an AOF journal in
   Redis 7.0's multi-part layout) on top of residentd.state;
 - settings.py holds kv's settings; this module declares them and the service and runs the

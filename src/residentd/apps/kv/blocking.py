@@ -4,11 +4,11 @@ them: first blocked, first served.
 A blocking command that finds nothing to take registers a ``Wait``: the client, the keys it
 waits on, a ``serve`` callable that tries to answer it from one of them, the reply it gets at
 its timeout, and one loop timer for that timeout (none for timeout 0, which waits forever).
-``keys`` maps each waited key to the FIFO of its waits; a client waiting on several keys is in
-each FIFO once and leaves them all when it is served, times out, is unblocked (CLIENT
-UNBLOCK) or disconnects. The machinery knows nothing of lists: ``serve`` holds what the
-command does (pop one element, move it to another list, pop COUNT of them), so the sorted
-set commands (BZPOPMIN, BZMPOP) can wait the same way.
+``keys`` maps each waited key, as (database number, key), to the FIFO of its waits; a client
+waiting on several keys is in each FIFO once and leaves them all when it is served, times
+out, is unblocked (CLIENT UNBLOCK) or disconnects. The machinery knows nothing of lists:
+``serve`` holds what the command does (pop one element, move it to another list, pop COUNT of
+them), so the sorted set commands (BZPOPMIN, BZMPOP) can wait the same way.
 
 Readiness: a write command run while someone waits ``touched`` its arguments; those that are
 waited keys go to ``ready`` (Redis's ``signalKeyAsReady``, which it calls when a key is
@@ -21,8 +21,9 @@ another type). ``serve`` journals what it did as the non-blocking command Redis 
 (BLPOP as LPOP, BLMOVE as LMOVE), and the client gets its reply and resumes its pipeline. A
 served BLMOVE that creates its destination makes that key ready too, in the same pass.
 
-The C fast path never runs a push to a waited key: the session hands it ``keys``, and it
-leaves such a command to Python (_fastpath.c), where it is touched as above.
+The C fast path never runs a push to a waited key: the session hands it ``names`` (the waited
+keys' names, whatever their database), and it leaves such a command to Python (_fastpath.c),
+where it is touched as above.
 """
 
 from __future__ import annotations
@@ -59,10 +60,14 @@ class Waiter(Protocol):
         ``changed``: serving it changed the keyspace (and journaled the change)."""
 
 
+# A waited key: its database's number and its name.
+Key = tuple[int, bytes]
+
+
 @dataclass(slots=True, eq=False)
 class Wait:
     client: Waiter
-    keys: tuple[bytes, ...]
+    keys: tuple[Key, ...]
     serve: Serve
     timeout_reply: bytes
     timer: asyncio.TimerHandle | None = None
@@ -71,11 +76,12 @@ class Wait:
 class Blocking:
     """The blocked clients of one kv daemon."""
 
-    __slots__ = ("clients", "keys", "ready")
+    __slots__ = ("clients", "keys", "names", "ready")
 
     def __init__(self) -> None:
-        self.keys: dict[bytes, deque[Wait]] = {}  # waited key -> its waits, first first
-        self.ready: dict[bytes, None] = {}  # keys that may serve a wait, in signal order
+        self.keys: dict[Key, deque[Wait]] = {}  # waited key -> its waits, first first
+        self.names: dict[bytes, int] = {}  # a waited key's name -> how many keys have it
+        self.ready: dict[Key, None] = {}  # keys that may serve a wait, in signal order
         self.clients: dict[int, Wait] = {}  # client id -> its wait
 
     def __len__(self) -> int:
@@ -84,35 +90,39 @@ class Blocking:
     def block(
         self,
         client: Waiter,
+        db: int,
         keys: Iterable[bytes],
         timeout: float,
         serve: Serve,
         timeout_reply: bytes,
         loop: asyncio.AbstractEventLoop,
     ) -> Wait:
-        """Register ``client`` as waiting on ``keys`` (each once) for ``timeout`` seconds
-        (0: forever)."""
-        wait = Wait(client, tuple(dict.fromkeys(keys)), serve, timeout_reply)
+        """Register ``client`` as waiting on ``keys`` of database ``db`` (each once) for
+        ``timeout`` seconds (0: forever)."""
+        wait = Wait(client, tuple(dict.fromkeys((db, key) for key in keys)), serve, timeout_reply)
+        names = self.names
         for key in wait.keys:
             waits = self.keys.get(key)
             if waits is None:
                 waits = self.keys[key] = deque()
+                names[key[1]] = names.get(key[1], 0) + 1
             waits.append(wait)
         if 0 < timeout < FOREVER:
             wait.timer = loop.call_at(loop.time() + timeout, self._timed_out, wait)
         self.clients[client.id] = wait
         return wait
 
-    def touched(self, argv: list[bytes]) -> None:
-        """After a write command: mark the waited keys among its arguments ready."""
+    def touched(self, db: int, argv: list[bytes]) -> None:
+        """After a write command in database ``db``: mark the waited keys among its
+        arguments ready."""
         keys = self.keys
         for arg in argv[1:]:
-            if arg in keys:
-                self.ready[arg] = None
+            if (db, arg) in keys:
+                self.ready[(db, arg)] = None
 
-    def signal(self, key: bytes) -> None:
-        if key in self.keys:
-            self.ready[key] = None
+    def signal(self, db: int, key: bytes) -> None:
+        if (db, key) in self.keys:
+            self.ready[(db, key)] = None
 
     def serve_ready(self) -> None:
         """Serve the waits of every ready key, first blocked first (and the keys that
@@ -124,7 +134,7 @@ class Blocking:
             waits = self.keys.get(key)
             while waits:
                 wait = waits[0]
-                reply = wait.serve(key)
+                reply = wait.serve(key[1])
                 if reply is None:
                     break
                 self._remove(wait)
@@ -164,3 +174,8 @@ class Blocking:
                 waits.remove(wait)
             if not waits:
                 del self.keys[key]
+                count = self.names[key[1]] - 1
+                if count:
+                    self.names[key[1]] = count
+                else:
+                    del self.names[key[1]]

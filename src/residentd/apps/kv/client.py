@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class Client(Protocol):
-    # The keyspace (kv has one database) and what the whole daemon shares.
+    # The selected database's keyspace and what the whole daemon shares.
     db: Keyspace
     state: KvState
     # CLIENT SETNAME / HELLO SETNAME; None without one.
@@ -56,7 +56,16 @@ class Client(Protocol):
         ...
 
     def discard(self) -> None:
-        """DISCARD: drop the queued commands and end the transaction."""
+        """DISCARD: drop the queued commands, end the transaction and unwatch every key."""
+
+    def watch(self, key: bytes) -> None:
+        """WATCH: EXEC fails if ``key`` (of the selected database) changes before it."""
+
+    def unwatch(self) -> None:
+        """UNWATCH: forget every watched key."""
+
+    def select(self, index: int) -> None:
+        """SELECT: use database ``index`` (checked by the caller) from now on."""
 
     # -- blocking commands -------------------------------------------------------------------
 

@@ -173,7 +173,7 @@ def _cpu(s: Client) -> Fields:
 
 def _stats(s: Client) -> Fields:
     snapshot = s.state.counters()
-    db = s.db
+    dbs = s.state.dbs
     hub = s.state.hub
     return [
         ("total_connections_received", snapshot["accepted"]),
@@ -189,14 +189,14 @@ def _stats(s: Client) -> Fields:
         ),
         ("rejected_connections", sum(snapshot["refused"].values())),
         *_zeros("sync_full sync_partial_ok sync_partial_err"),
-        ("expired_keys", db.expired_keys),
+        ("expired_keys", sum(db.expired_keys for db in dbs)),
         ("expired_stale_perc", "0.00"),
         *_zeros(
             "expired_time_cap_reached_count expire_cycle_cpu_milliseconds evicted_keys "
             "evicted_clients total_eviction_exceeded_time current_eviction_exceeded_time"
         ),
-        ("keyspace_hits", db.hits),
-        ("keyspace_misses", db.misses),
+        ("keyspace_hits", sum(db.hits for db in dbs)),
+        ("keyspace_misses", sum(db.misses for db in dbs)),
         ("pubsub_channels", len(hub.channels)),
         ("pubsub_patterns", len(hub.patterns)),
         *_zeros(
@@ -305,14 +305,19 @@ def _cluster(s: Client) -> Fields:
 
 
 def _keyspace(s: Client) -> Fields:
-    db = s.db
-    if not db.data:
-        return []
-    # Redis's avg_ttl is an estimate from the expiry cycle's samples; kv samples 100 keys.
+    """One ``dbN`` line for each database that holds keys."""
+    fields: Fields = []
     now = time.time() * 1000
-    sample = [max(when - now, 0) for when in islice(db.expires.values(), 100)]
-    average = int(sum(sample) / len(sample)) if sample else 0
-    return [("db0", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={average}")]
+    for db in s.state.dbs:
+        if not db.data:
+            continue
+        # Redis's avg_ttl is an estimate from the expiry cycle's samples; kv samples 100 keys.
+        sample = [max(when - now, 0) for when in islice(db.expires.values(), 100)]
+        average = int(sum(sample) / len(sample)) if sample else 0
+        fields.append(
+            (f"db{db.index}", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={average}")
+        )
+    return fields
 
 
 # Redis's sections in its order, by name: (title, fields, in INFO's default set).

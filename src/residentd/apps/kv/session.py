@@ -17,7 +17,9 @@ runs the plain case of the hot commands (GET, SET, INCR, the pushes, MGET, MSET,
 stops at the first command it leaves to Python; the loop below runs that one and hands the
 rest back. A client that is subscribed or inside MULTI has ``special`` set, skips the fast
 path and goes through ``_special``, so the common path pays one attribute test for those
-modes.
+modes. While any client WATCHes a key, every pipeline takes the Python path and each write
+touches the watched keys it changed (watch.py): the C fast path does not signal changes.
+Each client has its selected database, ``db`` (SELECT), which the fast path is handed per call.
 
 While kv persists, ``state.journal`` is the framework journal's buffer: the fast path appends
 the writes it runs, ``_write`` runs the others (refusing them with -MISCONF while the disk
@@ -48,9 +50,10 @@ from residentd.apps.kv.client import Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
-from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
+from residentd.apps.kv.persistence.aof import EXEC, MULTI, NULL_ARRAY, encode, propagate
 from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
+from residentd.apps.kv.watch import scores, written_keys
 from residentd.codecs.resp import OK, QUEUED, array_header
 from residentd.speedups import choose
 
@@ -59,6 +62,9 @@ HELD_COMMANDS = 1024
 
 # Without it (no compiler at install), every command runs in Python.
 execute_fast: Callable[..., Any] | None = choose("residentd.apps.kv._fastpath", "execute", None)
+
+RESP3_NULL = b"_\r\n"  # EXEC of a transaction a touched WATCH failed, in RESP3
+_DELETES = frozenset((b"del", b"unlink"))
 
 if TYPE_CHECKING:
     from residentd.apps.kv.state import KvState
@@ -75,6 +81,7 @@ class KvSession(Session[KvApp]):
         "_soft_since",
         "channels",
         "db",
+        "dirty",
         "multi",
         "multi_failed",
         "name",
@@ -83,6 +90,7 @@ class KvSession(Session[KvApp]):
         "resp",
         "special",
         "state",
+        "watched",
     )
 
     # Replies go out at the end of the loop iteration, after every ready client's commands ran,
@@ -96,6 +104,7 @@ class KvSession(Session[KvApp]):
     channels: dict[bytes, None] | None
     patterns: dict[bytes, None] | None
     multi: list[tuple[Handler, list[bytes]]] | None
+    watched: dict[tuple[int, bytes], bool] | None
 
     def on_connect(self) -> None:
         self._setup()
@@ -109,6 +118,8 @@ class KvSession(Session[KvApp]):
         self.patterns = None
         self.multi = None
         self.multi_failed = False
+        self.watched = None  # WATCHed (database, key) -> expired when watched (watch.py)
+        self.dirty = False  # a watched key was touched: EXEC fails
         self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
         self._reply_shape: Shape | None = None  # a RESP3 command's (resp3.shape_of)
         self.special = False
@@ -138,16 +149,19 @@ class KvSession(Session[KvApp]):
         fast = execute_fast
         journal = state.journal
         blocking = state.blocking
-        waited = blocking.keys or None  # the fast path leaves pushes to these to Python
+        waited = blocking.names or None  # the fast path leaves pushes to these to Python
+        watching = state.watches.keys  # while anyone watches, writes run in Python to touch
         mark = 0
         if journal is not None:
             mark = len(journal)  # what other pipelines of this iteration journaled
             if not state.health.writable:
                 fast = None  # the disk refuses data: every write goes to Python to be refused
-        if fast is not None and not self.special:
+        if fast is not None and not self.special and not watching:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
             index = fast(commands, 0, self.db, replies, journal, waited)
+            if journal is not None and len(journal) != mark:
+                state.journal_select(self.db, mark)
             if index == count:
                 if journal is not None and len(journal) != mark:
                     state.commit(self.conn)
@@ -169,17 +183,17 @@ class KvSession(Session[KvApp]):
                     append(self._reject(errors.wrong_arity(command.name)))
                 elif self.special:
                     append(self._special(handler, command, argv))
-                elif journal is not None and handler in WRITES:
+                elif (journal is not None or watching) and handler in WRITES:
                     append(self._write(handler, argv, journal))
                 else:
                     try:
                         append(handler(self, argv))
                     except KvError as exc:
                         append(exc.reply)
-                    if fast is not None and index < count and not self.special:
+                    if fast is not None and index < count and not self.special and not watching:
                         if blocking.keys:
                             self._after_write(handler, argv)
-                        index = fast(commands, index, self.db, replies, journal, waited)
+                        index = self._fast(fast, commands, index, replies, journal, waited)
                         continue
                 if blocking.keys:
                     self._after_write(handler, argv)
@@ -201,28 +215,71 @@ class KvSession(Session[KvApp]):
             state.commit(self.conn)
         self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
 
+    def _fast(
+        self,
+        fast: Callable[..., int],
+        commands: list[list[bytes]],
+        index: int,
+        replies: list[bytes],
+        journal: bytearray | None,
+        waited: dict[bytes, int] | None,
+    ) -> int:
+        """The C fast path from ``index`` on, after a command Python ran; what it journals
+        follows a SELECT if the journal was in another database."""
+        if journal is None:
+            return fast(commands, index, self.db, replies, None, waited)
+        before = len(journal)
+        index = fast(commands, index, self.db, replies, journal, waited)
+        if len(journal) != before:
+            self.state.journal_select(self.db, before)
+        return index
+
     def _after_write(self, handler: Handler, argv: list[bytes]) -> None:
         """While clients wait on keys: mark those a write touched ready, and serve them."""
         blocking = self.state.blocking
         if handler in WRITES:
-            blocking.touched(argv)
+            blocking.touched(self.db.index, argv)
         if blocking.ready:
             blocking.serve_ready()
 
-    def _write(self, handler: Handler, argv: list[bytes], journal: bytearray) -> bytes:
-        """Run a write command while persisting: refused with -MISCONF while the disk refuses
-        data, else run and journaled as Redis propagates it (persistence/aof.py)."""
-        refusal = self.state.misconf()
-        if refusal is not None:
-            return refusal
+    def _write(self, handler: Handler, argv: list[bytes], journal: bytearray | None) -> bytes:
+        """Run a write command while persisting or while some client watches keys: refused
+        with -MISCONF while the disk refuses data, else run, journaled as Redis propagates it
+        (persistence/aof.py), and the watched keys it changed touched (watch.py)."""
+        state = self.state
+        if journal is not None:
+            refusal = state.misconf()
+            if refusal is not None:
+                return refusal
         db = self.db
         existed = len(argv) > 1 and argv[1] in db.data
+        watches = state.watches
+        present = before = None
+        if watches.keys:
+            name = argv[0].lower()
+            if name in _DELETES:  # only what is there is deleted
+                present = [
+                    key for key in argv[1:] if (db.index, key) in watches.keys and db.exists(key)
+                ]
+            elif name == b"zadd" and (db.index, argv[1]) in watches.keys:
+                before = scores(db, argv[1])
         try:
             reply = handler(self, argv)
         except KvError as exc:
             return exc.reply
-        for logged in propagate(db, argv, reply, existed):
-            journal += encode(logged)
+        logged = propagate(db, argv, reply, existed)
+        if not logged:
+            return reply
+        if journal is not None:
+            mark = len(journal)
+            for record in logged:
+                journal += encode(record)
+            state.journal_select(db, mark)
+        if watches.keys and (before is None or before != scores(db, argv[1])):
+            entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
+            keys = present if present is not None else written_keys(entry[2].keys, argv, reply)
+            for key in keys:
+                watches.touch(db, key)
         return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
@@ -234,8 +291,9 @@ class KvSession(Session[KvApp]):
             return QUEUED
         if self.resp == 3:  # the reply's shape, for wake too if the command blocks
             self._reply_shape = shape_of(command.name, argv)
-        journal = self.state.journal
-        if journal is not None and handler in WRITES:
+        state = self.state
+        journal = state.journal
+        if (journal is not None or state.watches.keys) and handler in WRITES:
             reply = self._write(handler, argv, journal)
         else:
             reply = self.run(handler, argv)
@@ -277,15 +335,27 @@ class KvSession(Session[KvApp]):
     def execute(self) -> bytes:
         """Run the queued commands and return EXEC's reply (EXECABORT if one was refused)."""
         queued, failed = self.multi or [], self.multi_failed
-        self.discard()
+        state = self.state
+        watches = state.watches
+        touched = self.dirty or (self.watched is not None and watches.expired(self, state.dbs))
+        self.discard()  # and unwatch
         if failed:
             raise KvError(errors.EXECABORT)
-        journal = self.state.journal
-        blocking = self.state.blocking
+        if touched:
+            return NULL_ARRAY if self.resp == 2 else RESP3_NULL
+        journal = state.journal
+        blocking = state.blocking
         self._executing = True  # a blocking command answers at once, as Redis's in EXEC
         try:
-            if journal is None:
+            if journal is None and not watches.keys:
                 replies = [self.run(handler, argv) for handler, argv in queued]
+            elif journal is None:
+                replies = [
+                    self._write(handler, argv, None)
+                    if handler in WRITES
+                    else self.run(handler, argv)
+                    for handler, argv in queued
+                ]
             else:
                 # The block's changes go to the journal between MULTI and EXEC, as Redis
                 # writes them, so a journal torn inside the block loads none of them.
@@ -304,7 +374,7 @@ class KvSession(Session[KvApp]):
         if blocking.keys:  # the waiters are served after EXEC, in the session's loop
             for handler, argv in queued:
                 if handler in WRITES:
-                    blocking.touched(argv)
+                    blocking.touched(self.db.index, argv)
         if self.resp == 3:  # each reply by its own command's shape (EXEC's is CONVERTED)
             replies = [
                 to_resp3(reply, shape_of(argv[0].lower().decode("latin-1"), argv))
@@ -315,7 +385,22 @@ class KvSession(Session[KvApp]):
     def discard(self) -> None:
         self.multi = None
         self.multi_failed = False
+        self.unwatch()
         self._update_mode()
+
+    # -- WATCH -----------------------------------------------------------------------------------
+
+    def watch(self, key: bytes) -> None:
+        self.state.watches.watch(self, self.db, key)
+
+    def unwatch(self) -> None:
+        if self.watched is not None:
+            self.state.watches.unwatch_all(self)
+        self.dirty = False
+
+    def select(self, index: int) -> None:
+        """SELECT: the database this client's commands use from now on."""
+        self.db = self.state.keyspace(index)
 
     # -- blocking commands -----------------------------------------------------------------------
 
@@ -325,7 +410,7 @@ class KvSession(Session[KvApp]):
         if self._executing:
             return
         state = self.state
-        state.blocking.block(self, keys, timeout, serve, timeout_reply, state.loop)
+        state.blocking.block(self, self.db.index, keys, timeout, serve, timeout_reply, state.loop)
         self.conn.idle_exempt = True  # as Redis spares blocked clients its idle timeout
         raise Blocked
 
@@ -439,11 +524,17 @@ class KvSession(Session[KvApp]):
     def export_state(self) -> dict[str, object] | None:
         """What a client carries across a live upgrade: its name, its protocol, its MULTI
         queue (each command's arguments; the handler is looked up again by name) and its
-        subscriptions. kv has one database, so there is no selected one to carry. A client
-        blocked on keys is not handed over (None): the old generation keeps it until it goes."""
+        subscriptions, its selected database and its WATCHed keys (with whether one was
+        touched). A client blocked on keys is not handed over (None): the old generation keeps
+        it until it goes."""
         if self.pending is not None:
             return None
         return {
+            "db": self.db.index,
+            "watched": [[index, key, expired] for (index, key), expired in self.watched.items()]
+            if self.watched
+            else [],
+            "dirty": self.dirty,
             "name": self.name,
             "resp": self.resp,
             "multi": None if self.multi is None else [argv for _, argv in self.multi],
@@ -454,6 +545,16 @@ class KvSession(Session[KvApp]):
 
     def import_state(self, state: dict[str, object]) -> None:
         self._setup()
+        db = state.get("db", 0)
+        if isinstance(db, int) and 0 <= db < self.state.databases:
+            self.select(db)
+        watches = self.state.watches
+        for index, key, expired in state.get("watched", ()):  # type: ignore[attr-defined]
+            if self.watched is None:
+                self.watched = {}
+            self.watched[(index, key)] = bool(expired)
+            watches.keys.setdefault((index, key), {})[self] = None
+        self.dirty = bool(state.get("dirty"))
         name = state["name"]
         self.name = name if isinstance(name, bytes) else None
         self.set_protocol(3 if state.get("resp") == 3 else 2)
@@ -485,6 +586,7 @@ class KvSession(Session[KvApp]):
         self.channels = self.patterns = None
         self.state.subscribers.pop(self, None)
         self.multi = None
+        self.unwatch()
         if self.pending is not None:
             self.state.blocking.forget(self.id)
             self.pending = None

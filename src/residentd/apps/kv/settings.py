@@ -1,7 +1,7 @@
 """kv's settings, under Redis's names (``proto-max-bulk-len`` is ``proto_max_bulk_len``).
 
-``KvSettings`` are the protocol's limits (``proto_max_bulk_len``, ``client_query_buffer_limit``)
-and the pub/sub output limits; ``KvFileSettings`` are the
+``KvSettings`` are the number of databases, the protocol's limits (``proto_max_bulk_len``,
+``client_query_buffer_limit``) and the pub/sub output limits; ``KvFileSettings`` are the
 persistence settings kv adds to residentd.state's (whose ``dir``, ``appendfsync``, ``save`` and
 ``auto_aof_rewrite_*`` kv takes as they are): Redis's ``appendonly`` is a ``yes``/``no`` word
 where residentd's on/off settings are flags, so kv declares it itself. CONFIG GET and CONFIG SET
@@ -22,6 +22,11 @@ DEFAULT_DBFILENAME = "dump.rdb"
 
 @dataclass(frozen=True, slots=True)
 class KvSettings:
+    databases: int = setting(
+        16,
+        "number of databases SELECT, MOVE, COPY ... DB and SWAPDB may use (Redis's databases)",
+        minimum=1,
+    )
     proto_max_bulk_len: int = setting(
         DEFAULT_MAX_BULK_LEN,
         "longest bulk string a request may carry, in bytes (Redis's proto-max-bulk-len)",

@@ -1,6 +1,7 @@
-"""What one kv daemon holds beside its connections: the keyspace, the pub/sub hub, SCAN
-snapshots, the set of subscribed clients, the settings the commands read, its persistence
-(residentd.state, wired in persistence/wiring.py), and the facts of the server it runs in.
+"""What one kv daemon holds beside its connections: the databases, the WATCHed keys, the
+pub/sub hub, SCAN snapshots, the set of subscribed clients, the settings the commands read,
+its persistence (residentd.state, wired in persistence/wiring.py), and the facts of the
+server it runs in.
 
 Handlers and INFO read the server's facts (its limits, listening addresses, connection count
 and counters, its loop) here and nowhere else, so nothing in kv reaches through a connection
@@ -14,6 +15,11 @@ every pipeline of the iteration appended with one ``write``; nothing is copied p
 names the connection whose replies must wait for the fsync under ``appendfsync always``.
 Otherwise ``journal`` is None and the commands pay nothing for it.
 
+The databases (``dbs``, SELECT's numbers, ``databases`` of them as in Redis) are made when
+first used: ``keyspace(n)``; ``db`` is database 0. A record journaled in another database
+than the journal's last one is preceded by ``SELECT n``, as Redis's ``feedAppendOnlyFile``
+writes it (``journal_select``); each new journal file starts from database 0 again.
+
 One ``KvState`` is made per ``KvApp`` (``create_app`` in __init__.py), so tests can run
 several independent daemons in one process; every session reaches it as ``app.state``.
 """
@@ -23,15 +29,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
-from residentd.apps.kv.persistence.aof import delete
+from residentd.apps.kv.persistence.aof import delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.scan import Cursors
-from residentd.apps.kv.store import Keyspace
+from residentd.apps.kv.store import CYCLE_BUDGET, Keyspace
+from residentd.apps.kv.watch import Watches
 from residentd.limits import Limits
 from residentd.state.api import NotWritable
 from residentd.state.health import DiskHealth
@@ -59,7 +67,10 @@ class KvState:
     def __init__(self, app: App) -> None:
         self.app = app
         self.options: dict[str, Any] = app.options
-        self.db = Keyspace()
+        self.db = Keyspace(0)
+        self.dbs = [self.db]  # grown up to ``databases`` as SELECT and the others need them
+        self.db.on_expired = partial(self._expired, self.db)
+        self.watches = Watches()
         self.hub = Hub()
         self.cursors = Cursors()
         self.subscribers: dict[Subscriber, None] = {}
@@ -68,6 +79,9 @@ class KvState:
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
         self.persistence: KvPersistence | None = None
         self.journal: bytearray | None = None
+        # The database the journal's records run in now, and the journal file it is of.
+        self._journal_db = 0
+        self._journal_file: object = None
         # Whether the disk takes writes: the persistence's own once attached (wiring.py).
         self.health = DiskHealth()
 
@@ -75,9 +89,54 @@ class KvState:
     def max_bulk_len(self) -> int:
         return int(self.options["proto_max_bulk_len"])
 
+    # -- databases --------------------------------------------------------------------------------
+
+    @property
+    def databases(self) -> int:
+        """How many databases there are (Redis's ``databases``)."""
+        return int(self.options.get("databases", 16))
+
+    def keyspace(self, index: int) -> Keyspace:
+        """Database ``index`` (0 <= index < ``databases``), made on first use."""
+        dbs = self.dbs
+        while len(dbs) <= index:
+            db = Keyspace(len(dbs))
+            db.on_expired = partial(self._expired, db)
+            dbs.append(db)
+        return dbs[index]
+
     def flush(self) -> None:
-        self.db.flush()
+        """FLUSHALL: every database emptied (touching the watched keys that existed)."""
+        for db in self.dbs:
+            self.flush_db(db)
         self.cursors.clear()
+
+    def flush_db(self, db: Keyspace) -> None:
+        """FLUSHDB: one database emptied."""
+        if self.watches:
+            self.watches.touch_db(db)
+        db.flush()
+
+    def swap_dbs(self, first: Keyspace, second: Keyspace) -> None:
+        """SWAPDB: the contents of two databases exchanged; the clients blocked on a key of
+        either that now exists may be served."""
+        if self.watches:
+            self.watches.touch_db(first, second)
+            self.watches.touch_db(second, first)
+        first.swap(second)
+        blocking = self.blocking
+        for index, key in list(blocking.keys):
+            db = first if index == first.index else second if index == second.index else None
+            if db is not None and key in db.data:
+                blocking.signal(index, key)
+
+    def touch(self, db: Keyspace, key: bytes) -> None:
+        """A key another database's command changed (MOVE, COPY ... DB): its watchers'
+        transactions fail (watch.py), and its blocked clients may be served (blocking.py)."""
+        if self.watches:
+            self.watches.touch(db, key)
+        if self.blocking.keys:
+            self.blocking.signal(db.index, key)
 
     # -- the server kv runs in ---------------------------------------------------------------------
 
@@ -125,17 +184,32 @@ class KvState:
             and (settings.appendonly or settings.save)
         ):
             self.journal = persistence.buffer
-            self.db.on_expired = self._log_expired
         else:
             self.journal = None
-            self.db.on_expired = None
 
-    def _log_expired(self, key: bytes) -> None:
-        """The keyspace's ``on_expired`` while journaling: a DEL for each key whose time
-        passed."""
+    def _expired(self, db: Keyspace, key: bytes) -> None:
+        """Each database's ``on_expired``: a DEL journaled while journaling, and the key's
+        watchers touched."""
         journal = self.journal
         if journal is not None:
+            mark = len(journal)
             journal += delete(key)
+            self.journal_select(db, mark)
+        if self.watches:
+            self.watches.touch(db, key)
+
+    def journal_select(self, db: Keyspace, mark: int) -> None:
+        """The journal's records from ``mark`` on were made in ``db``: put ``SELECT n``
+        before them if the journal's last records were in another database or in another
+        file (a rewrite starts a new one, which a replay reads from database 0)."""
+        journal = self.journal
+        persistence = self.persistence
+        current = persistence.journal if persistence is not None else None
+        if journal is None or (db.index == self._journal_db and current is self._journal_file):
+            return
+        journal[mark:mark] = encode([b"SELECT", b"%d" % db.index])
+        self._journal_db = db.index
+        self._journal_file = current
 
     def commit(self, waiter: object = None) -> None:
         """After a pipeline (or the expiry cycle) appended records to ``journal``: have them
@@ -147,7 +221,10 @@ class KvState:
         """Redis's active expiry, with a DEL journaled for each key whose time passed."""
         journal = self.journal
         mark = len(journal) if journal is not None else 0
-        self.db.expire_cycle()
+        deadline = time.perf_counter() + CYCLE_BUDGET  # one budget shared by the databases
+        for db in self.dbs:
+            if db.expires:
+                db.expire_cycle(max(deadline - time.perf_counter(), 0.0))
         if journal is not None and len(journal) != mark:
             self.commit()
 

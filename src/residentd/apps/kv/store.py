@@ -51,9 +51,10 @@ def now_ms() -> int:
 
 
 class Keyspace:
-    __slots__ = ("data", "expired_keys", "expires", "hits", "misses", "on_expired")
+    __slots__ = ("data", "expired_keys", "expires", "hits", "index", "misses", "on_expired")
 
-    def __init__(self) -> None:
+    def __init__(self, index: int = 0) -> None:
+        self.index = index  # the database number (SELECT's)
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, int] = {}
         self.hits = 0  # keyspace_hits: read lookups that found a key
@@ -135,6 +136,12 @@ class Keyspace:
     def flush(self) -> None:
         self.data = {}
         self.expires = {}
+
+    def swap(self, other: Keyspace) -> None:
+        """SWAPDB: exchange contents with ``other``; each keeps its number and counters, so
+        the clients that selected either see the other's keys."""
+        self.data, other.data = other.data, self.data
+        self.expires, other.expires = other.expires, self.expires
 
     # -- times to live -------------------------------------------------------------------------
 

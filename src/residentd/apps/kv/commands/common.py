@@ -14,6 +14,7 @@ from residentd.codecs.resp import parse_int
 
 if TYPE_CHECKING:
     from residentd.apps.kv.client import Client
+    from residentd.apps.kv.store import Keyspace
 
 T = TypeVar("T")
 
@@ -52,6 +53,17 @@ def int_arg(text: bytes) -> int:
     if value is None:
         raise KvError(errors.NOT_AN_INTEGER)
     return value
+
+
+def database_arg(s: Client, text: bytes) -> Keyspace:
+    """A database number argument (SELECT, MOVE, COPY ... DB): its keyspace, by Redis's
+    ``getIntFromObjectOrReply`` and ``selectDb`` checks."""
+    index = int_arg(text)
+    if not -(2**31) <= index < 2**31:
+        raise KvError(errors.NOT_AN_INT32)
+    if not 0 <= index < s.state.databases:
+        raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+    return s.state.keyspace(index)
 
 
 def index_range(start: int, stop: int, size: int) -> range:

@@ -1,7 +1,7 @@
 """Connection commands: PING, ECHO, QUIT, SELECT and CLIENT ID/SETNAME/GETNAME/UNBLOCK.
 
-kv has one database, so SELECT accepts 0 only and answers any other index as a Redis
-configured with ``databases 1`` would. PING inside RESP2's subscribed mode answers with the
+SELECT switches the client to another of the ``databases`` databases (16 by default, as in
+Redis). PING inside RESP2's subscribed mode answers with the
 ``["pong", message]`` array Redis uses there.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import int_arg
+from residentd.apps.kv.commands.common import database_arg, int_arg
 from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
 from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.info import REDIS_VERSION
@@ -76,11 +76,7 @@ def quit_(s: Client, argv: list[bytes]) -> bytes:
     keys=(0, 0, 0),
 )
 def select(s: Client, argv: list[bytes]) -> bytes:
-    index = int_arg(argv[1])
-    if not -(2**31) <= index < 2**31:
-        raise KvError(errors.NOT_AN_INT32)
-    if index != 0:
-        raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+    s.select(database_arg(s, argv[1]).index)
     return OK
 
 

@@ -1,6 +1,6 @@
 """Commands on keys of any type: DEL, UNLINK, EXISTS, TOUCH, RANDOMKEY, EXPIRE, PEXPIRE,
 EXPIREAT, PEXPIREAT, TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST, TYPE, KEYS, SCAN, RENAME,
-RENAMENX and COPY, as Redis's ``db.c`` and ``expire.c`` have them.
+RENAMENX, COPY and MOVE, as Redis's ``db.c`` and ``expire.c`` have them.
 
 Times to live are absolute Unix times in milliseconds in the keyspace's ``expires`` dict. TTL
 rounds to the nearest second, and an EXPIRE into the past deletes the key at once, both as in
@@ -17,6 +17,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
+from residentd.apps.kv.commands.common import database_arg
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.patterns import compile_glob
@@ -358,9 +359,6 @@ def _rename(s: Client, argv: list[bytes], nx: bool) -> bool:
     return True
 
 
-_SAME_OBJECT = b"-ERR source and destination objects are the same\r\n"
-
-
 def copy_value(value: Any) -> Any:
     """A copy of a value that shares nothing a command could change."""
     if value.__class__ is bytes:
@@ -381,34 +379,57 @@ def copy_value(value: Any) -> Any:
 )
 def copy_(s: Client, argv: list[bytes]) -> bytes:
     replace = False
+    db = destination = s.db
     i = 3
     while i < len(argv):
         option = argv[i].upper()
         if option == b"REPLACE":
             replace = True
         elif option == b"DB" and i + 1 < len(argv):
-            database = parse_int(argv[i + 1])
-            if database is None:
-                raise KvError(errors.NOT_AN_INTEGER)
-            if not -(2**31) <= database < 2**31:
-                raise KvError(errors.NOT_AN_INT32)
-            if database != 0:  # kv has one database, as with ``databases 1``
-                raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+            destination = database_arg(s, argv[i + 1])
             i += 1
         else:
             raise KvError(errors.SYNTAX)
         i += 1
-    db = s.db
     source, target = argv[1], argv[2]
-    if source == target:
-        raise KvError(_SAME_OBJECT)
+    if destination is db and source == target:
+        raise KvError(errors.SAME_OBJECT)
     value = db.get(source)
     if value is None:
         return ZERO
-    if db.get_write(target) is not None and not replace:
+    if destination.get_write(target) is not None and not replace:
         return ZERO
-    db.set(target, copy_value(value))
     when = db.expire_time(source)
+    destination.set(target, copy_value(value))
     if when is not None:
-        db.expires[target] = when
+        destination.expires[target] = when
+    s.state.touch(destination, target)
+    return ONE
+
+
+@command(
+    "move",
+    3,
+    "write fast",
+    "keyspace",
+    "Moves a key to another database.",
+    keys=(1, 1, 1),
+)
+def move(s: Client, argv: list[bytes]) -> bytes:
+    destination = database_arg(s, argv[2])
+    db = s.db
+    if destination is db:
+        raise KvError(errors.SAME_OBJECT)
+    key = argv[1]
+    value = db.get_write(key)
+    if value is None or destination.get_write(key) is not None:
+        return ZERO
+    when = db.expire_time(key)
+    db.delete(key)
+    destination.set(key, value)
+    if when is not None:
+        destination.expires[key] = when
+    state = s.state
+    state.touch(db, key)
+    state.touch(destination, key)
     return ONE

@@ -123,9 +123,12 @@ def _ready_list(s: Client, key: bytes) -> deque[bytes] | None:
 
 def journal_served(s: Client, argv: list[bytes]) -> None:
     """Log what a served blocked command did (the session journals the others)."""
-    journal = s.state.journal
+    state = s.state
+    journal = state.journal
     if journal is not None:
+        mark = len(journal)
         journal += encode(argv)
+        state.journal_select(s.db, mark)  # woken by SWAPDB or MOVE from another database
 
 
 # -- pushes ---------------------------------------------------------------------------------------
@@ -568,7 +571,7 @@ def _blocking_move(
         except KvError as exc:  # the destination has another type: the waiter hears it
             return exc.reply
         journal_served(s, logged)
-        s.state.blocking.signal(target)
+        s.state.blocking.signal(s.db.index, target)
         return reply
 
     # Redis answers a timed-out BLMOVE with a null array, but one inside MULTI with a null.

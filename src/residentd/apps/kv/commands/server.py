@@ -1,4 +1,4 @@
-"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, TIME, INFO, CONFIG GET and CONFIG SET.
+"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, CONFIG GET and CONFIG SET.
 
 CONFIG GET answers from a table of Redis parameter names mapped to kv's real settings
 (``maxclients`` is the core's ``max_connections``, ``proto-max-bulk-len`` kv's option,
@@ -21,7 +21,7 @@ from residentd.apps.kv.commands.registry import command, container, help_subcomm
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.info import info_text
 from residentd.apps.kv.patterns import compile_glob
-from residentd.codecs.resp import OK, bulk, bulk_array, integer
+from residentd.codecs.resp import OK, bulk, bulk_array, integer, parse_int
 from residentd.state.settings import parse_save
 
 if TYPE_CHECKING:
@@ -40,11 +40,10 @@ def dbsize(s: Client, argv: list[bytes]) -> bytes:
     return integer(len(s.db))
 
 
-def _flush(s: Client, argv: list[bytes]) -> bytes:
+def _check_flush(argv: list[bytes]) -> None:
+    """FLUSHDB's and FLUSHALL's one option: SYNC or ASYNC (kv frees at once either way)."""
     if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"SYNC", b"ASYNC")):
         raise KvError(errors.SYNTAX)
-    s.state.flush()
-    return OK
 
 
 @command(
@@ -56,7 +55,37 @@ def _flush(s: Client, argv: list[bytes]) -> bytes:
     keys=(0, 0, 0),
 )
 def flushdb(s: Client, argv: list[bytes]) -> bytes:
-    return _flush(s, argv)
+    _check_flush(argv)
+    s.state.flush_db(s.db)
+    return OK
+
+
+def _swap_index(text: bytes, which: bytes) -> int:
+    index = parse_int(text)
+    if index is None or not -(2**31) <= index < 2**31:
+        raise KvError(b"-ERR invalid %b DB index\r\n" % which)
+    return index
+
+
+@command(
+    "swapdb",
+    3,
+    "write fast",
+    "server",
+    "Swaps two Redis databases.",
+    since="4.0.0",
+    keys=(0, 0, 0),
+)
+def swapdb(s: Client, argv: list[bytes]) -> bytes:
+    first = _swap_index(argv[1], b"first")
+    second = _swap_index(argv[2], b"second")
+    state = s.state
+    count = state.databases
+    if not (0 <= first < count and 0 <= second < count):
+        raise KvError(errors.DB_INDEX_OUT_OF_RANGE)
+    if first != second:
+        state.swap_dbs(state.keyspace(first), state.keyspace(second))
+    return OK
 
 
 @command(
@@ -75,7 +104,9 @@ def time_(s: Client, argv: list[bytes]) -> bytes:
 
 @command("flushall", -1, "write", "server", "Removes all keys from all databases.", keys=(0, 0, 0))
 def flushall(s: Client, argv: list[bytes]) -> bytes:
-    return _flush(s, argv)
+    _check_flush(argv)
+    s.state.flush()
+    return OK
 
 
 @command(
@@ -131,7 +162,7 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
     "rdbcompression": lambda s: "no",
     "rdbchecksum": lambda s: "yes",
     "stop-writes-on-bgsave-error": lambda s: "yes",
-    "databases": lambda s: 1,
+    "databases": lambda s: s.state.databases,
     "maxmemory": lambda s: 0,
     "maxmemory-policy": lambda s: "noeviction",
     "maxclients": lambda s: s.state.limits.max_connections,

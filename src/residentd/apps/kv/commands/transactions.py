@@ -1,9 +1,11 @@
-"""Transactions: MULTI, EXEC and DISCARD (no WATCH), as in Redis's ``multi.c``.
+"""Transactions: MULTI, EXEC, DISCARD, WATCH and UNWATCH, as in Redis's ``multi.c``.
 
 Inside MULTI the session queues each command and answers ``+QUEUED``; a command refused
 before running (unknown, wrong arity, not allowed) dooms the transaction, and EXEC then
 answers EXECABORT. EXEC runs the queue in one go, which in a single-threaded server is all
-atomicity needs. redis-py's default pipeline wraps its commands this way.
+atomicity needs. redis-py's default pipeline wraps its commands this way. A watched key
+changed before EXEC (watch.py has the rules) makes EXEC answer a null array and run nothing;
+EXEC, DISCARD and UNWATCH forget the watched keys.
 """
 
 from __future__ import annotations
@@ -53,4 +55,33 @@ def discard(s: Client, argv: list[bytes]) -> bytes:
     if not s.in_transaction:
         raise KvError(errors.DISCARD_WITHOUT_MULTI)
     s.discard()
+    return OK
+
+
+@command(
+    "watch",
+    -2,
+    "noscript loading stale fast allow_busy",
+    "transactions",
+    "Monitors changes to keys to determine the execution of a transaction.",
+    since="2.2.0",
+    keys=(1, -1, 1),
+    queued=False,
+)
+def watch(s: Client, argv: list[bytes]) -> bytes:
+    if s.in_transaction:
+        raise KvError(errors.WATCH_IN_MULTI)
+    for key in argv[1:]:
+        s.watch(key)
+    return OK
+
+
+@_control(
+    "unwatch",
+    "noscript loading stale fast allow_busy",
+    "Forgets about watched keys of a transaction.",
+    "2.2.0",
+)
+def unwatch(s: Client, argv: list[bytes]) -> bytes:
+    s.unwatch()
     return OK

@@ -29,7 +29,10 @@ What a write command logs (``propagate``) follows Redis 7.0:
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
 - the commands of a ``MULTI``/``EXEC`` that changed something are wrapped in ``MULTI`` and
-  ``EXEC``, so a journal torn inside the block loads without any of them.
+  ``EXEC``, so a journal torn inside the block loads without any of them;
+- a record made in another database than the journal's last one follows a ``SELECT n``, as
+  in Redis's ``feedAppendOnlyFile``; each journal file's first record does too (state.py
+  ``journal_select``).
 
 The plain hot commands the C fast path runs (``SET k v``, ``INCR``, ``LPUSH``, ...) append
 their request as it came (_fastpath.c), which is what Redis logs for them.
@@ -270,6 +273,7 @@ RULES: dict[bytes, Rule] = {
     b"unlink": _unless_zero,
     b"renamenx": _unless_zero,
     b"copy": _unless_zero,
+    b"move": _unless_zero,
     b"getset": _getset,
     b"expire": _expire,
     b"pexpire": _expire,

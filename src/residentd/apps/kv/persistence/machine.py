@@ -1,12 +1,13 @@
 """kv's state machine for residentd.state: how the framework dumps, loads and replays a
 keyspace in Redis's formats.
 
-- ``dump`` writes the keyspace as an RDB file (rdb.py); it runs in the forked child of a
+- ``dump`` writes the databases as an RDB file (rdb.py); it runs in the forked child of a
   BGSAVE or an AOF rewrite (the AOF's base file is an RDB file too, as with Redis's
   ``aof-use-rdb-preamble yes``);
-- ``load`` reads an RDB file (kv's or redis-server's) into the keyspace;
+- ``load`` reads an RDB file (kv's or redis-server's) into the databases;
 - ``records`` reads the AOF's RESP commands and ``apply`` replays them through kv's own
-  command handlers, so a replayed command does exactly what it did live.
+  command handlers, so a replayed command does exactly what it did live; ``SELECT n``
+  switches the database the following commands run in, as in Redis's AOF.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class ReplayClient:
         self.state = state
         self.db = state.db
 
+    def select(self, index: int) -> None:
+        self.db = self.state.keyspace(index)
+
+    def watch(self, key: bytes) -> None:
+        raise ValueError("WATCH inside a journal record")
+
     def begin(self) -> None:
         raise ValueError("MULTI inside a journal record")
 
@@ -62,6 +69,7 @@ class ReplayClient:
         raise ValueError("HELLO inside a journal record")
 
     unsubscribe = psubscribe = punsubscribe = subscribe
+    unwatch = discard
 
     def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
         """A journal holds no blocking command (BLPOP is logged as LPOP): never blocks."""
@@ -74,26 +82,40 @@ class KvMachine:
     def __init__(self, state: KvState) -> None:
         self.state = state
         self.replayed = 0
+        # The replay's client: SELECT in one record holds for the next, until the next
+        # journal file, which starts in database 0 (``reset`` and ``begin_file``).
+        self.client = ReplayClient(state)
 
     def reset(self) -> None:
         self.state.flush()
+        self.client = ReplayClient(self.state)
 
     def load(self, payload: bytes) -> None:
         try:
-            data, expires = rdb.load(payload)
+            databases = rdb.load_databases(payload)
         except rdb.RdbError as exc:
             raise BadSnapshot(exc.reason, exc.offset) from None
-        db = self.state.db
-        db.data = data
-        db.expires = expires
+        state = self.state
+        for db in state.dbs:
+            db.flush()
+        for index, data, expires in databases:
+            if index >= state.databases:
+                raise BadSnapshot(
+                    f"database {index} is out of range (databases {state.databases})", 0
+                )
+            db = state.keyspace(index)
+            db.data = data
+            db.expires = expires
 
     def apply(self, record: Any) -> None:
-        client = ReplayClient(self.state)
+        client = self.client
         for argv in record:
             name = argv[0]
             if name.lower() == b"select":
-                if argv[1:] != [b"0"]:
-                    raise ValueError(f"kv has one database; the journal selects {argv[1:]!r}")
+                index = int(argv[1]) if len(argv) == 2 and argv[1].isdigit() else -1
+                if not 0 <= index < self.state.databases:
+                    raise ValueError(f"the journal selects database {argv[1:]!r}")
+                client.select(index)
                 continue
             entry = DISPATCH.get(name) or DISPATCH.get(name.lower())
             if entry is None:
@@ -103,5 +125,4 @@ class KvMachine:
             self.replayed += 1
 
     def dump(self, out: BinaryIO) -> None:
-        db = self.state.db
-        rdb.dump(out, db.data, db.expires)
+        rdb.dump_databases(out, [(db.index, db.data, db.expires) for db in self.state.dbs])

@@ -1,7 +1,9 @@
 """Redis's RDB file, version 10 (what Redis 7.0 writes and reads): kv's snapshot, its
 ``dump.rdb`` and the base of its AOF.
 
-    "REDIS0010"  AUX fields  SELECTDB 0  RESIZEDB n e  keys...  EOF  CRC64 (8 bytes, LE)
+    "REDIS0010"  AUX fields  (SELECTDB n  RESIZEDB keys expires  keys...)*  EOF  CRC64 (LE)
+
+with one SELECTDB section for each database that holds keys, as Redis writes them.
 
 Each key is an optional EXPIRETIME_MS (absolute Unix ms, 8 bytes LE), a type byte, the key
 and the value. kv writes the plain encodings, which every Redis since 2.x (3.2 for sorted
@@ -23,7 +25,8 @@ import math
 import struct
 import time
 from collections import deque
-from typing import Any, BinaryIO
+from collections.abc import Iterable
+from typing import Any, BinaryIO, TypeAlias
 
 from residentd.apps.kv.persistence import encodings
 from residentd.apps.kv.persistence.crc64 import crc64
@@ -31,6 +34,8 @@ from residentd.apps.kv.zset import SortedSet
 from residentd.errors import ResidentdError
 
 VERSION = 10
+# One database: its number, its keys to values and its keys to absolute expiry times (ms).
+Database: TypeAlias = tuple[int, dict[bytes, Any], dict[bytes, int]]
 MAGIC = b"REDIS%04d" % VERSION
 
 # Types (rdb.h)
@@ -110,7 +115,13 @@ class Writer:
 
 
 def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> None:
-    """Write ``data`` (with ``expires``, absolute ms) to ``out`` as an RDB file."""
+    """Write ``data`` (with ``expires``, absolute ms) to ``out`` as an RDB file of database
+    0."""
+    dump_databases(out, [(0, data, expires)])
+
+
+def dump_databases(out: BinaryIO, databases: Iterable[Database]) -> None:
+    """Write the databases to ``out`` as an RDB file (the first one even when empty)."""
     w = Writer(out)
     buf = w.buffer
     buf += MAGIC
@@ -118,7 +129,17 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
     buf += aux(b"redis-bits", b"64")
     buf += aux(b"ctime", b"%d" % int(time.time()))
     buf += aux(b"used-mem", b"0")
-    buf += bytes((SELECTDB,)) + length(0)
+    for position, (index, data, expires) in enumerate(databases):
+        if data or position == 0:
+            _dump_database(w, index, data, expires)
+    w.finish()
+
+
+def _dump_database(
+    w: Writer, index: int, data: dict[bytes, Any], expires: dict[bytes, int]
+) -> None:
+    buf = w.buffer
+    buf += bytes((SELECTDB,)) + length(index)
     buf += bytes((RESIZEDB,)) + length(len(data)) + length(len(expires))
     pack_ms = struct.Struct("<BQ").pack
     for key, value in data.items():
@@ -138,7 +159,6 @@ def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> No
         if len(buf) >= FLUSH_AT:
             w.flush()
             buf = w.buffer
-    w.finish()
 
 
 _TYPES: dict[type, int] = {deque: LIST, set: SET, dict: HASH, SortedSet: ZSET_2}
@@ -257,7 +277,15 @@ class Reader:
 
 
 def load(data: bytes, now: int | None = None) -> tuple[dict[bytes, Any], dict[bytes, int]]:
-    """Read a whole RDB file: (keys to values, keys to absolute expiry ms)."""
+    """Read a whole RDB file's database 0: (keys to values, keys to absolute expiry ms)."""
+    for index, keys, expires in load_databases(data, now):
+        if index == 0:
+            return keys, expires
+    return {}, {}  # nothing in database 0
+
+
+def load_databases(data: bytes, now: int | None = None) -> list[Database]:
+    """Read a whole RDB file: each database that holds keys, in file order."""
     if len(data) < 9 or data[:5] != b"REDIS" or not data[5:9].isdigit():
         raise RdbError("not an RDB file (no REDIS header)", 0)
     version = int(data[5:9])
@@ -269,6 +297,7 @@ def load(data: bytes, now: int | None = None) -> tuple[dict[bytes, Any], dict[by
     r.pos = 9
     keys: dict[bytes, Any] = {}
     expires: dict[bytes, int] = {}
+    databases: dict[int, tuple[dict[bytes, Any], dict[bytes, int]]] = {0: (keys, expires)}
     when: int | None = None
     while True:
         start = r.pos
@@ -282,9 +311,10 @@ def load(data: bytes, now: int | None = None) -> tuple[dict[bytes, Any], dict[by
             when = int.from_bytes(r.take(4), "little") * 1000
             continue
         if kind == SELECTDB:
-            db = r.plain_length()
-            if db != 0:
-                raise RdbError(f"kv has one database; the file uses database {db}", start)
+            index = r.plain_length()
+            if index >= 1 << 31:
+                raise RdbError(f"bad database number {index}", start)
+            keys, expires = databases.setdefault(index, ({}, {}))
             continue
         if kind == RESIZEDB:
             r.plain_length()
@@ -318,7 +348,7 @@ def load(data: bytes, now: int | None = None) -> tuple[dict[bytes, Any], dict[by
             raise RdbError("wrong RDB checksum", r.pos - 8)
     if r.pos != len(data):
         raise RdbError("data after the end of the RDB file", r.pos)
-    return keys, expires
+    return [(index, keys, expires) for index, (keys, expires) in databases.items() if keys]
 
 
 def _value(r: Reader, kind: int, start: int) -> Any:
