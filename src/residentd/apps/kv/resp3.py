@@ -28,7 +28,8 @@ class Shape:
     written with that type; ``item`` is each element's shape, or each value's in a map;
     ``values`` a map value's shape by its key, ``at`` an array element's by its position),
     "pairs" (a flat array of x, score, ... written as an array of [x, score] pairs, ``item``
-    the shape of the score), or the leaves "double" and "verbatim" (a bulk string written as
+    the shape of the score), "keyed" (an array of [key, value] pairs written as a map,
+    ``item`` the values' shape), or the leaves "double" and "verbatim" (a bulk string written as
     that type)."""
 
     kind: str
@@ -103,6 +104,13 @@ def _value(data: bytes, position: int, shape: Shape | None, out: list[bytes]) ->
             position = _value(data, position, None, out)
             position = _value(data, position, shape.item, out)
         return position
+    if shape.kind == "keyed":  # [[key, value], ...] written as a map
+        out.append(b"%%%d\r\n" % count)
+        for _ in range(count):
+            position = data.index(b"\r\n", position) + 2  # the pair's own header
+            position = _value(data, position, None, out)
+            position = _value(data, position, shape.item, out)
+        return position
     if shape.kind == "map":
         out.append(b"%%%d\r\n" % (count // 2))
         for _ in range(count // 2):
@@ -166,6 +174,13 @@ _SCORED_RANGES = (
 # key, [[member, score], ...]: pairs already in RESP2, their scores doubles in RESP3
 _FROM_KEY = Shape("array", at={1: Shape("array", _POP_ONE)})
 
+# XINFO STREAM [FULL]: a map; FULL's groups are maps, and so are their consumers.
+_XINFO_STREAM = Shape("map", values={b"groups": Shape("array", Shape("map", values={
+    b"consumers": Shape("array", MAP)}))})  # fmt: skip
+_XINFO = _subcommand(
+    {b"stream": _XINFO_STREAM, b"groups": Shape("array", MAP), b"consumers": Shape("array", MAP)}
+)
+
 #: The commands whose RESP3 reply is not their RESP2 reply with nulls as ``_``.
 SHAPES: dict[str, ShapeOf] = {
     "hgetall": MAP,
@@ -198,6 +213,9 @@ SHAPES: dict[str, ShapeOf] = {
     "bzpopmin": Shape("array", at={2: DOUBLE}),  # key, member, score
     "bzpopmax": Shape("array", at={2: DOUBLE}),
     **dict.fromkeys(_SCORED_RANGES, _with_scores),
+    "xread": Shape("keyed"),  # stream name to its entries
+    "xreadgroup": Shape("keyed"),
+    "xinfo": _XINFO,
 }
 
 

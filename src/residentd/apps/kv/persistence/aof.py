@@ -21,6 +21,11 @@ What a write command logs (``propagate``) follows Redis 7.0:
 - a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
+- a stream command logs what it did (stream.py's ``effects``): ``XADD`` with the
+  ID it generated, an approximate trim as the exact one it made (``MAXLEN = <length>``,
+  ``MINID = <first ID>``, no LIMIT), and ``XREADGROUP``, ``XCLAIM`` and ``XAUTOCLAIM`` as
+  one ``XCLAIM ... FORCE JUSTID LASTID`` per entry delivered or claimed (plus ``XGROUP SETID
+  ... ENTRIESREAD`` when a NOACK read or LASTID moved the group), as Redis 7.0 does;
 - the commands of a ``MULTI``/``EXEC`` that changed something are wrapped in ``MULTI`` and
   ``EXEC``, so a journal torn inside the block loads without any of them.
 
@@ -37,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from residentd.apps.kv import stream
 from residentd.codecs.resp import NIL
 from residentd.errors import ResidentdError
 from residentd.state.api import BadRecord
@@ -170,6 +176,10 @@ def _spop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[
     ]
 
 
+def _stream(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    return list(stream.effects)
+
+
 def _hincrbyfloat(
     db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
 ) -> list[list[bytes]]:
@@ -214,6 +224,20 @@ RULES: dict[bytes, Rule] = {
     b"zpopmin": _unless_empty,
     b"zpopmax": _unless_empty,
     b"zmpop": _unless_nil,
+    **dict.fromkeys(
+        (
+            b"xadd",
+            b"xtrim",
+            b"xdel",
+            b"xack",
+            b"xgroup",
+            b"xsetid",
+            b"xreadgroup",
+            b"xclaim",
+            b"xautoclaim",
+        ),
+        _stream,
+    ),
 }
 
 
