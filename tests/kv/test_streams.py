@@ -260,6 +260,11 @@ xread streams lst s 0 0
 scan 0 type stream
 rename t t2
 xinfo groups t2
+copy t2 t3
+xadd t3 50-1 new 1
+xinfo stream t3 full
+xinfo stream t2 full
+object encoding t3
 expire t2 100
 ttl t2
 del t2 s

@@ -28,7 +28,8 @@ def as_int(value: bytes) -> int | None:
     return n
 
 
-def _backlen(size: int) -> int:
+def backlen_size(size: int) -> int:
+    """How many bytes an element's back length takes (lpEncodeBacklen)."""
     if size <= 127:
         return 1
     if size < 16383:
@@ -53,7 +54,7 @@ def _int_encoded(n: int) -> int:
 def int_size(n: int) -> int:
     """Bytes an integer element takes, its back length included."""
     size = _int_encoded(n)
-    return size + _backlen(size)
+    return size + backlen_size(size)
 
 
 def string_size(value: bytes) -> int:
@@ -63,7 +64,7 @@ def string_size(value: bytes) -> int:
         return int_size(n)
     length = len(value)
     size = length + (1 if length < 64 else 2 if length < 4096 else 5)
-    return size + _backlen(size)
+    return size + backlen_size(size)
 
 
 def _encode_backlen(size: int) -> bytes:

@@ -344,15 +344,17 @@ def _subcommand_syntax(name: bytes, container: str = "XGROUP") -> bytes:
     )
 
 
-def _xgroup_target(s: Client, argv: list[bytes], mkstream: bool = False) -> Stream | None:
+def _xgroup_target(s: Client, argv: list[bytes]) -> Stream:
+    """The stream an XGROUP subcommand names, which must exist."""
     stream = write(s, argv[2], Stream)
-    if stream is None and not mkstream:
+    if stream is None:
         raise KvError(XGROUP_NEEDS_KEY)
     return stream
 
 
-def _existing_group(stream: Stream, argv: list[bytes]) -> Group:
-    group = stream.groups.get(argv[3])
+def _existing_group(s: Client, argv: list[bytes]) -> Group:
+    """The group an XGROUP subcommand names, which must exist."""
+    group = _xgroup_target(s, argv).groups.get(argv[3])
     if group is None:
         raise KvError(
             error(b"NOGROUP No such consumer group '%b' for key name '%b'" % (argv[3], argv[2]))
@@ -365,7 +367,9 @@ def _existing_group(stream: Stream, argv: list[bytes]) -> Group:
 def xgroup_create(s: Client, argv: list[bytes]) -> bytes:
     effects.clear()
     mkstream, entries_read = _group_args(argv, True)
-    stream = _xgroup_target(s, argv, mkstream)
+    stream = write(s, argv[2], Stream)
+    if stream is None and not mkstream:
+        raise KvError(XGROUP_NEEDS_KEY)
     if len(argv) > 8:
         raise KvError(_subcommand_syntax(argv[1]))
     last = MIN_ID if stream is None else stream.last_id
@@ -384,12 +388,10 @@ def xgroup_create(s: Client, argv: list[bytes]) -> bytes:
 def xgroup_setid(s: Client, argv: list[bytes]) -> bytes:
     effects.clear()
     _, entries_read = _group_args(argv, False)
-    stream = _xgroup_target(s, argv)
-    assert stream is not None
-    group = _existing_group(stream, argv)
+    group = _existing_group(s, argv)
     if len(argv) not in (5, 7):
         raise KvError(_subcommand_syntax(argv[1]))
-    sid = stream.last_id if argv[4] == b"$" else parse_id(argv[4])[0]
+    sid = _xgroup_target(s, argv).last_id if argv[4] == b"$" else parse_id(argv[4])[0]
     group.last_id = sid
     group.entries_read = entries_read
     effects.append(argv)
@@ -400,9 +402,7 @@ def xgroup_setid(s: Client, argv: list[bytes]) -> bytes:
             since="5.0.0")  # fmt: skip
 def xgroup_destroy(s: Client, argv: list[bytes]) -> bytes:
     effects.clear()
-    stream = _xgroup_target(s, argv)
-    assert stream is not None
-    if stream.groups.pop(argv[3], None) is None:
+    if _xgroup_target(s, argv).groups.pop(argv[3], None) is None:
         return ZERO
     effects.append(argv)
     return ONE
@@ -412,9 +412,7 @@ def xgroup_destroy(s: Client, argv: list[bytes]) -> bytes:
             "Creates a consumer in a consumer group.", since="6.2.0")  # fmt: skip
 def xgroup_createconsumer(s: Client, argv: list[bytes]) -> bytes:
     effects.clear()
-    stream = _xgroup_target(s, argv)
-    assert stream is not None
-    group = _existing_group(stream, argv)
+    group = _existing_group(s, argv)
     if argv[4] in group.consumers:
         return ZERO
     group.consumers[argv[4]] = Consumer(argv[4], now_ms())
@@ -426,9 +424,7 @@ def xgroup_createconsumer(s: Client, argv: list[bytes]) -> bytes:
             "Deletes a consumer from a consumer group.", since="5.0.0")  # fmt: skip
 def xgroup_delconsumer(s: Client, argv: list[bytes]) -> bytes:
     effects.clear()
-    stream = _xgroup_target(s, argv)
-    assert stream is not None
-    group = _existing_group(stream, argv)
+    group = _existing_group(s, argv)
     consumer = group.consumers.get(argv[4])
     if consumer is None:
         return ZERO
