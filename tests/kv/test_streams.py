@@ -24,7 +24,7 @@ from typing import Any
 import hiredis
 import pytest
 
-from .helpers import KvThread, Raw
+from .helpers import KvThread, Raw, resp
 from .persistence_peers import redis_on
 from .test_persistence_aof import ALWAYS, kv_on
 
@@ -525,6 +525,65 @@ def test_resp3_replies(kv: KvThread, redis_port: int) -> None:
         theirs.close()
 
 
+# (waiting client's command, what another client then sends): the waiter's reply and the
+# stream's state afterwards must match redis-server's.
+BLOCKING: list[tuple[Command, list[Command]]] = [
+    (("xread", "block", "0", "streams", "s", "$"), [("xadd", "s", "5-1", "f", "v")]),
+    (
+        ("xread", "count", "1", "block", "0", "streams", "nokey", "s", "0", "5-1"),
+        [("xadd", "s", "6-1", "a", "1"), ("xadd", "s", "7-1", "b", "2")],
+    ),
+    (("xreadgroup", "group", "g", "c1", "block", "0", "streams", "s", ">"), [
+        ("xadd", "other", "1-1", "x", "y"), ("xadd", "s", "8-1", "f", "v")]),
+    (("xreadgroup", "group", "g", "c2", "noack", "block", "0", "streams", "s", ">"), [
+        ("xadd", "s", "9-1", "f", "v")]),
+    (("xreadgroup", "group", "g", "c3", "block", "0", "streams", "s", ">"), [
+        ("xgroup", "destroy", "s", "g")]),
+    (("xread", "block", "30", "streams", "s", "$"), []),
+]  # fmt: skip
+
+
+def test_blocking_reads(kv: KvThread, redis_port: int) -> None:
+    ports = (kv.port, redis_port)
+    waiters = [Raw(port) for port in ports]
+    writers = [Raw(port) for port in ports]
+    try:
+        for writer in writers:
+            writer.call("FLUSHALL")
+            writer.call("XADD", "s", "1-1", "f", "v")
+            writer.call("XGROUP", "CREATE", "s", "g", "$")
+        for command, then in BLOCKING:
+            for waiter in waiters:
+                waiter.send(resp(*command))
+            time.sleep(0.05)  # both have blocked
+            for writer in writers:
+                for other in then:
+                    writer.call(*other)
+            replies = [waiter.replies(1)[0] for waiter in waiters]
+            assert replies[0] == replies[1], (command, replies)
+            states = [
+                normalise(("xinfo", "stream", "s", "full"), w.call("XINFO", "STREAM", "s", "FULL"))
+                for w in writers
+            ]
+            assert states[0] == states[1], command
+        for client in (waiters[0], writers[0]):  # in MULTI, a read answers at once
+            assert client.call("MULTI") == b"+OK\r\n"
+            client.call("XREAD", "BLOCK", "0", "STREAMS", "s", "$")
+            assert client.call("EXEC") == b"*1\r\n*-1\r\n"
+        resp3 = [_hello3(port) for port in ports]
+        for client in resp3:
+            client.send(resp("XREAD", "BLOCK", "0", "STREAMS", "s", "$"))
+        time.sleep(0.05)
+        for writer in writers:
+            writer.call("XADD", "s", "20-1", "f", "v")
+        assert resp3[0].replies(1) == resp3[1].replies(1)
+        for client in resp3:
+            client.close()
+    finally:
+        for client in (*waiters, *writers):
+            client.close()
+
+
 def workload(r: Raw) -> None:
     """Stream writes whose journal must rebuild the same streams."""
     for n in range(1, 260):
@@ -549,6 +608,15 @@ def workload(r: Raw) -> None:
     r.call("XGROUP", "DELCONSUMER", "log", "g", "carol")
     r.call("XGROUP", "SETID", "log", "quiet", "210-0")
     r.call("XSETID", "log", "99999-0", "ENTRIESADDED", "400", "MAXDELETEDID", "1000-0")
+
+
+def blocked_workload(port: int) -> None:
+    """A group read that waits, served by another client's XADD: journaled as XCLAIMs."""
+    with Raw(port) as waiter, Raw(port) as writer:
+        waiter.send(resp("XREADGROUP", "GROUP", "g", "late", "BLOCK", "0", "STREAMS", "fresh", ">"))
+        time.sleep(0.05)
+        writer.call("XADD", "fresh", "1-1", "f", "v")
+        assert waiter.replies(1)[0].startswith(b"*1\r\n*2\r\n$5\r\nfresh")
 
 
 def _snapshot(r: Raw) -> list[Any]:

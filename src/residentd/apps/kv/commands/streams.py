@@ -11,8 +11,9 @@ delivered or claimed (and ``XGROUP SETID ... ENTRIESREAD`` for a NOACK read), ne
 themselves; stream.py's ``effects`` holds those commands for persistence/aof.py's rules
 to pick up right after the handler returns.
 
-BLOCK is parsed; a read that finds data answers at once, one that would have to wait answers
-``ERR BLOCK is not supported yet`` until kv has blocking commands.
+With BLOCK, a read that finds nothing waits (blocking.py) until an XADD gives one of its
+streams an entry past the ID it read from (for XREADGROUP ``>``, past the group's last
+delivered ID), and is then answered with that stream alone, as Redis does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import int_arg, read, write
+from residentd.apps.kv.commands.lists import journal_served
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.store import now_ms
@@ -74,7 +76,9 @@ LIMIT_WITHOUT_APPROX = b"-ERR syntax error, LIMIT cannot be used without the spe
 BAD_START = b"-ERR invalid start ID for the interval\r\n"
 BAD_END = b"-ERR invalid end ID for the interval\r\n"
 NO_SUCH_KEY = b"-ERR no such key\r\n"
-BLOCK_UNSUPPORTED = b"-ERR BLOCK is not supported yet\r\n"
+NOGROUP_WHILE_BLOCKED = (
+    b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+)
 DOLLAR_IN_XREADGROUP = (
     b"-ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the "
     b"history of this consumer by specifying a proper ID, or use the > ID to get new "
@@ -478,7 +482,6 @@ def xrevrange(s: Client, argv: list[bytes]) -> bytes:
 
 
 def _deliver(
-    s: Client,
     key: bytes,
     stream: Stream,
     after: StreamID,
@@ -622,15 +625,9 @@ def _xread(s: Client, argv: list[bytes], grouped: bool) -> bytes:
                 after = group.last_id
             if not serve:
                 continue
-            consumer, created = group.consumer(consumer_name, now)
-            if created and noack:  # no XCLAIM will create it on replay
-                effects.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
-            if history:
-                reply = _history(stream, consumer, after, count, now)
-            else:
-                reply = entries_reply(
-                    _deliver(s, key, stream, after, count, group_name, group, consumer, noack, now)
-                )
+            reply = _serve_group(
+                key, stream, group, group_name, consumer_name, after, history, count, noack, now
+            )
             served.append(b"*2\r\n" + bulk(key) + reply)
         elif stream.length and stream.last_valid_id() > after:
             start = next_id(after)
@@ -639,8 +636,80 @@ def _xread(s: Client, argv: list[bytes], grouped: bool) -> bytes:
     if served:
         return array(served)
     if block is not None:
-        raise KvError(BLOCK_UNSUPPORTED)
+        after_of: dict[bytes, StreamID] = {}
+        for key, (_, _, after) in zip(keys, targets, strict=True):
+            after_of.setdefault(key, after)
+        _block(s, after_of, block, count, group_name, consumer_name, noack)
     return NIL_ARRAY
+
+
+def _serve_group(
+    key: bytes,
+    stream: Stream,
+    group: Group,
+    group_name: bytes,
+    consumer_name: bytes,
+    after: StreamID,
+    history: bool,
+    count: int,
+    noack: bool,
+    now: int,
+) -> bytes:
+    """XREADGROUP's entries from one stream: the consumer's own pending ones after ``after``
+    (``history``), else the group's new ones."""
+    consumer, created = group.consumer(consumer_name, now)
+    if created and noack:  # no XCLAIM will create it on replay
+        effects.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
+    if history:
+        return _history(stream, consumer, after, count, now)
+    return entries_reply(
+        _deliver(key, stream, after, count, group_name, group, consumer, noack, now)
+    )
+
+
+def _block(
+    s: Client,
+    after_of: dict[bytes, StreamID],
+    timeout_ms: int,
+    count: int,
+    group_name: bytes | None,
+    consumer_name: bytes | None,
+    noack: bool,
+) -> None:
+    """Wait (blocking.py) for entries after the IDs read (XREAD) or for new entries of the
+    group (XREADGROUP ``>``); served, the reply names the one stream that had them, as
+    blocked.c's serveClientsBlockedOnStreamKey answers, and a group read is journaled as it
+    would have been at once."""
+
+    def serve(key: bytes) -> bytes | None:
+        stream = s.db.get_write(key)
+        if stream.__class__ is not Stream:
+            return None
+        after = after_of[key]
+        group = None
+        if group_name is not None:
+            group = stream.groups.get(group_name)
+            if group is None:
+                return NOGROUP_WHILE_BLOCKED
+            after = group.last_id
+        if stream.last_id <= after:
+            return None
+        if group is None:
+            start = next_id(after)
+            assert start is not None
+            entries = entries_reply(stream.range(start, MAX_ID, count))
+        else:
+            assert group_name is not None and consumer_name is not None
+            effects.clear()
+            entries = _serve_group(
+                key, stream, group, group_name, consumer_name, after, False, count, noack,
+                now_ms(),
+            )  # fmt: skip
+            for logged in effects:
+                journal_served(s, logged)
+        return b"*1\r\n*2\r\n" + bulk(key) + entries
+
+    s.block(list(after_of), timeout_ms / 1000, serve, NIL_ARRAY)
 
 
 @command("xread", -4, "readonly blocking", "stream",
