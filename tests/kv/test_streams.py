@@ -606,6 +606,7 @@ def workload(r: Raw) -> None:
     r.call("XAUTOCLAIM", "log", "g", "erin", "0", "0", "COUNT", "3")
     r.call("XGROUP", "CREATECONSUMER", "log", "g", "frank")
     r.call("XGROUP", "DELCONSUMER", "log", "g", "carol")
+    r.call("XGROUP", "HELP")  # logs nothing (not the DELCONSUMER again)
     r.call("XGROUP", "SETID", "log", "quiet", "210-0")
     r.call("XSETID", "log", "99999-0", "ENTRIESADDED", "400", "MAXDELETEDID", "1000-0")
 
@@ -633,6 +634,7 @@ def test_journal_restart_and_redis_load(tmp_path: Path) -> None:
     logged = b"".join(path.read_bytes() for path in (tmp_path / "appendonlydir").glob("*.incr.aof"))
     assert b"XREADGROUP" not in logged.upper() and b"XAUTOCLAIM" not in logged.upper()
     assert b"$1\r\n*\r\n" not in logged and b"$1\r\n~\r\n" not in logged
+    assert logged.count(b"DELCONSUMER") == 1 and b"HELP" not in logged.upper()
     with kv_on(tmp_path, *ALWAYS) as again, Raw(again.port) as r:
         assert _snapshot(r) == live
     with redis_on(str(tmp_path), "--appendonly", "yes") as peer:
