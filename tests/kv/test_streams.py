@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hiredis
 import pytest
 
 from .helpers import KvThread, Raw, resp
 from .persistence_peers import redis_on
+from .test_hashes_sets import Peers as HashPeers
+from .test_hashes_sets import parse
 from .test_persistence_aof import ALWAYS, kv_on
 
 Command = tuple[str, ...]
@@ -274,13 +275,6 @@ exists t2
 PROLOGUE: list[Command] = [tuple(line.split()) for line in PROLOGUE_TEXT.strip().splitlines()]
 
 
-def parse(reply: bytes) -> Any:
-    reader = hiredis.Reader()
-    reader.feed(reply)
-    value = reader.gets()
-    return ("error", str(value)) if isinstance(value, hiredis.ReplyError) else value
-
-
 def _zero_times(value: Any) -> Any:
     """XINFO STREAM FULL with its times zeroed: each pending entry's delivery time, each
     consumer's seen time."""
@@ -316,27 +310,16 @@ def normalise(command: Command, reply: bytes) -> Any:
     return _zero_times(value)
 
 
-class Peers:
+class Peers(HashPeers):
     """kv and redis-server, each with a client, fed the same commands."""
 
-    def __init__(self, kv_port: int, redis_port: int) -> None:
-        self.kv = Raw(kv_port)
-        self.redis = Raw(redis_port)
-        for client in (self.kv, self.redis):
-            client.call("FLUSHALL")
-
-    def close(self) -> None:
-        self.kv.close()
-        self.redis.close()
-
-    def check(self, command: Command) -> bytes:
+    def check(self, command: Command) -> None:
         ours, theirs = self.kv.call(*command), self.redis.call(*command)
         a, b = normalise(command, ours), normalise(command, theirs)
         if a != b:
             at = next((i for i, (x, y) in enumerate(zip(ours, theirs, strict=False)) if x != y), 0)
             where = f"{command!r}: redis {theirs[at - 150 : at + 150]!r}"
             raise AssertionError(f"{where}, kv {ours[at - 150 : at + 150]!r}")
-        return theirs
 
 
 @pytest.fixture
