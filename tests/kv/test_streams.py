@@ -595,11 +595,15 @@ def workload(r: Raw) -> None:
 
 
 def blocked_workload(port: int) -> None:
-    """A group read that waits, served by another client's XADD: journaled as XCLAIMs."""
+    """A group read that waits, served by another client's XADDs: journaled as XCLAIMs, in
+    a MULTI block of their own."""
     with Raw(port) as waiter, Raw(port) as writer:
         waiter.send(resp("XREADGROUP", "GROUP", "g", "late", "BLOCK", "0", "STREAMS", "fresh", ">"))
         time.sleep(0.05)
+        writer.call("MULTI")  # the waiter is served both entries, after EXEC
         writer.call("XADD", "fresh", "1-1", "f", "v")
+        writer.call("XADD", "fresh", "2-1", "f", "v")
+        writer.call("EXEC")
         assert waiter.replies(1)[0].startswith(b"*1\r\n*2\r\n$5\r\nfresh")
 
 
@@ -613,17 +617,36 @@ def _snapshot(r: Raw) -> list[Any]:
 def test_journal_restart_and_redis_load(tmp_path: Path) -> None:
     with kv_on(tmp_path, *ALWAYS) as daemon, Raw(daemon.port) as r:
         workload(r)
+        blocked_workload(daemon.port)
         live = _snapshot(r)
     logged = b"".join(path.read_bytes() for path in (tmp_path / "appendonlydir").glob("*.incr.aof"))
     assert b"XREADGROUP" not in logged.upper() and b"XAUTOCLAIM" not in logged.upper()
     assert b"$1\r\n*\r\n" not in logged and b"$1\r\n~\r\n" not in logged
     assert logged.count(b"DELCONSUMER") == 1 and b"HELP" not in logged.upper()
+    # XREADGROUP ... COUNT 5 logged as five XCLAIMs in one MULTI block
+    assert b"MULTI\r\n" + b"*14\r\n$6\r\nXCLAIM\r\n" in logged
+    assert b"$5\r\nfresh\r\n$1\r\ng\r\n$4\r\nlate\r\n" in logged
     with kv_on(tmp_path, *ALWAYS) as again, Raw(again.port) as r:
-        assert _snapshot(r) == live
+        replayed = _snapshot(r)
+    # Redis 7.0 journals a read as XCLAIMs, which carry the group's last ID but not its
+    # entries-read counter: a replay (kv's or Redis's) knows the counter only where it could
+    # be estimated.
+    assert _without_read_counters(replayed) == _without_read_counters(live)
     with redis_on(str(tmp_path), "--appendonly", "yes") as peer:
         port = peer.connection_pool.connection_kwargs["port"]
         with Raw(port) as r:
-            assert _snapshot(r) == live
+            assert _snapshot(r) == replayed
+
+
+def _without_read_counters(value: Any) -> Any:
+    """A snapshot with each group's entries-read and lag left out."""
+    if not isinstance(value, list):
+        return value
+    out = [_without_read_counters(item) for item in value]
+    if b"entries-read" in out:
+        at = out.index(b"entries-read")
+        del out[at : at + 4]  # entries-read, its value, lag, its value
+    return out
 
 
 def test_rdb_both_ways(tmp_path: Path) -> None:

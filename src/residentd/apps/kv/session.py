@@ -221,8 +221,17 @@ class KvSession(Session[KvApp]):
             reply = handler(self, argv)
         except KvError as exc:
             return exc.reply
-        for logged in propagate(db, argv, reply, existed):
-            journal += encode(logged)
+        logged = propagate(db, argv, reply, existed)
+        if len(logged) > 1 and not self._executing:
+            # Several commands for one (XREADGROUP's XCLAIMs, SPOP's SREMs): one MULTI block,
+            # so a torn journal loads all or none of them, as Redis 7.0 writes them.
+            journal += MULTI
+            for command in logged:
+                journal += encode(command)
+            journal += EXEC
+        else:
+            for command in logged:
+                journal += encode(command)
         return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:

@@ -705,7 +705,8 @@ def _block(
                 key, stream, group, group_name, consumer_name, after, False, count, noack,
                 now_ms(),
             )  # fmt: skip
-            for logged in effects:
+            block = [[b"MULTI"], *effects, [b"EXEC"]] if len(effects) > 1 else effects
+            for logged in block:
                 journal_served(s, logged)
         return b"*1\r\n*2\r\n" + bulk(key) + entries
 

@@ -31,7 +31,8 @@ What a write command logs (``propagate``) follows Redis 7.0:
   one ``XCLAIM ... FORCE JUSTID LASTID`` per entry delivered or claimed (plus ``XGROUP SETID
   ... ENTRIESREAD`` when a NOACK read or LASTID moved the group), as Redis 7.0 does;
 - the commands of a ``MULTI``/``EXEC`` that changed something are wrapped in ``MULTI`` and
-  ``EXEC``, so a journal torn inside the block loads without any of them.
+  ``EXEC``, so a journal torn inside the block loads without any of them; so are the
+  commands one command is logged as when there are several (the session does both).
 
 The plain hot commands the C fast path runs (``SET k v``, ``INCR``, ``LPUSH``, ...) append
 their request as it came (_fastpath.c), which is what Redis logs for them.
