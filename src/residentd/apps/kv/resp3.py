@@ -28,7 +28,8 @@ class Shape:
     written with that type; ``item`` is each element's shape, or each value's in a map;
     ``values`` a map value's shape by its key, ``at`` an array element's by its position),
     "pairs" (a flat array of x, score, ... written as an array of [x, score] pairs, ``item``
-    the shape of the score), or the leaves "double" and "verbatim" (a bulk string written as
+    the shape of the score), "keyed" (an array of [key, value] pairs written as a map,
+    ``item`` the values' shape), or the leaves "double" and "verbatim" (a bulk string written as
     that type)."""
 
     kind: str
@@ -100,6 +101,13 @@ def _value(data: bytes, position: int, shape: Shape | None, out: list[bytes]) ->
         out.append(b"*%d\r\n" % (count // 2))
         for _ in range(count // 2):
             out.append(b"*2\r\n")
+            position = _value(data, position, None, out)
+            position = _value(data, position, shape.item, out)
+        return position
+    if shape.kind == "keyed":  # [[key, value], ...] written as a map
+        out.append(b"%%%d\r\n" % count)
+        for _ in range(count):
+            position = data.index(b"\r\n", position) + 2  # the pair's own header
             position = _value(data, position, None, out)
             position = _value(data, position, shape.item, out)
         return position
@@ -200,6 +208,13 @@ def _geo_search(argv: list[bytes]) -> Shape | None:
     return Shape("array", Shape("array", at={len(extras): _COORDINATES}))
 
 
+# XINFO STREAM [FULL]: a map; FULL's groups are maps, and so are their consumers.
+_XINFO_STREAM = Shape("map", values={b"groups": Shape("array", Shape("map", values={
+    b"consumers": Shape("array", MAP)}))})  # fmt: skip
+_XINFO = _subcommand(
+    {b"stream": _XINFO_STREAM, b"groups": Shape("array", MAP), b"consumers": Shape("array", MAP)}
+)
+
 #: The commands whose RESP3 reply is not their RESP2 reply with nulls as ``_``.
 SHAPES: dict[str, ShapeOf] = {
     "hgetall": MAP,
@@ -237,6 +252,9 @@ SHAPES: dict[str, ShapeOf] = {
         ("georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro", "geosearch"),
         _geo_search,
     ),
+    "xread": Shape("keyed"),  # stream name to its entries
+    "xreadgroup": Shape("keyed"),
+    "xinfo": _XINFO,
 }
 
 

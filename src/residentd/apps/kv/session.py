@@ -272,8 +272,16 @@ class KvSession(Session[KvApp]):
             return reply
         if journal is not None:
             mark = len(journal)
-            for record in logged:
-                journal += encode(record)
+            if len(logged) > 1 and not self._executing:
+                # Several commands for one (XREADGROUP's XCLAIMs, SPOP's SREMs): one MULTI
+                # block, so a torn journal loads all or none of them, as Redis 7.0 writes them.
+                journal += MULTI
+                for record in logged:
+                    journal += encode(record)
+                journal += EXEC
+            else:
+                for record in logged:
+                    journal += encode(record)
             state.journal_select(db, mark)
         if watches.keys and (before is None or before != scores(db, argv[1])):
             entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]

@@ -1,10 +1,10 @@
 """The keyspace: keys to typed values, with expiry, as one Redis database holds them.
 
 Values are plain Python objects, and the type of a key is the class of its value: ``bytes``
-(string), ``dict`` (hash, field to value), ``deque`` (list), ``set`` (set) and ``SortedSet``
-(sorted set, zset.py). A hash, list, set or sorted set that becomes empty is deleted with its
-key, as Redis does. Command handlers read and write ``data`` directly on their hot paths and
-use the methods here for the rest.
+(string), ``dict`` (hash, field to value), ``deque`` (list), ``set`` (set), ``SortedSet``
+(sorted set, zset.py) and ``Stream`` (stream.py). A hash, list, set or sorted set that
+becomes empty is deleted with its key, as Redis does (a stream stays). Command handlers
+read and write ``data`` directly on their hot paths and use the methods here for the rest.
 
 Expiry times live in a second dict, ``expires`` (key to absolute Unix time in milliseconds),
 and are enforced the two ways Redis enforces them (each deletion is reported to
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
+from residentd.apps.kv.stream import Stream
 from residentd.apps.kv.zset import SortedSet
 
 EXPIRE_SAMPLE = 20  # ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
@@ -43,6 +44,7 @@ TYPE_NAMES: dict[type, bytes] = {
     deque: b"list",
     set: b"set",
     SortedSet: b"zset",
+    Stream: b"stream",
 }
 
 

@@ -20,6 +20,8 @@ from residentd.apps.kv.commands import (
     server,
     sets,
     sort,
+    stream_groups,
+    streams,
     strings,
     substrings,
     transactions,
@@ -28,8 +30,13 @@ from residentd.apps.kv.commands import (
 from residentd.apps.kv.commands.registry import COMMANDS, dispatch_table
 
 DISPATCH = dispatch_table()
-# The handlers of the commands that may change the keyspace: journaled while kv persists.
-WRITES = frozenset(cmd.handler for cmd in COMMANDS.values() if "write" in cmd.flags)
+# The handlers of the commands that may change the keyspace (a container, XGROUP, when one of
+# its subcommands may): journaled while kv persists.
+WRITES = frozenset(
+    cmd.handler
+    for cmd in COMMANDS.values()
+    if "write" in cmd.flags or any("write" in sub.flags for sub in cmd.subcommands.values())
+)
 
 __all__ = [
     "COMMANDS",
@@ -50,6 +57,8 @@ __all__ = [
     "server",
     "sets",
     "sort",
+    "stream_groups",
+    "streams",
     "strings",
     "substrings",
     "transactions",

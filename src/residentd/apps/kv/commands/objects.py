@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv.commands.registry import container, help_subcommand, subcommand
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.stream import Stream
 from residentd.apps.kv.zset import SortedSet
 from residentd.codecs.resp import NIL, ZERO, bulk, integer, parse_int
 
@@ -57,6 +58,8 @@ def encoding(value: Any) -> bytes:
         return b"listpack" if small else b"hashtable"
     if value.__class__ is SortedSet:
         return value.encoding  # listpack or skiplist, by Redis's thresholds
+    if value.__class__ is Stream:
+        return b"stream"
     return b"raw"
 
 

@@ -28,8 +28,14 @@ What a write command logs (``propagate``) follows Redis 7.0:
 - a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
+- a stream command logs what it did (stream.py's ``effects``): ``XADD`` with the
+  ID it generated, an approximate trim as the exact one it made (``MAXLEN = <length>``,
+  ``MINID = <first ID>``, no LIMIT), and ``XREADGROUP``, ``XCLAIM`` and ``XAUTOCLAIM`` as
+  one ``XCLAIM ... FORCE JUSTID LASTID`` per entry delivered or claimed (plus ``XGROUP SETID
+  ... ENTRIESREAD`` when a NOACK read or LASTID moved the group), as Redis 7.0 does;
 - the commands of a ``MULTI``/``EXEC`` that changed something are wrapped in ``MULTI`` and
-  ``EXEC``, so a journal torn inside the block loads without any of them;
+  ``EXEC``, so a journal torn inside the block loads without any of them; so are the
+  commands one command is logged as when there are several (the session does both);
 - a record made in another database than the journal's last one follows a ``SELECT n``, as
   in Redis's ``feedAppendOnlyFile``; each journal file's first record does too (state.py
   ``journal_select``).
@@ -47,6 +53,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from residentd.apps.kv import stream
 from residentd.codecs.resp import NIL
 from residentd.errors import ResidentdError
 from residentd.state.api import BadRecord
@@ -179,6 +186,16 @@ def _spop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[
     return [
         [b"SREM", key, *members[i : i + SPOP_BATCH]] for i in range(0, len(members), SPOP_BATCH)
     ]
+
+
+def _stream(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    """What the stream command just run recorded (taken, so that it is logged once; XGROUP
+    HELP, the one handler of these that records nothing, logs nothing)."""
+    if argv[0].lower() == b"xgroup" and argv[1].lower() == b"help":
+        return []
+    logged = list(stream.effects)
+    stream.effects.clear()
+    return logged
 
 
 def _hincrbyfloat(
@@ -318,6 +335,20 @@ RULES: dict[bytes, Rule] = {
     b"restore": _restore,
     b"georadius": _stored,  # without STORE it changed nothing
     b"georadiusbymember": _stored,
+    **dict.fromkeys(
+        (
+            b"xadd",
+            b"xtrim",
+            b"xdel",
+            b"xack",
+            b"xgroup",
+            b"xsetid",
+            b"xreadgroup",
+            b"xclaim",
+            b"xautoclaim",
+        ),
+        _stream,
+    ),
 }
 
 

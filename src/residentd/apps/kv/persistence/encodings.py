@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from residentd.apps.kv.listpack import backlen_size
+
 
 def lzf_decompress(data: bytes, expected: int) -> bytes:
     """liblzf's lzf_decompress: literal runs and back references."""
@@ -93,21 +95,10 @@ def listpack(blob: bytes) -> list[bytes]:
             size = 1 + width
         else:
             raise ValueError(f"bad listpack entry encoding {b:#x} at {i}")
-        i += size + _backlen_size(size)
+        i += size + backlen_size(size)
     if i != end or (count != 0xFFFF and count != len(items)):
         raise ValueError("listpack entries do not match its header")
     return items
-
-
-def _backlen_size(size: int) -> int:
-    """How many bytes a listpack entry's back length takes (lpEncodeBacklen)."""
-    if size <= 127:
-        return 1
-    if size < 16383:
-        return 2
-    if size < 2097151:
-        return 3
-    return 4 if size < 268435455 else 5
 
 
 def ziplist(blob: bytes) -> list[bytes]:

@@ -9,7 +9,9 @@ Each key is an optional EXPIRETIME_MS (absolute Unix ms, 8 bytes LE), a type byt
 and the value. kv writes the plain encodings, which every Redis since 2.x (3.2 for sorted
 sets) loads: a string as itself, a list, set or hash as a length and its elements
 (RDB_TYPE_LIST, _SET, _HASH), a sorted set as a length and its members each followed by its
-score as a little-endian binary double (RDB_TYPE_ZSET_2); it compresses nothing. The reader
+score as a little-endian binary double (RDB_TYPE_ZSET_2); it compresses nothing. A stream has
+no plain encoding: it is written as Redis 7.0 writes it, RDB_TYPE_STREAM_LISTPACKS_2
+(stream_rdb.py). The reader
 also takes what redis-server writes for small values (listpack hashes and sorted sets,
 quicklist-2 lists of listpacks, intset sets, LZF-compressed strings, the ziplists and the
 text scores of older versions), so kv starts on a Redis dump. Keys whose time has passed are
@@ -28,8 +30,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, BinaryIO, TypeAlias
 
-from residentd.apps.kv.persistence import encodings
+from residentd.apps.kv.persistence import encodings, stream_rdb
 from residentd.apps.kv.persistence.crc64 import crc64
+from residentd.apps.kv.stream import Stream
 from residentd.apps.kv.zset import SortedSet
 from residentd.errors import ResidentdError
 
@@ -42,6 +45,7 @@ MAGIC = b"REDIS%04d" % VERSION
 STRING, LIST, SET, ZSET, HASH, ZSET_2 = 0, 1, 2, 3, 4, 5
 HASH_ZIPMAP, LIST_ZIPLIST, SET_INTSET, ZSET_ZIPLIST, HASH_ZIPLIST = 9, 10, 11, 12, 13
 LIST_QUICKLIST, HASH_LISTPACK, ZSET_LISTPACK, LIST_QUICKLIST_2 = 14, 16, 17, 18
+STREAM_LISTPACKS, STREAM_LISTPACKS_2 = stream_rdb.STREAM_LISTPACKS, stream_rdb.STREAM_LISTPACKS_2
 # Opcodes
 FUNCTION2, MODULE_AUX, IDLE, FREQ, AUX, RESIZEDB, EXPIRETIME_MS, EXPIRETIME, SELECTDB, EOF = (
     245,
@@ -151,6 +155,10 @@ def _dump_database(
             buf.append(STRING)
             buf += string(key)
             buf += string(value)
+        elif cls is Stream:
+            buf.append(STREAM_LISTPACKS_2)
+            buf += string(key)
+            buf += stream_rdb.dump(value, string, length)
         else:
             kind, body = encode(value)
             buf.append(kind)
@@ -337,7 +345,7 @@ def load_databases(data: bytes, now: int | None = None) -> list[Database]:
         if when is not None and when <= now:
             when = None  # expired while the server was down: dropped, as Redis does
             continue
-        if value or value.__class__ is bytes:  # an empty list, set or hash is no key
+        if value or value.__class__ in (bytes, Stream):  # an empty list, set or hash is no key
             keys[key] = value
             if when is not None:
                 expires[key] = when
@@ -392,6 +400,8 @@ def _value(r: Reader, kind: int, start: int) -> Any:
             for _ in range(r.plain_length()):
                 items.extend(encodings.ziplist(r.string()))
             return items
+        if kind in (STREAM_LISTPACKS, STREAM_LISTPACKS_2):
+            return stream_rdb.load(r, kind)
         if kind == LIST_QUICKLIST_2:
             items = deque()
             for _ in range(r.plain_length()):
