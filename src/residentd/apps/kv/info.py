@@ -173,21 +173,22 @@ def _cpu(s: Client) -> Fields:
 
 def _stats(s: Client) -> Fields:
     snapshot = s.state.counters()
+    base = s.state.stats_base
     db = s.db
     hub = s.state.hub
     return [
-        ("total_connections_received", snapshot["accepted"]),
+        ("total_connections_received", snapshot["accepted"] - base.get("accepted", 0)),
         ("total_commands_processed", s.state.commands),
         ("instantaneous_ops_per_sec", 0),
-        ("total_net_input_bytes", snapshot["bytes_in"]),
-        ("total_net_output_bytes", snapshot["bytes_out"]),
+        ("total_net_input_bytes", snapshot["bytes_in"] - base.get("bytes_in", 0)),
+        ("total_net_output_bytes", snapshot["bytes_out"] - base.get("bytes_out", 0)),
         *_zeros("total_net_repl_input_bytes total_net_repl_output_bytes"),
         *_zeros(
             "instantaneous_input_kbps instantaneous_output_kbps instantaneous_input_repl_kbps "
             "instantaneous_output_repl_kbps",
             "0.00",
         ),
-        ("rejected_connections", sum(snapshot["refused"].values())),
+        ("rejected_connections", sum(snapshot["refused"].values()) - base.get("refused", 0)),
         *_zeros("sync_full sync_partial_ok sync_partial_err"),
         ("expired_keys", db.expired_keys),
         ("expired_stale_perc", "0.00"),

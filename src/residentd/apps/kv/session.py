@@ -47,6 +47,7 @@ from residentd.apps.kv.client import Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
+from residentd.apps.kv.notifications import Watch
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
 from residentd.apps.kv.resp3 import push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
@@ -128,6 +129,12 @@ class KvSession(Session[KvApp]):
             mark = len(journal)  # what other pipelines of this iteration journaled
             if not state.health.writable:
                 fast = None  # the disk refuses data: every write goes to Python to be refused
+        # Writes go through _write while they are journaled or notified (the fast path cannot
+        # tell what it changed, so it stands aside while notifications are on).
+        hooked = journal is not None
+        if state.notifier is not None:
+            hooked = True
+            fast = None
         if fast is not None and not self.special:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
@@ -153,7 +160,7 @@ class KvSession(Session[KvApp]):
                     append(self._reject(errors.wrong_arity(command.name)))
                 elif self.special:
                     append(self._special(handler, command, argv))
-                elif journal is not None and handler in WRITES:
+                elif hooked and handler in WRITES:
                     append(self._write(handler, argv, journal))
                 else:
                     try:
@@ -173,20 +180,28 @@ class KvSession(Session[KvApp]):
             state.commit(self.conn)
         self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
 
-    def _write(self, handler: Handler, argv: list[bytes], journal: bytearray) -> bytes:
-        """Run a write command while persisting: refused with -MISCONF while the disk refuses
-        data, else run and journaled as Redis propagates it (persistence/aof.py)."""
-        refusal = self.state.misconf()
-        if refusal is not None:
-            return refusal
+    def _write(self, handler: Handler, argv: list[bytes], journal: bytearray | None) -> bytes:
+        """Run a write command while persisting or notifying: refused with -MISCONF while the
+        disk refuses data, else run, journaled as Redis propagates it (persistence/aof.py)
+        and its keyspace events sent (notifications.py)."""
+        state = self.state
         db = self.db
+        if journal is not None:
+            refusal = state.misconf()
+            if refusal is not None:
+                return refusal
+        notifier = state.notifier
+        watch = Watch(db, argv) if notifier is not None else None
         existed = len(argv) > 1 and argv[1] in db.data
         try:
             reply = handler(self, argv)
         except KvError as exc:
             return exc.reply
-        for logged in propagate(db, argv, reply, existed):
-            journal += encode(logged)
+        if journal is not None:
+            for logged in propagate(db, argv, reply, existed):
+                journal += encode(logged)
+        if watch is not None and notifier is not None:
+            watch.after(reply, notifier)
         return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
@@ -197,7 +212,7 @@ class KvSession(Session[KvApp]):
             self.multi.append((handler, argv))
             return QUEUED
         journal = self.state.journal
-        if journal is not None and handler in WRITES:
+        if (journal is not None or self.state.notifier is not None) and handler in WRITES:
             reply = self._write(handler, argv, journal)
         else:
             reply = self.run(handler, argv)
@@ -243,7 +258,12 @@ class KvSession(Session[KvApp]):
         if failed:
             raise KvError(errors.EXECABORT)
         journal = self.state.journal
-        if journal is None:
+        if journal is None and self.state.notifier is not None:
+            replies = [
+                self._write(handler, argv, None) if handler in WRITES else self.run(handler, argv)
+                for handler, argv in queued
+            ]
+        elif journal is None:
             replies = [self.run(handler, argv) for handler, argv in queued]
         else:
             # The block's changes go to the journal between MULTI and EXEC, as Redis writes

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.app import App
 from residentd.apps.kv import errors
+from residentd.apps.kv.notifications import Notifier
 from residentd.apps.kv.persistence.aof import delete
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.scan import Cursors
@@ -68,6 +69,17 @@ class KvState:
         self.journal: bytearray | None = None
         # Whether the disk takes writes: the persistence's own once attached (wiring.py).
         self.health = DiskHealth()
+        # notify-keyspace-events: publishes the keyspace's changes while not empty.
+        self.notifier: Notifier | None = None
+        # requirepass: the default user's password (None: every client is authenticated).
+        self.requirepass: bytes | None = None
+        # CONFIG RESETSTAT: the server's counters as they were then (INFO shows the rest).
+        self.stats_base: dict[str, int] = {}
+
+    def set_notifications(self, flags: int) -> None:
+        """notify-keyspace-events: publish changes of the classes in ``flags`` (0: none)."""
+        self.notifier = Notifier(self.hub, flags) if flags else None
+        self._hook_expiry()
 
     @property
     def max_bulk_len(self) -> int:
@@ -102,6 +114,19 @@ class KvState:
         server = self.app.server
         return 0 if server is None else len(server.connections)
 
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: INFO's counters start again from zero."""
+        snapshot = self.counters()
+        self.stats_base = {
+            "accepted": snapshot["accepted"],
+            "bytes_in": snapshot["bytes_in"],
+            "bytes_out": snapshot["bytes_out"],
+            "refused": sum(snapshot["refused"].values()),
+        }
+        self.commands = 0
+        db = self.db
+        db.hits = db.misses = db.expired_keys = 0
+
     def counters(self) -> dict[str, Any]:
         """The server's counters (accepted, refused, bytes in and out, the loop's name)."""
         server = self.app.server
@@ -123,17 +148,23 @@ class KvState:
             and (settings.appendonly or settings.save)
         ):
             self.journal = persistence.buffer
-            self.db.on_expired = self._log_expired
         else:
             self.journal = None
-            self.db.on_expired = None
+        self._hook_expiry()
 
-    def _log_expired(self, key: bytes) -> None:
-        """The keyspace's ``on_expired`` while journaling: a DEL for each key whose time
-        passed."""
+    def _hook_expiry(self) -> None:
+        """The keyspace reports the keys whose time passed while something listens."""
+        self.db.on_expired = (
+            self._expired if self.journal is not None or self.notifier is not None else None
+        )
+
+    def _expired(self, key: bytes) -> None:
+        """The keyspace's ``on_expired``: a DEL journaled, an ``expired`` event sent."""
         journal = self.journal
         if journal is not None:
             journal += delete(key)
+        if self.notifier is not None:
+            self.notifier.expired(key)
 
     def commit(self, waiter: object = None) -> None:
         """After a pipeline (or the expiry cycle) appended records to ``journal``: have them
