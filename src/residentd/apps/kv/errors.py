@@ -119,6 +119,14 @@ def unknown_subcommand(subcommand: bytes, container: str) -> bytes:
     )
 
 
+def subcommand_syntax(subcommand: bytes, container: str) -> bytes:
+    """Redis's ``addReplySubcommandSyntaxError``: a subcommand given the wrong arguments."""
+    return error(
+        b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
+        % (_quote(subcommand), container.upper().encode())
+    )
+
+
 def hello_syntax(option: bytes) -> bytes:
     return error(b"ERR Syntax error in HELLO option '%b'" % _quote(option))
 

@@ -186,6 +186,8 @@ SHAPES: dict[str, ShapeOf] = {
     "unsubscribe": PUSH,
     "psubscribe": PUSH,
     "punsubscribe": PUSH,
+    "ssubscribe": PUSH,
+    "sunsubscribe": PUSH,
     "exec": CONVERTED,
     "zscore": DOUBLE,
     "zincrby": DOUBLE,

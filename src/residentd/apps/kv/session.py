@@ -75,6 +75,7 @@ class KvSession(Session[KvApp]):
         "name",
         "patterns",
         "resp",
+        "shard_channels",
         "special",
         "state",
     )
@@ -89,6 +90,7 @@ class KvSession(Session[KvApp]):
     name: bytes | None
     channels: dict[bytes, None] | None
     patterns: dict[bytes, None] | None
+    shard_channels: dict[bytes, None] | None
     multi: list[tuple[Handler, list[bytes]]] | None
 
     def on_connect(self) -> None:
@@ -101,6 +103,7 @@ class KvSession(Session[KvApp]):
         self.name = None
         self.channels = None
         self.patterns = None
+        self.shard_channels = None
         self.multi = None
         self.multi_failed = False
         self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
@@ -294,11 +297,15 @@ class KvSession(Session[KvApp]):
 
     @property
     def subscribed(self) -> bool:
-        return bool(self.channels) or bool(self.patterns)
+        return bool(self.channels) or bool(self.patterns) or bool(self.shard_channels)
 
     @property
     def subscription_count(self) -> int:
         return len(self.channels or ()) + len(self.patterns or ())
+
+    @property
+    def shard_subscription_count(self) -> int:
+        return len(self.shard_channels or ())
 
     def subscribe(self, channel: bytes) -> None:
         if self.channels is None:
@@ -326,6 +333,20 @@ class KvSession(Session[KvApp]):
         if self.patterns and pattern in self.patterns:
             del self.patterns[pattern]
             self.state.hub.punsubscribe(self, pattern)
+        self._subscriptions_changed()
+
+    def ssubscribe(self, channel: bytes) -> None:
+        if self.shard_channels is None:
+            self.shard_channels = {}
+        if channel not in self.shard_channels:
+            self.shard_channels[channel] = None
+            self.state.hub.ssubscribe(self, channel)
+        self._subscriptions_changed()
+
+    def sunsubscribe(self, channel: bytes) -> None:
+        if self.shard_channels and channel in self.shard_channels:
+            del self.shard_channels[channel]
+            self.state.hub.sunsubscribe(self, channel)
         self._subscriptions_changed()
 
     def _subscriptions_changed(self) -> None:
@@ -385,6 +406,7 @@ class KvSession(Session[KvApp]):
             "multi_failed": self.multi_failed,
             "channels": list(self.channels or ()),
             "patterns": list(self.patterns or ()),
+            "shard_channels": list(self.shard_channels or ()),
         }
 
     def import_state(self, state: dict[str, object]) -> None:
@@ -408,6 +430,8 @@ class KvSession(Session[KvApp]):
             self.subscribe(channel)
         for pattern in state["patterns"]:  # type: ignore[attr-defined]
             self.psubscribe(pattern)
+        for channel in state.get("shard_channels", ()):  # type: ignore[attr-defined]
+            self.ssubscribe(channel)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -417,6 +441,8 @@ class KvSession(Session[KvApp]):
             hub.unsubscribe(self, channel)
         for pattern in self.patterns or ():
             hub.punsubscribe(self, pattern)
-        self.channels = self.patterns = None
+        for channel in self.shard_channels or ():
+            hub.sunsubscribe(self, channel)
+        self.channels = self.patterns = self.shard_channels = None
         self.state.subscribers.pop(self, None)
         self.multi = None

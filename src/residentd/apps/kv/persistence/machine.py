@@ -36,9 +36,11 @@ class ReplayClient:
     name: bytes | None = None
     channels: dict[bytes, None] | None = None
     patterns: dict[bytes, None] | None = None
+    shard_channels: dict[bytes, None] | None = None
     in_transaction = False
     subscribed = False
     subscription_count = 0
+    shard_subscription_count = 0
     resp = 2
 
     def __init__(self, state: KvState) -> None:
@@ -60,7 +62,7 @@ class ReplayClient:
     def set_protocol(self, version: int) -> None:
         raise ValueError("HELLO inside a journal record")
 
-    unsubscribe = psubscribe = punsubscribe = subscribe
+    unsubscribe = psubscribe = punsubscribe = ssubscribe = sunsubscribe = subscribe
 
 
 class KvMachine:
