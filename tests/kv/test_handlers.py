@@ -32,6 +32,9 @@ class MemoryClient:
         self.channels: dict[bytes, None] | None = None
         self.patterns: dict[bytes, None] | None = None
         self.shard_channels: dict[bytes, None] | None = None
+        self.no_evict = False
+        self.authenticated = True
+        self.reply_mode = 0
         self.queue: list[list[bytes]] | None = None
         self.delivered: list[bytes] = []
 
@@ -98,6 +101,19 @@ class MemoryClient:
     def punsubscribe(self, pattern: bytes) -> None:
         if self.patterns is not None and self.patterns.pop(pattern, 0) is None:
             self.state.hub.punsubscribe(self, pattern)
+
+    def authenticate(self) -> None:
+        self.authenticated = True
+
+    def reset(self) -> None:
+        self.name = None
+        self.resp = 2
+
+    def set_reply_mode(self, mode: int) -> None:
+        self.reply_mode = mode
+
+    def describe(self) -> str:
+        return f"id={self.id}"
 
     @property
     def shard_subscription_count(self) -> int:

@@ -76,7 +76,7 @@ def _short(message: bytes) -> str:
     return f"{parts[6].decode()} {parts[8].decode()}"
 
 
-def _events(port: int, setting: str, commands: list[Command]) -> list[bytes]:
+def _events(port: int, setting: str, commands: list[Command]) -> list[str]:
     """What a subscriber to every keyspace channel receives while ``commands`` run."""
     with Raw(port) as client, Raw(port) as listener:
         client.call("FLUSHALL")
@@ -108,7 +108,7 @@ def test_only_the_classes_asked_for_are_sent(kv: KvThread, redis_port: int, sett
 
 
 def test_expired_keys_are_notified_lazily_and_actively(kv: KvThread, redis_port: int) -> None:
-    def expiring(port: int) -> list[bytes]:
+    def expiring(port: int) -> list[str]:
         commands: list[Command] = [
             ("SET", "lazy", "v", "PX", "1"),
             ("SET", "active", "v", "PX", "1"),

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from residentd.apps.kv.commands.registry import COMMANDS
 from residentd.codecs.resp import NIL
 
 if TYPE_CHECKING:
@@ -117,11 +116,12 @@ class Watch:
 
     __slots__ = ("argv", "db", "existed", "extra", "keys", "name")
 
-    def __init__(self, db: Keyspace, argv: list[bytes]) -> None:
+    def __init__(self, db: Keyspace, argv: list[bytes], spec: tuple[int, int, int]) -> None:
+        """``spec``: the command's keys (first, last, step), as COMMAND INFO gives them."""
         self.db = db
         self.argv = argv
         self.name = argv[0].lower()
-        self.keys = _keys(self.name, argv)
+        self.keys = _keys(self.name, argv, spec)
         self.existed = {key: db.exists(key) for key in self.keys}  # lazily expires: events
         prepare = PREPARE.get(self.name)
         self.extra: Any = prepare(db, argv) if prepare is not None else None
@@ -148,10 +148,9 @@ class Watch:
             notifier.notify(kind, event, key)
 
 
-def _keys(name: bytes, argv: list[bytes]) -> list[bytes]:
+def _keys(name: bytes, argv: list[bytes], spec: tuple[int, int, int]) -> list[bytes]:
     """The keys of a command by its key specification; SORT's STORE target too."""
-    command = COMMANDS.get(name.decode("latin-1"))
-    first, last, step = command.keys if command is not None else (0, 0, 0)
+    first, last, step = spec
     count = len(argv)
     last = count + last if last < 0 else min(last, count - 1)
     keys = argv[first : last + 1 : step] if first else []

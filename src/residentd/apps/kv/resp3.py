@@ -181,6 +181,7 @@ SHAPES: dict[str, ShapeOf] = {
     "info": VERBATIM,
     "lcs": lambda argv: MAP if any(arg.lower() == b"idx" for arg in argv[3:]) else None,
     "config": _subcommand({b"get": MAP}),
+    "client": _subcommand({b"info": VERBATIM, b"list": VERBATIM}),
     "command": _subcommand({b"docs": _DOCS, b"info": _COMMAND_INFO}, _COMMAND_INFO),
     "subscribe": PUSH,
     "unsubscribe": PUSH,

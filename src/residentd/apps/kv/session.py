@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.app import Session
 from residentd.apps.kv import errors
-from residentd.apps.kv.client import Handler
+from residentd.apps.kv.client import REPLY_OFF, REPLY_ON, REPLY_SKIP, Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
@@ -51,7 +51,7 @@ from residentd.apps.kv.notifications import Watch
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
 from residentd.apps.kv.resp3 import push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
-from residentd.codecs.resp import OK, QUEUED, array_header
+from residentd.codecs.resp import QUEUED, array_header
 from residentd.speedups import choose
 
 # Without it (no compiler at install), every command runs in Python.
@@ -68,12 +68,16 @@ class KvSession(Session[KvApp]):
         "_output_paused",
         "_send",
         "_soft_since",
+        "authenticated",
         "channels",
         "db",
+        "last_argv",
         "multi",
         "multi_failed",
         "name",
+        "no_evict",
         "patterns",
+        "reply_mode",
         "resp",
         "shard_channels",
         "special",
@@ -107,7 +111,12 @@ class KvSession(Session[KvApp]):
         self.multi = None
         self.multi_failed = False
         self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
-        self.special = False
+        self.authenticated = state.requirepass is None
+        self.reply_mode = REPLY_ON
+        self.no_evict = False
+        self.last_argv: list[bytes] = []  # the last command of the last pipeline (CLIENT LIST)
+        self.special = not self.authenticated
+        state.clients[self.id] = self
         # The reply path's one call, bound once: each pipeline's replies go out through it,
         # with their count for the connection's messages_out.
         self._send = self.conn.send_bytes
@@ -122,6 +131,7 @@ class KvSession(Session[KvApp]):
         piece."""
         state = self.state
         state.commands += len(commands)
+        self.last_argv = commands[-1]
         replies: list[bytes] = []
         count = len(commands)
         index = 0
@@ -172,8 +182,8 @@ class KvSession(Session[KvApp]):
                         append(exc.reply)
                     if fast is not None and index < count and not self.special:
                         index = fast(commands, index, self.db, replies, journal)
-        except Quit:
-            append(OK)
+        except Quit as stop:
+            append(stop.reply)
             if journal is not None and len(journal) != mark:
                 state.commit(self.conn)
             self._send(b"".join(replies), index)  # the commands up to QUIT's own
@@ -194,7 +204,10 @@ class KvSession(Session[KvApp]):
             if refusal is not None:
                 return refusal
         notifier = state.notifier
-        watch = Watch(db, argv) if notifier is not None else None
+        watch = None
+        if notifier is not None:
+            entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
+            watch = Watch(db, argv, entry[2].keys)
         existed = len(argv) > 1 and argv[1] in db.data
         try:
             reply = handler(self, argv)
@@ -208,9 +221,17 @@ class KvSession(Session[KvApp]):
         return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        """A command of a client in one of the modes: unauthenticated, subscribed, in MULTI,
+        speaking RESP3, or with its replies off (CLIENT REPLY)."""
+        reply = self._special_reply(handler, command, argv)
+        return self._quiet(reply) if self.reply_mode else reply
+
+    def _special_reply(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        if not self.authenticated and "no_auth" not in command.flags:
+            return self._doom(errors.NOAUTH_EXEC if command.name == "exec" else errors.NOAUTH)
         # RESP3 tells pushes from replies, so a RESP3 subscriber may send any command.
         if self.subscribed and self.resp == 2 and not command.subscribed_ok:
-            return self._reject(errors.not_in_subscribed_context(command.name))
+            return self._doom(errors.not_in_subscribed_context(command.name))
         if self.multi is not None and command.queued:
             self.multi.append((handler, argv))
             return QUEUED
@@ -224,10 +245,23 @@ class KvSession(Session[KvApp]):
         return reply
 
     def _reject(self, reply: bytes) -> bytes:
+        """An error before the command ran (unknown, wrong arity)."""
+        reply = self._doom(reply)
+        return self._quiet(reply) if self.reply_mode else reply
+
+    def _doom(self, reply: bytes) -> bytes:
         """An error before the command ran; inside MULTI it also dooms the transaction."""
         if self.multi is not None:
             self.multi_failed = True
         return reply
+
+    def _quiet(self, reply: bytes) -> bytes:
+        """A reply as CLIENT REPLY OFF or SKIP lets it out: not at all, or (SKIP) not the
+        one after CLIENT REPLY SKIP's own (which is empty)."""
+        if self.reply_mode == REPLY_SKIP and reply:
+            self.set_reply_mode(REPLY_ON)
+            return b""
+        return b"" if self.reply_mode == REPLY_OFF else reply
 
     def run(self, handler: Handler, argv: list[bytes]) -> bytes:
         try:
@@ -236,12 +270,88 @@ class KvSession(Session[KvApp]):
             return exc.reply
 
     def _update_mode(self) -> None:
-        self.special = self.multi is not None or self.subscribed or self.resp == 3
+        self.special = (
+            self.multi is not None
+            or self.subscribed
+            or self.resp == 3
+            or not self.authenticated
+            or self.reply_mode != REPLY_ON
+        )
 
     def set_protocol(self, version: int) -> None:
         """HELLO's protocol: 2 or 3 (RESP3 clients take the Python path, which converts)."""
         self.resp = version
         self._update_mode()
+
+    # -- the connection --------------------------------------------------------------------------
+
+    def authenticate(self) -> None:
+        self.authenticated = True
+        self._update_mode()
+
+    def set_reply_mode(self, mode: int) -> None:
+        self.reply_mode = mode
+        self._update_mode()
+
+    def reset(self) -> None:
+        """RESET, as Redis's ``clearClientConnectionState``."""
+        self.multi = None
+        self.multi_failed = False
+        hub = self.state.hub
+        for channel in self.channels or ():
+            hub.unsubscribe(self, channel)
+        for pattern in self.patterns or ():
+            hub.punsubscribe(self, pattern)
+        for channel in self.shard_channels or ():
+            hub.sunsubscribe(self, channel)
+        self.channels = self.patterns = self.shard_channels = None
+        self.resp = 2
+        self.name = None
+        self.no_evict = False
+        self.reply_mode = REPLY_ON
+        self.authenticated = self.state.requirepass is None
+        self._subscriptions_changed()
+
+    def kill(self) -> None:
+        self.close("killed")
+
+    def describe(self) -> str:
+        """The CLIENT LIST line of Redis 7.0, its fields in Redis's order. kv has no query
+        buffer or reply list of its own to show: those read as empty, and omem is what the
+        transport holds for the client."""
+        conn = self.conn
+        now = self.state.loop.time()
+        laddr, fd = self.state.socket_of(self.id)
+        flags = "P" if self.subscribed else ""
+        flags += "x" if self.multi is not None else ""
+        flags += "e" if self.no_evict else ""
+        multi_mem = sum(len(arg) for _, argv in self.multi or () for arg in argv)
+        output = conn.write_buffer_size
+        name = (self.name or b"").decode("latin-1")
+        return (
+            f"id={self.id} addr={self.peer} laddr={laddr} fd={fd} name={name} "
+            f"age={int(now - conn.connected_at)} idle={int(now - conn.last_active)} "
+            f"flags={flags or 'N'} db=0 sub={len(self.channels or ())} "
+            f"psub={len(self.patterns or ())} ssub={len(self.shard_channels or ())} "
+            f"multi={-1 if self.multi is None else len(self.multi)} qbuf=0 qbuf-free=0 "
+            f"argv-mem={sum(len(arg) for arg in self.last_argv)} multi-mem={multi_mem} "
+            f"rbs=1024 rbp=0 obl=0 oll=0 omem={output} tot-mem={1024 + output + multi_mem} "
+            f"events=r{'w' if output else ''} cmd={self._last_command()} user=default "
+            f"redir=-1 resp={self.resp}"
+        )
+
+    def _last_command(self) -> str:
+        """The name of the last command, ``container|subcommand`` for a subcommand."""
+        argv = self.last_argv
+        entry = DISPATCH.get(argv[0]) or DISPATCH.get(argv[0].lower()) if argv else None
+        if entry is None:
+            return "NULL"
+        command = entry[2]
+        if command.subcommands and len(argv) > 1:
+            sub = command.subcommands.get(argv[1].lower())
+            if sub is not None:
+                return sub.name
+        return command.name
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -445,4 +555,5 @@ class KvSession(Session[KvApp]):
             hub.sunsubscribe(self, channel)
         self.channels = self.patterns = self.shard_channels = None
         self.state.subscribers.pop(self, None)
+        self.state.clients.pop(self.id, None)
         self.multi = None

@@ -30,6 +30,7 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.notifications import Notifier
 from residentd.apps.kv.persistence.aof import delete
 from residentd.apps.kv.pubsub import Hub, Subscriber
+from residentd.apps.kv.roster import Listed
 from residentd.apps.kv.scan import Cursors
 from residentd.apps.kv.store import Keyspace
 from residentd.limits import Limits
@@ -63,6 +64,8 @@ class KvState:
         self.hub = Hub()
         self.cursors = Cursors()
         self.subscribers: dict[Subscriber, None] = {}
+        # The connected clients by id, oldest first (CLIENT LIST, CLIENT KILL).
+        self.clients: dict[int, Listed] = {}
         self.started = time.time()
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
         self.persistence: KvPersistence | None = None
@@ -109,6 +112,23 @@ class KvState:
         if server is None:
             return []
         return [(a.host, a.port) for a in server.addresses() if a.kind == "tcp"]
+
+    def socket_of(self, client_id: int) -> tuple[str, int]:
+        """A client's local address (as Redis writes an address) and file descriptor, from
+        the asyncio transport under the network layer's connection."""
+        server = self.app.server
+        conn = server.connections.get(client_id) if server is not None else None
+        transport: Any = getattr(conn, "transport", None)
+        if transport is None:
+            return "", -1
+        sock = transport.get_extra_info("socket")
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            host, port = local[0], local[1]
+            laddr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        else:
+            laddr = f"{local}:0"
+        return laddr, sock.fileno() if sock is not None else -1
 
     def connected_clients(self) -> int:
         server = self.app.server

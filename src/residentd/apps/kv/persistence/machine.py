@@ -41,6 +41,8 @@ class ReplayClient:
     subscribed = False
     subscription_count = 0
     shard_subscription_count = 0
+    authenticated = True
+    no_evict = False
     resp = 2
 
     def __init__(self, state: KvState) -> None:
@@ -61,6 +63,14 @@ class ReplayClient:
 
     def set_protocol(self, version: int) -> None:
         raise ValueError("HELLO inside a journal record")
+
+    def connection_command(self, *args: object) -> None:
+        raise ValueError("a connection command inside a journal record")
+
+    authenticate = reset = set_reply_mode = connection_command
+
+    def describe(self) -> str:
+        raise ValueError("CLIENT INFO inside a journal record")
 
     unsubscribe = psubscribe = punsubscribe = ssubscribe = sunsubscribe = subscribe
 
