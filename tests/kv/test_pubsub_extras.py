@@ -65,6 +65,7 @@ def test_shard_subscriptions_end_with_the_connection(kv: KvThread) -> None:
         with Raw(kv.port) as listener:
             listener.call("SSUBSCRIBE", "gone")
             assert client.call("PUBSUB", "SHARDNUMSUB", "gone") == b"*2\r\n$4\r\ngone\r\n:1\r\n"
+            assert b"\r\npubsubshard_channels:1\r\n" in client.call("INFO", "stats")
         wait_until(
             lambda: client.call("PUBSUB", "SHARDCHANNELS") == b"*0\r\n",
             timeout=2,

@@ -200,8 +200,9 @@ def _stats(s: Client) -> Fields:
         ("keyspace_misses", db.misses),
         ("pubsub_channels", len(hub.channels)),
         ("pubsub_patterns", len(hub.patterns)),
+        ("pubsubshard_channels", len(hub.shard_channels)),
         *_zeros(
-            "pubsubshard_channels latest_fork_usec total_forks migrate_cached_sockets "
+            "latest_fork_usec total_forks migrate_cached_sockets "
             "slave_expires_tracked_keys active_defrag_hits active_defrag_misses "
             "active_defrag_key_hits active_defrag_key_misses total_active_defrag_time "
             "current_active_defrag_time tracking_total_keys tracking_total_items "

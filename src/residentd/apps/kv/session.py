@@ -297,14 +297,7 @@ class KvSession(Session[KvApp]):
         """RESET, as Redis's ``clearClientConnectionState``."""
         self.multi = None
         self.multi_failed = False
-        hub = self.state.hub
-        for channel in self.channels or ():
-            hub.unsubscribe(self, channel)
-        for pattern in self.patterns or ():
-            hub.punsubscribe(self, pattern)
-        for channel in self.shard_channels or ():
-            hub.sunsubscribe(self, channel)
-        self.channels = self.patterns = self.shard_channels = None
+        self._drop_subscriptions()
         self.resp = 2
         self.name = None
         self.no_evict = False
@@ -418,46 +411,62 @@ class KvSession(Session[KvApp]):
         return len(self.shard_channels or ())
 
     def subscribe(self, channel: bytes) -> None:
-        if self.channels is None:
-            self.channels = {}
-        if channel not in self.channels:
-            self.channels[channel] = None
-            self.state.hub.subscribe(self, channel)
+        self.channels = self._join(self.channels, channel, self.state.hub.subscribe)
         self._subscriptions_changed()
 
     def unsubscribe(self, channel: bytes) -> None:
-        if self.channels and channel in self.channels:
-            del self.channels[channel]
-            self.state.hub.unsubscribe(self, channel)
+        self._leave(self.channels, channel, self.state.hub.unsubscribe)
         self._subscriptions_changed()
 
     def psubscribe(self, pattern: bytes) -> None:
-        if self.patterns is None:
-            self.patterns = {}
-        if pattern not in self.patterns:
-            self.patterns[pattern] = None
-            self.state.hub.psubscribe(self, pattern)
+        self.patterns = self._join(self.patterns, pattern, self.state.hub.psubscribe)
         self._subscriptions_changed()
 
     def punsubscribe(self, pattern: bytes) -> None:
-        if self.patterns and pattern in self.patterns:
-            del self.patterns[pattern]
-            self.state.hub.punsubscribe(self, pattern)
+        self._leave(self.patterns, pattern, self.state.hub.punsubscribe)
         self._subscriptions_changed()
 
     def ssubscribe(self, channel: bytes) -> None:
-        if self.shard_channels is None:
-            self.shard_channels = {}
-        if channel not in self.shard_channels:
-            self.shard_channels[channel] = None
-            self.state.hub.ssubscribe(self, channel)
+        self.shard_channels = self._join(self.shard_channels, channel, self.state.hub.ssubscribe)
         self._subscriptions_changed()
 
     def sunsubscribe(self, channel: bytes) -> None:
-        if self.shard_channels and channel in self.shard_channels:
-            del self.shard_channels[channel]
-            self.state.hub.sunsubscribe(self, channel)
+        self._leave(self.shard_channels, channel, self.state.hub.sunsubscribe)
         self._subscriptions_changed()
+
+    def _join(
+        self,
+        names: dict[bytes, None] | None,
+        name: bytes,
+        register: Callable[[KvSession, bytes], None],
+    ) -> dict[bytes, None]:
+        """``names`` with ``name`` added (and registered with the hub if it was not there)."""
+        names = {} if names is None else names
+        if name not in names:
+            names[name] = None
+            register(self, name)
+        return names
+
+    def _leave(
+        self,
+        names: dict[bytes, None] | None,
+        name: bytes,
+        unregister: Callable[[KvSession, bytes], None],
+    ) -> None:
+        if names and name in names:
+            del names[name]
+            unregister(self, name)
+
+    def _drop_subscriptions(self) -> None:
+        """Leave every channel, pattern and shard channel, without confirmations."""
+        hub = self.state.hub
+        for channel in self.channels or ():
+            hub.unsubscribe(self, channel)
+        for pattern in self.patterns or ():
+            hub.punsubscribe(self, pattern)
+        for channel in self.shard_channels or ():
+            hub.sunsubscribe(self, channel)
+        self.channels = self.patterns = self.shard_channels = None
 
     def _subscriptions_changed(self) -> None:
         subscribed = self.subscribed
@@ -546,14 +555,7 @@ class KvSession(Session[KvApp]):
     # -- lifecycle -------------------------------------------------------------------------------
 
     def on_close(self, reason: str) -> None:
-        hub = self.state.hub
-        for channel in self.channels or ():
-            hub.unsubscribe(self, channel)
-        for pattern in self.patterns or ():
-            hub.punsubscribe(self, pattern)
-        for channel in self.shard_channels or ():
-            hub.sunsubscribe(self, channel)
-        self.channels = self.patterns = self.shard_channels = None
+        self._drop_subscriptions()
         self.state.subscribers.pop(self, None)
         self.state.clients.pop(self.id, None)
         self.multi = None

@@ -273,13 +273,13 @@ def client_info(s: Client, argv: list[bytes]) -> bytes:
 _TYPES = {b"normal": False, b"pubsub": True, b"master": None, b"replica": None, b"slave": None}
 
 
-def _client_type(name: bytes) -> bool | None:
-    """TYPE's value: True for pubsub, False for normal, None for the replication types (kv
-    has no such clients)."""
+def _of_type(clients: list[Listed], name: bytes) -> list[Listed]:
+    """The clients of TYPE ``name``: pubsub or normal (kv has no replication clients)."""
     kind = name.lower()
     if kind not in _TYPES:
         raise KvError(errors.unknown_client_type(name))
-    return _TYPES[kind]
+    pubsub = _TYPES[kind]
+    return [c for c in clients if pubsub is not None and c.subscribed == pubsub]
 
 
 @subcommand(
@@ -293,8 +293,7 @@ def _client_type(name: bytes) -> bool | None:
 def client_list(s: Client, argv: list[bytes]) -> bytes:
     clients = list(s.state.clients.values())
     if len(argv) == 4 and argv[2].lower() == b"type":
-        kind = _client_type(argv[3])
-        clients = [c for c in clients if kind is not None and c.subscribed == kind]
+        clients = _of_type(clients, argv[3])
     elif len(argv) > 3 and argv[2].lower() == b"id":
         wanted: dict[int, None] = {}
         for arg in argv[3:]:
@@ -335,8 +334,7 @@ def client_kill(s: Client, argv: list[bytes]) -> bytes:
                 raise KvError(errors.CLIENT_ID_NOT_POSITIVE)
             clients = [c for c in clients if c.id == number]
         elif option == b"type":
-            kind = _client_type(value)
-            clients = [c for c in clients if kind is not None and c.subscribed == kind]
+            clients = _of_type(clients, value)
         elif option == b"addr":
             clients = [c for c in clients if c.peer.encode() == value]
         elif option == b"laddr":
