@@ -41,6 +41,7 @@ them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -52,6 +53,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import psutil
 
 from chat_broker import Redis
 from chat_fanout import ROOM
@@ -84,6 +87,7 @@ class Window:
     elapsed: float
     per_read: float  # lines per read at the load generator: how much the daemon coalesced
     spread: list[int]  # connections open on each worker during the window
+    chat_writes: int  # write system calls of the chat processes in the window
 
     def cpus(self) -> list[tuple[str, float]]:
         return [("chat", self.chat_cpu), ("redis", self.redis_cpu),
@@ -154,6 +158,15 @@ class Chat:
     def cpu_seconds(self) -> float:
         return tree_cpu_seconds(self.process.pid)
 
+    def write_calls(self) -> int:
+        """The write system calls the chat processes made so far (/proc/PID/io's syscw)."""
+        main = psutil.Process(self.process.pid)
+        total = 0
+        for process in [main, *main.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.io_counters().write_count
+        return total
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -176,10 +189,12 @@ def measure(
     assert process.stdout is not None
     started = process.stdout.readline()
     before = chat.cpu_seconds(), redis.cpu_seconds(), busy_cpu_seconds()
+    writes_before = chat.write_calls()
     time.sleep(min(1.2, duration / 2))  # the master's view of its workers is a second old
     spread = chat.spread()
     ended = process.stdout.readline()
     after = chat.cpu_seconds(), redis.cpu_seconds(), busy_cpu_seconds()
+    writes = chat.write_calls() - writes_before
     rest = process.stdout.read()
     if process.wait() != 0 or started != b"start\n" or not ended.startswith(b"end "):
         raise RuntimeError(f"the load generator failed ({workload}, {mode})")
@@ -188,7 +203,7 @@ def measure(
     lines, elapsed, client_cpu, reads = (float(field) for field in ended.split()[1:])
     chat_cpu, redis_cpu, busy = (b - a for a, b in zip(before, after, strict=True))
     return Window(number, mode, workload, lines / elapsed, chat_cpu, redis_cpu, client_cpu,
-                  busy, elapsed, lines / reads if reads else 0.0, spread)  # fmt: skip
+                  busy, elapsed, lines / reads if reads else 0.0, spread, writes)  # fmt: skip
 
 
 def run_round(
@@ -216,6 +231,7 @@ def run_round(
         print(f"round {number}  {mode:<9}  {window.workload:<14} {window.per_s:>11,.0f}/s  "
               + "  ".join(f"{name} {window.cores(cpu):.2f}" for name, cpu in window.cpus())
               + f" cores; {window.per_read:.1f} lines per read;"
+              f" {window.per_s * window.elapsed / max(window.chat_writes, 1):.1f} per chat write;"
               f" connections {'+'.join(map(str, window.spread))}", flush=True)  # fmt: skip
     return windows
 
@@ -236,7 +252,7 @@ def report(windows: list[Window], args: argparse.Namespace) -> None:
         + " | ".join(f"{name} cores" for name in COLUMNS)
         + " | "
         + " | ".join(f"{name} us" for name in COLUMNS[:3])
-        + " | lines per read"
+        + " | lines per read | lines per chat write"
     )
     for workload in [*(f"fan-out {size}" for size in args.windows), *args.requests]:
         rates = {}
@@ -254,6 +270,8 @@ def report(windows: list[Window], args: argparse.Namespace) -> None:
                 for i, name in enumerate(COLUMNS[:3])
             ]
             cells.append(f"{statistics.median(w.per_read for w in chosen):>13.1f}")
+            per_write = [w.per_s * w.elapsed / w.chat_writes for w in chosen if w.chat_writes]
+            cells.append(f"{statistics.median(per_write) if per_write else 0:>20.1f}")
             print(f"{workload:<14} | {mode:<9} | {rates[mode]:>9,.0f} | " + " | ".join(cells))
         if "broker w1" in rates and "broker w2" in rates:
             ratio = rates["broker w2"] / rates["broker w1"]

@@ -18,7 +18,8 @@ A peer whose runtime is missing (twisted or gevent not installed: ``pip install 
 (Debian's redis-tools) is required.
 
 Method: every server runs pinned to CPU 0, redis-benchmark to CPU 1 (taskset). Each round
-runs every test (SET, GET, INCR, LPUSH, MSET by default; 50 clients; keys from a space of
+runs every test (SET, GET, INCR, LPUSH, MSET by default, ``--tests all`` for redis-benchmark's
+whole default list; 50 clients; keys from a space of
 100,000) at each pipeline depth (1 and 16; ``--requests`` at depth 1, that many times the
 depth when pipelined, so every run makes as many round trips) against every server, the
 server order rotating from round to round, so that a slow moment of the machine does not
@@ -60,7 +61,14 @@ HOST = "127.0.0.1"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 TESTS = "set,get,incr,lpush,mset"
-NAMES = {"set": "SET", "get": "GET", "incr": "INCR", "lpush": "LPUSH", "mset": "MSET (10 keys)"}
+# redis-benchmark's test names (-t) and the rows they print; "all" is its whole default list.
+NAMES = {
+    "ping": "PING_MBULK", "set": "SET", "get": "GET", "incr": "INCR", "lpush": "LPUSH",
+    "rpush": "RPUSH", "lpop": "LPOP", "rpop": "RPOP", "sadd": "SADD", "hset": "HSET",
+    "spop": "SPOP", "zadd": "ZADD", "zpopmin": "ZPOPMIN",
+    **{f"lrange_{n}": f"LRANGE_{n} (first {n} elements)" for n in (100, 300, 500, 600)},
+    "mset": "MSET (10 keys)",
+}  # fmt: skip
 
 
 @dataclass
@@ -353,7 +361,7 @@ def main() -> int:
     )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--pipelines", default="1,16")
-    parser.add_argument("--tests", default=TESTS)
+    parser.add_argument("--tests", default=TESTS, help=f"({TESTS}; all: {','.join(NAMES)})")
     parser.add_argument("--servers", default=",".join(peer.name for peer in peers()))
     parser.add_argument("--memory-keys", type=int, default=0, help="keys for the memory test")
     parser.add_argument("--json", help="also write the figures to this file")
@@ -367,7 +375,7 @@ def main() -> int:
         if peer.missing:
             print(f"skipping {peer.name}: {peer.missing}")
     selected = [peer for peer in selected if not peer.missing]
-    tests = args.tests.split(",")
+    tests = list(NAMES) if args.tests == "all" else args.tests.split(",")
     pipelines = [int(p) for p in args.pipelines.split(",")]
     print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")
     with started(selected) as running:

@@ -443,10 +443,15 @@ def test_the_fast_path_is_used(loop: asyncio.AbstractEventLoop) -> None:
     execute = fast_execute()
 
     def counting(
-        commands: list[Argv], start: int, db: Any, replies: list[bytes], journal: Any = None
+        commands: list[Argv],
+        start: int,
+        db: Any,
+        replies: list[bytes],
+        journal: Any = None,
+        waited: Any = None,
     ) -> int:
         calls.append(start)
-        return execute(commands, start, db, replies, journal)
+        return execute(commands, start, db, replies, journal, waited)
 
     pipeline = [[b"SET", b"a", b"1"], [b"INCR", b"a"], [b"HSET", b"h", b"f", b"v"], [b"GET", b"a"]]
     replies, _ = run_pipeline(loop, counting, [pipeline])

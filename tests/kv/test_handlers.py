@@ -12,6 +12,7 @@ import pytest
 
 from residentd.apps.kv import create_app
 from residentd.apps.kv import errors as kv_errors
+from residentd.apps.kv.blocking import Serve
 from residentd.apps.kv.client import Client
 from residentd.apps.kv.commands import DISPATCH
 from residentd.apps.kv.errors import KvError
@@ -75,6 +76,9 @@ class MemoryClient:
 
     def discard(self) -> None:
         self.queue = None
+
+    def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
+        """No loop here: a blocking command answers as inside MULTI."""
 
     @property
     def subscribed(self) -> bool:

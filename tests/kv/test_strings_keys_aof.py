@@ -59,7 +59,7 @@ def test_restart_and_redis_load_the_same_data(tmp_path: Path) -> None:
     with kv_on(tmp_path, *ALWAYS) as daemon:
         r = client(daemon)
         workload(r)
-        live = dataset(r)
+        live, read_at = dataset(r), time.monotonic()
         assert live[b"sorted"][1] == [b"3", b"2", b"1"]
         assert live[b"k:float"][1] == b"1.6" and live[b"k:float"][2] > 390
         assert b"k:getex-past" not in live and b"k:getdel" not in live
@@ -71,7 +71,7 @@ def test_restart_and_redis_load_the_same_data(tmp_path: Path) -> None:
     }
     with kv_on(tmp_path, *ALWAYS) as again:
         restarted = client(again)
-        matches(restarted, live)
+        matches(restarted, live, read_at)
         with redis_on(str(tmp_path), "--appendonly", "yes") as peer:
             same_dataset(peer, restarted)
         restarted.close()

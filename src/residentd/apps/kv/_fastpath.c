@@ -20,6 +20,9 @@
  * said it, which is what Redis's AOF holds for the plain case of these commands. crc64() is
  * the RDB checksum (persistence/crc64.py).
  *
+ * While clients are blocked on keys (BLPOP, ...), a sixth argument holds the waited keys (a
+ * dict, blocking.py): a push to one of them is left to Python, which serves the waiters.
+ *
  * It takes the commands in batches: first it names each command of a batch and prefetches
  * the places of all the keys they name in the keyspace (_dict_prefetch.h), then it runs them.
  */
@@ -516,15 +519,16 @@ static PyObject *
 execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if ((nargs != 4 && nargs != 5) || !PyList_CheckExact(args[0]) ||
-        !PyList_CheckExact(args[3]) ||
-        (nargs == 5 && args[4] != Py_None && !PyByteArray_CheckExact(args[4]))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "execute(commands: list, start, db, replies: list[, journal: bytearray])");
+    if (nargs < 4 || nargs > 6 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[3]) ||
+        (nargs >= 5 && args[4] != Py_None && !PyByteArray_CheckExact(args[4])) ||
+        (nargs == 6 && args[5] != Py_None && !PyDict_CheckExact(args[5]))) {
+        PyErr_SetString(PyExc_TypeError, "execute(commands: list, start, db, replies: list[, "
+                                         "journal: bytearray | None[, waited: dict | None]])");
         return NULL;
     }
     PyObject *commands = args[0], *db_object = args[2], *replies = args[3];
-    PyObject *journal = nargs == 5 && args[4] != Py_None ? args[4] : NULL;
+    PyObject *journal = nargs >= 5 && args[4] != Py_None ? args[4] : NULL;
+    PyObject *waited = nargs == 6 && args[5] != Py_None ? args[5] : NULL;
     Py_ssize_t index = PyLong_AsSsize_t(args[1]);
     if (index == -1 && PyErr_Occurred())
         return NULL;
@@ -557,15 +561,23 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
         prefetch_dict_keys(db.data, keys, count);
         for (; index < end; index++) {
-            int ran = run_one(&db, PyList_GET_ITEM(commands, index), commands_named[index - start],
-                              &out);
+            PyObject *argv = PyList_GET_ITEM(commands, index);
+            enum command named = commands_named[index - start];
+            if (waited != NULL && (named == LPUSH || named == RPUSH) &&
+                PyList_GET_SIZE(argv) > 1) {
+                int awaited = PyDict_Contains(waited, PyList_GET_ITEM(argv, 1));
+                if (awaited < 0)
+                    goto done;
+                if (awaited)
+                    goto stopped; /* a client waits on the key: Python wakes it */
+            }
+            int ran = run_one(&db, argv, named, &out);
             if (ran < 0)
                 goto done;
             if (ran == 0)
                 goto stopped;
-            enum command named = commands_named[index - start];
             if (journal != NULL && named != GET && named != MGET && named != PING &&
-                journal_command(&logged, PyList_GET_ITEM(commands, index)) < 0)
+                journal_command(&logged, argv) < 0)
                 goto done;
         }
     }

@@ -8,6 +8,7 @@ def execute(
     db: Any,
     replies: list[bytes],
     journal: bytearray | None = None,
+    waited: dict[bytes, Any] | None = None,
     /,
 ) -> int: ...
 def crc64(crc: int, data: bytes | bytearray | memoryview, /) -> int: ...

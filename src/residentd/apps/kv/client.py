@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 if TYPE_CHECKING:
+    from residentd.apps.kv.blocking import Serve
     from residentd.apps.kv.state import KvState
     from residentd.apps.kv.store import Keyspace
 
@@ -82,6 +83,14 @@ class Client(Protocol):
 
     def discard(self) -> None:
         """DISCARD: drop the queued commands and end the transaction."""
+
+    # -- blocking commands -------------------------------------------------------------------
+
+    def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
+        """Suspend the command until ``serve`` answers it from one of ``keys`` or ``timeout``
+        seconds pass (0: forever; the reply is then ``timeout_reply``): raises ``Blocked``
+        (blocking.py). A client that may not block (inside MULTI, a journal replay) returns,
+        and the command answers as if it timed out at once."""
 
     # -- pub/sub ---------------------------------------------------------------------------
 

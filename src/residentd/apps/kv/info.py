@@ -99,7 +99,7 @@ def _clients(s: Client) -> Fields:
         ("maxclients", limits.max_connections),
         ("client_recent_max_input_buffer", limits.max_input_buffer),
         ("client_recent_max_output_buffer", 0),
-        ("blocked_clients", 0),
+        ("blocked_clients", len(state.blocking)),
         ("tracking_clients", 0),
         ("clients_in_timeout_table", 0),
         ("pubsub_clients", len(state.subscribers)),

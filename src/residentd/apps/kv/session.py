@@ -43,16 +43,20 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.app import Session
 from residentd.apps.kv import errors
+from residentd.apps.kv.blocking import Blocked, Serve
 from residentd.apps.kv.client import REPLY_OFF, REPLY_ON, REPLY_SKIP, Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
 from residentd.apps.kv.notifications import Watch
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
-from residentd.apps.kv.resp3 import push, shape_of, to_resp3
+from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
 from residentd.codecs.resp import QUEUED, array_header
 from residentd.speedups import choose
+
+# A blocked client's commands held behind the blocked one past which its reading pauses.
+HELD_COMMANDS = 1024
 
 # Without it (no compiler at install), every command runs in Python.
 execute_fast: Callable[..., Any] | None = choose("residentd.apps.kv._fastpath", "execute", None)
@@ -64,8 +68,10 @@ if TYPE_CHECKING:
 
 class KvSession(Session[KvApp]):
     __slots__ = (
+        "_executing",
         "_output_check_pending",
         "_output_paused",
+        "_reply_shape",
         "_send",
         "_soft_since",
         "authenticated",
@@ -77,6 +83,7 @@ class KvSession(Session[KvApp]):
         "name",
         "no_evict",
         "patterns",
+        "pending",
         "reply_mode",
         "resp",
         "shard_channels",
@@ -117,6 +124,10 @@ class KvSession(Session[KvApp]):
         self.last_argv: list[bytes] = []  # the last command of the last pipeline (CLIENT LIST)
         self.special = not self.authenticated
         state.clients[self.id] = self
+        self._reply_shape: Shape | None = None  # a RESP3 command's (resp3.shape_of)
+        self._executing = False  # running EXEC's queue: a blocking command does not block
+        # While blocked (BLPOP, ...): the commands that came behind the blocked one.
+        self.pending: list[list[bytes]] | None = None
         # The reply path's one call, bound once: each pipeline's replies go out through it,
         # with their count for the connection's messages_out.
         self._send = self.conn.send_bytes
@@ -129,6 +140,9 @@ class KvSession(Session[KvApp]):
     def on_messages(self, commands: list[list[bytes]]) -> None:
         """Run every command one read completed (a pipeline) and send all the replies in one
         piece."""
+        if self.pending is not None:  # blocked: these wait behind the blocked command
+            self._hold(commands)
+            return
         state = self.state
         state.commands += len(commands)
         self.last_argv = commands[-1]
@@ -137,6 +151,8 @@ class KvSession(Session[KvApp]):
         index = 0
         fast = execute_fast
         journal = state.journal
+        blocking = state.blocking
+        waited = blocking.keys or None  # the fast path leaves pushes to these to Python
         mark = 0
         if journal is not None:
             mark = len(journal)  # what other pipelines of this iteration journaled
@@ -151,7 +167,7 @@ class KvSession(Session[KvApp]):
         if fast is not None and not self.special:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
-            index = fast(commands, 0, self.db, replies, journal)
+            index = fast(commands, 0, self.db, replies, journal, waited)
             if index == count:
                 if journal is not None and len(journal) != mark:
                     state.commit(self.conn)
@@ -181,7 +197,12 @@ class KvSession(Session[KvApp]):
                     except KvError as exc:
                         append(exc.reply)
                     if fast is not None and index < count and not self.special:
-                        index = fast(commands, index, self.db, replies, journal)
+                        if blocking.keys:
+                            self._after_write(handler, argv)
+                        index = fast(commands, index, self.db, replies, journal, waited)
+                        continue
+                if blocking.keys:
+                    self._after_write(handler, argv)
         except Quit as stop:
             append(stop.reply)
             if journal is not None and len(journal) != mark:
@@ -189,9 +210,24 @@ class KvSession(Session[KvApp]):
             self._send(b"".join(replies), index)  # the commands up to QUIT's own
             self.close("quit")
             return
+        except Blocked:
+            self.pending = []
+            self._hold(commands[index:])
+            state.commands -= count - index  # counted again when they run
+            count = index - 1  # the blocked command's reply comes with ``wake``
+            if not replies:
+                return
         if journal is not None and len(journal) != mark:
             state.commit(self.conn)
         self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
+
+    def _after_write(self, handler: Handler, argv: list[bytes]) -> None:
+        """While clients wait on keys: mark those a write touched ready, and serve them."""
+        blocking = self.state.blocking
+        if handler in WRITES:
+            blocking.touched(argv)
+        if blocking.ready:
+            blocking.serve_ready()
 
     def _write(self, handler: Handler, argv: list[bytes], journal: bytearray | None) -> bytes:
         """Run a write command while persisting or notifying: refused with -MISCONF while the
@@ -235,13 +271,15 @@ class KvSession(Session[KvApp]):
         if self.multi is not None and command.queued:
             self.multi.append((handler, argv))
             return QUEUED
+        if self.resp == 3:  # the reply's shape, for wake too if the command blocks
+            self._reply_shape = shape_of(command.name, argv)
         journal = self.state.journal
         if (journal is not None or self.state.notifier is not None) and handler in WRITES:
             reply = self._write(handler, argv, journal)
         else:
             reply = self.run(handler, argv)
         if self.resp == 3:
-            return to_resp3(reply, shape_of(command.name, argv))
+            return to_resp3(reply, self._reply_shape)
         return reply
 
     def _reject(self, reply: bytes) -> bytes:
@@ -364,26 +402,31 @@ class KvSession(Session[KvApp]):
         if failed:
             raise KvError(errors.EXECABORT)
         journal = self.state.journal
-        if journal is None and self.state.notifier is not None:
-            replies = [
-                self._write(handler, argv, None) if handler in WRITES else self.run(handler, argv)
-                for handler, argv in queued
-            ]
-        elif journal is None:
-            replies = [self.run(handler, argv) for handler, argv in queued]
-        else:
-            # The block's changes go to the journal between MULTI and EXEC, as Redis writes
-            # them, so a journal torn inside the block loads none of them.
-            mark = len(journal)
-            replies = [
-                self._write(handler, argv, journal)
-                if handler in WRITES
-                else self.run(handler, argv)
-                for handler, argv in queued
-            ]
-            if len(journal) > mark:
-                journal[mark:mark] = MULTI
-                journal += EXEC
+        blocking = self.state.blocking
+        hooked = journal is not None or self.state.notifier is not None
+        self._executing = True  # a blocking command answers at once, as Redis's in EXEC
+        try:
+            if not hooked:
+                replies = [self.run(handler, argv) for handler, argv in queued]
+            else:
+                # The block's changes go to the journal between MULTI and EXEC, as Redis
+                # writes them, so a journal torn inside the block loads none of them.
+                mark = len(journal) if journal is not None else 0
+                replies = [
+                    self._write(handler, argv, journal)
+                    if handler in WRITES
+                    else self.run(handler, argv)
+                    for handler, argv in queued
+                ]
+                if journal is not None and len(journal) > mark:
+                    journal[mark:mark] = MULTI
+                    journal += EXEC
+        finally:
+            self._executing = False
+        if blocking.keys:  # the waiters are served after EXEC, in the session's loop
+            for handler, argv in queued:
+                if handler in WRITES:
+                    blocking.touched(argv)
         if self.resp == 3:  # each reply by its own command's shape (EXEC's is CONVERTED)
             replies = [
                 to_resp3(reply, shape_of(argv[0].lower().decode("latin-1"), argv))
@@ -395,6 +438,41 @@ class KvSession(Session[KvApp]):
         self.multi = None
         self.multi_failed = False
         self._update_mode()
+
+    # -- blocking commands -----------------------------------------------------------------------
+
+    def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
+        """Wait on ``keys`` (raises ``Blocked``); inside MULTI it returns, and the command
+        answers ``timeout_reply`` at once, as Redis does."""
+        if self._executing:
+            return
+        state = self.state
+        state.blocking.block(self, keys, timeout, serve, timeout_reply, state.loop)
+        self.conn.idle_exempt = True  # as Redis spares blocked clients its idle timeout
+        raise Blocked
+
+    def wake(self, reply: bytes, changed: bool = False) -> None:
+        """The blocked command's answer: send it, then run the commands that waited. A
+        served pop was journaled: with ``appendfsync always`` its reply waits for the fsync."""
+        if changed and self.state.journal is not None:
+            self.state.commit(self.conn)
+        self._send(reply if self.resp == 2 else to_resp3(reply, self._reply_shape))
+        self.conn.idle_exempt = self.subscribed
+        self.state.loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        pending, self.pending = self.pending, None
+        self.conn.resume_reading()  # if _hold paused it
+        if pending and not self.conn.closing:
+            self.on_messages(pending)
+
+    def _hold(self, commands: list[list[bytes]]) -> None:
+        """Keep a blocked client's later commands; past ``HELD_COMMANDS`` stop reading more."""
+        pending = self.pending
+        assert pending is not None
+        pending += commands
+        if len(pending) >= HELD_COMMANDS:
+            self.conn.pause_reading()
 
     # -- pub/sub ---------------------------------------------------------------------------------
 
@@ -514,10 +592,13 @@ class KvSession(Session[KvApp]):
 
     # -- live upgrade ----------------------------------------------------------------------------
 
-    def export_state(self) -> dict[str, object]:
+    def export_state(self) -> dict[str, object] | None:
         """What a client carries across a live upgrade: its name, its protocol, its MULTI
         queue (each command's arguments; the handler is looked up again by name) and its
-        subscriptions. kv has one database, so there is no selected one to carry."""
+        subscriptions. kv has one database, so there is no selected one to carry. A client
+        blocked on keys is not handed over (None): the old generation keeps it until it goes."""
+        if self.pending is not None:
+            return None
         return {
             "name": self.name,
             "resp": self.resp,
@@ -559,3 +640,6 @@ class KvSession(Session[KvApp]):
         self.state.subscribers.pop(self, None)
         self.state.clients.pop(self.id, None)
         self.multi = None
+        if self.pending is not None:
+            self.state.blocking.forget(self.id)
+            self.pending = None

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.app import App
 from residentd.apps.kv import errors
+from residentd.apps.kv.blocking import Blocking
 from residentd.apps.kv.notifications import Notifier
 from residentd.apps.kv.persistence.aof import delete
 from residentd.apps.kv.pubsub import Hub, Subscriber
@@ -66,6 +67,7 @@ class KvState:
         self.subscribers: dict[Subscriber, None] = {}
         # The connected clients by id, oldest first (CLIENT LIST, CLIENT KILL).
         self.clients: dict[int, Listed] = {}
+        self.blocking = Blocking()  # clients blocked on keys (BLPOP, ...)
         self.started = time.time()
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
         self.persistence: KvPersistence | None = None

@@ -65,3 +65,35 @@ def index_range(start: int, stop: int, size: int) -> range:
     if start > stop or start >= size:
         return range(0)
     return range(start, min(stop, size - 1) + 1)
+
+
+def ranged_int(text: bytes, low: int, reply: bytes) -> int:
+    """Redis's ``getRangeLongFromObjectOrReply`` from ``low`` up with a message of its own:
+    ``reply`` for a non-integer and for one below ``low`` alike."""
+    value = parse_int(text)
+    if value is None or value < low:
+        raise KvError(reply)
+    return value
+
+
+def mpop_args(
+    argv: list[bytes], first: int, sides: tuple[bytes, bytes]
+) -> tuple[list[bytes], bool, int]:
+    """LMPOP's and ZMPOP's ``numkeys key ... side [COUNT n]`` from ``argv[first]``: the keys,
+    whether the side is ``sides[0]`` (LEFT, MIN), and the count (1 without COUNT)."""
+    numkeys = ranged_int(argv[first], 1, errors.NUMKEYS)
+    where = first + numkeys + 1
+    if where >= len(argv):
+        raise KvError(errors.SYNTAX)
+    side = argv[where].upper()
+    if side not in sides:
+        raise KvError(errors.SYNTAX)
+    count = -1
+    index = where + 1
+    while index < len(argv):
+        if count == -1 and argv[index].upper() == b"COUNT" and index + 1 < len(argv):
+            count = ranged_int(argv[index + 1], 1, errors.COUNT_POSITIVE)
+            index += 2
+        else:
+            raise KvError(errors.SYNTAX)
+    return argv[first + 1 : where], side == sides[0], max(count, 1)

@@ -1,5 +1,5 @@
 """Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET and CLIENT ID, SETNAME,
-GETNAME, INFO, LIST, KILL, REPLY and NO-EVICT.
+GETNAME, INFO, LIST, KILL, REPLY, NO-EVICT and UNBLOCK.
 
 kv has one database, so SELECT accepts 0 only and answers any other index as a Redis
 configured with ``databases 1`` would. PING inside RESP2's subscribed mode answers with the
@@ -232,6 +232,8 @@ _CLIENT_HELP = [
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "HELP",
@@ -258,6 +260,9 @@ def client_setname(s: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
+UNBLOCKED = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+
+
 @subcommand(
     "client",
     "info",
@@ -280,6 +285,32 @@ def _of_type(clients: list[Listed], name: bytes) -> list[Listed]:
         raise KvError(errors.unknown_client_type(name))
     pubsub = _TYPES[kind]
     return [c for c in clients if pubsub is not None and c.subscribed == pubsub]
+
+
+@subcommand(
+    "client",
+    "unblock",
+    -3,
+    "loading stale",
+    "Unblocks a client blocked by a blocking command from a different connection.",
+    since="5.0.0",
+)
+def client_unblock(s: Client, argv: list[bytes]) -> bytes:
+    """Answer a client blocked on keys as its timeout would (TIMEOUT, the default) or with an
+    -UNBLOCKED error (ERROR); 1 if it was blocked."""
+    if len(argv) > 4:
+        raise KvError(
+            b"-ERR unknown subcommand or wrong number of arguments for '%b'. Try CLIENT HELP.\r\n"
+            % argv[1][:128]
+        )
+    reply = None
+    if len(argv) == 4:
+        reason = argv[3].lower()
+        if reason == b"error":
+            reply = UNBLOCKED
+        elif reason != b"timeout":
+            raise KvError(b"-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n")
+    return integer(s.state.blocking.unblock(int_arg(argv[2]), reply))
 
 
 @subcommand(

@@ -14,8 +14,17 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
-from residentd.apps.kv.commands.common import create, index_range, int_arg, read, write
+from residentd.apps.kv.commands.common import (
+    create,
+    index_range,
+    int_arg,
+    mpop_args,
+    ranged_int,
+    read,
+    write,
+)
 from residentd.apps.kv.commands.keys import parse_cursor
+from residentd.apps.kv.commands.lists import journal_served, timeout_arg
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.patterns import compile_glob
@@ -594,14 +603,6 @@ def zpopmax(s: Client, argv: list[bytes]) -> bytes:
     return _zpop_command(s, argv, highest=True)
 
 
-def _bounded(text: bytes, low: int, reply: bytes) -> int:
-    """getRangeLongFromObjectOrReply with a message of its own for both failures."""
-    value = parse_int(text)
-    if value is None or value < low:
-        raise KvError(reply)
-    return value
-
-
 @command(
     "zmpop",
     -4,
@@ -613,22 +614,104 @@ def _bounded(text: bytes, low: int, reply: bytes) -> int:
     keys=(0, 0, 0),
 )
 def zmpop(s: Client, argv: list[bytes]) -> bytes:
-    numkeys = _bounded(argv[1], 1, errors.NUMKEYS)
-    where = 2 + numkeys
-    if where >= len(argv):
-        raise KvError(errors.SYNTAX)
-    side = argv[where].upper()
-    if side not in (b"MIN", b"MAX"):
-        raise KvError(errors.SYNTAX)
-    count = -1
-    i = where + 1
-    while i < len(argv):
-        if count == -1 and argv[i].upper() == b"COUNT" and i + 1 < len(argv):
-            count = _bounded(argv[i + 1], 1, errors.COUNT_POSITIVE)
-            i += 2
-        else:
-            raise KvError(errors.SYNTAX)
-    return _zpop(s, argv[2:where], side == b"MAX", max(count, 1), emit_key=True)
+    keys, lowest, count = mpop_args(argv, 1, (b"MIN", b"MAX"))
+    return _zpop(s, keys, not lowest, count, emit_key=True)
+
+
+# -- blocking pops (blocking.py waits; a served pop is journaled as the ZPOPMIN it did) ---------
+
+
+def _ready_zset(s: Client, key: bytes) -> SortedSet | None:
+    """The non-empty sorted set at a key that became ready, None if it holds none now."""
+    zset = s.db.get_write(key)
+    return zset if zset.__class__ is SortedSet and zset else None
+
+
+def _pop_with_key(s: Client, key: bytes, zset: SortedSet, highest: bool) -> bytes:
+    """BZPOPMIN's reply: ``[key, member, score]``."""
+    ((score, member),) = zset.pop(1, highest)
+    s.db.delete_if_empty(key, zset)
+    return b"*3\r\n" + bulk(key) + bulk(member) + reply_score(score)
+
+
+def _blocking_zpop(s: Client, argv: list[bytes], highest: bool) -> bytes:
+    """BZPOPMIN and BZPOPMAX: from the first non-empty sorted set, else wait."""
+    timeout = timeout_arg(argv[-1])
+    keys = argv[1:-1]
+    for key in keys:
+        zset = write(s, key, SortedSet)
+        if zset:
+            return _pop_with_key(s, key, zset, highest)
+    name = b"ZPOPMAX" if highest else b"ZPOPMIN"
+
+    def serve(key: bytes) -> bytes | None:
+        zset = _ready_zset(s, key)
+        if zset is None:
+            return None
+        journal_served(s, [name, key])
+        return _pop_with_key(s, key, zset, highest)
+
+    s.block(keys, timeout, serve, NIL_ARRAY)
+    return NIL_ARRAY
+
+
+@command(
+    "bzpopmin",
+    -3,
+    "write noscript blocking fast",
+    "sorted_set",
+    "Removes and returns the member with the lowest score from one or more sorted sets. Blocks "
+    "until a member is available otherwise. Deletes the sorted set if the last element was "
+    "popped.",
+    since="5.0.0",
+    keys=(1, -2, 1),
+)
+def bzpopmin(s: Client, argv: list[bytes]) -> bytes:
+    return _blocking_zpop(s, argv, highest=False)
+
+
+@command(
+    "bzpopmax",
+    -3,
+    "write noscript blocking fast",
+    "sorted_set",
+    "Removes and returns the member with the highest score from one or more sorted sets. "
+    "Blocks until a member is available otherwise. Deletes the sorted set if the last element "
+    "was popped.",
+    since="5.0.0",
+    keys=(1, -2, 1),
+)
+def bzpopmax(s: Client, argv: list[bytes]) -> bytes:
+    return _blocking_zpop(s, argv, highest=True)
+
+
+@command(
+    "bzmpop",
+    -5,
+    "write blocking",
+    "sorted_set",
+    "Removes and returns a member by score from one or more sorted sets. Blocks until a member "
+    "is available otherwise. Deletes the sorted set if the last element was popped.",
+    since="7.0.0",
+    keys=(0, 0, 0),
+)
+def bzmpop(s: Client, argv: list[bytes]) -> bytes:
+    timeout = timeout_arg(argv[1])
+    keys, lowest, count = mpop_args(argv, 2, (b"MIN", b"MAX"))
+    for key in keys:
+        if write(s, key, SortedSet):
+            return _zpop(s, [key], not lowest, count, emit_key=True)
+    name = b"ZPOPMIN" if lowest else b"ZPOPMAX"
+
+    def serve(key: bytes) -> bytes | None:
+        zset = _ready_zset(s, key)
+        if zset is None:
+            return None
+        journal_served(s, [name, key, b"%d" % min(count, len(zset))])
+        return _zpop(s, [key], not lowest, count, emit_key=True)
+
+    s.block(keys, timeout, serve, NIL_ARRAY)
+    return NIL_ARRAY
 
 
 # -- random members and scanning ---------------------------------------------------------------
@@ -787,7 +870,7 @@ def _setop(s: Client, argv: list[bytes], at: int, op: str, name: str, store: boo
             withscores = True
             i += 1
         elif cardinality_only and left >= 2 and option == b"limit":
-            limit = _bounded(argv[i + 1], 0, errors.LIMIT_NEGATIVE)
+            limit = ranged_int(argv[i + 1], 0, errors.LIMIT_NEGATIVE)
             i += 2
         else:
             raise KvError(errors.SYNTAX)

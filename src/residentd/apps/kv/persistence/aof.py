@@ -18,6 +18,10 @@ What a write command logs (``propagate``) follows Redis 7.0:
   ``DEL`` when it popped the whole set, ``INCRBYFLOAT`` as ``SET key value KEEPTTL`` and
   ``HINCRBYFLOAT`` as the ``HSET`` of its result (the sum as kv printed it, so a replay
   cannot round differently);
+- the blocking list commands as the non-blocking ones Redis propagates: ``BLPOP`` as
+  ``LPOP key``, ``BLMOVE`` as ``LMOVE``, ``BRPOPLPUSH`` as ``RPOPLPUSH``, and ``LMPOP`` and
+  ``BLMPOP`` as ``LPOP key count`` (or ``RPOP``), with the count that was popped; a blocked
+  client served later is logged the same way when it is served (commands/lists.py);
 - a key deleted because its time passed (on lookup or by the active expiry cycle) is logged
   as ``DEL`` when it goes (``on_expired``), as Redis propagates expiries; a replay in Redis,
   which does not expire keys while loading, then sees the same keys as kv;
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 Rule = Callable[["Keyspace", list[bytes], bytes, bool], "list[list[bytes]]"]
 
 ZERO = b":0\r\n"
+MINUS_ONE = b":-1\r\n"
 NULL_ARRAY = b"*-1\r\n"
 EMPTY_ARRAY = b"*0\r\n"
 SPOP_BATCH = 1024  # members per SREM an SPOP is logged as (Redis's batch)
@@ -176,6 +181,69 @@ def _hincrbyfloat(
     return [[b"HSET", argv[1], argv[2], db.data[argv[1]][argv[2]]]]
 
 
+def _unless_no_change(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    return [] if reply in (ZERO, MINUS_ONE) else [argv]
+
+
+def _popped_key(reply: bytes) -> tuple[bytes, int]:
+    """The key of a ``[key, ...]`` reply (BLPOP, LMPOP, BZPOPMIN), and where what follows it
+    starts."""
+    size, start = _line(reply, 4, 0x24)  # after "*2\r\n", the key's "$N"
+    return reply[start : start + size], start + size + 2
+
+
+def _as_pop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    """BLPOP and BRPOP as the LPOP or RPOP they did."""
+    if reply == NULL_ARRAY:
+        return []
+    key, _ = _popped_key(reply)
+    return [[b"LPOP" if argv[0].lower() == b"blpop" else b"RPOP", key]]
+
+
+def _as_counted_pop(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    """LMPOP and BLMPOP as ``LPOP key count`` (or RPOP), the count that was popped."""
+    if reply == NULL_ARRAY:
+        return []
+    key, rest = _popped_key(reply)
+    count = b"%d" % _line(reply, rest, 0x2A)[0]  # the "*N" of the elements
+    first = 2 if argv[0].lower() == b"blmpop" else 1
+    where = argv[first + int(argv[first]) + 1].upper()
+    return [[b"LPOP" if where == b"LEFT" else b"RPOP", key, count]]
+
+
+def _as_zpop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    """BZPOPMIN and BZPOPMAX as the ZPOPMIN or ZPOPMAX they did."""
+    if reply == NULL_ARRAY:
+        return []
+    key, _ = _popped_key(reply)
+    return [[b"ZPOPMAX" if argv[0].lower() == b"bzpopmax" else b"ZPOPMIN", key]]
+
+
+def _as_counted_zpop(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    """BZMPOP as ``ZPOPMIN key count`` (or ZPOPMAX), the count that was popped."""
+    if reply == NULL_ARRAY:
+        return []
+    key, rest = _popped_key(reply)
+    count = b"%d" % _line(reply, rest, 0x2A)[0]
+    where = argv[2 + int(argv[2]) + 1].upper()
+    return [[b"ZPOPMIN" if where == b"MIN" else b"ZPOPMAX", key, count]]
+
+
+def _as_move(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
+    """BLMOVE as LMOVE, BRPOPLPUSH as RPOPLPUSH."""
+    if reply == NIL:
+        return []
+    if len(argv) == 4:
+        return [[b"RPOPLPUSH", argv[1], argv[2]]]
+    return [[b"LMOVE", *argv[1:5]]]
+
+
 RULES: dict[bytes, Rule] = {
     b"set": _set,
     b"setex": _setex,
@@ -214,6 +282,21 @@ RULES: dict[bytes, Rule] = {
     b"zpopmin": _unless_empty,
     b"zpopmax": _unless_empty,
     b"zmpop": _unless_nil,
+    b"lpushx": _unless_zero,
+    b"rpushx": _unless_zero,
+    b"lrem": _unless_zero,
+    b"linsert": _unless_no_change,
+    b"lmove": _unless_nil,
+    b"rpoplpush": _unless_nil,
+    b"blpop": _as_pop,
+    b"brpop": _as_pop,
+    b"lmpop": _as_counted_pop,
+    b"blmpop": _as_counted_pop,
+    b"blmove": _as_move,
+    b"bzpopmin": _as_zpop,
+    b"bzpopmax": _as_zpop,
+    b"bzmpop": _as_counted_zpop,
+    b"brpoplpush": _as_move,
 }
 
 

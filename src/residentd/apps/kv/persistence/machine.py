@@ -22,6 +22,7 @@ from residentd.state.api import BadSnapshot, RecordReader, SnapshotFormat
 from residentd.state.framing import RawSnapshot
 
 if TYPE_CHECKING:
+    from residentd.apps.kv.blocking import Serve
     from residentd.apps.kv.state import KvState
 
 
@@ -73,6 +74,9 @@ class ReplayClient:
         raise ValueError("CLIENT INFO inside a journal record")
 
     unsubscribe = psubscribe = punsubscribe = ssubscribe = sunsubscribe = subscribe
+
+    def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
+        """A journal holds no blocking command (BLPOP is logged as LPOP): never blocks."""
 
 
 class KvMachine:

@@ -1,0 +1,166 @@
+"""Clients blocked on keys (BLPOP, BLMOVE, BLMPOP, ...), served as Redis's ``blocked.c`` serves
+them: first blocked, first served.
+
+A blocking command that finds nothing to take registers a ``Wait``: the client, the keys it
+waits on, a ``serve`` callable that tries to answer it from one of them, the reply it gets at
+its timeout, and one loop timer for that timeout (none for timeout 0, which waits forever).
+``keys`` maps each waited key to the FIFO of its waits; a client waiting on several keys is in
+each FIFO once and leaves them all when it is served, times out, is unblocked (CLIENT
+UNBLOCK) or disconnects. The machinery knows nothing of lists: ``serve`` holds what the
+command does (pop one element, move it to another list, pop COUNT of them), so the sorted
+set commands (BZPOPMIN, BZMPOP) can wait the same way.
+
+Readiness: a write command run while someone waits ``touched`` its arguments; those that are
+waited keys go to ``ready`` (Redis's ``signalKeyAsReady``, which it calls when a key is
+created: a waited key did not exist, or was empty, when its waiter blocked). A false alarm
+(a value that happens to equal a waited key's name, a key of another type) costs one failed
+``serve``. After each command the session runs ``serve_ready`` (Redis's
+``handleClientsBlockedOnKeys``): for each ready key, in the order they became ready, its
+waits are offered the key in FIFO order until one cannot be served (the key ran out or has
+another type). ``serve`` journals what it did as the non-blocking command Redis propagates
+(BLPOP as LPOP, BLMOVE as LMOVE), and the client gets its reply and resumes its pipeline. A
+served BLMOVE that creates its destination makes that key ready too, in the same pass.
+
+The C fast path never runs a push to a waited key: the session hands it ``keys``, and it
+leaves such a command to Python (_fastpath.c), where it is touched as above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from residentd.errors import ResidentdError
+
+# A blocked command's attempt to answer from a key that became ready: the reply, or None if
+# that key cannot serve it (gone, empty, another type).
+Serve = Callable[[bytes], "bytes | None"]
+
+# A timeout in seconds past this one (about 31 years) waits forever: the loop's timers
+# cannot hold it, and Redis's own deadline would overflow.
+FOREVER = 2.0**30
+
+
+class Blocked(ResidentdError):
+    """Raised by a client's ``block``: the command is suspended, its reply comes later."""
+
+
+class Waiter(Protocol):
+    """A blocked client as the registry sees it."""
+
+    @property
+    def id(self) -> int: ...
+
+    def wake(self, reply: bytes, changed: bool = False) -> None:
+        """Send the blocked command's reply and run the commands that waited behind it;
+        ``changed``: serving it changed the keyspace (and journaled the change)."""
+
+
+@dataclass(slots=True, eq=False)
+class Wait:
+    client: Waiter
+    keys: tuple[bytes, ...]
+    serve: Serve
+    timeout_reply: bytes
+    timer: asyncio.TimerHandle | None = None
+
+
+class Blocking:
+    """The blocked clients of one kv daemon."""
+
+    __slots__ = ("clients", "keys", "ready")
+
+    def __init__(self) -> None:
+        self.keys: dict[bytes, deque[Wait]] = {}  # waited key -> its waits, first first
+        self.ready: dict[bytes, None] = {}  # keys that may serve a wait, in signal order
+        self.clients: dict[int, Wait] = {}  # client id -> its wait
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    def block(
+        self,
+        client: Waiter,
+        keys: Iterable[bytes],
+        timeout: float,
+        serve: Serve,
+        timeout_reply: bytes,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Wait:
+        """Register ``client`` as waiting on ``keys`` (each once) for ``timeout`` seconds
+        (0: forever)."""
+        wait = Wait(client, tuple(dict.fromkeys(keys)), serve, timeout_reply)
+        for key in wait.keys:
+            waits = self.keys.get(key)
+            if waits is None:
+                waits = self.keys[key] = deque()
+            waits.append(wait)
+        if 0 < timeout < FOREVER:
+            wait.timer = loop.call_at(loop.time() + timeout, self._timed_out, wait)
+        self.clients[client.id] = wait
+        return wait
+
+    def touched(self, argv: list[bytes]) -> None:
+        """After a write command: mark the waited keys among its arguments ready."""
+        keys = self.keys
+        for arg in argv[1:]:
+            if arg in keys:
+                self.ready[arg] = None
+
+    def signal(self, key: bytes) -> None:
+        if key in self.keys:
+            self.ready[key] = None
+
+    def serve_ready(self) -> None:
+        """Serve the waits of every ready key, first blocked first (and the keys that
+        serving makes ready)."""
+        ready = self.ready
+        while ready:
+            key = next(iter(ready))
+            del ready[key]
+            waits = self.keys.get(key)
+            while waits:
+                wait = waits[0]
+                reply = wait.serve(key)
+                if reply is None:
+                    break
+                self._remove(wait)
+                wait.client.wake(reply, reply[:1] != b"-")  # an error reply changed nothing
+
+    def unblock(self, client_id: int, reply: bytes | None = None) -> bool:
+        """End ``client_id``'s wait, answering ``reply`` (its timeout reply if None); returns
+        whether it was blocked (CLIENT UNBLOCK)."""
+        wait = self.clients.get(client_id)
+        if wait is None:
+            return False
+        self._remove(wait)
+        wait.client.wake(wait.timeout_reply if reply is None else reply)
+        return True
+
+    def forget(self, client_id: int) -> None:
+        """Drop a disconnected client's wait, without a reply."""
+        wait = self.clients.get(client_id)
+        if wait is not None:
+            self._remove(wait)
+
+    def _timed_out(self, wait: Wait) -> None:
+        wait.timer = None
+        self._remove(wait)
+        wait.client.wake(wait.timeout_reply)
+
+    def _remove(self, wait: Wait) -> None:
+        del self.clients[wait.client.id]
+        if wait.timer is not None:
+            wait.timer.cancel()
+            wait.timer = None
+        for key in wait.keys:
+            waits = self.keys[key]
+            if waits[0] is wait:
+                waits.popleft()
+            else:
+                waits.remove(wait)
+            if not waits:
+                del self.keys[key]
