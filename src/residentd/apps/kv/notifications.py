@@ -333,14 +333,67 @@ def _zadd(w: Watch, reply: bytes) -> list[Event]:
     return [(ZSET, b"zadd", key)]
 
 
-def _zmpop(w: Watch, reply: bytes) -> list[Event]:
+def _reply_key(reply: bytes) -> bytes:
+    """The key a multi-key pop names first in its reply (``*2\r\n$<n>\r\n<key>...``)."""
+    header = reply.index(b"\r\n", 4)
+    size = int(reply[5:header])
+    return reply[header + 2 : header + 2 + size]
+
+
+def _side(argv: list[bytes], at: int, events: tuple[bytes, bytes]) -> bytes:
+    """The event of the side named at ``argv[at]``: the first for LEFT or MIN, else the
+    second."""
+    return events[0] if argv[at].upper() in (b"LEFT", b"MIN") else events[1]
+
+
+def _mpop(kind: int, events: tuple[bytes, bytes], numkeys_at: int) -> Rule:
+    """LMPOP, BLMPOP, ZMPOP, BZMPOP: the pop on the key the reply names (``numkeys_at``:
+    where numkeys is; the side follows the keys)."""
+
+    def rule(w: Watch, reply: bytes) -> list[Event]:
+        if reply in (NIL, NULL_ARRAY):
+            return []
+        key = _reply_key(reply)
+        side = _side(w.argv, numkeys_at + 1 + int(w.argv[numkeys_at]), events)
+        return [(kind, side, key), *w.gone(key)]
+
+    return rule
+
+
+def _bpop(kind: int, event: bytes) -> Rule:
+    """BLPOP, BRPOP, BZPOPMIN, BZPOPMAX answered at once: the pop on the key replied."""
+
+    def rule(w: Watch, reply: bytes) -> list[Event]:
+        if reply in (NIL, NULL_ARRAY):
+            return []
+        key = _reply_key(reply)
+        return [(kind, event, key), *w.gone(key)]
+
+    return rule
+
+
+_LIST_SIDES = (b"lpop", b"rpop")
+
+
+def _lmove(w: Watch, reply: bytes) -> list[Event]:
+    """LMOVE, BLMOVE, RPOPLPUSH, BRPOPLPUSH: the push on the target, then the pop on the
+    source (and its ``del`` if emptied), in Redis's order."""
     if reply in (NIL, NULL_ARRAY):
         return []
-    header = reply.index(b"\r\n", 4)  # *2\r\n$<len>\r\n<key>
-    size = int(reply[5:header])
-    key = reply[header + 2 : header + 2 + size]
-    side = b"zpopmin" if any(arg.upper() == b"MIN" for arg in w.argv[2:]) else b"zpopmax"
-    return [(ZSET, side, key), *w.gone(key)]
+    argv = w.argv
+    source, target = argv[1], argv[2]
+    name = w.name
+    if name in (b"lmove", b"blmove"):
+        pop = _side(argv, 3, _LIST_SIDES)
+        push = b"lpush" if argv[4].upper() == b"LEFT" else b"rpush"
+    else:  # RPOPLPUSH, BRPOPLPUSH
+        pop, push = b"rpop", b"lpush"
+    return [(LIST, push, target), (LIST, pop, source), *w.gone(source)]
+
+
+def _ltrim(w: Watch, reply: bytes) -> list[Event]:
+    key = w.argv[1]
+    return [(LIST, b"ltrim", key), *w.gone(key)] if w.was(key) else []
 
 
 PREPARE: dict[bytes, Callable[[Keyspace, list[bytes]], Any]] = {
@@ -382,6 +435,23 @@ RULES: dict[bytes, Rule] = {
     b"sort": _sort,
     b"lpush": _always(LIST, b"lpush"),
     b"rpush": _always(LIST, b"rpush"),
+    b"lpushx": _unless(LIST, b"lpush", ZERO),
+    b"rpushx": _unless(LIST, b"rpush", ZERO),
+    b"lset": _always(LIST, b"lset"),
+    b"linsert": _unless(LIST, b"linsert", ZERO, b":-1\r\n"),
+    b"lrem": _unless(LIST, b"lrem", ZERO),
+    b"ltrim": _ltrim,
+    b"lmove": _lmove,
+    b"blmove": _lmove,
+    b"rpoplpush": _lmove,
+    b"brpoplpush": _lmove,
+    b"lmpop": _mpop(LIST, _LIST_SIDES, 1),
+    b"blmpop": _mpop(LIST, _LIST_SIDES, 2),
+    b"blpop": _bpop(LIST, b"lpop"),
+    b"brpop": _bpop(LIST, b"rpop"),
+    b"bzpopmin": _bpop(ZSET, b"zpopmin"),
+    b"bzpopmax": _bpop(ZSET, b"zpopmax"),
+    b"bzmpop": _mpop(ZSET, (b"zpopmin", b"zpopmax"), 2),
     b"lpop": _unless(LIST, b"lpop", NIL, NULL_ARRAY),
     b"rpop": _unless(LIST, b"rpop", NIL, NULL_ARRAY),
     b"hset": _always(HASH, b"hset"),
@@ -405,7 +475,7 @@ RULES: dict[bytes, Rule] = {
     b"zremrangebylex": _unless(ZSET, b"zremrangebylex", ZERO),
     b"zpopmin": _unless(ZSET, b"zpopmin", EMPTY_ARRAY),
     b"zpopmax": _unless(ZSET, b"zpopmax", EMPTY_ARRAY),
-    b"zmpop": _zmpop,
+    b"zmpop": _mpop(ZSET, (b"zpopmin", b"zpopmax"), 1),
     b"zunionstore": _store(ZSET, b"zunionstore"),
     b"zinterstore": _store(ZSET, b"zinterstore"),
     b"zdiffstore": _store(ZSET, b"zdiffstore"),
