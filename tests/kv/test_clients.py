@@ -233,3 +233,18 @@ def test_config_get_requirepass(kv: KvThread, redis_port: int, value: str) -> No
                 client.call("AUTH", value)
             got.append(client.call("CONFIG", "GET", "requirepass"))
     assert got[0] == got[1]
+
+
+def test_requirepass_and_notifications_from_the_settings() -> None:
+    options = {"requirepass": "s3cret", "notify_keyspace_events": "KEA"}
+    with KvThread(options=options) as server, Raw(server.port) as client:
+        assert client.call("GET", "k") == b"-NOAUTH Authentication required.\r\n"
+        assert client.call("AUTH", "s3cret") == b"+OK\r\n"
+        assert client.call("CONFIG", "GET", "notify-keyspace-events") == resp(
+            "notify-keyspace-events", "AKE"
+        )
+        with Raw(server.port) as listener:
+            listener.call("AUTH", "s3cret")
+            listener.call("SUBSCRIBE", "__keyevent@0__:set")
+            client.call("SET", "k", "v")
+            assert listener.replies(1) == [resp("message", "__keyevent@0__:set", "k")]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
-from residentd.apps.kv.notifications import Notifier
+from residentd.apps.kv.notifications import Notifier, parse_flags
 from residentd.apps.kv.persistence.aof import delete
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.roster import Listed
@@ -76,10 +76,17 @@ class KvState:
         self.health = DiskHealth()
         # notify-keyspace-events: publishes the keyspace's changes while not empty.
         self.notifier: Notifier | None = None
-        # requirepass: the default user's password (None: every client is authenticated).
-        self.requirepass: bytes | None = None
         # CONFIG RESETSTAT: the server's counters as they were then (INFO shows the rest).
         self.stats_base: dict[str, int] = {}
+
+    @property
+    def requirepass(self) -> bytes | None:
+        """The default user's password (None: every client is authenticated)."""
+        return self.options.get("requirepass", "").encode("latin-1") or None
+
+    def configure_notifications(self) -> None:
+        """Start (or stop) publishing as the ``notify_keyspace_events`` option says."""
+        self.set_notifications(parse_flags(self.options.get("notify_keyspace_events", "")) or 0)
 
     def set_notifications(self, flags: int) -> None:
         """notify-keyspace-events: publish changes of the classes in ``flags`` (0: none)."""

@@ -234,22 +234,17 @@ SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
 }
 
 
-def _set_notifications(s: Client, value: str) -> str | None:
-    flags = parse_flags(value)
-    if flags is None:
-        return SETTING_ERROR
-    s.state.set_notifications(flags)
-    return None
+def _set_notifications(s: Client, value: str) -> None:
+    s.state.options["notify_keyspace_events"] = value
+    s.state.configure_notifications()
 
 
-def _set_requirepass(s: Client, value: str) -> str | None:
-    s.state.requirepass = value.encode("latin-1") or None
-    return None
+def _set_requirepass(s: Client, value: str) -> None:
+    s.state.options["requirepass"] = value
 
 
-# What CONFIG SET changes in kv's state, not in its options: name -> apply the value (the
-# reason it is refused, or None).
-LIVE: dict[str, Callable[[Client, str], str | None]] = {
+# The settings CONFIG SET changes beyond the options: name -> apply the (checked) value.
+LIVE: dict[str, Callable[[Client, str], None]] = {
     "notify-keyspace-events": _set_notifications,
     "requirepass": _set_requirepass,
 }
@@ -272,7 +267,7 @@ def config_set(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) % 2:
         raise KvError(errors.config_set_unknown(argv[-1][:128]))
     changes: dict[str, object] = {}
-    live: list[tuple[Callable[[Client, str], str | None], str]] = []
+    live: list[tuple[Callable[[Client, str], None], str]] = []
     for i in range(2, len(argv), 2):
         name = argv[i].decode("latin-1").lower()
         value = argv[i + 1].decode("latin-1")
