@@ -32,6 +32,10 @@ class MemoryClient:
         self.resp = 2
         self.channels: dict[bytes, None] | None = None
         self.patterns: dict[bytes, None] | None = None
+        self.shard_channels: dict[bytes, None] | None = None
+        self.no_evict = False
+        self.authenticated = True
+        self.reply_mode = 0
         self.queue: list[list[bytes]] | None = None
         self.delivered: list[bytes] = []
         self.watched: dict[tuple[int, bytes], bool] | None = None
@@ -113,6 +117,32 @@ class MemoryClient:
     def punsubscribe(self, pattern: bytes) -> None:
         if self.patterns is not None and self.patterns.pop(pattern, 0) is None:
             self.state.hub.punsubscribe(self, pattern)
+
+    def authenticate(self) -> None:
+        self.authenticated = True
+
+    def reset(self) -> None:
+        self.name = None
+        self.resp = 2
+
+    def set_reply_mode(self, mode: int) -> None:
+        self.reply_mode = mode
+
+    def describe(self) -> str:
+        return f"id={self.id}"
+
+    @property
+    def shard_subscription_count(self) -> int:
+        return len(self.shard_channels or ())
+
+    def ssubscribe(self, channel: bytes) -> None:
+        self.shard_channels = self.shard_channels or {}
+        self.shard_channels[channel] = None
+        self.state.hub.ssubscribe(self, channel)
+
+    def sunsubscribe(self, channel: bytes) -> None:
+        if self.shard_channels is not None and self.shard_channels.pop(channel, 0) is None:
+            self.state.hub.sunsubscribe(self, channel)
 
     def deliver(self, payload: bytes) -> None:
         self.delivered.append(payload)

@@ -79,6 +79,14 @@ def create_app() -> KvApp:
     def cron() -> None:
         state.expire_cycle()
 
+    @app.on_start
+    def notifications() -> None:
+        state.configure_notifications()
+
+    @app.on_reload
+    def reload(changed: object) -> None:
+        state.configure_notifications()
+
     return app
 
 

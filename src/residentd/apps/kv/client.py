@@ -31,10 +31,36 @@ class Client(Protocol):
     # The channels and patterns subscribed to, in subscription order (None: none yet).
     channels: dict[bytes, None] | None
     patterns: dict[bytes, None] | None
+    # The shard channels (SSUBSCRIBE), apart from the others as in Redis.
+    shard_channels: dict[bytes, None] | None
+    # CLIENT NO-EVICT (kv evicts no client: it is only shown, as flag "e").
+    no_evict: bool
 
     @property
     def id(self) -> int:
         """The client's id (CLIENT ID), unique in this daemon."""
+        ...
+
+    # -- the connection ------------------------------------------------------------------
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether it may run commands: always while requirepass is not set, else after AUTH
+        (or HELLO AUTH)."""
+        ...
+
+    def authenticate(self) -> None:
+        """AUTH succeeded."""
+
+    def reset(self) -> None:
+        """RESET: no MULTI, no subscriptions, RESP2, no name, replies on, and authenticated
+        only if no password is required."""
+
+    def set_reply_mode(self, mode: int) -> None:
+        """CLIENT REPLY: ``REPLY_ON``, ``REPLY_OFF`` or ``REPLY_SKIP`` (the next reply)."""
+
+    def describe(self) -> str:
+        """Its CLIENT LIST line, without the newline."""
         ...
 
     # -- MULTI -----------------------------------------------------------------------------
@@ -83,12 +109,23 @@ class Client(Protocol):
         ...
 
     @property
-    def subscription_count(self) -> int: ...
+    def subscription_count(self) -> int:
+        """Channels and patterns subscribed to (the count SUBSCRIBE confirms)."""
+        ...
+
+    @property
+    def shard_subscription_count(self) -> int:
+        """Shard channels subscribed to (the count SSUBSCRIBE confirms)."""
+        ...
 
     def subscribe(self, channel: bytes) -> None: ...
     def unsubscribe(self, channel: bytes) -> None: ...
     def psubscribe(self, pattern: bytes) -> None: ...
     def punsubscribe(self, pattern: bytes) -> None: ...
+    def ssubscribe(self, channel: bytes) -> None: ...
+    def sunsubscribe(self, channel: bytes) -> None: ...
 
+
+REPLY_ON, REPLY_OFF, REPLY_SKIP = 0, 1, 2
 
 Handler: TypeAlias = Callable[[Client, list[bytes]], bytes]

@@ -41,6 +41,20 @@ NESTED_MULTI = b"-ERR MULTI calls can not be nested\r\n"
 NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 PROTOCOL_VERSION = b"-ERR Protocol version is not an integer or out of range\r\n"
 WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+NOAUTH = b"-NOAUTH Authentication required.\r\n"
+NOAUTH_EXEC = b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n"
+NOAUTH_HELLO = (
+    b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+    b"AUTH <user> <pass> option can be used to authenticate the client and select the RESP "
+    b"protocol version at the same time\r\n"
+)
+AUTH_WITHOUT_PASSWORD = (
+    b"-ERR AUTH <password> called without any password configured for the default user. "
+    b"Are you sure your configuration is correct?\r\n"
+)
+NO_SUCH_CLIENT = b"-ERR No such client\r\n"
+INVALID_CLIENT_ID = b"-ERR Invalid client ID\r\n"
+CLIENT_ID_NOT_POSITIVE = b"-ERR client-id should be greater than 0\r\n"
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 
 # Hashes and sets (Redis 7.0's t_hash.c and t_set.c).
@@ -144,6 +158,14 @@ def unknown_subcommand(subcommand: bytes, container: str) -> bytes:
     )
 
 
+def subcommand_syntax(subcommand: bytes, container: str) -> bytes:
+    """Redis's ``addReplySubcommandSyntaxError``: a subcommand given the wrong arguments."""
+    return error(
+        b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
+        % (_quote(subcommand), container.upper().encode())
+    )
+
+
 def hello_syntax(option: bytes) -> bytes:
     return error(b"ERR Syntax error in HELLO option '%b'" % _quote(option))
 
@@ -174,6 +196,14 @@ def config_set_failed(name: str, reason: str) -> bytes:
 
 def config_set_unknown(name: bytes) -> bytes:
     return error(b"ERR Unknown option or number of arguments for CONFIG SET - '%b'" % name)
+
+
+def unknown_client_type(name: bytes) -> bytes:
+    return error(b"ERR Unknown client type '%b'" % _quote(name))
+
+
+def no_such_user(name: bytes) -> bytes:
+    return error(b"ERR No such user '%b'" % _quote(name))
 
 
 def not_in_subscribed_context(name: str) -> bytes:
@@ -207,4 +237,9 @@ class KvError(ResidentdError):
 
 class Quit(ResidentdError):
     """Raised by QUIT's handler: the session answers +OK to it, sends what the pipeline has
-    answered so far, and closes; the commands after QUIT are not run, as in Redis."""
+    answered so far, and closes; the commands after QUIT are not run, as in Redis. CLIENT KILL
+    of the client itself raises it with its own reply."""
+
+    def __init__(self, reply: bytes = b"+OK\r\n") -> None:
+        super().__init__("quit")
+        self.reply = reply

@@ -173,21 +173,22 @@ def _cpu(s: Client) -> Fields:
 
 def _stats(s: Client) -> Fields:
     snapshot = s.state.counters()
+    base = s.state.stats_base
     dbs = s.state.dbs
     hub = s.state.hub
     return [
-        ("total_connections_received", snapshot["accepted"]),
+        ("total_connections_received", snapshot["accepted"] - base.get("accepted", 0)),
         ("total_commands_processed", s.state.commands),
         ("instantaneous_ops_per_sec", 0),
-        ("total_net_input_bytes", snapshot["bytes_in"]),
-        ("total_net_output_bytes", snapshot["bytes_out"]),
+        ("total_net_input_bytes", snapshot["bytes_in"] - base.get("bytes_in", 0)),
+        ("total_net_output_bytes", snapshot["bytes_out"] - base.get("bytes_out", 0)),
         *_zeros("total_net_repl_input_bytes total_net_repl_output_bytes"),
         *_zeros(
             "instantaneous_input_kbps instantaneous_output_kbps instantaneous_input_repl_kbps "
             "instantaneous_output_repl_kbps",
             "0.00",
         ),
-        ("rejected_connections", sum(snapshot["refused"].values())),
+        ("rejected_connections", sum(snapshot["refused"].values()) - base.get("refused", 0)),
         *_zeros("sync_full sync_partial_ok sync_partial_err"),
         ("expired_keys", sum(db.expired_keys for db in dbs)),
         ("expired_stale_perc", "0.00"),
@@ -199,8 +200,9 @@ def _stats(s: Client) -> Fields:
         ("keyspace_misses", sum(db.misses for db in dbs)),
         ("pubsub_channels", len(hub.channels)),
         ("pubsub_patterns", len(hub.patterns)),
+        ("pubsubshard_channels", len(hub.shard_channels)),
         *_zeros(
-            "pubsubshard_channels latest_fork_usec total_forks migrate_cached_sockets "
+            "latest_fork_usec total_forks migrate_cached_sockets "
             "slave_expires_tracked_keys active_defrag_hits active_defrag_misses "
             "active_defrag_key_hits active_defrag_key_misses total_active_defrag_time "
             "current_active_defrag_time tracking_total_keys tracking_total_items "

@@ -1,10 +1,13 @@
-"""Publish/subscribe: who listens to which channel and pattern, and delivery to them.
+"""Publish/subscribe: who listens to which channel, pattern and shard channel, and delivery
+to them.
 
 ``Hub`` keeps, for each channel and each pattern, its subscribers in subscription order (a
 dict used as an ordered set), so messages reach them in the order Redis would send them.
 ``publish`` encodes the message once per channel and once per matching pattern and queues
 the same bytes on every subscriber's connection; it returns how many deliveries it made, a
 client subscribed both to the channel and to a matching pattern counting twice, as in Redis.
+Shard channels (SSUBSCRIBE, SPUBLISH) are a namespace of their own, as in Redis 7.0: no
+pattern matches them, and their messages are ``smessage``.
 
 Subscribers that stop reading are the danger of pub/sub: each message adds to their output.
 A subscriber's output is checked against Redis's ``client-output-buffer-limit pubsub``
@@ -27,34 +30,43 @@ class Subscriber(Protocol):
 
 MESSAGE = b"*3\r\n$7\r\nmessage\r\n"
 PMESSAGE = b"*4\r\n$8\r\npmessage\r\n"
+SMESSAGE = b"*3\r\n$8\r\nsmessage\r\n"
 
 
 class Hub:
-    __slots__ = ("channels", "patterns")
+    __slots__ = ("channels", "patterns", "shard_channels")
 
     def __init__(self) -> None:
         self.channels: dict[bytes, dict[Subscriber, None]] = {}
         self.patterns: dict[bytes, dict[Subscriber, None]] = {}
+        self.shard_channels: dict[bytes, dict[Subscriber, None]] = {}
 
     def subscribe(self, session: Subscriber, channel: bytes) -> None:
         self.channels.setdefault(channel, {})[session] = None
 
     def unsubscribe(self, session: Subscriber, channel: bytes) -> None:
-        subscribers = self.channels.get(channel)
-        if subscribers is not None:
-            subscribers.pop(session, None)
-            if not subscribers:
-                del self.channels[channel]
+        _leave(self.channels, session, channel)
+
+    def ssubscribe(self, session: Subscriber, channel: bytes) -> None:
+        self.shard_channels.setdefault(channel, {})[session] = None
+
+    def sunsubscribe(self, session: Subscriber, channel: bytes) -> None:
+        _leave(self.shard_channels, session, channel)
+
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        subscribers = self.shard_channels.get(channel)
+        if not subscribers:
+            return 0
+        payload = SMESSAGE + bulk(channel) + bulk(message)
+        for session in list(subscribers):
+            session.deliver(payload)
+        return len(subscribers)
 
     def psubscribe(self, session: Subscriber, pattern: bytes) -> None:
         self.patterns.setdefault(pattern, {})[session] = None
 
     def punsubscribe(self, session: Subscriber, pattern: bytes) -> None:
-        subscribers = self.patterns.get(pattern)
-        if subscribers is not None:
-            subscribers.pop(session, None)
-            if not subscribers:
-                del self.patterns[pattern]
+        _leave(self.patterns, session, pattern)
 
     def publish(self, channel: bytes, message: bytes) -> int:
         receivers = 0
@@ -76,3 +88,13 @@ class Hub:
                     for session in list(subscribers):
                         session.deliver(payload)
         return receivers
+
+
+def _leave(table: dict[bytes, dict[Subscriber, None]], session: Subscriber, name: bytes) -> None:
+    """Take ``session`` off ``name``'s subscribers, and ``name`` off the table once it has
+    none."""
+    subscribers = table.get(name)
+    if subscribers is not None:
+        subscribers.pop(session, None)
+        if not subscribers:
+            del table[name]

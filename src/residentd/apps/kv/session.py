@@ -46,15 +46,16 @@ from typing import TYPE_CHECKING, Any
 from residentd.app import Session
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocked, Serve
-from residentd.apps.kv.client import Handler
+from residentd.apps.kv.client import REPLY_OFF, REPLY_ON, REPLY_SKIP, Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
+from residentd.apps.kv.notifications import Watch
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, NULL_ARRAY, encode, propagate
 from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
 from residentd.apps.kv.watch import scores, written_keys
-from residentd.codecs.resp import OK, QUEUED, array_header
+from residentd.codecs.resp import QUEUED, array_header
 from residentd.speedups import choose
 
 # A blocked client's commands held behind the blocked one past which its reading pauses.
@@ -79,15 +80,20 @@ class KvSession(Session[KvApp]):
         "_reply_shape",
         "_send",
         "_soft_since",
+        "authenticated",
         "channels",
         "db",
         "dirty",
+        "last_argv",
         "multi",
         "multi_failed",
         "name",
+        "no_evict",
         "patterns",
         "pending",
+        "reply_mode",
         "resp",
+        "shard_channels",
         "special",
         "state",
         "watched",
@@ -103,6 +109,7 @@ class KvSession(Session[KvApp]):
     name: bytes | None
     channels: dict[bytes, None] | None
     patterns: dict[bytes, None] | None
+    shard_channels: dict[bytes, None] | None
     multi: list[tuple[Handler, list[bytes]]] | None
     watched: dict[tuple[int, bytes], bool] | None
 
@@ -116,13 +123,19 @@ class KvSession(Session[KvApp]):
         self.name = None
         self.channels = None
         self.patterns = None
+        self.shard_channels = None
         self.multi = None
         self.multi_failed = False
         self.watched = None  # WATCHed (database, key) -> expired when watched (watch.py)
         self.dirty = False  # a watched key was touched: EXEC fails
         self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
+        self.authenticated = state.requirepass is None
+        self.reply_mode = REPLY_ON
+        self.no_evict = False
+        self.last_argv: list[bytes] = []  # the last command of the last pipeline (CLIENT LIST)
+        self.special = not self.authenticated
+        state.clients[self.id] = self
         self._reply_shape: Shape | None = None  # a RESP3 command's (resp3.shape_of)
-        self.special = False
         self._executing = False  # running EXEC's queue: a blocking command does not block
         # While blocked (BLPOP, ...): the commands that came behind the blocked one.
         self.pending: list[list[bytes]] | None = None
@@ -143,6 +156,7 @@ class KvSession(Session[KvApp]):
             return
         state = self.state
         state.commands += len(commands)
+        self.last_argv = commands[-1]
         replies: list[bytes] = []
         count = len(commands)
         index = 0
@@ -156,6 +170,12 @@ class KvSession(Session[KvApp]):
             mark = len(journal)  # what other pipelines of this iteration journaled
             if not state.health.writable:
                 fast = None  # the disk refuses data: every write goes to Python to be refused
+        # Writes go through _write while they are journaled, watched or notified (the fast
+        # path cannot tell what it changed, so it stands aside while notifications are on).
+        hooked = journal is not None or bool(watching)
+        if state.notifier is not None:
+            hooked = True
+            fast = None
         if fast is not None and not self.special and not watching:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
@@ -183,7 +203,7 @@ class KvSession(Session[KvApp]):
                     append(self._reject(errors.wrong_arity(command.name)))
                 elif self.special:
                     append(self._special(handler, command, argv))
-                elif (journal is not None or watching) and handler in WRITES:
+                elif hooked and handler in WRITES:
                     append(self._write(handler, argv, journal))
                 else:
                     try:
@@ -197,8 +217,8 @@ class KvSession(Session[KvApp]):
                         continue
                 if blocking.keys:
                     self._after_write(handler, argv)
-        except Quit:
-            append(OK)
+        except Quit as stop:
+            append(stop.reply)
             if journal is not None and len(journal) != mark:
                 state.commit(self.conn)
             self._send(b"".join(replies), index)  # the commands up to QUIT's own
@@ -243,15 +263,21 @@ class KvSession(Session[KvApp]):
             blocking.serve_ready()
 
     def _write(self, handler: Handler, argv: list[bytes], journal: bytearray | None) -> bytes:
-        """Run a write command while persisting or while some client watches keys: refused
-        with -MISCONF while the disk refuses data, else run, journaled as Redis propagates it
-        (persistence/aof.py), and the watched keys it changed touched (watch.py)."""
+        """Run a write command while persisting, while some client watches keys or while
+        keyspace events are on: refused with -MISCONF while the disk refuses data, else run,
+        journaled as Redis propagates it (persistence/aof.py), the watched keys it changed
+        touched (watch.py) and its keyspace events sent (notifications.py)."""
         state = self.state
+        db = self.db
         if journal is not None:
             refusal = state.misconf()
             if refusal is not None:
                 return refusal
-        db = self.db
+        notifier = state.notifier
+        watch = None
+        if notifier is not None:
+            entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
+            watch = Watch(db, argv, entry[2].keys)
         existed = len(argv) > 1 and argv[1] in db.data
         watches = state.watches
         present = before = None
@@ -268,6 +294,8 @@ class KvSession(Session[KvApp]):
         except KvError as exc:
             return exc.reply
         logged = propagate(db, argv, reply, existed)
+        if watch is not None and notifier is not None:
+            watch.after(reply, notifier)
         if not logged:
             return reply
         if journal is not None:
@@ -291,9 +319,17 @@ class KvSession(Session[KvApp]):
         return reply
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        """A command of a client in one of the modes: unauthenticated, subscribed, in MULTI,
+        speaking RESP3, or with its replies off (CLIENT REPLY)."""
+        reply = self._special_reply(handler, command, argv)
+        return self._quiet(reply) if self.reply_mode else reply
+
+    def _special_reply(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        if not self.authenticated and "no_auth" not in command.flags:
+            return self._doom(errors.NOAUTH_EXEC if command.name == "exec" else errors.NOAUTH)
         # RESP3 tells pushes from replies, so a RESP3 subscriber may send any command.
         if self.subscribed and self.resp == 2 and not command.subscribed_ok:
-            return self._reject(errors.not_in_subscribed_context(command.name))
+            return self._doom(errors.not_in_subscribed_context(command.name))
         if self.multi is not None and command.queued:
             self.multi.append((handler, argv))
             return QUEUED
@@ -301,7 +337,8 @@ class KvSession(Session[KvApp]):
             self._reply_shape = shape_of(command.name, argv)
         state = self.state
         journal = state.journal
-        if (journal is not None or state.watches.keys) and handler in WRITES:
+        hooked = journal is not None or state.watches.keys or state.notifier is not None
+        if hooked and handler in WRITES:
             reply = self._write(handler, argv, journal)
         else:
             reply = self.run(handler, argv)
@@ -310,10 +347,23 @@ class KvSession(Session[KvApp]):
         return reply
 
     def _reject(self, reply: bytes) -> bytes:
+        """An error before the command ran (unknown, wrong arity)."""
+        reply = self._doom(reply)
+        return self._quiet(reply) if self.reply_mode else reply
+
+    def _doom(self, reply: bytes) -> bytes:
         """An error before the command ran; inside MULTI it also dooms the transaction."""
         if self.multi is not None:
             self.multi_failed = True
         return reply
+
+    def _quiet(self, reply: bytes) -> bytes:
+        """A reply as CLIENT REPLY OFF or SKIP lets it out: not at all, or (SKIP) not the
+        one after CLIENT REPLY SKIP's own (which is empty)."""
+        if self.reply_mode == REPLY_SKIP and reply:
+            self.set_reply_mode(REPLY_ON)
+            return b""
+        return b"" if self.reply_mode == REPLY_OFF else reply
 
     def run(self, handler: Handler, argv: list[bytes]) -> bytes:
         try:
@@ -322,12 +372,83 @@ class KvSession(Session[KvApp]):
             return exc.reply
 
     def _update_mode(self) -> None:
-        self.special = self.multi is not None or self.subscribed or self.resp == 3
+        self.special = (
+            self.multi is not None
+            or self.subscribed
+            or self.resp == 3
+            or not self.authenticated
+            or self.reply_mode != REPLY_ON
+        )
 
     def set_protocol(self, version: int) -> None:
         """HELLO's protocol: 2 or 3 (RESP3 clients take the Python path, which converts)."""
         self.resp = version
         self._update_mode()
+
+    # -- the connection --------------------------------------------------------------------------
+
+    def authenticate(self) -> None:
+        self.authenticated = True
+        self._update_mode()
+
+    def set_reply_mode(self, mode: int) -> None:
+        self.reply_mode = mode
+        self._update_mode()
+
+    def reset(self) -> None:
+        """RESET, as Redis's ``clearClientConnectionState``."""
+        self.multi = None
+        self.multi_failed = False
+        self.unwatch()
+        self.select(0)
+        self._drop_subscriptions()
+        self.resp = 2
+        self.name = None
+        self.no_evict = False
+        self.reply_mode = REPLY_ON
+        self.authenticated = self.state.requirepass is None
+        self._subscriptions_changed()
+
+    def kill(self) -> None:
+        self.close("killed")
+
+    def describe(self) -> str:
+        """The CLIENT LIST line of Redis 7.0, its fields in Redis's order. kv has no query
+        buffer or reply list of its own to show: those read as empty, and omem is what the
+        transport holds for the client."""
+        conn = self.conn
+        now = self.state.loop.time()
+        laddr, fd = self.state.socket_of(self.id)
+        flags = "P" if self.subscribed else ""
+        flags += "x" if self.multi is not None else ""
+        flags += "e" if self.no_evict else ""
+        multi_mem = sum(len(arg) for _, argv in self.multi or () for arg in argv)
+        output = conn.write_buffer_size
+        name = (self.name or b"").decode("latin-1")
+        return (
+            f"id={self.id} addr={self.peer} laddr={laddr} fd={fd} name={name} "
+            f"age={int(now - conn.connected_at)} idle={int(now - conn.last_active)} "
+            f"flags={flags or 'N'} db={self.db.index} sub={len(self.channels or ())} "
+            f"psub={len(self.patterns or ())} ssub={len(self.shard_channels or ())} "
+            f"multi={-1 if self.multi is None else len(self.multi)} qbuf=0 qbuf-free=0 "
+            f"argv-mem={sum(len(arg) for arg in self.last_argv)} multi-mem={multi_mem} "
+            f"rbs=1024 rbp=0 obl=0 oll=0 omem={output} tot-mem={1024 + output + multi_mem} "
+            f"events=r{'w' if output else ''} cmd={self._last_command()} user=default "
+            f"redir=-1 resp={self.resp}"
+        )
+
+    def _last_command(self) -> str:
+        """The name of the last command, ``container|subcommand`` for a subcommand."""
+        argv = self.last_argv
+        entry = DISPATCH.get(argv[0]) or DISPATCH.get(argv[0].lower()) if argv else None
+        if entry is None:
+            return "NULL"
+        command = entry[2]
+        if command.subcommands and len(argv) > 1:
+            sub = command.subcommands.get(argv[1].lower())
+            if sub is not None:
+                return sub.name
+        return command.name
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -353,9 +474,10 @@ class KvSession(Session[KvApp]):
             return NULL_ARRAY if self.resp == 2 else RESP3_NULL
         journal = state.journal
         blocking = state.blocking
+        hooked = journal is not None or bool(watches.keys) or state.notifier is not None
         self._executing = True  # a blocking command answers at once, as Redis's in EXEC
         try:
-            if journal is None and not watches.keys:
+            if not hooked:
                 replies = [self.run(handler, argv) for handler, argv in queued]
             elif journal is None:
                 replies = [
@@ -367,14 +489,14 @@ class KvSession(Session[KvApp]):
             else:
                 # The block's changes go to the journal between MULTI and EXEC, as Redis
                 # writes them, so a journal torn inside the block loads none of them.
-                mark = len(journal)
+                mark = len(journal) if journal is not None else 0
                 replies = [
                     self._write(handler, argv, journal)
                     if handler in WRITES
                     else self.run(handler, argv)
                     for handler, argv in queued
                 ]
-                if len(journal) > mark:
+                if journal is not None and len(journal) > mark:
                     journal[mark:mark] = MULTI
                     journal += EXEC
         finally:
@@ -449,39 +571,73 @@ class KvSession(Session[KvApp]):
 
     @property
     def subscribed(self) -> bool:
-        return bool(self.channels) or bool(self.patterns)
+        return bool(self.channels) or bool(self.patterns) or bool(self.shard_channels)
 
     @property
     def subscription_count(self) -> int:
         return len(self.channels or ()) + len(self.patterns or ())
 
+    @property
+    def shard_subscription_count(self) -> int:
+        return len(self.shard_channels or ())
+
     def subscribe(self, channel: bytes) -> None:
-        if self.channels is None:
-            self.channels = {}
-        if channel not in self.channels:
-            self.channels[channel] = None
-            self.state.hub.subscribe(self, channel)
+        self.channels = self._join(self.channels, channel, self.state.hub.subscribe)
         self._subscriptions_changed()
 
     def unsubscribe(self, channel: bytes) -> None:
-        if self.channels and channel in self.channels:
-            del self.channels[channel]
-            self.state.hub.unsubscribe(self, channel)
+        self._leave(self.channels, channel, self.state.hub.unsubscribe)
         self._subscriptions_changed()
 
     def psubscribe(self, pattern: bytes) -> None:
-        if self.patterns is None:
-            self.patterns = {}
-        if pattern not in self.patterns:
-            self.patterns[pattern] = None
-            self.state.hub.psubscribe(self, pattern)
+        self.patterns = self._join(self.patterns, pattern, self.state.hub.psubscribe)
         self._subscriptions_changed()
 
     def punsubscribe(self, pattern: bytes) -> None:
-        if self.patterns and pattern in self.patterns:
-            del self.patterns[pattern]
-            self.state.hub.punsubscribe(self, pattern)
+        self._leave(self.patterns, pattern, self.state.hub.punsubscribe)
         self._subscriptions_changed()
+
+    def ssubscribe(self, channel: bytes) -> None:
+        self.shard_channels = self._join(self.shard_channels, channel, self.state.hub.ssubscribe)
+        self._subscriptions_changed()
+
+    def sunsubscribe(self, channel: bytes) -> None:
+        self._leave(self.shard_channels, channel, self.state.hub.sunsubscribe)
+        self._subscriptions_changed()
+
+    def _join(
+        self,
+        names: dict[bytes, None] | None,
+        name: bytes,
+        register: Callable[[KvSession, bytes], None],
+    ) -> dict[bytes, None]:
+        """``names`` with ``name`` added (and registered with the hub if it was not there)."""
+        names = {} if names is None else names
+        if name not in names:
+            names[name] = None
+            register(self, name)
+        return names
+
+    def _leave(
+        self,
+        names: dict[bytes, None] | None,
+        name: bytes,
+        unregister: Callable[[KvSession, bytes], None],
+    ) -> None:
+        if names and name in names:
+            del names[name]
+            unregister(self, name)
+
+    def _drop_subscriptions(self) -> None:
+        """Leave every channel, pattern and shard channel, without confirmations."""
+        hub = self.state.hub
+        for channel in self.channels or ():
+            hub.unsubscribe(self, channel)
+        for pattern in self.patterns or ():
+            hub.punsubscribe(self, pattern)
+        for channel in self.shard_channels or ():
+            hub.sunsubscribe(self, channel)
+        self.channels = self.patterns = self.shard_channels = None
 
     def _subscriptions_changed(self) -> None:
         subscribed = self.subscribed
@@ -549,6 +705,7 @@ class KvSession(Session[KvApp]):
             "multi_failed": self.multi_failed,
             "channels": list(self.channels or ()),
             "patterns": list(self.patterns or ()),
+            "shard_channels": list(self.shard_channels or ()),
         }
 
     def import_state(self, state: dict[str, object]) -> None:
@@ -582,17 +739,15 @@ class KvSession(Session[KvApp]):
             self.subscribe(channel)
         for pattern in state["patterns"]:  # type: ignore[attr-defined]
             self.psubscribe(pattern)
+        for channel in state.get("shard_channels", ()):  # type: ignore[attr-defined]
+            self.ssubscribe(channel)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def on_close(self, reason: str) -> None:
-        hub = self.state.hub
-        for channel in self.channels or ():
-            hub.unsubscribe(self, channel)
-        for pattern in self.patterns or ():
-            hub.punsubscribe(self, pattern)
-        self.channels = self.patterns = None
+        self._drop_subscriptions()
         self.state.subscribers.pop(self, None)
+        self.state.clients.pop(self.id, None)
         self.multi = None
         self.unwatch()
         if self.pending is not None:

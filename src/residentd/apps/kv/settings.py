@@ -1,23 +1,29 @@
 """kv's settings, under Redis's names (``proto-max-bulk-len`` is ``proto_max_bulk_len``).
 
 ``KvSettings`` are the number of databases, the protocol's limits (``proto_max_bulk_len``,
-``client_query_buffer_limit``) and the pub/sub output limits; ``KvFileSettings`` are the
-persistence settings kv adds to residentd.state's (whose ``dir``, ``appendfsync``, ``save`` and
-``auto_aof_rewrite_*`` kv takes as they are): Redis's ``appendonly`` is a ``yes``/``no`` word
-where residentd's on/off settings are flags, so kv declares it itself. CONFIG GET and CONFIG SET
-read and change the values in force by these names (commands/server.py).
+``client_query_buffer_limit``), the pub/sub output limits, ``requirepass`` and
+``notify_keyspace_events``; ``KvFileSettings`` are the persistence settings kv adds to
+residentd.state's (whose ``dir``, ``appendfsync``, ``save`` and ``auto_aof_rewrite_*`` kv takes
+as they are): Redis's ``appendonly`` is a ``yes``/``no`` word where residentd's on/off settings
+are flags, so kv declares it itself. CONFIG GET and CONFIG SET read and change the values in
+force by these names (commands/server.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from residentd.apps.kv.notifications import SETTING_ERROR, parse_flags
 from residentd.codecs.resp import DEFAULT_MAX_BULK_LEN, DEFAULT_MAX_QUERY_BUFFER
 from residentd.settings import setting
 
 MiB = 1024 * 1024
 DEFAULT_APPENDFILENAME = "appendonly.aof"
 DEFAULT_DBFILENAME = "dump.rdb"
+
+
+def _check_notify(value: str) -> str | None:
+    return SETTING_ERROR if parse_flags(value) is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,20 @@ class KvSettings:
         "seconds a pub/sub client may stay above pubsub_output_soft_limit",
         reload=True,
         minimum=0,
+    )
+    requirepass: str = setting(
+        "",
+        "password of the default user: clients must AUTH with it before any other command "
+        "(empty: none; Redis's requirepass)",
+        reload=True,
+        secret=True,
+    )
+    notify_keyspace_events: str = setting(
+        "",
+        "keyspace notifications to publish, as Redis's class letters (AKE, Kx, ...; empty: "
+        "none; Redis's notify-keyspace-events)",
+        reload=True,
+        check=_check_notify,
     )
 
 

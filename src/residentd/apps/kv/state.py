@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
+from residentd.apps.kv.notifications import Notifier, parse_flags
 from residentd.apps.kv.persistence.aof import delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
+from residentd.apps.kv.roster import Listed
 from residentd.apps.kv.scan import Cursors
 from residentd.apps.kv.store import CYCLE_BUDGET, Keyspace
 from residentd.apps.kv.watch import Watches
@@ -74,6 +76,8 @@ class KvState:
         self.hub = Hub()
         self.cursors = Cursors()
         self.subscribers: dict[Subscriber, None] = {}
+        # The connected clients by id, oldest first (CLIENT LIST, CLIENT KILL).
+        self.clients: dict[int, Listed] = {}
         self.blocking = Blocking()  # clients blocked on keys (BLPOP, ...)
         self.started = time.time()
         self.commands = 0  # commands run, for INFO (a connection counts pipelines)
@@ -84,6 +88,23 @@ class KvState:
         self._journal_file: object = None
         # Whether the disk takes writes: the persistence's own once attached (wiring.py).
         self.health = DiskHealth()
+        # notify-keyspace-events: publishes the keyspace's changes while not empty.
+        self.notifier: Notifier | None = None
+        # CONFIG RESETSTAT: the server's counters as they were then (INFO shows the rest).
+        self.stats_base: dict[str, int] = {}
+
+    @property
+    def requirepass(self) -> bytes | None:
+        """The default user's password (None: every client is authenticated)."""
+        return self.options.get("requirepass", "").encode("latin-1") or None
+
+    def configure_notifications(self) -> None:
+        """Start (or stop) publishing as the ``notify_keyspace_events`` option says."""
+        self.set_notifications(parse_flags(self.options.get("notify_keyspace_events", "")) or 0)
+
+    def set_notifications(self, flags: int) -> None:
+        """notify-keyspace-events: publish changes of the classes in ``flags`` (0: none)."""
+        self.notifier = Notifier(self.hub, flags) if flags else None
 
     @property
     def max_bulk_len(self) -> int:
@@ -159,9 +180,39 @@ class KvState:
             return []
         return [(a.host, a.port) for a in server.addresses() if a.kind == "tcp"]
 
+    def socket_of(self, client_id: int) -> tuple[str, int]:
+        """A client's local address (as Redis writes an address) and file descriptor, from
+        the asyncio transport under the network layer's connection."""
+        server = self.app.server
+        conn = server.connections.get(client_id) if server is not None else None
+        transport: Any = getattr(conn, "transport", None)
+        if transport is None:
+            return "", -1
+        sock = transport.get_extra_info("socket")
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            host, port = local[0], local[1]
+            laddr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        else:
+            laddr = f"{local}:0"
+        return laddr, sock.fileno() if sock is not None else -1
+
     def connected_clients(self) -> int:
         server = self.app.server
         return 0 if server is None else len(server.connections)
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: INFO's counters start again from zero."""
+        snapshot = self.counters()
+        self.stats_base = {
+            "accepted": snapshot["accepted"],
+            "bytes_in": snapshot["bytes_in"],
+            "bytes_out": snapshot["bytes_out"],
+            "refused": sum(snapshot["refused"].values()),
+        }
+        self.commands = 0
+        for db in self.dbs:
+            db.hits = db.misses = db.expired_keys = 0
 
     def counters(self) -> dict[str, Any]:
         """The server's counters (accepted, refused, bytes in and out, the loop's name)."""
@@ -188,8 +239,8 @@ class KvState:
             self.journal = None
 
     def _expired(self, db: Keyspace, key: bytes) -> None:
-        """Each database's ``on_expired``: a DEL journaled while journaling, and the key's
-        watchers touched."""
+        """Each database's ``on_expired``: a DEL journaled while journaling, the key's
+        watchers touched and an ``expired`` event sent."""
         journal = self.journal
         if journal is not None:
             mark = len(journal)
@@ -197,6 +248,8 @@ class KvState:
             self.journal_select(db, mark)
         if self.watches:
             self.watches.touch(db, key)
+        if self.notifier is not None:
+            self.notifier.expired(key, db.index)
 
     def journal_select(self, db: Keyspace, mark: int) -> None:
         """The journal's records from ``mark`` on were made in ``db``: put ``SELECT n``

@@ -26,8 +26,16 @@ if TYPE_CHECKING:
     from residentd.apps.kv.client import Client
 
 
+# Redis 7.0 files PUBSUB HELP under no group's category (unlike CLIENT HELP or OBJECT HELP).
+_NO_GROUP_CATEGORY = frozenset({"pubsub|help"})
+
+
 def _categories(cmd: Command) -> list[str]:
-    categories = [f"@{cmd.group}"] if cmd.group not in ("server", "transactions") else []
+    if cmd.subcommands:  # a container: Redis gives its categories to the subcommands
+        return ["@slow"]
+    categories = []
+    if cmd.group not in ("server", "transactions") and cmd.name not in _NO_GROUP_CATEGORY:
+        categories.append(f"@{cmd.group}")
     if "write" in cmd.flags:
         categories.append("@write")
     elif "readonly" in cmd.flags:

@@ -1,4 +1,5 @@
-"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, CONFIG GET and CONFIG SET.
+"""Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, CONFIG GET, SET and
+RESETSTAT.
 
 CONFIG GET answers from a table of Redis parameter names mapped to kv's real settings
 (``maxclients`` is the core's ``max_connections``, ``proto-max-bulk-len`` kv's option,
@@ -6,7 +7,8 @@ CONFIG GET answers from a table of Redis parameter names mapped to kv's real set
 (``aof-use-rdb-preamble yes``, ``rdbcompression no``), which is what redis-benchmark and
 other tools ask at start. Patterns are Redis globs, as in CONFIG GET ``max*``. CONFIG SET
 changes the persistence settings Redis lets one change while running (``appendonly``,
-``appendfsync``, ``save``, the rewrite thresholds), all or none.
+``appendfsync``, ``save``, the rewrite thresholds), all or none, and the two kv holds only
+while it runs (``LIVE``): ``notify-keyspace-events`` (notifications.py) and ``requirepass``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.commands.registry import command, container, help_subcommand, subcommand
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.info import info_text
+from residentd.apps.kv.notifications import SETTING_ERROR, flags_text, parse_flags
 from residentd.apps.kv.patterns import compile_glob
 from residentd.codecs.resp import OK, bulk, bulk_array, integer, parse_int
 from residentd.state.settings import parse_save
@@ -174,6 +177,10 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
     "hz": lambda s: 10,
     "bind": _bind,
     "port": _port,
+    "notify-keyspace-events": lambda s: (
+        flags_text(s.state.notifier.flags) if s.state.notifier is not None else ""
+    ),
+    "requirepass": lambda s: (s.state.requirepass or b"").decode("latin-1"),
 }
 
 
@@ -194,7 +201,7 @@ def config_get(s: Client, argv: list[bytes]) -> bytes:
                 found[name] = value(s)
     flat: list[bytes] = []
     for name, setting in found.items():
-        flat += [name.encode(), str(setting).encode()]
+        flat += [name.encode(), str(setting).encode("latin-1")]
     return bulk_array(flat)
 
 
@@ -259,6 +266,22 @@ SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
 }
 
 
+def _set_notifications(s: Client, value: str) -> None:
+    s.state.options["notify_keyspace_events"] = value
+    s.state.configure_notifications()
+
+
+def _set_requirepass(s: Client, value: str) -> None:
+    s.state.options["requirepass"] = value
+
+
+# The settings CONFIG SET changes beyond the options: name -> apply the (checked) value.
+LIVE: dict[str, Callable[[Client, str], None]] = {
+    "notify-keyspace-events": _set_notifications,
+    "requirepass": _set_requirepass,
+}
+
+
 # Redis 7.0 refuses these unless enable-protected-configs is set (it is not, by default).
 PROTECTED = frozenset({"dir", "dbfilename"})
 
@@ -276,9 +299,15 @@ def config_set(s: Client, argv: list[bytes]) -> bytes:
     if len(argv) % 2:
         raise KvError(errors.config_set_unknown(argv[-1][:128]))
     changes: dict[str, object] = {}
+    live: list[tuple[Callable[[Client, str], None], str]] = []
     for i in range(2, len(argv), 2):
         name = argv[i].decode("latin-1").lower()
         value = argv[i + 1].decode("latin-1")
+        if name in LIVE:
+            if name == "notify-keyspace-events" and parse_flags(value) is None:
+                raise KvError(errors.config_set_failed(name, SETTING_ERROR))
+            live.append((LIVE[name], value))
+            continue
         if name not in SETTABLE:
             if name in PROTECTED:
                 raise KvError(errors.config_set_failed(name, "can't set protected config"))
@@ -307,6 +336,21 @@ def config_set(s: Client, argv: list[bytes]) -> bytes:
             persistence.reconfigure(options)
             reason = exc.strerror or str(exc)
             raise KvError(errors.config_set_failed(next(iter(changes)), reason)) from None
+    for apply, value in live:
+        apply(s, value)
+    return OK
+
+
+@subcommand(
+    "config",
+    "resetstat",
+    2,
+    "admin noscript loading stale",
+    "Resets the server's statistics.",
+    since="2.0.0",
+)
+def config_resetstat(s: Client, argv: list[bytes]) -> bytes:
+    s.state.reset_stats()
     return OK
 
 
@@ -316,6 +360,8 @@ _CONFIG_HELP = [
     "    Return parameters matching the glob-like <pattern> and their values.",
     "SET <directive> <value>",
     "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
     "HELP",
     "    Prints this help.",
 ]

@@ -38,9 +38,13 @@ class ReplayClient:
     name: bytes | None = None
     channels: dict[bytes, None] | None = None
     patterns: dict[bytes, None] | None = None
+    shard_channels: dict[bytes, None] | None = None
     in_transaction = False
     subscribed = False
     subscription_count = 0
+    shard_subscription_count = 0
+    authenticated = True
+    no_evict = False
     resp = 2
 
     def __init__(self, state: KvState) -> None:
@@ -68,7 +72,15 @@ class ReplayClient:
     def set_protocol(self, version: int) -> None:
         raise ValueError("HELLO inside a journal record")
 
-    unsubscribe = psubscribe = punsubscribe = subscribe
+    def connection_command(self, *args: object) -> None:
+        raise ValueError("a connection command inside a journal record")
+
+    authenticate = reset = set_reply_mode = connection_command
+
+    def describe(self) -> str:
+        raise ValueError("CLIENT INFO inside a journal record")
+
+    unsubscribe = psubscribe = punsubscribe = ssubscribe = sunsubscribe = subscribe
     unwatch = discard
 
     def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:

@@ -1,0 +1,164 @@
+"""Keyspace notifications as redis-server 7.0 sends them: a subscriber to ``__key*__:*`` on
+kv and on redis-server, the same commands run on both, and the messages received compared in
+order, byte for byte; the setting's parsing and canonical form compared too."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from residentd.apps.kv.notifications import flags_text, parse_flags
+
+from .helpers import KvThread, Raw, resp
+
+Command = tuple[str, ...]
+
+# Every write command kv has, in its notifying and its silent cases.
+COMMANDS: list[Command] = [
+    ("SET", "s", "1"), ("SET", "s", "2", "NX"), ("SET", "s", "3", "XX", "EX", "100"),
+    ("SET", "t", "v", "GET"), ("SET", "u", "v", "KEEPTTL"), ("SET", "past", "v", "EXAT", "1"),
+    ("SETNX", "s", "x"), ("SETNX", "n1", "x"), ("SETEX", "e", "100", "v"),
+    ("PSETEX", "e", "100000", "v"), ("GETSET", "s", "9"), ("MSET", "m1", "1", "m2", "2"),
+    ("MSETNX", "m1", "1", "m3", "3"), ("MSETNX", "m4", "1", "m5", "3"), ("INCR", "i"),
+    ("DECR", "i"), ("INCRBY", "i", "5"), ("DECRBY", "i", "2"), ("INCRBYFLOAT", "f", "1.5"),
+    ("APPEND", "a", "x"), ("APPEND", "a", "y"), ("SETRANGE", "r", "2", "ab"),
+    ("SETRANGE", "r", "0", ""), ("SETRANGE", "rr", "0", ""), ("GETDEL", "a"),
+    ("GETDEL", "a"), ("GETEX", "s", "EX", "100"), ("GETEX", "s", "PERSIST"),
+    ("GETEX", "s", "PERSIST"), ("GETEX", "s"), ("GETEX", "s", "PXAT", "1"),
+    ("SETBIT", "b", "7", "1"), ("BITFIELD", "bf", "SET", "u8", "0", "255"),
+    ("BITFIELD", "bf", "GET", "u8", "0"),
+    ("BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "10"),
+    ("BITOP", "OR", "bo", "b", "bf"), ("BITOP", "AND", "bo", "nothing"),
+    ("DEL", "m1", "m1", "nope", "m2"), ("UNLINK", "m3", "m4"), ("SET", "k", "v"),
+    ("EXPIRE", "k", "100"), ("PEXPIRE", "k", "100000"), ("EXPIREAT", "k", "99999999999"),
+    ("PEXPIREAT", "k", "99999999999000"), ("EXPIRE", "nope", "10"), ("PERSIST", "k"),
+    ("PERSIST", "k"), ("EXPIRE", "k", "-1"), ("SET", "k", "v"), ("RENAME", "k", "k2"),
+    ("RENAME", "k2", "k2"), ("SET", "k3", "x"), ("RENAME", "k2", "k3"),
+    ("RENAMENX", "k3", "f"), ("RENAMENX", "k3", "k4"), ("COPY", "k4", "k5"),
+    ("COPY", "k4", "k5"), ("COPY", "k4", "k5", "REPLACE"),
+    ("LPUSH", "l", "a", "b"), ("RPUSH", "l", "c"), ("LPOP", "l"), ("RPOP", "l", "5"),
+    ("LPOP", "l"), ("RPUSH", "l", "3", "1", "2"), ("SORT", "l", "STORE", "sorted"),
+    ("SORT", "nope", "STORE", "sorted"), ("SORT", "l"),
+    ("LPUSHX", "nolist", "a"), ("RPUSHX", "l", "x"), ("LPUSHX", "l", "y"),
+    ("LSET", "l", "0", "z"), ("LINSERT", "l", "BEFORE", "z", "w"),
+    ("LINSERT", "l", "BEFORE", "nope", "w"), ("LINSERT", "nolist", "AFTER", "a", "b"),
+    ("LREM", "l", "0", "nope"), ("LREM", "l", "1", "w"), ("LTRIM", "nolist", "0", "1"),
+    ("LTRIM", "l", "0", "2"), ("RPUSH", "src", "1", "2"), ("LMOVE", "src", "dst", "LEFT", "RIGHT"),
+    ("RPOPLPUSH", "src", "dst"), ("RPOPLPUSH", "src", "dst"),
+    ("LMOVE", "dst", "dst", "RIGHT", "LEFT"),
+    ("BLMOVE", "dst", "src", "RIGHT", "LEFT", "0"), ("BRPOPLPUSH", "src", "dst", "0"),
+    ("LMPOP", "2", "nolist", "dst", "RIGHT", "COUNT", "5"), ("RPUSH", "b1", "a", "b"),
+    ("BLPOP", "nolist", "b1", "0"), ("BRPOP", "b1", "0"), ("RPUSH", "b2", "a", "b", "c"),
+    ("BLMPOP", "0", "1", "b2", "LEFT"), ("LTRIM", "b2", "5", "6"), ("LTRIM", "b2", "0", "1"),
+    ("ZADD", "bz", "1", "a", "2", "b", "3", "c"), ("BZPOPMIN", "bz", "0"),
+    ("BZPOPMAX", "nope", "bz", "0"), ("BZMPOP", "0", "1", "bz", "MIN"),
+    ("HSET", "h", "f", "1", "g", "2"), ("HMSET", "h", "f", "3"), ("HSETNX", "h", "f", "x"),
+    ("HSETNX", "h", "n", "x"), ("HINCRBY", "h", "f", "2"), ("HINCRBYFLOAT", "h", "f", "0.5"),
+    ("HDEL", "h", "nope"), ("HDEL", "h", "f", "g"), ("HDEL", "h", "n"),
+    ("SADD", "st", "a", "b", "c"), ("SADD", "st", "a"), ("SREM", "st", "z"),
+    ("SREM", "st", "a"), ("SMOVE", "st", "st2", "b"), ("SADD", "st2", "c"),
+    ("SMOVE", "st", "st2", "c"), ("SMOVE", "st2", "st2", "c"), ("SADD", "so", "x"),
+    ("SPOP", "so"), ("SPOP", "so"), ("SADD", "so", "x", "y"), ("SPOP", "so", "0"),
+    ("SPOP", "so", "5"), ("SADD", "p", "1", "2"), ("SADD", "q", "2", "3"),
+    ("SINTERSTORE", "dst", "p", "q"), ("SUNIONSTORE", "dst", "p", "q"),
+    ("SDIFFSTORE", "dst", "p", "p"), ("SDIFFSTORE", "dst", "p", "p"),
+    ("ZADD", "z", "1", "a", "2", "b"), ("ZADD", "z", "1", "a"), ("ZADD", "z", "5", "a"),
+    ("ZADD", "z", "NX", "9", "a"), ("ZADD", "z", "INCR", "1", "a"),
+    ("ZADD", "z", "XX", "INCR", "1", "nope"), ("ZINCRBY", "z", "1", "c"),
+    ("ZREM", "z", "nope"), ("ZREM", "z", "c"), ("ZADD", "z", "3", "c", "4", "d"),
+    ("ZREMRANGEBYRANK", "z", "0", "0"), ("ZREMRANGEBYSCORE", "z", "100", "200"),
+    ("ZREMRANGEBYSCORE", "z", "3", "3"), ("ZREMRANGEBYLEX", "z", "[a", "[b"),
+    ("ZPOPMIN", "z"), ("ZPOPMAX", "z", "5"), ("ZPOPMIN", "z"), ("ZADD", "z", "1", "a", "2", "b"),
+    ("ZMPOP", "2", "nope", "z", "MAX"), ("ZMPOP", "1", "z", "MIN", "COUNT", "9"),
+    ("ZADD", "z1", "1", "a"), ("ZADD", "z2", "2", "a", "3", "b"),
+    ("ZUNIONSTORE", "zd", "2", "z1", "z2"), ("ZINTERSTORE", "zd", "2", "z1", "z2"),
+    ("ZDIFFSTORE", "zd", "2", "z1", "z2"), ("ZDIFFSTORE", "zd", "1", "nope"),
+    ("ZRANGESTORE", "zr", "z2", "0", "-1"), ("ZRANGESTORE", "zr", "z2", "5", "9"),
+    ("MULTI",), ("SET", "x", "1"), ("INCR", "x"), ("LPUSH", "x", "wrong"), ("EXEC",),
+    ("LPUSH", "s", "wrongtype"), ("GET", "s"),
+]  # fmt: skip
+
+END = "end-of-test"
+
+
+def _short(message: bytes) -> str:
+    """A pmessage as "channel message" (the test compares the bytes of each part)."""
+    parts = message.split(b"\r\n")
+    assert parts[:4] == [b"*4", b"$8", b"pmessage", b"$10"], message
+    return f"{parts[6].decode()} {parts[8].decode()}"
+
+
+def _events(port: int, setting: str, commands: list[Command]) -> list[str]:
+    """What a subscriber to every keyspace channel receives while ``commands`` run."""
+    with Raw(port) as client, Raw(port) as listener:
+        client.call("FLUSHALL")
+        assert client.call("CONFIG", "SET", "notify-keyspace-events", setting) == b"+OK\r\n"
+        try:
+            listener.call("PSUBSCRIBE", "__key*__:*")
+            listener.call("SUBSCRIBE", END)
+            client.send(b"".join(resp(*command) for command in commands))
+            client.replies(len(commands))
+            client.call("PUBLISH", END, "done")
+            received = []
+            while (message := listener.replies(1)[0]) != resp("message", END, "done"):
+                received.append(_short(message))
+            return received
+        finally:
+            client.call("CONFIG", "SET", "notify-keyspace-events", "")
+
+
+def test_every_write_command_notifies_as_redis_does(kv: KvThread, redis_port: int) -> None:
+    ours = _events(kv.port, "AKEn", COMMANDS)
+    theirs = _events(redis_port, "AKEn", COMMANDS)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("setting", ["Kg", "E$", "Kl", "Eshz", "KEx"])
+def test_only_the_classes_asked_for_are_sent(kv: KvThread, redis_port: int, setting: str) -> None:
+    assert _events(kv.port, setting, COMMANDS) == _events(redis_port, setting, COMMANDS)
+
+
+def test_expired_keys_are_notified_lazily_and_actively(kv: KvThread, redis_port: int) -> None:
+    def expiring(port: int) -> list[str]:
+        commands: list[Command] = [
+            ("SET", "lazy", "v", "PX", "1"),
+            ("SET", "active", "v", "PX", "1"),
+        ]
+        with Raw(port) as client, Raw(port) as listener:
+            client.call("FLUSHALL")
+            client.call("CONFIG", "SET", "notify-keyspace-events", "Ex")
+            try:
+                listener.call("PSUBSCRIBE", "__key*__:*")
+                client.send(b"".join(resp(*command) for command in commands))
+                client.replies(2)
+                time.sleep(0.01)
+                assert client.call("GET", "lazy") == b"$-1\r\n"  # expires on lookup
+                received = listener.replies(2)  # the other by the active cycle
+                return sorted(_short(message) for message in received)
+            finally:
+                client.call("CONFIG", "SET", "notify-keyspace-events", "")
+
+    assert expiring(kv.port) == expiring(redis_port)
+
+
+SETTINGS = ["", "AKE", "KEA", "A", "Kg", "g$lshzxetd", "AKEmn", "Exn", "KEAmnd", "$K", "nE"]
+
+
+def test_the_setting_reads_back_as_redis_writes_it(kv: KvThread, redis_port: int) -> None:
+    def read_back(port: int) -> list[bytes]:
+        with Raw(port) as client:
+            got = []
+            for setting in [*SETTINGS, "Z", "AKE!"]:
+                got.append(client.call("CONFIG", "SET", "notify-keyspace-events", setting))
+                got.append(client.call("CONFIG", "GET", "notify-keyspace-events"))
+            client.call("CONFIG", "SET", "notify-keyspace-events", "")
+            return got
+
+    assert read_back(kv.port) == read_back(redis_port)
+
+
+def test_flags_round_trip() -> None:
+    assert parse_flags("Z") is None
+    assert flags_text(parse_flags("AKE") or 0) == "AKE"
+    assert flags_text(parse_flags("Exn") or 0) == "xnE"
