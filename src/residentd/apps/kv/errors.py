@@ -91,6 +91,21 @@ COUNT_POSITIVE = b"-ERR count should be greater than 0\r\n"
 LIMIT_NEGATIVE = b"-ERR LIMIT can't be negative\r\n"
 OUT_OF_RANGE_PLAIN = b"-ERR value is out of range\r\n"
 
+# Scripting (Redis 7.0's eval.c and script.c).
+NOSCRIPT = b"-NOSCRIPT No matching script. Please use EVAL.\r\n"
+NUMKEYS_NEGATIVE = b"-ERR Number of keys can't be negative\r\n"
+NUMKEYS_TOO_MANY = b"-ERR Number of keys can't be greater than number of args\r\n"
+SCRIPT_FLUSH_OPTION = b"-ERR SCRIPT FLUSH only support SYNC|ASYNC option\r\n"
+BUSY = (
+    b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+)
+NOTBUSY = b"-NOTBUSY No scripts in execution right now.\r\n"
+UNKILLABLE = (
+    b"-UNKILLABLE Sorry the script already executed write commands against the dataset. You "
+    b"can either wait the script termination or kill the server in a hard way using the "
+    b"SHUTDOWN NOSAVE command.\r\n"
+)
+
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
     """An argument as C's ``%.128s`` prints it: at most ``limit`` bytes, up to a NUL."""

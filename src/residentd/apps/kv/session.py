@@ -25,6 +25,11 @@ refuses data) and appends what Redis would log for them, and a pipeline that app
 the state so (``commit``); the iteration's commit point writes them before its replies are
 sent.
 
+While a Lua script runs past busy-reply-threshold, the script's engine reads the other clients
+from inside it (``Transport.serve_now``) and ``state.script_busy`` makes their pipelines
+answer -BUSY, but for the commands flagged ``allow_busy`` (SCRIPT KILL): one attribute test
+per pipeline otherwise.
+
 Pub/sub output: a subscriber that does not read sees its output grow with every message. Once
 the transport has paused writing (output above the core's ``write_high_water``), each
 delivery schedules a check, once per loop iteration, of the output against Redis's
@@ -48,7 +53,8 @@ from residentd.apps.kv.client import Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
-from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
+from residentd.apps.kv.journaling import run_journaled
+from residentd.apps.kv.persistence.aof import EXEC, MULTI
 from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
 from residentd.codecs.resp import OK, QUEUED, array_header
@@ -67,7 +73,6 @@ if TYPE_CHECKING:
 
 class KvSession(Session[KvApp]):
     __slots__ = (
-        "_executing",
         "_output_check_pending",
         "_output_paused",
         "_reply_shape",
@@ -112,7 +117,6 @@ class KvSession(Session[KvApp]):
         self.resp = 2  # HELLO 3 makes it 3: replies in RESP3 (resp3.py)
         self._reply_shape: Shape | None = None  # a RESP3 command's (resp3.shape_of)
         self.special = False
-        self._executing = False  # running EXEC's queue: a blocking command does not block
         # While blocked (BLPOP, ...): the commands that came behind the blocked one.
         self.pending: list[list[bytes]] | None = None
         # The reply path's one call, bound once: each pipeline's replies go out through it,
@@ -132,8 +136,11 @@ class KvSession(Session[KvApp]):
             return
         state = self.state
         state.commands += len(commands)
-        replies: list[bytes] = []
         count = len(commands)
+        if state.script_busy:
+            self._send(b"".join(map(self._while_busy, commands)), count)
+            return
+        replies: list[bytes] = []
         index = 0
         fast = execute_fast
         journal = state.journal
@@ -210,20 +217,8 @@ class KvSession(Session[KvApp]):
             blocking.serve_ready()
 
     def _write(self, handler: Handler, argv: list[bytes], journal: bytearray) -> bytes:
-        """Run a write command while persisting: refused with -MISCONF while the disk refuses
-        data, else run and journaled as Redis propagates it (persistence/aof.py)."""
-        refusal = self.state.misconf()
-        if refusal is not None:
-            return refusal
-        db = self.db
-        existed = len(argv) > 1 and argv[1] in db.data
-        try:
-            reply = handler(self, argv)
-        except KvError as exc:
-            return exc.reply
-        for logged in propagate(db, argv, reply, existed):
-            journal += encode(logged)
-        return reply
+        """Run a write command while persisting (journaling.py)."""
+        return run_journaled(self, handler, argv, journal)
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
         # RESP3 tells pushes from replies, so a RESP3 subscriber may send any command.
@@ -242,6 +237,20 @@ class KvSession(Session[KvApp]):
         if self.resp == 3:
             return to_resp3(reply, self._reply_shape)
         return reply
+
+    def _while_busy(self, argv: list[bytes]) -> bytes:
+        """A command that came while a script runs past busy-reply-threshold (the script's
+        engine reads it: scripting/engine.py): -BUSY (dooming a MULTI, as any refusal does)
+        unless it may run then, as SCRIPT KILL."""
+        entry = DISPATCH.get(argv[0]) or DISPATCH.get(argv[0].lower())
+        if entry is not None:
+            handler, _, command = entry
+            if command.subcommands and len(argv) > 1:
+                command = command.subcommands.get(argv[1].lower(), command)
+            if "allow_busy" in command.flags and command.arity_ok(len(argv)):
+                reply = self.run(handler, argv)
+                return to_resp3(reply, None) if self.resp == 3 else reply
+        return self._reject(errors.BUSY)
 
     def _reject(self, reply: bytes) -> bytes:
         """An error before the command ran; inside MULTI it also dooms the transaction."""
@@ -280,9 +289,12 @@ class KvSession(Session[KvApp]):
         self.discard()
         if failed:
             raise KvError(errors.EXECABORT)
-        journal = self.state.journal
-        blocking = self.state.blocking
-        self._executing = True  # a blocking command answers at once, as Redis's in EXEC
+        state = self.state
+        journal = state.journal
+        blocking = state.blocking
+        # A blocking command answers at once, as Redis's in EXEC, and a script does not wrap
+        # its journaled effects in a MULTI/EXEC of its own: the block's is around them.
+        state.atomic = True
         try:
             if journal is None:
                 replies = [self.run(handler, argv) for handler, argv in queued]
@@ -300,7 +312,7 @@ class KvSession(Session[KvApp]):
                     journal[mark:mark] = MULTI
                     journal += EXEC
         finally:
-            self._executing = False
+            state.atomic = False
         if blocking.keys:  # the waiters are served after EXEC, in the session's loop
             for handler, argv in queued:
                 if handler in WRITES:
@@ -320,9 +332,9 @@ class KvSession(Session[KvApp]):
     # -- blocking commands -----------------------------------------------------------------------
 
     def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
-        """Wait on ``keys`` (raises ``Blocked``); inside MULTI it returns, and the command
-        answers ``timeout_reply`` at once, as Redis does."""
-        if self._executing:
+        """Wait on ``keys`` (raises ``Blocked``); run by EXEC or by a script it returns, and
+        the command answers ``timeout_reply`` at once, as Redis does."""
+        if self.state.atomic:
             return
         state = self.state
         state.blocking.block(self, keys, timeout, serve, timeout_reply, state.loop)

@@ -70,6 +70,14 @@ class KvState:
         self.journal: bytearray | None = None
         # Whether the disk takes writes: the persistence's own once attached (wiring.py).
         self.health = DiskHealth()
+        # The script engine (scripting/engine.py's ``Scripts``), set by create_app; typed
+        # loosely because the engine runs commands, which see this state.
+        self.scripts: Any = None
+        # A script runs past busy-reply-threshold: sessions answer -BUSY (session.py).
+        self.script_busy = False
+        # An EXEC or a script is running: a blocking command answers at once, and the
+        # journal entries get one MULTI/EXEC around them.
+        self.atomic = False
 
     @property
     def max_bulk_len(self) -> int:
