@@ -94,13 +94,14 @@ for name, fn in pairs(py.redis) do redis[name] = fn end
 -- Python's own callables, C functions to Lua: a script's `return redis.call(...)` keeps its
 -- frame, so an error still names the script's line.
 redis.call, redis.pcall = py.call, py.pcall
+local function bad_arguments() return {err = 'ERR wrong number or type of arguments'} end
 redis.error_reply = function(message)
-  if type(message) ~= 'string' then error('wrong number or type of arguments', 2) end
+  if type(message) ~= 'string' then return bad_arguments() end
   if message:sub(1, 1) == '-' then message = message:sub(2) end
   return {err = message}
 end
 redis.status_reply = function(message)
-  if type(message) ~= 'string' then error('wrong number or type of arguments', 2) end
+  if type(message) ~= 'string' then return bad_arguments() end
   return {ok = message}
 end
 redis.REDIS_VERSION = '7.0.15'
@@ -137,6 +138,13 @@ local function handler(err)
     level = level + 1
     info = dbg.getinfo(level, 'nSl')
   end
+  if type(err) == 'table' and err.where then  -- a library's error: where, as luaL_error says
+    local where = ''
+    if info and info.currentline >= 0 then
+      where = info.short_src .. ':' .. info.currentline .. ': '
+    end
+    err = {err = 'ERR ' .. where .. err.where}
+  end
   if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
   if info then
     err.source = info.source
@@ -162,6 +170,24 @@ class ScriptError(ResidentdError):
     def __init__(self, text: bytes) -> None:
         super().__init__(text)
         self.text = text
+
+
+class _Null:
+    """``cjson.null``: lua-cjson's is a light userdata, and a Python object is a userdata in
+    Lua too (one and the same each time it goes in, so ``x == cjson.null`` holds)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "userdata: (nil)"
+
+
+NULL = _Null()
+
+
+class LibraryError(ScriptError):
+    """Raised by a library function (cjson, bit) as Lua's ``luaL_error`` raises: the script's
+    error reads "ERR user_script:<line>: <text>", and ``pcall`` gets the bare text."""
 
 
 def _error_text(error: object) -> object:
@@ -191,7 +217,7 @@ class Sandbox:
             register_builtins=False,
             attribute_filter=_no_attributes,
         )
-        self.null = self.lua.eval("function() end")  # a unique value: cjson.null
+        self.null = NULL
 
         def table(functions: dict[str, Any]) -> Any:
             return self.lua.table_from({name.encode(): value for name, value in functions.items()})
@@ -213,6 +239,8 @@ class Sandbox:
         self._run, self._compile = self.lua.execute(SETUP, py)
 
     def _unwrap(self, error: object) -> object:
+        if isinstance(error, LibraryError):
+            return self.lua.table_from({b"where": error.text})
         if isinstance(error, ScriptError):
             return self.lua.table_from({b"err": error.text})
         return error
