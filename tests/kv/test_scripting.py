@@ -259,6 +259,47 @@ def test_the_threshold_is_a_config(r: redis.Redis, threshold: str) -> None:
     r.config_set(threshold, 5000)
 
 
+SETUP = [("hset", "h", "f", "v"), ("sadd", "s", "m"), ("zadd", "z", "1.5", "m")]
+# What a script returns and what redis.setresp(3) makes of the replies, to either protocol.
+SCRIPTED_TYPES: list[tuple[str | int, ...]] = [
+    ("eval", "redis.setresp(3) return redis.call('hgetall', 'h')", 0),
+    (
+        "eval",
+        "redis.setresp(3) local r = redis.call('hgetall', 'h') return {type(r.map), r.map.f}",
+        0,
+    ),
+    ("eval", "redis.setresp(3) return redis.call('smembers', 's')", 0),
+    ("eval", "redis.setresp(3) return tostring(redis.call('smembers', 's').set.m)", 0),
+    ("eval", "redis.setresp(3) return redis.call('zscore', 'z', 'm')", 0),
+    ("eval", "redis.setresp(3) return tostring(redis.call('zscore', 'z', 'm').double)", 0),
+    ("eval", "redis.setresp(3) return type(redis.call('get', 'nokey'))", 0),
+    ("eval", "redis.setresp(3) return redis.call('get', 'nokey')", 0),
+    ("eval", "redis.setresp(3) return redis.call('info', 'server').verbatim_string.format", 0),
+    ("eval", "redis.setresp(3) return redis.pcall('incr', 'h')", 0),
+    ("eval", "return {map={a=1}}", 0),
+    ("eval", "return {set={a=true}}", 0),
+    ("eval", "return {double=1.5}", 0),
+    ("eval", "return {double=0.1}", 0),
+    ("eval", "return {big_number='123'}", 0),
+    ("eval", "return {verbatim_string={format='txt', string='hi'}}", 0),
+    ("eval", "redis.setresp(3) return true", 0),
+    ("eval", "redis.setresp(3) return false", 0),
+    ("eval", "redis.setresp(3) return {1, false}", 0),
+    ("eval", "redis.setresp(3) return nil", 0),
+    ("eval", "return {true, false}", 0),
+    ("eval", "redis.setresp(2) return redis.call('hgetall', 'h')", 0),
+]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_resp3_in_scripts_matches_redis(kv: KvThread, redis_port: int, protocol: int) -> None:
+    cases = [("hello", protocol), *SETUP, *SCRIPTED_TYPES]
+    ours = replies_after_flush(kv.port, cases, len(cases))
+    theirs = replies_after_flush(redis_port, cases, len(cases))
+    for case, mine, real in list(zip(cases, ours, theirs, strict=True))[1:]:
+        assert mine == real, case
+
+
 RESP3_CASES: list[tuple[str | int, ...]] = [
     ("hello", 3),
     ("eval", "return {1, false, 'x', {ok='fine'}}", 0),

@@ -40,6 +40,7 @@ from residentd.apps.kv import errors
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.journaling import run_journaled
 from residentd.apps.kv.persistence.aof import EXEC, MULTI
+from residentd.apps.kv.resp3 import shape_of, to_resp3
 from residentd.apps.kv.scripting import bitop, cjson
 from residentd.apps.kv.scripting.convert import to_lua, to_reply
 from residentd.apps.kv.scripting.sandbox import Sandbox, ScriptError
@@ -68,6 +69,7 @@ class Run:
     wrote: bool = False
     killed: bool = False
     logged: int = 0  # write commands journaled
+    resp: int = 2  # redis.setresp: the protocol of the replies redis.call converts
 
 
 def sha1hex(body: bytes) -> bytes:
@@ -92,7 +94,7 @@ class Scripts:
                 {
                     "sha1hex": _sha1hex,
                     "log": _log,
-                    "setresp": _setresp,
+                    "setresp": self._setresp,
                     "set_repl": _set_repl,
                     "replicate_commands": lambda: True,
                 },
@@ -142,7 +144,7 @@ class Scripts:
         if journal is not None and not outer and run.logged > 1:
             journal[mark:mark] = MULTI
             journal += EXEC
-        return to_reply(value) if ok else _error_reply(value, sha)
+        return to_reply(value, client.resp, run.resp) if ok else _error_reply(value, sha)
 
     def kill(self) -> bytes:
         """SCRIPT KILL."""
@@ -170,6 +172,8 @@ class Scripts:
         return to_lua(reply, self.sandbox.table)
 
     def _execute(self, args: tuple[Any, ...]) -> bytes:
+        """Run the command ``args`` as the script's client; its reply, in RESP3 after
+        ``redis.setresp(3)``."""
         run = self.running
         assert run is not None, "redis.call outside a script"
         if not args:
@@ -186,19 +190,32 @@ class Scripts:
             raise ScriptError(b"ERR This Redis command is not allowed from script")
         client = run.client
         journal = self.state.journal
-        if "write" in flags:
-            if run.readonly:
-                raise ScriptError(b"ERR Write commands are not allowed from read-only scripts.")
+        write = "write" in flags
+        if write and run.readonly:
+            raise ScriptError(b"ERR Write commands are not allowed from read-only scripts.")
+        if write and journal is not None:
             run.wrote = True
-            if journal is not None:
-                size = len(journal)
-                reply = run_journaled(client, handler, argv, journal)
-                run.logged += len(journal) > size
-                return reply
-        try:
-            return handler(client, argv)
-        except KvError as exc:
-            return exc.reply
+            size = len(journal)
+            reply = run_journaled(client, handler, argv, journal)
+            run.logged += len(journal) > size
+        else:
+            run.wrote = run.wrote or write
+            try:
+                reply = handler(client, argv)
+            except KvError as exc:
+                reply = exc.reply
+        if run.resp == 3:
+            reply = to_resp3(reply, shape_of(command.name, argv))
+        return reply
+
+    def _setresp(self, *args: Any) -> None:
+        """redis.setresp(2 | 3): the protocol of the replies redis.call gives the script."""
+        if len(args) != 1:
+            raise ScriptError(b"ERR redis.setresp() requires one argument.")
+        if args[0] not in (2, 3):
+            raise ScriptError(b"ERR RESP version must be 2 or 3.")
+        if self.running is not None:
+            self.running.resp = int(args[0])
 
     # -- long scripts --------------------------------------------------------------------------
 
@@ -295,17 +312,6 @@ def _log(*args: Any) -> None:
         raise ScriptError(b"ERR Invalid debug level.")
     message = b" ".join(_text(arg) for arg in args[1:])
     log.log(LOG_LEVELS[int(level)], "script: %s", message.decode("utf-8", "replace"))
-
-
-def _setresp(*args: Any) -> None:
-    if len(args) != 1:
-        raise ScriptError(b"ERR redis.setresp() requires one argument.")
-    if args[0] not in (2, 3):
-        raise ScriptError(b"ERR RESP version must be 2 or 3.")
-    if args[0] == 3:
-        raise ScriptError(
-            b"ERR kv does not run scripts in RESP3: redis.setresp(3) is not supported"
-        )
 
 
 def _set_repl(*args: Any) -> None:
