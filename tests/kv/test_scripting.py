@@ -174,7 +174,9 @@ def test_redis_py_lock_and_script(r: redis.Redis) -> None:
     assert r.get("resource") is None
     incr_by = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
     assert incr_by(keys=["counter"], args=[5]) == 5
+    assert r.info("memory")["number_of_cached_scripts"] >= 1
     r.script_flush()
+    assert r.info("memory")["number_of_cached_scripts"] == 0
     assert incr_by(keys=["counter"], args=[2]) == 7  # NOSCRIPT, then loaded again
 
 
