@@ -154,6 +154,17 @@ CASES: list[tuple[str | int, ...]] = [
     ("eval", "return loadstring('return 1')()", 0),
     ("eval", "return {type(cjson), type(bit), type(string), type(math), type(table)}", 0),
     ("eval", "return getmetatable('').__index == string", 0),
+    ("eval", "string.foo = 1", 0),
+    ("eval", "redis.call = nil", 0),
+    ("eval", "cjson.null = 1", 0),
+    ("eval", "local n = 0 for k in pairs(string) do n = n + 1 end return n", 0),
+    ("eval", "return type(next(math))", 0),
+    ("eval", "return type(rawget(string, 'len'))", 0),
+    ("eval", "getmetatable('').__index = nil", 0),
+    ("eval", "rawset(string, 'x', 1)", 0),
+    ("eval", "setmetatable(string, {})", 0),
+    ("eval", "return type(getmetatable(string))", 0),
+    ("eval", "KEYS[1] = 'x' return {KEYS[1], ('abc'):upper(), string.format('%d', 7)}", 0),
 ]
 
 

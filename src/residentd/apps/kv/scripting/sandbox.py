@@ -6,9 +6,10 @@ library without ``print``, ``dofile``, ``loadfile``, ``require``, ``module``, ``
 ``setfenv`` and ``newproxy``; ``string``, ``table``, ``math``, ``coroutine``; ``redis``,
 ``cjson`` and ``bit``; and neither ``io``, ``os``, ``debug``, ``package`` nor lupa's
 ``python``. ``loadstring`` and ``load`` refuse precompiled bytecode (a known way out of a
-Lua 5.1 sandbox). That environment is read-only, as in Redis 7.0: assigning a global fails
-with "Attempt to modify a readonly table", reading one that does not exist with "Script
-attempted to access nonexistent global variable". Python objects reach Lua only as the
+Lua 5.1 sandbox). That environment and the libraries in it are read-only, as in Redis 7.0:
+assigning a global or a library's field fails with "Attempt to modify a readonly table",
+reading a global that does not exist with "Script attempted to access nonexistent global
+variable". Python objects reach Lua only as the
 functions given to ``SETUP``, and no attribute of one can be read from Lua
 (``attribute_filter``).
 
@@ -79,15 +80,6 @@ env.load = function(chunk, name)
   return compile(chunk, name)
 end
 
-local function readonly() error('Attempt to modify a readonly table', 0) end
-env.rawset = function(t, k, v)
-  if t == env then readonly() end
-  return raw_rawset(t, k, v)
-end
-env.setmetatable = function(t, m)
-  if t == env then readonly() end
-  return raw_setmetatable(t, m)
-end
 
 local redis = {}
 for name, fn in pairs(py.redis) do redis[name] = fn end
@@ -117,6 +109,42 @@ env.cjson = cjson
 local bit = {}
 for name, fn in pairs(py.bit) do bit[name] = fn end
 env.bit = bit
+
+-- The libraries are read-only too: each is a proxy of the real table, which `next`, `pairs`,
+-- `rawget` and `getmetatable` see through, so a script cannot change what the next one runs.
+local originals = {}  -- proxy -> the library table it stands for
+local function refuse() error('Attempt to modify a readonly table', 2) end
+local function protect(t)
+  local proxy = raw_setmetatable({}, {__index = t, __newindex = refuse})
+  originals[proxy] = t
+  return proxy
+end
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'cjson', 'bit'}) do
+  env[name] = protect(env[name])
+end
+local string_meta = getmetatable('')
+string_meta.__index = env.string
+local string_meta_proxy = protect(string_meta)
+local raw_next, raw_rawget, raw_getmetatable = next, rawget, getmetatable
+local function real(t) return originals[t] or t end
+env.next = function(t, k) return raw_next(real(t), k) end
+env.pairs = function(t) return env.next, t, nil end
+env.rawget = function(t, k) return raw_rawget(real(t), k) end
+env.getmetatable = function(v)
+  if v == env or originals[v] then return nil end
+  local meta = raw_getmetatable(v)
+  if meta == string_meta then return string_meta_proxy end
+  return meta
+end
+local function readonly() error('Attempt to modify a readonly table', 0) end
+env.rawset = function(t, k, v)
+  if t == env or originals[t] then readonly() end
+  return raw_rawset(t, k, v)
+end
+env.setmetatable = function(t, m)
+  if t == env or originals[t] then readonly() end
+  return raw_setmetatable(t, m)
+end
 
 raw_setmetatable(env, {
   __index = function(_, name)
