@@ -19,6 +19,12 @@ busy threshold and SCRIPT KILL), and the error handler a script runs under (Redi
 ``__redis__err__handler``), which turns an error into the table ``{err=..., source=...,
 line=...}`` the engine writes as "-ERR ... script: <sha>, on @user_script:<line>.".
 
+One difference remains: ``rawset``, ``setmetatable``, ``getmetatable``, ``next``, ``pairs``,
+``rawget``, ``load`` and ``loadstring`` are Lua functions here, so an error one of them raises
+from a tail call (``return rawset(_G, 'x', 1)``) cannot name the script's line, which Lua 5.1
+drops from the stack for a tail call: it reads "on =(tail call):-1." where Redis, whose are C
+functions, says "on @user_script:1.".
+
 A Python function called from Lua that raises makes a Lua error whose value is the Python
 exception; ``ScriptError`` is the one the engine raises on purpose (``redis.call`` failing,
 a bad argument), and the error handler and ``pcall`` turn it back into its ``{err=...}``
@@ -36,7 +42,7 @@ from residentd.errors import ResidentdError
 
 HOOK_INSTRUCTIONS = 100_000  # Redis's LUA_MASKCOUNT period
 
-SETUP = """
+SETUP = r"""
 local py = ...
 local dbg, raw_pcall, raw_rawset, raw_loadstring = debug, pcall, rawset, loadstring
 local raw_setmetatable, raw_setfenv, unwrap = setmetatable, setfenv, py.unwrap
@@ -58,28 +64,44 @@ local function unwrapped(ok, ...)
 end
 env.pcall = function(f, ...) return unwrapped(raw_pcall(f, ...)) end
 
+-- Lua 5.1's luaO_chunkid: how an error names a chunk.
+local function chunk_id(source)
+  source = source:match('^[^%z]*')  -- a C string: up to a NUL
+  local first = source:sub(1, 1)
+  if first == '=' then return source:sub(2, 60) end
+  if first == '@' then
+    source = source:sub(2)
+    if #source > 52 then return '...' .. source:sub(-52) end
+    return source
+  end
+  local line = source:match('^[^\n\r]*'):sub(1, 42)
+  if #line < #source then return '[string "' .. line .. '..."]' end
+  return '[string "' .. line .. '"]'
+end
+
+-- Precompiled chunks are refused as Redis refuses them: read as source, they fail at once.
 local function compile(chunk, name)
   if type(chunk) == 'string' and chunk:byte(1) == 27 then
-    return nil, 'bytecode loading is disabled'
+    return nil, chunk_id(name or chunk) .. ":1: unexpected symbol near 'char(27)'"
   end
   local fn, message = raw_loadstring(chunk, name)
   if fn then raw_setfenv(fn, env) end
   return fn, message
 end
 env.loadstring = compile
-env.load = function(chunk, name)
-  if type(chunk) == 'function' then
-    local parts = {}
-    while true do
-      local part = chunk()
-      if part == nil or part == '' then break end
-      parts[#parts + 1] = part
-    end
-    chunk = table.concat(parts)
+env.load = function(reader, name)
+  if type(reader) ~= 'function' then
+    error("bad argument #1 to 'load' (function expected, got " .. type(reader) .. ')', 2)
   end
-  return compile(chunk, name)
+  local parts = {}
+  while true do
+    local part = reader()
+    if part == nil or part == '' then break end
+    if type(part) ~= 'string' then return nil, 'reader function must return a string' end
+    parts[#parts + 1] = part
+  end
+  return compile(table.concat(parts), name or '=(load)')
 end
-
 
 local redis = {}
 for name, fn in pairs(py.redis) do redis[name] = fn end
@@ -181,10 +203,12 @@ local function handler(err)
   return err
 end
 
+local function first(ok, value) return ok, value end  -- a script's reply is its first value
+
 local function run(fn, keys, argv)
   raw_rawset(env, 'KEYS', keys)
   raw_rawset(env, 'ARGV', argv)
-  return xpcall(fn, handler)
+  return first(xpcall(fn, handler))
 end
 
 return run, function(body) return compile(body, '@user_script') end
