@@ -218,16 +218,21 @@ def test_a_scripts_effects_are_journaled(tmp_path: Path) -> None:
         )
         client.eval("return redis.call('incr', KEYS[1])", 1, "n")
         client.script_load("return redis.call('get', 'a')")
+        pipe = client.pipeline(transaction=True)  # inside EXEC: one MULTI/EXEC around it all
+        pipe.eval("redis.call('set', 'b', '2') redis.call('set', 'c', '3')", 0)
+        pipe.set("d", "4")
+        pipe.execute()
         client.close()
     (incr,) = (tmp_path / "appendonlydir").glob("*.incr.aof")
     commands = [
         ["MULTI"], ["set", "a", "1"], ["rpush", "l", "x", "y"],
         ["SET", "f", "1.5", "KEEPTTL"], ["EXEC"], ["incr", "n"],
+        ["MULTI"], ["set", "b", "2"], ["set", "c", "3"], ["SET", "d", "4"], ["EXEC"],
     ]  # fmt: skip
     assert incr.read_bytes().endswith(b"".join(resp(*argv) for argv in commands))
     with KvProcess(*args) as daemon:
         client = redis.Redis(port=daemon.port, socket_timeout=5)
-        assert client.mget("a", "f", "n") == [b"1", b"1.5", b"1"]
+        assert client.mget("a", "f", "n", "b", "c", "d") == [b"1", b"1.5", b"1", b"2", b"3", b"4"]
         assert client.lrange("l", 0, -1) == [b"x", b"y"]
         client.close()
 

@@ -9,11 +9,10 @@ library without ``print``, ``dofile``, ``loadfile``, ``require``, ``module``, ``
 Lua 5.1 sandbox). That environment and the libraries in it are read-only, as in Redis 7.0:
 assigning a global or a library's field fails with "Attempt to modify a readonly table",
 reading a global that does not exist with "Script attempted to access nonexistent global
-variable". Python objects reach Lua only as the
-functions given to ``SETUP``, and no attribute of one can be read from Lua
-(``attribute_filter``).
+variable". Python objects reach Lua only as the functions given to ``SETUP``, and no
+attribute of one can be read from Lua (``attribute_filter``).
 
-Before ``debug`` goes, ``SETUP`` keeps it in two closures: the count hook, which calls the
+``debug`` is used by two closures of ``SETUP`` only: the count hook, which calls the
 engine's ``tick`` every ``HOOK_INSTRUCTIONS`` instructions (Redis's ``luaMaskCountHook``: the
 busy threshold and SCRIPT KILL), and the error handler a script runs under (Redis's
 ``__redis__err__handler``), which turns an error into the table ``{err=..., source=...,
