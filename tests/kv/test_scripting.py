@@ -64,6 +64,8 @@ CASES: list[tuple[str | int, ...]] = [
     ("eval", "redis.call('rpush', 'l', 1, 2, 3) return redis.call('lrange', 'l', 0, -1)", 0),
     ("eval", "return redis.call('hgetall', 'nokey')", 0),
     ("eval", "return redis.call('ping')", 0),
+    ("eval", "return redis.call('blpop', 'nolist', 0)", 0),
+    ("eval", "redis.call('rpush', 'bl', 'a') return redis.call('brpop', 'bl', 0)", 0),
     ("eval", "return redis.call('multi')", 0),
     ("eval", "return redis.call('eval', 'return 1', 0)", 0),
     ("eval", "return redis.sha1hex('')", 0),
@@ -282,6 +284,20 @@ def test_a_script_that_wrote_cannot_be_killed() -> None:
         assert reply.startswith(b"-UNKILLABLE Sorry the script already executed write commands")
         thread.join(5)
         assert result == [b"$4\r\ndone\r\n"]
+
+
+def test_a_scripts_push_serves_a_blocked_client(kv: KvThread) -> None:
+    thread, result = _in_background(kv.port, "blpop", "queue", 5)
+    with Raw(kv.port) as other:
+        deadline = time.monotonic() + 5
+        while not kv.call(lambda: bool(kv.state.blocking.keys)):
+            assert time.monotonic() < deadline, "never blocked"
+        assert other.call("eval", "return redis.call('rpush', KEYS[1], 'job')", 1, "queue") == (
+            b":1\r\n"
+        )
+        thread.join(5)
+        assert result == [b"*2\r\n$5\r\nqueue\r\n$3\r\njob\r\n"]
+        assert other.call("llen", "queue") == b":0\r\n"
 
 
 @pytest.mark.parametrize("threshold", ["lua-time-limit", "busy-reply-threshold"])

@@ -204,6 +204,9 @@ class Scripts:
                 reply = handler(client, argv)
             except KvError as exc:
                 reply = exc.reply
+        blocking = self.state.blocking
+        if write and blocking.keys:  # the clients it may serve are served after the script
+            blocking.touched(argv)
         if run.resp == 3:
             reply = to_resp3(reply, shape_of(command.name, argv))
         return reply
