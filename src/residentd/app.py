@@ -115,6 +115,9 @@ class Transport(Protocol):
         """Read nothing more from the peer until ``resume_reading`` (a session's backpressure)."""
 
     def resume_reading(self) -> None: ...
+    def serve_now(self) -> None:
+        """Read what the peer sent without waiting, handle it and write the output at once:
+        for a handler that holds the loop for long (kv's slow scripts answer -BUSY)."""
 
 
 class Address(Protocol):

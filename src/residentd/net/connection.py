@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -407,6 +408,25 @@ class Connection(ConnectionCore, asyncio.Protocol):
 
     def resume_reading(self) -> None:
         self._resume_reading(_PAUSED_BY_SESSION)
+
+    def serve_now(self) -> None:
+        """Read what the peer has sent, without waiting, hand it to the session, and write the
+        output at once: for an app whose handler holds the loop for long and must still answer
+        the other clients from inside it (kv's long scripts, as Redis's
+        ``processEventsWhileBlocked``). The loop's own read of the socket then finds what is
+        left."""
+        transport = self.transport
+        if self._closing or transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                data = os.read(sock.fileno(), 65536)
+            except OSError:  # nothing to read (EAGAIN), or a broken socket the loop will see
+                data = b""
+            if data:
+                self.data_received(data)
+        self._flush()
 
     def _pause_reading(self, reason: int) -> None:
         if not self._paused and self.transport is not None and not self._closing:

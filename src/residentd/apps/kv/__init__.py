@@ -21,6 +21,7 @@ How it is put together:
   patterns.py are pub/sub delivery, SCAN/HSCAN/SSCAN cursors and glob patterns; sampling.py
   the random picks of SPOP, SRANDMEMBER and HRANDFIELD; longdouble.py HINCRBYFLOAT's ``long
   double`` arithmetic; info.py writes INFO;
+- scripting/ runs Lua scripts (EVAL, EVALSHA, SCRIPT) in an embedded Lua 5.1 (lupa);
 - persistence/ makes it durable in Redis's own formats (RDB snapshots, an AOF journal in
   Redis 7.0's multi-part layout) on top of residentd.state;
 - settings.py holds kv's settings; this module declares them and the service and runs the
@@ -36,8 +37,10 @@ bounds what a client holds beyond the bulk string being read, so a legal large v
 from __future__ import annotations
 
 from residentd.apps.kv.client import Client
+from residentd.apps.kv.commands import DISPATCH
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.persistence.wiring import attach as attach_persistence
+from residentd.apps.kv.scripting.engine import Scripts
 from residentd.apps.kv.session import KvSession
 from residentd.apps.kv.settings import KvSettings
 from residentd.apps.kv.state import KvApp, KvState
@@ -67,6 +70,7 @@ def create_app() -> KvApp:
     app.declare(KvSettings)
     state = app.state
     attach_persistence(app, state)
+    state.scripts = Scripts(state, DISPATCH)
 
     def codec() -> RespCodec:
         settings = app.current(KvSettings)

@@ -130,6 +130,21 @@ GEO_NEGATIVE_BOX = b"-ERR height or width cannot be negative\r\n"
 GEO_COUNT = b"-ERR COUNT must be > 0\r\n"
 GEO_ANY = b"-ERR the ANY argument requires COUNT argument\r\n"
 
+# Scripting (Redis 7.0's eval.c and script.c).
+NOSCRIPT = b"-NOSCRIPT No matching script. Please use EVAL.\r\n"
+NUMKEYS_NEGATIVE = b"-ERR Number of keys can't be negative\r\n"
+NUMKEYS_TOO_MANY = b"-ERR Number of keys can't be greater than number of args\r\n"
+SCRIPT_FLUSH_OPTION = b"-ERR SCRIPT FLUSH only support SYNC|ASYNC option\r\n"
+BUSY = (
+    b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+)
+NOTBUSY = b"-NOTBUSY No scripts in execution right now.\r\n"
+UNKILLABLE = (
+    b"-UNKILLABLE Sorry the script already executed write commands against the dataset. You "
+    b"can either wait the script termination or kill the server in a hard way using the "
+    b"SHUTDOWN NOSAVE command.\r\n"
+)
+
 
 def _quote(data: bytes, limit: int = 128) -> bytes:
     """An argument as C's ``%.128s`` prints it: at most ``limit`` bytes, up to a NUL."""

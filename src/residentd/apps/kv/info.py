@@ -130,9 +130,10 @@ def _memory(s: Client) -> Fields:
         ("total_system_memory_human", _human(total)),
         *_zeros("used_memory_lua used_memory_vm_eval"),
         ("used_memory_lua_human", "0B"),
+        ("used_memory_scripts_eval", 0),
+        ("number_of_cached_scripts", len(s.state.scripts.cache) if s.state.scripts else 0),
         *_zeros(
-            "used_memory_scripts_eval number_of_cached_scripts number_of_functions "
-            "number_of_libraries used_memory_vm_functions used_memory_vm_total"
+            "number_of_functions number_of_libraries used_memory_vm_functions used_memory_vm_total"
         ),
         ("used_memory_vm_total_human", "0B"),
         *_zeros("used_memory_functions used_memory_scripts"),

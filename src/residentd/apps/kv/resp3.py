@@ -49,7 +49,8 @@ DOUBLES = Shape("array", DOUBLE)
 ShapeOf = Shape | None | Callable[[list[bytes]], Shape | None]
 
 #: A reply already in RESP3: EXEC's (each queued command's reply was converted by its own
-#: shape), HELLO's (in the protocol it switched to).
+#: shape), HELLO's (in the protocol it switched to), a script's (written in the caller's
+#: protocol: scripting/convert.py).
 CONVERTED = Shape("converted")
 
 
@@ -239,6 +240,7 @@ SHAPES: dict[str, ShapeOf] = {
     "ssubscribe": PUSH,
     "sunsubscribe": PUSH,
     "exec": CONVERTED,
+    **dict.fromkeys(("eval", "evalsha", "eval_ro", "evalsha_ro"), CONVERTED),  # as scripted
     "zscore": DOUBLE,
     "zincrby": DOUBLE,
     "zadd": _zadd,

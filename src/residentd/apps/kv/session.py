@@ -27,6 +27,11 @@ refuses data) and appends what Redis would log for them, and a pipeline that app
 the state so (``commit``); the iteration's commit point writes them before its replies are
 sent.
 
+While a Lua script runs past busy-reply-threshold, the script's engine reads the other clients
+from inside it (``Transport.serve_now``) and ``state.script_busy`` makes their pipelines
+answer -BUSY, but for the commands flagged ``allow_busy`` (SCRIPT KILL): one attribute test
+per pipeline otherwise.
+
 Pub/sub output: a subscriber that does not read sees its output grow with every message. Once
 the transport has paused writing (output above the core's ``write_high_water``), each
 delivery schedules a check, once per loop iteration, of the output against Redis's
@@ -50,11 +55,10 @@ from residentd.apps.kv.client import REPLY_OFF, REPLY_ON, REPLY_SKIP, Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
-from residentd.apps.kv.notifications import Watch
-from residentd.apps.kv.persistence.aof import EXEC, MULTI, NULL_ARRAY, encode, propagate
+from residentd.apps.kv.journaling import run_journaled
+from residentd.apps.kv.persistence.aof import NULL_ARRAY
 from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
 from residentd.apps.kv.state import KvApp
-from residentd.apps.kv.watch import scores, written_keys
 from residentd.codecs.resp import QUEUED, array_header
 from residentd.speedups import choose
 
@@ -74,7 +78,6 @@ if TYPE_CHECKING:
 
 class KvSession(Session[KvApp]):
     __slots__ = (
-        "_executing",
         "_output_check_pending",
         "_output_paused",
         "_reply_shape",
@@ -136,7 +139,6 @@ class KvSession(Session[KvApp]):
         self.special = not self.authenticated
         state.clients[self.id] = self
         self._reply_shape: Shape | None = None  # a RESP3 command's (resp3.shape_of)
-        self._executing = False  # running EXEC's queue: a blocking command does not block
         # While blocked (BLPOP, ...): the commands that came behind the blocked one.
         self.pending: list[list[bytes]] | None = None
         # The reply path's one call, bound once: each pipeline's replies go out through it,
@@ -157,8 +159,11 @@ class KvSession(Session[KvApp]):
         state = self.state
         state.commands += len(commands)
         self.last_argv = commands[-1]
-        replies: list[bytes] = []
         count = len(commands)
+        if state.script_busy:
+            self._send(b"".join(map(self._while_busy, commands)), count)
+            return
+        replies: list[bytes] = []
         index = 0
         fast = execute_fast
         journal = state.journal
@@ -264,59 +269,9 @@ class KvSession(Session[KvApp]):
 
     def _write(self, handler: Handler, argv: list[bytes], journal: bytearray | None) -> bytes:
         """Run a write command while persisting, while some client watches keys or while
-        keyspace events are on: refused with -MISCONF while the disk refuses data, else run,
-        journaled as Redis propagates it (persistence/aof.py), the watched keys it changed
-        touched (watch.py) and its keyspace events sent (notifications.py)."""
-        state = self.state
-        db = self.db
-        if journal is not None:
-            refusal = state.misconf()
-            if refusal is not None:
-                return refusal
-        notifier = state.notifier
-        watch = None
-        if notifier is not None:
-            entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
-            watch = Watch(db, argv, entry[2].keys)
-        existed = len(argv) > 1 and argv[1] in db.data
-        watches = state.watches
-        present = before = None
-        if watches.keys:
-            name = argv[0].lower()
-            if name in _DELETES:  # only what is there is deleted
-                present = [
-                    key for key in argv[1:] if (db.index, key) in watches.keys and db.exists(key)
-                ]
-            elif name == b"zadd" and (db.index, argv[1]) in watches.keys:
-                before = scores(db, argv[1])
-        try:
-            reply = handler(self, argv)
-        except KvError as exc:
-            return exc.reply
-        logged = propagate(db, argv, reply, existed)
-        if watch is not None and notifier is not None:
-            watch.after(reply, notifier)
-        if not logged:
-            return reply
-        if journal is not None:
-            mark = len(journal)
-            if len(logged) > 1 and not self._executing:
-                # Several commands for one (XREADGROUP's XCLAIMs, SPOP's SREMs): one MULTI
-                # block, so a torn journal loads all or none of them, as Redis 7.0 writes them.
-                journal += MULTI
-                for record in logged:
-                    journal += encode(record)
-                journal += EXEC
-            else:
-                for record in logged:
-                    journal += encode(record)
-            state.journal_select(db, mark)
-        if watches.keys and (before is None or before != scores(db, argv[1])):
-            entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
-            keys = present if present is not None else written_keys(entry[2].keys, argv, reply)
-            for key in keys:
-                watches.touch(db, key)
-        return reply
+        keyspace events are on (journaling.py)."""
+        entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
+        return run_journaled(self, handler, argv, journal, entry[2].keys)
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
         """A command of a client in one of the modes: unauthenticated, subscribed, in MULTI,
@@ -345,6 +300,20 @@ class KvSession(Session[KvApp]):
         if self.resp == 3:
             return to_resp3(reply, self._reply_shape)
         return reply
+
+    def _while_busy(self, argv: list[bytes]) -> bytes:
+        """A command that came while a script runs past busy-reply-threshold (the script's
+        engine reads it: scripting/engine.py): -BUSY (dooming a MULTI, as any refusal does)
+        unless it may run then, as SCRIPT KILL."""
+        entry = DISPATCH.get(argv[0]) or DISPATCH.get(argv[0].lower())
+        if entry is not None:
+            handler, _, command = entry
+            if command.subcommands and len(argv) > 1:
+                command = command.subcommands.get(argv[1].lower(), command)
+            if "allow_busy" in command.flags and command.arity_ok(len(argv)):
+                reply = self.run(handler, argv)
+                return to_resp3(reply, None) if self.resp == 3 else reply
+        return self._reject(errors.BUSY)
 
     def _reject(self, reply: bytes) -> bytes:
         """An error before the command ran (unknown, wrong arity)."""
@@ -475,7 +444,9 @@ class KvSession(Session[KvApp]):
         journal = state.journal
         blocking = state.blocking
         hooked = journal is not None or bool(watches.keys) or state.notifier is not None
-        self._executing = True  # a blocking command answers at once, as Redis's in EXEC
+        # A blocking command answers at once, as Redis's in EXEC, and a script does not wrap
+        # its journaled effects in a MULTI/EXEC of its own: the block's is around them.
+        state.atomic = True
         try:
             if not hooked:
                 replies = [self.run(handler, argv) for handler, argv in queued]
@@ -497,10 +468,9 @@ class KvSession(Session[KvApp]):
                     for handler, argv in queued
                 ]
                 if journal is not None and len(journal) > mark:
-                    journal[mark:mark] = MULTI
-                    journal += EXEC
+                    state.wrap_block(mark)
         finally:
-            self._executing = False
+            state.atomic = False
         if blocking.keys:  # the waiters are served after EXEC, in the session's loop
             for handler, argv in queued:
                 if handler in WRITES:
@@ -535,9 +505,9 @@ class KvSession(Session[KvApp]):
     # -- blocking commands -----------------------------------------------------------------------
 
     def block(self, keys: list[bytes], timeout: float, serve: Serve, timeout_reply: bytes) -> None:
-        """Wait on ``keys`` (raises ``Blocked``); inside MULTI it returns, and the command
-        answers ``timeout_reply`` at once, as Redis does."""
-        if self._executing:
+        """Wait on ``keys`` (raises ``Blocked``); run by EXEC or by a script it returns, and
+        the command answers ``timeout_reply`` at once, as Redis does."""
+        if self.state.atomic:
             return
         state = self.state
         state.blocking.block(self, self.db.index, keys, timeout, serve, timeout_reply, state.loop)

@@ -80,6 +80,13 @@ class KvSettings:
         reload=True,
         check=_check_notify,
     )
+    busy_reply_threshold: int = setting(
+        5000,
+        "milliseconds a Lua script may run before other clients are answered -BUSY and "
+        "SCRIPT KILL may stop it (Redis's busy-reply-threshold, alias lua-time-limit; 0: never)",
+        reload=True,
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)

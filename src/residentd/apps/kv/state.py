@@ -36,7 +36,7 @@ from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
 from residentd.apps.kv.notifications import Notifier, parse_flags
-from residentd.apps.kv.persistence.aof import delete, encode
+from residentd.apps.kv.persistence.aof import EXEC, MULTI, delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.roster import Listed
 from residentd.apps.kv.scan import Cursors
@@ -65,6 +65,8 @@ class KvApp(App):
         )
 
 
+_SELECT = b"*2\r\n$6\r\nSELECT\r\n"  # the start of a journaled SELECT n
+
 class KvState:
     def __init__(self, app: App) -> None:
         self.app = app
@@ -88,6 +90,14 @@ class KvState:
         self._journal_file: object = None
         # Whether the disk takes writes: the persistence's own once attached (wiring.py).
         self.health = DiskHealth()
+        # The script engine (scripting/engine.py's ``Scripts``), set by create_app; typed
+        # loosely because the engine runs commands, which see this state.
+        self.scripts: Any = None
+        # A script runs past busy-reply-threshold: sessions answer -BUSY (session.py).
+        self.script_busy = False
+        # An EXEC or a script is running: a blocking command answers at once, and the
+        # journal entries get one MULTI/EXEC around them.
+        self.atomic = False
         # notify-keyspace-events: publishes the keyspace's changes while not empty.
         self.notifier: Notifier | None = None
         # CONFIG RESETSTAT: the server's counters as they were then (INFO shows the rest).
@@ -250,6 +260,17 @@ class KvState:
             self.watches.touch(db, key)
         if self.notifier is not None:
             self.notifier.expired(key, db.index)
+
+    def wrap_block(self, mark: int) -> None:
+        """The journal's records from ``mark`` on as one MULTI/EXEC block (an EXEC's, or a
+        script's effects): a ``SELECT`` that leads them stays before the block, where Redis
+        writes it."""
+        journal = self.journal
+        assert journal is not None
+        if journal.startswith(_SELECT, mark):  # *2 $6 SELECT $N n: past its last line
+            mark = journal.index(b"\r\n", journal.index(b"\r\n", mark + len(_SELECT)) + 2) + 2
+        journal[mark:mark] = MULTI
+        journal += EXEC
 
     def journal_select(self, db: Keyspace, mark: int) -> None:
         """The journal's records from ``mark`` on were made in ``db``: put ``SELECT n``

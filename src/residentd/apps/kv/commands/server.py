@@ -175,6 +175,8 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
     "client-query-buffer-limit": _option("client_query_buffer_limit"),
     "client-output-buffer-limit": _output_limits,
     "hz": lambda s: 10,
+    "busy-reply-threshold": _option("busy_reply_threshold"),
+    "lua-time-limit": _option("busy_reply_threshold"),
     "bind": _bind,
     "port": _port,
     "notify-keyspace-events": lambda s: (
@@ -263,6 +265,8 @@ SETTABLE: dict[str, tuple[str, Callable[[str], str | None]]] = {
     "auto-aof-rewrite-min-size": ("auto_aof_rewrite_min_size", _check_memory),
     "proto-max-bulk-len": ("proto_max_bulk_len", _check_protocol_limit),
     "client-query-buffer-limit": ("client_query_buffer_limit", _check_protocol_limit),
+    "busy-reply-threshold": ("busy_reply_threshold", _check_integer),
+    "lua-time-limit": ("busy_reply_threshold", _check_integer),
 }
 
 
@@ -318,7 +322,7 @@ def config_set(s: Client, argv: list[bytes]) -> bytes:
         reason = check(value)
         if reason is not None:
             raise KvError(errors.config_set_failed(name, reason))
-        if option.startswith("auto_aof"):
+        if option.startswith("auto_aof") or option == "busy_reply_threshold":
             changes[option] = int(value)
         elif check is _check_protocol_limit:
             changes[option] = parse_memory(value)

@@ -1,0 +1,80 @@
+"""Running a write command with its side effects: the one path the session, EXEC and scripts
+share while kv persists, while some client watches keys or while keyspace events are on.
+
+The command is refused with -MISCONF while the disk refuses data; otherwise it runs, and then:
+what Redis would propagate for it (persistence/aof.py's ``propagate``) is appended to the
+journal (after a ``SELECT`` when the journal was in another database; several commands for
+one go in one MULTI block unless an EXEC or a script already wraps them), the watched keys it
+changed are touched (watch.py), and its keyspace events are sent (notifications.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.notifications import Watch
+from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
+from residentd.apps.kv.watch import scores, written_keys
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.client import Client, Handler
+
+_DELETES = frozenset((b"del", b"unlink"))
+
+
+def run_journaled(
+    client: Client,
+    handler: Handler,
+    argv: list[bytes],
+    journal: bytearray | None,
+    spec: tuple[int, int, int],
+) -> bytes:
+    """Run ``handler`` for ``argv`` as ``client``, with the effects above; its reply.
+    ``spec``: the command's keys (first, last, step), as COMMAND INFO gives them."""
+    state = client.state
+    db = client.db
+    if journal is not None:
+        refusal = state.misconf()
+        if refusal is not None:
+            return refusal
+    notifier = state.notifier
+    watch = Watch(db, argv, spec) if notifier is not None else None
+    existed = len(argv) > 1 and argv[1] in db.data
+    watches = state.watches
+    present = before = None
+    if watches.keys:
+        name = argv[0].lower()
+        if name in _DELETES:  # only what is there is deleted
+            present = [
+                key for key in argv[1:] if (db.index, key) in watches.keys and db.exists(key)
+            ]
+        elif name == b"zadd" and (db.index, argv[1]) in watches.keys:
+            before = scores(db, argv[1])
+    try:
+        reply = handler(client, argv)
+    except KvError as exc:
+        return exc.reply
+    logged = propagate(db, argv, reply, existed)
+    if watch is not None and notifier is not None:
+        watch.after(reply, notifier)
+    if not logged:
+        return reply
+    if journal is not None:
+        mark = len(journal)
+        if len(logged) > 1 and not state.atomic:
+            # Several commands for one (XREADGROUP's XCLAIMs, SPOP's SREMs): one MULTI block,
+            # so a torn journal loads all or none of them, as Redis 7.0 writes them.
+            journal += MULTI
+            for record in logged:
+                journal += encode(record)
+            journal += EXEC
+        else:
+            for record in logged:
+                journal += encode(record)
+        state.journal_select(db, mark)
+    if watches.keys and (before is None or before != scores(db, argv[1])):
+        keys = present if present is not None else written_keys(spec, argv, reply)
+        for key in keys:
+            watches.touch(db, key)
+    return reply
