@@ -67,6 +67,7 @@ class KvApp(App):
 
 _SELECT = b"*2\r\n$6\r\nSELECT\r\n"  # the start of a journaled SELECT n
 
+
 class KvState:
     def __init__(self, app: App) -> None:
         self.app = app
