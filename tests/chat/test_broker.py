@@ -424,13 +424,24 @@ def test_start_needs_the_broker_unless_told_to_wait(tmp_path: Path) -> None:
     # state_dir and broker together: refused.
     both = start_refused("--broker", redis.url, "--state-dir", str(tmp_path / "state"))
     assert "state_dir and broker cannot go together" in both
-    # kv speaks RESP but runs no Lua: refused, saying so.
+    # kv speaks RESP and runs the chat's Lua scripts: a handy broker for development.
     kv_port = free_port()
     kv = spawn(residentd_command("run", "kv", "--listen", f"127.0.0.1:{kv_port}", "--admin", "off"))
     try:
         wait_until(lambda: port_answers(kv_port), 20.0, "kv")
-        kv_url = f"redis://127.0.0.1:{kv_port}/0"
-        assert "cannot run the chat's Lua scripts" in start_refused("--broker", kv_url)
+        with Node(f"redis://127.0.0.1:{kv_port}/0", "on-kv", "--rooms", "lobby") as node:
+
+            async def on_kv() -> None:
+                peer = await TcpPeer.open("127.0.0.1", node.tcp_port)
+                token = make_token(SECRET, "kim")
+                assert (await peer.request("hello", v=1, user="kim", token=token))["op"] == "hello"
+                assert (await peer.request("join", room="lobby"))["op"] == "join"
+                assert (await peer.request("post", room="lobby", text="hi"))["seq"] == 1
+                history = await peer.request("history", room="lobby")
+                assert [m["text"] for m in history["messages"]] == ["hi"]
+                await peer.close()
+
+            asyncio.run(on_kv())
     finally:
         stop(kv)
     # broker_wait: the node waits for Redis, then serves.

@@ -71,7 +71,7 @@ class BrokerLink:
             try:
                 await self._connect()
                 break
-            except ReplyError as exc:  # a server that is not Redis enough (kv: no EVAL)
+            except ReplyError as exc:  # a server that is not Redis enough (no EVAL)
                 self._disconnect()
                 raise ConfigError(
                     f"broker {self.url} cannot run the chat's Lua scripts ({exc}): "
