@@ -182,7 +182,7 @@ class Load:
         self._connected += 1
         n = 0
         try:
-            while not self._stopping:
+            while True:  # a round at least: a connection made late (SYN retried) still counts
                 expected = []
                 for _ in range(self.depth):
                     n += 1
@@ -197,6 +197,8 @@ class Load:
                         self.counts.wrong += 1
                         self.counts.errors.append(f"client {index}: {got!r} != {reply!r}")
                         return
+                if self._stopping:
+                    break
                 await asyncio.sleep(0.01)
         finally:
             writer.close()
