@@ -11,6 +11,7 @@ import pytest
 from residentd.apps.kv.notifications import flags_text, parse_flags
 
 from .helpers import KvThread, Raw, resp
+from .test_lists import wait_blocked
 
 Command = tuple[str, ...]
 
@@ -112,6 +113,73 @@ def test_every_write_command_notifies_as_redis_does(kv: KvThread, redis_port: in
     ours = _events(kv.port, "AKEn", COMMANDS)
     theirs = _events(redis_port, "AKEn", COMMANDS)
     assert ours == theirs
+
+
+# Lookups of missing keys, by read commands and by writes that read first.
+MISSES: list[Command] = [
+    ("SET", "s", "v"), ("GET", "s"), ("GET", "nope"), ("MGET", "s", "n1", "n2"),
+    ("EXISTS", "nope", "s"), ("TYPE", "nope"), ("STRLEN", "nope"), ("GETRANGE", "nope", "0", "1"),
+    ("TTL", "nope"), ("PTTL", "nope"), ("EXPIRETIME", "nope"), ("OBJECT", "ENCODING", "nope"),
+    ("DUMP", "nope"), ("SORT", "nope"), ("SORT_RO", "nope"), ("LRANGE", "nope", "0", "-1"),
+    ("LLEN", "nope"), ("LINDEX", "nope", "0"), ("LPOS", "nope", "a"), ("HGET", "nope", "f"),
+    ("HGETALL", "nope"), ("HMGET", "nope", "a", "b"), ("HEXISTS", "nope", "f"), ("HLEN", "nope"),
+    ("HRANDFIELD", "nope"), ("SMEMBERS", "nope"), ("SISMEMBER", "nope", "a"), ("SCARD", "nope"),
+    ("SRANDMEMBER", "nope"), ("SINTER", "nope", "s2"), ("SUNION", "nope"), ("ZSCORE", "nope", "a"),
+    ("ZRANGE", "nope", "0", "-1"), ("ZRANK", "nope", "a"), ("ZCARD", "nope"),
+    ("ZCOUNT", "nope", "0", "1"), ("XRANGE", "nope", "-", "+"), ("XLEN", "nope"),
+    ("PFCOUNT", "nope"), ("GEOPOS", "nope", "a"), ("BITCOUNT", "nope"), ("GETBIT", "nope", "1"),
+    ("SET", "n3", "v", "GET"), ("GETDEL", "nope"), ("GETEX", "nope"), ("GETSET", "n4", "v"),
+    ("APPEND", "n5", "x"), ("INCR", "n6"), ("LPUSH", "n7", "a"), ("COPY", "nope", "n8"),
+    ("RENAME", "nope", "n9"), ("LMOVE", "nope", "n10", "LEFT", "LEFT"), ("ZUNION", "1", "nope"),
+    ("SINTERCARD", "1", "nope"), ("LCS", "nope", "s"), ("SET", "x", "1", "PX", "1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("setting", ["KEm", "AKEm"])
+def test_key_misses_are_notified_as_redis_does(kv: KvThread, redis_port: int, setting: str) -> None:
+    assert _events(kv.port, setting, MISSES) == _events(redis_port, setting, MISSES)
+
+
+# A blocked command, and the write that serves it later.
+SERVED: list[tuple[Command, Command]] = [
+    (("BLPOP", "q1", "q0", "0"), ("RPUSH", "q1", "a")),
+    (("BRPOP", "q2", "0"), ("RPUSH", "q2", "a", "b")),
+    (("BLMOVE", "q3", "d3", "LEFT", "RIGHT", "0"), ("LPUSH", "q3", "a")),
+    (("BRPOPLPUSH", "q4", "d4", "0"), ("LPUSH", "q4", "a", "b")),
+    (("BLMPOP", "0", "1", "q5", "LEFT", "COUNT", "5"), ("RPUSH", "q5", "a", "b")),
+    (("BZPOPMIN", "z1", "0"), ("ZADD", "z1", "1", "a")),
+    (("BZPOPMAX", "z2", "0"), ("ZADD", "z2", "1", "a", "2", "b")),
+    (("BZMPOP", "0", "1", "z3", "MAX", "COUNT", "3"), ("ZADD", "z3", "1", "a", "2", "b")),
+]
+
+
+def _served_events(port: int) -> list[str]:
+    """What a subscriber receives while each blocked command is served by a later write."""
+    with Raw(port) as client, Raw(port) as listener:
+        client.call("FLUSHALL")
+        client.call("CONFIG", "SET", "notify-keyspace-events", "AKEn")
+        try:
+            listener.call("PSUBSCRIBE", "__key*__:*")
+            listener.call("SUBSCRIBE", END)
+            for blocked, write in SERVED:
+                with Raw(port) as waiter:
+                    waiter.send(resp(*blocked))
+                    wait_blocked(port, 1)
+                    client.call(*write)
+                    assert waiter.replies(1)[0] not in (b"*-1\r\n", b"$-1\r\n")  # served
+            client.call("PUBLISH", END, "done")
+            received = []
+            while (message := listener.replies(1)[0]) != resp("message", END, "done"):
+                received.append(_short(message))
+            return received
+        finally:
+            client.call("CONFIG", "SET", "notify-keyspace-events", "")
+
+
+def test_blocked_pops_served_later_notify_as_redis_does(kv: KvThread, redis_port: int) -> None:
+    ours = _served_events(kv.port)
+    assert ours == _served_events(redis_port)
+    assert "__keyevent@0__:zpopmax z3" in ours
 
 
 @pytest.mark.parametrize("setting", ["Kg", "E$", "Kl", "Eshz", "KEx"])

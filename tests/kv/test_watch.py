@@ -11,8 +11,9 @@ import pytest
 
 from support import wait_until
 
-from .helpers import KvThread
+from .helpers import KvThread, Raw, resp
 from .scripts import compare, run_script
+from .test_lists import wait_blocked
 
 A, B = 0, 1
 
@@ -189,3 +190,28 @@ def test_closed_and_finished_watchers_leave_no_entry(kv: KvThread) -> None:
     and the fast path is back."""
     run_script(kv.port, [(A, "WATCH", "a", "b"), (B, "WATCH", "a"), *transaction(("GET", "a"))])
     wait_until(lambda: kv.call(lambda: not kv.state.watches.keys), 5.0, "the watchers to go")
+
+
+def _exec_after_served_move(port: int, watched: str) -> bytes:
+    """A watches ``watched``; a blocked BLMOVE from q to d is served by a push to q; A's EXEC."""
+    with Raw(port) as a, Raw(port) as blocked, Raw(port) as pusher:
+        pusher.call("FLUSHALL")
+        pusher.call("SET", "d0", "v")
+        a.call("WATCH", watched)
+        blocked.send(resp("BLMOVE", "q", "d", "LEFT", "RIGHT", "0"))
+        wait_blocked(port, 1)
+        pusher.call("LPUSH", "q0", "x")  # another key: touches nothing watched
+        pusher.call("LPUSH", "q", "x")
+        assert blocked.replies(1) == [b"$1\r\nx\r\n"]
+        a.call("MULTI")
+        a.call("SET", "k", "v")
+        return a.call("EXEC")
+
+
+@pytest.mark.parametrize("watched", ["d", "d0"])
+def test_a_served_blocked_move_touches_its_destination(
+    watched: str, kv: KvThread, redis_port: int
+) -> None:
+    ours = _exec_after_served_move(kv.port, watched)
+    assert ours == _exec_after_served_move(redis_port, watched)
+    assert ours == (b"*-1\r\n" if watched == "d" else b"*1\r\n+OK\r\n")

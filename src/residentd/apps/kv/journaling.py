@@ -10,8 +10,10 @@ changed are touched (watch.py), and its keyspace events are sent (notifications.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from residentd.apps.kv.commands.registry import COMMANDS
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.notifications import Watch
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
@@ -78,3 +80,36 @@ def run_journaled(
         for key in keys:
             watches.touch(db, key)
     return reply
+
+
+def run_served(client: Client, logged: list[bytes], pop: Callable[[], bytes]) -> bytes:
+    """A served blocked command's pop (``pop`` does it and returns the waiter's reply), with
+    the effects of the command Redis propagates for it, ``logged``: BLPOP served is an LPOP,
+    BLMOVE an LMOVE, BZMPOP a ZPOPMIN with its count. That is journaled, its keyspace events
+    are sent (Redis's serveClientBlockedOnList notifies ``lpop``) and the keys it wrote
+    touched for WATCH."""
+    state = client.state
+    db = client.db
+    spec = COMMANDS[logged[0].lower().decode("latin-1")].keys
+    notifier = state.notifier
+    watch = Watch(db, logged, spec) if notifier is not None else None
+    reply = pop()
+    journal_served(client, logged)
+    if watch is not None and notifier is not None:
+        watch.after(reply, notifier)
+    watches = state.watches
+    if watches.keys:  # the keys popped from and moved to: their watchers' EXEC fails
+        for key in written_keys(spec, logged, reply):
+            watches.touch(db, key)
+    return reply
+
+
+def journal_served(client: Client, logged: list[bytes]) -> None:
+    """Log a command a served blocked client's pop or read amounts to (the session journals
+    every other write)."""
+    state = client.state
+    journal = state.journal
+    if journal is not None:
+        mark = len(journal)
+        journal += encode(logged)
+        state.journal_select(client.db, mark)  # woken by SWAPDB or MOVE from another database

@@ -103,6 +103,10 @@ class Notifier:
     def expired(self, key: bytes, db: int = 0) -> None:
         self.notify(EXPIRED, b"expired", key, db)
 
+    def key_miss(self, key: bytes, db: int = 0) -> None:
+        """A read looked ``key`` up and found nothing (Redis's lookupKey sends it)."""
+        self.notify(KEY_MISS, b"keymiss", key, db)
+
 
 # -- what each write command sends ----------------------------------------------------------------
 

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
-from residentd.apps.kv.notifications import Notifier, parse_flags
+from residentd.apps.kv.notifications import KEY_MISS, Notifier, parse_flags
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.roster import Listed
@@ -116,6 +116,16 @@ class KvState:
     def set_notifications(self, flags: int) -> None:
         """notify-keyspace-events: publish changes of the classes in ``flags`` (0: none)."""
         self.notifier = Notifier(self.hub, flags) if flags else None
+        for db in self.dbs:
+            db.on_miss = self._miss_reporter(db)
+
+    def _miss_reporter(self, db: Keyspace) -> Callable[[bytes], None] | None:
+        """What a read that finds no key calls in ``db``: the ``keymiss`` event's sender
+        while notifications ask for it, else nothing (reads then pay one test)."""
+        notifier = self.notifier
+        if notifier is None or not notifier.flags & KEY_MISS:
+            return None
+        return partial(notifier.key_miss, db=db.index)
 
     @property
     def max_bulk_len(self) -> int:
@@ -134,6 +144,7 @@ class KvState:
         while len(dbs) <= index:
             db = Keyspace(len(dbs))
             db.on_expired = partial(self._expired, db)
+            db.on_miss = self._miss_reporter(db)
             dbs.append(db)
         return dbs[index]
 

@@ -53,7 +53,16 @@ def now_ms() -> int:
 
 
 class Keyspace:
-    __slots__ = ("data", "expired_keys", "expires", "hits", "index", "misses", "on_expired")
+    __slots__ = (
+        "data",
+        "expired_keys",
+        "expires",
+        "hits",
+        "index",
+        "misses",
+        "on_expired",
+        "on_miss",
+    )
 
     def __init__(self, index: int = 0) -> None:
         self.index = index  # the database number (SELECT's)
@@ -64,6 +73,8 @@ class Keyspace:
         self.expired_keys = 0  # deleted because their time passed, lazily or actively
         # Called with each key deleted because its time passed (the journal logs a DEL).
         self.on_expired: Callable[[bytes], None] | None = None
+        # Called with each key a read looked up and did not find (the ``keymiss`` event).
+        self.on_miss: Callable[[bytes], None] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -77,6 +88,8 @@ class Keyspace:
             value = None
         if value is None:
             self.misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
         else:
             self.hits += 1
         return value

@@ -36,7 +36,7 @@ from residentd.apps.kv.commands.common import (
 )
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
-from residentd.apps.kv.persistence.aof import encode
+from residentd.apps.kv.journaling import run_served
 from residentd.codecs.resp import (
     EMPTY_ARRAY,
     NIL,
@@ -119,16 +119,6 @@ def _ready_list(s: Client, key: bytes) -> deque[bytes] | None:
     """The non-empty list at a key that became ready, None if it holds none now."""
     items = s.db.get_write(key)
     return items if items.__class__ is deque and items else None
-
-
-def journal_served(s: Client, argv: list[bytes]) -> None:
-    """Log what a served blocked command did (the session journals the others)."""
-    state = s.state
-    journal = state.journal
-    if journal is not None:
-        mark = len(journal)
-        journal += encode(argv)
-        state.journal_select(s.db, mark)  # woken by SWAPDB or MOVE from another database
 
 
 # -- pushes ---------------------------------------------------------------------------------------
@@ -513,10 +503,13 @@ def _blocking_pop(s: Client, argv: list[bytes], left: bool) -> bytes:
         items = _ready_list(s, key)
         if items is None:
             return None
-        value = items.popleft() if left else items.pop()
-        s.db.delete_if_empty(key, items)
-        journal_served(s, [name, key])
-        return b"*2\r\n" + bulk(key) + bulk(value)
+
+        def pop() -> bytes:
+            value = items.popleft() if left else items.pop()
+            s.db.delete_if_empty(key, items)
+            return b"*2\r\n" + bulk(key) + bulk(value)
+
+        return run_served(s, [name, key], pop)
 
     s.block(keys, timeout, serve, NIL_ARRAY)
     return NIL_ARRAY
@@ -567,10 +560,9 @@ def _blocking_move(
         if _ready_list(s, key) is None:
             return None
         try:
-            reply = _move(s, source, target, left_from, left_to)
+            reply = run_served(s, logged, lambda: _move(s, source, target, left_from, left_to))
         except KvError as exc:  # the destination has another type: the waiter hears it
             return exc.reply
-        journal_served(s, logged)
         s.state.blocking.signal(s.db.index, target)
         return reply
 
@@ -631,8 +623,8 @@ def blmpop(s: Client, argv: list[bytes]) -> bytes:
         items = _ready_list(s, key)
         if items is None:
             return None
-        journal_served(s, [name, key, b"%d" % min(count, len(items))])
-        return _pop_range(s, key, items, left, count)
+        logged = [name, key, b"%d" % min(count, len(items))]
+        return run_served(s, logged, lambda: _pop_range(s, key, items, left, count))
 
     s.block(keys, timeout, serve, NIL_ARRAY)
     return NIL_ARRAY

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import int_arg, read, write
-from residentd.apps.kv.commands.lists import journal_served
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.journaling import journal_served
 from residentd.apps.kv.store import now_ms
 from residentd.apps.kv.stream import (
     MAX_ID,

@@ -45,6 +45,8 @@ def get(s: Client, argv: list[bytes]) -> bytes:
     value = db.data.get(key)
     if value is None or (db.expires and db.expire_if_due(key)):
         db.misses += 1
+        if db.on_miss is not None:
+            db.on_miss(key)
         return NIL
     db.hits += 1
     if value.__class__ is not bytes:

@@ -24,9 +24,10 @@ from residentd.apps.kv.commands.common import (
     write,
 )
 from residentd.apps.kv.commands.keys import parse_cursor
-from residentd.apps.kv.commands.lists import journal_served, timeout_arg
+from residentd.apps.kv.commands.lists import timeout_arg
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.journaling import run_served
 from residentd.apps.kv.patterns import compile_glob
 from residentd.apps.kv.zscores import (
     format_score,
@@ -648,8 +649,7 @@ def _blocking_zpop(s: Client, argv: list[bytes], highest: bool) -> bytes:
         zset = _ready_zset(s, key)
         if zset is None:
             return None
-        journal_served(s, [name, key])
-        return _pop_with_key(s, key, zset, highest)
+        return run_served(s, [name, key], lambda: _pop_with_key(s, key, zset, highest))
 
     s.block(keys, timeout, serve, NIL_ARRAY)
     return NIL_ARRAY
@@ -707,8 +707,8 @@ def bzmpop(s: Client, argv: list[bytes]) -> bytes:
         zset = _ready_zset(s, key)
         if zset is None:
             return None
-        journal_served(s, [name, key, b"%d" % min(count, len(zset))])
-        return _zpop(s, [key], not lowest, count, emit_key=True)
+        logged = [name, key, b"%d" % min(count, len(zset))]
+        return run_served(s, logged, lambda: _zpop(s, [key], not lowest, count, emit_key=True))
 
     s.block(keys, timeout, serve, NIL_ARRAY)
     return NIL_ARRAY
