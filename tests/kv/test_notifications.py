@@ -13,7 +13,7 @@ from residentd.apps.kv.notifications import flags_text, parse_flags
 from .helpers import KvThread, Raw, resp
 from .test_lists import wait_blocked
 
-Command = tuple[str, ...]
+Command = tuple[str | bytes, ...]
 
 # Every write command kv has, in its notifying and its silent cases.
 COMMANDS: list[Command] = [
@@ -76,6 +76,27 @@ COMMANDS: list[Command] = [
     ("ZUNIONSTORE", "zd", "2", "z1", "z2"), ("ZINTERSTORE", "zd", "2", "z1", "z2"),
     ("ZDIFFSTORE", "zd", "2", "z1", "z2"), ("ZDIFFSTORE", "zd", "1", "nope"),
     ("ZRANGESTORE", "zr", "z2", "0", "-1"), ("ZRANGESTORE", "zr", "z2", "5", "9"),
+    ("PFADD", "h", "a"), ("PFADD", "h", "a"), ("PFADD", "h2"), ("PFMERGE", "h3", "h", "h2"),
+    ("GEOADD", "g", "13.36", "38.11", "p1"), ("GEOADD", "g", "13.36", "38.11", "p1"),
+    ("GEOADD", "g", "13.37", "38.11", "p1"), ("GEOADD", "g", "XX", "CH", "13.38", "38.1", "p1"),
+    ("GEOSEARCHSTORE", "gs", "g", "FROMLONLAT", "13", "38", "BYRADIUS", "500", "km"),
+    ("GEOSEARCHSTORE", "gs", "g", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km"),
+    ("GEORADIUS", "g", "13", "38", "500", "km", "STORE", "gr"),
+    ("GEORADIUS", "g", "13", "38", "5", "km"),
+    ("GEORADIUSBYMEMBER", "g", "p1", "10", "km", "STOREDIST", "gd"), ("SET", "m", "v"),
+    ("MOVE", "m", "1"), ("MOVE", "m", "1"), ("SWAPDB", "0", "1"), ("SWAPDB", "0", "1"),
+    ("RESTORE", "rs", "0", b"\x00\x01v\n\x00\x91\x08\xce\xb2\x198\x8a\xce"),
+    ("XADD", "x1", "1-1", "f", "v"), ("XADD", "x1", "MAXLEN", "1", "2-1", "f", "v"),
+    ("XADD", "x1", "NOMKSTREAM", "*", "f", "v"), ("XADD", "x0", "NOMKSTREAM", "*", "f", "v"),
+    ("XDEL", "x1", "2-1"), ("XDEL", "x1", "9-9"), ("XADD", "x1", "3-1", "f", "v"),
+    ("XTRIM", "x1", "MAXLEN", "0"), ("XTRIM", "x1", "MAXLEN", "0"), ("XADD", "x1", "4-1", "f", "v"),
+    ("XGROUP", "CREATE", "x1", "g", "0"), ("XGROUP", "CREATE", "x2", "g", "$", "MKSTREAM"),
+    ("XGROUP", "CREATECONSUMER", "x1", "g", "c"), ("XGROUP", "CREATECONSUMER", "x1", "g", "c"),
+    ("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "x1", ">"), ("XACK", "x1", "g", "4-1"),
+    ("XCLAIM", "x1", "g", "c3", "0", "4-1"), ("XAUTOCLAIM", "x1", "g", "c4", "0", "0"),
+    ("XGROUP", "DELCONSUMER", "x1", "g", "c"), ("XGROUP", "DELCONSUMER", "x1", "g", "c"),
+    ("XGROUP", "SETID", "x1", "g", "0"), ("XSETID", "x1", "5-0"), ("XGROUP", "DESTROY", "x1", "g"),
+    ("XGROUP", "DESTROY", "x1", "g"),
     ("MULTI",), ("SET", "x", "1"), ("INCR", "x"), ("LPUSH", "x", "wrong"), ("EXEC",),
     ("LPUSH", "s", "wrongtype"), ("GET", "s"),
 ]  # fmt: skip
@@ -113,6 +134,8 @@ def test_every_write_command_notifies_as_redis_does(kv: KvThread, redis_port: in
     ours = _events(kv.port, "AKEn", COMMANDS)
     theirs = _events(redis_port, "AKEn", COMMANDS)
     assert ours == theirs
+    for event in ("restore rs", "move_to m", "xtrim x1", "xgroup-delconsumer x1", "pfadd h3"):
+        assert f"__keyevent@0__:{event}" in ours or f"__keyevent@1__:{event}" in ours
 
 
 # Lookups of missing keys, by read commands and by writes that read first.

@@ -79,7 +79,8 @@ def flags_text(flags: int) -> str:
 
 SETTING_ERROR = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
 
-Event = tuple[int, bytes, bytes]  # class, event name, key
+# class, event name, key; and the database when it is not the command's own (MOVE's target).
+Event = tuple[int, bytes, bytes] | tuple[int, bytes, bytes, int]
 
 
 class Notifier:
@@ -145,7 +146,10 @@ class Watch:
             return
         created = {key for key in self.keys if not self.was(key) and key in self.db.data}
         index = self.db.index
-        for kind, event, key in rule(self, reply):
+        for kind, event, key, *elsewhere in rule(self, reply):
+            if elsewhere:
+                notifier.notify(kind, event, key, elsewhere[0])
+                continue
             if key in created:  # unless the rule placed its "new" itself
                 created.discard(key)
                 if kind != NEW:
@@ -161,7 +165,28 @@ def _keys(name: bytes, argv: list[bytes], spec: tuple[int, int, int]) -> list[by
     keys = argv[first : last + 1 : step] if first else []
     if name == b"sort":
         keys += [argv[i + 1] for i in range(2, len(argv) - 1) if argv[i].upper() == b"STORE"]
+    more = _MORE_KEYS.get(name)
+    if more is not None:
+        keys += more(argv)
     return keys
+
+
+def _radius_store(argv: list[bytes]) -> list[bytes]:
+    """GEORADIUS's and GEORADIUSBYMEMBER's STORE or STOREDIST key (the last one given)."""
+    stores = [i + 1 for i in range(2, len(argv) - 1) if argv[i].upper() in (b"STORE", b"STOREDIST")]
+    return [argv[stores[-1]]] if stores else []
+
+
+# The keys whose creation sends "new", for commands whose key specification kv leaves empty.
+_MORE_KEYS: dict[bytes, Callable[[list[bytes]], list[bytes]]] = {
+    b"geoadd": lambda argv: argv[1:2],
+    b"georadius": _radius_store,
+    b"georadiusbymember": _radius_store,
+    b"geosearchstore": lambda argv: argv[1:2],
+    b"restore": lambda argv: argv[1:2],
+    b"xadd": lambda argv: argv[1:2],
+    b"xgroup": lambda argv: argv[2:3],
+}
 
 
 Rule = Callable[[Watch, bytes], list[Event]]
@@ -338,6 +363,76 @@ def _zadd(w: Watch, reply: bytes) -> list[Event]:
     return [(ZSET, b"zadd", key)]
 
 
+def _geoadd_scores(db: Keyspace, argv: list[bytes]) -> Any:
+    """GEOADD's members (after NX, XX and CH, each after its longitude and latitude) with
+    their scores before it."""
+    i = 2
+    while i < len(argv) and argv[i].lower() in (b"nx", b"xx", b"ch"):
+        i += 1
+    scores = getattr(db.data.get(argv[1]), "scores", {})
+    return False, [(member, scores.get(member)) for member in argv[i + 2 :: 3]]
+
+
+def _geo_store(event: bytes) -> Rule:
+    """GEOSEARCHSTORE, and GEORADIUS with STORE: the event on the stored key, or ``del`` when
+    nothing was found and that replaced a key."""
+
+    def rule(w: Watch, reply: bytes) -> list[Event]:
+        keys = w.argv[1:2] if w.name == b"geosearchstore" else _radius_store(w.argv)
+        if not keys:  # no STORE: a read
+            return []
+        key = keys[0]
+        if reply != ZERO:
+            return [(ZSET, event, key)]
+        return [(GENERIC, b"del", key)] if w.was(key) else []
+
+    return rule
+
+
+def _move(w: Watch, reply: bytes) -> list[Event]:
+    """MOVE: ``move_from`` here, then ``move_to`` in the target database (after its "new")."""
+    if reply == ZERO:
+        return []
+    key, target = w.argv[1], int(w.argv[2])
+    return [
+        (NEW, b"new", key, target),
+        (GENERIC, b"move_from", key),
+        (GENERIC, b"move_to", key, target),
+    ]
+
+
+def _stream_length(db: Keyspace, argv: list[bytes]) -> Any:
+    stream = db.data.get(argv[1])
+    return getattr(stream, "length", 0)
+
+
+def _xadd(w: Watch, reply: bytes) -> list[Event]:
+    """XADD: ``xadd``, and ``xtrim`` when its MAXLEN or MINID trimmed entries."""
+    if reply in (NIL, NULL_ARRAY):  # NOMKSTREAM on no stream
+        return []
+    key = w.argv[1]
+    trimmed = getattr(w.db.data.get(key), "length", 0) < w.extra + 1
+    return [(STREAM, b"xadd", key), *([(STREAM, b"xtrim", key)] if trimmed else [])]
+
+
+def _consumer_exists(db: Keyspace, argv: list[bytes]) -> Any:
+    """XGROUP DELCONSUMER: whether the consumer was there (the reply counts its pending)."""
+    if argv[1].lower() != b"delconsumer" or len(argv) != 5:
+        return False
+    group = getattr(db.data.get(argv[2]), "groups", {}).get(argv[3])
+    return group is not None and argv[4] in group.consumers
+
+
+def _xgroup(w: Watch, reply: bytes) -> list[Event]:
+    sub = w.argv[1].lower()
+    key = w.argv[2] if len(w.argv) > 2 else b""
+    if sub in (b"create", b"setid") or (sub == b"delconsumer" and w.extra):
+        return [(STREAM, b"xgroup-" + sub, key)]
+    if sub in (b"createconsumer", b"destroy") and reply != ZERO:
+        return [(STREAM, b"xgroup-" + sub, key)]
+    return []
+
+
 def _reply_key(reply: bytes) -> bytes:
     """The key a multi-key pop names first in its reply (``*2\r\n$<n>\r\n<key>...``)."""
     header = reply.index(b"\r\n", 4)
@@ -402,6 +497,9 @@ def _ltrim(w: Watch, reply: bytes) -> list[Event]:
 
 
 PREPARE: dict[bytes, Callable[[Keyspace, list[bytes]], Any]] = {
+    b"geoadd": _geoadd_scores,
+    b"xadd": _stream_length,
+    b"xgroup": _consumer_exists,
     b"getex": _had_deadline,
     b"smove": _member_in_target,
     b"zadd": _zadd_scores,
@@ -485,4 +583,17 @@ RULES: dict[bytes, Rule] = {
     b"zinterstore": _store(ZSET, b"zinterstore"),
     b"zdiffstore": _store(ZSET, b"zdiffstore"),
     b"zrangestore": _store(ZSET, b"zrangestore"),
+    b"geoadd": _zadd,
+    b"geosearchstore": _geo_store(b"geosearchstore"),
+    b"georadius": _geo_store(b"georadiusstore"),
+    b"georadiusbymember": _geo_store(b"georadiusstore"),
+    b"pfadd": _unless(STRING, b"pfadd", ZERO),
+    b"pfmerge": _always(STRING, b"pfadd"),
+    b"move": _move,
+    b"restore": _always(GENERIC, b"restore"),
+    b"xadd": _xadd,
+    b"xdel": _unless(STREAM, b"xdel", ZERO),
+    b"xtrim": _unless(STREAM, b"xtrim", ZERO),
+    b"xsetid": _always(STREAM, b"xsetid"),
+    b"xgroup": _xgroup,
 }
