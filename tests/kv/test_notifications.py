@@ -4,7 +4,9 @@ order, byte for byte; the setting's parsing and canonical form compared too."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -111,23 +113,35 @@ def _short(message: bytes) -> str:
     return f"{parts[6].decode()} {parts[8].decode()}"
 
 
-def _events(port: int, setting: str, commands: list[Command]) -> list[str]:
-    """What a subscriber to every keyspace channel receives while ``commands`` run."""
+@contextlib.contextmanager
+def _listening(port: int, setting: str) -> Iterator[tuple[Raw, Callable[[], list[str]]]]:
+    """A client, with the setting on and a subscriber to every keyspace channel; and what
+    gives the messages that subscriber has received."""
     with Raw(port) as client, Raw(port) as listener:
         client.call("FLUSHALL")
         assert client.call("CONFIG", "SET", "notify-keyspace-events", setting) == b"+OK\r\n"
+
+        def received() -> list[str]:
+            client.call("PUBLISH", END, "done")
+            messages = []
+            while (message := listener.replies(1)[0]) != resp("message", END, "done"):
+                messages.append(_short(message))
+            return messages
+
         try:
             listener.call("PSUBSCRIBE", "__key*__:*")
             listener.call("SUBSCRIBE", END)
-            client.send(b"".join(resp(*command) for command in commands))
-            client.replies(len(commands))
-            client.call("PUBLISH", END, "done")
-            received = []
-            while (message := listener.replies(1)[0]) != resp("message", END, "done"):
-                received.append(_short(message))
-            return received
+            yield client, received
         finally:
             client.call("CONFIG", "SET", "notify-keyspace-events", "")
+
+
+def _events(port: int, setting: str, commands: list[Command]) -> list[str]:
+    """What a subscriber to every keyspace channel receives while ``commands`` run."""
+    with _listening(port, setting) as (client, received):
+        client.send(b"".join(resp(*command) for command in commands))
+        client.replies(len(commands))
+        return received()
 
 
 def test_every_write_command_notifies_as_redis_does(kv: KvThread, redis_port: int) -> None:
@@ -178,25 +192,14 @@ SERVED: list[tuple[Command, Command]] = [
 
 def _served_events(port: int) -> list[str]:
     """What a subscriber receives while each blocked command is served by a later write."""
-    with Raw(port) as client, Raw(port) as listener:
-        client.call("FLUSHALL")
-        client.call("CONFIG", "SET", "notify-keyspace-events", "AKEn")
-        try:
-            listener.call("PSUBSCRIBE", "__key*__:*")
-            listener.call("SUBSCRIBE", END)
-            for blocked, write in SERVED:
-                with Raw(port) as waiter:
-                    waiter.send(resp(*blocked))
-                    wait_blocked(port, 1)
-                    client.call(*write)
-                    assert waiter.replies(1)[0] not in (b"*-1\r\n", b"$-1\r\n")  # served
-            client.call("PUBLISH", END, "done")
-            received = []
-            while (message := listener.replies(1)[0]) != resp("message", END, "done"):
-                received.append(_short(message))
-            return received
-        finally:
-            client.call("CONFIG", "SET", "notify-keyspace-events", "")
+    with _listening(port, "AKEn") as (client, received):
+        for blocked, write in SERVED:
+            with Raw(port) as waiter:
+                waiter.send(resp(*blocked))
+                wait_blocked(port, 1)
+                client.call(*write)
+                assert waiter.replies(1)[0] not in (b"*-1\r\n", b"$-1\r\n")  # served
+        return received()
 
 
 def test_blocked_pops_served_later_notify_as_redis_does(kv: KvThread, redis_port: int) -> None:
