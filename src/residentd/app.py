@@ -155,6 +155,14 @@ class Host(Protocol):
     def addresses(self, service: str | None = None) -> Sequence[Address]:
         """The bound addresses, of one service or of all."""
 
+    def accept_now(self) -> None:
+        """Accept the connections waiting on the listeners without waiting: for a handler
+        that holds the loop and serves the connections with ``serve_now`` meanwhile (kv's
+        slow scripts). They go to the loop at ``release_accepted``."""
+
+    def release_accepted(self) -> None:
+        """Hand the connections ``accept_now`` took to the loop (the handler returned)."""
+
     def snapshot(self) -> dict[str, Any]:
         """The counters as plain data (what ``residentd status`` shows)."""
 

@@ -6,6 +6,7 @@ other clients are answered -BUSY and SCRIPT KILL stops it."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -265,7 +266,7 @@ def _in_background(port: int, *command: str | int) -> tuple[threading.Thread, li
 
 def test_a_long_script_makes_others_busy_until_killed() -> None:
     with KvThread(options={"busy_reply_threshold": 100}) as kv, Raw(kv.port) as other:
-        other.call("ping")  # connected before: the loop accepts no one while a script runs
+        other.call("ping")  # connected before the script
         thread, result = _in_background(kv.port, "eval", "while true do end", 0)
         deadline = time.monotonic() + 5
         while (reply := other.call("get", "k")) == b"$-1\r\n":  # not yet past the threshold
@@ -351,3 +352,47 @@ SCRIPTED_TYPES: list[tuple[str | int, ...]] = [
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_resp3_in_scripts_matches_redis(kv: KvThread, redis_port: int, protocol: int) -> None:
     assert_same_as_redis(kv.port, redis_port, [("hello", protocol), *SETUP, *SCRIPTED_TYPES])
+
+
+def _busy(early: Raw, thread: threading.Thread) -> None:
+    """Until ``early``, connected before the script, is answered -BUSY. (A client that
+    connects in the very loop iteration the script starts in has been accepted by the loop
+    but not yet handed to its connection: it waits for the script's end.)"""
+    deadline = time.monotonic() + 5
+    while early.call("get", "k") != BUSY:
+        assert thread.is_alive() and time.monotonic() < deadline, "never busy"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_client_that_connects_during_a_slow_script_can_kill_it(loop: str) -> None:
+    with KvThread(loop, options={"busy_reply_threshold": 50}) as kv, Raw(kv.port) as early:
+        early.call("ping")  # connected before the script: the loop accepted it
+        thread, result = _in_background(kv.port, "eval", "while true do end", 0)
+        _busy(early, thread)
+        with Raw(kv.port) as late, Raw(kv.port) as leaving:
+            leaving.close()  # connects and goes during the script: nothing breaks
+            assert late.call("ping") == BUSY
+            late.send(resp("get", "a") + resp("get", "b"))  # a pipeline, answered in order
+            assert late.replies(2) == [BUSY, BUSY]
+            assert late.call("script", "kill") == b"+OK\r\n"
+            thread.join(5)
+            assert result[0].startswith(b"-ERR Script killed by user with SCRIPT KILL")
+            # The loop has the connection now: it goes on as any other.
+            assert late.call("set", "k", "v") == b"+OK\r\n"
+            assert late.call("get", "k") == b"$1\r\nv\r\n"
+            assert early.call("get", "k") == b"$1\r\nv\r\n"
+        deadline = time.monotonic() + 5
+        while kv.call(lambda: len(kv.state.clients)) != 1:  # only ``early`` is left
+            assert time.monotonic() < deadline, "a late client was not released"
+
+
+def test_redis_cli_started_during_a_slow_script_kills_it() -> None:
+    with KvThread(options={"busy_reply_threshold": 50}) as kv, Raw(kv.port) as early:
+        early.call("ping")
+        thread, result = _in_background(kv.port, "eval", "while true do end", 0)
+        _busy(early, thread)
+        cli = ["redis-cli", "-p", str(kv.port), "SCRIPT", "KILL"]
+        done = subprocess.run(cli, capture_output=True, timeout=10, check=True)
+        assert done.stdout == b"OK\n"
+        thread.join(5)
+        assert result[0].startswith(b"-ERR Script killed by user with SCRIPT KILL")

@@ -36,6 +36,7 @@ from residentd.net.connection import Connection, ServiceRuntime
 from residentd.net.deadlines import DeadlineWheel
 from residentd.net.flushing import FlushQueue
 from residentd.net.handover import serve_socket
+from residentd.net.held import HeldAcceptor
 from residentd.net.listener import Address, bind, bound_addresses, parse_address
 from residentd.net.stats import Stats
 from residentd.net.timers import TimerGroup
@@ -72,6 +73,7 @@ class Server:
         self._unix_paths: list[str] = []
         # The running task of each async periodic job, by the job's index in app.jobs.
         self._jobs: dict[int, asyncio.Future[Any]] = {}
+        self._held: HeldAcceptor | None = None  # accept_now's, while a handler holds the loop
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -153,6 +155,20 @@ class Server:
             return Connection(self, runtime)
 
         return make
+
+    def accept_now(self) -> None:
+        """Accept the connections waiting on the listeners without waiting, for a handler
+        that holds the loop (kv's slow scripts) and serves them with ``serve_now``; they go
+        to the loop at ``release_accepted`` (net/held.py)."""
+        if self._held is None:
+            self._held = HeldAcceptor(self)
+        self._held.accept()
+
+    def release_accepted(self) -> None:
+        """Hand what ``accept_now`` accepted to the loop, once the handler has returned."""
+        if self._held is not None:
+            self._held.release()
+            self._held = None
 
     def addresses(self, service: str | None = None) -> list[Address]:
         """The bound addresses, of one service or of all."""

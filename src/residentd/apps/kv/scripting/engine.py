@@ -22,8 +22,9 @@ are written at once (so under ``appendfsync always`` a reply to a write made in 
 loop iteration before the script may leave before that write's fsync). SCRIPT KILL marks the
 script, and the next tick raises "Script killed by user with SCRIPT KILL..." in it (again at
 every tick, so a ``pcall`` cannot swallow it); a script that already wrote cannot be killed
-(UNKILLABLE), as in Redis. Unlike Redis, new connections wait in the listen backlog until the
-script ends, and a script inside a long C function (a ``string.rep`` of gigabytes) is not
+(UNKILLABLE), as in Redis. Clients that connect meanwhile are accepted from inside the script
+too (``Host.accept_now``), so a new redis-cli can send SCRIPT KILL, and go to the loop when it ends.
+Unlike Redis, a script inside a long C function (a ``string.rep`` of gigabytes) is not
 interrupted until it returns.
 """
 
@@ -140,6 +141,9 @@ class Scripts:
             if state.script_busy:
                 state.script_busy = False
                 log.warning("slow script %s ended after %.3f s", sha.decode(), _since(run))
+                server = state.app.server
+                if server is not None:  # the clients that came meanwhile go to the loop
+                    server.release_accepted()
         if journal is not None and not outer and run.logged > 1:
             state.wrap_block(mark)
         return to_reply(value, client.resp, run.resp) if ok else _error_reply(value, sha)
@@ -250,6 +254,7 @@ class Scripts:
         if server is None:
             return
         caller = getattr(run.client, "conn", None)
+        server.accept_now()  # as Redis accepts meanwhile: a new client may send SCRIPT KILL
         for conn in list(server.connections.values()):
             if conn is not caller and not conn.closing:
                 conn.serve_now()
