@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
+import sys
 import time
 import tracemalloc
 from collections import deque
@@ -105,12 +107,15 @@ class KvClient:
         loop: asyncio.AbstractEventLoop,
         execute: Execute | None,
         prepare: Callable[[Keyspace], None] | None = None,
+        journaled: bool = False,
     ) -> None:
         self.loop = loop
         self.execute = execute
         self.app: KvApp = create_app()
         if prepare is not None:
             prepare(self.app.state.db)
+        if journaled:  # as kv persisting: the writes append what Redis's AOF would hold
+            self.app.state.journal = bytearray()
         self.server = Server(self.app, None, loop)
         runtime = ServiceRuntime.of(self.app.services[0])
         self.transport = RecordingTransport()
@@ -147,7 +152,9 @@ class KvClient:
 
     def keyspace(self) -> dict[str, Any]:
         db = self.app.state.db
+        journal = self.app.state.journal
         return {
+            "journal": None if journal is None else timeless(bytes(journal)),
             "data": [(key, plain(value)) for key, value in db.data.items()],
             "expires": sorted(db.expires),
             "hits": db.hits,
@@ -155,6 +162,27 @@ class KvClient:
             "expired_keys": db.expired_keys,
             "commands": self.app.state.commands,
         }
+
+
+# Absolute deadlines in the journal (PEXPIREAT, PXAT) and PTTL's milliseconds left of the
+# deadlines the generator sets differ from run to run by the time between.
+ABSOLUTE_MS = re.compile(
+    rb"(\$9\r\nPEXPIREAT\r\n\$\d+\r\n[^\r]*\r\n|\$4\r\nPXAT\r\n)\$\d+\r\n\d+\r\n"
+)
+INTEGER = re.compile(rb":(\d{5,})\r\n")
+MS_LEFT_OF = (100_000, 1_000_000, 9_223_372_036_854_776)
+
+
+def timeless(data: bytes) -> bytes:
+    data = ABSOLUTE_MS.sub(rb"\1<ms>", data)
+    return INTEGER.sub(
+        lambda found: (
+            b":<ms left>\r\n"
+            if any(0 <= ms - int(found[1]) < 2_000 for ms in MS_LEFT_OF)
+            else found[0]
+        ),
+        data,
+    )
 
 
 def plain(value: Any) -> tuple[str, Any]:
@@ -174,11 +202,12 @@ def run_pipeline(
     execute: Execute | None,
     chunks: list[list[Argv]],
     prepare: Callable[[Keyspace], None] | None = None,
+    journaled: bool = False,
 ) -> tuple[list[bytes], dict[str, Any]]:
-    client = KvClient(loop, execute, prepare)
+    client = KvClient(loop, execute, prepare, journaled)
     for chunk in chunks:
         client.read(chunk)
-    replies = client.replies()
+    replies = [timeless(reply) for reply in client.replies()]
     assert len(replies) == sum(map(len, chunks)), replies  # one reply per command
     return replies, client.keyspace()
 
@@ -215,6 +244,12 @@ NUMBERS = [
 ]
 
 keys = st.sampled_from(KEYS)
+INDEXES = [b"0", b"1", b"2", b"-1", b"-2", b"-3", b"5", b"-100", b"100", b"x", b"007"]
+INDEXES += [b"-9223372036854775808", b"9223372036854775807", b"99999999999999999999"]
+indexes = st.sampled_from(INDEXES)
+POP_COUNTS = [[]] * 6 + [[b"1"], [b"2"], [b"3"], [b"100"], [b"0"], [b"-1"], [b"x"], [b"1", b"2"]]
+EXPIRE_TIMES = [b"100", b"1000", b"0", b"-1", b"x", b"9223372036854775807", b"9223372036854776"]
+EXPIRE_OPTIONS = [[]] * 6 + [[b"NX"], [b"xx"], [b"GT"], [b"lt"], [b"NX", b"XX"], [b"BOGUS"]]
 numbers = st.one_of(
     st.sampled_from(NUMBERS),
     st.integers(-1000, 1000).map(lambda n: b"%d" % n),
@@ -256,12 +291,14 @@ def hot_command(draw: st.DrawFn) -> Argv:
         st.sampled_from(
             [
                 *("get", "set", "mget", "mset", "incr", "decr", "incrby", "decrby"),
-                *("lpush", "rpush", "ping"),
+                *("lpush", "rpush", "lpush", "rpush", "ping"),
+                *("lpop", "rpop", "lrange", "lindex", "llen"),
+                *("del", "exists", "expire", "pexpire", "ttl", "pttl"),
             ]
         )
     )
     argv = [draw(spelled(name))]
-    if name in ("get", "incr", "decr"):
+    if name in ("get", "incr", "decr", "llen", "ttl", "pttl"):
         argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
     elif name in ("incrby", "decrby"):
         argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
@@ -287,6 +324,21 @@ def hot_command(draw: st.DrawFn) -> Argv:
         )
     elif name == "ping":
         argv += draw(st.lists(values, max_size=draw(st.sampled_from([0, 0, 0, 1, 2]))))
+    elif name in ("lpop", "rpop"):
+        argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
+        argv += draw(st.sampled_from(POP_COUNTS))
+    elif name in ("lrange", "lindex"):
+        argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
+        count = 2 if name == "lrange" else 1
+        argv += draw(st.lists(indexes, min_size=count, max_size=count + (n != 1)))
+    elif name in ("del", "exists"):
+        argv += draw(st.lists(keys, max_size=4))
+    elif name in ("expire", "pexpire"):
+        argv += draw(st.lists(keys, min_size=(n := draw(small_counts)), max_size=n))
+        times = [
+            b"100000" if name == "pexpire" and when == b"100" else when for when in EXPIRE_TIMES
+        ]
+        argv += [draw(st.sampled_from(times)), *draw(st.sampled_from(EXPIRE_OPTIONS))]
     return argv
 
 
@@ -368,7 +420,7 @@ def cut(pipeline: list[Argv], at: list[int]) -> list[list[Argv]]:
 
 @needs_fastpath
 @settings(max_examples=300, deadline=None)
-@given(pipeline=pipelines, at=cuts)
+@given(pipeline=pipelines, at=cuts, journaled=st.booleans())
 @example(  # INCR and INCRBY up to and past INT64_MAX, DECRBY of INT64_MIN
     pipeline=[
         [b"SET", b"a", b"9223372036854775805"],
@@ -383,6 +435,7 @@ def cut(pipeline: list[Argv], at: list[int]) -> list[list[Argv]]:
         [b"GET", b"b"],
     ],
     at=[],
+    journaled=False,
 )
 @example(  # a time to live, a type change, a transaction and a subscription between hot commands
     pipeline=[
@@ -409,6 +462,7 @@ def cut(pipeline: list[Argv], at: list[int]) -> list[list[Argv]]:
         [b"LRANGE", b"c", b"0", b"-1"],
     ],
     at=[3, 11, 16],
+    journaled=True,
 )
 @example(  # SET and MSET drop a time to live; GET then runs in C again
     pipeline=[
@@ -425,14 +479,39 @@ def cut(pipeline: list[Argv], at: list[int]) -> list[list[Argv]]:
         [b"INCR", b"c"],
     ],
     at=[5],
+    journaled=False,
+)
+@example(  # the list and key commands, journaled: pops that empty a list, reads, times to live
+    pipeline=[
+        [b"RPUSH", b"l", b"1", b"2", b"3", b"4", b"5"],
+        [b"LRANGE", b"l", b"0", b"-1"],
+        [b"lrange", b"l", b"-2", b"100"],
+        [b"LINDEX", b"l", b"-5"],
+        [b"LPOP", b"l"],
+        [b"RPOP", b"l", b"2"],
+        [b"LLEN", b"l"],
+        [b"EXPIRE", b"l", b"100"],
+        [b"TTL", b"l"],
+        [b"LPOP", b"l", b"100"],
+        [b"LPOP", b"l"],
+        [b"SET", b"a", b"1"],
+        [b"PEXPIRE", b"a", b"100000"],
+        [b"PTTL", b"a"],
+        [b"EXISTS", b"a", b"a", b"l", b"b"],
+        [b"DEL", b"b"],
+        [b"DEL", b"a", b"b", b"a"],
+        [b"TTL", b"a"],
+    ],
+    at=[9],
+    journaled=True,
 )
 def test_c_fast_path_and_python_handlers_agree(
-    loop: asyncio.AbstractEventLoop, pipeline: list[Argv], at: list[int]
+    loop: asyncio.AbstractEventLoop, pipeline: list[Argv], at: list[int], journaled: bool
 ) -> None:
-    expected = run_pipeline(loop, None, [pipeline])
+    expected = run_pipeline(loop, None, [pipeline], journaled=journaled)
     for chunks in ([pipeline], cut(pipeline, at)):
-        assert run_pipeline(loop, None, chunks) == expected, chunks
-        assert run_pipeline(loop, fast_execute(), chunks) == expected, chunks
+        assert run_pipeline(loop, None, chunks, journaled=journaled) == expected, chunks
+        assert run_pipeline(loop, fast_execute(), chunks, journaled=journaled) == expected, chunks
 
 
 @needs_fastpath
@@ -518,6 +597,21 @@ def keyspace(**data: Any) -> Keyspace:
         [b"PING", b"hi"],
         [b"GETS", b"a"],
         [b"NOSUCHCOMMAND"],
+        [b"LPOP", b"a", b"0"],
+        [b"RPOP", b"a", b"-1"],
+        [b"LPOP", b"a", b"1000000000000000000"],
+        [b"LPOP", b"a", b"1", b"2"],
+        [b"LRANGE", b"a", b"0"],
+        [b"LRANGE", b"a", b"x", b"1"],
+        [b"LINDEX", b"a", b"-0"],
+        [b"LLEN"],
+        [b"DEL"],
+        [b"EXISTS"],
+        [b"EXPIRE", b"a", b"100", b"NX"],
+        [b"EXPIRE", b"a", b"0"],
+        [b"PEXPIRE", b"a", b"-5"],
+        [b"EXPIRE", b"a", b"9223372036854776"],  # past LLONG_MAX / 1000 seconds
+        [b"TTL", b"a", b"b"],
     ],
 )
 def test_execute_leaves_what_it_does_not_handle(argv: Argv) -> None:
@@ -539,6 +633,11 @@ def test_execute_leaves_what_it_does_not_handle(argv: Argv) -> None:
         [b"INCR", b"t"],
         [b"DECRBY", b"t", b"2"],
         [b"LPUSH", b"t", b"x"],
+        [b"LPOP", b"t"],
+        [b"RPOP", b"t", b"2"],
+        [b"LRANGE", b"t", b"0", b"-1"],
+        [b"LINDEX", b"t", b"0"],
+        [b"LLEN", b"t"],
     ],
 )
 def test_execute_stops_at_a_key_with_a_time_to_live(argv: Argv) -> None:
@@ -577,6 +676,11 @@ def test_set_and_mset_drop_a_time_to_live(argv: Argv) -> None:
         [b"INCR", b"s"],  # a string that is not an integer: Python's error
         [b"LPUSH", b"s", b"x"],
         [b"RPUSH", b"h", b"x"],
+        [b"LPOP", b"s"],
+        [b"RPOP", b"h", b"2"],
+        [b"LRANGE", b"s", b"0", b"-1"],
+        [b"LINDEX", b"h", b"0"],
+        [b"LLEN", b"s"],
     ],
 )
 def test_execute_leaves_a_value_of_another_type_to_python(argv: Argv) -> None:
@@ -674,6 +778,187 @@ def test_a_reply_larger_than_the_in_place_buffer_is_exact() -> None:
     )
     assert replies == [expected]
     assert (db.hits, db.misses) == (201, 1)
+
+
+# -- the list and key commands, directly -----------------------------------------------------------
+
+
+def python_range(items: list[bytes], start: int, stop: int) -> list[bytes]:
+    """LRANGE by Redis's rules, spelled out on a list."""
+    size = len(items)
+    start, stop = start + size if start < 0 else start, stop + size if stop < 0 else stop
+    return items[max(start, 0) : stop + 1]
+
+
+@needs_fastpath
+def test_lrange_walks_from_either_end_and_gives_every_range() -> None:
+    """Ranges nearer the head are walked forward, those nearer the tail backward (past the
+    64 elements held in place, too); each is the slice Redis gives."""
+    elements = [b"e%d" % i for i in range(300)]
+    db = keyspace(l=deque(elements))
+    bounds = [0, 1, 63, 64, 65, 149, 150, 236, 299, 300, 1000, -1, -2, -64, -65, -300, -301]
+    commands = [[b"LRANGE", b"l", b"%d" % a, b"%d" % b] for a in bounds for b in bounds]
+    replies: list[bytes] = []
+    assert fast_execute()(commands, 0, db, replies) == len(commands)
+    expected = b"".join(
+        b"*%d\r\n" % len(found) + b"".join(b"$%d\r\n%b\r\n" % (len(e), e) for e in found)
+        for found in (python_range(elements, int(a), int(b)) for _, _, a, b in commands)
+    )
+    assert replies == [expected]
+    assert (db.hits, db.misses) == (len(commands), 0)
+
+
+@needs_fastpath
+def test_pops_lindex_and_llen() -> None:
+    db = keyspace(l=deque([b"a", b"b", b"c", b"d"]), m=deque([b"x"]))
+    commands = [
+        [b"LINDEX", b"l", b"1"],
+        [b"LINDEX", b"l", b"-1"],
+        [b"LINDEX", b"l", b"4"],  # out of range: nil, a hit
+        [b"LINDEX", b"none", b"0"],  # a miss
+        [b"LLEN", b"l"],
+        [b"LLEN", b"none"],
+        [b"lpop", b"l"],
+        [b"RPOP", b"l", b"2"],
+        [b"LPOP", b"none"],  # nothing to pop: no hit or miss, as lists.py's ``write``
+        [b"RPOP", b"none", b"2"],
+        [b"RPOP", b"m", b"5"],  # empties m: the key goes
+        [b"LLEN", b"l"],
+    ]
+    replies: list[bytes] = []
+    assert fast_execute()(commands, 0, db, replies) == len(commands)
+    assert replies == [
+        b"$1\r\nb\r\n$1\r\nd\r\n$-1\r\n$-1\r\n:4\r\n:0\r\n$1\r\na\r\n"
+        b"*2\r\n$1\r\nd\r\n$1\r\nc\r\n$-1\r\n*-1\r\n*1\r\n$1\r\nx\r\n:1\r\n"
+    ]
+    assert db.data == {b"l": deque([b"b"])}
+    assert (db.hits, db.misses) == (5, 2)
+
+
+@needs_fastpath
+def test_keys_with_a_time_to_live_ahead_run_here() -> None:
+    deadline = now_ms() + 100_000
+    db = keyspace(a=b"1", t=b"2", u=b"3")
+    db.expires.update({b"t": deadline, b"u": deadline})
+    commands = [
+        [b"EXISTS", b"t", b"a", b"t", b"none"],
+        [b"TTL", b"t"],
+        [b"TTL", b"a"],
+        [b"PTTL", b"none"],
+        [b"DEL", b"t", b"none"],
+        [b"EXPIRE", b"u", b"1000"],
+        [b"PEXPIRE", b"a", b"5000"],
+        [b"PEXPIRE", b"none", b"5000"],
+    ]
+    before = now_ms()
+    replies: list[bytes] = []
+    assert fast_execute()(commands, 0, db, replies) == len(commands)
+    after = now_ms()
+    assert replies == [b":3\r\n:100\r\n:-1\r\n:-2\r\n:1\r\n:1\r\n:1\r\n:0\r\n"]
+    assert db.data == {b"a": b"1", b"u": b"3"}
+    assert before + 1_000_000 <= db.expires[b"u"] <= after + 1_000_000
+    assert before + 5_000 <= db.expires[b"a"] <= after + 5_000
+    assert db.expires.keys() == {b"u", b"a"}
+    assert (db.hits, db.misses) == (2, 1)  # TTL's and PTTL's; EXISTS counts none
+    pttl: list[bytes] = []
+    assert fast_execute()([[b"PTTL", b"a"]], 0, db, pttl) == 1
+    assert 0 < int(pttl[0][1:-2]) <= 5_000
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"EXISTS", b"a", b"gone"],
+        [b"DEL", b"a", b"gone"],  # a stays: nothing changes before Python has it
+        [b"TTL", b"gone"],
+        [b"PTTL", b"gone"],
+        [b"EXPIRE", b"gone", b"100"],
+    ],
+)
+def test_a_key_past_its_time_is_left_to_python(argv: Argv) -> None:
+    """Python deletes it and journals the DEL (store.py ``expire_if_due``)."""
+    db = keyspace(a=b"1", gone=b"2")
+    db.expires[b"gone"] = now_ms() - 1
+    replies: list[bytes] = []
+    assert fast_execute()([[b"TTL", b"a"], argv], 0, db, replies, bytearray()) == 1
+    assert replies == [b":-1\r\n"]
+    assert db.data == {b"a": b"1", b"gone": b"2"}
+    assert (db.hits, db.misses) == (1, 0)
+
+
+@needs_fastpath
+def test_writes_are_journaled_as_redis_logs_them() -> None:
+    """Pops and DEL that changed something log their request, EXPIRE its absolute
+    PEXPIREAT; a pop or DEL that found nothing, an EXPIRE of a missing key and reads log
+    nothing (persistence/aof.py)."""
+    db = keyspace(l=deque([b"a", b"b", b"c"]), k=b"v")
+    commands = [
+        [b"LPOP", b"none"],
+        [b"RPOP", b"none", b"2"],
+        [b"DEL", b"none"],
+        [b"EXPIRE", b"none", b"10"],
+        [b"LRANGE", b"l", b"0", b"-1"],
+        [b"LLEN", b"l"],
+        [b"EXISTS", b"l"],
+        [b"TTL", b"l"],
+        [b"lpop", b"l"],
+        [b"RPOP", b"l", b"5"],
+        [b"EXPIRE", b"k", b"10"],
+        [b"DEL", b"k", b"none", b"k"],
+    ]
+    journal = bytearray(b"before")
+    replies: list[bytes] = []
+    assert fast_execute()(commands[:-1], 0, db, replies, journal) == len(commands) - 1
+    deadline = db.expires[b"k"]
+    assert fast_execute()(commands, len(commands) - 1, db, replies, journal) == len(commands)
+    assert db.data == {}
+    logged = [resp(*argv) for argv in ([b"lpop", b"l"], [b"RPOP", b"l", b"5"])]
+    logged.append(resp(b"PEXPIREAT", b"k", b"%d" % deadline))
+    logged.append(resp(b"DEL", b"k", b"none", b"k"))
+    assert journal == b"before" + b"".join(logged)
+
+
+@needs_fastpath
+def test_expire_logs_the_deadline_it_set() -> None:
+    db = keyspace(k=b"v")
+    journal = bytearray()
+    assert fast_execute()([[b"PEXPIRE", b"k", b"100000"]], 0, db, [], journal) == 1
+    assert journal == resp(b"PEXPIREAT", b"k", b"%d" % db.expires[b"k"])
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv", [[b"LPOP", b"w"], [b"RPOP", b"w", b"2"], [b"DEL", b"a", b"w"], [b"EXPIRE", b"w", b"9"]]
+)
+def test_a_write_to_a_waited_key_is_left_to_python(argv: Argv) -> None:
+    """Python serves the clients blocked on it (a deleted stream answers XREADGROUP)."""
+    db = keyspace(a=b"1", w=deque([b"x", b"y"]))
+    replies: list[bytes] = []
+    assert fast_execute()([[b"LLEN", b"w"], argv], 0, db, replies, None, {b"w": 1}) == 1
+    assert replies == [b":2\r\n"]
+    assert db.data == {b"a": b"1", b"w": deque([b"x", b"y"])}
+
+
+@needs_fastpath
+def test_list_commands_keep_reference_counts_exact() -> None:
+    """Ranges read the deque's elements without keeping them; pops hand theirs on."""
+    element = b"an element of its own"
+    db = keyspace(l=deque([element] * 100))
+    held = sys.getrefcount(element)
+    forward, backward = [b"LRANGE", b"l", b"0", b"9"], [b"LRANGE", b"l", b"-80", b"-1"]
+    for _ in range(2_000):
+        assert fast_execute()([forward, backward, [b"LINDEX", b"l", b"5"]], 0, db, []) == 3
+    assert sys.getrefcount(element) == held
+    fresh = b"pushed and popped"
+    pushed = sys.getrefcount(fresh)
+    for _ in range(2_000):
+        commands = [[b"LPUSH", b"m", fresh, fresh], [b"RPOP", b"m", b"2"]]
+        commands += [[b"LPUSH", b"m", fresh], [b"LPOP", b"m"]]
+        assert fast_execute()(commands, 0, db, []) == 4
+    del commands
+    assert sys.getrefcount(fresh) == pushed
+    assert b"m" not in db.data
 
 
 # -- read_commands, directly -----------------------------------------------------------------------

@@ -33,7 +33,11 @@
 static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
 static PyObject *deque_type;
 
-enum command { UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING };
+enum command {
+    UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING,
+    LPOP, RPOP, LRANGE, LINDEX, LLEN,         /* _fast_lists.h */
+    DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, /* _fast_keys.h */
+};
 
 /* Whether the bytes ``name`` spell ``upper`` in any mix of cases (``upper`` is upper case). */
 static int
@@ -60,6 +64,9 @@ identify(PyObject *name)
         {"GET", 3, GET},     {"SET", 3, SET},       {"MGET", 4, MGET},     {"MSET", 4, MSET},
         {"INCR", 4, INCR},   {"DECR", 4, DECR},     {"INCRBY", 6, INCRBY}, {"DECRBY", 6, DECRBY},
         {"LPUSH", 5, LPUSH}, {"RPUSH", 5, RPUSH},   {"PING", 4, PING},
+        {"LPOP", 4, LPOP},   {"RPOP", 4, RPOP},     {"LRANGE", 6, LRANGE}, {"LINDEX", 6, LINDEX},
+        {"LLEN", 4, LLEN},   {"DEL", 3, DEL},       {"EXISTS", 6, EXISTS}, {"EXPIRE", 6, EXPIRE},
+        {"PEXPIRE", 7, PEXPIRE}, {"TTL", 3, TTL},   {"PTTL", 4, PTTL},
     };
     if (!PyBytes_CheckExact(name))
         return UNKNOWN;
@@ -197,12 +204,14 @@ drop_expiry(PyObject *expires, PyObject *key)
     return PyDict_DelItem(expires, key);
 }
 
-/* The keyspace's dicts, and the hits and misses counted during one call. */
+/* The keyspace's dicts, the hits and misses counted during one call, and the call's journal
+ * (NULL when kv does not persist) for the commands that log themselves. */
 typedef struct {
     PyObject *data;
     PyObject *expires;
     Py_ssize_t hits;
     Py_ssize_t misses;
+    Output *journal;
 } Keyspace;
 
 /* The value at ``key`` as the fast path may use it: sets *value (borrowed, NULL when there is
@@ -361,6 +370,9 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
     return write_number(out, ':', length) < 0 ? -1 : 1;
 }
 
+#include "_fast_lists.h"
+#include "_fast_keys.h"
+
 #define COMMAND_BATCH 32 /* commands named, and their keys prefetched, together */
 
 /* Names each of commands[start:end] into ``commands_named`` and gathers the keys they will
@@ -379,11 +391,62 @@ plan_batch(PyObject *commands, Py_ssize_t start, Py_ssize_t end, enum command *c
         if (command == UNKNOWN || command == PING)
             continue;
         Py_ssize_t argc = PyList_GET_SIZE(argv);
-        Py_ssize_t last = command == MGET || command == MSET ? argc : Py_MIN(argc, 2);
+        int all_keys = command == MGET || command == MSET || command == DEL || command == EXISTS;
+        Py_ssize_t last = all_keys ? argc : Py_MIN(argc, 2);
         for (Py_ssize_t k = 1; k < last && count < PREFETCH_BATCH; k += 1 + (command == MSET))
             keys[count++] = PyList_GET_ITEM(argv, k);
     }
     return count;
+}
+
+/* Whether the loop journals a command it ran as its request: the writes that always log it.
+ * The other writes log themselves when they changed something (Keyspace.journal). */
+static int
+journaled_as_request(enum command command)
+{
+    switch (command) {
+    case SET:
+    case MSET:
+    case INCR:
+    case DECR:
+    case INCRBY:
+    case DECRBY:
+    case LPUSH:
+    case RPUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Whether ``argv`` (named ``command``) writes a key some client waits on (``waited``, a
+ * dict): 1, 0, or -1 on an error. Python runs such a write, then serves the waiters. */
+static int
+writes_waited_key(PyObject *waited, PyObject *argv, enum command command)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    Py_ssize_t last;
+    switch (command) {
+    case LPUSH:
+    case RPUSH:
+    case LPOP:
+    case RPOP:
+    case EXPIRE:
+    case PEXPIRE:
+        last = Py_MIN(argc, 2);
+        break;
+    case DEL:
+        last = argc;
+        break;
+    default:
+        return 0;
+    }
+    for (Py_ssize_t i = 1; i < last; i++) {
+        int awaited = PyDict_Contains(waited, PyList_GET_ITEM(argv, i));
+        if (awaited != 0)
+            return awaited;
+    }
+    return 0;
 }
 
 /* Runs one command, named by plan_batch. */
@@ -410,6 +473,24 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
         if (PyList_GET_SIZE(argv) != 1)
             return 0;
         return WRITE_LITERAL(out, "+PONG\r\n") < 0 ? -1 : 1;
+    case LPOP:
+    case RPOP:
+        return run_pop(db, argv, command, out);
+    case LRANGE:
+        return run_lrange(db, argv, out);
+    case LINDEX:
+        return run_lindex(db, argv, out);
+    case LLEN:
+        return run_llen(db, argv, out);
+    case DEL:
+    case EXISTS:
+        return run_del_exists(db, argv, command, out);
+    case EXPIRE:
+    case PEXPIRE:
+        return run_expire(db, argv, command, out);
+    case TTL:
+    case PTTL:
+        return run_ttl(db, argv, command, out);
     default:
         return 0;
     }
@@ -536,7 +617,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "start must not be negative");
         return NULL;
     }
-    Keyspace db = {NULL, NULL, 0, 0};
+    Keyspace db = {NULL, NULL, 0, 0, NULL};
     Output out, logged;
     out.data = out.initial;
     out.size = 0;
@@ -544,6 +625,8 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     logged.data = logged.initial;
     logged.size = 0;
     logged.capacity = sizeof(logged.initial);
+    if (journal != NULL)
+        db.journal = &logged;
     int failed = 1;
     db.data = PyObject_GetAttr(db_object, str_data);
     db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
@@ -563,9 +646,8 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         for (; index < end; index++) {
             PyObject *argv = PyList_GET_ITEM(commands, index);
             enum command named = commands_named[index - start];
-            if (waited != NULL && (named == LPUSH || named == RPUSH) &&
-                PyList_GET_SIZE(argv) > 1) {
-                int awaited = PyDict_Contains(waited, PyList_GET_ITEM(argv, 1));
+            if (waited != NULL) {
+                int awaited = writes_waited_key(waited, argv, named);
                 if (awaited < 0)
                     goto done;
                 if (awaited)
@@ -576,7 +658,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto done;
             if (ran == 0)
                 goto stopped;
-            if (journal != NULL && named != GET && named != MGET && named != PING &&
+            if (journal != NULL && journaled_as_request(named) &&
                 journal_command(&logged, argv) < 0)
                 goto done;
         }
@@ -665,7 +747,7 @@ PyInit__fastpath(void)
 {
     crc64_init();
     deque_type = import_attribute("collections", "deque");
-    if (deque_type == NULL)
+    if (deque_type == NULL || fast_lists_init() < 0)
         return NULL;
     str_data = PyUnicode_InternFromString("data");
     str_expires = PyUnicode_InternFromString("expires");
