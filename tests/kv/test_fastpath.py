@@ -1,19 +1,24 @@
 """kv's two C extensions against the Python code they stand in for.
 
 ``residentd.apps.kv._fastpath.execute`` runs the plain case of GET, SET, MGET, MSET, the INCR
-family, LPUSH, RPUSH and PING straight on the keyspace; ``KvSession.on_messages`` calls it
-through ``residentd.apps.kv.session.execute_fast`` and runs in Python whatever it leaves. The
+family, LPUSH, RPUSH, PING, LPOP, RPOP, LRANGE, LINDEX, LLEN, DEL, EXISTS, EXPIRE, PEXPIRE, TTL
+and PTTL straight on the keyspace; ``KvSession.on_messages`` calls it through
+``residentd.apps.kv.session.execute_fast`` and runs in Python whatever it leaves. The
 differential test drives random pipelines (every arity, mixed-case names, colliding keys,
 values at and past the 64-bit limits, type and time-to-live changes, MULTI/EXEC, pub/sub,
 unknown commands) through real kv sessions on real ``Connection`` objects with a recording
 transport, once with the C function and once with ``execute_fast = None``, whole and cut into
 several reads, and proves the four runs give the same reply bytes, the same keyspace (values,
-types, key order, keys with a time to live) and the same hit and miss counts.
+types, key order, keys with a time to live), the same hit and miss counts and, when the
+session journals as kv does while persisting, the same journal bytes (absolute deadlines and
+milliseconds left masked: they move with the clock between runs).
 
 The direct tests pin ``execute``'s contract: where it stops (a command it does not handle, a
 key with a time to live, a value of another type), that it appends nothing when it ran
-nothing, rejects a negative start, and writes a reply larger than its in-place buffer exactly.
-The ``read_commands`` tests pin the C request reader's contract: it reads whole plain
+nothing, rejects a negative start, and writes a reply larger than its in-place buffer exactly;
+and for the list and key commands: every LRANGE range from either end, keys with a time to
+live ahead (run here) and past (Python's), what each write journals, writes to a waited key,
+and exact reference counts. The ``read_commands`` tests pin the C request reader's contract: it reads whole plain
 multibulk commands, stops at the first thing that is not one, and does not allocate for a
 huge announced count.
 """
@@ -543,8 +548,8 @@ def test_the_fast_path_is_used(loop: asyncio.AbstractEventLoop) -> None:
 def test_on_a_large_keyspace_c_and_python_agree(loop: asyncio.AbstractEventLoop, size: int) -> None:
     """Past 1,024 keys ``execute`` prefetches each batch's keys in the dict's own table
     (_dict_prefetch.h). With deleted keys (dummy slots), present, absent and replaced keys,
-    more commands than one batch and MGET and MSET of more keys than one prefetch, it still
-    does what the Python handlers do."""
+    more commands than one batch and MGET, MSET and EXISTS of more keys than one prefetch, it
+    still does what the Python handlers do."""
     rng = random.Random(size)
 
     def prepare(db: Keyspace) -> None:
@@ -556,13 +561,28 @@ def test_on_a_large_keyspace_c_and_python_agree(loop: asyncio.AbstractEventLoop,
         return b"key:%d" % rng.randrange(size + size // 5)
 
     def one() -> Argv:
-        kind = rng.choice(["get", "get", "set", "incr", "lpush", "mget", "mset", "del"])
-        if kind == "mget":
-            return [b"MGET"] + [key() for _ in range(rng.choice([3, 80]))]
+        kind = rng.choice(
+            [
+                "get",
+                "get",
+                "set",
+                "incr",
+                "lpush",
+                "mget",
+                "mset",
+                "del",
+                "exists",
+                "lpop",
+                "lrange",
+            ]
+        )
+        if kind in ("mget", "exists"):
+            return [kind.encode()] + [key() for _ in range(rng.choice([3, 80]))]
         if kind == "mset":
             return [b"MSET"] + [part for _ in range(rng.choice([2, 70])) for part in (key(), b"7")]
         argv = {"get": [b"GET"], "set": [b"SET", None, b"x"], "incr": [b"INCRBY", None, b"3"],
-                "lpush": [b"LPUSH", None, b"item"], "del": [b"DEL"]}[kind]  # fmt: skip
+                "lpush": [b"LPUSH", None, b"item"], "del": [b"DEL"], "lpop": [b"LPOP"],
+                "lrange": [b"LRANGE", None, b"0", b"-1"]}[kind]  # fmt: skip
         return [argv[0], key(), *argv[2:]]
 
     chunks = [[one() for _ in range(100)] for _ in range(3)]

@@ -1,5 +1,6 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
- * LPUSH, RPUSH and PING, run straight on the keyspace's dicts.
+ * LPUSH, RPUSH and PING, run straight on the keyspace's dicts; LPOP, RPOP, LRANGE, LINDEX and
+ * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h.
  *
  * execute(commands, start, db, replies) runs commands[start:] in order, writes their replies
  * (RESP) into one buffer appended to ``replies`` as one bytes object (nothing when it ran
@@ -8,8 +9,9 @@
  * options (SET ... EX), a key with a time to live, a value of another type, a number that is
  * not a plain 64-bit integer, an overflow. The session runs that command in Python, where the
  * errors, expiry and every other command live, then hands the rest back here. So this file
- * holds no error text and no expiry logic: for what it does run, it does exactly what the
- * Python handlers in commands/strings.py and commands/lists.py do, keyspace hit and miss
+ * holds no error text and no expiry logic (the key commands read a time to live that is still
+ * ahead, and leave a key past it to Python): for what it does run, it does exactly what the
+ * Python handlers in commands/strings.py, lists.py and keys.py do, keyspace hit and miss
  * counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the two
  * agree, reply for reply and value for value.
  *
@@ -17,11 +19,13 @@
  *
  * When kv persists (appendonly yes), the session passes a fifth argument, the journal buffer
  * (a bytearray): each write command run here appends itself to it in RESP, as the request
- * said it, which is what Redis's AOF holds for the plain case of these commands. crc64() is
- * the RDB checksum (persistence/crc64.py).
+ * said it, which is what Redis's AOF holds for the plain case of these commands; the pops and
+ * DEL only when they changed something, and EXPIRE/PEXPIRE as ``PEXPIREAT key <ms>``, as
+ * persistence/aof.py logs them (they write to Keyspace.journal themselves). crc64() is the
+ * RDB checksum (persistence/crc64.py).
  *
  * While clients are blocked on keys (BLPOP, ...), a sixth argument holds the waited keys (a
- * dict, blocking.py): a push to one of them is left to Python, which serves the waiters.
+ * dict, blocking.py): a write to one of them is left to Python, which serves the waiters.
  *
  * It takes the commands in batches: first it names each command of a batch and prefetches
  * the places of all the keys they name in the keyspace (_dict_prefetch.h), then it runs them.
@@ -128,6 +132,41 @@ reserve(Output *out, Py_ssize_t size)
         out->capacity = capacity;
     }
     return out->data + out->size;
+}
+
+/* The heap buffer a call's replies grew into, kept for the next call (up to SPARE_LIMIT): a
+ * pipeline of large replies (LRANGE's) then writes into pages already mapped, where a fresh
+ * allocation of that size (mmap'ed by malloc) faults each page in again, every call. */
+#define SPARE_LIMIT (4 * 1024 * 1024)
+static char *spare_data;
+static Py_ssize_t spare_capacity;
+
+static void
+output_open(Output *out)
+{
+    out->size = 0;
+    if (spare_data != NULL) {
+        out->data = spare_data;
+        out->capacity = spare_capacity;
+        spare_data = NULL;
+    }
+    else {
+        out->data = out->initial;
+        out->capacity = sizeof(out->initial);
+    }
+}
+
+static void
+output_close(Output *out)
+{
+    if (out->data == out->initial)
+        return;
+    if (spare_data == NULL && out->capacity <= SPARE_LIMIT) {
+        spare_data = out->data;
+        spare_capacity = out->capacity;
+    }
+    else
+        PyMem_Free(out->data);
 }
 
 #define INTEGER_TEXT 24 /* room for any long long in decimal */
@@ -619,9 +658,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Keyspace db = {NULL, NULL, 0, 0, NULL};
     Output out, logged;
-    out.data = out.initial;
-    out.size = 0;
-    out.capacity = sizeof(out.initial);
+    output_open(&out);
     logged.data = logged.initial;
     logged.size = 0;
     logged.capacity = sizeof(logged.initial);
@@ -677,8 +714,7 @@ stopped:
     }
     failed = 0;
 done:
-    if (out.data != out.initial)
-        PyMem_Free(out.data);
+    output_close(&out);
     if (logged.data != logged.initial)
         PyMem_Free(logged.data);
     Py_XDECREF(db.data);
