@@ -48,9 +48,10 @@ live_value(Keyspace *db, PyObject *key, PyObject **value, long long *deadline)
     return *deadline > now_ms();
 }
 
-/* DEL and EXISTS: how many of the keys exist; DEL deletes them (with their times to live)
- * and logs its request when it deleted one, as keys.py and Redis do. Any key past its time
- * leaves the whole command to Python, before anything changed. */
+/* DEL and EXISTS: how many of the keys exist. EXISTS looks them up as reads (a hit or a miss
+ * each, as keys.py's ``db.get``); DEL deletes them (with their times to live) and logs its
+ * request when it deleted one, as keys.py and Redis do. Any key past its time leaves the
+ * whole command to Python, before anything changed or was counted. */
 static int
 run_del_exists(Keyspace *db, PyObject *argv, enum command command, Output *out)
 {
@@ -65,6 +66,10 @@ run_del_exists(Keyspace *db, PyObject *argv, enum command command, Output *out)
         if (usable <= 0)
             return usable;
         found += value != NULL;
+    }
+    if (command == EXISTS) {
+        db->hits += found;
+        db->misses += argc - 1 - found;
     }
     if (command == DEL && found) {
         found = 0; /* a key named twice is deleted once */

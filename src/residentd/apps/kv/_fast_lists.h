@@ -47,11 +47,12 @@ put_bulk(Output *out, PyObject *value)
 }
 
 /* The list at ``key`` for a read: sets *items (borrowed, NULL when there is none, counted a
- * miss; a hit otherwise) and returns 1; 0 when Python must decide (a time to live, another
- * type: nothing counted), -1 on an error. */
+ * miss; a hit otherwise) and *size (0 when there is none) and returns 1; 0 when Python must
+ * decide (a time to live, another type: nothing counted), -1 on an error. */
 static int
-read_list(Keyspace *db, PyObject *key, PyObject **items)
+read_list(Keyspace *db, PyObject *key, PyObject **items, Py_ssize_t *size)
 {
+    *size = 0;
     int usable = lookup(db, key, items);
     if (usable <= 0)
         return usable;
@@ -61,6 +62,9 @@ read_list(Keyspace *db, PyObject *key, PyObject **items)
     }
     if (Py_TYPE(*items) != (PyTypeObject *)deque_type)
         return 0; /* WRONGTYPE, in Python's words */
+    *size = PyObject_Size(*items);
+    if (*size < 0)
+        return -1;
     db->hits++;
     return 1;
 }
@@ -69,15 +73,13 @@ static int
 run_llen(Keyspace *db, PyObject *argv, Output *out)
 {
     PyObject *items;
+    Py_ssize_t size;
     if (PyList_GET_SIZE(argv) != 2)
         return 0;
-    int usable = read_list(db, PyList_GET_ITEM(argv, 1), &items);
+    int usable = read_list(db, PyList_GET_ITEM(argv, 1), &items, &size);
     if (usable <= 0)
         return usable;
-    Py_ssize_t length = items == NULL ? 0 : PyObject_Size(items);
-    if (length < 0)
-        return -1;
-    return write_number(out, ':', length) < 0 ? -1 : 1;
+    return write_number(out, ':', size) < 0 ? -1 : 1;
 }
 
 static int
@@ -85,19 +87,18 @@ run_lindex(Keyspace *db, PyObject *argv, Output *out)
 {
     long long index;
     PyObject *items;
+    Py_ssize_t size;
     if (PyList_GET_SIZE(argv) != 3 || !plain_integer(PyList_GET_ITEM(argv, 2), &index))
         return 0;
-    int usable = read_list(db, PyList_GET_ITEM(argv, 1), &items);
+    int usable = read_list(db, PyList_GET_ITEM(argv, 1), &items, &size);
     if (usable <= 0)
         return usable;
-    Py_ssize_t size = items == NULL ? 0 : PyObject_Size(items);
-    if (size < 0)
-        return -1;
     if (index < 0)
         index += size;
     if (index < 0 || index >= size)
         return WRITE_LITERAL(out, "$-1\r\n") < 0 ? -1 : 1;
-    PyObject *value = PySequence_GetItem(items, (Py_ssize_t)index); /* one walk, from the nearer end */
+    /* deque's item walks its blocks once, from the nearer end */
+    PyObject *value = PySequence_GetItem(items, (Py_ssize_t)index);
     if (value == NULL)
         return -1;
     int ran = PyBytes_CheckExact(value) ? (put_bulk(out, value) < 0 ? -1 : 1) : 0;
@@ -173,15 +174,13 @@ run_lrange(Keyspace *db, PyObject *argv, Output *out)
 {
     long long start, stop;
     PyObject *items;
+    Py_ssize_t size;
     if (PyList_GET_SIZE(argv) != 4 || !plain_integer(PyList_GET_ITEM(argv, 2), &start) ||
         !plain_integer(PyList_GET_ITEM(argv, 3), &stop))
         return 0;
-    int usable = read_list(db, PyList_GET_ITEM(argv, 1), &items);
+    int usable = read_list(db, PyList_GET_ITEM(argv, 1), &items, &size);
     if (usable <= 0)
         return usable;
-    Py_ssize_t size = items == NULL ? 0 : PyObject_Size(items);
-    if (size < 0)
-        return -1;
     /* common.py's index_range: negative positions from the end, clipped to the list. */
     if (start < 0)
         start += size;
