@@ -103,6 +103,8 @@ run_lindex(Keyspace *db, PyObject *argv, Output *out)
         return -1;
     int ran = PyBytes_CheckExact(value) ? (put_bulk(out, value) < 0 ? -1 : 1) : 0;
     Py_DECREF(value);
+    if (ran == 0)
+        db->hits--; /* Python answers it, and counts it */
     return ran;
 }
 
