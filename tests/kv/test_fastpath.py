@@ -18,9 +18,9 @@ key with a time to live, a value of another type), that it appends nothing when 
 nothing, rejects a negative start, and writes a reply larger than its in-place buffer exactly;
 and for the list and key commands: every LRANGE range from either end, keys with a time to
 live ahead (run here) and past (Python's), what each write journals, writes to a waited key,
-and exact reference counts. The ``read_commands`` tests pin the C request reader's contract: it reads whole plain
-multibulk commands, stops at the first thing that is not one, and does not allocate for a
-huge announced count.
+and exact reference counts. The ``read_commands`` tests pin the C request reader's contract:
+it reads whole plain multibulk commands, stops at the first thing that is not one, and does
+not allocate for a huge announced count.
 """
 
 from __future__ import annotations
