@@ -137,7 +137,7 @@ reserve(Output *out, Py_ssize_t size)
 /* The heap buffer a call's replies grew into, kept for the next call (up to SPARE_LIMIT): a
  * pipeline of large replies (LRANGE's) then writes into pages already mapped, where a fresh
  * allocation of that size (mmap'ed by malloc) faults each page in again, every call. */
-#define SPARE_LIMIT (4 * 1024 * 1024)
+#define SPARE_LIMIT (1024 * 1024)
 static char *spare_data;
 static Py_ssize_t spare_capacity;
 
