@@ -1,5 +1,7 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
- * LPUSH, RPUSH and PING, run straight on the keyspace's dicts.
+ * LPUSH, RPUSH and PING, of the set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP
+ * (_fast_sets.h) and of the hash commands HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY
+ * (_fast_hashes.h), run straight on the keyspace's dicts.
  *
  * execute(commands, start, db, replies) runs commands[start:] in order, writes their replies
  * (RESP) into one buffer appended to ``replies`` as one bytes object (nothing when it ran
@@ -9,7 +11,7 @@
  * not a plain 64-bit integer, an overflow. The session runs that command in Python, where the
  * errors, expiry and every other command live, then hands the rest back here. So this file
  * holds no error text and no expiry logic: for what it does run, it does exactly what the
- * Python handlers in commands/strings.py and commands/lists.py do, keyspace hit and miss
+ * Python handlers in commands/strings.py, lists.py, sets.py and hashes.py do, keyspace hit and miss
  * counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the two
  * agree, reply for reply and value for value.
  *
@@ -17,7 +19,9 @@
  *
  * When kv persists (appendonly yes), the session passes a fifth argument, the journal buffer
  * (a bytearray): each write command run here appends itself to it in RESP, as the request
- * said it, which is what Redis's AOF holds for the plain case of these commands. crc64() is
+ * said it, which is what Redis's AOF holds for the plain case of these commands (a SADD, SREM
+ * or HDEL that changed nothing is not journaled; SPOP journals the SREM of what it popped, as
+ * persistence/aof.py does). crc64() is
  * the RDB checksum (persistence/crc64.py).
  *
  * While clients are blocked on keys (BLPOP, ...), a sixth argument holds the waited keys (a
@@ -33,7 +37,11 @@
 static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
 static PyObject *deque_type;
 
-enum command { UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING };
+enum command {
+    UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING,
+    SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SPOP,
+    HSET, HGET, HEXISTS, HDEL, HLEN, HMGET, HINCRBY,
+};
 
 /* Whether the bytes ``name`` spell ``upper`` in any mix of cases (``upper`` is upper case). */
 static int
@@ -60,6 +68,11 @@ identify(PyObject *name)
         {"GET", 3, GET},     {"SET", 3, SET},       {"MGET", 4, MGET},     {"MSET", 4, MSET},
         {"INCR", 4, INCR},   {"DECR", 4, DECR},     {"INCRBY", 6, INCRBY}, {"DECRBY", 6, DECRBY},
         {"LPUSH", 5, LPUSH}, {"RPUSH", 5, RPUSH},   {"PING", 4, PING},
+        {"SADD", 4, SADD},   {"SREM", 4, SREM},     {"SISMEMBER", 9, SISMEMBER},
+        {"SMISMEMBER", 10, SMISMEMBER},             {"SCARD", 5, SCARD},   {"SPOP", 4, SPOP},
+        {"HSET", 4, HSET},   {"HGET", 4, HGET},     {"HEXISTS", 7, HEXISTS},
+        {"HDEL", 4, HDEL},   {"HLEN", 4, HLEN},     {"HMGET", 5, HMGET},
+        {"HINCRBY", 7, HINCRBY},
     };
     if (!PyBytes_CheckExact(name))
         return UNKNOWN;
@@ -197,12 +210,14 @@ drop_expiry(PyObject *expires, PyObject *key)
     return PyDict_DelItem(expires, key);
 }
 
-/* The keyspace's dicts, and the hits and misses counted during one call. */
+/* The keyspace's dicts, and the hits and misses counted during one call; the call's journal
+ * while persisting (else NULL), for a command journaled otherwise than as its request. */
 typedef struct {
     PyObject *data;
     PyObject *expires;
     Py_ssize_t hits;
     Py_ssize_t misses;
+    Output *journal;
 } Keyspace;
 
 /* The value at ``key`` as the fast path may use it: sets *value (borrowed, NULL when there is
@@ -218,8 +233,19 @@ lookup(Keyspace *db, PyObject *key, PyObject **value)
     return expiring == 0 ? 1 : (expiring < 0 ? -1 : 0);
 }
 
-/* Each run_* returns 1 when it ran the command and wrote its reply, 0 when Python must run
- * it (nothing was changed or written), -1 on an error (an exception is set). */
+/* As lookup, for a command of one type: also 0 when the value is of another (WRONGTYPE, in
+ * Python's words). */
+static int
+lookup_as(Keyspace *db, PyObject *key, PyTypeObject *type, PyObject **value)
+{
+    int usable = lookup(db, key, value);
+    return usable == 1 && *value != NULL && Py_TYPE(*value) != type ? 0 : usable;
+}
+
+/* Each run_* returns 1 when it ran the command and wrote its reply, 2 when it also has
+ * nothing to journal (a read, a write that changed nothing, or one that journaled itself),
+ * 0 when Python must run it (nothing was changed or written), -1 on an error (an exception
+ * is set). */
 
 static int
 run_get(Keyspace *db, PyObject *argv, Output *out)
@@ -361,6 +387,9 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
     return write_number(out, ':', length) < 0 ? -1 : 1;
 }
 
+#include "_fast_sets.h"
+#include "_fast_hashes.h"
+
 #define COMMAND_BATCH 32 /* commands named, and their keys prefetched, together */
 
 /* Names each of commands[start:end] into ``commands_named`` and gathers the keys they will
@@ -406,6 +435,27 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     case LPUSH:
     case RPUSH:
         return run_push(db, argv, command, out);
+    case SADD:
+        return run_sadd(db, argv, out);
+    case SREM:
+        return run_srem(db, argv, out);
+    case SISMEMBER:
+    case SMISMEMBER:
+    case SCARD:
+        return run_set_read(db, argv, command, out);
+    case SPOP:
+        return run_spop(db, argv, out);
+    case HSET:
+        return run_hset(db, argv, out);
+    case HDEL:
+        return run_hdel(db, argv, out);
+    case HGET:
+    case HEXISTS:
+    case HLEN:
+    case HMGET:
+        return run_hash_read(db, argv, command, out);
+    case HINCRBY:
+        return run_hincrby(db, argv, out);
     case PING:
         if (PyList_GET_SIZE(argv) != 1)
             return 0;
@@ -536,7 +586,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "start must not be negative");
         return NULL;
     }
-    Keyspace db = {NULL, NULL, 0, 0};
+    Keyspace db = {NULL, NULL, 0, 0, NULL};
     Output out, logged;
     out.data = out.initial;
     out.size = 0;
@@ -544,6 +594,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     logged.data = logged.initial;
     logged.size = 0;
     logged.capacity = sizeof(logged.initial);
+    db.journal = journal != NULL ? &logged : NULL;
     int failed = 1;
     db.data = PyObject_GetAttr(db_object, str_data);
     db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
@@ -576,7 +627,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto done;
             if (ran == 0)
                 goto stopped;
-            if (journal != NULL && named != GET && named != MGET && named != PING &&
+            if (journal != NULL && ran == 1 && named != GET && named != MGET && named != PING &&
                 journal_command(&logged, argv) < 0)
                 goto done;
         }
@@ -664,6 +715,8 @@ PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
     crc64_init();
+    if (random_seed() < 0)
+        return NULL;
     deque_type = import_attribute("collections", "deque");
     if (deque_type == NULL)
         return NULL;
