@@ -11,18 +11,17 @@
  * not a plain 64-bit integer, an overflow. The session runs that command in Python, where the
  * errors, expiry and every other command live, then hands the rest back here. So this file
  * holds no error text and no expiry logic: for what it does run, it does exactly what the
- * Python handlers in commands/strings.py, lists.py, sets.py and hashes.py do, keyspace hit and miss
- * counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the two
- * agree, reply for reply and value for value.
+ * Python handlers in commands/strings.py, lists.py, sets.py and hashes.py do, keyspace hit
+ * and miss counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks
+ * that the two agree, reply for reply and value for value (SPOP's random member aside).
  *
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
  *
  * When kv persists (appendonly yes), the session passes a fifth argument, the journal buffer
  * (a bytearray): each write command run here appends itself to it in RESP, as the request
- * said it, which is what Redis's AOF holds for the plain case of these commands (a SADD, SREM
- * or HDEL that changed nothing is not journaled; SPOP journals the SREM of what it popped, as
- * persistence/aof.py does). crc64() is
- * the RDB checksum (persistence/crc64.py).
+ * said it, which is what Redis's AOF holds for the plain case of these commands; as in
+ * persistence/aof.py, a SADD, SREM or HDEL that changed nothing is not journaled and SPOP
+ * journals the SREM of what it popped. crc64() is the RDB checksum (persistence/crc64.py).
  *
  * While clients are blocked on keys (BLPOP, ...), a sixth argument holds the waited keys (a
  * dict, blocking.py): a push to one of them is left to Python, which serves the waiters.
@@ -415,6 +414,47 @@ plan_batch(PyObject *commands, Py_ssize_t start, Py_ssize_t end, enum command *c
     return count;
 }
 
+/* With the keys of a batch in cache (plan_batch), prefetch the places of the members and
+ * fields its set and hash commands name in their sets and hashes: on a large set or hash,
+ * each lookup in it misses the cache too. Commands in a row on one set or hash (a pipeline
+ * of SADDs to one key) have their members prefetched together. */
+static void
+prefetch_members(PyObject *data, PyObject *commands, Py_ssize_t start, Py_ssize_t end,
+                 const enum command *commands_named)
+{
+    PyObject *members[PREFETCH_BATCH];
+    PyObject *target = NULL;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = start; i <= end; i++) {
+        PyObject *value = NULL, *argv = NULL;
+        enum command command = i < end ? commands_named[i - start] : UNKNOWN;
+        int hash_command = command == HSET || command == HGET || command == HEXISTS ||
+                           command == HDEL || command == HMGET || command == HINCRBY;
+        int set_command = command == SADD || command == SREM || command == SISMEMBER ||
+                          command == SMISMEMBER;
+        if (hash_command || set_command) {
+            argv = PyList_GET_ITEM(commands, i);
+            if (PyList_GET_SIZE(argv) >= 3)
+                value = PyDict_GetItem(data, PyList_GET_ITEM(argv, 1));
+        }
+        if (value != NULL && Py_TYPE(value) != (hash_command ? &PyDict_Type : &PySet_Type))
+            value = NULL;
+        if (count > 0 && (value != target || count == PREFETCH_BATCH)) {
+            if (PyDict_CheckExact(target))
+                prefetch_dict_keys(target, members, count);
+            else
+                prefetch_set_members(target, members, count);
+            count = 0;
+        }
+        if (value == NULL)
+            continue;
+        target = value;
+        Py_ssize_t argc = PyList_GET_SIZE(argv), step = command == HSET ? 2 : 1;
+        for (Py_ssize_t k = 2; k < argc && count < PREFETCH_BATCH; k += step)
+            members[count++] = PyList_GET_ITEM(argv, k);
+    }
+}
+
 /* Runs one command, named by plan_batch. */
 static int
 run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
@@ -611,6 +651,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *keys[PREFETCH_BATCH];
         Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
         prefetch_dict_keys(db.data, keys, count);
+        prefetch_members(db.data, commands, start, end, commands_named);
         for (; index < end; index++) {
             PyObject *argv = PyList_GET_ITEM(commands, index);
             enum command named = commands_named[index - start];
