@@ -7,27 +7,12 @@
  * are plain integers of at most 18 digits and the sum does not overflow; Python gives every
  * error.
  *
- * This file is part of _fastpath.c (included from it, after Keyspace, Output and lookup_as).
+ * HDEL is run_remove (_fast_collections.h). This file is part of _fastpath.c (included from
+ * it, after _fast_collections.h).
  */
 
 #ifndef RESIDENTD_FAST_HASHES_H
 #define RESIDENTD_FAST_HASHES_H
-
-/* The hash at ``key`` for a write, created empty when there is none: as lookup_as, with
- * *hash never NULL when it returns 1. */
-static int
-hash_to_write(Keyspace *db, PyObject *key, PyObject **hash)
-{
-    int usable = lookup_as(db, key, &PyDict_Type, hash);
-    if (usable <= 0 || *hash != NULL)
-        return usable;
-    *hash = PyDict_New();
-    if (*hash == NULL)
-        return -1;
-    int failed = PyDict_SetItem(db->data, key, *hash);
-    Py_DECREF(*hash); /* the dict holds it */
-    return failed ? -1 : 1;
-}
 
 static int
 run_hset(Keyspace *db, PyObject *argv, Output *out)
@@ -36,7 +21,7 @@ run_hset(Keyspace *db, PyObject *argv, Output *out)
     if (argc < 4 || argc % 2)
         return 0;
     PyObject *hash;
-    int usable = hash_to_write(db, PyList_GET_ITEM(argv, 1), &hash);
+    int usable = create_as(db, PyList_GET_ITEM(argv, 1), &PyDict_Type, &hash);
     if (usable <= 0)
         return usable;
     Py_ssize_t before = PyDict_GET_SIZE(hash);
@@ -44,34 +29,6 @@ run_hset(Keyspace *db, PyObject *argv, Output *out)
         if (PyDict_SetItem(hash, PyList_GET_ITEM(argv, i), PyList_GET_ITEM(argv, i + 1)) < 0)
             return -1;
     return write_number(out, ':', PyDict_GET_SIZE(hash) - before) < 0 ? -1 : 1;
-}
-
-static int
-run_hdel(Keyspace *db, PyObject *argv, Output *out)
-{
-    Py_ssize_t argc = PyList_GET_SIZE(argv);
-    if (argc < 3)
-        return 0;
-    PyObject *key = PyList_GET_ITEM(argv, 1);
-    PyObject *hash;
-    int usable = lookup_as(db, key, &PyDict_Type, &hash);
-    if (usable <= 0)
-        return usable;
-    Py_ssize_t deleted = 0;
-    if (hash != NULL) {
-        for (Py_ssize_t i = 2; i < argc; i++) {
-            PyObject *field = PyList_GET_ITEM(argv, i);
-            int found = PyDict_Contains(hash, field);
-            if (found < 0 || (found && PyDict_DelItem(hash, field) < 0))
-                return -1;
-            deleted += found;
-        }
-        if (PyDict_GET_SIZE(hash) == 0 && PyDict_DelItem(db->data, key) < 0)
-            return -1; /* lookup_as vouched that the key has no time to live */
-    }
-    if (write_number(out, ':', deleted) < 0)
-        return -1;
-    return deleted ? 1 : 2;
 }
 
 /* HGET, HEXISTS, HLEN and HMGET: reads, which count a hit or a miss. */
@@ -82,13 +39,9 @@ run_hash_read(Keyspace *db, PyObject *argv, enum command command, Output *out)
     if (command == HMGET ? argc < 3 : argc != (command == HLEN ? 2 : 3))
         return 0;
     PyObject *hash;
-    int usable = lookup_as(db, PyList_GET_ITEM(argv, 1), &PyDict_Type, &hash);
+    int usable = read_as(db, PyList_GET_ITEM(argv, 1), &PyDict_Type, &hash);
     if (usable <= 0)
         return usable;
-    if (hash == NULL)
-        db->misses++;
-    else
-        db->hits++;
     if (command == HLEN)
         return write_number(out, ':', hash ? PyDict_GET_SIZE(hash) : 0) < 0 ? -1 : 2;
     if (command == HEXISTS) {
@@ -135,7 +88,7 @@ run_hincrby(Keyspace *db, PyObject *argv, Output *out)
     }
     if (__builtin_add_overflow(current, by, &value))
         return 0;
-    if (hash == NULL && hash_to_write(db, key, &hash) < 0)
+    if (hash == NULL && create_as(db, key, &PyDict_Type, &hash) < 0)
         return -1;
     char text[INTEGER_TEXT];
     char *start = format_integer(text, value);

@@ -12,7 +12,8 @@
  * order), so that draining a large set stays linear: sampling.py does the same for a large
  * set. Python and C need not pop the same member, only one that was there.
  *
- * This file is part of _fastpath.c (included from it, after Keyspace, Output and lookup_as).
+ * SREM is run_remove (_fast_collections.h). This file is part of _fastpath.c (included from
+ * it, after _fast_collections.h).
  */
 
 #ifndef RESIDENTD_FAST_SETS_H
@@ -46,52 +47,16 @@ random_seed(void)
     return 0;
 }
 
-/* Prefetch the places of ``members[0:count]`` in the set ``set``, as prefetch_dict_keys does
- * in a dict (_dict_prefetch.h): the table's slot first, then the member stored there, which
- * the lookup compares. A small set stays in cache: nothing to do. */
-static void
-prefetch_set_members(PyObject *set, PyObject *const *members, Py_ssize_t count)
-{
-    PySetObject *object = (PySetObject *)set;
-    if (object->used < 1024)
-        return;
-    Py_hash_t hashes[PREFETCH_BATCH];
-    if (count > PREFETCH_BATCH)
-        count = PREFETCH_BATCH;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        hashes[i] = PyBytes_CheckExact(members[i]) ? PyObject_Hash(members[i]) : -1;
-        if (hashes[i] != -1)
-            __builtin_prefetch(&object->table[(size_t)hashes[i] & (size_t)object->mask]);
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (hashes[i] == -1)
-            continue;
-        const setentry *entry = &object->table[(size_t)hashes[i] & (size_t)object->mask];
-        if (entry->hash == hashes[i] && entry->key != NULL)
-            __builtin_prefetch(entry->key);
-    }
-}
-
 static int
 run_sadd(Keyspace *db, PyObject *argv, Output *out)
 {
     Py_ssize_t argc = PyList_GET_SIZE(argv);
     if (argc < 3)
         return 0;
-    PyObject *key = PyList_GET_ITEM(argv, 1);
     PyObject *members;
-    int usable = lookup_as(db, key, &PySet_Type, &members);
+    int usable = create_as(db, PyList_GET_ITEM(argv, 1), &PySet_Type, &members);
     if (usable <= 0)
         return usable;
-    if (members == NULL) {
-        members = PySet_New(NULL);
-        if (members == NULL)
-            return -1;
-        int failed = PyDict_SetItem(db->data, key, members);
-        Py_DECREF(members); /* the dict holds it */
-        if (failed)
-            return -1;
-    }
     Py_ssize_t before = PySet_GET_SIZE(members);
     for (Py_ssize_t i = 2; i < argc; i++)
         if (PySet_Add(members, PyList_GET_ITEM(argv, i)) < 0)
@@ -102,33 +67,6 @@ run_sadd(Keyspace *db, PyObject *argv, Output *out)
     return added ? 1 : 2;
 }
 
-static int
-run_srem(Keyspace *db, PyObject *argv, Output *out)
-{
-    Py_ssize_t argc = PyList_GET_SIZE(argv);
-    if (argc < 3)
-        return 0;
-    PyObject *key = PyList_GET_ITEM(argv, 1);
-    PyObject *members;
-    int usable = lookup_as(db, key, &PySet_Type, &members);
-    if (usable <= 0)
-        return usable;
-    Py_ssize_t removed = 0;
-    if (members != NULL) {
-        for (Py_ssize_t i = 2; i < argc; i++) {
-            int found = PySet_Discard(members, PyList_GET_ITEM(argv, i));
-            if (found < 0)
-                return -1;
-            removed += found;
-        }
-        if (PySet_GET_SIZE(members) == 0 && PyDict_DelItem(db->data, key) < 0)
-            return -1; /* lookup_as vouched that the key has no time to live */
-    }
-    if (write_number(out, ':', removed) < 0)
-        return -1;
-    return removed ? 1 : 2;
-}
-
 /* SISMEMBER, SMISMEMBER and SCARD: reads, which count a hit or a miss. */
 static int
 run_set_read(Keyspace *db, PyObject *argv, enum command command, Output *out)
@@ -137,13 +75,9 @@ run_set_read(Keyspace *db, PyObject *argv, enum command command, Output *out)
     if (command == SMISMEMBER ? argc < 3 : argc != (command == SCARD ? 2 : 3))
         return 0;
     PyObject *members;
-    int usable = lookup_as(db, PyList_GET_ITEM(argv, 1), &PySet_Type, &members);
+    int usable = read_as(db, PyList_GET_ITEM(argv, 1), &PySet_Type, &members);
     if (usable <= 0)
         return usable;
-    if (members == NULL)
-        db->misses++;
-    else
-        db->hits++;
     if (command == SCARD)
         return write_number(out, ':', members ? PySet_GET_SIZE(members) : 0) < 0 ? -1 : 2;
     if (command == SMISMEMBER && write_number(out, '*', argc - 2) < 0)

@@ -27,7 +27,9 @@
  * dict, blocking.py): a push to one of them is left to Python, which serves the waiters.
  *
  * It takes the commands in batches: first it names each command of a batch and prefetches
- * the places of all the keys they name in the keyspace (_dict_prefetch.h), then it runs them.
+ * the places of all the keys they name in the keyspace (_dict_prefetch.h), then those of the
+ * members and fields its set and hash commands name in their sets and hashes, then it runs
+ * them.
  */
 
 #include "../../_speedups.h"
@@ -232,15 +234,6 @@ lookup(Keyspace *db, PyObject *key, PyObject **value)
     return expiring == 0 ? 1 : (expiring < 0 ? -1 : 0);
 }
 
-/* As lookup, for a command of one type: also 0 when the value is of another (WRONGTYPE, in
- * Python's words). */
-static int
-lookup_as(Keyspace *db, PyObject *key, PyTypeObject *type, PyObject **value)
-{
-    int usable = lookup(db, key, value);
-    return usable == 1 && *value != NULL && Py_TYPE(*value) != type ? 0 : usable;
-}
-
 /* Each run_* returns 1 when it ran the command and wrote its reply, 2 when it also has
  * nothing to journal (a read, a write that changed nothing, or one that journaled itself),
  * 0 when Python must run it (nothing was changed or written), -1 on an error (an exception
@@ -386,6 +379,7 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
     return write_number(out, ':', length) < 0 ? -1 : 1;
 }
 
+#include "_fast_collections.h"
 #include "_fast_sets.h"
 #include "_fast_hashes.h"
 
@@ -414,47 +408,6 @@ plan_batch(PyObject *commands, Py_ssize_t start, Py_ssize_t end, enum command *c
     return count;
 }
 
-/* With the keys of a batch in cache (plan_batch), prefetch the places of the members and
- * fields its set and hash commands name in their sets and hashes: on a large set or hash,
- * each lookup in it misses the cache too. Commands in a row on one set or hash (a pipeline
- * of SADDs to one key) have their members prefetched together. */
-static void
-prefetch_members(PyObject *data, PyObject *commands, Py_ssize_t start, Py_ssize_t end,
-                 const enum command *commands_named)
-{
-    PyObject *members[PREFETCH_BATCH];
-    PyObject *target = NULL;
-    Py_ssize_t count = 0;
-    for (Py_ssize_t i = start; i <= end; i++) {
-        PyObject *value = NULL, *argv = NULL;
-        enum command command = i < end ? commands_named[i - start] : UNKNOWN;
-        int hash_command = command == HSET || command == HGET || command == HEXISTS ||
-                           command == HDEL || command == HMGET || command == HINCRBY;
-        int set_command = command == SADD || command == SREM || command == SISMEMBER ||
-                          command == SMISMEMBER;
-        if (hash_command || set_command) {
-            argv = PyList_GET_ITEM(commands, i);
-            if (PyList_GET_SIZE(argv) >= 3)
-                value = PyDict_GetItem(data, PyList_GET_ITEM(argv, 1));
-        }
-        if (value != NULL && Py_TYPE(value) != (hash_command ? &PyDict_Type : &PySet_Type))
-            value = NULL;
-        if (count > 0 && (value != target || count == PREFETCH_BATCH)) {
-            if (PyDict_CheckExact(target))
-                prefetch_dict_keys(target, members, count);
-            else
-                prefetch_set_members(target, members, count);
-            count = 0;
-        }
-        if (value == NULL)
-            continue;
-        target = value;
-        Py_ssize_t argc = PyList_GET_SIZE(argv), step = command == HSET ? 2 : 1;
-        for (Py_ssize_t k = 2; k < argc && count < PREFETCH_BATCH; k += step)
-            members[count++] = PyList_GET_ITEM(argv, k);
-    }
-}
-
 /* Runs one command, named by plan_batch. */
 static int
 run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
@@ -478,7 +431,7 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     case SADD:
         return run_sadd(db, argv, out);
     case SREM:
-        return run_srem(db, argv, out);
+        return run_remove(db, argv, &PySet_Type, out);
     case SISMEMBER:
     case SMISMEMBER:
     case SCARD:
@@ -488,7 +441,7 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     case HSET:
         return run_hset(db, argv, out);
     case HDEL:
-        return run_hdel(db, argv, out);
+        return run_remove(db, argv, &PyDict_Type, out);
     case HGET:
     case HEXISTS:
     case HLEN:
