@@ -1,6 +1,8 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
  * LPUSH, RPUSH and PING, run straight on the keyspace's dicts; LPOP, RPOP, LRANGE, LINDEX and
- * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h.
+ * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h, the
+ * set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP in _fast_sets.h and the hash
+ * commands HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY in _fast_hashes.h.
  *
  * execute(commands, start, db, replies) runs commands[start:] in order, writes their replies
  * (RESP) into one buffer appended to ``replies`` as one bytes object (nothing when it ran
@@ -11,24 +13,27 @@
  * errors, expiry and every other command live, then hands the rest back here. So this file
  * holds no error text and no expiry logic (the key commands read a time to live that is still
  * ahead, and leave a key past it to Python): for what it does run, it does exactly what the
- * Python handlers in commands/strings.py, lists.py and keys.py do, keyspace hit and miss
- * counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the two
- * agree, reply for reply and value for value.
+ * Python handlers in commands/strings.py, lists.py, keys.py, sets.py and hashes.py do,
+ * keyspace hit and miss counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py
+ * checks that the two agree, reply for reply and value for value (SPOP's random member aside).
  *
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
  *
  * When kv persists (appendonly yes), the session passes a fifth argument, the journal buffer
  * (a bytearray): each write command run here appends itself to it in RESP, as the request
- * said it, which is what Redis's AOF holds for the plain case of these commands; the pops and
- * DEL only when they changed something, and EXPIRE/PEXPIRE as ``PEXPIREAT key <ms>``, as
- * persistence/aof.py logs them (they write to Keyspace.journal themselves). crc64() is the
- * RDB checksum (persistence/crc64.py).
+ * said it, which is what Redis's AOF holds for the plain case of these commands; as in
+ * persistence/aof.py, the pops, DEL, SADD, SREM and HDEL only when they changed something (a
+ * run function returns 2 for "ran, nothing to journal as the request"), EXPIRE/PEXPIRE as
+ * ``PEXPIREAT key <ms>`` and SPOP as the SREM of what it popped (those write to
+ * Keyspace.journal themselves). crc64() is the RDB checksum (persistence/crc64.py).
  *
  * While clients are blocked on keys (BLPOP, ...), a sixth argument holds the waited keys (a
  * dict, blocking.py): a write to one of them is left to Python, which serves the waiters.
  *
  * It takes the commands in batches: first it names each command of a batch and prefetches
- * the places of all the keys they name in the keyspace (_dict_prefetch.h), then it runs them.
+ * the places of all the keys they name in the keyspace (_dict_prefetch.h), then those of the
+ * members and fields its set and hash commands name in their sets and hashes, then it runs
+ * them.
  */
 
 #include "../../_speedups.h"
@@ -41,6 +46,8 @@ enum command {
     UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING,
     LPOP, RPOP, LRANGE, LINDEX, LLEN,         /* _fast_lists.h */
     DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, /* _fast_keys.h */
+    SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SPOP, /* _fast_sets.h */
+    HSET, HGET, HEXISTS, HDEL, HLEN, HMGET, HINCRBY, /* _fast_hashes.h */
 };
 
 /* Whether the bytes ``name`` spell ``upper`` in any mix of cases (``upper`` is upper case). */
@@ -71,6 +78,11 @@ identify(PyObject *name)
         {"LPOP", 4, LPOP},   {"RPOP", 4, RPOP},     {"LRANGE", 6, LRANGE}, {"LINDEX", 6, LINDEX},
         {"LLEN", 4, LLEN},   {"DEL", 3, DEL},       {"EXISTS", 6, EXISTS}, {"EXPIRE", 6, EXPIRE},
         {"PEXPIRE", 7, PEXPIRE}, {"TTL", 3, TTL},   {"PTTL", 4, PTTL},
+        {"SADD", 4, SADD},   {"SREM", 4, SREM},     {"SISMEMBER", 9, SISMEMBER},
+        {"SMISMEMBER", 10, SMISMEMBER},             {"SCARD", 5, SCARD},   {"SPOP", 4, SPOP},
+        {"HSET", 4, HSET},   {"HGET", 4, HGET},     {"HEXISTS", 7, HEXISTS},
+        {"HDEL", 4, HDEL},   {"HLEN", 4, HLEN},     {"HMGET", 5, HMGET},
+        {"HINCRBY", 7, HINCRBY},
     };
     if (!PyBytes_CheckExact(name))
         return UNKNOWN;
@@ -244,7 +256,7 @@ drop_expiry(PyObject *expires, PyObject *key)
 }
 
 /* The keyspace's dicts, the hits and misses counted during one call, and the call's journal
- * (NULL when kv does not persist) for the commands that log themselves. */
+ * (NULL when kv does not persist) for the commands journaled otherwise than as their request. */
 typedef struct {
     PyObject *data;
     PyObject *expires;
@@ -266,8 +278,10 @@ lookup(Keyspace *db, PyObject *key, PyObject **value)
     return expiring == 0 ? 1 : (expiring < 0 ? -1 : 0);
 }
 
-/* Each run_* returns 1 when it ran the command and wrote its reply, 0 when Python must run
- * it (nothing was changed or written), -1 on an error (an exception is set). */
+/* Each run_* returns 1 when it ran the command and wrote its reply, 2 when it also has
+ * nothing to journal (a read, a write that changed nothing, or one that journaled itself),
+ * 0 when Python must run it (nothing was changed or written), -1 on an error (an exception
+ * is set). */
 
 static int
 run_get(Keyspace *db, PyObject *argv, Output *out)
@@ -411,6 +425,9 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
 
 #include "_fast_lists.h"
 #include "_fast_keys.h"
+#include "_fast_collections.h"
+#include "_fast_sets.h"
+#include "_fast_hashes.h"
 
 #define COMMAND_BATCH 32 /* commands named, and their keys prefetched, together */
 
@@ -438,8 +455,9 @@ plan_batch(PyObject *commands, Py_ssize_t start, Py_ssize_t end, enum command *c
     return count;
 }
 
-/* Whether the loop journals a command it ran as its request: the writes that always log it.
- * The other writes log themselves when they changed something (Keyspace.journal). */
+/* Whether the loop journals a command it ran as its request (when its run function returned
+ * 1: SADD, SREM and HDEL return 2 when they changed nothing). The other writes log themselves
+ * when they changed something (Keyspace.journal). */
 static int
 journaled_as_request(enum command command)
 {
@@ -452,6 +470,11 @@ journaled_as_request(enum command command)
     case DECRBY:
     case LPUSH:
     case RPUSH:
+    case SADD:
+    case SREM:
+    case HSET:
+    case HDEL:
+    case HINCRBY:
         return 1;
     default:
         return 0;
@@ -508,6 +531,27 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     case LPUSH:
     case RPUSH:
         return run_push(db, argv, command, out);
+    case SADD:
+        return run_sadd(db, argv, out);
+    case SREM:
+        return run_remove(db, argv, &PySet_Type, out);
+    case SISMEMBER:
+    case SMISMEMBER:
+    case SCARD:
+        return run_set_read(db, argv, command, out);
+    case SPOP:
+        return run_spop(db, argv, out);
+    case HSET:
+        return run_hset(db, argv, out);
+    case HDEL:
+        return run_remove(db, argv, &PyDict_Type, out);
+    case HGET:
+    case HEXISTS:
+    case HLEN:
+    case HMGET:
+        return run_hash_read(db, argv, command, out);
+    case HINCRBY:
+        return run_hincrby(db, argv, out);
     case PING:
         if (PyList_GET_SIZE(argv) != 1)
             return 0;
@@ -662,8 +706,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     logged.data = logged.initial;
     logged.size = 0;
     logged.capacity = sizeof(logged.initial);
-    if (journal != NULL)
-        db.journal = &logged;
+    db.journal = journal != NULL ? &logged : NULL;
     int failed = 1;
     db.data = PyObject_GetAttr(db_object, str_data);
     db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
@@ -680,6 +723,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *keys[PREFETCH_BATCH];
         Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
         prefetch_dict_keys(db.data, keys, count);
+        prefetch_members(db.data, commands, start, end, commands_named);
         for (; index < end; index++) {
             PyObject *argv = PyList_GET_ITEM(commands, index);
             enum command named = commands_named[index - start];
@@ -695,7 +739,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto done;
             if (ran == 0)
                 goto stopped;
-            if (journal != NULL && journaled_as_request(named) &&
+            if (journal != NULL && ran == 1 && journaled_as_request(named) &&
                 journal_command(&logged, argv) < 0)
                 goto done;
         }
@@ -782,6 +826,8 @@ PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
     crc64_init();
+    if (random_seed() < 0)
+        return NULL;
     deque_type = import_attribute("collections", "deque");
     if (deque_type == NULL || fast_lists_init() < 0)
         return NULL;
