@@ -86,10 +86,12 @@ def create_app() -> KvApp:
     @app.on_start
     def notifications() -> None:
         state.configure_notifications()
+        state.configure_eviction()
 
     @app.on_reload
     def reload(changed: object) -> None:
         state.configure_notifications()
+        state.configure_eviction()
 
     return app
 

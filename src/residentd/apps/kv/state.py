@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
-from residentd.apps.kv.notifications import KEY_MISS, Notifier, parse_flags
+from residentd.apps.kv.eviction import Eviction
+from residentd.apps.kv.memory import UsedMemory
+from residentd.apps.kv.notifications import EVICTED, KEY_MISS, Notifier, parse_flags
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.roster import Listed
@@ -101,6 +103,13 @@ class KvState:
         self.atomic = False
         # notify-keyspace-events: publishes the keyspace's changes while not empty.
         self.notifier: Notifier | None = None
+        # maxmemory: the used memory (memory.py), and while a limit is set its eviction.
+        self.memory = UsedMemory()
+        self.eviction: Eviction | None = None
+        self.evicted_keys = 0
+        # The limit was passed and nothing could be evicted before the last command (a
+        # script's denyoom calls are refused then, as Redis's pre_command_oom_state says).
+        self.out_of_memory = False
         # CONFIG RESETSTAT: the server's counters as they were then (INFO shows the rest).
         self.stats_base: dict[str, int] = {}
 
@@ -127,6 +136,20 @@ class KvState:
             return None
         return partial(notifier.key_miss, db=db.index)
 
+    def configure_eviction(self) -> None:
+        """Apply the ``maxmemory*`` and ``lfu-*`` options: a limit and its policy (the keys'
+        access stamps kept while it needs them), or none (0)."""
+        previous = self.eviction
+        eviction = Eviction(self.memory, self.dbs, self._evicted, self.options)
+        self.eviction = eviction if eviction.maxmemory else None
+        self.out_of_memory = False
+        for db in self.dbs:
+            if self.eviction is None or previous is None or previous.lru != eviction.lru:
+                db.access = None  # LRU and LFU stamps do not mean the same
+            eviction.start_tracking(db)
+            if self.eviction is None:
+                db.access = db.stamp = None
+
     @property
     def max_bulk_len(self) -> int:
         return int(self.options["proto_max_bulk_len"])
@@ -145,6 +168,8 @@ class KvState:
             db = Keyspace(len(dbs))
             db.on_expired = partial(self._expired, db)
             db.on_miss = self._miss_reporter(db)
+            if self.eviction is not None:
+                self.eviction.start_tracking(db)
             dbs.append(db)
         return dbs[index]
 
@@ -233,6 +258,7 @@ class KvState:
             "refused": sum(snapshot["refused"].values()),
         }
         self.commands = 0
+        self.evicted_keys = 0
         for db in self.dbs:
             db.hits = db.misses = db.expired_keys = 0
 
@@ -263,6 +289,20 @@ class KvState:
     def _expired(self, db: Keyspace, key: bytes) -> None:
         """Each database's ``on_expired``: a DEL journaled while journaling, the key's
         watchers touched and an ``expired`` event sent."""
+        self._deleted(db, key)
+        if self.notifier is not None:
+            self.notifier.expired(key, db.index)
+
+    def _evicted(self, db: Keyspace, key: bytes) -> None:
+        """A key evicted for maxmemory (eviction.py): as an expired one, with an ``evicted``
+        event; counted for INFO's ``evicted_keys``."""
+        self.evicted_keys += 1
+        self._deleted(db, key)
+        if self.notifier is not None:
+            self.notifier.notify(EVICTED, b"evicted", key, db.index)
+
+    def _deleted(self, db: Keyspace, key: bytes) -> None:
+        """A key the server deleted on its own: a DEL journaled, its watchers touched."""
         journal = self.journal
         if journal is not None:
             mark = len(journal)
@@ -270,8 +310,6 @@ class KvState:
             self.journal_select(db, mark)
         if self.watches:
             self.watches.touch(db, key)
-        if self.notifier is not None:
-            self.notifier.expired(key, db.index)
 
     def wrap_block(self, mark: int) -> None:
         """The journal's records from ``mark`` on as one MULTI/EXEC block (an EXEC's, or a
