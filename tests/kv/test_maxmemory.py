@@ -360,12 +360,13 @@ def test_evictions_are_counted_notified_and_journaled(tmp_path: Path) -> None:
 
 
 def test_a_flood_from_several_clients_stays_under_the_limit() -> None:
-    """Four clients write 160 MiB into a 48 MiB limit set at start: the process's RSS never
-    passes its RSS at start plus the room the limit leaves plus 24 MiB (the slack pymalloc and
-    malloc keep, the clients' buffers, and what one measure interval lets through)."""
+    """Four clients write 160 MB with 48 MiB of room under the limit: the process's RSS never
+    passes its RSS at start plus that room plus 24 MiB (the slack pymalloc and malloc keep,
+    the clients' buffers, and what one measure interval lets through)."""
     room = 48 * MiB
-    with KvProcess("--maxmemory-policy", "allkeys-lru") as kv:
+    with KvProcess("--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru") as kv:
         client = redis.Redis(port=kv.port, protocol=2)
+        assert client.config_get("maxmemory") == {"maxmemory": "1073741824"}
         started = client.info("memory")
         client.config_set("maxmemory", started["used_memory"] + room)
         process = psutil.Process(kv.process.pid if kv.process else 0)

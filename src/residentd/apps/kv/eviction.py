@@ -61,7 +61,7 @@ ARG_OVERHEAD = 64  # bytes estimated per argument beyond its own length
 KEY_OVERHEAD = 120  # bytes a key costs beyond its name's and value's objects (table slots)
 LFU_INIT_VAL = 5
 # The commands Redis looks their keys up in without touching them (LOOKUP_NOTOUCH).
-NO_TOUCH = frozenset((b"exists", b"type", b"ttl", b"pttl", b"expiretime", b"pexpiretime"))
+NO_TOUCH = frozenset(("exists", "type", "ttl", "pttl", "expiretime", "pexpiretime"))
 OOM = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
 
 
@@ -141,14 +141,20 @@ class Eviction:
             db.access = OrderedDict.fromkeys(db.data, self.stamp(None))
         db.stamp = self.stamp
 
-    def touch_keys(self, db: Keyspace, spec: tuple[int, int, int], argv: list[bytes]) -> None:
-        """Stamp the keys a command named (``spec``: its first key, last key and step), as
-        Redis's lookups do."""
+    def touch_keys(
+        self, db: Keyspace, name: str, spec: tuple[int, int, int], argv: list[bytes]
+    ) -> None:
+        """Stamp the keys the command ``name`` named (``spec``: its first key, last key and
+        step), as Redis's lookups do."""
         first, last, step = spec
-        if not first or argv[0].lower() in NO_TOUCH:
+        if not first or name in NO_TOUCH:
+            return
+        data = db.data
+        if last == first:  # one key: most commands
+            if argv[first] in data:
+                db.touch(argv[first])
             return
         last = len(argv) + last if last < 0 else min(last, len(argv) - 1)
-        data = db.data
         for key in argv[first : last + 1 : step]:
             if key in data:
                 db.touch(key)
@@ -275,8 +281,9 @@ class Eviction:
 
     def _populate(self, db: Keyspace) -> None:
         """Sample ``maxmemory-samples`` keys of ``db`` into the pool (``evictionPoolPopulate``)."""
+        clock = lru_clock()
         for stamp, key in self._sample(db):
-            score = self._score(stamp)
+            score = self._score(stamp, clock)
             entry = (score, stamp, db.index, key)
             if entry in self.pool:
                 continue
@@ -289,10 +296,10 @@ class Eviction:
                 continue
             pool.sort()
 
-    def _score(self, stamp: int) -> int:
+    def _score(self, stamp: int, clock: int) -> int:
         """Higher is a better victim: idle time, 255 - frequency, or nearness of expiry."""
         if self.lru:
-            return self.idle_seconds(stamp)
+            return (clock - stamp) & 0xFFFFFF
         if self.lfu:
             return 255 - self.frequency(stamp)
         return -stamp  # volatile-ttl: the stamp is the expiry time

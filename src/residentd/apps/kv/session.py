@@ -318,9 +318,10 @@ class KvSession(Session[KvApp]):
         reply = self._run_any(handler, command, argv)
         if eviction.tracks and self.multi is None:  # not queued: it ran
             if queued is None:
-                eviction.touch_keys(self.db, command.keys, argv)
+                eviction.touch_keys(self.db, command.name, command.keys, argv)
             for _, words in queued or ():
-                eviction.touch_keys(self.db, DISPATCH[words[0].lower()][2].keys, words)
+                ran = DISPATCH[words[0].lower()][2]
+                eviction.touch_keys(self.db, ran.name, ran.keys, words)
         return reply
 
     def _run_any(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:

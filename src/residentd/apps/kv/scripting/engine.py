@@ -213,7 +213,7 @@ class Scripts:
             except KvError as exc:
                 reply = exc.reply
         if state.eviction is not None and state.eviction.tracks:  # LRU/LFU stamps
-            state.eviction.touch_keys(client.db, command.keys, argv)
+            state.eviction.touch_keys(client.db, command.name, command.keys, argv)
         blocking = self.state.blocking
         if write and blocking.keys:  # the clients it may serve are served after the script
             blocking.touched(client.db.index, argv)
