@@ -15,7 +15,7 @@ import psutil
 import pytest
 import redis
 
-from .helpers import KvProcess, Raw, resp
+from .helpers import KvProcess, KvThread, Raw, resp
 
 BIG = 64 * 1024  # a value malloc serves: its bytes are counted at once
 MiB = 1024 * 1024
@@ -225,6 +225,24 @@ def test_idletime_is_the_time_since_the_last_access(k: redis.Redis) -> None:
     k.get("new")
     assert k.object("idletime", "old") >= 1
     assert k.object("idletime", "new") == 0
+
+
+def test_access_data_is_kept_only_under_a_limit_and_an_lru_or_lfu_policy(
+    kv: KvThread, r: redis.Redis
+) -> None:
+    r.set("k", "v")
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    assert kv.state.db.access is None  # no limit: nothing kept, nothing paid
+    r.config_set("maxmemory", "1gb")
+    access = kv.state.db.access
+    assert access is not None and list(access) == [b"k"]
+    r.set("new", "v")
+    r.get("k")
+    assert list(access) == [b"new", b"k"]  # in access order
+    r.config_set("maxmemory-policy", "allkeys-random")
+    assert kv.state.db.access is None
+    r.config_set("maxmemory", 0)
+    r.config_set("maxmemory-policy", "noeviction")
 
 
 # -- the policies ----------------------------------------------------------------------------------

@@ -320,21 +320,25 @@ class Eviction:
             return [(access.get(key, 0) if access is not None else 0, key) for key, _ in taken]
         if access is None:
             return []
-        if len(access) > 2 * len(db.data) + 1024:  # deleted keys' stamps: drop them
-            data = db.data
+        data = db.data
+        if len(access) > 2 * len(data) + 1024:  # deleted keys' stamps: drop them
             db.access = access = OrderedDict((k, v) for k, v in access.items() if k in data)
         sample: list[tuple[int, bytes]] = []
-        for key, stamp in list(islice(access.items(), self.samples * 4)):
-            if key not in db.data:
-                del access[key]
-                continue
-            sample.append((stamp, key))
-            if self.lfu:  # the order says nothing of frequency: walk on next time
+        stale: list[bytes] = []  # keys deleted since their last access: each dropped once
+        for key, stamp in access.items():
+            if key not in data:
+                stale.append(key)
+            else:
+                sample.append((stamp, key))
+                if len(sample) == self.samples:
+                    break
+        for key in stale:
+            del access[key]
+        if self.lfu:  # the order says nothing of frequency: walk on next time
+            for _, key in sample:
                 access.move_to_end(key)
-            if len(sample) == self.samples:
-                break
-        if not sample and db.data:  # keys no command stamped yet: the oldest guess
-            sample = [(0, key) for key in islice(db.data, self.samples)]
+        if not sample and data:  # keys no command stamped yet: the oldest guess
+            sample = [(0, key) for key in islice(data, self.samples)]
             for _, key in sample:
                 access[key] = 0
         return sample

@@ -140,6 +140,8 @@ class KvState:
         """Apply the ``maxmemory*`` and ``lfu-*`` options: a limit and its policy (the keys'
         access stamps kept while it needs them), or none (0)."""
         previous = self.eviction
+        options = self.options
+        options["maxmemory_policy"] = options["maxmemory_policy"].lower()  # as CONFIG SET has it
         eviction = Eviction(self.memory, self.dbs, self._evicted, self.options)
         self.eviction = eviction if eviction.maxmemory else None
         self.out_of_memory = False
