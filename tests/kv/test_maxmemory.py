@@ -306,6 +306,21 @@ def test_a_hot_set_read_repeatedly_survives_a_flood(k: redis.Redis, policy: str)
     assert sum(k.exists(f"hot:{i}") for i in range(50)) >= 45
 
 
+def test_large_values_over_many_small_keys_stay_under_the_limit(k: redis.Redis) -> None:
+    """Each 1 MiB write needs thousands of small keys evicted: more than the eviction's time
+    limit (tenacity 10: 500 us) lets Python do, so it goes on until close to the limit."""
+    k.config_set("maxmemory-policy", "allkeys-lru")
+    pipe = k.pipeline(transaction=False)
+    for i in range(30_000):
+        pipe.set(f"s:{i}", "x" * 50)
+    pipe.execute()
+    limit = limit_above_now(k, 0)
+    for i in range(16):
+        k.set(f"big:{i}", b"b" * MiB)
+    assert k.info("memory")["used_memory"] <= limit + MiB + 512 * 1024
+    assert k.info("stats")["evicted_keys"] > 20_000
+
+
 def test_allkeys_random_evicts_any_key(k: redis.Redis) -> None:
     k.config_set("maxmemory-policy", "allkeys-random")
     limit = limit_above_now(k, 2 * MiB)

@@ -82,6 +82,7 @@ def create_app() -> KvApp:
     @app.every(1 / HZ)
     def cron() -> None:
         state.expire_cycle()
+        state.eviction_cycle()
 
     @app.on_start
     def notifications() -> None:

@@ -13,7 +13,9 @@ estimate once ``MEASURE_STEP`` bytes were estimated, or when the estimate says t
 passed, at most once per ``interval`` (1 ms, or twenty times what the last measure took).
 Between measures, an eviction subtracts its own estimate of the bytes it freed. So a flood
 overshoots the limit by at most what it writes in ``MEASURE_STEP`` of estimate or one
-interval, whichever comes first.
+interval, whichever comes first. The eviction's time limit (``maxmemory-eviction-tenacity``)
+holds only once less than ``MEASURE_STEP`` is left to free; the cron frees the rest
+(state.py's ``eviction_cycle``).
 
 Choosing the victim, as Redis does:
 
@@ -186,7 +188,10 @@ class Eviction:
     def perform(self) -> bool:
         """Evict until under the limit (Redis's ``performEvictions``); False when over it
         and nothing can be evicted: the command is refused with -OOM. An eviction that runs
-        out of its time (``maxmemory-eviction-tenacity``) stops, letting the command run."""
+        out of its time (``maxmemory-eviction-tenacity``) stops, letting the command run, once
+        less than ``MEASURE_STEP`` is left to free (Python evicts some 50 times slower than
+        Redis: stopping sooner would let a flood of large values outrun it); the app's cron
+        goes on with the rest, as Redis's ``evictionTimeProc`` does."""
         used = self.used()
         if used > self.maxmemory and self.estimate:  # never refuse, nor evict, on a guess alone
             used = self.used(fresh=self.policy == "noeviction" or self._victim_missing())
@@ -203,7 +208,7 @@ class Eviction:
             if victim is None:
                 break
             freed += self._evict(*victim)
-            if time.perf_counter() - started > limit:
+            if to_free - freed <= MEASURE_STEP and time.perf_counter() - started > limit:
                 self.estimate -= freed
                 return True
         self.estimate -= freed

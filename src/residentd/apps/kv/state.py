@@ -147,10 +147,9 @@ class KvState:
         self.out_of_memory = False
         for db in self.dbs:
             if self.eviction is None or previous is None or previous.lru != eviction.lru:
-                db.access = None  # LRU and LFU stamps do not mean the same
-            eviction.start_tracking(db)
-            if self.eviction is None:
-                db.access = db.stamp = None
+                db.access = db.stamp = None  # and LRU and LFU stamps do not mean the same
+            if self.eviction is not None:
+                eviction.start_tracking(db)
 
     @property
     def max_bulk_len(self) -> int:
@@ -351,6 +350,18 @@ class KvState:
         for db in self.dbs:
             if db.expires:
                 db.expire_cycle(max(deadline - time.perf_counter(), 0.0))
+        if journal is not None and len(journal) != mark:
+            self.commit()
+
+    def eviction_cycle(self) -> None:
+        """What an eviction cut short by its time limit left over the limit, evicted from the
+        cron (Redis's ``evictionTimeProc``), with a DEL journaled for each key."""
+        eviction = self.eviction
+        if eviction is None:
+            return
+        journal = self.journal
+        mark = len(journal) if journal is not None else 0
+        self.out_of_memory = not eviction.perform()
         if journal is not None and len(journal) != mark:
             self.commit()
 
