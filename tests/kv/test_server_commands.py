@@ -67,7 +67,14 @@ def test_config_get(r: redis.Redis, kv: KvThread) -> None:
     assert r.config_get("appendonly") == {"appendonly": "no"}
     assert r.config_get("maxclients") == {"maxclients": str(kv.server.limits.max_connections)}
     assert r.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": str(512 * 1024 * 1024)}
-    assert set(r.config_get("max*")) == {"maxclients", "maxmemory", "maxmemory-policy"}
+    assert set(r.config_get("max*")) == {
+        "maxclients",
+        "maxmemory",
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "maxmemory-eviction-tenacity",
+        "maxmemory-clients",
+    }
     assert r.config_get("nothing") == {}
     with pytest.raises(
         ResponseError,

@@ -82,14 +82,17 @@ def create_app() -> KvApp:
     @app.every(1 / HZ)
     def cron() -> None:
         state.expire_cycle()
+        state.eviction_cycle()
 
     @app.on_start
     def notifications() -> None:
         state.configure_notifications()
+        state.configure_eviction()
 
     @app.on_reload
     def reload(changed: object) -> None:
         state.configure_notifications()
+        state.configure_eviction()
 
     return app
 

@@ -7,8 +7,9 @@ and from the process through psutil. A field kv has no use for (replication offs
 memory, defragmentation, forks of modules) is still there, with the value an idle standalone
 Redis without that feature shows, never left out. Commandstats, Errorstats and Latencystats
 are empty: kv keeps no per-command figures.
-Memory is the process's resident set: CPython does not keep an allocator total the way
-jemalloc does, so ``used_memory`` and ``used_memory_rss`` are the same number.
+``used_memory`` is what the allocators hand out (memory.py: pymalloc's allocated blocks and
+malloc's bytes in use), measured when INFO asks, as ``maxmemory`` compares it;
+``used_memory_rss`` is the process's resident set, and their ratio the fragmentation.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ Section = Callable[["Client"], Fields]
 # This process's random identities, as Redis makes them at start (40 hex digits each).
 RUN_ID = os.urandom(20).hex()
 REPLICATION_ID = os.urandom(20).hex()
-STARTUP_MEMORY = psutil.Process().memory_info().rss
 
 
 def _zeros(names: str, value: object = 0) -> Fields:
@@ -107,23 +107,30 @@ def _clients(s: Client) -> Fields:
 
 
 def _memory(s: Client) -> Fields:
+    state = s.state
+    memory = state.memory
+    used = memory.measure()
+    peak = memory.peak
     rss = psutil.Process().memory_info().rss
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, rss)
-    dataset = max(rss - STARTUP_MEMORY, 0)
+    startup = memory.startup
+    dataset = max(used - startup, 0)
     total = psutil.virtual_memory().total
+    eviction = state.eviction
+    limit = eviction.maxmemory if eviction is not None else 0
+    ratio = f"{rss / used:.2f}"
     return [
-        ("used_memory", rss),
-        ("used_memory_human", _human(rss)),
+        ("used_memory", used),
+        ("used_memory_human", _human(used)),
         ("used_memory_rss", rss),
         ("used_memory_rss_human", _human(rss)),
         ("used_memory_peak", peak),
         ("used_memory_peak_human", _human(peak)),
-        ("used_memory_peak_perc", f"{rss * 100 / peak:.2f}%"),
-        ("used_memory_overhead", STARTUP_MEMORY),
-        ("used_memory_startup", STARTUP_MEMORY),
+        ("used_memory_peak_perc", f"{used * 100 / peak:.2f}%"),
+        ("used_memory_overhead", startup),
+        ("used_memory_startup", startup),
         ("used_memory_dataset", dataset),
-        ("used_memory_dataset_perc", f"{dataset * 100 / rss:.2f}%"),
-        ("allocator_allocated", rss),
+        ("used_memory_dataset_perc", f"{dataset * 100 / used:.2f}%"),
+        ("allocator_allocated", used),
         ("allocator_active", rss),
         ("allocator_resident", rss),
         ("total_system_memory", total),
@@ -138,17 +145,17 @@ def _memory(s: Client) -> Fields:
         ("used_memory_vm_total_human", "0B"),
         *_zeros("used_memory_functions used_memory_scripts"),
         ("used_memory_scripts_human", "0B"),
-        ("maxmemory", 0),
-        ("maxmemory_human", "0B"),
-        ("maxmemory_policy", "noeviction"),
+        ("maxmemory", limit),
+        ("maxmemory_human", _human(limit)),
+        ("maxmemory_policy", state.options.get("maxmemory_policy", "noeviction")),
         ("allocator_frag_ratio", "1.00"),
         ("allocator_frag_bytes", 0),
         ("allocator_rss_ratio", "1.00"),
         ("allocator_rss_bytes", 0),
         ("rss_overhead_ratio", "1.00"),
         ("rss_overhead_bytes", 0),
-        ("mem_fragmentation_ratio", "1.00"),
-        ("mem_fragmentation_bytes", 0),
+        ("mem_fragmentation_ratio", ratio),
+        ("mem_fragmentation_bytes", rss - used),
         *_zeros(
             "mem_not_counted_for_evict mem_replication_backlog mem_total_replication_buffers "
             "mem_clients_slaves mem_clients_normal mem_cluster_links mem_aof_buffer"
@@ -194,9 +201,10 @@ def _stats(s: Client) -> Fields:
         ("expired_keys", sum(db.expired_keys for db in dbs)),
         ("expired_stale_perc", "0.00"),
         *_zeros(
-            "expired_time_cap_reached_count expire_cycle_cpu_milliseconds evicted_keys "
-            "evicted_clients total_eviction_exceeded_time current_eviction_exceeded_time"
+            "expired_time_cap_reached_count expire_cycle_cpu_milliseconds",
         ),
+        ("evicted_keys", s.state.evicted_keys),
+        *_zeros("evicted_clients total_eviction_exceeded_time current_eviction_exceeded_time"),
         ("keyspace_hits", sum(db.hits for db in dbs)),
         ("keyspace_misses", sum(db.misses for db in dbs)),
         ("pubsub_channels", len(hub.channels)),

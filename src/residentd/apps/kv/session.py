@@ -20,6 +20,8 @@ path and goes through ``_special``, so the common path pays one attribute test f
 modes. While any client WATCHes a key, every pipeline takes the Python path and each write
 touches the watched keys it changed (watch.py): the C fast path does not signal changes.
 Each client has its selected database, ``db`` (SELECT), which the fast path is handed per call.
+While ``maxmemory`` is set, every command takes the Python path through ``_limited``, which
+evicts keys or refuses the command -OOM first (eviction.py): the fast path cannot.
 
 While kv persists, ``state.journal`` is the framework journal's buffer: the fast path appends
 the writes it runs, ``_write`` runs the others (refusing them with -MISCONF while the disk
@@ -55,6 +57,7 @@ from residentd.apps.kv.client import REPLY_OFF, REPLY_ON, REPLY_SKIP, Handler
 from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.commands.registry import Command
 from residentd.apps.kv.errors import KvError, Quit
+from residentd.apps.kv.eviction import OOM
 from residentd.apps.kv.journaling import run_journaled
 from residentd.apps.kv.persistence.aof import NULL_ARRAY
 from residentd.apps.kv.resp3 import Shape, push, shape_of, to_resp3
@@ -69,11 +72,20 @@ HELD_COMMANDS = 1024
 execute_fast: Callable[..., Any] | None = choose("residentd.apps.kv._fastpath", "execute", None)
 
 RESP3_NULL = b"_\r\n"  # EXEC of a transaction a touched WATCH failed, in RESP3
+_OOM_EXEMPT = frozenset(("exec", "discard", "quit", "reset"))  # inside MULTI, under -OOM
 _DELETES = frozenset((b"del", b"unlink"))
 
 if TYPE_CHECKING:
     from residentd.apps.kv.state import KvState
     from residentd.apps.kv.store import Keyspace
+
+
+def denies_oom(command: Command, argv: list[bytes]) -> bool:
+    """Whether the command (its subcommand for a container) is flagged ``denyoom``: refused
+    while over maxmemory and nothing can be evicted."""
+    if command.subcommands and len(argv) > 1:
+        command = command.subcommands.get(argv[1].lower(), command)
+    return "denyoom" in command.flags
 
 
 class KvSession(Session[KvApp]):
@@ -181,6 +193,11 @@ class KvSession(Session[KvApp]):
         if state.notifier is not None:
             hooked = True
             fast = None
+        # maxmemory: each command may evict or be refused first, and may stamp its keys'
+        # access: all of them run here (eviction.py; the fast path costs that).
+        limited = state.eviction is not None
+        if limited:
+            fast = None
         if fast is not None and not self.special and not watching:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
@@ -206,6 +223,8 @@ class KvSession(Session[KvApp]):
                 size = len(argv)
                 if size != arity and (arity > 0 or size < -arity):
                     append(self._reject(errors.wrong_arity(command.name)))
+                elif limited:
+                    append(self._limited(handler, command, argv))
                 elif self.special:
                     append(self._special(handler, command, argv))
                 elif hooked and handler in WRITES:
@@ -272,6 +291,49 @@ class KvSession(Session[KvApp]):
         keyspace events are on (journaling.py)."""
         entry = DISPATCH.get(argv[0]) or DISPATCH[argv[0].lower()]
         return run_journaled(self, handler, argv, journal, entry[2].keys)
+
+    def _limited(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        """A command while maxmemory is set, as Redis's ``processCommand`` has it: keys are
+        evicted first if the limit is passed; if none can be, a denyoom command (an EXEC
+        that queued one, any command but EXEC, DISCARD, QUIT and RESET inside MULTI) is
+        refused -OOM. The keys it named are stamped after it ran (LRU, LFU)."""
+        state = self.state
+        eviction = state.eviction
+        if eviction is None or not self.authenticated:  # no limit now; or refused -NOAUTH
+            return self._run_any(handler, command, argv)
+        denied = denies_oom(command, argv)
+        if self.multi is not None:
+            if command.name == "exec":
+                denied = any(denies_oom(DISPATCH[a[0].lower()][2], a) for _, a in self.multi)
+            elif command.name not in _OOM_EXEMPT:
+                denied = True
+        state.out_of_memory = not eviction.perform()
+        if denied and state.out_of_memory:
+            return self._reject(OOM)
+        if denied:
+            eviction.charge(argv)
+        elif handler in WRITES:
+            eviction.freed()
+        queued = self.multi if command.name == "exec" else None
+        reply = self._run_any(handler, command, argv)
+        if eviction.tracks and self.multi is None:  # not queued: it ran
+            if queued is None:
+                eviction.touch_keys(self.db, command.name, command.keys, argv)
+            for _, words in queued or ():
+                ran = DISPATCH[words[0].lower()][2]
+                eviction.touch_keys(self.db, ran.name, ran.keys, words)
+        return reply
+
+    def _run_any(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
+        """A command by the path the pipeline loop would take for it."""
+        if self.special:
+            return self._special(handler, command, argv)
+        state = self.state
+        journal = state.journal
+        hooked = journal is not None or state.watches.keys or state.notifier is not None
+        if hooked and handler in WRITES:
+            return self._write(handler, argv, journal)
+        return self.run(handler, argv)
 
     def _special(self, handler: Handler, command: Command, argv: list[bytes]) -> bytes:
         """A command of a client in one of the modes: unauthenticated, subscribed, in MULTI,

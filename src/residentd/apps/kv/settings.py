@@ -1,11 +1,12 @@
 """kv's settings, under Redis's names (``proto-max-bulk-len`` is ``proto_max_bulk_len``).
 
 ``KvSettings`` are the number of databases, the protocol's limits (``proto_max_bulk_len``,
-``client_query_buffer_limit``), the pub/sub output limits, ``requirepass`` and
-``notify_keyspace_events``; ``KvFileSettings`` are the persistence settings kv adds to
-residentd.state's (whose ``dir``, ``appendfsync``, ``save`` and ``auto_aof_rewrite_*`` kv takes
-as they are): Redis's ``appendonly`` is a ``yes``/``no`` word where residentd's on/off settings
-are flags, so kv declares it itself. CONFIG GET and CONFIG SET read and change the values in
+``client_query_buffer_limit``), the pub/sub output limits, ``requirepass``,
+``notify_keyspace_events``, and ``maxmemory`` with its eviction policy's settings
+(eviction.py); ``KvFileSettings`` are the persistence settings kv adds to residentd.state's
+(whose ``dir``, ``appendfsync``, ``save`` and ``auto_aof_rewrite_*`` kv takes as they are):
+Redis's ``appendonly`` is a ``yes``/``no`` word where residentd's on/off settings are flags,
+so kv declares it itself. CONFIG GET and CONFIG SET read and change the values in
 force by these names (commands/server.py).
 """
 
@@ -24,6 +25,45 @@ DEFAULT_DBFILENAME = "dump.rdb"
 
 def _check_notify(value: str) -> str | None:
     return SETTING_ERROR if parse_flags(value) is None else None
+
+
+# Redis's memtoull units: k/m/g are powers of 1000, kb/mb/gb of 1024; b and none are bytes.
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3}
+_UNITS["gb"] = 1024**3
+MEMORY_ERROR = "argument must be a memory value"
+POLICIES = (
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+)
+
+
+def parse_memory(value: str) -> int | None:
+    """A memory value as Redis's ``memtoull`` reads it (``512mb``, ``1gb``, ``100``)."""
+    digits = value.rstrip("bkmgBKMG")
+    unit = _UNITS.get(value[len(digits) :].lower())
+    if unit is None or not digits.isdigit():
+        return None
+    return int(digits) * unit
+
+
+def check_memory(value: str) -> str | None:
+    return MEMORY_ERROR if parse_memory(value) is None else None
+
+
+def check_policy(value: str) -> str | None:
+    if value.lower() in POLICIES:
+        return None
+    return f"argument(s) must be one of the following: {', '.join(POLICIES)}"
+
+
+def _check_tenacity(value: int) -> str | None:
+    return None if 0 <= value <= 100 else "argument must be between 0 and 100 inclusive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +124,38 @@ class KvSettings:
         5000,
         "milliseconds a Lua script may run before other clients are answered -BUSY and "
         "SCRIPT KILL may stop it (Redis's busy-reply-threshold, alias lua-time-limit; 0: never)",
+        reload=True,
+        minimum=0,
+    )
+    maxmemory: str = setting(
+        "0",
+        "used memory past which write commands evict keys by maxmemory_policy or are refused "
+        "-OOM, in bytes or with Redis's units (100mb, 1gb; 0: no limit; Redis's maxmemory; "
+        "docs/operations.md, Memory limit)",
+        reload=True,
+        check=check_memory,
+    )
+    maxmemory_policy: str = setting(
+        "noeviction",
+        "which keys go when maxmemory is reached (Redis's maxmemory-policy)",
+        reload=True,
+        check=check_policy,
+    )
+    maxmemory_samples: int = setting(
+        5, "keys sampled per eviction (Redis's maxmemory-samples)", reload=True, minimum=1
+    )
+    maxmemory_eviction_tenacity: int = setting(
+        10,
+        "how long one eviction may run, 0-100 (Redis's maxmemory-eviction-tenacity)",
+        reload=True,
+        check=_check_tenacity,
+    )
+    lfu_log_factor: int = setting(
+        10, "LFU counter's logarithm factor (Redis's lfu-log-factor)", reload=True, minimum=0
+    )
+    lfu_decay_time: int = setting(
+        1,
+        "minutes per decrement of an idle key's LFU counter (Redis's lfu-decay-time)",
         reload=True,
         minimum=0,
     )

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 from residentd.app import App
 from residentd.apps.kv import errors
 from residentd.apps.kv.blocking import Blocking
-from residentd.apps.kv.notifications import KEY_MISS, Notifier, parse_flags
+from residentd.apps.kv.eviction import Eviction
+from residentd.apps.kv.memory import UsedMemory
+from residentd.apps.kv.notifications import EVICTED, KEY_MISS, Notifier, parse_flags
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.roster import Listed
@@ -101,6 +103,13 @@ class KvState:
         self.atomic = False
         # notify-keyspace-events: publishes the keyspace's changes while not empty.
         self.notifier: Notifier | None = None
+        # maxmemory: the used memory (memory.py), and while a limit is set its eviction.
+        self.memory = UsedMemory()
+        self.eviction: Eviction | None = None
+        self.evicted_keys = 0
+        # The limit was passed and nothing could be evicted before the last command (a
+        # script's denyoom calls are refused then, as Redis's pre_command_oom_state says).
+        self.out_of_memory = False
         # CONFIG RESETSTAT: the server's counters as they were then (INFO shows the rest).
         self.stats_base: dict[str, int] = {}
 
@@ -127,6 +136,21 @@ class KvState:
             return None
         return partial(notifier.key_miss, db=db.index)
 
+    def configure_eviction(self) -> None:
+        """Apply the ``maxmemory*`` and ``lfu-*`` options: a limit and its policy (the keys'
+        access stamps kept while it needs them), or none (0)."""
+        previous = self.eviction
+        options = self.options
+        options["maxmemory_policy"] = options["maxmemory_policy"].lower()  # as CONFIG SET has it
+        eviction = Eviction(self.memory, self.dbs, self._evicted, self.options)
+        self.eviction = eviction if eviction.maxmemory else None
+        self.out_of_memory = False
+        for db in self.dbs:
+            if self.eviction is None or previous is None or previous.lru != eviction.lru:
+                db.access = db.stamp = None  # and LRU and LFU stamps do not mean the same
+            if self.eviction is not None:
+                eviction.start_tracking(db)
+
     @property
     def max_bulk_len(self) -> int:
         return int(self.options["proto_max_bulk_len"])
@@ -145,6 +169,8 @@ class KvState:
             db = Keyspace(len(dbs))
             db.on_expired = partial(self._expired, db)
             db.on_miss = self._miss_reporter(db)
+            if self.eviction is not None:
+                self.eviction.start_tracking(db)
             dbs.append(db)
         return dbs[index]
 
@@ -233,6 +259,7 @@ class KvState:
             "refused": sum(snapshot["refused"].values()),
         }
         self.commands = 0
+        self.evicted_keys = 0
         for db in self.dbs:
             db.hits = db.misses = db.expired_keys = 0
 
@@ -263,6 +290,20 @@ class KvState:
     def _expired(self, db: Keyspace, key: bytes) -> None:
         """Each database's ``on_expired``: a DEL journaled while journaling, the key's
         watchers touched and an ``expired`` event sent."""
+        self._deleted(db, key)
+        if self.notifier is not None:
+            self.notifier.expired(key, db.index)
+
+    def _evicted(self, db: Keyspace, key: bytes) -> None:
+        """A key evicted for maxmemory (eviction.py): as an expired one, with an ``evicted``
+        event; counted for INFO's ``evicted_keys``."""
+        self.evicted_keys += 1
+        self._deleted(db, key)
+        if self.notifier is not None:
+            self.notifier.notify(EVICTED, b"evicted", key, db.index)
+
+    def _deleted(self, db: Keyspace, key: bytes) -> None:
+        """A key the server deleted on its own: a DEL journaled, its watchers touched."""
         journal = self.journal
         if journal is not None:
             mark = len(journal)
@@ -270,8 +311,6 @@ class KvState:
             self.journal_select(db, mark)
         if self.watches:
             self.watches.touch(db, key)
-        if self.notifier is not None:
-            self.notifier.expired(key, db.index)
 
     def wrap_block(self, mark: int) -> None:
         """The journal's records from ``mark`` on as one MULTI/EXEC block (an EXEC's, or a
@@ -311,6 +350,18 @@ class KvState:
         for db in self.dbs:
             if db.expires:
                 db.expire_cycle(max(deadline - time.perf_counter(), 0.0))
+        if journal is not None and len(journal) != mark:
+            self.commit()
+
+    def eviction_cycle(self) -> None:
+        """What an eviction cut short by its time limit left over the limit, evicted from the
+        cron (Redis's ``evictionTimeProc``), with a DEL journaled for each key."""
+        eviction = self.eviction
+        if eviction is None:
+            return
+        journal = self.journal
+        mark = len(journal) if journal is not None else 0
+        self.out_of_memory = not eviction.perform()
         if journal is not None and len(journal) != mark:
             self.commit()
 

@@ -26,7 +26,7 @@ one stopped.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
@@ -54,6 +54,7 @@ def now_ms() -> int:
 
 class Keyspace:
     __slots__ = (
+        "access",
         "data",
         "expired_keys",
         "expires",
@@ -62,6 +63,7 @@ class Keyspace:
         "misses",
         "on_expired",
         "on_miss",
+        "stamp",
     )
 
     def __init__(self, index: int = 0) -> None:
@@ -75,6 +77,10 @@ class Keyspace:
         self.on_expired: Callable[[bytes], None] | None = None
         # Called with each key a read looked up and did not find (the ``keymiss`` event).
         self.on_miss: Callable[[bytes], None] | None = None
+        # While an LRU or LFU eviction policy is in force (eviction.py): key to its access
+        # stamp, in access order, and the function that makes a key's next stamp.
+        self.access: OrderedDict[bytes, int] | None = None
+        self.stamp: Callable[[int | None], int] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -93,6 +99,14 @@ class Keyspace:
         else:
             self.hits += 1
         return value
+
+    def touch(self, key: bytes) -> None:
+        """Record an access to ``key`` while an eviction policy tracks them: its stamp
+        renewed, and the key moved to the end of ``access``."""
+        access = self.access
+        if access is not None and self.stamp is not None:
+            access[key] = self.stamp(access.get(key))
+            access.move_to_end(key)
 
     def get_write(self, key: bytes) -> Any:
         """The value of ``key`` for a command about to change it, or ``None``."""
@@ -151,12 +165,15 @@ class Keyspace:
     def flush(self) -> None:
         self.data = {}
         self.expires = {}
+        if self.access is not None:
+            self.access = OrderedDict()
 
     def swap(self, other: Keyspace) -> None:
         """SWAPDB: exchange contents with ``other``; each keeps its number and counters, so
         the clients that selected either see the other's keys."""
         self.data, other.data = other.data, self.data
         self.expires, other.expires = other.expires, self.expires
+        self.access, other.access = other.access, self.access
 
     # -- times to live -------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ a key's value.
 kv keeps values as plain Python objects, so the encodings are the ones Redis would pick for
 the same value with its default thresholds (``int``/``embstr``/``raw`` strings, ``intset``
 sets of at most 512 integers, ``listpack`` hashes of at most 128 short fields, ``quicklist``
-lists). kv does not track access times or frequencies: its eviction policy is always
-``noeviction``, under which Redis refuses FREQ and answers an idle time, here 0.
+lists). FREQ and IDLETIME read the access stamps eviction.py keeps while an LFU or an LRU
+policy and a ``maxmemory`` are set; FREQ is refused unless the policy is LFU, and IDLETIME if
+it is, with Redis's errors. Without a limit kv keeps no stamps: FREQ answers Redis's initial
+counter (5) and IDLETIME 0.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv.commands.registry import container, help_subcommand, subcommand
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.eviction import LFU_INIT_VAL
 from residentd.apps.kv.stream import Stream
 from residentd.apps.kv.zset import SortedSet
 from residentd.codecs.resp import NIL, ZERO, bulk, integer, parse_int
@@ -33,6 +36,16 @@ _NO_LFU = (
     b"that when switching between policies at runtime LRU and LFU data will take some time to "
     b"adjust.\r\n"
 )
+_NO_LRU = (
+    b"-ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+    b"switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"
+)
+
+
+def _stamp(s: Client, key: bytes) -> int | None:
+    """The key's access stamp while eviction.py keeps them (OBJECT does not renew it)."""
+    access = s.db.access
+    return access.get(key) if access is not None else None
 
 
 def _as_long(value: bytes) -> int | None:
@@ -83,14 +96,28 @@ def object_encoding(s: Client, argv: list[bytes]) -> bytes:
 def object_freq(s: Client, argv: list[bytes]) -> bytes:
     if s.db.get_write(argv[2]) is None:
         return NIL
-    raise KvError(_NO_LFU)
+    if not s.state.options["maxmemory_policy"].endswith("lfu"):
+        raise KvError(_NO_LFU)
+    stamp = _stamp(s, argv[2])
+    eviction = s.state.eviction
+    if stamp is None or eviction is None:
+        return integer(LFU_INIT_VAL)
+    return integer(eviction.frequency(stamp))
 
 
 @subcommand(
     "object", "idletime", 3, "readonly", "Returns the time since the last access to a Redis object."
 )
 def object_idletime(s: Client, argv: list[bytes]) -> bytes:
-    return NIL if s.db.get_write(argv[2]) is None else ZERO
+    if s.db.get_write(argv[2]) is None:
+        return NIL
+    if s.state.options["maxmemory_policy"].endswith("lfu"):
+        raise KvError(_NO_LRU)
+    stamp = _stamp(s, argv[2])
+    eviction = s.state.eviction
+    if stamp is None or eviction is None:
+        return ZERO
+    return integer(eviction.idle_seconds(stamp))
 
 
 @subcommand("object", "refcount", 3, "readonly", "Returns the reference count of a value of a key.")

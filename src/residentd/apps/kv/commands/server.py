@@ -7,8 +7,9 @@ CONFIG GET answers from a table of Redis parameter names mapped to kv's real set
 (``aof-use-rdb-preamble yes``, ``rdbcompression no``), which is what redis-benchmark and
 other tools ask at start. Patterns are Redis globs, as in CONFIG GET ``max*``. CONFIG SET
 changes the persistence settings Redis lets one change while running (``appendonly``,
-``appendfsync``, ``save``, the rewrite thresholds), all or none, and the two kv holds only
-while it runs (``LIVE``): ``notify-keyspace-events`` (notifications.py) and ``requirepass``.
+``appendfsync``, ``save``, the rewrite thresholds), all or none, and those kv holds only
+while it runs (``LIVE``): ``notify-keyspace-events`` (notifications.py), ``requirepass`` and
+the memory limit's (``EVICTION``: ``maxmemory``, ``maxmemory-policy``, ... eviction.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.info import info_text
 from residentd.apps.kv.notifications import SETTING_ERROR, flags_text, parse_flags
 from residentd.apps.kv.patterns import compile_glob
+from residentd.apps.kv.settings import check_memory, check_policy, parse_memory
 from residentd.codecs.resp import OK, bulk, bulk_array, integer, parse_int
 from residentd.state.settings import parse_save
 
@@ -166,8 +168,13 @@ PARAMETERS: dict[str, Callable[[Client], object]] = {
     "rdbchecksum": lambda s: "yes",
     "stop-writes-on-bgsave-error": lambda s: "yes",
     "databases": lambda s: s.state.databases,
-    "maxmemory": lambda s: 0,
-    "maxmemory-policy": lambda s: "noeviction",
+    "maxmemory": lambda s: parse_memory(s.state.options["maxmemory"]),
+    "maxmemory-policy": _option("maxmemory_policy"),
+    "maxmemory-samples": _option("maxmemory_samples"),
+    "maxmemory-eviction-tenacity": _option("maxmemory_eviction_tenacity"),
+    "maxmemory-clients": lambda s: 0,
+    "lfu-log-factor": _option("lfu_log_factor"),
+    "lfu-decay-time": _option("lfu_decay_time"),
     "maxclients": lambda s: s.state.limits.max_connections,
     "timeout": lambda s: int(s.state.limits.idle_timeout),
     "tcp-backlog": lambda s: s.state.limits.backlog,
@@ -232,19 +239,7 @@ def _check_memory(value: str) -> str | None:
     return None if value.isdigit() else "argument must be a memory value"
 
 
-# Redis's memtoull units: k/m/g are powers of 1000, kb/mb/gb of 1024; b and none are bytes.
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3}
-_UNITS["gb"] = 1024**3
 _MIN_PROTOCOL_LIMIT = 1024 * 1024  # Redis's lower bound of both protocol limits
-
-
-def parse_memory(value: str) -> int | None:
-    """A memory value as Redis's ``memtoull`` reads it (``512mb``, ``1gb``, ``100``)."""
-    digits = value.rstrip("bkmgBKMG")
-    unit = _UNITS.get(value[len(digits) :].lower())
-    if unit is None or not digits.isdigit():
-        return None
-    return int(digits) * unit
 
 
 def _check_protocol_limit(value: str) -> str | None:
@@ -286,6 +281,37 @@ LIVE: dict[str, Callable[[Client, str], None]] = {
 }
 
 
+def _check_range(low: int, high: int = 2**31 - 1) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        number = parse_int(value.encode("latin-1"))
+        if number is None:
+            return "argument couldn't be parsed into an integer"
+        if not low <= number <= high:
+            return f"argument must be between {low} and {high} inclusive"
+        return None
+
+    return check
+
+
+# The memory limit's settings (eviction.py): name -> (kv option, check, the value to keep).
+EVICTION: dict[str, tuple[str, Callable[[str], str | None], Callable[[str], object]]] = {
+    "maxmemory": ("maxmemory", check_memory, lambda value: str(parse_memory(value))),
+    "maxmemory-policy": ("maxmemory_policy", check_policy, str.lower),
+    "maxmemory-samples": ("maxmemory_samples", _check_range(1), int),
+    "maxmemory-eviction-tenacity": ("maxmemory_eviction_tenacity", _check_range(0, 100), int),
+    "lfu-log-factor": ("lfu_log_factor", _check_range(0), int),
+    "lfu-decay-time": ("lfu_decay_time", _check_range(0), int),
+}
+
+
+def _set_eviction(option: str, value: object) -> Callable[[Client, str], None]:
+    def apply(s: Client, _: str) -> None:
+        s.state.options[option] = value
+        s.state.configure_eviction()
+
+    return apply
+
+
 # Redis 7.0 refuses these unless enable-protected-configs is set (it is not, by default).
 PROTECTED = frozenset({"dir", "dbfilename"})
 
@@ -311,6 +337,13 @@ def config_set(s: Client, argv: list[bytes]) -> bytes:
             if name == "notify-keyspace-events" and parse_flags(value) is None:
                 raise KvError(errors.config_set_failed(name, SETTING_ERROR))
             live.append((LIVE[name], value))
+            continue
+        if name in EVICTION:
+            option, check, keep = EVICTION[name]
+            reason = check(value)
+            if reason is not None:
+                raise KvError(errors.config_set_failed(name, reason))
+            live.append((_set_eviction(option, keep(value)), value))
             continue
         if name not in SETTABLE:
             if name in PROTECTED:

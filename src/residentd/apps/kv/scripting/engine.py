@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.eviction import OOM
 from residentd.apps.kv.journaling import run_journaled
 from residentd.apps.kv.resp3 import shape_of, to_resp3
 from residentd.apps.kv.scripting import bitop, cjson
@@ -69,6 +70,7 @@ class Run:
     wrote: bool = False
     killed: bool = False
     logged: int = 0  # write commands journaled
+    out_of_memory: bool = False  # over maxmemory at the start: denyoom calls refused
     resp: int = 2  # redis.setresp: the protocol of the replies redis.call converts
 
 
@@ -133,6 +135,7 @@ class Scripts:
         outer = state.atomic  # inside EXEC, whose MULTI/EXEC wraps the effects
         state.atomic = True
         run = self.running = Run(client, sha, readonly, time.monotonic())
+        run.out_of_memory = state.eviction is not None and state.out_of_memory
         try:
             ok, value = self.sandbox.run(function, keys, argv)
         finally:
@@ -195,6 +198,8 @@ class Scripts:
         write = "write" in flags
         if write and run.readonly:
             raise ScriptError(b"ERR Write commands are not allowed from read-only scripts.")
+        if run.out_of_memory and not run.wrote and "denyoom" in flags:  # scriptVerifyOOM
+            raise ScriptError(OOM[1:-2])
         state = self.state
         if write and (journal is not None or state.watches.keys or state.notifier is not None):
             run.wrote = True
@@ -207,6 +212,8 @@ class Scripts:
                 reply = handler(client, argv)
             except KvError as exc:
                 reply = exc.reply
+        if state.eviction is not None and state.eviction.tracks:  # LRU/LFU stamps
+            state.eviction.touch_keys(client.db, command.name, command.keys, argv)
         blocking = self.state.blocking
         if write and blocking.keys:  # the clients it may serve are served after the script
             blocking.touched(client.db.index, argv)
