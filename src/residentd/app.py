@@ -98,6 +98,10 @@ class Transport(Protocol):
         """Loop time of the last input from the peer."""
 
     @property
+    def bytes_in(self) -> int:
+        """Bytes read from the peer so far."""
+
+    @property
     def write_buffer_size(self) -> int:
         """Bytes queued for the peer and not yet written to the socket."""
 

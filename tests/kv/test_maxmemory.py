@@ -10,10 +10,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import redis
+
+from residentd.apps.kv import session as session_module
 
 from .helpers import KvProcess, KvThread, Raw, resp
 
@@ -392,12 +395,14 @@ def test_evictions_are_counted_notified_and_journaled(tmp_path: Path) -> None:
         client.close()
 
 
-def test_a_flood_from_several_clients_stays_under_the_limit() -> None:
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-random"])
+def test_a_flood_from_several_clients_stays_under_the_limit(policy: str) -> None:
     """Four clients write 160 MB with 48 MiB of room under the limit: the process's RSS never
     passes its RSS at start plus that room plus 24 MiB (the slack pymalloc and malloc keep,
-    the clients' buffers, and what one measure interval lets through)."""
+    the clients' buffers, and what one measure interval lets through). Under allkeys-random
+    the C fast path runs the writes while the memory is far from the limit."""
     room = 48 * MiB
-    with KvProcess("--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru") as kv:
+    with KvProcess("--maxmemory", "1gb", "--maxmemory-policy", policy) as kv:
         client = redis.Redis(port=kv.port, protocol=2)
         assert client.config_get("maxmemory") == {"maxmemory": "1073741824"}
         started = client.info("memory")
@@ -426,3 +431,38 @@ def test_a_flood_from_several_clients_stays_under_the_limit() -> None:
         client.close()
     assert info["evicted_keys"] > 40_000
     assert peak <= rss_start + room + 24 * MiB, (peak - rss_start) / MiB
+
+
+@pytest.mark.skipif(session_module.execute_fast is None, reason="the C fast path is not loaded")
+def test_the_fast_path_runs_only_far_from_the_limit_and_without_access_stamps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = session_module.execute_fast
+    assert fast is not None
+    calls: list[int] = []
+
+    def counting(commands: list[list[bytes]], start: int, *rest: Any) -> int:
+        calls.append(len(commands) - start)
+        return fast(commands, start, *rest)
+
+    monkeypatch.setattr(session_module, "execute_fast", counting)
+    with KvThread() as kv, Raw(kv.port) as client:
+
+        def ran_in_c(*command: str) -> bool:
+            calls.clear()
+            client.call(*command)
+            return calls == [1]
+
+        client.call("CONFIG", "SET", "maxmemory-policy", "allkeys-random")
+        info = client.call("INFO", "memory")
+        used = int(info.split(b"used_memory:")[1].split(b"\r\n")[0])
+        client.call("CONFIG", "SET", "maxmemory", str(used + 64 * MiB))
+        assert ran_in_c("SET", "a", "1")
+        assert ran_in_c("GET", "a")
+        client.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")  # stamps each access
+        assert not ran_in_c("GET", "a")
+        client.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        client.call("CONFIG", "SET", "maxmemory", str(used + 64 * 1024))  # near: Python decides
+        assert not ran_in_c("SET", "b", "2")
+        client.call("CONFIG", "SET", "maxmemory", "0")
+        assert ran_in_c("SET", "c", "3")

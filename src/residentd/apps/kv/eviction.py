@@ -60,6 +60,9 @@ CHURN_SLACK = 1024
 MEASURE_STEP = 256 * 1024  # bytes of estimate after which the memory is measured again
 MIN_INTERVAL = 0.001  # seconds between two measures, at least
 ARG_OVERHEAD = 64  # bytes estimated per argument beyond its own length
+# Bytes estimated per command of a pipeline the fast path runs, beyond the bytes it read (a
+# key and a value's objects and table slot: three arguments' overhead).
+PIPELINE_OVERHEAD = 3 * ARG_OVERHEAD
 KEY_OVERHEAD = 120  # bytes a key costs beyond its name's and value's objects (table slots)
 LFU_INIT_VAL = 5
 # The commands Redis looks their keys up in without touching them (LOOKUP_NOTOUCH).
@@ -166,6 +169,20 @@ class Eviction:
     def charge(self, argv: list[bytes]) -> None:
         """Count what a denyoom command may add, until the next measure."""
         self.estimate += sum(map(len, argv)) + ARG_OVERHEAD * len(argv)
+
+    def room_for(self, incoming: int, commands: int) -> bool:
+        """Whether a pipeline that read ``incoming`` bytes (``commands`` commands) may run on
+        the C fast path, which cannot evict nor stamp: not under an LRU or LFU policy, and
+        only while the used memory, with what the pipeline may add charged to the estimate,
+        stays ``MEASURE_STEP`` under the limit. Closer to it every command runs here, as
+        Redis's would, evicting or refused first."""
+        if self.tracks:
+            return False
+        charge = incoming + PIPELINE_OVERHEAD * commands
+        if self.used() + charge + MEASURE_STEP > self.maxmemory:
+            return False  # the commands charge themselves on the Python path
+        self.estimate += charge
+        return True
 
     def used(self, fresh: bool = False) -> int:
         """The used memory: measured, or estimated since the last measure (see above);

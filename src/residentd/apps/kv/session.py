@@ -20,8 +20,10 @@ path and goes through ``_special``, so the common path pays one attribute test f
 modes. While any client WATCHes a key, every pipeline takes the Python path and each write
 touches the watched keys it changed (watch.py): the C fast path does not signal changes.
 Each client has its selected database, ``db`` (SELECT), which the fast path is handed per call.
-While ``maxmemory`` is set, every command takes the Python path through ``_limited``, which
-evicts keys or refuses the command -OOM first (eviction.py): the fast path cannot.
+While ``maxmemory`` is set, the commands take the Python path through ``_limited``, which
+evicts keys or refuses the command -OOM first (eviction.py), which the fast path cannot; but
+a pipeline still goes to the fast path first while the memory is well under the limit and
+the policy records no access (``Eviction.room_for``).
 
 While kv persists, ``state.journal`` is the framework journal's buffer: the fast path appends
 the writes it runs, ``_write`` runs the others (refusing them with -MISCONF while the disk
@@ -90,6 +92,7 @@ def denies_oom(command: Command, argv: list[bytes]) -> bool:
 
 class KvSession(Session[KvApp]):
     __slots__ = (
+        "_charged",
         "_output_check_pending",
         "_output_paused",
         "_reply_shape",
@@ -159,6 +162,8 @@ class KvSession(Session[KvApp]):
         self._output_paused = False
         self._output_check_pending = False
         self._soft_since: float | None = None
+        # The connection's bytes_in already charged to the maxmemory estimate (on_messages).
+        self._charged = 0
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -194,10 +199,15 @@ class KvSession(Session[KvApp]):
             hooked = True
             fast = None
         # maxmemory: each command may evict or be refused first, and may stamp its keys'
-        # access: all of them run here (eviction.py; the fast path costs that).
-        limited = state.eviction is not None
-        if limited:
-            fast = None
+        # access: they run here, but for a pipeline the fast path may run while the memory
+        # is well under the limit and the policy stamps nothing (eviction.py's room_for).
+        eviction = state.eviction
+        limited = eviction is not None
+        if eviction is not None:
+            conn = self.conn
+            read, self._charged = conn.bytes_in - self._charged, conn.bytes_in
+            if not eviction.room_for(read, count):
+                fast = None
         if fast is not None and not self.special and not watching:
             # The C fast path runs what it can and stops at the first command it leaves to
             # Python; usually that is none, and its replies are one piece already.
