@@ -1,6 +1,7 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
  * LPUSH, RPUSH and PING, run straight on the keyspace's dicts; LPOP, RPOP, LRANGE, LINDEX and
- * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h.
+ * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h, ZADD,
+ * ZINCRBY, ZSCORE, ZRANK, ZREVRANK, ZCARD, ZPOPMIN and ZPOPMAX in _fast_zsets.h.
  *
  * execute(commands, start, db, replies) runs commands[start:] in order, writes their replies
  * (RESP) into one buffer appended to ``replies`` as one bytes object (nothing when it ran
@@ -11,9 +12,9 @@
  * errors, expiry and every other command live, then hands the rest back here. So this file
  * holds no error text and no expiry logic (the key commands read a time to live that is still
  * ahead, and leave a key past it to Python): for what it does run, it does exactly what the
- * Python handlers in commands/strings.py, lists.py and keys.py do, keyspace hit and miss
- * counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the two
- * agree, reply for reply and value for value.
+ * Python handlers in commands/strings.py, lists.py, keys.py and zsets.py do, keyspace hit and
+ * miss counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py checks that the
+ * two agree, reply for reply and value for value.
  *
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
  *
@@ -41,6 +42,7 @@ enum command {
     UNKNOWN, GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY, LPUSH, RPUSH, PING,
     LPOP, RPOP, LRANGE, LINDEX, LLEN,         /* _fast_lists.h */
     DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, /* _fast_keys.h */
+    ZADD, ZINCRBY, ZSCORE, ZRANK, ZREVRANK, ZCARD, ZPOPMIN, ZPOPMAX, /* _fast_zsets.h */
 };
 
 /* Whether the bytes ``name`` spell ``upper`` in any mix of cases (``upper`` is upper case). */
@@ -71,6 +73,9 @@ identify(PyObject *name)
         {"LPOP", 4, LPOP},   {"RPOP", 4, RPOP},     {"LRANGE", 6, LRANGE}, {"LINDEX", 6, LINDEX},
         {"LLEN", 4, LLEN},   {"DEL", 3, DEL},       {"EXISTS", 6, EXISTS}, {"EXPIRE", 6, EXPIRE},
         {"PEXPIRE", 7, PEXPIRE}, {"TTL", 3, TTL},   {"PTTL", 4, PTTL},
+        {"ZADD", 4, ZADD},   {"ZINCRBY", 7, ZINCRBY}, {"ZSCORE", 6, ZSCORE},
+        {"ZRANK", 5, ZRANK}, {"ZREVRANK", 8, ZREVRANK}, {"ZCARD", 5, ZCARD},
+        {"ZPOPMIN", 7, ZPOPMIN}, {"ZPOPMAX", 7, ZPOPMAX},
     };
     if (!PyBytes_CheckExact(name))
         return UNKNOWN;
@@ -411,6 +416,7 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
 
 #include "_fast_lists.h"
 #include "_fast_keys.h"
+#include "_fast_zsets.h"
 
 #define COMMAND_BATCH 32 /* commands named, and their keys prefetched, together */
 
@@ -452,6 +458,8 @@ journaled_as_request(enum command command)
     case DECRBY:
     case LPUSH:
     case RPUSH:
+    case ZADD:
+    case ZINCRBY:
         return 1;
     default:
         return 0;
@@ -472,6 +480,10 @@ writes_waited_key(PyObject *waited, PyObject *argv, enum command command)
     case RPOP:
     case EXPIRE:
     case PEXPIRE:
+    case ZADD:
+    case ZINCRBY:
+    case ZPOPMIN:
+    case ZPOPMAX:
         last = Py_MIN(argc, 2);
         break;
     case DEL:
@@ -531,7 +543,7 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     case PTTL:
         return run_ttl(db, argv, command, out);
     default:
-        return 0;
+        return run_zset_command(db, argv, command, out);
     }
 }
 
@@ -680,6 +692,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *keys[PREFETCH_BATCH];
         Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
         prefetch_dict_keys(db.data, keys, count);
+        prefetch_zset_members(&db, commands, start, end, commands_named);
         for (; index < end; index++) {
             PyObject *argv = PyList_GET_ITEM(commands, index);
             enum command named = commands_named[index - start];
@@ -783,7 +796,7 @@ PyInit__fastpath(void)
 {
     crc64_init();
     deque_type = import_attribute("collections", "deque");
-    if (deque_type == NULL || fast_lists_init() < 0)
+    if (deque_type == NULL || fast_lists_init() < 0 || fast_zsets_init() < 0)
         return NULL;
     str_data = PyUnicode_InternFromString("data");
     str_expires = PyUnicode_InternFromString("expires");
