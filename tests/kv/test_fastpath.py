@@ -1237,6 +1237,31 @@ def test_the_fast_path_journals_sorted_set_writes_as_python_does() -> None:
 
 
 @needs_fastpath
+def test_sorted_set_commands_keep_reference_counts_exact() -> None:
+    """The set holds a member once (in ``scores`` and in the skip list) while it is there;
+    reads and the commands that find it keep nothing; a pop hands its references back."""
+    member, key = b"a member of its own", b"a key of its own"
+    held = sys.getrefcount(member), sys.getrefcount(key)
+    db = keyspace()
+    for round_number in range(500):
+        commands = [
+            [b"ZADD", key, b"%d" % round_number, member, b"1.5", b"other"],
+            [b"ZADD", key, b"%d.5" % round_number, member],
+            [b"ZINCRBY", key, b"1", member],
+            [b"ZSCORE", key, member],
+            [b"ZRANK", key, member],
+            [b"ZREVRANK", key, member],
+            [b"ZCARD", key],
+            [b"ZPOPMAX", key],
+            [b"ZPOPMIN", key, b"5"],
+        ]
+        assert fast_execute()(commands, 0, db, [], bytearray()) == len(commands)
+    del commands
+    assert db.data == {}
+    assert (sys.getrefcount(member), sys.getrefcount(key)) == held
+
+
+@needs_fastpath
 def test_sorted_set_commands_give_their_memory_back() -> None:
     """Thousands of ZADDs, ZINCRBYs, reads and pops of fresh members leave the heap as it was."""
     execute = fast_execute()

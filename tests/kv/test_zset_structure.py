@@ -10,6 +10,7 @@ import ctypes.util
 import math
 import pickle
 import random
+import sys
 import tracemalloc
 from typing import Any
 
@@ -180,6 +181,27 @@ def test_zorder_refuses_what_a_sorted_set_never_holds() -> None:
     with pytest.raises(IndexError):
         order[1]
     assert list(order) == [(1.0, b"a")]
+
+
+@needs_zorder
+def test_zorder_keeps_reference_counts_exact() -> None:
+    """An entry holds its member once; what reads hand out is the caller's; a removal, a
+    deleted slice and the order's end give every reference back."""
+    member = b"a member of its own"
+    held = sys.getrefcount(member)
+    order = ZOrder([(float(i), member + b"%d" % i) for i in range(50)])
+    for i in range(200):
+        order.add((i / 7, member))
+        assert sys.getrefcount(member) == held + 1
+        entries = [order[order.index((i / 7, member))], *order.islice(0, 60, reverse=True)]
+        del entries
+        order.remove((i / 7, member))
+        order.add((0.5, member))
+        del order[order.bisect_left((0.5, member))]
+    assert sys.getrefcount(member) == held
+    order.add((1.0, member))
+    del order
+    assert sys.getrefcount(member) == held
 
 
 @needs_zorder
