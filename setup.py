@@ -22,5 +22,6 @@ setup(
         speedup("residentd.net._connection_core"),
         speedup("residentd.apps.kv._fastpath"),
         speedup("residentd.apps.kv._hyperloglog"),
+        speedup("residentd.apps.kv._zorder"),
     ]
 )

@@ -1,8 +1,9 @@
 """kv's sorted set value in process: what ZADD, ZRANK and ZRANGE pay as a set grows.
 
 Redis's zskiplist makes an insert, a delete, a rank and a walk from a rank O(log n); kv's
-``SortedSet`` (a dict beside sortedcontainers' ``SortedList``) must do the same. This builds
-one set of each size and times, per operation, a batch of:
+``SortedSet`` (a dict beside its ``order``: _zorder.c's skip list, or sortedcontainers'
+``SortedList`` with ``RESIDENTD_PURE_PYTHON=1``) must do the same. This builds one set of each
+size and times, per operation, a batch of:
 
 * ``insert``: ZADD of a new member at a random score, then ZREM of it (the pair keeps the size);
 * ``rank``: ZRANK of a random member present;
@@ -22,7 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from residentd.apps.kv.zset import SortedSet
+from residentd.apps.kv.zset import Order, SortedSet
 
 
 def build(size: int, rng: random.Random) -> tuple[SortedSet, list[bytes]]:
@@ -76,7 +77,7 @@ def main() -> None:
             for name, value in measure(*sets[size], args.ops, rng).items():
                 results.setdefault((size, name), []).append(value)
     names = ("insert", "rank", "range")
-    print(f"µs per operation, median of {args.rounds} rounds of {args.ops}")
+    print(f"{Order.__name__}: µs per operation, median of {args.rounds} rounds of {args.ops}")
     print(f"{'members':>10} " + " ".join(f"{name:>8}" for name in names))
     for size in sizes:
         cells = " ".join(f"{statistics.median(results[size, name]):8.2f}" for name in names)

@@ -28,6 +28,7 @@ MODULES = [
     "residentd.net._connection_core",
     "residentd.apps.kv._fastpath",
     "residentd.apps.kv._hyperloglog",
+    "residentd.apps.kv._zorder",
 ]
 has_compiler = shutil.which("cc") is not None
 

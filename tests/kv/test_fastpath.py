@@ -18,6 +18,13 @@ runs). SPOP pops a random member, in C and in Python alike: each run is compared
 of its twin pipeline, where every SPOP that popped a member is the SREM of that member; so a
 pop must take a member that was there and leave what that SREM leaves, reply for reply.
 
+The sorted set commands of the fast path (_fast_zsets.h: plain ZADD, ZINCRBY, ZSCORE, ZRANK,
+ZREVRANK, ZCARD, ZPOPMIN, ZPOPMAX) get a differential test of their own, with the commands
+only Python runs on sorted sets between them, sets past a listpack's size, every score text
+of a list, and keyspace values compared down to each score's sign and the set's encoding;
+direct tests pin what they leave to Python, what they journal (what aof.propagate gives),
+that they leave a key clients wait on alone and that they give their memory back.
+
 The direct tests pin ``execute``'s contract: where it stops (a command it does not handle, a
 key with a time to live, a value of another type), that it appends nothing when it ran
 nothing, rejects a negative start, and writes a reply larger than its in-place buffer exactly;
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 import re
 import sys
@@ -47,8 +55,10 @@ from hypothesis import strategies as st
 
 from residentd.apps.kv import KvApp, create_app
 from residentd.apps.kv import session as session_module
+from residentd.apps.kv.commands import DISPATCH, WRITES
 from residentd.apps.kv.persistence.aof import encode, propagate
 from residentd.apps.kv.store import Keyspace, now_ms
+from residentd.apps.kv.zset import SortedSet
 from residentd.codecs import resp as resp_module
 from residentd.net.connection import Connection
 from residentd.net.server import Server, ServiceRuntime
@@ -199,7 +209,13 @@ def timeless(data: bytes) -> bytes:
 
 
 def plain(value: Any) -> tuple[str, Any]:
-    """A value with its type, comparable: a deque as a list, a hash as its items in order."""
+    """A value with its type, comparable: a deque as a list, a hash as its items in order, a
+    sorted set as its entries in order, its encoding and its scores (by repr, which tells -0
+    from 0)."""
+    if isinstance(value, SortedSet):
+        entries = [(repr(score), member) for score, member in value]
+        scores = sorted((member, repr(score)) for member, score in value.scores.items())
+        return ("SortedSet", (entries, value.big, scores))
     if isinstance(value, deque):
         return ("deque", list(value))
     if isinstance(value, dict):
@@ -1322,6 +1338,298 @@ def test_set_and_hash_commands_keep_reference_counts() -> None:
     assert [sys.getrefcount(item) for item in (key, member, field, value, counter)] == before
     assert left < 16 * 1024  # 2,000 rounds of a leak of one small object: over 60 KB
     assert db.data == {}
+
+
+# -- sorted sets -----------------------------------------------------------------------------------
+
+MEMBERS = [b"m1", b"m2", b"m3", b"", b"x" * 65]  # the last one is past a listpack's 64 bytes
+SCORES = [
+    *(b"0", b"-0", b"1", b"-1", b"2.5", b"+3", b".5", b"5.", b"-0.0", b"0.1", b"100"),
+    *(b"inf", b"-inf", b"1e3", b"nan", b" 1", b"1 ", b"", b"abc", b"0x10", b"1.2.3", b"-"),
+    *(b"+.5", b"-.5", b"00.10", b"-00", b"+0", b".", b"123456789012345", b"-1234567890123456"),
+    *(b"0000000000000000000001", b"9" * 38, b"0." + b"0" * 37 + b"1", b"1" * 41),
+]
+scores = st.one_of(
+    st.sampled_from(SCORES),
+    st.integers(-(10**17), 10**17).map(lambda n: b"%d" % n),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda x: repr(x).encode()),
+)
+members = st.sampled_from(MEMBERS)
+ZADD_OPTIONS: list[Argv] = [[b"NX"], [b"XX"], [b"CH"], [b"GT"], [b"incr"], [b"XX", b"CH"]]
+COUNTS = [b"0", b"1", b"2", b"200", b"-1", b"x", b"007"]
+
+
+@st.composite
+def zset_command(draw: st.DrawFn) -> Argv:
+    """The sorted set commands of the fast path, in shapes it runs and shapes it leaves, and
+    a few that only Python runs, which read what the others did."""
+    name = draw(
+        st.sampled_from(
+            [
+                *("zadd", "zadd", "zadd", "zincrby", "zscore", "zrank", "zrevrank", "zcard"),
+                *("zpopmin", "zpopmax", "zrem", "zrange", "zrangebyscore", "object"),
+            ]
+        )
+    )
+    key = draw(keys)
+    argv = [draw(spelled(name)), key]
+    if name == "zadd":
+        shape = draw(st.sampled_from(["plain"] * 5 + ["options", "odd", "many"]))
+        if shape == "options":
+            argv += draw(st.sampled_from(ZADD_OPTIONS))
+        if shape == "many":  # past a listpack's 128 entries
+            argv += [part for i in range(130) for part in (b"%d" % (i % 7), b"n%d" % i)]
+        for _ in range(draw(st.integers(1, 3))):
+            argv += [draw(scores), draw(members)]
+        if shape == "odd":
+            argv.append(draw(scores))
+    elif name == "zincrby":
+        argv += [draw(scores), draw(members)][: draw(st.sampled_from([2, 2, 2, 1]))]
+    elif name in ("zscore", "zrank", "zrevrank"):
+        argv += draw(st.lists(members, min_size=(n := draw(small_counts)), max_size=n))
+    elif name in ("zpopmin", "zpopmax"):
+        argv += draw(st.lists(st.sampled_from(COUNTS), max_size=draw(st.sampled_from([0, 1, 2]))))
+    elif name == "zrem":
+        argv.append(draw(members))
+    elif name == "zrange":
+        argv += [b"0", b"-1", b"WITHSCORES"]
+    elif name == "zrangebyscore":
+        argv += [b"(0", b"+inf", b"WITHSCORES"]
+    elif name == "object":
+        argv[1:] = [b"ENCODING", key]
+    return argv
+
+
+@needs_fastpath
+@settings(max_examples=200, deadline=None)
+@given(
+    pipeline=st.lists(
+        st.one_of(zset_command(), zset_command(), zset_command(), other_command()),
+        min_size=10,
+        max_size=40,
+    ),
+    at=cuts,
+    journaled=st.booleans(),
+)
+@example(  # -0 in a listpack and past it, ZINCRBY to NaN, pops that empty the set
+    pipeline=[
+        [b"ZADD", b"a", b"-0", b"m1", b"1", b"m2"],
+        [b"ZINCRBY", b"a", b"-0", b"m3"],
+        [b"ZINCRBY", b"a", b"inf", b"m2"],
+        [b"ZINCRBY", b"a", b"-inf", b"m2"],
+        [b"ZADD", b"a", b"-0", b"x" * 65],
+        [b"ZADD", b"a", b"-0", b"m1"],
+        [b"ZSCORE", b"a", b"m1"],
+        [b"ZREVRANK", b"a", b"m1"],
+        [b"ZPOPMAX", b"a", b"2"],
+        [b"ZPOPMIN", b"a", b"5"],
+        [b"ZCARD", b"a"],
+        [b"ZPOPMIN", b"a"],
+        [b"ZPOPMIN", b"a", b"0"],
+    ],
+    at=[4],
+    journaled=True,
+)
+def test_sorted_set_commands_in_c_and_python_agree(
+    loop: asyncio.AbstractEventLoop, pipeline: list[Argv], at: list[int], journaled: bool
+) -> None:
+    expected = run_pipeline(loop, None, [pipeline], journaled=journaled)
+    for chunks in ([pipeline], cut(pipeline, at)):
+        assert run_pipeline(loop, fast_execute(), chunks, journaled=journaled) == expected, chunks
+
+
+@needs_fastpath
+@pytest.mark.parametrize("text", SCORES)
+def test_every_score_text_reads_and_prints_as_in_python(
+    loop: asyncio.AbstractEventLoop, text: bytes
+) -> None:
+    """Each score of the list, in a listpack-sized set and in a big one: what the C path
+    takes it converts as zscores.parse_score does, and prints as reply_score does."""
+    for member in (b"small", b"x" * 65):  # a listpack, a skip list
+        pipeline = [
+            [b"ZADD", b"z", text, member],
+            [b"ZSCORE", b"z", member],
+            [b"ZINCRBY", b"z", text, member],
+            [b"ZINCRBY", b"z", text, b"other"],
+            [b"ZPOPMIN", b"z", b"2"],
+        ]
+        expected = run_pipeline(loop, None, [pipeline])
+        assert run_pipeline(loop, fast_execute(), [pipeline]) == expected
+
+
+@needs_fastpath
+def test_a_growing_sorted_set_agrees_with_python(loop: asyncio.AbstractEventLoop) -> None:
+    """redis-benchmark's shape: ZADD of random members to one key that holds thousands (its
+    members' places in ``scores`` are prefetched a pipeline at a time), ZPOPMIN now and then,
+    with reads between, in pipelines of sixteen."""
+    rng = random.Random(11)
+    filled = [(float(i % 500), b"element:%d" % i) for i in range(0, 4000, 2)]
+
+    def prepare(db: Keyspace) -> None:
+        db.data[b"myzset"] = SortedSet(filled)
+
+    def one() -> Argv:
+        kind = rng.choice(["zadd"] * 6 + ["zpopmin", "zpopmax", "zscore", "zrank", "zincrby"])
+        member = b"element:%d" % rng.randrange(4000)
+        score = b"%d" % rng.randrange(1000) if rng.random() < 0.7 else repr(rng.random()).encode()
+        return {"zadd": [b"ZADD", b"myzset", score, member],
+                "zincrby": [b"ZINCRBY", b"myzset", score, member],
+                "zscore": [b"ZSCORE", b"myzset", member],
+                "zrank": [b"ZRANK", b"myzset", member],
+                "zpopmin": [b"ZPOPMIN", b"myzset"],
+                "zpopmax": [b"ZPOPMAX", b"myzset", b"3"]}[kind]  # fmt: skip
+
+    chunks = [[one() for _ in range(16)] for _ in range(60)]
+    chunks.append([[b"ZRANGE", b"myzset", b"0", b"-1", b"WITHSCORES"], [b"ZCARD", b"myzset"]])
+    expected = run_pipeline(loop, None, chunks, prepare, journaled=True)
+    assert run_pipeline(loop, fast_execute(), chunks, prepare, journaled=True) == expected
+
+
+def small_zset(**scores: float) -> SortedSet:
+    return SortedSet([(score, member.encode()) for member, score in scores.items()])
+
+
+@needs_fastpath
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"ZADD", b"z", b"NX", b"1", b"m"],
+        [b"ZADD", b"z", b"1e3", b"m"],
+        [b"ZADD", b"z", b"inf", b"m"],
+        [b"ZADD", b"z", b"1", b"m", b"nan", b"n"],  # nothing changes before Python's error
+        [b"ZADD", b"z", b" 1", b"m"],
+        [b"ZADD", b"z", b"1", b"m", b"2"],
+        [b"ZADD", b"s", b"1", b"m"],
+        [b"ZINCRBY", b"z", b"1"],
+        [b"ZINCRBY", b"z", b"-inf", b"top"],  # inf - inf: not a number
+        [b"ZSCORE", b"s", b"m"],
+        [b"ZRANK", b"z", b"a", b"WITHSCORE"],
+        [b"ZCARD", b"s"],
+        [b"ZPOPMIN", b"z", b"-1"],
+        [b"ZPOPMIN", b"z", b"1", b"2"],
+        [b"ZPOPMAX", b"s"],
+        [b"ZPOPMAX", b"s", b"0"],
+    ],
+)
+def test_execute_leaves_sorted_set_cases_to_python(argv: Argv) -> None:
+    db = keyspace(z=small_zset(a=1.0, top=math.inf), s=b"text")
+    replies: list[bytes] = []
+    assert fast_execute()([argv], 0, db, replies) == 0
+    assert replies == []
+    assert (db.hits, db.misses) == (0, 0)
+    assert db.data == {b"z": small_zset(a=1.0, top=math.inf), b"s": b"text"}
+    assert list(db.data[b"z"]) == [(1.0, b"a"), (math.inf, b"top")]
+
+
+@needs_fastpath
+def test_sorted_set_writes_to_a_waited_key_are_left_to_python() -> None:
+    db = keyspace(waited=small_zset(a=1.0))
+    waited = {b"waited": 1}
+    for argv in (
+        [b"ZADD", b"waited", b"1", b"b"],
+        [b"ZINCRBY", b"waited", b"1", b"a"],
+        [b"ZPOPMIN", b"waited"],
+        [b"zpopmax", b"waited", b"1"],
+    ):
+        assert fast_execute()([[b"ZSCORE", b"waited", b"a"], argv], 0, db, [], None, waited) == 1
+    assert list(db.data[b"waited"]) == [(1.0, b"a")]
+
+
+@needs_fastpath
+def test_the_fast_path_journals_sorted_set_writes_as_python_does() -> None:
+    """What it journals is what aof.propagate gives for each write with its reply: ZADD and
+    ZINCRBY as requested, a pop that took something as requested, one that took nothing and
+    the reads not at all."""
+    db = keyspace()
+    pipeline = [
+        [b"ZADD", b"z", b"1", b"a", b"2.5", b"b", b"-3", b"c"],
+        [b"zadd", b"z", b"1", b"a"],
+        [b"ZINCRBY", b"z", b"0.5", b"a"],
+        [b"ZSCORE", b"z", b"a"],
+        [b"ZRANK", b"z", b"b"],
+        [b"ZREVRANK", b"z", b"b"],
+        [b"ZCARD", b"z"],
+        [b"ZPOPMIN", b"z"],
+        [b"ZPOPMAX", b"z", b"0"],
+        [b"ZPOPMAX", b"z", b"5"],
+        [b"ZPOPMIN", b"z"],
+        [b"ZPOPMIN", b"missing", b"2"],
+    ]
+    journal = bytearray()
+    replies: list[bytes] = []
+    assert fast_execute()(pipeline, 0, db, replies, journal) == len(pipeline)
+    assert replies == [
+        b":3\r\n:0\r\n$3\r\n1.5\r\n$3\r\n1.5\r\n:2\r\n:0\r\n:3\r\n"
+        b"*2\r\n$1\r\nc\r\n$2\r\n-3\r\n*0\r\n"
+        b"*4\r\n$1\r\nb\r\n$3\r\n2.5\r\n$1\r\na\r\n$3\r\n1.5\r\n*0\r\n*0\r\n"
+    ]
+    assert db.data == {}
+    each, position = [], 0
+    while position < len(replies[0]):
+        end = reply_end(replies[0], position)
+        assert end is not None
+        each.append(replies[0][position:end])
+        position = end
+    logged = [
+        record
+        for argv, reply in zip(pipeline, each, strict=True)
+        if DISPATCH[argv[0].lower()][0] in WRITES
+        for record in propagate(db, argv, reply, existed=True)
+    ]
+    assert bytes(journal) == b"".join(map(encode, logged))
+
+
+@needs_fastpath
+def test_sorted_set_commands_keep_reference_counts_exact() -> None:
+    """The set holds a member once (in ``scores`` and in the skip list) while it is there;
+    reads and the commands that find it keep nothing; a pop hands its references back."""
+    member, key = b"a member of its own", b"a key of its own"
+    held = sys.getrefcount(member), sys.getrefcount(key)
+    db = keyspace()
+    for round_number in range(500):
+        commands = [
+            [b"ZADD", key, b"%d" % round_number, member, b"1.5", b"other"],
+            [b"ZADD", key, b"%d.5" % round_number, member],
+            [b"ZINCRBY", key, b"1", member],
+            [b"ZSCORE", key, member],
+            [b"ZRANK", key, member],
+            [b"ZREVRANK", key, member],
+            [b"ZCARD", key],
+            [b"ZPOPMAX", key],
+            [b"ZPOPMIN", key, b"5"],
+        ]
+        assert fast_execute()(commands, 0, db, [], bytearray()) == len(commands)
+    del commands
+    assert db.data == {}
+    assert (sys.getrefcount(member), sys.getrefcount(key)) == held
+
+
+@needs_fastpath
+def test_sorted_set_commands_give_their_memory_back() -> None:
+    """Thousands of ZADDs, ZINCRBYs, reads and pops of fresh members leave the heap as it was."""
+    execute = fast_execute()
+    db = keyspace()
+
+    def one_round(round_number: int) -> None:
+        members = [b"member:%d:%d" % (round_number, i) for i in range(500)]
+        commands = [[b"ZADD", b"z", b"%d.5" % i, member] for i, member in enumerate(members)]
+        commands += [[b"ZINCRBY", b"z", b"0.25", member] for member in members[::3]]
+        commands += [[b"ZSCORE", b"z", member] for member in members[::5]]
+        commands += [[b"ZREVRANK", b"z", member] for member in members[::5]]
+        commands += [[b"ZPOPMIN", b"z", b"7"] for _ in range(40)] + [[b"ZPOPMAX", b"z"]] * 300
+        assert execute(commands, 0, db, [], bytearray()) == len(commands)
+        assert db.data == {}
+
+    one_round(0)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for round_number in range(1, 11):
+            one_round(round_number)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024
 
 
 # -- read_commands, directly -----------------------------------------------------------------------

@@ -1,17 +1,30 @@
-"""The sorted set value (zset.py) against a plain sorted list, and score parsing
+"""The sorted set value (zset.py) against a plain sorted list, the C skip list (_zorder.c's
+``ZOrder``) against sortedcontainers' ``SortedList`` it stands in for, and score parsing
 (zscores.py) against the C library's own strtod."""
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import ctypes.util
 import math
+import pickle
 import random
+import sys
+import tracemalloc
+from typing import Any
 
 import pytest
+from sortedcontainers import SortedList
 
 from residentd.apps.kv.zscores import format_score, parse_score, parse_score_range, reply_score
 from residentd.apps.kv.zset import LEX_MAX, LEX_MIN, SortedSet
+from residentd.speedups import native
+
+ZOrder: Any = native("residentd.apps.kv._zorder", "ZOrder")
+needs_zorder = pytest.mark.skipif(
+    ZOrder is None, reason="_zorder is not loaded (not built, or RESIDENTD_PURE_PYTHON is set)"
+)
 
 
 def test_operations_match_a_sorted_list() -> None:
@@ -94,6 +107,130 @@ def test_negative_zero_reads_back_as_zero_in_a_listpack() -> None:
     assert math.copysign(1.0, small.scores[b"a"]) == 1.0
     big = SortedSet([(float(i), b"m%d" % i) for i in range(200)] + [(-0.0, b"z")])
     assert math.copysign(1.0, big.scores[b"z"]) == -1.0
+
+
+@needs_zorder
+def test_zorder_matches_a_sorted_list() -> None:
+    """Random inserts, removes, ranks, bisects, slices and deletes of slices on both."""
+    rng = random.Random(7)
+    ours, theirs = ZOrder(), SortedList()
+    members = [b"m%d" % i for i in range(300)] + [b"", b"m", b"m1\x00", b"\xff" * 70]
+    scores = [-0.0, 0.0, 0.5, math.inf, -math.inf, 2.0**60, 1e-300]
+    present: dict[bytes, float] = {}
+    for step in range(12000):
+        member = rng.choice(members)
+        action = rng.random()
+        if action < 0.5:
+            if member in present:
+                ours.remove((present[member], member))
+                theirs.remove((present[member], member))
+            score = rng.choice([float(rng.randint(-5, 5)), rng.random(), rng.choice(scores)])
+            present[member] = score
+            ours.add((score, member))
+            theirs.add((score, member))
+        elif action < 0.6 and present:
+            member = rng.choice(list(present))
+            score = present.pop(member)
+            ours.remove((score, member))
+            theirs.remove((score, member))
+        elif action < 0.65 and theirs:
+            i = rng.randrange(-len(theirs), len(theirs))
+            assert ours[i] == theirs[i]
+            start, stop = rng.randint(-3, len(theirs) + 3), rng.randint(-3, len(theirs) + 3)
+            assert ours.islice(start, stop) == list(theirs.islice(start, stop))
+            assert ours.islice(start, stop, reverse=True) == list(
+                theirs.islice(start, stop, reverse=True)
+            )
+            assert ours[start:stop] == theirs[start:stop]
+        elif action < 0.67 and theirs:
+            start = rng.randrange(len(theirs))
+            stop = start + rng.randint(0, 4)
+            for _, gone in theirs.islice(start, stop):
+                del present[gone]
+            del ours[start:stop]
+            del theirs[start:stop]
+        elif action < 0.8:
+            score = rng.choice([float(rng.randint(-6, 6)), *scores])
+            key: tuple[float] | tuple[float, bytes] = (
+                (score,) if rng.random() < 0.5 else (score, member)
+            )
+            assert ours.bisect_left(key) == theirs.bisect_left(key), key
+            assert ours.bisect_right(key) == theirs.bisect_right(key), key
+        if member in present:
+            entry = (present[member], member)
+            assert ours.index(entry) == theirs.index(entry)
+        assert len(ours) == len(theirs)
+        if step % 400 == 0:
+            assert [(repr(s), m) for s, m in ours] == [(repr(s), m) for s, m in theirs]
+    assert list(copy.deepcopy(ours)) == list(theirs) == list(pickle.loads(pickle.dumps(ours)))
+
+
+@needs_zorder
+def test_zorder_refuses_what_a_sorted_set_never_holds() -> None:
+    order = ZOrder([(1.0, b"a")])
+    with pytest.raises(ValueError):
+        order.add((math.nan, b"b"))
+    with pytest.raises(TypeError):
+        order.add((1.0, "text"))
+    with pytest.raises(TypeError):
+        order.add((1.0,))
+    with pytest.raises(ValueError):
+        order.remove((2.0, b"a"))
+    with pytest.raises(ValueError):
+        order.index((1.0, b"b"))
+    with pytest.raises(IndexError):
+        order[1]
+    assert list(order) == [(1.0, b"a")]
+
+
+@needs_zorder
+def test_zorder_keeps_reference_counts_exact() -> None:
+    """An entry holds its member once; what reads hand out is the caller's; a removal, a
+    deleted slice and the order's end give every reference back."""
+    member = b"a member of its own"
+    held = sys.getrefcount(member)
+    order = ZOrder([(float(i), member + b"%d" % i) for i in range(50)])
+    for i in range(200):
+        order.add((i / 7, member))
+        assert sys.getrefcount(member) == held + 1
+        entries = [order[order.index((i / 7, member))], *order.islice(0, 60, reverse=True)]
+        del entries
+        order.remove((i / 7, member))
+        order.add((0.5, member))
+        del order[order.bisect_left((0.5, member))]
+    assert sys.getrefcount(member) == held
+    order.add((1.0, member))
+    del order
+    assert sys.getrefcount(member) == held
+
+
+@needs_zorder
+def test_zorder_gives_its_memory_back() -> None:
+    """Members and nodes are freed: rounds of inserts and deletes, each with members of its
+    own (a reference kept too many would keep them), do not grow the heap."""
+    rng = random.Random(3)
+
+    def one_round() -> None:
+        members = [b"member:%d" % rng.randrange(10**9) for _ in range(2000)]
+        scores = {member: rng.random() for member in members}
+        order = ZOrder()
+        for member, score in scores.items():
+            order.add((score, member))
+        for member in members[::2]:
+            order.remove((scores[member], member))
+        del order[: len(order) // 2]
+        order.islice(0, 10, reverse=True)
+
+    one_round()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(20):
+            one_round()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))

@@ -1,8 +1,9 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
  * LPUSH, RPUSH and PING, run straight on the keyspace's dicts; LPOP, RPOP, LRANGE, LINDEX and
  * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h, the
- * set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP in _fast_sets.h and the hash
- * commands HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY in _fast_hashes.h.
+ * set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP in _fast_sets.h, the hash
+ * commands HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY in _fast_hashes.h, and ZADD,
+ * ZINCRBY, ZSCORE, ZRANK, ZREVRANK, ZCARD, ZPOPMIN and ZPOPMAX in _fast_zsets.h.
  *
  * execute(commands, start, db, replies) runs commands[start:] in order, writes their replies
  * (RESP) into one buffer appended to ``replies`` as one bytes object (nothing when it ran
@@ -13,9 +14,10 @@
  * errors, expiry and every other command live, then hands the rest back here. So this file
  * holds no error text and no expiry logic (the key commands read a time to live that is still
  * ahead, and leave a key past it to Python): for what it does run, it does exactly what the
- * Python handlers in commands/strings.py, lists.py, keys.py, sets.py and hashes.py do,
- * keyspace hit and miss counts included (``db.hits``, ``db.misses``); tests/kv/test_fastpath.py
- * checks that the two agree, reply for reply and value for value (SPOP's random member aside).
+ * Python handlers in commands/strings.py, lists.py, keys.py, sets.py, hashes.py and zsets.py
+ * do, keyspace hit and miss counts included (``db.hits``, ``db.misses``);
+ * tests/kv/test_fastpath.py checks that the two agree, reply for reply and value for value
+ * (SPOP's random member aside).
  *
  * The session calls it only for a plain client: not inside MULTI, not subscribed.
  *
@@ -48,6 +50,7 @@ enum command {
     DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, /* _fast_keys.h */
     SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SPOP, /* _fast_sets.h */
     HSET, HGET, HEXISTS, HDEL, HLEN, HMGET, HINCRBY, /* _fast_hashes.h */
+    ZADD, ZINCRBY, ZSCORE, ZRANK, ZREVRANK, ZCARD, ZPOPMIN, ZPOPMAX, /* _fast_zsets.h */
 };
 
 /* Whether the bytes ``name`` spell ``upper`` in any mix of cases (``upper`` is upper case). */
@@ -83,6 +86,9 @@ identify(PyObject *name)
         {"HSET", 4, HSET},   {"HGET", 4, HGET},     {"HEXISTS", 7, HEXISTS},
         {"HDEL", 4, HDEL},   {"HLEN", 4, HLEN},     {"HMGET", 5, HMGET},
         {"HINCRBY", 7, HINCRBY},
+        {"ZADD", 4, ZADD},   {"ZINCRBY", 7, ZINCRBY}, {"ZSCORE", 6, ZSCORE},
+        {"ZRANK", 5, ZRANK}, {"ZREVRANK", 8, ZREVRANK}, {"ZCARD", 5, ZCARD},
+        {"ZPOPMIN", 7, ZPOPMIN}, {"ZPOPMAX", 7, ZPOPMAX},
     };
     if (!PyBytes_CheckExact(name))
         return UNKNOWN;
@@ -428,6 +434,7 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
 #include "_fast_collections.h"
 #include "_fast_sets.h"
 #include "_fast_hashes.h"
+#include "_fast_zsets.h"
 
 #define COMMAND_BATCH 32 /* commands named, and their keys prefetched, together */
 
@@ -475,6 +482,8 @@ journaled_as_request(enum command command)
     case HSET:
     case HDEL:
     case HINCRBY:
+    case ZADD:
+    case ZINCRBY:
         return 1;
     default:
         return 0;
@@ -495,6 +504,10 @@ writes_waited_key(PyObject *waited, PyObject *argv, enum command command)
     case RPOP:
     case EXPIRE:
     case PEXPIRE:
+    case ZADD:
+    case ZINCRBY:
+    case ZPOPMIN:
+    case ZPOPMAX:
         last = Py_MIN(argc, 2);
         break;
     case DEL:
@@ -575,7 +588,7 @@ run_one(Keyspace *db, PyObject *argv, enum command command, Output *out)
     case PTTL:
         return run_ttl(db, argv, command, out);
     default:
-        return 0;
+        return run_zset_command(db, argv, command, out);
     }
 }
 
@@ -724,6 +737,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
         prefetch_dict_keys(db.data, keys, count);
         prefetch_members(db.data, commands, start, end, commands_named);
+        prefetch_zset_members(&db, commands, start, end, commands_named);
         for (; index < end; index++) {
             PyObject *argv = PyList_GET_ITEM(commands, index);
             enum command named = commands_named[index - start];
@@ -829,7 +843,7 @@ PyInit__fastpath(void)
     if (random_seed() < 0)
         return NULL;
     deque_type = import_attribute("collections", "deque");
-    if (deque_type == NULL || fast_lists_init() < 0)
+    if (deque_type == NULL || fast_lists_init() < 0 || fast_zsets_init() < 0)
         return NULL;
     str_data = PyUnicode_InternFromString("data");
     str_expires = PyUnicode_InternFromString("expires");

@@ -2,12 +2,14 @@
 
 Redis keeps a dict of member to score beside a skip list with spans, so that a lookup by
 member is O(1) and an insert, a delete, a rank or a walk from a rank is O(log n). This is the
-same pair: ``scores`` is a dict, and ``order`` is sortedcontainers' ``SortedList`` of
-``(score, member)`` tuples, a list of sorted sublists (about a thousand items each) with a
-positional index over their lengths, which gives the same O(log n) bisect, insert, delete and
-index-by-rank in pure Python (bench/kv_zset.py measures it; docs/benchmarks.md has the
-figures). Tuples compare by score and then by member bytes, which is Redis's order: scores as
-doubles, ties broken by ``memcmp`` of the members.
+same pair: ``scores`` is a dict, and ``order`` holds the ``(score, member)`` tuples in order.
+``order`` is ``Order``: _zorder.c's ``ZOrder`` when the C speedups are built, which is Redis's
+skip list with spans and which the C fast path (_fastpath.c) also changes directly, else
+sortedcontainers' ``SortedList``, a list of sorted sublists with a positional index over their
+lengths that gives the same O(log n) bisect, insert, delete and index-by-rank in pure Python
+(bench/kv_zset.py measures both). ZOrder keeps the part of SortedList's API used here. Tuples
+compare by score and then by member bytes, which is Redis's order: scores as doubles, ties
+broken by ``memcmp`` of the members. No score is NaN: Redis refuses one before it gets here.
 
 Redis stores a small sorted set as a listpack and converts it to a skip list once it holds
 more than ``zset-max-listpack-entries`` (128) members or a member longer than
@@ -23,8 +25,11 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
+from typing import Any
 
 from sortedcontainers import SortedList
+
+from residentd.speedups import choose
 
 MAX_LISTPACK_ENTRIES = 128  # zset-max-listpack-entries
 MAX_LISTPACK_VALUE = 64  # zset-max-listpack-value
@@ -34,6 +39,10 @@ _RANK_MASK = (1 << _RANK_BITS) - 1
 
 Entry = tuple[float, bytes]
 
+# The entries in order: the C skip list (ZOrder) when built, else the pure Python sorted
+# list; both take the same calls (``order: Any`` below is either).
+Order = choose("residentd.apps.kv._zorder", "ZOrder", SortedList)
+
 
 class SortedSet:
     __slots__ = ("big", "marks", "order", "scores")
@@ -42,7 +51,7 @@ class SortedSet:
         """An empty set, or one built whole from ``entries`` (distinct members), its encoding
         chosen from their count and lengths as Redis does for a set it builds at once."""
         self.scores: dict[bytes, float] = {}
-        self.order = SortedList()
+        self.order = Order()
         self.marks: OrderedDict[int, Entry] | None = None  # ZSCAN cursors: see scan()
         self.big = len(entries) > MAX_LISTPACK_ENTRIES or any(
             len(member) > MAX_LISTPACK_VALUE for _, member in entries
@@ -198,7 +207,7 @@ LEX_MIN = "-"
 LEX_MAX = "+"
 
 
-def _lex_position(order: SortedList, score: float, bound: LexBound, is_low: bool) -> int:
+def _lex_position(order: Any, score: float, bound: LexBound, is_low: bool) -> int:
     if bound == LEX_MIN:
         return 0
     if bound == LEX_MAX:
