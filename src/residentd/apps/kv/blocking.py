@@ -21,9 +21,9 @@ another type). ``serve`` journals what it did as the non-blocking command Redis 
 (BLPOP as LPOP, BLMOVE as LMOVE), and the client gets its reply and resumes its pipeline. A
 served BLMOVE that creates its destination makes that key ready too, in the same pass.
 
-The C fast path never runs a push to a waited key: the session hands it ``names`` (the waited
-keys' names, whatever their database), and it leaves such a command to Python (_fastpath.c),
-where it is touched as above.
+The C fast path never runs a write to a waited key (a push, a pop, ZADD, DEL, EXPIRE, ...):
+the session hands it ``names`` (the waited keys' names, whatever their database), and it
+leaves such a command to Python (_fastpath.c), where it is touched as above.
 """
 
 from __future__ import annotations

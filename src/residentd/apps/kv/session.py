@@ -185,7 +185,7 @@ class KvSession(Session[KvApp]):
         fast = execute_fast
         journal = state.journal
         blocking = state.blocking
-        waited = blocking.names or None  # the fast path leaves pushes to these to Python
+        waited = blocking.names or None  # the fast path leaves writes to these to Python
         watching = state.watches.keys  # while anyone watches, writes run in Python to touch
         mark = 0
         if journal is not None:

@@ -40,8 +40,11 @@ What a write command logs (``propagate``) follows Redis 7.0:
   in Redis's ``feedAppendOnlyFile``; each journal file's first record does too (state.py
   ``journal_select``).
 
-The plain hot commands the C fast path runs (``SET k v``, ``INCR``, ``LPUSH``, ...) append
-their request as it came (_fastpath.c), which is what Redis logs for them.
+The plain hot commands the C fast path runs (``SET k v``, ``INCR``, ``LPUSH``, ``SADD``,
+``ZADD``, ...) append their request as it came (_fastpath.c), which is what Redis logs for
+them; those logged otherwise write what ``propagate`` gives here (a pop, DEL or SREM only when
+it changed something, EXPIRE as PEXPIREAT, SPOP as the SREM of its member), and
+tests/kv/test_fastpath.py compares the two byte for byte.
 
 ``RespRecords`` reads a journal back for replay: one record per command, or per
 ``MULTI``...``EXEC`` block; it stops quietly before a record the file ends inside (a torn
