@@ -321,5 +321,7 @@ def test_propagation_rules() -> None:
     ]
     assert propagate(db, [b"EXPIRE", b"gone", b"-1"], b":1\r\n", True) == [[b"DEL", b"gone"]]
     assert propagate(db, [b"SADD", b"s", b"a"], b":0\r\n", True) == []
+    assert propagate(db, [b"LPOP", b"l", b"0"], b"*0\r\n", True) == []  # Redis's fast exit
+    assert propagate(db, [b"RPOP", b"l", b"2"], b"*-1\r\n", False) == []
     assert propagate(db, [b"INCR", b"k"], b"-ERR value is not an integer\r\n", True) == []
     assert propagate(db, [b"GETSET", b"k", b"x"], b"$1\r\nv\r\n", True) == [[b"SET", b"k", b"x"]]

@@ -103,6 +103,14 @@ def _unless_nil(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) ->
     return [] if reply in (NIL, NULL_ARRAY) else [argv]
 
 
+def _unless_nothing_popped(
+    db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
+) -> list[list[bytes]]:
+    """LPOP and RPOP: not when the key was missing, nor with a count of 0 (Redis's fast exit
+    changes nothing, so it propagates nothing)."""
+    return [] if reply in (NIL, NULL_ARRAY, EMPTY_ARRAY) else [argv]
+
+
 def _unless_empty(
     db: Keyspace, argv: list[bytes], reply: bytes, existed: bool
 ) -> list[list[bytes]]:
@@ -309,8 +317,8 @@ RULES: dict[bytes, Rule] = {
     b"srem": _unless_zero,
     b"sadd": _unless_zero,
     b"persist": _unless_zero,
-    b"lpop": _unless_nil,
-    b"rpop": _unless_nil,
+    b"lpop": _unless_nothing_popped,
+    b"rpop": _unless_nothing_popped,
     b"zadd": _unless_nil,  # ZADD XX INCR of a missing member
     b"zrem": _unless_zero,
     b"zremrangebyrank": _unless_zero,
