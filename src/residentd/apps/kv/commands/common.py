@@ -35,6 +35,23 @@ def write(s: Client, key: bytes, kind: type[T]) -> T | None:
     raise KvError(errors.WRONGTYPE)
 
 
+def first_nonempty(s: Client, keys: list[bytes], kind: type[T]) -> tuple[bytes, T] | None:
+    """The first of ``keys`` holding a non-empty ``kind``, with it (for a command about to
+    take from it: BLPOP, LMPOP, BZPOPMIN, ...); WRONGTYPE at another type before it."""
+    for key in keys:
+        value = write(s, key, kind)
+        if value:
+            return key, value
+    return None
+
+
+def ready_nonempty(s: Client, key: bytes, kind: type[T]) -> T | None:
+    """The non-empty ``kind`` at a key that became ready for a blocked client, None if it
+    holds none now (gone, emptied, another type)."""
+    value: Any = s.db.get_write(key)
+    return value if value.__class__ is kind and value else None
+
+
 def create(s: Client, key: bytes, kind: type[T]) -> T:
     """The ``kind`` at ``key``, created empty if there is none (the hot path of LPUSH, SADD
     and HSET, so ``write`` is spelled out here)."""

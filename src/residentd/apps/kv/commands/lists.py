@@ -21,17 +21,20 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
+from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from residentd.apps.kv import errors
 from residentd.apps.kv.commands.common import (
     create,
+    first_nonempty,
     index_range,
     int_arg,
     mpop_args,
     ranged_int,
     read,
+    ready_nonempty,
     write,
 )
 from residentd.apps.kv.commands.registry import command
@@ -52,6 +55,8 @@ from residentd.codecs.resp import (
 
 if TYPE_CHECKING:
     from residentd.apps.kv.client import Client
+
+T = TypeVar("T")
 
 MINUS_ONE = b":-1\r\n"
 INDEX_OUT_OF_RANGE = b"-ERR index out of range\r\n"
@@ -113,12 +118,6 @@ def _index(size: int, index: int) -> int | None:
     if index < 0:
         index += size
     return index if 0 <= index < size else None
-
-
-def _ready_list(s: Client, key: bytes) -> deque[bytes] | None:
-    """The non-empty list at a key that became ready, None if it holds none now."""
-    items = s.db.get_write(key)
-    return items if items.__class__ is deque and items else None
 
 
 # -- pushes ---------------------------------------------------------------------------------------
@@ -241,15 +240,6 @@ def _pop_range(s: Client, key: bytes, items: deque[bytes], left: bool, count: in
     return b"*2\r\n" + bulk(key) + bulk_array(popped)
 
 
-def _first_list(s: Client, keys: list[bytes]) -> tuple[bytes, deque[bytes]] | None:
-    """The first of ``keys`` holding a non-empty list; WRONGTYPE at another type before it."""
-    for key in keys:
-        items = write(s, key, deque)
-        if items:
-            return key, items
-    return None
-
-
 @command(
     "lmpop",
     -4,
@@ -262,7 +252,7 @@ def _first_list(s: Client, keys: list[bytes]) -> tuple[bytes, deque[bytes]] | No
 )
 def lmpop(s: Client, argv: list[bytes]) -> bytes:
     keys, left, count = mpop_args(argv, 1, (LEFT, RIGHT))
-    found = _first_list(s, keys)
+    found = first_nonempty(s, keys, deque)
     if found is None:
         return NIL_ARRAY
     return _pop_range(s, found[0], found[1], left, count)
@@ -487,32 +477,37 @@ def rpoplpush(s: Client, argv: list[bytes]) -> bytes:
 # -- blocking -------------------------------------------------------------------------------------
 
 
-def _blocking_pop(s: Client, argv: list[bytes], left: bool) -> bytes:
-    """BLPOP and BRPOP: ``[key, element]`` from the first non-empty list, else wait."""
+def pop_or_wait(
+    s: Client, argv: list[bytes], kind: type[T], name: bytes, pop: Callable[[bytes, T], bytes]
+) -> bytes:
+    """BLPOP, BRPOP, BZPOPMIN and BZPOPMAX (``KEY... TIMEOUT``): ``pop`` from the first key
+    holding a non-empty ``kind``, else wait on them all; a key that becomes ready serves the
+    wait as the command Redis propagates for it, ``name`` (LPOP, ZPOPMIN, ...)."""
     timeout = timeout_arg(argv[-1])
     keys = argv[1:-1]
-    found = _first_list(s, keys)
+    found = first_nonempty(s, keys, kind)
     if found is not None:
-        key, items = found
-        value = items.popleft() if left else items.pop()
-        s.db.delete_if_empty(key, items)
-        return b"*2\r\n" + bulk(key) + bulk(value)
-    name = b"LPOP" if left else b"RPOP"
+        return pop(*found)
 
     def serve(key: bytes) -> bytes | None:
-        items = _ready_list(s, key)
-        if items is None:
+        value = ready_nonempty(s, key, kind)
+        if value is None:
             return None
-
-        def pop() -> bytes:
-            value = items.popleft() if left else items.pop()
-            s.db.delete_if_empty(key, items)
-            return b"*2\r\n" + bulk(key) + bulk(value)
-
-        return run_served(s, [name, key], pop)
+        return run_served(s, [name, key], lambda: pop(key, value))
 
     s.block(keys, timeout, serve, NIL_ARRAY)
     return NIL_ARRAY
+
+
+def _blocking_pop(s: Client, argv: list[bytes], left: bool) -> bytes:
+    """BLPOP and BRPOP: ``[key, element]`` from the first non-empty list, else wait."""
+
+    def pop(key: bytes, items: deque[bytes]) -> bytes:
+        value = items.popleft() if left else items.pop()
+        s.db.delete_if_empty(key, items)
+        return b"*2\r\n" + bulk(key) + bulk(value)
+
+    return pop_or_wait(s, argv, deque, b"LPOP" if left else b"RPOP", pop)
 
 
 @command(
@@ -557,7 +552,7 @@ def _blocking_move(
         logged.append(LEFT if left_to else RIGHT)
 
     def serve(key: bytes) -> bytes | None:
-        if _ready_list(s, key) is None:
+        if ready_nonempty(s, key, deque) is None:
             return None
         try:
             reply = run_served(s, logged, lambda: _move(s, source, target, left_from, left_to))
@@ -614,13 +609,13 @@ def brpoplpush(s: Client, argv: list[bytes]) -> bytes:
 def blmpop(s: Client, argv: list[bytes]) -> bytes:
     keys, left, count = mpop_args(argv, 2, (LEFT, RIGHT))
     timeout = timeout_arg(argv[1])
-    found = _first_list(s, keys)
+    found = first_nonempty(s, keys, deque)
     if found is not None:
         return _pop_range(s, found[0], found[1], left, count)
     name = b"LPOP" if left else b"RPOP"
 
     def serve(key: bytes) -> bytes | None:
-        items = _ready_list(s, key)
+        items = ready_nonempty(s, key, deque)
         if items is None:
             return None
         logged = [name, key, b"%d" % min(count, len(items))]

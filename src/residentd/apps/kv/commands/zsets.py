@@ -21,10 +21,11 @@ from residentd.apps.kv.commands.common import (
     mpop_args,
     ranged_int,
     read,
+    ready_nonempty,
     write,
 )
 from residentd.apps.kv.commands.keys import parse_cursor
-from residentd.apps.kv.commands.lists import timeout_arg
+from residentd.apps.kv.commands.lists import pop_or_wait, timeout_arg
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.journaling import run_served
@@ -622,12 +623,6 @@ def zmpop(s: Client, argv: list[bytes]) -> bytes:
 # -- blocking pops (blocking.py waits; a served pop is journaled as the ZPOPMIN it did) ---------
 
 
-def _ready_zset(s: Client, key: bytes) -> SortedSet | None:
-    """The non-empty sorted set at a key that became ready, None if it holds none now."""
-    zset = s.db.get_write(key)
-    return zset if zset.__class__ is SortedSet and zset else None
-
-
 def _pop_with_key(s: Client, key: bytes, zset: SortedSet, highest: bool) -> bytes:
     """BZPOPMIN's reply: ``[key, member, score]``."""
     ((score, member),) = zset.pop(1, highest)
@@ -637,22 +632,10 @@ def _pop_with_key(s: Client, key: bytes, zset: SortedSet, highest: bool) -> byte
 
 def _blocking_zpop(s: Client, argv: list[bytes], highest: bool) -> bytes:
     """BZPOPMIN and BZPOPMAX: from the first non-empty sorted set, else wait."""
-    timeout = timeout_arg(argv[-1])
-    keys = argv[1:-1]
-    for key in keys:
-        zset = write(s, key, SortedSet)
-        if zset:
-            return _pop_with_key(s, key, zset, highest)
     name = b"ZPOPMAX" if highest else b"ZPOPMIN"
-
-    def serve(key: bytes) -> bytes | None:
-        zset = _ready_zset(s, key)
-        if zset is None:
-            return None
-        return run_served(s, [name, key], lambda: _pop_with_key(s, key, zset, highest))
-
-    s.block(keys, timeout, serve, NIL_ARRAY)
-    return NIL_ARRAY
+    return pop_or_wait(
+        s, argv, SortedSet, name, lambda key, zset: _pop_with_key(s, key, zset, highest)
+    )
 
 
 @command(
@@ -704,7 +687,7 @@ def bzmpop(s: Client, argv: list[bytes]) -> bytes:
     name = b"ZPOPMIN" if lowest else b"ZPOPMAX"
 
     def serve(key: bytes) -> bytes | None:
-        zset = _ready_zset(s, key)
+        zset = ready_nonempty(s, key, SortedSet)
         if zset is None:
             return None
         logged = [name, key, b"%d" % min(count, len(zset))]
