@@ -841,8 +841,10 @@ def test_the_page_resumes_after_a_restart_and_shows_what_it_missed_once(
 
         chat.stop()
         until(bob, lambda d: by_id(d, "connection").is_displayed(), "zoe is told")
-        chat.__enter__()  # the same ports and state_dir
+        # Taken before the restart: the page may reconnect, and say hello, as soon as the
+        # daemon listens, before this test's next call reaches the browser.
         start = now(bob)
+        chat.__enter__()  # the same ports and state_dir
         yan = Client(chat.tcp_port)
         assert yan.ok("hello", v=1, user="yan", token=make_token(SECRET, "yan"))
         for i in range(30):
