@@ -42,8 +42,8 @@ create_as(Keyspace *db, PyObject *key, PyTypeObject *type, PyObject **value)
     *value = PyObject_CallNoArgs((PyObject *)type);
     if (*value == NULL)
         return -1;
-    int failed = PyDict_SetItem(db->data, key, *value);
-    Py_DECREF(*value); /* the dict holds it */
+    int failed = keytable_set(db->data, key, *value);
+    Py_DECREF(*value); /* the table holds it */
     return failed ? -1 : 1;
 }
 
@@ -80,8 +80,8 @@ run_remove(Keyspace *db, PyObject *argv, PyTypeObject *type, Output *out)
                 return -1;
             removed += found;
         }
-        if (PyObject_Length(collection) == 0 && PyDict_DelItem(db->data, key) < 0)
-            return -1; /* lookup_as vouched that the key has no time to live */
+        if (PyObject_Length(collection) == 0)
+            keytable_delete(db->data, key); /* lookup_as vouched: no time to live */
     }
     if (write_number(out, ':', removed) < 0)
         return -1;
@@ -119,7 +119,7 @@ prefetch_set_members(PyObject *set, PyObject *const *members, Py_ssize_t count)
  * each lookup in it misses the cache too. Commands in a row on one set or hash (a pipeline
  * of SADDs to one key) have their members prefetched together. */
 static void
-prefetch_members(PyObject *data, PyObject *commands, Py_ssize_t start, Py_ssize_t end,
+prefetch_members(KeyTable *data, PyObject *commands, Py_ssize_t start, Py_ssize_t end,
                  const enum command *commands_named)
 {
     PyObject *members[PREFETCH_BATCH];
@@ -134,8 +134,10 @@ prefetch_members(PyObject *data, PyObject *commands, Py_ssize_t start, Py_ssize_
                           command == SMISMEMBER;
         if (hash_command || set_command) {
             argv = PyList_GET_ITEM(commands, i);
-            if (PyList_GET_SIZE(argv) >= 3)
-                value = PyDict_GetItem(data, PyList_GET_ITEM(argv, 1));
+            KeyEntry *entry = PyList_GET_SIZE(argv) >= 3
+                                  ? keytable_find(data, PyList_GET_ITEM(argv, 1))
+                                  : NULL;
+            value = entry == NULL ? NULL : entry_object(entry);
         }
         if (value != NULL && Py_TYPE(value) != (hash_command ? &PyDict_Type : &PySet_Type))
             value = NULL;

@@ -34,9 +34,10 @@ static int
 live_value(Keyspace *db, PyObject *key, PyObject **value, long long *deadline)
 {
     *deadline = -1;
-    *value = PyDict_GetItemWithError(db->data, key);
+    KeyEntry *entry = keytable_find(db->data, key);
+    *value = entry == NULL ? NULL : entry_object(entry);
     if (*value == NULL)
-        return PyErr_Occurred() ? -1 : 1;
+        return 1;
     if (PyDict_GET_SIZE(db->expires) == 0)
         return 1;
     PyObject *when = PyDict_GetItemWithError(db->expires, key);
@@ -75,9 +76,8 @@ run_del_exists(Keyspace *db, PyObject *argv, enum command command, Output *out)
         found = 0; /* a key named twice is deleted once */
         for (Py_ssize_t i = 1; i < argc; i++) {
             PyObject *key = PyList_GET_ITEM(argv, i);
-            int present = PyDict_Contains(db->data, key);
-            if (present < 0 || (present && (PyDict_DelItem(db->data, key) < 0 ||
-                                            drop_expiry(db->expires, key) < 0)))
+            int present = keytable_delete(db->data, key);
+            if (present && drop_expiry(db->expires, key) < 0)
                 return -1;
             found += present;
         }

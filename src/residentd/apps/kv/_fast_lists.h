@@ -248,8 +248,8 @@ run_pop(Keyspace *db, PyObject *argv, enum command command, Output *out)
         if (failed)
             return -1;
     }
-    if (popping == size && PyDict_DelItem(db->data, key) < 0)
-        return -1;
+    if (popping == size)
+        keytable_delete(db->data, key);
     if (db->journal != NULL && journal_command(db->journal, argv) < 0)
         return -1;
     return 1;

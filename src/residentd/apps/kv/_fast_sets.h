@@ -127,8 +127,9 @@ run_spop(Keyspace *db, PyObject *argv, Output *out)
     PyObject *member = pop_random_member(members);
     if (member == NULL)
         return -1;
-    int failed = (PySet_GET_SIZE(members) == 0 && PyDict_DelItem(db->data, key) < 0) ||
-                 !PyBytes_CheckExact(member) || write_bulk(out, member) < 0;
+    if (PySet_GET_SIZE(members) == 0)
+        keytable_delete(db->data, key); /* and the set with it */
+    int failed = !PyBytes_CheckExact(member) || write_bulk(out, member) < 0;
     if (!failed && db->journal != NULL) /* SREM key member, as the journal holds SPOP */
         failed = WRITE_LITERAL(db->journal, "*3\r\n$4\r\nSREM\r\n") < 0 ||
                  write_bulk(db->journal, key) < 0 || write_bulk(db->journal, member) < 0;

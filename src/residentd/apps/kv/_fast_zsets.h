@@ -254,8 +254,8 @@ zset_for_add(Keyspace *db, PyObject *key, PyObject **zset, ZsetParts *parts, int
         PyObject *created = PyObject_CallNoArgs(sorted_set_type);
         if (created == NULL)
             return -1;
-        int failed = PyDict_SetItem(db->data, key, created);
-        Py_DECREF(created); /* the dict holds it */
+        int failed = keytable_set(db->data, key, created);
+        Py_DECREF(created); /* the table holds it */
         if (failed)
             return -1;
         *zset = created;
@@ -263,7 +263,7 @@ zset_for_add(Keyspace *db, PyObject *key, PyObject **zset, ZsetParts *parts, int
     PyObject *flag = zset_parts(*zset, parts) ? slot(*zset, big_slot) : NULL;
     if (flag == NULL || !PyBool_Check(flag)) { /* not a set this file can change */
         if (creating) /* take it back */
-            return PyDict_DelItem(db->data, key) < 0 ? -1 : 0;
+            keytable_delete(db->data, key);
         return 0;
     }
     *big = flag == Py_True;
@@ -397,7 +397,7 @@ run_zpop(Keyspace *db, PyObject *argv, enum command command, Output *out)
     }
     /* The last member went: so does the key (which has no time to live). */
     if (!failed && PyDict_GET_SIZE(parts.scores) == 0)
-        failed = PyDict_DelItem(db->data, key) < 0;
+        keytable_delete(db->data, key);
     /* It popped something: logged as requested, as persistence/aof.py logs it. */
     if (!failed && db->journal != NULL)
         failed = journal_command(db->journal, argv) < 0;
@@ -452,7 +452,8 @@ prefetch_zset_members(Keyspace *db, PyObject *commands, Py_ssize_t start, Py_ssi
     }
     if (count < 2)
         return; /* nothing to overlap */
-    PyObject *value = PyDict_GetItemWithError(db->data, key); /* bytes: never an error */
+    KeyEntry *entry = keytable_find(db->data, key);
+    PyObject *value = entry == NULL ? NULL : entry_object(entry);
     ZsetParts parts;
     if (value != NULL && zset_parts(value, &parts))
         prefetch_dict_keys(parts.scores, members, count);

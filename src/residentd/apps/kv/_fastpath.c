@@ -40,6 +40,7 @@
 
 #include "../../_speedups.h"
 #include "_dict_prefetch.h"
+#include "_keytable.h"
 
 static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
 static PyObject *deque_type;
@@ -103,12 +104,8 @@ identify(PyObject *name)
 /* A signed 64-bit integer written as Redis's string2ll accepts it, restricted to at most 18
  * digits (so it cannot overflow here): returns 1 and sets *value, or 0 (Python decides). */
 static int
-plain_integer(PyObject *text, long long *value)
+plain_integer_text(const char *p, Py_ssize_t size, long long *value)
 {
-    if (!PyBytes_CheckExact(text))
-        return 0;
-    const char *p = PyBytes_AS_STRING(text);
-    Py_ssize_t size = PyBytes_GET_SIZE(text);
     int negative = size > 0 && p[0] == '-';
     p += negative;
     size -= negative;
@@ -122,6 +119,13 @@ plain_integer(PyObject *text, long long *value)
     }
     *value = negative ? -result : result;
     return 1;
+}
+
+static int
+plain_integer(PyObject *text, long long *value)
+{
+    return PyBytes_CheckExact(text) &&
+           plain_integer_text(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), value);
 }
 
 /* The replies of one call, written into one buffer: the session gets them as one bytes. It
@@ -235,18 +239,24 @@ write_raw(Output *out, const char *text, Py_ssize_t size)
 
 #define WRITE_LITERAL(out, text) write_raw((out), (text), sizeof(text) - 1)
 
+/* Writes a bulk string of ``size`` bytes of ``text``. */
 static int
-write_bulk(Output *out, PyObject *value)
+write_text(Output *out, const char *text, Py_ssize_t size)
 {
-    Py_ssize_t size = PyBytes_GET_SIZE(value);
     if (write_number(out, '$', size) < 0 || reserve(out, size + 2) == NULL)
         return -1;
     char *p = out->data + out->size;
-    memcpy(p, PyBytes_AS_STRING(value), size);
+    memcpy(p, text, size);
     p[size] = '\r';
     p[size + 1] = '\n';
     out->size += size + 2;
     return 0;
+}
+
+static int
+write_bulk(Output *out, PyObject *value)
+{
+    return write_text(out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
 }
 
 /* Drop ``key``'s time to live, as Keyspace.set does. */
@@ -264,7 +274,7 @@ drop_expiry(PyObject *expires, PyObject *key)
 /* The keyspace's dicts, the hits and misses counted during one call, and the call's journal
  * (NULL when kv does not persist) for the commands journaled otherwise than as their request. */
 typedef struct {
-    PyObject *data;
+    KeyTable *data;
     PyObject *expires;
     Py_ssize_t hits;
     Py_ssize_t misses;
@@ -275,13 +285,24 @@ typedef struct {
  * none) and returns 1; returns 0 when Python must decide (the key has a time to live, which
  * only the Python keyspace enforces), -1 on an error. */
 static int
-lookup(Keyspace *db, PyObject *key, PyObject **value)
+lookup_entry(Keyspace *db, PyObject *key, KeyEntry **entry)
 {
-    *value = PyDict_GetItemWithError(db->data, key);
-    if (*value == NULL)
-        return PyErr_Occurred() ? -1 : 1;
+    *entry = keytable_find(db->data, key);
+    if (*entry == NULL)
+        return 1;
     int expiring = PyDict_GET_SIZE(db->expires) ? PyDict_Contains(db->expires, key) : 0;
     return expiring == 0 ? 1 : (expiring < 0 ? -1 : 0);
+}
+
+/* As lookup_entry, for the value as an object (borrowed; INLINE_TEXT for a short string kept
+ * in its entry, which no collection command takes for its type). */
+static int
+lookup(Keyspace *db, PyObject *key, PyObject **value)
+{
+    KeyEntry *entry;
+    int usable = lookup_entry(db, key, &entry);
+    *value = entry == NULL ? NULL : entry_object(entry);
+    return usable;
 }
 
 /* Each run_* returns 1 when it ran the command and wrote its reply, 2 when it also has
@@ -292,20 +313,22 @@ lookup(Keyspace *db, PyObject *key, PyObject **value)
 static int
 run_get(Keyspace *db, PyObject *argv, Output *out)
 {
-    PyObject *value;
+    KeyEntry *entry;
     if (PyList_GET_SIZE(argv) != 2)
         return 0;
-    int usable = lookup(db, PyList_GET_ITEM(argv, 1), &value);
+    int usable = lookup_entry(db, PyList_GET_ITEM(argv, 1), &entry);
     if (usable <= 0)
         return usable;
-    if (value == NULL) {
+    if (entry == NULL) {
         db->misses++;
         return WRITE_LITERAL(out, "$-1\r\n") < 0 ? -1 : 1;
     }
-    if (!PyBytes_CheckExact(value))
+    const char *text;
+    Py_ssize_t size;
+    if (!entry_text(entry, &text, &size))
         return 0; /* WRONGTYPE, in Python's words */
     db->hits++;
-    return write_bulk(out, value) < 0 ? -1 : 1;
+    return write_text(out, text, size) < 0 ? -1 : 1;
 }
 
 static int
@@ -320,20 +343,22 @@ run_mget(Keyspace *db, PyObject *argv, Output *out)
     if (write_number(out, '*', argc - 1) < 0)
         return -1;
     for (Py_ssize_t i = 1; i < argc; i++) {
-        PyObject *value;
-        int usable = lookup(db, PyList_GET_ITEM(argv, i), &value);
+        KeyEntry *entry;
+        int usable = lookup_entry(db, PyList_GET_ITEM(argv, i), &entry);
         if (usable <= 0) {
             out->size = start;
             db->hits = hits;
             db->misses = misses;
             return usable;
         }
-        if (value == NULL)
+        if (entry == NULL)
             db->misses++;
         else
             db->hits++;
-        int failed = value != NULL && PyBytes_CheckExact(value)
-                         ? write_bulk(out, value)
+        const char *text;
+        Py_ssize_t size;
+        int failed = entry != NULL && entry_text(entry, &text, &size)
+                         ? write_text(out, text, size)
                          : WRITE_LITERAL(out, "$-1\r\n");
         if (failed)
             return -1;
@@ -349,7 +374,7 @@ run_set(Keyspace *db, PyObject *argv, enum command command, Output *out)
         return 0;
     for (Py_ssize_t i = 1; i < argc; i += 2) {
         PyObject *key = PyList_GET_ITEM(argv, i);
-        if (PyDict_SetItem(db->data, key, PyList_GET_ITEM(argv, i + 1)) < 0)
+        if (keytable_set(db->data, key, PyList_GET_ITEM(argv, i + 1)) < 0)
             return -1;
     }
     for (Py_ssize_t i = 1; i < argc; i += 2)
@@ -372,24 +397,22 @@ run_increment(Keyspace *db, PyObject *argv, enum command command, Output *out)
             by = -by;
     }
     PyObject *key = PyList_GET_ITEM(argv, 1);
-    PyObject *old;
+    KeyEntry *old;
     long long current = 0;
-    int usable = lookup(db, key, &old);
+    int usable = lookup_entry(db, key, &old);
     if (usable <= 0)
         return usable;
-    if (old != NULL && !plain_integer(old, &current))
+    const char *old_text;
+    Py_ssize_t old_size;
+    if (old != NULL && !(entry_text(old, &old_text, &old_size) &&
+                         plain_integer_text(old_text, old_size, &current)))
         return 0;
     long long value;
     if (__builtin_add_overflow(current, by, &value))
         return 0;
     char text[INTEGER_TEXT];
     char *start = format_integer(text, value);
-    PyObject *stored = PyBytes_FromStringAndSize(start, text + INTEGER_TEXT - start);
-    if (stored == NULL)
-        return -1;
-    int failed = PyDict_SetItem(db->data, key, stored);
-    Py_DECREF(stored);
-    if (failed)
+    if (keytable_set_text(db->data, key, start, text + INTEGER_TEXT - start) < 0)
         return -1;
     return write_number(out, ':', value) < 0 ? -1 : 1;
 }
@@ -409,8 +432,8 @@ run_push(Keyspace *db, PyObject *argv, enum command command, Output *out)
         items = PyObject_CallNoArgs(deque_type);
         if (items == NULL)
             return -1;
-        int failed = PyDict_SetItem(db->data, key, items);
-        Py_DECREF(items); /* the dict holds it */
+        int failed = keytable_set(db->data, key, items);
+        Py_DECREF(items); /* the table holds it */
         if (failed)
             return -1;
     }
@@ -721,12 +744,12 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     logged.capacity = sizeof(logged.initial);
     db.journal = journal != NULL ? &logged : NULL;
     int failed = 1;
-    db.data = PyObject_GetAttr(db_object, str_data);
+    db.data = (KeyTable *)PyObject_GetAttr(db_object, str_data);
     db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
     if (db.expires == NULL)
         goto done;
-    if (!PyDict_CheckExact(db.data) || !PyDict_CheckExact(db.expires)) {
-        PyErr_SetString(PyExc_TypeError, "db.data and db.expires must be dicts");
+    if (Py_TYPE(db.data) != &KeyTable_Type || !PyDict_CheckExact(db.expires)) {
+        PyErr_SetString(PyExc_TypeError, "db.data must be a KeyTable and db.expires a dict");
         goto done;
     }
     Py_ssize_t total = PyList_GET_SIZE(commands);
@@ -735,7 +758,7 @@ execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         enum command commands_named[COMMAND_BATCH];
         PyObject *keys[PREFETCH_BATCH];
         Py_ssize_t count = plan_batch(commands, start, end, commands_named, keys);
-        prefetch_dict_keys(db.data, keys, count);
+        keytable_prefetch(db.data, keys, count);
         prefetch_members(db.data, commands, start, end, commands_named);
         prefetch_zset_members(&db, commands, start, end, commands_named);
         for (; index < end; index++) {
@@ -852,7 +875,14 @@ PyInit__fastpath(void)
     str_append = PyUnicode_InternFromString("append");
     str_appendleft = PyUnicode_InternFromString("appendleft");
     if (!str_data || !str_expires || !str_hits || !str_misses || !str_append ||
-        !str_appendleft)
+        !str_appendleft || PyType_Ready(&KeyTable_Type) < 0 ||
+        PyType_Ready(&TableIterator_Type) < 0)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL || PyModule_AddObjectRef(created, "KeyTable",
+                                                 (PyObject *)&KeyTable_Type) < 0) {
+        Py_XDECREF(created);
+        return NULL;
+    }
+    return created;
 }

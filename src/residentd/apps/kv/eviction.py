@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv.memory import UsedMemory
 from residentd.apps.kv.settings import parse_memory
+from residentd.apps.kv.store import Table, compacted
 
 if TYPE_CHECKING:
     from residentd.apps.kv.store import Keyspace
@@ -273,7 +274,7 @@ class Eviction:
 
     def _random_victim(self) -> tuple[Keyspace, bytes] | None:
         for db in random.sample(self.dbs, len(self.dbs)):
-            keys: dict[bytes, Any] = db.expires if self.volatile else db.data
+            keys: Table = db.expires if self.volatile else db.data
             if keys:
                 place = random.randrange(min(len(keys), RANDOM_WINDOW))
                 self._churned(db, 1)
@@ -286,7 +287,7 @@ class Eviction:
         many the tables are copied (without holes): O(1) a deletion, amortized."""
         churn = self._churn.get(db.index, 0) + count
         if churn > len(db.data) // 4 + CHURN_SLACK:
-            db.data = dict(db.data)
+            db.data = compacted(db.data)
             db.expires = dict(db.expires)
             churn = 0
         self._churn[db.index] = churn

@@ -1,5 +1,10 @@
 """The keyspace: keys to typed values, with expiry, as one Redis database holds them.
 
+``data`` is a dict, or with the C speedups built a ``KeyTable`` (_keytable.h): a mapping that
+behaves as a dict of bytes keys but keeps a short string value inside its entry, so a
+small key costs about as much as in Redis. A string read back from it is equal to the one
+stored, not the same object.
+
 Values are plain Python objects, and the type of a key is the class of its value: ``bytes``
 (string), ``dict`` (hash, field to value), ``deque`` (list), ``set`` (set), ``SortedSet``
 (sorted set, zset.py) and ``Stream`` (stream.py). A hash, list, set or sorted set that
@@ -27,12 +32,24 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from itertools import islice
 from typing import Any
 
 from residentd.apps.kv.stream import Stream
 from residentd.apps.kv.zset import SortedSet
+from residentd.speedups import choose
+
+Table = MutableMapping[bytes, Any]
+
+# A new, empty keyspace table: kv's own (C) or a dict.
+new_table: Callable[[], Table] = choose("residentd.apps.kv._fastpath", "KeyTable", dict)
+
+
+def compacted(table: Table) -> Table:
+    """``table`` copied without the holes its deleted keys left (either kind)."""
+    return dict(table) if isinstance(table, dict) else table.copy()  # type: ignore[attr-defined]
+
 
 EXPIRE_SAMPLE = 20  # ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
 ACCEPTABLE_STALE = 0.10  # ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE
@@ -68,7 +85,7 @@ class Keyspace:
 
     def __init__(self, index: int = 0) -> None:
         self.index = index  # the database number (SELECT's)
-        self.data: dict[bytes, Any] = {}
+        self.data: Table = new_table()
         self.expires: dict[bytes, int] = {}
         self.hits = 0  # keyspace_hits: read lookups that found a key
         self.misses = 0  # keyspace_misses
@@ -163,7 +180,7 @@ class Keyspace:
             self.expires[target] = when
 
     def flush(self) -> None:
-        self.data = {}
+        self.data = new_table()
         self.expires = {}
         if self.access is not None:
             self.access = OrderedDict()

@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from residentd.apps.kv import stream
-from residentd.codecs.resp import NIL
+from residentd.codecs.resp import NIL, OK
 from residentd.errors import ResidentdError
 from residentd.state.api import BadRecord
 
@@ -127,11 +127,22 @@ def _set(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[l
     key, value = argv[1], argv[2]
     if len(argv) == 3:
         return [argv]
-    if db.data.get(key) is value:  # this SET stored its value (the very object)
-        return [_key_state(db, key, value)]
-    if existed and key not in db.data:  # stored with a time already past: gone
-        return [[b"DEL", key]]
-    return []  # NX / XX refused
+    if not _set_stored(argv, reply):
+        return []  # NX / XX refused
+    if key not in db.data:  # stored with a time already past: gone
+        return [[b"DEL", key]] if existed else []
+    return [_key_state(db, key, value)]
+
+
+def _set_stored(argv: list[bytes], reply: bytes) -> bool:
+    """Whether a SET with options stored its value, told by its reply: +OK without GET; with
+    GET, the old value (nil when there was none), stored unless NX found one or XX none."""
+    options = {option.upper() for option in argv[3:]}
+    if b"GET" not in options:
+        return reply == OK
+    if b"NX" in options:
+        return reply == NIL
+    return b"XX" not in options or reply != NIL
 
 
 def _getset(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:

@@ -32,13 +32,14 @@ from typing import Any, BinaryIO, TypeAlias
 
 from residentd.apps.kv.persistence import encodings, stream_rdb
 from residentd.apps.kv.persistence.crc64 import crc64
+from residentd.apps.kv.store import Table, new_table
 from residentd.apps.kv.stream import Stream
 from residentd.apps.kv.zset import SortedSet
 from residentd.errors import ResidentdError
 
 VERSION = 10
 # One database: its number, its keys to values and its keys to absolute expiry times (ms).
-Database: TypeAlias = tuple[int, dict[bytes, Any], dict[bytes, int]]
+Database: TypeAlias = tuple[int, Table, dict[bytes, int]]
 MAGIC = b"REDIS%04d" % VERSION
 
 # Types (rdb.h)
@@ -118,7 +119,7 @@ class Writer:
         self.out.write(struct.pack("<Q", self.crc))
 
 
-def dump(out: BinaryIO, data: dict[bytes, Any], expires: dict[bytes, int]) -> None:
+def dump(out: BinaryIO, data: Table, expires: dict[bytes, int]) -> None:
     """Write ``data`` (with ``expires``, absolute ms) to ``out`` as an RDB file of database
     0."""
     dump_databases(out, [(0, data, expires)])
@@ -139,9 +140,7 @@ def dump_databases(out: BinaryIO, databases: Iterable[Database]) -> None:
     w.finish()
 
 
-def _dump_database(
-    w: Writer, index: int, data: dict[bytes, Any], expires: dict[bytes, int]
-) -> None:
+def _dump_database(w: Writer, index: int, data: Table, expires: dict[bytes, int]) -> None:
     buf = w.buffer
     buf += bytes((SELECTDB,)) + length(index)
     buf += bytes((RESIZEDB,)) + length(len(data)) + length(len(expires))
@@ -284,12 +283,12 @@ class Reader:
         raise RdbError(f"unknown string encoding {n}", self.pos - 1)
 
 
-def load(data: bytes, now: int | None = None) -> tuple[dict[bytes, Any], dict[bytes, int]]:
+def load(data: bytes, now: int | None = None) -> tuple[Table, dict[bytes, int]]:
     """Read a whole RDB file's database 0: (keys to values, keys to absolute expiry ms)."""
     for index, keys, expires in load_databases(data, now):
         if index == 0:
             return keys, expires
-    return {}, {}  # nothing in database 0
+    return new_table(), {}  # nothing in database 0
 
 
 def load_databases(data: bytes, now: int | None = None) -> list[Database]:
@@ -303,9 +302,9 @@ def load_databases(data: bytes, now: int | None = None) -> list[Database]:
         now = time.time_ns() // 1_000_000
     r = Reader(data)
     r.pos = 9
-    keys: dict[bytes, Any] = {}
+    keys = new_table()  # the keyspace's own kind of table: no copy when it is loaded
     expires: dict[bytes, int] = {}
-    databases: dict[int, tuple[dict[bytes, Any], dict[bytes, int]]] = {0: (keys, expires)}
+    databases: dict[int, tuple[Table, dict[bytes, int]]] = {0: (keys, expires)}
     when: int | None = None
     while True:
         start = r.pos
@@ -322,7 +321,9 @@ def load_databases(data: bytes, now: int | None = None) -> list[Database]:
             index = r.plain_length()
             if index >= 1 << 31:
                 raise RdbError(f"bad database number {index}", start)
-            keys, expires = databases.setdefault(index, ({}, {}))
+            if index not in databases:
+                databases[index] = (new_table(), {})
+            keys, expires = databases[index]
             continue
         if kind == RESIZEDB:
             r.plain_length()
