@@ -29,7 +29,7 @@ KeyTable: Any = native("residentd.apps.kv._fastpath", "KeyTable")
 pytestmark = pytest.mark.skipif(KeyTable is None, reason="the C speedups are not built")
 
 keys = st.binary(max_size=3).map(lambda b: b"k" + b) | st.sampled_from([b"", b"x" * 40])
-values = (
+values: st.SearchStrategy[Any] = (
     st.binary(max_size=20)
     | st.integers()
     | st.builds(deque, st.lists(st.binary(max_size=3), max_size=3))
@@ -80,7 +80,7 @@ def apply(mapping: Any, operation: tuple[Any, ...]) -> Any:
 @settings(max_examples=300, deadline=None)
 @given(operations)
 def test_a_table_behaves_as_a_dict(steps: list[tuple[Any, ...]]) -> None:
-    table, reference = KeyTable(), {}
+    table, reference = KeyTable(), dict[bytes, Any]()
     for step in steps:
         got, expected = apply(table, step), apply(reference, step)
         if step[0] == "copy":
@@ -98,7 +98,7 @@ def test_a_table_behaves_as_a_dict(steps: list[tuple[Any, ...]]) -> None:
 
 
 def test_many_keys_grow_shrink_and_keep_their_order() -> None:
-    table, reference = KeyTable(), {}
+    table, reference = KeyTable(), dict[bytes, Any]()
     for i in range(50_000):
         key = b"key:%d" % (i * 7919 % 20_000)
         if i % 3 == 2:
