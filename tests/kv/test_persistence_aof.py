@@ -316,6 +316,25 @@ def test_propagation_rules() -> None:
         [b"SET", b"k", b"v", b"PXAT", b"1900000000000"]
     ]
     assert propagate(db, [b"SET", b"k", b"other", b"NX"], b"$-1\r\n", True) == []
+    # A SET with options is journaled when it stored its value, which its reply tells (the
+    # keyspace cannot: a short string read back from it is a new object, equal or not).
+    assert propagate(db, [b"SET", b"k", b"v", b"NX"], b"$-1\r\n", True) == []  # equal: refused
+    assert propagate(db, [b"SET", b"k", b"v", b"NX", b"GET"], b"$1\r\nv\r\n", True) == []
+    assert propagate(db, [b"SET", b"k", b"v", b"XX", b"GET"], b"$1\r\nv\r\n", True) == [
+        [b"SET", b"k", b"v", b"PXAT", b"1900000000000"]
+    ]
+    assert propagate(db, [b"SET", b"k", b"v", b"get"], b"$-1\r\n", False) == [
+        [b"SET", b"k", b"v", b"PXAT", b"1900000000000"]
+    ]
+    db.data[b"new"] = b"n"
+    assert propagate(db, [b"SET", b"new", b"n", b"NX", b"GET"], b"$-1\r\n", False) == [
+        [b"SET", b"new", b"n"]
+    ]
+    assert propagate(db, [b"SET", b"gone", b"n", b"XX", b"GET"], b"$-1\r\n", False) == []
+    assert propagate(db, [b"SET", b"gone", b"n", b"PXAT", b"1"], b"+OK\r\n", True) == [
+        [b"DEL", b"gone"]  # stored with a time already past: deleted at once
+    ]
+    assert propagate(db, [b"SET", b"gone", b"n", b"PXAT", b"1"], b"+OK\r\n", False) == []
     assert propagate(db, [b"EXPIRE", b"k", b"5"], b":1\r\n", True) == [
         [b"PEXPIREAT", b"k", b"1900000000000"]
     ]

@@ -1,5 +1,6 @@
 /* kv's hot commands in C: the common case of GET, SET, MGET, MSET, INCR, DECR, INCRBY, DECRBY,
- * LPUSH, RPUSH and PING, run straight on the keyspace's dicts; LPOP, RPOP, LRANGE, LINDEX and
+ * LPUSH, RPUSH and PING, run straight on the keyspace's table (_keytable.h, whose KeyTable
+ * type this module also exports: each database's ``data``); LPOP, RPOP, LRANGE, LINDEX and
  * LLEN are in _fast_lists.h, DEL, EXISTS, EXPIRE, PEXPIRE, TTL and PTTL in _fast_keys.h, the
  * set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP in _fast_sets.h, the hash
  * commands HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY in _fast_hashes.h, and ZADD,
@@ -33,7 +34,7 @@
  * dict, blocking.py): a write to one of them is left to Python, which serves the waiters.
  *
  * It takes the commands in batches: first it names each command of a batch and prefetches
- * the places of all the keys they name in the keyspace (_dict_prefetch.h), then those of the
+ * the places of all the keys they name in the keyspace (keytable_prefetch), then those of the
  * members and fields its set and hash commands name in their sets and hashes, then it runs
  * them.
  */
