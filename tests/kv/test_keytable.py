@@ -206,3 +206,23 @@ def test_the_fast_path_serves_inline_and_object_values_alike() -> None:
     assert execute([[b"LPUSH", b"short", b"v"]], 0, db, replies) == 0  # WRONGTYPE: Python's
     assert execute([[b"GET", b"l"]], 0, db, replies) == 0
     assert replies == []
+
+
+def test_random_key_picks_every_key_alike_and_only_keys() -> None:
+    table = KeyTable()
+    assert table.random_key() is None
+    for i in range(3000):
+        table[b"k%d" % i] = b"v"
+    for i in range(3, 3000):  # three keys left among 2,997 holes: the walk's case
+        del table[b"k%d" % i]
+    counts = dict.fromkeys([b"k0", b"k1", b"k2"], 0)
+    for _ in range(3000):
+        counts[table.random_key()] += 1
+    assert all(800 < count < 1200 for count in counts.values()), counts
+    table = table.copy()  # no holes: the probes' case
+    for i in range(3, 40):
+        table[b"k%d" % i] = b"v"
+    counts = dict.fromkeys(table, 0)
+    for _ in range(8000):
+        counts[table.random_key()] += 1
+    assert all(100 < count < 330 for count in counts.values()), counts

@@ -17,7 +17,8 @@
  * pure-Python mode (where the keyspace is a dict) lists them in the same order.
  *
  * From Python it is a mutable mapping of bytes keys: get, pop, setdefault, update, keys,
- * values and items (iterators), copy (without holes), clear, len, in, ==. Reading a short
+ * values and items (iterators), copy (without holes), clear, len, in, ==, and random_key (a
+ * uniformly random key in constant expected time, where a dict needs a walk). Reading a short
  * string value makes a new bytes object: a value read back is equal to the one stored, not
  * the same object. Iterating while keys are added or deleted raises RuntimeError, as a dict
  * does. The fast path (_fastpath.c, which includes this file) works on entries directly:
@@ -31,6 +32,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_random.h"
 
 #define TEXT_INLINE 15   /* the longest string value kept in its entry */
 #define TEXT_MARK 0x80   /* in value.text[15]: the value is inline, its size in the low bits */
@@ -640,6 +643,28 @@ table_copy(KeyTable *table, PyObject *unused)
     return (PyObject *)copy;
 }
 
+/* random_key(): a key picked uniformly at random, or None when there is none. It probes
+ * random entries (each key as likely as any other): unless deletions left the entries mostly
+ * holes (they stay until the next resize), one of the 64 probes finds a key; else it walks to
+ * a random key, as a pick from a dict must. */
+static PyObject *
+table_random_key(KeyTable *table, PyObject *unused)
+{
+    (void)unused;
+    if (table->used == 0)
+        Py_RETURN_NONE;
+    for (int probe = 0; probe < 64; probe++) {
+        KeyEntry *entry = &table->entries[random_next() % (uint64_t)table->filled];
+        if (entry->key != NULL)
+            return Py_NewRef(entry->key);
+    }
+    Py_ssize_t skip = (Py_ssize_t)(random_next() % (uint64_t)table->used);
+    for (Py_ssize_t i = 0; i < table->filled; i++)
+        if (table->entries[i].key != NULL && skip-- == 0)
+            return Py_NewRef(table->entries[i].key);
+    Py_RETURN_NONE; /* not reached: used counts the keys */
+}
+
 /* -- iteration -------------------------------------------------------------------------------- */
 
 enum table_view { VIEW_KEYS, VIEW_VALUES, VIEW_ITEMS };
@@ -839,6 +864,7 @@ static PyMethodDef table_methods[] = {
     {"keys", (PyCFunction)table_keys, METH_NOARGS, NULL},
     {"values", (PyCFunction)table_values, METH_NOARGS, NULL},
     {"items", (PyCFunction)table_items, METH_NOARGS, NULL},
+    {"random_key", (PyCFunction)table_random_key, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -30,6 +30,7 @@ one stopped.
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, MutableMapping
@@ -44,6 +45,15 @@ Table = MutableMapping[bytes, Any]
 
 # A new, empty keyspace table: kv's own (C) or a dict.
 new_table: Callable[[], Table] = choose("residentd.apps.kv._fastpath", "KeyTable", dict)
+
+
+def random_key(table: Table) -> bytes:
+    """A key of ``table`` (not empty) picked at random: in constant time from a KeyTable; a
+    dict has no random access, so from one the pick walks to a random position (at C speed,
+    without copying the key list)."""
+    if isinstance(table, dict):
+        return next(islice(table, random.randrange(len(table)), None))
+    return table.random_key()  # type: ignore[attr-defined]
 
 
 def compacted(table: Table) -> Table:

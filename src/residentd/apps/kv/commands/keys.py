@@ -11,9 +11,7 @@ snapshots of the key list (scan.py).
 from __future__ import annotations
 
 import copy
-import random
 from collections import deque
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from residentd.apps.kv import errors
@@ -22,7 +20,7 @@ from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.patterns import compile_glob
 from residentd.apps.kv.scan import parse_cursor, parse_options, scan_reply
-from residentd.apps.kv.store import TYPE_NAMES, now_ms
+from residentd.apps.kv.store import TYPE_NAMES, now_ms, random_key
 from residentd.codecs.resp import (
     INT64_MAX,
     INT64_MIN,
@@ -100,12 +98,11 @@ def touch(s: Client, argv: list[bytes]) -> bytes:
 )
 def randomkey(s: Client, argv: list[bytes]) -> bytes:
     """Like Redis's ``dbRandomKey``: a random key, another if that one's time has passed
-    (deleting it). A dict has no random access, so the pick walks to a random position at C
-    speed, without copying the key list."""
+    (deleting it), picked by store.py's ``random_key``."""
     db = s.db
     data = db.data
     while data:
-        key = next(islice(data, random.randrange(len(data)), None))
+        key = random_key(data)
         if db.exists(key):
             return bulk(key)
     return NIL
