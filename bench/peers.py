@@ -4,6 +4,7 @@ itself and minimal Redis servers written on other Python and JavaScript stacks.
     python bench/peers.py                       # 3 rounds, 200,000 round trips per test
     python bench/peers.py --rounds 5 --requests 500000 --servers kv,redis-server
     python bench/peers.py --memory-keys 1000000 # and memory per million small keys
+    python bench/peers.py --servers kv --compare OTHER/src  # an A/B of two commits' kv
 
 The servers:
 
@@ -11,7 +12,10 @@ The servers:
 * ``redis-server``: Redis itself, persistence off (``--save '' --appendonly no``);
 * ``raw-uvloop``, ``asyncio-streams``, ``twisted``, ``gevent``: bench/kv_peers/, one file
   per framework around the same hiredis parsing and command code (common.py);
-* ``node-net``: bench/kv_peers/node_server.js, Node.js ``net`` with a hand-written parser.
+* ``node-net``: bench/kv_peers/node_server.js, Node.js ``net`` with a hand-written parser;
+* ``kv-other`` with ``--compare SRC``: kv run from another source tree (its C modules built
+  there), beside this tree's kv in the same rounds, so two commits are compared on the same
+  minutes of the machine.
 
 A peer whose runtime is missing (twisted or gevent not installed: ``pip install -e
 '.[bench]'``; no ``node``; no ``redis-server``) is skipped with a note. redis-benchmark
@@ -148,8 +152,14 @@ def peers() -> list[Peer]:
     ]
 
 
+def kv_other(source: str) -> Peer:
+    """kv from the source tree ``source`` (``--compare``)."""
+    kv = next(peer for peer in peers() if peer.name == "kv")
+    return Peer("kv-other", ["env", f"PYTHONPATH={source}", *kv.command])
+
+
 def port_args(peer: Peer) -> list[str]:
-    if peer.name == "kv":
+    if peer.name.startswith("kv"):
         return ["--listen", f"{HOST}:{peer.port}"]
     return ["--port", str(peer.port)]
 
@@ -285,6 +295,14 @@ def report(running: list[Peer], tests: list[str], pipelines: list[int]) -> None:
     for peer in running:
         if peer.name in ("kv", "redis-server"):
             continue
+        if peer.name == "kv-other":  # the A/B: every cell
+            for pipeline in pipelines:
+                ab = ", ".join(
+                    f"{test} {median(kv, test, pipeline) / median(peer, test, pipeline):.2f}x"
+                    for test in tests
+                )
+                print(f"kv / kv-other at pipeline {pipeline}: {ab}")
+            continue
         ratios = [
             median(kv, test, pipeline) / median(peer, test, pipeline)
             for test in tests
@@ -317,7 +335,7 @@ def load_keys(port: int, count: int) -> None:
 def memory_per_key(candidates: list[Peer], count: int) -> dict[str, float]:
     results = {}
     for peer in candidates:
-        if peer.name not in ("kv", "redis-server") or peer.missing:
+        if peer.name not in ("kv", "kv-other", "redis-server") or peer.missing:
             continue
         start(peer)
         try:
@@ -371,6 +389,9 @@ def main() -> int:
     parser.add_argument("--servers", default=",".join(peer.name for peer in peers()))
     parser.add_argument("--memory-keys", type=int, default=0, help="keys for the memory test")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--compare", metavar="SRC", help="also run kv from this source tree (PYTHONPATH)"
+    )
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
         print("redis-benchmark is needed (Debian: apt-get install redis-tools)", file=sys.stderr)
@@ -381,6 +402,8 @@ def main() -> int:
         if peer.missing:
             print(f"skipping {peer.name}: {peer.missing}")
     selected = [peer for peer in selected if not peer.missing]
+    if args.compare:
+        selected.append(kv_other(str(Path(args.compare).resolve())))
     tests = list(NAMES) if args.tests == "all" else args.tests.split(",")
     pipelines = [int(p) for p in args.pipelines.split(",")]
     print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")

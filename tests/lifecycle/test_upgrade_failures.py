@@ -63,8 +63,10 @@ def test_a_failed_new_generation_leaves_the_old_one_serving(tmp_path: Path, faul
     module = tmp_path / "versioned.py"
     module.write_text(GOOD.format(version="v1"))
     # Only the hanging generation should meet the deadline: on a busy machine a new generation
-    # can take seconds to import before it fails its own way.
-    timeout = "2" if fault == "never-ready" else "30"
+    # can take seconds to import before it fails its own way. The hanging one's deadline is the
+    # window in which the second upgrade must reach the daemon to be refused: starting each
+    # `residentd upgrade` takes a second or more on a busy machine, so 2 s was too short.
+    timeout = "8" if fault == "never-ready" else "30"
     with Generations(tmp_path, f"{module}:app", "--upgrade-timeout", timeout) as daemon:
         kept = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
         kept.sendall(b"before\nhal")  # half a line held by the old generation's codec
