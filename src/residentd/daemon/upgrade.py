@@ -66,6 +66,7 @@ ENV_FD = "RESIDENTD_HANDOVER_FD"  # the new generation's end of the socket pair
 ENV_STDIO = "RESIDENTD_HANDOVER_STDIO"  # "OUT,ERR": where its stdout and stderr go once in charge
 SETTLE_TIMEOUT = 5.0  # seconds connections get to send what they owe before the handover
 TAIL_BYTES = 4000  # of the new generation's output, in an error report
+ACCEPT_ROUNDS = 4  # loop rounds that finish making the connections accepted already
 
 
 class UpgradeFailed(ResidentdError):
@@ -227,6 +228,12 @@ class Upgrade:
         self.paused = True
         for listeners in self.listeners:
             listeners.stop_accepting()
+        # A connection the listener accepted just before it stopped is made by callbacks the
+        # loop has queued (uvloop: one; asyncio: a task, then a callback): let them run, so
+        # that every connection is in ``connections`` before the last hold below. One made
+        # after the state's dump would run its commands here, and their writes would be lost.
+        for _ in range(ACCEPT_ROUNDS):
+            await asyncio.sleep(0)
         connections = self.daemon.server.connections
         deadline = self.loop.time() + SETTLE_TIMEOUT
         while True:
