@@ -278,26 +278,34 @@ check_key(PyObject *key)
     return -1;
 }
 
+/* The entry ``key`` is stored in: its own, or a new one appended for it (NULL, with an
+ * exception, when the key is not bytes or the table cannot grow). *old is the value the entry
+ * holds, to release once the new one is stored (NULL for a new entry or an inline string). */
+static KeyEntry *
+entry_for(KeyTable *table, PyObject *key, PyObject **old)
+{
+    *old = NULL;
+    if (check_key(key) < 0)
+        return NULL;
+    Py_hash_t hash = key_hash(key);
+    size_t slot;
+    Py_ssize_t at = table_probe(table, key, hash, &slot);
+    if (at < 0)
+        return table_append(table, key, hash, slot);
+    *old = entry_held(&table->entries[at]);
+    return &table->entries[at];
+}
+
 /* table[key] = value: 0, or -1 with an exception. */
 static int
 keytable_set(KeyTable *table, PyObject *key, PyObject *value)
 {
-    if (check_key(key) < 0)
-        return -1;
-    Py_hash_t hash = key_hash(key);
-    size_t slot;
-    Py_ssize_t at = table_probe(table, key, hash, &slot);
-    if (at >= 0) {
-        KeyEntry *entry = &table->entries[at];
-        PyObject *old = entry_held(entry);
-        entry_put(entry, value);
-        Py_XDECREF(old);
-        return 0;
-    }
-    KeyEntry *entry = table_append(table, key, hash, slot);
+    PyObject *old;
+    KeyEntry *entry = entry_for(table, key, &old);
     if (entry == NULL)
         return -1;
     entry_put(entry, value);
+    Py_XDECREF(old);
     return 0;
 }
 
@@ -314,15 +322,10 @@ keytable_set_text(KeyTable *table, PyObject *key, const char *text, Py_ssize_t s
         Py_DECREF(value);
         return failed;
     }
-    if (check_key(key) < 0)
-        return -1;
-    Py_hash_t hash = key_hash(key);
-    size_t slot;
-    Py_ssize_t at = table_probe(table, key, hash, &slot);
-    KeyEntry *entry = at >= 0 ? &table->entries[at] : table_append(table, key, hash, slot);
+    PyObject *old;
+    KeyEntry *entry = entry_for(table, key, &old);
     if (entry == NULL)
         return -1;
-    PyObject *old = at >= 0 ? entry_held(entry) : NULL;
     entry_put_text(entry, text, size);
     Py_XDECREF(old);
     return 0;
