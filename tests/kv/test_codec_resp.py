@@ -162,6 +162,21 @@ def test_the_two_bytes_after_an_argument_are_not_checked_as_in_redis() -> None:
     assert RespCodec().feed(b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n") == [[b"PING"], [b"PING"]]
 
 
+@pytest.mark.parametrize("cut", [4, 9, 14, 17, 21])  # after the count, a header, an argument
+def test_a_feed_of_nothing_keeps_a_partial_command_held(cut: int) -> None:
+    """The connection feeds ``b""`` while the codec holds input; the partial command stays
+    held and counted in ``buffered`` (kv's serve_chunk reads a chunk itself only when
+    ``buffered`` is 0), and the rest completes it."""
+    data = resp("SET", "k", "value")
+    codec = RespCodec()
+    assert codec.feed(data[:cut]) == []
+    assert codec.buffered
+    assert codec.feed(b"") == []
+    assert codec.buffered
+    assert codec.feed(data[cut:]) == [[b"SET", b"k", b"value"]]
+    assert codec.buffered == 0
+
+
 def test_buffered_counts_what_is_held_beyond_the_bulk_being_read() -> None:
     codec = RespCodec()
     data = resp("SET", "key", "v" * 1000)
@@ -205,6 +220,10 @@ FRAGMENTS = [
     b">1\r\n",
     b"=7\r\ntxt:abc\r\n",
     b"PING\r\n",
+    b"GET a\tb \r\n",
+    b"ECHO a\rb\n",
+    b"  \t\r\n",
+    b"\x0bPING\n",
     b"GET 'a b'\n",
     b'"x\\x41"\r\n',
     b"\r\n",
@@ -256,6 +275,35 @@ def test_garbage_raises_only_protocol_errors_and_stays_bounded(chunks: list[byte
             codec = RespCodec(max_bulk_len=1000)
         # A partial command: its arguments (each within the bulk limit) and one line.
         assert codec.buffered <= 6000 + INLINE_MAX_SIZE
+
+
+inline_lines = st.lists(
+    st.lists(st.sampled_from([b"a", b"GET", b" ", b"\t", b"\r", b"\x0b", b"\0", b'"', b"'"]),
+             max_size=8).map(b"".join),
+    min_size=1, max_size=6,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(inline_lines)
+def test_the_c_reader_splits_plain_inline_lines_as_sdssplitargs(lines: list[bytes]) -> None:
+    """It reads each whole line without quotes or the bytes sdssplitargs treats specially, as
+    split_args does, skips blank lines, and stops at the first line it leaves to Python."""
+    if resp_module.read_commands is None:
+        pytest.skip("the hiredis reader reads no inline command")
+    data = b"".join(line + b"\r\n" for line in lines) + b"PING"  # the last one not complete
+    commands, end = resp_module.read_commands(data, 1 << 20)
+    expected: list[list[bytes]] = []
+    stop = 0
+    for line in lines:
+        if any(special in line for special in (b'"', b"'", b"\x0b", b"\0")):
+            break
+        args = split_args(line)
+        assert args is not None
+        if args:
+            expected.append(args)
+        stop += len(line) + 2
+    assert (commands, end) == (expected, stop)
 
 
 # -- pieces ----------------------------------------------------------------------------------

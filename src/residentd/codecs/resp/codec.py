@@ -8,13 +8,15 @@ passes bytes through untouched.
 
 Two parsers share the work:
 
-* The exact parser (parser.py) reads inline commands, garbage, and the feed that completes a
-  partial command (only up to the end of that command: the rest goes back to the fast path).
-* The fast path reads a chunk that starts with ``*``. With the C extension built (the usual
-  case) it is ``_resp_reader.read_commands``: it reads the plainly written multibulk commands
-  at the start of the chunk, exactly as Redis would, and stops at anything else; the exact
-  parser reads on from there. Without the extension it is hiredis's C ``Reader``, which
-  accepts more than Redis does, so the codec checks its result:
+* The exact parser (parser.py) reads inline commands that have quotes in them, garbage, and
+  the feed that completes a partial command (only up to the end of that command: the rest
+  goes back to the fast path).
+* The fast path reads a chunk. With the C extension built (the usual case) it is
+  ``_resp_reader.read_commands``: it reads the plainly written multibulk commands and the
+  complete inline lines without quotes at the start of the chunk, exactly as Redis would, and
+  stops at anything else; the exact parser reads on from there. Without the extension it is
+  hiredis's C ``Reader``, for a chunk that starts with ``*``; it accepts more than Redis does,
+  so the codec checks its result:
 
   - the chunk goes to hiredis behind an array header counting the chunk's ``*`` bytes (so one
     ``gets`` returns every command) and followed by a sentinel reply: getting the sentinel
@@ -105,8 +107,7 @@ class RespCodec(RespParser):
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         if (
-            data[:1] != b"*"
-            or self._buffer
+            self._buffer
             or self._argv is not None
             or len(data) > self.max_bulk_len  # could hold a bulk over the limit
             or self._error is not None
@@ -117,6 +118,8 @@ class RespCodec(RespParser):
             if end == len(data):
                 return out
             return self._feed_rest(out, data[end:] if end else data)
+        if data[:1] != b"*":
+            return self._feed_exact(data)
         stars = data.count(b"*")
         if (data[1:6].isdigit() if stars == 1 else _LARGE_ARRAY.search(data) is not None) or (
             (62 in data or 126 in data) and _LARGE_RESP3.search(data) is not None

@@ -188,7 +188,10 @@ class RespParser:
                 self._argv_size = 0
                 if one:
                     return True
-            return True
+            # Nothing left to read: a boundary, unless a partial command was held before this
+            # feed and it brought nothing (``feed(b"")``, which the connection makes while
+            # anything is held).
+            return self._argv is None
         finally:
             if pos:
                 del buf[:pos]
