@@ -215,6 +215,13 @@ class Session(Generic[AppT]):
     #: connection's, instead of as soon as the chunk is handled (see net/connection.py).
     defer_writes: ClassVar[bool] = False
 
+    #: A session that reads and handles some chunks itself, in C, may name the function here:
+    #: ``serve_chunk(session, codec, data)`` runs before the codec sees each chunk and returns
+    #: the number of messages it handled (their replies sent as ``on_messages`` would send
+    #: them), or None, having changed nothing, to leave the chunk to the codec and
+    #: ``on_messages``. Only for ``on_messages`` sessions (kv's ``_fastpath.serve``).
+    serve_chunk: ClassVar[Callable[[Any, Any, bytes], int | None] | None] = None
+
     def __init__(self, conn: Transport) -> None:
         self.conn = conn
 

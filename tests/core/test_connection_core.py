@@ -234,7 +234,32 @@ class Queued(Scripted):
         act(self, message)
 
 
-KINDS: dict[str, type[Scripted]] = {"each": Scripted, "batch": Batched, "queued": Queued}
+def serve_marked(session: Scripted, codec: Any, data: bytes) -> int | None:
+    """``Served``'s serve_chunk: it takes a chunk that starts with ``!`` and holds whole lines
+    only, when the codec holds nothing, and acts on each line (without a leading ``!``) as
+    on_messages would; any other chunk it leaves to the codec."""
+    if not data.startswith(b"!") or not data.endswith(b"\n") or codec.buffered:
+        return None
+    session.record("serve_chunk", data)
+    lines = data.split(b"\n")[:-1]
+    for line in lines:
+        act(session, line.removesuffix(b"\r").removeprefix(b"!"))
+    return len(lines)
+
+
+class Served(Batched):
+    """The batch handler, and a ``serve_chunk`` that takes some chunks before the codec."""
+
+    __slots__ = ()
+    serve_chunk = serve_marked
+
+
+KINDS: dict[str, type[Scripted]] = {
+    "each": Scripted,
+    "batch": Batched,
+    "queued": Queued,
+    "served": Served,
+}
 
 
 @functools.cache
@@ -651,6 +676,8 @@ def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[
 # those that end it.
 GOING_ON = [
     b"send x",
+    b"!send y",  # a chunk that starts with it may go to Served's serve_chunk
+    b"!pair s t",
     b"send",
     b"send " + b"w" * 12,
     b"many a b c",
@@ -742,6 +769,28 @@ def test_the_twin_is_connection_on_the_python_core() -> None:
         assert code is None or "__class__" not in code.co_freevars, name
     public = {name for name in dir(Connection) if not name.startswith("__")}
     assert public == {name for name in dir(PyConnection) if not name.startswith("__")}
+
+
+@pytest.mark.parametrize("defer_writes", [False, True])
+def test_a_served_chunk_skips_the_codec_and_on_messages(defer_writes: bool) -> None:
+    """A chunk serve_chunk takes is counted and answered as on_messages would answer it, with
+    no feed and no on_messages; one it leaves takes the usual way; an exception it raises
+    closes the connection as one from on_messages does."""
+    with Twins(Setup(kind="served", defer_writes=defer_writes)) as twins:
+        twins.feed(b"!send a\n!pair b c\n", b"d\n!send e\n", b"!send f")
+        twins.do("loop")
+        answers = [b"a\nb\nc\n", b"d\n!send e\n"]  # deferred: both at the iteration's end
+        assert twins.c.writes() == ([b"".join(answers)] if defer_writes else answers)
+        assert twins.c.conn.messages_in == 4
+        assert twins.c.conn.messages_out == 5
+        served = [e for e in twins.c.events if e[0] in ("serve_chunk", "on_messages")]
+        assert served == [
+            ("serve_chunk", b"!send a\n!pair b c\n"),
+            ("on_messages", (b"d", b"!send e")),
+        ]
+        twins.feed(b"\n", b"!raise\n")  # completes "!send f" (the codec's); then a raise
+        assert twins.c.conn.close_reason == "internal-error"
+        assert ("_handler_failed", "on_message") in twins.c.events
 
 
 @pytest.mark.parametrize("kind", ["each", "batch"])

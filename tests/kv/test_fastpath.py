@@ -145,6 +145,8 @@ class KvClient:
         self.conn = Connection(self.server, runtime)
         self.conn.connection_made(self.transport)
         assert self.conn.session is not None
+        if execute is not C_EXECUTE:  # serve_chunk runs the C execute itself: not this one
+            self.conn._serve_chunk = None
 
     def read(self, commands: list[Argv]) -> None:
         """One read from the socket holding ``commands``: the codec parses them all and the
@@ -711,6 +713,47 @@ def test_the_fast_path_is_used(loop: asyncio.AbstractEventLoop) -> None:
     replies, _ = run_pipeline(loop, counting, [pipeline])
     assert replies == [b"+OK\r\n", b":2\r\n", b":1\r\n", b"$1\r\n2\r\n"]
     assert calls == [0, 3]
+
+
+@needs_fastpath
+def test_serve_takes_a_plain_chunk_whole_and_leaves_the_others(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The connection hands each chunk to ``serve_chunk`` first: it takes a chunk of complete
+    plain commands from a plain client (running in Python, through ``serve_rest``, what
+    ``execute`` leaves), and leaves to the codec and ``on_messages`` a chunk with a partial
+    command, what follows one, and the chunks of a client inside MULTI."""
+    client = KvClient(loop, fast_execute())
+    serve = client.conn._serve_chunk
+    assert serve is session_module.KvSession.serve_chunk is not None
+    taken: list[int | None] = []
+
+    def recording(session: Any, codec: Any, data: bytes) -> int | None:
+        taken.append(serve(session, codec, data))
+        return taken[-1]
+
+    client.conn._serve_chunk = recording
+    conn = client.conn
+    for data in [
+        resp("SET", "a", "1") + resp("INCR", "a") + b"GET a\r\n",  # all in C
+        resp("HSETNX", "h", "f", "v") + resp("GET", "a"),  # Python, then C again
+        resp("SET", "b", "2") + resp("GET", "b")[:5],  # a partial command: the codec's
+        resp("GET", "b")[5:],  # the codec holds its start: its too
+        resp("MULTI") + resp("INCR", "a"),  # MULTI in Python, from serve_rest
+        resp("GET", "a") + resp("EXEC"),  # inside MULTI: on_messages's
+    ]:
+        conn.data_received(data)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+    assert taken == [3, 2, None, None, 2, None]
+    assert client.replies() == [
+        b"+OK\r\n", b":2\r\n", b"$1\r\n2\r\n",
+        b":1\r\n", b"$1\r\n2\r\n",
+        b"+OK\r\n", b"$1\r\n2\r\n",
+        b"+OK\r\n", b"+QUEUED\r\n", b"+QUEUED\r\n", b"*2\r\n:3\r\n$1\r\n3\r\n",
+    ]  # fmt: skip
+    assert conn.messages_in == 11
+    assert client.app.state.commands == 11
 
 
 @needs_fastpath
@@ -1694,7 +1737,8 @@ def test_an_empty_command_is_skipped() -> None:
         b"*1\r\n$+1\r\na\r\n",
         b"*1\r\n:1\r\n",  # not a bulk string
         b"*1\r\n$11\r\nover-limit!\r\n",  # one byte over max_bulk_len
-        b"PING\r\n",  # inline
+        b'GET "a"\r\n',  # inline, with quotes
+        b"GET a\x0bb\r\n",  # inline, with a vertical tab (sdssplitargs keeps it in a word)
     ],
 )
 def test_reading_stops_at_what_is_not_a_plain_complete_command(rest: bytes) -> None:

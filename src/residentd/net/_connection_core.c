@@ -1,7 +1,8 @@
 /* A connection's hot path in C: the same class as connection_core.py, method for method.
  *
  * ConnectionCore holds what every read and every send touches (counters, flags, the output
- * waiting for its write) in a C struct, and runs data_received, _dispatch, send, send_many,
+ * waiting for its write) in a C struct, and runs data_received (with the session's own
+ * serve_chunk, when it has one), _dispatch, send, send_many,
  * send_bytes, _queue, _schedule_flush, _flush and _write_now without a Python frame. Everything
  * else, and every slow path (a protocol error or input the codec still holds, an async
  * handler's backlog, a handler that raised, an output buffer over its limit), is a Python
@@ -32,6 +33,7 @@ typedef struct {
     PyObject *transport;
     PyObject *loop_time;
     PyObject *out; /* a list, or NULL or None before the first send */
+    PyObject *serve_chunk; /* the session class's serve_chunk, or NULL or None */
     long long bytes_in;
     long long bytes_out;
     long long messages_in;
@@ -376,6 +378,8 @@ handler_failed(Core *self, const char *where)
     return status;
 }
 
+static int write_out(Core *self);
+
 /* Hand a chunk's messages to the session, then write what it sent. */
 static int
 dispatch(Core *self, PyObject *messages)
@@ -429,6 +433,14 @@ dispatch(Core *self, PyObject *messages)
             return -1;
         return handler_failed(self, "on_message");
     }
+    return write_out(self);
+}
+
+/* After a chunk's dispatch: what the session sent goes out in one write, now or at the end of
+ * the loop iteration (defer_writes). */
+static int
+write_out(Core *self)
+{
     PyObject *out = self->out;
     if (is_none(out) || !PyList_CheckExact(out) || PyList_GET_SIZE(out) == 0 || self->closing)
         return 0;
@@ -454,6 +466,57 @@ dispatch(Core *self, PyObject *messages)
         PyErr_SetString(PyExc_AttributeError, "'NoneType' object has no attribute 'write'");
     Py_DECREF(data);
     return status;
+}
+
+/* The session's own reader and handler for a whole chunk (serve_chunk), in place of the
+ * codec's feed and on_messages: 1 when it took the chunk, 0 when it left it to them, -1 with
+ * an exception. */
+static int
+serve_chunk(Core *self, PyObject *data)
+{
+    PyObject *serve = self->serve_chunk, *session = self->session;
+    if (is_none(serve) || is_none(session))
+        return 0;
+    PyObject *arguments[3] = {Py_NewRef(session), Py_NewRef(self->codec), data};
+    Py_INCREF(serve);
+    self->dispatching = 1;
+    PyObject *result = PyObject_Vectorcall(serve, arguments, 3, NULL);
+    self->dispatching = 0;
+    Py_DECREF(serve);
+    Py_DECREF(arguments[0]);
+    Py_DECREF(arguments[1]);
+    if (result == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        return handler_failed(self, "on_message") < 0 ? -1 : 1;
+    }
+    if (result == Py_None) {
+        Py_DECREF(result);
+        return 0;
+    }
+    long long count = PyLong_AsLongLong(result);
+    Py_DECREF(result);
+    if (count == -1 && PyErr_Occurred())
+        return -1;
+    self->messages_in += count;
+    return write_out(self) < 0 ? -1 : 1;
+}
+
+static PyObject *
+Core_serve(Core *self, PyObject *data)
+{
+    int served = serve_chunk(self, data);
+    if (served < 0)
+        return NULL;
+    return PyBool_FromLong(served);
+}
+
+static PyObject *
+Core_write_out(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    if (write_out(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -483,6 +546,9 @@ Core_data_received(Core *self, PyObject *data)
     self->last_active = seconds;
     if (self->closing)
         Py_RETURN_NONE;
+    int served = serve_chunk(self, data);
+    if (served != 0)
+        return served < 0 ? NULL : Py_NewRef(Py_None);
     PyObject *codec = Py_NewRef(self->codec);
     int status = -1;
     PyObject *messages = call_method_cached(&feed_cache, codec, str_feed, data);
@@ -542,6 +608,7 @@ Core_traverse(Core *self, visitproc visit, void *arg)
     Py_VISIT(self->transport);
     Py_VISIT(self->loop_time);
     Py_VISIT(self->out);
+    Py_VISIT(self->serve_chunk);
     return 0;
 }
 
@@ -554,6 +621,7 @@ Core_clear(Core *self)
     Py_CLEAR(self->transport);
     Py_CLEAR(self->loop_time);
     Py_CLEAR(self->out);
+    Py_CLEAR(self->serve_chunk);
     return 0;
 }
 
@@ -572,6 +640,7 @@ static PyMemberDef Core_members[] = {
     {"transport", T_OBJECT_EX, offsetof(Core, transport), 0, NULL},
     {"_loop_time", T_OBJECT_EX, offsetof(Core, loop_time), 0, NULL},
     {"_out", T_OBJECT_EX, offsetof(Core, out), 0, NULL},
+    {"_serve_chunk", T_OBJECT, offsetof(Core, serve_chunk), 0, NULL},
     {"bytes_in", T_LONGLONG, offsetof(Core, bytes_in), 0, NULL},
     {"bytes_out", T_LONGLONG, offsetof(Core, bytes_out), 0, NULL},
     {"messages_in", T_LONGLONG, offsetof(Core, messages_in), 0, NULL},
@@ -590,6 +659,10 @@ static PyMemberDef Core_members[] = {
 static PyMethodDef Core_methods[] = {
     {"data_received", (PyCFunction)Core_data_received, METH_O,
      "Feed a chunk to the codec and its messages to the session."},
+    {"_serve", (PyCFunction)Core_serve, METH_O,
+     "Offer a chunk to the session's serve_chunk; False when it left the chunk to the codec."},
+    {"_write_out", (PyCFunction)Core_write_out, METH_NOARGS,
+     "After a chunk's dispatch: write what the session sent, now or at the iteration's end."},
     {"_dispatch", (PyCFunction)Core_dispatch, METH_O,
      "Hand decoded messages to the session, then write what it sent."},
     {"send", (PyCFunction)Core_send, METH_O,

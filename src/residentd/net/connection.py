@@ -185,6 +185,7 @@ class Connection(ConnectionCore, asyncio.Protocol):
         self.idle_exempt = False
         self._out = None
         self._mode = EACH
+        self._serve_chunk = None
         self._defer_writes = False
         self._flush_scheduled = False
         self._dispatching = False
@@ -390,6 +391,9 @@ class Connection(ConnectionCore, asyncio.Protocol):
         upgrade's adopted connections make theirs here too)."""
         session = self.session = self.service.session_factory(self)
         self._mode = self.service.mode
+        self._serve_chunk = (
+            getattr(type(session), "serve_chunk", None) if self._mode == BATCH else None
+        )
         self._defer_writes = bool(session.defer_writes)
         return session
 

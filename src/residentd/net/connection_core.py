@@ -39,6 +39,7 @@ class ConnectionCore:
         "_loop_time",
         "_mode",
         "_out",
+        "_serve_chunk",
         "_writing_paused",
         "bytes_in",
         "bytes_out",
@@ -65,6 +66,8 @@ class ConnectionCore:
     # made on the first send, so a connection that never answers does not pay for it.
     _out: list[bytes] | None
     _mode: int
+    # The session class's serve_chunk (app.Session), for an on_messages session; else None.
+    _serve_chunk: Callable[[Any, Any, bytes], int | None] | None
     _closing: bool
     # Whether the codec ever has bytes of its own to send (its class's ``sends_own_data``).
     _codec_sends: bool
@@ -87,6 +90,8 @@ class ConnectionCore:
         self.last_active = self._loop_time()
         if self._closing:
             return
+        if self._serve_chunk is not None and self._serve(data):
+            return
         failure: ProtocolError | None = None
         try:
             messages = self.codec.feed(data)
@@ -103,6 +108,28 @@ class ConnectionCore:
         # error: codecs/base.py) or may have bytes of its own to send.
         if not self._closing and (self._codec_sends or self.codec.buffered):
             self._after_feed()
+
+    def _serve(self, data: bytes) -> bool:
+        """The session's own reader and handler for a whole chunk (``serve_chunk``), in place
+        of the codec's feed and ``on_messages``; False when it left the chunk to them."""
+        serve = self._serve_chunk
+        session = self.session
+        if serve is None or session is None:
+            return False
+        self._dispatching = True
+        try:
+            count = serve(session, self.codec, data)
+        except Exception:
+            self._dispatching = False
+            self._handler_failed("on_message")
+            return True
+        finally:  # also when a BaseException passes through
+            self._dispatching = False
+        if count is None:
+            return False
+        self.messages_in += count
+        self._write_out()
+        return True
 
     def _dispatch(self, messages: list[Any]) -> None:
         # The hot path: one call into the session per chunk (or per message), then everything it
@@ -131,6 +158,11 @@ class ConnectionCore:
             return
         finally:  # also when a BaseException passes through
             self._dispatching = False
+        self._write_out()
+
+    def _write_out(self) -> None:
+        """After a chunk's dispatch: what the session sent goes out in one write, now or at the
+        end of the loop iteration (``defer_writes``)."""
         out = self._out
         if out and not self._closing:
             if self._defer_writes:

@@ -33,6 +33,9 @@
  * While clients are blocked on keys (BLPOP, ...), a sixth argument holds the waited keys (a
  * dict, blocking.py): a write to one of them is left to Python, which serves the waiters.
  *
+ * serve(session, codec, data) (_fast_serve.h) reads a plain client's chunk and runs it through
+ * execute in one call, in place of the codec's feed and the session's on_messages.
+ *
  * It takes the commands in batches: first it names each command of a batch and prefetches
  * the places of all the keys they name in the keyspace (keytable_prefetch), then those of the
  * members and fields its set and hash commands name in their sets and hashes, then it runs
@@ -40,6 +43,7 @@
  */
 
 #include "../../_speedups.h"
+#include "../../_resp_read.h"
 #include "_dict_prefetch.h"
 #include "_keytable.h"
 
@@ -807,6 +811,8 @@ done:
     return PyLong_FromSsize_t(index);
 }
 
+#include "_fast_serve.h"
+
 /* crc64(crc, data) -> int: CRC-64/Jones of data, continuing crc (persistence/crc64.py). */
 static uint64_t crc64_table[256];
 
@@ -852,6 +858,9 @@ static PyMethodDef methods[] = {
      "execute(commands, start, db, replies[, journal]) -> int: run commands[start:] while "
      "they are the plain case of a hot command, append their replies (and the write "
      "commands, in RESP, to journal), return where it stopped."},
+    {"serve", (PyCFunction)(void (*)(void))serve, METH_FASTCALL,
+     "serve(session, codec, data) -> int | None: read a plain client's whole chunk and run it "
+     "as KvSession.on_messages would, or None to leave it to the codec and on_messages."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -867,7 +876,7 @@ PyInit__fastpath(void)
     if (random_seed() < 0)
         return NULL;
     deque_type = import_attribute("collections", "deque");
-    if (deque_type == NULL || fast_lists_init() < 0 || fast_zsets_init() < 0)
+    if (deque_type == NULL || fast_lists_init() < 0 || fast_zsets_init() < 0 || serve_init() < 0)
         return NULL;
     str_data = PyUnicode_InternFromString("data");
     str_expires = PyUnicode_InternFromString("expires");

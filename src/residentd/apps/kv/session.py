@@ -20,6 +20,11 @@ path and goes through ``_special``, so the common path pays one attribute test f
 modes. While any client WATCHes a key, every pipeline takes the Python path and each write
 touches the watched keys it changed (watch.py): the C fast path does not signal changes.
 Each client has its selected database, ``db`` (SELECT), which the fast path is handed per call.
+With the C speedups the connection first offers each chunk to ``serve_chunk``
+(``_fastpath.serve``): when the chunk holds nothing but complete, plainly written commands and
+this method would go straight to the fast path, it reads and runs them in one C call, the
+codec's ``feed`` and this method's Python frame saved (``serve_rest`` runs in Python what the
+fast path left); otherwise it leaves the chunk to the codec and this method.
 While ``maxmemory`` is set, the commands take the Python path through ``_limited``, which
 evicts keys or refuses the command -OOM first (eviction.py), which the fast path cannot; but
 a pipeline still goes to the fast path first while the memory is well under the limit and
@@ -122,6 +127,10 @@ class KvSession(Session[KvApp]):
     # are in docs/benchmarks.md, "kv").
     defer_writes = True
 
+    # A plain client's whole chunk, read and run in C before the codec sees it: the codec's
+    # feed and on_messages in one call (_fast_serve.h), None without the C speedups.
+    serve_chunk = choose("residentd.apps.kv._fastpath", "serve", None)
+
     state: KvState
     db: Keyspace
     name: bytes | None
@@ -219,6 +228,37 @@ class KvSession(Session[KvApp]):
                     state.commit(self.conn)
                 self._send(replies[0], count)
                 return
+        self._run(commands, index, replies, fast, journal, waited, hooked, limited, mark)
+
+    def serve_rest(
+        self, commands: list[list[bytes]], index: int, replies: list[bytes], mark: int
+    ) -> None:
+        """The rest of a pipeline ``serve_chunk`` (the C fast path) began, from the command it
+        left to Python at ``index``, as ``on_messages`` would run it after its own call."""
+        state = self.state
+        journal = state.journal
+        hooked = journal is not None or bool(state.watches.keys)
+        waited = state.blocking.names or None
+        self._run(commands, index, replies, execute_fast, journal, waited, hooked, False, mark)
+
+    def _run(
+        self,
+        commands: list[list[bytes]],
+        index: int,
+        replies: list[bytes],
+        fast: Callable[..., int] | None,
+        journal: bytearray | None,
+        waited: dict[bytes, int] | None,
+        hooked: bool,
+        limited: bool,
+        mark: int,
+    ) -> None:
+        """Run the pipeline's commands from ``index`` on, in Python but for the stretches the
+        fast path takes, and send every reply in one piece."""
+        state = self.state
+        count = len(commands)
+        blocking = state.blocking
+        watching = state.watches.keys
         append = replies.append
         table = DISPATCH
         try:
