@@ -1,22 +1,23 @@
 """kv's two C extensions against the Python code they stand in for.
 
 ``residentd.apps.kv._fastpath.execute`` runs the plain case of GET, SET, MGET, MSET, the INCR
-family, LPUSH, RPUSH, PING, LPOP, RPOP, LRANGE, LINDEX, LLEN, DEL, EXISTS, EXPIRE, PEXPIRE, TTL,
-PTTL, the set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP and the hash commands
-HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY straight on the keyspace;
-``KvSession.on_messages`` calls it through
-``residentd.apps.kv.session.execute_fast`` and runs in Python whatever it leaves. The
-differential test drives random pipelines (every arity, mixed-case names, colliding keys,
-values at and past the 64-bit limits, type and time-to-live changes, MULTI/EXEC, pub/sub,
-unknown commands) through real kv sessions on real ``Connection`` objects with a recording
-transport, once with the C function and once with ``execute_fast = None``, whole and cut into
-several reads, with the journal on or off (on: as the session journals while kv persists),
-and proves the four runs give the same reply bytes, the same keyspace (values, types, key and
-field order, keys with a time to live), the same hit and miss counts and the same journal
-bytes (absolute deadlines and milliseconds left masked: they move with the clock between
-runs). SPOP pops a random member, in C and in Python alike: each run is compared with the run
-of its twin pipeline, where every SPOP that popped a member is the SREM of that member; so a
-pop must take a member that was there and leave what that SREM leaves, reply for reply.
+family, LPUSH, RPUSH, PING, LPOP, RPOP, LRANGE, LINDEX, LLEN, DEL, EXISTS, EXPIRE, PEXPIRE,
+TTL, PTTL, the set commands SADD, SREM, SISMEMBER, SMISMEMBER, SCARD and SPOP and the hash
+commands HSET, HGET, HEXISTS, HDEL, HLEN, HMGET and HINCRBY straight on the keyspace;
+``KvSession.on_messages`` calls it through ``residentd.apps.kv.session.execute_fast`` and runs
+in Python whatever it leaves. The differential test drives random pipelines (every arity,
+mixed-case names, colliding keys, values at and past the 64-bit limits, type and time-to-live
+changes, MULTI/EXEC, pub/sub, unknown commands) through real kv sessions on real ``Connection``
+objects with a recording transport, once with the C function (each read offered first to
+``serve_chunk``, which runs it through ``execute`` and ``serve_rest``) and once with
+``execute_fast = None`` and no ``serve_chunk``, whole and cut into several reads, with the
+journal on or off (on: as the session journals while kv persists), and proves the four runs
+give the same reply bytes, the same keyspace (values, types, key and field order, keys with a
+time to live), the same hit and miss counts and the same journal bytes (absolute deadlines and
+milliseconds left masked: they move with the clock between runs). SPOP pops a random member, in
+C and in Python alike: each run is compared with the run of its twin pipeline, where every SPOP
+that popped a member is the SREM of that member; so a pop must take a member that was there and
+leave what that SREM leaves, reply for reply.
 
 The sorted set commands of the fast path (_fast_zsets.h: plain ZADD, ZINCRBY, ZSCORE, ZRANK,
 ZREVRANK, ZCARD, ZPOPMIN, ZPOPMAX) get a differential test of their own, with the commands

@@ -1,14 +1,13 @@
 /* A connection's hot path in C: the same class as connection_core.py, method for method.
  *
  * ConnectionCore holds what every read and every send touches (counters, flags, the output
- * waiting for its write) in a C struct, and runs data_received (with the session's own
- * serve_chunk, when it has one), _dispatch, send, send_many,
- * send_bytes, _queue, _schedule_flush, _flush and _write_now without a Python frame. Everything
- * else, and every slow path (a protocol error or input the codec still holds, an async
- * handler's backlog, a handler that raised, an output buffer over its limit), is a Python
- * method of Connection that
- * this code calls by name. connection_core.py is the reference: the two make the same calls in
- * the same order, and the whole test suite runs against both.
+ * waiting for its write) in a C struct, and runs data_received (with the session class's own
+ * serve_chunk first, when it has one), _dispatch, send, send_many, send_bytes, _queue,
+ * _schedule_flush, _flush and _write_now without a Python frame. Everything else, and every
+ * slow path (a protocol error or input the codec still holds, an async handler's backlog, a
+ * handler that raised, an output buffer over its limit), is a Python method of Connection
+ * that this code calls by name. connection_core.py is the reference: the two make the same
+ * calls in the same order, and the whole test suite runs against both.
  */
 
 #include "../_speedups.h"

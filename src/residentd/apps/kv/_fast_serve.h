@@ -168,13 +168,6 @@ plain_commands(PyObject *codec, PyObject *data)
     return commands;
 }
 
-/* state.commands += count */
-static int
-count_commands(PyObject *state, Py_ssize_t count)
-{
-    return add_to_counter(state, str_commands, count);
-}
-
 /* After execute: SELECT before what the pipeline journaled (state.journal_select), and, once
  * every command ran, the state told that it journaled (state.commit(session.conn)). */
 static int
@@ -231,7 +224,7 @@ serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     Py_ssize_t count = PyList_GET_SIZE(commands);
-    if (count_commands(state, count) < 0 ||
+    if (add_to_counter(state, str_commands, count) < 0 ||
         PyObject_SetAttr(session, str_last_argv, PyList_GET_ITEM(commands, count - 1)) < 0)
         goto done;
     waited = waited_keys(state);
