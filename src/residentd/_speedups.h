@@ -1,6 +1,6 @@
 /* What the C speedups share: the steps that make a module exporting one type, that fetch a
- * Python class they raise or check (ProtocolError), and a codec's slow path of encoding
- * messages one by one. Included by the .c files; each is its own extension, so everything
+ * Python class they raise or check (ProtocolError), that intern the attribute names a module
+ * looks up, and a codec's slow path of encoding messages one by one. Included by the .c files; each is its own extension, so everything
  * here is static (inline: a file that does not use a piece is not warned about it). */
 
 #ifndef RESIDENTD_SPEEDUPS_H
@@ -19,6 +19,24 @@ import_attribute(const char *module, const char *name)
     PyObject *attribute = PyObject_GetAttrString(found, name);
     Py_DECREF(found);
     return attribute;
+}
+
+/* An attribute name a module looks up, interned at import into ``*slot``. */
+typedef struct {
+    PyObject **slot;
+    const char *text;
+} InternedName;
+
+/* Interns each of ``count`` names into its slot: 0, or -1 with an exception. */
+static inline int
+intern_all(const InternedName *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL)
+            return -1;
+    }
+    return 0;
 }
 
 /* A new module made from ``definition`` with ``type`` readied and added as ``name``. */

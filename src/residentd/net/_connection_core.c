@@ -701,10 +701,7 @@ static struct PyModuleDef module = {
 static int
 intern_names(void)
 {
-    static const struct {
-        PyObject **slot;
-        const char *text;
-    } names[] = {
+    static const InternedName names[] = {
         {&str_feed, "feed"},
         {&str_buffered, "buffered"},
         {&str_on_messages, "on_messages"},
@@ -721,11 +718,8 @@ intern_names(void)
         {&str_check_output_cap, "_check_output_cap"},
         {&str_join, "join"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        *names[i].slot = PyUnicode_InternFromString(names[i].text);
-        if (*names[i].slot == NULL)
-            return -1;
-    }
+    if (intern_all(names, sizeof(names) / sizeof(names[0])) < 0)
+        return -1;
     empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
     return empty_bytes == NULL ? -1 : 0;
 }

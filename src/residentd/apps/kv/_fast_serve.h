@@ -23,10 +23,7 @@ static PyObject *str_buffered, *str_max_bulk_len, *str_pending, *str_special, *s
 static int
 serve_init(void)
 {
-    static const struct {
-        PyObject **slot;
-        const char *text;
-    } names[] = {
+    static const InternedName names[] = {
         {&str_buffered, "buffered"},       {&str_max_bulk_len, "max_bulk_len"},
         {&str_pending, "pending"},         {&str_special, "special"},
         {&str_state, "state"},             {&str_script_busy, "script_busy"},
@@ -40,12 +37,7 @@ serve_init(void)
         {&str_journal_select, "journal_select"}, {&str_commit, "commit"},
         {&str_serve_rest, "serve_rest"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        *names[i].slot = PyUnicode_InternFromString(names[i].text);
-        if (*names[i].slot == NULL)
-            return -1;
-    }
-    return 0;
+    return intern_all(names, sizeof(names) / sizeof(names[0]));
 }
 
 /* object.name's truth (1 or 0), or -1 with an exception. */
