@@ -21,6 +21,7 @@ Command = tuple[str | bytes, ...]
 COMMANDS: list[Command] = [
     ("SET", "s", "1"), ("SET", "s", "2", "NX"), ("SET", "s", "3", "XX", "EX", "100"),
     ("SET", "t", "v", "GET"), ("SET", "u", "v", "KEEPTTL"), ("SET", "past", "v", "EXAT", "1"),
+    ("EXISTS", "past"),
     ("SETNX", "s", "x"), ("SETNX", "n1", "x"), ("SETEX", "e", "100", "v"),
     ("PSETEX", "e", "100000", "v"), ("GETSET", "s", "9"), ("MSET", "m1", "1", "m2", "2"),
     ("MSETNX", "m1", "1", "m3", "3"), ("MSETNX", "m4", "1", "m5", "3"), ("INCR", "i"),

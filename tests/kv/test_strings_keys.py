@@ -442,6 +442,32 @@ def test_examples_match_redis(kv_port: int, redis_port: int) -> None:
             assert our == their, f"{command!r}: redis {their!r}, kv {our!r}"
 
 
+# Sent as one pipeline, so no active expiry cycle runs between them on either server.
+PAST_DEADLINE: list[tuple[str, ...]] = [
+    ("SET", "past", "v", "PXAT", "1"), ("DBSIZE",), ("SET", "past2", "v", "EXAT", "1", "GET"),
+    ("DBSIZE",), ("EXISTS", "past"), ("DBSIZE",), ("TTL", "past2"), ("DBSIZE",),
+]  # fmt: skip
+
+
+def test_a_set_with_a_past_deadline_stores_the_key_as_redis_does(
+    kv_port: int, redis_port: int
+) -> None:
+    """Redis 7.0's SET keeps a key whose EXAT/PXAT has passed: DBSIZE counts it until a
+    lookup expires it (and counts it in expired_keys); EXPIRE and GETEX delete at once."""
+    results = []
+    for port in (redis_port, kv_port):
+        with Raw(port) as client:
+            client.call("FLUSHALL")
+            client.call("CONFIG", "RESETSTAT")
+            client.send(b"".join(resp(*command) for command in PAST_DEADLINE))
+            replies = client.replies(len(PAST_DEADLINE))
+            stats = client.call("INFO", "stats").decode()
+            expired = [line for line in stats.split("\r\n") if line.startswith("expired_keys:")]
+            results.append((replies, expired))
+    assert results[1] == results[0]
+    assert results[0][0][1] == b":1\r\n" and results[0][1] == ["expired_keys:2"]
+
+
 def test_randomkey_and_time(kv_port: int) -> None:
     r = redis.Redis(port=kv_port, protocol=2)
     r.flushall()

@@ -218,8 +218,7 @@ def _set(w: Watch, reply: bytes) -> list[Event]:
     was = w.was(key)
     if (b"NX" in options and was) or (b"XX" in options and not was):
         return []
-    # A time already past deletes the key at once: Redis still sent "new" and "expire".
-    new = [] if was or key in w.db.data else [(NEW, b"new", key)]
+    new = [] if was else [(NEW, b"new", key)]
     timed = [(GENERIC, b"expire", key)] if options & _TIMES else []
     return [*new, (STRING, b"set", key), *timed]
 

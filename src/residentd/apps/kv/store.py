@@ -204,9 +204,15 @@ class Keyspace:
 
     # -- times to live -------------------------------------------------------------------------
 
+    def expire_at(self, key: bytes, when: int) -> None:
+        """Give ``key`` (which exists) an absolute expiry time in ms, even one already past,
+        as SET's time options do in Redis 7.0: the key stays until a lookup or the active
+        cycle finds it due, and then expires as any other (``on_expired``)."""
+        self.expires[key] = when
+
     def set_expire(self, key: bytes, when: int) -> None:
         """Give ``key`` (which exists) an absolute expiry time in ms; one in the past deletes
-        it at once, as Redis's ``expireGenericCommand`` does."""
+        it at once, as Redis's ``expireGenericCommand`` and GETEX do."""
         if when <= now_ms():
             del self.data[key]
             self.expires.pop(key, None)

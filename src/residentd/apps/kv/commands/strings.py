@@ -121,7 +121,7 @@ def _set_with_options(s: Client, argv: list[bytes]) -> bytes:
         return reply if flags & _GET else NIL
     db.set(key, argv[2], keep_ttl=bool(flags & _KEEPTTL))
     if when is not None:
-        db.set_expire(key, when)
+        db.expire_at(key, when)
     return reply
 
 
@@ -143,7 +143,7 @@ def _absolute_expire(text: bytes, flags: int, name: str = "set") -> int:
 def _setex(s: Client, argv: list[bytes], name: str, unit: int) -> bytes:
     when = _absolute_expire(argv[2], _EX if unit == 1000 else _PX, name)
     s.db.set(argv[1], argv[3])
-    s.db.set_expire(argv[1], when)
+    s.db.expire_at(argv[1], when)
     return OK
 
 

@@ -129,8 +129,6 @@ def _set(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[l
         return [argv]
     if not _set_stored(argv, reply):
         return []  # NX / XX refused
-    if key not in db.data:  # stored with a time already past: gone
-        return [[b"DEL", key]] if existed else []
     return [_key_state(db, key, value)]
 
 
