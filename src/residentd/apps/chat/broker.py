@@ -17,6 +17,15 @@ read brought, handed to ``on_events`` at once. The scripts are loaded (SCRIPT LO
 the link comes up and run with EVALSHA; a NOSCRIPT answer (a Redis restarted unnoticed) counts
 as a broken link, as does either connection breaking or a command without a reply for
 ``COMMAND_TIMEOUT`` seconds: then both connections are closed and made again.
+
+Events that come while this node has commands in flight wait until the last of those has its
+reply (at most one round trip; a broken link answers them all at once), then go to
+``on_events`` in one batch with every event that came meanwhile, in Redis's order. A busy node
+always has scripts in flight when the events of its earlier posts come back. Without the wait
+its posts would reach the members in two alternating half-batches, one per loop iteration,
+each paying a write per member. Held, they go out together, as a node without a broker writes
+every post of an iteration to a member at once. ``bench/chat_broker.py`` measures what this
+saves at saturation (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ class BrokerLink:
         self._down: asyncio.Event = asyncio.Event()  # set when the link breaks
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._held: list[bytes] | None = None  # events waiting for a command's reply
 
     async def open(self, wait: bool) -> None:
         """Connect at start: ConfigError naming the address if Redis does not answer and
@@ -106,8 +116,25 @@ class BrokerLink:
         self._commands = self._events = None
 
     def _deliver(self, events: list[bytes]) -> None:
-        if self.up:
+        """Hand events to ``on_events``; those that come while commands of this node are in
+        flight are held until the last of those commands has its reply, and handed over then
+        with every event that came meanwhile (see the module's opening comment)."""
+        if not self.up:
+            return
+        if self._held is not None:
+            self._held.extend(events)
+            return
+        last = self._commands.last_waiting() if self._commands is not None else None
+        if last is None:
             self.on_events(events)
+            return
+        self._held = events
+        last.add_done_callback(self._release)
+
+    def _release(self, _: asyncio.Future[Any]) -> None:
+        held, self._held = self._held, None
+        if held:
+            self.on_events(held)
 
     async def call(self, script: str, *args: Any) -> list[Any]:
         """Run one script; its result past the leading ok mark. A refusal raises ChatError

@@ -243,8 +243,9 @@ class BrokeredHub(Hub):
     # -- the event stream ----------------------------------------------------------------------
 
     def on_events(self, events: list[bytes]) -> None:
-        """Events of the channel, in the order Redis published them: every event one read
-        brought, fanned out in this one loop iteration, so a member gets them in one write."""
+        """Events of the channel, in the order Redis published them: a batch the link hands
+        over (broker.py), fanned out in this one loop iteration, so a member gets them in one
+        write."""
         for data in events:
             try:
                 self.on_event(data)

@@ -148,6 +148,10 @@ class RedisConnection(asyncio.Protocol):
             self._watchdog = self._loop.call_later(self.timeout, self._check)
         return future
 
+    def last_waiting(self) -> asyncio.Future[Any] | None:
+        """The future of the last command queued or sent and not yet answered, if any."""
+        return self._waiting[-1] if self._waiting else None
+
     async def subscribe(self, channel: str, on_messages: Callable[[list[bytes]], None]) -> None:
         """Take the channel's messages from now on; the connection takes no other command."""
         self.on_messages = on_messages
