@@ -19,7 +19,8 @@ as a broken link, as does either connection breaking or a command without a repl
 ``COMMAND_TIMEOUT`` seconds: then both connections are closed and made again.
 
 Events that come while this node has commands in flight wait until the last of those has its
-reply (at most one round trip; a broken link answers them all at once), then go to
+reply (at most one round trip: the link sends no blocking command; a broken link answers
+them all at once), then go to
 ``on_events`` in one batch with every event that came meanwhile, in Redis's order. A busy node
 always has scripts in flight when the events of its earlier posts come back. Without the wait
 its posts would reach the members in two alternating half-batches, one per loop iteration,
