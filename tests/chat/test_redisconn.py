@@ -53,6 +53,19 @@ def test_commands_are_packed_as_bulk_strings() -> None:
     with pytest.raises(TypeError):
         pack(("SET", None))
 
+    class Name(str):
+        pass
+
+    class Key(bytes):
+        pass
+
+    # Subclasses are packed as what they are; ints of any size and sign as their digits.
+    assert pack((Name("é"), Key(b"k"), -(2**70), 2**63)) == pack(
+        ("é".encode(), b"k", b"-1180591620717411303424", b"9223372036854775808")
+    )
+    with pytest.raises(TypeError):
+        pack((bytearray(b"x"),))
+
 
 def ignore(exc: BaseException) -> None:
     pass

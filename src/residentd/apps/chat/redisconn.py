@@ -72,13 +72,21 @@ class RedisAddress:
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
-    """A command as a RESP array of bulk strings."""
+    """A command as a RESP array of bulk strings. The exact types a node sends come first;
+    their subclasses (and floats) take the slower general tests."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
+        kind = arg.__class__
+        if kind is str:
             data = arg.encode()
+        elif kind is bytes:
+            data = arg
+        elif kind is int:
+            data = b"%d" % arg
+        elif isinstance(arg, bytes):
+            data = bytes(arg)
+        elif isinstance(arg, str):
+            data = str.encode(arg)
         elif isinstance(arg, int | float):
             data = repr(arg).encode()
         else:
