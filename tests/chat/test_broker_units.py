@@ -3,7 +3,9 @@ name, the message templates the scripts number, and events applied to a node's c
 
 from __future__ import annotations
 
+import asyncio
 import os
+from typing import Any
 
 import msgspec
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from residentd.apps.chat import build_app
 from residentd.apps.chat import protocol as p
 from residentd.apps.chat.brokered import BrokeredHub, _split, node_name
+from residentd.apps.chat.errors import ChatError, ErrorCode
 from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.wire import LINES
 from support import child_env, run_residentd
@@ -70,3 +73,43 @@ def test_events_reach_only_this_nodes_members(wire_user: str) -> None:
     left = b'{"op":"left","room":"ops","user":"%s"}\n' % wire_user.encode()
     assert got == [b'{"op":"message"}\n', left]  # one room's, once; none after the leave
     assert "ops" not in hub.rooms and user.rooms == ()
+
+
+def test_replies_leave_in_request_order_whatever_order_their_scripts_end_in() -> None:
+    """A session's requests run at once, but each reply waits for those of the requests
+    before it; a refusal keeps its place too, and the backlog is gone once all are sent."""
+
+    async def main() -> None:
+        hub = BrokeredHub(ChatSettings(), "redis://127.0.0.1:1/0", "n1")
+        scripts: dict[str, asyncio.Future[list[Any]]] = {}
+
+        async def call(script: str, *args: Any) -> list[Any]:  # the broker, answered below
+            scripts[args[1]] = asyncio.get_running_loop().create_future()
+            return await scripts[args[1]]
+
+        hub.link.call = call  # type: ignore[method-assign]
+        sent: list[Any] = []
+        session = type("Session", (), {})()  # hashable, as a session is
+        session.user = hub.presence.add("ann", False)
+        session.send = sent.append
+        session.refuse = lambda request, error: sent.append((request.id, error.code.value))
+        for number, key in enumerate("abcd"):
+            hub.submit(session, p.StateIncr(id=number, key=key))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        assert sorted(scripts) == ["a", "b", "c", "d"]  # all four in flight at once
+        scripts["d"].set_result([4])
+        scripts["b"].set_exception(ChatError(ErrorCode.STATE_FULL, "full"))
+        scripts["c"].set_result([3])
+        await asyncio.sleep(0.01)
+        assert sent == []  # all wait for the first
+        scripts["a"].set_result([1])
+        await asyncio.sleep(0.01)
+        assert [reply if type(reply) is tuple else (reply.id, reply.value) for reply in sent] == [
+            (0, 1),
+            (1, "state-full"),
+            (2, 3),
+            (3, 4),
+        ]
+        assert hub.backlogs == {}
+
+    asyncio.run(main())
