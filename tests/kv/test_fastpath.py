@@ -57,12 +57,13 @@ from hypothesis import strategies as st
 from residentd.apps.kv import KvApp, create_app
 from residentd.apps.kv import session as session_module
 from residentd.apps.kv.commands import DISPATCH, WRITES
-from residentd.apps.kv.persistence.aof import encode, propagate
+from residentd.apps.kv.persistence.aof import count_records_python, encode, propagate
 from residentd.apps.kv.store import Keyspace, now_ms
 from residentd.apps.kv.zset import SortedSet
 from residentd.codecs import resp as resp_module
 from residentd.net.connection import Connection
 from residentd.net.server import Server, ServiceRuntime
+from residentd.speedups import native
 
 from .helpers import reply_end, resp
 
@@ -71,6 +72,7 @@ Execute = Callable[[list[Argv], int, Any, list[bytes]], int]
 
 C_EXECUTE: Execute | None = session_module.execute_fast
 C_READ_COMMANDS = resp_module.read_commands
+C_COUNT_RECORDS = native("residentd.apps.kv._fastpath", "count_records")
 
 needs_fastpath = pytest.mark.skipif(
     C_EXECUTE is None,
@@ -1746,3 +1748,31 @@ def test_reading_stops_at_what_is_not_a_plain_complete_command(rest: bytes) -> N
     head = resp("SET", "a", "1234567890")  # a bulk of exactly max_bulk_len is read
     after = resp("PING")
     assert read_commands(head + rest + after, 10) == ([[b"SET", b"a", b"1234567890"]], len(head))
+
+
+arguments = st.lists(st.binary(max_size=12), max_size=4)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from([b"SELECT", b"select", b"MULTI", b"EXEC"]), arguments),
+            st.tuples(st.sampled_from([b"SET", b"DEL", b"SELECTX", b"EXE", b""]), arguments),
+        ),
+        max_size=8,
+    ),
+    st.integers(0, 8),
+)
+def test_records_are_counted_as_python_counts_them(
+    records: list[tuple[bytes, list[bytes]]], skip: int
+) -> None:
+    """count_records (the journaled commands after a mark, for the save points) in Python,
+    and in C when it is built: SELECT, MULTI and EXEC are not changes, whatever their case;
+    the rest are."""
+    encoded = [encode([name, *args]) for name, args in records]
+    journal = bytearray(b"".join(encoded))
+    start = len(b"".join(encoded[:skip]))
+    expected = sum(name.upper() not in (b"SELECT", b"MULTI", b"EXEC") for name, _ in records[skip:])
+    assert count_records_python(journal, start) == expected
+    if C_COUNT_RECORDS is not None:
+        assert C_COUNT_RECORDS(journal, start) == expected

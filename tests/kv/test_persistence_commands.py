@@ -12,7 +12,8 @@ import redis
 from residentd.apps.kv.persistence import rdb
 from support import wait_until
 
-from .helpers import KvProcess, Raw
+from .helpers import KvProcess, Raw, resp
+from .persistence_peers import redis_on
 
 
 def test_save_bgsave_lastsave_and_info(tmp_path: Path) -> None:
@@ -93,3 +94,42 @@ def test_appendonly_turned_on_inside_a_pipeline_journals_each_write_once(
         r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
         assert r.get("n") == b"2" and r.lrange("l", 0, -1) == [b"a"]
         r.close()
+
+
+# Commands that each make one change in Redis too (LPUSH of one element, HSET of one field).
+CHANGES: list[tuple[str, ...]] = [
+    *[("SET", f"k{i % 5}", "v") for i in range(16)], ("INCR", "n"), ("INCRBY", "n", "5"),
+    ("SET", "k0", "x", "NX"), ("GET", "k0"), ("DEL", "missing"), ("EXPIRE", "k1", "100"),
+    ("LPUSH", "l", "a"), ("HSET", "h", "f", "v"), ("SADD", "s", "a"), ("SADD", "s", "a"),
+    ("DEL", "k2"), ("SELECT", "1"), ("SET", "in-1", "v"), ("SELECT", "0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    [("--save", "3600 100000"), ("--appendonly", "yes"), ("--appendfsync", "always")],
+    ids=["save points", "everysec", "always"],
+)
+def test_a_pipeline_counts_each_write_as_redis_does(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    """rdb_changes_since_last_save, which the save points read, counts every command that
+    changed something, not every pipeline."""
+    if options[0] == "--appendfsync":
+        options = ("--appendonly", "yes", *options)
+    pipeline = b"".join(resp(*command) for command in CHANGES)
+    counted = []
+    (tmp_path / "redis").mkdir()
+    with redis_on(str(tmp_path / "redis"), *options) as peer:
+        with Raw(peer.connection_pool.connection_kwargs["port"]) as raw:
+            raw.send(pipeline)
+            raw.replies(len(CHANGES))
+        counted.append(peer.info("persistence")["rdb_changes_since_last_save"])
+    with KvProcess("--dir", str(tmp_path), *options) as daemon:
+        with Raw(daemon.port) as raw:
+            raw.send(pipeline)
+            raw.replies(len(CHANGES))
+        r = redis.Redis(port=daemon.port, socket_timeout=10, protocol=2)
+        counted.append(r.info("persistence")["rdb_changes_since_last_save"])
+        r.close()
+    assert counted[1] == counted[0] == 24

@@ -340,19 +340,19 @@ class Persistence:
             self.buffer += record
         self.wrote(waiter)
 
-    def wrote(self, waiter: object = None) -> None:
-        """Count one write whose records the app appended to ``buffer`` itself (kv's pipeline,
-        all its commands' records at once): they are written at this iteration's commit point,
-        and with ``always`` ``waiter``'s output waits for their fsync, as with ``append``.
-        Without a journal (``save`` points only) the records are dropped: the write is counted.
-        """
-        self.changes += 1
+    def wrote(self, waiter: object = None, changes: int = 1) -> None:
+        """Count ``changes`` writes whose records the app appended to ``buffer`` itself (kv's
+        pipeline, all its commands' records at once): they are written at this iteration's
+        commit point, and with ``always`` ``waiter``'s output waits for their fsync, as with
+        ``append``. Without a journal (``save`` points only) the records are dropped: the
+        writes are counted."""
+        self.changes += changes
         journal = self.journal
         if journal is None:
             if self.buffer:
                 del self.buffer[:]
             return
-        self.records += 1
+        self.records += changes
         if waiter is not None and journal.policy == "always":
             self._waiters.add(waiter)
         if not self._commit_scheduled:

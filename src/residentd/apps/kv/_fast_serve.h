@@ -161,7 +161,7 @@ plain_commands(PyObject *codec, PyObject *data)
 }
 
 /* After execute: SELECT before what the pipeline journaled (state.journal_select), and, once
- * every command ran, the state told that it journaled (state.commit(session.conn)). */
+ * every command ran, the state told that it journaled (state.commit(session.conn, mark)). */
 static int
 after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journal, Py_ssize_t mark,
               int finished)
@@ -173,17 +173,20 @@ after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journa
         return -1;
     PyObject *result = PyObject_CallMethodObjArgs(state, str_journal_select, db, mark_object,
                                                   NULL);
-    Py_DECREF(mark_object);
-    if (result == NULL)
-        return -1;
+    if (result == NULL || !finished) {
+        Py_DECREF(mark_object);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
     Py_DECREF(result);
-    if (!finished)
-        return 0;
     PyObject *conn = PyObject_GetAttr(session, str_conn);
-    if (conn == NULL)
+    if (conn == NULL) {
+        Py_DECREF(mark_object);
         return -1;
-    result = PyObject_CallMethodOneArg(state, str_commit, conn);
+    }
+    result = PyObject_CallMethodObjArgs(state, str_commit, conn, mark_object, NULL);
     Py_DECREF(conn);
+    Py_DECREF(mark_object);
     if (result == NULL)
         return -1;
     Py_DECREF(result);

@@ -44,6 +44,7 @@
 
 #include "../../_speedups.h"
 #include "../../_resp_read.h"
+#include <strings.h>
 #include "_dict_prefetch.h"
 #include "_keytable.h"
 
@@ -813,6 +814,59 @@ done:
 
 #include "_fast_serve.h"
 
+/* Reads the decimal number after the type byte at ``*at`` up to its CRLF; advances past it.
+ * -1 when the text there is not that (the count below then stops). */
+static Py_ssize_t
+record_number(const char *data, Py_ssize_t size, Py_ssize_t *at, char kind)
+{
+    Py_ssize_t i = *at, value = 0;
+    if (i >= size || data[i] != kind)
+        return -1;
+    for (i++; i < size && data[i] >= '0' && data[i] <= '9'; i++)
+        value = value * 10 + (data[i] - '0');
+    if (i + 1 >= size || data[i] != '\r' || data[i + 1] != '\n')
+        return -1;
+    *at = i + 2;
+    return value;
+}
+
+/* count_records(journal, start) -> int: the commands journaled in journal[start:] (RESP
+ * arrays of bulk strings, as kv writes them), leaving out SELECT, MULTI and EXEC: the changes
+ * they made, for the save points (persistence/aof.py's count_records). */
+static PyObject *
+count_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyByteArray_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "count_records(journal: bytearray, start: int)");
+        return NULL;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred())
+        return NULL;
+    const char *data = PyByteArray_AS_STRING(args[0]);
+    Py_ssize_t size = PyByteArray_GET_SIZE(args[0]), count = 0;
+    while (at >= 0 && at < size) {
+        Py_ssize_t argc = record_number(data, size, &at, '*');
+        int marker = 0;
+        for (Py_ssize_t i = 0; i < argc && at >= 0; i++) {
+            Py_ssize_t length = record_number(data, size, &at, '$');
+            if (length < 0 || at + length + 2 > size) {
+                at = -1;
+                break;
+            }
+            if (i == 0)
+                marker = (length == 6 && strncasecmp(data + at, "SELECT", 6) == 0) ||
+                         (length == 5 && strncasecmp(data + at, "MULTI", 5) == 0) ||
+                         (length == 4 && strncasecmp(data + at, "EXEC", 4) == 0);
+            at += length + 2;
+        }
+        if (argc < 0 || at < 0)
+            break;
+        count += !marker;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
 /* crc64(crc, data) -> int: CRC-64/Jones of data, continuing crc (persistence/crc64.py). */
 static uint64_t crc64_table[256];
 
@@ -854,6 +908,9 @@ crc64(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"crc64", (PyCFunction)(void (*)(void))crc64, METH_FASTCALL,
      "crc64(crc, data) -> int: the CRC-64/Jones of data, continuing crc."},
+    {"count_records", (PyCFunction)(void (*)(void))count_records, METH_FASTCALL,
+     "count_records(journal, start) -> int: the commands journaled in journal[start:], "
+     "SELECT, MULTI and EXEC left out."},
     {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL,
      "execute(commands, start, db, replies[, journal]) -> int: run commands[start:] while "
      "they are the plain case of a hot command, append their replies (and the write "

@@ -225,7 +225,7 @@ class KvSession(Session[KvApp]):
                 state.journal_select(self.db, mark)
             if index == count:
                 if journal is not None and len(journal) != mark:
-                    state.commit(self.conn)
+                    state.commit(self.conn, mark)
                 self._send(replies[0], count)
                 return
         self._run(commands, index, replies, fast, journal, waited, hooked, limited, mark)
@@ -294,7 +294,7 @@ class KvSession(Session[KvApp]):
         except Quit as stop:
             append(stop.reply)
             if journal is not None and len(journal) != mark:
-                state.commit(self.conn)
+                state.commit(self.conn, mark)
             self._send(b"".join(replies), index)  # the commands up to QUIT's own
             self.close("quit")
             return
@@ -306,7 +306,7 @@ class KvSession(Session[KvApp]):
             if not replies:
                 return
         if journal is not None and len(journal) != mark:
-            state.commit(self.conn)
+            state.commit(self.conn, mark)
         self._send(replies[0] if len(replies) == 1 else b"".join(replies), count)
 
     def _fast(

@@ -38,7 +38,7 @@ from residentd.apps.kv.blocking import Blocking
 from residentd.apps.kv.eviction import Eviction
 from residentd.apps.kv.memory import UsedMemory
 from residentd.apps.kv.notifications import EVICTED, KEY_MISS, Notifier, parse_flags
-from residentd.apps.kv.persistence.aof import EXEC, MULTI, delete, encode
+from residentd.apps.kv.persistence.aof import EXEC, MULTI, count_records, delete, encode
 from residentd.apps.kv.pubsub import Hub, Subscriber
 from residentd.apps.kv.roster import Listed
 from residentd.apps.kv.scan import Cursors
@@ -336,11 +336,18 @@ class KvState:
         self._journal_db = db.index
         self._journal_file = current
 
-    def commit(self, waiter: object = None) -> None:
-        """After a pipeline (or the expiry cycle) appended records to ``journal``: have them
-        journaled (the framework counts the write and wakes its commit point)."""
-        if self.persistence is not None:
-            self.persistence.wrote(waiter)
+    def commit(self, waiter: object = None, mark: int | None = None) -> None:
+        """After a pipeline (or the expiry cycle) appended records to ``journal`` from
+        ``mark`` on: have them journaled (the framework wakes its commit point), each command
+        counted as a change for the save points, as Redis counts ``dirty``. Without ``mark``
+        no change is counted, only journaled (and the waiter's output waits for the fsync):
+        a blocked client served (its record was counted with the write that served it), the
+        keys the expiry and eviction cycles delete (Redis does not count those)."""
+        persistence = self.persistence
+        if persistence is not None:
+            journal = self.journal
+            changes = 0 if mark is None or journal is None else count_records(journal, mark)
+            persistence.wrote(waiter, changes)
 
     def expire_cycle(self) -> None:
         """Redis's active expiry, with a DEL journaled for each key whose time passed."""
@@ -351,7 +358,7 @@ class KvState:
             if db.expires:
                 db.expire_cycle(max(deadline - time.perf_counter(), 0.0))
         if journal is not None and len(journal) != mark:
-            self.commit()
+            self.commit()  # journaled, but not changes: Redis's expiry leaves dirty alone
 
     def eviction_cycle(self) -> None:
         """What an eviction cut short by its time limit left over the limit, evicted from the
@@ -363,7 +370,7 @@ class KvState:
         mark = len(journal) if journal is not None else 0
         self.out_of_memory = not eviction.perform()
         if journal is not None and len(journal) != mark:
-            self.commit()
+            self.commit()  # as the expiry cycle's
 
     @property
     def writable(self) -> bool:

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING
 from residentd.apps.kv import stream
 from residentd.codecs.resp import NIL, OK
 from residentd.errors import ResidentdError
+from residentd.speedups import choose
 from residentd.state.api import BadRecord
 
 if TYPE_CHECKING:
@@ -82,6 +83,35 @@ def encode(argv: list[bytes]) -> bytes:
     for arg in argv:
         parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
     return b"".join(parts)
+
+
+_MARKERS = (b"SELECT", b"MULTI", b"EXEC")
+
+
+def count_records_python(journal: bytearray, start: int) -> int:
+    """The commands journaled in ``journal[start:]`` (RESP arrays of bulk strings, as kv
+    writes them), leaving out SELECT, MULTI and EXEC: the changes they made, which the save
+    points count (Redis's ``dirty``, but one per command: Redis counts some commands by their
+    elements, ``LPUSH k a b c`` as 3)."""
+    count = 0
+    at = start
+    size = len(journal)
+    while at < size:
+        line = journal.index(b"\r\n", at)
+        argc = int(journal[at + 1 : line])
+        at = line + 2
+        first = b""
+        for i in range(argc):
+            line = journal.index(b"\r\n", at)
+            length = int(journal[at + 1 : line])
+            if i == 0:
+                first = bytes(journal[line + 2 : line + 2 + length]).upper()
+            at = line + 2 + length + 2
+        count += first not in _MARKERS
+    return count
+
+
+count_records = choose("residentd.apps.kv._fastpath", "count_records", count_records_python)
 
 
 def delete(key: bytes) -> bytes:
