@@ -340,19 +340,20 @@ class Persistence:
             self.buffer += record
         self.wrote(waiter)
 
-    def wrote(self, waiter: object = None, changes: int = 1) -> None:
-        """Count ``changes`` writes whose records the app appended to ``buffer`` itself (kv's
-        pipeline, all its commands' records at once): they are written at this iteration's
-        commit point, and with ``always`` ``waiter``'s output waits for their fsync, as with
+    def wrote(self, waiter: object = None, changes: int = 1, records: int | None = None) -> None:
+        """Count ``records`` (by default ``changes``) records that the app appended to
+        ``buffer`` itself (kv's pipeline, all its commands' records at once), and ``changes``
+        changes for the save points: the records are written at this iteration's commit
+        point, and with ``always`` ``waiter``'s output waits for their fsync, as with
         ``append``. Without a journal (``save`` points only) the records are dropped: the
-        writes are counted."""
+        changes are counted."""
         self.changes += changes
         journal = self.journal
         if journal is None:
             if self.buffer:
                 del self.buffer[:]
             return
-        self.records += changes
+        self.records += changes if records is None else records
         if waiter is not None and journal.policy == "always":
             self._waiters.add(waiter)
         if not self._commit_scheduled:

@@ -336,18 +336,18 @@ class KvState:
         self._journal_db = db.index
         self._journal_file = current
 
-    def commit(self, waiter: object = None, mark: int | None = None) -> None:
-        """After a pipeline (or the expiry cycle) appended records to ``journal`` from
-        ``mark`` on: have them journaled (the framework wakes its commit point), each command
-        counted as a change for the save points, as Redis counts ``dirty``. Without ``mark``
-        no change is counted, only journaled (and the waiter's output waits for the fsync):
-        a blocked client served (its record was counted with the write that served it), the
-        keys the expiry and eviction cycles delete (Redis does not count those)."""
+    def commit(self, waiter: object = None, mark: int | None = None, changed: bool = True) -> None:
+        """After a pipeline (or a cycle) appended records to ``journal`` from ``mark`` on:
+        have them journaled (the framework wakes its commit point), each command counted as a
+        change for the save points, as Redis counts ``dirty``, unless not ``changed``: the
+        keys the expiry and eviction cycles delete, which Redis does not count. Without
+        ``mark`` (a blocked client served: its record was counted with the write that served
+        it) only the waiter's output waits for the fsync."""
         persistence = self.persistence
         if persistence is not None:
             journal = self.journal
-            changes = 0 if mark is None or journal is None else count_records(journal, mark)
-            persistence.wrote(waiter, changes)
+            records = 0 if mark is None or journal is None else count_records(journal, mark)
+            persistence.wrote(waiter, records if changed else 0, records)
 
     def expire_cycle(self) -> None:
         """Redis's active expiry, with a DEL journaled for each key whose time passed."""
@@ -358,7 +358,7 @@ class KvState:
             if db.expires:
                 db.expire_cycle(max(deadline - time.perf_counter(), 0.0))
         if journal is not None and len(journal) != mark:
-            self.commit()  # journaled, but not changes: Redis's expiry leaves dirty alone
+            self.commit(mark=mark, changed=False)  # Redis's expiry leaves dirty alone
 
     def eviction_cycle(self) -> None:
         """What an eviction cut short by its time limit left over the limit, evicted from the
@@ -370,7 +370,7 @@ class KvState:
         mark = len(journal) if journal is not None else 0
         self.out_of_memory = not eviction.perform()
         if journal is not None and len(journal) != mark:
-            self.commit()  # as the expiry cycle's
+            self.commit(mark=mark, changed=False)  # as the expiry cycle's
 
     @property
     def writable(self) -> bool:
