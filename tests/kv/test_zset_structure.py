@@ -1,6 +1,6 @@
-"""The sorted set value (zset.py) against a plain sorted list, the C skip list (_zorder.c's
-``ZOrder``) against sortedcontainers' ``SortedList`` it stands in for, and score parsing
-(zscores.py) against the C library's own strtod."""
+"""The sorted set value (zset.py) against a plain sorted list, the C order-statistic tree
+(_zorder.c's ``ZOrder``) against sortedcontainers' ``SortedList`` it stands in for, and score
+parsing (zscores.py) against the C library's own strtod."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pickle
 import random
 import sys
 import tracemalloc
+from bisect import bisect_left
 from typing import Any
 
 import pytest
@@ -163,6 +164,55 @@ def test_zorder_matches_a_sorted_list() -> None:
         if step % 400 == 0:
             assert [(repr(s), m) for s, m in ours] == [(repr(s), m) for s, m in theirs]
     assert list(copy.deepcopy(ours)) == list(theirs) == list(pickle.loads(pickle.dumps(ours)))
+
+
+@needs_zorder
+def test_zorder_keeps_its_tree_whole_through_splits_and_joins() -> None:
+    """Big enough for inner nodes to split, share out and join: 150,000 entries inserted in
+    order, in reverse and shuffled (three inner levels), then removed one by one, by slices
+    and from the front; the tree's own check (order, sizes, fill, separators, leaf list)
+    after each batch, and the entries against a list."""
+    rng = random.Random(4)
+    entries = [(float(i // 3), b"x%06d" % i) for i in range(150_000)]
+    ascending, descending = ZOrder(), ZOrder()
+    for entry in entries:
+        ascending.add(entry)
+    for entry in reversed(entries):
+        descending.add(entry)
+    assert ascending._check() == descending._check() == 3
+    assert list(ascending) == list(descending) == entries
+    shuffled = entries[:]
+    rng.shuffle(shuffled)
+    mixed = ZOrder(shuffled)
+    assert mixed._check() >= 2
+    assert list(mixed) == entries
+    for removed, entry in enumerate(shuffled[:100_000], 1):
+        rank = ascending.index(entry)
+        assert ascending[rank] == entry
+        ascending.remove(entry)
+        if removed % 20_000 == 0:
+            ascending._check()
+    assert list(ascending) == sorted(shuffled[100_000:])
+    model = entries[:]
+    while model:
+        start = rng.randrange(len(model))
+        stop = start + rng.choice((1, 40, 700, 9000))
+        del mixed[start:stop]
+        del model[start:stop]
+        mixed._check()
+        assert len(mixed) == len(model)
+        if model:
+            probe = rng.randrange(len(model))
+            assert mixed[probe] == model[probe]
+            assert mixed.bisect_left((model[probe][0],)) == bisect_left(model, (model[probe][0],))
+    assert mixed._check() == 0
+    for rank, entry in enumerate(entries):
+        assert descending[0] == entry, rank
+        del descending[0]
+        if rank % 30_000 == 0:
+            descending._check()
+    assert len(descending) == 0
+    assert descending._check() == 0
 
 
 @needs_zorder

@@ -1,7 +1,7 @@
 /* The sorted set commands of kv's C fast path (included by _fastpath.c, after its helpers):
  * ZADD in its plain form (score member pairs, no options), ZINCRBY, ZSCORE, ZRANK, ZREVRANK,
  * ZCARD, ZPOPMIN and ZPOPMAX. They change a SortedSet (zset.py) as its methods do: the
- * ``scores`` dict, and the ``order`` skip list through _zorder.c's capsule (_zorder.h),
+ * ``scores`` dict, and the ``order`` tree through _zorder.c's capsule (_zorder.h),
  * including the switch to ``big`` and the -0 rule of SortedSet.add. ZSCAN's ``marks`` name
  * entries by value and are found again by bisecting, so adds and removes leave them be.
  *

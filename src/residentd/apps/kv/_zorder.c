@@ -1,19 +1,22 @@
-/* ZOrder: the order of a sorted set's entries, Redis's skip list with spans (t_zset.c's
- * zslInsert, zslDelete, zslGetRank, zslGetElementByRank; 32 levels at most, each level a
- * quarter as likely as the one below). zset.py uses it as its ``order`` when it is built,
- * in place of sortedcontainers' SortedList, whose API it keeps for what zset.py, geo.py and
- * zsets.py call: add, remove, index, bisect_left, bisect_right, islice, indexing, ``del`` of
- * a slice, len and iteration.
+/* ZOrder: the order of a sorted set's entries, an order-statistic B+ tree. Redis keeps the
+ * order in a skip list with spans (t_zset.c); this keeps it in a tree whose leaves hold up to
+ * 64 entries in order and whose inner nodes hold up to 64 children with the number of entries
+ * under each, so insert, remove, rank, entry by rank and bisect are O(log n) as there, with a
+ * few node reads where a skip list follows a pointer per step (measured in bench/kv_zset.py
+ * and by redis-benchmark's ZADD). zset.py uses it as its ``order`` when it is built, in place
+ * of sortedcontainers' SortedList, whose API it keeps for what zset.py, geo.py and zsets.py
+ * call: add, remove, index, bisect_left, bisect_right, islice, indexing, ``del`` of a slice,
+ * len and iteration.
  *
  * An entry is a (score, member) tuple: a float that is not NaN and bytes. Entries are ordered
  * by score, then by the members' bytes (memcmp, then length): Python's order of such tuples,
  * which is Redis's. A key for bisect_left and bisect_right may be a 1-tuple ``(score,)``,
- * which sorts before every entry of that score, as in Python. Insert, remove, rank, entry by
- * rank and bisect are O(log n); islice and ``del`` of a slice O(log n) plus the entries they
- * touch. Iteration walks a list of the entries taken when it starts.
+ * which sorts before every entry of that score, as in Python. islice and ``del`` of a slice
+ * cost O(log n) plus the entries they touch. Iteration walks a list of the entries taken when
+ * it starts.
  *
  * Members are bytes only, so a ZOrder holds no reference that could make a cycle and has no
- * GC support. _fastpath.c reaches the skip list through a capsule (_zorder.h).
+ * GC support. _fastpath.c reaches the tree through a capsule (_zorder.h).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -24,64 +27,97 @@
 #include "../../_speedups.h"
 #include "_zorder.h"
 
-#define MAX_LEVEL 32
+/* Entries a leaf holds, and children an inner node holds, at most; a node other than the root
+ * holds at least a quarter of that (it is joined with a neighbour when it falls under). */
+#define LEAF_MAX 64
+#define LEAF_MIN (LEAF_MAX / 4)
+#define INNER_MAX 64
+#define INNER_MIN (INNER_MAX / 4)
+/* Inner levels at most: with at least INNER_MIN children an inner node, far more than a
+ * Py_ssize_t of entries needs. */
+#define MAX_HEIGHT 24
 
-typedef struct Node {
-    double score;
-    PyObject *member; /* bytes, owned; NULL in the header */
-    struct Node *backward;
-    struct Level {
-        struct Node *forward;
-        Py_ssize_t span; /* how many entries the forward link passes */
-    } level[];
-} Node;
+/* A leaf: its entries in order, scores and members in two arrays, so that a search reads the
+ * scores' cache lines and a member only where a score ties. The leaves form a list in order. */
+typedef struct Leaf {
+    int count;
+    struct Leaf *prev;
+    struct Leaf *next;
+    double score[LEAF_MAX];
+    PyObject *member[LEAF_MAX]; /* bytes, owned */
+} Leaf;
+
+/* An inner node: its children, how many entries each holds, and for each child but the first
+ * a separator: a key at or before every entry of that child and after every entry of the one
+ * before it (the first entry the child had when the separator was set). */
+typedef struct Inner {
+    int count;
+    Py_ssize_t size[INNER_MAX];
+    void *child[INNER_MAX]; /* Inner nodes, or Leaf nodes at the lowest inner level */
+    double score[INNER_MAX];    /* [0] unused */
+    PyObject *member[INNER_MAX]; /* [0] unused; owned */
+} Inner;
 
 typedef struct {
     PyObject_HEAD
-    Node *header;
-    Node *tail;
+    void *root;   /* a Leaf when height is 0 */
+    int height;   /* inner levels above the leaves */
+    Leaf *first;
+    Leaf *last;
     Py_ssize_t length;
-    int level;
 } ZOrder;
+
+/* The inner nodes from the root down to a leaf, and the child taken at each. */
+typedef struct {
+    Inner *node[MAX_HEIGHT];
+    int index[MAX_HEIGHT];
+} Path;
 
 static PyTypeObject ZOrderType;
 
-static Node *
-new_node(int level, double score, PyObject *member)
+static Leaf *
+new_leaf(void)
 {
-    Node *node = PyMem_Malloc(sizeof(Node) + level * sizeof(struct Level));
+    Leaf *leaf = PyMem_Malloc(sizeof(Leaf));
+    if (leaf == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    leaf->count = 0;
+    leaf->prev = leaf->next = NULL;
+    return leaf;
+}
+
+static Inner *
+new_inner(void)
+{
+    Inner *node = PyMem_Malloc(sizeof(Inner));
     if (node == NULL) {
         PyErr_NoMemory();
         return NULL;
     }
-    node->score = score;
-    node->member = member;
-    Py_XINCREF(member);
+    node->count = 0;
     return node;
 }
 
+/* Frees a node, everything under it, and the references they hold. */
 static void
-free_node(Node *node)
+free_tree(void *node, int height)
 {
-    Py_XDECREF(node->member);
-    PyMem_Free(node);
-}
-
-/* A level for a new node: 1, and one more with probability 1/4 each time (zslRandomLevel),
- * from a xorshift generator (the shape only affects speed). */
-static int
-random_level(void)
-{
-    static uint64_t state = 0x9E3779B97F4A7C15ULL;
-    int level = 1;
-    for (;;) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        if ((state & 0xFFFF) >= 0xFFFF / 4 || level == MAX_LEVEL)
-            return level;
-        level++;
+    if (height == 0) {
+        Leaf *leaf = node;
+        for (int i = 0; i < leaf->count; i++)
+            Py_DECREF(leaf->member[i]);
+        PyMem_Free(leaf);
+        return;
     }
+    Inner *inner = node;
+    for (int i = 0; i < inner->count; i++) {
+        if (i > 0)
+            Py_DECREF(inner->member[i]);
+        free_tree(inner->child[i], height - 1);
+    }
+    PyMem_Free(inner);
 }
 
 /* memcmp order, a prefix first: bytes comparison in Python. */
@@ -95,134 +131,438 @@ compare_members(PyObject *a, PyObject *b)
     return size_a < size_b ? -1 : size_a > size_b;
 }
 
-/* Whether ``node`` comes before the key (score, member), or is equal to it too when
+/* Whether the entry (s, m) comes before the key (score, member), or is equal to it too when
  * ``or_equal``. A NULL member is the 1-tuple (score,), before every entry of that score. */
 static inline int
-before(const Node *node, double score, PyObject *member, int or_equal)
+before(double s, PyObject *m, double score, PyObject *member, int or_equal)
 {
-    if (node->score != score)
-        return node->score < score;
+    if (s != score)
+        return s < score;
     if (member == NULL)
         return 0;
-    int order = compare_members(node->member, member);
+    int order = compare_members(m, member);
     return order < 0 || (or_equal && order == 0);
 }
 
+/* How many of a leaf's entries come before the key (or equal it, ``or_equal``). */
 static inline int
-is_entry(const Node *node, double score, PyObject *member)
+leaf_search(const Leaf *leaf, double score, PyObject *member, int or_equal)
 {
-    return node != NULL && node->member != NULL && node->score == score &&
-           compare_members(node->member, member) == 0;
-}
-
-/* Starts loading the node a walk goes down to from ``x`` at level ``i`` while it looks at the
- * next one along: the two loads overlap instead of waiting one for the other. */
-static inline void
-prefetch_below(const Node *x, int i)
-{
-    if (i > 0)
-        __builtin_prefetch(x->level[i - 1].forward);
-}
-
-/* How many entries come before the key (or are equal to it, ``or_equal``); fills ``update``
- * with the last node at each level before that place when it is not NULL. */
-static Py_ssize_t
-seek(ZOrder *self, double score, PyObject *member, int or_equal, Node **update)
-{
-    Node *x = self->header;
-    Py_ssize_t rank = 0;
-    for (int i = self->level - 1; i >= 0; i--) {
-        prefetch_below(x, i);
-        while (x->level[i].forward && before(x->level[i].forward, score, member, or_equal)) {
-            rank += x->level[i].span;
-            x = x->level[i].forward;
-            prefetch_below(x, i);
-        }
-        if (update != NULL)
-            update[i] = x;
+    int low = 0, high = leaf->count;
+    while (low < high) {
+        int middle = (low + high) >> 1;
+        if (before(leaf->score[middle], leaf->member[middle], score, member, or_equal))
+            low = middle + 1;
+        else
+            high = middle;
     }
-    return rank;
+    return low;
+}
+
+/* The child of ``node`` where the key belongs: the last whose separator is at or before it.
+ * Every entry of an earlier child comes before the key, none of a later one does or equals
+ * it, so a search for either bound goes down the same way. */
+static inline int
+inner_search(const Inner *node, double score, PyObject *member)
+{
+    int low = 1, high = node->count;
+    while (low < high) {
+        int middle = (low + high) >> 1;
+        if (before(node->score[middle], node->member[middle], score, member, 1))
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low - 1;
+}
+
+/* Goes down to the leaf where the key belongs, filling ``path``; adds to *rank, when it is not
+ * NULL, the entries of the leaves before that one. */
+static Leaf *
+descend_to_key(ZOrder *self, double score, PyObject *member, Path *path, Py_ssize_t *rank)
+{
+    void *node = self->root;
+    for (int depth = 0; depth < self->height; depth++) {
+        Inner *inner = node;
+        int index = inner_search(inner, score, member);
+        if (rank != NULL)
+            for (int i = 0; i < index; i++)
+                *rank += inner->size[i];
+        path->node[depth] = inner;
+        path->index[depth] = index;
+        node = inner->child[index];
+        __builtin_prefetch(node);
+    }
+    return node;
+}
+
+/* Goes down to the leaf holding the entry ranked ``rank`` (< length), filling ``path``; sets
+ * *position to the entry's place in the leaf. */
+static Leaf *
+descend_to_rank(ZOrder *self, Py_ssize_t rank, Path *path, int *position)
+{
+    void *node = self->root;
+    for (int depth = 0; depth < self->height; depth++) {
+        Inner *inner = node;
+        int index = 0;
+        while (index < inner->count - 1 && rank >= inner->size[index])
+            rank -= inner->size[index++];
+        path->node[depth] = inner;
+        path->index[depth] = index;
+        node = inner->child[index];
+    }
+    *position = (int)rank;
+    return node;
+}
+
+/* How many entries come before the key (or are equal to it, ``or_equal``). */
+static Py_ssize_t
+seek(ZOrder *self, double score, PyObject *member, int or_equal)
+{
+    Path path;
+    Py_ssize_t rank = 0;
+    Leaf *leaf = descend_to_key(self, score, member, &path, &rank);
+    return rank + leaf_search(leaf, score, member, or_equal);
+}
+
+static inline void
+inner_sum(const Inner *node, Py_ssize_t *total)
+{
+    Py_ssize_t sum = 0;
+    for (int i = 0; i < node->count; i++)
+        sum += node->size[i];
+    *total = sum;
+}
+
+/* Puts ``child`` at ``index`` (>= 1) of ``node``, which has room, with its size and separator
+ * (whose reference moves into the node). */
+static void
+inner_put(Inner *node, int index, void *child, Py_ssize_t size, double score, PyObject *member)
+{
+    int after = node->count - index;
+    memmove(&node->child[index + 1], &node->child[index], after * sizeof(void *));
+    memmove(&node->size[index + 1], &node->size[index], after * sizeof(Py_ssize_t));
+    memmove(&node->score[index + 1], &node->score[index], after * sizeof(double));
+    memmove(&node->member[index + 1], &node->member[index], after * sizeof(PyObject *));
+    node->child[index] = child;
+    node->size[index] = size;
+    node->score[index] = score;
+    node->member[index] = member;
+    node->count++;
+}
+
+/* Takes the child at ``index`` (>= 1) out of ``node``, with its separator, whose reference the
+ * caller has dealt with. */
+static void
+inner_take(Inner *node, int index)
+{
+    int after = node->count - index - 1;
+    memmove(&node->child[index], &node->child[index + 1], after * sizeof(void *));
+    memmove(&node->size[index], &node->size[index + 1], after * sizeof(Py_ssize_t));
+    memmove(&node->score[index], &node->score[index + 1], after * sizeof(double));
+    memmove(&node->member[index], &node->member[index + 1], after * sizeof(PyObject *));
+    node->count--;
+}
+
+/* A node split off below, going up to its parent: the node, its entries, its separator. */
+typedef struct {
+    void *node;
+    Py_ssize_t size;
+    double score;
+    PyObject *member; /* owned */
+} Split;
+
+/* Moves the upper half of a full leaf into ``right``, a new leaf after it. */
+static void
+split_leaf(ZOrder *self, Leaf *leaf, Leaf *right, Split *split)
+{
+    int half = LEAF_MAX / 2;
+    right->count = leaf->count - half;
+    memcpy(right->score, &leaf->score[half], right->count * sizeof(double));
+    memcpy(right->member, &leaf->member[half], right->count * sizeof(PyObject *));
+    leaf->count = half;
+    right->prev = leaf;
+    right->next = leaf->next;
+    if (leaf->next != NULL)
+        leaf->next->prev = right;
+    else
+        self->last = right;
+    leaf->next = right;
+    split->node = right;
+    split->size = right->count;
+    split->score = right->score[0];
+    split->member = Py_NewRef(right->member[0]);
+}
+
+/* Moves the upper half of a full inner node into ``right``, a new one; the separator of the
+ * first child it moves goes up in ``split``. */
+static void
+split_inner(Inner *node, Inner *right, Split *split)
+{
+    int half = INNER_MAX / 2;
+    right->count = node->count - half;
+    memcpy(right->child, &node->child[half], right->count * sizeof(void *));
+    memcpy(right->size, &node->size[half], right->count * sizeof(Py_ssize_t));
+    memcpy(right->score, &node->score[half], right->count * sizeof(double));
+    memcpy(right->member, &node->member[half], right->count * sizeof(PyObject *));
+    node->count = half;
+    split->node = right;
+    inner_sum(right, &split->size);
+    split->score = right->score[0];
+    split->member = right->member[0]; /* moves up */
+}
+
+/* The nodes an insert into ``leaf`` will need: a leaf if it is full, an inner node for each
+ * full one above it that the split reaches, and a new root if it reaches past the root.
+ * Allocated before anything changes, so that a MemoryError leaves the order as it was:
+ * 0, or -1 with MemoryError. */
+static int
+spare_nodes(ZOrder *self, Leaf *leaf, Path *path, Leaf **spare_leaf, Inner **spare_inner,
+            int *inners)
+{
+    *spare_leaf = NULL;
+    *inners = 0;
+    if (leaf->count < LEAF_MAX)
+        return 0;
+    int depth = self->height - 1;
+    while (depth >= 0 && path->node[depth]->count == INNER_MAX)
+        depth--;
+    int needed = self->height - 1 - depth + (depth < 0); /* splits above, and a new root */
+    *spare_leaf = new_leaf();
+    if (*spare_leaf == NULL)
+        return -1;
+    for (; *inners < needed; (*inners)++) {
+        spare_inner[*inners] = new_inner();
+        if (spare_inner[*inners] == NULL) {
+            while (*inners > 0)
+                PyMem_Free(spare_inner[--*inners]);
+            PyMem_Free(*spare_leaf);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int
 insert(PyObject *order, double score, PyObject *member)
 {
     ZOrder *self = (ZOrder *)order;
-    Node *update[MAX_LEVEL];
-    Py_ssize_t rank[MAX_LEVEL];
-    Node *x = self->header;
-    for (int i = self->level - 1; i >= 0; i--) {
-        rank[i] = i == self->level - 1 ? 0 : rank[i + 1];
-        prefetch_below(x, i);
-        while (x->level[i].forward && before(x->level[i].forward, score, member, 0)) {
-            rank[i] += x->level[i].span;
-            x = x->level[i].forward;
-            prefetch_below(x, i);
-        }
-        update[i] = x;
-    }
-    int level = random_level();
-    if (level > self->level) {
-        for (int i = self->level; i < level; i++) {
-            rank[i] = 0;
-            update[i] = self->header;
-            update[i]->level[i].span = self->length;
-        }
-        self->level = level;
-    }
-    x = new_node(level, score, member);
-    if (x == NULL)
+    Path path;
+    Leaf *leaf = descend_to_key(self, score, member, &path, NULL);
+    int position = leaf_search(leaf, score, member, 0);
+    Leaf *spare_leaf;
+    Inner *spare_inner[MAX_HEIGHT + 1];
+    int inners;
+    if (spare_nodes(self, leaf, &path, &spare_leaf, spare_inner, &inners) < 0)
         return -1;
-    for (int i = 0; i < level; i++) {
-        x->level[i].forward = update[i]->level[i].forward;
-        update[i]->level[i].forward = x;
-        x->level[i].span = update[i]->level[i].span - (rank[0] - rank[i]);
-        update[i]->level[i].span = (rank[0] - rank[i]) + 1;
+    Split split = {NULL, 0, 0.0, NULL};
+    if (spare_leaf != NULL) {
+        split_leaf(self, leaf, spare_leaf, &split);
+        if (position > leaf->count) { /* never first in the new leaf: its separator stays */
+            position -= leaf->count;
+            leaf = spare_leaf;
+            split.size++;
+        }
     }
-    for (int i = level; i < self->level; i++)
-        update[i]->level[i].span++;
-    x->backward = update[0] == self->header ? NULL : update[0];
-    if (x->level[0].forward)
-        x->level[0].forward->backward = x;
-    else
-        self->tail = x;
+    memmove(&leaf->score[position + 1], &leaf->score[position],
+            (leaf->count - position) * sizeof(double));
+    memmove(&leaf->member[position + 1], &leaf->member[position],
+            (leaf->count - position) * sizeof(PyObject *));
+    leaf->score[position] = score;
+    leaf->member[position] = Py_NewRef(member);
+    leaf->count++;
     self->length++;
+    for (int depth = self->height - 1; depth >= 0; depth--) {
+        Inner *node = path.node[depth];
+        int index = path.index[depth];
+        node->size[index]++;
+        if (split.node == NULL)
+            continue;
+        node->size[index] -= split.size;
+        Split above = {NULL, 0, 0.0, NULL};
+        Inner *target = node;
+        int at = index + 1;
+        if (node->count == INNER_MAX) {
+            split_inner(node, spare_inner[--inners], &above);
+            if (at > node->count) {
+                target = above.node;
+                at -= node->count;
+                above.size += split.size;
+            }
+        }
+        inner_put(target, at, split.node, split.size, split.score, split.member);
+        split = above;
+    }
+    if (split.node != NULL) {
+        Inner *root = spare_inner[--inners];
+        root->count = 2;
+        root->child[0] = self->root;
+        root->size[0] = self->length - split.size;
+        root->child[1] = split.node;
+        root->size[1] = split.size;
+        root->score[1] = split.score;
+        root->member[1] = split.member;
+        self->root = root;
+        self->height++;
+    }
     return 0;
 }
 
-/* Unlinks ``x``, given the nodes before it at each level (zslDeleteNode); does not free it. */
+/* Joins the children ``index`` and ``index + 1`` of ``node``, two leaves, one of which has
+ * fallen under LEAF_MIN: into one when they fit in three quarters of a leaf (so that the next
+ * insert does not split them again), else by moving entries so that each holds half. */
 static void
-unlink_node(ZOrder *self, Node *x, Node **update)
+join_leaves(ZOrder *self, Inner *node, int index)
 {
-    for (int i = 0; i < self->level; i++) {
-        if (update[i]->level[i].forward == x) {
-            update[i]->level[i].span += x->level[i].span - 1;
-            update[i]->level[i].forward = x->level[i].forward;
-        }
-        else {
-            update[i]->level[i].span -= 1;
-        }
+    Leaf *left = node->child[index], *right = node->child[index + 1];
+    int total = left->count + right->count;
+    if (total <= LEAF_MAX * 3 / 4) {
+        memcpy(&left->score[left->count], right->score, right->count * sizeof(double));
+        memcpy(&left->member[left->count], right->member, right->count * sizeof(PyObject *));
+        left->count = total;
+        left->next = right->next;
+        if (right->next != NULL)
+            right->next->prev = left;
+        else
+            self->last = left;
+        node->size[index] = total;
+        Py_DECREF(node->member[index + 1]);
+        inner_take(node, index + 1);
+        PyMem_Free(right);
+        return;
     }
-    if (x->level[0].forward)
-        x->level[0].forward->backward = x->backward;
-    else
-        self->tail = x->backward;
-    while (self->level > 1 && self->header->level[self->level - 1].forward == NULL)
-        self->level--;
-    self->length--;
+    int half = total / 2;
+    if (left->count < half) { /* move right's first entries to the end of left */
+        int moved = half - left->count;
+        memcpy(&left->score[left->count], right->score, moved * sizeof(double));
+        memcpy(&left->member[left->count], right->member, moved * sizeof(PyObject *));
+        memmove(right->score, &right->score[moved], (right->count - moved) * sizeof(double));
+        memmove(right->member, &right->member[moved],
+                (right->count - moved) * sizeof(PyObject *));
+        left->count += moved;
+        right->count -= moved;
+    }
+    else { /* move left's last entries to the start of right */
+        int moved = left->count - half;
+        memmove(&right->score[moved], right->score, right->count * sizeof(double));
+        memmove(&right->member[moved], right->member, right->count * sizeof(PyObject *));
+        memcpy(right->score, &left->score[half], moved * sizeof(double));
+        memcpy(right->member, &left->member[half], moved * sizeof(PyObject *));
+        left->count -= moved;
+        right->count += moved;
+    }
+    node->size[index] = left->count;
+    node->size[index + 1] = right->count;
+    node->score[index + 1] = right->score[0];
+    Py_SETREF(node->member[index + 1], Py_NewRef(right->member[0]));
+}
+
+/* Joins the children ``index`` and ``index + 1`` of ``node``, two inner nodes, as
+ * join_leaves joins leaves; the separator between them comes down from ``node`` into the
+ * joined children, and when they share out their children the new one goes up. */
+static void
+join_inners(Inner *node, int index)
+{
+    Inner *left = node->child[index], *right = node->child[index + 1];
+    int total = left->count + right->count;
+    /* the separator of right's first child is node's, between the two */
+    right->score[0] = node->score[index + 1];
+    right->member[0] = node->member[index + 1];
+    if (total <= INNER_MAX * 3 / 4) {
+        memcpy(&left->child[left->count], right->child, right->count * sizeof(void *));
+        memcpy(&left->size[left->count], right->size, right->count * sizeof(Py_ssize_t));
+        memcpy(&left->score[left->count], right->score, right->count * sizeof(double));
+        memcpy(&left->member[left->count], right->member, right->count * sizeof(PyObject *));
+        left->count = total;
+        node->size[index] += node->size[index + 1];
+        inner_take(node, index + 1);
+        PyMem_Free(right);
+        return;
+    }
+    int half = total / 2;
+    if (left->count < half) {
+        int moved = half - left->count;
+        memcpy(&left->child[left->count], right->child, moved * sizeof(void *));
+        memcpy(&left->size[left->count], right->size, moved * sizeof(Py_ssize_t));
+        memcpy(&left->score[left->count], right->score, moved * sizeof(double));
+        memcpy(&left->member[left->count], right->member, moved * sizeof(PyObject *));
+        int rest = right->count - moved;
+        memmove(right->child, &right->child[moved], rest * sizeof(void *));
+        memmove(right->size, &right->size[moved], rest * sizeof(Py_ssize_t));
+        memmove(right->score, &right->score[moved], rest * sizeof(double));
+        memmove(right->member, &right->member[moved], rest * sizeof(PyObject *));
+        left->count += moved;
+        right->count = rest;
+    }
+    else {
+        int moved = left->count - half;
+        memmove(&right->child[moved], right->child, right->count * sizeof(void *));
+        memmove(&right->size[moved], right->size, right->count * sizeof(Py_ssize_t));
+        memmove(&right->score[moved], right->score, right->count * sizeof(double));
+        memmove(&right->member[moved], right->member, right->count * sizeof(PyObject *));
+        memcpy(right->child, &left->child[half], moved * sizeof(void *));
+        memcpy(right->size, &left->size[half], moved * sizeof(Py_ssize_t));
+        memcpy(right->score, &left->score[half], moved * sizeof(double));
+        memcpy(right->member, &left->member[half], moved * sizeof(PyObject *));
+        left->count = half;
+        right->count += moved;
+    }
+    /* right's first separator goes up between the two */
+    node->score[index + 1] = right->score[0];
+    node->member[index + 1] = right->member[0];
+    inner_sum(left, &node->size[index]);
+    inner_sum(right, &node->size[index + 1]);
+}
+
+/* Takes ``count`` entries (at most those from ``position`` to the leaf's end) out of the leaf
+ * ``path`` leads to, giving their references back, then joins what fell under its minimum
+ * with a neighbour, from the leaf up. */
+static void
+remove_from_leaf(ZOrder *self, Path *path, Leaf *leaf, int position, int count)
+{
+    for (int i = position; i < position + count; i++)
+        Py_DECREF(leaf->member[i]);
+    int rest = leaf->count - position - count;
+    memmove(&leaf->score[position], &leaf->score[position + count], rest * sizeof(double));
+    memmove(&leaf->member[position], &leaf->member[position + count],
+            rest * sizeof(PyObject *));
+    leaf->count -= count;
+    self->length -= count;
+    for (int depth = 0; depth < self->height; depth++)
+        path->node[depth]->size[path->index[depth]] -= count;
+    for (int depth = self->height - 1; depth >= 0; depth--) {
+        Inner *node = path->node[depth];
+        int index = path->index[depth];
+        int lowest = depth == self->height - 1;
+        int fill = lowest ? ((Leaf *)node->child[index])->count
+                          : ((Inner *)node->child[index])->count;
+        if (fill >= (lowest ? LEAF_MIN : INNER_MIN))
+            return;
+        int pair = index > 0 ? index - 1 : index; /* with the one before, or else after */
+        if (lowest)
+            join_leaves(self, node, pair);
+        else
+            join_inners(node, pair);
+    }
+    while (self->height > 0 && ((Inner *)self->root)->count == 1) {
+        Inner *root = self->root;
+        self->root = root->child[0];
+        self->height--;
+        PyMem_Free(root);
+    }
 }
 
 static int
 remove_entry(PyObject *order, double score, PyObject *member)
 {
     ZOrder *self = (ZOrder *)order;
-    Node *update[MAX_LEVEL];
-    seek(self, score, member, 0, update);
-    Node *x = update[0]->level[0].forward;
-    if (!is_entry(x, score, member))
+    Path path;
+    Leaf *leaf = descend_to_key(self, score, member, &path, NULL);
+    int position = leaf_search(leaf, score, member, 0);
+    if (position == leaf->count || leaf->score[position] != score ||
+        compare_members(leaf->member[position], member) != 0)
         return 0;
-    unlink_node(self, x, update);
-    free_node(x);
+    remove_from_leaf(self, &path, leaf, position, 1);
     return 1;
 }
 
@@ -230,43 +570,29 @@ static Py_ssize_t
 rank_of(PyObject *order, double score, PyObject *member)
 {
     ZOrder *self = (ZOrder *)order;
-    Node *update[MAX_LEVEL];
-    Py_ssize_t rank = seek(self, score, member, 0, update);
-    return is_entry(update[0]->level[0].forward, score, member) ? rank : -1;
+    Path path;
+    Py_ssize_t rank = 0;
+    Leaf *leaf = descend_to_key(self, score, member, &path, &rank);
+    int position = leaf_search(leaf, score, member, 0);
+    if (position == leaf->count || leaf->score[position] != score ||
+        compare_members(leaf->member[position], member) != 0)
+        return -1;
+    return rank + position;
 }
 
-/* The node at 0-based ``rank`` (< length), filling ``update`` for unlinking it if not NULL. */
-static Node *
-node_at(ZOrder *self, Py_ssize_t rank, Node **update)
-{
-    Node *x = self->header;
-    Py_ssize_t traversed = 0;
-    for (int i = self->level - 1; i >= 0; i--) {
-        prefetch_below(x, i);
-        while (x->level[i].forward && traversed + x->level[i].span <= rank) {
-            traversed += x->level[i].span;
-            x = x->level[i].forward;
-            prefetch_below(x, i);
-        }
-        if (update != NULL)
-            update[i] = x;
-    }
-    return x->level[0].forward;
-}
-
-/* Removes the entries ranked start to stop - 1 (0 <= start <= stop <= length). */
+/* Removes the entries ranked start to stop - 1 (0 <= start <= stop <= length), a leaf's run
+ * at a time. */
 static void
 delete_ranks(ZOrder *self, Py_ssize_t start, Py_ssize_t stop)
 {
-    if (start >= stop)
-        return;
-    Node *update[MAX_LEVEL];
-    Node *x = node_at(self, start, update);
-    for (Py_ssize_t rank = start; rank < stop; rank++) {
-        Node *next = x->level[0].forward;
-        unlink_node(self, x, update);
-        free_node(x);
-        x = next;
+    Py_ssize_t left = stop - start;
+    while (left > 0) {
+        Path path;
+        int position;
+        Leaf *leaf = descend_to_rank(self, start, &path, &position);
+        int count = (int)Py_MIN(left, (Py_ssize_t)(leaf->count - position));
+        remove_from_leaf(self, &path, leaf, position, count);
+        left -= count;
     }
 }
 
@@ -276,17 +602,12 @@ pop(PyObject *order, int highest, double *score, PyObject **member)
     ZOrder *self = (ZOrder *)order;
     if (self->length == 0)
         return 0;
-    Node *x = highest ? self->tail : self->header->level[0].forward;
-    *score = x->score;
-    *member = Py_NewRef(x->member);
-    delete_ranks(self, highest ? self->length - 1 : 0, highest ? self->length : 1);
-    /* A pop is usually followed by another: start loading what it will read, the member of
-     * the new end node and the node after it (scattered in memory, each a cache miss). */
-    Node *next = highest ? self->tail : self->header->level[0].forward;
-    if (next != NULL) {
-        __builtin_prefetch(next->member);
-        __builtin_prefetch(highest ? next->backward : next->level[0].forward);
-    }
+    Path path;
+    int position;
+    Leaf *leaf = descend_to_rank(self, highest ? self->length - 1 : 0, &path, &position);
+    *score = leaf->score[position];
+    *member = Py_NewRef(leaf->member[position]);
+    remove_from_leaf(self, &path, leaf, position, 1);
     return 1;
 }
 
@@ -319,13 +640,13 @@ parse_key(PyObject *key, int partial, double *score, PyObject **member)
 }
 
 static PyObject *
-entry_tuple(const Node *node)
+entry_tuple(double score, PyObject *member)
 {
-    PyObject *score = PyFloat_FromDouble(node->score);
-    if (score == NULL)
+    PyObject *number = PyFloat_FromDouble(score);
+    if (number == NULL)
         return NULL;
-    PyObject *entry = PyTuple_Pack(2, score, node->member);
-    Py_DECREF(score);
+    PyObject *entry = PyTuple_Pack(2, number, member);
+    Py_DECREF(number);
     return entry;
 }
 
@@ -338,9 +659,15 @@ entries_list(ZOrder *self, Py_ssize_t start, Py_ssize_t stop, int reverse)
     PyObject *list = PyList_New(count);
     if (list == NULL || count == 0)
         return list;
-    Node *x = node_at(self, start, NULL);
-    for (Py_ssize_t i = 0; i < count; i++, x = x->level[0].forward) {
-        PyObject *entry = entry_tuple(x);
+    Path path;
+    int position;
+    Leaf *leaf = descend_to_rank(self, start, &path, &position);
+    for (Py_ssize_t i = 0; i < count; i++, position++) {
+        if (position == leaf->count) {
+            leaf = leaf->next;
+            position = 0;
+        }
+        PyObject *entry = entry_tuple(leaf->score[position], leaf->member[position]);
         if (entry == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -382,19 +709,13 @@ ZOrder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     ZOrder *self = (ZOrder *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    self->header = new_node(MAX_LEVEL, 0.0, NULL);
-    if (self->header == NULL) {
+    self->root = self->first = self->last = new_leaf();
+    if (self->root == NULL) {
         Py_DECREF(self);
         return NULL;
     }
-    for (int i = 0; i < MAX_LEVEL; i++) {
-        self->header->level[i].forward = NULL;
-        self->header->level[i].span = 0;
-    }
-    self->header->backward = NULL;
-    self->tail = NULL;
+    self->height = 0;
     self->length = 0;
-    self->level = 1;
     if (iterable != NULL && add_all(self, iterable) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -405,15 +726,8 @@ ZOrder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static void
 ZOrder_dealloc(ZOrder *self)
 {
-    if (self->header != NULL) {
-        Node *x = self->header->level[0].forward;
-        while (x != NULL) {
-            Node *next = x->level[0].forward;
-            free_node(x);
-            x = next;
-        }
-        free_node(self->header);
-    }
+    if (self->root != NULL)
+        free_tree(self->root, self->height);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -465,7 +779,7 @@ bisect(ZOrder *self, PyObject *key, int right)
     PyObject *member;
     if (parse_key(key, 1, &score, &member) < 0)
         return NULL;
-    return PyLong_FromSsize_t(seek(self, score, member, right, NULL));
+    return PyLong_FromSsize_t(seek(self, score, member, right));
 }
 
 static PyObject *
@@ -565,7 +879,10 @@ ZOrder_subscript(ZOrder *self, PyObject *index)
         return NULL;
     if (is_slice)
         return entries_list(self, start, stop, 0);
-    return entry_tuple(node_at(self, start, NULL));
+    Path path;
+    int position;
+    Leaf *leaf = descend_to_rank(self, start, &path, &position);
+    return entry_tuple(leaf->score[position], leaf->member[position]);
 }
 
 /* ``del order[start:stop]`` and ``del order[rank]``; assignment is not supported. */
@@ -595,6 +912,78 @@ ZOrder_iter(ZOrder *self)
     return iterator;
 }
 
+/* -- the tree's invariants, for the tests ------------------------------------------------- */
+
+/* Checks the subtree at ``node``: every entry in order and after *previous (NULL: none yet),
+ * sizes, fill and separators right, leaves linked in order. Adds its entries to *total and
+ * moves *leaf along the leaf list. 0, or -1 with AssertionError. */
+static int
+check_tree(ZOrder *self, void *node, int height, int is_root, Leaf **leaf, double *previous_score,
+           PyObject **previous, Py_ssize_t *total)
+{
+    if (height == 0) {
+        Leaf *this = node;
+        if (this != *leaf)
+            goto broken;
+        if (!is_root && (this->count < LEAF_MIN || this->count > LEAF_MAX))
+            goto broken;
+        for (int i = 0; i < this->count; i++) {
+            if (*previous != NULL &&
+                !before(*previous_score, *previous, this->score[i], this->member[i], 0))
+                goto broken;
+            *previous_score = this->score[i];
+            *previous = this->member[i];
+        }
+        *total += this->count;
+        if (this->next != NULL && this->next->prev != this)
+            goto broken;
+        if (this->next == NULL && self->last != this)
+            goto broken;
+        *leaf = this->next;
+        return 0;
+    }
+    Inner *inner = node;
+    if (inner->count > INNER_MAX || inner->count < (is_root ? 2 : INNER_MIN))
+        goto broken;
+    for (int i = 0; i < inner->count; i++) {
+        /* the separator is after everything before the child, at or before its first entry */
+        if (i > 0 && *previous != NULL &&
+            !before(*previous_score, *previous, inner->score[i], inner->member[i], 0))
+            goto broken;
+        Py_ssize_t before_child = *total;
+        Leaf *first = *leaf;
+        if (check_tree(self, inner->child[i], height - 1, 0, leaf, previous_score, previous,
+                       total) < 0)
+            return -1;
+        if (*total - before_child != inner->size[i])
+            goto broken;
+        if (i > 0 && !before(inner->score[i], inner->member[i], first->score[0],
+                             first->member[0], 1))
+            goto broken;
+    }
+    return 0;
+broken:
+    PyErr_Format(PyExc_AssertionError, "ZOrder is broken at height %d", height);
+    return -1;
+}
+
+static PyObject *
+ZOrder_check(ZOrder *self, PyObject *Py_UNUSED(ignored))
+{
+    Leaf *leaf = self->first;
+    double previous_score = 0.0;
+    PyObject *previous = NULL;
+    Py_ssize_t total = 0;
+    if (check_tree(self, self->root, self->height, 1, &leaf, &previous_score, &previous,
+                   &total) < 0)
+        return NULL;
+    if (leaf != NULL || total != self->length || self->first->prev != NULL) {
+        PyErr_SetString(PyExc_AssertionError, "ZOrder's leaf list or length is broken");
+        return NULL;
+    }
+    return PyLong_FromLong(self->height);
+}
+
 static PyMethodDef ZOrder_methods[] = {
     {"add", (PyCFunction)ZOrder_add, METH_O, "add(entry): insert (score, member)."},
     {"remove", (PyCFunction)ZOrder_remove, METH_O,
@@ -608,6 +997,8 @@ static PyMethodDef ZOrder_methods[] = {
     {"islice", (PyCFunction)(void (*)(void))ZOrder_islice, METH_VARARGS | METH_KEYWORDS,
      "islice(start=None, stop=None, reverse=False) -> list: the entries order[start:stop], "
      "highest first if reverse."},
+    {"_check", (PyCFunction)ZOrder_check, METH_NOARGS,
+     "_check() -> int: the tree's height, after checking its invariants (AssertionError)."},
     {"__reduce__", (PyCFunction)ZOrder_reduce, METH_NOARGS, "Pickle and copy as the entries."},
     {NULL, NULL, 0, NULL},
 };
@@ -630,7 +1021,7 @@ static PyTypeObject ZOrderType = {
     .tp_as_sequence = &ZOrder_sequence,
     .tp_iter = (getiterfunc)ZOrder_iter,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "ZOrder(iterable=()): (score, member) entries in order, in a skip list with spans.",
+    .tp_doc = "ZOrder(iterable=()): (score, member) entries in order, in an order-statistic B+ tree.",
     .tp_methods = ZOrder_methods,
     .tp_new = ZOrder_new,
 };
@@ -638,7 +1029,7 @@ static PyTypeObject ZOrderType = {
 static ZOrderAPI api = {&ZOrderType, insert, remove_entry, rank_of, pop};
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_zorder", "A sorted set's order: Redis's skip list.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_zorder", "A sorted set's order: an order-statistic B+ tree.", -1, NULL,
     NULL, NULL, NULL, NULL,
 };
 

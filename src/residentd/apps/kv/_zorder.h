@@ -1,4 +1,4 @@
-/* The C interface of _zorder.c's skip list, for _fastpath.c: the fast path reaches it through
+/* The C interface of _zorder.c's order-statistic tree, for _fastpath.c: the fast path reaches it through
  * a capsule (ZORDER_CAPSULE) rather than through Python method calls. Entries are a double
  * score (never NaN) and a bytes member, ordered by score, then by the members' bytes. */
 

@@ -3,8 +3,9 @@
 Redis keeps a dict of member to score beside a skip list with spans, so that a lookup by
 member is O(1) and an insert, a delete, a rank or a walk from a rank is O(log n). This is the
 same pair: ``scores`` is a dict, and ``order`` holds the ``(score, member)`` tuples in order.
-``order`` is ``Order``: _zorder.c's ``ZOrder`` when the C speedups are built, which is Redis's
-skip list with spans and which the C fast path (_fastpath.c) also changes directly, else
+``order`` is ``Order``: _zorder.c's ``ZOrder`` when the C speedups are built, an
+order-statistic B+ tree (the same O(log n) operations as Redis's skip list with spans, in a
+few node reads) which the C fast path (_fastpath.c) also changes directly, else
 sortedcontainers' ``SortedList``, a list of sorted sublists with a positional index over their
 lengths that gives the same O(log n) bisect, insert, delete and index-by-rank in pure Python
 (bench/kv_zset.py measures both). ZOrder keeps the part of SortedList's API used here. Tuples
@@ -39,7 +40,7 @@ _RANK_MASK = (1 << _RANK_BITS) - 1
 
 Entry = tuple[float, bytes]
 
-# The entries in order: the C skip list (ZOrder) when built, else the pure Python sorted
+# The entries in order: the C order-statistic tree (ZOrder) when built, else the pure Python sorted
 # list; both take the same calls (``order: Any`` below is either).
 Order = choose("residentd.apps.kv._zorder", "ZOrder", SortedList)
 
