@@ -760,6 +760,42 @@ def test_serve_takes_a_plain_chunk_whole_and_leaves_the_others(
 
 
 @needs_fastpath
+def test_serve_reads_what_getattr_would(loop: asyncio.AbstractEventLoop) -> None:
+    """``serve`` reads the session's and the state's slots where the type keeps them, learnt
+    once per type: a value set since is the one it sees, and an object whose class makes the
+    attribute something else than a plain slot (a subclass's property) is read through
+    getattr, not at the place its base class keeps it."""
+    client = KvClient(loop, fast_execute())
+    conn = client.conn
+    serve = conn._serve_chunk
+    assert serve is not None
+    session, codec, state = conn.session, conn.codec, client.app.state
+    chunk = resp("GET", "a")
+
+    class BusyState(type(state)):  # type: ignore[misc]
+        __slots__ = ()
+
+        @property  # type: ignore[misc]
+        def script_busy(self) -> bool:
+            return True
+
+    assert serve(session, codec, chunk) == 1
+    state.script_busy = True
+    assert serve(session, codec, chunk) is None  # left to on_messages, which answers -BUSY
+    state.script_busy = False
+    assert serve(session, codec, chunk) == 1
+    state.__class__ = BusyState
+    assert serve(session, codec, chunk) is None
+    state.__class__ = BusyState.__base__
+    assert serve(session, codec, chunk) == 1
+    commands = state.commands
+    session.last_argv = None
+    assert serve(session, codec, resp("GET", "a") + resp("GET", "b")) == 2
+    assert state.commands == commands + 2
+    assert session.last_argv == [b"GET", b"b"]
+
+
+@needs_fastpath
 @pytest.mark.parametrize("size", [2_000, 70_000])  # slots of 16 and of 32 bits
 def test_on_a_large_keyspace_c_and_python_agree(loop: asyncio.AbstractEventLoop, size: int) -> None:
     """Past 1,024 keys ``execute`` prefetches each batch's keys in the dict's own table

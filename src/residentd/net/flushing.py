@@ -13,7 +13,9 @@ reply never leaves before the write it acknowledges is on disk (Redis's beforeSl
 the items whose output must wait because the disk refused the records; they are held until
 ``release_held``. The app calls ``wake`` when it has records to commit: the same single callback
 runs the commit, so a durable iteration costs one callback, not one for the flush and one for
-the journal.
+the journal. ``gate_each`` says whether the app must see every flush (True, the default) or
+only those it woke and those with held output: with no journal to fsync before every reply,
+a flush of replies alone costs no call into the app.
 
 With a pipelined commit (``appendfsync always``: the fsync runs in a thread while the loop goes
 on) the app sets ``gate`` instead, which also returns a ticket: when it is not 0, no output of
@@ -39,17 +41,31 @@ class Flushable(Protocol):
 
 
 class FlushQueue:
-    __slots__ = ("_held", "_loop", "_pending", "_scheduled", "_waiting", "commit", "gate")
+    __slots__ = (
+        "_due",
+        "_held",
+        "_loop",
+        "_pending",
+        "_scheduled",
+        "_waiting",
+        "commit",
+        "gate",
+        "gate_each",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[Flushable] = []
         self._held: list[Flushable] = []
         self._scheduled = False
+        self._due = False  # woken: the app has records to commit
         self.commit: Callable[[], Collection[object]] | None = None
         self.gate: Callable[[], tuple[Collection[object], int]] | None = None
         # (ticket, item, its output taken out at the gate), in ticket order.
         self._waiting: list[tuple[int, Flushable, bytes | None]] = []
+        # The app's commit (gate) runs at every flush; when False, only at those it woke and
+        # while output is held. The app sets it (Persistence: with ``always`` only).
+        self.gate_each = True
 
     def add(self, item: Flushable) -> None:
         """Flush ``item`` at the end of this loop iteration (the caller adds it only once)."""
@@ -60,6 +76,7 @@ class FlushQueue:
 
     def wake(self) -> None:
         """Run ``commit`` at the end of this loop iteration, even with no output pending."""
+        self._due = True
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._run)
@@ -70,10 +87,12 @@ class FlushQueue:
         pending, self._pending = self._pending, []
         ticket = 0
         held: Collection[object] = ()
-        if self.gate is not None:
-            held, ticket = self.gate()
-        elif self.commit is not None:
-            held = self.commit()
+        if self._due or self.gate_each or self._held:
+            self._due = False
+            if self.gate is not None:
+                held, ticket = self.gate()
+            elif self.commit is not None:
+                held = self.commit()
         if held or self._held:
             if held:
                 self._held.extend(item for item in pending if item in held)

@@ -19,6 +19,8 @@ LOG_EVERY = 60.0  # a disk error still going on is logged again at most this oft
 
 
 class DiskHealth:
+    __slots__ = ("_errors", "_logged_at", "last_error", "last_strerror", "writable")
+
     def __init__(self) -> None:
         self.writable = True
         self.last_error: str | None = None

@@ -405,9 +405,14 @@ class Persistence:
         write the records, start their fsync in the journal's thread unless one runs, and
         hold every reply while anything written is not yet on disk."""
         journal = self.journal
+        always = journal is not None and journal.policy == "always"
+        if self.flushes is not None:
+            # Without ``always`` no reply waits for the disk: the flushes call in only when
+            # woken (records to write) or while output is held.
+            self.flushes.gate_each = always
         if (
             journal is None
-            or journal.policy != "always"
+            or not always
             or not self._pipelined
             or self.health.failing("journal")
         ):

@@ -40,11 +40,78 @@ serve_init(void)
     return intern_all(names, sizeof(names) / sizeof(names[0]));
 }
 
+/* Where one attribute held in a plain slot (``__slots__``) sits in instances of one type,
+ * learnt on first use: reading or writing it there is what PyObject_GetAttr and
+ * PyObject_SetAttr do for such an attribute (a member descriptor of the type, which wins
+ * over an instance dict), without their lookups; this saves most of a chunk's cost in
+ * attribute lookups at pipeline 1. A type changed since (its version tag) is learnt again;
+ * an attribute that is not a plain slot goes through PyObject_GetAttr and PyObject_SetAttr. */
+typedef struct {
+    PyObject **name;
+    PyTypeObject *type; /* NULL until learnt (a strong reference) */
+    unsigned int version;
+    Py_ssize_t offset;
+} SlotPlace;
+
+static SlotPlace place_buffered = {&str_buffered}, place_max_bulk_len = {&str_max_bulk_len},
+                 place_pending = {&str_pending}, place_special = {&str_special},
+                 place_state = {&str_state}, place_script_busy = {&str_script_busy},
+                 place_notifier = {&str_notifier}, place_eviction = {&str_eviction},
+                 place_watches = {&str_watches}, place_keys = {&str_keys},
+                 place_journal = {&str_journal}, place_health = {&str_health},
+                 place_writable = {&str_writable}, place_blocking = {&str_blocking},
+                 place_names = {&str_names}, place_db = {&str_db},
+                 place_commands = {&str_commands}, place_last_argv = {&str_last_argv},
+                 place_send = {&str_send}, place_conn = {&str_conn};
+
+/* The address of the slot in ``object``, or NULL when it must go through the attribute
+ * protocol. */
+static inline PyObject **
+slot_at(PyObject *object, SlotPlace *place)
+{
+    PyTypeObject *type = Py_TYPE(object);
+    if (type == place->type && type->tp_version_tag == place->version &&
+        PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        return (PyObject **)((char *)object + place->offset);
+    PyObject *descriptor = _PyType_Lookup(type, *place->name); /* gives the type a tag */
+    if (descriptor == NULL || !Py_IS_TYPE(descriptor, &PyMemberDescr_Type) ||
+        !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        return NULL;
+    PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+    if (member->type != T_OBJECT_EX || (member->flags & READONLY))
+        return NULL;
+    Py_XSETREF(place->type, (PyTypeObject *)Py_NewRef(type));
+    place->version = type->tp_version_tag;
+    place->offset = member->offset;
+    return (PyObject **)((char *)object + place->offset);
+}
+
+/* getattr(object, name): a new reference, or NULL with an exception. */
+static inline PyObject *
+get_attribute(PyObject *object, SlotPlace *place)
+{
+    PyObject **slot = slot_at(object, place);
+    if (slot != NULL && *slot != NULL)
+        return Py_NewRef(*slot);
+    return PyObject_GetAttr(object, *place->name); /* an unset slot raises there */
+}
+
+/* setattr(object, name, value): 0, or -1 with an exception. */
+static inline int
+set_attribute(PyObject *object, SlotPlace *place, PyObject *value)
+{
+    PyObject **slot = slot_at(object, place);
+    if (slot == NULL)
+        return PyObject_SetAttr(object, *place->name, value);
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
 /* object.name's truth (1 or 0), or -1 with an exception. */
 static int
-attribute_true(PyObject *object, PyObject *name)
+attribute_true(PyObject *object, SlotPlace *place)
 {
-    PyObject *value = PyObject_GetAttr(object, name);
+    PyObject *value = get_attribute(object, place);
     if (value == NULL)
         return -1;
     int truth = PyObject_IsTrue(value);
@@ -54,9 +121,9 @@ attribute_true(PyObject *object, PyObject *name)
 
 /* Whether object.name is None (1 or 0), or -1 with an exception. */
 static int
-attribute_none(PyObject *object, PyObject *name)
+attribute_none(PyObject *object, SlotPlace *place)
 {
-    PyObject *value = PyObject_GetAttr(object, name);
+    PyObject *value = get_attribute(object, place);
     if (value == NULL)
         return -1;
     int none = value == Py_None;
@@ -72,28 +139,28 @@ serve_plain(PyObject *session, PyObject *state, PyObject **journal)
 {
     *journal = NULL;
     int check;
-    if ((check = attribute_none(session, str_pending)) != 1 ||
-        (check = attribute_true(session, str_special)) != 0 ||
-        (check = attribute_true(state, str_script_busy)) != 0 ||
-        (check = attribute_none(state, str_notifier)) != 1 ||
-        (check = attribute_none(state, str_eviction)) != 1)
+    if ((check = attribute_none(session, &place_pending)) != 1 ||
+        (check = attribute_true(session, &place_special)) != 0 ||
+        (check = attribute_true(state, &place_script_busy)) != 0 ||
+        (check = attribute_none(state, &place_notifier)) != 1 ||
+        (check = attribute_none(state, &place_eviction)) != 1)
         return check < 0 ? -1 : 0;
-    PyObject *watches = PyObject_GetAttr(state, str_watches);
+    PyObject *watches = get_attribute(state, &place_watches);
     if (watches == NULL)
         return -1;
-    check = attribute_true(watches, str_keys);
+    check = attribute_true(watches, &place_keys);
     Py_DECREF(watches);
     if (check != 0)
         return check < 0 ? -1 : 0;
-    PyObject *buffer = PyObject_GetAttr(state, str_journal);
+    PyObject *buffer = get_attribute(state, &place_journal);
     if (buffer == NULL)
         return -1;
     if (buffer == Py_None) {
         Py_DECREF(buffer);
         return 1;
     }
-    PyObject *health = PyObject_GetAttr(state, str_health);
-    check = health == NULL ? -1 : attribute_true(health, str_writable);
+    PyObject *health = get_attribute(state, &place_health);
+    check = health == NULL ? -1 : attribute_true(health, &place_writable);
     Py_XDECREF(health);
     if (check != 1 || !PyByteArray_CheckExact(buffer)) {
         Py_DECREF(buffer);
@@ -103,14 +170,32 @@ serve_plain(PyObject *session, PyObject *state, PyObject **journal)
     return 1;
 }
 
+/* object.name += count, for a counter in a slot: 0, or -1 with an exception. */
+static int
+add_to_slot(PyObject *object, SlotPlace *place, Py_ssize_t count)
+{
+    PyObject *old = get_attribute(object, place);
+    if (old == NULL)
+        return -1;
+    PyObject *increment = PyLong_FromSsize_t(count);
+    PyObject *sum = increment == NULL ? NULL : PyNumber_Add(old, increment);
+    Py_DECREF(old);
+    Py_XDECREF(increment);
+    if (sum == NULL)
+        return -1;
+    int failed = set_attribute(object, place, sum);
+    Py_DECREF(sum);
+    return failed;
+}
+
 /* The keys clients wait on (blocking.names) if any, else None: a new reference. */
 static PyObject *
 waited_keys(PyObject *state)
 {
-    PyObject *blocking = PyObject_GetAttr(state, str_blocking);
+    PyObject *blocking = get_attribute(state, &place_blocking);
     if (blocking == NULL)
         return NULL;
-    PyObject *names = PyObject_GetAttr(blocking, str_names);
+    PyObject *names = get_attribute(blocking, &place_names);
     Py_DECREF(blocking);
     if (names == NULL)
         return NULL;
@@ -127,14 +212,14 @@ waited_keys(PyObject *state)
 static PyObject *
 plain_commands(PyObject *codec, PyObject *data)
 {
-    PyObject *value = PyObject_GetAttr(codec, str_buffered);
+    PyObject *value = get_attribute(codec, &place_buffered);
     if (value == NULL)
         return NULL;
     int held = PyObject_IsTrue(value);
     Py_DECREF(value);
     if (held != 0)
         return held < 0 ? NULL : Py_NewRef(Py_None);
-    value = PyObject_GetAttr(codec, str_max_bulk_len);
+    value = get_attribute(codec, &place_max_bulk_len);
     if (value == NULL)
         return NULL;
     long long max_bulk_len = PyLong_AsLongLong(value);
@@ -179,7 +264,7 @@ after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journa
         return result == NULL ? -1 : 0;
     }
     Py_DECREF(result);
-    PyObject *conn = PyObject_GetAttr(session, str_conn);
+    PyObject *conn = get_attribute(session, &place_conn);
     if (conn == NULL) {
         Py_DECREF(mark_object);
         return -1;
@@ -203,7 +288,7 @@ serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *session = args[0], *codec = args[1], *data = args[2];
     if (!PyBytes_CheckExact(data))
         Py_RETURN_NONE;
-    PyObject *state = PyObject_GetAttr(session, str_state);
+    PyObject *state = get_attribute(session, &place_state);
     if (state == NULL)
         return NULL;
     PyObject *journal = NULL, *commands = NULL, *waited = NULL, *db = NULL, *replies = NULL;
@@ -219,11 +304,11 @@ serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     Py_ssize_t count = PyList_GET_SIZE(commands);
-    if (add_to_counter(state, str_commands, count) < 0 ||
-        PyObject_SetAttr(session, str_last_argv, PyList_GET_ITEM(commands, count - 1)) < 0)
+    if (add_to_slot(state, &place_commands, count) < 0 ||
+        set_attribute(session, &place_last_argv, PyList_GET_ITEM(commands, count - 1)) < 0)
         goto done;
     waited = waited_keys(state);
-    db = waited == NULL ? NULL : PyObject_GetAttr(session, str_db);
+    db = waited == NULL ? NULL : get_attribute(session, &place_db);
     replies = db == NULL ? NULL : PyList_New(0);
     if (replies == NULL)
         goto done;
@@ -248,10 +333,10 @@ serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *sent;
     if (index == count) {
         PyObject *count_object = PyLong_FromSsize_t(count);
-        sent = count_object == NULL ? NULL
-                                    : PyObject_CallMethodObjArgs(session, str_send,
-                                                                 PyList_GET_ITEM(replies, 0),
-                                                                 count_object, NULL);
+        PyObject *send = count_object == NULL ? NULL : get_attribute(session, &place_send);
+        PyObject *arguments[2] = {PyList_GET_ITEM(replies, 0), count_object};
+        sent = send == NULL ? NULL : PyObject_Vectorcall(send, arguments, 2, NULL);
+        Py_XDECREF(send);
         Py_XDECREF(count_object);
     }
     else {

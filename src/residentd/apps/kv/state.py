@@ -71,6 +71,36 @@ _SELECT = b"*2\r\n$6\r\nSELECT\r\n"  # the start of a journaled SELECT n
 
 
 class KvState:
+    # Slots: what _fast_serve.h checks for every chunk it serves is read at a known place.
+    __slots__ = (
+        "_journal_db",
+        "_journal_file",
+        "app",
+        "atomic",
+        "blocking",
+        "clients",
+        "commands",
+        "cursors",
+        "db",
+        "dbs",
+        "evicted_keys",
+        "eviction",
+        "health",
+        "hub",
+        "journal",
+        "memory",
+        "notifier",
+        "options",
+        "out_of_memory",
+        "persistence",
+        "script_busy",
+        "scripts",
+        "started",
+        "stats_base",
+        "subscribers",
+        "watches",
+    )
+
     def __init__(self, app: App) -> None:
         self.app = app
         self.options: dict[str, Any] = app.options
