@@ -2,8 +2,8 @@
 
 Redis's zskiplist makes an insert, a delete, a rank and a walk from a rank O(log n); kv's
 ``SortedSet`` (a dict beside its ``order``: _zorder.c's order-statistic tree, or
-sortedcontainers' ``SortedList`` with ``RESIDENTD_PURE_PYTHON=1``) must do the same. This builds one set of each
-size and times, per operation, a batch of:
+sortedcontainers' ``SortedList`` with ``RESIDENTD_PURE_PYTHON=1``) must do the same. This
+builds one set of each size and times, per operation, a batch of:
 
 * ``insert``: ZADD of a new member at a random score, then ZREM of it (the pair keeps the size);
 * ``rank``: ZRANK of a random member present;

@@ -18,7 +18,8 @@
 static PyObject *str_buffered, *str_max_bulk_len, *str_pending, *str_special, *str_state,
     *str_script_busy, *str_notifier, *str_eviction, *str_watches, *str_keys, *str_journal,
     *str_health, *str_writable, *str_blocking, *str_names, *str_db, *str_commands,
-    *str_last_argv, *str_send, *str_conn, *str_journal_select, *str_commit, *str_serve_rest;
+    *str_last_argv, *str_send, *str_conn, *str_journal_select, *str_wrote, *str_serve_rest,
+    *str_persistence, *str_index, *str_journal_db, *str_journal_file;
 
 static int
 serve_init(void)
@@ -34,8 +35,10 @@ serve_init(void)
         {&str_names, "names"},             {&str_db, "db"},
         {&str_commands, "commands"},       {&str_last_argv, "last_argv"},
         {&str_send, "_send"},              {&str_conn, "conn"},
-        {&str_journal_select, "journal_select"}, {&str_commit, "commit"},
-        {&str_serve_rest, "serve_rest"},
+        {&str_journal_select, "journal_select"}, {&str_wrote, "wrote"},
+        {&str_serve_rest, "serve_rest"},   {&str_persistence, "persistence"},
+        {&str_index, "index"},             {&str_journal_db, "_journal_db"},
+        {&str_journal_file, "_journal_file"},
     };
     return intern_all(names, sizeof(names) / sizeof(names[0]));
 }
@@ -50,7 +53,7 @@ typedef struct {
     PyObject **name;
     PyTypeObject *type; /* NULL until learnt (a strong reference) */
     unsigned int version;
-    Py_ssize_t offset;
+    Py_ssize_t offset; /* -1: not a plain slot on that type */
 } SlotPlace;
 
 static SlotPlace place_buffered = {&str_buffered}, place_max_bulk_len = {&str_max_bulk_len},
@@ -62,7 +65,9 @@ static SlotPlace place_buffered = {&str_buffered}, place_max_bulk_len = {&str_ma
                  place_writable = {&str_writable}, place_blocking = {&str_blocking},
                  place_names = {&str_names}, place_db = {&str_db},
                  place_commands = {&str_commands}, place_last_argv = {&str_last_argv},
-                 place_send = {&str_send}, place_conn = {&str_conn};
+                 place_send = {&str_send}, place_conn = {&str_conn},
+                 place_persistence = {&str_persistence}, place_index = {&str_index},
+                 place_journal_db = {&str_journal_db}, place_journal_file = {&str_journal_file};
 
 /* The address of the slot in ``object``, or NULL when it must go through the attribute
  * protocol. */
@@ -70,20 +75,21 @@ static inline PyObject **
 slot_at(PyObject *object, SlotPlace *place)
 {
     PyTypeObject *type = Py_TYPE(object);
-    if (type == place->type && type->tp_version_tag == place->version &&
-        PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
-        return (PyObject **)((char *)object + place->offset);
-    PyObject *descriptor = _PyType_Lookup(type, *place->name); /* gives the type a tag */
-    if (descriptor == NULL || !Py_IS_TYPE(descriptor, &PyMemberDescr_Type) ||
-        !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
-        return NULL;
-    PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
-    if (member->type != T_OBJECT_EX || (member->flags & READONLY))
-        return NULL;
-    Py_XSETREF(place->type, (PyTypeObject *)Py_NewRef(type));
-    place->version = type->tp_version_tag;
-    place->offset = member->offset;
-    return (PyObject **)((char *)object + place->offset);
+    if (type != place->type || type->tp_version_tag != place->version ||
+        !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyObject *descriptor = _PyType_Lookup(type, *place->name); /* gives the type a tag */
+        if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+            return NULL;
+        PyMemberDef *member = descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)
+                                  ? ((PyMemberDescrObject *)descriptor)->d_member
+                                  : NULL;
+        Py_XSETREF(place->type, (PyTypeObject *)Py_NewRef(type));
+        place->version = type->tp_version_tag;
+        place->offset = member != NULL && member->type == T_OBJECT_EX && !(member->flags & READONLY)
+                            ? member->offset
+                            : -1;
+    }
+    return place->offset < 0 ? NULL : (PyObject **)((char *)object + place->offset);
 }
 
 /* getattr(object, name): a new reference, or NULL with an exception. */
@@ -245,33 +251,68 @@ plain_commands(PyObject *codec, PyObject *data)
     return commands;
 }
 
-/* After execute: SELECT before what the pipeline journaled (state.journal_select), and, once
- * every command ran, the state told that it journaled (state.commit(session.conn, mark)). */
+/* Whether the records ``db`` made go into the journal as they are, with no SELECT before
+ * them: the journal's last records were in that database and in the same file
+ * (KvState.journal_select's test; 1 or 0, -1 with an exception). */
+static int
+same_journal_db(PyObject *state, PyObject *db, PyObject *persistence)
+{
+    PyObject *index = get_attribute(db, &place_index);
+    PyObject *last = index == NULL ? NULL : get_attribute(state, &place_journal_db);
+    int same = last == NULL ? -1 : PyObject_RichCompareBool(index, last, Py_EQ);
+    Py_XDECREF(index);
+    Py_XDECREF(last);
+    if (same != 1)
+        return same;
+    PyObject *current = persistence == Py_None ? Py_NewRef(Py_None)
+                                               : get_attribute(persistence, &place_journal);
+    PyObject *file = current == NULL ? NULL : get_attribute(state, &place_journal_file);
+    same = file == NULL ? -1 : current == file;
+    Py_XDECREF(current);
+    Py_XDECREF(file);
+    return same;
+}
+
+/* After execute: SELECT before what the pipeline journaled (state.journal_select, when the
+ * database or the journal's file changed), and, once every command ran, the persistence told
+ * that the pipeline wrote so many records (KvState.commit(session.conn, mark): its
+ * ``wrote(conn, records, records)``, called from here with the records counted here). */
 static int
 after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journal, Py_ssize_t mark,
               int finished)
 {
     if (journal == NULL || PyByteArray_GET_SIZE(journal) == mark)
         return 0;
-    PyObject *mark_object = PyLong_FromSsize_t(mark);
-    if (mark_object == NULL)
+    PyObject *persistence = get_attribute(state, &place_persistence);
+    if (persistence == NULL)
         return -1;
-    PyObject *result = PyObject_CallMethodObjArgs(state, str_journal_select, db, mark_object,
-                                                  NULL);
-    if (result == NULL || !finished) {
-        Py_DECREF(mark_object);
+    int same = same_journal_db(state, db, persistence);
+    if (same == 0) {
+        PyObject *mark_object = PyLong_FromSsize_t(mark);
+        PyObject *result = mark_object == NULL
+                               ? NULL
+                               : PyObject_CallMethodObjArgs(state, str_journal_select, db,
+                                                            mark_object, NULL);
+        Py_XDECREF(mark_object);
         Py_XDECREF(result);
-        return result == NULL ? -1 : 0;
+        same = result == NULL ? -1 : 1;
     }
-    Py_DECREF(result);
-    PyObject *conn = get_attribute(session, &place_conn);
-    if (conn == NULL) {
-        Py_DECREF(mark_object);
-        return -1;
+    if (same < 0 || !finished || persistence == Py_None) {
+        Py_DECREF(persistence);
+        return same < 0 ? -1 : 0;
     }
-    result = PyObject_CallMethodObjArgs(state, str_commit, conn, mark_object, NULL);
-    Py_DECREF(conn);
-    Py_DECREF(mark_object);
+    PyObject *records = PyLong_FromSsize_t(
+        count_journaled(PyByteArray_AS_STRING(journal), PyByteArray_GET_SIZE(journal), mark));
+    PyObject *conn = records == NULL ? NULL : get_attribute(session, &place_conn);
+    PyObject *result = NULL;
+    if (conn != NULL) {
+        PyObject *arguments[4] = {persistence, conn, records, records};
+        result = PyObject_VectorcallMethod(str_wrote, arguments,
+                                           4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_XDECREF(conn);
+    Py_XDECREF(records);
+    Py_DECREF(persistence);
     if (result == NULL)
         return -1;
     Py_DECREF(result);

@@ -812,8 +812,6 @@ done:
     return PyLong_FromSsize_t(index);
 }
 
-#include "_fast_serve.h"
-
 /* Reads the decimal number after the type byte at ``*at`` up to its CRLF; advances past it.
  * -1 when the text there is not that (the count below then stops). */
 static Py_ssize_t
@@ -830,21 +828,12 @@ record_number(const char *data, Py_ssize_t size, Py_ssize_t *at, char kind)
     return value;
 }
 
-/* count_records(journal, start) -> int: the commands journaled in journal[start:] (RESP
- * arrays of bulk strings, as kv writes them), leaving out SELECT, MULTI and EXEC: the changes
- * they made, for the save points (persistence/aof.py's count_records). */
-static PyObject *
-count_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The commands journaled in data[at:size] (RESP arrays of bulk strings, as kv writes them),
+ * leaving out SELECT, MULTI and EXEC: the changes they made, for the save points. */
+static Py_ssize_t
+count_journaled(const char *data, Py_ssize_t size, Py_ssize_t at)
 {
-    if (nargs != 2 || !PyByteArray_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "count_records(journal: bytearray, start: int)");
-        return NULL;
-    }
-    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
-    if (at == -1 && PyErr_Occurred())
-        return NULL;
-    const char *data = PyByteArray_AS_STRING(args[0]);
-    Py_ssize_t size = PyByteArray_GET_SIZE(args[0]), count = 0;
+    Py_ssize_t count = 0;
     while (at >= 0 && at < size) {
         Py_ssize_t argc = record_number(data, size, &at, '*');
         int marker = 0;
@@ -864,8 +853,26 @@ count_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         count += !marker;
     }
-    return PyLong_FromSsize_t(count);
+    return count;
 }
+
+/* count_records(journal, start) -> int: count_journaled of journal[start:]
+ * (persistence/aof.py's count_records). */
+static PyObject *
+count_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyByteArray_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "count_records(journal: bytearray, start: int)");
+        return NULL;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(
+        count_journaled(PyByteArray_AS_STRING(args[0]), PyByteArray_GET_SIZE(args[0]), at));
+}
+
+#include "_fast_serve.h"
 
 /* crc64(crc, data) -> int: CRC-64/Jones of data, continuing crc (persistence/crc64.py). */
 static uint64_t crc64_table[256];
