@@ -410,12 +410,7 @@ class Persistence:
             # Without ``always`` no reply waits for the disk: the flushes call in only when
             # woken (records to write) or while output is held.
             self.flushes.gate_each = always
-        if (
-            journal is None
-            or not always
-            or not self._pipelined
-            or self.health.failing("journal")
-        ):
+        if journal is None or not always or not self._pipelined or self.health.failing("journal"):
             held = self.commit_point()
             if journal is not None and journal.policy == "always" and journal.synced < journal.size:
                 return held, journal.size  # an fsync failed: nothing may reveal those writes
