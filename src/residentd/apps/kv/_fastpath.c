@@ -47,6 +47,7 @@
 #include <strings.h>
 #include "_dict_prefetch.h"
 #include "_keytable.h"
+#include "_slot_place.h"
 
 static PyObject *str_data, *str_expires, *str_hits, *str_misses, *str_append, *str_appendleft;
 static PyObject *deque_type;
@@ -701,25 +702,7 @@ flush_journal(Output *journal, PyObject *target)
     return 0;
 }
 
-/* db.<name> += count */
-static int
-add_to_counter(PyObject *db, PyObject *name, Py_ssize_t count)
-{
-    if (count == 0)
-        return 0;
-    PyObject *old = PyObject_GetAttr(db, name);
-    if (old == NULL)
-        return -1;
-    PyObject *increment = PyLong_FromSsize_t(count);
-    PyObject *sum = increment == NULL ? NULL : PyNumber_Add(old, increment);
-    Py_DECREF(old);
-    Py_XDECREF(increment);
-    if (sum == NULL)
-        return -1;
-    int failed = PyObject_SetAttr(db, name, sum);
-    Py_DECREF(sum);
-    return failed;
-}
+static SlotPlace place_hits = {&str_hits}, place_misses = {&str_misses};
 
 static PyObject *
 execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -806,8 +789,8 @@ done:
         PyMem_Free(logged.data);
     Py_XDECREF(db.data);
     Py_XDECREF(db.expires);
-    if (failed || add_to_counter(db_object, str_hits, db.hits) < 0 ||
-        add_to_counter(db_object, str_misses, db.misses) < 0)
+    if (failed || add_to_slot(db_object, &place_hits, db.hits) < 0 ||
+        add_to_slot(db_object, &place_misses, db.misses) < 0)
         return NULL;
     return PyLong_FromSsize_t(index);
 }
