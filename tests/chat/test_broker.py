@@ -27,7 +27,7 @@ import pytest
 from lifecycle.upgrading import Generations
 from residentd.apps.chat.brokered import BEAT, DEAD_AFTER
 from residentd.apps.chat.tokens import make_token
-from residentd.daemon.control import admin_json
+from residentd.daemon.control import ControlError, admin_json
 from support import (
     child_env,
     free_port,
@@ -334,7 +334,10 @@ def test_two_workers_behind_one_port_are_one_world(cluster: Cluster, tmp_path: P
     with Node(cluster.redis.url, "pair", "--workers", "2", "--admin", admin) as pair:
 
         def workers() -> list[dict[str, Any]]:
-            rows: list[dict[str, Any]] = admin_json(admin, "GET", "/status")["workers"]
+            try:
+                rows: list[dict[str, Any]] = admin_json(admin, "GET", "/status")["workers"]
+            except ControlError:  # the admin endpoint starts after the listeners
+                return []
             return sorted(rows, key=lambda row: row["slot"])
 
         wait_until(lambda: [row["state"] for row in workers()] == ["ready"] * 2, 40.0, "workers")
