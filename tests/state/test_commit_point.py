@@ -124,3 +124,51 @@ def test_a_gated_iteration_s_output_waits_for_its_ticket_in_order() -> None:
         assert events[-1] == "a 3" and queue.waiting == 0
     finally:
         loop.close()
+
+
+def test_without_gate_each_the_commit_runs_only_when_woken_or_while_output_is_held() -> None:
+    """With no fsync before every reply (``gate_each`` False) a flush of replies alone does not
+    call the app; a flush it woke does, and so does every flush while output is held for a
+    refused write, which must not leave before the commit succeeds."""
+    loop = asyncio.new_event_loop()
+    try:
+        events: list[str] = []
+        queue = FlushQueue(loop)
+        queue.gate_each = False
+        a, b = Item("a", events), Item("b", events)
+        refused: set[object] = set()
+
+        def commit() -> set[object]:
+            events.append("commit")
+            return set(refused)
+
+        queue.commit = commit
+        queue.add(a)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["flush a"]  # replies alone: no call
+
+        events.clear()
+        refused.add(a)
+        queue.wake()  # records to write, which the disk refuses
+        queue.add(a)
+        queue.add(b)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["commit", "flush b"]
+
+        events.clear()
+        queue.add(b)  # not woken, but a's output is held: the commit is tried again
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["commit", "flush b"]
+
+        events.clear()
+        refused.clear()
+        queue.add(b)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["commit", "flush b", "flush a"]
+
+        events.clear()
+        queue.add(b)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["flush b"]
+    finally:
+        loop.close()
