@@ -225,6 +225,25 @@ seek(ZOrder *self, double score, PyObject *member, int or_equal)
     return rank + leaf_search(leaf, score, member, or_equal);
 }
 
+/* Moves ``count`` entries of leaf ``from`` at ``from_at`` to leaf ``to`` at ``to_at`` (the
+ * same leaf too: the ranges may overlap); references move with them. */
+static inline void
+move_entries(Leaf *to, int to_at, const Leaf *from, int from_at, int count)
+{
+    memmove(&to->score[to_at], &from->score[from_at], count * sizeof(double));
+    memmove(&to->member[to_at], &from->member[from_at], count * sizeof(PyObject *));
+}
+
+/* Moves ``count`` children, with their sizes and separators, as move_entries moves entries. */
+static inline void
+move_children(Inner *to, int to_at, const Inner *from, int from_at, int count)
+{
+    memmove(&to->child[to_at], &from->child[from_at], count * sizeof(void *));
+    memmove(&to->size[to_at], &from->size[from_at], count * sizeof(Py_ssize_t));
+    memmove(&to->score[to_at], &from->score[from_at], count * sizeof(double));
+    memmove(&to->member[to_at], &from->member[from_at], count * sizeof(PyObject *));
+}
+
 static inline void
 inner_sum(const Inner *node, Py_ssize_t *total)
 {
@@ -239,11 +258,7 @@ inner_sum(const Inner *node, Py_ssize_t *total)
 static void
 inner_put(Inner *node, int index, void *child, Py_ssize_t size, double score, PyObject *member)
 {
-    int after = node->count - index;
-    memmove(&node->child[index + 1], &node->child[index], after * sizeof(void *));
-    memmove(&node->size[index + 1], &node->size[index], after * sizeof(Py_ssize_t));
-    memmove(&node->score[index + 1], &node->score[index], after * sizeof(double));
-    memmove(&node->member[index + 1], &node->member[index], after * sizeof(PyObject *));
+    move_children(node, index + 1, node, index, node->count - index);
     node->child[index] = child;
     node->size[index] = size;
     node->score[index] = score;
@@ -256,11 +271,7 @@ inner_put(Inner *node, int index, void *child, Py_ssize_t size, double score, Py
 static void
 inner_take(Inner *node, int index)
 {
-    int after = node->count - index - 1;
-    memmove(&node->child[index], &node->child[index + 1], after * sizeof(void *));
-    memmove(&node->size[index], &node->size[index + 1], after * sizeof(Py_ssize_t));
-    memmove(&node->score[index], &node->score[index + 1], after * sizeof(double));
-    memmove(&node->member[index], &node->member[index + 1], after * sizeof(PyObject *));
+    move_children(node, index, node, index + 1, node->count - index - 1);
     node->count--;
 }
 
@@ -278,8 +289,7 @@ split_leaf(ZOrder *self, Leaf *leaf, Leaf *right, Split *split)
 {
     int half = LEAF_MAX / 2;
     right->count = leaf->count - half;
-    memcpy(right->score, &leaf->score[half], right->count * sizeof(double));
-    memcpy(right->member, &leaf->member[half], right->count * sizeof(PyObject *));
+    move_entries(right, 0, leaf, half, right->count);
     leaf->count = half;
     right->prev = leaf;
     right->next = leaf->next;
@@ -301,10 +311,7 @@ split_inner(Inner *node, Inner *right, Split *split)
 {
     int half = INNER_MAX / 2;
     right->count = node->count - half;
-    memcpy(right->child, &node->child[half], right->count * sizeof(void *));
-    memcpy(right->size, &node->size[half], right->count * sizeof(Py_ssize_t));
-    memcpy(right->score, &node->score[half], right->count * sizeof(double));
-    memcpy(right->member, &node->member[half], right->count * sizeof(PyObject *));
+    move_children(right, 0, node, half, right->count);
     node->count = half;
     split->node = right;
     inner_sum(right, &split->size);
@@ -364,10 +371,7 @@ insert(PyObject *order, double score, PyObject *member)
             split.size++;
         }
     }
-    memmove(&leaf->score[position + 1], &leaf->score[position],
-            (leaf->count - position) * sizeof(double));
-    memmove(&leaf->member[position + 1], &leaf->member[position],
-            (leaf->count - position) * sizeof(PyObject *));
+    move_entries(leaf, position + 1, leaf, position, leaf->count - position);
     leaf->score[position] = score;
     leaf->member[position] = Py_NewRef(member);
     leaf->count++;
@@ -417,8 +421,7 @@ join_leaves(ZOrder *self, Inner *node, int index)
     Leaf *left = node->child[index], *right = node->child[index + 1];
     int total = left->count + right->count;
     if (total <= LEAF_MAX * 3 / 4) {
-        memcpy(&left->score[left->count], right->score, right->count * sizeof(double));
-        memcpy(&left->member[left->count], right->member, right->count * sizeof(PyObject *));
+        move_entries(left, left->count, right, 0, right->count);
         left->count = total;
         left->next = right->next;
         if (right->next != NULL)
@@ -434,20 +437,15 @@ join_leaves(ZOrder *self, Inner *node, int index)
     int half = total / 2;
     if (left->count < half) { /* move right's first entries to the end of left */
         int moved = half - left->count;
-        memcpy(&left->score[left->count], right->score, moved * sizeof(double));
-        memcpy(&left->member[left->count], right->member, moved * sizeof(PyObject *));
-        memmove(right->score, &right->score[moved], (right->count - moved) * sizeof(double));
-        memmove(right->member, &right->member[moved],
-                (right->count - moved) * sizeof(PyObject *));
+        move_entries(left, left->count, right, 0, moved);
+        move_entries(right, 0, right, moved, right->count - moved);
         left->count += moved;
         right->count -= moved;
     }
     else { /* move left's last entries to the start of right */
         int moved = left->count - half;
-        memmove(&right->score[moved], right->score, right->count * sizeof(double));
-        memmove(&right->member[moved], right->member, right->count * sizeof(PyObject *));
-        memcpy(right->score, &left->score[half], moved * sizeof(double));
-        memcpy(right->member, &left->member[half], moved * sizeof(PyObject *));
+        move_entries(right, moved, right, 0, right->count);
+        move_entries(right, 0, left, half, moved);
         left->count -= moved;
         right->count += moved;
     }
@@ -469,10 +467,7 @@ join_inners(Inner *node, int index)
     right->score[0] = node->score[index + 1];
     right->member[0] = node->member[index + 1];
     if (total <= INNER_MAX * 3 / 4) {
-        memcpy(&left->child[left->count], right->child, right->count * sizeof(void *));
-        memcpy(&left->size[left->count], right->size, right->count * sizeof(Py_ssize_t));
-        memcpy(&left->score[left->count], right->score, right->count * sizeof(double));
-        memcpy(&left->member[left->count], right->member, right->count * sizeof(PyObject *));
+        move_children(left, left->count, right, 0, right->count);
         left->count = total;
         node->size[index] += node->size[index + 1];
         inner_take(node, index + 1);
@@ -482,28 +477,15 @@ join_inners(Inner *node, int index)
     int half = total / 2;
     if (left->count < half) {
         int moved = half - left->count;
-        memcpy(&left->child[left->count], right->child, moved * sizeof(void *));
-        memcpy(&left->size[left->count], right->size, moved * sizeof(Py_ssize_t));
-        memcpy(&left->score[left->count], right->score, moved * sizeof(double));
-        memcpy(&left->member[left->count], right->member, moved * sizeof(PyObject *));
-        int rest = right->count - moved;
-        memmove(right->child, &right->child[moved], rest * sizeof(void *));
-        memmove(right->size, &right->size[moved], rest * sizeof(Py_ssize_t));
-        memmove(right->score, &right->score[moved], rest * sizeof(double));
-        memmove(right->member, &right->member[moved], rest * sizeof(PyObject *));
+        move_children(left, left->count, right, 0, moved);
+        move_children(right, 0, right, moved, right->count - moved);
         left->count += moved;
-        right->count = rest;
+        right->count -= moved;
     }
     else {
         int moved = left->count - half;
-        memmove(&right->child[moved], right->child, right->count * sizeof(void *));
-        memmove(&right->size[moved], right->size, right->count * sizeof(Py_ssize_t));
-        memmove(&right->score[moved], right->score, right->count * sizeof(double));
-        memmove(&right->member[moved], right->member, right->count * sizeof(PyObject *));
-        memcpy(right->child, &left->child[half], moved * sizeof(void *));
-        memcpy(right->size, &left->size[half], moved * sizeof(Py_ssize_t));
-        memcpy(right->score, &left->score[half], moved * sizeof(double));
-        memcpy(right->member, &left->member[half], moved * sizeof(PyObject *));
+        move_children(right, moved, right, 0, right->count);
+        move_children(right, 0, left, half, moved);
         left->count = half;
         right->count += moved;
     }
@@ -522,10 +504,7 @@ remove_from_leaf(ZOrder *self, Path *path, Leaf *leaf, int position, int count)
 {
     for (int i = position; i < position + count; i++)
         Py_DECREF(leaf->member[i]);
-    int rest = leaf->count - position - count;
-    memmove(&leaf->score[position], &leaf->score[position + count], rest * sizeof(double));
-    memmove(&leaf->member[position], &leaf->member[position + count],
-            rest * sizeof(PyObject *));
+    move_entries(leaf, position, leaf, position + count, leaf->count - position - count);
     leaf->count -= count;
     self->length -= count;
     for (int depth = 0; depth < self->height; depth++)
