@@ -139,3 +139,38 @@ def _changes(client: redis.Redis, port: int, pipeline: bytes) -> tuple[int, int]
     client.set("soon", "v", px=1)
     wait_until(lambda: client.info("stats")["expired_keys"] > 0, 5.0, "the expiry cycle")
     return after_pipeline, client.info("persistence")["rdb_changes_since_last_save"]
+
+
+@pytest.mark.parametrize("fsync", ["everysec", "always"])
+def test_pipelines_read_in_one_iteration_each_count_and_journal_their_writes(
+    tmp_path: Path, fsync: str
+) -> None:
+    """Twenty connections send a pipeline of 16 SETs while a slow SORT holds the loop, so
+    their pipelines are served in one iteration: the first schedules the commit, and with
+    ``everysec`` the C fast path counts the others itself instead of calling ``wrote``. Every
+    write is counted for the save points and journaled exactly once, and with ``always``
+    every pipeline's replies still wait for the fsync (they arrive, all of them)."""
+    with KvProcess("--dir", str(tmp_path), "--appendonly", "yes", "--appendfsync", fsync) as daemon:
+        r = redis.Redis(port=daemon.port, socket_timeout=30, protocol=2)
+        for start in range(0, 200_000, 10_000):
+            r.rpush("big", *range(start, start + 10_000))
+        before = r.info("persistence")["rdb_changes_since_last_save"]
+        slow, clients = Raw(daemon.port), [Raw(daemon.port) for _ in range(20)]
+        try:
+            slow.send(resp("SORT", "big", "LIMIT", "0", "1"))
+            time.sleep(0.02)  # the SORT has the loop: what follows waits in the sockets
+            for n, client in enumerate(clients):
+                client.send(b"".join(resp("SET", f"p{n}-{i}", str(i)) for i in range(16)))
+            assert slow.replies(1) == [b"*1\r\n$1\r\n0\r\n"]
+            for client in clients:
+                assert client.replies(16) == [b"+OK\r\n"] * 16
+        finally:
+            for raw in [slow, *clients]:
+                raw.sock.close()
+        assert r.info("persistence")["rdb_changes_since_last_save"] == before + 320
+        assert r.dbsize() == 321
+        r.close()
+    journaled = b"".join(path.read_bytes() for path in tmp_path.glob("appendonlydir/*.incr.aof"))
+    for n in range(20):
+        for i in range(16):
+            assert journaled.count(resp("SET", f"p{n}-{i}", str(i))) == 1

@@ -59,6 +59,10 @@ _NONE: frozenset[object] = frozenset()  # no connection's output has to wait
 
 
 class Persistence:
+    # Slots for what a C fast path reads or adds to per pipeline (kv's after_journal); the
+    # rest lives in the instance dict.
+    __slots__ = ("__dict__", "__weakref__", "changes", "counts_only", "journal", "records")
+
     def __init__(
         self,
         machine: StateMachine,
@@ -82,6 +86,9 @@ class Persistence:
         self.buffer = bytearray()
         self._waiters: set[object] = set()
         self._commit_scheduled = False
+        # A commit is scheduled and no reply waits for the disk (not ``always``): until it runs,
+        # ``wrote`` only adds to ``changes`` and ``records``, which a C caller may do itself.
+        self.counts_only = False
         self._pipelined = True  # with always: fsync in the journal's thread (commit_iteration)
         self._retry: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -358,6 +365,7 @@ class Persistence:
             self._waiters.add(waiter)
         if not self._commit_scheduled:
             self._commit_scheduled = True
+            self.counts_only = journal.policy != "always"
             flushes = self.flushes
             if flushes is not None and flushes.commit is not None:
                 flushes.wake()  # the iteration's one flush callback commits first
@@ -376,7 +384,7 @@ class Persistence:
         """Write (and with ``always`` fsync) the records buffered so far, now; the output held
         for an fsync in flight is released once they are on disk. Returns the connections whose
         output must wait because the disk refused the records."""
-        self._commit_scheduled = False
+        self._commit_scheduled = self.counts_only = False
         journal = self.journal
         if journal is None or (
             not self.buffer
@@ -415,7 +423,7 @@ class Persistence:
             if journal is not None and journal.policy == "always" and journal.synced < journal.size:
                 return held, journal.size  # an fsync failed: nothing may reveal those writes
             return held, 0
-        self._commit_scheduled = False
+        self._commit_scheduled = self.counts_only = False
         if self.buffer:
             try:
                 journal.write()
@@ -461,6 +469,7 @@ class Persistence:
     def _sync_journal(self) -> None:
         """Write and fsync the journal now (before a switch or a stop); release what waited."""
         assert self.journal is not None
+        self.counts_only = False  # the journal may be switched next: wrote() decides again
         self.journal.sync()
         if self.flushes is not None:
             self.flushes.release()

@@ -19,7 +19,8 @@ static PyObject *str_buffered, *str_max_bulk_len, *str_pending, *str_special, *s
     *str_script_busy, *str_notifier, *str_eviction, *str_watches, *str_keys, *str_journal,
     *str_health, *str_writable, *str_blocking, *str_names, *str_db, *str_commands,
     *str_last_argv, *str_send, *str_conn, *str_journal_select, *str_wrote, *str_serve_rest,
-    *str_persistence, *str_index, *str_journal_db, *str_journal_file;
+    *str_persistence, *str_index, *str_journal_db, *str_journal_file, *str_changes,
+    *str_records, *str_counts_only;
 
 static int
 serve_init(void)
@@ -38,7 +39,8 @@ serve_init(void)
         {&str_journal_select, "journal_select"}, {&str_wrote, "wrote"},
         {&str_serve_rest, "serve_rest"},   {&str_persistence, "persistence"},
         {&str_index, "index"},             {&str_journal_db, "_journal_db"},
-        {&str_journal_file, "_journal_file"},
+        {&str_journal_file, "_journal_file"}, {&str_changes, "changes"},
+        {&str_records, "records"},         {&str_counts_only, "counts_only"},
     };
     return intern_all(names, sizeof(names) / sizeof(names[0]));
 }
@@ -55,6 +57,9 @@ static SlotPlace place_buffered = {&str_buffered}, place_max_bulk_len = {&str_ma
                  place_send = {&str_send}, place_conn = {&str_conn},
                  place_persistence = {&str_persistence}, place_index = {&str_index},
                  place_journal_db = {&str_journal_db}, place_journal_file = {&str_journal_file};
+/* The persistence's (a place learns one type: the state's ``journal`` has its own). */
+static SlotPlace place_persistence_journal = {&str_journal}, place_changes = {&str_changes},
+                 place_records = {&str_records}, place_counts_only = {&str_counts_only};
 
 /* object.name's truth (1 or 0), or -1 with an exception. */
 static int
@@ -189,8 +194,9 @@ same_journal_db(PyObject *state, PyObject *db, PyObject *persistence)
     Py_XDECREF(last);
     if (same != 1)
         return same;
-    PyObject *current = persistence == Py_None ? Py_NewRef(Py_None)
-                                               : get_attribute(persistence, &place_journal);
+    PyObject *current = persistence == Py_None
+                            ? Py_NewRef(Py_None)
+                            : get_attribute(persistence, &place_persistence_journal);
     PyObject *file = current == NULL ? NULL : get_attribute(state, &place_journal_file);
     same = file == NULL ? -1 : current == file;
     Py_XDECREF(current);
@@ -198,13 +204,13 @@ same_journal_db(PyObject *state, PyObject *db, PyObject *persistence)
     return same;
 }
 
-/* After execute: SELECT before what the pipeline journaled (state.journal_select, when the
- * database or the journal's file changed), and, once every command ran, the persistence told
- * that the pipeline wrote so many records (KvState.commit(session.conn, mark): its
- * ``wrote(conn, records, records)``, called from here with the records counted here). */
+/* After run_commands: SELECT before what the pipeline journaled (state.journal_select, when
+ * the database or the journal's file changed), and, once every command ran, the persistence
+ * told that the pipeline wrote its ``records`` (KvState.commit(session.conn, mark): its
+ * ``wrote(conn, records, records)``, called from here with the count run_commands kept). */
 static int
 after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journal, Py_ssize_t mark,
-              int finished)
+              Py_ssize_t records_written, int finished)
 {
     if (journal == NULL || PyByteArray_GET_SIZE(journal) == mark)
         return 0;
@@ -226,8 +232,15 @@ after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journa
         Py_DECREF(persistence);
         return same < 0 ? -1 : 0;
     }
-    PyObject *records = PyLong_FromSsize_t(
-        count_journaled(PyByteArray_AS_STRING(journal), PyByteArray_GET_SIZE(journal), mark));
+    int counts_only = attribute_true(persistence, &place_counts_only);
+    if (counts_only != 0) { /* a commit is due and no reply waits: wrote() would only count */
+        int failed = counts_only < 0 ||
+                     add_to_slot(persistence, &place_changes, records_written) < 0 ||
+                     add_to_slot(persistence, &place_records, records_written) < 0;
+        Py_DECREF(persistence);
+        return failed ? -1 : 0;
+    }
+    PyObject *records = PyLong_FromSsize_t(records_written);
     PyObject *conn = records == NULL ? NULL : get_attribute(session, &place_conn);
     PyObject *result = NULL;
     if (conn != NULL) {
@@ -247,6 +260,7 @@ after_journal(PyObject *session, PyObject *state, PyObject *db, PyObject *journa
 static PyObject *
 serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "serve(session, codec, data)");
         return NULL;
@@ -279,23 +293,15 @@ serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (replies == NULL)
         goto done;
     Py_ssize_t mark = journal != NULL ? PyByteArray_GET_SIZE(journal) : 0;
-    PyObject *zero = PyLong_FromLong(0);
-    if (zero == NULL)
-        goto done;
-    PyObject *call[6] = {commands, zero, db, replies, journal ? journal : Py_None, waited};
-    PyObject *stopped = execute(module, call, 6);
-    Py_DECREF(zero);
-    if (stopped == NULL)
-        goto done;
-    Py_ssize_t index = PyLong_AsSsize_t(stopped);
-    if (index == -1 && PyErr_Occurred()) {
-        Py_DECREF(stopped);
+    if (waited != Py_None && !PyDict_CheckExact(waited)) {
+        PyErr_SetString(PyExc_TypeError, "blocking.names must be a dict");
         goto done;
     }
-    if (after_journal(session, state, db, journal, mark, index == count) < 0) {
-        Py_DECREF(stopped);
+    Py_ssize_t records = 0;
+    Py_ssize_t index = run_commands(commands, 0, db, replies, journal,
+                                    waited == Py_None ? NULL : waited, &records);
+    if (index < 0 || after_journal(session, state, db, journal, mark, records, index == count) < 0)
         goto done;
-    }
     PyObject *sent;
     if (index == count) {
         PyObject *count_object = PyLong_FromSsize_t(count);
@@ -307,13 +313,13 @@ serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     else {
         PyObject *mark_object = PyLong_FromSsize_t(mark);
-        sent = mark_object == NULL ? NULL
-                                   : PyObject_CallMethodObjArgs(session, str_serve_rest,
-                                                                commands, stopped, replies,
-                                                                mark_object, NULL);
+        PyObject *stopped = mark_object == NULL ? NULL : PyLong_FromSsize_t(index);
+        sent = stopped == NULL ? NULL
+                               : PyObject_CallMethodObjArgs(session, str_serve_rest, commands,
+                                                            stopped, replies, mark_object, NULL);
+        Py_XDECREF(stopped);
         Py_XDECREF(mark_object);
     }
-    Py_DECREF(stopped);
     if (sent == NULL)
         goto done;
     Py_DECREF(sent);

@@ -141,6 +141,7 @@ typedef struct {
     char *data;
     Py_ssize_t size;
     Py_ssize_t capacity;
+    Py_ssize_t records; /* a journal's: the commands written to it (journal_command) */
     char initial[8192];
 } Output;
 
@@ -174,6 +175,7 @@ static void
 output_open(Output *out)
 {
     out->size = 0;
+    out->records = 0;
     if (spare_data != NULL) {
         out->data = spare_data;
         out->capacity = spare_capacity;
@@ -678,63 +680,61 @@ journal_command(Output *journal, PyObject *argv)
         p += length + 2;
     }
     journal->size += size;
+    journal->records++;
     return 0;
 }
 
+/* The room a journal's bytearray is given when it must grow: an iteration's records usually
+ * fit, though the journal's write empties it every iteration (and CPython then gives its memory
+ * back). */
+#define JOURNAL_ROOM (64 * 1024)
+
 /* Appends what ``journal`` holds to the bytearray ``target``. The pipelines of one loop
- * iteration append to the same bytearray, which CPython grows to the exact size asked for
- * when it has to grow by more than an eighth: it is grown to half as much again instead
- * (then set to the size needed, which keeps the room), so the appends of an iteration
- * reallocate it a few times, not once each. */
+ * iteration append to the same bytearray. CPython grows one to the exact size asked for, and
+ * shrinks it again when that is under half its room: it is grown here to half as much again
+ * as needed (at least JOURNAL_ROOM) and its size set within that room, as CPython's own
+ * appends do, so the appends of an iteration allocate it once, not once each. */
 static int
 flush_journal(Output *journal, PyObject *target)
 {
     if (journal->size == 0)
         return 0;
+    PyByteArrayObject *array = (PyByteArrayObject *)target;
     Py_ssize_t start = PyByteArray_GET_SIZE(target);
     Py_ssize_t needed = start + journal->size;
-    if (needed >= ((PyByteArrayObject *)target)->ob_alloc &&
-        PyByteArray_Resize(target, needed + needed / 2) < 0)
-        return -1;
-    if (PyByteArray_Resize(target, needed) < 0)
-        return -1;
-    memcpy(PyByteArray_AS_STRING(target) + start, journal->data, journal->size);
+    if (array->ob_exports > 0 || (array->ob_start - array->ob_bytes) + needed >= array->ob_alloc) {
+        if (PyByteArray_Resize(target, Py_MAX(needed + needed / 2, JOURNAL_ROOM)) < 0)
+            return -1;
+    }
+    Py_SET_SIZE(target, needed); /* within the room: what PyByteArray_Resize does there */
+    array->ob_start[needed] = '\0';
+    memcpy(array->ob_start + start, journal->data, journal->size);
     return 0;
 }
 
-static SlotPlace place_hits = {&str_hits}, place_misses = {&str_misses};
+static SlotPlace place_hits = {&str_hits}, place_misses = {&str_misses},
+                 place_data = {&str_data}, place_expires = {&str_expires};
 
-static PyObject *
-execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Runs commands[index:] on the keyspace ``db_object`` until one must go to Python (a command
+ * the fast path does not serve, or a write to a key a client waits on): their replies appended
+ * to ``replies`` as one bytes, what they journal to ``journal`` (a bytearray, or NULL) and
+ * the count of those records to ``*records``. Returns the index it stopped at, -1 with an
+ * exception. */
+static Py_ssize_t
+run_commands(PyObject *commands, Py_ssize_t index, PyObject *db_object, PyObject *replies,
+             PyObject *journal, PyObject *waited, Py_ssize_t *records)
 {
-    (void)module;
-    if (nargs < 4 || nargs > 6 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[3]) ||
-        (nargs >= 5 && args[4] != Py_None && !PyByteArray_CheckExact(args[4])) ||
-        (nargs == 6 && args[5] != Py_None && !PyDict_CheckExact(args[5]))) {
-        PyErr_SetString(PyExc_TypeError, "execute(commands: list, start, db, replies: list[, "
-                                         "journal: bytearray | None[, waited: dict | None]])");
-        return NULL;
-    }
-    PyObject *commands = args[0], *db_object = args[2], *replies = args[3];
-    PyObject *journal = nargs >= 5 && args[4] != Py_None ? args[4] : NULL;
-    PyObject *waited = nargs == 6 && args[5] != Py_None ? args[5] : NULL;
-    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
-    if (index == -1 && PyErr_Occurred())
-        return NULL;
-    if (index < 0) {
-        PyErr_SetString(PyExc_ValueError, "start must not be negative");
-        return NULL;
-    }
     Keyspace db = {NULL, NULL, 0, 0, NULL};
     Output out, logged;
     output_open(&out);
     logged.data = logged.initial;
     logged.size = 0;
+    logged.records = 0;
     logged.capacity = sizeof(logged.initial);
     db.journal = journal != NULL ? &logged : NULL;
     int failed = 1;
-    db.data = (KeyTable *)PyObject_GetAttr(db_object, str_data);
-    db.expires = db.data == NULL ? NULL : PyObject_GetAttr(db_object, str_expires);
+    db.data = (KeyTable *)get_attribute(db_object, &place_data);
+    db.expires = db.data == NULL ? NULL : get_attribute(db_object, &place_expires);
     if (db.expires == NULL)
         goto done;
     if (Py_TYPE(db.data) != &KeyTable_Type || !PyDict_CheckExact(db.expires)) {
@@ -791,8 +791,34 @@ done:
     Py_XDECREF(db.expires);
     if (failed || add_to_slot(db_object, &place_hits, db.hits) < 0 ||
         add_to_slot(db_object, &place_misses, db.misses) < 0)
+        return -1;
+    *records = logged.records;
+    return index;
+}
+
+static PyObject *
+execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs < 4 || nargs > 6 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[3]) ||
+        (nargs >= 5 && args[4] != Py_None && !PyByteArray_CheckExact(args[4])) ||
+        (nargs == 6 && args[5] != Py_None && !PyDict_CheckExact(args[5]))) {
+        PyErr_SetString(PyExc_TypeError, "execute(commands: list, start, db, replies: list[, "
+                                         "journal: bytearray | None[, waited: dict | None]])");
         return NULL;
-    return PyLong_FromSsize_t(index);
+    }
+    PyObject *journal = nargs >= 5 && args[4] != Py_None ? args[4] : NULL;
+    PyObject *waited = nargs == 6 && args[5] != Py_None ? args[5] : NULL;
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (index < 0) {
+        PyErr_SetString(PyExc_ValueError, "start must not be negative");
+        return NULL;
+    }
+    Py_ssize_t records;
+    index = run_commands(args[0], index, args[2], args[3], journal, waited, &records);
+    return index < 0 ? NULL : PyLong_FromSsize_t(index);
 }
 
 /* Reads the decimal number after the type byte at ``*at`` up to its CRLF; advances past it.
