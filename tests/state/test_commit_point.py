@@ -1,6 +1,7 @@
 """The server's per-iteration flush runs the durable app's commit point before any output, and
-holds the output of the connections whose records the disk refused until ``release_held``; with
-a pipelined commit, an iteration's output waits for the release of its ticket."""
+holds the output of the connections whose records the disk refused until ``release_held``; a gate
+may put the commit off to the next iteration, or make an iteration's output wait for the release
+of its ticket."""
 
 from __future__ import annotations
 
@@ -74,6 +75,12 @@ def test_wake_shares_the_iteration_s_one_flush_callback() -> None:
         loop.close()
 
 
+def one_iteration(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the callbacks ready now, once: what they schedule runs in the next iteration."""
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
 class Conn:
     """A connection as the queue sees one: queued output, and a write that sends it."""
 
@@ -99,7 +106,7 @@ class Conn:
 
 
 def test_a_gated_iteration_s_output_waits_for_its_ticket_in_order() -> None:
-    """A pipelined commit: an iteration's output waits for the release of its ticket (the fsync
+    """An iteration's output waits for the release of its ticket (after a failed fsync, the one
     that covers it); what a connection sends later waits for its own, later ticket, and never
     goes out with, or ahead of, what was held first."""
     loop = asyncio.new_event_loop()
@@ -112,7 +119,7 @@ def test_a_gated_iteration_s_output_waits_for_its_ticket_in_order() -> None:
         a.say(queue, b"1")
         b.say(queue, b"x")
         loop.run_until_complete(asyncio.sleep(0))  # ticket 10
-        a.say(queue, b"2")  # sent while the first fsync runs
+        a.say(queue, b"2")  # sent while the first ticket is held
         loop.run_until_complete(asyncio.sleep(0))  # ticket 20
         assert events == [] and queue.waiting == 3
         queue.release(15)
@@ -122,6 +129,33 @@ def test_a_gated_iteration_s_output_waits_for_its_ticket_in_order() -> None:
         a.say(queue, b"3")
         loop.run_until_complete(asyncio.sleep(0))  # ticket 0: everything is on disk
         assert events[-1] == "a 3" and queue.waiting == 0
+    finally:
+        loop.close()
+
+
+def test_a_gate_that_answers_minus_one_holds_the_output_for_one_more_iteration() -> None:
+    """``appendfsync always`` commits an iteration that brought records one iteration later: the
+    first flush writes nothing, what is sent in the next iteration joins it, and the commit then
+    runs once before all of it leaves, in order."""
+    loop = asyncio.new_event_loop()
+    try:
+        events: list[str] = []
+        queue = FlushQueue(loop)
+        answers = [-1, 0]
+
+        def gate() -> tuple[tuple[()], int]:
+            events.append(f"gate {answers[0]}")
+            return (), answers.pop(0)
+
+        queue.gate = gate
+        a, b = Conn("a", events), Conn("b", events)
+        a.say(queue, b"1")
+        one_iteration(loop)  # gate -1: nothing leaves
+        assert events == ["gate -1"]
+        b.say(queue, b"x")  # the next iteration's requests
+        a.say(queue, b"2")
+        one_iteration(loop)
+        assert events == ["gate -1", "gate 0", "a 12", "b x"]
     finally:
         loop.close()
 

@@ -17,13 +17,14 @@ the journal. ``gate_each`` says whether the app must see every flush (True, the 
 only those it woke and those with held output: with no journal to fsync before every reply,
 a flush of replies alone costs no call into the app.
 
-With a pipelined commit (``appendfsync always``: the fsync runs in a thread while the loop goes
-on) the app sets ``gate`` instead, which also returns a ticket: when it is not 0, no output of
-the iteration may leave before the app calls ``release`` with a ticket at least as high (the
-fsync that covers every write made so far has ended). Each waiting item's output is taken out of
-it then, with the ticket, so that what the connection sends later waits for its own ticket and
-never leaves ahead of, or together with, what was held first. ``commit`` stays the synchronous
-form, for a connection that closes (connection.py) and the app's own retries.
+The app may set ``gate`` instead, which also returns a ticket. -1: the app commits next
+iteration (``appendfsync always`` lets one more iteration's requests join an fsync), and this
+iteration's output waits for that flush. Above 0: no output of the iteration may leave before
+the app calls ``release`` with a ticket at least as high (an fsync failed: nothing may reveal
+the writes it should have covered, until one succeeds). Each waiting item's output is taken out
+of it then, with the ticket, so that what the connection sends later waits for its own ticket
+and never leaves ahead of, or together with, what was held first. ``commit`` stays the
+synchronous form, for a connection that closes (connection.py) and the app's own retries.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ class FlushQueue:
             self._due = False
             if self.gate is not None:
                 held, ticket = self.gate()
+                if ticket < 0:  # the app commits next iteration: this output waits for it
+                    self._pending = pending + self._pending
+                    self.wake()
+                    return
             elif self.commit is not None:
                 held = self.commit()
         if held or self._held:

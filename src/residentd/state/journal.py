@@ -7,9 +7,7 @@ many connections costs one ``write``. The buffer can be handed in and outlive th
 ``Persistence`` keeps one for its life, so the app's reference to it stays good when the journal
 file is switched. Then, by policy:
 
-- ``always``: ``commit`` fsyncs before returning, so the replies that follow are durable; or,
-  pipelined, ``sync_async`` hands the fsync of what is written to the journal's thread, which
-  reports back (``notify(journal, size, error)``, in the thread) while the loop goes on.
+- ``always``: ``commit`` fsyncs before returning, so the replies that follow are durable.
 - ``everysec``: a background thread fsyncs about once a second; the loop never waits on disk.
 - ``no``: the kernel decides when the data reaches the disk.
 
@@ -26,7 +24,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 
 POLICIES = ("always", "everysec", "no")
 
@@ -41,9 +38,6 @@ if _FSYNC_DELAY > 0:
     def _datasync(fd: int) -> None:
         _real_datasync(fd)
         time.sleep(_FSYNC_DELAY)
-
-
-Notify = Callable[["Journal", int, "OSError | None"], None]
 
 
 class Journal:
@@ -63,11 +57,6 @@ class Journal:
         self._lock = threading.Lock()  # the fd against the fsync thread
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.syncing = False  # a sync_async is running
-        self._go = threading.Lock()  # released by the loop: the thread's next fsync may start
-        self._go.acquire()
-        self._job: tuple[int, Notify] = (0, _ignore)
-        self._sync_thread: threading.Thread | None = None
         if policy == "everysec":
             self._start_syncer()
 
@@ -140,40 +129,10 @@ class Journal:
             return 0.0  # with "no" the kernel decides: there is no lag of ours to show
         return time.monotonic() - self.unsynced_since
 
-    def sync_async(self, notify: Notify) -> None:
-        """Start an fsync of what is written so far in the journal's own thread; when it ends,
-        the thread calls ``notify(self, size, error)`` with the size it covers. One at a time:
-        the caller starts the next once this one has reported (``syncing`` is False)."""
-        self.syncing = True
-        self._job = (self.size, notify)
-        if self._sync_thread is None:
-            self._sync_thread = threading.Thread(
-                target=self._async_syncer, name="journal-fsync", daemon=True
-            )
-            self._sync_thread.start()
-        self._go.release()
-
-    def _async_syncer(self) -> None:
-        while True:
-            self._go.acquire()
-            if self._stop.is_set():
-                return
-            target, notify = self._job
-            error: OSError | None = None
-            try:
-                _datasync(self.fd)
-            except OSError as exc:
-                error = exc
-            notify(self, target, error)
-
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._sync_thread is not None:
-            if self._go.locked():
-                self._go.release()
-            self._sync_thread.join()
         with self._lock:
             if self.fd >= 0:
                 os.close(self.fd)
@@ -199,7 +158,3 @@ class Journal:
                 self.last_fsync_error = None
                 self.fsyncs += 1
                 self.synced = max(self.synced, target)
-
-
-def _ignore(journal: Journal, size: int, error: OSError | None) -> None:
-    pass
