@@ -209,8 +209,8 @@ class Persistence:
 
     def drain(self) -> None:
         """A graceful stop has begun (an ``on_stop`` hook) or the state is handed over: from now
-        on every iteration commits synchronously, and what is buffered or waits for an fsync in
-        flight is written, fsynced and its replies released now, before the connections are
+        on every iteration commits at once (no iteration more with ``always``), and what is
+        buffered is written, fsynced and its replies released now, before the connections are
         told goodbye (their lingering close sends only what they hold themselves)."""
         self._defer_commit = False
         if self.journal is not None:
