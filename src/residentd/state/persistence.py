@@ -416,9 +416,9 @@ class Persistence:
         ticket the iteration's other output waits for: 0, it may leave now; -1, ask again next
         iteration. With ``always`` an iteration that brought records is answered -1 once, so
         that the requests clients send as the last fsync's replies reach them join this fsync:
-        at pipeline 1 with 50 clients that made 34 to 39 requests an fsync instead of 30, and
-        kv's ``always`` 1.02x to 1.16x faster than the fsync in a thread of its own
-        (docs/benchmarks.md)."""
+        at pipeline 1 with 50 clients that made 34 requests an fsync instead of 30, and kv's
+        ``always`` 0.98x to 1.16x as fast as the fsync in a thread of its own, at 25% to 40%
+        less CPU a request (docs/benchmarks.md)."""
         journal = self.journal
         always = journal is not None and journal.policy == "always"
         if self.flushes is not None:
