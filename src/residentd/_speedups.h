@@ -128,4 +128,17 @@ call_method_cached(MethodCache *cache, PyObject *object, PyObject *name, PyObjec
     return call_function_held(function, object, argument);
 }
 
+/* object.name(), through ``cache``: a new reference, or NULL with an exception. */
+static inline PyObject *
+call_method_cached_noargs(MethodCache *cache, PyObject *object, PyObject *name)
+{
+    PyObject *function = cached_function(cache, object, name);
+    if (function == NULL)
+        return PyObject_CallMethodNoArgs(object, name);
+    Py_INCREF(function);
+    PyObject *result = PyObject_Vectorcall(function, &object, 1, NULL);
+    Py_DECREF(function);
+    return result;
+}
+
 #endif

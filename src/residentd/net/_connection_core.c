@@ -8,6 +8,12 @@
  * handler that raised, an output buffer over its limit), is a Python method of Connection
  * that this code calls by name. connection_core.py is the reference: the two make the same
  * calls in the same order, and the whole test suite runs against both.
+ *
+ * FlushCore is the server's flush queue's per-iteration part (flush_core.py is its reference):
+ * add, wake and a run the app need not see, so that a connection with output to send outside
+ * its own read joins the queue, and the iteration's one callback writes every queued
+ * connection's output, without a Python frame. flushing.py's FlushQueue builds the app's gate on
+ * it.
  */
 
 #include "../_speedups.h"
@@ -18,11 +24,13 @@ enum { EACH = 0, BATCH = 1, QUEUED = 2 };
 static PyObject *protocol_error_type;
 static PyObject *str_feed, *str_buffered, *str_on_messages, *str_on_message, *str_encode,
     *str_encode_many, *str_write, *str_is_closing, *str_flushes, *str_add, *str_after_feed,
-    *str_enqueue, *str_handler_failed, *str_check_output_cap, *str_join, *empty_bytes;
+    *str_enqueue, *str_handler_failed, *str_check_output_cap, *str_join, *str_flush, *str_run,
+    *str_run_gated, *str_flush_failed, *str_call_soon, *str_append, *empty_bytes;
 
-/* The hot calls' method caches (_speedups.h): transport.write, the codec's feed, encode and
- * encode_many, the session's on_messages. */
-static MethodCache write_cache, feed_cache, encode_cache, encode_many_cache, on_messages_cache;
+/* The hot calls' method caches (_speedups.h): transport.write and is_closing, the codec's feed,
+ * encode and encode_many, the session's on_messages, a queued item's _flush. */
+static MethodCache write_cache, is_closing_cache, feed_cache, encode_cache, encode_many_cache,
+    on_messages_cache, flush_cache;
 
 typedef struct {
     PyObject_HEAD
@@ -46,6 +54,23 @@ typedef struct {
     char flush_scheduled;
     char writing_paused;
 } Core;
+
+/* The flush queue's per-iteration part (below). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *loop;
+    PyObject *pending; /* a list of the items to flush this iteration */
+    PyObject *held;    /* the subclass's: items whose output waits for the app */
+    PyObject *call_soon; /* loop.call_soon */
+    PyObject *run;       /* self._run: the subclass's own when it has one */
+    char scheduled;
+    char due;
+    char gate_each;
+    char plain_add; /* the class's add is FlushCore's: a connection core calls flush_add */
+} FlushCore;
+
+static PyTypeObject FlushCoreType;
+static int flush_add(FlushCore *self, PyObject *item);
 
 /* -- helpers ---------------------------------------------------------------------------------- */
 
@@ -161,12 +186,17 @@ schedule_flush(Core *self)
     PyObject *flushes = PyObject_GetAttr(self->server, str_flushes);
     if (flushes == NULL)
         return -1;
-    PyObject *result = PyObject_CallMethodOneArg(flushes, str_add, (PyObject *)self);
+    int status;
+    if (PyObject_TypeCheck(flushes, &FlushCoreType) && ((FlushCore *)flushes)->plain_add) {
+        status = flush_add((FlushCore *)flushes, (PyObject *)self);
+    }
+    else {
+        PyObject *result = PyObject_CallMethodOneArg(flushes, str_add, (PyObject *)self);
+        Py_XDECREF(result);
+        status = result == NULL ? -1 : 0;
+    }
     Py_DECREF(flushes);
-    if (result == NULL)
-        return -1;
-    Py_DECREF(result);
-    return 0;
+    return status;
 }
 
 static int
@@ -197,7 +227,7 @@ write_now(Core *self, PyObject *data)
         return 0;
     Py_INCREF(transport);
     int status = -1;
-    PyObject *closing = PyObject_CallMethodNoArgs(transport, str_is_closing);
+    PyObject *closing = call_method_cached_noargs(&is_closing_cache, transport, str_is_closing);
     if (closing == NULL)
         goto done;
     int is_closing = PyObject_IsTrue(closing);
@@ -361,20 +391,36 @@ take_exception(PyObject **type, PyObject **value, PyObject **traceback)
 }
 
 /* The exception being raised becomes the one being handled (as inside ``except``) while
- * self._handler_failed(where) logs it and closes the connection. */
+ * object.name(text) runs (object.name() when text is NULL): 0, or -1 with an exception. */
 static int
-handler_failed(Core *self, const char *where)
+call_while_handling(PyObject *object, PyObject *name, const char *text)
 {
     PyObject *type, *value, *traceback;
     take_exception(&type, &value, &traceback);
     PyObject *old_type, *old_value, *old_traceback;
     PyErr_GetExcInfo(&old_type, &old_value, &old_traceback);
     PyErr_SetExcInfo(type, value, traceback);
-    PyObject *where_text = PyUnicode_FromString(where);
-    int status = where_text ? call_own_with(self, str_handler_failed, where_text) : -1;
-    Py_XDECREF(where_text);
+    PyObject *result = NULL;
+    if (text == NULL) {
+        result = PyObject_CallMethodNoArgs(object, name);
+    }
+    else {
+        PyObject *argument = PyUnicode_FromString(text);
+        if (argument != NULL)
+            result = PyObject_CallMethodOneArg(object, name, argument);
+        Py_XDECREF(argument);
+    }
+    Py_XDECREF(result);
     PyErr_SetExcInfo(old_type, old_value, old_traceback);
-    return status;
+    return result == NULL ? -1 : 0;
+}
+
+/* The handler's exception, being raised, is logged by self._handler_failed(where), which
+ * closes the connection. */
+static int
+handler_failed(Core *self, const char *where)
+{
+    return call_while_handling((PyObject *)self, str_handler_failed, where);
 }
 
 static int write_out(Core *self);
@@ -693,6 +739,263 @@ static PyTypeObject CoreType = {
     .tp_methods = Core_methods,
 };
 
+/* -- the flush queue's per-iteration part ----------------------------------------------------- */
+
+/* self._run at the end of this loop iteration, unless already scheduled: 0, or -1. */
+static int
+schedule_run(FlushCore *self)
+{
+    if (self->scheduled)
+        return 0;
+    self->scheduled = 1;
+    if (self->call_soon == NULL || self->run == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "FlushCore.__init__ was not called");
+        return -1;
+    }
+    PyObject *handle = PyObject_CallOneArg(self->call_soon, self->run);
+    if (handle == NULL)
+        return -1;
+    Py_DECREF(handle);
+    return 0;
+}
+
+static int
+flush_add(FlushCore *self, PyObject *item)
+{
+    if (schedule_run(self) < 0)
+        return -1;
+    PyObject *pending = field(self->pending, "_pending");
+    if (pending == NULL)
+        return -1;
+    if (PyList_CheckExact(pending))
+        return PyList_Append(pending, item);
+    PyObject *result = PyObject_CallMethodOneArg(pending, str_append, item);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+/* item._flush() for each item in turn; one that raises an Exception is logged by
+ * self._flush_failed() and the others still flushed. */
+static int
+flush_all(FlushCore *self, PyObject *items)
+{
+    PyObject *iterator = PyList_CheckExact(items) ? NULL : PyObject_GetIter(items);
+    if (iterator == NULL && !PyList_CheckExact(items))
+        return -1;
+    int status = 0;
+    for (Py_ssize_t i = 0;; i++) {
+        PyObject *item;
+        if (iterator == NULL) {
+            if (i >= PyList_GET_SIZE(items))
+                break;
+            item = Py_NewRef(PyList_GET_ITEM(items, i));
+        }
+        else if ((item = PyIter_Next(iterator)) == NULL) {
+            status = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        PyObject *result = call_method_cached_noargs(&flush_cache, item, str_flush);
+        Py_DECREF(item);
+        if (result != NULL) {
+            Py_DECREF(result);
+            continue;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_Exception) ||
+            call_while_handling((PyObject *)self, str_flush_failed, NULL) < 0) {
+            status = -1;
+            break;
+        }
+    }
+    Py_XDECREF(iterator);
+    return status;
+}
+
+static int
+FlushCore_init(FlushCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"loop", NULL};
+    PyObject *loop;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:FlushCore", keywords, &loop))
+        return -1;
+    PyObject *pending = PyList_New(0), *held = PyList_New(0);
+    PyObject *call_soon = PyObject_GetAttr(loop, str_call_soon);
+    PyObject *run = PyObject_GetAttr((PyObject *)self, str_run);
+    if (pending == NULL || held == NULL || call_soon == NULL || run == NULL) {
+        Py_XDECREF(pending);
+        Py_XDECREF(held);
+        Py_XDECREF(call_soon);
+        Py_XDECREF(run);
+        return -1;
+    }
+    Py_XSETREF(self->loop, Py_NewRef(loop));
+    Py_XSETREF(self->pending, pending);
+    Py_XSETREF(self->held, held);
+    Py_XSETREF(self->call_soon, call_soon);
+    Py_XSETREF(self->run, run);
+    self->scheduled = 0;
+    self->due = 0;
+    self->gate_each = 1;
+    PyObject *own_add = PyDict_GetItemWithError(FlushCoreType.tp_dict, str_add);
+    if (own_add == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    self->plain_add = _PyType_Lookup(Py_TYPE(self), str_add) == own_add;
+    return 0;
+}
+
+static PyObject *
+FlushCore_add(FlushCore *self, PyObject *item)
+{
+    if (flush_add(self, item) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+FlushCore_wake(FlushCore *self, PyObject *Py_UNUSED(ignored))
+{
+    self->due = 1;
+    if (schedule_run(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+FlushCore_run(FlushCore *self, PyObject *Py_UNUSED(ignored))
+{
+    /* Items added while flushing (a paused session that sends again) wait for the next run. */
+    self->scheduled = 0;
+    PyObject *pending = field(self->pending, "_pending");
+    if (pending == NULL)
+        return NULL;
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    self->pending = fresh; /* the queue's reference to the old list is now ``pending``'s */
+    int gated = self->due || self->gate_each;
+    if (!gated) {
+        PyObject *held = field(self->held, "_held");
+        gated = held == NULL ? -1 : PyObject_IsTrue(held);
+    }
+    int status;
+    if (gated < 0) {
+        status = -1;
+    }
+    else if (gated) {
+        PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, str_run_gated, pending);
+        Py_XDECREF(result);
+        status = result == NULL ? -1 : 0;
+    }
+    else {
+        status = flush_all(self, pending);
+    }
+    Py_DECREF(pending);
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+FlushCore_run_gated(FlushCore *self, PyObject *pending)
+{
+    if (flush_all(self, pending) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+FlushCore_flush_all(FlushCore *self, PyObject *items)
+{
+    if (flush_all(self, items) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+FlushCore_flush_failed(FlushCore *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    static PyObject *log;
+    if (log == NULL) {
+        PyObject *get_logger = import_attribute("logging", "getLogger");
+        if (get_logger == NULL)
+            return NULL;
+        log = PyObject_CallFunction(get_logger, "s", "residentd.conn");
+        Py_DECREF(get_logger);
+        if (log == NULL)
+            return NULL;
+    }
+    return PyObject_CallMethod(log, "exception", "s", "flushing output failed");
+}
+
+static int
+FlushCore_traverse(FlushCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->loop);
+    Py_VISIT(self->pending);
+    Py_VISIT(self->held);
+    Py_VISIT(self->call_soon);
+    Py_VISIT(self->run);
+    return 0;
+}
+
+static int
+FlushCore_clear(FlushCore *self)
+{
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->held);
+    Py_CLEAR(self->call_soon);
+    Py_CLEAR(self->run);
+    return 0;
+}
+
+static void
+FlushCore_dealloc(FlushCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    FlushCore_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef FlushCore_members[] = {
+    {"_loop", T_OBJECT_EX, offsetof(FlushCore, loop), READONLY, NULL},
+    {"_pending", T_OBJECT_EX, offsetof(FlushCore, pending), 0, NULL},
+    {"_held", T_OBJECT_EX, offsetof(FlushCore, held), 0, NULL},
+    {"_scheduled", T_BOOL, offsetof(FlushCore, scheduled), 0, NULL},
+    {"_due", T_BOOL, offsetof(FlushCore, due), 0, NULL},
+    {"gate_each", T_BOOL, offsetof(FlushCore, gate_each), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMethodDef FlushCore_methods[] = {
+    {"add", (PyCFunction)FlushCore_add, METH_O,
+     "Flush ``item`` at the end of this loop iteration (the caller adds it only once)."},
+    {"wake", (PyCFunction)FlushCore_wake, METH_NOARGS,
+     "Run the app's gate at the end of this loop iteration, even with no output pending."},
+    {"_run", (PyCFunction)FlushCore_run, METH_NOARGS, NULL},
+    {"_run_gated", (PyCFunction)FlushCore_run_gated, METH_O,
+     "The run when the app must see it first (the subclass's)."},
+    {"_flush_all", (PyCFunction)FlushCore_flush_all, METH_O, NULL},
+    {"_flush_failed", (PyCFunction)FlushCore_flush_failed, METH_NOARGS,
+     "Called while the exception an item's flush raised is being handled."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FlushCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "residentd.net._connection_core.FlushCore",
+    .tp_doc = "The part of the flush queue that every loop iteration runs: add, wake, a plain "
+              "run.",
+    .tp_basicsize = sizeof(FlushCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FlushCore_init,
+    .tp_dealloc = (destructor)FlushCore_dealloc,
+    .tp_traverse = (traverseproc)FlushCore_traverse,
+    .tp_clear = (inquiry)FlushCore_clear,
+    .tp_members = FlushCore_members,
+    .tp_methods = FlushCore_methods,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_connection_core", "A connection's hot path in C.", -1, NULL,
     NULL, NULL, NULL, NULL,
@@ -717,6 +1020,12 @@ intern_names(void)
         {&str_handler_failed, "_handler_failed"},
         {&str_check_output_cap, "_check_output_cap"},
         {&str_join, "join"},
+        {&str_flush, "_flush"},
+        {&str_run, "_run"},
+        {&str_run_gated, "_run_gated"},
+        {&str_flush_failed, "_flush_failed"},
+        {&str_call_soon, "call_soon"},
+        {&str_append, "append"},
     };
     if (intern_all(names, sizeof(names) / sizeof(names[0])) < 0)
         return -1;
@@ -732,5 +1041,13 @@ PyInit__connection_core(void)
     protocol_error_type = import_attribute("residentd.errors", "ProtocolError");
     if (protocol_error_type == NULL)
         return NULL;
-    return module_with_type(&module, "ConnectionCore", &CoreType);
+    PyObject *created = module_with_type(&module, "ConnectionCore", &CoreType);
+    if (created == NULL)
+        return NULL;
+    if (PyType_Ready(&FlushCoreType) < 0 ||
+        PyModule_AddObjectRef(created, "FlushCore", (PyObject *)&FlushCoreType) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
 }

@@ -25,79 +25,54 @@ the writes it should have covered, until one succeeds). Each waiting item's outp
 of it then, with the ticket, so that what the connection sends later waits for its own ticket
 and never leaves ahead of, or together with, what was held first. ``commit`` stays the
 synchronous form, for a connection that closes (connection.py) and the app's own retries.
+
+What every iteration runs (``add``, ``wake``, and a run the app need not see) is the base class
+``FlushCore``: flush_core.py, or the same class in C, which the C connection core adds itself
+to without a Python frame. This module adds the app's side: the gate, held output, tickets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Collection
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-log = logging.getLogger("residentd.conn")
+from residentd.net import flush_core
+from residentd.net.flush_core import Flushable
+from residentd.speedups import choose
+
+__all__ = ["FlushQueue", "Flushable"]
+
+# The per-iteration part's C version when it was built (the two are the same class; mypy
+# reads the Python one).
+if TYPE_CHECKING:
+    from residentd.net.flush_core import FlushCore
+else:
+    FlushCore = choose("residentd.net._connection_core", "FlushCore", flush_core.FlushCore)
 
 
-class Flushable(Protocol):
-    def _flush(self) -> None: ...
-
-
-class FlushQueue:
-    __slots__ = (
-        "_due",
-        "_held",
-        "_loop",
-        "_pending",
-        "_scheduled",
-        "_waiting",
-        "commit",
-        "gate",
-        "gate_each",
-    )
+class FlushQueue(FlushCore):
+    __slots__ = ("_waiting", "commit", "gate")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._pending: list[Flushable] = []
-        self._held: list[Flushable] = []
-        self._scheduled = False
-        self._due = False  # woken: the app has records to commit
+        super().__init__(loop)
         self.commit: Callable[[], Collection[object]] | None = None
         self.gate: Callable[[], tuple[Collection[object], int]] | None = None
         # (ticket, item, its output taken out at the gate), in ticket order.
         self._waiting: list[tuple[int, Flushable, bytes | None]] = []
-        # The app's commit (gate) runs at every flush; when False, only at those it woke and
-        # while output is held. The app sets it (Persistence: with ``always`` only).
-        self.gate_each = True
 
-    def add(self, item: Flushable) -> None:
-        """Flush ``item`` at the end of this loop iteration (the caller adds it only once)."""
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._run)
-        self._pending.append(item)
-
-    def wake(self) -> None:
-        """Run ``commit`` at the end of this loop iteration, even with no output pending."""
-        self._due = True
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._run)
-
-    def _run(self) -> None:
-        # Items added while flushing (a paused session that sends again) wait for the next run.
-        self._scheduled = False
-        pending, self._pending = self._pending, []
+    def _run_gated(self, pending: list[Flushable]) -> None:
         ticket = 0
         held: Collection[object] = ()
-        if self._due or self.gate_each or self._held:
-            self._due = False
-            if self.gate is not None:
-                held, ticket = self.gate()
-                if ticket < 0:  # the app commits next iteration: this output waits for it
-                    self._pending = pending + self._pending
-                    self.wake()
-                    return
-            elif self.commit is not None:
-                held = self.commit()
+        self._due = False
+        if self.gate is not None:
+            held, ticket = self.gate()
+            if ticket < 0:  # the app commits next iteration: this output waits for it
+                self._pending = pending + self._pending
+                self.wake()
+                return
+        elif self.commit is not None:
+            held = self.commit()
         if held or self._held:
             if held:
                 self._held.extend(item for item in pending if item in held)
@@ -108,11 +83,7 @@ class FlushQueue:
         if ticket:
             self._wait(pending, ticket)
             return
-        for item in pending:
-            try:
-                item._flush()
-            except Exception:  # one broken transport must not keep the others' output back
-                log.exception("flushing output failed")
+        self._flush_all(pending)
 
     def release_held(self) -> None:
         """Flush the held items at the end of this iteration (their records are on disk)."""
@@ -158,4 +129,4 @@ class FlushQueue:
                 else:
                     item._write_now(data)  # type: ignore[attr-defined]
             except Exception:
-                log.exception("flushing output failed")
+                self._flush_failed()
