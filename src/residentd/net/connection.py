@@ -69,11 +69,12 @@ log = logging.getLogger("residentd.conn")
 # The hot path's C version when it was built (the two are the same class; mypy reads the
 # Python one).
 if TYPE_CHECKING:
-    from residentd.net.connection_core import ConnectionCore
+    from residentd.net.connection_core import ConnectionCore, push_all
 else:
     ConnectionCore = choose(
         "residentd.net._connection_core", "ConnectionCore", connection_core.ConnectionCore
     )
+    push_all = choose("residentd.net._connection_core", "push_all", connection_core.push_all)
 
 # Why reading is paused; reading resumes when no reason is left.
 _PAUSED_BY_OUTPUT = 1

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from residentd.errors import ProtocolError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from residentd.app import Session
     from residentd.codecs.base import Codec
@@ -238,3 +238,11 @@ class ConnectionCore:
         transport.write(data)
         if self._writing_paused:
             self._check_output_cap()
+
+
+def push_all(pushes: Mapping[Any, Callable[[bytes], object]], data: bytes) -> None:
+    """``push(data)`` for every value of ``pushes``: one message, already framed, queued on many
+    connections (a fan-out), each push a connection's ``send_bytes``. The C version runs a
+    ``ConnectionCore``'s own ``send_bytes`` in place, without a call per connection."""
+    for push in pushes.values():
+        push(data)

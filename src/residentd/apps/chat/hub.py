@@ -11,7 +11,9 @@ same order.
 Fan-out encodes a message once: the JSON of a push is framed once per wire (wire.py: a line for
 TCP, a text frame for WebSocket) and the same bytes object is queued on every session in the
 room's ``sinks`` with the session's ``push`` (its connection's ``send_bytes``), which costs a
-list append; the connection writes what it has queued once per loop iteration.
+list append; the connection writes what it has queued once per loop iteration. The loop over
+the sinks is ``push_all`` (net/connection_core.py), which in C runs each connection's own
+``send_bytes`` in place, with no call per member.
 
 Guests live in their own namespace (``~name``, see names.py) and only as long as their one
 connection: when it closes the hub forgets the guest, leaving its rooms and dropping its
@@ -41,6 +43,7 @@ from residentd.apps.chat.rooms import Room, Sinks
 from residentd.apps.chat.settings import ChatSettings
 from residentd.apps.chat.state import UserState
 from residentd.apps.chat.wire import WIRES, Wire
+from residentd.net.connection import push_all
 
 if TYPE_CHECKING:
     from residentd.apps.chat.brokered import BrokeredHub
@@ -220,9 +223,7 @@ class Hub:
         count = 0
         for wire, sessions in sinks.items():
             if sessions:
-                data = wire.frame(payload)
-                for push in sessions.values():
-                    push(data)
+                push_all(sessions, wire.frame(payload))
                 count += len(sessions)
         self.stats.deliveries += count
 
