@@ -1001,14 +1001,29 @@ static PyTypeObject FlushCoreType = {
 
 /* -- fan-out ----------------------------------------------------------------------------------- */
 
+/* object is a ConnectionCore. The last subclass seen is remembered (a fan-out goes to one
+ * class of connection), so that the usual answer costs no walk of the class's bases. */
+static inline int
+is_core(PyObject *object)
+{
+    static PyTypeObject *last_core_type; /* held, so no other type can take its address */
+    PyTypeObject *type = Py_TYPE(object);
+    if (type == last_core_type || type == &CoreType)
+        return 1;
+    if (!PyType_IsSubtype(type, &CoreType))
+        return 0;
+    Py_INCREF(type);
+    Py_XSETREF(last_core_type, type);
+    return 1;
+}
+
 /* push is a ConnectionCore's own send_bytes, bound to it. */
 static inline int
 is_own_send_bytes(PyObject *push)
 {
     return PyCFunction_Check(push) &&
            PyCFunction_GET_FUNCTION(push) == (PyCFunction)(void (*)(void))Core_send_bytes &&
-           PyCFunction_GET_SELF(push) != NULL &&
-           PyObject_TypeCheck(PyCFunction_GET_SELF(push), &CoreType);
+           PyCFunction_GET_SELF(push) != NULL && is_core(PyCFunction_GET_SELF(push));
 }
 
 /* push(data): in place when it is a core's own send_bytes. 0, or -1 with an exception. */
