@@ -916,16 +916,9 @@ FlushCore_flush_all(FlushCore *self, PyObject *items)
 static PyObject *
 FlushCore_flush_failed(FlushCore *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
 {
-    static PyObject *log;
-    if (log == NULL) {
-        PyObject *get_logger = import_attribute("logging", "getLogger");
-        if (get_logger == NULL)
-            return NULL;
-        log = PyObject_CallFunction(get_logger, "s", "residentd.conn");
-        Py_DECREF(get_logger);
-        if (log == NULL)
-            return NULL;
-    }
+    static PyObject *log; /* the reference's logger, flush_core.log */
+    if (log == NULL && (log = import_attribute("residentd.net.flush_core", "log")) == NULL)
+        return NULL;
     return PyObject_CallMethod(log, "exception", "s", "flushing output failed");
 }
 
