@@ -1,6 +1,6 @@
 """kv's persistence beside Redis's, in the same run: what ``appendonly yes`` costs.
 
-    python bench/kv_persistence.py                      # 3 rounds, 20,000 round trips a test
+    python bench/kv_persistence.py                      # 3 rounds, 100,000 round trips a test
     python bench/kv_persistence.py --rounds 5 --keys 1000000
     python bench/kv_persistence.py --policies always --compare OTHER/src --keys 0   # an A/B
 
@@ -9,8 +9,11 @@ with ``--appendonly yes`` and ``--appendfsync everysec``, and both with ``always
 round runs redis-benchmark SET, INCR and LPUSH at pipeline 1 and 16 (50 clients) against
 every server, the order rotating from round to round; the table gives the medians and the
 ratios the targets are about (kv everysec / kv without persistence, kv everysec / Redis
-everysec, kv always / Redis always), and a second one each server's CPU time per request,
-with the same ratios taken on it (the inverse ratio of CPU per request: above 1 is better).
+everysec, kv always / Redis always), each the median over the rounds of that round's ratio
+(the two ran minutes apart at most, so the host's drift between rounds cancels). A second
+table gives each server's CPU time per request, with the same ratios taken on it (the inverse
+ratio of CPU per request: above 1 is better), and a third redis-benchmark's own CPU over the
+run's wall time: near 1.00, the load generator's core, not the server, set the rate.
 ``--compare`` adds kv run from another source tree ("kv-other": an A/B of two commits in the
 same run) and ``--policies`` keeps only some of the servers.
 The CPU time is the scheduler's own count of every thread's run time (``/proc/PID/task/*/
@@ -27,6 +30,7 @@ child writes).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -36,7 +40,7 @@ import time
 from pathlib import Path
 
 import peers
-from peers import HOST, Peer, benchmark, cpu_seconds, load_keys, start, stop
+from peers import HOST, Peer, benchmark, cpu_seconds, load_keys, paired_ratio, record, start, stop
 
 TESTS = ["set", "incr", "lpush"]
 
@@ -100,11 +104,9 @@ def rounds(running: list[Peer], count: int, requests: int, clients: int) -> None
             for test in TESTS:
                 for peer in order:
                     used = run_time(peer)
-                    figure = benchmark(peer.port, test, requests * pipeline, clients, pipeline)
+                    run = benchmark(peer.port, test, requests * pipeline, clients, pipeline)
                     used = run_time(peer) - used
-                    peer.rps.setdefault((test, pipeline), []).append(figure)
-                    micros = used / (requests * pipeline) * 1e6
-                    peer.cpu.setdefault((test, pipeline), []).append(micros)
+                    record(peer, (test, pipeline), run, used / (requests * pipeline) * 1e6)
         print(f"round {round_ + 1}/{count} done", flush=True)
 
 
@@ -122,28 +124,63 @@ def report(running: list[Peer]) -> None:
     names = [peer.name for peer in running]
     ratios = [ratio for ratio in RATIOS if ratio[1] in by and ratio[2] in by]
 
-    def table(title: str, figures: str, fmt: str, inverse: bool) -> None:
-        def med(name: str, test: str, pipeline: int) -> float:
-            return statistics.median(getattr(by[name], figures)[(test, pipeline)])
+    def table(title: str, figures: str, fmt: str, inverse: bool | None) -> None:
+        """Medians of the rounds, and the targets' ratios: of requests per second, the median
+        of the rounds' ratios (``paired_ratio``); of CPU per request, the ratio of the medians,
+        inverted (above 1 is better); none for the client's busy share."""
 
+        def rounds_of(name: str, test: str, pipeline: int) -> list[float]:
+            figures_of: dict[tuple[str, int], list[float]] = getattr(by[name], figures)
+            return figures_of[(test, pipeline)]
+
+        def med(name: str, test: str, pipeline: int) -> float:
+            return statistics.median(rounds_of(name, test, pipeline))
+
+        def ratio(mine: str, theirs: str, test: str, pipeline: int) -> float:
+            if inverse:
+                return med(theirs, test, pipeline) / med(mine, test, pipeline)
+            return paired_ratio(rounds_of(mine, test, pipeline), rounds_of(theirs, test, pipeline))
+
+        shown = ratios if inverse is not None else []
         print(f"\n{title}")
         print(f"{'test':<10}{'P':>3}" + "".join(f"{name:>18}" for name in names), end="")
-        print("".join(f"{heading:>10}" for heading, _, _ in ratios))
+        print("".join(f"{heading:>10}" for heading, _, _ in shown))
         for pipeline in PIPELINES:
             for test in TESTS:
                 cells = "".join(f"{med(name, test, pipeline):>18{fmt}}" for name in names)
-                values = [med(a, test, pipeline) / med(b, test, pipeline) for _, a, b in ratios]
-                values = [1 / value if inverse else value for value in values]
+                values = [ratio(a, b, test, pipeline) for _, a, b in shown]
                 print(f"{test:<10}{pipeline:>3}{cells}" + "".join(f"{v:>10.2f}" for v in values))
 
-    table("requests per second (median of rounds)", "rps", ",.0f", inverse=False)
+    table(
+        "requests per second (median of rounds; ratios: the median of the rounds' ratios)",
+        "rps",
+        ",.0f",
+        inverse=False,
+    )
     table(
         "server CPU time per request, µs (median of rounds; a busy machine disturbs it less); "
-        "ratios inverted: above 1 is better",
+        "ratios of the medians, inverted: above 1 is better",
         "cpu",
         ".2f",
         inverse=True,
     )
+    table(
+        "redis-benchmark's CPU over the run's wall time (median of rounds; 1.00: its core was "
+        "full, so it set the rate)",
+        "client_busy",
+        ".2f",
+        inverse=None,
+    )
+
+
+def rounds_figures(running: list[Peer]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    return {
+        kind: {
+            peer.name: {f"{t}/P{p}": values for (t, p), values in getattr(peer, kind).items()}
+            for peer in running
+        }
+        for kind in ("rps", "cpu", "client_busy")
+    }
 
 
 def call(port: int, *args: bytes, timeout: float = 600.0) -> bytes:
@@ -193,10 +230,16 @@ def save_and_load(peer: Peer, keys: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=20_000, help="round trips per test")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=100_000,
+        help="per test at -P 1; times the depth at 16",
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys for save/load (0: skip)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--json", help="also write the throughput figures to this file")
     parser.add_argument(
         "--policies", default="off,everysec,always", help="of off, everysec, always"
     )
@@ -215,6 +258,8 @@ def main() -> int:
                 for peer in running:
                     stop(peer)
             report(running)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rounds_figures(running), indent=2))
         if args.keys:
             print(f"\n{args.keys:,} keys: SAVE, load at start-up, PING round trips during BGSAVE")
             for label, command in (
