@@ -34,9 +34,9 @@ two ran back to back, so the host's drift between rounds cancels), and each serv
 memory after start and after the run; a second table the server's CPU time per request
 (psutil), which a busy machine disturbs less than throughput; and a third redis-benchmark's
 own CPU time over the run's wall time: at 1.00 its core was full, and the rate it reports is
-its own limit, not the server's (compare the servers' CPU per request there). ``--memory-keys N`` then loads N small
-keys (``key:<i>`` = 8 bytes) into a fresh kv and a fresh redis-server and reports the memory
-each key costs.
+its own limit, not the server's (compare the servers' CPU per request there).
+``--memory-keys N`` then loads N small keys (``key:<i>`` = 8 bytes) into a fresh kv and a
+fresh redis-server and reports the memory each key costs.
 """
 
 from __future__ import annotations

@@ -393,6 +393,36 @@ CASES: dict[str, Case] = {
         ("del", "y"),
         ("exists", "y"),
     ],
+    # ZRANGESTORE fills its destination in the range's order, as a listpack unless the range
+    # of ranks is longer than 128: a -0 stored while it is one reads back as 0, one stored
+    # after a long member or in a longer range keeps its sign (found by more seeds of the
+    # random sequence below).
+    "negative zero in a stored range": [
+        ("zadd", "big", "1", "x" * 70),
+        ("zadd", "big", "-0", "b", "-1", "c", "-0", "d"),
+        ("zrange", "big", "0", "-1", "withscores"),
+        ("zrangestore", "d1", "big", "0", "-1"),
+        ("zrange", "d1", "0", "-1", "withscores"),
+        ("object", "encoding", "d1"),
+        ("zrangestore", "d2", "big", "0", "-1", "rev"),
+        ("zrange", "d2", "0", "-1", "withscores"),
+        ("zrangestore", "d3", "big", "-inf", "+inf", "byscore"),
+        ("zrange", "d3", "0", "-1", "withscores"),
+        ("zrangestore", "big", "big", "0", "-1"),
+        ("zmscore", "big", "b", "c", "d"),
+        ("zunionstore", "u", "1", "d2"),
+        ("zrange", "u", "0", "-1", "withscores"),
+        ("zadd", "many", "1", "x" * 70),
+        ("zadd", "many", *[x for n in range(130) for x in ("-0", f"m{n:03d}")]),
+        ("zrangestore", "all", "many", "0", "-1"),
+        ("object", "encoding", "all"),
+        ("zmscore", "all", "m000", "m127", "m129"),
+        ("zrangestore", "first", "many", "0", "127"),
+        ("object", "encoding", "first"),
+        ("zmscore", "first", "m000", "m127"),
+        ("zrangestore", "scored", "many", "-inf", "0", "byscore"),
+        ("zmscore", "scored", "m000", "m127", "m128", "m129"),
+    ],
     "arity": [
         ("zadd", "z", "1"),
         ("zcard",),
@@ -479,7 +509,9 @@ def _random_command(rng: random.Random) -> tuple[str, ...]:
         options = ["rev"] if rng.random() < 0.5 else []
         if rng.random() < 0.5:
             options += limit()
-        lex_key = "lex" if rng.random() < 0.9 else key
+        # Not a sorted set of mixed scores: over one Redis's answer is unspecified (a skip list's
+        # depends on its random levels), so only "lex" or a key of another type or none.
+        lex_key = "lex" if rng.random() < 0.9 else rng.choice(["set", "str", "absent"])
         return (
             "zrange",
             lex_key,

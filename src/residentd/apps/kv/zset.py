@@ -60,6 +60,17 @@ class SortedSet:
         for score, member in entries:
             self.add(member, score)
 
+    @classmethod
+    def filled_in_order(cls, entries: list[Entry], size_hint: int) -> SortedSet:
+        """A set filled one entry at a time in the order given, as Redis fills ZRANGESTORE's
+        destination: a listpack unless ``size_hint`` is over 128, made big by the entry that
+        needs it. So an entry's -0 reads back as 0 if the set was still small when it came."""
+        filled = cls()
+        filled.big = size_hint > MAX_LISTPACK_ENTRIES
+        for score, member in entries:
+            filled.add(member, score)
+        return filled
+
     def __len__(self) -> int:
         return len(self.scores)
 

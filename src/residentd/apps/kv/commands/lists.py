@@ -324,8 +324,13 @@ def lpos(s: Client, argv: list[bytes]) -> bytes:
         return NIL if count == -1 else EMPTY_ARRAY
     size = len(items)
     from_tail = rank < 0
-    # -LLONG_MIN wraps to itself in C: a rank that every match reaches, as -1's does.
-    rank = 1 if rank == -(2**63) else abs(rank)
+    # -LLONG_MIN wraps to itself in C: a rank that every match reaches, as -1's does, and
+    # Redis's stop test (matches - rank + 1 >= count) then overflows and never holds: COUNT
+    # takes every match.
+    wrapped = rank == -(2**63)
+    rank = 1 if wrapped else abs(rank)
+    if wrapped and count > 0:
+        count = 0
     walk = reversed(items) if from_tail else iter(items)
     if maxlen:
         walk = islice(walk, maxlen)

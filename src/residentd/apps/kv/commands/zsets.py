@@ -70,12 +70,17 @@ def _entries_reply(entries: list[Entry], withscores: bool) -> bytes:
     return b"".join(parts)
 
 
-def _store(s: Client, key: bytes, entries: list[Entry]) -> bytes:
-    """Replace ``key`` by a sorted set of ``entries`` (or delete it if there are none)."""
+def _store(s: Client, key: bytes, entries: list[Entry], size_hint: int | None = None) -> bytes:
+    """Replace ``key`` by a sorted set of ``entries`` (or delete it if there are none): built
+    whole, as ZUNIONSTORE and its kin build theirs, or with ``size_hint`` filled in the order
+    given, as ZRANGESTORE fills its own (``SortedSet.filled_in_order``)."""
     if not entries:
         s.db.delete(key)
         return ZERO
-    result = SortedSet(entries)
+    if size_hint is None:
+        result = SortedSet(entries)
+    else:
+        result = SortedSet.filled_in_order(entries, size_hint)
     s.db.set(key, result)
     return integer(len(result))
 
@@ -427,7 +432,9 @@ def _zrange(
     if reverse:
         entries.reverse()
     if store:
-        return _store(s, argv[1], entries)
+        # Redis sizes the destination by the range's length when it is a range of ranks,
+        # and as empty for a range of scores or of members, whose length it does not know.
+        return _store(s, argv[1], entries, len(entries) if kind == RANK else 0)
     return _entries_reply(entries, withscores)
 
 
