@@ -321,26 +321,21 @@ def report(running: list[Peer], tests: list[str], pipelines: list[int]) -> None:
             table.add_row(peer.name, str(pipeline), *cells, memory)
     console = Console(width=200)
     console.print(table)
-    cpu = Table(title="server CPU time per request, µs, median of the rounds")
-    cpu.add_column("server")
-    cpu.add_column("-P")
-    for test in tests:
-        cpu.add_column(NAMES[test], justify="right")
-    for peer in running:
-        for pipeline in pipelines:
-            values = [statistics.median(peer.cpu[(test, pipeline)]) for test in tests]
-            cpu.add_row(peer.name, str(pipeline), *(f"{value:.2f}" for value in values))
-    console.print(cpu)
-    busy = Table(title="redis-benchmark's CPU over the run's wall time (1.00: its core was full)")
-    busy.add_column("server")
-    busy.add_column("-P")
-    for test in tests:
-        busy.add_column(NAMES[test], justify="right")
-    for peer in running:
-        for pipeline in pipelines:
-            values = [statistics.median(peer.client_busy[(test, pipeline)]) for test in tests]
-            busy.add_row(peer.name, str(pipeline), *(f"{value:.2f}" for value in values))
-    console.print(busy)
+    for title, figures in (
+        ("server CPU time per request, µs, median of the rounds", "cpu"),
+        ("redis-benchmark's CPU over the run's wall time (1.00: its core was full)", "client_busy"),
+    ):
+        medians = Table(title=title)
+        medians.add_column("server")
+        medians.add_column("-P")
+        for test in tests:
+            medians.add_column(NAMES[test], justify="right")
+        for peer in running:
+            rounds: dict[tuple[str, int], list[float]] = getattr(peer, figures)
+            for pipeline in pipelines:
+                values = [statistics.median(rounds[(test, pipeline)]) for test in tests]
+                medians.add_row(peer.name, str(pipeline), *(f"{value:.2f}" for value in values))
+        console.print(medians)
     kv = next((peer for peer in running if peer.name == "kv"), None)
     if kv is None:
         return
