@@ -64,6 +64,12 @@ PROLOGUE: list[Command] = [
     ("hincrbyfloat", "f", "x", "5."),
     ("hincrbyfloat", "f", "x", "."),
     ("hincrbyfloat", "f", "x", "1e"),
+    ("hincrbyfloat", "f", "x", "1\x00"),  # string2ld reads every byte: a NUL is not a float
+    ("hincrbyfloat", "f", "x", "\x00"),
+    ("hset", "f", "nul", "\x00", "nul1", "1\x00"),
+    ("hincrbyfloat", "f", "nul", "1"),
+    ("hincrbyfloat", "f", "nul1", "1"),
+    ("hincrbyfloat", "f", "inf", "1e400"),  # an infinity beside a finite value past a float's
     ("hincrbyfloat", "f", "huge", "-229e4518"),  # 4522 digits: past Python's int-to-str limit
     ("hincrbyfloat", "f", "huge", "1" * 5119),
     ("hincrbyfloat", "f", "huge", "1" * 5120),  # too long for string2ld

@@ -8,7 +8,7 @@ extended value (ties to even, as the FPU does) after parsing and after each addi
 printed as Redis's ``ld2string(..., LD_STR_HUMAN)`` does: glibc's exactly rounded ``%.17Lf``
 with the trailing zeros (and a bare point) removed, and ``-0`` written ``0``.
 
-``parse`` follows ``string2ld`` (util.c): ``strtold`` on the bytes up to the first NUL, with
+``parse`` follows ``string2ld`` (util.c): ``strtold`` reading every byte (so no NUL), with
 no leading space, nothing left over, no NaN, and no result that overflowed or underflowed to
 zero; decimal and hexadecimal forms and ``inf``/``infinity`` are accepted, as glibc does.
 """
@@ -61,10 +61,7 @@ def parse(text: bytes) -> Value | None:
     """The value ``string2ld`` reads from ``text``, or ``None`` where it fails."""
     if not text or len(text) >= MAX_CHARS:
         return None
-    text = text.split(b"\0", 1)[0]
-    if not text:
-        return Fraction(0)  # strtold of "" converts nothing and stops at the end
-    if text[:1].isspace():
+    if b"\0" in text or text[:1].isspace():  # strtold stops at a NUL: not all of it was read
         return None
     if _INFINITY.fullmatch(text):
         return -INFINITY if text[:1] == b"-" else INFINITY
@@ -98,9 +95,12 @@ def parse(text: bytes) -> Value | None:
 
 
 def add(value: Value, increment: Value) -> Value:
-    """``value + increment`` as the FPU gives it (NaN for opposite infinities)."""
-    if isinstance(value, float) or isinstance(increment, float):
-        return float(value) + float(increment)
+    """``value + increment`` as the FPU gives it (NaN for opposite infinities). A finite
+    value beside an infinity is left out: it may be past a float's range (1e400)."""
+    if isinstance(value, float):
+        return value + increment if isinstance(increment, float) else value
+    if isinstance(increment, float):
+        return increment
     return round_extended(value + increment)
 
 
