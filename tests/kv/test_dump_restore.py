@@ -1,7 +1,7 @@
 """DUMP and RESTORE speak Redis's serialization: a DUMP taken from redis-server restores into
 kv, and one taken from kv restores into redis-server, for every type kv holds (in the small
-encodings Redis dumps too: int-encoded strings, listpacks, intsets, LZF), giving the same
-value on both. RESTORE's options and errors answer as Redis 7.0's (its journaling is in
+encodings Redis dumps too: int-encoded strings, listpacks, intsets, LZF; a stream with its
+consumer group and pending entry), giving the same value on both. RESTORE's options and errors answer as Redis 7.0's (its journaling is in
 test_hll_geo_dump_aof.py)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from residentd.apps.kv.persistence.crc64 import crc64
 
 from .helpers import Raw
 
+GROUP_COMMANDS = ("xgroup", "xreadgroup")
 SETUP: list[tuple[str, ...]] = [
     ("set", "str", "hello"),
     ("set", "int", "12345"),
@@ -27,7 +28,13 @@ SETUP: list[tuple[str, ...]] = [
     ("sadd", "bigset", *[f"m{i}" for i in range(600)]),
     ("zadd", "zset", "1", "a", "2.5", "b", "-inf", "c"),
     ("zadd", "bigzset", *[x for i in range(200) for x in (str(i / 3), f"m{i}" * 10)]),
+    ("xadd", "stream", "1-1", "f", "v"),
+    ("xadd", "stream", "2-1", "a", "1", "b", "2"),
+    ("xgroup", "create", "stream", "g", "0"),
+    ("xreadgroup", "group", "g", "c", "count", "1", "streams", "stream", ">"),
 ]
+
+KEYS = list(dict.fromkeys(command[1] for command in SETUP if command[0] not in GROUP_COMMANDS))
 
 READS: list[tuple[str, ...]] = [
     ("type", "copy"),
@@ -36,6 +43,8 @@ READS: list[tuple[str, ...]] = [
     ("hgetall", "copy"),
     ("smembers", "copy"),
     ("zrange", "copy", "0", "-1", "withscores"),
+    ("xrange", "copy", "-", "+"),
+    ("xpending", "copy", "g"),
 ]
 
 
@@ -55,7 +64,7 @@ def test_dumps_move_both_ways(kv_process: object, redis_port: int) -> None:
             for command in SETUP:
                 server.call(*command)
         for source in (theirs, ours):
-            for _, key, *_ in SETUP:
+            for key in KEYS:
                 payload = _bulk(source.call("DUMP", key))
                 for server in (theirs, ours):
                     server.call("DEL", "copy")

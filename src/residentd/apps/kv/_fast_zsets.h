@@ -369,8 +369,8 @@ run_zpop(Keyspace *db, PyObject *argv, enum command command, Output *out)
 {
     Py_ssize_t argc = PyList_GET_SIZE(argv);
     long long count = 1;
-    if (argc > 3)
-        return 0;
+    if (argc < 2 || argc > 3)
+        return 0; /* the arity error, in Python's words */
     if (argc == 3 && (!plain_integer(PyList_GET_ITEM(argv, 2), &count) || count < 0))
         return 0; /* a negative count: Python's error */
     PyObject *key = PyList_GET_ITEM(argv, 1), *zset;

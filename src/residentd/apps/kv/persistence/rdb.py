@@ -154,10 +154,6 @@ def _dump_database(w: Writer, index: int, data: Table, expires: dict[bytes, int]
             buf.append(STRING)
             buf += string(key)
             buf += string(value)
-        elif cls is Stream:
-            buf.append(STREAM_LISTPACKS_2)
-            buf += string(key)
-            buf += stream_rdb.dump(value, string, length)
         else:
             kind, body = encode(value)
             buf.append(kind)
@@ -177,6 +173,8 @@ def encode(value: Any) -> tuple[int, bytes]:
     cls = value.__class__
     if cls is bytes:
         return STRING, string(value)
+    if cls is Stream:
+        return STREAM_LISTPACKS_2, stream_rdb.dump(value, string, length)
     kind = _TYPES.get(cls)
     if kind is None:
         raise TypeError(f"no RDB type for {cls.__name__}")
