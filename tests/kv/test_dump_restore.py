@@ -1,8 +1,8 @@
 """DUMP and RESTORE speak Redis's serialization: a DUMP taken from redis-server restores into
 kv, and one taken from kv restores into redis-server, for every type kv holds (in the small
 encodings Redis dumps too: int-encoded strings, listpacks, intsets, LZF; a stream with its
-consumer group and pending entry), giving the same value on both. RESTORE's options and errors answer as Redis 7.0's (its journaling is in
-test_hll_geo_dump_aof.py)."""
+consumer group and pending entry), giving the same value on both. RESTORE's options and
+errors answer as Redis 7.0's (its journaling is in test_hll_geo_dump_aof.py)."""
 
 from __future__ import annotations
 
