@@ -2,8 +2,9 @@
 a real redis-server loading the same folder, both find what kv held: HLL strings byte for
 byte, geo sets with their scores, restored keys with their times to live. A RESTORE with a
 relative time to live is logged with the absolute one and ABSTTL; one whose time has passed
-as the DEL of the key it replaced; a PFADD that changed nothing and a GEORADIUS without
-STORE are not logged."""
+as the DEL of the key it replaced; a PFCOUNT that cached its count in the value is logged (so
+the bytes are the same after a restart); a PFADD that changed nothing and a GEORADIUS without
+STORE, or that stored nothing, are not logged."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def test_restart_and_redis_load_the_same_data(tmp_path: Path) -> None:
         r.pfadd("hll", "e1")  # nothing changed: not logged
         r.pfadd("small", "a", "b", "c")
         r.pfmerge("merged", "hll", "small")
+        assert r.pfcount("small") == 3  # the count cached in the value: logged, as Redis does
+        assert r.pfcount("small") == 3  # already cached: not logged
+        r.georadius("geo", 15, 37, 1, unit="km", store="nothing")  # stored nothing: not logged
         r.geoadd("geo", (13.361389, 38.115556, "Palermo"), (15.087269, 37.502669, "Catania"))
         r.georadius("geo", 15, 37, 200, unit="km")  # a query: not logged
         r.georadius("geo", 15, 37, 200, unit="km", store="near")
@@ -47,6 +51,7 @@ def test_restart_and_redis_load_the_same_data(tmp_path: Path) -> None:
     assert b"gone" not in live
     logged = incr_file(tmp_path).read_bytes()
     assert logged.count(b"PFADD") == 2 and logged.count(b"GEORADIUS") == 1
+    assert logged.count(b"PFCOUNT") == 1 and b"nothing" not in logged
     assert b"$3\r\nrel\r\n$13\r\n" in logged and logged.count(b"ABSTTL") == 2
     assert b"*2\r\n$3\r\nDEL\r\n$4\r\ngone\r\n" in logged
     with kv_on(tmp_path, *ALWAYS) as again:

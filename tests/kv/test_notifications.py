@@ -153,6 +153,25 @@ def test_every_write_command_notifies_as_redis_does(kv: KvThread, redis_port: in
         assert f"__keyevent@0__:{event}" in ours or f"__keyevent@1__:{event}" in ours
 
 
+# Writes that, on what they find, change nothing: Redis sends no event for them (and
+# journals nothing); each is next to one that does change its key.
+UNCHANGED: list[Command] = [
+    ("ZADD", "z", "1", "a"), ("ZINCRBY", "z", "0", "a"), ("ZADD", "z", "INCR", "0", "a"),
+    ("ZINCRBY", "z", "1", "a"), ("SET", "s", "v"), ("SETBIT", "s", "1", "1"),
+    ("SETBIT", "s", "0", "1"), ("SADD", "t", "a"), ("SMOVE", "t", "t", "a"),
+    ("GETEX", "s", "PERSIST"), ("GETEX", "s", "EX", "100"), ("GETEX", "s", "PERSIST"),
+    ("SINTERSTORE", "d", "t", "none"), ("SINTERSTORE", "d", "t"), ("SINTERSTORE", "d", "none"),
+    ("BITOP", "AND", "e", "none"), ("SORT", "none", "STORE", "e"),
+    ("ZRANGESTORE", "e", "none", "0", "-1"),
+]  # fmt: skip
+
+
+def test_writes_that_change_nothing_notify_nothing(kv: KvThread, redis_port: int) -> None:
+    ours = _events(kv.port, "AKE", UNCHANGED)
+    assert ours == _events(redis_port, "AKE", UNCHANGED)
+    assert "__keyevent@0__:zincr z" in ours and "__keyevent@0__:del d" in ours
+
+
 # Lookups of missing keys, by read commands and by writes that read first.
 MISSES: list[Command] = [
     ("SET", "s", "v"), ("GET", "s"), ("GET", "nope"), ("MGET", "s", "n1", "n2"),

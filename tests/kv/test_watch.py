@@ -34,7 +34,63 @@ def touched_by(*steps: object) -> list[object]:
     ]
 
 
+def watched_through(setup: list[tuple[str, ...]], step: tuple[str, ...]) -> list[object]:
+    """B makes ``setup``, A watches d, B runs ``step``, then A's EXEC (null if d was touched)."""
+    return [
+        *[(B, *command) for command in setup],
+        (A, "WATCH", "d"),
+        (B, *step),
+        *transaction(("PING",)),
+    ]
+
+
+GEO = ("GEOADD", "g", "1", "1", "m")
+NEAR = ("1", "1", "1", "km")
+# Writes that change d or leave it as it was, by Redis 7.0's signalModifiedKey: the
+# destination of a STORE is touched (and only it), a store of nothing to a key that was not
+# there, a SETBIT of a bit to what it was, a ZINCRBY by 0 and the like are not.
+SIGNALLED: dict[str, tuple[list[tuple[str, ...]], tuple[str, ...]]] = {
+    "geosearchstore-source": ([GEO, ("GEOADD", "d", "1", "1", "m")],
+        ("GEOSEARCHSTORE", "x", "d", "FROMLONLAT", "1", "1", "BYRADIUS", "1", "km")),
+    "geosearchstore-destination": ([GEO],
+        ("GEOSEARCHSTORE", "d", "g", "FROMLONLAT", "1", "1", "BYRADIUS", "1", "km")),
+    "georadius-store": ([GEO], ("GEORADIUS", "g", *NEAR, "STORE", "d")),
+    "georadius-storedist": ([GEO], ("GEORADIUS", "g", *NEAR, "STOREDIST", "d")),
+    "georadius-store-source": ([GEO, ("GEOADD", "d", "1", "1", "m")],
+        ("GEORADIUS", "d", *NEAR, "STORE", "x")),
+    "georadiusbymember-store": ([GEO], ("GEORADIUSBYMEMBER", "g", "m", "1", "km", "STORE", "d")),
+    "georadius-store-nothing-over-a-key": ([GEO, ("SET", "d", "v")],
+        ("GEORADIUS", "g", "50", "50", "1", "km", "STORE", "d")),
+    "sort-store-source": ([("RPUSH", "d", "1")], ("SORT", "d", "STORE", "x")),
+    "sort-store": ([("RPUSH", "l", "1")], ("SORT", "l", "STORE", "d")),
+    "sinterstore-nothing": ([("SADD", "s", "a")], ("SINTERSTORE", "d", "s", "none")),
+    "sinterstore-nothing-over-a-key": ([("SET", "d", "v")], ("SINTERSTORE", "d", "none")),
+    "sunionstore-nothing": ([], ("SUNIONSTORE", "d", "none")),
+    "sdiffstore-nothing": ([], ("SDIFFSTORE", "d", "none")),
+    "zunionstore-nothing": ([], ("ZUNIONSTORE", "d", "1", "none")),
+    "zinterstore-nothing": ([], ("ZINTERSTORE", "d", "1", "none")),
+    "zdiffstore-nothing": ([], ("ZDIFFSTORE", "d", "1", "none")),
+    "zrangestore-nothing": ([], ("ZRANGESTORE", "d", "none", "0", "-1")),
+    "bitop-nothing": ([], ("BITOP", "AND", "d", "none")),
+    "bitop-nothing-over-a-key": ([("SET", "d", "v")], ("BITOP", "AND", "d", "none")),
+    "sort-store-nothing": ([], ("SORT", "none", "STORE", "d")),
+    "zincrby-zero": ([("ZADD", "d", "1", "a")], ("ZINCRBY", "d", "0", "a")),
+    "zincrby-one": ([("ZADD", "d", "1", "a")], ("ZINCRBY", "d", "1", "a")),
+    "zadd-incr-zero": ([("ZADD", "d", "1", "a")], ("ZADD", "d", "INCR", "0", "a")),
+    "setbit-same": ([("SET", "d", "v")], ("SETBIT", "d", "1", "1")),
+    "setbit-changed": ([("SET", "d", "v")], ("SETBIT", "d", "0", "1")),
+    "setbit-grows": ([("SET", "d", "v")], ("SETBIT", "d", "100", "0")),
+    "setbit-creates": ([], ("SETBIT", "d", "0", "0")),
+    "pfcount-caches": ([("PFADD", "d", "a")], ("PFCOUNT", "d")),
+    "pfcount-cached": ([("PFADD", "d", "a"), ("PFCOUNT", "d")], ("PFCOUNT", "d")),
+    "smove-within-one-set": ([("SADD", "d", "a")], ("SMOVE", "d", "d", "a")),
+    "xsetid": ([("XADD", "d", "1-1", "f", "v")], ("XSETID", "d", "2-1")),
+    "getex-persist-without-ttl": ([("SET", "d", "v")], ("GETEX", "d", "PERSIST")),
+    "getex-persist": ([("SET", "d", "v", "EX", "100")], ("GETEX", "d", "PERSIST")),
+}  # fmt: skip
+
 CASES: dict[str, list[object]] = {
+    **{f"signalled-{name}": watched_through(*case) for name, case in SIGNALLED.items()},
     "set-fast-path": touched_by((B, "SET", "k", "2")),
     "pipeline-fast-path": touched_by((B, [("GET", "k"), ("INCR", "k"), ("GET", "k")])),
     "incr": touched_by((B, "INCR", "k")),

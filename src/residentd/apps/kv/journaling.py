@@ -10,6 +10,7 @@ changed are touched (watch.py), and its keyspace events are sent (notifications.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,61 @@ from residentd.apps.kv.commands.registry import COMMANDS
 from residentd.apps.kv.errors import KvError
 from residentd.apps.kv.notifications import Watch
 from residentd.apps.kv.persistence.aof import EXEC, MULTI, encode, propagate
-from residentd.apps.kv.watch import scores, written_keys
+from residentd.apps.kv.watch import destination, scores, written_keys
+from residentd.apps.kv.zset import SortedSet
+from residentd.codecs.resp import parse_int
 
 if TYPE_CHECKING:
     from residentd.apps.kv.client import Client, Handler
+    from residentd.apps.kv.store import Keyspace
 
 _DELETES = frozenset((b"del", b"unlink"))
+
+
+def _same_bit(db: Keyspace, argv: list[bytes]) -> bool:
+    """SETBIT of a bit inside the string to the value it has (Redis: no change, no dirty)."""
+    value = db.data.get(argv[1])
+    offset, bit = parse_int(argv[2]), argv[3]
+    if value.__class__ is not bytes or offset is None or offset < 0 or bit not in (b"0", b"1"):
+        return False
+    byte = offset >> 3
+    if byte >= len(value) or not db.exists(argv[1]):
+        return False
+    return bool(value[byte] & (0x80 >> (offset & 7))) == (bit == b"1")
+
+
+def _zero_increment(db: Keyspace, argv: list[bytes]) -> bool:
+    """ZINCRBY, or ZADD ... INCR, of a member by 0 (Redis: the score is the same, so nothing
+    is propagated, signalled or notified)."""
+    if argv[0].lower() == b"zadd":
+        if len(argv) < 5 or not any(word.upper() == b"INCR" for word in argv[2:-2]):
+            return False
+        by, member = argv[-2], argv[-1]
+    else:
+        by, member = argv[2], argv[3]
+    value = db.data.get(argv[1])
+    if not isinstance(value, SortedSet) or member not in value.scores or not db.exists(argv[1]):
+        return False
+    try:
+        return float(by) == 0 and math.isfinite(value.scores[member])
+    except ValueError:
+        return False
+
+
+def _persist_without_ttl(db: Keyspace, argv: list[bytes]) -> bool:
+    """GETEX k PERSIST of a key with no time to live (Redis: removeExpire removed nothing)."""
+    return len(argv) == 3 and argv[2].upper() == b"PERSIST" and argv[1] not in db.expires
+
+
+# Commands that, on the state they find, change nothing (checked before they run): Redis
+# neither propagates nor signals them.
+_CHANGES_NOTHING: dict[bytes, Callable[[Keyspace, list[bytes]], bool]] = {
+    b"setbit": _same_bit,
+    b"zincrby": _zero_increment,
+    b"zadd": _zero_increment,
+    b"getex": _persist_without_ttl,
+    b"smove": lambda db, argv: len(argv) == 4 and argv[1] == argv[2],  # within one set
+}
 
 
 def run_journaled(
@@ -42,7 +92,16 @@ def run_journaled(
             return refusal
     notifier = state.notifier
     watch = Watch(db, argv, spec) if notifier is not None else None
-    existed = len(argv) > 1 and argv[1] in db.data
+    written = destination(argv)
+    if written is None and len(argv) > 1:
+        written = argv[1]
+    existed = written is not None and written in db.data
+    unchanged = _CHANGES_NOTHING.get(argv[0].lower())
+    if unchanged is not None and unchanged(db, argv):
+        try:
+            return handler(client, argv)  # its reply, and no effect to log, touch or notify
+        except KvError as exc:
+            return exc.reply
     watches = state.watches
     present = before = None
     if watches.keys:

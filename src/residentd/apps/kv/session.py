@@ -95,6 +95,18 @@ def denies_oom(command: Command, argv: list[bytes]) -> bool:
     return "denyoom" in command.flags
 
 
+def _subcommand_refusal(command: Command, argv: list[bytes]) -> bytes | None:
+    """A container's refusal before it runs, as Redis's ``commandCheckExistence`` and
+    ``commandCheckArity`` give it: an unknown subcommand, or a subcommand's wrong arity (inside
+    MULTI these doom the transaction rather than being queued); None if it may run."""
+    if len(argv) < 2:
+        return None  # COMMAND alone (a bare container is otherwise an arity error)
+    sub = command.subcommands.get(argv[1].lower())
+    if sub is None:
+        return errors.unknown_subcommand(argv[1], command.name)
+    return None if sub.arity_ok(len(argv)) else errors.wrong_arity(sub.name)
+
+
 class KvSession(Session[KvApp]):
     __slots__ = (
         "_charged",
@@ -273,6 +285,8 @@ class KvSession(Session[KvApp]):
                 size = len(argv)
                 if size != arity and (arity > 0 or size < -arity):
                     append(self._reject(errors.wrong_arity(command.name)))
+                elif command.subcommands and (refused := _subcommand_refusal(command, argv)):
+                    append(self._reject(refused))
                 elif limited:
                     append(self._limited(handler, command, argv))
                 elif self.special:

@@ -9,8 +9,12 @@ null array. The changes that touch a key:
 
 - a write command that changed it, by any client, the watcher itself included (the session
   tells this from what the command would journal: persistence/aof.py ``propagate``; a ZADD
-  that changed no score, BITFIELD without SET or INCRBY and RENAME of a key to itself do not
-  touch, as in Redis), and the target of MOVE and COPY ... DB in the other database;
+  or ZINCRBY that changed no score, a SETBIT that changed no bit, BITFIELD without SET or
+  INCRBY, RENAME of a key to itself, SMOVE within one set, GETEX PERSIST of a key without a
+  time to live, a ``*STORE`` of nothing to a key that did not exist, and XSETID (which Redis
+  7.0 propagates but does not signal) do not touch, as in Redis), only the destination of a
+  ``*STORE`` or of SORT's and GEORADIUS's STORE, and the target of MOVE and COPY ... DB in the
+  other database; PFCOUNT, when it writes a stale cached count back into the value;
 - its deletion because its time passed; and at EXEC, a watched key whose time has passed
   touches its watcher even if nothing deleted it yet;
 - FLUSHDB and FLUSHALL, for keys that existed; SWAPDB, for keys that exist in either
@@ -43,8 +47,11 @@ _DESTINATION = {
     b"zunionstore": 1,
     b"zdiffstore": 1,
     b"zrangestore": 1,
+    b"geosearchstore": 1,
     b"bitop": 2,
 }
+# Commands that write a key named after a STORE (or STOREDIST) option, if they have one.
+_STORE_OPTION = frozenset((b"sort", b"georadius", b"georadiusbymember"))
 # Commands whose handlers touch what they write themselves: they reach another database.
 _OWN_TOUCHES = frozenset((b"copy", b"move", b"flushdb", b"flushall", b"swapdb"))
 
@@ -137,6 +144,21 @@ class Watches:
         return False
 
 
+def destination(argv: list[bytes]) -> bytes | None:
+    """The key a command that reads keys and stores a result writes: a ``*STORE``'s
+    destination, BITOP's, and the last STORE or STOREDIST key of SORT and GEORADIUS (None for
+    one without, or for another command)."""
+    name = argv[0].lower()
+    where = _DESTINATION.get(name)
+    if where is not None:
+        return argv[where] if where < len(argv) else None
+    if name not in _STORE_OPTION:
+        return None
+    words = (b"STORE",) if name == b"sort" else (b"STORE", b"STOREDIST")
+    stores = [i + 1 for i in range(2, len(argv) - 1) if argv[i].upper() in words]
+    return argv[stores[-1]] if stores else None
+
+
 def scores(db: Keyspace, key: bytes) -> dict[bytes, float] | None:
     """A sorted set's scores as they are now (ZADD touches its key only if one changed)."""
     value = db.data.get(key)
@@ -161,12 +183,11 @@ def written_keys(spec: tuple[int, int, int], argv: list[bytes], reply: bytes) ->
         return []  # a key renamed to itself does not change
     if name == b"bitfield" and not any(arg.upper() in (b"SET", b"INCRBY") for arg in argv[2:]):
         return []
-    where = _DESTINATION.get(name)
-    if where is not None:
-        return [argv[where]]
-    if name == b"sort":
-        stores = [i + 1 for i in range(2, len(argv) - 1) if argv[i].upper() == b"STORE"]
-        return [argv[stores[-1]]] if stores else []
+    if name == b"xsetid":
+        return []  # Redis 7.0's XSETID propagates but signals no watcher
+    if name in _DESTINATION or name in _STORE_OPTION:
+        written = destination(argv)
+        return [] if written is None else [written]
     if name.endswith(b"mpop"):  # *2 $n key [...]
         start = reply.find(b"\r\n", 4) + 2
         return [reply[start : start + int(reply[5 : start - 2])]]

@@ -17,6 +17,7 @@ from residentd.apps.kv import hyperloglog as hll
 from residentd.apps.kv.commands.common import read, write
 from residentd.apps.kv.commands.registry import command
 from residentd.apps.kv.errors import KvError
+from residentd.apps.kv.journaling import journal_served
 from residentd.codecs.resp import OK, ONE, ZERO, integer
 
 if TYPE_CHECKING:
@@ -93,7 +94,11 @@ def pfcount(s: Client, argv: list[bytes]) -> bytes:
         result = hll.count(value)
     except ValueError:
         raise KvError(errors.INVALID_HLL) from None
+    # The count is cached in the value, which changed: as Redis, journaled and signalled
+    # (a watcher's EXEC fails), though PFCOUNT is a read.
     _store(s, key, value)
+    journal_served(s, [b"PFCOUNT", key])
+    s.state.touch(s.db, key)
     return integer(result)
 
 

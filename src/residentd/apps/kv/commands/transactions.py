@@ -1,7 +1,8 @@
 """Transactions: MULTI, EXEC, DISCARD, WATCH and UNWATCH, as in Redis's ``multi.c``.
 
-Inside MULTI the session queues each command and answers ``+QUEUED``; a command refused
-before running (unknown, wrong arity, not allowed) dooms the transaction, and EXEC then
+Inside MULTI the session queues each command but MULTI, EXEC, DISCARD and WATCH (and QUIT and
+RESET) and answers ``+QUEUED``; a command refused before running (unknown, an unknown
+subcommand, wrong arity, not allowed) dooms the transaction, and EXEC then
 answers EXECABORT. EXEC runs the queue in one go, which in a single-threaded server is all
 atomicity needs. redis-py's default pipeline wraps its commands this way. A watched key
 changed before EXEC (watch.py has the rules) makes EXEC answer a null array and run nothing;
@@ -76,12 +77,15 @@ def watch(s: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-@_control(
+@command(
     "unwatch",
+    1,
     "noscript loading stale fast allow_busy",
+    "transactions",
     "Forgets about watched keys of a transaction.",
-    "2.2.0",
-)
+    since="2.2.0",
+    keys=(0, 0, 0),
+)  # queued inside MULTI, as in Redis: EXEC has forgotten the keys by the time it runs
 def unwatch(s: Client, argv: list[bytes]) -> bytes:
     s.unwatch()
     return OK

@@ -220,7 +220,10 @@ def _setrange(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> l
 
 
 def _stored(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
-    return [] if reply[:1] == b"*" else [argv]  # SORT without STORE changed nothing
+    """A command that stores what it found (``existed``: whether the key it stores to was
+    there): nothing found and nothing there before changed nothing, as Redis's ``dbDelete`` of
+    the destination then deletes nothing; SORT or GEORADIUS without STORE changed nothing."""
+    return [] if reply[:1] == b"*" or (reply == ZERO and not existed) else [argv]
 
 
 def _spop(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
@@ -383,8 +386,22 @@ RULES: dict[bytes, Rule] = {
     b"brpoplpush": _as_move,
     b"pfadd": _unless_zero,  # no register changed
     b"restore": _restore,
-    b"georadius": _stored,  # without STORE it changed nothing
-    b"georadiusbymember": _stored,
+    **dict.fromkeys(
+        (
+            b"georadius",
+            b"georadiusbymember",
+            b"geosearchstore",
+            b"sinterstore",
+            b"sunionstore",
+            b"sdiffstore",
+            b"zinterstore",
+            b"zunionstore",
+            b"zdiffstore",
+            b"zrangestore",
+            b"bitop",
+        ),
+        _stored,
+    ),
     **dict.fromkeys(
         (
             b"xadd",
@@ -404,7 +421,8 @@ RULES: dict[bytes, Rule] = {
 
 def propagate(db: Keyspace, argv: list[bytes], reply: bytes, existed: bool) -> list[list[bytes]]:
     """The commands to log for a write command that ran with this reply; ``existed`` says
-    whether its first key was in the keyspace before it ran."""
+    whether the key it writes (the destination of one that stores a result: watch.py's
+    ``destination``; else its first key) was in the keyspace before it ran."""
     if reply[:1] == b"-":
         return []
     rule = RULES.get(argv[0].lower(), _as_is)
