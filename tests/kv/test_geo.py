@@ -74,7 +74,17 @@ FIXED: list[Command] = [
     ("geohash", "edges", "a", "b", "c", "ne", "sw", "zero"),
     ("geosearch", "edges", "fromlonlat", "0", "0", "byradius", "0", "km"),
     ("geosearch", "edges", "fromlonlat", "179", "84", "bybox", "500", "500", "km", "withcoord"),
-]
+    # A sorted set's own scores, no geohash: Redis reads each as (uint64_t)score, which on
+    # x86-64 wraps a negative one and takes 2**64 and up, and the infinities, to 0 or 2**63.
+    ("zadd", "odd", "inf", "inf", "-inf", "-inf", "1e20", "big", "-1e20", "low", "-1", "minus",
+     "9223372036854775808", "top", "18446744073709551616", "past", "4503599627370496", "over",
+     "-0.5", "half"),
+    ("geopos", "odd", "inf", "-inf", "big", "low", "minus", "top", "past", "over", "half"),
+    ("geohash", "odd", "inf", "-inf", "big", "low", "minus", "top", "past", "over", "half"),
+    ("geodist", "odd", "inf", "low"),
+    ("geodist", "odd", "big", "top", "km"),
+    ("geodist", "odd", "minus", "over"),
+]  # fmt: skip
 
 
 def _points(rng: random.Random) -> list[Command]:

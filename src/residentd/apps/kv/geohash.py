@@ -28,6 +28,7 @@ _EVEN = 0x5555555555555555
 _ODD = 0xAAAAAAAAAAAAAAAA
 
 Area = tuple[float, float, float, float]  # longitude min, max, latitude min, max
+_UINT64 = 2**64 - 1
 
 
 def _spread(value: int) -> int:
@@ -73,9 +74,28 @@ def decode_area(bits: int, step: int = STEP_MAX) -> Area:
     )
 
 
+def _truncated(value: float) -> int:
+    """x86-64's ``cvttsd2si``: ``value`` truncated to a 64-bit integer, and the "integer
+    indefinite" -2**63 for one out of range or not a number."""
+    if math.isfinite(value) and -(2.0**63) <= value < 2.0**63:
+        return int(value)
+    return -(2**63)
+
+
+def c_uint64(value: float) -> int:
+    """``(uint64_t)value`` as a C compiler writes it for x86-64 (Redis's ``decodeGeohash`` of a
+    score): below 2**63 truncated (a negative one wraps), else truncated from ``value - 2**63``
+    with the top bit flipped; past the range (2**64 and up, the infinities) that is 0 or 2**63,
+    not an error."""
+    if value >= 2.0**63:
+        return (_truncated(value - 2.0**63) ^ 1 << 63) & _UINT64
+    return _truncated(value) & _UINT64
+
+
 def decode(score: float) -> tuple[float, float]:
-    """The position a member's score stands for: its cell's centre, clamped."""
-    bits = int(score) & 0xFFFFFFFFFFFFFFFF if math.isfinite(score) else 1 << 63
+    """The position a member's score stands for: its cell's centre, clamped. A score that is
+    no geohash (a sorted set's own) is read as Redis reads it: ``c_uint64``."""
+    bits = c_uint64(score)
     long_min, long_max, lat_min, lat_max = decode_area(bits)
     longitude = min(max((long_min + long_max) / 2, LONG_MIN), LONG_MAX)
     latitude = min(max((lat_min + lat_max) / 2, LAT_MIN), LAT_MAX)
