@@ -182,6 +182,31 @@ CASES: list[tuple[str | int, ...]] = [
     ("eval", "setmetatable(string, {})", 0),
     ("eval", "return type(getmetatable(string))", 0),
     ("eval", "KEYS[1] = 'x' return {KEYS[1], ('abc'):upper(), string.format('%d', 7)}", 0),
+    # redis.pcall's error tables carry Redis 7.0's ignore_error_stats_update mark once the
+    # command was looked up; pcall gives an error table's err; error_reply as luaPushErrorBuff.
+    *[
+        ("eval", f"return cjson.encode({{redis.pcall({call})}})", 0)
+        for call in (
+            "'nosuch'",
+            "",
+            "'get', {}",
+            "'del'",
+            "'incr', 'h'",
+            "'multi'",
+            "'xgroup', 'nosuch'",
+            "'xgroup', 'create', 'k'",
+            "'object', 'encoding'",
+        )
+    ],
+    ("eval", "return redis.call('xgroup', 'nosuch')", 0),
+    *[
+        ("eval", f"return cjson.encode({{pcall(error, {value})}})", 0)
+        for value in ("{err=5}", "{err='x', y=1}", "{y=1}", "'text'")
+    ],
+    *[
+        ("eval", f"return redis.error_reply({value})", 0)
+        for value in ("'x'", "'-x'", "''", "'MY err'", "'-MY err'", "'x y\\r\\n'", "'a', 'b'")
+    ],
 ]
 
 

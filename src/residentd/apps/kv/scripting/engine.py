@@ -168,12 +168,16 @@ class Scripts:
         except ScriptError as exc:
             if raise_errors:
                 raise
+            if exc.before_call:
+                return self.sandbox.table_of({b"err": exc.text})
             reply = b"-" + exc.text + b"\r\n"
         if reply[:1] == b"-":
             text = reply[1:-2]
             if raise_errors:
                 raise ScriptError(text)
-            return self.sandbox.table_of({b"err": text})
+            # Redis 7.0 marks the table of an error the command's call made (its stats are
+            # counted once), and a script can see the mark.
+            return self.sandbox.table_of({b"err": text, b"ignore_error_stats_update": True})
         return to_lua(reply, self.sandbox.table)
 
     def _execute(self, args: tuple[Any, ...]) -> bytes:
@@ -182,12 +186,20 @@ class Scripts:
         run = self.running
         assert run is not None, "redis.call outside a script"
         if not args:
-            raise ScriptError(b"ERR Please specify at least one argument for this redis lib call")
+            raise ScriptError(
+                b"ERR Please specify at least one argument for this redis lib call", True
+            )
         argv = [_argument(arg) for arg in args]
         entry = self.dispatch.get(argv[0]) or self.dispatch.get(argv[0].lower())
         if entry is None:
             raise ScriptError(b"ERR Unknown Redis command called from script")
         handler, _, command = entry
+        if command.subcommands and len(argv) > 1:  # Redis looks the subcommand up as well
+            sub = command.subcommands.get(argv[1].lower())
+            if sub is None:
+                raise ScriptError(b"ERR Unknown Redis command called from script")
+            if not sub.arity_ok(len(argv)):
+                raise ScriptError(b"ERR Wrong number of args calling Redis command from script")
         if not command.arity_ok(len(argv)):
             raise ScriptError(b"ERR Wrong number of args calling Redis command from script")
         flags = _flags(command, argv)
@@ -268,7 +280,10 @@ class Scripts:
 
 
 def _argument(value: Any) -> bytes:
-    return _text(value, b"ERR Lua redis lib command arguments must be strings or integers")
+    try:
+        return _text(value, b"ERR Lua redis lib command arguments must be strings or integers")
+    except ScriptError as exc:
+        raise ScriptError(exc.text, before_call=True) from None
 
 
 def _flags(command: Command, argv: list[bytes]) -> tuple[str, ...]:

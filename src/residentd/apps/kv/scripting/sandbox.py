@@ -57,9 +57,16 @@ for _, name in ipairs({'assert', 'collectgarbage', 'coroutine', 'error', 'gcinfo
 end
 env._G = env
 
+-- Redis 7.0's pcall (luaRedisPcall): an error that is a table with a string (or number)
+-- `err` gives that field, not the table.
 local function unwrapped(ok, ...)
   if ok then return ok, ... end
-  return false, error_text((...))
+  local err = error_text((...))
+  if type(err) == 'table' then
+    local text = err.err
+    if type(text) == 'string' or type(text) == 'number' then return false, text end
+  end
+  return false, err
 end
 env.pcall = function(f, ...) return unwrapped(raw_pcall(f, ...)) end
 
@@ -108,10 +115,15 @@ for name, fn in pairs(py.redis) do redis[name] = fn end
 -- frame, so an error still names the script's line.
 redis.call, redis.pcall = py.call, py.pcall
 local function bad_arguments() return {err = 'ERR wrong number or type of arguments'} end
-redis.error_reply = function(message)
-  if type(message) ~= 'string' then return bad_arguments() end
+-- luaPushErrorBuff: "-CODE message" keeps its code, a message of one word gets ERR's; the
+-- message loses the CR and LF at its ends.
+redis.error_reply = function(...)
+  local message = ...
+  if select('#', ...) ~= 1 or type(message) ~= 'string' then return bad_arguments() end
   if message:sub(1, 1) == '-' then message = message:sub(2) end
-  return {err = message}
+  local code, text = message:match('^([^ ]*) (.*)$')
+  if code == nil then code, text = 'ERR', message end
+  return {err = code .. ' ' .. text:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')}
 end
 redis.status_reply = function(message)
   if type(message) ~= 'string' then return bad_arguments() end
@@ -218,9 +230,12 @@ class ScriptError(ResidentdError):
     """Raised by a Python function called from a script: the script sees the Lua error
     ``{err = text}`` (``text`` is an error reply without its "-")."""
 
-    def __init__(self, text: bytes) -> None:
+    def __init__(self, text: bytes, before_call: bool = False) -> None:
         super().__init__(text)
         self.text = text
+        # Refused before the command was looked up (no arguments, an argument of a wrong
+        # type): Redis's error table for pcall then lacks ``ignore_error_stats_update``.
+        self.before_call = before_call
 
 
 class _Null:
