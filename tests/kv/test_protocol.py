@@ -107,3 +107,45 @@ def test_maxclients_refusal_text(loop_kind: str) -> None:
         with Raw(server.port) as third:
             assert third.read_until_closed() == b"-ERR max number of clients reached\r\n"
         assert first.call("PING") == b"+PONG\r\n"
+
+
+MANGLED = [
+    b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n\n$1\r\nk\r\n",  # "expected '$', got '\n'": one line
+    b"*2\r\n$3\r\nGET\r\n\r$1\r\nk\r\n",
+    b"*1\r\n$4\x00\r\nPING\r\n",  # a NUL before a line's CR: Redis's strchr never finds it
+    b"*1\x00\r\n$4\r\nPING\r\n",
+    b"PING\r\n\x00GET k\r\nPING\r\n",  # ... nor an inline line's LF
+    b"GET k\x00\r\nPING\r\n",
+    b"*1\r\n$4\r\nPI\x00G\r\nGET \x00\r\n",
+    b"*1\r\n$4\r\nPING\r\nP\x04NG\r\n*-1\r\nPING\r\n",
+    b"*0\r\n*1\r\n$4\r\nPING\r\n*1\r\n$-1\r\n",
+    b"ECHO 'a\x00b'\r\n",
+    b'SET k "\\x4"\r\nGET k\r\n',
+]
+
+
+def _answered(port: int, request: bytes) -> tuple[bytes, bool]:
+    """All a server answers ``request`` (then a PING of its own) until it closes the connection
+    or sends nothing more for 0.2 s; and whether it closed."""
+    with Raw(port, timeout=0.2) as client:
+        client.send(request + resp("PING", "end"))
+        received = b""
+        try:
+            while not received.endswith(b"$3\r\nend\r\n"):
+                chunk = client.sock.recv(65536)
+                if not chunk:
+                    return received, True
+                received += chunk
+        except TimeoutError:
+            pass
+        return received, False
+
+
+@pytest.mark.parametrize("request_bytes", MANGLED)
+def test_mangled_requests_are_answered_as_redis_answers_them(
+    request_bytes: bytes, redis_port: int
+) -> None:
+    """Found by feeding both servers requests with bytes flipped, inserted and cut: what kv
+    answers, and whether it closes or waits for more, is Redis's."""
+    with KvThread() as server:
+        assert _answered(server.port, request_bytes) == _answered(redis_port, request_bytes)

@@ -167,8 +167,9 @@ class RespCodec(RespParser):
         return b"".join(head) + rest
 
     def error_reply(self, error: ProtocolError) -> bytes | None:
-        if error.code in PROTOCOL_CODES:
-            return b"-ERR Protocol error: " + error.detail.encode("latin-1") + CRLF
+        if error.code in PROTOCOL_CODES:  # one line, as Redis's addReplyErrorFormat makes it
+            detail = error.detail.replace("\r", " ").replace("\n", " ")
+            return b"-ERR Protocol error: " + detail.encode("latin-1") + CRLF
         return _CLOSE_REPLIES.get(error.code, b"-ERR " + error.code.encode() + CRLF)
 
     # -- the rest ------------------------------------------------------------------------------

@@ -59,6 +59,16 @@ def parse_int(text: bytes) -> int | None:
     return value
 
 
+def _line_end(buf: bytearray, pos: int, terminator: bytes) -> int:
+    """Where the line at ``pos`` ends, as Redis finds it: ``strchr`` for the terminator, which
+    stops at a NUL, so a line with a NUL before its end never ends (the client stalls until
+    the limit on a line's size is passed); -1 for not yet."""
+    found = buf.find(terminator, pos)
+    if found > pos and buf.find(b"\0", pos, found) >= 0:
+        return -1
+    return found
+
+
 class RespParser:
     """The exact parser's state, and ``_parse``, which reads commands off ``_buffer``."""
 
@@ -110,7 +120,7 @@ class RespParser:
             while pos < end:
                 if self._argv is None:
                     if buf[pos] != 0x2A:  # not '*': an inline command
-                        newline = buf.find(b"\n", pos)
+                        newline = _line_end(buf, pos, b"\n")
                         if newline < 0:
                             if end - pos > INLINE_MAX_SIZE:
                                 raise _error(
@@ -129,7 +139,7 @@ class RespParser:
                             if one:
                                 return True
                         continue
-                    newline = buf.find(b"\r", pos)
+                    newline = _line_end(buf, pos, b"\r")
                     if newline < 0:
                         if end - pos > INLINE_MAX_SIZE:
                             raise _error(
@@ -154,7 +164,7 @@ class RespParser:
                 while self._remaining:
                     size = self._bulk_len
                     if size < 0:
-                        newline = buf.find(b"\r", pos)
+                        newline = _line_end(buf, pos, b"\r")
                         if newline < 0:
                             if end - pos > INLINE_MAX_SIZE:
                                 raise _error(
@@ -165,7 +175,7 @@ class RespParser:
                         if newline > end - 2:
                             return False
                         if buf[pos] != 0x24:  # '$'
-                            got = buf[pos : pos + 1].decode("latin-1").replace("\r", " ")
+                            got = chr(buf[pos])  # the codec's reply writes CR and LF as spaces
                             raise _error(
                                 ProtocolErrorCode.UNEXPECTED_TYPE, f"expected '$', got '{got}'"
                             )
