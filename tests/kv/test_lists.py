@@ -407,6 +407,34 @@ def sorted_sets(port: int) -> list[bytes]:
         return heard
 
 
+def overwritten(port: int) -> list[bytes]:
+    """A key a client waits on for a list, holding a string, replaced by SORT ... STORE (or a
+    sorted set's by ZUNIONSTORE): Redis's setKey overwrites it and wakes nobody, nor does a
+    later push onto it; its deletion and creation anew, or a RENAME onto it, does."""
+    with clients(port, 3) as (waiter, other, writer):
+        waiter.send(resp("BLPOP", "l", "0"))
+        other.send(resp("BZPOPMIN", "z", "0"))
+        wait_blocked(port, 2)
+        heard = [
+            writer.call("SET", "l", "text"),
+            writer.call("RPUSH", "src", "b", "a"),
+            writer.call("SORT", "src", "ALPHA", "STORE", "l"),
+            writer.call("SET", "z", "text"),
+            writer.call("ZADD", "zsrc", "1", "m"),
+            writer.call("ZUNIONSTORE", "z", "1", "zsrc"),
+        ]
+        assert silent(waiter) and silent(other)
+        heard += [
+            writer.call("LMOVE", "src", "l", "LEFT", "RIGHT"),
+            writer.call("ZADD", "z", "0", "n"),
+        ]
+        assert silent(waiter) and silent(other)
+        heard += [writer.call("DEL", "l"), writer.call("RPUSH", "l", "x"), *waiter.replies(1)]
+        heard += [writer.call("RPUSH", "tmp", "y"), writer.call("RENAME", "zsrc", "z")]
+        heard += [*other.replies(1), writer.call("LRANGE", "l", "0", "-1")]
+        return heard
+
+
 SCENARIOS: dict[str, Scenario] = {
     "sorted-sets": sorted_sets,
     "resp3": resp3,
@@ -419,6 +447,7 @@ SCENARIOS: dict[str, Scenario] = {
     "moves": moves,
     "gone": gone,
     "unblock": unblock,
+    "overwritten": overwritten,
 }
 
 

@@ -318,7 +318,10 @@ run_zincrby(Keyspace *db, PyObject *argv, Output *out)
         return 0;
     if (present < 0 || zset_add(zset, &parts, &big, member, score) < 0)
         return -1;
-    return write_score(out, score) < 0 ? -1 : 1; /* the sum as computed, -0 included */
+    if (write_score(out, score) < 0) /* the sum as computed, -0 included */
+        return -1;
+    /* By 0 the score stays: Redis propagates nothing (journaling.py's _zero_increment). */
+    return present == 1 && by == 0 && isfinite(old) ? 2 : 1;
 }
 
 /* ZSCORE, ZRANK and ZREVRANK: a member's score or rank. */

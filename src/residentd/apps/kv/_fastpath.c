@@ -495,8 +495,8 @@ plan_batch(PyObject *commands, Py_ssize_t start, Py_ssize_t end, enum command *c
 }
 
 /* Whether the loop journals a command it ran as its request (when its run function returned
- * 1: SADD, SREM and HDEL return 2 when they changed nothing). The other writes log themselves
- * when they changed something (Keyspace.journal). */
+ * 1: SADD, SREM and HDEL return 2 when they changed nothing, ZINCRBY when it added 0). The
+ * other writes log themselves when they changed something (Keyspace.journal). */
 static int
 journaled_as_request(enum command command)
 {

@@ -32,9 +32,12 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from residentd.errors import ResidentdError
+
+if TYPE_CHECKING:
+    from residentd.apps.kv.store import Keyspace
 
 # A blocked command's attempt to answer from a key that became ready: the reply, or None if
 # that key cannot serve it (gone, empty, another type).
@@ -76,13 +79,18 @@ class Wait:
 class Blocking:
     """The blocked clients of one kv daemon."""
 
-    __slots__ = ("clients", "keys", "names", "ready")
+    __slots__ = ("clients", "keys", "names", "ready", "stale")
 
     def __init__(self) -> None:
         self.keys: dict[Key, deque[Wait]] = {}  # waited key -> its waits, first first
         self.names: dict[bytes, int] = {}  # a waited key's name -> how many keys have it
         self.ready: dict[Key, None] = {}  # keys that may serve a wait, in signal order
         self.clients: dict[int, Wait] = {}  # client id -> its wait
+        # Waited keys that hold a value no waiter was told of: a store replaced what they held
+        # (Redis's setKey then overwrites, which signals nobody). Only their deletion and
+        # creation again, or a command that deletes and adds them (RENAME, COPY and RESTORE
+        # with REPLACE), or SWAPDB makes them ready, as in Redis.
+        self.stale: set[Key] = set()
 
     def __len__(self) -> int:
         return len(self.clients)
@@ -112,16 +120,36 @@ class Blocking:
         self.clients[client.id] = wait
         return wait
 
-    def touched(self, db: int, argv: list[bytes]) -> None:
-        """After a write command in database ``db``: mark the waited keys among its
-        arguments ready."""
+    def touched(self, db: Keyspace, argv: list[bytes]) -> None:
+        """After a write command in ``db``: mark the waited keys among its arguments ready (a
+        waited key is absent, so a write that names it created it, as Redis's dbAdd signals),
+        but a stale one (``overwrote``) only when this command deleted and added it."""
         keys = self.keys
-        for arg in argv[1:]:
-            if (db, arg) in keys:
-                self.ready[(db, arg)] = None
+        stale = self.stale
+        index = db.index
+        for position, arg in enumerate(argv[1:], 1):
+            key = (index, arg)
+            if key not in keys:
+                continue
+            if key in stale:
+                if arg not in db.data:
+                    stale.discard(key)  # gone: its next creation signals
+                    continue
+                if not _deletes_and_adds(argv, position):
+                    continue
+                stale.discard(key)
+            self.ready[key] = None
+
+    def overwrote(self, db: int, key: bytes) -> None:
+        """A store (SORT ... STORE, ZUNIONSTORE and its kin, GEOSEARCHSTORE) replaces ``key``,
+        which holds a value: as in Redis, that wakes no client waiting on it, even when a
+        string becomes the list or sorted set they wait for."""
+        if (db, key) in self.keys:
+            self.stale.add((db, key))
 
     def signal(self, db: int, key: bytes) -> None:
         if (db, key) in self.keys:
+            self.stale.discard((db, key))
             self.ready[(db, key)] = None
 
     def serve_ready(self) -> None:
@@ -174,8 +202,20 @@ class Blocking:
                 waits.remove(wait)
             if not waits:
                 del self.keys[key]
+                self.stale.discard(key)
                 count = self.names[key[1]] - 1
                 if count:
                     self.names[key[1]] = count
                 else:
                     del self.names[key[1]]
+
+
+def _deletes_and_adds(argv: list[bytes], position: int) -> bool:
+    """Whether the command writes the key at ``position`` by deleting it and adding it anew
+    (Redis's dbDelete then dbAdd, which signals): RENAME's destination, COPY's and RESTORE's
+    with REPLACE."""
+    name = argv[0].lower()
+    if name in (b"rename", b"renamenx"):
+        return position == 2
+    replace = any(arg.lower() == b"replace" for arg in argv[3:])
+    return replace and position == (2 if name == b"copy" else 1 if name == b"restore" else -1)

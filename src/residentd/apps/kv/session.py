@@ -346,7 +346,7 @@ class KvSession(Session[KvApp]):
         """While clients wait on keys: mark those a write touched ready, and serve them."""
         blocking = self.state.blocking
         if handler in WRITES:
-            blocking.touched(self.db.index, argv)
+            blocking.touched(self.db, argv)
         if blocking.ready:
             blocking.serve_ready()
 
@@ -600,7 +600,7 @@ class KvSession(Session[KvApp]):
         if blocking.keys:  # the waiters are served after EXEC, in the session's loop
             for handler, argv in queued:
                 if handler in WRITES:
-                    blocking.touched(self.db.index, argv)
+                    blocking.touched(self.db, argv)
         if self.resp == 3:  # each reply by its own command's shape (EXEC's is CONVERTED)
             replies = [
                 to_resp3(reply, shape_of(argv[0].lower().decode("latin-1"), argv))

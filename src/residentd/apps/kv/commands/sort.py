@@ -153,6 +153,8 @@ def _sort(s: Client, argv: list[bytes], readonly: bool) -> bytes:
     if store is None:
         return bulk_array(results)
     if results:
+        if s.state.blocking.keys and db.exists(store):
+            s.state.blocking.overwrote(db.index, store)
         db.set(store, deque(b"" if r is None else r for r in results))
     else:
         db.delete(store)

@@ -228,7 +228,7 @@ class Scripts:
             state.eviction.touch_keys(client.db, command.name, command.keys, argv)
         blocking = self.state.blocking
         if write and blocking.keys:  # the clients it may serve are served after the script
-            blocking.touched(client.db.index, argv)
+            blocking.touched(client.db, argv)
         if run.resp == 3:
             reply = to_resp3(reply, shape_of(command.name, argv))
         return reply
