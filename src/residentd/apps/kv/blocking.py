@@ -213,9 +213,9 @@ class Blocking:
 def _deletes_and_adds(argv: list[bytes], position: int) -> bool:
     """Whether the command writes the key at ``position`` by deleting it and adding it anew
     (Redis's dbDelete then dbAdd, which signals): RENAME's destination, COPY's and RESTORE's
-    with REPLACE."""
+    with REPLACE (RENAMENX onto a key that holds a value changes nothing)."""
     name = argv[0].lower()
-    if name in (b"rename", b"renamenx"):
+    if name == b"rename":
         return position == 2
     replace = any(arg.lower() == b"replace" for arg in argv[3:])
     return replace and position == (2 if name == b"copy" else 1 if name == b"restore" else -1)
