@@ -140,12 +140,12 @@ class Blocking:
                 stale.discard(key)
             self.ready[key] = None
 
-    def overwrote(self, db: int, key: bytes) -> None:
-        """A store (SORT ... STORE, ZUNIONSTORE and its kin, GEOSEARCHSTORE) replaces ``key``,
-        which holds a value: as in Redis, that wakes no client waiting on it, even when a
-        string becomes the list or sorted set they wait for."""
-        if (db, key) in self.keys:
-            self.stale.add((db, key))
+    def overwrote(self, db: Keyspace, key: bytes) -> None:
+        """A store (SORT ... STORE, ZUNIONSTORE and its kin, GEOSEARCHSTORE) is about to
+        replace ``key``: if it holds a value, as in Redis that wakes no client waiting on it,
+        even when a string becomes the list or sorted set they wait for."""
+        if (db.index, key) in self.keys and db.exists(key):
+            self.stale.add((db.index, key))
 
     def signal(self, db: int, key: bytes) -> None:
         if (db, key) in self.keys:

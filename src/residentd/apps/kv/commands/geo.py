@@ -343,8 +343,7 @@ def _store(s: Client, key: bytes, found: list[Found], conversion: float, storedi
     entries = [
         (meters / conversion if storedist else score, member) for meters, score, member in found
     ]
-    if s.state.blocking.keys and s.db.exists(key):
-        s.state.blocking.overwrote(s.db.index, key)
+    s.state.blocking.overwrote(s.db, key)
     s.db.set(key, SortedSet(entries))
     return integer(len(entries))
 

@@ -153,8 +153,7 @@ def _sort(s: Client, argv: list[bytes], readonly: bool) -> bytes:
     if store is None:
         return bulk_array(results)
     if results:
-        if s.state.blocking.keys and db.exists(store):
-            s.state.blocking.overwrote(db.index, store)
+        s.state.blocking.overwrote(db, store)
         db.set(store, deque(b"" if r is None else r for r in results))
     else:
         db.delete(store)

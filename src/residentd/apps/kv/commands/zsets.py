@@ -81,8 +81,7 @@ def _store(s: Client, key: bytes, entries: list[Entry], size_hint: int | None = 
         result = SortedSet(entries)
     else:
         result = SortedSet.filled_in_order(entries, size_hint)
-    if s.state.blocking.keys and s.db.exists(key):
-        s.state.blocking.overwrote(s.db.index, key)
+    s.state.blocking.overwrote(s.db, key)
     s.db.set(key, result)
     return integer(len(result))
 
